@@ -1,0 +1,53 @@
+// Topic administration and the lag query: partitions of a topic, and per partition the log start,
+// end and committed offsets of a consumer group.
+// Thread-safety: every method may be called from any thread (each call has its own result queue).
+#pragma once
+
+#include <chrono>
+#include <cstdint>
+#include <memory>
+#include <optional>
+#include <string>
+#include <vector>
+
+#include "runnel/broker/kafka.hpp"
+
+namespace runnel::broker {
+
+struct PartitionOffsets {
+  std::int32_t partition = -1;
+  std::int64_t log_start = 0;  // the oldest offset the broker still has
+  std::int64_t end = 0;        // the offset the next record will get (high watermark)
+  std::optional<std::int64_t> committed;  // the group's committed offset, if it has one
+
+  // Events waiting: from the committed offset (or the log start when there is none, or when the
+  // broker dropped records past it) to the end. Never negative.
+  std::int64_t Lag() const;
+  // Records the group never saw because the log start moved past its committed offset.
+  std::int64_t Lost() const;
+};
+
+class Admin {
+ public:
+  explicit Admin(const KafkaConfig& config);
+  ~Admin();
+  Admin(const Admin&) = delete;
+  Admin& operator=(const Admin&) = delete;
+
+  // Creates a topic through the CreateTopics API (real Kafka, Redpanda). Already existing is fine.
+  // The embedded broker does not implement CreateTopics: use EmbeddedBroker::CreateTopic there.
+  void CreateTopic(const std::string& topic, int partitions, int replication_factor = -1,
+                   std::chrono::milliseconds timeout = std::chrono::seconds(10));
+  // Partition ids of a topic; throws KafkaError (UNKNOWN_TOPIC_OR_PART) when it does not exist.
+  std::vector<std::int32_t> Partitions(const std::string& topic,
+                                       std::chrono::milliseconds timeout = std::chrono::seconds(5));
+  // Offsets of every partition of `topic` for `group`; an empty group leaves `committed` unset.
+  std::vector<PartitionOffsets> Offsets(const std::string& topic, const std::string& group,
+                                        std::chrono::milliseconds timeout = std::chrono::seconds(5));
+
+ private:
+  struct Impl;
+  std::unique_ptr<Impl> impl_;
+};
+
+}  // namespace runnel::broker

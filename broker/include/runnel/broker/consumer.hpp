@@ -1,0 +1,84 @@
+// A Kafka consumer that never commits on its own: offsets are stored only when the caller says an
+// event is done (enable.auto.commit=false and enable.auto.offset.store=false are set in code).
+// Thread-safety: one thread polls; Commit/StoreOffset may be called from that thread only.
+// The destructor commits stored offsets (bounded wait) and closes the consumer.
+#pragma once
+
+#include <chrono>
+#include <cstdint>
+#include <memory>
+#include <optional>
+#include <string>
+#include <vector>
+
+#include "runnel/broker/kafka.hpp"
+#include "runnel/core/envelope.hpp"
+
+namespace runnel::broker {
+
+struct Message {
+  std::string topic;
+  std::int32_t partition = -1;
+  std::int64_t offset = -1;
+  std::optional<std::string> key;
+  std::string value;
+  Headers headers;
+  std::int64_t timestamp_ms = -1;  // the record's timestamp, -1 if none
+};
+
+struct TopicPartitionOffset {
+  std::string topic;
+  std::int32_t partition = -1;
+  std::int64_t offset = -1;  // for Assign: kOffsetStored, kOffsetBeginning, or an absolute offset
+};
+
+inline constexpr std::int64_t kOffsetBeginning = -2;
+inline constexpr std::int64_t kOffsetEnd = -1;
+inline constexpr std::int64_t kOffsetStored = -1000;  // the group's committed offset, else auto.offset.reset
+
+class Consumer {
+ public:
+  struct Options {
+    std::string group;  // group.id; commits go to this group
+    std::string auto_offset_reset = "earliest";
+    // The embedded broker holds an empty fetch for the full fetch.wait.max.ms even when data
+    // arrives meanwhile: keep it small where latency matters.
+    std::chrono::milliseconds fetch_wait_max{10};
+  };
+
+  Consumer(const KafkaConfig& config, Options options);
+  ~Consumer();
+  Consumer(const Consumer&) = delete;
+  Consumer& operator=(const Consumer&) = delete;
+
+  // Joins the group and lets the broker assign partitions (a new group waits ~3 s on the
+  // embedded broker before its first assignment).
+  void Subscribe(const std::vector<std::string>& topics);
+  // Takes the given partitions directly, without a group join: the first records arrive in
+  // milliseconds. Commits still go to the group.
+  void Assign(const std::vector<TopicPartitionOffset>& partitions);
+
+  // The next record, or nullopt when none arrived within `timeout`. End-of-partition events are
+  // skipped; a consumer error that cannot be retried is thrown as KafkaError.
+  std::optional<Message> Poll(std::chrono::milliseconds timeout);
+
+  // Marks everything below `next_offset` on the partition as done; Commit sends it.
+  void StoreOffset(const std::string& topic, std::int32_t partition, std::int64_t next_offset);
+  // Commits stored offsets synchronously. Throws KafkaError on failure (retriable ones included:
+  // the caller decides); "nothing to commit" is not an error.
+  void Commit();
+  // Commits exactly these offsets synchronously.
+  void CommitOffsets(const std::vector<TopicPartitionOffset>& offsets);
+  // The group's committed offsets for these partitions (offset -1001 when none).
+  std::vector<TopicPartitionOffset> Committed(const std::vector<TopicPartitionOffset>& partitions,
+                                              std::chrono::milliseconds timeout = std::chrono::seconds(5));
+
+  void Pause(const std::vector<TopicPartitionOffset>& partitions);
+  void Resume(const std::vector<TopicPartitionOffset>& partitions);
+
+ private:
+  struct Impl;
+  std::unique_ptr<Impl> impl_;
+};
+
+}  // namespace runnel::broker

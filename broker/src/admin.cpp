@@ -1,0 +1,133 @@
+#include "runnel/broker/admin.hpp"
+
+#include <fmt/format.h>
+
+#include <algorithm>
+
+#include "holders.hpp"
+
+namespace runnel::broker {
+
+std::int64_t PartitionOffsets::Lag() const {
+  const std::int64_t from = std::max(committed.value_or(log_start), log_start);
+  return std::max<std::int64_t>(0, end - from);
+}
+
+std::int64_t PartitionOffsets::Lost() const {
+  return committed ? std::max<std::int64_t>(0, log_start - *committed) : 0;
+}
+
+struct Admin::Impl {
+  ClientHandle rk;
+
+  // Runs an admin request on a private queue and waits for its result event.
+  template <typename Call>
+  EventHandle Await(Call&& call, rd_kafka_admin_op_t op, std::chrono::milliseconds timeout, const std::string& what) {
+    QueueHandle queue(rd_kafka_queue_new(rk.get()));
+    AdminOptionsHandle options(rd_kafka_AdminOptions_new(rk.get(), op));
+    char errstr[256];
+    rd_kafka_AdminOptions_set_request_timeout(options.get(), static_cast<int>(timeout.count()), errstr, sizeof errstr);
+    call(options.get(), queue.get());
+    EventHandle event(rd_kafka_queue_poll(queue.get(), static_cast<int>(timeout.count()) + 1000));
+    if (!event) ThrowKafkaError(RD_KAFKA_RESP_ERR__TIMED_OUT, what);
+    if (rd_kafka_event_error(event.get()) != RD_KAFKA_RESP_ERR_NO_ERROR) {
+      throw KafkaError(rd_kafka_event_error(event.get()), fmt::format("{}: {}", what, rd_kafka_event_error_string(event.get())),
+                       IsRetriableKafkaError(rd_kafka_event_error(event.get())));
+    }
+    return event;
+  }
+};
+
+Admin::Admin(const KafkaConfig& config) : impl_(std::make_unique<Impl>()) {
+  // A producer handle: it can run admin requests, metadata and watermark queries without joining
+  // any group.
+  impl_->rk = MakeClient(RD_KAFKA_PRODUCER, MakeConf(config, {}, {}));
+}
+
+Admin::~Admin() = default;
+
+void Admin::CreateTopic(const std::string& topic, int partitions, int replication_factor,
+                        std::chrono::milliseconds timeout) {
+  char errstr[512];
+  std::unique_ptr<rd_kafka_NewTopic_t, Deleter<rd_kafka_NewTopic_destroy>> spec(
+      rd_kafka_NewTopic_new(topic.c_str(), partitions, replication_factor, errstr, sizeof errstr));
+  if (!spec) throw KafkaConfigError(fmt::format("topic {}: {}", topic, errstr));
+  rd_kafka_NewTopic_t* specs[] = {spec.get()};
+  const std::string what = fmt::format("creating topic {} with {} partitions", topic, partitions);
+  auto event = impl_->Await(
+      [&](rd_kafka_AdminOptions_t* options, rd_kafka_queue_t* queue) {
+        rd_kafka_CreateTopics(impl_->rk.get(), specs, 1, options, queue);
+      },
+      RD_KAFKA_ADMIN_OP_CREATETOPICS, timeout, what);
+  size_t count = 0;
+  const rd_kafka_topic_result_t** results =
+      rd_kafka_CreateTopics_result_topics(rd_kafka_event_CreateTopics_result(event.get()), &count);
+  for (size_t i = 0; i < count; ++i) {
+    const auto err = rd_kafka_topic_result_error(results[i]);
+    if (err != RD_KAFKA_RESP_ERR_NO_ERROR && err != RD_KAFKA_RESP_ERR_TOPIC_ALREADY_EXISTS) {
+      throw KafkaError(err, fmt::format("{}: {}", what, rd_kafka_topic_result_error_string(results[i])),
+                       IsRetriableKafkaError(err));
+    }
+  }
+}
+
+std::vector<std::int32_t> Admin::Partitions(const std::string& topic, std::chrono::milliseconds timeout) {
+  std::unique_ptr<rd_kafka_topic_t, Deleter<rd_kafka_topic_destroy>> rkt(rd_kafka_topic_new(impl_->rk.get(), topic.c_str(), nullptr));
+  const rd_kafka_metadata_t* md = nullptr;
+  const auto err = rd_kafka_metadata(impl_->rk.get(), 0, rkt.get(), &md, static_cast<int>(timeout.count()));
+  if (err != RD_KAFKA_RESP_ERR_NO_ERROR) ThrowKafkaError(err, fmt::format("describing topic {}", topic));
+  std::unique_ptr<const rd_kafka_metadata_t, Deleter<rd_kafka_metadata_destroy>> holder(md);
+  if (md->topic_cnt != 1) ThrowKafkaError(RD_KAFKA_RESP_ERR_UNKNOWN_TOPIC_OR_PART, fmt::format("describing topic {}", topic));
+  const auto& t = md->topics[0];
+  if (t.err != RD_KAFKA_RESP_ERR_NO_ERROR) ThrowKafkaError(t.err, fmt::format("describing topic {}", topic));
+  std::vector<std::int32_t> ids;
+  for (int i = 0; i < t.partition_cnt; ++i) ids.push_back(t.partitions[i].id);
+  std::sort(ids.begin(), ids.end());
+  return ids;
+}
+
+std::vector<PartitionOffsets> Admin::Offsets(const std::string& topic, const std::string& group,
+                                             std::chrono::milliseconds timeout) {
+  std::vector<PartitionOffsets> out;
+  for (std::int32_t p : Partitions(topic, timeout)) {
+    PartitionOffsets po;
+    po.partition = p;
+    const auto err = rd_kafka_query_watermark_offsets(impl_->rk.get(), topic.c_str(), p, &po.log_start, &po.end,
+                                                      static_cast<int>(timeout.count()));
+    if (err != RD_KAFKA_RESP_ERR_NO_ERROR) ThrowKafkaError(err, fmt::format("querying offsets of {}[{}]", topic, p));
+    out.push_back(po);
+  }
+  if (group.empty() || out.empty()) return out;
+
+  TopicPartitionList wanted(rd_kafka_topic_partition_list_new(static_cast<int>(out.size())));
+  for (const auto& po : out) rd_kafka_topic_partition_list_add(wanted.get(), topic.c_str(), po.partition);
+  std::unique_ptr<rd_kafka_ListConsumerGroupOffsets_t, Deleter<rd_kafka_ListConsumerGroupOffsets_destroy>> request(
+      rd_kafka_ListConsumerGroupOffsets_new(group.c_str(), wanted.get()));
+  rd_kafka_ListConsumerGroupOffsets_t* requests[] = {request.get()};
+  const std::string what = fmt::format("fetching committed offsets of group {} on {}", group, topic);
+  auto event = impl_->Await(
+      [&](rd_kafka_AdminOptions_t* options, rd_kafka_queue_t* queue) {
+        rd_kafka_ListConsumerGroupOffsets(impl_->rk.get(), requests, 1, options, queue);
+      },
+      RD_KAFKA_ADMIN_OP_LISTCONSUMERGROUPOFFSETS, timeout, what);
+  size_t count = 0;
+  const rd_kafka_group_result_t** groups = rd_kafka_ListConsumerGroupOffsets_result_groups(
+      rd_kafka_event_ListConsumerGroupOffsets_result(event.get()), &count);
+  for (size_t g = 0; g < count; ++g) {
+    if (const rd_kafka_error_t* gerr = rd_kafka_group_result_error(groups[g])) {
+      const int code = rd_kafka_error_code(gerr);
+      throw KafkaError(code, fmt::format("{}: {}", what, rd_kafka_error_string(gerr)), IsRetriableKafkaError(code));
+    }
+    const rd_kafka_topic_partition_list_t* parts = rd_kafka_group_result_partitions(groups[g]);
+    for (int i = 0; parts != nullptr && i < parts->cnt; ++i) {
+      const auto& tp = parts->elems[i];
+      if (tp.err != RD_KAFKA_RESP_ERR_NO_ERROR || tp.offset < 0) continue;  // no committed offset
+      for (auto& po : out) {
+        if (po.partition == tp.partition) po.committed = tp.offset;
+      }
+    }
+  }
+  return out;
+}
+
+}  // namespace runnel::broker

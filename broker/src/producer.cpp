@@ -1,0 +1,136 @@
+#include "runnel/broker/producer.hpp"
+
+#include <fmt/format.h>
+
+#include <condition_variable>
+#include <future>
+#include <mutex>
+#include <thread>
+
+#include "holders.hpp"
+#include "runnel/broker/retention_guard.hpp"
+#include "runnel/core/log.hpp"
+
+namespace runnel::broker {
+namespace {
+
+struct Pending {
+  std::function<void(const Delivery&)> done;
+  std::atomic<std::int64_t>* outstanding;
+};
+
+void OnDelivery(rd_kafka_t*, const rd_kafka_message_t* msg, void*) {
+  std::unique_ptr<Pending> pending(static_cast<Pending*>(msg->_private));
+  Delivery report;
+  report.topic = rd_kafka_topic_name(msg->rkt);
+  report.partition = msg->partition;
+  report.offset = msg->offset;
+  report.error = msg->err;
+  if (msg->err != RD_KAFKA_RESP_ERR_NO_ERROR) report.error_message = rd_kafka_err2str(msg->err);
+  if (pending->done) {
+    try {
+      pending->done(report);
+    } catch (const std::exception& e) {
+      log::Get("broker")->error("delivery callback for {}[{}] threw: {}", report.topic, report.partition, e.what());
+    }
+  }
+  pending->outstanding->fetch_sub(1);
+}
+
+}  // namespace
+
+struct Producer::Impl {
+  ClientHandle rk;
+  std::atomic<bool> stop{false};
+  std::thread poller;
+};
+
+Producer::Producer(const KafkaConfig& config, Options options) : impl_(std::make_unique<Impl>()), options_(std::move(options)) {
+  auto conf = MakeConf(config,
+                       {{"acks", options_.acks},
+                        {"linger.ms", std::to_string(options_.linger.count())},
+                        {"enable.idempotence", "true"}},
+                       {});
+  rd_kafka_conf_set_dr_msg_cb(conf.get(), OnDelivery);
+  impl_->rk = MakeClient(RD_KAFKA_PRODUCER, std::move(conf));
+  impl_->poller = std::thread([impl = impl_.get()] {
+    while (!impl->stop.load(std::memory_order_relaxed)) rd_kafka_poll(impl->rk.get(), 50);
+  });
+}
+
+Producer::~Producer() {
+  const std::int64_t left = Flush(options_.close_timeout);
+  if (left > 0) {
+    log::Get("broker")->error("producer closing with {} record(s) undelivered after {} ms", left,
+                              options_.close_timeout.count());
+  }
+  impl_->stop = true;
+  impl_->poller.join();
+  // Reports for records purged here still run (with an error) so their owners hear of them.
+  rd_kafka_purge(impl_->rk.get(), RD_KAFKA_PURGE_F_QUEUE | RD_KAFKA_PURGE_F_INFLIGHT);
+  rd_kafka_poll(impl_->rk.get(), 0);
+}
+
+void Producer::Produce(Record record, std::function<void(const Delivery&)> done) {
+  if (options_.retention_guard) {
+    options_.retention_guard->BeforeProduce(record, outstanding_.load());
+  }
+  auto pending = std::make_unique<Pending>(Pending{std::move(done), &outstanding_});
+  // The producev macros cast their arguments without parentheses: pass plain variables.
+  const void* key_data = record.key ? record.key->data() : nullptr;
+  const std::size_t key_size = record.key ? record.key->size() : 0;
+  for (int attempt = 0;; ++attempt) {
+    rd_kafka_headers_t* headers = nullptr;
+    if (!record.headers.empty()) {
+      headers = rd_kafka_headers_new(record.headers.size());
+      for (const Header& h : record.headers) {
+        rd_kafka_header_add(headers, h.name.data(), static_cast<ssize_t>(h.name.size()), h.value.data(),
+                            static_cast<ssize_t>(h.value.size()));
+      }
+    }
+    HeadersHandle headers_holder(headers);
+    outstanding_.fetch_add(1);
+    const rd_kafka_resp_err_t err = rd_kafka_producev(
+        impl_->rk.get(), RD_KAFKA_V_TOPIC(record.topic.c_str()), RD_KAFKA_V_PARTITION(record.partition),
+        RD_KAFKA_V_MSGFLAGS(RD_KAFKA_MSG_F_COPY),
+        RD_KAFKA_V_KEY(key_data, key_size),
+        RD_KAFKA_V_VALUE(record.value.data(), record.value.size()), RD_KAFKA_V_HEADERS(headers),
+        RD_KAFKA_V_OPAQUE(pending.get()), RD_KAFKA_V_END);
+    if (err == RD_KAFKA_RESP_ERR_NO_ERROR) {
+      (void)headers_holder.release();  // owned by the message now
+      (void)pending.release();         // owned by OnDelivery now
+      return;
+    }
+    outstanding_.fetch_sub(1);
+    if (err != RD_KAFKA_RESP_ERR__QUEUE_FULL) ThrowKafkaError(err, fmt::format("producing to {}", record.topic));
+    // The local queue is full: serving delivery reports frees room (librdkafka's recommended wait).
+    if (attempt == 0) log::Get("broker")->debug("producer queue full; waiting for room");
+    rd_kafka_poll(impl_->rk.get(), 10);
+  }
+}
+
+Delivery Producer::ProduceSync(Record record, std::chrono::milliseconds timeout) {
+  auto promise = std::make_shared<std::promise<Delivery>>();
+  auto future = promise->get_future();
+  const std::string topic = record.topic;
+  Produce(std::move(record), [promise](const Delivery& d) { promise->set_value(d); });
+  if (future.wait_for(timeout) != std::future_status::ready) {
+    throw KafkaTimeout(RD_KAFKA_RESP_ERR__TIMED_OUT,
+                       fmt::format("no delivery report for a record to {} within {} ms", topic, timeout.count()));
+  }
+  Delivery d = future.get();
+  if (!d.Ok()) ThrowKafkaError(d.error, fmt::format("delivering a record to {}", topic));
+  return d;
+}
+
+std::int64_t Producer::Flush(std::chrono::milliseconds timeout) {
+  // rd_kafka_flush also serves callbacks; the poll thread may serve some of them concurrently.
+  rd_kafka_flush(impl_->rk.get(), static_cast<int>(timeout.count()));
+  const auto deadline = std::chrono::steady_clock::now() + timeout;
+  while (outstanding_.load() > 0 && std::chrono::steady_clock::now() < deadline) {
+    rd_kafka_poll(impl_->rk.get(), 10);
+  }
+  return outstanding_.load();
+}
+
+}  // namespace runnel::broker

@@ -1,0 +1,45 @@
+#include "runnel/cli/app.hpp"
+
+#include <fmt/format.h>
+
+#include <vector>
+
+#include "commands.hpp"
+#include "runnel/core/error.hpp"
+#include "runnel/core/log.hpp"
+
+namespace runnel::cli {
+
+int Main(int argc, char** argv) {
+  log::ConfigureFromEnv();
+  CLI::App app{"Runnel: self-hosted event processing on Kafka, with workers that scale to zero."};
+  app.require_subcommand(1);
+  app.set_version_flag("--version", "runnel " RUNNEL_VERSION);
+  CommonOptions common;
+
+  const std::vector<Command> commands = {AddVersion(app, common), AddKafka(app, common), AddDemo(app, common)};
+  for (const Command& command : commands) {
+    command.app->add_option("--state-dir", common.state_dir,
+                            "Where a running stack keeps endpoints.json (default $RUNNEL_STATE_DIR or ./.runnel)");
+  }
+
+  try {
+    app.parse(argc, argv);
+  } catch (const CLI::ParseError& e) {
+    return app.exit(e) == 0 ? 0 : 2;
+  }
+  try {
+    for (const Command& command : commands) {
+      if (command.app->parsed()) return command.run();
+    }
+  } catch (const Error& e) {
+    fmt::print(stderr, "runnel: {}\n", e.what());
+    return 1;
+  } catch (const std::exception& e) {
+    fmt::print(stderr, "runnel: unexpected error: {}\n", e.what());
+    return 1;
+  }
+  return 2;
+}
+
+}  // namespace runnel::cli

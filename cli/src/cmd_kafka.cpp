@@ -1,0 +1,51 @@
+// `runnel kafka`: only the embedded Kafka broker, for trying clients against it or for tests.
+#include <fmt/format.h>
+#include <unistd.h>
+
+#include <nlohmann/json.hpp>
+#include <sstream>
+#include <fmt/ranges.h>
+
+#include "commands.hpp"
+#include "runnel/broker/embedded_broker.hpp"
+#include "runnel/core/signals.hpp"
+#include "runnel/core/state_dir.hpp"
+
+
+namespace runnel::cli {
+
+Command AddKafka(CLI::App& app, CommonOptions& common) {
+  struct Flags {
+    int partitions = 8;
+    std::vector<std::string> topics;
+  };
+  auto flags = std::make_shared<Flags>();
+  auto* sub = app.add_subcommand("kafka",
+                                 "Run only the embedded Kafka broker (in memory: nothing is kept across restarts) and "
+                                 "write its address to <state dir>/endpoints.json; stop with Ctrl-C");
+  sub->add_option("--partitions", flags->partitions, "Partitions of each topic named by --topics")
+      ->check(CLI::Range(1, 10000))
+      ->capture_default_str();
+  sub->add_option("--topics", flags->topics, "Topics to create at start, comma-separated")->delimiter(',');
+  return {sub, [flags, &common] {
+            ShutdownSignals signals;
+            StateDir state = StateDir::Resolve(common.state_dir);
+            StackLock lock(state, "kafka");
+            broker::EmbeddedBroker broker;
+            for (const auto& topic : flags->topics) broker.CreateTopic(topic, flags->partitions);
+            state.MergeEndpoints({{"kafka", broker.Bootstrap()}, {"embedded", true}, {"pid", ::getpid()}});
+            fmt::print("embedded Kafka broker listening on {}\n", broker.Bootstrap());
+            if (!flags->topics.empty()) {
+              fmt::print("topics: {} ({} partitions each)\n", fmt::join(flags->topics, ", "), flags->partitions);
+            }
+            fmt::print("endpoints written to {}\n", state.EndpointsFile().string());
+            std::fflush(stdout);
+            while (signals.Wait(std::chrono::seconds(3600)) == 0) {
+            }
+            state.RemoveEndpoints({"kafka", "embedded", "pid"});
+            fmt::print("embedded Kafka broker stopped\n");
+            return 0;
+          }};
+}
+
+}  // namespace runnel::cli

@@ -1,0 +1,17 @@
+#include <fmt/format.h>
+
+#include "commands.hpp"
+#include "runnel/broker/kafka.hpp"
+
+namespace runnel::cli {
+
+Command AddVersion(CLI::App& app, CommonOptions&) {
+  auto* sub = app.add_subcommand("version", "Print Runnel's version and the versions of the libraries it runs on");
+  return {sub, [] {
+    fmt::print("runnel {}\n", RUNNEL_VERSION);
+    fmt::print("librdkafka {}\n", broker::LibrdkafkaVersion());
+    return 0;
+  }};
+}
+
+}  // namespace runnel::cli

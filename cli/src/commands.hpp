@@ -1,0 +1,26 @@
+// Each subcommand registers its flags on the app and returns the action to run when chosen.
+#pragma once
+
+#include <CLI/CLI.hpp>
+
+#include <functional>
+#include <string>
+
+namespace runnel::cli {
+
+// Flags every command shares.
+struct CommonOptions {
+  std::string state_dir;  // --state-dir; empty means $RUNNEL_STATE_DIR or ./.runnel
+};
+
+// A subcommand and what runs when it is chosen; the action returns the exit code.
+struct Command {
+  CLI::App* app;
+  std::function<int()> run;
+};
+
+Command AddVersion(CLI::App& app, CommonOptions& common);
+Command AddKafka(CLI::App& app, CommonOptions& common);
+Command AddDemo(CLI::App& app, CommonOptions& common);
+
+}  // namespace runnel::cli

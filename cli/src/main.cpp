@@ -1,0 +1,3 @@
+#include "runnel/cli/app.hpp"
+
+int main(int argc, char** argv) { return runnel::cli::Main(argc, argv); }

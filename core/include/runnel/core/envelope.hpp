@@ -1,0 +1,98 @@
+// The event envelope: what Runnel reads from and writes to a Kafka record's headers.
+// docs/protocol.md is the specification; this file and envelope.cpp are its only implementation.
+#pragma once
+
+#include <cstdint>
+#include <optional>
+#include <string>
+#include <string_view>
+#include <vector>
+
+#include "runnel/core/error.hpp"
+
+namespace runnel {
+
+// One Kafka record header. Kafka allows repeated names and binary values; Runnel's own headers
+// are UTF-8 text, others are carried through untouched.
+struct Header {
+  std::string name;
+  std::string value;
+  bool operator==(const Header&) const = default;
+};
+using Headers = std::vector<Header>;
+
+namespace header {
+inline constexpr std::string_view kId = "runnel-id";
+inline constexpr std::string_view kContentType = "content-type";
+inline constexpr std::string_view kAttempt = "runnel-attempt";
+inline constexpr std::string_view kHop = "runnel-hop";
+inline constexpr std::string_view kReplyTo = "runnel-reply-to";
+inline constexpr std::string_view kDeadline = "runnel-deadline-ms";
+inline constexpr std::string_view kTrace = "runnel-trace";
+inline constexpr std::string_view kFile = "runnel-file";
+inline constexpr std::string_view kFileSize = "runnel-file-size";
+inline constexpr std::string_view kFileName = "runnel-file-name";
+inline constexpr std::string_view kJob = "runnel-job";
+}  // namespace header
+
+namespace limits {
+inline constexpr std::size_t kIdMax = 128;
+inline constexpr std::size_t kContentTypeMax = 255;
+inline constexpr std::size_t kReplyToMax = 255;
+inline constexpr std::size_t kFileUriMax = 4096;
+inline constexpr std::size_t kFileNameMax = 255;
+inline constexpr std::size_t kJobMax = 128;
+inline constexpr int kAttemptMax = 1000;
+// Hop counts above kMaxHops are decoded (so the event can be dead-lettered with a recursion
+// error) but never produced; values above kHopDecodeMax are malformed.
+inline constexpr int kMaxHops = 16;
+inline constexpr int kHopDecodeMax = 1000;
+// Payloads above this size travel as a file reference, not inline.
+inline constexpr std::size_t kInlinePayloadMax = 1 << 20;
+}  // namespace limits
+
+// A large input that travels by reference: an absolute local path as a file:// URI.
+struct FileRef {
+  std::string path;  // absolute, decoded
+  std::optional<std::uint64_t> size;
+  std::string name;  // the original file name, for outputs and humans
+  bool operator==(const FileRef&) const = default;
+};
+
+// Thrown by Envelope::Decode and the file-URI helpers; the message names the header and why.
+class EnvelopeError : public Error {
+ public:
+  explicit EnvelopeError(std::string message) : Error(std::move(message), false) {}
+};
+
+struct Envelope {
+  std::string id;  // empty when the producer sent none: the dispatcher derives one from the position
+  std::string content_type;  // empty means application/octet-stream
+  int attempt = 1;
+  int hop = 0;
+  std::string reply_to;
+  std::optional<std::int64_t> deadline_ms;  // Unix epoch milliseconds
+  std::string trace_id;                     // 32 lowercase hex digits, or empty
+  std::optional<FileRef> file;
+  std::string job_id;
+  Headers extra;  // every header Runnel does not own, in their original order
+
+  // Headers in a fixed order: Runnel's own first (only those set), then `extra`.
+  Headers Encode() const;
+  // Validates every Runnel header; throws EnvelopeError naming the first bad one.
+  static Envelope Decode(const Headers& headers);
+
+  bool operator==(const Envelope&) const = default;
+};
+
+// A random event id: 26 characters, time-ordered (48-bit ms timestamp + 80 random bits, in
+// Crockford base32, as ULID), so ids sort by creation time.
+std::string NewEventId();
+// A random W3C-style trace id: 32 lowercase hex digits.
+std::string NewTraceId();
+
+// file:// URI <-> absolute path, percent-encoding per RFC 8089/3986.
+std::string FileUriFromPath(std::string_view absolute_path);
+std::string PathFromFileUri(std::string_view uri);  // throws EnvelopeError
+
+}  // namespace runnel

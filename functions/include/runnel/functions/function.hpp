@@ -1,0 +1,135 @@
+// The function SDK: what a processing function implements and what the worker hands it.
+// A function is stateless between events; everything it needs arrives in the Event and Context.
+#pragma once
+
+#include <spdlog/logger.h>
+
+#include <chrono>
+#include <cstdint>
+#include <functional>
+#include <map>
+#include <memory>
+#include <nlohmann/json.hpp>
+#include <optional>
+#include <span>
+#include <string>
+#include <string_view>
+#include <system_error>
+#include <vector>
+
+#include "runnel/core/envelope.hpp"
+#include "runnel/core/error.hpp"
+#include "runnel/functions/output_store.hpp"
+
+namespace runnel::functions {
+
+// Why a function failed. Permanent kinds go to the dead-letter topic at once (retrying the same
+// input cannot help); the others are retried with backoff up to the function's max attempts.
+enum class Errc {
+  kBadInput = 1,     // corrupt, truncated, wrong format, malformed JSON: permanent
+  kLimitExceeded,    // over a configured cap (pixels, bytes, lines): permanent
+  kBadConfig,        // params the function cannot work with: permanent
+  kUnknownFunction,  // no function of that name: permanent
+  kTimeout,          // ran past its deadline: retriable
+  kTransient,        // a dependency failed and may recover: retriable
+  kInternal,         // a bug or an unexpected exception: retriable
+};
+const std::error_category& ErrorCategory();
+inline std::error_code make_error_code(Errc e) { return {static_cast<int>(e), ErrorCategory()}; }
+// The stable wire name of an error kind, e.g. "bad-input" (docs/protocol.md).
+std::string_view ErrcName(Errc e);
+bool IsRetriable(Errc e);
+
+class FunctionError : public Error {
+ public:
+  FunctionError(Errc code, std::string message) : Error(std::move(message), IsRetriable(code)), code_(code) {}
+  Errc Code() const { return code_; }
+
+ private:
+  Errc code_;
+};
+
+// One event as a function sees it.
+struct Event {
+  Envelope envelope;  // decoded headers; envelope.id is always set here
+  std::string key;
+  std::string payload;  // inline bytes; empty when envelope.file references the input
+  std::string topic;
+  std::int32_t partition = -1;
+  std::int64_t offset = -1;
+};
+
+// What a successful call returns. `output` is the result body (JSON text for structured results).
+struct Result {
+  std::string output;
+  std::string content_type = "application/json";
+  std::vector<OutputFile> files;
+};
+
+// The worker's side of a call: config params, deadline, logger, output store, and Emit for pipelines.
+class Context {
+ public:
+  virtual ~Context() = default;
+  virtual const nlohmann::json& Params() const = 0;
+  virtual std::chrono::steady_clock::time_point Deadline() const = 0;
+  virtual spdlog::logger& Log() = 0;
+  virtual OutputStore& Outputs() = 0;
+  // Publishes a new event to `topic`; its hop count is the current event's plus one.
+  virtual void Emit(std::string_view topic, std::string_view key, std::string payload, Headers headers) = 0;
+
+  // The event's input bytes: the inline payload, or the referenced file read in one call.
+  // Throws kLimitExceeded past max_bytes (checked before reading) and kBadInput when the file is missing.
+  static std::string ReadInput(const Event& event, std::size_t max_bytes);
+};
+
+// Batching, as Lambda's Kafka trigger does it: up to `max_events` per call, waiting at most `window`.
+struct BatchSpec {
+  std::size_t max_events = 1;
+  std::chrono::milliseconds window{0};
+};
+
+// One outcome of a batch call: a Result, or the error for that event alone.
+struct Outcome {
+  std::optional<Result> result;
+  std::optional<FunctionError> error;
+};
+
+class Function {
+ public:
+  virtual ~Function() = default;
+  // Handles one event. Throws FunctionError on failure; any other exception counts as kInternal.
+  virtual Result Handle(const Event& event, Context& ctx) = 0;
+  virtual BatchSpec Batch() const { return {}; }
+  // Handles several events; one outcome per event, in order. The default calls Handle for each.
+  virtual std::vector<Outcome> HandleBatch(std::span<const Event> events, Context& ctx);
+};
+
+// Builds a function from its params (config). Throws FunctionError(kBadConfig) naming the bad param.
+using Factory = std::function<std::unique_ptr<Function>(const nlohmann::json& params)>;
+
+// Functions by name. Built-ins are registered explicitly (no static initialisers, which static
+// libraries drop). Thread-safe for reads after registration.
+class Registry {
+ public:
+  void Register(std::string name, std::string summary, Factory factory);
+  // Throws FunctionError(kUnknownFunction) listing the known names.
+  std::unique_ptr<Function> Create(const std::string& name, const nlohmann::json& params) const;
+  bool Contains(const std::string& name) const;
+  std::vector<std::string> Names() const;
+  std::string Summary(const std::string& name) const;
+
+ private:
+  struct Entry {
+    std::string summary;
+    Factory factory;
+  };
+  std::map<std::string, Entry, std::less<>> entries_;
+};
+
+// A registry holding every built-in function (echo, sleep, image.*, video.*, iot.*).
+const Registry& Builtins();
+
+}  // namespace runnel::functions
+
+template <>
+struct std::is_error_code_enum<runnel::functions::Errc> : std::true_type {};

@@ -1,0 +1,124 @@
+#include "runnel/functions/function.hpp"
+
+#include <fcntl.h>
+#include <sys/stat.h>
+#include <unistd.h>
+
+#include <fmt/format.h>
+
+#include <cerrno>
+#include <cstring>
+
+namespace runnel::functions {
+namespace {
+
+class Category final : public std::error_category {
+ public:
+  const char* name() const noexcept override { return "runnel.function"; }
+  std::string message(int value) const override { return std::string(ErrcName(static_cast<Errc>(value))); }
+};
+
+}  // namespace
+
+const std::error_category& ErrorCategory() {
+  static const Category category;
+  return category;
+}
+
+std::string_view ErrcName(Errc e) {
+  switch (e) {
+    case Errc::kBadInput: return "bad-input";
+    case Errc::kLimitExceeded: return "limit-exceeded";
+    case Errc::kBadConfig: return "bad-config";
+    case Errc::kUnknownFunction: return "unknown-function";
+    case Errc::kTimeout: return "timeout";
+    case Errc::kTransient: return "transient";
+    case Errc::kInternal: return "internal";
+  }
+  return "internal";
+}
+
+bool IsRetriable(Errc e) { return e == Errc::kTimeout || e == Errc::kTransient || e == Errc::kInternal; }
+
+std::string Context::ReadInput(const Event& event, std::size_t max_bytes) {
+  if (!event.envelope.file) {
+    if (event.payload.size() > max_bytes) {
+      throw FunctionError(Errc::kLimitExceeded,
+                          fmt::format("payload is {} bytes, over the limit of {}", event.payload.size(), max_bytes));
+    }
+    return event.payload;
+  }
+  const std::string& path = event.envelope.file->path;
+  const int fd = ::open(path.c_str(), O_RDONLY | O_CLOEXEC);
+  if (fd < 0) {
+    throw FunctionError(Errc::kBadInput, fmt::format("cannot open input file {}: {}", path, std::strerror(errno)));
+  }
+  struct Closer {
+    int fd;
+    ~Closer() { ::close(fd); }
+  } closer{fd};
+  struct stat st {};
+  if (::fstat(fd, &st) != 0 || !S_ISREG(st.st_mode)) {
+    throw FunctionError(Errc::kBadInput, fmt::format("input {} is not a regular file", path));
+  }
+  const auto size = static_cast<std::size_t>(st.st_size);
+  if (size > max_bytes) {
+    throw FunctionError(Errc::kLimitExceeded,
+                        fmt::format("input file {} is {} bytes, over the limit of {}", path, size, max_bytes));
+  }
+  std::string bytes(size, '\0');
+  std::size_t done = 0;
+  // One read normally suffices; the loop only covers short reads.
+  while (done < size) {
+    const ssize_t n = ::read(fd, bytes.data() + done, size - done);
+    if (n < 0 && errno == EINTR) continue;
+    if (n < 0) throw FunctionError(Errc::kTransient, fmt::format("reading {}: {}", path, std::strerror(errno)));
+    if (n == 0) break;  // the file shrank while we read it
+    done += static_cast<std::size_t>(n);
+  }
+  bytes.resize(done);
+  return bytes;
+}
+
+std::vector<Outcome> Function::HandleBatch(std::span<const Event> events, Context& ctx) {
+  std::vector<Outcome> outcomes;
+  outcomes.reserve(events.size());
+  for (const Event& event : events) {
+    try {
+      outcomes.push_back({Handle(event, ctx), std::nullopt});
+    } catch (const FunctionError& e) {
+      outcomes.push_back({std::nullopt, e});
+    } catch (const std::exception& e) {
+      outcomes.push_back({std::nullopt, FunctionError(Errc::kInternal, e.what())});
+    }
+  }
+  return outcomes;
+}
+
+void Registry::Register(std::string name, std::string summary, Factory factory) {
+  entries_[std::move(name)] = Entry{std::move(summary), std::move(factory)};
+}
+
+std::unique_ptr<Function> Registry::Create(const std::string& name, const nlohmann::json& params) const {
+  auto it = entries_.find(name);
+  if (it == entries_.end()) {
+    throw FunctionError(Errc::kUnknownFunction,
+                        fmt::format("unknown function '{}' (known: {})", name, fmt::join(Names(), ", ")));
+  }
+  return it->second.factory(params.is_null() ? nlohmann::json::object() : params);
+}
+
+bool Registry::Contains(const std::string& name) const { return entries_.contains(name); }
+
+std::vector<std::string> Registry::Names() const {
+  std::vector<std::string> names;
+  for (const auto& [name, entry] : entries_) names.push_back(name);
+  return names;
+}
+
+std::string Registry::Summary(const std::string& name) const {
+  auto it = entries_.find(name);
+  return it == entries_.end() ? std::string() : it->second.summary;
+}
+
+}  // namespace runnel::functions

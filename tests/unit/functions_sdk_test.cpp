@@ -1,0 +1,81 @@
+#include <gmock/gmock.h>
+#include <gtest/gtest.h>
+
+#include <fstream>
+
+#include "runnel/functions/function.hpp"
+
+namespace runnel::functions {
+namespace {
+
+using ::testing::HasSubstr;
+
+Event Inline(std::string payload) {
+  Event e;
+  e.envelope.id = "e1";
+  e.payload = std::move(payload);
+  return e;
+}
+
+TEST(Registry, UnknownFunctionNamesTheKnownOnes) {
+  try {
+    Builtins().Create("no.such", {});
+    FAIL();
+  } catch (const FunctionError& e) {
+    EXPECT_EQ(e.Code(), Errc::kUnknownFunction);
+    EXPECT_THAT(e.what(), HasSubstr("unknown function 'no.such'"));
+    EXPECT_THAT(e.what(), HasSubstr("echo"));
+  }
+}
+
+TEST(Registry, BadParamsAreConfigErrors) {
+  try {
+    Builtins().Create("sleep", {{"ms", -5}});
+    FAIL();
+  } catch (const FunctionError& e) {
+    EXPECT_EQ(e.Code(), Errc::kBadConfig);
+    EXPECT_FALSE(e.Retriable());
+  }
+}
+
+TEST(ReadInput, InlineAndFileAndLimits) {
+  EXPECT_EQ(Context::ReadInput(Inline("abc"), 3), "abc");
+  EXPECT_THROW(Context::ReadInput(Inline("abcd"), 3), FunctionError);
+
+  const auto path = std::filesystem::temp_directory_path() / ("runnel-input-" + std::to_string(::getpid()));
+  std::ofstream(path) << "file bytes";
+  Event e = Inline("");
+  e.envelope.file = FileRef{path.string(), std::nullopt, {}};
+  EXPECT_EQ(Context::ReadInput(e, 100), "file bytes");
+  try {
+    Context::ReadInput(e, 4);
+    FAIL();
+  } catch (const FunctionError& err) {
+    EXPECT_EQ(err.Code(), Errc::kLimitExceeded);
+  }
+  std::filesystem::remove(path);
+  try {
+    Context::ReadInput(e, 100);
+    FAIL();
+  } catch (const FunctionError& err) {
+    EXPECT_EQ(err.Code(), Errc::kBadInput);
+    EXPECT_THAT(err.what(), HasSubstr("cannot open input file"));
+  }
+}
+
+TEST(OutputStore, RerunsOverwriteInsteadOfDuplicating) {
+  const auto root = std::filesystem::temp_directory_path() / ("runnel-out-" + std::to_string(::getpid()));
+  OutputStore store(root);
+  auto first = store.Write("image.thumbnail", "ev1", "256.jpg", "one");
+  auto second = store.Write("image.thumbnail", "ev1", "256.jpg", "second");
+  EXPECT_EQ(first.path, second.path);
+  EXPECT_EQ(second.bytes, 6u);
+  EXPECT_EQ(std::distance(std::filesystem::directory_iterator(root / "image.thumbnail" / "ev1"),
+                          std::filesystem::directory_iterator()),
+            1);
+  EXPECT_THROW(store.Write("f", "..", "x", "y"), FunctionError);
+  std::filesystem::remove_all(root);
+}
+
+}  // namespace
+}  // namespace runnel::functions
