@@ -41,7 +41,8 @@ struct Admin::Impl {
 Admin::Admin(const KafkaConfig& config) : impl_(std::make_unique<Impl>()) {
   // A producer handle: it can run admin requests, metadata and watermark queries without joining
   // any group.
-  impl_->rk = MakeClient(RD_KAFKA_PRODUCER, MakeConf(config, {}, {}));
+  // Describing a topic must never create it as a side effect.
+  impl_->rk = MakeClient(RD_KAFKA_PRODUCER, MakeConf(config, {}, {{"allow.auto.create.topics", "false"}}));
 }
 
 Admin::~Admin() = default;

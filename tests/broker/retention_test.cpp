@@ -1,0 +1,89 @@
+// The embedded broker drops a partition's oldest records past its in-memory cap, consumed or not;
+// publishing through Runnel's producer with the retention guard must lose nothing all the same.
+#include <gmock/gmock.h>
+
+#include <thread>
+
+#include "runnel/broker/admin.hpp"
+#include "runnel/broker/retention_guard.hpp"
+#include "runnel/testing/kafka_cluster.hpp"
+
+namespace runnel::testing {
+namespace {
+
+constexpr std::size_t kValueBytes = 1024;
+
+broker::Record KiloRecord(const std::string& topic, int i) {
+  std::string value(kValueBytes, 'v');
+  const auto n = std::to_string(i);
+  value.replace(0, n.size(), n);
+  return {topic, 0, std::nullopt, std::move(value), {}};
+}
+
+class Retention : public KafkaCluster {};
+
+// What the mock keeps: after 8 MiB into one partition its log start has moved; what is left is
+// at most its byte cap.
+TEST_F(Retention, UnguardedPublishingPastTheCapDropsTheOldestRecords) {
+  const auto topic = MakeTopic(1);
+  constexpr int kCount = 8 * 1024;
+  {
+    broker::Producer producer(Config());
+    for (int i = 0; i < kCount; ++i) producer.Produce(KiloRecord(topic, i), {});
+    ASSERT_EQ(producer.Flush(std::chrono::seconds(30)), 0);
+  }
+  broker::Admin admin(Config());
+  const auto offsets = admin.Offsets(topic, "");
+  EXPECT_EQ(offsets[0].end, kCount);
+  EXPECT_GT(offsets[0].log_start, 0) << "the mock kept everything: its cap changed, update retention_guard.hpp";
+  EXPECT_LE((offsets[0].end - offsets[0].log_start) * static_cast<std::int64_t>(kValueBytes), broker::kMockMaxBytes);
+}
+
+TEST_F(Retention, GuardedPublishingPastTheCapLosesNothing) {
+  const auto topic = MakeTopic(1);
+  const std::string group = "g.retention";
+  constexpr int kCount = 12 * 1024;  // 12 MiB of values: more than twice the cap
+
+  // A consumer that keeps up slowly: it commits every 256 records and checks there is no gap.
+  std::atomic<int> consumed{0};
+  std::atomic<bool> gap{false};
+  std::thread reader([&] {
+    broker::Consumer consumer(Config(), {group});
+    consumer.Assign({{topic, 0, broker::kOffsetBeginning}});
+    std::int64_t expected = 0;
+    const auto until = std::chrono::steady_clock::now() + std::chrono::seconds(120);
+    while (consumed.load() < kCount && std::chrono::steady_clock::now() < until) {
+      auto m = consumer.Poll(std::chrono::milliseconds(20));
+      if (!m) continue;
+      if (m->offset != expected) gap = true;
+      expected = m->offset + 1;
+      consumer.StoreOffset(m->topic, m->partition, expected);
+      if (consumed.fetch_add(1) % 256 == 255) consumer.Commit();
+    }
+    consumer.Commit();
+  });
+
+  auto guard = std::make_shared<broker::RetentionGuard>(Config(), [&](const std::string&) {
+    return std::vector<std::string>{group};
+  });
+  {
+    broker::Producer::Options options;
+    options.retention_guard = guard;
+    broker::Producer producer(Config(), options);
+    for (int i = 0; i < kCount; ++i) producer.Produce(KiloRecord(topic, i), {});
+    EXPECT_EQ(producer.Flush(std::chrono::seconds(30)), 0);
+  }
+  reader.join();
+
+  EXPECT_EQ(consumed.load(), kCount);
+  EXPECT_FALSE(gap.load()) << "the consumer saw a jump in offsets: records were dropped";
+  EXPECT_GT(guard->Waits(), 0) << "the guard never engaged, so the test proved nothing";
+  broker::Admin admin(Config());
+  const auto offsets = admin.Offsets(topic, group);
+  EXPECT_GT(offsets[0].log_start, 0) << "the log never overflowed; raise kCount";
+  EXPECT_EQ(offsets[0].Lost(), 0);
+  EXPECT_EQ(offsets[0].Lag(), 0);
+}
+
+}  // namespace
+}  // namespace runnel::testing
