@@ -55,7 +55,7 @@ TEST_F(Interop, EndpointsNameTheBrokerAndASecondInstanceIsRefused) {
   const auto endpoints = StateDir(state_dir_).ReadEndpoints();
   EXPECT_THAT(endpoints["kafka"].get<std::string>(), ::testing::StartsWith("127.0.0.1:"));
   EXPECT_TRUE(endpoints["embedded"].get<bool>());
-  auto second = Run({RunnelBin(), "kafka", "--state-dir", state_dir_.string()});
+  auto second = RunCommand({RunnelBin(), "kafka", "--state-dir", state_dir_.string()});
   EXPECT_EQ(second.exit_code, 1);
   EXPECT_THAT(second.err, HasSubstr("a Runnel stack already runs with state dir"));
 }
@@ -67,7 +67,7 @@ TEST_F(Interop, StopsOnSigtermAndRemovesItsEndpoints) {
 }
 
 TEST_F(Interop, KcatProducesAndRunnelConsumesWithHeaders) {
-  const auto kcat = Run({"kcat", "-P", "-b", bootstrap_, "-t", "in", "-k", "device-7", "-H", "runnel-id=kcat-1",
+  const auto kcat = RunCommand({"kcat", "-P", "-b", bootstrap_, "-t", "in", "-k", "device-7", "-H", "runnel-id=kcat-1",
                          "-H", "content-type=application/json", "-H", "runnel-hop=3", "-H", "x-origin=kcat"},
                         std::chrono::seconds(30), "{\"temp\": 21.5}\n");
   ASSERT_EQ(kcat.exit_code, 0) << kcat.err;
@@ -107,7 +107,7 @@ class RunnelProduces : public Interop {
 
 TEST_F(RunnelProduces, KcatReadsEventsAndHeaders) {
   auto ids = Publish(10);
-  const auto kcat = Run({"kcat", "-C", "-b", bootstrap_, "-t", "out", "-e", "-q", "-f", "%k|%h|%s\\n"});
+  const auto kcat = RunCommand({"kcat", "-C", "-b", bootstrap_, "-t", "out", "-e", "-q", "-f", "%k|%h|%s\\n"});
   ASSERT_EQ(kcat.exit_code, 0) << kcat.err;
   const auto lines = Lines(kcat.out);
   ASSERT_EQ(lines.size(), 10u) << kcat.out;
@@ -121,8 +121,8 @@ TEST_F(RunnelProduces, KcatReadsEventsAndHeaders) {
 
 TEST_F(RunnelProduces, KafkaPythonReadsEventsAndHeaders) {
   auto ids = Publish(10);
-  const auto script = std::filesystem::path(std::getenv("RUNNEL_SOURCE_DIR")) / "tests/interop/read_topic.py";
-  const auto py = Run({"/usr/bin/python3", script.string(), bootstrap_, "out", "10"});
+  const auto script = SourceDir() / "tests/interop/read_topic.py";
+  const auto py = RunCommand({"/usr/bin/python3", script.string(), bootstrap_, "out", "10"});
   ASSERT_EQ(py.exit_code, 0) << py.err;
   for (const auto& line : Lines(py.out)) {
     const auto record = nlohmann::json::parse(line);

@@ -28,8 +28,10 @@ std::string ReadFile(const std::filesystem::path& path) {
 
 std::string RunnelBin() {
   const char* bin = std::getenv("RUNNEL_BIN");
-  return bin != nullptr ? bin : "runnel";
+  return bin != nullptr ? bin : RUNNEL_DEFAULT_BIN;
 }
+
+std::filesystem::path SourceDir() { return RUNNEL_SOURCE_DIR; }
 
 std::filesystem::path TempDir(const std::string& tag) {
   static std::atomic<int> counter{0};
@@ -113,7 +115,7 @@ void ChildProcess::Signal(int sig) {
   if (!exit_code_) ::kill(pid_, sig);
 }
 
-RunResult Run(std::vector<std::string> argv, std::chrono::milliseconds deadline, std::string stdin_text) {
+RunResult RunCommand(std::vector<std::string> argv, std::chrono::milliseconds deadline, std::string stdin_text) {
   ChildProcess child(std::move(argv), {}, std::move(stdin_text));
   RunResult result;
   auto code = child.Wait(deadline);

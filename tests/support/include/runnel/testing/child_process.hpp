@@ -45,11 +45,13 @@ struct RunResult {
   std::string out;
   std::string err;
 };
-RunResult Run(std::vector<std::string> argv, std::chrono::milliseconds deadline = std::chrono::seconds(60),
+RunResult RunCommand(std::vector<std::string> argv, std::chrono::milliseconds deadline = std::chrono::seconds(60),
               std::string stdin_text = {});
 
-// Path of the `runnel` binary under test ($RUNNEL_BIN, set by CTest).
+// Path of the `runnel` binary under test: $RUNNEL_BIN, else the one this build made.
 std::string RunnelBin();
+// The project's source tree (for scripts and sample data the tests use).
+std::filesystem::path SourceDir();
 // A fresh, empty directory for this test, removed by the caller or left for inspection on failure.
 std::filesystem::path TempDir(const std::string& tag);
 

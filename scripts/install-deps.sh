@@ -1,0 +1,38 @@
+#!/usr/bin/env bash
+# Installs the Debian packages Runnel builds and tests with; does nothing when all are present.
+# Works as root or through sudo. README.md says why each dependency is there.
+set -euo pipefail
+
+packages=(
+  build-essential cmake ninja-build pkg-config git
+  librdkafka-dev            # Kafka client and the embedded (mock) broker
+  libzmq3-dev cppzmq-dev    # dispatcher <-> worker and results transport
+  libopencv-dev             # media functions
+  libboost-fiber-dev libboost-context-dev  # worker task pool
+  libspdlog-dev libfmt-dev  # logging and formatting
+  libcli11-dev              # command line
+  nlohmann-json3-dev        # JSON for config, results, endpoints.json
+  libsimdjson-dev           # hot-path JSON (IoT ingest)
+  libyaml-cpp-dev           # runnel.yaml stack config
+  libgtest-dev libgmock-dev libbenchmark-dev  # tests and micro-benchmarks
+  kcat python3 python3-kafka  # third-party Kafka clients for the interop tests
+  libvips-tools             # vipsthumbnail, the baseline of the thumbnail benchmark
+)
+
+missing=()
+for p in "${packages[@]}"; do
+  dpkg-query -W -f='${Status}' "$p" 2>/dev/null | grep -q "install ok installed" || missing+=("$p")
+done
+if [ ${#missing[@]} -eq 0 ]; then
+  echo "install-deps: all ${#packages[@]} packages present"
+  exit 0
+fi
+
+sudo=""
+if [ "$(id -u)" -ne 0 ]; then
+  command -v sudo >/dev/null || { echo "install-deps: need root or sudo to install: ${missing[*]}" >&2; exit 1; }
+  sudo="sudo"
+fi
+echo "install-deps: installing ${missing[*]}"
+$sudo apt-get update -qq
+DEBIAN_FRONTEND=noninteractive $sudo apt-get install -y -qq --no-install-recommends "${missing[@]}"
