@@ -1,5 +1,5 @@
 // The dispatcher <-> worker protocol over ZeroMQ (ROUTER on the dispatcher, DEALER on the worker).
-// docs/protocol.md §4 specifies it; this codec turns its frames into structs and back. It knows
+// docs/protocol.md §3 specifies it; this codec turns its frames into structs and back. It knows
 // nothing about sockets: callers send and receive the frames.
 //
 // Every message is multipart; its first frame is the command (after the ROUTER's identity frame).
