@@ -1,5 +1,8 @@
 #include "runnel/broker/consumer.hpp"
 
+#include <fcntl.h>
+#include <unistd.h>
+
 #include <fmt/format.h>
 
 #include "holders.hpp"
@@ -30,11 +33,52 @@ Headers ReadHeaders(const rd_kafka_message_t* msg) {
   return out;
 }
 
+void OnCommitted(rd_kafka_t*, rd_kafka_resp_err_t err, rd_kafka_topic_partition_list_t* offsets, void*) {
+  if (err == RD_KAFKA_RESP_ERR_NO_ERROR || err == RD_KAFKA_RESP_ERR__NO_OFFSET) {
+    for (int i = 0; offsets != nullptr && i < offsets->cnt; ++i) {
+      if (offsets->elems[i].err != RD_KAFKA_RESP_ERR_NO_ERROR) {
+        log::Get("broker")->warn("commit of {}[{}] failed: {}", offsets->elems[i].topic, offsets->elems[i].partition,
+                                 rd_kafka_err2str(offsets->elems[i].err));
+      }
+    }
+    return;
+  }
+  log::Get("broker")->warn("offset commit failed (the next one covers it): {}", rd_kafka_err2str(err));
+}
+
+Message ToMessage(const rd_kafka_message_t* msg) {
+  Message out;
+  out.topic = rd_kafka_topic_name(msg->rkt);
+  out.partition = msg->partition;
+  out.offset = msg->offset;
+  if (msg->key != nullptr) out.key.emplace(static_cast<const char*>(msg->key), msg->key_len);
+  if (msg->payload != nullptr) out.value.assign(static_cast<const char*>(msg->payload), msg->len);
+  out.headers = ReadHeaders(msg);
+  rd_kafka_timestamp_type_t ts_type;
+  out.timestamp_ms = rd_kafka_message_timestamp(msg, &ts_type);
+  return out;
+}
+
 }  // namespace
 
 struct Consumer::Impl {
   ClientHandle rk;
   std::string group;
+  QueueHandle queue;     // the consumer queue, for batch reads and the wake descriptor
+  int wake_pipe[2] = {-1, -1};
+
+  // Turns an errored record into an exception or a log line; true when it was an error.
+  bool HandleError(const rd_kafka_message_t* msg) const {
+    if (msg->err == RD_KAFKA_RESP_ERR_NO_ERROR) return false;
+    if (msg->err == RD_KAFKA_RESP_ERR__PARTITION_EOF) return true;
+    const std::string what = fmt::format(
+        "consuming{}", msg->rkt ? fmt::format(" {}[{}]", rd_kafka_topic_name(msg->rkt), msg->partition) : "");
+    if (IsRetriableKafkaError(msg->err)) {
+      log::Get("broker")->warn("{}: {} (retrying)", what, rd_kafka_err2str(msg->err));
+      return true;
+    }
+    ThrowKafkaError(msg->err, what);
+  }
 };
 
 Consumer::Consumer(const KafkaConfig& config, Options options) : impl_(std::make_unique<Impl>()) {
@@ -48,8 +92,10 @@ Consumer::Consumer(const KafkaConfig& config, Options options) : impl_(std::make
                         // At-least-once: offsets are stored and committed only by the caller.
                         {"enable.auto.commit", "false"},
                         {"enable.auto.offset.store", "false"}});
+  rd_kafka_conf_set_offset_commit_cb(conf.get(), OnCommitted);
   impl_->rk = MakeClient(RD_KAFKA_CONSUMER, std::move(conf));
   rd_kafka_poll_set_consumer(impl_->rk.get());
+  impl_->queue.reset(rd_kafka_queue_get_consumer(impl_->rk.get()));
 }
 
 Consumer::~Consumer() {
@@ -58,7 +104,12 @@ Consumer::~Consumer() {
   } catch (const std::exception& e) {
     log::Get("broker")->warn("consumer {}: final commit failed: {}", impl_->group, e.what());
   }
+  if (impl_->wake_pipe[0] >= 0) rd_kafka_queue_io_event_enable(impl_->queue.get(), -1, nullptr, 0);
+  impl_->queue.reset();
   rd_kafka_consumer_close(impl_->rk.get());
+  for (int fd : impl_->wake_pipe) {
+    if (fd >= 0) ::close(fd);
+  }
 }
 
 void Consumer::Subscribe(const std::vector<std::string>& topics) {
@@ -76,27 +127,47 @@ void Consumer::Assign(const std::vector<TopicPartitionOffset>& partitions) {
 
 std::optional<Message> Consumer::Poll(std::chrono::milliseconds timeout) {
   MessageHandle msg(rd_kafka_consumer_poll(impl_->rk.get(), static_cast<int>(timeout.count())));
-  if (!msg) return std::nullopt;
-  if (msg->err != RD_KAFKA_RESP_ERR_NO_ERROR) {
-    if (msg->err == RD_KAFKA_RESP_ERR__PARTITION_EOF) return std::nullopt;
-    const std::string what = fmt::format(
-        "consuming{}", msg->rkt ? fmt::format(" {}[{}]", rd_kafka_topic_name(msg->rkt), msg->partition) : "");
-    if (IsRetriableKafkaError(msg->err)) {
-      log::Get("broker")->warn("{}: {} (retrying)", what, rd_kafka_err2str(msg->err));
-      return std::nullopt;
-    }
-    ThrowKafkaError(msg->err, what);
+  if (!msg || impl_->HandleError(msg.get())) return std::nullopt;
+  return ToMessage(msg.get());
+}
+
+std::vector<Message> Consumer::PollBatch(std::size_t max, std::chrono::milliseconds timeout) {
+  std::vector<rd_kafka_message_t*> raw(max);
+  const ssize_t n = rd_kafka_consume_batch_queue(impl_->queue.get(), static_cast<int>(timeout.count()), raw.data(), max);
+  if (n < 0) ThrowKafkaError(rd_kafka_last_error(), "consuming a batch");
+  std::vector<MessageHandle> held;
+  held.reserve(static_cast<std::size_t>(n));
+  for (ssize_t i = 0; i < n; ++i) held.emplace_back(raw[static_cast<std::size_t>(i)]);
+  std::vector<Message> out;
+  out.reserve(held.size());
+  for (const auto& msg : held) {
+    if (!impl_->HandleError(msg.get())) out.push_back(ToMessage(msg.get()));
   }
-  Message out;
-  out.topic = rd_kafka_topic_name(msg->rkt);
-  out.partition = msg->partition;
-  out.offset = msg->offset;
-  if (msg->key != nullptr) out.key.emplace(static_cast<const char*>(msg->key), msg->key_len);
-  if (msg->payload != nullptr) out.value.assign(static_cast<const char*>(msg->payload), msg->len);
-  out.headers = ReadHeaders(msg.get());
-  rd_kafka_timestamp_type_t ts_type;
-  out.timestamp_ms = rd_kafka_message_timestamp(msg.get(), &ts_type);
   return out;
+}
+
+int Consumer::WakeFd() {
+  if (impl_->wake_pipe[0] < 0) {
+    if (::pipe2(impl_->wake_pipe, O_NONBLOCK | O_CLOEXEC) != 0) throw Error("cannot create the consumer wake pipe", true);
+    rd_kafka_queue_io_event_enable(impl_->queue.get(), impl_->wake_pipe[1], "1", 1);
+  }
+  return impl_->wake_pipe[0];
+}
+
+void Consumer::DrainWakeFd() {
+  char buf[256];
+  while (impl_->wake_pipe[0] >= 0 && ::read(impl_->wake_pipe[0], buf, sizeof buf) > 0) {
+  }
+}
+
+std::pair<std::int64_t, std::int64_t> Consumer::Watermarks(const std::string& topic, std::int32_t partition,
+                                                           std::chrono::milliseconds timeout) {
+  std::int64_t low = 0;
+  std::int64_t high = 0;
+  const auto err = rd_kafka_query_watermark_offsets(impl_->rk.get(), topic.c_str(), partition, &low, &high,
+                                                    static_cast<int>(timeout.count()));
+  if (err != RD_KAFKA_RESP_ERR_NO_ERROR) ThrowKafkaError(err, fmt::format("querying offsets of {}[{}]", topic, partition));
+  return {low, high};
 }
 
 void Consumer::StoreOffset(const std::string& topic, std::int32_t partition, std::int64_t next_offset) {
@@ -125,6 +196,15 @@ void Consumer::CommitOffsets(const std::vector<TopicPartitionOffset>& offsets) {
       ThrowKafkaError(list->elems[i].err, fmt::format("committing {}[{}] for group {}", list->elems[i].topic,
                                                       list->elems[i].partition, impl_->group));
     }
+  }
+}
+
+void Consumer::CommitOffsetsAsync(const std::vector<TopicPartitionOffset>& offsets) {
+  if (offsets.empty()) return;
+  auto list = ToList(offsets);
+  const auto err = rd_kafka_commit(impl_->rk.get(), list.get(), 1);
+  if (err != RD_KAFKA_RESP_ERR_NO_ERROR) {
+    log::Get("broker")->warn("group {}: could not send a commit: {}", impl_->group, rd_kafka_err2str(err));
   }
 }
 

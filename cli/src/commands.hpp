@@ -22,5 +22,8 @@ struct Command {
 Command AddVersion(CLI::App& app, CommonOptions& common);
 Command AddKafka(CLI::App& app, CommonOptions& common);
 Command AddDemo(CLI::App& app, CommonOptions& common);
+Command AddUp(CLI::App& app, CommonOptions& common);
+Command AddPublish(CLI::App& app, CommonOptions& common);
+Command AddResults(CLI::App& app, CommonOptions& common);
 
 }  // namespace runnel::cli

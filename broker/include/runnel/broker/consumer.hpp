@@ -62,6 +62,17 @@ class Consumer {
   // skipped; a consumer error that cannot be retried is thrown as KafkaError.
   std::optional<Message> Poll(std::chrono::milliseconds timeout);
 
+  // Up to `max` records at once, waiting at most `timeout` for the first (0: do not wait).
+  std::vector<Message> PollBatch(std::size_t max, std::chrono::milliseconds timeout);
+  // A descriptor that becomes readable when records or events wait: poll it, drain it with
+  // DrainWakeFd, then PollBatch until it returns fewer than asked. Created on first call.
+  int WakeFd();
+  void DrainWakeFd();
+
+  // The broker's oldest and next offsets of a partition (blocking, bounded by `timeout`).
+  std::pair<std::int64_t, std::int64_t> Watermarks(const std::string& topic, std::int32_t partition,
+                                                   std::chrono::milliseconds timeout = std::chrono::seconds(5));
+
   // Marks everything below `next_offset` on the partition as done; Commit sends it.
   void StoreOffset(const std::string& topic, std::int32_t partition, std::int64_t next_offset);
   // Commits stored offsets synchronously. Throws KafkaError on failure (retriable ones included:
@@ -69,6 +80,8 @@ class Consumer {
   void Commit();
   // Commits exactly these offsets synchronously.
   void CommitOffsets(const std::vector<TopicPartitionOffset>& offsets);
+  // Sends these offsets without waiting; a failure is logged (the next commit covers it).
+  void CommitOffsetsAsync(const std::vector<TopicPartitionOffset>& offsets);
   // The group's committed offsets for these partitions (offset -1001 when none).
   std::vector<TopicPartitionOffset> Committed(const std::vector<TopicPartitionOffset>& partitions,
                                               std::chrono::milliseconds timeout = std::chrono::seconds(5));

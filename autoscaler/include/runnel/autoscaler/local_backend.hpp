@@ -1,0 +1,51 @@
+// Workers as local processes: `runnel worker --function F --dispatcher E`, each in its own process
+// group, stdout and stderr to <state dir>/logs/<function>/<worker>.log. A worker that exits
+// without being asked to is restarted after a backoff that doubles with each quick crash (from
+// 200 ms to 10 s); one that crashes 5 times in a row within seconds of starting is in crash-loop
+// state, retried only at the longest backoff. Stop sends SIGTERM (the worker drains) and SIGKILL
+// after the grace period.
+// Thread-safety: not thread-safe; one owner calls it (the stack's supervision loop).
+#pragma once
+
+#include <sys/types.h>
+
+#include <filesystem>
+#include <map>
+
+#include "runnel/autoscaler/backend.hpp"
+
+namespace runnel::autoscaler {
+
+class LocalProcessBackend final : public WorkerBackend {
+ public:
+  // `runnel_binary`: the executable to run as `<binary> worker ...`.
+  LocalProcessBackend(std::filesystem::path runnel_binary, std::filesystem::path log_dir);
+  ~LocalProcessBackend() override;
+  LocalProcessBackend(const LocalProcessBackend&) = delete;
+  LocalProcessBackend& operator=(const LocalProcessBackend&) = delete;
+
+  std::string Start(const std::string& function, const std::string& dispatcher) override;
+  void Stop(const std::string& id, std::chrono::milliseconds grace) override;
+  std::vector<WorkerInfo> List(const std::string& function) const override;
+  void Tick() override;
+  void StopAll(std::chrono::milliseconds grace) override;
+
+ private:
+  using Clock = std::chrono::steady_clock;
+  struct Proc {
+    WorkerInfo info;
+    std::string dispatcher;
+    Clock::time_point started{};
+    Clock::time_point restart_at{};
+    Clock::time_point kill_at{};
+    int quick_crashes = 0;
+  };
+  void Spawn(Proc& p);
+
+  std::filesystem::path binary_;
+  std::filesystem::path log_dir_;
+  std::map<std::string, Proc> procs_;
+  std::map<std::string, int> next_index_;
+};
+
+}  // namespace runnel::autoscaler

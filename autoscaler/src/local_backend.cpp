@@ -1,0 +1,163 @@
+#include "runnel/autoscaler/local_backend.hpp"
+
+#include <fcntl.h>
+#include <signal.h>
+#include <sys/wait.h>
+#include <unistd.h>
+
+#include <fmt/format.h>
+
+#include <thread>
+
+#include "runnel/core/error.hpp"
+#include "runnel/core/log.hpp"
+
+namespace runnel::autoscaler {
+namespace {
+
+constexpr auto kBackoffMin = std::chrono::milliseconds(200);
+constexpr auto kBackoffMax = std::chrono::milliseconds(10'000);
+constexpr auto kQuickCrash = std::chrono::seconds(5);  // an exit sooner than this after start counts as a crash loop step
+constexpr int kCrashLoopAfter = 5;
+
+}  // namespace
+
+std::string_view WorkerStateName(WorkerState s) {
+  switch (s) {
+    case WorkerState::kStarting: return "starting";
+    case WorkerState::kRunning: return "running";
+    case WorkerState::kStopping: return "stopping";
+    case WorkerState::kBackoff: return "backoff";
+    case WorkerState::kCrashLoop: return "crash-loop";
+  }
+  return "?";
+}
+
+LocalProcessBackend::LocalProcessBackend(std::filesystem::path runnel_binary, std::filesystem::path log_dir)
+    : binary_(std::move(runnel_binary)), log_dir_(std::move(log_dir)) {}
+
+LocalProcessBackend::~LocalProcessBackend() { StopAll(std::chrono::seconds(5)); }
+
+void LocalProcessBackend::Spawn(Proc& p) {
+  const auto dir = log_dir_ / p.info.function;
+  std::filesystem::create_directories(dir);
+  p.info.log_file = (dir / (p.info.id + ".log")).string();
+  const std::string bin = binary_.string();
+  std::vector<std::string> args = {bin, "worker", "--function", p.info.function, "--dispatcher", p.dispatcher, "--id", p.info.id};
+  const pid_t pid = ::fork();
+  if (pid < 0) throw Error(fmt::format("cannot start a worker for {}: fork failed", p.info.function), true);
+  if (pid == 0) {
+    ::setpgid(0, 0);
+    sigset_t all;
+    sigfillset(&all);
+    ::sigprocmask(SIG_UNBLOCK, &all, nullptr);
+    const int fd = ::open(p.info.log_file.c_str(), O_WRONLY | O_CREAT | O_APPEND | O_CLOEXEC, 0644);
+    if (fd >= 0) {
+      ::dup2(fd, 1);
+      ::dup2(fd, 2);
+    }
+    const int devnull = ::open("/dev/null", O_RDONLY);
+    if (devnull >= 0) ::dup2(devnull, 0);
+    std::vector<char*> argv;
+    for (auto& a : args) argv.push_back(a.data());
+    argv.push_back(nullptr);
+    ::execv(argv[0], argv.data());
+    ::_exit(127);
+  }
+  ::setpgid(pid, pid);
+  p.info.pid = pid;
+  p.info.state = WorkerState::kRunning;
+  p.started = Clock::now();
+}
+
+std::string LocalProcessBackend::Start(const std::string& function, const std::string& dispatcher) {
+  const std::string id = fmt::format("{}-{}", function, ++next_index_[function]);
+  Proc& p = procs_[id];
+  p.info.id = id;
+  p.info.function = function;
+  p.dispatcher = dispatcher;
+  Spawn(p);
+  log::Get("autoscaler")->info("started worker {} (pid {}), log {}", id, p.info.pid, p.info.log_file);
+  return id;
+}
+
+void LocalProcessBackend::Stop(const std::string& id, std::chrono::milliseconds grace) {
+  auto it = procs_.find(id);
+  if (it == procs_.end()) return;
+  Proc& p = it->second;
+  if (p.info.pid > 0 && p.info.state != WorkerState::kStopping) {
+    ::kill(p.info.pid, SIGTERM);
+    p.info.state = WorkerState::kStopping;
+    p.kill_at = Clock::now() + grace;
+  } else if (p.info.pid <= 0) {
+    procs_.erase(it);  // waiting to restart: nothing runs
+  }
+}
+
+std::vector<WorkerInfo> LocalProcessBackend::List(const std::string& function) const {
+  std::vector<WorkerInfo> out;
+  for (const auto& [id, p] : procs_) {
+    if (function.empty() || p.info.function == function) out.push_back(p.info);
+  }
+  return out;
+}
+
+void LocalProcessBackend::Tick() {
+  const auto now = Clock::now();
+  for (auto it = procs_.begin(); it != procs_.end();) {
+    Proc& p = it->second;
+    if (p.info.pid > 0) {
+      int status = 0;
+      const pid_t r = ::waitpid(p.info.pid, &status, WNOHANG);
+      if (r == p.info.pid) {
+        ::kill(-p.info.pid, SIGKILL);  // anything it left in its group
+        p.info.last_exit = WIFEXITED(status) ? fmt::format("exit {}", WEXITSTATUS(status))
+                                             : fmt::format("signal {}", WTERMSIG(status));
+        p.info.pid = 0;
+        if (p.info.state == WorkerState::kStopping) {
+          it = procs_.erase(it);
+          continue;
+        }
+        // It was not asked to stop: restart it, backing off while it keeps crashing fast.
+        p.quick_crashes = now - p.started < kQuickCrash ? p.quick_crashes + 1 : 0;
+        auto backoff = kBackoffMin * (1 << std::min(p.quick_crashes, 6));
+        if (backoff > kBackoffMax) backoff = kBackoffMax;
+        p.info.state = p.quick_crashes >= kCrashLoopAfter ? WorkerState::kCrashLoop : WorkerState::kBackoff;
+        if (p.info.state == WorkerState::kCrashLoop) backoff = kBackoffMax;
+        p.restart_at = now + backoff;
+        ++p.info.restarts;
+        log::Get("autoscaler")->warn("worker {} ended unexpectedly ({}); restarting in {} ms{}", p.info.id,
+                                     p.info.last_exit, backoff.count(),
+                                     p.info.state == WorkerState::kCrashLoop ? " (crash loop)" : "");
+      } else if (p.info.state == WorkerState::kStopping && now >= p.kill_at) {
+        ::kill(-p.info.pid, SIGKILL);
+      }
+    } else if (now >= p.restart_at) {
+      Spawn(p);
+    }
+    ++it;
+  }
+}
+
+void LocalProcessBackend::StopAll(std::chrono::milliseconds grace) {
+  for (auto& [id, p] : procs_) {
+    if (p.info.pid > 0) {
+      ::kill(p.info.pid, SIGTERM);
+      p.info.state = WorkerState::kStopping;
+      p.kill_at = Clock::now() + grace;
+    }
+  }
+  std::erase_if(procs_, [](const auto& kv) { return kv.second.info.pid <= 0; });
+  // Bounded: after the grace period every remaining group is killed, then reaped.
+  const auto until = Clock::now() + grace + std::chrono::seconds(5);
+  while (!procs_.empty() && Clock::now() < until) {
+    Tick();
+    if (!procs_.empty()) std::this_thread::sleep_for(std::chrono::milliseconds(10));
+  }
+  for (auto& [id, p] : procs_) {
+    if (p.info.pid > 0) ::kill(-p.info.pid, SIGKILL);
+  }
+  procs_.clear();
+}
+
+}  // namespace runnel::autoscaler

@@ -1,0 +1,97 @@
+// One function's dispatcher: the long-lived Kafka consumer that hands events to worker processes
+// over ZeroMQ, so that workers are never consumer-group members (docs/protocol.md §3).
+//
+// It consumes the function's topic by assigning its partitions directly (no group join: it starts
+// at once, and a restart does not wait out a session timeout) and commits to the group
+// runnel.<function>. Scale-out is by static slices: dispatcher i of n takes the partitions p with
+// p % n == i, so no two dispatchers ever hold the same partition.
+//
+// Guarantees: an offset is committed only when every event below it has a final outcome (a result
+// handed to the results feed, or a dead-letter record acknowledged with acks=all); events with
+// the same key run one at a time in offset order; a worker silent for three heartbeats loses its
+// events to other workers at once; a poison event goes to the dead-letter topic after its retries
+// without blocking its partition; records the broker dropped before they were processed are
+// counted and logged as lost, never passed off as done.
+//
+// Thread-safety: the dispatcher runs on its own thread (Start/Stop); Stats() and Endpoint() may be
+// called from any thread. The destructor stops it (see Stop).
+#pragma once
+
+#include <chrono>
+#include <cstdint>
+#include <map>
+#include <memory>
+#include <string>
+
+#include "runnel/broker/kafka.hpp"
+#include "runnel/core/config.hpp"
+
+namespace zmq {
+class context_t;
+}
+
+namespace runnel::broker {
+
+struct WorkerStats {
+  std::string id;
+  int pid = 0;
+  int capacity = 0;
+  int in_flight = 0;
+  bool draining = false;
+  std::int64_t completed = 0;
+  std::int64_t rss_kb = 0;
+};
+
+struct DispatcherStats {
+  std::int64_t received = 0;      // records consumed
+  std::int64_t succeeded = 0;     // final outcome ok
+  std::int64_t failed = 0;        // final outcome error (permanent failure, dead-lettered)
+  std::int64_t dead_lettered = 0; // final outcome dead-letter (retries exhausted, recursion, worker lost)
+  std::int64_t retries = 0;       // attempts scheduled after a failure
+  std::int64_t redispatched = 0;  // events taken from a lost worker
+  std::int64_t late_results = 0;  // answers for events already given to another worker
+  std::int64_t retention_lost = 0;  // records the broker dropped before Runnel processed them
+  std::int64_t workers_lost = 0;
+  std::size_t queued = 0;     // consumed, waiting for a worker (or for their key, or a retry)
+  std::size_t in_flight = 0;  // at a worker
+  std::size_t pending = 0;    // consumed and not yet done (queued + in flight + finishing)
+  bool paused = false;        // consumption paused: the buffer is full
+  std::int64_t no_worker_waits = 0;  // times an event arrived while no worker was connected
+  std::map<std::string, WorkerStats> workers;
+};
+
+class Dispatcher {
+ public:
+  struct Options {
+    FunctionSpec spec;
+    KafkaConfig kafka;
+    zmq::context_t* zmq = nullptr;  // shared with the stack; must outlive the dispatcher
+    std::string bind = "tcp://127.0.0.1:*";
+    std::string results_endpoint;  // the stack's results proxy to connect a PUB to; empty: none
+    std::chrono::milliseconds heartbeat{1000};
+    std::size_t max_buffered = 20'000;  // consumed but not done, before partitions are paused
+    std::string output_dir;
+    int slice_index = 0;
+    int slice_count = 1;
+  };
+
+  // Assigns the partitions and binds the ROUTER socket; throws KafkaError or ConfigError.
+  explicit Dispatcher(Options options);
+  ~Dispatcher();
+  Dispatcher(const Dispatcher&) = delete;
+  Dispatcher& operator=(const Dispatcher&) = delete;
+
+  // The ROUTER endpoint workers connect to, e.g. tcp://127.0.0.1:40211.
+  const std::string& Endpoint() const;
+  void Start();
+  // Stops consuming, waits up to `drain` for events at workers to finish, commits, and returns.
+  // Events not finished by then are not committed and will be consumed again after a restart.
+  void Stop(std::chrono::milliseconds drain = std::chrono::seconds(10));
+  DispatcherStats Stats() const;
+
+ private:
+  class Loop;
+  std::unique_ptr<Loop> loop_;
+};
+
+}  // namespace runnel::broker

@@ -1,0 +1,38 @@
+// Which offsets of each partition are done, and so what may be committed: the committed offset of
+// a partition is the lowest offset below which every event has a final outcome.
+// Not thread-safe: owned by one dispatcher thread.
+#pragma once
+
+#include <cstdint>
+#include <deque>
+#include <map>
+#include <optional>
+
+namespace runnel::broker {
+
+class OffsetTracker {
+ public:
+  // Registers a consumed offset. Offsets skipped between the previous one and this one no longer
+  // exist on the broker (retention, compaction, transaction markers) and count as done. An offset
+  // at or below one already registered (a redelivery) is ignored; returns false then.
+  bool Add(std::int32_t partition, std::int64_t offset);
+  // Marks an offset done. Unknown offsets are ignored (a late duplicate outcome).
+  void Done(std::int32_t partition, std::int64_t offset);
+  // The lowest offset not yet done (what to commit), or nullopt before the first Add.
+  std::optional<std::int64_t> CommitPoint(std::int32_t partition) const;
+  // Commit points that moved since the last call.
+  std::map<std::int32_t, std::int64_t> TakeChangedCommits();
+  // Offsets registered and not yet done, over all partitions.
+  std::size_t Pending() const { return pending_; }
+
+ private:
+  struct Partition {
+    std::int64_t base = 0;           // lowest offset not done; every offset below it is done
+    std::deque<std::uint8_t> done;   // done[i] tells whether base + i is done
+    std::int64_t last_committed = -1;
+  };
+  std::map<std::int32_t, Partition> partitions_;
+  std::size_t pending_ = 0;
+};
+
+}  // namespace runnel::broker

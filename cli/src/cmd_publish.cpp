@@ -1,0 +1,149 @@
+// `runnel publish TOPIC`: publishes events to the running stack's Kafka and prints their ids.
+#include <fmt/format.h>
+
+#include <fstream>
+#include <nlohmann/json.hpp>
+#include <sstream>
+
+#include "commands.hpp"
+#include "runnel/broker/producer.hpp"
+#include "runnel/broker/retention_guard.hpp"
+#include "runnel/core/envelope.hpp"
+#include "runnel/core/state_dir.hpp"
+
+namespace runnel::cli {
+namespace {
+
+std::string ContentTypeFor(const std::filesystem::path& path) {
+  static const std::map<std::string, std::string> kTypes = {
+      {".jpg", "image/jpeg"}, {".jpeg", "image/jpeg"}, {".png", "image/png"},        {".webp", "image/webp"},
+      {".gif", "image/gif"},  {".bmp", "image/bmp"},   {".mp4", "video/mp4"},        {".avi", "video/x-msvideo"},
+      {".mkv", "video/x-matroska"}, {".json", "application/json"}, {".ndjson", "application/x-ndjson"},
+      {".txt", "text/plain"}, {".csv", "text/csv"}};
+  std::string ext = path.extension().string();
+  std::transform(ext.begin(), ext.end(), ext.begin(), [](unsigned char c) { return static_cast<char>(std::tolower(c)); });
+  auto it = kTypes.find(ext);
+  return it == kTypes.end() ? "application/octet-stream" : it->second;
+}
+
+}  // namespace
+
+// The groups whose commits free room on `topic` in the running stack (for the retention guard).
+std::vector<std::string> GroupsConsuming(const nlohmann::json& endpoints, const std::string& topic) {
+  std::vector<std::string> groups;
+  if (auto it = endpoints.find("functions"); it != endpoints.end() && it->is_object()) {
+    for (const auto& [name, f] : it->items()) {
+      if (f.value("topic", "") == topic) groups.push_back(f.value("group", "runnel." + name));
+    }
+  }
+  return groups;
+}
+
+// A producer for the running stack; guarded against the embedded broker's log cap.
+std::unique_ptr<broker::Producer> StackProducer(const nlohmann::json& endpoints) {
+  broker::KafkaConfig config{endpoints.at("kafka").get<std::string>(), "runnel-cli", {}};
+  broker::Producer::Options options;
+  if (endpoints.value("embedded", false)) {
+    options.retention_guard = std::make_shared<broker::RetentionGuard>(
+        config, [endpoints](const std::string& topic) { return GroupsConsuming(endpoints, topic); });
+  }
+  return std::make_unique<broker::Producer>(config, options);
+}
+
+Command AddPublish(CLI::App& app, CommonOptions& common) {
+  struct Flags {
+    std::string topic;
+    std::string key;
+    std::string data;
+    std::string file;
+    std::string lines;
+    std::string content_type;
+    std::vector<std::string> headers;
+  };
+  auto flags = std::make_shared<Flags>();
+  auto* sub = app.add_subcommand("publish", "Publish events to a topic of the running stack; prints one event id per line");
+  sub->add_option("topic", flags->topic, "Topic (a function's topic is named after the function by default)")->required();
+  sub->add_option("--key", flags->key, "Kafka key: events with the same key run one at a time, in order");
+  auto* data = sub->add_option("--data", flags->data, "The payload, as given");
+  auto* file = sub->add_option("--file", flags->file,
+                               "A file: inline up to 1 MiB, otherwise sent as a file:// reference")
+                   ->check(CLI::ExistingFile);
+  auto* lines = sub->add_option("--lines", flags->lines, "One event per line of this file ('-' for stdin)");
+  data->excludes(file)->excludes(lines);
+  file->excludes(lines);
+  sub->add_option("--content-type", flags->content_type, "Content type (default: from the file name, or text/plain)");
+  sub->add_option("--header", flags->headers, "Extra header NAME=VALUE (repeatable)");
+  return {sub, [flags, &common] {
+            if (flags->data.empty() && flags->file.empty() && flags->lines.empty()) {
+              throw ConfigError("publish: give --data, --file or --lines");
+            }
+            const auto endpoints = StateDir::Resolve(common.state_dir).ReadEndpoints();
+            Headers extra;
+            for (const auto& h : flags->headers) {
+              const auto eq = h.find('=');
+              if (eq == std::string::npos || eq == 0) throw ConfigError(fmt::format("--header '{}' is not NAME=VALUE", h));
+              extra.push_back({h.substr(0, eq), h.substr(eq + 1)});
+            }
+            std::vector<std::pair<std::string, Envelope>> events;  // payload, envelope
+            auto base = [&] {
+              Envelope env;
+              env.id = NewEventId();
+              env.trace_id = NewTraceId();
+              env.extra = extra;
+              return env;
+            };
+            if (!flags->file.empty()) {
+              const auto path = std::filesystem::absolute(flags->file);
+              Envelope env = base();
+              env.content_type = flags->content_type.empty() ? ContentTypeFor(path) : flags->content_type;
+              const auto size = std::filesystem::file_size(path);
+              std::string payload;
+              if (size <= limits::kInlinePayloadMax) {
+                std::ifstream in(path, std::ios::binary);
+                payload.assign(std::istreambuf_iterator<char>(in), {});
+              } else {
+                env.file = FileRef{path.string(), size, path.filename().string()};
+              }
+              events.emplace_back(std::move(payload), std::move(env));
+            } else if (!flags->lines.empty()) {
+              std::ifstream file_in;
+              if (flags->lines != "-") {
+                file_in.open(flags->lines);
+                if (!file_in) throw ConfigError(fmt::format("cannot read {}", flags->lines));
+              }
+              std::istream& in = flags->lines == "-" ? std::cin : file_in;
+              for (std::string line; std::getline(in, line);) {
+                if (line.empty()) continue;
+                Envelope env = base();
+                env.content_type = flags->content_type.empty() ? "text/plain" : flags->content_type;
+                events.emplace_back(std::move(line), std::move(env));
+              }
+            } else {
+              Envelope env = base();
+              env.content_type = flags->content_type.empty() ? "text/plain" : flags->content_type;
+              events.emplace_back(flags->data, std::move(env));
+            }
+
+            auto producer = StackProducer(endpoints);
+            std::atomic<int> failed{0};
+            for (auto& [payload, env] : events) {
+              std::optional<std::string> key;
+              if (!flags->key.empty()) key = flags->key;
+              producer->Produce({flags->topic, broker::kAnyPartition, key, std::move(payload), env.Encode()},
+                                [&failed](const broker::Delivery& d) {
+                                  if (!d.Ok()) {
+                                    failed.fetch_add(1);
+                                    fmt::print(stderr, "runnel: an event was not delivered: {}\n", d.error_message);
+                                  }
+                                });
+              fmt::print("{}\n", env.id);
+            }
+            const auto left = producer->Flush(std::chrono::seconds(30));
+            if (left > 0 || failed.load() > 0) {
+              throw Error(fmt::format("{} event(s) not acknowledged by Kafka", left + failed.load()), true);
+            }
+            return 0;
+          }};
+}
+
+}  // namespace runnel::cli

@@ -1,0 +1,175 @@
+#include "stack.hpp"
+
+#include <unistd.h>
+
+#include <fmt/format.h>
+
+#include <nlohmann/json.hpp>
+#include <thread>
+#include <zmq.hpp>
+#include <zmq_addon.hpp>
+
+#include "runnel/autoscaler/local_backend.hpp"
+#include "runnel/broker/admin.hpp"
+#include "runnel/broker/dispatcher.hpp"
+#include "runnel/broker/embedded_broker.hpp"
+#include "runnel/core/error.hpp"
+#include "runnel/core/log.hpp"
+#include "runnel/functions/function.hpp"
+
+namespace runnel::cli {
+namespace {
+
+constexpr const char* kResultsInproc = "inproc://runnel-results";
+constexpr const char* kProxyControl = "inproc://runnel-results-control";
+
+// Every dispatcher's PUB connects to the XSUB side; subscribers connect to the XPUB side.
+class ResultsFeed {
+ public:
+  explicit ResultsFeed(zmq::context_t& ctx) : ctx_(ctx), xsub_(ctx, zmq::socket_type::xsub), xpub_(ctx, zmq::socket_type::xpub) {
+    xsub_.bind(kResultsInproc);
+    xpub_.set(zmq::sockopt::linger, 0);
+    xpub_.bind("tcp://127.0.0.1:*");
+    endpoint_ = xpub_.get(zmq::sockopt::last_endpoint);
+    zmq::socket_t ready(ctx_, zmq::socket_type::pair);
+    ready.bind("inproc://runnel-results-ready");
+    thread_ = std::thread([this] {
+      zmq::socket_t control(ctx_, zmq::socket_type::pair);
+      control.bind(kProxyControl);
+      {
+        zmq::socket_t signal(ctx_, zmq::socket_type::pair);
+        signal.connect("inproc://runnel-results-ready");
+        signal.send(zmq::str_buffer("up"), zmq::send_flags::none);
+      }
+      zmq::proxy_steerable(xsub_, xpub_, zmq::socket_ref(), control);
+    });
+    zmq::message_t up;
+    (void)ready.recv(up);
+  }
+  ~ResultsFeed() {
+    zmq::socket_t control(ctx_, zmq::socket_type::pair);
+    control.connect(kProxyControl);
+    control.send(zmq::str_buffer("TERMINATE"), zmq::send_flags::none);
+    thread_.join();
+  }
+  ResultsFeed(const ResultsFeed&) = delete;
+  ResultsFeed& operator=(const ResultsFeed&) = delete;
+  const std::string& Endpoint() const { return endpoint_; }
+
+ private:
+  zmq::context_t& ctx_;
+  zmq::socket_t xsub_;
+  zmq::socket_t xpub_;
+  std::string endpoint_;
+  std::thread thread_;
+};
+
+}  // namespace
+
+struct Stack::Impl {
+  StackConfig config;
+  StateDir state;
+  std::unique_ptr<broker::EmbeddedBroker> embedded;
+  broker::KafkaConfig kafka;
+  zmq::context_t zmq_ctx{1};
+  std::unique_ptr<ResultsFeed> results;
+  std::vector<std::unique_ptr<broker::Dispatcher>> dispatchers;
+  std::unique_ptr<autoscaler::LocalProcessBackend> workers;
+  std::vector<std::string> endpoint_keys;
+
+  Impl(StackConfig c, StateDir s) : config(std::move(c)), state(std::move(s)) {}
+};
+
+Stack::Stack(StackConfig config, StateDir state, std::filesystem::path runnel_binary)
+    : impl_(std::make_unique<Impl>(std::move(config), std::move(state))) {
+  auto& s = *impl_;
+  const auto logger = log::Get("cli");
+  // Every function must exist and accept its params before anything starts.
+  for (const auto& f : s.config.functions) {
+    try {
+      (void)functions::Builtins().Create(f.BuiltinName(), f.params);
+    } catch (const Error& e) {
+      throw ConfigError(fmt::format("{}: function {}: {}", s.config.source, f.name, e.what()));
+    }
+  }
+  if (s.config.output_dir.empty()) s.config.output_dir = (s.state.Root() / "outputs").string();
+  s.config.output_dir = std::filesystem::absolute(s.config.output_dir).string();
+
+  if (s.config.kafka_bootstrap.empty()) {
+    s.embedded = std::make_unique<broker::EmbeddedBroker>();
+    s.kafka = s.embedded->ClientConfig();
+  } else {
+    s.kafka.bootstrap = s.config.kafka_bootstrap;
+  }
+  s.kafka.options = s.config.kafka_options;
+  for (const auto& f : s.config.functions) {
+    for (const auto& topic : {f.topic, f.dead_letter_topic, f.results_topic}) {
+      if (topic.empty()) continue;
+      if (s.embedded) {
+        s.embedded->CreateTopic(topic, f.partitions);
+      } else {
+        broker::Admin(s.kafka).CreateTopic(topic, f.partitions);
+      }
+    }
+  }
+
+  s.results = std::make_unique<ResultsFeed>(s.zmq_ctx);
+  nlohmann::json dispatchers = nlohmann::json::object();
+  nlohmann::json functions = nlohmann::json::object();
+  for (const auto& f : s.config.functions) {
+    broker::Dispatcher::Options o;
+    o.spec = f;
+    o.kafka = s.kafka;
+    o.zmq = &s.zmq_ctx;
+    o.results_endpoint = kResultsInproc;
+    o.heartbeat = s.config.heartbeat;
+    o.output_dir = s.config.output_dir;
+    auto d = std::make_unique<broker::Dispatcher>(std::move(o));
+    d->Start();
+    dispatchers[f.name] = d->Endpoint();
+    functions[f.name] = {{"topic", f.topic}, {"group", f.Group()}, {"dead_letter_topic", f.dead_letter_topic}};
+    s.dispatchers.push_back(std::move(d));
+  }
+  s.state.MergeEndpoints({{"kafka", s.kafka.bootstrap},
+                          {"embedded", s.embedded != nullptr},
+                          {"pid", ::getpid()},
+                          {"results", s.results->Endpoint()},
+                          {"dispatchers", dispatchers},
+                          {"functions", functions},
+                          {"output_dir", s.config.output_dir}});
+  s.endpoint_keys = {"kafka", "embedded", "pid", "results", "dispatchers", "functions", "output_dir"};
+
+  s.workers = std::make_unique<autoscaler::LocalProcessBackend>(std::move(runnel_binary), s.state.Root() / "logs");
+  for (std::size_t i = 0; i < s.config.functions.size(); ++i) {
+    for (int n = 0; n < s.config.functions[i].workers; ++n) {
+      s.workers->Start(s.config.functions[i].name, s.dispatchers[i]->Endpoint());
+    }
+  }
+}
+
+Stack::~Stack() {
+  auto& s = *impl_;
+  // Dispatchers first: they stop consuming and wait for what workers hold, then commit.
+  for (auto& d : s.dispatchers) d->Stop(std::chrono::seconds(10));
+  s.workers->StopAll(std::chrono::seconds(10));
+  s.dispatchers.clear();
+  s.results.reset();
+  s.state.RemoveEndpoints(s.endpoint_keys);
+  s.embedded.reset();
+}
+
+void Stack::Supervise() { impl_->workers->Tick(); }
+
+std::string Stack::Summary() const {
+  const auto& s = *impl_;
+  std::string out = fmt::format("Kafka: {}{}\nresults feed: {}\noutputs: {}\n", s.kafka.bootstrap,
+                                s.embedded ? " (embedded, in memory)" : "", s.results->Endpoint(), s.config.output_dir);
+  for (std::size_t i = 0; i < s.config.functions.size(); ++i) {
+    const auto& f = s.config.functions[i];
+    out += fmt::format("  {:<18} topic {:<18} {} worker(s)  dispatcher {}\n", f.name, f.topic, f.workers,
+                       s.dispatchers[i]->Endpoint());
+  }
+  return out;
+}
+
+}  // namespace runnel::cli

@@ -1,0 +1,60 @@
+// The stack config: which functions run, on which topics, with which limits and retry policy.
+// Parsed and validated once at start-up; an unknown key or a bad value is a ConfigError naming
+// the file, line and key. Without a file, DefaultStack() serves every built-in function.
+#pragma once
+
+#include <chrono>
+#include <cstdint>
+#include <filesystem>
+#include <map>
+#include <nlohmann/json.hpp>
+#include <string>
+#include <vector>
+
+namespace runnel {
+
+struct RetryPolicy {
+  int max_attempts = 3;  // attempts in all, the first included
+  std::chrono::milliseconds backoff_initial{200};
+  std::chrono::milliseconds backoff_max{10'000};
+  double backoff_multiplier = 2.0;
+  // The wait before attempt `next_attempt` (2, 3, ...), before jitter.
+  std::chrono::milliseconds Backoff(int next_attempt) const;
+};
+
+struct FunctionSpec {
+  std::string name;
+  std::string handler;  // builtin:NAME
+  std::string topic;    // default: the name
+  int partitions = 8;
+  nlohmann::json params = nlohmann::json::object();
+  int concurrency = 8;  // events one worker runs at once
+  std::chrono::milliseconds timeout{30'000};
+  int memory_mb = 0;  // 0: no limit
+  std::size_t max_payload = 1 << 20;
+  RetryPolicy retry;
+  std::string dead_letter_topic;  // default: <topic>.dlq
+  std::string results_topic;      // empty: results go to ZeroMQ only
+  int workers = 1;                // fixed worker processes (until the autoscaler decides)
+
+  std::string Group() const { return "runnel." + name; }
+  std::string BuiltinName() const;  // the NAME of builtin:NAME
+};
+
+struct StackConfig {
+  std::string source;           // the file it came from, or "(built-in default)"
+  std::string kafka_bootstrap;  // empty: the embedded broker
+  std::map<std::string, std::string> kafka_options;
+  std::chrono::milliseconds heartbeat{1000};
+  std::string output_dir;  // default: <state dir>/outputs
+  std::vector<FunctionSpec> functions;
+
+  const FunctionSpec* Find(const std::string& name) const;
+};
+
+// Reads and validates a runnel.yaml; throws ConfigError with file:line: key: reason.
+StackConfig LoadStackConfig(const std::filesystem::path& file);
+// The stack served without a config: one function per built-in name, each on a topic of its name.
+StackConfig DefaultStack(const std::vector<std::string>& builtin_names);
+
+}  // namespace runnel

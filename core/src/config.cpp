@@ -1,0 +1,239 @@
+#include "runnel/core/config.hpp"
+
+#include <fmt/format.h>
+#include <yaml-cpp/yaml.h>
+
+#include <algorithm>
+#include <cmath>
+#include <set>
+
+#include "runnel/core/error.hpp"
+
+namespace runnel {
+namespace {
+
+// Errors point at the file and line of the offending node.
+class Parser {
+ public:
+  explicit Parser(std::string file) : file_(std::move(file)) {}
+
+  [[noreturn]] void Fail(const YAML::Node& node, const std::string& key, const std::string& why) const {
+    const auto mark = node.Mark();
+    throw ConfigError(fmt::format("{}:{}: {}: {}", file_, mark.is_null() ? 0 : mark.line + 1, key, why));
+  }
+
+  void OnlyKeys(const YAML::Node& map, const std::string& where, const std::set<std::string>& allowed) const {
+    if (!map.IsMap()) Fail(map, where, "must be a mapping");
+    for (const auto& kv : map) {
+      const auto key = kv.first.as<std::string>();
+      if (!allowed.contains(key)) {
+        std::string known;
+        for (const auto& a : allowed) known += (known.empty() ? "" : ", ") + a;
+        Fail(kv.first, where.empty() ? key : where + "." + key, fmt::format("unknown key (known: {})", known));
+      }
+    }
+  }
+
+  template <typename T>
+  T Scalar(const YAML::Node& node, const std::string& key) const {
+    if (!node.IsScalar()) Fail(node, key, "must be a single value");
+    try {
+      return node.as<T>();
+    } catch (const YAML::Exception&) {
+      Fail(node, key, fmt::format("'{}' is not a valid {}", node.Scalar(), TypeName<T>()));
+    }
+  }
+
+  long Int(const YAML::Node& node, const std::string& key, long lo, long hi) const {
+    const long v = Scalar<long>(node, key);
+    if (v < lo || v > hi) Fail(node, key, fmt::format("{} is outside {}..{}", v, lo, hi));
+    return v;
+  }
+
+  // "30s", "500ms", "2m", or a bare number of milliseconds.
+  std::chrono::milliseconds Duration(const YAML::Node& node, const std::string& key) const {
+    const std::string text = Scalar<std::string>(node, key);
+    std::size_t used = 0;
+    double value = 0;
+    try {
+      value = std::stod(text, &used);
+    } catch (const std::exception&) {
+      Fail(node, key, fmt::format("'{}' is not a duration like 500ms, 30s or 2m", text));
+    }
+    const std::string unit = text.substr(used);
+    double ms = 0;
+    if (unit.empty() || unit == "ms") ms = value;
+    else if (unit == "s") ms = value * 1000;
+    else if (unit == "m") ms = value * 60'000;
+    else if (unit == "h") ms = value * 3'600'000;
+    else Fail(node, key, fmt::format("'{}' has an unknown unit '{}' (ms, s, m, h)", text, unit));
+    if (ms < 0 || ms > 7 * 24 * 3'600'000.0) Fail(node, key, fmt::format("'{}' is out of range", text));
+    return std::chrono::milliseconds(static_cast<std::int64_t>(std::llround(ms)));
+  }
+
+  nlohmann::json Json(const YAML::Node& node) const {
+    switch (node.Type()) {
+      case YAML::NodeType::Map: {
+        auto obj = nlohmann::json::object();
+        for (const auto& kv : node) obj[kv.first.as<std::string>()] = Json(kv.second);
+        return obj;
+      }
+      case YAML::NodeType::Sequence: {
+        auto arr = nlohmann::json::array();
+        for (const auto& item : node) arr.push_back(Json(item));
+        return arr;
+      }
+      case YAML::NodeType::Scalar: {
+        const std::string& s = node.Scalar();
+        if (node.Tag() == "!") return s;  // quoted: always a string
+        if (s == "true" || s == "false") return s == "true";
+        try {
+          std::size_t used = 0;
+          const long long i = std::stoll(s, &used);
+          if (used == s.size()) return i;
+          const double d = std::stod(s, &used);
+          if (used == s.size()) return d;
+        } catch (const std::exception&) {
+        }
+        return s;
+      }
+      default:
+        return nullptr;
+    }
+  }
+
+ private:
+  template <typename T>
+  static const char* TypeName() {
+    if constexpr (std::is_same_v<T, std::string>) return "string";
+    else if constexpr (std::is_same_v<T, bool>) return "boolean";
+    else if constexpr (std::is_floating_point_v<T>) return "number";
+    else return "integer";
+  }
+  std::string file_;
+};
+
+bool IsTopicName(const std::string& s) {
+  return !s.empty() && s.size() <= 249 && s != "." && s != ".." &&
+         std::all_of(s.begin(), s.end(), [](char c) { return std::isalnum(static_cast<unsigned char>(c)) || c == '.' || c == '_' || c == '-'; });
+}
+
+FunctionSpec ParseFunction(const Parser& p, const YAML::Node& node, const std::string& where) {
+  p.OnlyKeys(node, where, {"name", "handler", "topic", "partitions", "params", "concurrency", "timeout", "memory_mb",
+                           "max_payload", "retries", "dead_letter_topic", "results_topic", "workers"});
+  FunctionSpec f;
+  if (!node["name"]) p.Fail(node, where + ".name", "is required");
+  f.name = p.Scalar<std::string>(node["name"], where + ".name");
+  if (!IsTopicName(f.name)) p.Fail(node["name"], where + ".name", fmt::format("'{}' must be 1..249 of [A-Za-z0-9._-]", f.name));
+  f.handler = node["handler"] ? p.Scalar<std::string>(node["handler"], where + ".handler") : "builtin:" + f.name;
+  if (f.handler.rfind("builtin:", 0) != 0 || f.handler.size() == 8) {
+    p.Fail(node["handler"], where + ".handler", fmt::format("'{}' is not builtin:NAME", f.handler));
+  }
+  f.topic = node["topic"] ? p.Scalar<std::string>(node["topic"], where + ".topic") : f.name;
+  if (!IsTopicName(f.topic)) p.Fail(node["topic"], where + ".topic", fmt::format("'{}' is not a valid topic name", f.topic));
+  if (node["partitions"]) f.partitions = static_cast<int>(p.Int(node["partitions"], where + ".partitions", 1, 10'000));
+  if (node["params"]) {
+    if (!node["params"].IsMap()) p.Fail(node["params"], where + ".params", "must be a mapping");
+    f.params = p.Json(node["params"]);
+  }
+  if (node["concurrency"]) f.concurrency = static_cast<int>(p.Int(node["concurrency"], where + ".concurrency", 1, 10'000));
+  if (node["timeout"]) {
+    f.timeout = p.Duration(node["timeout"], where + ".timeout");
+    if (f.timeout.count() < 1) p.Fail(node["timeout"], where + ".timeout", "must be at least 1ms");
+  }
+  if (node["memory_mb"]) f.memory_mb = static_cast<int>(p.Int(node["memory_mb"], where + ".memory_mb", 0, 1 << 20));
+  if (node["max_payload"]) {
+    f.max_payload = static_cast<std::size_t>(p.Int(node["max_payload"], where + ".max_payload", 0, 100L << 20));
+  }
+  if (const auto r = node["retries"]) {
+    const std::string rw = where + ".retries";
+    p.OnlyKeys(r, rw, {"max_attempts", "backoff", "backoff_max", "multiplier"});
+    if (r["max_attempts"]) f.retry.max_attempts = static_cast<int>(p.Int(r["max_attempts"], rw + ".max_attempts", 1, 100));
+    if (r["backoff"]) f.retry.backoff_initial = p.Duration(r["backoff"], rw + ".backoff");
+    if (r["backoff_max"]) f.retry.backoff_max = p.Duration(r["backoff_max"], rw + ".backoff_max");
+    if (r["multiplier"]) {
+      f.retry.backoff_multiplier = p.Scalar<double>(r["multiplier"], rw + ".multiplier");
+      if (f.retry.backoff_multiplier < 1.0 || f.retry.backoff_multiplier > 10.0) {
+        p.Fail(r["multiplier"], rw + ".multiplier", "must be within 1..10");
+      }
+    }
+  }
+  f.dead_letter_topic = node["dead_letter_topic"] ? p.Scalar<std::string>(node["dead_letter_topic"], where + ".dead_letter_topic")
+                                                  : f.topic + ".dlq";
+  if (node["results_topic"]) f.results_topic = p.Scalar<std::string>(node["results_topic"], where + ".results_topic");
+  if (node["workers"]) f.workers = static_cast<int>(p.Int(node["workers"], where + ".workers", 0, 1000));
+  return f;
+}
+
+}  // namespace
+
+std::chrono::milliseconds RetryPolicy::Backoff(int next_attempt) const {
+  double ms = static_cast<double>(backoff_initial.count()) * std::pow(backoff_multiplier, std::max(0, next_attempt - 2));
+  ms = std::min(ms, static_cast<double>(backoff_max.count()));
+  return std::chrono::milliseconds(static_cast<std::int64_t>(ms));
+}
+
+std::string FunctionSpec::BuiltinName() const { return handler.substr(std::string("builtin:").size()); }
+
+const FunctionSpec* StackConfig::Find(const std::string& name) const {
+  for (const auto& f : functions) {
+    if (f.name == name) return &f;
+  }
+  return nullptr;
+}
+
+StackConfig LoadStackConfig(const std::filesystem::path& file) {
+  Parser p(file.string());
+  YAML::Node root;
+  try {
+    root = YAML::LoadFile(file.string());
+  } catch (const YAML::BadFile&) {
+    throw ConfigError(fmt::format("{}: cannot read the file", file.string()));
+  } catch (const YAML::Exception& e) {
+    throw ConfigError(fmt::format("{}:{}: not valid YAML: {}", file.string(), e.mark.line + 1, e.msg));
+  }
+  if (!root || root.IsNull()) throw ConfigError(fmt::format("{}: the file is empty", file.string()));
+  p.OnlyKeys(root, "", {"kafka", "heartbeat", "output_dir", "functions"});
+  StackConfig config;
+  config.source = file.string();
+  if (const auto k = root["kafka"]) {
+    p.OnlyKeys(k, "kafka", {"bootstrap", "options"});
+    if (k["bootstrap"]) config.kafka_bootstrap = p.Scalar<std::string>(k["bootstrap"], "kafka.bootstrap");
+    if (const auto o = k["options"]) {
+      if (!o.IsMap()) p.Fail(o, "kafka.options", "must be a mapping of librdkafka options");
+      for (const auto& kv : o) config.kafka_options[kv.first.as<std::string>()] = p.Scalar<std::string>(kv.second, "kafka.options." + kv.first.as<std::string>());
+    }
+  }
+  if (root["heartbeat"]) config.heartbeat = p.Duration(root["heartbeat"], "heartbeat");
+  if (config.heartbeat.count() < 10) p.Fail(root["heartbeat"], "heartbeat", "must be at least 10ms");
+  if (root["output_dir"]) config.output_dir = p.Scalar<std::string>(root["output_dir"], "output_dir");
+  const auto fns = root["functions"];
+  if (!fns || !fns.IsSequence() || fns.size() == 0) p.Fail(fns ? fns : root, "functions", "must be a non-empty list");
+  std::set<std::string> names;
+  std::set<std::string> topics;
+  for (std::size_t i = 0; i < fns.size(); ++i) {
+    FunctionSpec f = ParseFunction(p, fns[i], fmt::format("functions[{}]", i));
+    if (!names.insert(f.name).second) p.Fail(fns[i]["name"], fmt::format("functions[{}].name", i), fmt::format("'{}' is defined twice", f.name));
+    if (!topics.insert(f.topic).second) {
+      p.Fail(fns[i], fmt::format("functions[{}].topic", i), fmt::format("topic '{}' already feeds another function", f.topic));
+    }
+    config.functions.push_back(std::move(f));
+  }
+  return config;
+}
+
+StackConfig DefaultStack(const std::vector<std::string>& builtin_names) {
+  StackConfig config;
+  config.source = "(built-in default)";
+  for (const auto& name : builtin_names) {
+    FunctionSpec f;
+    f.name = name;
+    f.handler = "builtin:" + name;
+    f.topic = name;
+    f.dead_letter_topic = name + ".dlq";
+    config.functions.push_back(std::move(f));
+  }
+  return config;
+}
+
+}  // namespace runnel
