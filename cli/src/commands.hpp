@@ -22,5 +22,6 @@ struct Command {
 Command AddVersion(CLI::App& app, CommonOptions& common);
 Command AddKafka(CLI::App& app, CommonOptions& common);
 Command AddDemo(CLI::App& app, CommonOptions& common);
+Command AddWorker(CLI::App& app, CommonOptions& common);
 
 }  // namespace runnel::cli
