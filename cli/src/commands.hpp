@@ -25,5 +25,6 @@ Command AddDemo(CLI::App& app, CommonOptions& common);
 Command AddUp(CLI::App& app, CommonOptions& common);
 Command AddPublish(CLI::App& app, CommonOptions& common);
 Command AddResults(CLI::App& app, CommonOptions& common);
+Command AddWorker(CLI::App& app, CommonOptions& common);
 
 }  // namespace runnel::cli

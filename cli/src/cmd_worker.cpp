@@ -1,0 +1,39 @@
+// `runnel worker`: one stateless worker process serving one function for one dispatcher.
+#include "commands.hpp"
+#include "runnel/core/signals.hpp"
+#include "runnel/workers/worker_session.hpp"
+
+namespace runnel::cli {
+
+Command AddWorker(CLI::App& app, CommonOptions&) {
+  struct Flags {
+    workers::WorkerOptions options;
+    std::size_t capacity = 0;
+  };
+  auto flags = std::make_shared<Flags>();
+  auto* sub = app.add_subcommand("worker",
+                                 "Run a worker process: connect to a function's dispatcher over ZeroMQ and run the "
+                                 "events it hands out until SIGTERM (drains first) or the dispatcher says EXIT");
+  sub->add_option("--function", flags->options.function, "The function to run, by name (e.g. echo, sleep)")
+      ->required();
+  sub->add_option("--dispatcher", flags->options.dispatcher,
+                  "The dispatcher's ZeroMQ endpoint, e.g. tcp://127.0.0.1:5555")
+      ->required();
+  sub->add_option("--id", flags->options.id, "Worker id in HELLO (default <hostname>-<pid>)");
+  sub->add_option("--capacity", flags->capacity,
+                  "Events this worker holds at once (its credit; default 16; the dispatcher's concurrency may "
+                  "lower the calls run at once)")
+      ->check(CLI::Range(1, 100000));
+  sub->add_option("--threads", flags->options.threads, "OS threads running the fibers")
+      ->check(CLI::Range(1, 1024))
+      ->capture_default_str();
+  return {sub, [flags] {
+            // Before any thread exists, so every thread inherits the blocked SIGINT/SIGTERM.
+            ShutdownSignals signals;
+            workers::WorkerOptions options = flags->options;
+            if (flags->capacity > 0) options.capacity = flags->capacity;
+            return workers::RunWorker(std::move(options));
+          }};
+}
+
+}  // namespace runnel::cli

@@ -1,0 +1,299 @@
+// End-to-end: the real `runnel worker` process against a test playing the dispatcher with a real
+// ZeroMQ ROUTER socket (docs/protocol.md §3). Every wait is a condition with a deadline.
+#include <signal.h>
+
+#include <gtest/gtest.h>
+
+#include <fstream>
+#include <map>
+#include <memory>
+#include <set>
+#include <sstream>
+
+#include "dispatcher_peer.hpp"
+#include "runnel/functions/function.hpp"
+#include "runnel/testing/child_process.hpp"
+
+namespace runnel::testing {
+namespace {
+
+using namespace std::chrono_literals;
+using functions::Errc;
+using Result = DispatcherPeer::Result;
+
+constexpr auto kDeadline = std::chrono::milliseconds(10s);
+
+std::unique_ptr<ChildProcess> StartWorker(const std::string& function, const std::string& endpoint,
+                                          const std::vector<std::string>& extra = {}) {
+  std::vector<std::string> argv = {RunnelBin(), "worker", "--function", function, "--dispatcher", endpoint};
+  argv.insert(argv.end(), extra.begin(), extra.end());
+  return std::make_unique<ChildProcess>(argv, std::map<std::string, std::string>{{"RUNNEL_LOG", "info"}});
+}
+
+// Reads RESULTS messages until `count` results arrived (or the deadline passed); keyed by token.
+std::map<std::uint64_t, Result> CollectResults(DispatcherPeer& peer, std::size_t count,
+                                               std::chrono::milliseconds deadline = kDeadline) {
+  std::map<std::uint64_t, Result> results;
+  const auto until = std::chrono::steady_clock::now() + deadline;
+  while (results.size() < count) {
+    const auto left = std::chrono::duration_cast<std::chrono::milliseconds>(until - std::chrono::steady_clock::now());
+    if (left.count() <= 0) break;
+    auto m = peer.Expect(wire::cmd::kResults, left);
+    if (!m) break;
+    for (auto& r : DispatcherPeer::DecodeResults(*m)) {
+      EXPECT_FALSE(results.contains(r.header.token)) << "token " << r.header.token << " reported twice";
+      results[r.header.token] = std::move(r);
+    }
+  }
+  return results;
+}
+
+// Waits for a HEARTBEAT whose `field` reaches `value`.
+bool WaitForHeartbeat(DispatcherPeer& peer, const std::string& field, std::int64_t value,
+                      std::chrono::milliseconds deadline = kDeadline) {
+  const auto until = std::chrono::steady_clock::now() + deadline;
+  for (;;) {
+    const auto left = std::chrono::duration_cast<std::chrono::milliseconds>(until - std::chrono::steady_clock::now());
+    if (left.count() <= 0) return false;
+    auto m = peer.Expect(wire::cmd::kHeartbeat, left);
+    if (!m) return false;
+    if (m->Json().value(field, std::int64_t{-1}) == value) return true;
+  }
+}
+
+std::size_t CountSeen(const DispatcherPeer& peer, std::string_view command) {
+  std::size_t n = 0;
+  for (const auto& m : peer.Seen()) n += m.command == command ? 1 : 0;
+  return n;
+}
+
+TEST(WorkerProcess, HelloWelcomeAndHeartbeats) {
+  DispatcherPeer peer;
+  auto worker = StartWorker("echo", peer.Endpoint(), {"--id", "w-1"});
+  auto hello = peer.Handshake("echo");
+  ASSERT_TRUE(hello) << worker->Stderr();
+  const auto body = hello->Json();
+  EXPECT_EQ(body["v"], 1);
+  EXPECT_EQ(body["function"], "echo");
+  EXPECT_EQ(body["worker"], "w-1");
+  EXPECT_EQ(body["pid"], worker->Pid());
+  EXPECT_EQ(body["capacity"], 16) << "the default credit";
+  auto heartbeat = peer.Expect(wire::cmd::kHeartbeat, kDeadline);
+  ASSERT_TRUE(heartbeat) << worker->Stderr();
+  EXPECT_EQ(heartbeat->Json()["in_flight"], 0);
+  EXPECT_GT(heartbeat->Json()["rss_kb"].get<std::int64_t>(), 0);
+}
+
+TEST(WorkerProcess, EchoesManyTasksWithinCreditOnSeveralThreads) {
+  DispatcherPeer peer;
+  constexpr std::size_t kCapacity = 8;
+  constexpr std::uint64_t kTasks = 300;
+  auto worker = StartWorker("echo", peer.Endpoint(), {"--capacity", "8", "--threads", "3"});
+  auto hello = peer.Handshake("echo");
+  ASSERT_TRUE(hello) << worker->Stderr();
+  EXPECT_EQ(hello->Json()["capacity"], kCapacity);
+
+  std::map<std::uint64_t, Result> results;
+  std::uint64_t next = 1;
+  std::size_t max_pairs = 0;
+  const auto until = std::chrono::steady_clock::now() + 30s;
+  while (results.size() < kTasks && std::chrono::steady_clock::now() < until) {
+    // Hand out exactly the free credit, several tasks per TASKS message.
+    const std::size_t outstanding = (next - 1) - results.size();
+    std::vector<std::pair<wire::TaskHeader, std::string>> batch;
+    for (std::size_t i = outstanding; i < kCapacity && next <= kTasks; ++i, ++next) {
+      batch.emplace_back(DispatcherPeer::Task(next, 0, {{"content-type", "text/plain"}}), "payload-" + std::to_string(next));
+    }
+    if (!batch.empty()) peer.SendTasks(hello->identity, batch);
+    auto m = peer.Expect(wire::cmd::kResults, 5s);
+    ASSERT_TRUE(m) << worker->Stderr();
+    const auto decoded = DispatcherPeer::DecodeResults(*m);
+    max_pairs = std::max(max_pairs, decoded.size());
+    for (const auto& r : decoded) {
+      ASSERT_FALSE(results.contains(r.header.token));
+      ASSERT_GE(r.header.token, 1u);
+      ASSERT_LT(r.header.token, next) << "a result for a token never sent";
+      results[r.header.token] = r;
+    }
+  }
+  ASSERT_EQ(results.size(), kTasks);
+  for (const auto& [token, r] : results) {
+    EXPECT_EQ(r.header.status, wire::ResultStatus::kOk) << r.header.error;
+    EXPECT_EQ(r.output, "payload-" + std::to_string(token));
+    EXPECT_EQ(r.header.content_type, "text/plain");
+  }
+  EXPECT_EQ(CountSeen(peer, wire::cmd::kHello), 1u);
+  RecordProperty("max_results_per_message", static_cast<int>(max_pairs));
+}
+
+TEST(WorkerProcess, RunsCapacityTasksConcurrently) {
+  DispatcherPeer peer;
+  auto worker = StartWorker("sleep", peer.Endpoint(), {"--capacity", "8"});
+  auto hello = peer.Handshake("sleep");
+  ASSERT_TRUE(hello) << worker->Stderr();
+  std::vector<std::pair<wire::TaskHeader, std::string>> tasks;
+  for (std::uint64_t t = 1; t <= 8; ++t) tasks.emplace_back(DispatcherPeer::Task(t), R"({"ms":1500})");
+  peer.SendTasks(hello->identity, tasks);
+  // All eight calls inside the function at once, before any of them reported.
+  ASSERT_TRUE(WaitForHeartbeat(peer, "running", 8)) << worker->Stderr();
+  EXPECT_EQ(CountSeen(peer, wire::cmd::kResults), 0u);
+  const auto results = CollectResults(peer, 8);
+  ASSERT_EQ(results.size(), 8u);
+  for (const auto& [token, r] : results) EXPECT_EQ(r.header.status, wire::ResultStatus::kOk);
+  EXPECT_EQ(CountSeen(peer, wire::cmd::kHello), 1u) << "the peer's heartbeats keep the session alive";
+}
+
+TEST(WorkerProcess, MapsFunctionErrorsToErrorCodes) {
+  DispatcherPeer peer;
+  auto worker = StartWorker("sleep", peer.Endpoint());
+  auto hello = peer.Handshake("sleep");
+  ASSERT_TRUE(hello) << worker->Stderr();
+  peer.SendTasks(hello->identity, {{DispatcherPeer::Task(1), R"({"fail":"flaky dependency"})"},
+                                   {DispatcherPeer::Task(2), R"({"fail":"corrupt","permanent":true})"},
+                                   {DispatcherPeer::Task(3, 0, {{"runnel-hop", "3x"}}), "{}"},
+                                   {DispatcherPeer::Task(4), R"({"ms":-1})"},
+                                   {DispatcherPeer::Task(5), R"({"ms":0})"}});
+  auto results = CollectResults(peer, 5);
+  ASSERT_EQ(results.size(), 5u) << worker->Stderr();
+  EXPECT_EQ(results[1].header.status, wire::ResultStatus::kError);
+  EXPECT_EQ(results[1].header.error_code, static_cast<std::uint8_t>(Errc::kTransient));
+  EXPECT_EQ(results[1].header.error, "flaky dependency");
+  EXPECT_EQ(results[2].header.error_code, static_cast<std::uint8_t>(Errc::kBadInput));
+  EXPECT_EQ(results[2].header.error, "corrupt");
+  EXPECT_EQ(results[3].header.error_code, static_cast<std::uint8_t>(Errc::kBadInput));
+  EXPECT_NE(results[3].header.error.find("runnel-hop"), std::string::npos) << results[3].header.error;
+  EXPECT_EQ(results[4].header.error_code, static_cast<std::uint8_t>(Errc::kBadInput));
+  EXPECT_EQ(results[5].header.status, wire::ResultStatus::kOk);
+}
+
+TEST(WorkerProcess, UnknownFunctionExitsOneWithAClearMessage) {
+  auto run = RunCommand({RunnelBin(), "worker", "--function", "no.such", "--dispatcher", "tcp://127.0.0.1:1"}, 30s);
+  EXPECT_EQ(run.exit_code, 1);
+  EXPECT_NE(run.err.find("unknown function 'no.such'"), std::string::npos) << run.err;
+  EXPECT_NE(run.err.find("echo"), std::string::npos) << "lists the known functions: " << run.err;
+}
+
+TEST(WorkerProcess, BadParamsExitOneAfterBye) {
+  DispatcherPeer peer;
+  auto worker = StartWorker("sleep", peer.Endpoint());
+  ASSERT_TRUE(peer.Handshake("sleep", {{"params", {{"ms", -5}}}})) << worker->Stderr();
+  auto bye = peer.Expect(wire::cmd::kBye, kDeadline);
+  ASSERT_TRUE(bye);
+  EXPECT_EQ(worker->Wait(kDeadline), 1);
+  EXPECT_NE(worker->Stderr().find("params.ms -5"), std::string::npos) << worker->Stderr();
+}
+
+TEST(WorkerProcess, RejectExitsOneWithTheReason) {
+  DispatcherPeer peer;
+  auto worker = StartWorker("echo", peer.Endpoint());
+  auto hello = peer.Expect(wire::cmd::kHello, kDeadline);
+  ASSERT_TRUE(hello);
+  peer.Send(hello->identity, wire::cmd::kReject, {R"({"reason":"protocol version 7 is not served here"})"});
+  EXPECT_EQ(worker->Wait(kDeadline), 1);
+  EXPECT_NE(worker->Stderr().find("protocol version 7 is not served here"), std::string::npos) << worker->Stderr();
+}
+
+TEST(WorkerProcess, WatchdogReportsTimeoutThenLeavesWithStatusThree) {
+  DispatcherPeer peer;
+  auto worker = StartWorker("sleep", peer.Endpoint());
+  auto hello = peer.Handshake("sleep");
+  ASSERT_TRUE(hello) << worker->Stderr();
+  peer.SendTasks(hello->identity, {{DispatcherPeer::Task(42, 300), R"({"ms":5000})"}});
+  auto results = CollectResults(peer, 1);
+  ASSERT_EQ(results.size(), 1u) << worker->Stderr();
+  EXPECT_EQ(results[42].header.status, wire::ResultStatus::kError);
+  EXPECT_EQ(results[42].header.error_code, static_cast<std::uint8_t>(Errc::kTimeout));
+  EXPECT_EQ(results[42].header.error, "timed out after 300 ms");
+  auto bye = peer.Expect(wire::cmd::kBye, kDeadline);
+  ASSERT_TRUE(bye);
+  EXPECT_EQ(bye->Json()["reason"].get<std::string>().rfind("watchdog", 0), 0u) << bye->Json().dump();
+  EXPECT_EQ(worker->Wait(kDeadline), 3);
+}
+
+TEST(WorkerProcess, ExitCommandGetsByeAndStatusThree) {
+  DispatcherPeer peer;
+  auto worker = StartWorker("sleep", peer.Endpoint());
+  auto hello = peer.Handshake("sleep");
+  ASSERT_TRUE(hello) << worker->Stderr();
+  peer.SendTasks(hello->identity, {{DispatcherPeer::Task(1), R"({"ms":60000})"}});
+  ASSERT_TRUE(WaitForHeartbeat(peer, "running", 1));
+  peer.Send(hello->identity, wire::cmd::kExit, {R"({"reason":"overran its timeout"})"});
+  auto bye = peer.Expect(wire::cmd::kBye, kDeadline);
+  ASSERT_TRUE(bye);
+  EXPECT_NE(bye->Json()["reason"].get<std::string>().find("overran its timeout"), std::string::npos);
+  EXPECT_EQ(worker->Wait(kDeadline), 3) << "exits at once, without waiting for the 60 s call";
+}
+
+TEST(WorkerProcess, SigtermDrainsEveryHeldTaskThenExitsZero) {
+  DispatcherPeer peer;
+  auto worker = StartWorker("sleep", peer.Endpoint(), {"--capacity", "4"});
+  auto hello = peer.Handshake("sleep");
+  ASSERT_TRUE(hello) << worker->Stderr();
+  std::vector<std::pair<wire::TaskHeader, std::string>> tasks;
+  for (std::uint64_t t = 1; t <= 4; ++t) tasks.emplace_back(DispatcherPeer::Task(t), R"({"ms":1000})");
+  peer.SendTasks(hello->identity, tasks);
+  ASSERT_TRUE(WaitForHeartbeat(peer, "running", 4)) << worker->Stderr();
+  worker->Signal(SIGTERM);
+  ASSERT_TRUE(peer.Expect(wire::cmd::kDraining, kDeadline)) << worker->Stderr();
+  const auto results = CollectResults(peer, 4);
+  EXPECT_EQ(results.size(), 4u) << "no task lost";
+  for (const auto& [token, r] : results) EXPECT_EQ(r.header.status, wire::ResultStatus::kOk) << r.header.error;
+  auto bye = peer.Expect(wire::cmd::kBye, kDeadline);
+  ASSERT_TRUE(bye);
+  EXPECT_EQ(bye->Json()["reason"], "drained");
+  EXPECT_EQ(worker->Wait(kDeadline), 0) << worker->Stderr();
+  EXPECT_EQ(CountSeen(peer, wire::cmd::kHello), 1u);
+  // DRAINING came before every result, BYE after them.
+  std::vector<std::string> order;
+  for (const auto& m : peer.Seen()) {
+    if (m.command != wire::cmd::kHeartbeat) order.push_back(m.command);
+  }
+  ASSERT_GE(order.size(), 4u);
+  EXPECT_EQ(order.back(), "BYE");
+  auto draining = std::find(order.begin(), order.end(), "DRAINING");
+  auto first_results = std::find(order.begin(), order.end(), "RESULTS");
+  EXPECT_LT(draining, first_results);
+}
+
+TEST(WorkerProcess, ReconnectsWithANewHelloWhenTheDispatcherFallsSilent) {
+  DispatcherPeer peer;
+  auto worker = StartWorker("echo", peer.Endpoint());
+  auto hello = peer.Handshake("echo", {{"heartbeat_ms", 100}});
+  ASSERT_TRUE(hello) << worker->Stderr();
+  // The peer stops its heartbeats: after three silent intervals the worker says HELLO afresh.
+  peer.SetSilent(true);
+  auto again = peer.Expect(wire::cmd::kHello, kDeadline);
+  ASSERT_TRUE(again) << worker->Stderr();
+  peer.SetSilent(false);
+  EXPECT_NE(again->identity, hello->identity) << "a new DEALER socket";
+  EXPECT_EQ(again->Json()["function"], "echo");
+  // And it serves the new session.
+  peer.Send(again->identity, wire::cmd::kWelcome, {DispatcherPeer::DefaultWelcome("echo").dump()});
+  peer.SendTasks(again->identity, {{DispatcherPeer::Task(7), "after reconnect"}});
+  auto results = CollectResults(peer, 1);
+  ASSERT_EQ(results.size(), 1u);
+  EXPECT_EQ(results[7].output, "after reconnect");
+}
+
+TEST(WorkerProcess, AppliesTheMemoryLimit) {
+  DispatcherPeer peer;
+  auto worker = StartWorker("echo", peer.Endpoint());
+  ASSERT_TRUE(peer.Handshake("echo", {{"memory_mb", 3072}})) << worker->Stderr();
+  ASSERT_TRUE(peer.Expect(wire::cmd::kHeartbeat, kDeadline)) << worker->Stderr();
+  std::ifstream limits("/proc/" + std::to_string(worker->Pid()) + "/limits");
+  std::string line;
+  bool found = false;
+  while (std::getline(limits, line)) {
+    if (line.rfind("Max address space", 0) != 0) continue;
+    found = true;
+    std::istringstream fields(line.substr(std::string("Max address space").size()));
+    std::string soft, hard;
+    fields >> soft >> hard;
+    EXPECT_EQ(soft, std::to_string(3072ull * 1024 * 1024));
+    EXPECT_EQ(hard, std::to_string(3072ull * 1024 * 1024));
+  }
+  EXPECT_TRUE(found);
+}
+
+}  // namespace
+}  // namespace runnel::testing

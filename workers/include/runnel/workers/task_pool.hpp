@@ -1,0 +1,77 @@
+// Runs function calls on Boost.Fiber fibers so one worker thread holds many events at once (a call
+// that waits, e.g. on I/O or boost::this_fiber::sleep_for, lets the others run).
+//
+// The I/O thread submits tasks (TrySubmit never blocks) and collects outcomes (TakeCompleted);
+// fibers never touch ZeroMQ. `threads` OS threads share `fibers` fibers (Boost's shared_work
+// scheduler when threads > 1); each fiber pops tasks from a buffered_channel, runs the function
+// (HandleBatch with up to Batch().max_events tasks when the function batches, else Handle), turns
+// every outcome, exception included, into a result, appends it to the outbox and makes NotifyFd()
+// readable.
+//
+// Thread-safety: TrySubmit, TakeCompleted, NotifyFd and ClearNotify may be called from any thread,
+// but are meant for the one I/O thread. The destructor closes the queue and waits for every fiber,
+// so it returns only after the calls in progress have returned: a process that must not wait for a
+// stuck call ends with _exit instead of destroying its pool.
+#pragma once
+
+#include <chrono>
+#include <cstdint>
+#include <filesystem>
+#include <memory>
+#include <nlohmann/json.hpp>
+#include <string>
+#include <vector>
+
+#include "runnel/core/wire.hpp"
+#include "runnel/functions/function.hpp"
+#include "runnel/workers/watchdog.hpp"
+
+namespace runnel::workers {
+
+struct PoolOptions {
+  std::string function_name;  // for the output store's paths and logs
+  nlohmann::json params = nlohmann::json::object();
+  std::filesystem::path output_dir;  // root of the OutputStore; empty = ./outputs
+  std::size_t threads = 1;
+  std::size_t fibers = 16;  // concurrent calls at most
+};
+
+// One event ready to run. `budget` is its timeout (0 = none), counted from the call's start.
+struct PendingTask {
+  std::uint64_t token = 0;
+  std::chrono::milliseconds budget{0};
+  functions::Event event;
+};
+
+// A finished call: the result header and the output frame, ready for a RESULTS message.
+struct CompletedTask {
+  wire::ResultHeader header;
+  std::string output;
+};
+
+// The result of a call that failed with `code` (also used by the I/O thread for tasks it refuses).
+CompletedTask ErrorResult(std::uint64_t token, functions::Errc code, std::string message,
+                          std::uint32_t duration_us = 0);
+
+class TaskPool {
+ public:
+  // Starts the threads and fibers. `function` and `watchdog` must outlive the pool.
+  TaskPool(functions::Function& function, PoolOptions options, Watchdog& watchdog);
+  ~TaskPool();
+  TaskPool(const TaskPool&) = delete;
+  TaskPool& operator=(const TaskPool&) = delete;
+
+  // Queues a task; false (and `task` untouched) when the queue is full: try again later.
+  bool TrySubmit(PendingTask& task);
+  // Every result finished since the last call, in completion order.
+  std::vector<CompletedTask> TakeCompleted();
+  // An eventfd that is readable while results may be waiting; ClearNotify resets it.
+  int NotifyFd() const;
+  void ClearNotify();
+
+ private:
+  struct Impl;
+  std::unique_ptr<Impl> impl_;
+};
+
+}  // namespace runnel::workers

@@ -1,0 +1,283 @@
+#include "runnel/workers/task_pool.hpp"
+
+#include <sys/eventfd.h>
+#include <unistd.h>
+
+#include <boost/fiber/algo/shared_work.hpp>
+#include <boost/fiber/buffered_channel.hpp>
+#include <boost/fiber/condition_variable.hpp>
+#include <boost/fiber/fiber.hpp>
+#include <boost/fiber/mutex.hpp>
+#include <boost/fiber/operations.hpp>
+#include <boost/fiber/protected_fixedsize_stack.hpp>
+#include <fmt/format.h>
+
+#include <algorithm>
+#include <bit>
+#include <cerrno>
+#include <cstring>
+#include <mutex>
+#include <system_error>
+#include <thread>
+
+#include "runnel/core/log.hpp"
+#include "task_context.hpp"
+
+namespace runnel::workers {
+namespace {
+
+using Clock = std::chrono::steady_clock;
+using functions::Errc;
+using functions::FunctionError;
+
+// Each fiber's stack, with a guard page so an overflow faults instead of corrupting memory. Only
+// touched pages cost memory; decoders (OpenCV, libjpeg) need more than Boost's 128 KiB default.
+constexpr std::size_t kFiberStackBytes = 2 * 1024 * 1024;
+
+std::uint32_t MicrosSince(Clock::time_point start) {
+  const auto us = std::chrono::duration_cast<std::chrono::microseconds>(Clock::now() - start).count();
+  return static_cast<std::uint32_t>(std::clamp<std::int64_t>(us, 0, UINT32_MAX));
+}
+
+CompletedTask OkResult(std::uint64_t token, functions::Result result) {
+  CompletedTask done;
+  done.header.token = token;
+  done.header.status = wire::ResultStatus::kOk;
+  done.header.content_type = std::move(result.content_type);
+  if (!result.files.empty()) {
+    nlohmann::json files = nlohmann::json::array();
+    for (const auto& file : result.files) {
+      files.push_back({{"path", file.path}, {"bytes", file.bytes}, {"facts", file.facts}});
+    }
+    done.header.files_json = files.dump();
+  }
+  done.output = std::move(result.output);
+  return done;
+}
+
+// The call's deadline: its budget from `start`, or the event's own absolute deadline if earlier.
+// Returns nullopt when the event's deadline has already passed.
+std::optional<Clock::time_point> CallDeadline(const PendingTask& task, Clock::time_point start) {
+  Clock::time_point deadline =
+      task.budget.count() > 0 ? start + task.budget : Clock::time_point::max();
+  if (const auto& absolute = task.event.envelope.deadline_ms) {
+    const auto now_ms = std::chrono::duration_cast<std::chrono::milliseconds>(
+                            std::chrono::system_clock::now().time_since_epoch())
+                            .count();
+    if (*absolute <= now_ms) return std::nullopt;
+    deadline = std::min(deadline, start + std::chrono::milliseconds(*absolute - now_ms));
+  }
+  return deadline;
+}
+
+}  // namespace
+
+CompletedTask ErrorResult(std::uint64_t token, Errc code, std::string message, std::uint32_t duration_us) {
+  CompletedTask done;
+  done.header.token = token;
+  done.header.status = wire::ResultStatus::kError;
+  done.header.error_code = static_cast<std::uint8_t>(code);
+  done.header.duration_us = duration_us;
+  done.header.error = std::move(message);
+  return done;
+}
+
+struct TaskPool::Impl {
+  Impl(functions::Function& fn, PoolOptions opts, Watchdog& dog)
+      : function(fn),
+        options(std::move(opts)),
+        watchdog(dog),
+        batch(fn.Batch()),
+        log(log::Get("function")),
+        outputs(options.output_dir.empty() ? std::filesystem::current_path() / "outputs" : options.output_dir),
+        queue(std::bit_ceil(std::max<std::size_t>(64, 4 * options.fibers))) {
+    event_fd = ::eventfd(0, EFD_NONBLOCK | EFD_CLOEXEC);
+    if (event_fd < 0) throw std::system_error(errno, std::generic_category(), "eventfd");
+  }
+
+  ~Impl() {
+    queue.close();
+    for (auto& thread : threads) thread.join();
+    ::close(event_fd);
+  }
+
+  void Start() {
+    options.threads = std::max<std::size_t>(1, options.threads);
+    options.fibers = std::max<std::size_t>(1, options.fibers);
+    for (std::size_t i = 0; i < options.threads; ++i) threads.emplace_back([this, i] { ThreadMain(i); });
+  }
+
+  // Thread 0 launches the fibers and joins them; with shared_work the other threads' main fibers
+  // just wait, which lets their schedulers run fibers from the shared ready queue meanwhile.
+  void ThreadMain(std::size_t index) {
+    if (options.threads > 1) {
+      boost::fibers::use_scheduling_algorithm<boost::fibers::algo::shared_work>(/*suspend=*/true);
+    }
+    if (index != 0) {
+      std::unique_lock lock(done_mutex);
+      done_cv.wait(lock, [this] { return fibers_done; });
+      return;
+    }
+    std::vector<boost::fibers::fiber> fibers;
+    fibers.reserve(options.fibers);
+    for (std::size_t i = 0; i < options.fibers; ++i) {
+      fibers.emplace_back(std::allocator_arg, boost::fibers::protected_fixedsize_stack(kFiberStackBytes),
+                          [this] { FiberLoop(); });
+    }
+    for (auto& fiber : fibers) fiber.join();
+    {
+      std::unique_lock lock(done_mutex);
+      fibers_done = true;
+    }
+    done_cv.notify_all();
+  }
+
+  void FiberLoop() {
+    PendingTask task;
+    while (queue.pop(task) == boost::fibers::channel_op_status::success) {
+      if (batch.max_events <= 1) {
+        Deliver({RunOne(task)});
+        continue;
+      }
+      std::vector<PendingTask> tasks;
+      tasks.push_back(std::move(task));
+      const auto window_end = Clock::now() + batch.window;
+      while (tasks.size() < batch.max_events) {
+        PendingTask more;
+        const auto status = batch.window.count() > 0 ? queue.pop_wait_until(more, window_end) : queue.try_pop(more);
+        if (status != boost::fibers::channel_op_status::success) break;
+        tasks.push_back(std::move(more));
+      }
+      Deliver(RunBatch(tasks));
+    }
+  }
+
+  CompletedTask RunOne(PendingTask& task) {
+    const auto start = Clock::now();
+    const auto deadline = CallDeadline(task, start);
+    if (!deadline) return ErrorResult(task.token, Errc::kTimeout, "the event's deadline passed before it ran");
+    watchdog.Start(task.token, task.budget, start);
+    CompletedTask done;
+    try {
+      TaskContext ctx(options.params, *deadline, *log, outputs);
+      done = OkResult(task.token, function.Handle(task.event, ctx));
+    } catch (const FunctionError& e) {
+      done = ErrorResult(task.token, e.Code(), e.what());
+    } catch (const std::exception& e) {
+      done = ErrorResult(task.token, Errc::kInternal, e.what());
+    } catch (...) {
+      done = ErrorResult(task.token, Errc::kInternal, "the function threw something that is not an exception");
+    }
+    watchdog.Finish(task.token);
+    done.header.duration_us = MicrosSince(start);
+    return done;
+  }
+
+  // One HandleBatch call for every task whose deadline has not passed; the call's deadline is the
+  // earliest of theirs.
+  std::vector<CompletedTask> RunBatch(std::vector<PendingTask>& tasks) {
+    const auto start = Clock::now();
+    std::vector<CompletedTask> results;
+    std::vector<PendingTask*> runnable;
+    std::vector<functions::Event> events;
+    Clock::time_point deadline = Clock::time_point::max();
+    for (auto& task : tasks) {
+      const auto task_deadline = CallDeadline(task, start);
+      if (!task_deadline) {
+        results.push_back(ErrorResult(task.token, Errc::kTimeout, "the event's deadline passed before it ran"));
+        continue;
+      }
+      deadline = std::min(deadline, *task_deadline);
+      runnable.push_back(&task);
+      events.push_back(std::move(task.event));
+      watchdog.Start(task.token, task.budget, start);
+    }
+    if (runnable.empty()) return results;
+    std::vector<functions::Outcome> outcomes;
+    std::optional<FunctionError> failure;
+    try {
+      TaskContext ctx(options.params, deadline, *log, outputs);
+      outcomes = function.HandleBatch(events, ctx);
+      if (outcomes.size() != events.size()) {
+        failure.emplace(Errc::kInternal, fmt::format("HandleBatch returned {} outcomes for {} events",
+                                                     outcomes.size(), events.size()));
+      }
+    } catch (const FunctionError& e) {
+      failure = e;
+    } catch (const std::exception& e) {
+      failure.emplace(Errc::kInternal, e.what());
+    } catch (...) {
+      failure.emplace(Errc::kInternal, "the function threw something that is not an exception");
+    }
+    const std::uint32_t duration = MicrosSince(start);
+    for (std::size_t i = 0; i < runnable.size(); ++i) {
+      const std::uint64_t token = runnable[i]->token;
+      watchdog.Finish(token);
+      CompletedTask done;
+      if (failure) {
+        done = ErrorResult(token, failure->Code(), failure->what());
+      } else if (outcomes[i].result) {
+        done = OkResult(token, std::move(*outcomes[i].result));
+      } else if (outcomes[i].error) {
+        done = ErrorResult(token, outcomes[i].error->Code(), outcomes[i].error->what());
+      } else {
+        done = ErrorResult(token, Errc::kInternal, "HandleBatch returned an empty outcome");
+      }
+      done.header.duration_us = duration;
+      results.push_back(std::move(done));
+    }
+    return results;
+  }
+
+  void Deliver(std::vector<CompletedTask> results) {
+    {
+      std::lock_guard lock(outbox_mutex);
+      for (auto& result : results) outbox.push_back(std::move(result));
+    }
+    const std::uint64_t one = 1;
+    // A full counter (never in practice) still leaves the fd readable, which is all that matters.
+    [[maybe_unused]] const auto n = ::write(event_fd, &one, sizeof one);
+  }
+
+  functions::Function& function;
+  PoolOptions options;
+  Watchdog& watchdog;
+  functions::BatchSpec batch;
+  std::shared_ptr<spdlog::logger> log;
+  functions::OutputStore outputs;
+  boost::fibers::buffered_channel<PendingTask> queue;
+  std::mutex outbox_mutex;
+  std::vector<CompletedTask> outbox;
+  int event_fd = -1;
+  boost::fibers::mutex done_mutex;
+  boost::fibers::condition_variable done_cv;
+  bool fibers_done = false;
+  std::vector<std::thread> threads;
+};
+
+TaskPool::TaskPool(functions::Function& function, PoolOptions options, Watchdog& watchdog)
+    : impl_(std::make_unique<Impl>(function, std::move(options), watchdog)) {
+  impl_->Start();
+}
+
+TaskPool::~TaskPool() = default;
+
+bool TaskPool::TrySubmit(PendingTask& task) {
+  return impl_->queue.try_push(std::move(task)) == boost::fibers::channel_op_status::success;
+}
+
+std::vector<CompletedTask> TaskPool::TakeCompleted() {
+  std::vector<CompletedTask> taken;
+  std::lock_guard lock(impl_->outbox_mutex);
+  taken.swap(impl_->outbox);
+  return taken;
+}
+
+int TaskPool::NotifyFd() const { return impl_->event_fd; }
+
+void TaskPool::ClearNotify() {
+  std::uint64_t value = 0;
+  [[maybe_unused]] const auto n = ::read(impl_->event_fd, &value, sizeof value);
+}
+
+}  // namespace runnel::workers
