@@ -176,6 +176,12 @@ TEST(WorkerProcess, UnknownFunctionExitsOneWithAClearMessage) {
   EXPECT_NE(run.err.find("echo"), std::string::npos) << "lists the known functions: " << run.err;
 }
 
+TEST(WorkerProcess, BadEndpointExitsOneWithAClearMessage) {
+  auto run = RunCommand({RunnelBin(), "worker", "--function", "echo", "--dispatcher", "nonsense"}, 30s);
+  EXPECT_EQ(run.exit_code, 1);
+  EXPECT_NE(run.err.find("cannot connect to dispatcher 'nonsense'"), std::string::npos) << run.err;
+}
+
 TEST(WorkerProcess, BadParamsExitOneAfterBye) {
   DispatcherPeer peer;
   auto worker = StartWorker("sleep", peer.Endpoint());

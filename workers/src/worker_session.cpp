@@ -17,6 +17,7 @@
 #include <zmq_addon.hpp>
 
 #include "runnel/core/envelope.hpp"
+#include "runnel/core/error.hpp"
 #include "runnel/core/log.hpp"
 #include "runnel/core/wire.hpp"
 #include "runnel/functions/function.hpp"
@@ -140,7 +141,12 @@ class WorkerSession::Impl {
   void Connect() {
     socket_.emplace(ctx_, zmq::socket_type::dealer);
     socket_->set(zmq::sockopt::linger, 0);
-    socket_->connect(options_.dispatcher);
+    try {
+      socket_->connect(options_.dispatcher);
+    } catch (const zmq::error_t& e) {
+      socket_.reset();
+      throw ConfigError(fmt::format("cannot connect to dispatcher '{}': {}", options_.dispatcher, e.what()));
+    }
     last_heard_ = Clock::now();
     // While draining, announce no credit, then say so: this HELLO only re-registers the worker so
     // its results are accepted.
