@@ -11,18 +11,20 @@ Command AddWorker(CLI::App& app, CommonOptions&) {
     std::size_t capacity = 0;
   };
   auto flags = std::make_shared<Flags>();
-  auto* sub = app.add_subcommand("worker",
-                                 "Run a worker process: connect to a function's dispatcher over ZeroMQ and run the "
-                                 "events it hands out until SIGTERM (drains first) or the dispatcher says EXIT");
+  auto* sub =
+      app.add_subcommand("worker",
+                         "Run a worker process: connect to a function's dispatcher over ZeroMQ and run the "
+                         "events it hands out until SIGTERM (drains first) or the dispatcher says EXIT");
   sub->add_option("--function", flags->options.function, "The function to run, by name (e.g. echo, sleep)")
       ->required();
   sub->add_option("--dispatcher", flags->options.dispatcher,
                   "The dispatcher's ZeroMQ endpoint, e.g. tcp://127.0.0.1:5555")
       ->required();
   sub->add_option("--id", flags->options.id, "Worker id in HELLO (default <hostname>-<pid>)");
-  sub->add_option("--capacity", flags->capacity,
-                  "Events this worker holds at once (its credit; default 16; the dispatcher's concurrency may "
-                  "lower the calls run at once)")
+  sub->add_option(
+         "--capacity", flags->capacity,
+         "Events this worker holds at once (its credit; default 16; the dispatcher's concurrency may "
+         "lower the calls run at once)")
       ->check(CLI::Range(1, 100000));
   sub->add_option("--threads", flags->options.threads, "OS threads running the fibers")
       ->check(CLI::Range(1, 1024))

@@ -63,7 +63,8 @@ class DispatcherPeer {
         seen_.push_back(m);
         return m;
       }
-      const auto left = std::chrono::duration_cast<std::chrono::milliseconds>(until - std::chrono::steady_clock::now());
+      const auto left =
+          std::chrono::duration_cast<std::chrono::milliseconds>(until - std::chrono::steady_clock::now());
       if (left.count() <= 0) return std::nullopt;
       zmq::poll(&item, 1, std::min(left, kHeartbeat / 2));
     }
@@ -73,7 +74,8 @@ class DispatcherPeer {
   std::optional<Message> Expect(std::string_view command, std::chrono::milliseconds deadline) {
     const auto until = std::chrono::steady_clock::now() + deadline;
     for (;;) {
-      const auto left = std::chrono::duration_cast<std::chrono::milliseconds>(until - std::chrono::steady_clock::now());
+      const auto left =
+          std::chrono::duration_cast<std::chrono::milliseconds>(until - std::chrono::steady_clock::now());
       if (left.count() <= 0) return std::nullopt;
       auto m = Recv(left);
       if (!m) return std::nullopt;
@@ -81,7 +83,8 @@ class DispatcherPeer {
     }
   }
 
-  void Send(const std::string& identity, std::string_view command, const std::vector<std::string>& frames = {}) {
+  void Send(const std::string& identity, std::string_view command,
+            const std::vector<std::string>& frames = {}) {
     std::vector<zmq::message_t> parts;
     parts.emplace_back(identity.data(), identity.size());
     parts.emplace_back(command.data(), command.size());
@@ -90,9 +93,15 @@ class DispatcherPeer {
   }
 
   static nlohmann::json DefaultWelcome(const std::string& function) {
-    return {{"v", 1},           {"function", function}, {"heartbeat_ms", 100}, {"timeout_ms", 10000},
-            {"params", nlohmann::json::object()}, {"max_payload", 1 << 20},    {"memory_mb", 0},
-            {"output_dir", ""}, {"concurrency", 0}};
+    return {{"v", 1},
+            {"function", function},
+            {"heartbeat_ms", 100},
+            {"timeout_ms", 10000},
+            {"params", nlohmann::json::object()},
+            {"max_payload", 1 << 20},
+            {"memory_mb", 0},
+            {"output_dir", ""},
+            {"concurrency", 0}};
   }
 
   // Waits for HELLO and answers WELCOME (DefaultWelcome with `overrides` merged in).
@@ -117,7 +126,8 @@ class DispatcherPeer {
     return t;
   }
 
-  void SendTasks(const std::string& identity, const std::vector<std::pair<wire::TaskHeader, std::string>>& tasks) {
+  void SendTasks(const std::string& identity,
+                 const std::vector<std::pair<wire::TaskHeader, std::string>>& tasks) {
     std::vector<std::string> frames;
     for (const auto& [header, payload] : tasks) {
       frames.push_back(wire::Encode(header));

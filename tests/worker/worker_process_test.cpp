@@ -1,8 +1,7 @@
 // End-to-end: the real `runnel worker` process against a test playing the dispatcher with a real
 // ZeroMQ ROUTER socket (docs/protocol.md §3). Every wait is a condition with a deadline.
-#include <signal.h>
-
 #include <gtest/gtest.h>
+#include <signal.h>
 
 #include <fstream>
 #include <map>
@@ -36,7 +35,8 @@ std::map<std::uint64_t, Result> CollectResults(DispatcherPeer& peer, std::size_t
   std::map<std::uint64_t, Result> results;
   const auto until = std::chrono::steady_clock::now() + deadline;
   while (results.size() < count) {
-    const auto left = std::chrono::duration_cast<std::chrono::milliseconds>(until - std::chrono::steady_clock::now());
+    const auto left =
+        std::chrono::duration_cast<std::chrono::milliseconds>(until - std::chrono::steady_clock::now());
     if (left.count() <= 0) break;
     auto m = peer.Expect(wire::cmd::kResults, left);
     if (!m) break;
@@ -53,7 +53,8 @@ bool WaitForHeartbeat(DispatcherPeer& peer, const std::string& field, std::int64
                       std::chrono::milliseconds deadline = kDeadline) {
   const auto until = std::chrono::steady_clock::now() + deadline;
   for (;;) {
-    const auto left = std::chrono::duration_cast<std::chrono::milliseconds>(until - std::chrono::steady_clock::now());
+    const auto left =
+        std::chrono::duration_cast<std::chrono::milliseconds>(until - std::chrono::steady_clock::now());
     if (left.count() <= 0) return false;
     auto m = peer.Expect(wire::cmd::kHeartbeat, left);
     if (!m) return false;
@@ -102,7 +103,8 @@ TEST(WorkerProcess, EchoesManyTasksWithinCreditOnSeveralThreads) {
     const std::size_t outstanding = (next - 1) - results.size();
     std::vector<std::pair<wire::TaskHeader, std::string>> batch;
     for (std::size_t i = outstanding; i < kCapacity && next <= kTasks; ++i, ++next) {
-      batch.emplace_back(DispatcherPeer::Task(next, 0, {{"content-type", "text/plain"}}), "payload-" + std::to_string(next));
+      batch.emplace_back(DispatcherPeer::Task(next, 0, {{"content-type", "text/plain"}}),
+                         "payload-" + std::to_string(next));
     }
     if (!batch.empty()) peer.SendTasks(hello->identity, batch);
     auto m = peer.Expect(wire::cmd::kResults, 5s);
@@ -167,10 +169,17 @@ TEST(WorkerProcess, MapsFunctionErrorsToErrorCodes) {
 }
 
 TEST(WorkerProcess, UnknownFunctionExitsOneWithAClearMessage) {
-  auto run = RunCommand({RunnelBin(), "worker", "--function", "no.such", "--dispatcher", "tcp://127.0.0.1:1"}, 30s);
+  auto run =
+      RunCommand({RunnelBin(), "worker", "--function", "no.such", "--dispatcher", "tcp://127.0.0.1:1"}, 30s);
   EXPECT_EQ(run.exit_code, 1);
   EXPECT_NE(run.err.find("unknown function 'no.such'"), std::string::npos) << run.err;
   EXPECT_NE(run.err.find("echo"), std::string::npos) << "lists the known functions: " << run.err;
+}
+
+TEST(WorkerProcess, BadEndpointExitsOneWithAClearMessage) {
+  auto run = RunCommand({RunnelBin(), "worker", "--function", "echo", "--dispatcher", "nonsense"}, 30s);
+  EXPECT_EQ(run.exit_code, 1);
+  EXPECT_NE(run.err.find("cannot connect to dispatcher 'nonsense'"), std::string::npos) << run.err;
 }
 
 TEST(WorkerProcess, BadParamsExitOneAfterBye) {
@@ -190,7 +199,8 @@ TEST(WorkerProcess, RejectExitsOneWithTheReason) {
   ASSERT_TRUE(hello);
   peer.Send(hello->identity, wire::cmd::kReject, {R"({"reason":"protocol version 7 is not served here"})"});
   EXPECT_EQ(worker->Wait(kDeadline), 1);
-  EXPECT_NE(worker->Stderr().find("protocol version 7 is not served here"), std::string::npos) << worker->Stderr();
+  EXPECT_NE(worker->Stderr().find("protocol version 7 is not served here"), std::string::npos)
+      << worker->Stderr();
 }
 
 TEST(WorkerProcess, WatchdogReportsTimeoutThenLeavesWithStatusThree) {
@@ -237,7 +247,8 @@ TEST(WorkerProcess, SigtermDrainsEveryHeldTaskThenExitsZero) {
   ASSERT_TRUE(peer.Expect(wire::cmd::kDraining, kDeadline)) << worker->Stderr();
   const auto results = CollectResults(peer, 4);
   EXPECT_EQ(results.size(), 4u) << "no task lost";
-  for (const auto& [token, r] : results) EXPECT_EQ(r.header.status, wire::ResultStatus::kOk) << r.header.error;
+  for (const auto& [token, r] : results)
+    EXPECT_EQ(r.header.status, wire::ResultStatus::kOk) << r.header.error;
   auto bye = peer.Expect(wire::cmd::kBye, kDeadline);
   ASSERT_TRUE(bye);
   EXPECT_EQ(bye->Json()["reason"], "drained");

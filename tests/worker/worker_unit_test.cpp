@@ -1,8 +1,8 @@
 // In-process tests of the worker's parts: the watchdog's bookkeeping, the fiber task pool (outcomes,
 // error mapping, batching, output files), and a WorkerSession against a real ROUTER socket.
+#include <fmt/format.h>
 #include <gtest/gtest.h>
 
-#include <fmt/format.h>
 #include <map>
 #include <mutex>
 #include <thread>
@@ -61,8 +61,8 @@ class Scripted final : public functions::Function {
       return functions::Result{"{}", "application/json", {file}};
     }
     if (event.payload == "deadline") {
-      return functions::Result{ctx.Deadline() == std::chrono::steady_clock::time_point::max() ? "none" : "set",
-                               "text/plain", {}};
+      return functions::Result{
+          ctx.Deadline() == std::chrono::steady_clock::time_point::max() ? "none" : "set", "text/plain", {}};
     }
     std::string out = event.payload;
     out.append("|").append(event.envelope.id);
@@ -151,7 +151,8 @@ class Batching final : public functions::Function {
       sizes_.push_back(events.size());
     }
     auto outcomes = Function::HandleBatch(events, ctx);
-    if (events.size() > 1) outcomes[1] = {std::nullopt, functions::FunctionError(Errc::kBadInput, "second is bad")};
+    if (events.size() > 1)
+      outcomes[1] = {std::nullopt, functions::FunctionError(Errc::kBadInput, "second is bad")};
     return outcomes;
   }
   std::vector<std::size_t> Sizes() {

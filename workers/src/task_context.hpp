@@ -13,8 +13,8 @@ namespace runnel::workers {
 
 class TaskContext final : public functions::Context {
  public:
-  TaskContext(const nlohmann::json& params, std::chrono::steady_clock::time_point deadline, spdlog::logger& log,
-              functions::OutputStore& outputs)
+  TaskContext(const nlohmann::json& params, std::chrono::steady_clock::time_point deadline,
+              spdlog::logger& log, functions::OutputStore& outputs)
       : params_(params), deadline_(deadline), log_(log), outputs_(outputs) {}
 
   const nlohmann::json& Params() const override { return params_; }

@@ -1,8 +1,11 @@
 #include "runnel/workers/task_pool.hpp"
 
+#include <fmt/format.h>
 #include <sys/eventfd.h>
 #include <unistd.h>
 
+#include <algorithm>
+#include <bit>
 #include <boost/fiber/algo/shared_work.hpp>
 #include <boost/fiber/buffered_channel.hpp>
 #include <boost/fiber/condition_variable.hpp>
@@ -10,10 +13,6 @@
 #include <boost/fiber/mutex.hpp>
 #include <boost/fiber/operations.hpp>
 #include <boost/fiber/protected_fixedsize_stack.hpp>
-#include <fmt/format.h>
-
-#include <algorithm>
-#include <bit>
 #include <cerrno>
 #include <cstring>
 #include <mutex>
@@ -58,8 +57,7 @@ CompletedTask OkResult(std::uint64_t token, functions::Result result) {
 // The call's deadline: its budget from `start`, or the event's own absolute deadline if earlier.
 // Returns nullopt when the event's deadline has already passed.
 std::optional<Clock::time_point> CallDeadline(const PendingTask& task, Clock::time_point start) {
-  Clock::time_point deadline =
-      task.budget.count() > 0 ? start + task.budget : Clock::time_point::max();
+  Clock::time_point deadline = task.budget.count() > 0 ? start + task.budget : Clock::time_point::max();
   if (const auto& absolute = task.event.envelope.deadline_ms) {
     const auto now_ms = std::chrono::duration_cast<std::chrono::milliseconds>(
                             std::chrono::system_clock::now().time_since_epoch())
@@ -89,7 +87,8 @@ struct TaskPool::Impl {
         watchdog(dog),
         batch(fn.Batch()),
         log(log::Get("function")),
-        outputs(options.output_dir.empty() ? std::filesystem::current_path() / "outputs" : options.output_dir),
+        outputs(options.output_dir.empty() ? std::filesystem::current_path() / "outputs"
+                                           : options.output_dir),
         queue(std::bit_ceil(std::max<std::size_t>(64, 4 * options.fibers))) {
     event_fd = ::eventfd(0, EFD_NONBLOCK | EFD_CLOEXEC);
     if (event_fd < 0) throw std::system_error(errno, std::generic_category(), "eventfd");
@@ -144,7 +143,8 @@ struct TaskPool::Impl {
       const auto window_end = Clock::now() + batch.window;
       while (tasks.size() < batch.max_events) {
         PendingTask more;
-        const auto status = batch.window.count() > 0 ? queue.pop_wait_until(more, window_end) : queue.try_pop(more);
+        const auto status =
+            batch.window.count() > 0 ? queue.pop_wait_until(more, window_end) : queue.try_pop(more);
         if (status != boost::fibers::channel_op_status::success) break;
         tasks.push_back(std::move(more));
       }
@@ -155,7 +155,8 @@ struct TaskPool::Impl {
   CompletedTask RunOne(PendingTask& task) {
     const auto start = Clock::now();
     const auto deadline = CallDeadline(task, start);
-    if (!deadline) return ErrorResult(task.token, Errc::kTimeout, "the event's deadline passed before it ran");
+    if (!deadline)
+      return ErrorResult(task.token, Errc::kTimeout, "the event's deadline passed before it ran");
     watchdog.Start(task.token, task.budget, start);
     CompletedTask done;
     try {
@@ -166,7 +167,8 @@ struct TaskPool::Impl {
     } catch (const std::exception& e) {
       done = ErrorResult(task.token, Errc::kInternal, e.what());
     } catch (...) {
-      done = ErrorResult(task.token, Errc::kInternal, "the function threw something that is not an exception");
+      done =
+          ErrorResult(task.token, Errc::kInternal, "the function threw something that is not an exception");
     }
     watchdog.Finish(task.token);
     done.header.duration_us = MicrosSince(start);
@@ -184,7 +186,8 @@ struct TaskPool::Impl {
     for (auto& task : tasks) {
       const auto task_deadline = CallDeadline(task, start);
       if (!task_deadline) {
-        results.push_back(ErrorResult(task.token, Errc::kTimeout, "the event's deadline passed before it ran"));
+        results.push_back(
+            ErrorResult(task.token, Errc::kTimeout, "the event's deadline passed before it ran"));
         continue;
       }
       deadline = std::min(deadline, *task_deadline);

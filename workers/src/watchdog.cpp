@@ -22,7 +22,8 @@ std::optional<Watchdog::Overdue> Watchdog::FirstOverdue(Clock::time_point now) c
     if (deadline > now) continue;
     if (!worst_deadline || deadline < *worst_deadline) {
       worst_deadline = deadline;
-      worst = Overdue{token, entry.budget, std::chrono::duration_cast<std::chrono::milliseconds>(now - entry.start)};
+      worst = Overdue{token, entry.budget,
+                      std::chrono::duration_cast<std::chrono::milliseconds>(now - entry.start)};
     }
   }
   return worst;

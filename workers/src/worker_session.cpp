@@ -1,12 +1,11 @@
 #include "runnel/workers/worker_session.hpp"
 
+#include <fmt/format.h>
+#include <fmt/ranges.h>
 #include <pthread.h>
 #include <signal.h>
 #include <sys/signalfd.h>
 #include <unistd.h>
-
-#include <fmt/format.h>
-#include <fmt/ranges.h>
 
 #include <algorithm>
 #include <cerrno>
@@ -18,6 +17,7 @@
 #include <zmq_addon.hpp>
 
 #include "runnel/core/envelope.hpp"
+#include "runnel/core/error.hpp"
 #include "runnel/core/log.hpp"
 #include "runnel/core/wire.hpp"
 #include "runnel/functions/function.hpp"
@@ -29,13 +29,13 @@ namespace runnel::workers {
 namespace {
 
 using Clock = std::chrono::steady_clock;
-using std::chrono::milliseconds;
 using functions::Errc;
+using std::chrono::milliseconds;
 
 constexpr milliseconds kDefaultHeartbeat{1000};
-constexpr int kSilentIntervals = 3;         // dispatcher silent this many intervals: reconnect
-constexpr milliseconds kMaxPollWait{100};   // also bounds how late the watchdog notices a call
-constexpr int kFinalLingerMs = 1000;        // flushing BYE and the last RESULTS before exiting
+constexpr int kSilentIntervals = 3;               // dispatcher silent this many intervals: reconnect
+constexpr milliseconds kMaxPollWait{100};         // also bounds how late the watchdog notices a call
+constexpr int kFinalLingerMs = 1000;              // flushing BYE and the last RESULTS before exiting
 constexpr std::size_t kMaxMessagesPerWake = 256;  // then flush results before reading more
 
 // Blocks SIGINT/SIGTERM in this thread (threads started later inherit it) and returns a signalfd
@@ -92,6 +92,7 @@ class WorkerSession::Impl {
     } catch (const std::exception& e) {
       SessionEnd end{1, false, fmt::format("worker failed: {}", e.what())};
       if (pool_ && !held_.empty()) end = SessionEnd{3, true, end.reason};
+      if (socket_) SendBye(end.reason);
       return Finish(std::move(end));
     }
   }
@@ -140,7 +141,12 @@ class WorkerSession::Impl {
   void Connect() {
     socket_.emplace(ctx_, zmq::socket_type::dealer);
     socket_->set(zmq::sockopt::linger, 0);
-    socket_->connect(options_.dispatcher);
+    try {
+      socket_->connect(options_.dispatcher);
+    } catch (const zmq::error_t& e) {
+      socket_.reset();
+      throw ConfigError(fmt::format("cannot connect to dispatcher '{}': {}", options_.dispatcher, e.what()));
+    }
     last_heard_ = Clock::now();
     // While draining, announce no credit, then say so: this HELLO only re-registers the worker so
     // its results are accepted.
@@ -162,7 +168,8 @@ class WorkerSession::Impl {
   bool Send(std::vector<zmq::message_t> frames) {
     try {
       if (zmq::send_multipart(*socket_, frames, zmq::send_flags::dontwait)) return true;
-      log_->warn("dispatcher is not taking messages (queue full): dropped a {} message", frames[0].to_string_view());
+      log_->warn("dispatcher is not taking messages (queue full): dropped a {} message",
+                 frames[0].to_string_view());
     } catch (const zmq::error_t& e) {
       log_->warn("sending {} failed: {}", frames[0].to_string_view(), e.what());
     }
@@ -230,10 +237,12 @@ class WorkerSession::Impl {
     }
     if (command == wire::cmd::kWelcome) return OnWelcome(body);
     if (command == wire::cmd::kReject) {
-      return Refused(fmt::format("the dispatcher rejected this worker: {}", body.value("reason", "no reason given")));
+      return Refused(
+          fmt::format("the dispatcher rejected this worker: {}", body.value("reason", "no reason given")));
     }
     if (command == wire::cmd::kExit) {
-      const std::string reason = fmt::format("exit requested by the dispatcher: {}", body.value("reason", "no reason given"));
+      const std::string reason =
+          fmt::format("exit requested by the dispatcher: {}", body.value("reason", "no reason given"));
       SendBye(reason);
       return SessionEnd{3, pool_ != nullptr, reason};
     }
@@ -244,13 +253,15 @@ class WorkerSession::Impl {
   std::optional<SessionEnd> OnWelcome(const nlohmann::json& body) {
     try {
       if (body.value("v", wire::kVersion) != wire::kVersion) {
-        return Refused(fmt::format("the dispatcher speaks protocol version {}, this worker {}", body.value("v", 0),
-                                   wire::kVersion));
+        return Refused(fmt::format("the dispatcher speaks protocol version {}, this worker {}",
+                                   body.value("v", 0), wire::kVersion));
       }
       if (const auto function = body.value("function", options_.function); function != options_.function) {
-        return Refused(fmt::format("the dispatcher serves function '{}', not '{}'", function, options_.function));
+        return Refused(
+            fmt::format("the dispatcher serves function '{}', not '{}'", function, options_.function));
       }
-      heartbeat_ = milliseconds(std::max<std::int64_t>(1, body.value("heartbeat_ms", kDefaultHeartbeat.count())));
+      heartbeat_ =
+          milliseconds(std::max<std::int64_t>(1, body.value("heartbeat_ms", kDefaultHeartbeat.count())));
       timeout_ = milliseconds(std::max<std::int64_t>(0, body.value("timeout_ms", std::int64_t{0})));
       max_payload_ = body.value("max_payload", std::uint64_t{0});
       next_heartbeat_ = Clock::now();
@@ -263,7 +274,8 @@ class WorkerSession::Impl {
       try {
         function_ = functions::Builtins().Create(options_.function, params);
       } catch (const functions::FunctionError& e) {
-        const std::string reason = fmt::format("cannot build function '{}' from its params: {}", options_.function, e.what());
+        const std::string reason =
+            fmt::format("cannot build function '{}' from its params: {}", options_.function, e.what());
         SendBye(reason);
         return Refused(reason);
       }
@@ -279,10 +291,10 @@ class WorkerSession::Impl {
       pool.fibers = fibers_;
       pool_ = std::make_unique<TaskPool>(*function_, std::move(pool), watchdog_);
       welcomed_ = true;
-      log_->info("worker {} runs '{}' for {}: capacity {}, {} fibers on {} threads, timeout {} ms, memory {} MiB",
-                 options_.id, options_.function, options_.dispatcher, capacity_, fibers_,
-                 options_.threads, timeout_.count(),
-                 memory_mb);
+      log_->info(
+          "worker {} runs '{}' for {}: capacity {}, {} fibers on {} threads, timeout {} ms, memory {} MiB",
+          options_.id, options_.function, options_.dispatcher, capacity_, fibers_, options_.threads,
+          timeout_.count(), memory_mb);
       return std::nullopt;
     } catch (const nlohmann::json::exception& e) {
       SendBye("malformed WELCOME");
@@ -297,7 +309,8 @@ class WorkerSession::Impl {
       log_->error("TASKS before WELCOME: ignored ({} frames)", frames.size());
       return;
     }
-    if (frames.size() % 2 == 0) log_->error("TASKS message with an odd number of task frames: last one ignored");
+    if (frames.size() % 2 == 0)
+      log_->error("TASKS message with an odd number of task frames: last one ignored");
     for (std::size_t i = 1; i + 1 < frames.size(); i += 2) {
       wire::TaskHeader header;
       try {
@@ -311,9 +324,9 @@ class WorkerSession::Impl {
       held_[header.token] = Held{budget};
       zmq::message_t& payload = frames[i + 1];
       if (max_payload_ > 0 && payload.size() > max_payload_) {
-        refused_.push_back(ErrorResult(header.token, Errc::kLimitExceeded,
-                                       fmt::format("payload is {} bytes, over max_payload {}", payload.size(),
-                                                   max_payload_)));
+        refused_.push_back(ErrorResult(
+            header.token, Errc::kLimitExceeded,
+            fmt::format("payload is {} bytes, over max_payload {}", payload.size(), max_payload_)));
         continue;
       }
       PendingTask task;
@@ -361,9 +374,9 @@ class WorkerSession::Impl {
     milliseconds longest{0};
     for (const auto& [token, held] : held_) longest = std::max(longest, held.budget);
     const auto rounds = static_cast<std::int64_t>((held_.size() + fibers_ - 1) / fibers_);
-    drain_deadline_ = longest.count() > 0
-                          ? Clock::now() + std::max<std::int64_t>(rounds, 1) * longest + options_.watchdog_grace * 2
-                          : Clock::time_point::max();
+    drain_deadline_ = longest.count() > 0 ? Clock::now() + std::max<std::int64_t>(rounds, 1) * longest +
+                                                options_.watchdog_grace * 2
+                                          : Clock::time_point::max();
     log_->info("{}: draining {} tasks, then leaving", name, held_.size());
     return std::nullopt;
   }
@@ -375,9 +388,9 @@ class WorkerSession::Impl {
       const std::string reason = fmt::format("watchdog: task {} ran {} ms, past its timeout of {} ms",
                                              overdue->token, overdue->ran.count(), overdue->budget.count());
       log_->error("{}; leaving (a running call cannot be cancelled)", reason);
-      refused_.push_back(ErrorResult(overdue->token, Errc::kTimeout,
-                                     fmt::format("timed out after {} ms", overdue->budget.count()),
-                                     static_cast<std::uint32_t>(std::min<std::int64_t>(overdue->ran.count() * 1000, UINT32_MAX))));
+      refused_.push_back(ErrorResult(
+          overdue->token, Errc::kTimeout, fmt::format("timed out after {} ms", overdue->budget.count()),
+          static_cast<std::uint32_t>(std::min<std::int64_t>(overdue->ran.count() * 1000, UINT32_MAX))));
       FlushResults();
       SendBye(reason);
       return SessionEnd{3, true, reason};

@@ -2,8 +2,9 @@
 // HEARTBEAT, the address-space limit from WELCOME's memory_mb.
 #pragma once
 
-#include <cstdint>
 #include <sys/types.h>
+
+#include <cstdint>
 
 namespace runnel::workers {
 

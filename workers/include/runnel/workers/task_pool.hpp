@@ -6,7 +6,8 @@
 // scheduler when threads > 1); each fiber pops tasks from a buffered_channel, runs the function
 // (HandleBatch with up to Batch().max_events tasks when the function batches, else Handle), turns
 // every outcome, exception included, into a result, appends it to the outbox and makes NotifyFd()
-// readable.
+// readable. Boost's shared_work keeps one ready queue per process, so at most one pool with
+// threads > 1 may live in a process at a time (a worker has one).
 //
 // Thread-safety: TrySubmit, TakeCompleted, NotifyFd and ClearNotify may be called from any thread,
 // but are meant for the one I/O thread. The destructor closes the queue and waits for every fiber,

@@ -23,9 +23,9 @@
 namespace runnel::workers {
 
 struct WorkerOptions {
-  std::string function;    // the function to run, by its registry name
-  std::string dispatcher;  // the dispatcher's ROUTER endpoint, e.g. tcp://127.0.0.1:5555
-  std::string id;          // worker id in HELLO; empty = <hostname>-<pid>
+  std::string function;                 // the function to run, by its registry name
+  std::string dispatcher;               // the dispatcher's ROUTER endpoint, e.g. tcp://127.0.0.1:5555
+  std::string id;                       // worker id in HELLO; empty = <hostname>-<pid>
   std::optional<std::size_t> capacity;  // credit announced in HELLO; default kDefaultCapacity
   std::size_t threads = 1;              // OS threads running fibers
   bool handle_signals = true;           // drain on SIGTERM/SIGINT (via a signalfd)
