@@ -686,7 +686,9 @@ void Dispatcher::Loop::Complete(std::uint64_t slot_id) {
     case OutcomeStatus::kDeadLetter: ++stats_.dead_lettered; break;
   }
   if (pub_) {
-    std::array<zmq::const_buffer, 3> frames = {zmq::buffer(o.Topic()), zmq::buffer(o.MetaJson()), zmq::buffer(o.output)};
+    const std::string topic = o.Topic();
+    const std::string meta = o.MetaJson();
+    std::array<zmq::const_buffer, 3> frames = {zmq::buffer(topic), zmq::buffer(meta), zmq::buffer(o.output)};
     (void)zmq::send_multipart(*pub_, frames, zmq::send_flags::dontwait);
   }
   tracker_.Done(slot.msg.partition, slot.msg.offset);
