@@ -1,0 +1,265 @@
+#include "iot/analysis.hpp"
+
+#include <algorithm>
+#include <cmath>
+#include <limits>
+#include <numeric>
+#include <string_view>
+
+namespace runnel::functions::iot {
+namespace {
+
+constexpr std::uint32_t kNoGroup = std::numeric_limits<std::uint32_t>::max();
+
+// Running sums shifted by the group's first value: as cheap as naive sums (no division per
+// sample) but without their cancellation when values are large and close together.
+struct Accumulator {
+  std::uint32_t device;
+  std::uint32_t metric;
+  std::int64_t window_start_ms;
+  std::uint64_t count = 0;
+  double shift = 0;
+  double sum = 0;
+  double sum_squares = 0;
+  double min = std::numeric_limits<double>::infinity();
+  double max = -std::numeric_limits<double>::infinity();
+
+  void Add(double value) {
+    if (count == 0) shift = value;
+    const double d = value - shift;
+    ++count;
+    sum += d;
+    sum_squares += d * d;
+    min = std::min(min, value);
+    max = std::max(max, value);
+  }
+  double Mean() const { return shift + sum / static_cast<double>(count); }
+  double M2() const { return std::max(0.0, sum_squares - sum * sum / static_cast<double>(count)); }
+};
+
+std::uint64_t Mix(std::uint64_t h) {
+  h ^= h >> 31;
+  h *= 0xBF58476D1CE4E5B9ull;
+  h ^= h >> 29;
+  return h;
+}
+
+// Finds a sample's group. Consecutive readings of a device usually share a window, so a dense
+// (device, metric) -> last group cache answers most lookups; the rest go to an open-addressing
+// table of (device, metric, window) -> group. Both keep their memory between calls.
+class GroupIndex {
+ public:
+  void Reset(std::uint32_t devices, std::uint32_t metrics, std::size_t samples) {
+    metrics_ = metrics;
+    const std::uint64_t cells = static_cast<std::uint64_t>(devices) * metrics;
+    last_.clear();
+    if (cells <= 2 * samples + 4096) last_.assign(static_cast<std::size_t>(cells), Last{});
+    used_ = 0;
+    if (slots_.empty()) slots_.resize(1024);
+    std::fill(slots_.begin(), slots_.end(), Slot{});
+  }
+
+  std::uint32_t Find(std::uint32_t device, std::uint32_t metric, std::int64_t window_start,
+                     std::vector<Accumulator>& groups) {
+    Last* last = last_.empty() ? nullptr : &last_[static_cast<std::size_t>(device) * metrics_ + metric];
+    if (last != nullptr && last->window_start == window_start) return last->group;
+    const std::uint32_t group = Lookup(device, metric, window_start, groups);
+    if (last != nullptr) *last = Last{window_start, group};
+    return group;
+  }
+
+ private:
+  struct Last {
+    std::int64_t window_start = std::numeric_limits<std::int64_t>::min();
+    std::uint32_t group = 0;
+  };
+  struct Slot {
+    std::int64_t window_start = 0;
+    std::uint32_t device = 0;
+    std::uint32_t metric = 0;
+    std::uint32_t group = kNoGroup;  // kNoGroup: empty
+  };
+
+  std::uint32_t Lookup(std::uint32_t device, std::uint32_t metric, std::int64_t window_start,
+                       std::vector<Accumulator>& groups) {
+    if ((used_ + 1) * 2 > slots_.size()) Grow(groups);
+    const std::size_t mask = slots_.size() - 1;
+    const std::uint64_t h = Mix((static_cast<std::uint64_t>(device) << 32 | metric) ^
+                                Mix(static_cast<std::uint64_t>(window_start)));
+    for (std::size_t i = h & mask;; i = (i + 1) & mask) {
+      Slot& slot = slots_[i];
+      if (slot.group == kNoGroup) {
+        slot = Slot{window_start, device, metric, static_cast<std::uint32_t>(groups.size())};
+        groups.push_back(Accumulator{device, metric, window_start});
+        ++used_;
+        return slot.group;
+      }
+      if (slot.device == device && slot.metric == metric && slot.window_start == window_start)
+        return slot.group;
+    }
+  }
+
+  void Grow(const std::vector<Accumulator>& groups) {
+    slots_.assign(slots_.size() * 2, Slot{});
+    const std::size_t mask = slots_.size() - 1;
+    for (std::uint32_t g = 0; g < groups.size(); ++g) {
+      const Accumulator& a = groups[g];
+      const std::uint64_t h = Mix((static_cast<std::uint64_t>(a.device) << 32 | a.metric) ^
+                                  Mix(static_cast<std::uint64_t>(a.window_start_ms)));
+      std::size_t i = h & mask;
+      while (slots_[i].group != kNoGroup) i = (i + 1) & mask;
+      slots_[i] = Slot{a.window_start_ms, a.device, a.metric, g};
+    }
+  }
+
+  std::uint32_t metrics_ = 0;
+  std::size_t used_ = 0;
+  std::vector<Last> last_;
+  std::vector<Slot> slots_;
+};
+
+// z² of `x` against the other samples of its group; infinity when they have zero variance and x
+// differs from them. Only used to find groups worth checking sample by sample.
+double LeaveOneOutZ2(const Accumulator& group, double x) {
+  const auto n = static_cast<double>(group.count);
+  const double mean = group.Mean();
+  const double others_mean = (n * mean - x) / (n - 1);
+  const double variance = std::max(0.0, group.M2() - (x - others_mean) * (x - mean)) / (n - 2);
+  const double d = x - others_mean;
+  if (variance <= 0) return d == 0 ? 0 : std::numeric_limits<double>::infinity();
+  return d * d / variance;
+}
+
+// Ranks of names in sorted order, so aggregates sort by integers.
+void NameRanks(const NameTable& names, std::vector<std::uint32_t>& order, std::vector<std::uint32_t>& rank) {
+  order.resize(names.Size());
+  std::iota(order.begin(), order.end(), 0u);
+  std::sort(order.begin(), order.end(),
+            [&](std::uint32_t a, std::uint32_t b) { return names.Name(a) < names.Name(b); });
+  rank.resize(names.Size());
+  for (std::uint32_t i = 0; i < order.size(); ++i) rank[order[i]] = i;
+}
+
+}  // namespace
+
+struct Analyzer::Scratch {
+  std::vector<std::int64_t> newest;
+  std::vector<Accumulator> groups;
+  std::vector<std::uint32_t> sample_group;
+  std::vector<char> suspect;  // by group: may hold an anomaly
+  std::vector<const Threshold*> thresholds;
+  std::vector<std::uint32_t> order, device_rank, metric_rank;
+  GroupIndex index;
+};
+
+Analyzer::Analyzer() : scratch_(std::make_unique<Scratch>()) {}
+Analyzer::~Analyzer() = default;
+
+std::int64_t WindowStart(std::int64_t ts, std::int64_t window_ms) {
+  std::int64_t q = ts / window_ms;
+  if (ts % window_ms < 0) --q;
+  return q * window_ms;
+}
+
+const Analysis& Analyzer::Run(ReadingStore& store, const IngestParams& params) {
+  Scratch& s = *scratch_;
+  out_.aggregates.clear();
+  out_.alerts.clear();
+  out_.anomalies.clear();
+
+  // Lateness is relative to the newest reading of the same device in this call.
+  s.newest.assign(store.devices.Size(), std::numeric_limits<std::int64_t>::min());
+  for (const Reading& reading : store.readings)
+    s.newest[reading.device] = std::max(s.newest[reading.device], reading.ts);
+  for (Reading& reading : store.readings)
+    reading.late = s.newest[reading.device] - reading.ts > params.max_lateness_ms;
+
+  // Aggregates over readings that are not late; remember each sample's group for the anomaly pass.
+  s.groups.clear();
+  s.sample_group.assign(store.samples.size(), kNoGroup);
+  s.index.Reset(store.devices.Size(), store.metrics.Size(), store.samples.size());
+  for (const Reading& reading : store.readings) {
+    if (reading.late) continue;
+    const std::int64_t window_start = WindowStart(reading.ts, params.window_ms);
+    for (std::uint32_t i = reading.first_sample; i < reading.first_sample + reading.sample_count; ++i) {
+      const std::uint32_t group =
+          s.index.Find(reading.device, store.samples[i].metric, window_start, s.groups);
+      s.groups[group].Add(store.samples[i].value);
+      s.sample_group[i] = group;
+    }
+  }
+
+  // Thresholds on every reading; anomalies against the leave-one-out statistics of the group.
+  bool any_threshold = false;
+  s.thresholds.assign(store.metrics.Size(), nullptr);
+  for (const Threshold& threshold : params.thresholds) {
+    const std::uint32_t metric = store.metrics.Find(threshold.metric);
+    if (metric != NameTable::kNone) s.thresholds[metric] = &threshold;
+    any_threshold |= metric != NameTable::kNone;
+  }
+  const double z2 = params.anomaly_z * params.anomaly_z;
+  const auto min_others = static_cast<std::uint64_t>(params.anomaly_min_samples);
+  // The leave-one-out z grows with |x - mean|, so a group's most extreme z is at its min or max:
+  // groups whose extremes are unremarkable are skipped sample by sample.
+  bool any_suspect = false;
+  s.suspect.assign(s.groups.size(), 0);
+  if (params.anomaly_enabled) {
+    for (std::size_t g = 0; g < s.groups.size(); ++g) {
+      const Accumulator& group = s.groups[g];
+      if (group.count - 1 < min_others) continue;
+      s.suspect[g] =
+          LeaveOneOutZ2(group, group.min) >= 0.98 * z2 || LeaveOneOutZ2(group, group.max) >= 0.98 * z2;
+      any_suspect |= s.suspect[g] != 0;
+    }
+  }
+  for (std::uint32_t r = 0; r < store.readings.size() && (any_threshold || any_suspect); ++r) {
+    const Reading& reading = store.readings[r];
+    for (std::uint32_t i = reading.first_sample; i < reading.first_sample + reading.sample_count; ++i) {
+      const Sample& sample = store.samples[i];
+      if (sample.is_bool) continue;
+      const double x = sample.value;
+      if (const Threshold* threshold = s.thresholds[sample.metric]) {
+        if (threshold->above && x > *threshold->above)
+          out_.alerts.push_back({r, sample.metric, x, true, *threshold->above});
+        if (threshold->below && x < *threshold->below)
+          out_.alerts.push_back({r, sample.metric, x, false, *threshold->below});
+      }
+      if (s.sample_group[i] == kNoGroup || !s.suspect[s.sample_group[i]]) continue;
+      const Accumulator& group = s.groups[s.sample_group[i]];
+      // Welford's removal step: the mean and M2 of the group without this sample.
+      const auto n = static_cast<double>(group.count);
+      const double mean = group.Mean();
+      const double others_mean = (n * mean - x) / (n - 1);
+      const double others_m2 = std::max(0.0, group.M2() - (x - others_mean) * (x - mean));
+      const double variance = others_m2 / (n - 2);
+      const double d = x - others_mean;
+      const double scale = std::max(1.0, std::abs(others_mean));
+      if (variance <= 1e-18 * scale * scale) {
+        // Every other reading is (numerically) equal: any real departure is anomalous; z is undefined.
+        if (std::abs(d) > 1e-9 * scale) {
+          out_.anomalies.push_back({r, sample.metric, x, std::numeric_limits<double>::quiet_NaN(),
+                                    group.window_start_ms, group.count - 1, others_mean, 0.0});
+        }
+      } else if (d * d > z2 * variance) {
+        const double stddev = std::sqrt(variance);
+        out_.anomalies.push_back(
+            {r, sample.metric, x, d / stddev, group.window_start_ms, group.count - 1, others_mean, stddev});
+      }
+    }
+  }
+
+  NameRanks(store.devices, s.order, s.device_rank);
+  NameRanks(store.metrics, s.order, s.metric_rank);
+  std::sort(s.groups.begin(), s.groups.end(), [&](const Accumulator& a, const Accumulator& b) {
+    if (a.device != b.device) return s.device_rank[a.device] < s.device_rank[b.device];
+    if (a.metric != b.metric) return s.metric_rank[a.metric] < s.metric_rank[b.metric];
+    return a.window_start_ms < b.window_start_ms;
+  });
+  for (const Accumulator& g : s.groups) {
+    out_.aggregates.push_back(
+        {g.device, g.metric, g.window_start_ms, g.count, g.min, g.max, g.Mean(), g.M2()});
+  }
+  return out_;
+}
+
+}  // namespace runnel::functions::iot

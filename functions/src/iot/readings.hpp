@@ -1,0 +1,89 @@
+// The parsed form of a batch's readings: interned device and metric names, flat arrays of readings
+// and their metric samples. The parser fills it; the analysis reads it. One per call, never shared.
+#pragma once
+
+#include <cstddef>
+#include <cstdint>
+#include <string>
+#include <string_view>
+#include <vector>
+
+namespace runnel::functions::iot {
+
+// Interns names (device ids, metric names) to dense indices so the hot path stores integers.
+// Open addressing with linear probing; names live in `names_` (indices are stable, views are not).
+class NameTable {
+ public:
+  NameTable();
+  std::uint32_t Intern(std::string_view name);
+  // kNone when absent.
+  std::uint32_t Find(std::string_view name) const;
+  std::string_view Name(std::uint32_t index) const { return names_[index]; }
+  std::uint32_t Size() const { return static_cast<std::uint32_t>(names_.size()); }
+  // Forgets every name but keeps the memory, for the next call.
+  void Clear();
+
+  static constexpr std::uint32_t kNone = 0xffffffffu;
+
+ private:
+  std::size_t Slot(std::string_view name, std::size_t hash) const;
+  void Grow();
+
+  std::vector<std::string> names_;
+  std::vector<std::size_t> hashes_;
+  std::vector<std::uint32_t> slots_;  // index + 1; 0 is empty
+};
+
+// One metric value of a reading. Bools are stored as 0/1 and keep a flag so thresholds and
+// anomaly detection skip them.
+struct Sample {
+  std::uint32_t metric;
+  bool is_bool;
+  double value;
+};
+
+struct Reading {
+  std::int64_t ts;  // epoch ms
+  std::uint32_t device;
+  std::uint32_t event;     // index of the event in the batch
+  std::uint32_t position;  // 1-based NDJSON line, or 0-based index in a JSON array
+  std::uint32_t first_sample;
+  std::uint32_t sample_count;
+  bool late = false;
+};
+
+struct ReadingStore {
+  NameTable devices;
+  NameTable metrics;
+  std::vector<Reading> readings;
+  std::vector<Sample> samples;
+
+  void Clear() {
+    devices.Clear();
+    metrics.Clear();
+    readings.clear();
+    samples.clear();
+  }
+};
+
+// Where a position in an event's payload points: a line of NDJSON or an element of a JSON array.
+enum class PositionKind { kLine, kIndex };
+
+// One rejected reading; `field` is empty when the problem is the whole line.
+struct ReadingError {
+  std::uint32_t position;
+  std::string field;
+  std::string reason;
+};
+
+// What parsing one event produced. Its readings are store.readings[first_reading, +reading_count).
+struct EventReport {
+  PositionKind kind = PositionKind::kLine;
+  std::uint32_t first_reading = 0;
+  std::uint32_t reading_count = 0;  // valid readings (accepted + late once lateness is known)
+  std::uint32_t rejected = 0;
+  std::uint32_t late = 0;            // set by the analysis
+  std::vector<ReadingError> errors;  // the first max_errors rejections
+};
+
+}  // namespace runnel::functions::iot
