@@ -1,0 +1,179 @@
+#include "video_source.hpp"
+
+#include <fcntl.h>
+#include <fmt/format.h>
+#include <sys/stat.h>
+#include <unistd.h>
+
+#include <cerrno>
+#include <cmath>
+#include <cstring>
+#include <filesystem>
+
+namespace runnel::functions::media {
+namespace {
+
+struct FdCloser {
+  int fd;
+  explicit FdCloser(int descriptor) : fd(descriptor) {}
+  FdCloser(const FdCloser&) = delete;
+  FdCloser& operator=(const FdCloser&) = delete;
+  ~FdCloser() {
+    if (fd >= 0) ::close(fd);
+  }
+};
+
+std::string HexPrefix(std::string_view b) {
+  std::string out;
+  for (std::size_t i = 0; i < b.size() && i < 8; ++i)
+    out += fmt::format("{:02x}", static_cast<std::uint8_t>(b[i]));
+  return out;
+}
+
+std::string ReadHead(const std::string& path, std::size_t n) {
+  const int fd = ::open(path.c_str(), O_RDONLY | O_CLOEXEC);
+  if (fd < 0)
+    throw FunctionError(Errc::kBadInput,
+                        fmt::format("cannot open input file {}: {}", path, std::strerror(errno)));
+  const FdCloser closer{fd};
+  std::string head(n, '\0');
+  ssize_t got = -1;
+  do {
+    got = ::pread(fd, head.data(), n, 0);
+  } while (got < 0 && errno == EINTR);
+  if (got < 0)
+    throw FunctionError(Errc::kTransient, fmt::format("reading {}: {}", path, std::strerror(errno)));
+  head.resize(static_cast<std::size_t>(got));
+  return head;
+}
+
+std::string FourccText(double value) {
+  const auto code = static_cast<std::uint32_t>(value);
+  std::string text;
+  for (int i = 0; i < 4; ++i) {
+    const char c = static_cast<char>((code >> (8 * i)) & 0xFF);
+    if (c >= 0x20 && c < 0x7F) text += c;
+  }
+  return text;
+}
+
+}  // namespace
+
+VideoSource::VideoSource(const Event& event, std::uint64_t max_bytes) {
+  if (event.envelope.file) {
+    path_ = event.envelope.file->path;
+    struct stat st {};
+    if (::stat(path_.c_str(), &st) != 0) {
+      throw FunctionError(Errc::kBadInput,
+                          fmt::format("cannot open input file {}: {}", path_, std::strerror(errno)));
+    }
+    if (!S_ISREG(st.st_mode))
+      throw FunctionError(Errc::kBadInput, fmt::format("input {} is not a regular file", path_));
+    bytes_ = static_cast<std::uint64_t>(st.st_size);
+  } else {
+    bytes_ = event.payload.size();
+  }
+  if (bytes_ == 0) throw FunctionError(Errc::kBadInput, "input is empty (0 bytes)");
+  if (bytes_ > max_bytes) {
+    throw FunctionError(
+        Errc::kLimitExceeded,
+        fmt::format("input is {} bytes, over the limit of {} (max_bytes)", bytes_, max_bytes));
+  }
+  if (event.envelope.file) return;
+
+  // FFmpeg (through OpenCV) reads files only: an inline payload goes to a private temporary file.
+  std::string pattern = (std::filesystem::temp_directory_path() / "runnel-video-XXXXXX").string();
+  const int fd = ::mkostemp(pattern.data(), O_CLOEXEC);
+  if (fd < 0)
+    throw FunctionError(Errc::kTransient,
+                        fmt::format("cannot create a temporary file: {}", std::strerror(errno)));
+  const FdCloser closer{fd};
+  path_ = pattern;
+  temporary_ = true;
+  std::size_t done = 0;
+  while (done < event.payload.size()) {
+    const ssize_t n = ::write(fd, event.payload.data() + done, event.payload.size() - done);
+    if (n < 0 && errno == EINTR) continue;
+    if (n <= 0) {
+      ::unlink(path_.c_str());
+      throw FunctionError(Errc::kTransient, fmt::format("writing {}: {}", path_, std::strerror(errno)));
+    }
+    done += static_cast<std::size_t>(n);
+  }
+}
+
+VideoSource::~VideoSource() {
+  if (temporary_) ::unlink(path_.c_str());
+}
+
+std::string_view SniffContainer(std::string_view head) {
+  const auto at = [&](std::size_t offset, std::string_view magic) {
+    return head.size() >= offset + magic.size() && head.substr(offset, magic.size()) == magic;
+  };
+  for (std::string_view box : {"ftyp", "moov", "mdat", "free", "wide", "skip", "pnot"}) {
+    if (at(4, box)) return "mp4";
+  }
+  if (at(0, "\x1A\x45\xDF\xA3")) return "matroska";
+  if (at(0, "RIFF") && at(8, "AVI ")) return "avi";
+  if (at(0, "\x47") && (head.size() <= 188 || at(188, "\x47"))) return "mpegts";
+  if (at(0, std::string_view("\0\0\x01\xBA", 4)) || at(0, std::string_view("\0\0\x01\xB3", 4))) return "mpeg";
+  if (at(0, "FLV\x01")) return "flv";
+  if (at(0, "OggS")) return "ogg";
+  if (at(0, "\x30\x26\xB2\x75\x8E\x66\xCF\x11")) return "asf";
+  return {};
+}
+
+nlohmann::json VideoFacts::ToJson() const {
+  const auto unknown_if_zero = [](auto value) {
+    return value > 0 ? nlohmann::json(value) : nlohmann::json(nullptr);
+  };
+  return {{"container", container},
+          {"codec", codec},
+          {"width", width},
+          {"height", height},
+          {"fps", unknown_if_zero(fps)},
+          {"frame_count", unknown_if_zero(frame_count)},
+          {"duration", unknown_if_zero(Duration())},
+          {"bytes", bytes}};
+}
+
+cv::VideoCapture OpenVideo(const VideoSource& source, VideoFacts& facts) {
+  const std::string head = ReadHead(source.Path(), 512);
+  facts.container = std::string(SniffContainer(head));
+  if (facts.container.empty()) {
+    throw FunctionError(
+        Errc::kBadInput,
+        fmt::format("not a recognised video container (mp4/mov, mkv/webm, avi, mpeg-ts, mpeg-ps, flv, "
+                    "ogg, asf): the file starts with {}",
+                    HexPrefix(head)));
+  }
+  cv::VideoCapture capture;
+  try {
+    capture.open(source.Path(), cv::CAP_FFMPEG);
+  } catch (const cv::Exception& e) {
+    throw FunctionError(Errc::kBadInput, fmt::format("not a readable video: {}", e.err));
+  }
+  if (!capture.isOpened()) {
+    throw FunctionError(
+        Errc::kBadInput,
+        fmt::format("not a readable video: FFmpeg cannot open this {} file (corrupt, truncated, or "
+                    "without a video stream)",
+                    facts.container));
+  }
+  facts.width = static_cast<int>(capture.get(cv::CAP_PROP_FRAME_WIDTH));
+  facts.height = static_cast<int>(capture.get(cv::CAP_PROP_FRAME_HEIGHT));
+  const double fps = capture.get(cv::CAP_PROP_FPS);
+  facts.fps = std::isfinite(fps) && fps > 0 && fps < 1000 ? fps : 0;
+  const double count = capture.get(cv::CAP_PROP_FRAME_COUNT);
+  facts.frame_count =
+      std::isfinite(count) && count > 0 && count < 1e12 ? static_cast<std::int64_t>(count) : 0;
+  facts.codec = FourccText(capture.get(cv::CAP_PROP_FOURCC));
+  facts.bytes = source.Bytes();
+  if (facts.width <= 0 || facts.height <= 0) {
+    throw FunctionError(Errc::kBadInput, fmt::format("not a readable video: the stream reports {}x{}",
+                                                     facts.width, facts.height));
+  }
+  return capture;
+}
+
+}  // namespace runnel::functions::media

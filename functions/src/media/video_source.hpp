@@ -1,0 +1,59 @@
+// Getting a video to FFmpeg safely: the input as a file (inline payloads are written to a temporary
+// file), a container sniff that admits only real video containers (never playlists or other text
+// formats FFmpeg would follow to further files or URLs), and the stream facts OpenCV reports.
+#pragma once
+
+#include <cstdint>
+#include <nlohmann/json.hpp>
+#include <opencv2/videoio.hpp>
+#include <string>
+#include <string_view>
+
+#include "runnel/functions/function.hpp"
+
+namespace runnel::functions::media {
+
+inline constexpr std::int64_t kDefaultVideoMaxBytes = std::int64_t{2} << 30;
+inline constexpr std::int64_t kVideoMaxBytesCeiling = std::int64_t{64} << 30;
+
+// The file a video call reads. Not copyable; removes its temporary file on destruction.
+class VideoSource {
+ public:
+  // Throws kBadInput for an empty or missing input, kLimitExceeded past max_bytes (checked from the
+  // file's size or the payload's length, before anything is read or written).
+  VideoSource(const Event& event, std::uint64_t max_bytes);
+  ~VideoSource();
+  VideoSource(const VideoSource&) = delete;
+  VideoSource& operator=(const VideoSource&) = delete;
+  VideoSource(VideoSource&&) = delete;
+  VideoSource& operator=(VideoSource&&) = delete;
+
+  const std::string& Path() const { return path_; }
+  std::uint64_t Bytes() const { return bytes_; }
+
+ private:
+  std::string path_;
+  std::uint64_t bytes_ = 0;
+  bool temporary_ = false;
+};
+
+// "mp4" (also MOV/3GP), "matroska" (also WebM), "avi", "mpegts", "mpeg", "flv", "ogg", "asf", or empty.
+std::string_view SniffContainer(std::string_view head);
+
+struct VideoFacts {
+  std::string container;
+  std::string codec;  // the FourCC as text, e.g. "avc1", "mp4v", "MJPG"
+  int width = 0;
+  int height = 0;
+  double fps = 0;                // 0 when unknown
+  std::int64_t frame_count = 0;  // as the container declares it; 0 when unknown
+  std::uint64_t bytes = 0;
+
+  double Duration() const { return fps > 0 && frame_count > 0 ? static_cast<double>(frame_count) / fps : 0; }
+  nlohmann::json ToJson() const;
+};
+
+// Sniffs, then opens with FFmpeg. Throws kBadInput naming what is wrong.
+cv::VideoCapture OpenVideo(const VideoSource& source, VideoFacts& facts);
+
+}  // namespace runnel::functions::media
