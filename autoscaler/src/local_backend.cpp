@@ -2,6 +2,7 @@
 
 #include <fcntl.h>
 #include <signal.h>
+#include <sys/prctl.h>
 #include <sys/wait.h>
 #include <unistd.h>
 
@@ -44,10 +45,14 @@ void LocalProcessBackend::Spawn(Proc& p) {
   p.info.log_file = (dir / (p.info.id + ".log")).string();
   const std::string bin = binary_.string();
   std::vector<std::string> args = {bin, "worker", "--function", p.info.function, "--dispatcher", p.dispatcher, "--id", p.info.id};
+  const pid_t parent = ::getpid();
   const pid_t pid = ::fork();
   if (pid < 0) throw Error(fmt::format("cannot start a worker for {}: fork failed", p.info.function), true);
   if (pid == 0) {
     ::setpgid(0, 0);
+    // A worker is useless without its stack: die with it, however it ends (even SIGKILL).
+    ::prctl(PR_SET_PDEATHSIG, SIGKILL);
+    if (::getppid() != parent) ::_exit(0);
     sigset_t all;
     sigfillset(&all);
     ::sigprocmask(SIG_UNBLOCK, &all, nullptr);

@@ -30,6 +30,7 @@ namespace {
 constexpr std::size_t kConsumeBatch = 512;
 constexpr auto kDeadlineScan = std::chrono::milliseconds(50);
 constexpr auto kCommitInterval = std::chrono::milliseconds(200);
+constexpr auto kRecommitInterval = std::chrono::seconds(1);
 constexpr auto kStatsInterval = std::chrono::milliseconds(100);
 // Beyond the function's timeout, how long the dispatcher lets a worker's own watchdog act first.
 constexpr auto kDeadlineGrace = std::chrono::milliseconds(500);
@@ -61,7 +62,7 @@ class Dispatcher::Loop {
   void ConsumeKafka(bool& more);
   void OnRecord(Message msg);
   void CheckRetentionGap(const Message& msg);
-  void Commit(bool sync);
+  void Commit(bool sync, bool all = false);
   void FlowControl();
   // Worker side.
   void ReceiveFromWorkers();
@@ -121,7 +122,7 @@ class Dispatcher::Loop {
   DispatcherStats stats_;
   mutable std::mutex stats_mu_;
   DispatcherStats published_stats_;
-  Clock::time_point next_heartbeat_{}, next_deadline_scan_{}, next_commit_{}, next_stats_{};
+  Clock::time_point next_heartbeat_{}, next_deadline_scan_{}, next_commit_{}, next_recommit_{}, next_stats_{};
 };
 
 Dispatcher::Loop::Loop(Options options)
@@ -199,8 +200,10 @@ void Dispatcher::Loop::Run() {
       FlowControl();
     }
     if (t >= next_commit_) {
-      Commit(false);
+      const bool all = t >= next_recommit_;
+      Commit(false, all);
       next_commit_ = t + kCommitInterval;
+      if (all) next_recommit_ = t + kRecommitInterval;
     }
     if (t >= next_stats_) {
       PublishStats();
@@ -208,7 +211,7 @@ void Dispatcher::Loop::Run() {
     }
   }
   HandleCompletions();
-  Commit(true);
+  Commit(true, true);
   PublishStats();
   log_->info("dispatcher {}: stopped ({} consumed, {} ok, {} error, {} dead-letter, {} not finished)", opt_.spec.name,
              stats_.received, stats_.succeeded, stats_.failed, stats_.dead_lettered, tracker_.Pending());
@@ -284,9 +287,9 @@ void Dispatcher::Loop::OnRecord(Message msg) {
   queue_.Push(slot_id, slot.msg.key);
 }
 
-void Dispatcher::Loop::Commit(bool sync) {
+void Dispatcher::Loop::Commit(bool sync, bool all) {
   std::vector<TopicPartitionOffset> offsets;
-  for (const auto& [partition, offset] : tracker_.TakeChangedCommits()) {
+  for (const auto& [partition, offset] : tracker_.TakeChangedCommits(all)) {
     offsets.push_back({opt_.spec.topic, partition, offset});
   }
   if (offsets.empty()) return;
@@ -373,7 +376,9 @@ void Dispatcher::Loop::OnHello(const std::string& identity, const std::vector<zm
   w.identity = identity;
   w.id = hello.value("worker", "?");
   w.pid = hello.value("pid", 0);
-  w.capacity = hello.value("capacity", 1);
+  // Credit is what the worker can hold, but never more than it runs at once: events held idle at one
+  // worker are events another worker could be running.
+  w.capacity = std::min(hello.value("capacity", 1), opt_.spec.concurrency);
   w.last_heard = Clock::now();
   const nlohmann::json welcome = {{"v", wire::kVersion},
                                   {"function", opt_.spec.name},
@@ -498,7 +503,13 @@ void Dispatcher::Loop::Dispatch() {
     frames.push_back(Frame(wire::Encode(task)));
     frames.push_back(Frame(slot.msg.value));
   }
-  for (auto& [identity, frames] : batches) Send(identity, std::move(frames));
+  for (auto& [identity, frames] : batches) {
+    if (log_->should_log(spdlog::level::debug)) {
+      log_->debug("dispatcher {}: {} event(s) to worker {}", opt_.spec.name, (frames.size() - 1) / 2,
+                  workers_.at(identity).id);
+    }
+    Send(identity, std::move(frames));
+  }
 }
 
 void Dispatcher::Loop::Heartbeats(Clock::time_point now) {

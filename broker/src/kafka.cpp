@@ -92,6 +92,9 @@ ConfHandle MakeConf(const KafkaConfig& cfg, const std::map<std::string, std::str
   // Nagle's algorithm is on by default in librdkafka 2.0; it costs ~40 ms on small exchanges.
   apply("socket.nagle.disable", "true", "default");
   apply("client.id", cfg.client_id, "default");
+  // A request to a broker that went away fails after this long (librdkafka's default is 60 s, so
+  // a broker restart stalled every client for a minute).
+  apply("socket.timeout.ms", "10000", "default");
   if (!cfg.bootstrap.empty()) apply("bootstrap.servers", cfg.bootstrap, "config");
   for (const auto& [name, value] : defaults) apply(name, value, "default");
   for (const auto& [name, value] : cfg.options) {

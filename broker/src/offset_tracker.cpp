@@ -40,10 +40,10 @@ std::optional<std::int64_t> OffsetTracker::CommitPoint(std::int32_t partition) c
   return it->second.base;
 }
 
-std::map<std::int32_t, std::int64_t> OffsetTracker::TakeChangedCommits() {
+std::map<std::int32_t, std::int64_t> OffsetTracker::TakeChangedCommits(bool all) {
   std::map<std::int32_t, std::int64_t> out;
   for (auto& [id, p] : partitions_) {
-    if (p.base != p.last_committed) {
+    if (all || p.base != p.last_committed) {
       out[id] = p.base;
       p.last_committed = p.base;
     }

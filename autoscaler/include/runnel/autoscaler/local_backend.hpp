@@ -2,7 +2,8 @@
 // group, stdout and stderr to <state dir>/logs/<function>/<worker>.log. A worker that exits
 // without being asked to is restarted after a backoff that doubles with each quick crash (from
 // 200 ms to 10 s); one that crashes 5 times in a row within seconds of starting is in crash-loop
-// state, retried only at the longest backoff. Stop sends SIGTERM (the worker drains) and SIGKILL
+// state, retried only at the longest backoff. Workers die with the process that started them
+// (PR_SET_PDEATHSIG), so a crashed stack leaves none behind. Stop sends SIGTERM (the worker drains) and SIGKILL
 // after the grace period.
 // Thread-safety: not thread-safe; one owner calls it (the stack's supervision loop).
 #pragma once

@@ -20,8 +20,9 @@ class OffsetTracker {
   void Done(std::int32_t partition, std::int64_t offset);
   // The lowest offset not yet done (what to commit), or nullopt before the first Add.
   std::optional<std::int64_t> CommitPoint(std::int32_t partition) const;
-  // Commit points that moved since the last call.
-  std::map<std::int32_t, std::int64_t> TakeChangedCommits();
+  // Commit points that moved since the last call; with `all`, every partition's point (to repeat a
+  // commit that may have failed: asynchronous commits are not confirmed one by one).
+  std::map<std::int32_t, std::int64_t> TakeChangedCommits(bool all = false);
   // Offsets registered and not yet done, over all partitions.
   std::size_t Pending() const { return pending_; }
 

@@ -1,0 +1,203 @@
+// The core path through real processes: `runnel up` on the embedded broker, real `runnel worker`
+// processes, events published over Kafka, outcomes read back from a Kafka results topic.
+#include <signal.h>
+
+#include <fmt/format.h>
+#include <gmock/gmock.h>
+
+#include <map>
+#include <regex>
+#include <set>
+
+#include "runnel/broker/consumer.hpp"
+#include "runnel/testing/stack_process.hpp"
+#include "runnel/testing/wait.hpp"
+
+namespace runnel::testing {
+namespace {
+
+using ::testing::HasSubstr;
+using Events = std::vector<std::pair<std::string, std::optional<std::string>>>;
+
+std::map<std::string, int> CountById(const std::vector<Outcome>& outcomes) {
+  std::map<std::string, int> count;
+  for (const auto& o : outcomes) ++count[o.id];
+  return count;
+}
+
+void ExpectExactlyOneOutcomeEach(const std::vector<std::string>& ids, const std::vector<Outcome>& outcomes) {
+  const auto count = CountById(outcomes);
+  EXPECT_EQ(count.size(), ids.size());
+  for (const auto& id : ids) {
+    auto it = count.find(id);
+    if (it == count.end()) {
+      ADD_FAILURE() << "event " << id << " has no outcome";
+    } else {
+      EXPECT_EQ(it->second, 1) << "event " << id << " has " << it->second << " outcomes";
+    }
+  }
+}
+
+TEST(CorePath, TenThousandKeyedEventsOnTwoPartitionsRunInKeyOrderOnSixWorkers) {
+  StackProcess stack(R"(
+heartbeat: 200ms
+functions:
+  - name: echo
+    partitions: 2
+    workers: 6
+    concurrency: 8
+    results_topic: echo.results
+)");
+  ASSERT_TRUE(stack.WaitForWorkers("echo", 6, std::chrono::seconds(20)));
+  Events events;
+  for (int i = 0; i < 10'000; ++i) events.emplace_back(std::to_string(i), fmt::format("key-{}", i % 200));
+  const auto ids = PublishEvents(stack.Kafka(), "echo", events);
+  const auto outcomes = ReadOutcomes(stack.Kafka(), "echo.results", ids.size(), std::chrono::seconds(90));
+
+  ExpectExactlyOneOutcomeEach(ids, outcomes);
+  std::map<std::string, std::int64_t> last_offset;  // per key, in the order the outcomes were written
+  std::set<std::string> workers;
+  for (const auto& o : outcomes) {
+    EXPECT_EQ(o.status, OutcomeStatus::kOk) << o.error;
+    workers.insert(o.worker);
+    auto [it, fresh] = last_offset.try_emplace(*o.key, o.offset);
+    if (!fresh) {
+      EXPECT_LT(it->second, o.offset) << "key " << *o.key << " ran out of offset order";
+      it->second = o.offset;
+    }
+  }
+  EXPECT_EQ(last_offset.size(), 200u);
+  EXPECT_EQ(workers.size(), 6u) << "parallelism stayed below the worker count (2 partitions)";
+  EXPECT_TRUE(CommittedReachesEnd(stack.Kafka(), "echo", "runnel.echo", std::chrono::seconds(10)));
+}
+
+TEST(CorePath, OnePoisonEventPerThousandIsDeadLetteredAndThePartitionFlows) {
+  StackProcess stack(R"(
+heartbeat: 200ms
+functions:
+  - name: sleep
+    partitions: 2
+    workers: 2
+    results_topic: sleep.results
+    retries: {max_attempts: 3, backoff: 20ms}
+)");
+  Events events;
+  for (int i = 0; i < 3000; ++i) {
+    events.emplace_back(i % 1000 == 500 ? fmt::format(R"({{"fail":"poison {}"}})", i) : R"({"ms":0})", std::nullopt);
+  }
+  const auto ids = PublishEvents(stack.Kafka(), "sleep", events);
+  const auto outcomes = ReadOutcomes(stack.Kafka(), "sleep.results", ids.size(), std::chrono::seconds(90));
+  ExpectExactlyOneOutcomeEach(ids, outcomes);
+  int ok = 0;
+  std::set<std::string> poisoned;
+  for (const auto& o : outcomes) {
+    if (o.status == OutcomeStatus::kOk) {
+      ++ok;
+      continue;
+    }
+    EXPECT_EQ(o.status, OutcomeStatus::kDeadLetter);
+    EXPECT_EQ(o.attempts, 3);
+    EXPECT_THAT(o.error, HasSubstr("gave up after 3 attempts"));
+    poisoned.insert(o.error.substr(0, o.error.find(' ', 7)));
+  }
+  EXPECT_EQ(ok, 2997);
+  EXPECT_EQ(poisoned.size(), 3u);
+
+  // The dead-letter topic holds each poison event with its reason and origin.
+  broker::Consumer dlq(stack.Kafka(), {"e2e.dlq"});
+  dlq.Assign({{"sleep.dlq", 0, broker::kOffsetBeginning}, {"sleep.dlq", 1, broker::kOffsetBeginning}});
+  std::vector<broker::Message> letters;
+  WaitFor([&] {
+    for (auto& m : dlq.PollBatch(100, std::chrono::milliseconds(50))) letters.push_back(std::move(m));
+    return letters.size() >= 3;
+  }, std::chrono::seconds(20), std::chrono::milliseconds(0));
+  ASSERT_EQ(letters.size(), 3u);
+  for (const auto& m : letters) {
+    std::map<std::string, std::string> h;
+    for (const auto& header : m.headers) h[header.name] = header.value;
+    EXPECT_THAT(m.value, HasSubstr("poison"));
+    EXPECT_EQ(h["runnel-error-kind"], "transient");
+    EXPECT_EQ(h["runnel-attempt"], "3");
+    EXPECT_THAT(h["runnel-error"], HasSubstr("poison"));
+    EXPECT_THAT(h["runnel-origin"], ::testing::StartsWith("sleep/"));
+    EXPECT_EQ(h["runnel-function"], "sleep");
+    EXPECT_FALSE(h["runnel-id"].empty()) << "the original headers are kept";
+  }
+  EXPECT_TRUE(CommittedReachesEnd(stack.Kafka(), "sleep", "runnel.sleep", std::chrono::seconds(10)));
+}
+
+TEST(CorePath, AStoppedWorkersEventsAreDispatchedAgainAndCompleteElsewhere) {
+  StackProcess stack(R"(
+heartbeat: 200ms
+functions:
+  - name: sleep
+    partitions: 2
+    workers: 2
+    concurrency: 4
+    results_topic: sleep.results
+)", {{"RUNNEL_LOG", "info,broker=debug"}});
+  ASSERT_TRUE(stack.WaitForWorkers("sleep", 2, std::chrono::seconds(20)));
+  const auto pids = stack.WorkerPids("sleep");
+  ASSERT_EQ(pids.size(), 2u);
+  Events events(8, {R"({"ms":1500})", std::nullopt});
+  const auto ids = PublishEvents(stack.Kafka(), "sleep", events);
+  // Both workers hold events before one of them freezes.
+  ASSERT_TRUE(WaitFor([&] {
+    const auto err = stack.Process().Stderr();
+    return err.find("to worker sleep-1") != std::string::npos && err.find("to worker sleep-2") != std::string::npos;
+  }, std::chrono::seconds(20)));
+  const pid_t frozen = pids.at("sleep-1");
+  ::kill(frozen, SIGSTOP);
+  const auto outcomes = ReadOutcomes(stack.Kafka(), "sleep.results", ids.size(), std::chrono::seconds(30));
+  ::kill(frozen, SIGCONT);
+  ExpectExactlyOneOutcomeEach(ids, outcomes);
+  int retried = 0;
+  for (const auto& o : outcomes) {
+    EXPECT_EQ(o.status, OutcomeStatus::kOk) << o.error;
+    EXPECT_EQ(o.worker, "sleep-2");
+    if (o.attempts == 2) ++retried;
+  }
+  EXPECT_GE(retried, 1);
+  EXPECT_THAT(stack.Process().Stderr(), HasSubstr("worker sleep-1 (pid " + std::to_string(frozen) +
+                                                  ") left (silent for 3 heartbeats)"));
+}
+
+TEST(CorePath, SigtermDrainsABusyWorkerWithoutDuplicatesOrLoss) {
+  StackProcess stack(R"(
+heartbeat: 200ms
+functions:
+  - name: sleep
+    partitions: 2
+    workers: 1
+    concurrency: 4
+    results_topic: sleep.results
+)", {{"RUNNEL_LOG", "info,broker=debug"}});
+  ASSERT_TRUE(stack.WaitForWorkers("sleep", 1, std::chrono::seconds(20)));
+  const pid_t worker = stack.WorkerPids("sleep").at("sleep-1");
+  Events events(8, {R"({"ms":500})", std::nullopt});
+  const auto ids = PublishEvents(stack.Kafka(), "sleep", events);
+  // The worker holds as many events as it runs at once (its concurrency) before it is stopped.
+  const std::regex dispatched("(\\d+) event\\(s\\) to worker sleep-1");
+  ASSERT_TRUE(WaitFor([&] {
+    const std::string err = stack.Process().Stderr();
+    int total = 0;
+    for (auto it = std::sregex_iterator(err.begin(), err.end(), dispatched); it != std::sregex_iterator(); ++it) {
+      total += std::stoi((*it)[1]);
+    }
+    return total >= 4;
+  }, std::chrono::seconds(20)));
+  ::kill(worker, SIGTERM);
+  const auto outcomes = ReadOutcomes(stack.Kafka(), "sleep.results", ids.size(), std::chrono::seconds(30));
+  ExpectExactlyOneOutcomeEach(ids, outcomes);
+  for (const auto& o : outcomes) {
+    EXPECT_EQ(o.status, OutcomeStatus::kOk) << o.error;
+    EXPECT_EQ(o.attempts, 1) << "a drained event was dispatched twice";
+  }
+  const auto err = stack.Process().Stderr();
+  EXPECT_THAT(err, HasSubstr("worker sleep-1 is draining (4 in flight)"));
+  EXPECT_THAT(err, HasSubstr("worker sleep-1 ended unexpectedly (exit 0)"));  // restarted by the stack
+  EXPECT_TRUE(CommittedReachesEnd(stack.Kafka(), "sleep", "runnel.sleep", std::chrono::seconds(10)));
+}
+
+}  // namespace
+}  // namespace runnel::testing

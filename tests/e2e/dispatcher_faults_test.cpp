@@ -1,0 +1,118 @@
+// The dispatcher under broker faults, in this process so the embedded broker's fault injection can
+// reach it, with real `runnel worker` processes over ZeroMQ and real Kafka clients over TCP.
+#include <librdkafka/rdkafka.h>
+
+#include <fmt/format.h>
+#include <gmock/gmock.h>
+
+#include <fstream>
+#include <thread>
+#include <zmq.hpp>
+
+#include "runnel/autoscaler/local_backend.hpp"
+#include "runnel/broker/admin.hpp"
+#include "runnel/broker/consumer.hpp"
+#include "runnel/broker/dispatcher.hpp"
+#include "runnel/broker/embedded_broker.hpp"
+#include "runnel/broker/producer.hpp"
+#include "runnel/testing/stack_process.hpp"
+#include "runnel/testing/wait.hpp"
+
+namespace runnel::testing {
+namespace {
+
+constexpr int kApiFetch = 1;
+constexpr int kApiOffsetCommit = 8;
+
+class DispatcherFaults : public ::testing::Test {
+ protected:
+  void SetUp() override {
+    dir_ = TempDir("faults");
+    spec_.name = "echo";
+    spec_.handler = "builtin:echo";
+    spec_.topic = "faults.in";
+    spec_.dead_letter_topic = "faults.in.dlq";
+    spec_.results_topic = "faults.results";
+    for (const auto& t : {spec_.topic, spec_.dead_letter_topic, spec_.results_topic}) broker_.CreateTopic(t, 2);
+  }
+  void TearDown() override {
+    workers_.reset();
+    dispatcher_.reset();
+    std::filesystem::remove_all(dir_);
+  }
+  void StartDispatcher(int workers) {
+    broker::Dispatcher::Options o;
+    o.spec = spec_;
+    o.kafka = broker_.ClientConfig();
+    o.zmq = &zmq_;
+    o.heartbeat = std::chrono::milliseconds(200);
+    o.output_dir = (dir_ / "outputs").string();
+    dispatcher_ = std::make_unique<broker::Dispatcher>(o);
+    dispatcher_->Start();
+    workers_ = std::make_unique<autoscaler::LocalProcessBackend>(RunnelBin(), dir_ / "logs");
+    for (int i = 0; i < workers; ++i) workers_->Start("echo", dispatcher_->Endpoint());
+  }
+
+  std::filesystem::path dir_;
+  broker::EmbeddedBroker broker_;
+  zmq::context_t zmq_{1};
+  FunctionSpec spec_;
+  std::unique_ptr<broker::Dispatcher> dispatcher_;
+  std::unique_ptr<autoscaler::LocalProcessBackend> workers_;
+};
+
+TEST_F(DispatcherFaults, BrokerDownAndInjectedErrorsLoseNothing) {
+  StartDispatcher(2);
+  std::vector<std::pair<std::string, std::optional<std::string>>> events;
+  for (int i = 0; i < 2000; ++i) events.emplace_back(std::to_string(i), fmt::format("k{}", i % 50));
+  const auto ids = PublishEvents(broker_.ClientConfig(), spec_.topic, events);
+  ASSERT_TRUE(WaitFor([&] { return dispatcher_->Stats().succeeded >= 100; }, std::chrono::seconds(30)));
+
+  broker_.SetBrokerDown(1);
+  std::this_thread::sleep_for(std::chrono::seconds(5));  // the fault itself: five seconds of outage
+  broker_.SetBrokerUp(1);
+  broker_.PushRequestErrors(kApiOffsetCommit, {RD_KAFKA_RESP_ERR_COORDINATOR_NOT_AVAILABLE,
+                                               RD_KAFKA_RESP_ERR_REQUEST_TIMED_OUT, RD_KAFKA_RESP_ERR_NOT_COORDINATOR});
+  broker_.PushRequestErrors(kApiFetch, {RD_KAFKA_RESP_ERR_NOT_LEADER_FOR_PARTITION, RD_KAFKA_RESP_ERR_REQUEST_TIMED_OUT});
+
+  const auto outcomes = ReadOutcomes(broker_.ClientConfig(), spec_.results_topic, ids.size(), std::chrono::seconds(90));
+  std::set<std::string> seen;
+  for (const auto& o : outcomes) {
+    EXPECT_TRUE(seen.insert(o.id).second) << "two outcomes for " << o.id;
+    EXPECT_EQ(o.status, OutcomeStatus::kOk) << o.error;
+  }
+  EXPECT_EQ(seen.size(), ids.size());
+  EXPECT_TRUE(CommittedReachesEnd(broker_.ClientConfig(), spec_.topic, spec_.Group(), std::chrono::seconds(20)));
+  EXPECT_EQ(dispatcher_->Stats().retention_lost, 0);
+}
+
+// Records the broker dropped before the dispatcher saw them are counted as lost, loudly, and never
+// reported as processed.
+TEST_F(DispatcherFaults, RetentionLossIsCountedNotHidden) {
+  broker_.CreateTopic("faults.small", 1);
+  spec_.topic = "faults.small";
+  spec_.results_topic.clear();
+  {  // The group has processed nothing yet: it resumes at offset 0.
+    broker::Consumer c(broker_.ClientConfig(), {spec_.Group()});
+    c.CommitOffsets({{spec_.topic, 0, 0}});
+  }
+  {  // 8 MiB into one partition with nobody consuming: the broker drops the oldest records.
+    broker::Producer producer(broker_.ClientConfig());
+    for (int i = 0; i < 8 * 1024; ++i) producer.Produce({spec_.topic, 0, std::nullopt, std::string(1024, 'x'), {}}, {});
+    ASSERT_EQ(producer.Flush(std::chrono::seconds(30)), 0);
+  }
+  broker::Admin admin(broker_.ClientConfig());
+  const auto before = admin.Offsets(spec_.topic, spec_.Group());
+  ASSERT_GT(before[0].log_start, 0);
+  StartDispatcher(1);
+  ASSERT_TRUE(WaitFor([&] {
+    const auto s = dispatcher_->Stats();
+    return s.succeeded + s.retention_lost >= 8 * 1024;
+  }, std::chrono::seconds(60)));
+  const auto stats = dispatcher_->Stats();
+  EXPECT_EQ(stats.retention_lost, before[0].log_start);
+  EXPECT_EQ(stats.succeeded, 8 * 1024 - before[0].log_start);
+}
+
+}  // namespace
+}  // namespace runnel::testing

@@ -1,0 +1,55 @@
+// A real `runnel up` for end-to-end tests: its own state dir and config, started as a child
+// process (killed with its group when the test ends; its workers die with it), plus what tests
+// need around it: endpoints, worker pids, and the outcomes written to a results topic.
+#pragma once
+
+#include <sys/types.h>
+
+#include <filesystem>
+#include <map>
+#include <memory>
+#include <nlohmann/json.hpp>
+#include <string>
+#include <vector>
+
+#include "runnel/broker/kafka.hpp"
+#include "runnel/core/outcome.hpp"
+#include "runnel/testing/child_process.hpp"
+
+namespace runnel::testing {
+
+class StackProcess {
+ public:
+  // Starts `runnel up --config <yaml>`; fails the test (and throws) if it is not up within 30 s.
+  explicit StackProcess(const std::string& yaml, std::map<std::string, std::string> env = {});
+  ~StackProcess();
+
+  const std::filesystem::path& StateDir() const { return state_dir_; }
+  const nlohmann::json& Endpoints() const { return endpoints_; }
+  broker::KafkaConfig Kafka() const { return {endpoints_.at("kafka").get<std::string>(), "e2e-test", {}}; }
+  ChildProcess& Process() { return *process_; }
+
+  // Waits until `count` workers of `function` have joined their dispatcher (from the stack's log).
+  bool WaitForWorkers(const std::string& function, int count, std::chrono::milliseconds deadline);
+  // Pids of the running `runnel worker` processes of `function` in this stack, by worker id.
+  std::map<std::string, pid_t> WorkerPids(const std::string& function) const;
+
+ private:
+  std::filesystem::path state_dir_;
+  std::unique_ptr<ChildProcess> process_;
+  nlohmann::json endpoints_;
+};
+
+// Reads outcome records from a results topic (header runnel-result) until `count` arrived or the
+// deadline passed.
+std::vector<Outcome> ReadOutcomes(const broker::KafkaConfig& kafka, const std::string& topic, std::size_t count,
+                                  std::chrono::milliseconds deadline);
+// Publishes events (payload, key) with fresh ids; returns the ids in order.
+std::vector<std::string> PublishEvents(const broker::KafkaConfig& kafka, const std::string& topic,
+                                       const std::vector<std::pair<std::string, std::optional<std::string>>>& events);
+// True once the group's lag is 0 on every partition of `topic` (committed at the end offset, or
+// an empty partition).
+bool CommittedReachesEnd(const broker::KafkaConfig& kafka, const std::string& topic, const std::string& group,
+                         std::chrono::milliseconds deadline);
+
+}  // namespace runnel::testing

@@ -1,0 +1,120 @@
+#include "runnel/testing/stack_process.hpp"
+
+#include <fmt/format.h>
+#include <gtest/gtest.h>
+
+#include <fstream>
+#include <regex>
+
+#include "runnel/broker/admin.hpp"
+#include "runnel/broker/consumer.hpp"
+#include "runnel/broker/producer.hpp"
+#include "runnel/core/envelope.hpp"
+#include "runnel/core/state_dir.hpp"
+#include "runnel/testing/wait.hpp"
+
+namespace runnel::testing {
+
+StackProcess::StackProcess(const std::string& yaml, std::map<std::string, std::string> env)
+    : state_dir_(TempDir("stack")) {
+  const auto config = state_dir_ / "runnel.yaml";
+  std::ofstream(config) << yaml;
+  process_ = std::make_unique<ChildProcess>(
+      std::vector<std::string>{RunnelBin(), "up", "--config", config.string(), "--state-dir", state_dir_.string()},
+      std::move(env));
+  if (!process_->WaitForOutput("runnel stack up", std::chrono::seconds(30))) {
+    ADD_FAILURE() << "runnel up did not start: " << process_->Stderr();
+    throw std::runtime_error("runnel up did not start");
+  }
+  endpoints_ = runnel::StateDir(state_dir_).ReadEndpoints();
+}
+
+StackProcess::~StackProcess() {
+  process_.reset();
+  std::filesystem::remove_all(state_dir_);
+}
+
+bool StackProcess::WaitForWorkers(const std::string& function, int count, std::chrono::milliseconds deadline) {
+  const std::regex joined("dispatcher " + function + ": worker \\S+ \\(pid \\d+\\) joined");
+  return WaitFor(
+      [&] {
+        const std::string err = process_->Stderr();
+        const auto n = std::distance(std::sregex_iterator(err.begin(), err.end(), joined), std::sregex_iterator());
+        return n >= count;
+      },
+      deadline, std::chrono::milliseconds(20));
+}
+
+std::map<std::string, pid_t> StackProcess::WorkerPids(const std::string& function) const {
+  const std::string dispatcher = endpoints_.at("dispatchers").at(function).get<std::string>();
+  std::map<std::string, pid_t> out;
+  for (const auto& entry : std::filesystem::directory_iterator("/proc")) {
+    const std::string name = entry.path().filename().string();
+    if (name.find_first_not_of("0123456789") != std::string::npos) continue;
+    std::ifstream in(entry.path() / "cmdline");
+    std::vector<std::string> args;
+    for (std::string arg; std::getline(in, arg, '\0');) args.push_back(arg);
+    if (args.size() < 2 || args[1] != "worker") continue;
+    std::string id;
+    bool ours = false;
+    for (std::size_t i = 2; i + 1 < args.size(); ++i) {
+      if (args[i] == "--dispatcher" && args[i + 1] == dispatcher) ours = true;
+      if (args[i] == "--id") id = args[i + 1];
+    }
+    if (ours) out[id] = static_cast<pid_t>(std::stoi(name));
+  }
+  return out;
+}
+
+std::vector<Outcome> ReadOutcomes(const broker::KafkaConfig& kafka, const std::string& topic, std::size_t count,
+                                  std::chrono::milliseconds deadline) {
+  broker::Admin admin(kafka);
+  broker::Consumer consumer(kafka, broker::Consumer::Options{"e2e.outcomes"});
+  std::vector<broker::TopicPartitionOffset> partitions;
+  for (auto p : admin.Partitions(topic)) partitions.push_back({topic, p, broker::kOffsetBeginning});
+  consumer.Assign(partitions);
+  std::vector<Outcome> out;
+  const auto until = std::chrono::steady_clock::now() + deadline;
+  while (out.size() < count && std::chrono::steady_clock::now() < until) {
+    for (auto& m : consumer.PollBatch(1000, std::chrono::milliseconds(50))) {
+      for (const auto& h : m.headers) {
+        if (h.name == "runnel-result") out.push_back(Outcome::FromFrames(h.value, m.value));
+      }
+    }
+  }
+  return out;
+}
+
+std::vector<std::string> PublishEvents(const broker::KafkaConfig& kafka, const std::string& topic,
+                                       const std::vector<std::pair<std::string, std::optional<std::string>>>& events) {
+  broker::Producer producer(kafka);
+  std::vector<std::string> ids;
+  std::atomic<int> failed{0};
+  for (const auto& [payload, key] : events) {
+    Envelope env;
+    env.id = NewEventId();
+    producer.Produce({topic, broker::kAnyPartition, key, payload, env.Encode()}, [&failed](const broker::Delivery& d) {
+      if (!d.Ok()) failed.fetch_add(1);
+    });
+    ids.push_back(env.id);
+  }
+  EXPECT_EQ(producer.Flush(std::chrono::seconds(60)), 0);
+  EXPECT_EQ(failed.load(), 0);
+  return ids;
+}
+
+bool CommittedReachesEnd(const broker::KafkaConfig& kafka, const std::string& topic, const std::string& group,
+                         std::chrono::milliseconds deadline) {
+  broker::Admin admin(kafka);
+  return WaitFor(
+      [&] {
+        // Lag 0: committed at the end, or an empty partition nothing was ever consumed from.
+        for (const auto& po : admin.Offsets(topic, group)) {
+          if (po.Lag() != 0 || po.Lost() != 0) return false;
+        }
+        return true;
+      },
+      deadline, std::chrono::milliseconds(100));
+}
+
+}  // namespace runnel::testing
