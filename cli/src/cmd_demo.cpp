@@ -1,8 +1,11 @@
-// `runnel demo`: the README's first command runs this. It starts the embedded broker, publishes
-// events through Runnel's producer, reads them back through Runnel's consumer, commits, and shows
-// the lag query agreeing that nothing is left.
+// `runnel demo`: the README's first command runs this. It starts a stack on the embedded broker
+// (dispatchers and real worker processes for echo, image.thumbnail and iot.ingest), publishes
+// the sample images, sensor readings and a few plain events, waits for every outcome, shows them,
+// and stops, leaving the outputs on disk.
 #include <fmt/format.h>
-#include <unistd.h>
+
+#include <fstream>
+#include <fmt/ranges.h>
 
 #include <map>
 #include <nlohmann/json.hpp>
@@ -10,97 +13,150 @@
 #include "commands.hpp"
 #include "runnel/broker/admin.hpp"
 #include "runnel/broker/consumer.hpp"
-#include "runnel/broker/embedded_broker.hpp"
 #include "runnel/broker/producer.hpp"
-#include "runnel/broker/retention_guard.hpp"
 #include "runnel/core/envelope.hpp"
+#include "runnel/core/outcome.hpp"
 #include "runnel/core/state_dir.hpp"
+#include "stack.hpp"
 
 namespace runnel::cli {
 namespace {
 
-constexpr const char* kTopic = "demo.readings";
-constexpr const char* kGroup = "runnel.demo";
+StackConfig DemoStack() {
+  StackConfig config;
+  config.source = "(demo)";
+  auto add = [&config](const std::string& name, nlohmann::json params) {
+    FunctionSpec f;
+    f.name = name;
+    f.handler = "builtin:" + name;
+    f.topic = name;
+    f.partitions = 4;
+    f.params = std::move(params);
+    f.dead_letter_topic = name + ".dlq";
+    f.results_topic = name + ".results";
+    f.retry.max_attempts = 2;
+    config.functions.push_back(std::move(f));
+  };
+  add("echo", nlohmann::json::object());
+  add("image.thumbnail", {{"sizes", {{{"width", 256}, {"height", 256}}, {{"width", 96}, {"height", 96}, {"mode", "fill"}}}},
+                          {"format", "jpeg"}});
+  // The sample file spans 20 minutes of readings: windows of 10 minutes, nothing counted late.
+  add("iot.ingest", {{"window_ms", 600000}, {"max_lateness_ms", 3600000}, {"thresholds", {{"temp", {{"above", 80}}}}}});
+  return config;
+}
 
-int RunDemo(int events, const CommonOptions& common) {
+std::string Summary(const Outcome& o) {
+  if (o.status != OutcomeStatus::kOk) return fmt::format("{}: {}", o.error_kind, o.error);
+  if (o.function == "image.thumbnail") {
+    const auto files = nlohmann::json::parse(o.files_json.empty() ? "[]" : o.files_json);
+    std::vector<std::string> names;
+    for (const auto& f : files) names.push_back(std::filesystem::path(f.value("path", "")).filename().string());
+    return fmt::format("{} thumbnails: {}", files.size(), fmt::join(names, ", "));
+  }
+  if (o.function == "iot.ingest") {
+    const auto r = nlohmann::json::parse(o.output, nullptr, false);
+    if (r.is_object() && r.contains("readings")) {
+      return fmt::format("{} readings accepted, {} rejected, {} aggregates, {} alerts, {} anomalies",
+                         r["readings"].value("accepted", 0), r["readings"].value("rejected", 0),
+                         r.value("aggregates", nlohmann::json::array()).size(), r.value("alerts", nlohmann::json::array()).size(),
+                         r.value("anomalies", nlohmann::json::array()).size());
+    }
+  }
+  return o.output.size() > 60 ? o.output.substr(0, 57) + "..." : o.output;
+}
+
+int RunDemo(const std::string& samples_dir, const CommonOptions& common) {
+  const auto samples = std::filesystem::absolute(samples_dir);
+  if (!std::filesystem::is_directory(samples)) {
+    throw ConfigError(fmt::format("sample data not found at {} (pass --samples DIR)", samples.string()));
+  }
   StateDir state = StateDir::Resolve(common.state_dir);
-  StackLock lock(state, "demo");
-  broker::EmbeddedBroker broker;
-  broker.CreateTopic(kTopic, 8);
-  state.MergeEndpoints({{"kafka", broker.Bootstrap()}, {"embedded", true}, {"pid", ::getpid()}});
-  fmt::print("1. embedded Kafka broker listening on {} (endpoints in {})\n", broker.Bootstrap(),
-             state.EndpointsFile().string());
+  StackLock lock(state, "runnel demo");
+  Stack stack(DemoStack(), state, std::filesystem::read_symlink("/proc/self/exe"));
+  const auto endpoints = state.ReadEndpoints();
+  const broker::KafkaConfig kafka{endpoints.at("kafka").get<std::string>(), "runnel-demo", {}};
+  fmt::print("1. stack up on the embedded Kafka broker at {}\n{}", kafka.bootstrap, stack.Summary());
+  std::fflush(stdout);
 
-  const auto config = broker.ClientConfig();
-  std::map<std::string, std::string> sent;  // event id -> key
+  // Publish: uploaded images by reference, a file of sensor readings, a few plain events.
+  std::map<std::string, std::string> what;  // event id -> what it was
+  std::map<std::string, int> expected;      // results topic -> outcomes to wait for
   {
-    broker::Producer::Options options;
-    options.retention_guard = std::make_shared<broker::RetentionGuard>(
-        config, [](const std::string&) { return std::vector<std::string>{kGroup}; });
-    broker::Producer producer(config, options);
-    for (int i = 0; i < events; ++i) {
-      Envelope env;
+    broker::Producer producer(kafka);
+    auto publish = [&](const std::string& topic, std::optional<std::string> key, std::string payload, Envelope env,
+                       std::string label) {
       env.id = NewEventId();
-      env.content_type = "application/json";
       env.trace_id = NewTraceId();
-      const std::string key = fmt::format("sensor-{}", i % 4);
-      nlohmann::json reading = {{"device", key}, {"seq", i}, {"temp", 20.0 + i % 7}};
-      producer.Produce(broker::Record{kTopic, broker::kAnyPartition, key, reading.dump(), env.Encode()},
-                       [](const broker::Delivery&) {});
-      sent[env.id] = key;
+      what[env.id] = std::move(label);
+      ++expected[topic + ".results"];
+      producer.Produce({topic, broker::kAnyPartition, std::move(key), std::move(payload), env.Encode()}, {});
+    };
+    for (const auto& entry : std::filesystem::directory_iterator(samples)) {
+      const auto ext = entry.path().extension().string();
+      if (ext != ".jpg" && ext != ".png" && ext != ".webp") continue;
+      Envelope env;
+      env.content_type = "application/octet-stream";
+      env.file = FileRef{entry.path().string(), std::filesystem::file_size(entry.path()), entry.path().filename().string()};
+      publish("image.thumbnail", entry.path().filename().string(), "", env, "upload " + entry.path().filename().string());
     }
-    if (const auto left = producer.Flush(std::chrono::seconds(10)); left != 0) {
-      throw Error(fmt::format("{} events were not acknowledged by the broker", left), true);
+    std::ifstream readings(samples / "readings.ndjson");
+    if (readings) {
+      std::string ndjson((std::istreambuf_iterator<char>(readings)), {});
+      Envelope env;
+      env.content_type = "application/x-ndjson";
+      publish("iot.ingest", "site-1", std::move(ndjson), env, "readings.ndjson (243 lines)");
     }
+    for (int i = 0; i < 10; ++i) {
+      Envelope env;
+      env.content_type = "text/plain";
+      publish("echo", fmt::format("user-{}", i % 3), fmt::format("hello {}", i), env, fmt::format("hello {}", i));
+    }
+    if (producer.Flush(std::chrono::seconds(30)) != 0) throw Error("the broker did not acknowledge every event", true);
   }
-  fmt::print("2. published {} events to {} (8 partitions), every one acknowledged (acks=all)\n", events, kTopic);
+  fmt::print("2. published {} events (acks=all): {} uploads, sensor readings, {} plain events\n", what.size(),
+             expected["image.thumbnail.results"], expected["echo.results"]);
+  std::fflush(stdout);
 
-  broker::Consumer consumer(config, broker::Consumer::Options{kGroup});
+  // Outcomes come back on durable results topics, one record per event.
+  std::vector<Outcome> outcomes;
+  broker::Consumer consumer(kafka, broker::Consumer::Options{"runnel.demo"});
   std::vector<broker::TopicPartitionOffset> partitions;
-  for (int p = 0; p < 8; ++p) partitions.push_back({kTopic, p, broker::kOffsetStored});
+  broker::Admin admin(kafka);
+  for (const auto& [topic, n] : expected) {
+    for (auto p : admin.Partitions(topic)) partitions.push_back({topic, p, broker::kOffsetBeginning});
+  }
   consumer.Assign(partitions);
-  std::size_t received = 0;
-  const auto deadline = std::chrono::steady_clock::now() + std::chrono::seconds(20);
-  fmt::print("3. reading them back with Runnel's consumer (group {}):\n", kGroup);
-  while (received < sent.size() && std::chrono::steady_clock::now() < deadline) {
-    auto msg = consumer.Poll(std::chrono::milliseconds(100));
-    if (!msg) continue;
-    const Envelope env = Envelope::Decode(msg->headers);
-    auto it = sent.find(env.id);
-    if (it == sent.end() || msg->key != it->second) {
-      throw Error(fmt::format("read back an event that was not sent: id {} at {}[{}]@{}", env.id, msg->topic,
-                              msg->partition, msg->offset),
-                  false);
+  const auto until = std::chrono::steady_clock::now() + std::chrono::seconds(60);
+  while (outcomes.size() < what.size() && std::chrono::steady_clock::now() < until) {
+    for (auto& m : consumer.PollBatch(100, std::chrono::milliseconds(100))) {
+      for (const auto& h : m.headers) {
+        if (h.name == "runnel-result") outcomes.push_back(Outcome::FromFrames(h.value, m.value));
+      }
     }
-    if (received < 5) {
-      fmt::print("   {}[{}]@{}  key={}  id={}  {}\n", msg->topic, msg->partition, msg->offset, *msg->key, env.id,
-                 msg->value);
-    }
-    ++received;
-    consumer.StoreOffset(msg->topic, msg->partition, msg->offset + 1);
   }
-  if (received > 5) fmt::print("   ... and {} more\n", received - 5);
-  consumer.Commit();
-  if (received != sent.size()) {
-    throw Error(fmt::format("read back {} of {} events within 20 s", received, sent.size()), true);
+  fmt::print("3. outcomes ({} of {}):\n", outcomes.size(), what.size());
+  std::sort(outcomes.begin(), outcomes.end(), [](const Outcome& a, const Outcome& b) {
+    return std::tie(a.function, a.id) < std::tie(b.function, b.id);
+  });
+  for (const auto& o : outcomes) {
+    fmt::print("   {:<16} {:<12} {:<28} {}\n", o.function, StatusName(o.status), what[o.id], Summary(o));
   }
-
-  broker::Admin admin(config);
-  std::int64_t lag = 0;
-  for (const auto& po : admin.Offsets(kTopic, kGroup)) lag += po.Lag();
-  fmt::print("4. all {} events read back with their headers; committed; lag of {} is now {}\n", received, kGroup, lag);
-  state.RemoveEndpoints({"kafka", "embedded", "pid"});
-  fmt::print("done: the embedded broker stops with this command (it keeps nothing across restarts)\n");
-  return lag == 0 ? 0 : 1;
+  fmt::print("4. outputs are under {}; failed events are on each function's .dlq topic\n",
+             endpoints.value("output_dir", ""));
+  std::fflush(stdout);
+  if (outcomes.size() != what.size()) {
+    throw Error(fmt::format("only {} of {} events had an outcome within 60 s", outcomes.size(), what.size()), true);
+  }
+  return 0;
 }
 
 }  // namespace
 
 Command AddDemo(CLI::App& app, CommonOptions& common) {
-  auto events = std::make_shared<int>(20);
+  auto samples = std::make_shared<std::string>("samples/data");
   auto* sub = app.add_subcommand("demo", "Run the quick-start demo on the embedded broker and exit");
-  sub->add_option("--events", *events, "How many events to publish")->check(CLI::Range(1, 1'000'000))->capture_default_str();
-  return {sub, [events, &common] { return RunDemo(*events, common); }};
+  sub->add_option("--samples", *samples, "Directory of sample images and readings.ndjson")->capture_default_str();
+  return {sub, [samples, &common] { return RunDemo(*samples, common); }};
 }
 
 }  // namespace runnel::cli
