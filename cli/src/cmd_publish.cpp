@@ -7,49 +7,10 @@
 
 #include "commands.hpp"
 #include "runnel/broker/producer.hpp"
-#include "runnel/broker/retention_guard.hpp"
 #include "runnel/core/envelope.hpp"
-#include "runnel/core/state_dir.hpp"
+#include "stack_client.hpp"
 
 namespace runnel::cli {
-namespace {
-
-std::string ContentTypeFor(const std::filesystem::path& path) {
-  static const std::map<std::string, std::string> kTypes = {
-      {".jpg", "image/jpeg"}, {".jpeg", "image/jpeg"}, {".png", "image/png"},        {".webp", "image/webp"},
-      {".gif", "image/gif"},  {".bmp", "image/bmp"},   {".mp4", "video/mp4"},        {".avi", "video/x-msvideo"},
-      {".mkv", "video/x-matroska"}, {".json", "application/json"}, {".ndjson", "application/x-ndjson"},
-      {".txt", "text/plain"}, {".csv", "text/csv"}};
-  std::string ext = path.extension().string();
-  std::transform(ext.begin(), ext.end(), ext.begin(), [](unsigned char c) { return static_cast<char>(std::tolower(c)); });
-  auto it = kTypes.find(ext);
-  return it == kTypes.end() ? "application/octet-stream" : it->second;
-}
-
-}  // namespace
-
-// The groups whose commits free room on `topic` in the running stack (for the retention guard).
-std::vector<std::string> GroupsConsuming(const nlohmann::json& endpoints, const std::string& topic) {
-  std::vector<std::string> groups;
-  if (auto it = endpoints.find("functions"); it != endpoints.end() && it->is_object()) {
-    for (const auto& [name, f] : it->items()) {
-      if (f.value("topic", "") == topic) groups.push_back(f.value("group", "runnel." + name));
-    }
-  }
-  return groups;
-}
-
-// A producer for the running stack; guarded against the embedded broker's log cap.
-std::unique_ptr<broker::Producer> StackProducer(const nlohmann::json& endpoints) {
-  broker::KafkaConfig config{endpoints.at("kafka").get<std::string>(), "runnel-cli", {}};
-  broker::Producer::Options options;
-  if (endpoints.value("embedded", false)) {
-    options.retention_guard = std::make_shared<broker::RetentionGuard>(
-        config, [endpoints](const std::string& topic) { return GroupsConsuming(endpoints, topic); });
-  }
-  return std::make_unique<broker::Producer>(config, options);
-}
-
 Command AddPublish(CLI::App& app, CommonOptions& common) {
   struct Flags {
     std::string topic;
@@ -77,7 +38,7 @@ Command AddPublish(CLI::App& app, CommonOptions& common) {
             if (flags->data.empty() && flags->file.empty() && flags->lines.empty()) {
               throw ConfigError("publish: give --data, --file or --lines");
             }
-            const auto endpoints = StateDir::Resolve(common.state_dir).ReadEndpoints();
+            const StackClient stack(common.state_dir);
             Headers extra;
             for (const auto& h : flags->headers) {
               const auto eq = h.find('=');
@@ -124,7 +85,7 @@ Command AddPublish(CLI::App& app, CommonOptions& common) {
               events.emplace_back(flags->data, std::move(env));
             }
 
-            auto producer = StackProducer(endpoints);
+            auto producer = stack.Producer();
             std::atomic<int> failed{0};
             for (auto& [payload, env] : events) {
               std::optional<std::string> key;

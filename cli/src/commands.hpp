@@ -25,6 +25,10 @@ Command AddDemo(CLI::App& app, CommonOptions& common);
 Command AddUp(CLI::App& app, CommonOptions& common);
 Command AddPublish(CLI::App& app, CommonOptions& common);
 Command AddResults(CLI::App& app, CommonOptions& common);
+Command AddInvoke(CLI::App& app, CommonOptions& common);
+Command AddUpload(CLI::App& app, CommonOptions& common);
+Command AddDlq(CLI::App& app, CommonOptions& common);
+Command AddLogs(CLI::App& app, CommonOptions& common);
 Command AddWorker(CLI::App& app, CommonOptions& common);
 
 }  // namespace runnel::cli

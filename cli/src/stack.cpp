@@ -1,5 +1,7 @@
 #include "stack.hpp"
 
+#include "stack_client.hpp"
+
 #include <unistd.h>
 
 #include <fmt/format.h>
@@ -29,6 +31,8 @@ class ResultsFeed {
   explicit ResultsFeed(zmq::context_t& ctx) : ctx_(ctx), xsub_(ctx, zmq::socket_type::xsub), xpub_(ctx, zmq::socket_type::xpub) {
     xsub_.bind(kResultsInproc);
     xpub_.set(zmq::sockopt::linger, 0);
+    // Every new subscriber gets this first: receiving it tells a client its subscription is live.
+    xpub_.set(zmq::sockopt::xpub_welcome_msg, kResultsWelcome);
     xpub_.bind("tcp://127.0.0.1:*");
     endpoint_ = xpub_.get(zmq::sockopt::last_endpoint);
     zmq::socket_t ready(ctx_, zmq::socket_type::pair);

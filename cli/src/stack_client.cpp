@@ -1,0 +1,100 @@
+#include "stack_client.hpp"
+
+#include <fmt/format.h>
+#include <fmt/ranges.h>
+
+#include <algorithm>
+#include <map>
+#include <zmq.hpp>
+#include <zmq_addon.hpp>
+
+#include "runnel/broker/retention_guard.hpp"
+#include "runnel/core/error.hpp"
+
+namespace runnel::cli {
+
+std::vector<std::string> GroupsConsuming(const nlohmann::json& endpoints, const std::string& topic) {
+  std::vector<std::string> groups;
+  if (auto it = endpoints.find("functions"); it != endpoints.end() && it->is_object()) {
+    for (const auto& [name, f] : it->items()) {
+      if (f.value("topic", "") == topic) groups.push_back(f.value("group", "runnel." + name));
+    }
+  }
+  return groups;
+}
+
+std::string ContentTypeFor(const std::filesystem::path& path) {
+  static const std::map<std::string, std::string> kTypes = {
+      {".jpg", "image/jpeg"}, {".jpeg", "image/jpeg"}, {".png", "image/png"},        {".webp", "image/webp"},
+      {".gif", "image/gif"},  {".bmp", "image/bmp"},   {".mp4", "video/mp4"},        {".avi", "video/x-msvideo"},
+      {".mkv", "video/x-matroska"}, {".json", "application/json"}, {".ndjson", "application/x-ndjson"},
+      {".txt", "text/plain"}, {".csv", "text/csv"}};
+  std::string ext = path.extension().string();
+  std::transform(ext.begin(), ext.end(), ext.begin(), [](unsigned char c) { return static_cast<char>(std::tolower(c)); });
+  auto it = kTypes.find(ext);
+  return it == kTypes.end() ? "application/octet-stream" : it->second;
+}
+
+StackClient::StackClient(const std::string& state_dir_flag)
+    : endpoints_(StateDir::Resolve(state_dir_flag).ReadEndpoints()) {
+  if (!endpoints_.contains("kafka")) throw ConfigError("endpoints.json has no Kafka endpoint: is a stack running?");
+}
+
+broker::KafkaConfig StackClient::Kafka() const { return {endpoints_.at("kafka").get<std::string>(), "runnel-cli", {}}; }
+
+FunctionTopics StackClient::Function(const std::string& function) const {
+  const auto functions = endpoints_.value("functions", nlohmann::json::object());
+  auto it = functions.find(function);
+  if (it == functions.end()) {
+    std::vector<std::string> known;
+    for (const auto& [name, f] : functions.items()) known.push_back(name);
+    throw ConfigError(fmt::format("the running stack has no function '{}' (it has: {})", function, fmt::join(known, ", ")));
+  }
+  return {it->value("topic", function), it->value("group", "runnel." + function),
+          it->value("dead_letter_topic", it->value("topic", function) + ".dlq")};
+}
+
+std::unique_ptr<broker::Producer> StackClient::Producer() const {
+  const broker::KafkaConfig config = Kafka();
+  broker::Producer::Options options;
+  if (endpoints_.value("embedded", false)) {
+    options.retention_guard = std::make_shared<broker::RetentionGuard>(
+        config, [endpoints = endpoints_](const std::string& topic) { return GroupsConsuming(endpoints, topic); });
+  }
+  return std::make_unique<broker::Producer>(config, options);
+}
+
+ResultsSubscription::ResultsSubscription(const StackClient& stack, const std::vector<std::string>& prefixes,
+                                         std::chrono::milliseconds connect_timeout)
+    : ctx_(std::make_unique<zmq::context_t>(1)), socket_(std::make_unique<zmq::socket_t>(*ctx_, zmq::socket_type::sub)) {
+  if (!stack.Endpoints().contains("results")) throw ConfigError("the running stack has no results feed");
+  socket_->set(zmq::sockopt::linger, 0);
+  socket_->set(zmq::sockopt::subscribe, kResultsWelcome);
+  for (const auto& prefix : prefixes) socket_->set(zmq::sockopt::subscribe, prefix);
+  socket_->connect(stack.Endpoints()["results"].get<std::string>());
+  zmq::message_t welcome;
+  zmq::pollitem_t items[] = {{socket_->handle(), 0, ZMQ_POLLIN, 0}};
+  zmq::poll(items, 1, connect_timeout);
+  if ((items[0].revents & ZMQ_POLLIN) == 0 || !socket_->recv(welcome)) {
+    throw Error(fmt::format("the results feed at {} did not answer within {} ms",
+                            stack.Endpoints()["results"].get<std::string>(), connect_timeout.count()),
+                true);
+  }
+}
+
+ResultsSubscription::~ResultsSubscription() = default;
+
+std::optional<Outcome> ResultsSubscription::Next(std::chrono::milliseconds timeout) {
+  const auto until = std::chrono::steady_clock::now() + timeout;
+  for (;;) {
+    const auto left = std::chrono::duration_cast<std::chrono::milliseconds>(until - std::chrono::steady_clock::now());
+    zmq::pollitem_t items[] = {{socket_->handle(), 0, ZMQ_POLLIN, 0}};
+    zmq::poll(items, 1, std::max(left, std::chrono::milliseconds(0)));
+    if ((items[0].revents & ZMQ_POLLIN) == 0) return std::nullopt;
+    std::vector<zmq::message_t> frames;
+    (void)zmq::recv_multipart(*socket_, std::back_inserter(frames));
+    if (frames.size() == 3) return Outcome::FromFrames(frames[1].to_string_view(), frames[2].to_string());
+  }
+}
+
+}  // namespace runnel::cli

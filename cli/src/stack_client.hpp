@@ -1,0 +1,74 @@
+// What client commands (publish, invoke, upload, dlq, results) need from a running stack: its
+// endpoints, a producer for it, a function's topics, and a results subscription that is live
+// before the caller publishes.
+#pragma once
+
+#include <chrono>
+#include <filesystem>
+#include <memory>
+#include <nlohmann/json.hpp>
+#include <optional>
+#include <string>
+#include <vector>
+
+#include "runnel/broker/producer.hpp"
+#include "runnel/core/outcome.hpp"
+#include "runnel/core/state_dir.hpp"
+
+namespace zmq {
+class context_t;
+class socket_t;
+}  // namespace zmq
+
+namespace runnel::cli {
+
+// The first frame the results feed sends every new subscriber (ZMQ_XPUB_WELCOME_MSG).
+inline constexpr const char* kResultsWelcome = "runnel.welcome";
+
+struct FunctionTopics {
+  std::string topic;
+  std::string group;
+  std::string dead_letter_topic;
+};
+
+class StackClient {
+ public:
+  // Reads endpoints.json; throws ConfigError with one clear line when no stack runs.
+  explicit StackClient(const std::string& state_dir_flag);
+
+  const nlohmann::json& Endpoints() const { return endpoints_; }
+  broker::KafkaConfig Kafka() const;
+  // Throws ConfigError naming the known functions when `function` is not served by the stack.
+  FunctionTopics Function(const std::string& function) const;
+  // A producer for the stack; on the embedded broker it waits rather than outrun the log cap.
+  std::unique_ptr<broker::Producer> Producer() const;
+
+ private:
+  nlohmann::json endpoints_;
+};
+
+// A subscription to the results feed. The constructor returns once the feed has acknowledged the
+// connection (its welcome message), so outcomes published after that reach it.
+class ResultsSubscription {
+ public:
+  ResultsSubscription(const StackClient& stack, const std::vector<std::string>& prefixes,
+                      std::chrono::milliseconds connect_timeout = std::chrono::seconds(5));
+  ~ResultsSubscription();
+  ResultsSubscription(const ResultsSubscription&) = delete;
+  ResultsSubscription& operator=(const ResultsSubscription&) = delete;
+
+  // The next outcome, or nullopt when none arrived within `timeout`.
+  std::optional<Outcome> Next(std::chrono::milliseconds timeout);
+
+ private:
+  std::unique_ptr<zmq::context_t> ctx_;
+  std::unique_ptr<zmq::socket_t> socket_;
+};
+
+// A MIME type from a file name's extension (application/octet-stream when unknown).
+std::string ContentTypeFor(const std::filesystem::path& path);
+
+// The groups whose commits free room on `topic` in the running stack (for the retention guard).
+std::vector<std::string> GroupsConsuming(const nlohmann::json& endpoints, const std::string& topic);
+
+}  // namespace runnel::cli
