@@ -5,7 +5,9 @@
 
 #include <fmt/format.h>
 
+#include <algorithm>
 #include <atomic>
+#include <filesystem>
 #include <mutex>
 #include <nlohmann/json.hpp>
 #include <queue>
@@ -78,13 +80,17 @@ class Dispatcher::Loop {
   void Fail(std::uint64_t slot_id, Errc code, const std::string& message);
   void Finish(std::uint64_t slot_id, OutcomeStatus status, const std::string& kind, const std::string& error,
               std::string output = {}, std::string content_type = {}, std::string files_json = {},
-              std::int64_t duration_us = 0, const std::string& worker = {});
+              std::int64_t duration_us = 0, const std::string& worker = {},
+              std::vector<wire::EmitRecord> emitted = {});
+  void BuildPipeline(Slot& slot, std::vector<wire::EmitRecord> emitted);
+  void ProducePipelineRecord(std::uint64_t slot_id, std::size_t index);
+  void AfterPipeline(std::uint64_t slot_id);
   void ProduceDeadLetter(std::uint64_t slot_id);
   void ProduceResult(std::uint64_t slot_id);
   void HandleCompletions();
   void Complete(std::uint64_t slot_id);
   void PublishStats();
-  void Completed(std::uint64_t slot_id, int stage, bool ok, std::string error);
+  void Completed(std::uint64_t slot_id, int stage, bool ok, std::string error, std::size_t index = 0);
 
   Options opt_;
   std::shared_ptr<spdlog::logger> log_;
@@ -110,9 +116,10 @@ class Dispatcher::Loop {
 
   struct CompletionMsg {
     std::uint64_t slot;
-    int stage;  // 1 dead letter acknowledged, 2 results record acknowledged
+    int stage;  // 1 dead letter, 2 results record, 3 pipeline record `index` acknowledged
     bool ok;
     std::string error;
+    std::size_t index = 0;
   };
   std::mutex completions_mu_;
   std::vector<CompletionMsg> completions_;
@@ -418,7 +425,7 @@ void Dispatcher::Loop::OnResults(Worker& w, const std::vector<zmq::message_t>& f
     Slot& slot = slots_.at(slot_id);
     if (header.status == wire::ResultStatus::kOk) {
       Finish(slot_id, OutcomeStatus::kOk, "", "", std::string(View(frames[i + 1])), header.content_type,
-             header.files_json, header.duration_us, w.id);
+             header.files_json, header.duration_us, w.id, std::move(header.emitted));
       continue;
     }
     const int code = header.error_code;
@@ -592,7 +599,8 @@ void Dispatcher::Loop::Fail(std::uint64_t slot_id, Errc code, const std::string&
 
 void Dispatcher::Loop::Finish(std::uint64_t slot_id, OutcomeStatus status, const std::string& kind,
                               const std::string& error, std::string output, std::string content_type,
-                              std::string files_json, std::int64_t duration_us, const std::string& worker) {
+                              std::string files_json, std::int64_t duration_us, const std::string& worker,
+                              std::vector<wire::EmitRecord> emitted) {
   Slot& slot = slots_.at(slot_id);
   slot.state = Slot::State::kFinishing;
   Outcome o;
@@ -622,17 +630,80 @@ void Dispatcher::Loop::Finish(std::uint64_t slot_id, OutcomeStatus status, const
   }
   if (slot.needs_dead_letter) {
     ProduceDeadLetter(slot_id);
-  } else if (!opt_.spec.results_topic.empty()) {
+    return;
+  }
+  BuildPipeline(slot, std::move(emitted));
+  if (slot.pipeline.empty()) {
+    AfterPipeline(slot_id);
+    return;
+  }
+  slot.pipeline_pending = slot.pipeline.size();
+  for (std::size_t i = 0; i < slot.pipeline.size(); ++i) ProducePipelineRecord(slot_id, i);
+}
+
+void Dispatcher::Loop::BuildPipeline(Slot& slot, std::vector<wire::EmitRecord> emitted) {
+  const Outcome& o = *slot.outcome;
+  // Every pipeline event carries a fresh id, the hop count + 1, and the source's trace and job.
+  auto lineage = [&](Headers headers) {
+    std::erase_if(headers, [](const Header& h) {
+      return h.name == header::kId || h.name == header::kHop || h.name == header::kAttempt || h.name == "runnel-parent";
+    });
+    headers.push_back({std::string(header::kId), NewEventId()});
+    headers.push_back({std::string(header::kHop), std::to_string(slot.envelope.hop + 1)});
+    const bool has_trace = std::any_of(headers.begin(), headers.end(), [](const Header& h) { return h.name == header::kTrace; });
+    if (!has_trace && !slot.envelope.trace_id.empty()) headers.push_back({std::string(header::kTrace), slot.envelope.trace_id});
+    if (!slot.envelope.job_id.empty()) headers.push_back({std::string(header::kJob), slot.envelope.job_id});
+    headers.push_back({"runnel-parent", slot.id});
+    return headers;
+  };
+  for (auto& e : emitted) {
+    std::optional<std::string> key;
+    if (e.has_key) key = std::move(e.key);
+    slot.pipeline.push_back({std::move(e.topic), kAnyPartition, std::move(key), std::move(e.payload), lineage(std::move(e.headers))});
+  }
+  if (opt_.next_topics.empty()) return;
+  const auto files = nlohmann::json::parse(o.files_json.empty() ? "[]" : o.files_json, nullptr, false);
+  for (const auto& topic : opt_.next_topics) {
+    if (files.is_array() && !files.empty()) {
+      for (const auto& f : files) {
+        Envelope env;
+        env.file = FileRef{f.value("path", ""), f.value("bytes", std::uint64_t{0}),
+                           std::filesystem::path(f.value("path", "")).filename().string()};
+        Headers headers;
+        try {
+          headers = env.Encode();
+        } catch (const EnvelopeError& e) {
+          log_->error("dispatcher {}: output file of {} cannot be passed on: {}", opt_.spec.name, slot.id, e.what());
+          continue;
+        }
+        slot.pipeline.push_back({topic, kAnyPartition, slot.msg.key, "", lineage(std::move(headers))});
+      }
+    } else {
+      Headers headers;
+      if (!o.content_type.empty()) headers.push_back({std::string(header::kContentType), o.content_type});
+      slot.pipeline.push_back({topic, kAnyPartition, slot.msg.key, o.output, lineage(std::move(headers))});
+    }
+  }
+}
+
+void Dispatcher::Loop::ProducePipelineRecord(std::uint64_t slot_id, std::size_t index) {
+  producer_->Produce(slots_.at(slot_id).pipeline.at(index), [this, slot_id, index](const Delivery& d) {
+    Completed(slot_id, 3, d.Ok(), d.error_message, index);
+  });
+}
+
+void Dispatcher::Loop::AfterPipeline(std::uint64_t slot_id) {
+  if (!opt_.spec.results_topic.empty()) {
     ProduceResult(slot_id);
   } else {
     Complete(slot_id);
   }
 }
 
-void Dispatcher::Loop::Completed(std::uint64_t slot_id, int stage, bool ok, std::string error) {
+void Dispatcher::Loop::Completed(std::uint64_t slot_id, int stage, bool ok, std::string error, std::size_t index) {
   {
     std::lock_guard lock(completions_mu_);
-    completions_.push_back({slot_id, stage, ok, std::move(error)});
+    completions_.push_back({slot_id, stage, ok, std::move(error), index});
   }
   const std::uint64_t one = 1;
   (void)!::write(completion_fd_, &one, sizeof one);
@@ -671,15 +742,22 @@ void Dispatcher::Loop::HandleCompletions() {
   }
   for (auto& c : done) {
     if (!slots_.contains(c.slot)) continue;
+    Slot& slot = slots_.at(c.slot);
     if (!c.ok) {
       // Not acknowledged (librdkafka already retried for message.timeout.ms): try again; the
       // event stays uncommitted until a record lands.
-      log_->error("dispatcher {}: could not write event {} to {}: {}; trying again", opt_.spec.name, slots_.at(c.slot).id,
-                  c.stage == 1 ? opt_.spec.dead_letter_topic : opt_.spec.results_topic, c.error);
-      c.stage == 1 ? ProduceDeadLetter(c.slot) : ProduceResult(c.slot);
+      const std::string topic = c.stage == 1   ? opt_.spec.dead_letter_topic
+                                : c.stage == 2 ? opt_.spec.results_topic
+                                               : slot.pipeline.at(c.index).topic;
+      log_->error("dispatcher {}: could not write event {} to {}: {}; trying again", opt_.spec.name, slot.id, topic, c.error);
+      if (c.stage == 1) ProduceDeadLetter(c.slot);
+      if (c.stage == 2) ProduceResult(c.slot);
+      if (c.stage == 3) ProducePipelineRecord(c.slot, c.index);
       continue;
     }
-    if (c.stage == 1 && !opt_.spec.results_topic.empty()) {
+    if (c.stage == 3) {
+      if (--slot.pipeline_pending == 0) AfterPipeline(c.slot);
+    } else if (c.stage == 1 && !opt_.spec.results_topic.empty()) {
       ProduceResult(c.slot);
     } else {
       Complete(c.slot);

@@ -8,6 +8,7 @@
 #include <string>
 
 #include "runnel/broker/consumer.hpp"
+#include "runnel/broker/producer.hpp"
 #include "runnel/core/envelope.hpp"
 #include "runnel/core/outcome.hpp"
 
@@ -30,6 +31,9 @@ struct Slot {
   // Set once the outcome is decided: what gets published when the records it needs are acknowledged.
   std::optional<Outcome> outcome;
   bool needs_dead_letter = false;
+  // Events this one leads to (Emit, `next`): produced before the outcome is final.
+  std::vector<Record> pipeline;
+  std::size_t pipeline_pending = 0;
 };
 
 struct Worker {

@@ -128,6 +128,7 @@ Stack::Stack(StackConfig config, StateDir state, std::filesystem::path runnel_bi
     o.results_endpoint = kResultsInproc;
     o.heartbeat = s.config.heartbeat;
     o.output_dir = s.config.output_dir;
+    for (const auto& target : f.next) o.next_topics.push_back(s.config.Find(target)->topic);
     auto d = std::make_unique<broker::Dispatcher>(std::move(o));
     d->Start();
     dispatchers[f.name] = d->Endpoint();

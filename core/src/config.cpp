@@ -120,7 +120,7 @@ bool IsTopicName(const std::string& s) {
 
 FunctionSpec ParseFunction(const Parser& p, const YAML::Node& node, const std::string& where) {
   p.OnlyKeys(node, where, {"name", "handler", "topic", "partitions", "params", "concurrency", "timeout", "memory_mb",
-                           "max_payload", "retries", "dead_letter_topic", "results_topic", "workers"});
+                           "max_payload", "retries", "dead_letter_topic", "results_topic", "workers", "next"});
   FunctionSpec f;
   if (!node["name"]) p.Fail(node, where + ".name", "is required");
   f.name = p.Scalar<std::string>(node["name"], where + ".name");
@@ -162,6 +162,15 @@ FunctionSpec ParseFunction(const Parser& p, const YAML::Node& node, const std::s
                                                   : f.topic + ".dlq";
   if (node["results_topic"]) f.results_topic = p.Scalar<std::string>(node["results_topic"], where + ".results_topic");
   if (node["workers"]) f.workers = static_cast<int>(p.Int(node["workers"], where + ".workers", 0, 1000));
+  if (const auto n = node["next"]) {
+    if (n.IsScalar()) {
+      f.next.push_back(p.Scalar<std::string>(n, where + ".next"));
+    } else if (n.IsSequence()) {
+      for (std::size_t i = 0; i < n.size(); ++i) f.next.push_back(p.Scalar<std::string>(n[i], fmt::format("{}.next[{}]", where, i)));
+    } else {
+      p.Fail(n, where + ".next", "must be a function name or a list of them");
+    }
+  }
   return f;
 }
 
@@ -218,6 +227,17 @@ StackConfig LoadStackConfig(const std::filesystem::path& file) {
       p.Fail(fns[i], fmt::format("functions[{}].topic", i), fmt::format("topic '{}' already feeds another function", f.topic));
     }
     config.functions.push_back(std::move(f));
+  }
+  // Pipelines name functions defined in the same file.
+  for (std::size_t i = 0; i < config.functions.size(); ++i) {
+    for (std::size_t k = 0; k < config.functions[i].next.size(); ++k) {
+      const std::string& target = config.functions[i].next[k];
+      if (!names.contains(target)) {
+        const auto node = fns[i]["next"];
+        p.Fail(node.IsSequence() ? node[k] : node, fmt::format("functions[{}].next", i),
+               fmt::format("'{}' is not a function defined in this file", target));
+      }
+    }
   }
   return config;
 }

@@ -125,6 +125,18 @@ std::string Encode(const ResultHeader& res) {
   w.PutString(res.error);
   w.PutString(res.content_type);
   w.PutString(res.files_json);
+  w.Put(static_cast<std::uint32_t>(res.emitted.size()));
+  for (const auto& e : res.emitted) {
+    w.PutString(e.topic);
+    w.Put(static_cast<std::uint8_t>(e.has_key ? 1 : 0));
+    w.PutString(e.key);
+    w.Put(static_cast<std::uint32_t>(e.headers.size()));
+    for (const auto& h : e.headers) {
+      w.PutString(h.name);
+      w.PutString(h.value);
+    }
+    w.PutString(e.payload);
+  }
   return w.Take();
 }
 
@@ -144,6 +156,25 @@ ResultHeader DecodeResult(std::string_view frame) {
   res.error = r.GetString("error");
   res.content_type = r.GetString("content_type");
   res.files_json = r.GetString("files_json");
+  const auto emits = r.Get<std::uint32_t>("emit count");
+  if (emits > 100'000) throw WireError(fmt::format("result header: {} emitted events is not plausible", emits));
+  res.emitted.reserve(emits);
+  for (std::uint32_t i = 0; i < emits; ++i) {
+    EmitRecord e;
+    e.topic = r.GetString("emit topic");
+    e.has_key = r.Get<std::uint8_t>("emit has_key") != 0;
+    e.key = r.GetString("emit key");
+    const auto headers = r.Get<std::uint32_t>("emit header count");
+    if (headers > 10'000) throw WireError(fmt::format("result header: {} emit headers is not plausible", headers));
+    for (std::uint32_t k = 0; k < headers; ++k) {
+      Header h;
+      h.name = r.GetString("emit header name");
+      h.value = r.GetString("emit header value");
+      e.headers.push_back(std::move(h));
+    }
+    e.payload = r.GetString("emit payload");
+    res.emitted.push_back(std::move(e));
+  }
   r.Finish();
   return res;
 }

@@ -6,10 +6,13 @@
 #include <gmock/gmock.h>
 
 #include <map>
+#include <nlohmann/json.hpp>
 #include <regex>
 #include <set>
 
 #include "runnel/broker/consumer.hpp"
+#include "runnel/broker/producer.hpp"
+#include "runnel/core/envelope.hpp"
 #include "runnel/testing/stack_process.hpp"
 #include "runnel/testing/wait.hpp"
 
@@ -204,6 +207,85 @@ functions:
 
 namespace runnel::testing {
 namespace {
+
+TEST(Pipeline, ThumbnailsFeedImageMetadataOneEventPerOutputFile) {
+  StackProcess stack(R"(
+functions:
+  - name: image.thumbnail
+    params: {sizes: [{width: 256, height: 256}, {width: 96, height: 96, mode: fill}]}
+    results_topic: thumbs.results
+    next: image.metadata
+  - name: image.metadata
+    results_topic: meta.results
+)");
+  Envelope env;
+  env.id = NewEventId();
+  const auto image = SourceDir() / "samples/data/landscape.jpg";
+  env.file = FileRef{image.string(), std::filesystem::file_size(image), "landscape.jpg"};
+  broker::Producer producer(stack.Kafka());
+  producer.ProduceSync({"image.thumbnail", broker::kAnyPartition, std::string("upload-1"), "", env.Encode()});
+  const auto meta = ReadOutcomes(stack.Kafka(), "meta.results", 2, std::chrono::seconds(30));
+  ASSERT_EQ(meta.size(), 2u);
+  std::set<int> widths;
+  for (const auto& o : meta) {
+    ASSERT_EQ(o.status, OutcomeStatus::kOk) << o.error;
+    EXPECT_EQ(o.key, "upload-1") << "the key carries through the pipeline";
+    widths.insert(nlohmann::json::parse(o.output).value("width", 0));
+  }
+  EXPECT_EQ(widths, (std::set<int>{96, 256}));
+}
+
+TEST(Pipeline, AFunctionThatTriggersItselfIsStoppedAfterSixteenHops) {
+  StackProcess stack(R"(
+functions:
+  - name: echo
+    results_topic: echo.results
+    next: echo
+)");
+  PublishEvents(stack.Kafka(), "echo", {{"loop", std::nullopt}});
+  const auto outcomes = ReadOutcomes(stack.Kafka(), "echo.results", 18, std::chrono::seconds(30));
+  ASSERT_EQ(outcomes.size(), 18u);
+  int ok = 0;
+  for (const auto& o : outcomes) {
+    if (o.status == OutcomeStatus::kOk) {
+      ++ok;
+    } else {
+      EXPECT_EQ(o.status, OutcomeStatus::kDeadLetter);
+      EXPECT_EQ(o.error_kind, "recursion");
+      EXPECT_THAT(o.error, ::testing::HasSubstr("hop count 17 is over the limit of 16"));
+    }
+  }
+  EXPECT_EQ(ok, 17) << "hops 0 to 16 run; hop 17 is dead-lettered";
+  // And nothing runs after that: the loop has ended.
+  EXPECT_EQ(ReadOutcomes(stack.Kafka(), "echo.results", 19, std::chrono::seconds(2)).size(), 18u);
+}
+
+TEST(Pipeline, EmittedEventsArePublishedWithTheirLineage) {
+  StackProcess stack(R"(
+functions:
+  - name: iot.ingest
+    params: {thresholds: {temp: {above: 80}}, alerts_topic: alerts}
+    results_topic: iot.results
+)");
+  const auto ids = PublishEvents(stack.Kafka(), "iot.ingest",
+                                 {{R"({"device":"d1","ts":1795000000000,"metrics":{"temp":95.5}})", std::string("d1")}});
+  ASSERT_EQ(ReadOutcomes(stack.Kafka(), "iot.results", 1, std::chrono::seconds(30)).size(), 1u);
+  broker::Consumer alerts(stack.Kafka(), {"e2e.alerts"});
+  std::vector<broker::TopicPartitionOffset> partitions;
+  for (int p = 0; p < 4; ++p) partitions.push_back({"alerts", p, broker::kOffsetBeginning});
+  alerts.Assign(partitions);
+  std::vector<broker::Message> got;
+  ASSERT_TRUE(WaitFor([&] {
+    for (auto& m : alerts.PollBatch(10, std::chrono::milliseconds(50))) got.push_back(std::move(m));
+    return !got.empty();
+  }, std::chrono::seconds(20), std::chrono::milliseconds(0)));
+  const Envelope env = Envelope::Decode(got[0].headers);
+  EXPECT_EQ(env.hop, 1);
+  EXPECT_FALSE(env.id.empty());
+  EXPECT_NE(env.id, ids[0]);
+  EXPECT_THAT(env.extra, ::testing::Contains(Header{"runnel-parent", ids[0]}));
+  EXPECT_THAT(got[0].value, ::testing::HasSubstr("95.5"));
+}
 
 // The README's first command ends with `runnel demo`: it must finish by itself with every outcome.
 TEST(Demo, RunsEveryEventToAnOutcomeAndStops) {

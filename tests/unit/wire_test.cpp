@@ -27,8 +27,14 @@ TEST(Wire, TaskRoundTrip) {
 }
 
 TEST(Wire, ResultRoundTrip) {
-  ResultHeader r{42, ResultStatus::kError, 1, 1500, "corrupt JPEG: truncated", "application/json", "[]"};
+  ResultHeader r{42, ResultStatus::kError, 1, 1500, "corrupt JPEG: truncated", "application/json", "[]", {}};
   EXPECT_EQ(DecodeResult(Encode(r)), r);
+  ResultHeader ok{7, ResultStatus::kOk, 0, 10, "", "text/plain", "", {}};
+  ok.emitted.push_back({"alerts", true, "dev-1", {{"content-type", "application/json"}}, "{\"temp\":95}"});
+  ok.emitted.push_back({"audit", false, "", {}, std::string("\0bin", 4)});
+  EXPECT_EQ(DecodeResult(Encode(ok)), ok);
+  const std::string full = Encode(ok);
+  for (std::size_t n = 0; n < full.size(); ++n) EXPECT_THROW(DecodeResult(std::string_view(full).substr(0, n)), WireError);
 }
 
 TEST(Wire, EveryTruncationIsAnErrorNamingTheField) {

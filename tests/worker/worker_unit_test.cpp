@@ -122,8 +122,12 @@ TEST(TaskPool, TurnsEveryOutcomeIntoAResult) {
   EXPECT_EQ(results[2].header.error, "boom");
   EXPECT_EQ(results[3].header.error_code, static_cast<std::uint8_t>(Errc::kInternal));
   EXPECT_EQ(results[4].header.error_code, static_cast<std::uint8_t>(Errc::kLimitExceeded));
-  EXPECT_EQ(results[5].header.error_code, static_cast<std::uint8_t>(Errc::kInternal));
-  EXPECT_EQ(results[5].header.error, "Emit is not available yet");
+  // Emitted events travel with the successful result, for the dispatcher to publish.
+  ASSERT_EQ(results[5].header.status, wire::ResultStatus::kOk) << results[5].header.error;
+  ASSERT_EQ(results[5].header.emitted.size(), 1u);
+  EXPECT_EQ(results[5].header.emitted[0].topic, "next");
+  EXPECT_FALSE(results[5].header.emitted[0].has_key);
+  EXPECT_EQ(results[5].header.emitted[0].payload, "x");
   ASSERT_EQ(results[6].header.status, wire::ResultStatus::kOk) << results[6].header.error;
   const auto files = nlohmann::json::parse(results[6].header.files_json);
   ASSERT_EQ(files.size(), 1u);

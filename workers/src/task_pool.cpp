@@ -162,6 +162,7 @@ struct TaskPool::Impl {
     try {
       TaskContext ctx(options.params, *deadline, *log, outputs);
       done = OkResult(task.token, function.Handle(task.event, ctx));
+      done.header.emitted = ctx.TakeEmitted();
     } catch (const FunctionError& e) {
       done = ErrorResult(task.token, e.Code(), e.what());
     } catch (const std::exception& e) {
@@ -198,9 +199,11 @@ struct TaskPool::Impl {
     if (runnable.empty()) return results;
     std::vector<functions::Outcome> outcomes;
     std::optional<FunctionError> failure;
+    std::vector<wire::EmitRecord> emitted;  // a batch's emits travel with its first successful event
     try {
       TaskContext ctx(options.params, deadline, *log, outputs);
       outcomes = function.HandleBatch(events, ctx);
+      emitted = ctx.TakeEmitted();
       if (outcomes.size() != events.size()) {
         failure.emplace(Errc::kInternal, fmt::format("HandleBatch returned {} outcomes for {} events",
                                                      outcomes.size(), events.size()));
@@ -221,6 +224,8 @@ struct TaskPool::Impl {
         done = ErrorResult(token, failure->Code(), failure->what());
       } else if (outcomes[i].result) {
         done = OkResult(token, std::move(*outcomes[i].result));
+        if (!emitted.empty()) done.header.emitted = std::move(emitted);
+        emitted.clear();
       } else if (outcomes[i].error) {
         done = ErrorResult(token, outcomes[i].error->Code(), outcomes[i].error->what());
       } else {

@@ -22,6 +22,7 @@
 #include <map>
 #include <memory>
 #include <string>
+#include <vector>
 
 #include "runnel/broker/kafka.hpp"
 #include "runnel/core/config.hpp"
@@ -73,6 +74,9 @@ class Dispatcher {
     std::string output_dir;
     int slice_index = 0;
     int slice_count = 1;
+    // Topics of the functions this one feeds (config `next`): each ok outcome becomes an event
+    // there, one per output file (by reference) or, without files, the output itself.
+    std::vector<std::string> next_topics;
   };
 
   // Assigns the partitions and binds the ROUTER socket; throws KafkaError or ConfigError.

@@ -36,6 +36,7 @@ struct FunctionSpec {
   std::string dead_letter_topic;  // default: <topic>.dlq
   std::string results_topic;      // empty: results go to ZeroMQ only
   int workers = 1;                // fixed worker processes (until the autoscaler decides)
+  std::vector<std::string> next;  // functions fed by this one's ok outcomes (a pipeline)
 
   std::string Group() const { return "runnel." + name; }
   std::string BuiltinName() const;  // the NAME of builtin:NAME

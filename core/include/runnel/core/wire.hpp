@@ -59,6 +59,17 @@ struct TaskHeader {
 
 enum class ResultStatus : std::uint8_t { kOk = 0, kError = 1 };
 
+// An event a function published with Context::Emit. The dispatcher produces it (hop count + 1,
+// the source's trace and job) before the source event's offset is committed.
+struct EmitRecord {
+  std::string topic;
+  bool has_key = false;
+  std::string key;
+  Headers headers;
+  std::string payload;
+  bool operator==(const EmitRecord&) const = default;
+};
+
 struct ResultHeader {
   std::uint64_t token = 0;
   ResultStatus status = ResultStatus::kOk;
@@ -67,6 +78,7 @@ struct ResultHeader {
   std::string error;         // the function's message when status is kError
   std::string content_type;  // of the output frame
   std::string files_json;    // JSON array of output files, or empty
+  std::vector<EmitRecord> emitted;  // only with kOk
   bool operator==(const ResultHeader&) const = default;
 };
 

@@ -14,31 +14,20 @@
 #include <span>
 #include <string>
 #include <string_view>
-#include <system_error>
 #include <vector>
 
 #include "runnel/core/envelope.hpp"
+#include "runnel/core/errc.hpp"
 #include "runnel/core/error.hpp"
 #include "runnel/functions/output_store.hpp"
 
 namespace runnel::functions {
 
-// Why a function failed. Permanent kinds go to the dead-letter topic at once (retrying the same
-// input cannot help); the others are retried with backoff up to the function's max attempts.
-enum class Errc {
-  kBadInput = 1,     // corrupt, truncated, wrong format, malformed JSON: permanent
-  kLimitExceeded,    // over a configured cap (pixels, bytes, lines): permanent
-  kBadConfig,        // params the function cannot work with: permanent
-  kUnknownFunction,  // no function of that name: permanent
-  kTimeout,          // ran past its deadline: retriable
-  kTransient,        // a dependency failed and may recover: retriable
-  kInternal,         // a bug or an unexpected exception: retriable
-};
-const std::error_category& ErrorCategory();
-inline std::error_code make_error_code(Errc e) { return {static_cast<int>(e), ErrorCategory()}; }
-// The stable wire name of an error kind, e.g. "bad-input" (docs/protocol.md).
-std::string_view ErrcName(Errc e);
-bool IsRetriable(Errc e);
+// Error kinds live in core (workers and dispatchers use them too); functions name them here.
+using runnel::Errc;
+using runnel::ErrcName;
+using runnel::ErrorCategory;
+using runnel::IsRetriable;
 
 class FunctionError : public Error {
  public:
@@ -130,6 +119,3 @@ class Registry {
 const Registry& Builtins();
 
 }  // namespace runnel::functions
-
-template <>
-struct std::is_error_code_enum<runnel::functions::Errc> : std::true_type {};
