@@ -54,11 +54,17 @@ Command AddInvoke(CLI::App& app, CommonOptions& common) {
             }
             // Subscribe before publishing, so the answer cannot slip past.
             ResultsSubscription results(stack, {flags->function + "/" + env.reply_to});
-            {
+            try {
               auto producer = stack.Producer();
               std::optional<std::string> key;
               if (!flags->key.empty()) key = flags->key;
               producer->ProduceSync({topics.topic, broker::kAnyPartition, key, std::move(payload), env.Encode()}, timeout);
+            } catch (const broker::KafkaTimeout& e) {
+              // The whole call is bounded by --timeout; the deadline header makes the dispatcher drop
+              // the event if it lands after all.
+              fmt::print(stderr, "runnel: no outcome for event {} from {} within {} s ({})\n", env.id, flags->function,
+                         flags->timeout, e.what());
+              return 2;
             }
             const auto until = std::chrono::steady_clock::now() + timeout;
             for (;;) {

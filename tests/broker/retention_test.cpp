@@ -44,10 +44,15 @@ TEST_F(Retention, GuardedPublishingPastTheCapLosesNothing) {
   const std::string group = "g.retention";
   constexpr int kCount = 12 * 1024;  // 12 MiB of values: more than twice the cap
 
-  // A consumer that keeps up slowly: it commits every 256 records and checks there is no gap.
+  auto guard = std::make_shared<broker::RetentionGuard>(Config(), [&](const std::string&) {
+    return std::vector<std::string>{group};
+  });
+  // A consumer that starts only once the guard has held the producer back (so the test cannot pass
+  // without the guard), then commits every 256 records and checks there is no gap.
   std::atomic<int> consumed{0};
   std::atomic<bool> gap{false};
   std::thread reader([&] {
+    if (!WaitFor([&] { return guard->Waits() > 0; }, std::chrono::seconds(60))) return;
     broker::Consumer consumer(Config(), {group});
     consumer.Assign({{topic, 0, broker::kOffsetBeginning}});
     std::int64_t expected = 0;
@@ -63,9 +68,6 @@ TEST_F(Retention, GuardedPublishingPastTheCapLosesNothing) {
     consumer.Commit();
   });
 
-  auto guard = std::make_shared<broker::RetentionGuard>(Config(), [&](const std::string&) {
-    return std::vector<std::string>{group};
-  });
   {
     broker::Producer::Options options;
     options.retention_guard = guard;
