@@ -5,6 +5,7 @@
 #pragma once
 
 #include <signal.h>
+#include <unistd.h>
 
 #include <fmt/format.h>
 
@@ -15,6 +16,8 @@
 #include <cstdio>
 #include <filesystem>
 #include <fstream>
+#include <iterator>
+#include <sstream>
 #include <map>
 #include <memory>
 #include <nlohmann/json.hpp>
@@ -72,6 +75,7 @@ class Stack {
   }
   std::string Results() const { return endpoints_.at("results").get<std::string>(); }
   std::string Stderr() const { return up_->Stderr(); }
+  pid_t Pid() const { return up_->Pid(); }
 
  private:
   std::filesystem::path dir_;
@@ -97,6 +101,7 @@ class WorkerProcess {
   // SIGSTOP / SIGCONT: a frozen worker keeps its connection and its place at the dispatcher.
   void Freeze() { child_->Signal(SIGSTOP); }
   void Thaw() { child_->Signal(SIGCONT); }
+  pid_t Pid() const { return child_->Pid(); }
 
   void Stop() {
     if (!child_) return;
@@ -166,6 +171,34 @@ inline double Percentile(const std::vector<double>& sorted, double p) {
   return sorted[std::min(sorted.size() - 1, rank == 0 ? 0 : rank - 1)];
 }
 
+// CPU time (user + system, all threads) a process has used so far, from /proc/<pid>/stat;
+// pid 0 means this process. Contention from other processes does not inflate it, so CPU per
+// event is the figure to compare when the machine is shared.
+inline double CpuSeconds(pid_t pid) {
+  std::ifstream in(pid == 0 ? std::string("/proc/self/stat") : fmt::format("/proc/{}/stat", pid));
+  std::string text((std::istreambuf_iterator<char>(in)), std::istreambuf_iterator<char>());
+  const auto close = text.rfind(')');
+  if (close == std::string::npos) return 0;
+  std::istringstream fields(text.substr(close + 2));
+  std::string field;
+  double utime = 0, stime = 0;
+  for (int i = 3; fields >> field; ++i) {  // field 3 is the state
+    if (i == 14) utime = std::stod(field);
+    if (i == 15) {
+      stime = std::stod(field);
+      break;
+    }
+  }
+  return (utime + stime) / static_cast<double>(::sysconf(_SC_CLK_TCK));
+}
+
+inline std::string LoadAverage() {
+  std::ifstream in("/proc/loadavg");
+  std::string one, five, fifteen;
+  in >> one >> five >> fifteen;
+  return fmt::format("{} {} {}", one, five, fifteen);
+}
+
 inline std::string MachineLine() {
   std::ifstream cpuinfo("/proc/cpuinfo");
   std::string line;
@@ -176,7 +209,8 @@ inline std::string MachineLine() {
       break;
     }
   }
-  return fmt::format("{} logical CPU(s), {}", std::thread::hardware_concurrency(), model);
+  return fmt::format("{} logical CPU(s), {}; load average {}", std::thread::hardware_concurrency(), model,
+                     LoadAverage());
 }
 
 }  // namespace runnel::bench

@@ -203,6 +203,12 @@ struct Round {
   std::int64_t seen = 0;      // distinct outcomes on the feed
   std::int64_t not_ok = 0;    // outcomes whose status was not ok
   double end_s = 0;           // the end used for the rate
+  double raw_cpu_s = 0;       // CPU of the raw consume: this process + runnel up (the embedded broker)
+  double stack_cpu_s = 0;     // CPU of runnel up + workers during the end-to-end phase
+  double bench_cpu_s = 0;     // CPU of this process (the feed subscriber) during it
+  std::string load;           // load average after the round
+  double RawCpuUs() const { return 1e6 * raw_cpu_s / static_cast<double>(events); }
+  double E2eCpuUs() const { return 1e6 * (stack_cpu_s + bench_cpu_s) / static_cast<double>(events); }
   double Rate() const { return end_s > 0 ? static_cast<double>(events) / end_s : 0; }
   double Ratio() const { return raw.Rate() > 0 ? Rate() / raw.Rate() : 0; }
 };
@@ -292,7 +298,9 @@ Round RunRound(const Args& a, int workers, zmq::context_t& ctx) {
   }
 
   // 3. Baselines, while the dispatcher sits paused with its buffer full and the workers frozen.
+  const double cpu_before_raw = CpuSeconds(0) + CpuSeconds(stack.Pid());
   r.raw = RawLibrdkafkaConsume(kafka, base, per_partition);
+  r.raw_cpu_s = CpuSeconds(0) + CpuSeconds(stack.Pid()) - cpu_before_raw;
   r.runnel_consumer = RunnelConsume(kafka, base, per_partition);
 
   // 4. End to end: the clock starts when the workers are thawed.
@@ -323,6 +331,18 @@ Round RunRound(const Args& a, int workers, zmq::context_t& ctx) {
     }
     return true;
   };
+  auto stack_cpu = [&] {
+    double sum = CpuSeconds(stack.Pid());
+    for (auto& p : procs) sum += CpuSeconds(p->Pid());
+    return sum;
+  };
+  const double stack_cpu_before = stack_cpu();
+  const double bench_cpu_before = CpuSeconds(0);
+  if (std::getenv("BENCH_PIDS") != nullptr) {
+    std::string pids = std::to_string(stack.Pid());
+    for (auto& p : procs) pids += fmt::format(",{}", p->Pid());
+    std::fprintf(stderr, "bench: end-to-end phase starts; pids %s\n", pids.c_str());
+  }
   const auto t0 = Clock::now();
   for (auto& p : procs) p->Thaw();
   // Until every outcome is on the feed (the commit check then runs at once), else until the
@@ -350,6 +370,9 @@ Round RunRound(const Args& a, int workers, zmq::context_t& ctx) {
     throw std::runtime_error(fmt::format("not every event was committed within 300 s ({} of {} outcomes seen)",
                                          r.seen, a.events));
   }
+  r.stack_cpu_s = stack_cpu() - stack_cpu_before;
+  r.bench_cpu_s = CpuSeconds(0) - bench_cpu_before;
+  r.load = LoadAverage();
   r.commit_s = Seconds(*committed - t0);
   if (first) r.feed_first_s = Seconds(*first - t0);
   if (last) r.feed_last_s = Seconds(*last - t0);
@@ -376,20 +399,23 @@ int main(int argc, char** argv) {
       const Round r = RunRound(a, w, ctx);
       std::printf("workers %d: preload %.2f s (%.0f/s); raw librdkafka %.0f ev/s (%.3f s from assign, %.3f s from the first record), broker::Consumer %.0f ev/s; "
                   "end to end from the thaw: first outcome %.3f s, last outcome %.3f s, committed %.3f s; %lld/%lld outcomes on the "
-                  "feed, %lld not ok\n",
+                  "feed, %lld not ok; CPU per event: raw consume %.2f us, end to end %.2f us (stack %.2f s, bench %.2f s); load %s\n",
                   w, r.publish_s, static_cast<double>(r.events) / r.publish_s, r.raw.Rate(), r.raw.seconds, r.raw.from_first_s,
                   r.runnel_consumer.Rate(), r.feed_first_s, r.feed_last_s, r.commit_s,
-                  static_cast<long long>(r.seen), static_cast<long long>(r.events), static_cast<long long>(r.not_ok));
+                  static_cast<long long>(r.seen), static_cast<long long>(r.events), static_cast<long long>(r.not_ok),
+                  r.RawCpuUs(), r.E2eCpuUs(), r.stack_cpu_s, r.bench_cpu_s, r.load.c_str());
       std::fflush(stdout);
       rounds.push_back(r);
     }
     std::printf("\nsummary (end = %s)\n", "last outcome on the results feed, every event's outcome seen; commit when not");
-    std::printf("%-8s %14s %16s %8s %18s\n", "workers", "e2e ev/s", "raw consume ev/s", "ratio", "steady e2e ev/s");
+    std::printf("%-8s %12s %17s %7s %16s %13s %13s %9s\n", "workers", "e2e ev/s", "raw consume ev/s", "ratio",
+                "steady e2e ev/s", "e2e CPU us/ev", "raw CPU us/ev", "CPU ratio");
     bool met = true;
     for (const auto& r : rounds) {
       const double steady =
           r.feed_last_s > r.feed_first_s ? static_cast<double>(r.seen - 1) / (r.feed_last_s - r.feed_first_s) : 0;
-      std::printf("%-8d %14.0f %16.0f %8.2f %18.0f%s\n", r.workers, r.Rate(), r.raw.Rate(), r.Ratio(), steady,
+      std::printf("%-8d %12.0f %17.0f %7.2f %16.0f %13.2f %13.2f %9.2f%s\n", r.workers, r.Rate(), r.raw.Rate(), r.Ratio(),
+                  steady, r.E2eCpuUs(), r.RawCpuUs(), r.RawCpuUs() / r.E2eCpuUs(),
                   r.seen == r.events ? "" : "  (feed dropped outcomes: end = commit)");
       met = met && r.not_ok == 0;
     }
