@@ -1,5 +1,6 @@
 #include "runnel/core/outcome.hpp"
 
+#include <charconv>
 #include <nlohmann/json.hpp>
 
 #include "runnel/core/error.hpp"
@@ -15,7 +16,64 @@ std::string_view StatusName(OutcomeStatus s) {
   return "error";
 }
 
-std::string Outcome::MetaJson() const {
+namespace {
+
+bool IsAscii(std::string_view s) {
+  for (char c : s) {
+    if (static_cast<unsigned char>(c) >= 0x80) return false;
+  }
+  return true;
+}
+
+// Appends `s` as a JSON string exactly as nlohmann's dump() writes an ASCII string: '"' and '\\'
+// escaped, \b \f \n \r \t by name, other control characters as \u00xx, everything else as is.
+void AppendString(std::string& out, std::string_view s) {
+  static constexpr char kHex[] = "0123456789abcdef";
+  out += '"';
+  for (char ch : s) {
+    const auto c = static_cast<unsigned char>(ch);
+    switch (c) {
+      case '"': out += "\\\""; break;
+      case '\\': out += "\\\\"; break;
+      case '\b': out += "\\b"; break;
+      case '\f': out += "\\f"; break;
+      case '\n': out += "\\n"; break;
+      case '\r': out += "\\r"; break;
+      case '\t': out += "\\t"; break;
+      default:
+        if (c < 0x20) {
+          out += "\\u00";
+          out += kHex[c >> 4];
+          out += kHex[c & 0xF];
+        } else {
+          out += ch;
+        }
+    }
+  }
+  out += '"';
+}
+
+void AppendField(std::string& out, std::string_view name, std::string_view value) {
+  out += '"';
+  out += name;
+  out += "\":";
+  AppendString(out, value);
+  out += ',';
+}
+
+void AppendField(std::string& out, std::string_view name, std::int64_t value) {
+  out += '"';
+  out += name;
+  out += "\":";
+  char buf[24];
+  const auto [end, ec] = std::to_chars(buf, buf + sizeof buf, value);
+  out.append(buf, end);
+  out += ',';
+}
+
+}  // namespace
+
+std::string Outcome::MetaJsonGeneric() const {
   nlohmann::json j = {{"id", id},
                       {"function", function},
                       {"status", StatusName(status)},
@@ -42,6 +100,51 @@ std::string Outcome::MetaJson() const {
   if (!trace_id.empty()) j["trace"] = trace_id;
   if (!job_id.empty()) j["job"] = job_id;
   return j.dump();
+}
+
+// The meta frame is built once per event on the dispatcher's hot path. This writes it by hand, in
+// nlohmann's key order (sorted) and escaping, when every string is ASCII and there is no files
+// array; anything else goes through nlohmann (MetaJsonGeneric). Both give the same bytes
+// (tests/unit/outcome_test.cpp).
+std::string Outcome::MetaJson() const {
+  const bool printable_key = key && IsPrintableUtf8(*key);
+  if (!files_json.empty() || !IsAscii(id) || !IsAscii(function) || !IsAscii(topic) || !IsAscii(content_type) ||
+      !IsAscii(worker) || !IsAscii(reply_to) || !IsAscii(trace_id) || !IsAscii(job_id) ||
+      (printable_key && !IsAscii(*key)) ||
+      (status != OutcomeStatus::kOk && (!IsAscii(error) || !IsAscii(error_kind)))) {
+    return MetaJsonGeneric();
+  }
+  std::string out;
+  out.reserve(160 + id.size() + function.size() + topic.size() + content_type.size() + worker.size() +
+              reply_to.size() + trace_id.size() + job_id.size() + (key ? 2 * key->size() : 0) +
+              (status != OutcomeStatus::kOk ? error.size() + error_kind.size() : 0));
+  out += '{';
+  AppendField(out, "attempts", attempts);
+  AppendField(out, "content_type", content_type);
+  AppendField(out, "duration_us", duration_us);
+  if (status != OutcomeStatus::kOk) {
+    AppendField(out, "error", error);
+    AppendField(out, "error_kind", error_kind);
+  }
+  AppendField(out, "function", function);
+  AppendField(out, "id", id);
+  if (!job_id.empty()) AppendField(out, "job", job_id);
+  if (key) {
+    if (printable_key) {
+      AppendField(out, "key", *key);
+    } else {
+      AppendField(out, "key_base64", Base64Encode(*key));
+    }
+  }
+  AppendField(out, "offset", offset);
+  AppendField(out, "partition", partition);
+  if (!reply_to.empty()) AppendField(out, "reply_to", reply_to);
+  AppendField(out, "status", StatusName(status));
+  AppendField(out, "topic", topic);
+  if (!trace_id.empty()) AppendField(out, "trace", trace_id);
+  if (!worker.empty()) AppendField(out, "worker", worker);
+  out.back() = '}';
+  return out;
 }
 
 Outcome Outcome::FromFrames(std::string_view meta_json, std::string output) {

@@ -38,8 +38,10 @@ struct Outcome {
   std::string job_id;
 
   std::string Topic() const { return function + "/" + reply_to; }
-  // The meta frame: every field but output.
+  // The meta frame: every field but output, as one compact JSON object with sorted keys.
   std::string MetaJson() const;
+  // The same bytes built through nlohmann::json: MetaJson's fallback, and its reference in tests.
+  std::string MetaJsonGeneric() const;
   static Outcome FromFrames(std::string_view meta_json, std::string output);
   // One JSON object as `runnel results --json` prints it; output as text, or base64 with a flag.
   nlohmann::json ToJson(bool output_base64) const;

@@ -5,8 +5,8 @@
 // fibers never touch ZeroMQ. `threads` OS threads share `fibers` fibers (Boost's shared_work
 // scheduler when threads > 1); each fiber pops tasks from a buffered_channel, runs the function
 // (HandleBatch with up to Batch().max_events tasks when the function batches, else Handle), turns
-// every outcome, exception included, into a result, appends it to the outbox and makes NotifyFd()
-// readable. Boost's shared_work keeps one ready queue per process, so at most one pool with
+// every outcome, exception included, into a result, appends it to the outbox and, when the outbox
+// was empty, makes NotifyFd() readable. Boost's shared_work keeps one ready queue per process, so at most one pool with
 // threads > 1 may live in a process at a time (a worker has one).
 //
 // Thread-safety: TrySubmit, TakeCompleted, NotifyFd and ClearNotify may be called from any thread,
@@ -66,7 +66,9 @@ class TaskPool {
   bool TrySubmit(PendingTask& task);
   // Every result finished since the last call, in completion order.
   std::vector<CompletedTask> TakeCompleted();
-  // An eventfd that is readable while results may be waiting; ClearNotify resets it.
+  // An eventfd that becomes readable when the outbox goes from empty to not empty; ClearNotify
+  // resets it. Call ClearNotify before TakeCompleted, never between TakeCompleted and the next
+  // wait, or a result added meanwhile would not wake the waiter.
   int NotifyFd() const;
   void ClearNotify();
 
