@@ -1,3 +1,4 @@
+#include "runnel/core/json.hpp"
 #include "runnel/broker/dispatcher.hpp"
 
 #include <sys/eventfd.h>
@@ -373,7 +374,7 @@ void Dispatcher::Loop::OnHello(const std::string& identity, const std::vector<zm
   if (!reason.empty()) {
     std::vector<zmq::message_t> out;
     out.push_back(Frame(wire::cmd::kReject));
-    out.push_back(Frame(nlohmann::json{{"reason", reason}}.dump()));
+    out.push_back(Frame(JsonText(nlohmann::json{{"reason", reason}})));
     Send(identity, std::move(out));
     log_->warn("dispatcher {}: refused a worker: {}", opt_.spec.name, reason);
     return;
@@ -398,7 +399,7 @@ void Dispatcher::Loop::OnHello(const std::string& identity, const std::vector<zm
                                   {"concurrency", opt_.spec.concurrency}};
   std::vector<zmq::message_t> out;
   out.push_back(Frame(wire::cmd::kWelcome));
-  out.push_back(Frame(welcome.dump()));
+  out.push_back(Frame(JsonText(welcome)));
   log_->info("dispatcher {}: worker {} (pid {}) joined with capacity {}", opt_.spec.name, w.id, w.pid, w.capacity);
   workers_[identity] = std::move(w);
   Send(identity, std::move(out));
@@ -555,7 +556,7 @@ void Dispatcher::Loop::CheckDeadlines(Clock::time_point now) {
     // go elsewhere.
     std::vector<zmq::message_t> frames;
     frames.push_back(Frame(wire::cmd::kExit));
-    frames.push_back(Frame(nlohmann::json{{"reason", "an event overran its timeout"}}.dump()));
+    frames.push_back(Frame(JsonText(nlohmann::json{{"reason", "an event overran its timeout"}})));
     Send(identity, std::move(frames));
     sit->second.worker = worker_id;
     Fail(slot_id, Errc::kTimeout,

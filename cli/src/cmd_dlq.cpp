@@ -8,6 +8,7 @@
 #include <nlohmann/json.hpp>
 
 #include "commands.hpp"
+#include "runnel/core/json.hpp"
 #include "runnel/broker/admin.hpp"
 #include "runnel/broker/consumer.hpp"
 #include "runnel/core/outcome.hpp"
@@ -95,7 +96,7 @@ Command AddDlq(CLI::App& app, CommonOptions& common) {
                                     {"offset", m.offset}};
                 if (m.key) j["key"] = IsPrintableUtf8(*m.key) ? nlohmann::json(*m.key) : nlohmann::json(nullptr);
                 j[IsPrintableUtf8(m.value) ? "payload" : "payload_base64"] = IsPrintableUtf8(m.value) ? m.value : Base64Encode(m.value);
-                fmt::print("{}\n", j.dump());
+                fmt::print("{}\n", JsonText(j));
               } else {
                 fmt::print("{} {} attempts={} from {}: {}\n", h.count("runnel-id") ? h["runnel-id"] : "-",
                            h["runnel-error-kind"], h[std::string(header::kAttempt)], h["runnel-origin"], h["runnel-error"]);

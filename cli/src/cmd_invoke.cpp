@@ -8,6 +8,7 @@
 #include <fstream>
 
 #include "commands.hpp"
+#include "runnel/core/json.hpp"
 #include "runnel/core/envelope.hpp"
 #include "stack_client.hpp"
 
@@ -73,7 +74,7 @@ Command AddInvoke(CLI::App& app, CommonOptions& common) {
               auto outcome = results.Next(left);
               if (!outcome || outcome->id != env.id) continue;
               if (flags->json) {
-                fmt::print("{}\n", outcome->ToJson(false).dump());
+                fmt::print("{}\n", JsonText(outcome->ToJson(false)));
               } else if (outcome->status == OutcomeStatus::kOk) {
                 std::fwrite(outcome->output.data(), 1, outcome->output.size(), stdout);
                 if (::isatty(1) && (outcome->output.empty() || outcome->output.back() != '\n')) std::fputc('\n', stdout);

@@ -6,6 +6,7 @@
 #include <zmq_addon.hpp>
 
 #include "commands.hpp"
+#include "runnel/core/json.hpp"
 #include "runnel/core/error.hpp"
 #include "runnel/core/outcome.hpp"
 #include "runnel/core/state_dir.hpp"
@@ -56,7 +57,7 @@ Command AddResults(CLI::App& app, CommonOptions& common) {
               if (frames.size() != 3) continue;
               const Outcome o = Outcome::FromFrames(frames[1].to_string_view(), frames[2].to_string());
               if (flags->json) {
-                fmt::print("{}\n", o.ToJson(flags->base64).dump());
+                fmt::print("{}\n", JsonText(o.ToJson(flags->base64)));
               } else {
                 fmt::print("{} {} {} attempts={} {}[{}]@{} {}\n", o.function, o.id, StatusName(o.status), o.attempts,
                            o.topic, o.partition, o.offset, o.status == OutcomeStatus::kOk ? o.output.substr(0, 80) : o.error);

@@ -10,6 +10,7 @@
 #include <set>
 
 #include "commands.hpp"
+#include "runnel/core/json.hpp"
 #include "runnel/core/envelope.hpp"
 #include "runnel/core/error.hpp"
 #include "stack_client.hpp"
@@ -118,7 +119,7 @@ Command AddUpload(CLI::App& app, CommonOptions& common) {
               if (flags->json) {
                 nlohmann::json ids = nlohmann::json::object();
                 for (const auto& [id, file] : file_of) ids[id] = file.string();
-                fmt::print("{}\n", nlohmann::json{{"events", ids}}.dump());
+                fmt::print("{}\n", JsonText(nlohmann::json{{"events", ids}}));
               }
               return 0;
             }
@@ -150,8 +151,8 @@ Command AddUpload(CLI::App& app, CommonOptions& common) {
             if (tty) fmt::print("\n");
             const std::size_t missing = files.size() - seen.size();
             if (flags->json) {
-              fmt::print("{}\n", nlohmann::json{{"files", files.size()}, {"done", done}, {"failed", failures},
-                                                {"timed_out", missing}, {"outputs", outputs}}.dump());
+              fmt::print("{}\n", JsonText(nlohmann::json{{"files", files.size()}, {"done", done}, {"failed", failures},
+                                                {"timed_out", missing}, {"outputs", outputs}}));
             } else {
               fmt::print("{} file(s): {} done, {} failed{}\n", files.size(), done, failures.size(),
                          missing > 0 ? fmt::format(", {} without an outcome after {} s", missing, flags->timeout) : "");

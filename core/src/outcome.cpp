@@ -1,3 +1,4 @@
+#include "runnel/core/json.hpp"
 #include "runnel/core/outcome.hpp"
 
 #include <charconv>
@@ -99,7 +100,7 @@ std::string Outcome::MetaJsonGeneric() const {
   if (!reply_to.empty()) j["reply_to"] = reply_to;
   if (!trace_id.empty()) j["trace"] = trace_id;
   if (!job_id.empty()) j["job"] = job_id;
-  return j.dump();
+  return JsonText(j);
 }
 
 // The meta frame is built once per event on the dispatcher's hot path. This writes it by hand, in
@@ -163,7 +164,7 @@ Outcome Outcome::FromFrames(std::string_view meta_json, std::string output) {
   o.offset = j.value("offset", std::int64_t{-1});
   if (j.contains("key")) o.key = j["key"].get<std::string>();
   o.content_type = j.value("content_type", "");
-  if (j.contains("files")) o.files_json = j["files"].dump();
+  if (j.contains("files")) o.files_json = JsonText(j["files"]);
   o.duration_us = j.value("duration_us", std::int64_t{0});
   o.worker = j.value("worker", "");
   o.reply_to = j.value("reply_to", "");

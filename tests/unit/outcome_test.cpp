@@ -1,6 +1,8 @@
 // The results feed's meta frame: the hand-written fast path gives the same bytes as nlohmann.
 #include "runnel/core/outcome.hpp"
 
+#include "runnel/core/json.hpp"
+
 #include <gtest/gtest.h>
 
 #include <nlohmann/json.hpp>
@@ -77,6 +79,30 @@ TEST(OutcomeMetaJson, BinaryAndNonAsciiFallBackToNlohmann) {
   o.files_json = R"([{"path":"/tmp/a.jpg","bytes":10,"facts":{"w":1}}])";
   ExpectSameAsNlohmann(o);
   EXPECT_NE(o.MetaJson().find(R"("files":[{"bytes":10,)"), std::string::npos);
+}
+
+}  // namespace
+}  // namespace runnel
+
+namespace runnel {
+namespace {
+
+// A function's error message is arbitrary bytes: serialising it must never throw (it would stop
+// the dispatcher), and what comes out must be valid JSON.
+TEST(OutcomeJson, InvalidUtf8IsReplacedNotThrown) {
+  Outcome o;
+  o.id = "e1";
+  o.function = "f";
+  o.status = OutcomeStatus::kError;
+  o.error = std::string("bad \xff\xfe bytes \xc3", 13);
+  o.error_kind = "bad-input";
+  o.key = std::string("k\xff", 2);
+  std::string meta;
+  ASSERT_NO_THROW(meta = o.MetaJson());
+  const auto parsed = nlohmann::json::parse(meta);
+  EXPECT_NE(parsed["error"].get<std::string>().find("bytes"), std::string::npos);
+  EXPECT_TRUE(parsed.contains("key_base64"));
+  EXPECT_NO_THROW(JsonText(o.ToJson(false)));
 }
 
 }  // namespace

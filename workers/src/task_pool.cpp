@@ -1,3 +1,4 @@
+#include "runnel/core/json.hpp"
 #include "runnel/workers/task_pool.hpp"
 
 #include <fmt/format.h>
@@ -48,7 +49,7 @@ CompletedTask OkResult(std::uint64_t token, functions::Result result) {
     for (const auto& file : result.files) {
       files.push_back({{"path", file.path}, {"bytes", file.bytes}, {"facts", file.facts}});
     }
-    done.header.files_json = files.dump();
+    done.header.files_json = JsonText(files);
   }
   done.output = std::move(result.output);
   return done;

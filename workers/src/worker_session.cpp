@@ -1,3 +1,4 @@
+#include "runnel/core/json.hpp"
 #include "runnel/workers/worker_session.hpp"
 
 #include <fmt/format.h>
@@ -185,7 +186,7 @@ class WorkerSession::Impl {
   void SendControl(std::string_view command, const nlohmann::json& body) {
     std::vector<zmq::message_t> frames;
     frames.emplace_back(command);
-    frames.emplace_back(body.dump());
+    frames.emplace_back(JsonText(body));
     Send(std::move(frames));
   }
 
