@@ -1,10 +1,20 @@
 #!/usr/bin/env bash
 # Installs the Debian packages Runnel builds and tests with; does nothing when all are present.
 # Works as root or through sudo. README.md says why each dependency is there.
+#   scripts/install-deps.sh               everything: build, tests, benchmarks
+#   scripts/install-deps.sh --build-only  only what a Release build with -DRUNNEL_BUILD_TESTS=OFF
+#                                         needs (deploy/Dockerfile's build stage uses this)
 set -euo pipefail
 
-packages=(
-  build-essential cmake ninja-build pkg-config git
+build_only=0
+case "${1:-}" in
+  "") ;;
+  --build-only) build_only=1 ;;
+  *) echo "usage: $0 [--build-only]" >&2; exit 2 ;;
+esac
+
+build_packages=(
+  build-essential cmake ninja-build pkg-config
   librdkafka-dev            # Kafka client and the embedded (mock) broker
   libzmq3-dev cppzmq-dev    # dispatcher <-> worker and results transport
   libopencv-dev             # media functions
@@ -14,10 +24,17 @@ packages=(
   nlohmann-json3-dev        # JSON for config, results, endpoints.json
   libsimdjson-dev           # hot-path JSON (IoT ingest)
   libyaml-cpp-dev           # runnel.yaml stack config
+)
+test_packages=(
+  git                       # working with the repository; a build does not need it
   libgtest-dev libgmock-dev libbenchmark-dev  # tests and micro-benchmarks
   kcat python3 python3-kafka  # third-party Kafka clients for the interop tests
   libvips-tools             # vipsthumbnail, the baseline of the thumbnail benchmark
+  docker-compose python3-yaml  # deploy tier: parse deploy/docker-compose.yml and deploy/k8s/ statically
 )
+
+packages=("${build_packages[@]}")
+[ "$build_only" -eq 1 ] || packages+=("${test_packages[@]}")
 
 missing=()
 for p in "${packages[@]}"; do

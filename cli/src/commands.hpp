@@ -30,5 +30,6 @@ Command AddUpload(CLI::App& app, CommonOptions& common);
 Command AddDlq(CLI::App& app, CommonOptions& common);
 Command AddLogs(CLI::App& app, CommonOptions& common);
 Command AddWorker(CLI::App& app, CommonOptions& common);
+Command AddConfig(CLI::App& app, CommonOptions& common);
 
 }  // namespace runnel::cli

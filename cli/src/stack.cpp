@@ -70,6 +70,16 @@ class ResultsFeed {
 
 }  // namespace
 
+void CheckFunctions(const StackConfig& config) {
+  for (const auto& f : config.functions) {
+    try {
+      (void)functions::Builtins().Create(f.BuiltinName(), f.params);
+    } catch (const Error& e) {
+      throw ConfigError(fmt::format("{}: function {}: {}", config.source, f.name, e.what()));
+    }
+  }
+}
+
 struct Stack::Impl {
   StackConfig config;
   StateDir state;
@@ -89,13 +99,7 @@ Stack::Stack(StackConfig config, StateDir state, std::filesystem::path runnel_bi
   auto& s = *impl_;
   const auto logger = log::Get("cli");
   // Every function must exist and accept its params before anything starts.
-  for (const auto& f : s.config.functions) {
-    try {
-      (void)functions::Builtins().Create(f.BuiltinName(), f.params);
-    } catch (const Error& e) {
-      throw ConfigError(fmt::format("{}: function {}: {}", s.config.source, f.name, e.what()));
-    }
-  }
+  CheckFunctions(s.config);
   if (s.config.output_dir.empty()) s.config.output_dir = (s.state.Root() / "outputs").string();
   s.config.output_dir = std::filesystem::absolute(s.config.output_dir).string();
 

@@ -13,6 +13,10 @@
 
 namespace runnel::cli {
 
+// Checks that every function names a built-in that accepts its params, as `runnel up` does before
+// starting anything; throws ConfigError naming the config file and the function.
+void CheckFunctions(const StackConfig& config);
+
 class Stack {
  public:
   // Starts everything; throws with one clear line when something cannot start.

@@ -1,0 +1,36 @@
+// `runnel config check FILE`: validates a runnel.yaml the way `runnel up` does before it starts
+// anything (keys, values, and that every function accepts its params), without starting anything.
+#include <fmt/format.h>
+
+#include "commands.hpp"
+#include "runnel/core/config.hpp"
+#include "stack.hpp"
+
+namespace runnel::cli {
+
+Command AddConfig(CLI::App& app, CommonOptions&) {
+  auto file = std::make_shared<std::string>();
+  auto* sub = app.add_subcommand("config", "Work with stack configs (runnel.yaml)");
+  sub->require_subcommand(1);
+  auto* check = sub->add_subcommand("check",
+                                    "Validate a runnel.yaml as `runnel up` would, start nothing; print its "
+                                    "functions, or the error (exit 1)");
+  check->add_option("FILE", *file, "The stack config to check")->required();
+  return {sub, [file] {
+            // A missing file is a config error (exit 1) like any other, not a usage error.
+            const StackConfig config = LoadStackConfig(*file);
+            CheckFunctions(config);
+            fmt::print("{}: ok, {} function(s)\n", config.source, config.functions.size());
+            fmt::print("Kafka: {}\n", config.kafka_bootstrap.empty()
+                                          ? "embedded (unless runnel up --kafka)"
+                                          : config.kafka_bootstrap + " (runnel up --kafka overrides)");
+            for (const auto& f : config.functions) {
+              fmt::print("  {:<16} {:<24} topic {:<16} dlq {:<20} results {:<24} {} worker(s)\n", f.name,
+                         f.handler, f.topic, f.dead_letter_topic,
+                         f.results_topic.empty() ? "-" : f.results_topic, f.workers);
+            }
+            return 0;
+          }};
+}
+
+}  // namespace runnel::cli

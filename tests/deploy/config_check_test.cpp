@@ -1,0 +1,99 @@
+// deploy tier: the stack configs shipped in deploy/ pass Runnel's own config loader, through
+// `runnel config check` (the check `runnel up` makes before starting anything), and the command
+// refuses bad configs naming the problem.
+#include <gmock/gmock.h>
+#include <yaml-cpp/yaml.h>
+
+#include <fstream>
+#include <sstream>
+
+#include "runnel/testing/child_process.hpp"
+
+namespace runnel::testing {
+namespace {
+
+using ::testing::HasSubstr;
+
+// The per-function lines of `runnel config check` output (they start with two spaces).
+std::vector<std::string> FunctionLines(const std::string& out) {
+  std::vector<std::string> lines;
+  std::istringstream in(out);
+  for (std::string line; std::getline(in, line);) {
+    if (line.rfind("  ", 0) == 0) lines.push_back(line);
+  }
+  return lines;
+}
+
+RunResult Check(const std::filesystem::path& file) {
+  return RunCommand({RunnelBin(), "config", "check", file.string()}, std::chrono::seconds(30));
+}
+
+std::filesystem::path WriteFile(const std::string& tag, const std::string& text) {
+  const auto path = TempDir(tag) / "runnel.yaml";
+  std::ofstream(path) << text;
+  return path;
+}
+
+TEST(DeployConfig, ComposeRunnelYamlIsAccepted) {
+  const auto result = Check(SourceDir() / "deploy" / "runnel.yaml");
+  ASSERT_EQ(result.exit_code, 0) << result.err;
+  EXPECT_THAT(result.out, HasSubstr("ok, 3 function(s)"));
+  EXPECT_THAT(result.out, HasSubstr("Kafka: kafka:9092"));
+  const auto lines = FunctionLines(result.out);
+  ASSERT_EQ(lines.size(), 3u) << result.out;
+  EXPECT_THAT(lines[0], ::testing::AllOf(HasSubstr("echo"), HasSubstr("results echo.results")));
+  EXPECT_THAT(lines[1],
+              ::testing::AllOf(HasSubstr("image.thumbnail"), HasSubstr("results image.thumbnail.results")));
+  EXPECT_THAT(lines[2], ::testing::AllOf(HasSubstr("iot.ingest"), HasSubstr("topic sensors"),
+                                         HasSubstr("results sensors.results")));
+}
+
+TEST(DeployConfig, KubernetesConfigMapHoldsTheSameAcceptedStack) {
+  const YAML::Node config_map = YAML::LoadFile((SourceDir() / "deploy" / "k8s" / "configmap.yaml").string());
+  ASSERT_TRUE(config_map["data"] && config_map["data"]["runnel.yaml"])
+      << "the ConfigMap has no data.runnel.yaml";
+  const auto file = WriteFile("deploy-configmap", config_map["data"]["runnel.yaml"].as<std::string>());
+  const auto result = Check(file);
+  ASSERT_EQ(result.exit_code, 0) << result.err;
+  // Kafka comes from `--kafka $(KAFKA_BOOTSTRAP)` there, so only the functions must agree.
+  const auto compose = Check(SourceDir() / "deploy" / "runnel.yaml");
+  EXPECT_EQ(FunctionLines(result.out), FunctionLines(compose.out))
+      << "deploy/k8s/configmap.yaml and deploy/runnel.yaml define different functions";
+  std::filesystem::remove_all(file.parent_path());
+}
+
+TEST(DeployConfig, UnknownKeyIsRefusedWithFileLineAndKey) {
+  const auto file = WriteFile("deploy-badkey", "functions:\n  - name: echo\n    workerz: 2\n");
+  const auto result = Check(file);
+  EXPECT_EQ(result.exit_code, 1);
+  EXPECT_THAT(result.err, HasSubstr(file.string() + ":3: functions[0].workerz: unknown key"));
+  EXPECT_EQ(result.out, "");
+  std::filesystem::remove_all(file.parent_path());
+}
+
+TEST(DeployConfig, ParamsTheFunctionRefusesAreAConfigError) {
+  // Valid YAML and keys, but image.thumbnail refuses the size: `runnel up` would refuse to start.
+  const auto file = WriteFile("deploy-badparams",
+                              "functions:\n  - name: image.thumbnail\n    params:\n      sizes:\n"
+                              "        - {width: 0, height: 64}\n");
+  const auto result = Check(file);
+  EXPECT_EQ(result.exit_code, 1);
+  EXPECT_THAT(result.err, HasSubstr("function image.thumbnail"));
+  EXPECT_THAT(result.err, HasSubstr("sizes[0].width"));
+  std::filesystem::remove_all(file.parent_path());
+}
+
+TEST(DeployConfig, UnknownBuiltinAndMissingFileAreRefused) {
+  const auto file = WriteFile("deploy-unknown", "functions:\n  - name: no.such.function\n");
+  const auto unknown = Check(file);
+  EXPECT_EQ(unknown.exit_code, 1);
+  EXPECT_THAT(unknown.err, HasSubstr("function no.such.function"));
+  std::filesystem::remove_all(file.parent_path());
+
+  const auto missing = Check("/nonexistent/runnel.yaml");
+  EXPECT_EQ(missing.exit_code, 1);
+  EXPECT_THAT(missing.err, HasSubstr("/nonexistent/runnel.yaml: cannot read the file"));
+}
+
+}  // namespace
+}  // namespace runnel::testing
