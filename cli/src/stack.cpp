@@ -16,6 +16,7 @@
 #include "runnel/core/error.hpp"
 #include "runnel/core/log.hpp"
 #include "runnel/functions/function.hpp"
+#include "runnel/scheduler/service.hpp"
 
 namespace runnel::cli {
 namespace {
@@ -76,6 +77,7 @@ struct Stack::Impl {
   std::vector<std::unique_ptr<broker::Dispatcher>> dispatchers;
   std::unique_ptr<autoscaler::LocalProcessBackend> workers;
   std::vector<std::string> endpoint_keys;
+  std::unique_ptr<scheduler::SchedulerService> scheduler;
 
   Impl(StackConfig c, StateDir s) : config(std::move(c)), state(std::move(s)) {}
 };
@@ -92,6 +94,7 @@ Stack::Stack(StackConfig config, StateDir state, std::filesystem::path runnel_bi
       throw ConfigError(fmt::format("{}: function {}: {}", s.config.source, f.name, e.what()));
     }
   }
+  auto schedules = scheduler::CompileSchedules(s.config);
   if (s.config.output_dir.empty()) s.config.output_dir = (s.state.Root() / "outputs").string();
   s.config.output_dir = std::filesystem::absolute(s.config.output_dir).string();
 
@@ -139,6 +142,22 @@ Stack::Stack(StackConfig config, StateDir state, std::filesystem::path runnel_bi
                           {"output_dir", s.config.output_dir}});
   s.endpoint_keys = {"kafka", "embedded", "pid", "results", "dispatchers", "functions", "output_dir"};
 
+  scheduler::SchedulerService::Options so;
+  so.schedules = std::move(schedules);
+  for (const auto& f : s.config.functions) {
+    so.topics[f.name] = f.topic;
+    so.groups[f.topic] = f.Group();
+  }
+  so.kafka_bootstrap = s.kafka.bootstrap;
+  so.kafka_options = s.kafka.options;
+  so.embedded = s.embedded != nullptr;
+  so.state_dir = s.state.Root();
+  so.zmq = &s.zmq_ctx;
+  so.results_endpoint = s.results->Endpoint();
+  s.scheduler = std::make_unique<scheduler::SchedulerService>(std::move(so));
+  s.state.MergeEndpoints({{"control", s.scheduler->ControlEndpoint()}});
+  s.endpoint_keys.push_back("control");
+
   s.workers = std::make_unique<autoscaler::LocalProcessBackend>(std::move(runnel_binary), s.state.Root() / "logs");
   for (std::size_t i = 0; i < s.config.functions.size(); ++i) {
     for (int n = 0; n < s.config.functions[i].workers; ++n) {
@@ -149,6 +168,7 @@ Stack::Stack(StackConfig config, StateDir state, std::filesystem::path runnel_bi
 
 Stack::~Stack() {
   auto& s = *impl_;
+  s.scheduler.reset();  // no new jobs; job records written as they stand
   // Dispatchers first: they stop consuming and wait for what workers hold, then commit.
   for (auto& d : s.dispatchers) d->Stop(std::chrono::seconds(10));
   s.workers->StopAll(std::chrono::seconds(10));
@@ -158,7 +178,10 @@ Stack::~Stack() {
   s.embedded.reset();
 }
 
-void Stack::Supervise() { impl_->workers->Tick(); }
+void Stack::Supervise() {
+  impl_->workers->Tick();
+  impl_->scheduler->Tick();
+}
 
 std::string Stack::Summary() const {
   const auto& s = *impl_;
@@ -169,6 +192,7 @@ std::string Stack::Summary() const {
     out += fmt::format("  {:<18} topic {:<18} {} worker(s)  dispatcher {}\n", f.name, f.topic, f.workers,
                        s.dispatchers[i]->Endpoint());
   }
+  out += s.scheduler->Summary();
   return out;
 }
 
