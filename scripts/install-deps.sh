@@ -14,6 +14,8 @@ packages=(
   nlohmann-json3-dev        # JSON for config, results, endpoints.json
   libsimdjson-dev           # hot-path JSON (IoT ingest)
   libyaml-cpp-dev           # runnel.yaml stack config
+  libabsl-dev               # time zones for cron schedules (absl::TimeZone reads the system tzdata)
+  tzdata                    # the IANA time-zone database itself
   libgtest-dev libgmock-dev libbenchmark-dev  # tests and micro-benchmarks
   kcat python3 python3-kafka  # third-party Kafka clients for the interop tests
   libvips-tools             # vipsthumbnail, the baseline of the thumbnail benchmark
