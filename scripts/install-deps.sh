@@ -24,6 +24,8 @@ build_packages=(
   nlohmann-json3-dev        # JSON for config, results, endpoints.json
   libsimdjson-dev           # hot-path JSON (IoT ingest)
   libyaml-cpp-dev           # runnel.yaml stack config
+  libabsl-dev               # time zones for cron schedules (absl::TimeZone reads the system tzdata)
+  tzdata                    # the IANA time-zone database itself
 )
 test_packages=(
   git                       # working with the repository; a build does not need it

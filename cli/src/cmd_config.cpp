@@ -19,7 +19,7 @@ Command AddConfig(CLI::App& app, CommonOptions&) {
   return {sub, [file] {
             // A missing file is a config error (exit 1) like any other, not a usage error.
             const StackConfig config = LoadStackConfig(*file);
-            CheckFunctions(config);
+            (void)CheckConfig(config);
             fmt::print("{}: ok, {} function(s)\n", config.source, config.functions.size());
             fmt::print("Kafka: {}\n", config.kafka_bootstrap.empty()
                                           ? "embedded (unless runnel up --kafka)"

@@ -31,5 +31,6 @@ Command AddDlq(CLI::App& app, CommonOptions& common);
 Command AddLogs(CLI::App& app, CommonOptions& common);
 Command AddWorker(CLI::App& app, CommonOptions& common);
 Command AddConfig(CLI::App& app, CommonOptions& common);
+Command AddJob(CLI::App& app, CommonOptions& common);
 
 }  // namespace runnel::cli

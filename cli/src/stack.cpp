@@ -18,6 +18,7 @@
 #include "runnel/core/error.hpp"
 #include "runnel/core/log.hpp"
 #include "runnel/functions/function.hpp"
+#include "runnel/scheduler/service.hpp"
 
 namespace runnel::cli {
 namespace {
@@ -70,7 +71,7 @@ class ResultsFeed {
 
 }  // namespace
 
-void CheckFunctions(const StackConfig& config) {
+std::vector<scheduler::CompiledSchedule> CheckConfig(const StackConfig& config) {
   for (const auto& f : config.functions) {
     try {
       (void)functions::Builtins().Create(f.BuiltinName(), f.params);
@@ -78,6 +79,7 @@ void CheckFunctions(const StackConfig& config) {
       throw ConfigError(fmt::format("{}: function {}: {}", config.source, f.name, e.what()));
     }
   }
+  return scheduler::CompileSchedules(config);
 }
 
 struct Stack::Impl {
@@ -90,6 +92,7 @@ struct Stack::Impl {
   std::vector<std::unique_ptr<broker::Dispatcher>> dispatchers;
   std::unique_ptr<autoscaler::LocalProcessBackend> workers;
   std::vector<std::string> endpoint_keys;
+  std::unique_ptr<scheduler::SchedulerService> scheduler;
 
   Impl(StackConfig c, StateDir s) : config(std::move(c)), state(std::move(s)) {}
 };
@@ -99,7 +102,7 @@ Stack::Stack(StackConfig config, StateDir state, std::filesystem::path runnel_bi
   auto& s = *impl_;
   const auto logger = log::Get("cli");
   // Every function must exist and accept its params before anything starts.
-  CheckFunctions(s.config);
+  auto schedules = CheckConfig(s.config);
   if (s.config.output_dir.empty()) s.config.output_dir = (s.state.Root() / "outputs").string();
   s.config.output_dir = std::filesystem::absolute(s.config.output_dir).string();
 
@@ -148,6 +151,22 @@ Stack::Stack(StackConfig config, StateDir state, std::filesystem::path runnel_bi
                           {"output_dir", s.config.output_dir}});
   s.endpoint_keys = {"kafka", "embedded", "pid", "results", "dispatchers", "functions", "output_dir"};
 
+  scheduler::SchedulerService::Options so;
+  so.schedules = std::move(schedules);
+  for (const auto& f : s.config.functions) {
+    so.topics[f.name] = f.topic;
+    so.groups[f.topic] = f.Group();
+  }
+  so.kafka_bootstrap = s.kafka.bootstrap;
+  so.kafka_options = s.kafka.options;
+  so.embedded = s.embedded != nullptr;
+  so.state_dir = s.state.Root();
+  so.zmq = &s.zmq_ctx;
+  so.results_endpoint = s.results->Endpoint();
+  s.scheduler = std::make_unique<scheduler::SchedulerService>(std::move(so));
+  s.state.MergeEndpoints({{"control", s.scheduler->ControlEndpoint()}});
+  s.endpoint_keys.push_back("control");
+
   s.workers = std::make_unique<autoscaler::LocalProcessBackend>(std::move(runnel_binary), s.state.Root() / "logs");
   for (std::size_t i = 0; i < s.config.functions.size(); ++i) {
     for (int n = 0; n < s.config.functions[i].workers; ++n) {
@@ -158,6 +177,7 @@ Stack::Stack(StackConfig config, StateDir state, std::filesystem::path runnel_bi
 
 Stack::~Stack() {
   auto& s = *impl_;
+  s.scheduler.reset();  // no new jobs; job records written as they stand
   // Dispatchers first: they stop consuming and wait for what workers hold, then commit.
   for (auto& d : s.dispatchers) d->Stop(std::chrono::seconds(10));
   s.workers->StopAll(std::chrono::seconds(10));
@@ -167,7 +187,10 @@ Stack::~Stack() {
   s.embedded.reset();
 }
 
-void Stack::Supervise() { impl_->workers->Tick(); }
+void Stack::Supervise() {
+  impl_->workers->Tick();
+  impl_->scheduler->Tick();
+}
 
 std::string Stack::Summary() const {
   const auto& s = *impl_;
@@ -178,6 +201,7 @@ std::string Stack::Summary() const {
     out += fmt::format("  {:<18} topic {:<18} {} worker(s)  dispatcher {}\n", f.name, f.topic, f.workers,
                        s.dispatchers[i]->Endpoint());
   }
+  out += s.scheduler->Summary();
   return out;
 }
 

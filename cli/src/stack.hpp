@@ -7,15 +7,18 @@
 #include <filesystem>
 #include <memory>
 #include <string>
+#include <vector>
 
 #include "runnel/core/config.hpp"
 #include "runnel/core/state_dir.hpp"
+#include "runnel/scheduler/scheduler.hpp"
 
 namespace runnel::cli {
 
-// Checks that every function names a built-in that accepts its params, as `runnel up` does before
-// starting anything; throws ConfigError naming the config file and the function.
-void CheckFunctions(const StackConfig& config);
+// Checks what `runnel up` checks before starting anything: every function names a built-in that
+// accepts its params, and every schedule's cron and time zone parse. Throws ConfigError naming the
+// file (and line, for schedules). Returns the compiled schedules.
+std::vector<scheduler::CompiledSchedule> CheckConfig(const StackConfig& config);
 
 class Stack {
  public:

@@ -174,6 +174,62 @@ FunctionSpec ParseFunction(const Parser& p, const YAML::Node& node, const std::s
   return f;
 }
 
+ScheduleSpec ParseSchedule(const Parser& p, const YAML::Node& node, const std::string& where, const StackConfig& config,
+                           const std::filesystem::path& base_dir) {
+  p.OnlyKeys(node, where, {"name", "cron", "timezone", "function", "payload", "content_type", "files", "catch_up"});
+  ScheduleSpec s;
+  s.line = node.Mark().is_null() ? 0 : node.Mark().line + 1;
+  if (!node["name"]) p.Fail(node, where + ".name", "is required");
+  s.name = p.Scalar<std::string>(node["name"], where + ".name");
+  if (s.name.empty() || s.name.size() > 64 || !IsTopicName(s.name)) {
+    p.Fail(node["name"], where + ".name", fmt::format("'{}' must be 1..64 of [A-Za-z0-9._-]", s.name));
+  }
+  if (!node["cron"]) p.Fail(node, where + ".cron", "is required (e.g. \"0 2 * * *\" or @daily)");
+  s.cron = p.Scalar<std::string>(node["cron"], where + ".cron");
+  s.cron_line = node["cron"].Mark().line + 1;
+  s.timezone_line = s.line;
+  if (node["timezone"]) {
+    s.timezone = p.Scalar<std::string>(node["timezone"], where + ".timezone");
+    s.timezone_line = node["timezone"].Mark().line + 1;
+  }
+  if (!node["function"]) p.Fail(node, where + ".function", "is required");
+  s.function = p.Scalar<std::string>(node["function"], where + ".function");
+  if (config.Find(s.function) == nullptr) {
+    std::string known;
+    for (const auto& f : config.functions) known += (known.empty() ? "" : ", ") + f.name;
+    p.Fail(node["function"], where + ".function", fmt::format("'{}' is not a function of this stack (functions: {})", s.function, known));
+  }
+  if (node["payload"] && node["files"]) p.Fail(node["files"], where + ".files", "give either payload or files, not both");
+  if (!node["payload"] && !node["files"]) p.Fail(node, where, "needs payload (one event) or files (one event per file)");
+  if (node["payload"]) s.payload = p.Scalar<std::string>(node["payload"], where + ".payload");
+  if (node["content_type"]) {
+    if (!node["payload"]) p.Fail(node["content_type"], where + ".content_type", "applies to payload only (files get theirs from the extension)");
+    s.content_type = p.Scalar<std::string>(node["content_type"], where + ".content_type");
+    if (s.content_type.find('/') == std::string::npos) {
+      p.Fail(node["content_type"], where + ".content_type", fmt::format("'{}' is not a MIME type like text/plain", s.content_type));
+    }
+  }
+  if (const auto f = node["files"]) {
+    const std::string fw = where + ".files";
+    p.OnlyKeys(f, fw, {"dir", "glob", "recursive"});
+    ScheduleSpec::Files files;
+    if (!f["dir"]) p.Fail(f, fw + ".dir", "is required");
+    const std::string dir = p.Scalar<std::string>(f["dir"], fw + ".dir");
+    if (dir.empty()) p.Fail(f["dir"], fw + ".dir", "must not be empty");
+    files.dir = std::filesystem::path(dir).is_absolute() ? dir : (base_dir / dir).lexically_normal().string();
+    if (f["glob"]) {
+      files.glob = p.Scalar<std::string>(f["glob"], fw + ".glob");
+      if (files.glob.empty() || files.glob.find('/') != std::string::npos) {
+        p.Fail(f["glob"], fw + ".glob", fmt::format("'{}' must be a non-empty file-name pattern without '/'", files.glob));
+      }
+    }
+    if (f["recursive"]) files.recursive = p.Scalar<bool>(f["recursive"], fw + ".recursive");
+    s.files = files;
+  }
+  if (node["catch_up"]) s.catch_up = p.Duration(node["catch_up"], where + ".catch_up");
+  return s;
+}
+
 }  // namespace
 
 std::chrono::milliseconds RetryPolicy::Backoff(int next_attempt) const {
@@ -202,7 +258,7 @@ StackConfig LoadStackConfig(const std::filesystem::path& file) {
     throw ConfigError(fmt::format("{}:{}: not valid YAML: {}", file.string(), e.mark.line + 1, e.msg));
   }
   if (!root || root.IsNull()) throw ConfigError(fmt::format("{}: the file is empty", file.string()));
-  p.OnlyKeys(root, "", {"kafka", "heartbeat", "output_dir", "functions"});
+  p.OnlyKeys(root, "", {"kafka", "heartbeat", "output_dir", "functions", "schedules"});
   StackConfig config;
   config.source = file.string();
   if (const auto k = root["kafka"]) {
@@ -237,6 +293,18 @@ StackConfig LoadStackConfig(const std::filesystem::path& file) {
         p.Fail(node.IsSequence() ? node[k] : node, fmt::format("functions[{}].next", i),
                fmt::format("'{}' is not a function defined in this file", target));
       }
+    }
+  }
+  if (const auto sch = root["schedules"]) {
+    if (!sch.IsSequence()) p.Fail(sch, "schedules", "must be a list");
+    std::set<std::string> schedule_names;
+    const auto base_dir = std::filesystem::absolute(file).parent_path();
+    for (std::size_t i = 0; i < sch.size(); ++i) {
+      ScheduleSpec s = ParseSchedule(p, sch[i], fmt::format("schedules[{}]", i), config, base_dir);
+      if (!schedule_names.insert(s.name).second) {
+        p.Fail(sch[i]["name"], fmt::format("schedules[{}].name", i), fmt::format("'{}' is defined twice", s.name));
+      }
+      config.schedules.push_back(std::move(s));
     }
   }
   return config;

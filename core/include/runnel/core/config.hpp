@@ -8,6 +8,7 @@
 #include <filesystem>
 #include <map>
 #include <nlohmann/json.hpp>
+#include <optional>
 #include <string>
 #include <vector>
 
@@ -42,6 +43,28 @@ struct FunctionSpec {
   std::string BuiltinName() const;  // the NAME of builtin:NAME
 };
 
+// A cron schedule that publishes to a function: a fixed payload, or one event per file matched
+// under a directory (a batch job). The cron expression and time zone are checked by
+// runnel::scheduler::CompileSchedules (scheduler/), which names the lines recorded here.
+struct ScheduleSpec {
+  struct Files {
+    std::string dir;  // absolute (relative paths in the file are resolved against the file's folder)
+    std::string glob = "*";  // fnmatch(3) pattern on the file name
+    bool recursive = false;
+  };
+  std::string name;  // 1..64 of [A-Za-z0-9._-]; job ids are <name>-<UTC time>
+  std::string cron;
+  std::string timezone = "UTC";
+  std::string function;  // the target; must be one of the stack's functions
+  std::string payload;  // the event published when there is no `files`
+  std::string content_type;  // for payload: default text/plain
+  std::optional<Files> files;
+  std::chrono::milliseconds catch_up{0};  // fire once at start for a slot missed this recently; 0: skip missed slots
+  int line = 0;           // where the entry starts in the file
+  int cron_line = 0;      // where `cron` is
+  int timezone_line = 0;  // where `timezone` is (or the entry, when absent)
+};
+
 struct StackConfig {
   std::string source;           // the file it came from, or "(built-in default)"
   std::string kafka_bootstrap;  // empty: the embedded broker
@@ -49,6 +72,7 @@ struct StackConfig {
   std::chrono::milliseconds heartbeat{1000};
   std::string output_dir;  // default: <state dir>/outputs
   std::vector<FunctionSpec> functions;
+  std::vector<ScheduleSpec> schedules;
 
   const FunctionSpec* Find(const std::string& name) const;
 };
