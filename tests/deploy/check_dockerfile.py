@@ -21,6 +21,12 @@ import subprocess
 import sys
 
 
+
+# Packages the runtime stage needs for data rather than libraries, each with the reason.
+RUNTIME_DATA_PACKAGES = {
+    "tzdata": "the IANA time-zone database; cron schedules read it through absl::TimeZone",
+}
+
 def fail(problems):
     for p in problems:
         print(f"FAIL: {p}")
@@ -212,7 +218,7 @@ def main():
             problems.append(f"{soname} ({package}) is neither listed in the runtime stage nor a "
                             f"dependency of a listed package")
     for package in listed:
-        if package not in used:
+        if package not in used and package not in RUNTIME_DATA_PACKAGES:
             problems.append(f"the runtime stage installs {package}, which provides none of the "
                             f"libraries ldd reports: remove it")
     if problems:
