@@ -20,6 +20,13 @@ class Writer {
     Put(static_cast<std::uint32_t>(s.size()));
     out_.append(s);
   }
+  void PutHeaders(const Headers& headers) {
+    Put(static_cast<std::uint32_t>(headers.size()));
+    for (const auto& h : headers) {
+      PutString(h.name);
+      PutString(h.value);
+    }
+  }
   std::string Take() { return std::move(out_); }
 
  private:
@@ -47,6 +54,19 @@ class Reader {
     std::string s(in_.substr(pos_, n));
     pos_ += n;
     return s;
+  }
+  Headers GetHeaders(const char* what) {
+    const auto count = Get<std::uint32_t>(what);
+    if (count > 10'000) throw WireError(fmt::format("{}: {} {} is not plausible", what_, count, what));
+    Headers headers;
+    headers.reserve(count);
+    for (std::uint32_t i = 0; i < count; ++i) {
+      Header h;
+      h.name = GetString("header name");
+      h.value = GetString("header value");
+      headers.push_back(std::move(h));
+    }
+    return headers;
   }
   void Finish() const {
     if (pos_ != in_.size()) throw WireError(fmt::format("{}: {} unexpected trailing bytes", what_, in_.size() - pos_));
@@ -78,11 +98,7 @@ std::string Encode(const TaskHeader& t) {
   w.PutString(t.key);
   w.Put(t.attempt);
   w.Put(t.timeout_ms);
-  w.Put(static_cast<std::uint32_t>(t.headers.size()));
-  for (const auto& h : t.headers) {
-    w.PutString(h.name);
-    w.PutString(h.value);
-  }
+  w.PutHeaders(t.headers);
   return w.Take();
 }
 
@@ -101,15 +117,7 @@ TaskHeader DecodeTask(std::string_view frame) {
   t.key = r.GetString("key");
   t.attempt = r.Get<std::uint32_t>("attempt");
   t.timeout_ms = r.Get<std::uint32_t>("timeout_ms");
-  const auto count = r.Get<std::uint32_t>("header count");
-  if (count > 10'000) throw WireError(fmt::format("task header: {} headers is not plausible", count));
-  t.headers.reserve(count);
-  for (std::uint32_t i = 0; i < count; ++i) {
-    Header h;
-    h.name = r.GetString("header name");
-    h.value = r.GetString("header value");
-    t.headers.push_back(std::move(h));
-  }
+  t.headers = r.GetHeaders("header count");
   r.Finish();
   return t;
 }
@@ -130,11 +138,7 @@ std::string Encode(const ResultHeader& res) {
     w.PutString(e.topic);
     w.Put(static_cast<std::uint8_t>(e.has_key ? 1 : 0));
     w.PutString(e.key);
-    w.Put(static_cast<std::uint32_t>(e.headers.size()));
-    for (const auto& h : e.headers) {
-      w.PutString(h.name);
-      w.PutString(h.value);
-    }
+    w.PutHeaders(e.headers);
     w.PutString(e.payload);
   }
   return w.Take();
@@ -164,14 +168,7 @@ ResultHeader DecodeResult(std::string_view frame) {
     e.topic = r.GetString("emit topic");
     e.has_key = r.Get<std::uint8_t>("emit has_key") != 0;
     e.key = r.GetString("emit key");
-    const auto headers = r.Get<std::uint32_t>("emit header count");
-    if (headers > 10'000) throw WireError(fmt::format("result header: {} emit headers is not plausible", headers));
-    for (std::uint32_t k = 0; k < headers; ++k) {
-      Header h;
-      h.name = r.GetString("emit header name");
-      h.value = r.GetString("emit header value");
-      e.headers.push_back(std::move(h));
-    }
+    e.headers = r.GetHeaders("emit header count");
     e.payload = r.GetString("emit payload");
     res.emitted.push_back(std::move(e));
   }
