@@ -24,7 +24,8 @@ struct RetryPolicy {
 
 struct FunctionSpec {
   std::string name;
-  std::string handler;  // builtin:NAME
+  std::string handler;  // builtin:NAME, plugin:PATH[#NAME] or exec:COMMAND (core/handler.hpp), paths absolute
+  std::string handler_dir;  // the config file's directory: exec programs run there; empty = the worker's cwd
   std::string topic;    // default: the name
   int partitions = 8;
   nlohmann::json params = nlohmann::json::object();
@@ -38,7 +39,7 @@ struct FunctionSpec {
   int workers = 1;                // fixed worker processes (until the autoscaler decides)
 
   std::string Group() const { return "runnel." + name; }
-  std::string BuiltinName() const;  // the NAME of builtin:NAME
+  std::string BuiltinName() const;  // the NAME of builtin:NAME; empty for other kinds
 };
 
 struct StackConfig {
