@@ -16,6 +16,7 @@
 #include "runnel/core/error.hpp"
 #include "runnel/core/log.hpp"
 #include "runnel/functions/function.hpp"
+#include "runnel/functions/handlers.hpp"
 
 namespace runnel::cli {
 namespace {
@@ -84,12 +85,13 @@ Stack::Stack(StackConfig config, StateDir state, std::filesystem::path runnel_bi
     : impl_(std::make_unique<Impl>(std::move(config), std::move(state))) {
   auto& s = *impl_;
   const auto logger = log::Get("cli");
-  // Every function must exist and accept its params before anything starts.
+  // Every function must exist and accept its params before anything starts: a builtin is created,
+  // a plugin loaded (entry point, ABI version, create() with the params), an exec program checked.
   for (const auto& f : s.config.functions) {
     try {
-      (void)functions::Builtins().Create(f.BuiltinName(), f.params);
+      (void)functions::CreateFunction(f.handler, f.params, {f.name, f.handler_dir});
     } catch (const Error& e) {
-      throw ConfigError(fmt::format("{}: function {}: {}", s.config.source, f.name, e.what()));
+      throw ConfigError(fmt::format("{}: function {} ({}): {}", s.config.source, f.name, f.handler, e.what()));
     }
   }
   if (s.config.output_dir.empty()) s.config.output_dir = (s.state.Root() / "outputs").string();
