@@ -396,7 +396,9 @@ void Dispatcher::Loop::OnHello(const std::string& identity, const std::vector<zm
                                   {"max_payload", opt_.spec.max_payload},
                                   {"memory_mb", opt_.spec.memory_mb},
                                   {"output_dir", opt_.output_dir},
-                                  {"concurrency", opt_.spec.concurrency}};
+                                  {"concurrency", opt_.spec.concurrency},
+                                  {"handler", opt_.spec.handler},
+                                  {"handler_dir", opt_.spec.handler_dir}};
   std::vector<zmq::message_t> out;
   out.push_back(Frame(wire::cmd::kWelcome));
   out.push_back(Frame(JsonText(welcome)));

@@ -19,6 +19,7 @@
 #include "runnel/core/log.hpp"
 #include "runnel/functions/function.hpp"
 #include "runnel/scheduler/service.hpp"
+#include "runnel/functions/handlers.hpp"
 
 namespace runnel::cli {
 namespace {
@@ -74,9 +75,9 @@ class ResultsFeed {
 std::vector<scheduler::CompiledSchedule> CheckConfig(const StackConfig& config) {
   for (const auto& f : config.functions) {
     try {
-      (void)functions::Builtins().Create(f.BuiltinName(), f.params);
+      (void)functions::CreateFunction(f.handler, f.params, {f.name, f.handler_dir});
     } catch (const Error& e) {
-      throw ConfigError(fmt::format("{}: function {}: {}", config.source, f.name, e.what()));
+      throw ConfigError(fmt::format("{}: function {} ({}): {}", config.source, f.name, f.handler, e.what()));
     }
   }
   return scheduler::CompileSchedules(config);
@@ -101,7 +102,8 @@ Stack::Stack(StackConfig config, StateDir state, std::filesystem::path runnel_bi
     : impl_(std::make_unique<Impl>(std::move(config), std::move(state))) {
   auto& s = *impl_;
   const auto logger = log::Get("cli");
-  // Every function must exist and accept its params before anything starts.
+  // Every function must exist and accept its params before anything starts: a builtin is created,
+  // a plugin loaded (entry point, ABI version, create() with the params), an exec program checked.
   auto schedules = CheckConfig(s.config);
   if (s.config.output_dir.empty()) s.config.output_dir = (s.state.Root() / "outputs").string();
   s.config.output_dir = std::filesystem::absolute(s.config.output_dir).string();

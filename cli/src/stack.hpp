@@ -15,8 +15,9 @@
 
 namespace runnel::cli {
 
-// Checks what `runnel up` checks before starting anything: every function names a built-in that
-// accepts its params, and every schedule's cron and time zone parse. Throws ConfigError naming the
+// Checks what `runnel up` checks before starting anything: every function's handler can be built
+// with its params (a builtin created, a plugin loaded and its ABI checked, an exec program found),
+// and every schedule's cron and time zone parse. Throws ConfigError naming the
 // file (and line, for schedules). Returns the compiled schedules.
 std::vector<scheduler::CompiledSchedule> CheckConfig(const StackConfig& config);
 

@@ -8,6 +8,7 @@
 #include <set>
 
 #include "runnel/core/error.hpp"
+#include "runnel/core/handler.hpp"
 
 namespace runnel {
 namespace {
@@ -16,6 +17,9 @@ namespace {
 class Parser {
  public:
   explicit Parser(std::string file) : file_(std::move(file)) {}
+
+  // The config file's directory, absolute: relative paths in the config are relative to it.
+  std::filesystem::path Dir() const { return std::filesystem::absolute(file_).parent_path(); }
 
   [[noreturn]] void Fail(const YAML::Node& node, const std::string& key, const std::string& why) const {
     const auto mark = node.Mark();
@@ -126,9 +130,14 @@ FunctionSpec ParseFunction(const Parser& p, const YAML::Node& node, const std::s
   f.name = p.Scalar<std::string>(node["name"], where + ".name");
   if (!IsTopicName(f.name)) p.Fail(node["name"], where + ".name", fmt::format("'{}' must be 1..249 of [A-Za-z0-9._-]", f.name));
   f.handler = node["handler"] ? p.Scalar<std::string>(node["handler"], where + ".handler") : "builtin:" + f.name;
-  if (f.handler.rfind("builtin:", 0) != 0 || f.handler.size() == 8) {
-    p.Fail(node["handler"], where + ".handler", fmt::format("'{}' is not builtin:NAME", f.handler));
+  // Relative paths in plugin: and exec: resolve against the config file's directory; the spec
+  // keeps them absolute so workers started anywhere find the same files.
+  try {
+    f.handler = ResolveHandler(ParseHandler(f.handler), p.Dir()).ToString();
+  } catch (const ConfigError& e) {
+    p.Fail(node["handler"], where + ".handler", e.what());
   }
+  f.handler_dir = p.Dir().string();
   f.topic = node["topic"] ? p.Scalar<std::string>(node["topic"], where + ".topic") : f.name;
   if (!IsTopicName(f.topic)) p.Fail(node["topic"], where + ".topic", fmt::format("'{}' is not a valid topic name", f.topic));
   if (node["partitions"]) f.partitions = static_cast<int>(p.Int(node["partitions"], where + ".partitions", 1, 10'000));
@@ -238,7 +247,9 @@ std::chrono::milliseconds RetryPolicy::Backoff(int next_attempt) const {
   return std::chrono::milliseconds(static_cast<std::int64_t>(ms));
 }
 
-std::string FunctionSpec::BuiltinName() const { return handler.substr(std::string("builtin:").size()); }
+std::string FunctionSpec::BuiltinName() const {
+  return handler.rfind("builtin:", 0) == 0 ? handler.substr(std::string("builtin:").size()) : std::string();
+}
 
 const FunctionSpec* StackConfig::Find(const std::string& name) const {
   for (const auto& f : functions) {

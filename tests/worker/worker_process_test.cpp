@@ -168,12 +168,31 @@ TEST(WorkerProcess, MapsFunctionErrorsToErrorCodes) {
   EXPECT_EQ(results[5].header.status, wire::ResultStatus::kOk);
 }
 
+// The function is built from WELCOME's handler (default builtin:<function>), so an unknown one is
+// refused there.
 TEST(WorkerProcess, UnknownFunctionExitsOneWithAClearMessage) {
-  auto run =
-      RunCommand({RunnelBin(), "worker", "--function", "no.such", "--dispatcher", "tcp://127.0.0.1:1"}, 30s);
-  EXPECT_EQ(run.exit_code, 1);
-  EXPECT_NE(run.err.find("unknown function 'no.such'"), std::string::npos) << run.err;
-  EXPECT_NE(run.err.find("echo"), std::string::npos) << "lists the known functions: " << run.err;
+  DispatcherPeer peer;
+  auto worker = StartWorker("no.such", peer.Endpoint());
+  ASSERT_TRUE(peer.Handshake("no.such")) << worker->Stderr();
+  ASSERT_TRUE(peer.Expect(wire::cmd::kBye, kDeadline));
+  EXPECT_EQ(worker->Wait(kDeadline), 1);
+  const auto err = worker->Stderr();
+  EXPECT_NE(err.find("unknown function 'no.such'"), std::string::npos) << err;
+  EXPECT_NE(err.find("echo"), std::string::npos) << "lists the known functions: " << err;
+}
+
+TEST(WorkerProcess, BuildsItsFunctionFromWelcomesHandler) {
+  DispatcherPeer peer;
+  auto worker = StartWorker("shout", peer.Endpoint());
+  auto hello = peer.Handshake("shout", {{"handler", "exec:/bin/sh -c 'printf \"%s!\" \"$(cat)\"'"}});
+  ASSERT_TRUE(hello) << worker->Stderr();
+  peer.SendTasks(hello->identity, {{DispatcherPeer::Task(7), "hey"}});
+  auto results = CollectResults(peer, 1);
+  ASSERT_EQ(results.size(), 1u) << worker->Stderr();
+  EXPECT_EQ(results[7].header.status, wire::ResultStatus::kOk) << results[7].header.error;
+  EXPECT_EQ(results[7].output, "hey!");
+  worker->Signal(SIGTERM);
+  EXPECT_EQ(worker->Wait(kDeadline), 0);
 }
 
 TEST(WorkerProcess, BadEndpointExitsOneWithAClearMessage) {

@@ -22,6 +22,7 @@
 #include "runnel/core/log.hpp"
 #include "runnel/core/wire.hpp"
 #include "runnel/functions/function.hpp"
+#include "runnel/functions/handlers.hpp"
 #include "runnel/workers/proc_stats.hpp"
 #include "runnel/workers/task_pool.hpp"
 #include "runnel/workers/watchdog.hpp"
@@ -81,10 +82,8 @@ class WorkerSession::Impl {
   }
 
   SessionEnd Run() {
-    if (!functions::Builtins().Contains(options_.function)) {
-      return Refused(fmt::format("unknown function '{}' (known: {})", options_.function,
-                                 fmt::join(functions::Builtins().Names(), ", ")));
-    }
+    // What runs is WELCOME's handler (a builtin, a plugin or a program), so the function is
+    // checked when it is built there, not here.
     try {
       Connect();
       for (;;) {
@@ -272,11 +271,16 @@ class WorkerSession::Impl {
         return std::nullopt;
       }
       const nlohmann::json params = body.value("params", nlohmann::json::object());
+      // A dispatcher without "handler" (protocol §3.1) serves the builtin of the function's name.
+      const std::string handler = body.value("handler", "builtin:" + options_.function);
       try {
-        function_ = functions::Builtins().Create(options_.function, params);
+        function_ = functions::CreateFunction(handler, params,
+                                              {options_.function, body.value("handler_dir", std::string())});
       } catch (const functions::FunctionError& e) {
         const std::string reason =
-            fmt::format("cannot build function '{}' from its params: {}", options_.function, e.what());
+            e.Code() == functions::Errc::kUnknownFunction
+                ? e.what()
+                : fmt::format("cannot build function '{}' ({}): {}", options_.function, handler, e.what());
         SendBye(reason);
         return Refused(reason);
       }

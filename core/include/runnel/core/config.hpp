@@ -25,7 +25,8 @@ struct RetryPolicy {
 
 struct FunctionSpec {
   std::string name;
-  std::string handler;  // builtin:NAME
+  std::string handler;  // builtin:NAME, plugin:PATH[#NAME] or exec:COMMAND (core/handler.hpp), paths absolute
+  std::string handler_dir;  // the config file's directory: exec programs run there; empty = the worker's cwd
   std::string topic;    // default: the name
   int partitions = 8;
   nlohmann::json params = nlohmann::json::object();
@@ -40,7 +41,7 @@ struct FunctionSpec {
   std::vector<std::string> next;  // functions fed by this one's ok outcomes (a pipeline)
 
   std::string Group() const { return "runnel." + name; }
-  std::string BuiltinName() const;  // the NAME of builtin:NAME
+  std::string BuiltinName() const;  // the NAME of builtin:NAME; empty for other kinds
 };
 
 // A cron schedule that publishes to a function: a fixed payload, or one event per file matched

@@ -1,0 +1,206 @@
+// The exec runner and exec functions with real child processes (/bin/sh): stdout as the result,
+// the RUNNEL_* environment, exit statuses, stderr as the reason, timeouts that kill the process
+// group, the output cap, and waiting without blocking the fiber thread.
+#include <gmock/gmock.h>
+#include <gtest/gtest.h>
+#include <signal.h>
+#include <unistd.h>
+
+#include <boost/fiber/all.hpp>
+#include <fstream>
+
+#include "runnel/functions/exec_function.hpp"
+#include "runnel/functions/handlers.hpp"
+#include "test_context.hpp"
+
+namespace runnel::functions {
+namespace {
+
+using namespace std::chrono_literals;
+using ::testing::HasSubstr;
+using testing::ErrorOf;
+using testing::MakeEvent;
+using testing::TestContext;
+
+std::unique_ptr<Function> Shell(const std::string& script, const nlohmann::json& params = nlohmann::json::object()) {
+  return MakeExecFunction({"/bin/sh", "-c", script}, "", params, "fn");
+}
+
+std::filesystem::path TempPath(const std::string& tag) {
+  return std::filesystem::temp_directory_path() / ("runnel-exec-" + tag + "-" + std::to_string(::getpid()));
+}
+
+// True once `pid` is gone (or a zombie nobody reaped yet: it no longer runs).
+bool Gone(pid_t pid) {
+  if (::kill(pid, 0) != 0) return true;
+  std::ifstream stat("/proc/" + std::to_string(pid) + "/stat");
+  std::string line;
+  std::getline(stat, line);
+  const auto close = line.rfind(')');
+  return close != std::string::npos && close + 2 < line.size() && line[close + 2] == 'Z';
+}
+
+TEST(Exec, StdinInStdoutOut) {
+  TestContext ctx;
+  const Result r = Shell("tr a-z A-Z")->Handle(MakeEvent("make me loud"), ctx);
+  EXPECT_EQ(r.output, "MAKE ME LOUD");
+  EXPECT_EQ(r.content_type, "application/octet-stream");
+  EXPECT_EQ(Shell("cat")->Handle(MakeEvent(R"({"a":1})"), ctx).content_type, "application/json");
+  EXPECT_EQ(Shell("cat", {{"content_type", "text/csv"}})->Handle(MakeEvent("a,b"), ctx).content_type, "text/csv");
+}
+
+TEST(Exec, HeadersAndParamsArriveAsEnvironmentVariables) {
+  TestContext ctx(5s);
+  auto event = MakeEvent("", "01HZZZ");
+  event.key = "device-7";
+  event.envelope.attempt = 3;
+  event.envelope.content_type = "text/plain";
+  event.envelope.extra = {{"x-tenant", "acme"}, {"trace.user", "bob"}};
+  const auto fn = Shell(
+      R"(printf '%s|%s|%s|%s|%s|%s|%s|%s|%s' "$RUNNEL_ID" "$RUNNEL_KEY" "$RUNNEL_ATTEMPT" "$RUNNEL_CONTENT_TYPE" )"
+      R"("$RUNNEL_HEADER_X_TENANT" "$RUNNEL_HEADER_TRACE_USER" "$RUNNEL_PARAMS" "$RUNNEL_TOPIC/$RUNNEL_PARTITION/$RUNNEL_OFFSET" )"
+      R"("${RUNNEL_TIMEOUT_MS:+has-timeout}")",
+      {{"level", 2}});
+  EXPECT_EQ(fn->Handle(event, ctx).output, R"(01HZZZ|device-7|3|text/plain|acme|bob|{"level":2}|t/0/7|has-timeout)");
+}
+
+TEST(Exec, AFileReferenceIsTheChildsStdin) {
+  const auto path = TempPath("input");
+  std::ofstream(path) << "from the file";
+  TestContext ctx;
+  auto event = MakeEvent("");
+  event.envelope.file = FileRef{path.string(), std::nullopt, "in.txt"};
+  EXPECT_EQ(Shell(R"(printf '%s:%s:' "$RUNNEL_FILE" "$RUNNEL_FILE_NAME"; cat)")->Handle(event, ctx).output,
+            path.string() + ":in.txt:from the file");
+  std::filesystem::remove(path);
+  EXPECT_EQ(ErrorOf([&] { Shell("cat")->Handle(event, ctx); }).Code(), Errc::kBadInput);
+}
+
+TEST(Exec, NonZeroExitIsRetriedWithStderrAsTheReason) {
+  TestContext ctx;
+  auto e = ErrorOf([&] { Shell("echo 'database is down' >&2; exit 1")->Handle(MakeEvent(""), ctx); });
+  EXPECT_EQ(e.Code(), Errc::kTransient);
+  EXPECT_STREQ(e.what(), "database is down");
+  e = ErrorOf([&] { Shell("exit 9")->Handle(MakeEvent(""), ctx); });
+  EXPECT_THAT(e.what(), HasSubstr("exited with status 9"));
+}
+
+TEST(Exec, ExitTwoIsBadInput) {
+  TestContext ctx;
+  const auto e = ErrorOf([&] { Shell("echo 'not a reading' >&2; exit 2")->Handle(MakeEvent(""), ctx); });
+  EXPECT_EQ(e.Code(), Errc::kBadInput);
+  EXPECT_FALSE(e.Retriable());
+  EXPECT_STREQ(e.what(), "not a reading");
+}
+
+TEST(Exec, OnlyTheLastFourKibOfStderrAreKept) {
+  TestContext ctx;
+  const auto e = ErrorOf([&] {
+    Shell("i=0; while [ $i -lt 2000 ]; do printf 'noise-noise ' >&2; i=$((i+1)); done; echo THE-END >&2; exit 1")
+        ->Handle(MakeEvent(""), ctx);
+  });
+  const std::string what = e.what();
+  EXPECT_LE(what.size(), 4096u);
+  EXPECT_GT(what.size(), 4000u);
+  EXPECT_THAT(what, ::testing::EndsWith("THE-END"));
+}
+
+TEST(Exec, ASignalIsAnInternalError) {
+  TestContext ctx;
+  const auto e = ErrorOf([&] { Shell("kill -SEGV $$")->Handle(MakeEvent(""), ctx); });
+  EXPECT_EQ(e.Code(), Errc::kInternal);
+  EXPECT_THAT(e.what(), HasSubstr("killed by signal 11"));
+}
+
+TEST(Exec, ATimeoutKillsTheWholeProcessGroup) {
+  const auto pidfile = TempPath("pid");
+  TestContext ctx(300ms);
+  // The shell starts a grandchild that would outlive it, reports its pid, then waits.
+  const auto e = ErrorOf([&] {
+    Shell("sleep 60 & echo $! > " + pidfile.string() + "; echo 'still going' >&2; wait")->Handle(MakeEvent(""), ctx);
+  });
+  EXPECT_EQ(e.Code(), Errc::kTimeout);
+  EXPECT_THAT(e.what(), HasSubstr("ran past its deadline and was killed; stderr: still going"));
+  pid_t grandchild = 0;
+  std::ifstream(pidfile) >> grandchild;
+  ASSERT_GT(grandchild, 0);
+  const auto until = std::chrono::steady_clock::now() + 10s;
+  while (!Gone(grandchild) && std::chrono::steady_clock::now() < until) std::this_thread::sleep_for(5ms);
+  EXPECT_TRUE(Gone(grandchild)) << "the grandchild " << grandchild << " survived the timeout";
+  std::filesystem::remove(pidfile);
+}
+
+TEST(Exec, BackgroundProcessesDoNotOutliveASuccessfulCall) {
+  const auto pidfile = TempPath("bg");
+  TestContext ctx(10s);
+  // The background child keeps no pipe open, so the call ends when the shell does.
+  EXPECT_EQ(Shell("sleep 60 >/dev/null 2>&1 & echo $! > " + pidfile.string() + "; echo done")
+                ->Handle(MakeEvent(""), ctx)
+                .output,
+            "done\n");
+  pid_t background = 0;
+  std::ifstream(pidfile) >> background;
+  ASSERT_GT(background, 0);
+  const auto until = std::chrono::steady_clock::now() + 10s;
+  while (!Gone(background) && std::chrono::steady_clock::now() < until) std::this_thread::sleep_for(5ms);
+  EXPECT_TRUE(Gone(background));
+  std::filesystem::remove(pidfile);
+}
+
+TEST(Exec, OutputPastMaxOutputIsALimitError) {
+  TestContext ctx(10s);
+  const auto e = ErrorOf([&] { Shell("yes", {{"max_output", 1000}})->Handle(MakeEvent(""), ctx); });
+  EXPECT_EQ(e.Code(), Errc::kLimitExceeded);
+  EXPECT_THAT(e.what(), HasSubstr("more than max_output 1000 bytes"));
+}
+
+TEST(Exec, AChildThatIgnoresALargeStdinDoesNotHurtTheWorker) {
+  TestContext ctx(10s);
+  EXPECT_EQ(Shell("echo ignored")->Handle(MakeEvent(std::string(4 << 20, 'x')), ctx).output, "ignored\n");
+}
+
+TEST(Exec, BadParamsAndMissingProgramsAreConfigErrors) {
+  EXPECT_EQ(ErrorOf([] { Shell("cat", {{"max_output", 0}}); }).Code(), Errc::kBadConfig);
+  EXPECT_EQ(ErrorOf([] { Shell("cat", {{"content_type", 5}}); }).Code(), Errc::kBadConfig);
+  const auto e = ErrorOf([] { CreateFunction("exec:/no/such/program --flag", {}); });
+  EXPECT_EQ(e.Code(), Errc::kBadConfig);
+  EXPECT_THAT(e.what(), HasSubstr("program '/no/such/program' does not exist"));
+}
+
+TEST(Exec, RelativeProgramsResolveAgainstTheHandlerDirAndRunThere) {
+  const auto dir = TempPath("dir");
+  std::filesystem::create_directories(dir);
+  {
+    std::ofstream script(dir / "hello.sh");
+    script << "#!/bin/sh\nprintf '%s' \"$(pwd)\"\n";
+  }
+  std::filesystem::permissions(dir / "hello.sh", std::filesystem::perms::owner_all);
+  TestContext ctx;
+  auto fn = CreateFunction("exec:./hello.sh", {}, {"hello", dir.string()});
+  EXPECT_EQ(fn->Handle(MakeEvent(""), ctx).output, std::filesystem::canonical(dir).string());
+  std::filesystem::remove_all(dir);
+}
+
+// The call waits on a helper thread without blocking the fiber's thread: a second fiber on the
+// same thread must run while the child waits for it (for the file it creates).
+TEST(Exec, TheFibersThreadKeepsRunningWhileTheChildRuns) {
+  const auto flag = TempPath("flag");
+  std::filesystem::remove(flag);
+  auto fn = Shell("while [ ! -e " + flag.string() + " ]; do sleep 0.01; done; echo released");
+  std::string output;
+  boost::fibers::fiber caller([&] {
+    TestContext ctx(20s);
+    output = fn->Handle(MakeEvent(""), ctx).output;
+  });
+  boost::fibers::fiber releaser([&] {
+    boost::this_fiber::sleep_for(20ms);
+    std::ofstream(flag) << "go";
+  });
+  releaser.join();
+  caller.join();
+  EXPECT_EQ(output, "released\n");
+  std::filesystem::remove(flag);
+}
+
+}  // namespace
+}  // namespace runnel::functions
