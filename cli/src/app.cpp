@@ -19,7 +19,7 @@ int Main(int argc, char** argv) {
 
   const std::vector<Command> commands = {AddVersion(app, common), AddKafka(app, common), AddDemo(app, common),
                                          AddUp(app, common),      AddPublish(app, common), AddResults(app, common),
-                                         AddWorker(app, common)};
+                                         AddWorker(app, common),  AddStatus(app, common)};
   for (const Command& command : commands) {
     command.app->add_option("--state-dir", common.state_dir,
                             "Where a running stack keeps endpoints.json (default $RUNNEL_STATE_DIR or ./.runnel)");

@@ -26,5 +26,6 @@ Command AddUp(CLI::App& app, CommonOptions& common);
 Command AddPublish(CLI::App& app, CommonOptions& common);
 Command AddResults(CLI::App& app, CommonOptions& common);
 Command AddWorker(CLI::App& app, CommonOptions& common);
+Command AddStatus(CLI::App& app, CommonOptions& common);
 
 }  // namespace runnel::cli
