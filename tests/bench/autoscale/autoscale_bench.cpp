@@ -131,7 +131,9 @@ functions:
   results.connect(stack.Endpoints()["results"].get<std::string>());
   auto kafka = stack.Kafka();
   kafka.options["socket.nagle.disable"] = "true";
-  broker::Producer producer(kafka, broker::Producer::Options{"all", milliseconds(0)});
+  broker::Producer::Options popt;
+  popt.linger = milliseconds(0);
+  broker::Producer producer(kafka, popt);
   std::vector<double> cold, warm;
   // Warm-up: topic metadata in the producer, the subscription in place.
   OneRoundTrip(producer, results, "sleep");
@@ -159,7 +161,9 @@ functions:
 )");
   Control control(stack.Endpoints()["control"]);
   auto kafka = stack.Kafka();
-  broker::Producer producer(kafka, broker::Producer::Options{"all", milliseconds(0)});
+  broker::Producer::Options popt;
+  popt.linger = milliseconds(0);
+  broker::Producer producer(kafka, popt);
   std::vector<double> to_desired, to_first;
   for (int i = 0; i < trials; ++i) {
     WaitFor([&] {
@@ -207,7 +211,7 @@ void IdleRss() {
   std::this_thread::sleep_for(seconds(2));
   for (const auto& name : names) {
     const auto pids = stack.WorkerPids(name);
-    for (const auto& [id, pid] : pids) fmt::print("idle worker RSS {:<18} {:6.1f} MiB\n", name, RssKb(pid) / 1024.0);
+    for (const auto& [id, pid] : pids) fmt::print("idle worker RSS {:<18} {:6.1f} MiB\n", name, static_cast<double>(RssKb(pid)) / 1024.0);
   }
 }
 
