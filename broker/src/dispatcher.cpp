@@ -291,8 +291,11 @@ void Dispatcher::Loop::OnRecord(Message msg) {
       return;
     }
   }
-  if (workers_.empty()) ++stats_.no_worker_waits;
   queue_.Push(slot_id, slot.msg.key);
+  if (workers_.empty()) {
+    ++stats_.no_worker_waits;
+    if (opt_.on_event_without_workers) opt_.on_event_without_workers();
+  }
 }
 
 void Dispatcher::Loop::Commit(bool sync, bool all) {
@@ -425,6 +428,9 @@ void Dispatcher::Loop::OnResults(Worker& w, const std::vector<zmq::message_t>& f
     by_token_.erase(it);
     w.slots.erase(slot_id);
     ++w.completed;
+    w.service_us += header.duration_us;
+    ++stats_.results;
+    stats_.service_us += header.duration_us;
     Slot& slot = slots_.at(slot_id);
     if (header.status == wire::ResultStatus::kOk) {
       Finish(slot_id, OutcomeStatus::kOk, "", "", std::string(View(frames[i + 1])), header.content_type,
@@ -795,8 +801,15 @@ void Dispatcher::Loop::PublishStats() {
   stats_.paused = paused_;
   stats_.workers.clear();
   for (const auto& [identity, w] : workers_) {
-    stats_.workers[w.id] = WorkerStats{w.id, w.pid, w.capacity, static_cast<int>(w.slots.size()), w.draining, w.completed, w.rss_kb};
+    stats_.workers[w.id] = WorkerStats{w.id,         w.pid,        w.capacity, static_cast<int>(w.slots.size()),
+                                       w.draining,   w.completed,  w.service_us, w.rss_kb};
   }
+  stats_.oldest_pending_ms = -1;
+  for (const auto& [id, slot] : slots_) {
+    const std::int64_t ts = slot.msg.timestamp_ms;
+    if (ts >= 0 && (stats_.oldest_pending_ms < 0 || ts < stats_.oldest_pending_ms)) stats_.oldest_pending_ms = ts;
+  }
+  stats_.positions = expected_next_;
   std::lock_guard lock(stats_mu_);
   published_stats_ = stats_;
 }

@@ -45,6 +45,7 @@ struct Worker {
   Clock::time_point last_heard{};
   std::set<std::uint64_t> slots;  // events it holds
   std::int64_t completed = 0;
+  std::int64_t service_us = 0;
   std::int64_t rss_kb = 0;
 
   int Free() const { return draining ? 0 : capacity - static_cast<int>(slots.size()); }

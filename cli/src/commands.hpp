@@ -32,5 +32,6 @@ Command AddLogs(CLI::App& app, CommonOptions& common);
 Command AddWorker(CLI::App& app, CommonOptions& common);
 Command AddConfig(CLI::App& app, CommonOptions& common);
 Command AddJob(CLI::App& app, CommonOptions& common);
+Command AddStatus(CLI::App& app, CommonOptions& common);
 
 }  // namespace runnel::cli

@@ -11,6 +11,7 @@
 #include <zmq.hpp>
 #include <zmq_addon.hpp>
 
+#include "runnel/autoscaler/autoscaler.hpp"
 #include "runnel/autoscaler/local_backend.hpp"
 #include "runnel/broker/admin.hpp"
 #include "runnel/broker/dispatcher.hpp"
@@ -92,6 +93,7 @@ struct Stack::Impl {
   std::unique_ptr<ResultsFeed> results;
   std::vector<std::unique_ptr<broker::Dispatcher>> dispatchers;
   std::unique_ptr<autoscaler::LocalProcessBackend> workers;
+  std::unique_ptr<autoscaler::Autoscaler> scaler;  // owns `workers` while it runs
   std::vector<std::string> endpoint_keys;
   std::unique_ptr<scheduler::SchedulerService> scheduler;
 
@@ -127,6 +129,10 @@ Stack::Stack(StackConfig config, StateDir state, std::filesystem::path runnel_bi
   }
 
   s.results = std::make_unique<ResultsFeed>(s.zmq_ctx);
+  // The autoscaler decides how many workers each function runs (none until events arrive, unless
+  // its scaling says otherwise); dispatchers wake it the moment an event finds no worker.
+  s.workers = std::make_unique<autoscaler::LocalProcessBackend>(std::move(runnel_binary), s.state.Root() / "logs");
+  s.scaler = std::make_unique<autoscaler::Autoscaler>(autoscaler::Autoscaler::Options{s.workers.get(), s.kafka, &s.zmq_ctx});
   nlohmann::json dispatchers = nlohmann::json::object();
   nlohmann::json functions = nlohmann::json::object();
   for (const auto& f : s.config.functions) {
@@ -138,8 +144,10 @@ Stack::Stack(StackConfig config, StateDir state, std::filesystem::path runnel_bi
     o.heartbeat = s.config.heartbeat;
     o.output_dir = s.config.output_dir;
     for (const auto& target : f.next) o.next_topics.push_back(s.config.Find(target)->topic);
+    o.on_event_without_workers = s.scaler->Add(f);
     auto d = std::make_unique<broker::Dispatcher>(std::move(o));
     d->Start();
+    s.scaler->Connect(f.name, d->Endpoint(), [dp = d.get()] { return dp->Stats(); });
     dispatchers[f.name] = d->Endpoint();
     functions[f.name] = {{"topic", f.topic}, {"group", f.Group()}, {"dead_letter_topic", f.dead_letter_topic}};
     s.dispatchers.push_back(std::move(d));
@@ -150,8 +158,9 @@ Stack::Stack(StackConfig config, StateDir state, std::filesystem::path runnel_bi
                           {"results", s.results->Endpoint()},
                           {"dispatchers", dispatchers},
                           {"functions", functions},
-                          {"output_dir", s.config.output_dir}});
-  s.endpoint_keys = {"kafka", "embedded", "pid", "results", "dispatchers", "functions", "output_dir"};
+                          {"output_dir", s.config.output_dir},
+                          {"status", s.scaler->ControlEndpoint()}});
+  s.endpoint_keys = {"kafka", "embedded", "pid", "results", "dispatchers", "functions", "output_dir", "status"};
 
   scheduler::SchedulerService::Options so;
   so.schedules = std::move(schedules);
@@ -169,30 +178,25 @@ Stack::Stack(StackConfig config, StateDir state, std::filesystem::path runnel_bi
   s.state.MergeEndpoints({{"control", s.scheduler->ControlEndpoint()}});
   s.endpoint_keys.push_back("control");
 
-  s.workers = std::make_unique<autoscaler::LocalProcessBackend>(std::move(runnel_binary), s.state.Root() / "logs");
-  for (std::size_t i = 0; i < s.config.functions.size(); ++i) {
-    for (int n = 0; n < s.config.functions[i].workers; ++n) {
-      s.workers->Start(s.config.functions[i].name, s.dispatchers[i]->Endpoint());
-    }
-  }
+  s.scaler->Start();
 }
 
 Stack::~Stack() {
   auto& s = *impl_;
   s.scheduler.reset();  // no new jobs; job records written as they stand
-  // Dispatchers first: they stop consuming and wait for what workers hold, then commit.
+  // The autoscaler first (it hands the workers back), then the dispatchers: they stop consuming
+  // and wait for what workers hold, then commit.
+  if (s.scaler) s.scaler->Stop();
   for (auto& d : s.dispatchers) d->Stop(std::chrono::seconds(10));
   s.workers->StopAll(std::chrono::seconds(10));
   s.dispatchers.clear();
   s.results.reset();
+  s.scaler.reset();
   s.state.RemoveEndpoints(s.endpoint_keys);
   s.embedded.reset();
 }
 
-void Stack::Supervise() {
-  impl_->workers->Tick();
-  impl_->scheduler->Tick();
-}
+void Stack::Supervise() { impl_->scheduler->Tick(); }
 
 std::string Stack::Summary() const {
   const auto& s = *impl_;
@@ -200,8 +204,8 @@ std::string Stack::Summary() const {
                                 s.embedded ? " (embedded, in memory)" : "", s.results->Endpoint(), s.config.output_dir);
   for (std::size_t i = 0; i < s.config.functions.size(); ++i) {
     const auto& f = s.config.functions[i];
-    out += fmt::format("  {:<18} topic {:<18} {} worker(s)  dispatcher {}\n", f.name, f.topic, f.workers,
-                       s.dispatchers[i]->Endpoint());
+    out += fmt::format("  {:<18} topic {:<18} workers {}..{}  dispatcher {}\n", f.name, f.topic, f.scaling.min,
+                       f.scaling.max, s.dispatchers[i]->Endpoint());
   }
   out += s.scheduler->Summary();
   return out;

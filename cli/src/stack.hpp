@@ -1,7 +1,8 @@
 // A running stack, as `runnel up` starts it: the embedded broker (unless a real Kafka is given),
 // topics, the results feed (an XSUB/XPUB proxy every dispatcher publishes into), one dispatcher
-// per function, and their workers. It writes endpoints.json and removes its keys when it stops.
-// Thread-safety: construct, Supervise and destroy from one thread.
+// per function, and the autoscaler that runs their workers (its own thread; `control` in
+// endpoints.json answers `runnel status`). It writes endpoints.json and removes its keys when it
+// stops. Thread-safety: construct and destroy from one thread.
 #pragma once
 
 #include <filesystem>
@@ -30,8 +31,6 @@ class Stack {
   Stack(const Stack&) = delete;
   Stack& operator=(const Stack&) = delete;
 
-  // Reaps and restarts workers; call regularly.
-  void Supervise();
   std::string Summary() const;
 
  private:

@@ -124,7 +124,7 @@ bool IsTopicName(const std::string& s) {
 
 FunctionSpec ParseFunction(const Parser& p, const YAML::Node& node, const std::string& where) {
   p.OnlyKeys(node, where, {"name", "handler", "topic", "partitions", "params", "concurrency", "timeout", "memory_mb",
-                           "max_payload", "retries", "dead_letter_topic", "results_topic", "workers", "next"});
+                           "max_payload", "retries", "dead_letter_topic", "results_topic", "workers", "scaling", "next"});
   FunctionSpec f;
   if (!node["name"]) p.Fail(node, where + ".name", "is required");
   f.name = p.Scalar<std::string>(node["name"], where + ".name");
@@ -170,7 +170,26 @@ FunctionSpec ParseFunction(const Parser& p, const YAML::Node& node, const std::s
   f.dead_letter_topic = node["dead_letter_topic"] ? p.Scalar<std::string>(node["dead_letter_topic"], where + ".dead_letter_topic")
                                                   : f.topic + ".dlq";
   if (node["results_topic"]) f.results_topic = p.Scalar<std::string>(node["results_topic"], where + ".results_topic");
-  if (node["workers"]) f.workers = static_cast<int>(p.Int(node["workers"], where + ".workers", 0, 1000));
+  if (node["workers"] && node["scaling"]) {
+    p.Fail(node["workers"], where + ".workers", "a fixed count; use scaling.min and scaling.max with scaling, not both");
+  }
+  if (node["workers"]) {
+    f.scaling.min = f.scaling.max = static_cast<int>(p.Int(node["workers"], where + ".workers", 0, 1000));
+  }
+  if (const auto sc = node["scaling"]) {
+    const std::string sw = where + ".scaling";
+    p.OnlyKeys(sc, sw, {"min", "max", "target_drain", "idle_to_zero", "stabilization", "warm"});
+    ScalingSpec& s = f.scaling;
+    if (sc["min"]) s.min = static_cast<int>(p.Int(sc["min"], sw + ".min", 0, 1000));
+    if (sc["max"]) s.max = static_cast<int>(p.Int(sc["max"], sw + ".max", 1, 1000));
+    if (sc["warm"]) s.warm = static_cast<int>(p.Int(sc["warm"], sw + ".warm", 0, 1000));
+    if (sc["target_drain"]) s.target_drain = p.Duration(sc["target_drain"], sw + ".target_drain");
+    if (sc["idle_to_zero"]) s.idle_to_zero = p.Duration(sc["idle_to_zero"], sw + ".idle_to_zero");
+    if (sc["stabilization"]) s.stabilization = p.Duration(sc["stabilization"], sw + ".stabilization");
+    if (!sc["max"] && s.min > s.max) s.max = s.min;  // `min: 6` alone raises the default max
+    if (s.min > s.max) p.Fail(sc["min"], sw + ".min", fmt::format("{} is above max {}", s.min, s.max));
+    if (s.warm > s.max) p.Fail(sc["warm"], sw + ".warm", fmt::format("{} is above max {}", s.warm, s.max));
+    if (s.target_drain.count() < 100) p.Fail(sc["target_drain"], sw + ".target_drain", "must be at least 100ms");
   if (const auto n = node["next"]) {
     if (n.IsScalar()) {
       f.next.push_back(p.Scalar<std::string>(n, where + ".next"));

@@ -45,6 +45,23 @@ bool StackProcess::WaitForWorkers(const std::string& function, int count, std::c
       deadline, std::chrono::milliseconds(20));
 }
 
+nlohmann::json StackProcess::Status() const {
+  const auto r = RunCommand({RunnelBin(), "status", "--json", "--state-dir", state_dir_.string()}, std::chrono::seconds(10));
+  if (r.exit_code != 0) return nlohmann::json::object();
+  auto j = nlohmann::json::parse(r.out, nullptr, false);
+  return j.is_object() ? j : nlohmann::json::object();
+}
+
+nlohmann::json StackProcess::FunctionStatus(const std::string& function) const {
+  const auto status = Status();
+  if (status.contains("functions")) {
+    for (const auto& f : status["functions"]) {
+      if (f.value("name", "") == function) return f;
+    }
+  }
+  return nlohmann::json::object();
+}
+
 std::map<std::string, pid_t> StackProcess::WorkerPids(const std::string& function) const {
   const std::string dispatcher = endpoints_.at("dispatchers").at(function).get<std::string>();
   std::map<std::string, pid_t> out;

@@ -19,6 +19,7 @@
 
 #include <chrono>
 #include <cstdint>
+#include <functional>
 #include <map>
 #include <memory>
 #include <string>
@@ -40,6 +41,7 @@ struct WorkerStats {
   int in_flight = 0;
   bool draining = false;
   std::int64_t completed = 0;
+  std::int64_t service_us = 0;  // sum of the durations its results reported
   std::int64_t rss_kb = 0;
 };
 
@@ -58,6 +60,13 @@ struct DispatcherStats {
   std::size_t pending = 0;    // consumed and not yet done (queued + in flight + finishing)
   bool paused = false;        // consumption paused: the buffer is full
   std::int64_t no_worker_waits = 0;  // times an event arrived while no worker was connected
+  // For the autoscaler: results from workers (ok or error) and the sum of their reported durations,
+  // the record timestamp (epoch ms) of the oldest event not yet done (-1: none, or no timestamps),
+  // and per partition the next offset the dispatcher will consume.
+  std::int64_t results = 0;
+  std::int64_t service_us = 0;
+  std::int64_t oldest_pending_ms = -1;
+  std::map<std::int32_t, std::int64_t> positions;
   std::map<std::string, WorkerStats> workers;
 };
 
@@ -77,6 +86,9 @@ class Dispatcher {
     // Topics of the functions this one feeds (config `next`): each ok outcome becomes an event
     // there, one per output file (by reference) or, without files, the output itself.
     std::vector<std::string> next_topics;
+    // Called on the dispatcher's thread when an event arrives while no worker is connected, so an
+    // autoscaler can start one at once instead of on its next poll. Must not block.
+    std::function<void()> on_event_without_workers;
   };
 
   // Assigns the partitions and binds the ROUTER socket; throws KafkaError or ConfigError.

@@ -23,6 +23,21 @@ struct RetryPolicy {
   std::chrono::milliseconds Backoff(int next_attempt) const;
 };
 
+// How many workers a function gets: the autoscaler keeps the count within [min, max], sized for the
+// arrival rate plus draining the backlog within target_drain, and scales in only after
+// `stabilization` of consistently lower desire. After `idle_to_zero` with nothing to do it goes to
+// max(min, warm). `warm` idle workers are kept on top of what the load needs.
+// In runnel.yaml: `scaling: {min, max, target_drain, idle_to_zero, stabilization, warm}`; the
+// legacy `workers: N` is a fixed count, i.e. min = max = N.
+struct ScalingSpec {
+  int min = 0;
+  int max = 4;
+  std::chrono::milliseconds target_drain{10'000};
+  std::chrono::milliseconds idle_to_zero{30'000};
+  std::chrono::milliseconds stabilization{30'000};
+  int warm = 0;
+};
+
 struct FunctionSpec {
   std::string name;
   std::string handler;  // builtin:NAME, plugin:PATH[#NAME] or exec:COMMAND (core/handler.hpp), paths absolute
@@ -37,8 +52,8 @@ struct FunctionSpec {
   RetryPolicy retry;
   std::string dead_letter_topic;  // default: <topic>.dlq
   std::string results_topic;      // empty: results go to ZeroMQ only
-  int workers = 1;                // fixed worker processes (until the autoscaler decides)
   std::vector<std::string> next;  // functions fed by this one's ok outcomes (a pipeline)
+  ScalingSpec scaling;
 
   std::string Group() const { return "runnel." + name; }
   std::string BuiltinName() const;  // the NAME of builtin:NAME; empty for other kinds

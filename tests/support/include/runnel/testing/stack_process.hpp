@@ -31,6 +31,10 @@ class StackProcess {
 
   // Waits until `count` workers of `function` have joined their dispatcher (from the stack's log).
   bool WaitForWorkers(const std::string& function, int count, std::chrono::milliseconds deadline);
+  // `runnel status --json` of this stack: {"functions": [...]}; an empty object when it failed.
+  nlohmann::json Status() const;
+  // The status of one function (an empty object when it failed).
+  nlohmann::json FunctionStatus(const std::string& function) const;
   // Pids of the running `runnel worker` processes of `function` in this stack, by worker id.
   std::map<std::string, pid_t> WorkerPids(const std::string& function) const;
 

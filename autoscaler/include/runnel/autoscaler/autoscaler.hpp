@@ -1,0 +1,65 @@
+// The scaling loop: per function, measures (dispatcher stats every tick, Kafka offsets every
+// lag interval, rates as moving averages), asks the policy for a worker count, and starts or stops
+// workers through a backend to match it. It also answers `status` requests on a ZeroMQ REP socket
+// (`runnel status`).
+//
+// Wake from zero: a dispatcher calls the function's wake callback (Waker) the moment an event
+// arrives with no worker connected; that wakes the loop at once through an eventfd, so the first
+// worker is starting within milliseconds instead of on the next tick.
+//
+// Thread-safety: Add/Connect before Start, from one thread. The Waker may be called from any
+// thread at any time while the Autoscaler lives. Between Start and Stop the loop's thread owns the
+// backend; the caller may use it again after Stop (e.g. StopAll). The destructor stops the loop
+// (it does not stop workers).
+#pragma once
+
+#include <chrono>
+#include <functional>
+#include <memory>
+#include <string>
+
+#include "runnel/autoscaler/backend.hpp"
+#include "runnel/broker/dispatcher.hpp"
+#include "runnel/broker/kafka.hpp"
+#include "runnel/core/config.hpp"
+
+namespace zmq {
+class context_t;
+}
+
+namespace runnel::autoscaler {
+
+class Autoscaler {
+ public:
+  struct Options {
+    WorkerBackend* backend = nullptr;  // must outlive the autoscaler
+    broker::KafkaConfig kafka;         // where the lag is read
+    zmq::context_t* zmq = nullptr;     // for the control socket; must outlive the autoscaler
+    std::string control_bind = "tcp://127.0.0.1:*";
+    std::chrono::milliseconds tick{100};
+    std::chrono::milliseconds lag_interval{1000};
+  };
+  using Waker = std::function<void()>;
+
+  explicit Autoscaler(Options options);
+  ~Autoscaler();
+  Autoscaler(const Autoscaler&) = delete;
+  Autoscaler& operator=(const Autoscaler&) = delete;
+
+  // Registers a function; the returned callback wakes the loop for it (give it to the dispatcher
+  // as Options::on_event_without_workers).
+  Waker Add(const FunctionSpec& spec);
+  // Where the function's workers connect, and how to read its dispatcher's stats.
+  void Connect(const std::string& function, std::string dispatcher_endpoint,
+               std::function<broker::DispatcherStats()> stats);
+  // The control socket's endpoint: send "status", get the status JSON back.
+  const std::string& ControlEndpoint() const;
+  void Start();
+  void Stop();
+
+ private:
+  class Loop;
+  std::unique_ptr<Loop> loop_;
+};
+
+}  // namespace runnel::autoscaler

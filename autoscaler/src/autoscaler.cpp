@@ -1,0 +1,368 @@
+#include "runnel/autoscaler/autoscaler.hpp"
+
+#include <sys/eventfd.h>
+#include <unistd.h>
+
+#include <fmt/format.h>
+
+#include <atomic>
+#include <cmath>
+#include <deque>
+#include <nlohmann/json.hpp>
+#include <optional>
+#include <thread>
+#include <zmq.hpp>
+
+#include "runnel/autoscaler/policy.hpp"
+#include "runnel/broker/admin.hpp"
+#include "runnel/core/error.hpp"
+#include "runnel/core/log.hpp"
+
+namespace runnel::autoscaler {
+namespace {
+
+using Clock = std::chrono::steady_clock;
+
+// Rates and service time are exponentially weighted over about this long: long enough that a
+// steady load reads steady, short enough to follow a change within a few seconds. (Bursts do not
+// wait for it: the backlog term reacts to what is queued now.)
+constexpr double kRateTimeConstantS = 2.0;
+
+double Ewma(double old, double sample, double dt_s) {
+  const double alpha = 1.0 - std::exp(-dt_s / kRateTimeConstantS);
+  return old + alpha * (sample - old);
+}
+
+std::int64_t NowEpochMs() {
+  return std::chrono::duration_cast<std::chrono::milliseconds>(std::chrono::system_clock::now().time_since_epoch())
+      .count();
+}
+
+}  // namespace
+
+class Autoscaler::Loop {
+ public:
+  explicit Loop(Options o) : opt_(std::move(o)), log_(log::Get("autoscaler")) {
+    if (opt_.backend == nullptr) throw ConfigError("autoscaler: no worker backend");
+    wake_fd_ = ::eventfd(0, EFD_NONBLOCK | EFD_CLOEXEC);
+    if (wake_fd_ < 0) throw Error("autoscaler: cannot create an eventfd", true);
+    if (opt_.zmq != nullptr) {
+      control_.emplace(*opt_.zmq, zmq::socket_type::rep);
+      control_->set(zmq::sockopt::linger, 0);
+      control_->bind(opt_.control_bind);
+      control_endpoint_ = control_->get(zmq::sockopt::last_endpoint);
+    }
+    admin_ = std::make_unique<broker::Admin>(opt_.kafka);
+  }
+  ~Loop() {
+    Stop();
+    ::close(wake_fd_);
+  }
+
+  struct Fn {
+    FunctionSpec spec;
+    std::string endpoint;
+    std::function<broker::DispatcherStats()> stats_fn;
+    std::atomic<bool> waiting{false};  // set by the dispatcher's thread
+    // Measurements.
+    broker::DispatcherStats stats;
+    std::vector<broker::PartitionOffsets> offsets;
+    Clock::time_point next_lag{};
+    Clock::time_point last_sample{};
+    std::int64_t last_received = -1, last_results = 0, last_service_us = 0;
+    double arrival = 0, completion = 0, service_s = 0;
+    Backlog backlog;
+    // Decisions.
+    DesireWindow window;
+    Clock::time_point last_active{};
+    bool ever_active = false;
+    int desired = 0;
+    Decision decision;
+    std::int64_t changes = 0;  // times the desired count changed
+    std::optional<std::int64_t> received_at_decision;
+  };
+
+  Waker Add(const FunctionSpec& spec) {
+    auto& f = fns_.emplace_back(std::make_unique<Fn>());
+    f->spec = spec;
+    f->desired = 0;
+    Fn* raw = f.get();
+    const int fd = wake_fd_;
+    return [raw, fd] {
+      if (!raw->waiting.exchange(true)) {
+        const std::uint64_t one = 1;
+        (void)!::write(fd, &one, sizeof one);
+      }
+    };
+  }
+
+  void Connect(const std::string& name, std::string endpoint, std::function<broker::DispatcherStats()> stats) {
+    for (auto& f : fns_) {
+      if (f->spec.name == name) {
+        f->endpoint = std::move(endpoint);
+        f->stats_fn = std::move(stats);
+        return;
+      }
+    }
+    throw ConfigError(fmt::format("autoscaler: no function '{}'", name));
+  }
+
+  void Start() {
+    thread_ = std::thread([this] {
+      try {
+        Run();
+      } catch (const std::exception& e) {
+        log_->critical("autoscaler stopped by an error: {}", e.what());
+      }
+    });
+  }
+
+  void Stop() {
+    if (!thread_.joinable()) return;
+    stop_.store(true);
+    const std::uint64_t one = 1;
+    (void)!::write(wake_fd_, &one, sizeof one);
+    thread_.join();
+  }
+
+  const std::string& ControlEndpoint() const { return control_endpoint_; }
+
+ private:
+  void Run() {
+    auto next_tick = Clock::now();
+    while (!stop_.load()) {
+      const auto now = Clock::now();
+      const auto wait = std::max(std::chrono::milliseconds(0),
+                                 std::chrono::duration_cast<std::chrono::milliseconds>(next_tick - now));
+      std::vector<zmq::pollitem_t> items = {{nullptr, wake_fd_, ZMQ_POLLIN, 0}};
+      if (control_) items.push_back({control_->handle(), 0, ZMQ_POLLIN, 0});
+      zmq::poll(items.data(), items.size(), wait);
+      if (stop_.load()) break;
+      bool woken = false;
+      if (items[0].revents & ZMQ_POLLIN) {
+        std::uint64_t ignored;
+        (void)!::read(wake_fd_, &ignored, sizeof ignored);
+        woken = true;
+      }
+      if (control_ && (items[1].revents & ZMQ_POLLIN)) AnswerControl();
+      const auto t = Clock::now();
+      if (woken) {
+        // Only the functions whose dispatcher asked; the others wait for the tick.
+        for (auto& f : fns_) {
+          if (f->waiting.load()) Scale(*f, t, false);
+        }
+      }
+      if (t >= next_tick) {
+        opt_.backend->Tick();
+        for (auto& f : fns_) Scale(*f, t, true);
+        next_tick = t + opt_.tick;
+      }
+    }
+  }
+
+  void Measure(Fn& f, Clock::time_point now) {
+    if (!f.stats_fn) return;
+    f.stats = f.stats_fn();
+    if (now >= f.next_lag) {
+      try {
+        f.offsets = admin_->Offsets(f.spec.topic, f.spec.Group(), std::chrono::seconds(2));
+      } catch (const Error& e) {
+        log_->debug("function {}: could not read the lag: {}", f.spec.name, e.what());
+      }
+      f.next_lag = now + opt_.lag_interval;
+    }
+    const double dt = std::chrono::duration<double>(now - f.last_sample).count();
+    if (f.last_received < 0) {
+      f.last_received = f.stats.received;
+      f.last_results = f.stats.results;
+      f.last_service_us = f.stats.service_us;
+      f.last_sample = now;
+      return;
+    }
+    if (dt < 0.02) return;  // too short to be a rate
+    const auto received = f.stats.received - f.last_received;
+    const auto results = f.stats.results - f.last_results;
+    const auto service_us = f.stats.service_us - f.last_service_us;
+    f.arrival = Ewma(f.arrival, static_cast<double>(received) / dt, dt);
+    f.completion = Ewma(f.completion, static_cast<double>(results) / dt, dt);
+    if (results > 0) {
+      const double sample = static_cast<double>(service_us) / 1e6 / static_cast<double>(results);
+      f.service_s = f.service_s == 0 ? sample : Ewma(f.service_s, sample, dt);
+    }
+    f.last_received = f.stats.received;
+    f.last_results = f.stats.results;
+    f.last_service_us = f.stats.service_us;
+    f.last_sample = now;
+  }
+
+  void Scale(Fn& f, Clock::time_point now, bool measure) {
+    if (f.endpoint.empty()) return;
+    const bool waiting = f.waiting.exchange(false);
+    if (measure || f.last_received < 0) Measure(f, now);
+    f.backlog = MeasureBacklog(f.offsets, f.stats.positions, static_cast<std::int64_t>(f.stats.queued));
+    PolicyInput in;
+    in.spec = f.spec.scaling;
+    in.load.backlog = f.backlog.waiting;
+    in.load.in_flight = static_cast<std::int64_t>(f.stats.in_flight);
+    in.load.arrival_per_s = f.arrival;
+    in.load.service_s = f.service_s;
+    in.load.concurrency = f.spec.concurrency;
+    // Arriving: the dispatcher said so, or it consumed events since the previous decision.
+    in.load.arriving = waiting || (f.received_at_decision && *f.received_at_decision != f.stats.received);
+    f.received_at_decision = f.stats.received;
+    if (waiting && in.load.backlog == 0) in.load.backlog = 1;  // its stats have not caught up yet
+    if (in.load.backlog > 0 || in.load.in_flight > 0 || in.load.arriving || f.stats.pending > 0) {
+      f.last_active = now;
+      f.ever_active = true;
+    }
+    in.current = f.desired;
+    in.ever_active = f.ever_active;
+    in.idle_for = std::chrono::duration_cast<std::chrono::milliseconds>(now - f.last_active);
+    in.window_max = f.window.Max(now, f.spec.scaling.stabilization);
+    const Decision d = Decide(in);
+    f.window.Add(now, d.wanted);
+    if (d.desired != f.desired) {
+      ++f.changes;
+      log_->info("function {}: {} -> {} worker(s): {}", f.spec.name, f.desired, d.desired, d.reason);
+    }
+    f.desired = d.desired;
+    f.decision = d;
+    Act(f);
+  }
+
+  void Act(Fn& f) {
+    auto list = opt_.backend->List(f.spec.name);
+    std::vector<WorkerInfo> alive;
+    for (auto& w : list) {
+      if (w.state != WorkerState::kStopping) alive.push_back(std::move(w));
+    }
+    const int have = static_cast<int>(alive.size());
+    for (int n = have; n < f.desired; ++n) {
+      try {
+        opt_.backend->Start(f.spec.name, f.endpoint);
+      } catch (const Error& e) {
+        log_->error("function {}: cannot start a worker: {}", f.spec.name, e.what());
+        return;
+      }
+    }
+    if (have <= f.desired) return;
+    // Stop first what is not running (backoff, crash loop), then the least busy.
+    auto busy = [&](const WorkerInfo& w) -> std::int64_t {
+      if (w.pid <= 0) return -1;
+      auto it = f.stats.workers.find(w.id);
+      return it == f.stats.workers.end() ? 0 : it->second.in_flight;
+    };
+    std::stable_sort(alive.begin(), alive.end(), [&](const auto& a, const auto& b) { return busy(a) < busy(b); });
+    const auto grace = f.spec.timeout + std::chrono::seconds(2);
+    for (int n = 0; n < have - f.desired; ++n) {
+      log_->info("function {}: stopping worker {} (pid {}), it drains first", f.spec.name, alive[n].id, alive[n].pid);
+      opt_.backend->Stop(alive[n].id, grace);
+    }
+  }
+
+  void AnswerControl() {
+    zmq::message_t request;
+    if (!control_->recv(request, zmq::recv_flags::dontwait)) return;
+    std::string reply;
+    const std::string_view what(static_cast<const char*>(request.data()), request.size());
+    if (what == "status") {
+      reply = StatusJson().dump();
+    } else {
+      reply = nlohmann::json{{"error", fmt::format("unknown request '{}' (known: status)", what)}}.dump();
+    }
+    control_->send(zmq::buffer(reply), zmq::send_flags::dontwait);
+  }
+
+  nlohmann::json StatusJson() const {
+    const auto now_ms = NowEpochMs();
+    nlohmann::json functions = nlohmann::json::array();
+    for (const auto& fp : fns_) {
+      const Fn& f = *fp;
+      const auto& st = f.stats;
+      std::int64_t lag = 0;
+      for (const auto& p : f.offsets) lag += p.Lag();
+      nlohmann::json workers = nlohmann::json::array();
+      int restarts = 0;
+      bool crash_loop = false;
+      int running = 0;
+      for (const auto& w : opt_.backend->List(f.spec.name)) {
+        restarts += w.restarts;
+        std::string state(WorkerStateName(w.state));
+        nlohmann::json j = {{"id", w.id}, {"pid", w.pid}, {"restarts", w.restarts}, {"last_exit", w.last_exit},
+                            {"log", w.log_file}, {"in_flight", 0}};
+        auto it = st.workers.find(w.id);
+        if (w.state == WorkerState::kCrashLoop) crash_loop = true;
+        if (w.state != WorkerState::kStopping) ++running;
+        if (it != st.workers.end()) {
+          j["in_flight"] = it->second.in_flight;
+          j["completed"] = it->second.completed;
+          j["rss_kb"] = it->second.rss_kb;
+          if (it->second.draining) state = "draining";
+        } else if (w.state == WorkerState::kRunning) {
+          state = "starting";  // its process runs but it has not joined the dispatcher yet
+        }
+        j["state"] = state;
+        workers.push_back(std::move(j));
+      }
+      const auto& sc = f.spec.scaling;
+      functions.push_back({
+          {"name", f.spec.name},
+          {"topic", f.spec.topic},
+          {"partitions", f.offsets.size()},
+          {"lag", lag},
+          {"backlog", f.backlog.waiting},
+          {"oldest_age_ms", st.oldest_pending_ms >= 0 ? std::max<std::int64_t>(0, now_ms - st.oldest_pending_ms) : 0},
+          {"arrival_per_s", f.arrival},
+          {"completion_per_s", f.completion},
+          {"service_ms", f.service_s * 1000},
+          {"queued", st.queued},
+          {"in_flight", st.in_flight},
+          {"desired", f.desired},
+          {"running", running},
+          {"joined", st.workers.size()},
+          {"reason", f.decision.reason},
+          {"scale_changes", f.changes},
+          {"crash_loop", crash_loop},
+          {"restarts", restarts},
+          {"received", st.received},
+          {"succeeded", st.succeeded},
+          {"errors", st.failed},
+          {"dead_lettered", st.dead_lettered},
+          {"retries", st.retries},
+          {"retention_lost", std::max(st.retention_lost, f.backlog.lost)},
+          {"scaling",
+           {{"min", sc.min},
+            {"max", sc.max},
+            {"warm", sc.warm},
+            {"target_drain_ms", sc.target_drain.count()},
+            {"idle_to_zero_ms", sc.idle_to_zero.count()},
+            {"stabilization_ms", sc.stabilization.count()}}},
+          {"workers", std::move(workers)},
+      });
+    }
+    return {{"functions", std::move(functions)}};
+  }
+
+  Options opt_;
+  std::shared_ptr<spdlog::logger> log_;
+  int wake_fd_ = -1;
+  std::optional<zmq::socket_t> control_;
+  std::string control_endpoint_;
+  std::unique_ptr<broker::Admin> admin_;
+  std::deque<std::unique_ptr<Fn>> fns_;
+  std::thread thread_;
+  std::atomic<bool> stop_{false};
+};
+
+Autoscaler::Autoscaler(Options options) : loop_(std::make_unique<Loop>(std::move(options))) {}
+Autoscaler::~Autoscaler() = default;
+Autoscaler::Waker Autoscaler::Add(const FunctionSpec& spec) { return loop_->Add(spec); }
+void Autoscaler::Connect(const std::string& function, std::string endpoint,
+                         std::function<broker::DispatcherStats()> stats) {
+  loop_->Connect(function, std::move(endpoint), std::move(stats));
+}
+const std::string& Autoscaler::ControlEndpoint() const { return loop_->ControlEndpoint(); }
+void Autoscaler::Start() { loop_->Start(); }
+void Autoscaler::Stop() { loop_->Stop(); }
+
+}  // namespace runnel::autoscaler

@@ -1,0 +1,229 @@
+// Autoscaler benchmarks through a real `runnel up` (embedded broker):
+//  1. spawn floor: fork+exec of `runnel worker` until its HELLO reaches a ZeroMQ ROUTER;
+//  2. scale from zero: publish -> result (results feed) on an idle function with no worker;
+//     the same with a worker already running, for comparison;
+//  3. reaction: a sudden backlog -> the desired worker count joined;
+//  4. idle worker RSS per built-in function.
+// Usage: bench_autoscale [--quick]   (--quick: fewer trials, for CI smoke runs)
+#include <fcntl.h>
+#include <signal.h>
+#include <sys/wait.h>
+#include <unistd.h>
+
+#include <fmt/format.h>
+
+#include <algorithm>
+#include <fstream>
+#include <nlohmann/json.hpp>
+#include <thread>
+#include <zmq.hpp>
+#include <zmq_addon.hpp>
+
+#include "runnel/broker/producer.hpp"
+#include "runnel/core/envelope.hpp"
+#include "runnel/functions/function.hpp"
+#include "runnel/testing/stack_process.hpp"
+#include "runnel/testing/wait.hpp"
+
+using namespace runnel;
+using namespace runnel::testing;
+using Clock = std::chrono::steady_clock;
+using std::chrono::milliseconds;
+using std::chrono::seconds;
+
+namespace {
+
+double Ms(Clock::duration d) { return std::chrono::duration<double, std::milli>(d).count(); }
+
+std::string Summary(std::vector<double> v) {
+  if (v.empty()) return "no samples";
+  std::sort(v.begin(), v.end());
+  auto pct = [&](double p) { return v[std::min(v.size() - 1, static_cast<std::size_t>(p * static_cast<double>(v.size())))]; };
+  return fmt::format("p50 {:.1f} ms  p95 {:.1f} ms  min {:.1f}  max {:.1f}  (n={})", pct(0.5), pct(0.95), v.front(),
+                     v.back(), v.size());
+}
+
+// The autoscaler's status over its control socket (what `runnel status --json` prints).
+class Control {
+ public:
+  explicit Control(const std::string& endpoint) : endpoint_(endpoint) {}
+  nlohmann::json Function(const std::string& name) {
+    zmq::socket_t req(ctx_, zmq::socket_type::req);
+    req.set(zmq::sockopt::linger, 0);
+    req.connect(endpoint_);
+    req.send(zmq::str_buffer("status"), zmq::send_flags::none);
+    zmq::pollitem_t items[] = {{req.handle(), 0, ZMQ_POLLIN, 0}};
+    zmq::poll(items, 1, milliseconds(2000));
+    if ((items[0].revents & ZMQ_POLLIN) == 0) return {};
+    zmq::message_t reply;
+    (void)req.recv(reply);
+    for (auto& f : nlohmann::json::parse(reply.to_string_view())["functions"]) {
+      if (f["name"] == name) return f;
+    }
+    return {};
+  }
+
+ private:
+  zmq::context_t ctx_{1};
+  std::string endpoint_;
+};
+
+std::vector<double> SpawnFloor(int trials) {
+  zmq::context_t ctx(1);
+  zmq::socket_t router(ctx, zmq::socket_type::router);
+  router.set(zmq::sockopt::linger, 0);
+  router.bind("tcp://127.0.0.1:*");
+  const std::string endpoint = router.get(zmq::sockopt::last_endpoint);
+  const std::string bin = RunnelBin();
+  std::vector<double> out;
+  for (int i = 0; i < trials; ++i) {
+    const auto t0 = Clock::now();
+    const pid_t pid = ::fork();
+    if (pid == 0) {
+      const int devnull = ::open("/dev/null", O_WRONLY);
+      ::dup2(devnull, 1);
+      ::dup2(devnull, 2);
+      ::execl(bin.c_str(), bin.c_str(), "worker", "--function", "echo", "--dispatcher", endpoint.c_str(), nullptr);
+      ::_exit(127);
+    }
+    std::vector<zmq::message_t> frames;
+    zmq::pollitem_t items[] = {{router.handle(), 0, ZMQ_POLLIN, 0}};
+    if (zmq::poll(items, 1, milliseconds(5000)) > 0 && zmq::recv_multipart(router, std::back_inserter(frames))) {
+      out.push_back(Ms(Clock::now() - t0));
+    }
+    ::kill(pid, SIGKILL);
+    ::waitpid(pid, nullptr, 0);
+  }
+  return out;
+}
+
+// Publish one event, wait for its outcome on the results feed.
+double OneRoundTrip(broker::Producer& producer, zmq::socket_t& results, const std::string& topic) {
+  Envelope env;
+  env.id = NewEventId();
+  const auto t0 = Clock::now();
+  producer.Produce({topic, broker::kAnyPartition, std::nullopt, "ping", env.Encode()}, nullptr);
+  producer.Flush(seconds(10));
+  for (;;) {
+    zmq::pollitem_t items[] = {{results.handle(), 0, ZMQ_POLLIN, 0}};
+    if (zmq::poll(items, 1, milliseconds(10'000)) == 0) return -1;
+    std::vector<zmq::message_t> frames;
+    (void)zmq::recv_multipart(results, std::back_inserter(frames));
+    if (frames.size() == 3 && frames[1].to_string().find(env.id) != std::string::npos) return Ms(Clock::now() - t0);
+  }
+}
+
+void ScaleFromZero(int trials) {
+  StackProcess stack(R"(
+heartbeat: 200ms
+functions:
+  - name: echo
+    partitions: 1
+    scaling: {min: 0, max: 1, idle_to_zero: 100ms}
+  - name: sleep
+    partitions: 1
+    scaling: {min: 1, max: 1}
+)");
+  Control control(stack.Endpoints()["status"]);
+  zmq::context_t ctx(1);
+  zmq::socket_t results(ctx, zmq::socket_type::sub);
+  results.set(zmq::sockopt::subscribe, "");
+  results.connect(stack.Endpoints()["results"].get<std::string>());
+  auto kafka = stack.Kafka();
+  kafka.options["socket.nagle.disable"] = "true";
+  broker::Producer::Options popt;
+  popt.linger = milliseconds(0);
+  broker::Producer producer(kafka, popt);
+  std::vector<double> cold, warm;
+  // Warm-up: topic metadata in the producer, the subscription in place.
+  OneRoundTrip(producer, results, "sleep");
+  WaitFor([&] { return control.Function("sleep").value("joined", 0) == 1; }, seconds(20), milliseconds(20));
+  for (int i = 0; i < trials; ++i) {
+    WaitFor([&] {
+      auto f = control.Function("echo");
+      return f.value("desired", 1) == 0 && f["workers"].empty();
+    }, seconds(20), milliseconds(10));
+    cold.push_back(OneRoundTrip(producer, results, "echo"));
+    warm.push_back(OneRoundTrip(producer, results, "sleep"));
+  }
+  fmt::print("scale from zero, publish -> result (echo, no worker running): {}\n", Summary(cold));
+  fmt::print("same path, worker already running (sleep 0 ms, warm):        {}\n", Summary(warm));
+}
+
+void Reaction(int trials) {
+  StackProcess stack(R"(
+heartbeat: 200ms
+functions:
+  - name: sleep
+    partitions: 4
+    concurrency: 4
+    scaling: {min: 0, max: 6, target_drain: 1s, idle_to_zero: 500ms, stabilization: 500ms}
+)");
+  Control control(stack.Endpoints()["status"]);
+  auto kafka = stack.Kafka();
+  broker::Producer::Options popt;
+  popt.linger = milliseconds(0);
+  broker::Producer producer(kafka, popt);
+  std::vector<double> to_desired, to_first;
+  for (int i = 0; i < trials; ++i) {
+    WaitFor([&] {
+      auto f = control.Function("sleep");
+      return f.value("desired", 1) == 0 && f["workers"].empty();
+    }, seconds(30), milliseconds(20));
+    const auto t0 = Clock::now();
+    for (int n = 0; n < 2000; ++n) {
+      Envelope env;
+      env.id = NewEventId();
+      producer.Produce({"sleep", broker::kAnyPartition, std::nullopt, R"({"ms":50})", env.Encode()}, nullptr);
+    }
+    producer.Flush(seconds(10));
+    double first = -1;
+    WaitFor([&] {
+      auto f = control.Function("sleep");
+      if (first < 0 && f.value("joined", 0) >= 1) first = Ms(Clock::now() - t0);
+      return f.value("joined", 0) >= 6;
+    }, seconds(20), milliseconds(2));
+    to_desired.push_back(Ms(Clock::now() - t0));
+    to_first.push_back(first);
+  }
+  fmt::print("reaction, 2000-event backlog -> first worker joined:          {}\n", Summary(to_first));
+  fmt::print("reaction, 2000-event backlog -> desired 6 workers joined:     {}\n", Summary(to_desired));
+}
+
+long RssKb(pid_t pid) {
+  std::ifstream in(fmt::format("/proc/{}/status", pid));
+  for (std::string line; std::getline(in, line);) {
+    if (line.rfind("VmRSS:", 0) == 0) return std::stol(line.substr(6));
+  }
+  return -1;
+}
+
+void IdleRss() {
+  std::string yaml = "heartbeat: 200ms\nfunctions:\n";
+  const auto names = functions::Builtins().Names();
+  for (const auto& name : names) yaml += fmt::format("  - name: {}\n    partitions: 1\n    scaling: {{min: 1, max: 1}}\n", name);
+  StackProcess stack(yaml);
+  Control control(stack.Endpoints()["status"]);
+  for (const auto& name : names) {
+    WaitFor([&] { return control.Function(name).value("joined", 0) == 1; }, seconds(30), milliseconds(50));
+  }
+  // Idle means after a few heartbeats with nothing to do.
+  std::this_thread::sleep_for(seconds(2));
+  for (const auto& name : names) {
+    const auto pids = stack.WorkerPids(name);
+    for (const auto& [id, pid] : pids) fmt::print("idle worker RSS {:<18} {:6.1f} MiB\n", name, static_cast<double>(RssKb(pid)) / 1024.0);
+  }
+}
+
+}  // namespace
+
+int main(int argc, char** argv) {
+  const bool quick = argc > 1 && std::string(argv[1]) == "--quick";
+  const int trials = quick ? 5 : 30;
+  fmt::print("runnel autoscaler benchmark ({} trials){}\n", trials, quick ? " --quick" : "");
+  fmt::print("spawn floor, fork+exec `runnel worker` -> HELLO at a ROUTER:     {}\n", Summary(SpawnFloor(trials)));
+  ScaleFromZero(trials);
+  Reaction(quick ? 2 : 5);
+  IdleRss();
+  return 0;
+}
