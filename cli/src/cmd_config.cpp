@@ -25,9 +25,9 @@ Command AddConfig(CLI::App& app, CommonOptions&) {
                                           ? "embedded (unless runnel up --kafka)"
                                           : config.kafka_bootstrap + " (runnel up --kafka overrides)");
             for (const auto& f : config.functions) {
-              fmt::print("  {:<16} {:<24} topic {:<16} dlq {:<20} results {:<24} {} worker(s)\n", f.name,
+              fmt::print("  {:<16} {:<24} topic {:<16} dlq {:<20} results {:<24} workers {}..{}\n", f.name,
                          f.handler, f.topic, f.dead_letter_topic,
-                         f.results_topic.empty() ? "-" : f.results_topic, f.workers);
+                         f.results_topic.empty() ? "-" : f.results_topic, f.scaling.min, f.scaling.max);
             }
             return 0;
           }};

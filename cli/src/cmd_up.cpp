@@ -29,7 +29,8 @@ Command AddUp(CLI::App& app, CommonOptions& common) {
             Stack stack(std::move(config), state, std::filesystem::read_symlink("/proc/self/exe"));
             fmt::print("runnel stack up ({} in {})\n{}", "endpoints", state.EndpointsFile().string(), stack.Summary());
             std::fflush(stdout);
-            while (signals.Wait(std::chrono::milliseconds(500)) == 0) {
+            while (signals.Wait(std::chrono::milliseconds(100)) == 0) {
+              stack.Supervise();
             }
             fmt::print("stopping: draining dispatchers and workers\n");
             std::fflush(stdout);

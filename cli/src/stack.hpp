@@ -31,6 +31,10 @@ class Stack {
   Stack(const Stack&) = delete;
   Stack& operator=(const Stack&) = delete;
 
+  // Fires schedules that are due; call regularly (every 100 ms or so). Workers are the
+  // autoscaler's business, on its own thread.
+  void Supervise();
+
   std::string Summary() const;
 
  private:

@@ -190,6 +190,7 @@ FunctionSpec ParseFunction(const Parser& p, const YAML::Node& node, const std::s
     if (s.min > s.max) p.Fail(sc["min"], sw + ".min", fmt::format("{} is above max {}", s.min, s.max));
     if (s.warm > s.max) p.Fail(sc["warm"], sw + ".warm", fmt::format("{} is above max {}", s.warm, s.max));
     if (s.target_drain.count() < 100) p.Fail(sc["target_drain"], sw + ".target_drain", "must be at least 100ms");
+  }
   if (const auto n = node["next"]) {
     if (n.IsScalar()) {
       f.next.push_back(p.Scalar<std::string>(n, where + ".next"));
