@@ -7,6 +7,7 @@
 #include <cmath>
 #include <set>
 
+#include "runnel/core/env_expand.hpp"
 #include "runnel/core/error.hpp"
 #include "runnel/core/handler.hpp"
 
@@ -75,6 +76,28 @@ class Parser {
     return std::chrono::milliseconds(static_cast<std::int64_t>(std::llround(ms)));
   }
 
+  // Expands ${VAR} references in every scalar value (keys stay as written) before anything reads
+  // them, so errors about a value name its line and key path. Values reached twice through a YAML
+  // alias are expanded once: what came from the environment is never expanded again.
+  void ExpandEnvironment(YAML::Node node, const std::string& key) {
+    if (std::any_of(expanded_.begin(), expanded_.end(), [&node](const YAML::Node& seen) { return seen.is(node); })) return;
+    expanded_.push_back(node);
+    if (node.IsMap()) {
+      for (auto kv : node) {
+        const auto name = kv.first.as<std::string>();
+        ExpandEnvironment(kv.second, key.empty() ? name : key + "." + name);
+      }
+    } else if (node.IsSequence()) {
+      for (std::size_t i = 0; i < node.size(); ++i) ExpandEnvironment(node[i], fmt::format("{}[{}]", key, i));
+    } else if (node.IsScalar() && node.Scalar().find('$') != std::string::npos) {
+      try {
+        node = ExpandEnv(node.Scalar());  // keeps the node's mark (line) and tag (quoted or not)
+      } catch (const ConfigError& e) {
+        Fail(node, key, e.what());
+      }
+    }
+  }
+
   nlohmann::json Json(const YAML::Node& node) const {
     switch (node.Type()) {
       case YAML::NodeType::Map: {
@@ -115,6 +138,7 @@ class Parser {
     else return "integer";
   }
   std::string file_;
+  std::vector<YAML::Node> expanded_;
 };
 
 bool IsTopicName(const std::string& s) {
@@ -289,6 +313,7 @@ StackConfig LoadStackConfig(const std::filesystem::path& file) {
     throw ConfigError(fmt::format("{}:{}: not valid YAML: {}", file.string(), e.mark.line + 1, e.msg));
   }
   if (!root || root.IsNull()) throw ConfigError(fmt::format("{}: the file is empty", file.string()));
+  p.ExpandEnvironment(root, "");
   p.OnlyKeys(root, "", {"kafka", "heartbeat", "output_dir", "functions", "schedules"});
   StackConfig config;
   config.source = file.string();
