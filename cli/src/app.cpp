@@ -21,7 +21,7 @@ int Main(int argc, char** argv) {
                                          AddUp(app, common),      AddPublish(app, common), AddResults(app, common),
                                          AddWorker(app, common),  AddInvoke(app, common),  AddUpload(app, common),
                                          AddDlq(app, common),     AddLogs(app, common),    AddConfig(app, common),
-                                         AddJob(app, common),     AddStatus(app, common)};
+                                         AddJob(app, common),     AddStatus(app, common),  AddSimulate(app, common)};
   for (const Command& command : commands) {
     command.app->add_option("--state-dir", common.state_dir,
                             "Where a running stack keeps endpoints.json (default $RUNNEL_STATE_DIR or ./.runnel)");

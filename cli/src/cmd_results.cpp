@@ -6,6 +6,7 @@
 #include <zmq_addon.hpp>
 
 #include "commands.hpp"
+#include "stack_client.hpp"
 #include "runnel/core/json.hpp"
 #include "runnel/core/error.hpp"
 #include "runnel/core/outcome.hpp"
@@ -35,6 +36,9 @@ Command AddResults(CLI::App& app, CommonOptions& common) {
             zmq::socket_t sub_socket(ctx, zmq::socket_type::sub);
             sub_socket.set(zmq::sockopt::linger, 0);
             sub_socket.set(zmq::sockopt::subscribe, flags->function.empty() ? std::string() : flags->function + "/");
+            // The feed greets every new subscriber: once that arrives, later outcomes reach us. Say
+            // so on stderr, so a script can wait for it before it publishes.
+            sub_socket.set(zmq::sockopt::subscribe, kResultsWelcome);
             sub_socket.connect(endpoints["results"].get<std::string>());
             const auto until = std::chrono::steady_clock::now() +
                                std::chrono::milliseconds(static_cast<std::int64_t>(flags->timeout * 1000));
@@ -54,6 +58,11 @@ Command AddResults(CLI::App& app, CommonOptions& common) {
               if ((items[0].revents & ZMQ_POLLIN) == 0) continue;
               std::vector<zmq::message_t> frames;
               (void)zmq::recv_multipart(sub_socket, std::back_inserter(frames));
+              if (frames.size() == 1 && frames[0].to_string_view() == kResultsWelcome) {
+                fmt::print(stderr, "runnel: following the results feed\n");
+                std::fflush(stderr);
+                continue;
+              }
               if (frames.size() != 3) continue;
               const Outcome o = Outcome::FromFrames(frames[1].to_string_view(), frames[2].to_string());
               if (flags->json) {

@@ -1,15 +1,13 @@
 // `runnel status`: asks the running stack's autoscaler (the `control` endpoint) for the state of
 // every function: lag, rates, desired and running workers, outcome counts.
-#include <signal.h>
-
 #include <fmt/format.h>
 
 #include <nlohmann/json.hpp>
-#include <zmq.hpp>
 
 #include "commands.hpp"
 #include "runnel/core/error.hpp"
 #include "runnel/core/state_dir.hpp"
+#include "stack_client.hpp"
 
 namespace runnel::cli {
 namespace {
@@ -50,34 +48,8 @@ Command AddStatus(CLI::App& app, CommonOptions& common) {
   sub->add_option("--timeout", flags->timeout, "Seconds to wait for the stack's answer")->check(CLI::PositiveNumber);
   return {sub, [flags, &common] {
             const StateDir state = StateDir::Resolve(common.state_dir);
-            const auto endpoints = state.ReadEndpoints();
-            if (!endpoints.contains("status")) {
-              throw ConfigError(fmt::format("no running stack with an autoscaler in {} (start one with 'runnel up')",
-                                            state.Root().string()));
-            }
-            const int pid = endpoints.value("pid", 0);
-            if (pid > 0 && ::kill(pid, 0) != 0 && errno == ESRCH) {
-              throw ConfigError(fmt::format("the stack in {} (pid {}) is not running; its endpoints.json is stale",
-                                            state.Root().string(), pid));
-            }
-            zmq::context_t ctx(1);
-            zmq::socket_t req(ctx, zmq::socket_type::req);
-            req.set(zmq::sockopt::linger, 0);
-            req.connect(endpoints["status"].get<std::string>());
-            req.send(zmq::str_buffer("status"), zmq::send_flags::none);
-            zmq::pollitem_t items[] = {{req.handle(), 0, ZMQ_POLLIN, 0}};
-            zmq::poll(items, 1, std::chrono::milliseconds(static_cast<std::int64_t>(flags->timeout * 1000)));
-            if ((items[0].revents & ZMQ_POLLIN) == 0) {
-              throw Error(fmt::format("the stack (pid {}) did not answer at {} within {} s", pid,
-                                      endpoints["status"].get<std::string>(), flags->timeout),
-                          true);
-            }
-            zmq::message_t reply;
-            (void)req.recv(reply);
-            const auto status = nlohmann::json::parse(reply.to_string_view(), nullptr, false);
-            if (!status.is_object() || !status.contains("functions")) {
-              throw Error("the stack's answer is not a status: " + reply.to_string(), false);
-            }
+            const auto status = QueryStatus(state.ReadEndpoints(), state.Root(),
+                                            std::chrono::milliseconds(static_cast<std::int64_t>(flags->timeout * 1000)));
             if (flags->json) {
               fmt::print("{}\n", status.dump());
             } else {

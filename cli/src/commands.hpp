@@ -33,5 +33,6 @@ Command AddWorker(CLI::App& app, CommonOptions& common);
 Command AddConfig(CLI::App& app, CommonOptions& common);
 Command AddJob(CLI::App& app, CommonOptions& common);
 Command AddStatus(CLI::App& app, CommonOptions& common);
+Command AddSimulate(CLI::App& app, CommonOptions& common);
 
 }  // namespace runnel::cli
