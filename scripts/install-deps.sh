@@ -33,6 +33,7 @@ test_packages=(
   kcat python3 python3-kafka  # third-party Kafka clients for the interop tests
   libvips-tools             # vipsthumbnail, the baseline of the thumbnail benchmark
   docker-compose python3-yaml  # deploy tier: parse deploy/docker-compose.yml and deploy/k8s/ statically
+  jq                        # samples/*/run.sh (and their e2e tests) read runnel's --json output
 )
 
 packages=("${build_packages[@]}")
