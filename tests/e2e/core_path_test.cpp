@@ -287,20 +287,5 @@ functions:
   EXPECT_THAT(got[0].value, ::testing::HasSubstr("95.5"));
 }
 
-// The README's first command ends with `runnel demo`: it must finish by itself with every outcome.
-TEST(Demo, RunsEveryEventToAnOutcomeAndStops) {
-  const auto state = TempDir("demo");
-  const auto run = RunCommand({RunnelBin(), "demo", "--samples", (SourceDir() / "samples/data").string(), "--state-dir",
-                               state.string()},
-                              std::chrono::seconds(120));
-  EXPECT_EQ(run.exit_code, 0) << run.err;
-  EXPECT_THAT(run.out, ::testing::HasSubstr("3. outcomes (15 of 15)"));
-  EXPECT_THAT(run.out, ::testing::HasSubstr("bad-input: not a recognised image"));  // corrupt.jpg
-  EXPECT_THAT(run.out, ::testing::HasSubstr("240 readings accepted, 3 rejected"));
-  EXPECT_TRUE(std::filesystem::exists(state / "outputs" / "image.thumbnail"));
-  EXPECT_FALSE(std::filesystem::exists(state / "endpoints.json")) << "the demo left a stack behind";
-  std::filesystem::remove_all(state);
-}
-
 }  // namespace
 }  // namespace runnel::testing
