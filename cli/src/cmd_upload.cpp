@@ -27,8 +27,11 @@ std::string FunctionFor(const std::filesystem::path& file, const std::string& gi
   return {};
 }
 
-// Files named directly must have a function; files found in a directory without one are skipped.
-std::vector<std::filesystem::path> CollectFiles(const std::vector<std::string>& paths, const std::string& function) {
+// Files named directly must have a function; files found in a directory without one, or whose
+// function the running stack does not serve (a video in a folder of photos), are skipped.
+std::vector<std::filesystem::path> CollectFiles(const std::vector<std::string>& paths, const std::string& function,
+                                                const StackClient& stack) {
+  const auto served = stack.Endpoints().value("functions", nlohmann::json::object());
   std::vector<std::filesystem::path> files;
   for (const auto& p : paths) {
     const auto path = std::filesystem::absolute(p);
@@ -38,6 +41,11 @@ std::vector<std::filesystem::path> CollectFiles(const std::vector<std::string>& 
         if (FunctionFor(entry.path(), function).empty()) {
           fmt::print(stderr, "skipping {}: no function for type {} (pass --function)\n", entry.path().string(),
                      ContentTypeFor(entry.path()));
+          continue;
+        }
+        if (const auto f = FunctionFor(entry.path(), function); !served.contains(f)) {
+          fmt::print(stderr, "skipping {}: the running stack has no function {} (pass --function)\n",
+                     entry.path().string(), f);
           continue;
         }
         files.push_back(entry.path());
@@ -84,7 +92,7 @@ Command AddUpload(CLI::App& app, CommonOptions& common) {
   sub->add_flag("--json", flags->json, "Print the summary (or the event ids) as JSON");
   return {sub, [flags, &common] {
             const StackClient stack(common.state_dir);
-            const auto files = CollectFiles(flags->paths, flags->function);
+            const auto files = CollectFiles(flags->paths, flags->function, stack);
             if (files.empty()) throw ConfigError("no files to upload");
             const std::string token = "upload." + NewEventId();
             std::map<std::string, std::string> topic_of;  // function -> topic
