@@ -11,6 +11,8 @@ start_stack "$SAMPLES_ROOT/samples/plugin/runnel.yaml"
 echo
 echo '== runnel invoke words --data "the quick brown fox jumps over a lazy dog" =='
 runnel invoke words --data "the quick brown fox jumps over a lazy dog"
+echo  # the outputs end without a newline
 echo
 echo '== runnel invoke shout --data "hello from a plugin" =='
 runnel invoke shout --data "hello from a plugin"
+echo
