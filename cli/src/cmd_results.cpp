@@ -35,6 +35,9 @@ Command AddResults(CLI::App& app, CommonOptions& common) {
             zmq::context_t ctx(1);
             zmq::socket_t sub_socket(ctx, zmq::socket_type::sub);
             sub_socket.set(zmq::sockopt::linger, 0);
+            // PUB/SUB drops what does not fit the queues: a large one here, so a burst of outcomes
+            // (thousands a second) waits for this process instead of being dropped.
+            sub_socket.set(zmq::sockopt::rcvhwm, 100'000);
             sub_socket.set(zmq::sockopt::subscribe, flags->function.empty() ? std::string() : flags->function + "/");
             // The feed greets every new subscriber: once that arrives, later outcomes reach us. Say
             // so on stderr, so a script can wait for it before it publishes.

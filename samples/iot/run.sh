@@ -27,8 +27,11 @@ stop_listeners
 
 echo
 echo "== results =="
+function_status iot.ingest | jq -r --arg sent "$sent" \
+  '"iot.ingest outcomes (runnel status): \(.succeeded) ok, \(.errors) errors, \(.dead_lettered) dead letters, for \($sent) readings published"'
+echo "from the results feed (which drops outcomes a slow reader cannot take, so possibly fewer):"
 jq -s '[.[] | select(.status == "ok") | .output | fromjson] |
-       "\(map(.readings.accepted) | add) readings accepted, \(map(.readings.rejected) | add) rejected, " +
+       "  \(map(.readings.accepted) | add) readings accepted, \(map(.readings.rejected) | add) rejected, " +
        "\(map(.aggregates | length) | add) window aggregates, \(map(.alerts | length) | add) alerts"' -r \
   "$RUNNEL_STATE_DIR/results.ndjson"
 jq -r 'select(.status == "ok") | (.output | fromjson) | .alerts[]? |

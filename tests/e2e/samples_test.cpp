@@ -109,7 +109,9 @@ TEST(Samples, IotReadingsAllGetResultsAndWorkersReturnToZero) {
   ASSERT_TRUE(std::regex_search(run.out, m, std::regex(R"(published (\d+) reading\(s\) from 10 device\(s\))"))) << run.out;
   const std::string published = m[1];
   EXPECT_GT(std::stoi(published), 0);
-  EXPECT_THAT(run.out, HasSubstr(published + " readings accepted, 0 rejected"));
+  // Exact counts come from the dispatcher (runnel status); the results feed may drop under load.
+  EXPECT_THAT(run.out, HasSubstr("iot.ingest outcomes (runnel status): " + published + " ok, 0 errors, 0 dead letters"));
+  EXPECT_THAT(run.out, ::testing::ContainsRegex("[0-9]+ readings accepted, 0 rejected"));
   EXPECT_THAT(run.out, HasSubstr("workers 0 running"));
   ExpectStackStopped(run);
   std::filesystem::remove_all(run.state);
