@@ -1,5 +1,7 @@
 // video.thumbnails and video.probe on short clips written by the tests with cv::VideoWriter.
 #include <cstdlib>
+#include <opencv2/imgproc.hpp>
+#include <opencv2/videoio.hpp>
 
 #include "media_fixture.hpp"
 
@@ -62,6 +64,28 @@ TEST_F(MediaVideoFunctions, EverySecondWithContactSheet) {
   EXPECT_EQ(output_["frames_decoded"], 100);
   EXPECT_EQ(output_["truncated"], false);
   EXPECT_EQ(output_["source"]["frame_count"], 100);
+}
+
+// The frames are decoded and scaled by our own FFmpeg pipeline, not cv::VideoCapture: the pixels
+// must still be the frame OpenCV decodes, shrunk the way image.thumbnail shrinks (INTER_AREA).
+TEST_F(MediaVideoFunctions, ThumbnailsShowTheSameFrameOpenCvDecodes) {
+  Run("video.thumbnails", {{"count", 2}, {"width", 80}, {"contact_sheet", false}}, FileEvent(clip_));
+  cv::VideoCapture capture(clip_, cv::CAP_FFMPEG);
+  ASSERT_TRUE(capture.isOpened());
+  cv::Mat frame;
+  for (int i = 0; i <= output_["frames"][1]["index"].get<int>(); ++i) ASSERT_TRUE(capture.read(frame));
+  cv::Mat expected;
+  cv::resize(frame, expected, {80, 60}, 0, 0, cv::INTER_AREA);
+  const cv::Mat got = Decode(ReadFile(output_["frames"][1]["path"]));
+  ASSERT_EQ(got.size(), expected.size());
+  cv::Mat diff;
+  cv::absdiff(got, expected, diff);
+  const cv::Scalar mean = cv::mean(diff);
+  for (int c = 0; c < 3; ++c) EXPECT_LT(mean[c], 6.0) << "channel " << c;  // JPEG q85 and filter rounding
+  // Another frame differs by far more: the comparison can tell frames apart.
+  cv::Mat first;
+  cv::absdiff(Decode(ReadFile(output_["frames"][0]["path"])), expected, first);
+  EXPECT_GT(cv::mean(first)[0] + cv::mean(first)[1], 20.0);
 }
 
 TEST_F(MediaVideoFunctions, FractionalInterval) {
