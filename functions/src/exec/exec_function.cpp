@@ -9,6 +9,7 @@
 #include <cctype>
 #include <thread>
 
+#include "control_file.hpp"
 #include "runnel/functions/exec_function.hpp"
 
 namespace runnel::functions {
@@ -48,7 +49,9 @@ class ExecFunction final : public Function {
     request.max_output = max_output_;
     const auto deadline = ctx.Deadline();
     if (deadline != Clock::time_point::max()) request.deadline = deadline;
+    const ControlFile control;
     request.env = Environment(event, ctx, deadline);
+    request.env.push_back("RUNNEL_CONTROL_FILE=" + control.Path());
     if (event.envelope.file) {
       request.stdin_file = event.envelope.file->path;
       if (::access(request.stdin_file.c_str(), R_OK) != 0) {
@@ -67,10 +70,21 @@ class ExecFunction final : public Function {
     std::thread helper([&request, p = std::move(promise)]() mutable { p.set_value(RunProcess(request)); });
     ProcessOutcome outcome = future.get();
     helper.join();
-    return Interpret(std::move(outcome), ctx);
+    Result result = Interpret(std::move(outcome), ctx);
+    // Only a successful call's requests count; all are checked before any record is emitted.
+    ControlRequests requests = control.Read(OutputDir(event, ctx), max_output_);
+    for (EmitRequest& emit : requests.emits) {
+      ctx.Emit(emit.topic, emit.key, std::move(emit.payload), std::move(emit.headers));
+    }
+    result.files = std::move(requests.outputs);
+    return result;
   }
 
  private:
+  std::filesystem::path OutputDir(const Event& event, Context& ctx) const {
+    return ctx.Outputs().Root() / function_name_ / event.envelope.id;
+  }
+
   std::vector<std::string> Environment(const Event& event, Context& ctx, Clock::time_point deadline) const {
     const auto& env = event.envelope;
     std::vector<std::string> out = {
@@ -83,7 +97,7 @@ class ExecFunction final : public Function {
         "RUNNEL_HOP=" + std::to_string(env.hop),
         "RUNNEL_CONTENT_TYPE=" + (env.content_type.empty() ? std::string("application/octet-stream") : env.content_type),
         "RUNNEL_PARAMS=" + params_json_,
-        "RUNNEL_OUTPUT_DIR=" + (ctx.Outputs().Root() / function_name_ / env.id).string(),
+        "RUNNEL_OUTPUT_DIR=" + OutputDir(event, ctx).string(),
     };
     if (!event.key.empty() && event.key.find('\0') == std::string::npos) out.push_back("RUNNEL_KEY=" + event.key);
     if (!env.trace_id.empty()) out.push_back("RUNNEL_TRACE=" + env.trace_id);

@@ -202,5 +202,66 @@ TEST(Exec, TheFibersThreadKeepsRunningWhileTheChildRuns) {
   std::filesystem::remove(flag);
 }
 
+// ---- outputs and emits through $RUNNEL_CONTROL_FILE
+
+TEST(Exec, ControlFileListsOutputsAndEmitsRecordsAfterSuccess) {
+  TestContext ctx;
+  const auto fn = Shell(R"(mkdir -p "$RUNNEL_OUTPUT_DIR" && printf 'thumb' > "$RUNNEL_OUTPUT_DIR/a.txt" &&
+    echo '{"output": "a.txt", "facts": {"kind": "demo"}}' >> "$RUNNEL_CONTROL_FILE" &&
+    echo '{"emit": {"topic": "next", "key": "k1", "payload": "hello", "headers": {"x-step": "2"}}}' >> "$RUNNEL_CONTROL_FILE" &&
+    printf done)");
+  const Result r = fn->Handle(MakeEvent("", "ev-ctl"), ctx);
+  EXPECT_EQ(r.output, "done");
+  ASSERT_EQ(r.files.size(), 1u);
+  EXPECT_EQ(r.files[0].path, (ctx.Outputs().Root() / "fn" / "ev-ctl" / "a.txt").string());
+  EXPECT_EQ(r.files[0].bytes, 5u);
+  EXPECT_EQ(r.files[0].facts, nlohmann::json({{"kind", "demo"}}));
+  ASSERT_EQ(ctx.emitted.size(), 1u);
+  EXPECT_EQ(ctx.emitted[0].topic, "next");
+  EXPECT_EQ(ctx.emitted[0].key, "k1");
+  EXPECT_EQ(ctx.emitted[0].payload, "hello");
+  EXPECT_EQ(ctx.emitted[0].headers, (Headers{{"x-step", "2"}}));
+  std::filesystem::remove_all(ctx.Outputs().Root() / "fn" / "ev-ctl");
+}
+
+TEST(Exec, AFailedCallEmitsNothingAndTheControlFileIsRemoved) {
+  TestContext ctx;
+  const auto marker = TempPath("control");
+  const auto fn = Shell("echo \"$RUNNEL_CONTROL_FILE\" > " + marker.string() +
+                        R"( && echo '{"emit": {"topic": "t", "payload": "x"}}' >> "$RUNNEL_CONTROL_FILE" && exit 2)");
+  EXPECT_EQ(ErrorOf([&] { fn->Handle(MakeEvent(""), ctx); }).Code(), Errc::kBadInput);
+  EXPECT_TRUE(ctx.emitted.empty());
+  std::ifstream in(marker);
+  std::string control;
+  std::getline(in, control);
+  ASSERT_FALSE(control.empty());
+  EXPECT_FALSE(std::filesystem::exists(control));
+  std::filesystem::remove(marker);
+}
+
+TEST(Exec, ABadControlLineFailsTheCallNamingTheLineAndEmitsNothing) {
+  TestContext ctx;
+  struct Case {
+    std::string lines;
+    std::string message;
+  };
+  const Case cases[] = {
+      {R"({"emit": {"topic": "t", "payload": "ok"}}\nnot json)", "RUNNEL_CONTROL_FILE line 2: not valid JSON"},
+      {R"({"output": "../escape"})", "line 1: output '../escape' is not a plain file name"},
+      {R"({"output": "missing.txt"})", "line 1: output"},
+      {R"({"emit": {"topic": "t"}})", "line 1: \"payload\" is missing"},
+      {R"({"emit": {"topic": "t", "payload": "x", "partition": 1}})", "unknown key \"partition\""},
+      {R"({"publish": 1})", "line 1: unknown request"},
+  };
+  for (const Case& c : cases) {
+    // The lines are printf's format: \n in them is a line break.
+    const auto fn = Shell("printf '" + c.lines + "\\n' > \"$RUNNEL_CONTROL_FILE\"");
+    const auto e = ErrorOf([&] { fn->Handle(MakeEvent(""), ctx); });
+    EXPECT_EQ(e.Code(), Errc::kInternal) << c.lines;
+    EXPECT_THAT(e.what(), HasSubstr(c.message)) << c.lines;
+  }
+  EXPECT_TRUE(ctx.emitted.empty());
+}
+
 }  // namespace
 }  // namespace runnel::functions
