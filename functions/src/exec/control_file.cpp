@@ -26,8 +26,14 @@ std::string StringField(const nlohmann::json& object, const char* key, std::size
   return it->get<std::string>();
 }
 
-OutputFile Output(const nlohmann::json& request, const std::filesystem::path& dir, std::size_t line) {
+ListedOutput Output(const nlohmann::json& request, const OutputDirFor& dir_for, std::size_t line) {
   const std::string name = StringField(request, "output", line, true);
+  const std::string event = StringField(request, "event", line, false);
+  const std::optional<std::filesystem::path> dir = dir_for(event);
+  if (!dir) {
+    Bad(line, event.empty() ? std::string("an output of a batch must name its \"event\"")
+                            : fmt::format("output for event '{}', which is not in this call", event));
+  }
   if (name.empty() || name == "." || name == ".." || name.find('/') != std::string::npos ||
       name.find('\0') != std::string::npos) {
     Bad(line, fmt::format("output '{}' is not a plain file name in RUNNEL_OUTPUT_DIR", name));
@@ -38,14 +44,16 @@ OutputFile Output(const nlohmann::json& request, const std::filesystem::path& di
     facts = *it;
   }
   for (const auto& [key, value] : request.items()) {
-    if (key != "output" && key != "facts") Bad(line, fmt::format("unknown key \"{}\" in an output (known: output, facts)", key));
+    if (key != "output" && key != "facts" && key != "event") {
+      Bad(line, fmt::format("unknown key \"{}\" in an output (known: output, facts, event)", key));
+    }
   }
-  const auto path = dir / name;
+  const auto path = *dir / name;
   std::error_code ec;
   if (!std::filesystem::is_regular_file(path, ec)) Bad(line, fmt::format("output {} is not a file", path.string()));
   const std::uint64_t bytes = std::filesystem::file_size(path, ec);
   if (ec) Bad(line, fmt::format("output {}: {}", path.string(), ec.message()));
-  return OutputFile{path.string(), bytes, std::move(facts)};
+  return ListedOutput{event, OutputFile{path.string(), bytes, std::move(facts)}};
 }
 
 EmitRequest Emit(const nlohmann::json& request, std::size_t line) {
@@ -86,7 +94,7 @@ ControlFile::ControlFile() {
 
 ControlFile::~ControlFile() { ::unlink(path_.c_str()); }
 
-ControlRequests ControlFile::Read(const std::filesystem::path& output_dir, std::size_t max_bytes) const {
+ControlRequests ControlFile::Read(const OutputDirFor& output_dir, std::size_t max_bytes) const {
   std::error_code ec;
   const auto size = std::filesystem::file_size(path_, ec);
   if (ec) return {};  // the program removed it: it asked for nothing

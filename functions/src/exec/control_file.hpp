@@ -6,6 +6,8 @@
 
 #include <cstddef>
 #include <filesystem>
+#include <functional>
+#include <optional>
 #include <string>
 #include <vector>
 
@@ -20,10 +22,19 @@ struct EmitRequest {
   Headers headers;
 };
 
+struct ListedOutput {
+  std::string event;  // the line's "event" (a batch names the event a file belongs to); may be empty
+  OutputFile file;
+};
+
 struct ControlRequests {
-  std::vector<OutputFile> outputs;
+  std::vector<ListedOutput> outputs;
   std::vector<EmitRequest> emits;
 };
+
+// Where the output files of `event` (a line's "event", empty when absent) must be; nullopt when
+// the call has no such event (or, in a batch, when the line names none).
+using OutputDirFor = std::function<std::optional<std::filesystem::path>(const std::string& event)>;
 
 class ControlFile {
  public:
@@ -36,9 +47,10 @@ class ControlFile {
   const std::string& Path() const { return path_; }
 
   // Reads and checks every line; nothing is applied here. Outputs must be plain file names of
-  // regular files in `output_dir`. Throws FunctionError(kInternal) naming the line and the problem
-  // (a program that writes a bad request has a bug), or kLimitExceeded past max_bytes.
-  ControlRequests Read(const std::filesystem::path& output_dir, std::size_t max_bytes) const;
+  // regular files in their event's output directory. Throws FunctionError(kInternal) naming the
+  // line and the problem (a program that writes a bad request has a bug), or kLimitExceeded past
+  // max_bytes.
+  ControlRequests Read(const OutputDirFor& output_dir, std::size_t max_bytes) const;
 
  private:
   std::string path_;

@@ -263,5 +263,89 @@ TEST(Exec, ABadControlLineFailsTheCallNamingTheLineAndEmitsNothing) {
   EXPECT_TRUE(ctx.emitted.empty());
 }
 
+// ---- batches: one run of the program per batch
+
+// Upper-cases each event's payload; "bad" is bad input; "binary" input arrives as base64; the
+// first event also gets an output file and an emitted record.
+constexpr const char* kBatchProgram = R"(
+import json, os, sys
+assert os.environ["RUNNEL_BATCH"] == "4"
+control = open(os.environ["RUNNEL_CONTROL_FILE"], "a")
+for n, text in enumerate(sys.stdin):
+    e = json.loads(text)
+    if "payload_base64" in e:
+        print(json.dumps({"id": e["id"], "output": {"base64": e["payload_base64"]}}))
+    elif e["payload"] == "bad":
+        print(json.dumps({"id": e["id"], "error": "bad is bad", "kind": "bad-input"}))
+    else:
+        print(json.dumps({"id": e["id"], "output": e["payload"].upper()}))
+    if n == 0:
+        os.makedirs(e["output_dir"], exist_ok=True)
+        open(os.path.join(e["output_dir"], "first.txt"), "w").write(e["key"])
+        control.write(json.dumps({"output": "first.txt", "event": e["id"]}) + "\n")
+        control.write(json.dumps({"emit": {"topic": "next", "payload": e["id"]}}) + "\n")
+)";
+
+std::vector<Event> BatchEvents() {
+  std::vector<Event> events = {MakeEvent("one", "b1"), MakeEvent("bad", "b2"), MakeEvent("three", "b3"),
+                               MakeEvent(std::string("\xff\x00", 2), "b4")};
+  events[0].key = "k1";
+  return events;
+}
+
+TEST(Exec, ABatchIsOneRunWithAResultLinePerEvent) {
+  TestContext ctx;
+  const auto fn = MakeExecFunction({"/usr/bin/python3", "-c", kBatchProgram}, "",
+                                   {{"batch", {{"max_events", 4}, {"window_ms", 50}}}}, "fn");
+  EXPECT_EQ(fn->Batch().max_events, 4u);
+  EXPECT_EQ(fn->Batch().window, std::chrono::milliseconds(50));
+  const std::vector<Event> events = BatchEvents();
+  const std::vector<Outcome> outcomes = fn->HandleBatch(events, ctx);
+  ASSERT_EQ(outcomes.size(), 4u);
+  ASSERT_TRUE(outcomes[0].result) << outcomes[0].error->what();
+  EXPECT_EQ(outcomes[0].result->output, "ONE");
+  EXPECT_EQ(outcomes[0].result->content_type, "text/plain");
+  ASSERT_EQ(outcomes[0].result->files.size(), 1u);
+  EXPECT_EQ(outcomes[0].result->files[0].path, (ctx.Outputs().Root() / "fn" / "b1" / "first.txt").string());
+  EXPECT_EQ(outcomes[0].result->files[0].bytes, 2u);
+  ASSERT_TRUE(outcomes[1].error);
+  EXPECT_EQ(outcomes[1].error->Code(), Errc::kBadInput);
+  EXPECT_STREQ(outcomes[1].error->what(), "bad is bad");
+  ASSERT_TRUE(outcomes[2].result);
+  EXPECT_EQ(outcomes[2].result->output, "THREE");
+  EXPECT_TRUE(outcomes[2].result->files.empty());
+  ASSERT_TRUE(outcomes[3].result);
+  EXPECT_EQ(outcomes[3].result->output, R"({"base64":"/wA="})");
+  EXPECT_EQ(outcomes[3].result->content_type, "application/json");
+  ASSERT_EQ(ctx.emitted.size(), 1u);
+  EXPECT_EQ(ctx.emitted[0].payload, "b1");
+  std::filesystem::remove_all(ctx.Outputs().Root() / "fn" / "b1");
+}
+
+TEST(Exec, ABatchRunThatFailsFailsEveryEventAndAMissingLineFailsItsEvent) {
+  TestContext ctx;
+  const nlohmann::json batch = {{"batch", {{"max_events", 4}}}};
+  const std::vector<Event> events = BatchEvents();
+  for (const Outcome& o : Shell("echo broken >&2; exit 1", batch)->HandleBatch(events, ctx)) {
+    ASSERT_TRUE(o.error);
+    EXPECT_EQ(o.error->Code(), Errc::kTransient);
+    EXPECT_STREQ(o.error->what(), "broken");
+  }
+  const auto partial = Shell(R"(echo '{"id": "b3", "output": 1}')", batch)->HandleBatch(events, ctx);
+  ASSERT_TRUE(partial[2].result);
+  EXPECT_EQ(partial[2].result->output, "1");
+  ASSERT_TRUE(partial[0].error);
+  EXPECT_EQ(partial[0].error->Code(), Errc::kInternal);
+  EXPECT_THAT(partial[0].error->what(), HasSubstr("no result line for this event"));
+  const auto garbled = Shell(R"(echo '{"id": "b3", "output": 1, "extra": 2}')", batch)->HandleBatch(events, ctx);
+  for (const Outcome& o : garbled) {
+    ASSERT_TRUE(o.error);
+    EXPECT_THAT(o.error->what(), HasSubstr("batch stdout line 1: unknown key \"extra\""));
+  }
+  const auto e = ErrorOf([] { Shell("true", {{"batch", {{"max_events", 0}}}}); });
+  EXPECT_EQ(e.Code(), Errc::kBadConfig);
+  EXPECT_THAT(e.what(), HasSubstr("params.batch must be"));
+}
+
 }  // namespace
 }  // namespace runnel::functions
