@@ -5,7 +5,6 @@
 #include <algorithm>
 #include <cmath>
 #include <opencv2/core.hpp>
-#include <thread>
 
 extern "C" {
 #include <libavcodec/avcodec.h>
@@ -87,7 +86,8 @@ VideoDecoder::VideoDecoder(const VideoSource& source, VideoFacts& facts, std::ui
     packet_ = av_packet_alloc();
     if (codec_ == nullptr || frame_ == nullptr || packet_ == nullptr) throw std::bad_alloc();
     if (avcodec_parameters_to_context(codec_, &par) < 0) Unreadable(facts);
-    codec_->thread_count = static_cast<int>(std::clamp(std::thread::hardware_concurrency(), 1U, 16U));
+    // As VideoCapture does: OpenCV's CPU count (it honours cgroup quotas and cpusets), at most 16.
+    codec_->thread_count = std::clamp(cv::getNumberOfCPUs(), 1, 16);
     if (avcodec_open2(codec_, decoder, nullptr) < 0) Unreadable(facts);
     // After opening: some decoders check it at open, and the caller reports a declared size over
     // the cap itself, with the numbers. From here on no frame buffer over the cap is allocated.
