@@ -4,9 +4,10 @@
 // Why not cv::VideoCapture: its retrieve() converts every kept frame to full-size BGR first (about
 // 7 ms at 1080p) and the caller then resizes it; here the decoded YUV picture is converted and
 // scaled in one libswscale pass to the few pixels wanted. Decoding itself is the same as
-// OpenCV's FFmpeg backend does it (same decoder, thread count min(CPUs, 16)), and so is the
-// colour conversion (libswscale's defaults) and the stream facts (frame rate, frame count, FourCC,
-// display rotation), so results match what VideoCapture reported.
+// OpenCV's FFmpeg backend does it (same decoder, thread count min(CPUs, 16)), and so are the
+// colour conversion (libswscale's defaults) and the stream facts (frame rate, frame count, FourCC),
+// so results match what VideoCapture reported. The display rotation is applied as the ffmpeg tool
+// and players apply it (OpenCV 4.6's VideoCapture turns 90/270 degree videos the wrong way).
 //
 // Not thread-safe: one decoder per call. The destructor frees the FFmpeg contexts.
 #pragma once
@@ -45,7 +46,7 @@ class VideoDecoder {
   double Time() const;
 
   // The current frame converted to BGR and scaled to `size` (display orientation: the stream's
-  // rotation is applied, as VideoCapture does).
+  // rotation is applied, as the ffmpeg tool does).
   cv::Mat Scaled(cv::Size size);
 
  private:

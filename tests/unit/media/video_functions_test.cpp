@@ -88,6 +88,43 @@ TEST_F(MediaVideoFunctions, ThumbnailsShowTheSameFrameOpenCvDecodes) {
   EXPECT_GT(cv::mean(first)[0] + cv::mean(first)[1], 20.0);
 }
 
+// A portrait phone video: stored 160x120 with a display matrix turning it 90 degrees clockwise
+// (as `ffmpeg` and players show it). The thumbnails are upright: 120 wide, 160 high, the stored
+// frame turned clockwise. (OpenCV 4.6's VideoCapture turns such a video the other way.)
+TEST_F(MediaVideoFunctions, TheDisplayRotationIsApplied) {
+  const auto stored = (Dir() / "stored.mp4").string();
+  const auto rotated = (Dir() / "rotated.mp4").string();
+  ASSERT_TRUE(WriteVideo(stored, "mp4v", 10, 20, {160, 120}));
+  ASSERT_TRUE(RemuxRotated(stored, rotated, 90));
+  Run("video.probe", Json::object(), FileEvent(rotated));
+  EXPECT_EQ(output_["width"], 120);
+  EXPECT_EQ(output_["height"], 160);
+  Run("video.thumbnails", {{"count", 1}, {"width", 60}, {"contact_sheet", false}}, FileEvent(rotated));
+  ASSERT_EQ(output_["frames"].size(), 1u);
+  EXPECT_EQ(output_["frames"][0]["width"], 60);
+  EXPECT_EQ(output_["frames"][0]["height"], 80);
+  const cv::Mat got = Decode(ReadFile(output_["frames"][0]["path"]));
+  ASSERT_EQ(got.size(), cv::Size(60, 80));
+
+  cv::VideoCapture capture(stored, cv::CAP_FFMPEG);  // no rotation in this file
+  ASSERT_TRUE(capture.isOpened());
+  cv::Mat frame;
+  for (int i = 0; i <= output_["frames"][0]["index"].get<int>(); ++i) ASSERT_TRUE(capture.read(frame));
+  const auto difference = [&](cv::RotateFlags turn) {
+    cv::Mat turned, small, diff;
+    cv::rotate(frame, turned, turn);
+    cv::resize(turned, small, {60, 80}, 0, 0, cv::INTER_AREA);
+    cv::absdiff(got, small, diff);
+    const cv::Scalar mean = cv::mean(diff);
+    return mean[0] + mean[1] + mean[2];
+  };
+  const double clockwise = difference(cv::ROTATE_90_CLOCKWISE);
+  EXPECT_LT(clockwise, 3 * 8.0);  // JPEG q85 and filter rounding
+  // Turned the other way (the frame number then sits at the bottom instead of the top) is further
+  // off: the comparison sees the direction.
+  EXPECT_GT(difference(cv::ROTATE_90_COUNTERCLOCKWISE), 2 * clockwise) << "clockwise " << clockwise;
+}
+
 TEST_F(MediaVideoFunctions, FractionalInterval) {
   Run("video.thumbnails", {{"every_seconds", 2.5}, {"contact_sheet", false}}, FileEvent(clip_));
   ASSERT_EQ(output_["frames"].size(), 4u);
