@@ -18,6 +18,7 @@ build_packages=(
   librdkafka-dev            # Kafka client and the embedded (mock) broker
   libzmq3-dev cppzmq-dev    # dispatcher <-> worker and results transport
   libopencv-dev             # media functions
+  libavformat-dev libavcodec-dev libavutil-dev libswscale-dev  # video: decode, scale kept frames to thumbnail size
   libboost-fiber-dev libboost-context-dev  # worker task pool
   libspdlog-dev libfmt-dev  # logging and formatting
   libcli11-dev              # command line

@@ -1,13 +1,18 @@
 // Plugin and exec functions through a real stack: `runnel up` loads the sample plugin
-// (samples/plugin, built by this tree) and runs the Python sample (samples/exec-python) as an
-// exec function; outcomes are read back from the functions' results topics.
+// (samples/plugin, built by this tree: plugin ABI version 2, a batching function and one that
+// emits) and runs the Python sample (samples/exec-python) as an exec function that writes an output
+// file and emits alerts; outcomes are read back from the functions' results topics, emitted records
+// from their topics.
 #include <fmt/format.h>
 #include <gmock/gmock.h>
 
 #include <fstream>
 #include <map>
+#include <set>
 
+#include "runnel/broker/consumer.hpp"
 #include "runnel/testing/stack_process.hpp"
+#include "runnel/testing/wait.hpp"
 
 namespace runnel::testing {
 namespace {
@@ -19,6 +24,20 @@ std::map<std::string, Outcome> ById(const std::vector<Outcome>& outcomes) {
   std::map<std::string, Outcome> out;
   for (const auto& o : outcomes) EXPECT_TRUE(out.emplace(o.id, o).second) << "two outcomes for " << o.id;
   return out;
+}
+
+// Every record on `topic` (4 partitions) until `count` arrived or 30 s passed.
+std::vector<broker::Message> ReadRecords(const broker::KafkaConfig& kafka, const std::string& topic, std::size_t count) {
+  broker::Consumer consumer(kafka, {"e2e." + topic});
+  std::vector<broker::TopicPartitionOffset> partitions;
+  for (int p = 0; p < 4; ++p) partitions.push_back({topic, p, broker::kOffsetBeginning});
+  consumer.Assign(partitions);
+  std::vector<broker::Message> got;
+  WaitFor([&] {
+    for (auto& m : consumer.PollBatch(10, std::chrono::milliseconds(50))) got.push_back(std::move(m));
+    return got.size() >= count;
+  }, std::chrono::seconds(30), std::chrono::milliseconds(0));
+  return got;
 }
 
 TEST(SdkHandlers, APluginAndAPythonProgramServeEventsThroughTheStack) {
@@ -34,14 +53,21 @@ functions:
     retries: {{max_attempts: 2, backoff: 20ms}}
   - name: enrich
     handler: exec:/usr/bin/python3 {}
-    params: {{precision: 2}}
+    params: {{precision: 2, alert_above: 60, save: true}}
     partitions: 2
     workers: 2
     concurrency: 4
     results_topic: enrich.results
     retries: {{max_attempts: 2, backoff: 20ms}}
+  - name: lines
+    handler: plugin:{}#split-lines
+    params: {{topic: lines.out}}
+    workers: 1
+    results_topic: lines.results
 )",
-                                 RUNNEL_TEXT_TOOLS_PLUGIN, (SourceDir() / "samples/exec-python/enrich.py").string()));
+                                 RUNNEL_TEXT_TOOLS_PLUGIN, (SourceDir() / "samples/exec-python/enrich.py").string(),
+                                 RUNNEL_TEXT_TOOLS_PLUGIN));
+  const auto line_ids = PublishEvents(stack.Kafka(), "lines", {{"alpha\nbeta\n", "doc"}});
 
   const auto word_ids = PublishEvents(stack.Kafka(), "words",
                                       {{"the quick brown fox\njumps", "k1"}, {"a b cc", std::nullopt},
@@ -75,12 +101,41 @@ functions:
     EXPECT_EQ(body.at("event"), o.id);
     EXPECT_EQ(body.at("key"), fmt::format("d{}", i % 3));
     EXPECT_EQ(o.content_type, "application/json");
+    // The output file the program listed in its control file.
+    const auto files = nlohmann::json::parse(o.files_json.empty() ? "[]" : o.files_json);
+    ASSERT_EQ(files.size(), 1u) << o.files_json;
+    EXPECT_THAT(files[0].at("path").get<std::string>(), HasSubstr("/enrich/" + o.id + "/reading.json"));
+    EXPECT_EQ(files[0].at("bytes").get<std::size_t>(), o.output.size());
   }
   const auto& bad = enriched.at(reading_ids.back());
   EXPECT_EQ(bad.status, OutcomeStatus::kError);
   EXPECT_EQ(bad.attempts, 1);
   EXPECT_EQ(bad.error_kind, "bad-input");
   EXPECT_THAT(bad.error, HasSubstr("not JSON"));
+
+  // Readings 16..19 are above 60 F: four alerts, emitted by the Python program, keyed by device.
+  const auto alerts = ReadRecords(stack.Kafka(), "enrich.alerts", 4);
+  ASSERT_EQ(alerts.size(), 4u);
+  for (const auto& alert : alerts) {
+    const Envelope env = Envelope::Decode(alert.headers);
+    EXPECT_EQ(env.hop, 1);
+    const auto body = nlohmann::json::parse(alert.value);
+    EXPECT_GT(body.at("fahrenheit").get<double>(), 60.0);
+    EXPECT_EQ(alert.key, body.at("device").get<std::string>());
+  }
+
+  // The plugin's emits: one record per line, with the event's key.
+  const auto split = ById(ReadOutcomes(stack.Kafka(), "lines.results", 1, std::chrono::seconds(30)));
+  ASSERT_EQ(split.size(), 1u) << stack.Process().Stderr();
+  EXPECT_EQ(split.at(line_ids[0]).output, R"({"emitted":2})");
+  auto lines = ReadRecords(stack.Kafka(), "lines.out", 2);
+  ASSERT_EQ(lines.size(), 2u);
+  std::set<std::string> texts;
+  for (const auto& line : lines) {
+    texts.insert(line.value);
+    EXPECT_EQ(line.key, "doc");
+  }
+  EXPECT_EQ(texts, (std::set<std::string>{"alpha", "beta"}));
 }
 
 TEST(SdkHandlers, UpRefusesAPluginBuiltForAnotherAbi) {
@@ -94,7 +149,8 @@ TEST(SdkHandlers, UpRefusesAPluginBuiltForAnotherAbi) {
                               std::chrono::seconds(30));
   EXPECT_NE(run.exit_code, 0);
   EXPECT_THAT(run.err, HasSubstr("function future"));
-  EXPECT_THAT(run.err, HasSubstr("built for plugin ABI version 2, this runnel loads version 1"));
+  EXPECT_THAT(run.err, HasSubstr("built for plugin ABI version 3"));
+  EXPECT_THAT(run.err, HasSubstr("this runnel loads versions 1 and 2"));
   std::filesystem::remove_all(dir);
 }
 

@@ -195,6 +195,41 @@ TEST(WorkerProcess, BuildsItsFunctionFromWelcomesHandler) {
   EXPECT_EQ(worker->Wait(kDeadline), 0);
 }
 
+// An exec function's control file reaches the dispatcher: the output file in the result's files,
+// the emitted record with the result (docs/protocol.md §3), nothing for a failed call.
+TEST(WorkerProcess, ExecOutputsAndEmitsTravelWithTheResult) {
+  DispatcherPeer peer;
+  auto worker = StartWorker("tag", peer.Endpoint());
+  const auto outputs = TempDir("worker-exec-outputs");
+  const auto script = outputs / "tag.sh";
+  std::ofstream(script) << R"sh(test "$(cat)" = fail && exit 2
+mkdir -p "$RUNNEL_OUTPUT_DIR" && printf x > "$RUNNEL_OUTPUT_DIR/x.txt"
+printf '{"output":"x.txt"}\n{"emit":{"topic":"next","key":"k","payload":"p"}}\n' >> "$RUNNEL_CONTROL_FILE"
+printf ok
+)sh";
+  auto hello = peer.Handshake("tag", {{"handler", "exec:/bin/sh " + script.string()}, {"output_dir", outputs.string()}});
+  ASSERT_TRUE(hello) << worker->Stderr();
+  peer.SendTasks(hello->identity, {{DispatcherPeer::Task(1), "go"}, {DispatcherPeer::Task(2), "fail"}});
+  auto results = CollectResults(peer, 2);
+  ASSERT_EQ(results.size(), 2u) << worker->Stderr();
+  const auto& ok = results[1].header;
+  EXPECT_EQ(ok.status, wire::ResultStatus::kOk) << ok.error;
+  EXPECT_EQ(results[1].output, "ok");
+  const auto files = nlohmann::json::parse(ok.files_json.empty() ? "[]" : ok.files_json);
+  ASSERT_EQ(files.size(), 1u) << ok.files_json;
+  EXPECT_EQ(files[0].at("bytes"), 1);
+  EXPECT_EQ(files[0].at("path").get<std::string>().rfind(outputs.string(), 0), 0u) << files[0];
+  ASSERT_EQ(ok.emitted.size(), 1u);
+  EXPECT_EQ(ok.emitted[0].topic, "next");
+  EXPECT_EQ(ok.emitted[0].key, "k");
+  EXPECT_EQ(ok.emitted[0].payload, "p");
+  EXPECT_EQ(results[2].header.status, wire::ResultStatus::kError);
+  EXPECT_TRUE(results[2].header.emitted.empty());
+  worker->Signal(SIGTERM);
+  EXPECT_EQ(worker->Wait(kDeadline), 0);
+  std::filesystem::remove_all(outputs);
+}
+
 TEST(WorkerProcess, BadEndpointExitsOneWithAClearMessage) {
   auto run = RunCommand({RunnelBin(), "worker", "--function", "echo", "--dispatcher", "nonsense"}, 30s);
   EXPECT_EQ(run.exit_code, 1);

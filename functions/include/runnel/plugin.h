@@ -1,20 +1,26 @@
-/* Runnel plugin ABI, version 1: what a shared library exports to be loaded as a Runnel function
+/* Runnel plugin ABI: what a shared library exports to be loaded as a Runnel function
  * (`handler: plugin:PATH[#NAME]`). Plain C, so a plugin needs no C++ ABI compatibility with the
  * Runnel build: any compiler, any C++ standard library, or no C++ at all.
  *
- * A plugin exports one symbol:
+ * Two versions are loaded side by side. A plugin exports one of these symbols:
  *
+ *     RUNNEL_PLUGIN_EXPORT const RunnelPluginV2* runnel_plugin_v2(void);   (preferred)
  *     RUNNEL_PLUGIN_EXPORT const RunnelPluginV1* runnel_plugin_v1(void);
  *
  * returning a pointer to static data that lives as long as the library is loaded. The worker loads
- * the library with dlopen(RTLD_NOW | RTLD_LOCAL), calls runnel_plugin_v1 once, and refuses the
- * plugin unless abi_version == RUNNEL_PLUGIN_ABI_VERSION.
+ * the library with dlopen(RTLD_NOW | RTLD_LOCAL), looks for runnel_plugin_v2 first, then
+ * runnel_plugin_v1, calls it once, and refuses the plugin unless abi_version matches the entry
+ * point (RUNNEL_PLUGIN_ABI_V2 or RUNNEL_PLUGIN_ABI_V1).
+ *
+ * Version 2 adds, on top of version 1: output files listed in the result (write_output,
+ * add_output), pipeline records (emit), and batches (batch_max_events, batch_window_ms,
+ * handle_batch). Its event struct is version 1's.
  *
  * Memory never changes owner across the boundary: every pointer Runnel passes in is valid only
- * during the call, and results are handed back through RunnelResultV1's callbacks, which copy.
+ * during the call, and results are handed back through the result's callbacks, which copy.
  *
- * Compatibility: version 1 structs only grow at their end; `struct_size` lets either side tell
- * which fields exist. Anything incompatible gets a new entry point (runnel_plugin_v2) and version.
+ * Compatibility: the structs of a version only grow at their end; `struct_size` lets either side
+ * tell which fields exist. Anything incompatible gets a new entry point and version.
  */
 #ifndef RUNNEL_PLUGIN_H_
 #define RUNNEL_PLUGIN_H_
@@ -26,8 +32,13 @@
 extern "C" {
 #endif
 
-#define RUNNEL_PLUGIN_ABI_VERSION 1u
-#define RUNNEL_PLUGIN_ENTRY_POINT "runnel_plugin_v1"
+#define RUNNEL_PLUGIN_ABI_V1 1u
+#define RUNNEL_PLUGIN_ABI_V2 2u
+#define RUNNEL_PLUGIN_ENTRY_POINT_V1 "runnel_plugin_v1"
+#define RUNNEL_PLUGIN_ENTRY_POINT_V2 "runnel_plugin_v2"
+/* The names version 1 plugins were written with. */
+#define RUNNEL_PLUGIN_ABI_VERSION RUNNEL_PLUGIN_ABI_V1
+#define RUNNEL_PLUGIN_ENTRY_POINT RUNNEL_PLUGIN_ENTRY_POINT_V1
 
 #if defined(__GNUC__) || defined(__clang__)
 #define RUNNEL_PLUGIN_EXPORT __attribute__((visibility("default")))
@@ -113,7 +124,7 @@ typedef struct RunnelFunctionV1 {
 } RunnelFunctionV1;
 
 typedef struct RunnelPluginV1 {
-  uint32_t abi_version; /* RUNNEL_PLUGIN_ABI_VERSION */
+  uint32_t abi_version; /* RUNNEL_PLUGIN_ABI_V1 */
   uint32_t struct_size; /* sizeof(RunnelPluginV1) */
   const char* name;     /* the library's name, for messages */
   size_t function_count;
@@ -121,6 +132,63 @@ typedef struct RunnelPluginV1 {
 } RunnelPluginV1;
 
 typedef const RunnelPluginV1* (*RunnelPluginEntryV1)(void);
+
+/* ---- Version 2 ---------------------------------------------------------------------------- */
+
+/* Where a version 2 handle() puts its outcome: version 1's callbacks, then outputs and emits.
+ * Every callback copies what it is given and may be called any number of times during the call. */
+typedef struct RunnelResultV2 RunnelResultV2;
+struct RunnelResultV2 {
+  uint32_t struct_size;
+  void* host; /* Runnel's; do not touch */
+  void (*write)(RunnelResultV2* result, const void* data, size_t size);
+  void (*set_content_type)(RunnelResultV2* result, const char* content_type);
+  void (*set_error)(RunnelResultV2* result, const char* message);
+  void (*log)(RunnelResultV2* result, RunnelLogLevel level, const char* message);
+  /* Writes the output file <event->output_dir>/<name> atomically (a rerun of the event overwrites
+   * it) and lists it in the result's files with its path, size and `facts_json` (a JSON object of
+   * key facts such as {"width": 256}, or NULL). `name` is one plain path segment. Returns
+   * RUNNEL_OK, RUNNEL_E_BAD_INPUT for a bad name or facts (nothing written; the reason is logged),
+   * or RUNNEL_E_TRANSIENT when the disk refuses. */
+  int (*write_output)(RunnelResultV2* result, const char* name, const void* data, size_t size,
+                      const char* facts_json);
+  /* Lists a file the plugin wrote itself as <event->output_dir>/<name> (for libraries that write
+   * files). Same returns as write_output; RUNNEL_E_BAD_INPUT also when the file is not there. */
+  int (*add_output)(RunnelResultV2* result, const char* name, const char* facts_json);
+  /* Publishes a new event to `topic` (a pipeline step); its hop count is this event's plus one, so
+   * a loop is stopped by the hop limit. `key` may be NULL (no key). Headers are optional. Returns
+   * RUNNEL_OK, or an error status when Runnel cannot publish it (then fail the call with it). */
+  int (*emit)(RunnelResultV2* result, const char* topic, const void* key, size_t key_size, const void* payload,
+              size_t payload_size, const RunnelHeaderV1* headers, size_t header_count);
+};
+
+/* One function a version 2 plugin provides. */
+typedef struct RunnelFunctionV2 {
+  const char* name;
+  const char* description;
+  void* (*create)(const char* params_json, char* error, size_t error_size);
+  int (*handle)(void* instance, const RunnelEventV1* event, RunnelResultV2* result);
+  void (*destroy)(void* instance);
+  /* Batching, as Lambda's Kafka trigger does it: the worker hands up to batch_max_events events to
+   * one call, waiting at most batch_window_ms to fill it. 0 or 1: one event per call. */
+  uint32_t batch_max_events;
+  uint32_t batch_window_ms;
+  /* Handles events[0..count) in one call: results[i] and statuses[i] (set to RUNNEL_OK or an error
+   * status, initially RUNNEL_E_INTERNAL) are event i's outcome, so one bad event fails alone.
+   * Thread-safe like handle(). May be NULL: handle() is then called for each event. */
+  void (*handle_batch)(void* instance, const RunnelEventV1* events, size_t count, RunnelResultV2* results,
+                       int* statuses);
+} RunnelFunctionV2;
+
+typedef struct RunnelPluginV2 {
+  uint32_t abi_version; /* RUNNEL_PLUGIN_ABI_V2 */
+  uint32_t struct_size; /* sizeof(RunnelPluginV2) */
+  const char* name;
+  size_t function_count;
+  const RunnelFunctionV2* functions;
+} RunnelPluginV2;
+
+typedef const RunnelPluginV2* (*RunnelPluginEntryV2)(void);
 
 #ifdef __cplusplus
 }

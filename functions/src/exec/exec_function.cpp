@@ -9,6 +9,8 @@
 #include <cctype>
 #include <thread>
 
+#include "batch_protocol.hpp"
+#include "control_file.hpp"
 #include "runnel/functions/exec_function.hpp"
 
 namespace runnel::functions {
@@ -32,14 +34,59 @@ std::string Trim(std::string s) {
 class ExecFunction final : public Function {
  public:
   ExecFunction(std::vector<std::string> argv, std::string working_dir, nlohmann::json params, std::size_t max_output,
-               std::string content_type, std::string function_name)
+               std::string content_type, std::string function_name, BatchSpec batch)
       : argv_(std::move(argv)),
         working_dir_(std::move(working_dir)),
         params_(std::move(params)),
         params_json_(params_.dump()),
         max_output_(max_output),
         content_type_(std::move(content_type)),
-        function_name_(std::move(function_name)) {}
+        function_name_(std::move(function_name)),
+        batch_(batch) {}
+
+  BatchSpec Batch() const override { return batch_; }
+
+  // A batch is one run of the program: the events as NDJSON on stdin, one result line per event
+  // on stdout (batch_protocol.hpp). A failure of the run itself fails every event with it.
+  std::vector<Outcome> HandleBatch(std::span<const Event> events, Context& ctx) override {
+    if (batch_.max_events <= 1) return Function::HandleBatch(events, ctx);
+    std::vector<Outcome> outcomes(events.size());
+    try {
+      ProcessRequest request;
+      request.argv = argv_;
+      request.working_dir = working_dir_;
+      request.max_output = max_output_;
+      const auto deadline = ctx.Deadline();
+      if (deadline != Clock::time_point::max()) request.deadline = deadline;
+      const ControlFile control;
+      request.env = CommonEnvironment(deadline);
+      request.env.push_back("RUNNEL_CONTROL_FILE=" + control.Path());
+      request.env.push_back("RUNNEL_BATCH=" + std::to_string(events.size()));
+      request.stdin_data = BatchInput(events, ctx.Outputs().Root(), function_name_);
+      ProcessOutcome run = Run(request);
+      outcomes = BatchOutcomes(events, Interpret(std::move(run), ctx).output);
+      const ControlRequests requests = control.Read(
+          [&](const std::string& id) -> std::optional<std::filesystem::path> {
+            for (const Event& event : events) {
+              if (!id.empty() && event.envelope.id == id) return OutputDir(event, ctx);
+            }
+            return std::nullopt;
+          },
+          max_output_);
+      for (const ListedOutput& listed : requests.outputs) {
+        for (std::size_t i = 0; i < events.size(); ++i) {
+          if (events[i].envelope.id == listed.event && outcomes[i].result) outcomes[i].result->files.push_back(listed.file);
+        }
+      }
+      for (const EmitRequest& emit : requests.emits) ctx.Emit(emit.topic, emit.key, emit.payload, emit.headers);
+    } catch (const FunctionError& e) {
+      for (Outcome& outcome : outcomes) {
+        outcome.result.reset();
+        outcome.error = e;
+      }
+    }
+    return outcomes;
+  }
 
   Result Handle(const Event& event, Context& ctx) override {
     ProcessRequest request;
@@ -48,7 +95,9 @@ class ExecFunction final : public Function {
     request.max_output = max_output_;
     const auto deadline = ctx.Deadline();
     if (deadline != Clock::time_point::max()) request.deadline = deadline;
+    const ControlFile control;
     request.env = Environment(event, ctx, deadline);
+    request.env.push_back("RUNNEL_CONTROL_FILE=" + control.Path());
     if (event.envelope.file) {
       request.stdin_file = event.envelope.file->path;
       if (::access(request.stdin_file.c_str(), R_OK) != 0) {
@@ -59,32 +108,64 @@ class ExecFunction final : public Function {
       request.stdin_data = event.payload;
     }
 
-    // The child runs on a helper thread; this fiber waits on a future, so the worker's thread
-    // keeps running other fibers meanwhile. The helper ends by itself: RunProcess is bounded by
-    // the deadline (it kills the group), and the thread is joined once it delivered the outcome.
+    Result result = Interpret(Run(request), ctx);
+    // Only a successful call's requests count; all are checked before any record is emitted.
+    ControlRequests requests = control.Read(
+        [&](const std::string& id) -> std::optional<std::filesystem::path> {
+          if (!id.empty() && id != event.envelope.id) return std::nullopt;
+          return OutputDir(event, ctx);
+        },
+        max_output_);
+    for (EmitRequest& emit : requests.emits) {
+      ctx.Emit(emit.topic, emit.key, std::move(emit.payload), std::move(emit.headers));
+    }
+    for (ListedOutput& listed : requests.outputs) result.files.push_back(std::move(listed.file));
+    return result;
+  }
+
+ private:
+  // The child runs on a helper thread; this fiber waits on a future, so the worker's thread keeps
+  // running other fibers meanwhile. The helper ends by itself: RunProcess is bounded by the
+  // deadline (it kills the group), and the thread is joined once it delivered the outcome.
+  static ProcessOutcome Run(const ProcessRequest& request) {
     boost::fibers::promise<ProcessOutcome> promise;
     auto future = promise.get_future();
     std::thread helper([&request, p = std::move(promise)]() mutable { p.set_value(RunProcess(request)); });
     ProcessOutcome outcome = future.get();
     helper.join();
-    return Interpret(std::move(outcome), ctx);
+    return outcome;
   }
 
- private:
+  // The variables every call gets, a batch included.
+  std::vector<std::string> CommonEnvironment(Clock::time_point deadline) const {
+    std::vector<std::string> out = {"RUNNEL_FUNCTION=" + function_name_, "RUNNEL_PARAMS=" + params_json_};
+    if (deadline != Clock::time_point::max()) {
+      const auto left = std::chrono::duration_cast<std::chrono::milliseconds>(deadline - Clock::now()).count();
+      out.push_back("RUNNEL_TIMEOUT_MS=" + std::to_string(std::max<std::int64_t>(0, left)));
+    }
+    return out;
+  }
+
+  std::filesystem::path OutputDir(const Event& event, Context& ctx) const {
+    return ctx.Outputs().Root() / function_name_ / event.envelope.id;
+  }
+
   std::vector<std::string> Environment(const Event& event, Context& ctx, Clock::time_point deadline) const {
     const auto& env = event.envelope;
-    std::vector<std::string> out = {
-        "RUNNEL_ID=" + env.id,
-        "RUNNEL_FUNCTION=" + function_name_,
-        "RUNNEL_TOPIC=" + event.topic,
-        "RUNNEL_PARTITION=" + std::to_string(event.partition),
-        "RUNNEL_OFFSET=" + std::to_string(event.offset),
-        "RUNNEL_ATTEMPT=" + std::to_string(env.attempt),
-        "RUNNEL_HOP=" + std::to_string(env.hop),
-        "RUNNEL_CONTENT_TYPE=" + (env.content_type.empty() ? std::string("application/octet-stream") : env.content_type),
-        "RUNNEL_PARAMS=" + params_json_,
-        "RUNNEL_OUTPUT_DIR=" + (ctx.Outputs().Root() / function_name_ / env.id).string(),
-    };
+    std::vector<std::string> out = CommonEnvironment(deadline);
+    for (std::string& variable : std::vector<std::string>{
+             "RUNNEL_ID=" + env.id,
+             "RUNNEL_TOPIC=" + event.topic,
+             "RUNNEL_PARTITION=" + std::to_string(event.partition),
+             "RUNNEL_OFFSET=" + std::to_string(event.offset),
+             "RUNNEL_ATTEMPT=" + std::to_string(env.attempt),
+             "RUNNEL_HOP=" + std::to_string(env.hop),
+             "RUNNEL_CONTENT_TYPE=" +
+                 (env.content_type.empty() ? std::string("application/octet-stream") : env.content_type),
+             "RUNNEL_OUTPUT_DIR=" + OutputDir(event, ctx).string(),
+         }) {
+      out.push_back(std::move(variable));
+    }
     if (!event.key.empty() && event.key.find('\0') == std::string::npos) out.push_back("RUNNEL_KEY=" + event.key);
     if (!env.trace_id.empty()) out.push_back("RUNNEL_TRACE=" + env.trace_id);
     if (!env.job_id.empty()) out.push_back("RUNNEL_JOB=" + env.job_id);
@@ -93,10 +174,6 @@ class ExecFunction final : public Function {
       out.push_back("RUNNEL_FILE=" + env.file->path);
       out.push_back("RUNNEL_FILE_NAME=" + env.file->name);
       if (env.file->size) out.push_back("RUNNEL_FILE_SIZE=" + std::to_string(*env.file->size));
-    }
-    if (deadline != Clock::time_point::max()) {
-      const auto left = std::chrono::duration_cast<std::chrono::milliseconds>(deadline - Clock::now()).count();
-      out.push_back("RUNNEL_TIMEOUT_MS=" + std::to_string(std::max<std::int64_t>(0, left)));
     }
     // Other headers; a value with a NUL byte cannot travel in the environment and is left out.
     for (const auto& h : env.extra) {
@@ -141,6 +218,7 @@ class ExecFunction final : public Function {
   std::size_t max_output_;
   std::string content_type_;
   std::string function_name_;
+  BatchSpec batch_;
 };
 
 }  // namespace
@@ -163,8 +241,25 @@ std::unique_ptr<Function> MakeExecFunction(std::vector<std::string> argv, std::s
     }
     content_type = it->get<std::string>();
   }
+  BatchSpec batch;
+  if (auto it = p.find("batch"); it != p.end()) {
+    const auto bad = [&] {
+      return FunctionError(Errc::kBadConfig, fmt::format("exec: params.batch must be {{\"max_events\": 1..1000, "
+                                                         "\"window_ms\": 0..60000}}, got {}",
+                                                         it->dump()));
+    };
+    if (!it->is_object()) throw bad();
+    for (const auto& [key, value] : it->items()) {
+      if (key != "max_events" && key != "window_ms") throw bad();
+      if (!value.is_number_integer()) throw bad();
+    }
+    const auto events = it->value("max_events", std::int64_t{1});
+    const auto window = it->value("window_ms", std::int64_t{0});
+    if (events < 1 || events > 1000 || window < 0 || window > 60000) throw bad();
+    batch = {static_cast<std::size_t>(events), std::chrono::milliseconds(window)};
+  }
   return std::make_unique<ExecFunction>(std::move(argv), std::move(working_dir), p, max_output, std::move(content_type),
-                                        std::move(function_name));
+                                        std::move(function_name), batch);
 }
 
 }  // namespace runnel::functions

@@ -1,6 +1,6 @@
-// video.thumbnails and video.probe. Frames are read strictly in order with grab(); only the frames
-// kept are retrieve()d (converted to BGR), and nothing ever seeks, since a seek decodes again from
-// the previous keyframe. Thread-safe: the functions hold only their config.
+// video.thumbnails and video.probe. Frames are decoded strictly in order and nothing ever seeks,
+// since a seek decodes again from the previous keyframe; only the frames kept are converted, each
+// straight to thumbnail size (VideoDecoder). Thread-safe: the functions hold only their config.
 #include <fmt/format.h>
 
 #include <algorithm>
@@ -12,6 +12,7 @@
 #include "image_ops.hpp"
 #include "media.hpp"
 #include "params.hpp"
+#include "video_decoder.hpp"
 #include "video_source.hpp"
 
 namespace runnel::functions::media {
@@ -63,7 +64,7 @@ class VideoThumbnails final : public Function {
   Result Handle(const Event& event, Context& ctx) override {
     const VideoSource source(event, max_bytes_);
     VideoFacts facts;
-    cv::VideoCapture capture = OpenVideo(source, facts);
+    VideoDecoder decoder(source, facts, max_pixels_);
     CheckUpFront(facts);
 
     const cv::Size thumb = ThumbSize(facts);
@@ -96,11 +97,9 @@ class VideoThumbnails final : public Function {
             fmt::format("scanned {} frames without reaching the end (max_frames_scanned)", index));
       }
       if (count_ > 0 && next_wanted == wanted.size()) break;  // nothing more to keep
-      if (!capture.grab()) break;
-      const double pos_ms = capture.get(cv::CAP_PROP_POS_MSEC);
-      const double time = std::isfinite(pos_ms) && pos_ms >= 0 && (pos_ms > 0 || index == 0 || facts.fps <= 0)
-                              ? pos_ms / 1000.0
-                              : static_cast<double>(index) / facts.fps;
+      if (!decoder.Next()) break;
+      const double pts = decoder.Time();
+      const double time = pts >= 0 || facts.fps <= 0 ? std::max(pts, 0.0) : static_cast<double>(index) / facts.fps;
       bool keep = false;
       if (count_ > 0) {
         keep = index == wanted[next_wanted];
@@ -121,9 +120,7 @@ class VideoThumbnails final : public Function {
                                         "pixels (max_pixels); lower width or raise every_seconds",
                                         kept.size() + 1, thumb.width, thumb.height, max_pixels_));
       }
-      cv::Mat frame;
-      if (!capture.retrieve(frame) || frame.empty()) continue;  // an undecodable frame: take the next one
-      KeptFrame k{ResizeTo(frame, thumb).clone(), time};
+      KeptFrame k{decoder.Scaled(thumb), time};
       const auto name = fmt::format("frame_{:04}.jpg", kept.size() + 1);
       const std::string encoded = EncodeImage(k.image, OutputFormat::kJpeg, quality_);
       nlohmann::json facts_json = {{"width", thumb.width},
@@ -260,7 +257,7 @@ class VideoProbe final : public Function {
   Result Handle(const Event& event, Context&) override {
     const VideoSource source(event, max_bytes_);
     VideoFacts facts;
-    OpenVideo(source, facts);
+    const VideoDecoder decoder(source, facts, kMaxPixelsCeiling);
     Result result;
     result.output = facts.ToJson().dump();
     return result;

@@ -6,7 +6,6 @@
 #include <unistd.h>
 
 #include <cerrno>
-#include <cmath>
 #include <cstring>
 #include <filesystem>
 
@@ -45,16 +44,6 @@ std::string ReadHead(const std::string& path, std::size_t n) {
     throw FunctionError(Errc::kTransient, fmt::format("reading {}: {}", path, std::strerror(errno)));
   head.resize(static_cast<std::size_t>(got));
   return head;
-}
-
-std::string FourccText(double value) {
-  const auto code = static_cast<std::uint32_t>(value);
-  std::string text;
-  for (int i = 0; i < 4; ++i) {
-    const char c = static_cast<char>((code >> (8 * i)) & 0xFF);
-    if (c >= 0x20 && c < 0x7F) text += c;
-  }
-  return text;
 }
 
 }  // namespace
@@ -137,43 +126,17 @@ nlohmann::json VideoFacts::ToJson() const {
           {"bytes", bytes}};
 }
 
-cv::VideoCapture OpenVideo(const VideoSource& source, VideoFacts& facts) {
+std::string_view SniffOrRefuse(const VideoSource& source) {
   const std::string head = ReadHead(source.Path(), 512);
-  facts.container = std::string(SniffContainer(head));
-  if (facts.container.empty()) {
+  const std::string_view container = SniffContainer(head);
+  if (container.empty()) {
     throw FunctionError(
         Errc::kBadInput,
         fmt::format("not a recognised video container (mp4/mov, mkv/webm, avi, mpeg-ts, mpeg-ps, flv, "
                     "ogg, asf): the file starts with {}",
                     HexPrefix(head)));
   }
-  cv::VideoCapture capture;
-  try {
-    capture.open(source.Path(), cv::CAP_FFMPEG);
-  } catch (const cv::Exception& e) {
-    throw FunctionError(Errc::kBadInput, fmt::format("not a readable video: {}", e.err));
-  }
-  if (!capture.isOpened()) {
-    throw FunctionError(
-        Errc::kBadInput,
-        fmt::format("not a readable video: FFmpeg cannot open this {} file (corrupt, truncated, or "
-                    "without a video stream)",
-                    facts.container));
-  }
-  facts.width = static_cast<int>(capture.get(cv::CAP_PROP_FRAME_WIDTH));
-  facts.height = static_cast<int>(capture.get(cv::CAP_PROP_FRAME_HEIGHT));
-  const double fps = capture.get(cv::CAP_PROP_FPS);
-  facts.fps = std::isfinite(fps) && fps > 0 && fps < 1000 ? fps : 0;
-  const double count = capture.get(cv::CAP_PROP_FRAME_COUNT);
-  facts.frame_count =
-      std::isfinite(count) && count > 0 && count < 1e12 ? static_cast<std::int64_t>(count) : 0;
-  facts.codec = FourccText(capture.get(cv::CAP_PROP_FOURCC));
-  facts.bytes = source.Bytes();
-  if (facts.width <= 0 || facts.height <= 0) {
-    throw FunctionError(Errc::kBadInput, fmt::format("not a readable video: the stream reports {}x{}",
-                                                     facts.width, facts.height));
-  }
-  return capture;
+  return container;
 }
 
 }  // namespace runnel::functions::media

@@ -1,11 +1,10 @@
 // Getting a video to FFmpeg safely: the input as a file (inline payloads are written to a temporary
 // file), a container sniff that admits only real video containers (never playlists or other text
-// formats FFmpeg would follow to further files or URLs), and the stream facts OpenCV reports.
+// formats FFmpeg would follow to further files or URLs), and the stream facts (VideoDecoder fills them).
 #pragma once
 
 #include <cstdint>
 #include <nlohmann/json.hpp>
-#include <opencv2/videoio.hpp>
 #include <string>
 #include <string_view>
 
@@ -53,7 +52,8 @@ struct VideoFacts {
   nlohmann::json ToJson() const;
 };
 
-// Sniffs, then opens with FFmpeg. Throws kBadInput naming what is wrong.
-cv::VideoCapture OpenVideo(const VideoSource& source, VideoFacts& facts);
+// The container named by the file's first bytes (as SniffContainer); throws kBadInput for anything
+// else, before FFmpeg sees a byte of it.
+std::string_view SniffOrRefuse(const VideoSource& source);
 
 }  // namespace runnel::functions::media

@@ -1,10 +1,14 @@
-// The plugin loader: dlopen, the versioned entry point, and the C ABI wrapped into a Function.
+// The plugin loader: dlopen, the versioned entry points (v2, then v1), and the C ABI wrapped into a
+// Function: events in, results, output files, emitted records and batches out.
 #include "runnel/functions/plugin_function.hpp"
 
 #include <dlfcn.h>
 #include <fmt/format.h>
 
+#include <cstdint>
 #include <filesystem>
+#include <string_view>
+#include <vector>
 
 #include "runnel/plugin.h"
 
@@ -13,13 +17,44 @@ namespace {
 
 using Library = std::shared_ptr<void>;  // dlclose when the last function built from it is gone
 
+// One function of a plugin, of either ABI version: exactly one of v1 and v2 is set.
+struct Entry {
+  const RunnelFunctionV1* v1 = nullptr;
+  const RunnelFunctionV2* v2 = nullptr;
+  const char* Name() const { return v2 ? v2->name : v1->name; }
+  const char* Description() const { return v2 ? v2->description : v1->description; }
+};
+
 struct Loaded {
   Library library;
-  const RunnelPluginV1* plugin = nullptr;
+  std::uint32_t version = 0;
+  std::vector<Entry> functions;
 };
 
 [[noreturn]] void Refuse(const std::string& path, const std::string& why) {
   throw FunctionError(Errc::kBadConfig, fmt::format("plugin '{}': {}", path, why));
+}
+
+// Checks what an entry point returned: its version, its size, and that each function is complete.
+template <typename Plugin>
+void CheckPlugin(const std::string& path, const Plugin* plugin, std::uint32_t version, const char* entry_point) {
+  if (plugin == nullptr) Refuse(path, fmt::format("{}() returned NULL", entry_point));
+  if (plugin->abi_version != version) {
+    Refuse(path, fmt::format("it was built for plugin ABI version {}, but {}() is version {}'s entry point; this "
+                             "runnel loads versions {} and {} (rebuild it against this runnel's runnel/plugin.h)",
+                             plugin->abi_version, entry_point, version, RUNNEL_PLUGIN_ABI_V1, RUNNEL_PLUGIN_ABI_V2));
+  }
+  if (plugin->struct_size < sizeof(Plugin)) {
+    Refuse(path, fmt::format("its plugin struct (version {}) is {} bytes, expected at least {}", version,
+                             plugin->struct_size, sizeof(Plugin)));
+  }
+  if (plugin->function_count == 0 || plugin->functions == nullptr) Refuse(path, "it provides no functions");
+  for (std::size_t i = 0; i < plugin->function_count; ++i) {
+    const auto& f = plugin->functions[i];
+    if (f.name == nullptr || f.create == nullptr || f.handle == nullptr) {
+      Refuse(path, fmt::format("function #{} lacks a name, create() or handle()", i));
+    }
+  }
 }
 
 Loaded Load(const std::string& path) {
@@ -29,71 +64,36 @@ Loaded Load(const std::string& path) {
     const char* err = ::dlerror();
     Refuse(path, fmt::format("cannot load it: {}", err ? err : "unknown dlopen error"));
   }
-  Library library(handle, [](void* h) { ::dlclose(h); });
-  ::dlerror();
-  void* symbol = ::dlsym(handle, RUNNEL_PLUGIN_ENTRY_POINT);
-  if (symbol == nullptr) {
-    Refuse(path, fmt::format("it does not export {}() (not a Runnel plugin, or one built for another ABI; "
-                             "this runnel loads ABI version {})",
-                             RUNNEL_PLUGIN_ENTRY_POINT, RUNNEL_PLUGIN_ABI_VERSION));
+  Loaded loaded;
+  loaded.library = Library(handle, [](void* h) { ::dlclose(h); });
+  if (void* v2 = ::dlsym(handle, RUNNEL_PLUGIN_ENTRY_POINT_V2)) {
+    const RunnelPluginV2* plugin = reinterpret_cast<RunnelPluginEntryV2>(v2)();
+    CheckPlugin(path, plugin, RUNNEL_PLUGIN_ABI_V2, RUNNEL_PLUGIN_ENTRY_POINT_V2);
+    loaded.version = RUNNEL_PLUGIN_ABI_V2;
+    for (std::size_t i = 0; i < plugin->function_count; ++i) loaded.functions.push_back({nullptr, &plugin->functions[i]});
+    return loaded;
   }
-  const auto entry = reinterpret_cast<RunnelPluginEntryV1>(symbol);
-  const RunnelPluginV1* plugin = entry();
-  if (plugin == nullptr) Refuse(path, fmt::format("{}() returned NULL", RUNNEL_PLUGIN_ENTRY_POINT));
-  if (plugin->abi_version != RUNNEL_PLUGIN_ABI_VERSION) {
-    Refuse(path, fmt::format("it was built for plugin ABI version {}, this runnel loads version {} (rebuild it "
-                             "against this runnel's runnel/plugin.h)",
-                             plugin->abi_version, RUNNEL_PLUGIN_ABI_VERSION));
+  if (void* v1 = ::dlsym(handle, RUNNEL_PLUGIN_ENTRY_POINT_V1)) {
+    const RunnelPluginV1* plugin = reinterpret_cast<RunnelPluginEntryV1>(v1)();
+    CheckPlugin(path, plugin, RUNNEL_PLUGIN_ABI_V1, RUNNEL_PLUGIN_ENTRY_POINT_V1);
+    loaded.version = RUNNEL_PLUGIN_ABI_V1;
+    for (std::size_t i = 0; i < plugin->function_count; ++i) loaded.functions.push_back({&plugin->functions[i], nullptr});
+    return loaded;
   }
-  if (plugin->struct_size < sizeof(RunnelPluginV1)) {
-    Refuse(path, fmt::format("its RunnelPluginV1 is {} bytes, expected at least {}", plugin->struct_size,
-                             sizeof(RunnelPluginV1)));
-  }
-  if (plugin->function_count == 0 || plugin->functions == nullptr) Refuse(path, "it provides no functions");
-  for (std::size_t i = 0; i < plugin->function_count; ++i) {
-    const auto& f = plugin->functions[i];
-    if (f.name == nullptr || f.create == nullptr || f.handle == nullptr) {
-      Refuse(path, fmt::format("function #{} lacks a name, create() or handle()", i));
-    }
-  }
-  return {std::move(library), plugin};
+  Refuse(path, fmt::format("it exports neither {}() nor {}() (not a Runnel plugin, or one built for another ABI; "
+                           "this runnel loads ABI versions {} and {})",
+                           RUNNEL_PLUGIN_ENTRY_POINT_V2, RUNNEL_PLUGIN_ENTRY_POINT_V1, RUNNEL_PLUGIN_ABI_V1,
+                           RUNNEL_PLUGIN_ABI_V2));
 }
 
-std::string Names(const RunnelPluginV1& plugin) {
+std::string Names(const Loaded& loaded) {
   std::string out;
-  for (std::size_t i = 0; i < plugin.function_count; ++i) out += (i ? ", " : "") + std::string(plugin.functions[i].name);
+  for (const Entry& f : loaded.functions) {
+    if (!out.empty()) out += ", ";
+    out += f.Name();
+  }
   return out;
 }
-
-// The host side of RunnelResultV1: collects what the plugin hands back.
-struct ResultSink {
-  RunnelResultV1 c{};
-  Context* ctx = nullptr;
-  std::string output;
-  std::string content_type = "application/octet-stream";
-  std::string error;
-
-  explicit ResultSink(Context& context) : ctx(&context) {
-    c.struct_size = sizeof(RunnelResultV1);
-    c.host = this;
-    c.write = [](RunnelResultV1* r, const void* data, size_t size) {
-      if (data != nullptr && size > 0) Self(r).output.append(static_cast<const char*>(data), size);
-    };
-    c.set_content_type = [](RunnelResultV1* r, const char* type) { Self(r).content_type = type ? type : ""; };
-    c.set_error = [](RunnelResultV1* r, const char* message) { Self(r).error = message ? message : ""; };
-    c.log = [](RunnelResultV1* r, RunnelLogLevel level, const char* message) {
-      auto& log = Self(r).ctx->Log();
-      const std::string_view text = message ? message : "";
-      switch (level) {
-        case RUNNEL_LOG_DEBUG: log.debug("{}", text); break;
-        case RUNNEL_LOG_INFO: log.info("{}", text); break;
-        case RUNNEL_LOG_WARN: log.warn("{}", text); break;
-        default: log.error("{}", text); break;
-      }
-    };
-  }
-  static ResultSink& Self(RunnelResultV1* r) { return *static_cast<ResultSink*>(r->host); }
-};
 
 Errc StatusToErrc(int status) {
   switch (status) {
@@ -106,59 +106,264 @@ Errc StatusToErrc(int status) {
   }
 }
 
+int ErrcToStatus(Errc code) {
+  switch (code) {
+    case Errc::kBadInput: return RUNNEL_E_BAD_INPUT;
+    case Errc::kLimitExceeded: return RUNNEL_E_LIMIT_EXCEEDED;
+    case Errc::kBadConfig: return RUNNEL_E_BAD_CONFIG;
+    case Errc::kTimeout: return RUNNEL_E_TIMEOUT;
+    case Errc::kTransient: return RUNNEL_E_TRANSIENT;
+    default: return RUNNEL_E_INTERNAL;
+  }
+}
+
+std::string_view Text(const char* s) { return s ? std::string_view(s) : std::string_view(); }
+
+// An output name is one plain path segment inside the event's output directory.
+bool PlainSegment(std::string_view name) {
+  return !name.empty() && name != "." && name != ".." && name.find('/') == std::string_view::npos;
+}
+
+// The host side of a call's result (RunnelResultV1 or RunnelResultV2): collects what the plugin
+// hands back. One per event and call; the callbacks run on the calling thread.
+class ResultSink {
+ public:
+  ResultSink(Context& ctx, const Event& event, std::string function) : ctx_(&ctx), event_(&event), function_(std::move(function)) {
+    v1_.struct_size = sizeof(RunnelResultV1);
+    v1_.host = this;
+    v1_.write = [](RunnelResultV1* r, const void* data, size_t size) { Of(r).Write(data, size); };
+    v1_.set_content_type = [](RunnelResultV1* r, const char* type) { Of(r).content_type_ = Text(type); };
+    v1_.set_error = [](RunnelResultV1* r, const char* message) { Of(r).error_ = Text(message); };
+    v1_.log = [](RunnelResultV1* r, RunnelLogLevel level, const char* message) { Of(r).Log(level, message); };
+    v2_.struct_size = sizeof(RunnelResultV2);
+    v2_.host = this;
+    v2_.write = [](RunnelResultV2* r, const void* data, size_t size) { Of(r).Write(data, size); };
+    v2_.set_content_type = [](RunnelResultV2* r, const char* type) { Of(r).content_type_ = Text(type); };
+    v2_.set_error = [](RunnelResultV2* r, const char* message) { Of(r).error_ = Text(message); };
+    v2_.log = [](RunnelResultV2* r, RunnelLogLevel level, const char* message) { Of(r).Log(level, message); };
+    v2_.write_output = [](RunnelResultV2* r, const char* name, const void* data, size_t size, const char* facts) {
+      return Of(r).WriteOutput(Text(name), data, size, facts);
+    };
+    v2_.add_output = [](RunnelResultV2* r, const char* name, const char* facts) {
+      return Of(r).AddOutput(Text(name), facts);
+    };
+    v2_.emit = [](RunnelResultV2* r, const char* topic, const void* key, size_t key_size, const void* payload,
+                  size_t payload_size, const RunnelHeaderV1* headers, size_t header_count) {
+      return Of(r).Emit(Text(topic), key, key_size, payload, payload_size, headers, header_count);
+    };
+  }
+  ResultSink(const ResultSink&) = delete;
+  ResultSink& operator=(const ResultSink&) = delete;
+
+  RunnelResultV1* V1() { return &v1_; }
+  RunnelResultV2* V2() { return &v2_; }
+
+  // The outcome for `status`; `name` is the plugin function's, for a message without a reason.
+  Result Finish(int status, const char* name) {
+    if (status != RUNNEL_OK) {
+      throw FunctionError(StatusToErrc(status),
+                          error_.empty() ? fmt::format("{} failed with status {}", name, status) : error_);
+    }
+    return Result{std::move(output_), std::move(content_type_), std::move(files_)};
+  }
+
+ private:
+  template <typename C>
+  static ResultSink& Of(C* r) {
+    return *static_cast<ResultSink*>(r->host);
+  }
+
+  void Write(const void* data, size_t size) {
+    if (data != nullptr && size > 0) output_.append(static_cast<const char*>(data), size);
+  }
+
+  void Log(RunnelLogLevel level, const char* message) {
+    auto& log = ctx_->Log();
+    const std::string_view text = Text(message);
+    switch (level) {
+      case RUNNEL_LOG_DEBUG: log.debug("{}", text); break;
+      case RUNNEL_LOG_INFO: log.info("{}", text); break;
+      case RUNNEL_LOG_WARN: log.warn("{}", text); break;
+      default: log.error("{}", text); break;
+    }
+  }
+
+  // Parses facts_json; logs and returns false when it is not a JSON object.
+  bool Facts(const char* facts_json, nlohmann::json& facts) {
+    facts = nlohmann::json::object();
+    if (facts_json == nullptr || *facts_json == '\0') return true;
+    facts = nlohmann::json::parse(facts_json, nullptr, false);
+    if (facts.is_object()) return true;
+    ctx_->Log().warn("{}: output facts must be a JSON object, got: {}", function_, Text(facts_json).substr(0, 200));
+    return false;
+  }
+
+  int WriteOutput(std::string_view name, const void* data, size_t size, const char* facts_json) {
+    nlohmann::json facts;
+    if (!PlainSegment(name)) {
+      ctx_->Log().warn("{}: output name '{}' is not a plain file name", function_, name);
+      return RUNNEL_E_BAD_INPUT;
+    }
+    if (!Facts(facts_json, facts)) return RUNNEL_E_BAD_INPUT;
+    try {
+      const std::string_view bytes(static_cast<const char*>(data), data ? size : 0);
+      files_.push_back(ctx_->Outputs().Write(function_, event_->envelope.id, name, bytes, std::move(facts)));
+      return RUNNEL_OK;
+    } catch (const FunctionError& e) {
+      ctx_->Log().warn("{}: {}", function_, e.what());
+      return ErrcToStatus(e.Code());
+    }
+  }
+
+  int AddOutput(std::string_view name, const char* facts_json) {
+    nlohmann::json facts;
+    if (!PlainSegment(name)) {
+      ctx_->Log().warn("{}: output name '{}' is not a plain file name", function_, name);
+      return RUNNEL_E_BAD_INPUT;
+    }
+    if (!Facts(facts_json, facts)) return RUNNEL_E_BAD_INPUT;
+    const auto path = ctx_->Outputs().Root() / function_ / event_->envelope.id / std::string(name);
+    std::error_code ec;
+    const bool present = std::filesystem::is_regular_file(path, ec);
+    const std::uint64_t bytes = present ? std::filesystem::file_size(path, ec) : 0;
+    if (!present || ec) {
+      ctx_->Log().warn("{}: add_output: {} is not a file the plugin wrote", function_, path.string());
+      return RUNNEL_E_BAD_INPUT;
+    }
+    files_.push_back(OutputFile{path.string(), bytes, std::move(facts)});
+    return RUNNEL_OK;
+  }
+
+  int Emit(std::string_view topic, const void* key, size_t key_size, const void* payload, size_t payload_size,
+           const RunnelHeaderV1* headers, size_t header_count) {
+    if (topic.empty()) {
+      ctx_->Log().warn("{}: emit needs a topic", function_);
+      return RUNNEL_E_BAD_INPUT;
+    }
+    Headers copied;
+    for (size_t i = 0; headers != nullptr && i < header_count; ++i) {
+      copied.push_back({std::string(Text(headers[i].name)),
+                        std::string(headers[i].value ? headers[i].value : "", headers[i].value ? headers[i].value_size : 0)});
+    }
+    try {
+      ctx_->Emit(topic, key ? std::string_view(static_cast<const char*>(key), key_size) : std::string_view(),
+                 std::string(static_cast<const char*>(payload), payload ? payload_size : 0), std::move(copied));
+      return RUNNEL_OK;
+    } catch (const FunctionError& e) {
+      ctx_->Log().warn("{}: emit to {}: {}", function_, topic, e.what());
+      return ErrcToStatus(e.Code());
+    } catch (const std::exception& e) {
+      ctx_->Log().warn("{}: emit to {}: {}", function_, topic, e.what());
+      return RUNNEL_E_TRANSIENT;
+    }
+  }
+
+  RunnelResultV1 v1_{};
+  RunnelResultV2 v2_{};
+  Context* ctx_;
+  const Event* event_;
+  std::string function_;
+  std::string output_;
+  std::string content_type_ = "application/octet-stream";
+  std::string error_;
+  std::vector<OutputFile> files_;
+};
+
+// An event in the C ABI's shape, with the storage its pointers refer to. Not movable once built.
+class CEvent {
+ public:
+  CEvent(const Event& event, Context& ctx, const std::string& function) {
+    headers_.reserve(event.envelope.extra.size());
+    for (const auto& h : event.envelope.extra) headers_.push_back({h.name.c_str(), h.value.c_str(), h.value.size()});
+    file_path_ = event.envelope.file ? event.envelope.file->path : std::string();
+    output_dir_ = (ctx.Outputs().Root() / function / event.envelope.id).string();
+    c_.struct_size = sizeof(RunnelEventV1);
+    c_.id = event.envelope.id.c_str();
+    c_.key = event.key.c_str();
+    c_.key_size = event.key.size();
+    c_.has_key = event.key.empty() ? 0 : 1;
+    c_.payload = event.payload.c_str();
+    c_.payload_size = event.payload.size();
+    c_.file_path = file_path_.c_str();
+    c_.content_type = event.envelope.content_type.c_str();
+    c_.topic = event.topic.c_str();
+    c_.partition = event.partition;
+    c_.offset = event.offset;
+    c_.attempt = static_cast<std::uint32_t>(event.envelope.attempt);
+    const auto deadline = ctx.Deadline();
+    c_.timeout_ms = deadline == std::chrono::steady_clock::time_point::max()
+                        ? -1
+                        : std::max<std::int64_t>(0, std::chrono::duration_cast<std::chrono::milliseconds>(
+                                                        deadline - std::chrono::steady_clock::now())
+                                                        .count());
+    c_.output_dir = output_dir_.c_str();
+    c_.headers = headers_.data();
+    c_.header_count = headers_.size();
+  }
+  CEvent(const CEvent&) = delete;
+  CEvent& operator=(const CEvent&) = delete;
+  const RunnelEventV1& C() const { return c_; }
+
+ private:
+  std::vector<RunnelHeaderV1> headers_;
+  std::string file_path_;
+  std::string output_dir_;
+  RunnelEventV1 c_{};
+};
+
 class PluginFunction final : public Function {
  public:
-  PluginFunction(Library library, const RunnelFunctionV1& fn, void* instance, std::string function_name)
-      : library_(std::move(library)), fn_(fn), instance_(instance), function_name_(std::move(function_name)) {}
+  PluginFunction(Library library, Entry fn, void* instance, std::string function_name)
+      : library_(std::move(library)), fn_(fn), instance_(instance), function_name_(std::move(function_name)) {
+    if (function_name_.empty()) function_name_ = fn_.Name();
+  }
 
   ~PluginFunction() override {
-    if (fn_.destroy != nullptr) fn_.destroy(instance_);
+    void (*destroy)(void*) = fn_.v2 ? fn_.v2->destroy : fn_.v1->destroy;
+    if (destroy != nullptr) destroy(instance_);
   }
 
   Result Handle(const Event& event, Context& ctx) override {
-    std::vector<RunnelHeaderV1> headers;
-    headers.reserve(event.envelope.extra.size());
-    for (const auto& h : event.envelope.extra) headers.push_back({h.name.c_str(), h.value.c_str(), h.value.size()});
-    const std::string file_path = event.envelope.file ? event.envelope.file->path : std::string();
-    const std::string output_dir =
-        (ctx.Outputs().Root() / (function_name_.empty() ? std::string(fn_.name) : function_name_) / event.envelope.id)
-            .string();
-    RunnelEventV1 e{};
-    e.struct_size = sizeof(RunnelEventV1);
-    e.id = event.envelope.id.c_str();
-    e.key = event.key.c_str();
-    e.key_size = event.key.size();
-    e.has_key = event.key.empty() ? 0 : 1;
-    e.payload = event.payload.c_str();
-    e.payload_size = event.payload.size();
-    e.file_path = file_path.c_str();
-    e.content_type = event.envelope.content_type.c_str();
-    e.topic = event.topic.c_str();
-    e.partition = event.partition;
-    e.offset = event.offset;
-    e.attempt = static_cast<std::uint32_t>(event.envelope.attempt);
-    const auto deadline = ctx.Deadline();
-    e.timeout_ms = deadline == std::chrono::steady_clock::time_point::max()
-                       ? -1
-                       : std::max<std::int64_t>(0, std::chrono::duration_cast<std::chrono::milliseconds>(
-                                                       deadline - std::chrono::steady_clock::now())
-                                                       .count());
-    e.output_dir = output_dir.c_str();
-    e.headers = headers.data();
-    e.header_count = headers.size();
+    const CEvent e(event, ctx, function_name_);
+    ResultSink sink(ctx, event, function_name_);
+    const int status = fn_.v2 ? fn_.v2->handle(instance_, &e.C(), sink.V2()) : fn_.v1->handle(instance_, &e.C(), sink.V1());
+    return sink.Finish(status, fn_.Name());
+  }
 
-    ResultSink sink(ctx);
-    const int status = fn_.handle(instance_, &e, &sink.c);
-    if (status != RUNNEL_OK) {
-      throw FunctionError(StatusToErrc(status),
-                          sink.error.empty() ? fmt::format("{} failed with status {}", fn_.name, status) : sink.error);
+  BatchSpec Batch() const override {
+    if (fn_.v2 == nullptr || fn_.v2->batch_max_events <= 1) return {};
+    return {fn_.v2->batch_max_events, std::chrono::milliseconds(fn_.v2->batch_window_ms)};
+  }
+
+  std::vector<Outcome> HandleBatch(std::span<const Event> events, Context& ctx) override {
+    if (fn_.v2 == nullptr || fn_.v2->handle_batch == nullptr) return Function::HandleBatch(events, ctx);
+    // C arrays for the plugin; the storage behind them is built in place and never moves.
+    std::vector<std::unique_ptr<CEvent>> storage;
+    std::vector<std::unique_ptr<ResultSink>> sinks;
+    std::vector<RunnelEventV1> c_events;
+    std::vector<RunnelResultV2> c_results;
+    for (const Event& event : events) {
+      storage.push_back(std::make_unique<CEvent>(event, ctx, function_name_));
+      sinks.push_back(std::make_unique<ResultSink>(ctx, event, function_name_));
+      c_events.push_back(storage.back()->C());
+      c_results.push_back(*sinks.back()->V2());  // host points at the sink, so a copy works the same
     }
-    return Result{std::move(sink.output), std::move(sink.content_type), {}};
+    std::vector<int> statuses(events.size(), RUNNEL_E_INTERNAL);
+    fn_.v2->handle_batch(instance_, c_events.data(), c_events.size(), c_results.data(), statuses.data());
+    std::vector<Outcome> outcomes(events.size());
+    for (std::size_t i = 0; i < events.size(); ++i) {
+      try {
+        outcomes[i].result = sinks[i]->Finish(statuses[i], fn_.Name());
+      } catch (const FunctionError& e) {
+        outcomes[i].error = e;
+      }
+    }
+    return outcomes;
   }
 
  private:
   Library library_;  // declared first: destroyed last, after destroy() ran
-  RunnelFunctionV1 fn_;
+  Entry fn_;
   void* instance_;
   std::string function_name_;
 };
@@ -168,36 +373,33 @@ class PluginFunction final : public Function {
 std::vector<PluginFunctionInfo> InspectPlugin(const std::string& path) {
   const Loaded loaded = Load(path);
   std::vector<PluginFunctionInfo> out;
-  for (std::size_t i = 0; i < loaded.plugin->function_count; ++i) {
-    const auto& f = loaded.plugin->functions[i];
-    out.push_back({f.name, f.description ? f.description : ""});
-  }
+  for (const Entry& f : loaded.functions) out.push_back({f.Name(), f.Description() ? f.Description() : "", loaded.version});
   return out;
 }
 
 std::unique_ptr<Function> LoadPluginFunction(const std::string& path, const std::string& name,
                                              const nlohmann::json& params, const std::string& function_name) {
   Loaded loaded = Load(path);
-  const RunnelPluginV1& plugin = *loaded.plugin;
-  const RunnelFunctionV1* chosen = nullptr;
+  const Entry* chosen = nullptr;
   if (name.empty()) {
-    if (plugin.function_count != 1) {
-      Refuse(path, fmt::format("it provides {} functions ({}): pick one with plugin:{}#NAME", plugin.function_count,
-                               Names(plugin), path));
+    if (loaded.functions.size() != 1) {
+      Refuse(path, fmt::format("it provides {} functions ({}): pick one with plugin:{}#NAME", loaded.functions.size(),
+                               Names(loaded), path));
     }
-    chosen = &plugin.functions[0];
+    chosen = &loaded.functions[0];
   } else {
-    for (std::size_t i = 0; i < plugin.function_count; ++i) {
-      if (name == plugin.functions[i].name) chosen = &plugin.functions[i];
+    for (const Entry& f : loaded.functions) {
+      if (name == f.Name()) chosen = &f;
     }
-    if (chosen == nullptr) Refuse(path, fmt::format("it has no function '{}' (it has: {})", name, Names(plugin)));
+    if (chosen == nullptr) Refuse(path, fmt::format("it has no function '{}' (it has: {})", name, Names(loaded)));
   }
   const std::string params_json = params.is_null() ? "{}" : params.dump();
   char error[1024] = {0};
-  void* instance = chosen->create(params_json.c_str(), error, sizeof error);
+  void* instance = chosen->v2 ? chosen->v2->create(params_json.c_str(), error, sizeof error)
+                              : chosen->v1->create(params_json.c_str(), error, sizeof error);
   if (instance == nullptr) {
     error[sizeof error - 1] = '\0';
-    throw FunctionError(Errc::kBadConfig, fmt::format("{}: {}", chosen->name, error[0] ? error : "create() failed"));
+    throw FunctionError(Errc::kBadConfig, fmt::format("{}: {}", chosen->Name(), error[0] ? error : "create() failed"));
   }
   return std::make_unique<PluginFunction>(std::move(loaded.library), *chosen, instance, function_name);
 }

@@ -155,6 +155,42 @@ TEST(IotIngestValidation, BlankLinesAndCrlfKeepLineNumbers) {
   EXPECT_EQ(result["errors"][0]["line"], 4);
 }
 
+// Clean NDJSON goes through simdjson's iterate_many; anything irregular is parsed again line by
+// line. Both must give the same line numbers and reasons.
+TEST(IotIngestValidation, InvalidReadingsInCleanNdjsonKeepTheirLineNumbers) {
+  Harness h;
+  const std::string wrong_type = R"({"device":7,"ts":)" + std::to_string(kNow) + R"(,"metrics":{"temp":1}})";
+  const Json result = h.Run("\n" + Good() + "\n" + wrong_type + "\r\n" + Good());
+  EXPECT_EQ(result["readings"]["accepted"], 2);
+  EXPECT_EQ(result["readings"]["rejected"], 1);
+  ASSERT_EQ(result["errors"].size(), 1u);
+  EXPECT_EQ(result["errors"][0]["line"], 4);
+  EXPECT_EQ(result["errors"][0]["field"], "device");
+  EXPECT_EQ(result["errors"][0]["reason"], "must be a string, got number");
+}
+
+TEST(IotIngestValidation, TwoReadingsOnOneLineAreOneBadLine) {
+  Harness h;
+  std::string first = Good();
+  first.pop_back();  // its newline
+  const Json result = h.Run(first + " " + Good() + Good());
+  EXPECT_EQ(result["readings"]["accepted"], 1);
+  EXPECT_EQ(result["readings"]["rejected"], 1);
+  EXPECT_EQ(result["errors"][0]["line"], 1);
+  EXPECT_EQ(result["errors"][0]["reason"], "malformed JSON: trailing content after the reading");
+}
+
+TEST(IotIngestValidation, AReadingSplitOverTwoLinesIsTwoBadLines) {
+  Harness h;
+  const std::string split = R"({"device":"d",)" "\n" R"("ts":)" + std::to_string(kNow) + R"(,"metrics":{"temp":1}})" "\n";
+  const Json result = h.Run(Good() + split + Good());
+  EXPECT_EQ(result["readings"]["accepted"], 2);
+  EXPECT_EQ(result["readings"]["rejected"], 2);
+  ASSERT_EQ(result["errors"].size(), 2u);
+  EXPECT_EQ(result["errors"][0]["line"], 2);
+  EXPECT_EQ(result["errors"][1]["line"], 3);
+}
+
 TEST(IotIngestValidation, OversizedLineIsRejectedAndOthersProcessed) {
   Harness h(Json{{"max_line_bytes", 100}});
   const std::string big =

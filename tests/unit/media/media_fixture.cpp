@@ -1,5 +1,10 @@
 #include "media_fixture.hpp"
 
+extern "C" {
+#include <libavformat/avformat.h>
+#include <libavutil/display.h>
+}
+
 #include <spdlog/spdlog.h>
 #include <unistd.h>
 
@@ -185,6 +190,41 @@ bool WriteVideo(const std::string& path, const std::string& fourcc, double fps, 
   }
   writer.release();
   return true;
+}
+
+bool RemuxRotated(const std::string& from, const std::string& to, int clockwise) {
+  AVFormatContext* in = nullptr;
+  if (avformat_open_input(&in, from.c_str(), nullptr, nullptr) < 0) return false;
+  AVFormatContext* out = nullptr;
+  bool ok = avformat_find_stream_info(in, nullptr) >= 0 &&
+            avformat_alloc_output_context2(&out, nullptr, "mp4", to.c_str()) >= 0;
+  AVStream* stream = ok ? avformat_new_stream(out, nullptr) : nullptr;
+  ok = ok && stream != nullptr && avcodec_parameters_copy(stream->codecpar, in->streams[0]->codecpar) >= 0;
+  if (ok) {
+    stream->codecpar->codec_tag = 0;
+    stream->time_base = in->streams[0]->time_base;
+    auto* matrix = reinterpret_cast<std::int32_t*>(
+        av_stream_new_side_data(stream, AV_PKT_DATA_DISPLAYMATRIX, 9 * sizeof(std::int32_t)));
+    ok = matrix != nullptr;
+    if (ok) av_display_rotation_set(matrix, clockwise);  // "a pure clockwise rotation" (display.h)
+  }
+  ok = ok && avio_open(&out->pb, to.c_str(), AVIO_FLAG_WRITE) >= 0 && avformat_write_header(out, nullptr) >= 0;
+  if (ok) {
+    AVPacket* packet = av_packet_alloc();
+    while (av_read_frame(in, packet) >= 0) {
+      if (packet->stream_index == 0) {
+        av_packet_rescale_ts(packet, in->streams[0]->time_base, stream->time_base);
+        ok = ok && av_interleaved_write_frame(out, packet) >= 0;
+      }
+      av_packet_unref(packet);
+    }
+    av_packet_free(&packet);
+    ok = av_write_trailer(out) >= 0 && ok;
+  }
+  if (out != nullptr && out->pb != nullptr) avio_closep(&out->pb);
+  avformat_free_context(out);
+  avformat_close_input(&in);
+  return ok;
 }
 
 }  // namespace runnel::functions::testing

@@ -74,5 +74,8 @@ std::string TinyGif();
 
 // Writes `frames` frames of `size` at `fps`; false when this fourcc cannot be written here.
 bool WriteVideo(const std::string& path, const std::string& fourcc, double fps, int frames, cv::Size size);
+// Copies the MP4 at `from` to `to` (no re-encoding) with a display matrix rotating it `clockwise`
+// degrees, as phones record portrait video. False when FFmpeg refuses.
+bool RemuxRotated(const std::string& from, const std::string& to, int clockwise);
 
 }  // namespace runnel::functions::testing

@@ -1,5 +1,7 @@
 // video.thumbnails and video.probe on short clips written by the tests with cv::VideoWriter.
 #include <cstdlib>
+#include <opencv2/imgproc.hpp>
+#include <opencv2/videoio.hpp>
 
 #include "media_fixture.hpp"
 
@@ -62,6 +64,65 @@ TEST_F(MediaVideoFunctions, EverySecondWithContactSheet) {
   EXPECT_EQ(output_["frames_decoded"], 100);
   EXPECT_EQ(output_["truncated"], false);
   EXPECT_EQ(output_["source"]["frame_count"], 100);
+}
+
+// The frames are decoded and scaled by our own FFmpeg pipeline, not cv::VideoCapture: the pixels
+// must still be the frame OpenCV decodes, shrunk the way image.thumbnail shrinks (INTER_AREA).
+TEST_F(MediaVideoFunctions, ThumbnailsShowTheSameFrameOpenCvDecodes) {
+  Run("video.thumbnails", {{"count", 2}, {"width", 80}, {"contact_sheet", false}}, FileEvent(clip_));
+  cv::VideoCapture capture(clip_, cv::CAP_FFMPEG);
+  ASSERT_TRUE(capture.isOpened());
+  cv::Mat frame;
+  for (int i = 0; i <= output_["frames"][1]["index"].get<int>(); ++i) ASSERT_TRUE(capture.read(frame));
+  cv::Mat expected;
+  cv::resize(frame, expected, {80, 60}, 0, 0, cv::INTER_AREA);
+  const cv::Mat got = Decode(ReadFile(output_["frames"][1]["path"]));
+  ASSERT_EQ(got.size(), expected.size());
+  cv::Mat diff;
+  cv::absdiff(got, expected, diff);
+  const cv::Scalar mean = cv::mean(diff);
+  for (int c = 0; c < 3; ++c) EXPECT_LT(mean[c], 6.0) << "channel " << c;  // JPEG q85 and filter rounding
+  // Another frame differs by far more: the comparison can tell frames apart.
+  cv::Mat first;
+  cv::absdiff(Decode(ReadFile(output_["frames"][0]["path"])), expected, first);
+  EXPECT_GT(cv::mean(first)[0] + cv::mean(first)[1], 20.0);
+}
+
+// A portrait phone video: stored 160x120 with a display matrix turning it 90 degrees clockwise
+// (as `ffmpeg` and players show it). The thumbnails are upright: 120 wide, 160 high, the stored
+// frame turned clockwise. (OpenCV 4.6's VideoCapture turns such a video the other way.)
+TEST_F(MediaVideoFunctions, TheDisplayRotationIsApplied) {
+  const auto stored = (Dir() / "stored.mp4").string();
+  const auto rotated = (Dir() / "rotated.mp4").string();
+  ASSERT_TRUE(WriteVideo(stored, "mp4v", 10, 20, {160, 120}));
+  ASSERT_TRUE(RemuxRotated(stored, rotated, 90));
+  Run("video.probe", Json::object(), FileEvent(rotated));
+  EXPECT_EQ(output_["width"], 120);
+  EXPECT_EQ(output_["height"], 160);
+  Run("video.thumbnails", {{"count", 1}, {"width", 60}, {"contact_sheet", false}}, FileEvent(rotated));
+  ASSERT_EQ(output_["frames"].size(), 1u);
+  EXPECT_EQ(output_["frames"][0]["width"], 60);
+  EXPECT_EQ(output_["frames"][0]["height"], 80);
+  const cv::Mat got = Decode(ReadFile(output_["frames"][0]["path"]));
+  ASSERT_EQ(got.size(), cv::Size(60, 80));
+
+  cv::VideoCapture capture(stored, cv::CAP_FFMPEG);  // no rotation in this file
+  ASSERT_TRUE(capture.isOpened());
+  cv::Mat frame;
+  for (int i = 0; i <= output_["frames"][0]["index"].get<int>(); ++i) ASSERT_TRUE(capture.read(frame));
+  const auto difference = [&](cv::RotateFlags turn) {
+    cv::Mat turned, small, diff;
+    cv::rotate(frame, turned, turn);
+    cv::resize(turned, small, {60, 80}, 0, 0, cv::INTER_AREA);
+    cv::absdiff(got, small, diff);
+    const cv::Scalar mean = cv::mean(diff);
+    return mean[0] + mean[1] + mean[2];
+  };
+  const double clockwise = difference(cv::ROTATE_90_CLOCKWISE);
+  EXPECT_LT(clockwise, 3 * 8.0);  // JPEG q85 and filter rounding
+  // Turned the other way (the frame number then sits at the bottom instead of the top) is further
+  // off: the comparison sees the direction.
+  EXPECT_GT(difference(cv::ROTATE_90_COUNTERCLOCKWISE), 2 * clockwise) << "clockwise " << clockwise;
 }
 
 TEST_F(MediaVideoFunctions, FractionalInterval) {

@@ -202,5 +202,150 @@ TEST(Exec, TheFibersThreadKeepsRunningWhileTheChildRuns) {
   std::filesystem::remove(flag);
 }
 
+// ---- outputs and emits through $RUNNEL_CONTROL_FILE
+
+TEST(Exec, ControlFileListsOutputsAndEmitsRecordsAfterSuccess) {
+  TestContext ctx;
+  const auto fn = Shell(R"(mkdir -p "$RUNNEL_OUTPUT_DIR" && printf 'thumb' > "$RUNNEL_OUTPUT_DIR/a.txt" &&
+    echo '{"output": "a.txt", "facts": {"kind": "demo"}}' >> "$RUNNEL_CONTROL_FILE" &&
+    echo '{"emit": {"topic": "next", "key": "k1", "payload": "hello", "headers": {"x-step": "2"}}}' >> "$RUNNEL_CONTROL_FILE" &&
+    printf done)");
+  const Result r = fn->Handle(MakeEvent("", "ev-ctl"), ctx);
+  EXPECT_EQ(r.output, "done");
+  ASSERT_EQ(r.files.size(), 1u);
+  EXPECT_EQ(r.files[0].path, (ctx.Outputs().Root() / "fn" / "ev-ctl" / "a.txt").string());
+  EXPECT_EQ(r.files[0].bytes, 5u);
+  EXPECT_EQ(r.files[0].facts, nlohmann::json({{"kind", "demo"}}));
+  ASSERT_EQ(ctx.emitted.size(), 1u);
+  EXPECT_EQ(ctx.emitted[0].topic, "next");
+  EXPECT_EQ(ctx.emitted[0].key, "k1");
+  EXPECT_EQ(ctx.emitted[0].payload, "hello");
+  EXPECT_EQ(ctx.emitted[0].headers, (Headers{{"x-step", "2"}}));
+  std::filesystem::remove_all(ctx.Outputs().Root() / "fn" / "ev-ctl");
+}
+
+TEST(Exec, AFailedCallEmitsNothingAndTheControlFileIsRemoved) {
+  TestContext ctx;
+  const auto marker = TempPath("control");
+  const auto fn = Shell("echo \"$RUNNEL_CONTROL_FILE\" > " + marker.string() +
+                        R"( && echo '{"emit": {"topic": "t", "payload": "x"}}' >> "$RUNNEL_CONTROL_FILE" && exit 2)");
+  EXPECT_EQ(ErrorOf([&] { fn->Handle(MakeEvent(""), ctx); }).Code(), Errc::kBadInput);
+  EXPECT_TRUE(ctx.emitted.empty());
+  std::ifstream in(marker);
+  std::string control;
+  std::getline(in, control);
+  ASSERT_FALSE(control.empty());
+  EXPECT_FALSE(std::filesystem::exists(control));
+  std::filesystem::remove(marker);
+}
+
+TEST(Exec, ABadControlLineFailsTheCallNamingTheLineAndEmitsNothing) {
+  TestContext ctx;
+  struct Case {
+    std::string lines;
+    std::string message;
+  };
+  const Case cases[] = {
+      {R"({"emit": {"topic": "t", "payload": "ok"}}\nnot json)", "RUNNEL_CONTROL_FILE line 2: not valid JSON"},
+      {R"({"output": "../escape"})", "line 1: output '../escape' is not a plain file name"},
+      {R"({"output": "missing.txt"})", "line 1: output"},
+      {R"({"emit": {"topic": "t"}})", "line 1: \"payload\" is missing"},
+      {R"({"emit": {"topic": "t", "payload": "x", "partition": 1}})", "unknown key \"partition\""},
+      {R"({"publish": 1})", "line 1: unknown request"},
+  };
+  for (const Case& c : cases) {
+    // The lines are printf's format: \n in them is a line break.
+    const auto fn = Shell("printf '" + c.lines + "\\n' > \"$RUNNEL_CONTROL_FILE\"");
+    const auto e = ErrorOf([&] { fn->Handle(MakeEvent(""), ctx); });
+    EXPECT_EQ(e.Code(), Errc::kInternal) << c.lines;
+    EXPECT_THAT(e.what(), HasSubstr(c.message)) << c.lines;
+  }
+  EXPECT_TRUE(ctx.emitted.empty());
+}
+
+// ---- batches: one run of the program per batch
+
+// Upper-cases each event's payload; "bad" is bad input; "binary" input arrives as base64; the
+// first event also gets an output file and an emitted record.
+constexpr const char* kBatchProgram = R"(
+import json, os, sys
+assert os.environ["RUNNEL_BATCH"] == "4"
+control = open(os.environ["RUNNEL_CONTROL_FILE"], "a")
+for n, text in enumerate(sys.stdin):
+    e = json.loads(text)
+    if "payload_base64" in e:
+        print(json.dumps({"id": e["id"], "output": {"base64": e["payload_base64"]}}))
+    elif e["payload"] == "bad":
+        print(json.dumps({"id": e["id"], "error": "bad is bad", "kind": "bad-input"}))
+    else:
+        print(json.dumps({"id": e["id"], "output": e["payload"].upper()}))
+    if n == 0:
+        os.makedirs(e["output_dir"], exist_ok=True)
+        open(os.path.join(e["output_dir"], "first.txt"), "w").write(e["key"])
+        control.write(json.dumps({"output": "first.txt", "event": e["id"]}) + "\n")
+        control.write(json.dumps({"emit": {"topic": "next", "payload": e["id"]}}) + "\n")
+)";
+
+std::vector<Event> BatchEvents() {
+  std::vector<Event> events = {MakeEvent("one", "b1"), MakeEvent("bad", "b2"), MakeEvent("three", "b3"),
+                               MakeEvent(std::string("\xff\x00", 2), "b4")};
+  events[0].key = "k1";
+  return events;
+}
+
+TEST(Exec, ABatchIsOneRunWithAResultLinePerEvent) {
+  TestContext ctx;
+  const auto fn = MakeExecFunction({"/usr/bin/python3", "-c", kBatchProgram}, "",
+                                   {{"batch", {{"max_events", 4}, {"window_ms", 50}}}}, "fn");
+  EXPECT_EQ(fn->Batch().max_events, 4u);
+  EXPECT_EQ(fn->Batch().window, std::chrono::milliseconds(50));
+  const std::vector<Event> events = BatchEvents();
+  const std::vector<Outcome> outcomes = fn->HandleBatch(events, ctx);
+  ASSERT_EQ(outcomes.size(), 4u);
+  ASSERT_TRUE(outcomes[0].result) << outcomes[0].error->what();
+  EXPECT_EQ(outcomes[0].result->output, "ONE");
+  EXPECT_EQ(outcomes[0].result->content_type, "text/plain");
+  ASSERT_EQ(outcomes[0].result->files.size(), 1u);
+  EXPECT_EQ(outcomes[0].result->files[0].path, (ctx.Outputs().Root() / "fn" / "b1" / "first.txt").string());
+  EXPECT_EQ(outcomes[0].result->files[0].bytes, 2u);
+  ASSERT_TRUE(outcomes[1].error);
+  EXPECT_EQ(outcomes[1].error->Code(), Errc::kBadInput);
+  EXPECT_STREQ(outcomes[1].error->what(), "bad is bad");
+  ASSERT_TRUE(outcomes[2].result);
+  EXPECT_EQ(outcomes[2].result->output, "THREE");
+  EXPECT_TRUE(outcomes[2].result->files.empty());
+  ASSERT_TRUE(outcomes[3].result);
+  EXPECT_EQ(outcomes[3].result->output, R"({"base64":"/wA="})");
+  EXPECT_EQ(outcomes[3].result->content_type, "application/json");
+  ASSERT_EQ(ctx.emitted.size(), 1u);
+  EXPECT_EQ(ctx.emitted[0].payload, "b1");
+  std::filesystem::remove_all(ctx.Outputs().Root() / "fn" / "b1");
+}
+
+TEST(Exec, ABatchRunThatFailsFailsEveryEventAndAMissingLineFailsItsEvent) {
+  TestContext ctx;
+  const nlohmann::json batch = {{"batch", {{"max_events", 4}}}};
+  const std::vector<Event> events = BatchEvents();
+  for (const Outcome& o : Shell("echo broken >&2; exit 1", batch)->HandleBatch(events, ctx)) {
+    ASSERT_TRUE(o.error);
+    EXPECT_EQ(o.error->Code(), Errc::kTransient);
+    EXPECT_STREQ(o.error->what(), "broken");
+  }
+  const auto partial = Shell(R"(echo '{"id": "b3", "output": 1}')", batch)->HandleBatch(events, ctx);
+  ASSERT_TRUE(partial[2].result);
+  EXPECT_EQ(partial[2].result->output, "1");
+  ASSERT_TRUE(partial[0].error);
+  EXPECT_EQ(partial[0].error->Code(), Errc::kInternal);
+  EXPECT_THAT(partial[0].error->what(), HasSubstr("no result line for this event"));
+  const auto garbled = Shell(R"(echo '{"id": "b3", "output": 1, "extra": 2}')", batch)->HandleBatch(events, ctx);
+  for (const Outcome& o : garbled) {
+    ASSERT_TRUE(o.error);
+    EXPECT_THAT(o.error->what(), HasSubstr("batch stdout line 1: unknown key \"extra\""));
+  }
+  const auto e = ErrorOf([] { Shell("true", {{"batch", {{"max_events", 0}}}}); });
+  EXPECT_EQ(e.Code(), Errc::kBadConfig);
+  EXPECT_THAT(e.what(), HasSubstr("params.batch must be"));
+}
+
 }  // namespace
 }  // namespace runnel::functions

@@ -1,5 +1,6 @@
-// The plugin loader against real shared libraries: the sample plugin (two functions), one built
-// for another ABI version, one without the entry point, and a file that is no library at all.
+// The plugin loader against real shared libraries: the sample plugin (ABI version 2: three
+// functions, outputs, emits, batches), a version 1 plugin, one built for another ABI version, one
+// without the entry point, and a file that is no library at all.
 #include <fmt/format.h>
 #include <gmock/gmock.h>
 #include <gtest/gtest.h>
@@ -25,9 +26,10 @@ using testing::TestContext;
 
 TEST(Plugin, InspectListsTheFunctions) {
   const auto functions = InspectPlugin(RUNNEL_TEXT_TOOLS_PLUGIN);
-  ASSERT_EQ(functions.size(), 2u);
+  ASSERT_EQ(functions.size(), 3u);
   EXPECT_EQ(functions[0].name, "word-count");
   EXPECT_EQ(functions[1].name, "uppercase");
+  EXPECT_EQ(functions[2].name, "split-lines");
 }
 
 TEST(Plugin, RoundTripThroughTheCAbi) {
@@ -70,22 +72,95 @@ TEST(Plugin, CreateFailureIsABadConfigWithThePluginsReason) {
 
 TEST(Plugin, SeveralFunctionsNeedANameAndTheNameMustExist) {
   auto e = ErrorOf([] { LoadPluginFunction(RUNNEL_TEXT_TOOLS_PLUGIN, "", {}); });
-  EXPECT_THAT(e.what(), AllOf(HasSubstr("provides 2 functions (word-count, uppercase)"), HasSubstr("#NAME")));
+  EXPECT_THAT(e.what(), AllOf(HasSubstr("provides 3 functions (word-count, uppercase, split-lines)"), HasSubstr("#NAME")));
   e = ErrorOf([] { LoadPluginFunction(RUNNEL_TEXT_TOOLS_PLUGIN, "nope", {}); });
-  EXPECT_THAT(e.what(), HasSubstr("no function 'nope' (it has: word-count, uppercase)"));
+  EXPECT_THAT(e.what(), HasSubstr("no function 'nope' (it has: word-count, uppercase, split-lines)"));
 }
 
-TEST(Plugin, AnotherAbiVersionIsRefusedNamingTheFileAndBothVersions) {
+TEST(Plugin, AnotherAbiVersionIsRefusedNamingTheFileAndTheVersions) {
   const auto e = ErrorOf([] { InspectPlugin(RUNNEL_OTHER_ABI_PLUGIN); });
   EXPECT_EQ(e.Code(), Errc::kBadConfig);
-  EXPECT_THAT(e.what(), AllOf(HasSubstr(RUNNEL_OTHER_ABI_PLUGIN), HasSubstr("built for plugin ABI version 2"),
-                              HasSubstr("this runnel loads version 1")));
+  EXPECT_THAT(e.what(), AllOf(HasSubstr(RUNNEL_OTHER_ABI_PLUGIN), HasSubstr("built for plugin ABI version 3"),
+                              HasSubstr("runnel_plugin_v1() is version 1's entry point"),
+                              HasSubstr("this runnel loads versions 1 and 2")));
 }
 
 TEST(Plugin, AMissingEntryPointIsRefused) {
   const auto e = ErrorOf([] { LoadPluginFunction(RUNNEL_NO_ENTRY_PLUGIN, "", {}); });
   EXPECT_EQ(e.Code(), Errc::kBadConfig);
-  EXPECT_THAT(e.what(), AllOf(HasSubstr(RUNNEL_NO_ENTRY_PLUGIN), HasSubstr("does not export runnel_plugin_v1()")));
+  EXPECT_THAT(e.what(), AllOf(HasSubstr(RUNNEL_NO_ENTRY_PLUGIN),
+                              HasSubstr("exports neither runnel_plugin_v2() nor runnel_plugin_v1()")));
+}
+
+TEST(Plugin, VersionOnePluginsStillLoadAndRun) {
+  const auto functions = InspectPlugin(RUNNEL_V1_PLUGIN);
+  ASSERT_EQ(functions.size(), 1u);
+  EXPECT_EQ(functions[0].abi_version, 1u);
+  EXPECT_EQ(InspectPlugin(RUNNEL_TEXT_TOOLS_PLUGIN)[0].abi_version, 2u);
+  TestContext ctx;
+  auto reverse = LoadPluginFunction(RUNNEL_V1_PLUGIN, "", {});
+  const Result r = reverse->Handle(MakeEvent("abc"), ctx);
+  EXPECT_EQ(r.output, "cba");
+  EXPECT_EQ(r.content_type, "text/plain");
+  EXPECT_TRUE(r.files.empty());
+  EXPECT_EQ(reverse->Batch().max_events, 1u);
+  EXPECT_EQ(ErrorOf([&] { reverse->Handle(MakeEvent(""), ctx); }).Code(), Errc::kBadInput);
+}
+
+TEST(Plugin, OutputFilesAreWrittenToTheStoreAndListed) {
+  TestContext ctx;
+  auto count = LoadPluginFunction(RUNNEL_TEXT_TOOLS_PLUGIN, "word-count", {{"save", true}}, "words");
+  const Result r = count->Handle(MakeEvent("one two three", "ev-out"), ctx);
+  ASSERT_EQ(r.files.size(), 1u);
+  const auto expected = ctx.Outputs().Root() / "words" / "ev-out" / "counts.json";
+  EXPECT_EQ(r.files[0].path, expected.string());
+  EXPECT_EQ(r.files[0].bytes, r.output.size());
+  EXPECT_EQ(r.files[0].facts, nlohmann::json({{"words", 3}}));
+  std::ifstream in(expected);
+  std::string written((std::istreambuf_iterator<char>(in)), std::istreambuf_iterator<char>());
+  EXPECT_EQ(written, r.output);
+  // A rerun of the event overwrites the same file.
+  EXPECT_EQ(count->Handle(MakeEvent("four", "ev-out"), ctx).files[0].path, expected.string());
+  std::filesystem::remove_all(ctx.Outputs().Root() / "words");
+}
+
+TEST(Plugin, EmitPublishesPipelineRecordsWithTheirKeyAndHeaders) {
+  TestContext ctx;
+  auto split = LoadPluginFunction(RUNNEL_TEXT_TOOLS_PLUGIN, "split-lines", {{"topic", "lines"}});
+  auto event = MakeEvent("first\n\nsecond\n");
+  event.key = "doc-1";
+  const Result r = split->Handle(event, ctx);
+  EXPECT_EQ(r.output, R"({"emitted":2})");
+  ASSERT_EQ(ctx.emitted.size(), 2u);
+  EXPECT_EQ(ctx.emitted[0].topic, "lines");
+  EXPECT_EQ(ctx.emitted[0].key, "doc-1");
+  EXPECT_EQ(ctx.emitted[0].payload, "first");
+  EXPECT_EQ(ctx.emitted[1].payload, "second");
+  EXPECT_EQ(ctx.emitted[1].headers, (Headers{{"content-type", "text/plain"}}));
+  const auto e = ErrorOf([] { LoadPluginFunction(RUNNEL_TEXT_TOOLS_PLUGIN, "split-lines", {}); });
+  EXPECT_THAT(e.what(), HasSubstr("params.topic must be a topic name"));
+}
+
+TEST(Plugin, BatchesDeclaredByThePluginFailOneEventAlone) {
+  TestContext ctx;
+  auto count = LoadPluginFunction(RUNNEL_TEXT_TOOLS_PLUGIN, "word-count", {});
+  EXPECT_EQ(count->Batch().max_events, 20u);
+  EXPECT_EQ(count->Batch().window, std::chrono::milliseconds(100));
+  const std::vector<Event> events = {MakeEvent("a b", "e1"), MakeEvent(std::string("x\0y", 3), "e2"),
+                                     MakeEvent("c d e", "e3")};
+  const std::vector<Outcome> outcomes = count->HandleBatch(events, ctx);
+  ASSERT_EQ(outcomes.size(), 3u);
+  ASSERT_TRUE(outcomes[0].result);
+  EXPECT_EQ(outcomes[0].result->output, R"({"lines":1,"words":2,"bytes":3})");
+  ASSERT_TRUE(outcomes[1].error);
+  EXPECT_EQ(outcomes[1].error->Code(), Errc::kBadInput);
+  EXPECT_THAT(outcomes[1].error->what(), HasSubstr("binary input"));
+  ASSERT_TRUE(outcomes[2].result);
+  EXPECT_EQ(outcomes[2].result->output, R"({"lines":1,"words":3,"bytes":5})");
+  // Without handle_batch, a batch is handle() per event.
+  auto upper = LoadPluginFunction(RUNNEL_TEXT_TOOLS_PLUGIN, "uppercase", {});
+  EXPECT_EQ(upper->Batch().max_events, 1u);
+  EXPECT_EQ(upper->HandleBatch(events, ctx)[2].result->output, "C D E");
 }
 
 TEST(Plugin, AFileThatIsNoLibraryIsRefused) {

@@ -6,6 +6,8 @@
 #include <spdlog/logger.h>
 
 #include <filesystem>
+#include <string>
+#include <vector>
 
 #include "runnel/functions/function.hpp"
 
@@ -22,7 +24,17 @@ class TestContext final : public Context {
   std::chrono::steady_clock::time_point Deadline() const override { return deadline_; }
   spdlog::logger& Log() override { return logger_; }
   OutputStore& Outputs() override { return outputs_; }
-  void Emit(std::string_view, std::string_view, std::string, Headers) override {}
+  void Emit(std::string_view topic, std::string_view key, std::string payload, Headers headers) override {
+    emitted.push_back({std::string(topic), std::string(key), std::move(payload), std::move(headers)});
+  }
+
+  struct Emitted {
+    std::string topic;
+    std::string key;
+    std::string payload;
+    Headers headers;
+  };
+  std::vector<Emitted> emitted;  // what the function emitted, in order
 
  private:
   nlohmann::json params_ = nlohmann::json::object();

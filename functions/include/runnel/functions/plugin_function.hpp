@@ -15,11 +15,13 @@ namespace runnel::functions {
 struct PluginFunctionInfo {
   std::string name;
   std::string description;
+  unsigned abi_version = 0;  // the plugin's: 1 or 2
 };
 
-// Loads `path` and checks its entry point and ABI version; returns the functions it provides.
-// Throws FunctionError(kBadConfig) naming the file and the reason: it does not load, it lacks the
-// runnel_plugin_v1 symbol, or it reports another ABI version (both versions are named).
+// Loads `path` and checks its entry point (runnel_plugin_v2, else runnel_plugin_v1) and ABI version;
+// returns the functions it provides. Throws FunctionError(kBadConfig) naming the file and the reason:
+// it does not load, it exports neither entry point, or it reports a version its entry point does not
+// have (the versions are named).
 std::vector<PluginFunctionInfo> InspectPlugin(const std::string& path);
 
 // Builds function `name` of the plugin at `path` (empty name: the plugin must provide exactly one)
