@@ -387,9 +387,11 @@ void Dispatcher::Loop::OnHello(const std::string& identity, const std::vector<zm
   w.identity = identity;
   w.id = hello.value("worker", "?");
   w.pid = hello.value("pid", 0);
-  // Credit is what the worker can hold, but never more than it runs at once: events held idle at one
-  // worker are events another worker could be running.
-  w.capacity = std::min(hello.value("capacity", 1), opt_.spec.concurrency);
+  // The credit starts at what the worker runs at once and grows with prefetch once its calls prove
+  // fast (Worker::Measured): events held idle at a slow worker are events another could be running.
+  w.capacity = hello.value("capacity", 1);
+  w.concurrency = std::min(w.capacity, opt_.spec.concurrency);
+  w.credit = w.concurrency;
   w.last_heard = Clock::now();
   const nlohmann::json welcome = {{"v", wire::kVersion},
                                   {"function", opt_.spec.name},
@@ -405,7 +407,8 @@ void Dispatcher::Loop::OnHello(const std::string& identity, const std::vector<zm
   std::vector<zmq::message_t> out;
   out.push_back(Frame(wire::cmd::kWelcome));
   out.push_back(Frame(JsonText(welcome)));
-  log_->info("dispatcher {}: worker {} (pid {}) joined with capacity {}", opt_.spec.name, w.id, w.pid, w.capacity);
+  log_->info("dispatcher {}: worker {} (pid {}) joined with capacity {}, {} at once", opt_.spec.name, w.id, w.pid,
+             w.capacity, w.concurrency);
   workers_[identity] = std::move(w);
   Send(identity, std::move(out));
 }
@@ -428,7 +431,8 @@ void Dispatcher::Loop::OnResults(Worker& w, const std::vector<zmq::message_t>& f
     by_token_.erase(it);
     w.slots.erase(slot_id);
     ++w.completed;
-    w.service_us += header.duration_us;
+    w.total_service_us += header.duration_us;
+    w.Measured(header.duration_us);
     ++stats_.results;
     stats_.service_us += header.duration_us;
     Slot& slot = slots_.at(slot_id);
@@ -501,7 +505,10 @@ void Dispatcher::Loop::Dispatch() {
     slot.state = Slot::State::kInFlight;
     slot.token = next_token_++;
     slot.worker = best->identity;
-    slot.deadline = now + opt_.spec.timeout + kDeadlineGrace;
+    // Behind the events the worker already holds, this one may wait a timeout per round of its
+    // concurrent calls before its own call starts (the worker's budget counts from that start).
+    const auto rounds = 1 + static_cast<int>(best->slots.size()) / best->concurrency;
+    slot.deadline = now + rounds * opt_.spec.timeout + kDeadlineGrace;
     by_token_[slot.token] = *slot_id;
     best->slots.insert(*slot_id);
     wire::TaskHeader task;
@@ -801,8 +808,8 @@ void Dispatcher::Loop::PublishStats() {
   stats_.paused = paused_;
   stats_.workers.clear();
   for (const auto& [identity, w] : workers_) {
-    stats_.workers[w.id] = WorkerStats{w.id,         w.pid,        w.capacity, static_cast<int>(w.slots.size()),
-                                       w.draining,   w.completed,  w.service_us, w.rss_kb};
+    stats_.workers[w.id] = WorkerStats{w.id,         w.pid,        w.credit, static_cast<int>(w.slots.size()),
+                                       w.draining,   w.completed,  w.total_service_us, w.rss_kb};
   }
   stats_.oldest_pending_ms = -1;
   for (const auto& [id, slot] : slots_) {
