@@ -173,7 +173,9 @@ Stack::Stack(StackConfig config, StateDir state, std::filesystem::path runnel_bi
   so.embedded = s.embedded != nullptr;
   so.state_dir = s.state.Root();
   so.zmq = &s.zmq_ctx;
-  so.results_endpoint = s.results->Endpoint();
+  // Job outcomes are counted from the results feed, and only schedules start jobs: without them
+  // the scheduler does not subscribe, which spares the feed a second TCP copy of every outcome.
+  if (!so.schedules.empty()) so.results_endpoint = s.results->Endpoint();
   s.scheduler = std::make_unique<scheduler::SchedulerService>(std::move(so));
   s.state.MergeEndpoints({{"control", s.scheduler->ControlEndpoint()}});
   s.endpoint_keys.push_back("control");
