@@ -35,6 +35,11 @@ constexpr auto kDeadlineScan = std::chrono::milliseconds(50);
 constexpr auto kCommitInterval = std::chrono::milliseconds(200);
 constexpr auto kRecommitInterval = std::chrono::seconds(1);
 constexpr auto kStatsInterval = std::chrono::milliseconds(100);
+// A buffer full for this long (workers stuck or gone) pauses the partitions, which also drops what
+// librdkafka prefetched. A short spell of full buffer only stops reading: librdkafka 2.0 resumes
+// fetching a resumed partition only on its broker thread's next 1 s tick, so pausing on every
+// spell would stall a busy function for up to a second each time.
+constexpr auto kPauseAfterFull = std::chrono::seconds(2);
 // Beyond the function's timeout, how long the dispatcher lets a worker's own watchdog act first.
 constexpr auto kDeadlineGrace = std::chrono::milliseconds(500);
 
@@ -113,7 +118,9 @@ class Dispatcher::Loop {
   std::uint64_t next_slot_ = 1;
   std::uint64_t next_token_ = 1;
   std::mt19937 rng_{std::random_device{}()};
-  bool paused_ = false;
+  bool full_ = false;    // max_buffered events pending: not reading from the consumer
+  bool paused_ = false;  // the partitions are paused (full for kPauseAfterFull, or stopping)
+  Clock::time_point full_since_{};
 
   struct CompletionMsg {
     std::uint64_t slot;
@@ -186,17 +193,22 @@ void Dispatcher::Loop::Run() {
     }
     if (drain_until && (by_token_.empty() || now >= *drain_until)) break;
 
+    // The consumer's descriptor is watched only while reading: with a full buffer its queue stays
+    // readable and would spin this loop.
+    const bool reading = !drain_until && !full_ && !paused_;
     zmq::pollitem_t items[] = {{router_.handle(), 0, ZMQ_POLLIN, 0},
-                               {nullptr, kafka_fd, ZMQ_POLLIN, 0},
-                               {nullptr, completion_fd_, ZMQ_POLLIN, 0}};
-    const auto timeout = (more_kafka && !paused_) ? std::chrono::milliseconds(0) : std::chrono::milliseconds(20);
-    zmq::poll(items, 3, timeout);
-    if (items[1].revents & ZMQ_POLLIN) consumer_->DrainWakeFd();
-    if (items[2].revents & ZMQ_POLLIN) {
+                               {nullptr, completion_fd_, ZMQ_POLLIN, 0},
+                               {nullptr, kafka_fd, ZMQ_POLLIN, 0}};
+    const auto timeout = (more_kafka && reading) ? std::chrono::milliseconds(0) : std::chrono::milliseconds(20);
+    zmq::poll(items, reading ? 3 : 2, timeout);
+    if (items[1].revents & ZMQ_POLLIN) {
       std::uint64_t ignored;
       (void)!::read(completion_fd_, &ignored, sizeof ignored);
     }
-    if (!drain_until) ConsumeKafka(more_kafka);
+    if (reading) {
+      if (items[2].revents & ZMQ_POLLIN) consumer_->DrainWakeFd();
+      ConsumeKafka(more_kafka);
+    }
     ReceiveFromWorkers();
     HandleCompletions();
     const auto t = Clock::now();
@@ -315,12 +327,23 @@ void Dispatcher::Loop::Commit(bool sync, bool all) {
   }
 }
 
+// Bounded memory: at max_buffered pending events the dispatcher stops reading; librdkafka then
+// stops fetching once its own queue holds queued.min.messages / queued.max.messages.kbytes. A buffer
+// that stays full pauses the partitions, which frees that prefetch too.
 void Dispatcher::Loop::FlowControl() {
   const std::size_t pending = tracker_.Pending();
-  if (!paused_ && pending >= opt_.max_buffered) {
+  const auto now = Clock::now();
+  if (!full_ && pending >= opt_.max_buffered) {
+    full_ = true;
+    full_since_ = now;
+  } else if (full_ && pending < opt_.max_buffered) {
+    full_ = false;
+  }
+  if (!paused_ && full_ && now - full_since_ >= kPauseAfterFull) {
     consumer_->Pause(assigned_);
     paused_ = true;
-    log_->debug("dispatcher {}: {} events buffered, pausing consumption", opt_.spec.name, pending);
+    log_->debug("dispatcher {}: {} events buffered for {} s, pausing consumption", opt_.spec.name, pending,
+                std::chrono::duration_cast<std::chrono::seconds>(kPauseAfterFull).count());
   } else if (paused_ && pending <= opt_.max_buffered / 2) {
     consumer_->Resume(assigned_);
     paused_ = false;
@@ -805,7 +828,7 @@ void Dispatcher::Loop::PublishStats() {
   stats_.queued = queue_.Ready() + queue_.Waiting() + retries_.size();
   stats_.in_flight = by_token_.size();
   stats_.pending = tracker_.Pending();
-  stats_.paused = paused_;
+  stats_.paused = full_ || paused_;
   stats_.workers.clear();
   for (const auto& [identity, w] : workers_) {
     stats_.workers[w.id] = WorkerStats{w.id,         w.pid,        w.credit, static_cast<int>(w.slots.size()),
