@@ -167,6 +167,7 @@ Dispatcher::Loop::Loop(Options options)
   if (!opt_.results_endpoint.empty()) {
     pub_.emplace(*opt_.zmq, zmq::socket_type::pub);
     pub_->set(zmq::sockopt::linger, 1000);
+    pub_->set(zmq::sockopt::sndhwm, 10'000);  // a burst of outcomes while the feed's proxy is descheduled
     pub_->connect(opt_.results_endpoint);
   }
   completion_fd_ = ::eventfd(0, EFD_NONBLOCK | EFD_CLOEXEC);

@@ -27,6 +27,7 @@ namespace {
 
 constexpr const char* kResultsInproc = "inproc://runnel-results";
 constexpr const char* kProxyControl = "inproc://runnel-results-control";
+constexpr int kResultsQueue = 10'000;
 
 // Every dispatcher's PUB connects to the XSUB side; subscribers connect to the XPUB side.
 class ResultsFeed {
@@ -34,6 +35,10 @@ class ResultsFeed {
   explicit ResultsFeed(zmq::context_t& ctx) : ctx_(ctx), xsub_(ctx, zmq::socket_type::xsub), xpub_(ctx, zmq::socket_type::xpub) {
     xsub_.bind(kResultsInproc);
     xpub_.set(zmq::sockopt::linger, 0);
+    // Per subscriber, outcomes queued before it misses some (docs/protocol.md §4.1): room for a
+    // burst of a busy stack (about 3 MB of small outcomes) while the subscriber is descheduled.
+    xpub_.set(zmq::sockopt::sndhwm, kResultsQueue);
+    xsub_.set(zmq::sockopt::rcvhwm, kResultsQueue);
     // Every new subscriber gets this first: receiving it tells a client its subscription is live.
     xpub_.set(zmq::sockopt::xpub_welcome_msg, kResultsWelcome);
     xpub_.bind("tcp://127.0.0.1:*");
