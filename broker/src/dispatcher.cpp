@@ -35,6 +35,11 @@ constexpr auto kDeadlineScan = std::chrono::milliseconds(50);
 constexpr auto kCommitInterval = std::chrono::milliseconds(200);
 constexpr auto kRecommitInterval = std::chrono::seconds(1);
 constexpr auto kStatsInterval = std::chrono::milliseconds(100);
+// A buffer full for this long (workers stuck or gone) pauses the partitions, which also drops what
+// librdkafka prefetched. A short spell of full buffer only stops reading: librdkafka 2.0 resumes
+// fetching a resumed partition only on its broker thread's next 1 s tick, so pausing on every
+// spell would stall a busy function for up to a second each time.
+constexpr auto kPauseAfterFull = std::chrono::seconds(2);
 // Beyond the function's timeout, how long the dispatcher lets a worker's own watchdog act first.
 constexpr auto kDeadlineGrace = std::chrono::milliseconds(500);
 
@@ -74,6 +79,8 @@ class Dispatcher::Loop {
   void WorkerLost(const std::string& identity, const std::string& reason);
   void Dispatch();
   void Send(const std::string& identity, std::vector<zmq::message_t> frames);
+  // Sends frames whose first one is the routing identity.
+  void SendRouted(const std::string& identity, std::vector<zmq::message_t>& frames);
   void Heartbeats(Clock::time_point now);
   void CheckDeadlines(Clock::time_point now);
   void DueRetries(Clock::time_point now);
@@ -110,10 +117,16 @@ class Dispatcher::Loop {
   std::map<std::int32_t, std::int64_t> expected_next_;         // per partition, for gap detection
   using Due = std::pair<Clock::time_point, std::uint64_t>;
   std::priority_queue<Due, std::vector<Due>, std::greater<>> retries_;
+  // Reused from turn to turn (cleared, capacity kept): allocations of a few KB per turn made glibc
+  // consolidate its free lists each time, a tenth of this thread's time at 100,000 events/s.
+  std::vector<zmq::message_t> received_;
+  std::map<std::string, std::vector<zmq::message_t>> batches_;  // TASKS per worker identity
   std::uint64_t next_slot_ = 1;
   std::uint64_t next_token_ = 1;
   std::mt19937 rng_{std::random_device{}()};
-  bool paused_ = false;
+  bool full_ = false;    // max_buffered events pending: not reading from the consumer
+  bool paused_ = false;  // the partitions are paused (full for kPauseAfterFull, or stopping)
+  Clock::time_point full_since_{};
 
   struct CompletionMsg {
     std::uint64_t slot;
@@ -160,6 +173,7 @@ Dispatcher::Loop::Loop(Options options)
   if (!opt_.results_endpoint.empty()) {
     pub_.emplace(*opt_.zmq, zmq::socket_type::pub);
     pub_->set(zmq::sockopt::linger, 1000);
+    pub_->set(zmq::sockopt::sndhwm, 10'000);  // a burst of outcomes while the feed's proxy is descheduled
     pub_->connect(opt_.results_endpoint);
   }
   completion_fd_ = ::eventfd(0, EFD_NONBLOCK | EFD_CLOEXEC);
@@ -186,17 +200,22 @@ void Dispatcher::Loop::Run() {
     }
     if (drain_until && (by_token_.empty() || now >= *drain_until)) break;
 
+    // The consumer's descriptor is watched only while reading: with a full buffer its queue stays
+    // readable and would spin this loop.
+    const bool reading = !drain_until && !full_ && !paused_;
     zmq::pollitem_t items[] = {{router_.handle(), 0, ZMQ_POLLIN, 0},
-                               {nullptr, kafka_fd, ZMQ_POLLIN, 0},
-                               {nullptr, completion_fd_, ZMQ_POLLIN, 0}};
-    const auto timeout = (more_kafka && !paused_) ? std::chrono::milliseconds(0) : std::chrono::milliseconds(20);
-    zmq::poll(items, 3, timeout);
-    if (items[1].revents & ZMQ_POLLIN) consumer_->DrainWakeFd();
-    if (items[2].revents & ZMQ_POLLIN) {
+                               {nullptr, completion_fd_, ZMQ_POLLIN, 0},
+                               {nullptr, kafka_fd, ZMQ_POLLIN, 0}};
+    const auto timeout = (more_kafka && reading) ? std::chrono::milliseconds(0) : std::chrono::milliseconds(20);
+    zmq::poll(items, reading ? 3 : 2, timeout);
+    if (items[1].revents & ZMQ_POLLIN) {
       std::uint64_t ignored;
       (void)!::read(completion_fd_, &ignored, sizeof ignored);
     }
-    if (!drain_until) ConsumeKafka(more_kafka);
+    if (reading) {
+      if (items[2].revents & ZMQ_POLLIN) consumer_->DrainWakeFd();
+      ConsumeKafka(more_kafka);
+    }
     ReceiveFromWorkers();
     HandleCompletions();
     const auto t = Clock::now();
@@ -315,12 +334,23 @@ void Dispatcher::Loop::Commit(bool sync, bool all) {
   }
 }
 
+// Bounded memory: at max_buffered pending events the dispatcher stops reading; librdkafka then
+// stops fetching once its own queue holds queued.min.messages / queued.max.messages.kbytes. A buffer
+// that stays full pauses the partitions, which frees that prefetch too.
 void Dispatcher::Loop::FlowControl() {
   const std::size_t pending = tracker_.Pending();
-  if (!paused_ && pending >= opt_.max_buffered) {
+  const auto now = Clock::now();
+  if (!full_ && pending >= opt_.max_buffered) {
+    full_ = true;
+    full_since_ = now;
+  } else if (full_ && pending < opt_.max_buffered) {
+    full_ = false;
+  }
+  if (!paused_ && full_ && now - full_since_ >= kPauseAfterFull) {
     consumer_->Pause(assigned_);
     paused_ = true;
-    log_->debug("dispatcher {}: {} events buffered, pausing consumption", opt_.spec.name, pending);
+    log_->debug("dispatcher {}: {} events buffered for {} s, pausing consumption", opt_.spec.name, pending,
+                std::chrono::duration_cast<std::chrono::seconds>(kPauseAfterFull).count());
   } else if (paused_ && pending <= opt_.max_buffered / 2) {
     consumer_->Resume(assigned_);
     paused_ = false;
@@ -331,7 +361,8 @@ void Dispatcher::Loop::FlowControl() {
 
 void Dispatcher::Loop::ReceiveFromWorkers() {
   for (int n = 0; n < 10'000; ++n) {
-    std::vector<zmq::message_t> frames;
+    std::vector<zmq::message_t>& frames = received_;
+    frames.clear();
     const auto got = zmq::recv_multipart(router_, std::back_inserter(frames), zmq::recv_flags::dontwait);
     if (!got) return;
     if (frames.size() < 2) continue;
@@ -387,9 +418,11 @@ void Dispatcher::Loop::OnHello(const std::string& identity, const std::vector<zm
   w.identity = identity;
   w.id = hello.value("worker", "?");
   w.pid = hello.value("pid", 0);
-  // Credit is what the worker can hold, but never more than it runs at once: events held idle at one
-  // worker are events another worker could be running.
-  w.capacity = std::min(hello.value("capacity", 1), opt_.spec.concurrency);
+  // The credit starts at what the worker runs at once and grows with prefetch once its calls prove
+  // fast (Worker::Measured): events held idle at a slow worker are events another could be running.
+  w.capacity = hello.value("capacity", 1);
+  w.concurrency = std::min(w.capacity, opt_.spec.concurrency);
+  w.credit = w.concurrency;
   w.last_heard = Clock::now();
   const nlohmann::json welcome = {{"v", wire::kVersion},
                                   {"function", opt_.spec.name},
@@ -405,7 +438,8 @@ void Dispatcher::Loop::OnHello(const std::string& identity, const std::vector<zm
   std::vector<zmq::message_t> out;
   out.push_back(Frame(wire::cmd::kWelcome));
   out.push_back(Frame(JsonText(welcome)));
-  log_->info("dispatcher {}: worker {} (pid {}) joined with capacity {}", opt_.spec.name, w.id, w.pid, w.capacity);
+  log_->info("dispatcher {}: worker {} (pid {}) joined with capacity {}, {} at once", opt_.spec.name, w.id, w.pid,
+             w.capacity, w.concurrency);
   workers_[identity] = std::move(w);
   Send(identity, std::move(out));
 }
@@ -428,7 +462,8 @@ void Dispatcher::Loop::OnResults(Worker& w, const std::vector<zmq::message_t>& f
     by_token_.erase(it);
     w.slots.erase(slot_id);
     ++w.completed;
-    w.service_us += header.duration_us;
+    w.total_service_us += header.duration_us;
+    w.Measured(header.duration_us);
     ++stats_.results;
     stats_.service_us += header.duration_us;
     Slot& slot = slots_.at(slot_id);
@@ -471,6 +506,10 @@ void Dispatcher::Loop::WorkerLost(const std::string& identity, const std::string
 
 void Dispatcher::Loop::Send(const std::string& identity, std::vector<zmq::message_t> frames) {
   frames.insert(frames.begin(), Frame(identity));
+  SendRouted(identity, frames);
+}
+
+void Dispatcher::Loop::SendRouted(const std::string& identity, std::vector<zmq::message_t>& frames) {
   try {
     if (!zmq::send_multipart(router_, frames, zmq::send_flags::dontwait)) {
       log_->warn("dispatcher {}: a worker's queue is full; dropping the message", opt_.spec.name);
@@ -486,13 +525,18 @@ void Dispatcher::Loop::Send(const std::string& identity, std::vector<zmq::messag
 
 void Dispatcher::Loop::Dispatch() {
   if (queue_.Ready() == 0 || workers_.empty()) return;
-  std::map<std::string, std::vector<zmq::message_t>> batches;
   const auto now = Clock::now();
   for (;;) {
-    // The worker with the most free credit: spreads events over every worker.
+    // The worker holding the fewest events (then the one with most free credit): spreads events
+    // over every worker, also when prefetch has given one of them more credit than the others
+    // (a newcomer has not earned its prefetch yet and would otherwise get nothing).
     Worker* best = nullptr;
     for (auto& [identity, w] : workers_) {
-      if (w.Free() > 0 && (best == nullptr || w.Free() > best->Free())) best = &w;
+      if (w.Free() <= 0) continue;
+      if (best == nullptr || w.slots.size() < best->slots.size() ||
+          (w.slots.size() == best->slots.size() && w.Free() > best->Free())) {
+        best = &w;
+      }
     }
     if (best == nullptr) break;
     const auto slot_id = queue_.Pop();
@@ -501,7 +545,10 @@ void Dispatcher::Loop::Dispatch() {
     slot.state = Slot::State::kInFlight;
     slot.token = next_token_++;
     slot.worker = best->identity;
-    slot.deadline = now + opt_.spec.timeout + kDeadlineGrace;
+    // Behind the events the worker already holds, this one may wait a timeout per round of its
+    // concurrent calls before its own call starts (the worker's budget counts from that start).
+    const auto rounds = 1 + static_cast<int>(best->slots.size()) / best->concurrency;
+    slot.deadline = now + rounds * opt_.spec.timeout + kDeadlineGrace;
     by_token_[slot.token] = *slot_id;
     best->slots.insert(*slot_id);
     wire::TaskHeader task;
@@ -514,18 +561,24 @@ void Dispatcher::Loop::Dispatch() {
     task.attempt = static_cast<std::uint32_t>(slot.attempt);
     task.timeout_ms = static_cast<std::uint32_t>(opt_.spec.timeout.count());
     task.headers = slot.msg.headers;
-    auto& frames = batches[best->identity];
-    if (frames.empty()) frames.push_back(Frame(wire::cmd::kTasks));
+    auto& frames = batches_[best->identity];
+    if (frames.empty()) {
+      frames.push_back(Frame(best->identity));
+      frames.push_back(Frame(wire::cmd::kTasks));
+    }
     frames.push_back(Frame(wire::Encode(task)));
     frames.push_back(Frame(slot.msg.value));
   }
-  for (auto& [identity, frames] : batches) {
+  for (auto& [identity, frames] : batches_) {
+    if (frames.empty()) continue;
     if (log_->should_log(spdlog::level::debug)) {
-      log_->debug("dispatcher {}: {} event(s) to worker {}", opt_.spec.name, (frames.size() - 1) / 2,
+      log_->debug("dispatcher {}: {} event(s) to worker {}", opt_.spec.name, (frames.size() - 2) / 2,
                   workers_.at(identity).id);
     }
-    Send(identity, std::move(frames));
+    SendRouted(identity, frames);
+    frames.clear();
   }
+  std::erase_if(batches_, [this](const auto& batch) { return !workers_.contains(batch.first); });
 }
 
 void Dispatcher::Loop::Heartbeats(Clock::time_point now) {
@@ -798,11 +851,11 @@ void Dispatcher::Loop::PublishStats() {
   stats_.queued = queue_.Ready() + queue_.Waiting() + retries_.size();
   stats_.in_flight = by_token_.size();
   stats_.pending = tracker_.Pending();
-  stats_.paused = paused_;
+  stats_.paused = full_ || paused_;
   stats_.workers.clear();
   for (const auto& [identity, w] : workers_) {
-    stats_.workers[w.id] = WorkerStats{w.id,         w.pid,        w.capacity, static_cast<int>(w.slots.size()),
-                                       w.draining,   w.completed,  w.service_us, w.rss_kb};
+    stats_.workers[w.id] = WorkerStats{w.id,         w.pid,        w.credit, static_cast<int>(w.slots.size()),
+                                       w.draining,   w.completed,  w.total_service_us, w.rss_kb};
   }
   stats_.oldest_pending_ms = -1;
   for (const auto& [id, slot] : slots_) {

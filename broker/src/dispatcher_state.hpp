@@ -1,6 +1,7 @@
 // The dispatcher's bookkeeping types: an event it holds (Slot) and a connected worker.
 #pragma once
 
+#include <algorithm>
 #include <chrono>
 #include <cstdint>
 #include <optional>
@@ -36,19 +37,39 @@ struct Slot {
   std::size_t pipeline_pending = 0;
 };
 
+// A connected worker and its credit. The credit is what it runs at once (the function's
+// concurrency) plus a prefetch for fast functions: as many more events as its concurrent calls get
+// through in kPrefetchWindow at the service time measured so far, never more than the capacity it
+// announced. Prefetch lets the dispatcher and the worker exchange events in large batches (fewer
+// messages and wake-ups per event) while an event held idle at one worker waits at most about
+// kPrefetchWindow for its turn; a slow function is never prefetched.
 struct Worker {
+  static constexpr std::chrono::microseconds kPrefetchWindow{10'000};
+
   std::string identity;  // the ROUTER routing id
   std::string id;        // what the worker calls itself
   int pid = 0;
-  int capacity = 0;
+  int capacity = 0;      // announced in HELLO: the most it may ever hold
+  int concurrency = 1;   // calls it runs at once: the credit before any prefetch
+  int credit = 1;        // what it may hold now: concurrency <= credit <= capacity
+  double service_us = -1;  // moving average of its calls' durations; < 0 until the first result
   bool draining = false;
   Clock::time_point last_heard{};
   std::set<std::uint64_t> slots;  // events it holds
   std::int64_t completed = 0;
-  std::int64_t service_us = 0;
+  std::int64_t total_service_us = 0;
   std::int64_t rss_kb = 0;
 
-  int Free() const { return draining ? 0 : capacity - static_cast<int>(slots.size()); }
+  int Free() const { return draining ? 0 : credit - static_cast<int>(slots.size()); }
+
+  // Folds one call's duration into the average and sets the credit from it.
+  void Measured(std::uint32_t duration_us) {
+    const double d = static_cast<double>(duration_us);
+    service_us = service_us < 0 ? d : service_us + (d - service_us) / 8;
+    const double window = static_cast<double>(kPrefetchWindow.count());
+    const double fits = static_cast<double>(concurrency) * window / std::max(service_us, 1.0);
+    credit = static_cast<int>(std::clamp(fits, static_cast<double>(concurrency), static_cast<double>(capacity)));
+  }
 };
 
 }  // namespace runnel::broker

@@ -23,7 +23,7 @@ Command AddWorker(CLI::App& app, CommonOptions&) {
   sub->add_option("--id", flags->options.id, "Worker id in HELLO (default <hostname>-<pid>)");
   sub->add_option(
          "--capacity", flags->capacity,
-         "Events this worker holds at once (its credit; default 16; the dispatcher's concurrency may "
+         "Events this worker may hold at once (its credit; default 256; the dispatcher's concurrency may "
          "lower the calls run at once)")
       ->check(CLI::Range(1, 100000));
   sub->add_option("--threads", flags->options.threads, "OS threads running the fibers")

@@ -27,6 +27,7 @@ namespace {
 
 constexpr const char* kResultsInproc = "inproc://runnel-results";
 constexpr const char* kProxyControl = "inproc://runnel-results-control";
+constexpr int kResultsQueue = 10'000;
 
 // Every dispatcher's PUB connects to the XSUB side; subscribers connect to the XPUB side.
 class ResultsFeed {
@@ -34,6 +35,10 @@ class ResultsFeed {
   explicit ResultsFeed(zmq::context_t& ctx) : ctx_(ctx), xsub_(ctx, zmq::socket_type::xsub), xpub_(ctx, zmq::socket_type::xpub) {
     xsub_.bind(kResultsInproc);
     xpub_.set(zmq::sockopt::linger, 0);
+    // Per subscriber, outcomes queued before it misses some (docs/protocol.md §4.1): room for a
+    // burst of a busy stack (about 3 MB of small outcomes) while the subscriber is descheduled.
+    xpub_.set(zmq::sockopt::sndhwm, kResultsQueue);
+    xsub_.set(zmq::sockopt::rcvhwm, kResultsQueue);
     // Every new subscriber gets this first: receiving it tells a client its subscription is live.
     xpub_.set(zmq::sockopt::xpub_welcome_msg, kResultsWelcome);
     xpub_.bind("tcp://127.0.0.1:*");
@@ -173,7 +178,9 @@ Stack::Stack(StackConfig config, StateDir state, std::filesystem::path runnel_bi
   so.embedded = s.embedded != nullptr;
   so.state_dir = s.state.Root();
   so.zmq = &s.zmq_ctx;
-  so.results_endpoint = s.results->Endpoint();
+  // Job outcomes are counted from the results feed, and only schedules start jobs: without them
+  // the scheduler does not subscribe, which spares the feed a second TCP copy of every outcome.
+  if (!so.schedules.empty()) so.results_endpoint = s.results->Endpoint();
   s.scheduler = std::make_unique<scheduler::SchedulerService>(std::move(so));
   s.state.MergeEndpoints({{"control", s.scheduler->ControlEndpoint()}});
   s.endpoint_keys.push_back("control");

@@ -3,11 +3,57 @@
 #include <random>
 #include <set>
 
+#include "dispatcher_state.hpp"
 #include "runnel/broker/dispatch_queue.hpp"
 #include "runnel/broker/offset_tracker.hpp"
 
 namespace runnel::broker {
 namespace {
+
+Worker Joined(int capacity, int concurrency) {
+  Worker w;
+  w.capacity = capacity;
+  w.concurrency = std::min(capacity, concurrency);
+  w.credit = w.concurrency;
+  return w;
+}
+
+TEST(WorkerCredit, StartsAtConcurrencyAndGrowsToCapacityForFastCalls) {
+  Worker w = Joined(256, 8);
+  EXPECT_EQ(w.Free(), 8) << "no prefetch before any result";
+  w.Measured(2);  // 2 us calls: 8 calls at once get through far more than 256 in 10 ms
+  EXPECT_EQ(w.credit, 256);
+  for (std::uint64_t slot = 1; slot <= 100; ++slot) w.slots.insert(slot);
+  EXPECT_EQ(w.Free(), 156);
+  w.draining = true;
+  EXPECT_EQ(w.Free(), 0);
+}
+
+TEST(WorkerCredit, SlowCallsGetNoPrefetchAndMediumOnesSome) {
+  Worker slow = Joined(256, 8);
+  slow.Measured(500'000);  // 500 ms calls
+  EXPECT_EQ(slow.credit, 8);
+  Worker medium = Joined(256, 4);
+  medium.Measured(1'000);  // 1 ms calls: 4 at once get through 40 in 10 ms
+  EXPECT_EQ(medium.credit, 40);
+  Worker small = Joined(4, 8);  // announced capacity below the function's concurrency
+  small.Measured(1);
+  EXPECT_EQ(small.concurrency, 4);
+  EXPECT_EQ(small.credit, 4);
+}
+
+TEST(WorkerCredit, FollowsAMovingAverageWhenCallsSlowDown) {
+  Worker w = Joined(256, 8);
+  w.Measured(2);
+  ASSERT_EQ(w.credit, 256);
+  int previous = w.credit;
+  for (int i = 0; i < 100; ++i) {
+    w.Measured(100'000);  // the function now takes 100 ms a call
+    EXPECT_LE(w.credit, previous) << "credit only shrinks while calls stay slow";
+    previous = w.credit;
+  }
+  EXPECT_EQ(w.credit, 8);
+}
 
 TEST(OffsetTracker, CommitsTheLowestOffsetNotDone) {
   OffsetTracker t;

@@ -78,7 +78,7 @@ TEST(WorkerProcess, HelloWelcomeAndHeartbeats) {
   EXPECT_EQ(body["function"], "echo");
   EXPECT_EQ(body["worker"], "w-1");
   EXPECT_EQ(body["pid"], worker->Pid());
-  EXPECT_EQ(body["capacity"], 16) << "the default credit";
+  EXPECT_EQ(body["capacity"], 256) << "the default credit";
   auto heartbeat = peer.Expect(wire::cmd::kHeartbeat, kDeadline);
   ASSERT_TRUE(heartbeat) << worker->Stderr();
   EXPECT_EQ(heartbeat->Json()["in_flight"], 0);

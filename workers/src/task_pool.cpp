@@ -6,6 +6,7 @@
 #include <unistd.h>
 
 #include <algorithm>
+#include <atomic>
 #include <bit>
 #include <boost/fiber/algo/shared_work.hpp>
 #include <boost/fiber/buffered_channel.hpp>
@@ -90,7 +91,8 @@ struct TaskPool::Impl {
         log(log::Get("function")),
         outputs(options.output_dir.empty() ? std::filesystem::current_path() / "outputs"
                                            : options.output_dir),
-        queue(std::bit_ceil(std::max<std::size_t>(64, 4 * options.fibers))) {
+        // A buffered_channel holds one less than its (power of two) size.
+        queue(std::bit_ceil(std::max({std::size_t{64}, 4 * options.fibers, options.queued + 1}))) {
     event_fd = ::eventfd(0, EFD_NONBLOCK | EFD_CLOEXEC);
     if (event_fd < 0) throw std::system_error(errno, std::generic_category(), "eventfd");
   }
@@ -135,6 +137,7 @@ struct TaskPool::Impl {
   void FiberLoop() {
     PendingTask task;
     while (queue.pop(task) == boost::fibers::channel_op_status::success) {
+      waiting.fetch_sub(1);
       if (batch.max_events <= 1) {
         Deliver({RunOne(task)});
         continue;
@@ -147,6 +150,7 @@ struct TaskPool::Impl {
         const auto status =
             batch.window.count() > 0 ? queue.pop_wait_until(more, window_end) : queue.try_pop(more);
         if (status != boost::fibers::channel_op_status::success) break;
+        waiting.fetch_sub(1);
         tasks.push_back(std::move(more));
       }
       Deliver(RunBatch(tasks));
@@ -239,16 +243,19 @@ struct TaskPool::Impl {
   }
 
   void Deliver(std::vector<CompletedTask> results) {
-    bool was_empty = false;
+    bool wake = false;
     {
       std::lock_guard lock(outbox_mutex);
-      was_empty = outbox.empty();
       for (auto& result : results) outbox.push_back(std::move(result));
+      // One wake-up per TakeCompleted: the I/O thread clears the fd before it takes the outbox, so
+      // anything added after the wake-up is taken with it. While tasks still wait for a fiber, the
+      // results gather into a batch (the last of those tasks to finish wakes the I/O thread).
+      if (!notified && (waiting.load() <= 0 || outbox.size() >= TaskPool::kNotifyBatch)) {
+        notified = true;
+        wake = true;
+      }
     }
-    // Only the result that makes the outbox non-empty needs to wake the I/O thread: it clears the
-    // fd before it takes the outbox, so anything added to a non-empty outbox is taken with it.
-    // This saves a syscall per result when results come faster than the I/O thread turns.
-    if (!was_empty) return;
+    if (!wake) return;
     const std::uint64_t one = 1;
     // A full counter (never in practice) still leaves the fd readable, which is all that matters.
     [[maybe_unused]] const auto n = ::write(event_fd, &one, sizeof one);
@@ -263,6 +270,8 @@ struct TaskPool::Impl {
   boost::fibers::buffered_channel<PendingTask> queue;
   std::mutex outbox_mutex;
   std::vector<CompletedTask> outbox;
+  bool notified = false;                   // the fd was made readable since the last TakeCompleted
+  std::atomic<std::int64_t> waiting{0};  // submitted tasks no fiber has taken yet
   int event_fd = -1;
   boost::fibers::mutex done_mutex;
   boost::fibers::condition_variable done_cv;
@@ -278,13 +287,18 @@ TaskPool::TaskPool(functions::Function& function, PoolOptions options, Watchdog&
 TaskPool::~TaskPool() = default;
 
 bool TaskPool::TrySubmit(PendingTask& task) {
-  return impl_->queue.try_push(std::move(task)) == boost::fibers::channel_op_status::success;
+  // Counted before the push, so a fiber that pops it at once never sees the count below zero.
+  impl_->waiting.fetch_add(1);
+  if (impl_->queue.try_push(std::move(task)) == boost::fibers::channel_op_status::success) return true;
+  impl_->waiting.fetch_sub(1);
+  return false;
 }
 
 std::vector<CompletedTask> TaskPool::TakeCompleted() {
   std::vector<CompletedTask> taken;
   std::lock_guard lock(impl_->outbox_mutex);
   taken.swap(impl_->outbox);
+  impl_->notified = false;
   return taken;
 }
 

@@ -292,8 +292,10 @@ class WorkerSession::Impl {
       pool.params = params;
       pool.output_dir = body.value("output_dir", std::string());
       pool.threads = options_.threads;
-      fibers_ = std::max<std::size_t>(1, concurrency > 0 ? std::min(capacity_, concurrency) : capacity_);
+      fibers_ = std::max<std::size_t>(
+          1, std::min(capacity_, concurrency > 0 ? concurrency : kDefaultFibers));
       pool.fibers = fibers_;
+      pool.queued = capacity_;
       pool_ = std::make_unique<TaskPool>(*function_, std::move(pool), watchdog_);
       welcomed_ = true;
       log_->info(

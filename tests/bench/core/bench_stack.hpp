@@ -52,7 +52,9 @@ class Stack {
     up_ = std::make_unique<testing::ChildProcess>(
         std::vector<std::string>{testing::RunnelBin(), "up", "--config", config.string(), "--state-dir",
                                  (dir_ / "state").string()},
-        std::map<std::string, std::string>{{"RUNNEL_LOG", "warn"}});
+        // BENCH_RUNNEL_LOG sets the stack's log levels (BENCH_STACK_STDERR prints them at the end).
+        std::map<std::string, std::string>{
+            {"RUNNEL_LOG", std::getenv("BENCH_RUNNEL_LOG") != nullptr ? std::getenv("BENCH_RUNNEL_LOG") : "warn"}});
     if (!up_->WaitForOutput("runnel stack up", std::chrono::seconds(30))) {
       throw std::runtime_error(fmt::format("runnel up did not start:\n{}\n{}", up_->Stdout(), up_->Stderr()));
     }
@@ -92,7 +94,9 @@ class WorkerProcess {
                                      dispatcher,           "--id",   id};
     argv.insert(argv.end(), extra.begin(), extra.end());
     child_ = std::make_unique<testing::ChildProcess>(std::move(argv),
-                                                     std::map<std::string, std::string>{{"RUNNEL_LOG", "warn"}});
+                                                     // BENCH_RUNNEL_LOG sets the stack's log levels (BENCH_STACK_STDERR prints them at the end).
+        std::map<std::string, std::string>{
+            {"RUNNEL_LOG", std::getenv("BENCH_RUNNEL_LOG") != nullptr ? std::getenv("BENCH_RUNNEL_LOG") : "warn"}});
   }
   ~WorkerProcess() { Stop(); }
   WorkerProcess(const WorkerProcess&) = delete;

@@ -87,14 +87,17 @@ Args Parse(int argc, char** argv) {
   return a;
 }
 
+// BENCH_YAML_EXTRA is appended to the stack's config, e.g. "kafka: {options: {debug: fetch}}".
 std::string Yaml(const Args& a) {
+  const char* extra = std::getenv("BENCH_YAML_EXTRA");
   return fmt::format(
       "heartbeat: 30s\n"
       "functions:\n"
       "  - name: {}\n"
       "    partitions: {}\n"
-      "    workers: 0\n",
-      kFunction, a.partitions);
+      "    workers: 0\n"
+      "{}\n",
+      kFunction, a.partitions, extra != nullptr ? extra : "");
 }
 
 struct RawRate {
@@ -378,6 +381,7 @@ Round RunRound(const Args& a, int workers, zmq::context_t& ctx) {
   if (last) r.feed_last_s = Seconds(*last - t0);
   r.end_s = r.seen == a.events ? r.feed_last_s : r.commit_s;
   for (auto& p : procs) p->Stop();
+  if (std::getenv("BENCH_STACK_STDERR") != nullptr) std::fprintf(stderr, "%s\n", stack.Stderr().c_str());
   return r;
 }
 

@@ -37,7 +37,7 @@ namespace runnel::broker {
 struct WorkerStats {
   std::string id;
   int pid = 0;
-  int capacity = 0;
+  int capacity = 0;  // its credit now: what it may hold (concurrency, more with prefetch)
   int in_flight = 0;
   bool draining = false;
   std::int64_t completed = 0;

@@ -5,9 +5,12 @@
 // fibers never touch ZeroMQ. `threads` OS threads share `fibers` fibers (Boost's shared_work
 // scheduler when threads > 1); each fiber pops tasks from a buffered_channel, runs the function
 // (HandleBatch with up to Batch().max_events tasks when the function batches, else Handle), turns
-// every outcome, exception included, into a result, appends it to the outbox and, when the outbox
-// was empty, makes NotifyFd() readable. Boost's shared_work keeps one ready queue per process, so at most one pool with
-// threads > 1 may live in a process at a time (a worker has one).
+// every outcome, exception included, into a result and appends it to the outbox. NotifyFd() becomes
+// readable once per TakeCompleted, when the outbox holds a result and either no task is waiting for
+// a fiber or kNotifyBatch results are ready: while fibers still have queued work, results gather
+// into one batch (one wake-up of the I/O thread, one RESULTS message) instead of one each. Boost's
+// shared_work keeps one ready queue per process, so at most one pool with threads > 1 may live in a
+// process at a time (a worker has one).
 //
 // Thread-safety: TrySubmit, TakeCompleted, NotifyFd and ClearNotify may be called from any thread,
 // but are meant for the one I/O thread. The destructor closes the queue and waits for every fiber,
@@ -35,6 +38,7 @@ struct PoolOptions {
   std::filesystem::path output_dir;  // root of the OutputStore; empty = ./outputs
   std::size_t threads = 1;
   std::size_t fibers = 16;  // concurrent calls at most
+  std::size_t queued = 64;  // tasks waiting for a fiber that TrySubmit accepts (the worker's credit)
 };
 
 // One event ready to run. `budget` is its timeout (0 = none), counted from the call's start.
@@ -56,6 +60,9 @@ CompletedTask ErrorResult(std::uint64_t token, functions::Errc code, std::string
 
 class TaskPool {
  public:
+  static constexpr std::size_t kNotifyBatch = 64;
+
+
   // Starts the threads and fibers. `function` and `watchdog` must outlive the pool.
   TaskPool(functions::Function& function, PoolOptions options, Watchdog& watchdog);
   ~TaskPool();
@@ -66,9 +73,10 @@ class TaskPool {
   bool TrySubmit(PendingTask& task);
   // Every result finished since the last call, in completion order.
   std::vector<CompletedTask> TakeCompleted();
-  // An eventfd that becomes readable when the outbox goes from empty to not empty; ClearNotify
-  // resets it. Call ClearNotify before TakeCompleted, never between TakeCompleted and the next
-  // wait, or a result added meanwhile would not wake the waiter.
+  // An eventfd that becomes readable when results are ready (see above); ClearNotify resets it.
+  // Call ClearNotify before TakeCompleted, never between TakeCompleted and the next wait, or a
+  // result added meanwhile would not wake the waiter. Results that gather while queued tasks remain
+  // are also taken by any TakeCompleted, so a waiter that wakes on a timer anyway gets them then.
   int NotifyFd() const;
   void ClearNotify();
 

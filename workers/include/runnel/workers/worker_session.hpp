@@ -33,7 +33,12 @@ struct WorkerOptions {
   std::chrono::milliseconds watchdog_grace{100};  // how far past its timeout a call may run
 };
 
-inline constexpr std::size_t kDefaultCapacity = 16;
+// The default credit is large so that a fast function's events travel in large batches; the
+// dispatcher grants prefetch beyond the function's concurrency only to fast functions
+// (docs/protocol.md §3.2), so a slow function's worker never holds this many.
+inline constexpr std::size_t kDefaultCapacity = 256;
+// Concurrent calls when WELCOME gives no concurrency (0): the capacity, at most this many.
+inline constexpr std::size_t kDefaultFibers = 16;
 
 // How a session ended. exit_code: 0 drained or stopped cleanly, 1 refused (bad function, bad
 // params, REJECT), 3 left with calls unfinished (watchdog, EXIT, drain overran).
