@@ -1,13 +1,11 @@
 // `runnel status`: asks the running stack's autoscaler (the `control` endpoint) for the state of
-// every function: lag, rates, desired and running workers, outcome counts.
-#include <signal.h>
-
+// every function: lag, rates, desired and running workers, outcome counts, usage (the bill).
 #include <fmt/format.h>
 
 #include <nlohmann/json.hpp>
-#include <zmq.hpp>
 
 #include "commands.hpp"
+#include "control_request.hpp"
 #include "runnel/core/error.hpp"
 #include "runnel/core/state_dir.hpp"
 
@@ -28,9 +26,15 @@ void PrintText(const nlohmann::json& status) {
                "restarts {}\n",
                f.value("queued", 0), f.value("in_flight", 0), f.value("succeeded", 0), f.value("errors", 0),
                f.value("dead_lettered", 0), f.value("retries", 0), f.value("retention_lost", 0), f.value("restarts", 0));
+    const auto usage = f.value("usage", nlohmann::json::object());
+    fmt::print("  usage: {} invocations, {:.1f} worker-s wall, {:.2f} CPU-s, peak memory {:.1f} MiB, {} worker "
+               "start(s)\n",
+               usage.value("invocations", 0), usage.value("worker_seconds", 0.0), usage.value("cpu_seconds", 0.0),
+               static_cast<double>(usage.value("peak_rss_kb", 0)) / 1024.0, usage.value("workers_started", 0));
     for (const auto& w : f.at("workers")) {
-      fmt::print("    {:<16} pid {:<8} {:<10} in flight {:<4} restarts {}{}\n", w.value("id", "?"), w.value("pid", 0),
-                 w.value("state", "?"), w.value("in_flight", 0), w.value("restarts", 0),
+      fmt::print("    {:<16} pid {:<8} {:<10} in flight {:<4} restarts {:<3} rss {:.1f} MiB  cpu {:.2f} s{}\n",
+                 w.value("id", "?"), w.value("pid", 0), w.value("state", "?"), w.value("in_flight", 0),
+                 w.value("restarts", 0), static_cast<double>(w.value("rss_kb", 0)) / 1024.0, w.value("cpu_s", 0.0),
                  w.value("last_exit", "").empty() ? "" : "  last exit: " + w.value("last_exit", ""));
     }
   }
@@ -49,34 +53,9 @@ Command AddStatus(CLI::App& app, CommonOptions& common) {
   sub->add_flag("--json", flags->json, "One JSON object: {\"functions\": [...]}");
   sub->add_option("--timeout", flags->timeout, "Seconds to wait for the stack's answer")->check(CLI::PositiveNumber);
   return {sub, [flags, &common] {
-            const StateDir state = StateDir::Resolve(common.state_dir);
-            const auto endpoints = state.ReadEndpoints();
-            if (!endpoints.contains("status")) {
-              throw ConfigError(fmt::format("no running stack with an autoscaler in {} (start one with 'runnel up')",
-                                            state.Root().string()));
-            }
-            const int pid = endpoints.value("pid", 0);
-            if (pid > 0 && ::kill(pid, 0) != 0 && errno == ESRCH) {
-              throw ConfigError(fmt::format("the stack in {} (pid {}) is not running; its endpoints.json is stale",
-                                            state.Root().string(), pid));
-            }
-            zmq::context_t ctx(1);
-            zmq::socket_t req(ctx, zmq::socket_type::req);
-            req.set(zmq::sockopt::linger, 0);
-            req.connect(endpoints["status"].get<std::string>());
-            req.send(zmq::str_buffer("status"), zmq::send_flags::none);
-            zmq::pollitem_t items[] = {{req.handle(), 0, ZMQ_POLLIN, 0}};
-            zmq::poll(items, 1, std::chrono::milliseconds(static_cast<std::int64_t>(flags->timeout * 1000)));
-            if ((items[0].revents & ZMQ_POLLIN) == 0) {
-              throw Error(fmt::format("the stack (pid {}) did not answer at {} within {} s", pid,
-                                      endpoints["status"].get<std::string>(), flags->timeout),
-                          true);
-            }
-            zmq::message_t reply;
-            (void)req.recv(reply);
-            const auto status = nlohmann::json::parse(reply.to_string_view(), nullptr, false);
-            if (!status.is_object() || !status.contains("functions")) {
-              throw Error("the stack's answer is not a status: " + reply.to_string(), false);
+            const auto status = AskStack(StateDir::Resolve(common.state_dir), "status", flags->timeout);
+            if (!status.contains("functions")) {
+              throw Error("the stack's answer is not a status: " + status.dump(), false);
             }
             if (flags->json) {
               fmt::print("{}\n", status.dump());
