@@ -52,6 +52,18 @@ EventJournal::EventJournal(std::string function, std::shared_ptr<TraceStore> sto
   buffer_.reserve(1024);
 }
 
+prometheus::Histogram& EventJournal::Latency(const std::string& outcome) {
+  auto [it, inserted] = latency_.try_emplace(outcome, nullptr);
+  if (inserted) it->second = &metrics_->latency.Add({{"function", function_}, {"outcome", outcome}}, Buckets());
+  return *it->second;
+}
+
+prometheus::Counter& EventJournal::Errors(const std::string& kind) {
+  auto [it, inserted] = errors_.try_emplace(kind, nullptr);
+  if (inserted) it->second = &metrics_->errors.Add({{"function", function_}, {"kind", kind}});
+  return *it->second;
+}
+
 void EventJournal::Received(std::uint64_t slot, const std::string& id, const broker::Message& msg) {
   Entry e{Kind::kReceived, slot, NowMs()};
   e.worker = id;
@@ -119,10 +131,10 @@ void EventJournal::Flush() {
     switch (e.kind) {
       case Kind::kAnswered:
         (e.ok ? duration_ok_ : duration_error_)->Observe(static_cast<double>(e.number) / 1e6);
-        if (!e.ok) metrics_->errors.Add({{"function", function_}, {"kind", e.error_kind}}).Increment();
+        if (!e.ok) Errors(e.error_kind).Increment();
         break;
       case Kind::kAbandoned:
-        metrics_->errors.Add({{"function", function_}, {"kind", e.error_kind}}).Increment();
+        Errors(e.error_kind).Increment();
         break;
       default:
         break;
@@ -132,9 +144,9 @@ void EventJournal::Flush() {
     for (Entry& e : buffer_) {
       if (e.kind == Kind::kReceived) {
         Open& o = open_[e.slot];
-        o.id = e.worker;
         o.record_ms = e.record_ms;
-        EventTrace& t = batch.Get(function_, o.id);
+        o.trace = batch.Get(function_, e.worker);
+        EventTrace& t = *o.trace;
         if (t.received_ms != 0) ++t.deliveries;  // consumed again (restart, replay): attempts continue
         if (t.received_ms == 0 || t.finished_ms >= 0) t.status = "in progress";
         t.topic = e.topic;
@@ -147,7 +159,7 @@ void EventJournal::Flush() {
       }
       auto it = open_.find(e.slot);
       if (it == open_.end()) continue;  // cannot happen: every slot starts with Received
-      EventTrace& t = batch.Get(function_, it->second.id);
+      EventTrace& t = *it->second.trace;
       switch (e.kind) {
         case Kind::kDispatched: {
           TraceAttempt a;
@@ -180,11 +192,10 @@ void EventJournal::Flush() {
           if (it->second.record_ms >= 0) t.latency_ms = std::max<std::int64_t>(0, e.at_ms - it->second.record_ms);
           if (!e.ok && !it->second.attempt_failed) {
             // Refused before any attempt failed (malformed, recursion, too large, expired): an error too.
-            metrics_->errors.Add({{"function", function_}, {"kind", e.error_kind}}).Increment();
+            Errors(e.error_kind).Increment();
           }
           if (t.latency_ms >= 0) {
-            metrics_->latency.Add({{"function", function_}, {"outcome", e.worker}}, Buckets())
-                .Observe(static_cast<double>(t.latency_ms) / 1000.0);
+            Latency(e.worker).Observe(static_cast<double>(t.latency_ms) / 1000.0);
           }
           open_.erase(it);
           break;

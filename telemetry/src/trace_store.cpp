@@ -34,30 +34,34 @@ nlohmann::json EventTrace::ToJson() const {
 
 TraceStore::TraceStore(std::size_t max_events) : max_events_(max_events == 0 ? 1 : max_events) {}
 
-EventTrace& TraceStore::Batch::Get(const std::string& function, const std::string& id) {
+std::shared_ptr<EventTrace> TraceStore::Batch::Get(const std::string& function, const std::string& id) {
   auto& s = store_;
   auto [it, inserted] = s.traces_.try_emplace(id);
   if (inserted) {
-    s.order_.push_back(id);
+    s.order_.push_back(&it->first);
     while (s.order_.size() > s.max_events_) {
-      s.traces_.erase(s.order_.front());
+      const std::string* oldest = s.order_.front();
       s.order_.pop_front();
+      s.traces_.erase(*oldest);
     }
-    it = s.traces_.find(id);
   }
   for (auto& t : it->second) {
-    if (t.function == function) return t;
+    if (t->function == function) return t;
   }
-  auto& t = it->second.emplace_back();
-  t.id = id;
-  t.function = function;
+  auto t = std::make_shared<EventTrace>();
+  t->id = id;
+  t->function = function;
+  it->second.push_back(t);
   return t;
 }
 
 std::vector<EventTrace> TraceStore::Find(const std::string& id) const {
   std::lock_guard lock(mu_);
-  auto it = traces_.find(id);
-  return it == traces_.end() ? std::vector<EventTrace>{} : it->second;
+  std::vector<EventTrace> out;
+  if (auto it = traces_.find(id); it != traces_.end()) {
+    for (const auto& t : it->second) out.push_back(*t);
+  }
+  return out;
 }
 
 std::size_t TraceStore::Size() const {

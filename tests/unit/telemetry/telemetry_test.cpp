@@ -114,7 +114,7 @@ TEST(EventJournal, ARefusedEventCountsAsAnErrorOfItsKindAndNamesItsDeadLetterTop
 TEST(TraceStore, KeepsOnlyTheMostRecentEvents) {
   TraceStore store(3);
   for (int i = 0; i < 5; ++i) {
-    store.Update([&](TraceStore::Batch& b) { b.Get("f", fmt::format("e{}", i)).status = "ok"; });
+    store.Update([&](TraceStore::Batch& b) { b.Get("f", fmt::format("e{}", i))->status = "ok"; });
   }
   EXPECT_EQ(store.Size(), 3u);
   EXPECT_TRUE(store.Find("e0").empty());

@@ -68,9 +68,9 @@ class EventJournal final : public broker::EventObserver {
     std::optional<std::string> key;
   };
   struct Open {
-    std::string id;
     std::int64_t record_ms = -1;
     bool attempt_failed = false;
+    std::shared_ptr<EventTrace> trace;  // shared with the store; changed only inside its Update
   };
 
   std::string function_;
@@ -80,6 +80,11 @@ class EventJournal final : public broker::EventObserver {
   std::unordered_map<std::uint64_t, Open> open_;  // slot -> event, from Received to Finished
   prometheus::Histogram* duration_ok_;
   prometheus::Histogram* duration_error_;
+  // Series looked up once per label value (Family::Add hashes the whole label set every call).
+  std::unordered_map<std::string, prometheus::Histogram*> latency_;  // by outcome
+  std::unordered_map<std::string, prometheus::Counter*> errors_;      // by kind
+  prometheus::Histogram& Latency(const std::string& outcome);
+  prometheus::Counter& Errors(const std::string& kind);
 };
 
 }  // namespace runnel::telemetry

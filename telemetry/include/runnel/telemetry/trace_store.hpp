@@ -11,6 +11,7 @@
 #include <cstddef>
 #include <cstdint>
 #include <deque>
+#include <memory>
 #include <mutex>
 #include <nlohmann/json.hpp>
 #include <optional>
@@ -57,11 +58,13 @@ class TraceStore {
   static constexpr std::size_t kDefaultMaxEvents = 100'000;
   explicit TraceStore(std::size_t max_events = kDefaultMaxEvents);
 
-  // Changes to traces, applied under one lock: `update` runs with the trace of (function, id),
-  // created if new (evicting the oldest trace beyond the bound).
+  // Changes to traces, applied under the store's one lock: `fn(Batch&)`.
+  // Inside Update: the trace of (function, id), created if new (evicting the oldest event's traces
+  // beyond the bound). A trace is shared: the journal keeps it while the event is open and changes
+  // it only inside Update, so an evicted trace is simply no longer found.
   class Batch {
    public:
-    EventTrace& Get(const std::string& function, const std::string& id);
+    std::shared_ptr<EventTrace> Get(const std::string& function, const std::string& id);
 
    private:
     friend class TraceStore;
@@ -84,8 +87,8 @@ class TraceStore {
   std::size_t max_events_;
   mutable std::mutex mu_;
   // id -> one trace per function that consumed it.
-  std::unordered_map<std::string, std::vector<EventTrace>> traces_;
-  std::deque<std::string> order_;  // ids, oldest first, for eviction
+  std::unordered_map<std::string, std::vector<std::shared_ptr<EventTrace>>> traces_;
+  std::deque<const std::string*> order_;  // the map's keys (nodes are stable), oldest first, for eviction
 };
 
 }  // namespace runnel::telemetry
