@@ -7,10 +7,15 @@
 #include <unistd.h>
 
 #include <cstdio>
+#include <filesystem>
 #include <fstream>
 #include <nlohmann/json.hpp>
 
+#include "runnel/core/config.hpp"
+#include "runnel/core/error.hpp"
 #include "runnel/core/log.hpp"
+#include "runnel/telemetry/metrics_server.hpp"
+#include "runnel/testing/http_get.hpp"
 #include "runnel/telemetry/event_journal.hpp"
 #include "runnel/telemetry/status_metrics.hpp"
 #include "runnel/telemetry/trace_store.hpp"
@@ -181,6 +186,71 @@ TEST(JsonLogs, EveryLineParsesWhateverTheMessageHoldsAndCarriesTheEventInScope) 
   EXPECT_THAT(lines[0]["ts"].get<std::string>(), ::testing::EndsWith("Z"));
   ASSERT_TRUE(lines[1].is_object());
   EXPECT_FALSE(lines[1].contains("event"));
+}
+
+TEST(MetricsServer, PortZeroBindsAFreePortAndServesTheStatusFamilies) {
+  MetricsServer server("127.0.0.1:0", std::make_shared<prometheus::Registry>(), [] {
+    return nlohmann::json::parse(R"({"functions": [{"name": "echo", "received": 3}]})");
+  });
+  ASSERT_GT(server.Port(), 0);
+  EXPECT_EQ(server.Url(), fmt::format("http://127.0.0.1:{}/metrics", server.Port()));
+  const auto r = runnel::testing::HttpGet(server.Url());
+  ASSERT_TRUE(r);
+  EXPECT_EQ(r->status, 200);
+  EXPECT_THAT(r->content_type, HasSubstr("text/plain"));
+  EXPECT_THAT(r->body, HasSubstr("# TYPE runnel_dispatcher_received_events_total counter"));
+  EXPECT_THAT(r->body, HasSubstr("runnel_dispatcher_received_events_total{function=\"echo\"} 3"));
+}
+
+TEST(MetricsServer, ABadOrBusyAddressIsOneClearError) {
+  auto status = [] { return nlohmann::json::object(); };
+  for (const char* bad : {"9464", "127.0.0.1:", "127.0.0.1:http", "127.0.0.1:70000", ":9464"}) {
+    try {
+      MetricsServer server(bad, std::make_shared<prometheus::Registry>(), status);
+      ADD_FAILURE() << bad << " was accepted";
+    } catch (const ConfigError& e) {
+      EXPECT_THAT(e.what(), HasSubstr("is not HOST:PORT")) << bad;
+    }
+  }
+  MetricsServer first("127.0.0.1:0", std::make_shared<prometheus::Registry>(), status);
+  const std::string taken = fmt::format("127.0.0.1:{}", first.Port());
+  try {
+    MetricsServer second(taken, std::make_shared<prometheus::Registry>(), status);
+    ADD_FAILURE() << taken << " was bound twice";
+  } catch (const ConfigError& e) {
+    EXPECT_THAT(e.what(), HasSubstr("cannot serve metrics on " + taken));
+  }
+}
+
+StackConfig LoadYaml(const std::string& yaml) {
+  const auto file = std::filesystem::temp_directory_path() / fmt::format("runnel-telemetry-{}.yaml", ::getpid());
+  std::ofstream(file) << yaml;
+  struct Remove {
+    std::filesystem::path f;
+    ~Remove() { std::filesystem::remove(f); }
+  } remove{file};
+  return LoadStackConfig(file);
+}
+
+TEST(TelemetryConfig, MetricsAddressAndTraceBound) {
+  const auto defaults = LoadYaml("functions:\n  - name: echo\n");
+  EXPECT_EQ(defaults.metrics_listen, "127.0.0.1:0");
+  EXPECT_EQ(defaults.trace_events, TraceStore::kDefaultMaxEvents);
+  const auto set = LoadYaml("metrics: 0.0.0.0:9464\ntrace_events: 500\nfunctions:\n  - name: echo\n");
+  EXPECT_EQ(set.metrics_listen, "0.0.0.0:9464");
+  EXPECT_EQ(set.trace_events, 500u);
+  try {
+    LoadYaml("metrics: localhost\nfunctions:\n  - name: echo\n");
+    ADD_FAILURE() << "a metrics address without a port was accepted";
+  } catch (const ConfigError& e) {
+    EXPECT_THAT(e.what(), HasSubstr(":1: metrics: 'localhost' is not HOST:PORT"));
+  }
+  try {
+    LoadYaml("trace_events: 0\nfunctions:\n  - name: echo\n");
+    ADD_FAILURE() << "trace_events 0 was accepted";
+  } catch (const ConfigError& e) {
+    EXPECT_THAT(e.what(), HasSubstr("trace_events"));
+  }
 }
 
 }  // namespace
