@@ -26,6 +26,7 @@ build_packages=(
   libsimdjson-dev           # hot-path JSON (IoT ingest)
   libyaml-cpp-dev           # runnel.yaml stack config
   libabsl-dev               # time zones for cron schedules (absl::TimeZone reads the system tzdata)
+  prometheus-cpp-dev        # the /metrics endpoint (prometheus-cpp core and pull)
   tzdata                    # the IANA time-zone database itself
 )
 test_packages=(

@@ -8,6 +8,7 @@
 #include <atomic>
 #include <cmath>
 #include <deque>
+#include <mutex>
 #include <nlohmann/json.hpp>
 #include <optional>
 #include <thread>
@@ -16,6 +17,7 @@
 #include "runnel/autoscaler/policy.hpp"
 #include "runnel/broker/admin.hpp"
 #include "runnel/core/error.hpp"
+#include "runnel/core/json.hpp"
 #include "runnel/core/log.hpp"
 
 namespace runnel::autoscaler {
@@ -127,6 +129,11 @@ class Autoscaler::Loop {
 
   const std::string& ControlEndpoint() const { return control_endpoint_; }
 
+  nlohmann::json Status() const {
+    std::lock_guard lock(status_mu_);
+    return status_;
+  }
+
  private:
   void Run() {
     auto next_tick = Clock::now();
@@ -156,6 +163,9 @@ class Autoscaler::Loop {
         opt_.backend->Tick();
         for (auto& f : fns_) Scale(*f, t, true);
         next_tick = t + opt_.tick;
+        auto status = StatusJson();
+        std::lock_guard lock(status_mu_);
+        status_ = std::move(status);
       }
     }
   }
@@ -266,9 +276,13 @@ class Autoscaler::Loop {
     std::string reply;
     const std::string_view what(static_cast<const char*>(request.data()), request.size());
     if (what == "status") {
-      reply = StatusJson().dump();
+      reply = JsonText(StatusJson());
+    } else if (auto other = opt_.on_request ? opt_.on_request(what) : std::nullopt) {
+      reply = std::move(*other);
     } else {
-      reply = nlohmann::json{{"error", fmt::format("unknown request '{}' (known: status)", what)}}.dump();
+      reply = nlohmann::json{{"error", fmt::format("unknown request '{}' (known: status{})", what,
+                                                   opt_.on_request ? ", trace <event id>" : "")}}
+                  .dump();
     }
     control_->send(zmq::buffer(reply), zmq::send_flags::dontwait);
   }
@@ -288,15 +302,17 @@ class Autoscaler::Loop {
       for (const auto& w : opt_.backend->List(f.spec.name)) {
         restarts += w.restarts;
         std::string state(WorkerStateName(w.state));
-        nlohmann::json j = {{"id", w.id}, {"pid", w.pid}, {"restarts", w.restarts}, {"last_exit", w.last_exit},
-                            {"log", w.log_file}, {"in_flight", 0}};
+        nlohmann::json j = {{"id", w.id},         {"pid", w.pid},           {"restarts", w.restarts},
+                            {"last_exit", w.last_exit}, {"log", w.log_file}, {"in_flight", 0},
+                            {"cpu_s", w.cpu_s},       {"wall_s", w.wall_s},     {"rss_kb", w.rss_kb},
+                            {"peak_rss_kb", w.peak_rss_kb}};
         auto it = st.workers.find(w.id);
         if (w.state == WorkerState::kCrashLoop) crash_loop = true;
         if (w.state != WorkerState::kStopping) ++running;
         if (it != st.workers.end()) {
           j["in_flight"] = it->second.in_flight;
           j["completed"] = it->second.completed;
-          j["rss_kb"] = it->second.rss_kb;
+          if (w.rss_kb == 0) j["rss_kb"] = it->second.rss_kb;  // the backend could not measure it
           if (it->second.draining) state = "draining";
         } else if (w.state == WorkerState::kRunning) {
           state = "starting";  // its process runs but it has not joined the dispatcher yet
@@ -305,6 +321,7 @@ class Autoscaler::Loop {
         workers.push_back(std::move(j));
       }
       const auto& sc = f.spec.scaling;
+      const Usage usage = opt_.backend->UsageOf(f.spec.name);
       functions.push_back({
           {"name", f.spec.name},
           {"topic", f.spec.topic},
@@ -329,6 +346,16 @@ class Autoscaler::Loop {
           {"errors", st.failed},
           {"dead_lettered", st.dead_lettered},
           {"retries", st.retries},
+          {"attempts", st.attempts},
+          {"redispatched", st.redispatched},
+          {"workers_lost", st.workers_lost},
+          {"usage",
+           {{"invocations", st.attempts},
+            {"worker_seconds", usage.wall_s},
+            {"cpu_seconds", usage.cpu_s},
+            {"peak_rss_kb", usage.peak_rss_kb},
+            {"workers_started", usage.workers_started},
+            {"restarts", usage.restarts}}},
           {"retention_lost", std::max(st.retention_lost, f.backlog.lost)},
           {"scaling",
            {{"min", sc.min},
@@ -350,6 +377,8 @@ class Autoscaler::Loop {
   std::string control_endpoint_;
   std::unique_ptr<broker::Admin> admin_;
   std::deque<std::unique_ptr<Fn>> fns_;
+  mutable std::mutex status_mu_;
+  nlohmann::json status_ = {{"functions", nlohmann::json::array()}};
   std::thread thread_;
   std::atomic<bool> stop_{false};
 };
@@ -362,6 +391,7 @@ void Autoscaler::Connect(const std::string& function, std::string endpoint,
   loop_->Connect(function, std::move(endpoint), std::move(stats));
 }
 const std::string& Autoscaler::ControlEndpoint() const { return loop_->ControlEndpoint(); }
+nlohmann::json Autoscaler::Status() const { return loop_->Status(); }
 void Autoscaler::Start() { loop_->Start(); }
 void Autoscaler::Stop() { loop_->Stop(); }
 

@@ -3,11 +3,14 @@
 #include <fcntl.h>
 #include <signal.h>
 #include <sys/prctl.h>
+#include <sys/resource.h>
 #include <sys/wait.h>
 #include <unistd.h>
 
 #include <fmt/format.h>
 
+#include <fstream>
+#include <sstream>
 #include <thread>
 
 #include "runnel/core/error.hpp"
@@ -20,6 +23,39 @@ constexpr auto kBackoffMin = std::chrono::milliseconds(200);
 constexpr auto kBackoffMax = std::chrono::milliseconds(10'000);
 constexpr auto kQuickCrash = std::chrono::seconds(5);  // an exit sooner than this after start counts as a crash loop step
 constexpr int kCrashLoopAfter = 5;
+constexpr auto kSampleInterval = std::chrono::seconds(1);  // /proc reads per running worker
+
+double Seconds(const timeval& tv) { return static_cast<double>(tv.tv_sec) + static_cast<double>(tv.tv_usec) / 1e6; }
+
+// CPU seconds (utime + stime) of a process from /proc/<pid>/stat; -1 when it cannot be read.
+double ProcCpuSeconds(pid_t pid) {
+  std::ifstream in(fmt::format("/proc/{}/stat", pid));
+  std::string line;
+  if (!std::getline(in, line)) return -1;
+  // The command name (field 2) may hold spaces and parentheses: fields are counted after the last ')'.
+  const auto close = line.rfind(')');
+  if (close == std::string::npos) return -1;
+  std::istringstream fields(line.substr(close + 2));
+  std::string field;
+  unsigned long long utime = 0, stime = 0;
+  for (int i = 3; i <= 15 && fields >> field; ++i) {
+    if (i == 14) utime = std::stoull(field);
+    if (i == 15) stime = std::stoull(field);
+  }
+  const long ticks = ::sysconf(_SC_CLK_TCK);
+  return static_cast<double>(utime + stime) / static_cast<double>(ticks > 0 ? ticks : 100);
+}
+
+// VmRSS and VmHWM (peak) of a process in KiB from /proc/<pid>/status; zeros when it cannot be read.
+std::pair<std::int64_t, std::int64_t> ProcMemoryKb(pid_t pid) {
+  std::ifstream in(fmt::format("/proc/{}/status", pid));
+  std::int64_t rss = 0, hwm = 0;
+  for (std::string line; std::getline(in, line);) {
+    if (line.starts_with("VmRSS:")) rss = std::atoll(line.c_str() + 6);
+    if (line.starts_with("VmHWM:")) hwm = std::atoll(line.c_str() + 6);
+  }
+  return {rss, hwm};
+}
 
 }  // namespace
 
@@ -72,7 +108,42 @@ void LocalProcessBackend::Spawn(Proc& p) {
   ::setpgid(pid, pid);
   p.info.pid = pid;
   p.info.state = WorkerState::kRunning;
+  p.info.cpu_s = p.info.wall_s = 0;
+  p.info.rss_kb = p.info.peak_rss_kb = 0;
   p.started = Clock::now();
+  p.next_sample = p.started;
+  ++ended_[p.info.function].workers_started;
+}
+
+void LocalProcessBackend::Sample(Proc& p, Clock::time_point now) {
+  p.info.wall_s = std::chrono::duration<double>(now - p.started).count();
+  if (now < p.next_sample) return;
+  p.next_sample = now + kSampleInterval;
+  if (const double cpu = ProcCpuSeconds(p.info.pid); cpu >= 0) p.info.cpu_s = cpu;
+  const auto [rss, hwm] = ProcMemoryKb(p.info.pid);
+  if (rss > 0) p.info.rss_kb = rss;
+  p.info.peak_rss_kb = std::max({p.info.peak_rss_kb, hwm, rss});
+}
+
+void LocalProcessBackend::Account(Proc& p, const struct rusage& ru, Clock::time_point now) {
+  Usage& u = ended_[p.info.function];
+  u.wall_s += std::chrono::duration<double>(now - p.started).count();
+  // rusage of the reaped child is exact; the last /proc sample may be up to a second old.
+  u.cpu_s += std::max(p.info.cpu_s, Seconds(ru.ru_utime) + Seconds(ru.ru_stime));
+  u.peak_rss_kb = std::max({u.peak_rss_kb, p.info.peak_rss_kb, static_cast<std::int64_t>(ru.ru_maxrss)});
+}
+
+Usage LocalProcessBackend::UsageOf(const std::string& function) const {
+  Usage u;
+  if (auto it = ended_.find(function); it != ended_.end()) u = it->second;
+  const auto now = Clock::now();
+  for (const auto& [id, p] : procs_) {
+    if (p.info.function != function || p.info.pid <= 0) continue;
+    u.wall_s += std::chrono::duration<double>(now - p.started).count();
+    u.cpu_s += p.info.cpu_s;
+    u.peak_rss_kb = std::max(u.peak_rss_kb, p.info.peak_rss_kb);
+  }
+  return u;
 }
 
 std::string LocalProcessBackend::Start(const std::string& function, const std::string& dispatcher) {
@@ -113,8 +184,10 @@ void LocalProcessBackend::Tick() {
     Proc& p = it->second;
     if (p.info.pid > 0) {
       int status = 0;
-      const pid_t r = ::waitpid(p.info.pid, &status, WNOHANG);
+      struct rusage ru {};
+      const pid_t r = ::wait4(p.info.pid, &status, WNOHANG, &ru);
       if (r == p.info.pid) {
+        Account(p, ru, now);
         ::kill(-p.info.pid, SIGKILL);  // anything it left in its group
         p.info.last_exit = WIFEXITED(status) ? fmt::format("exit {}", WEXITSTATUS(status))
                                              : fmt::format("signal {}", WTERMSIG(status));
@@ -131,11 +204,13 @@ void LocalProcessBackend::Tick() {
         if (p.info.state == WorkerState::kCrashLoop) backoff = kBackoffMax;
         p.restart_at = now + backoff;
         ++p.info.restarts;
+        ++ended_[p.info.function].restarts;
         log::Get("autoscaler")->warn("worker {} ended unexpectedly ({}); restarting in {} ms{}", p.info.id,
                                      p.info.last_exit, backoff.count(),
                                      p.info.state == WorkerState::kCrashLoop ? " (crash loop)" : "");
-      } else if (p.info.state == WorkerState::kStopping && now >= p.kill_at) {
-        ::kill(-p.info.pid, SIGKILL);
+      } else {
+        Sample(p, now);
+        if (p.info.state == WorkerState::kStopping && now >= p.kill_at) ::kill(-p.info.pid, SIGKILL);
       }
     } else if (now >= p.restart_at) {
       Spawn(p);

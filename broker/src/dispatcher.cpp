@@ -285,11 +285,13 @@ void Dispatcher::Loop::OnRecord(Message msg) {
   try {
     slot.envelope = Envelope::Decode(slot.msg.headers);
   } catch (const EnvelopeError& e) {
+    if (opt_.observer) opt_.observer->Received(slot_id, slot.id, slot.msg);
     Finish(slot_id, OutcomeStatus::kError, "malformed-envelope", e.what());
     return;
   }
   if (!slot.envelope.id.empty()) slot.id = slot.envelope.id;
   slot.attempt = slot.envelope.attempt;
+  if (opt_.observer) opt_.observer->Received(slot_id, slot.id, slot.msg);
   if (slot.envelope.hop > limits::kMaxHops) {
     Finish(slot_id, OutcomeStatus::kDeadLetter, "recursion",
            fmt::format("hop count {} is over the limit of {}: a function probably triggers itself", slot.envelope.hop,
@@ -467,6 +469,13 @@ void Dispatcher::Loop::OnResults(Worker& w, const std::vector<zmq::message_t>& f
     ++stats_.results;
     stats_.service_us += header.duration_us;
     Slot& slot = slots_.at(slot_id);
+    if (opt_.observer) {
+      const bool ok = header.status == wire::ResultStatus::kOk;
+      const int c = header.error_code;
+      opt_.observer->Answered(slot_id, w.id, header.duration_us, ok,
+                              ok ? "" : ErrcName((c >= 1 && c <= kErrcMax) ? static_cast<Errc>(c) : Errc::kInternal),
+                              header.error);
+    }
     if (header.status == wire::ResultStatus::kOk) {
       Finish(slot_id, OutcomeStatus::kOk, "", "", std::string(View(frames[i + 1])), header.content_type,
              header.files_json, header.duration_us, w.id, std::move(header.emitted));
@@ -493,6 +502,7 @@ void Dispatcher::Loop::WorkerLost(const std::string& identity, const std::string
     Slot& slot = slots_.at(slot_id);
     by_token_.erase(slot.token);
     ++stats_.redispatched;
+    if (opt_.observer) opt_.observer->Abandoned(slot_id, w.id, "worker-lost", reason);
     ++slot.attempt;
     if (slot.attempt > opt_.spec.retry.max_attempts) {
       Finish(slot_id, OutcomeStatus::kDeadLetter, "worker-lost",
@@ -551,6 +561,8 @@ void Dispatcher::Loop::Dispatch() {
     slot.deadline = now + rounds * opt_.spec.timeout + kDeadlineGrace;
     by_token_[slot.token] = *slot_id;
     best->slots.insert(*slot_id);
+    ++stats_.attempts;
+    if (opt_.observer) opt_.observer->Dispatched(*slot_id, slot.attempt, best->id);
     wire::TaskHeader task;
     task.token = slot.token;
     task.topic = slot.msg.topic;
@@ -620,6 +632,7 @@ void Dispatcher::Loop::CheckDeadlines(Clock::time_point now) {
     frames.push_back(Frame(JsonText(nlohmann::json{{"reason", "an event overran its timeout"}})));
     Send(identity, std::move(frames));
     sit->second.worker = worker_id;
+    if (opt_.observer) opt_.observer->Abandoned(slot_id, worker_id, ErrcName(Errc::kTimeout), "overran its timeout");
     Fail(slot_id, Errc::kTimeout,
          fmt::format("timed out after {} ms on worker {}", opt_.spec.timeout.count(), worker_id));
     WorkerLost(identity, "overran a timeout");
@@ -650,6 +663,8 @@ void Dispatcher::Loop::Fail(std::uint64_t slot_id, Errc code, const std::string&
     const auto wait = std::chrono::milliseconds(static_cast<std::int64_t>(static_cast<double>(base.count()) * jitter(rng_)));
     slot.state = Slot::State::kBackoff;
     retries_.push({Clock::now() + wait, slot_id});
+    if (opt_.observer) opt_.observer->RetryScheduled(slot_id, slot.attempt, wait);
+    const log::EventScope about(slot.id);
     log_->debug("dispatcher {}: event {} failed ({}: {}); attempt {} in {} ms", opt_.spec.name, slot.id, ErrcName(code),
                 message, slot.attempt, wait.count());
     return;
@@ -687,6 +702,7 @@ void Dispatcher::Loop::Finish(std::uint64_t slot_id, OutcomeStatus status, const
   slot.outcome = std::move(o);
   slot.needs_dead_letter = status != OutcomeStatus::kOk;
   if (status != OutcomeStatus::kOk) {
+    const log::EventScope about(slot.id);
     log_->warn("dispatcher {}: event {} ({}[{}]@{}) {}: {}: {}", opt_.spec.name, slot.id, slot.msg.topic,
                slot.msg.partition, slot.msg.offset, StatusName(status), kind, error);
   }
@@ -735,6 +751,7 @@ void Dispatcher::Loop::BuildPipeline(Slot& slot, std::vector<wire::EmitRecord> e
         try {
           headers = env.Encode();
         } catch (const EnvelopeError& e) {
+          const log::EventScope about(slot.id);
           log_->error("dispatcher {}: output file of {} cannot be passed on: {}", opt_.spec.name, slot.id, e.what());
           continue;
         }
@@ -811,6 +828,7 @@ void Dispatcher::Loop::HandleCompletions() {
       const std::string topic = c.stage == 1   ? opt_.spec.dead_letter_topic
                                 : c.stage == 2 ? opt_.spec.results_topic
                                                : slot.pipeline.at(c.index).topic;
+      const log::EventScope about(slot.id);
       log_->error("dispatcher {}: could not write event {} to {}: {}; trying again", opt_.spec.name, slot.id, topic, c.error);
       if (c.stage == 1) ProduceDeadLetter(c.slot);
       if (c.stage == 2) ProduceResult(c.slot);
@@ -842,6 +860,9 @@ void Dispatcher::Loop::Complete(std::uint64_t slot_id) {
     std::array<zmq::const_buffer, 3> frames = {zmq::buffer(topic), zmq::buffer(meta), zmq::buffer(o.output)};
     (void)zmq::send_multipart(*pub_, frames, zmq::send_flags::dontwait);
   }
+  if (opt_.observer) {
+    opt_.observer->Finished(slot_id, o, o.status == OutcomeStatus::kOk ? "" : opt_.spec.dead_letter_topic);
+  }
   tracker_.Done(slot.msg.partition, slot.msg.offset);
   queue_.Release(slot.msg.key);
   slots_.erase(it);
@@ -863,6 +884,7 @@ void Dispatcher::Loop::PublishStats() {
     if (ts >= 0 && (stats_.oldest_pending_ms < 0 || ts < stats_.oldest_pending_ms)) stats_.oldest_pending_ms = ts;
   }
   stats_.positions = expected_next_;
+  if (opt_.observer) opt_.observer->Flush();
   std::lock_guard lock(stats_mu_);
   published_stats_ = stats_;
 }

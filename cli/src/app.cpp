@@ -21,10 +21,19 @@ int Main(int argc, char** argv) {
                                          AddUp(app, common),      AddPublish(app, common), AddResults(app, common),
                                          AddWorker(app, common),  AddInvoke(app, common),  AddUpload(app, common),
                                          AddDlq(app, common),     AddLogs(app, common),    AddConfig(app, common),
-                                         AddJob(app, common),     AddStatus(app, common),  AddSimulate(app, common)};
+                                         AddJob(app, common),     AddStatus(app, common),  AddSimulate(app, common),
+                                         AddTrace(app, common)};
+  const auto add_log_format = [&common](CLI::App& on) {
+    on.add_option("--log-format", common.log_format,
+                  "Log lines as human text (the default) or JSON objects, one per line; worker processes inherit it "
+                  "(env RUNNEL_LOG_FORMAT)")
+        ->check(CLI::IsMember({"human", "json"}));
+  };
+  add_log_format(app);
   for (const Command& command : commands) {
     command.app->add_option("--state-dir", common.state_dir,
                             "Where a running stack keeps endpoints.json (default $RUNNEL_STATE_DIR or ./.runnel)");
+    add_log_format(*command.app);
   }
 
   try {
@@ -33,6 +42,7 @@ int Main(int argc, char** argv) {
     return app.exit(e) == 0 ? 0 : 2;
   }
   try {
+    if (!common.log_format.empty()) log::SetFormat(log::ParseFormat(common.log_format));
     for (const Command& command : commands) {
       if (command.app->parsed()) return command.run();
     }

@@ -20,6 +20,7 @@
 #include "runnel/core/envelope.hpp"
 #include "runnel/core/outcome.hpp"
 #include "runnel/core/state_dir.hpp"
+#include "control_request.hpp"
 #include "sensor_simulator.hpp"
 #include "stack.hpp"
 #include "stack_client.hpp"

@@ -8,6 +8,7 @@
 #include <nlohmann/json.hpp>
 
 #include "commands.hpp"
+#include "control_request.hpp"
 #include "runnel/core/error.hpp"
 #include "sensor_simulator.hpp"
 #include "stack_client.hpp"

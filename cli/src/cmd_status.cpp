@@ -1,13 +1,13 @@
 // `runnel status`: asks the running stack's autoscaler (the `control` endpoint) for the state of
-// every function: lag, rates, desired and running workers, outcome counts.
+// every function: lag, rates, desired and running workers, outcome counts, usage (the bill).
 #include <fmt/format.h>
 
 #include <nlohmann/json.hpp>
 
 #include "commands.hpp"
+#include "control_request.hpp"
 #include "runnel/core/error.hpp"
 #include "runnel/core/state_dir.hpp"
-#include "stack_client.hpp"
 
 namespace runnel::cli {
 namespace {
@@ -26,9 +26,15 @@ void PrintText(const nlohmann::json& status) {
                "restarts {}\n",
                f.value("queued", 0), f.value("in_flight", 0), f.value("succeeded", 0), f.value("errors", 0),
                f.value("dead_lettered", 0), f.value("retries", 0), f.value("retention_lost", 0), f.value("restarts", 0));
+    const auto usage = f.value("usage", nlohmann::json::object());
+    fmt::print("  usage: {} invocations, {:.1f} worker-s wall, {:.2f} CPU-s, peak memory {:.1f} MiB, {} worker "
+               "start(s)\n",
+               usage.value("invocations", 0), usage.value("worker_seconds", 0.0), usage.value("cpu_seconds", 0.0),
+               static_cast<double>(usage.value("peak_rss_kb", 0)) / 1024.0, usage.value("workers_started", 0));
     for (const auto& w : f.at("workers")) {
-      fmt::print("    {:<16} pid {:<8} {:<10} in flight {:<4} restarts {}{}\n", w.value("id", "?"), w.value("pid", 0),
-                 w.value("state", "?"), w.value("in_flight", 0), w.value("restarts", 0),
+      fmt::print("    {:<16} pid {:<8} {:<10} in flight {:<4} restarts {:<3} rss {:.1f} MiB  cpu {:.2f} s{}\n",
+                 w.value("id", "?"), w.value("pid", 0), w.value("state", "?"), w.value("in_flight", 0),
+                 w.value("restarts", 0), static_cast<double>(w.value("rss_kb", 0)) / 1024.0, w.value("cpu_s", 0.0),
                  w.value("last_exit", "").empty() ? "" : "  last exit: " + w.value("last_exit", ""));
     }
   }
@@ -48,8 +54,7 @@ Command AddStatus(CLI::App& app, CommonOptions& common) {
   sub->add_option("--timeout", flags->timeout, "Seconds to wait for the stack's answer")->check(CLI::PositiveNumber);
   return {sub, [flags, &common] {
             const StateDir state = StateDir::Resolve(common.state_dir);
-            const auto status = QueryStatus(state.ReadEndpoints(), state.Root(),
-                                            std::chrono::milliseconds(static_cast<std::int64_t>(flags->timeout * 1000)));
+            const auto status = QueryStatus(state.ReadEndpoints(), state.Root(), SecondsOption(flags->timeout));
             if (flags->json) {
               fmt::print("{}\n", status.dump());
             } else {

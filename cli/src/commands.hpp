@@ -11,6 +11,7 @@ namespace runnel::cli {
 // Flags every command shares.
 struct CommonOptions {
   std::string state_dir;  // --state-dir; empty means $RUNNEL_STATE_DIR or ./.runnel
+  std::string log_format;  // --log-format human|json; empty: $RUNNEL_LOG_FORMAT, else human
 };
 
 // A subcommand and what runs when it is chosen; the action returns the exit code.
@@ -34,5 +35,6 @@ Command AddConfig(CLI::App& app, CommonOptions& common);
 Command AddJob(CLI::App& app, CommonOptions& common);
 Command AddStatus(CLI::App& app, CommonOptions& common);
 Command AddSimulate(CLI::App& app, CommonOptions& common);
+Command AddTrace(CLI::App& app, CommonOptions& common);
 
 }  // namespace runnel::cli

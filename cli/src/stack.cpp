@@ -19,8 +19,9 @@
 #include "runnel/core/error.hpp"
 #include "runnel/core/log.hpp"
 #include "runnel/functions/function.hpp"
-#include "runnel/scheduler/service.hpp"
 #include "runnel/functions/handlers.hpp"
+#include "runnel/scheduler/service.hpp"
+#include "runnel/telemetry/stack_telemetry.hpp"
 
 namespace runnel::cli {
 namespace {
@@ -96,6 +97,7 @@ struct Stack::Impl {
   broker::KafkaConfig kafka;
   zmq::context_t zmq_ctx{1};
   std::unique_ptr<ResultsFeed> results;
+  std::unique_ptr<telemetry::StackTelemetry> telemetry;  // outlives the dispatchers that feed it
   std::vector<std::unique_ptr<broker::Dispatcher>> dispatchers;
   std::unique_ptr<autoscaler::LocalProcessBackend> workers;
   std::unique_ptr<autoscaler::Autoscaler> scaler;  // owns `workers` while it runs
@@ -134,10 +136,14 @@ Stack::Stack(StackConfig config, StateDir state, std::filesystem::path runnel_bi
   }
 
   s.results = std::make_unique<ResultsFeed>(s.zmq_ctx);
+  s.telemetry = std::make_unique<telemetry::StackTelemetry>(s.config.trace_events);
   // The autoscaler decides how many workers each function runs (none until events arrive, unless
   // its scaling says otherwise); dispatchers wake it the moment an event finds no worker.
   s.workers = std::make_unique<autoscaler::LocalProcessBackend>(std::move(runnel_binary), s.state.Root() / "logs");
-  s.scaler = std::make_unique<autoscaler::Autoscaler>(autoscaler::Autoscaler::Options{s.workers.get(), s.kafka, &s.zmq_ctx});
+  autoscaler::Autoscaler::Options scaling{s.workers.get(), s.kafka, &s.zmq_ctx};
+  scaling.on_request = [t = s.telemetry.get()](std::string_view request) { return t->Answer(request); };
+  s.scaler = std::make_unique<autoscaler::Autoscaler>(std::move(scaling));
+  s.telemetry->Serve(s.config.metrics_listen, [scaler = s.scaler.get()] { return scaler->Status(); });
   nlohmann::json dispatchers = nlohmann::json::object();
   nlohmann::json functions = nlohmann::json::object();
   for (const auto& f : s.config.functions) {
@@ -150,6 +156,7 @@ Stack::Stack(StackConfig config, StateDir state, std::filesystem::path runnel_bi
     o.output_dir = s.config.output_dir;
     for (const auto& target : f.next) o.next_topics.push_back(s.config.Find(target)->topic);
     o.on_event_without_workers = s.scaler->Add(f);
+    o.observer = s.telemetry->JournalFor(f.name);
     auto d = std::make_unique<broker::Dispatcher>(std::move(o));
     d->Start();
     s.scaler->Connect(f.name, d->Endpoint(), [dp = d.get()] { return dp->Stats(); });
@@ -164,8 +171,9 @@ Stack::Stack(StackConfig config, StateDir state, std::filesystem::path runnel_bi
                           {"dispatchers", dispatchers},
                           {"functions", functions},
                           {"output_dir", s.config.output_dir},
-                          {"status", s.scaler->ControlEndpoint()}});
-  s.endpoint_keys = {"kafka", "embedded", "pid", "results", "dispatchers", "functions", "output_dir", "status"};
+                          {"status", s.scaler->ControlEndpoint()},
+                          {"metrics", s.telemetry->MetricsUrl()}});
+  s.endpoint_keys = {"kafka", "embedded", "pid", "results", "dispatchers", "functions", "output_dir", "status", "metrics"};
 
   scheduler::SchedulerService::Options so;
   so.schedules = std::move(schedules);
@@ -198,6 +206,7 @@ Stack::~Stack() {
   s.workers->StopAll(std::chrono::seconds(10));
   s.dispatchers.clear();
   s.results.reset();
+  s.telemetry.reset();  // the metrics endpoint reads the autoscaler's status: stop it first
   s.scaler.reset();
   s.state.RemoveEndpoints(s.endpoint_keys);
   s.embedded.reset();
@@ -207,8 +216,9 @@ void Stack::Supervise() { impl_->scheduler->Tick(); }
 
 std::string Stack::Summary() const {
   const auto& s = *impl_;
-  std::string out = fmt::format("Kafka: {}{}\nresults feed: {}\noutputs: {}\n", s.kafka.bootstrap,
-                                s.embedded ? " (embedded, in memory)" : "", s.results->Endpoint(), s.config.output_dir);
+  std::string out = fmt::format("Kafka: {}{}\nresults feed: {}\nmetrics: {}\noutputs: {}\n", s.kafka.bootstrap,
+                                s.embedded ? " (embedded, in memory)" : "", s.results->Endpoint(),
+                                s.telemetry->MetricsUrl(), s.config.output_dir);
   for (std::size_t i = 0; i < s.config.functions.size(); ++i) {
     const auto& f = s.config.functions[i];
     out += fmt::format("  {:<18} topic {:<18} workers {}..{}  dispatcher {}\n", f.name, f.topic, f.scaling.min,

@@ -1,7 +1,5 @@
 #include "stack_client.hpp"
 
-#include <signal.h>
-
 #include <fmt/format.h>
 #include <fmt/ranges.h>
 
@@ -97,38 +95,6 @@ std::optional<Outcome> ResultsSubscription::Next(std::chrono::milliseconds timeo
     (void)zmq::recv_multipart(*socket_, std::back_inserter(frames));
     if (frames.size() == 3) return Outcome::FromFrames(frames[1].to_string_view(), frames[2].to_string());
   }
-}
-
-nlohmann::json QueryStatus(const nlohmann::json& endpoints, const std::filesystem::path& state_root,
-                           std::chrono::milliseconds timeout) {
-  if (!endpoints.contains("status")) {
-    throw ConfigError(fmt::format("no running stack with an autoscaler in {} (start one with 'runnel up')",
-                                  state_root.string()));
-  }
-  const int pid = endpoints.value("pid", 0);
-  if (pid > 0 && ::kill(pid, 0) != 0 && errno == ESRCH) {
-    throw ConfigError(fmt::format("the stack in {} (pid {}) is not running; its endpoints.json is stale",
-                                  state_root.string(), pid));
-  }
-  zmq::context_t ctx(1);
-  zmq::socket_t req(ctx, zmq::socket_type::req);
-  req.set(zmq::sockopt::linger, 0);
-  req.connect(endpoints["status"].get<std::string>());
-  req.send(zmq::str_buffer("status"), zmq::send_flags::none);
-  zmq::pollitem_t items[] = {{req.handle(), 0, ZMQ_POLLIN, 0}};
-  zmq::poll(items, 1, timeout);
-  if ((items[0].revents & ZMQ_POLLIN) == 0) {
-    throw Error(fmt::format("the stack (pid {}) did not answer at {} within {} ms", pid,
-                            endpoints["status"].get<std::string>(), timeout.count()),
-                true);
-  }
-  zmq::message_t reply;
-  (void)req.recv(reply);
-  auto status = nlohmann::json::parse(reply.to_string_view(), nullptr, false);
-  if (!status.is_object() || !status.contains("functions")) {
-    throw Error("the stack's answer is not a status: " + reply.to_string(), false);
-  }
-  return status;
 }
 
 }  // namespace runnel::cli

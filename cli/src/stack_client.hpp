@@ -65,12 +65,6 @@ class ResultsSubscription {
   std::unique_ptr<zmq::socket_t> socket_;
 };
 
-// The running stack's `status` answer ({"functions": [...]}, see `runnel status --json`), asked at
-// endpoints.json's `status` endpoint. Throws ConfigError when no stack runs (or its pid is gone),
-// Error (retriable) when it does not answer within `timeout`.
-nlohmann::json QueryStatus(const nlohmann::json& endpoints, const std::filesystem::path& state_root,
-                           std::chrono::milliseconds timeout);
-
 // A MIME type from a file name's extension (application/octet-stream when unknown).
 std::string ContentTypeFor(const std::filesystem::path& path);
 

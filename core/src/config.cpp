@@ -314,7 +314,7 @@ StackConfig LoadStackConfig(const std::filesystem::path& file) {
   }
   if (!root || root.IsNull()) throw ConfigError(fmt::format("{}: the file is empty", file.string()));
   p.ExpandEnvironment(root, "");
-  p.OnlyKeys(root, "", {"kafka", "heartbeat", "output_dir", "functions", "schedules"});
+  p.OnlyKeys(root, "", {"kafka", "heartbeat", "output_dir", "metrics", "trace_events", "functions", "schedules"});
   StackConfig config;
   config.source = file.string();
   if (const auto k = root["kafka"]) {
@@ -328,6 +328,19 @@ StackConfig LoadStackConfig(const std::filesystem::path& file) {
   if (root["heartbeat"]) config.heartbeat = p.Duration(root["heartbeat"], "heartbeat");
   if (config.heartbeat.count() < 10) p.Fail(root["heartbeat"], "heartbeat", "must be at least 10ms");
   if (root["output_dir"]) config.output_dir = p.Scalar<std::string>(root["output_dir"], "output_dir");
+  if (const auto m = root["metrics"]) {
+    config.metrics_listen = p.Scalar<std::string>(m, "metrics");
+    const auto colon = config.metrics_listen.rfind(':');
+    const std::string port = colon == std::string::npos ? "" : config.metrics_listen.substr(colon + 1);
+    if (colon == 0 || port.empty() || port.size() > 5 || port.find_first_not_of("0123456789") != std::string::npos ||
+        std::stoi(port) > 65535) {
+      p.Fail(m, "metrics", fmt::format("'{}' is not HOST:PORT (e.g. 127.0.0.1:9464; port 0: any free port)",
+                                       config.metrics_listen));
+    }
+  }
+  if (const auto t = root["trace_events"]) {
+    config.trace_events = static_cast<std::size_t>(p.Int(t, "trace_events", 1, 10'000'000));
+  }
   const auto fns = root["functions"];
   if (!fns || !fns.IsSequence() || fns.size() == 0) p.Fail(fns ? fns : root, "functions", "must be a non-empty list");
   std::set<std::string> names;

@@ -12,6 +12,7 @@
 #include <boost/fiber/buffered_channel.hpp>
 #include <boost/fiber/condition_variable.hpp>
 #include <boost/fiber/fiber.hpp>
+#include <boost/fiber/fss.hpp>
 #include <boost/fiber/mutex.hpp>
 #include <boost/fiber/operations.hpp>
 #include <boost/fiber/protected_fixedsize_stack.hpp>
@@ -34,6 +35,18 @@ using functions::FunctionError;
 // Each fiber's stack, with a guard page so an overflow faults instead of corrupting memory. Only
 // touched pages cost memory; decoders (OpenCV, libjpeg) need more than Boost's 128 KiB default.
 constexpr std::size_t kFiberStackBytes = 2 * 1024 * 1024;
+
+// The event the running fiber is calling its function for: log lines the function writes carry
+// its id (log::SetEventIdSource).
+boost::fibers::fiber_specific_ptr<std::string>& FiberEvent() {
+  static boost::fibers::fiber_specific_ptr<std::string> event;
+  return event;
+}
+
+std::string_view FiberEventId() {
+  const std::string* id = FiberEvent().get();
+  return id != nullptr ? std::string_view(*id) : std::string_view();
+}
 
 std::uint32_t MicrosSince(Clock::time_point start) {
   const auto us = std::chrono::duration_cast<std::chrono::microseconds>(Clock::now() - start).count();
@@ -163,6 +176,7 @@ struct TaskPool::Impl {
     if (!deadline)
       return ErrorResult(task.token, Errc::kTimeout, "the event's deadline passed before it ran");
     watchdog.Start(task.token, task.budget, start);
+    FiberEvent().reset(new std::string(task.event.envelope.id));
     CompletedTask done;
     try {
       TaskContext ctx(options.params, *deadline, *log, outputs);
@@ -177,6 +191,7 @@ struct TaskPool::Impl {
           ErrorResult(task.token, Errc::kInternal, "the function threw something that is not an exception");
     }
     watchdog.Finish(task.token);
+    FiberEvent().reset(nullptr);
     done.header.duration_us = MicrosSince(start);
     return done;
   }
@@ -281,6 +296,7 @@ struct TaskPool::Impl {
 
 TaskPool::TaskPool(functions::Function& function, PoolOptions options, Watchdog& watchdog)
     : impl_(std::make_unique<Impl>(function, std::move(options), watchdog)) {
+  log::SetEventIdSource(&FiberEventId);
   impl_->Start();
 }
 

@@ -18,7 +18,8 @@ class Echo final : public Function {
 
 // Waits `ms` (params; a JSON payload {"ms": N} overrides it) without blocking the worker's thread,
 // then returns its payload. A payload {"fail": "reason"} fails the call with that reason, so tests
-// can mix poison events into a stream; {"fail": "...", "permanent": true} fails as bad input.
+// can mix poison events into a stream; {"fail": "...", "permanent": true} fails as bad input;
+// {"fail": "...", "fail_attempts": N} fails only attempts 1..N, so a retry succeeds.
 class Sleep final : public Function {
  public:
   explicit Sleep(std::int64_t ms) : ms_(ms) {}
@@ -28,7 +29,8 @@ class Sleep final : public Function {
     const auto body = nlohmann::json::parse(event.payload, nullptr, /*allow_exceptions=*/false);
     if (body.is_object()) {
       if (auto it = body.find("ms"); it != body.end() && it->is_number_integer()) ms = it->get<std::int64_t>();
-      if (auto it = body.find("fail"); it != body.end()) {
+      const auto fail_attempts = body.value("fail_attempts", std::int64_t{-1});
+      if (auto it = body.find("fail"); it != body.end() && (fail_attempts < 0 || event.envelope.attempt <= fail_attempts)) {
         const bool permanent = body.value("permanent", false);
         throw FunctionError(permanent ? Errc::kBadInput : Errc::kTransient,
                             it->is_string() ? it->get<std::string>() : it->dump());

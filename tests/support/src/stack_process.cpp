@@ -15,13 +15,14 @@
 
 namespace runnel::testing {
 
-StackProcess::StackProcess(const std::string& yaml, std::map<std::string, std::string> env)
+StackProcess::StackProcess(const std::string& yaml, std::map<std::string, std::string> env,
+                           std::vector<std::string> extra_args)
     : state_dir_(TempDir("stack")) {
   const auto config = state_dir_ / "runnel.yaml";
   std::ofstream(config) << yaml;
-  process_ = std::make_unique<ChildProcess>(
-      std::vector<std::string>{RunnelBin(), "up", "--config", config.string(), "--state-dir", state_dir_.string()},
-      std::move(env));
+  std::vector<std::string> argv = {RunnelBin(), "up", "--config", config.string(), "--state-dir", state_dir_.string()};
+  argv.insert(argv.end(), extra_args.begin(), extra_args.end());
+  process_ = std::make_unique<ChildProcess>(std::move(argv), std::move(env));
   if (!process_->WaitForOutput("runnel stack up", std::chrono::seconds(30))) {
     ADD_FAILURE() << "runnel up did not start: " << process_->Stderr();
     throw std::runtime_error("runnel up did not start");

@@ -1,7 +1,8 @@
 // The scaling loop: per function, measures (dispatcher stats every tick, Kafka offsets every
 // lag interval, rates as moving averages), asks the policy for a worker count, and starts or stops
 // workers through a backend to match it. It also answers `status` requests on a ZeroMQ REP socket
-// (`runnel status`).
+// (`runnel status`), and hands other requests on that socket (`trace <id>`) to the stack's hook.
+// Status() is the same JSON for other threads (the metrics endpoint), refreshed every tick.
 //
 // Wake from zero: a dispatcher calls the function's wake callback (Waker) the moment an event
 // arrives with no worker connected; that wakes the loop at once through an eventfd, so the first
@@ -16,7 +17,10 @@
 #include <chrono>
 #include <functional>
 #include <memory>
+#include <nlohmann/json.hpp>
+#include <optional>
 #include <string>
+#include <string_view>
 
 #include "runnel/autoscaler/backend.hpp"
 #include "runnel/broker/dispatcher.hpp"
@@ -38,6 +42,9 @@ class Autoscaler {
     std::string control_bind = "tcp://127.0.0.1:*";
     std::chrono::milliseconds tick{100};
     std::chrono::milliseconds lag_interval{1000};
+    // Control requests other than "status": the reply, or nullopt for an unknown request. Called
+    // on the autoscaler's thread; must not block.
+    std::function<std::optional<std::string>(std::string_view request)> on_request = nullptr;
   };
   using Waker = std::function<void()>;
 
@@ -54,6 +61,9 @@ class Autoscaler {
                std::function<broker::DispatcherStats()> stats);
   // The control socket's endpoint: send "status", get the status JSON back.
   const std::string& ControlEndpoint() const;
+  // The status JSON as of the last tick (what `status` answers); {"functions": []} before the
+  // first. Thread-safe.
+  nlohmann::json Status() const;
   void Start();
   void Stop();
 

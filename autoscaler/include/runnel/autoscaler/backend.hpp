@@ -4,6 +4,7 @@
 #pragma once
 
 #include <chrono>
+#include <cstdint>
 #include <string>
 #include <vector>
 
@@ -20,6 +21,22 @@ struct WorkerInfo {
   int restarts = 0;
   std::string last_exit;  // e.g. "exit 1", "signal 9"
   std::string log_file;
+  // Resources, as the backend measures them (0 when it cannot): CPU seconds (user + system) and
+  // wall seconds of the current process, its resident and peak resident memory.
+  double cpu_s = 0;
+  double wall_s = 0;
+  std::int64_t rss_kb = 0;
+  std::int64_t peak_rss_kb = 0;
+};
+
+// What a function's workers used since the backend started, exited processes included: the
+// serverless bill. Counters only grow.
+struct Usage {
+  std::int64_t workers_started = 0;  // processes started (first starts and restarts)
+  std::int64_t restarts = 0;         // restarts after an exit nobody asked for
+  double wall_s = 0;                 // worker-seconds: the sum of every process's lifetime
+  double cpu_s = 0;                  // CPU seconds (user + system) of every process
+  std::int64_t peak_rss_kb = 0;      // the highest peak resident memory of any one process
 };
 
 class WorkerBackend {
@@ -34,6 +51,8 @@ class WorkerBackend {
   virtual void Tick() = 0;
   // Stops every worker (drain, then force after `grace`) and waits for them.
   virtual void StopAll(std::chrono::milliseconds grace) = 0;
+  // The function's usage so far; a backend that cannot measure returns zeros.
+  virtual Usage UsageOf(const std::string& /*function*/) const { return {}; }
 };
 
 }  // namespace runnel::autoscaler

@@ -5,9 +5,12 @@
 // state, retried only at the longest backoff. Workers die with the process that started them
 // (PR_SET_PDEATHSIG), so a crashed stack leaves none behind. Stop sends SIGTERM (the worker drains) and SIGKILL
 // after the grace period.
+// Usage: each Tick samples a running worker's CPU and memory from /proc (at most once a second);
+// a reaped worker's exact totals come from wait4's rusage and are added to its function's usage.
 // Thread-safety: not thread-safe; one owner calls it (the stack's supervision loop).
 #pragma once
 
+#include <sys/resource.h>
 #include <sys/types.h>
 
 #include <filesystem>
@@ -30,6 +33,7 @@ class LocalProcessBackend final : public WorkerBackend {
   std::vector<WorkerInfo> List(const std::string& function) const override;
   void Tick() override;
   void StopAll(std::chrono::milliseconds grace) override;
+  Usage UsageOf(const std::string& function) const override;
 
  private:
   using Clock = std::chrono::steady_clock;
@@ -40,13 +44,18 @@ class LocalProcessBackend final : public WorkerBackend {
     Clock::time_point restart_at{};
     Clock::time_point kill_at{};
     int quick_crashes = 0;
+    Clock::time_point next_sample{};
   };
   void Spawn(Proc& p);
+  void Sample(Proc& p, Clock::time_point now);
+  // Adds a reaped process's lifetime and rusage to its function's usage.
+  void Account(Proc& p, const struct rusage& ru, Clock::time_point now);
 
   std::filesystem::path binary_;
   std::filesystem::path log_dir_;
   std::map<std::string, Proc> procs_;
   std::map<std::string, int> next_index_;
+  std::map<std::string, Usage> ended_;  // per function: what exited processes used
 };
 
 }  // namespace runnel::autoscaler

@@ -25,6 +25,7 @@
 #include <string>
 #include <vector>
 
+#include "runnel/broker/event_observer.hpp"
 #include "runnel/broker/kafka.hpp"
 #include "runnel/core/config.hpp"
 
@@ -51,6 +52,7 @@ struct DispatcherStats {
   std::int64_t failed = 0;        // final outcome error (permanent failure, dead-lettered)
   std::int64_t dead_lettered = 0; // final outcome dead-letter (retries exhausted, recursion, worker lost)
   std::int64_t retries = 0;       // attempts scheduled after a failure
+  std::int64_t attempts = 0;      // events handed to a worker, every attempt counted (invocations)
   std::int64_t redispatched = 0;  // events taken from a lost worker
   std::int64_t late_results = 0;  // answers for events already given to another worker
   std::int64_t retention_lost = 0;  // records the broker dropped before Runnel processed them
@@ -89,6 +91,8 @@ class Dispatcher {
     // Called on the dispatcher's thread when an event arrives while no worker is connected, so an
     // autoscaler can start one at once instead of on its next poll. Must not block.
     std::function<void()> on_event_without_workers;
+    // Told about every event's way through the dispatcher (traces, duration histograms); optional.
+    std::shared_ptr<EventObserver> observer;
   };
 
   // Assigns the partitions and binds the ROUTER socket; throws KafkaError or ConfigError.

@@ -87,6 +87,10 @@ struct StackConfig {
   std::map<std::string, std::string> kafka_options;
   std::chrono::milliseconds heartbeat{1000};
   std::string output_dir;  // default: <state dir>/outputs
+  // Where `runnel up` serves Prometheus metrics (HOST:PORT; port 0: any free port, read back into
+  // endpoints.json), and how many recent events' traces it keeps for `runnel trace`.
+  std::string metrics_listen = "127.0.0.1:0";
+  std::size_t trace_events = 100'000;
   std::vector<FunctionSpec> functions;
   std::vector<ScheduleSpec> schedules;
 

@@ -20,8 +20,10 @@ namespace runnel::testing {
 
 class StackProcess {
  public:
-  // Starts `runnel up --config <yaml>`; fails the test (and throws) if it is not up within 30 s.
-  explicit StackProcess(const std::string& yaml, std::map<std::string, std::string> env = {});
+  // Starts `runnel up --config <yaml> [extra_args...]`; fails the test (and throws) if it is not up
+  // within 30 s.
+  explicit StackProcess(const std::string& yaml, std::map<std::string, std::string> env = {},
+                        std::vector<std::string> extra_args = {});
   ~StackProcess();
 
   const std::filesystem::path& StateDir() const { return state_dir_; }

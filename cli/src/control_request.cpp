@@ -1,0 +1,51 @@
+#include "control_request.hpp"
+
+#include <signal.h>
+
+#include <fmt/format.h>
+
+#include <cerrno>
+#include <zmq.hpp>
+
+#include "runnel/core/error.hpp"
+
+namespace runnel::cli {
+
+nlohmann::json AskStack(const nlohmann::json& endpoints, const std::filesystem::path& state_root,
+                        std::string_view request, std::chrono::milliseconds timeout) {
+  if (!endpoints.contains("status")) {
+    throw ConfigError(fmt::format("no running stack with an autoscaler in {} (start one with 'runnel up')",
+                                  state_root.string()));
+  }
+  const int pid = endpoints.value("pid", 0);
+  if (pid > 0 && ::kill(pid, 0) != 0 && errno == ESRCH) {
+    throw ConfigError(fmt::format("the stack in {} (pid {}) is not running; its endpoints.json is stale",
+                                  state_root.string(), pid));
+  }
+  const std::string endpoint = endpoints["status"].get<std::string>();
+  zmq::context_t ctx(1);
+  zmq::socket_t req(ctx, zmq::socket_type::req);
+  req.set(zmq::sockopt::linger, 0);
+  req.connect(endpoint);
+  req.send(zmq::buffer(request), zmq::send_flags::none);
+  zmq::pollitem_t items[] = {{req.handle(), 0, ZMQ_POLLIN, 0}};
+  zmq::poll(items, 1, timeout);
+  if ((items[0].revents & ZMQ_POLLIN) == 0) {
+    throw Error(fmt::format("the stack (pid {}) did not answer at {} within {} ms", pid, endpoint, timeout.count()),
+                true);
+  }
+  zmq::message_t reply;
+  (void)req.recv(reply);
+  auto answer = nlohmann::json::parse(reply.to_string_view(), nullptr, false);
+  if (!answer.is_object()) throw Error("the stack's answer is not a JSON object: " + reply.to_string(), false);
+  return answer;
+}
+
+nlohmann::json QueryStatus(const nlohmann::json& endpoints, const std::filesystem::path& state_root,
+                           std::chrono::milliseconds timeout) {
+  auto status = AskStack(endpoints, state_root, "status", timeout);
+  if (!status.contains("functions")) throw Error("the stack's answer is not a status: " + status.dump(), false);
+  return status;
+}
+
+}  // namespace runnel::cli

@@ -1,0 +1,53 @@
+// Everything a stack reports about itself, in one place for `runnel up`: the Prometheus registry
+// and endpoint, one EventJournal per dispatcher, the TraceStore, and the answer to the control
+// request `trace <event id>`.
+// Thread-safety: construct, JournalFor and Serve from one thread before the stack runs; Answer and
+// the metrics endpoint are then safe from any thread.
+#pragma once
+
+#include <functional>
+#include <memory>
+#include <nlohmann/json.hpp>
+#include <optional>
+#include <string>
+#include <string_view>
+
+#include "runnel/broker/event_observer.hpp"
+#include "runnel/telemetry/trace_store.hpp"
+
+namespace prometheus {
+class Registry;
+}
+
+namespace runnel::telemetry {
+
+struct EventMetrics;
+class MetricsServer;
+
+class StackTelemetry {
+ public:
+  explicit StackTelemetry(std::size_t max_traces = TraceStore::kDefaultMaxEvents);
+  ~StackTelemetry();
+  StackTelemetry(const StackTelemetry&) = delete;
+  StackTelemetry& operator=(const StackTelemetry&) = delete;
+
+  // The observer to give the function's dispatcher (Dispatcher::Options::observer).
+  std::shared_ptr<broker::EventObserver> JournalFor(const std::string& function);
+  // Serves /metrics on `listen` (HOST:PORT); `status` is the autoscaler's status JSON. Throws
+  // ConfigError when the address cannot be bound.
+  void Serve(const std::string& listen, std::function<nlohmann::json()> status);
+  // http://HOST:PORT/metrics once serving, else empty.
+  std::string MetricsUrl() const;
+  // The reply to a control request `trace <event id>`: {"id", "traces": [...]} or {"error"}; nullopt
+  // for any other request.
+  std::optional<std::string> Answer(std::string_view request) const;
+  const TraceStore& Traces() const { return *traces_; }
+
+ private:
+  std::shared_ptr<prometheus::Registry> registry_;
+  std::shared_ptr<EventMetrics> event_metrics_;
+  std::shared_ptr<TraceStore> traces_;
+  std::unique_ptr<MetricsServer> server_;
+};
+
+}  // namespace runnel::telemetry

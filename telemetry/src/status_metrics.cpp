@@ -1,0 +1,134 @@
+#include "runnel/telemetry/status_metrics.hpp"
+
+#include <map>
+#include <string>
+
+namespace runnel::telemetry {
+namespace {
+
+using prometheus::ClientMetric;
+using prometheus::MetricFamily;
+using prometheus::MetricType;
+
+// Families by name, in the order first used, so each is emitted once with all its samples.
+class Families {
+ public:
+  void Add(const std::string& name, MetricType type, const std::string& help, std::vector<ClientMetric::Label> labels,
+           double value) {
+    auto it = index_.find(name);
+    if (it == index_.end()) {
+      it = index_.emplace(name, families_.size()).first;
+      families_.push_back(MetricFamily{name, help, type, {}});
+    }
+    ClientMetric m;
+    m.label = std::move(labels);
+    if (type == MetricType::Counter) {
+      m.counter.value = value;
+    } else {
+      m.gauge.value = value;
+    }
+    families_[it->second].metric.push_back(std::move(m));
+  }
+  std::vector<MetricFamily> Take() { return std::move(families_); }
+
+ private:
+  std::map<std::string, std::size_t> index_;
+  std::vector<MetricFamily> families_;
+};
+
+double Num(const nlohmann::json& j, const char* key) {
+  auto it = j.find(key);
+  return it != j.end() && it->is_number() ? it->get<double>() : 0.0;
+}
+
+}  // namespace
+
+std::vector<MetricFamily> StatusMetrics(const nlohmann::json& status) {
+  Families out;
+  const auto functions = status.find("functions");
+  if (functions == status.end() || !functions->is_array()) return {};
+  constexpr auto kCounter = MetricType::Counter;
+  constexpr auto kGauge = MetricType::Gauge;
+  for (const auto& f : *functions) {
+    const std::string name = f.value("name", "");
+    const std::vector<ClientMetric::Label> fn = {{"function", name}};
+    auto with = [&](const char* label, const std::string& value) {
+      auto labels = fn;
+      labels.push_back({label, value});
+      return labels;
+    };
+    // Lag and backlog.
+    out.Add("runnel_dispatcher_lag_events", kGauge,
+            "Kafka consumer lag of the function's group: end offset minus committed offset, over its partitions", fn,
+            Num(f, "lag"));
+    out.Add("runnel_dispatcher_backlog_events", kGauge,
+            "Events waiting for a worker: not yet consumed past the dispatcher's position, plus consumed and queued",
+            fn, Num(f, "backlog"));
+    out.Add("runnel_dispatcher_lag_seconds", kGauge,
+            "Age of the oldest event the dispatcher holds that has no final outcome yet (0: none)", fn,
+            Num(f, "oldest_age_ms") / 1000.0);
+    out.Add("runnel_dispatcher_queued_events", kGauge, "Consumed events waiting for a worker, their key, or a retry",
+            fn, Num(f, "queued"));
+    out.Add("runnel_dispatcher_in_flight_events", kGauge, "Events at a worker now", fn, Num(f, "in_flight"));
+    // Flow.
+    out.Add("runnel_dispatcher_received_events_total", kCounter, "Records consumed from the function's topic", fn,
+            Num(f, "received"));
+    out.Add("runnel_dispatcher_completed_events_total", kCounter,
+            "Events with a final outcome, by outcome (ok, error, dead-letter)", with("outcome", "ok"),
+            Num(f, "succeeded"));
+    out.Add("runnel_dispatcher_completed_events_total", kCounter, "", with("outcome", "error"), Num(f, "errors"));
+    out.Add("runnel_dispatcher_completed_events_total", kCounter, "", with("outcome", "dead-letter"),
+            Num(f, "dead_lettered"));
+    out.Add("runnel_dispatcher_dead_letters_total", kCounter,
+            "Dead-letter records written (every error and dead-letter outcome gets one)", fn,
+            Num(f, "errors") + Num(f, "dead_lettered"));
+    out.Add("runnel_dispatcher_retries_total", kCounter, "Attempts scheduled again after a retriable failure", fn,
+            Num(f, "retries"));
+    out.Add("runnel_dispatcher_redispatched_events_total", kCounter,
+            "Events taken from a lost worker and dispatched again", fn, Num(f, "redispatched"));
+    out.Add("runnel_dispatcher_retention_lost_events_total", kCounter,
+            "Records the broker's retention dropped before the function processed them", fn,
+            Num(f, "retention_lost"));
+    // Workers.
+    out.Add("runnel_autoscaler_workers_desired", kGauge, "Workers the autoscaler wants for the function now", fn,
+            Num(f, "desired"));
+    out.Add("runnel_autoscaler_workers_running", kGauge, "Worker processes alive and not stopping", fn,
+            Num(f, "running"));
+    out.Add("runnel_autoscaler_workers_joined", kGauge, "Workers connected to the function's dispatcher", fn,
+            Num(f, "joined"));
+    out.Add("runnel_autoscaler_scale_changes_total", kCounter, "Times the desired worker count changed", fn,
+            Num(f, "scale_changes"));
+    out.Add("runnel_dispatcher_workers_lost_total", kCounter,
+            "Workers that left the dispatcher (drained, exited, silent, killed)", fn, Num(f, "workers_lost"));
+    // Usage: the serverless bill.
+    const auto usage = f.value("usage", nlohmann::json::object());
+    out.Add("runnel_usage_invocations_total", kCounter, "Attempts handed to a worker (every retry counts)", fn,
+            Num(usage, "invocations"));
+    out.Add("runnel_usage_worker_seconds_total", kCounter,
+            "Worker-seconds: the summed lifetime of the function's worker processes", fn,
+            Num(usage, "worker_seconds"));
+    out.Add("runnel_usage_cpu_seconds_total", kCounter,
+            "CPU seconds (user + system) used by the function's worker processes", fn, Num(usage, "cpu_seconds"));
+    out.Add("runnel_usage_peak_memory_bytes", kGauge,
+            "Highest peak resident memory of any one of the function's worker processes", fn,
+            Num(usage, "peak_rss_kb") * 1024);
+    out.Add("runnel_usage_workers_started_total", kCounter, "Worker processes started (restarts included)", fn,
+            Num(usage, "workers_started"));
+    out.Add("runnel_autoscaler_worker_restarts_total", kCounter,
+            "Worker processes restarted after exiting unasked (crashes, kills)", fn, Num(usage, "restarts"));
+    // Per worker.
+    if (const auto workers = f.find("workers"); workers != f.end() && workers->is_array()) {
+      for (const auto& w : *workers) {
+        auto labels = with("worker", w.value("id", ""));
+        out.Add("runnel_worker_resident_memory_bytes", kGauge, "Resident memory of a worker process", labels,
+                Num(w, "rss_kb") * 1024);
+        out.Add("runnel_worker_cpu_seconds_total", kCounter, "CPU seconds (user + system) of a worker process",
+                labels, Num(w, "cpu_s"));
+        out.Add("runnel_worker_in_flight_events", kGauge, "Events a worker holds now", labels, Num(w, "in_flight"));
+      }
+    }
+  }
+  return out.Take();
+}
+
+}  // namespace runnel::telemetry
