@@ -9,6 +9,7 @@
 
 #include "commands.hpp"
 #include "control_request.hpp"
+#include "runnel/core/state_dir.hpp"
 #include "runnel/core/error.hpp"
 
 namespace runnel::cli {
