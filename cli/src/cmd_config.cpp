@@ -1,9 +1,11 @@
-// `runnel config check FILE`: validates a runnel.yaml the way `runnel up` does before it starts
-// anything (keys, values, and that every function accepts its params), without starting anything.
+// `runnel config check [FILE]`: validates a runnel.yaml (without FILE: the built-in default stack
+// `runnel up` serves) the way `runnel up` does before it starts anything (keys, values, and that
+// every function accepts its params), without starting anything.
 #include <fmt/format.h>
 
 #include "commands.hpp"
 #include "runnel/core/config.hpp"
+#include "runnel/functions/function.hpp"
 #include "stack.hpp"
 
 namespace runnel::cli {
@@ -15,10 +17,10 @@ Command AddConfig(CLI::App& app, CommonOptions&) {
   auto* check = sub->add_subcommand("check",
                                     "Validate a runnel.yaml as `runnel up` would, start nothing; print its "
                                     "functions, or the error (exit 1)");
-  check->add_option("FILE", *file, "The stack config to check")->required();
+  check->add_option("FILE", *file, "The stack config to check (default: the built-in stack `runnel up` serves without one)");
   return {sub, [file] {
             // A missing file is a config error (exit 1) like any other, not a usage error.
-            const StackConfig config = LoadStackConfig(*file);
+            const StackConfig config = file->empty() ? DefaultStack(functions::Builtins().Names()) : LoadStackConfig(*file);
             (void)CheckConfig(config);
             fmt::print("{}: ok, {} function(s)\n", config.source, config.functions.size());
             fmt::print("Kafka: {}\n", config.kafka_bootstrap.empty()

@@ -4,6 +4,9 @@
 #include <gmock/gmock.h>
 #include <yaml-cpp/yaml.h>
 
+#include <fmt/format.h>
+
+#include <algorithm>
 #include <fstream>
 #include <sstream>
 
@@ -46,6 +49,22 @@ TEST(DeployConfig, ComposeRunnelYamlIsAccepted) {
               ::testing::AllOf(HasSubstr("image.thumbnail"), HasSubstr("results image.thumbnail.results")));
   EXPECT_THAT(lines[2], ::testing::AllOf(HasSubstr("iot.ingest"), HasSubstr("topic sensors"),
                                          HasSubstr("results sensors.results")));
+}
+
+TEST(DeployConfig, TheBuiltInDefaultStackIsAccepted) {
+  // `runnel up` without --config serves every built-in function with default params; each of them
+  // must accept those params, or the stack would refuse to start.
+  const auto result = RunCommand({RunnelBin(), "config", "check"}, std::chrono::seconds(30));
+  ASSERT_EQ(result.exit_code, 0) << result.err;
+  EXPECT_THAT(result.out, HasSubstr("(built-in default): ok"));
+  const auto lines = FunctionLines(result.out);
+  for (const char* name : {"echo", "sleep", "image.thumbnail", "image.convert", "image.metadata", "video.thumbnails",
+                           "video.probe", "iot.ingest"}) {
+    EXPECT_TRUE(std::any_of(lines.begin(), lines.end(),
+                            [name](const std::string& line) { return line.rfind(fmt::format("  {} ", name), 0) == 0; }))
+        << name << " is missing from the default stack:\n"
+        << result.out;
+  }
 }
 
 TEST(DeployConfig, KubernetesConfigMapHoldsTheSameAcceptedStack) {

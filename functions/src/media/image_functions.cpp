@@ -136,7 +136,7 @@ class Convert final : public Function {
   explicit Convert(const nlohmann::json& config) {
     const ParamReader params(kName, config,
                              {"format", "quality", "max_width", "max_height", "max_pixels", "max_bytes"});
-    format_ = OutputFormatFromName(params.Choice("format", "", {"jpeg", "png", "webp"}));
+    format_ = OutputFormatFromName(params.Choice("format", "jpeg", {"jpeg", "png", "webp"}));
     quality_ = static_cast<int>(params.Int("quality", 85, 1, 100));
     const int side_limit = format_ == OutputFormat::kWebp ? kMaxOutputSide : static_cast<int>(kMaxDecodeSide);
     box_.width = static_cast<int>(params.Int("max_width", side_limit, 1, side_limit));
