@@ -156,7 +156,7 @@ Dispatcher::Loop::Loop(Options options)
   for (std::int32_t p : admin.Partitions(spec.topic)) {
     if (p % opt_.slice_count == opt_.slice_index) assigned_.push_back({spec.topic, p, kOffsetStored});
   }
-  consumer_ = std::make_unique<Consumer>(opt_.kafka, Consumer::Options{spec.Group(), "earliest", std::chrono::milliseconds(5)});
+  consumer_ = std::make_unique<Consumer>(opt_.kafka, Consumer::Options{spec.Group(), "earliest", opt_.fetch_wait_max});
   // Where each partition resumes: gaps after it are records the broker dropped unprocessed.
   for (const auto& tp : consumer_->Committed(assigned_)) {
     if (tp.offset >= 0) expected_next_[tp.partition] = tp.offset;

@@ -153,6 +153,7 @@ Stack::Stack(StackConfig config, StateDir state, std::filesystem::path runnel_bi
     o.zmq = &s.zmq_ctx;
     o.results_endpoint = kResultsInproc;
     o.heartbeat = s.config.heartbeat;
+    if (s.embedded) o.fetch_wait_max = std::chrono::milliseconds(2);
     o.output_dir = s.config.output_dir;
     for (const auto& target : f.next) o.next_topics.push_back(s.config.Find(target)->topic);
     o.on_event_without_workers = s.scaler->Add(f);

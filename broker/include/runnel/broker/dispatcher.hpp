@@ -81,6 +81,11 @@ class Dispatcher {
     std::string bind = "tcp://127.0.0.1:*";
     std::string results_endpoint;  // the stack's results proxy to connect a PUB to; empty: none
     std::chrono::milliseconds heartbeat{1000};
+    // fetch.wait.max.ms of its consumer: how long the broker may hold a fetch that finds nothing.
+    // A real broker answers a held fetch as soon as data arrives, so a long wait costs no latency
+    // there and spares the broker empty fetches; the embedded (mock) broker holds it for the full
+    // wait even when data arrives, so the stack sets 2 ms there. kafka.options overrides both.
+    std::chrono::milliseconds fetch_wait_max{100};
     std::size_t max_buffered = 20'000;  // consumed but not done, before partitions are paused
     std::string output_dir;
     int slice_index = 0;
