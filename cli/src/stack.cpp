@@ -131,7 +131,8 @@ Stack::Stack(StackConfig config, StateDir state, std::filesystem::path runnel_bi
   s.results = std::make_unique<ResultsFeed>(s.zmq_ctx);
   // The autoscaler decides how many workers each function runs (none until events arrive, unless
   // its scaling says otherwise); dispatchers wake it the moment an event finds no worker.
-  s.workers = std::make_unique<autoscaler::LocalProcessBackend>(std::move(runnel_binary), s.state.Root() / "logs");
+  s.workers = std::make_unique<autoscaler::LocalProcessBackend>(autoscaler::WorkerCommand(runnel_binary),
+                                                               s.state.Root() / "logs");
   s.scaler = std::make_unique<autoscaler::Autoscaler>(autoscaler::Autoscaler::Options{s.workers.get(), s.kafka, &s.zmq_ctx});
   nlohmann::json dispatchers = nlohmann::json::object();
   nlohmann::json functions = nlohmann::json::object();
