@@ -6,6 +6,8 @@
 
 #include <algorithm>
 #include <atomic>
+#include <filesystem>
+#include <fstream>
 #include <map>
 #include <mutex>
 #include <set>
@@ -332,6 +334,47 @@ functions:
   const auto outcomes = ReadOutcomes(stack.Kafka(), "sleep.results", ids.size(), seconds(90));
   ExpectExactlyOneOkOutcomeEach(ids, outcomes, /*first_attempt=*/true);
   EXPECT_TRUE(CommittedReachesEnd(stack.Kafka(), "sleep", "runnel.sleep", seconds(10)));
+}
+
+// "Runs standalone against a real Kafka": dispatchers and the autoscaler of `runnel up` against a
+// broker they did not start, given as `kafka: bootstrap:` in the config. A second process,
+// `runnel kafka`, plays the external broker: it speaks the Kafka protocol over TCP like any other.
+// It does not implement CreateTopics, like a real Kafka where Runnel may not create topics: the
+// topics exist beforehand and the stack uses them.
+TEST(Autoscale, AStackAgainstAnExternalKafkaScalesFromZeroAndBack) {
+  const auto broker_dir = TempDir("external-kafka");
+  ChildProcess broker({RunnelBin(), "kafka", "--state-dir", broker_dir.string(), "--partitions", "2", "--topics",
+                       "echo,echo.dlq,echo.results"});
+  std::string bootstrap;
+  ASSERT_TRUE(WaitFor([&] {
+    std::ifstream in(broker_dir / "endpoints.json");
+    const auto endpoints = nlohmann::json::parse(in, nullptr, /*allow_exceptions=*/false);
+    if (!endpoints.is_object() || !endpoints.contains("kafka")) return false;
+    bootstrap = endpoints["kafka"].get<std::string>();
+    return true;
+  }, seconds(30), milliseconds(20))) << broker.Stderr();
+
+  StackProcess stack(fmt::format(R"(
+heartbeat: 200ms
+kafka: {{bootstrap: "{}"}}
+functions:
+  - name: echo
+    partitions: 2
+    results_topic: echo.results
+    scaling: {{min: 0, max: 2, idle_to_zero: 1s}}
+)", bootstrap));
+  EXPECT_EQ(stack.Endpoints()["kafka"], bootstrap);
+  EXPECT_EQ(stack.Endpoints()["embedded"], false) << "the stack started no broker of its own";
+  EXPECT_EQ(stack.FunctionStatus("echo").value("desired", -1), 0);
+  const auto ids = PublishEvents(stack.Kafka(), "echo", Events(20, {"over the wire", std::nullopt}));
+  const auto outcomes = ReadOutcomes(stack.Kafka(), "echo.results", ids.size(), seconds(60));
+  ExpectExactlyOneOkOutcomeEach(ids, outcomes);
+  EXPECT_TRUE(CommittedReachesEnd(stack.Kafka(), "echo", "runnel.echo", seconds(10)));
+  EXPECT_TRUE(WaitFor([&] {
+    const auto f = stack.FunctionStatus("echo");
+    return f.value("desired", -1) == 0 && f.value("workers", nlohmann::json::array()).empty();
+  }, seconds(30), milliseconds(100))) << "back to zero after the idle period";
+  std::filesystem::remove_all(broker_dir);
 }
 
 TEST(Autoscale, StatusFailsWithOneLineWhenNoStackRuns) {
