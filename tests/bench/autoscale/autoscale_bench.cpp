@@ -160,7 +160,7 @@ functions:
     WaitFor([&] {
       auto f = control.Function("echo");
       return f.value("desired", 1) == 0 && f["workers"].empty();
-    }, seconds(20), milliseconds(10));
+    }, seconds(20), milliseconds(100));
     cold.push_back(OneRoundTrip(producer, results, "echo"));
     warm.push_back(OneRoundTrip(producer, results, "sleep"));
   }
@@ -226,10 +226,7 @@ void IdleRss() {
     if (name == "image.convert") yaml += "    params: {format: png}\n";  // its one required param
   }
   StackProcess stack(yaml);
-  Control control(stack.Endpoints()["status"]);
-  for (const auto& name : names) {
-    WaitFor([&] { return control.Function(name).value("joined", 0) == 1; }, seconds(30), milliseconds(50));
-  }
+  for (const auto& name : names) (void)stack.WaitForWorkers(name, 1, seconds(30));  // from the stack's log
   // Idle means after a few heartbeats with nothing to do.
   std::this_thread::sleep_for(seconds(2));
   for (const auto& name : names) {
