@@ -209,6 +209,10 @@ class Autoscaler::Loop {
     if (f.endpoint.empty()) return;
     const bool waiting = f.waiting.exchange(false);
     if (measure || f.last_received < 0) Measure(f, now);
+    // Events arrived for a function without workers: what the dispatcher has consumed is known now,
+    // but a larger backlog may still sit in Kafka. Read the lag at the next tick, not up to a lag
+    // interval later, so the count for the whole backlog is reached within one tick.
+    if (waiting) f.next_lag = now;
     f.backlog = MeasureBacklog(f.offsets, f.stats.positions, static_cast<std::int64_t>(f.stats.queued));
     PolicyInput in;
     in.spec = f.spec.scaling;

@@ -9,6 +9,7 @@
 
 #include <fmt/format.h>
 
+#include <cstdlib>
 #include <fstream>
 #include <sstream>
 #include <thread>
@@ -70,8 +71,19 @@ std::string_view WorkerStateName(WorkerState s) {
   return "?";
 }
 
-LocalProcessBackend::LocalProcessBackend(std::filesystem::path runnel_binary, std::filesystem::path log_dir)
-    : binary_(std::move(runnel_binary)), log_dir_(std::move(log_dir)) {}
+std::vector<std::string> WorkerCommand(const std::filesystem::path& runnel_binary) {
+  if (const char* bin = std::getenv("RUNNEL_WORKER_BIN"); bin != nullptr && *bin != '\0') return {bin};
+  const auto slim = runnel_binary.parent_path() / "runnel-worker";
+  if (::access(slim.c_str(), X_OK) == 0) return {slim.string()};
+  log::Get("autoscaler")->warn("{} not found: workers run as `{} worker`, which starts slower", slim.string(),
+                               runnel_binary.string());
+  return {runnel_binary.string(), "worker"};
+}
+
+LocalProcessBackend::LocalProcessBackend(std::vector<std::string> worker_command, std::filesystem::path log_dir)
+    : command_(std::move(worker_command)), log_dir_(std::move(log_dir)) {
+  if (command_.empty()) throw Error("the worker command is empty", false);
+}
 
 LocalProcessBackend::~LocalProcessBackend() { StopAll(std::chrono::seconds(5)); }
 
@@ -79,8 +91,8 @@ void LocalProcessBackend::Spawn(Proc& p) {
   const auto dir = log_dir_ / p.info.function;
   std::filesystem::create_directories(dir);
   p.info.log_file = (dir / (p.info.id + ".log")).string();
-  const std::string bin = binary_.string();
-  std::vector<std::string> args = {bin, "worker", "--function", p.info.function, "--dispatcher", p.dispatcher, "--id", p.info.id};
+  std::vector<std::string> args = command_;
+  args.insert(args.end(), {"--function", p.info.function, "--dispatcher", p.dispatcher, "--id", p.info.id});
   const pid_t parent = ::getpid();
   const pid_t pid = ::fork();
   if (pid < 0) throw Error(fmt::format("cannot start a worker for {}: fork failed", p.info.function), true);

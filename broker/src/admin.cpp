@@ -72,6 +72,17 @@ void Admin::CreateTopic(const std::string& topic, int partitions, int replicatio
   }
 }
 
+std::optional<int> Admin::ExistingPartitionCount(const std::string& topic, std::chrono::milliseconds timeout) {
+  const rd_kafka_metadata_t* md = nullptr;
+  const auto err = rd_kafka_metadata(impl_->rk.get(), /*all_topics=*/1, nullptr, &md, static_cast<int>(timeout.count()));
+  if (err != RD_KAFKA_RESP_ERR_NO_ERROR) ThrowKafkaError(err, "listing topics");
+  std::unique_ptr<const rd_kafka_metadata_t, Deleter<rd_kafka_metadata_destroy>> holder(md);
+  for (int i = 0; i < md->topic_cnt; ++i) {
+    if (md->topics[i].topic == topic && md->topics[i].err == RD_KAFKA_RESP_ERR_NO_ERROR) return md->topics[i].partition_cnt;
+  }
+  return std::nullopt;
+}
+
 std::vector<std::int32_t> Admin::Partitions(const std::string& topic, std::chrono::milliseconds timeout) {
   std::unique_ptr<rd_kafka_topic_t, Deleter<rd_kafka_topic_destroy>> rkt(rd_kafka_topic_new(impl_->rk.get(), topic.c_str(), nullptr));
   const rd_kafka_metadata_t* md = nullptr;

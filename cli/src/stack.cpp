@@ -107,6 +107,25 @@ struct Stack::Impl {
   Impl(StackConfig c, StateDir s) : config(std::move(c)), state(std::move(s)) {}
 };
 
+namespace {
+
+// A topic on an external Kafka: used as it is when it exists (created beforehand, e.g. where Runnel
+// may not create topics, or on a broker without the CreateTopics API), else created through
+// CreateTopics. A partition count other than the config's is used as it is, with a warning.
+void EnsureTopic(const broker::KafkaConfig& kafka, const std::string& topic, int partitions) {
+  broker::Admin admin(kafka);
+  if (const auto existing = admin.ExistingPartitionCount(topic)) {
+    if (*existing != partitions) {
+      log::Get("cli")->warn("topic {} exists with {} partition(s), not {}: using it as it is", topic, *existing,
+                            partitions);
+    }
+    return;
+  }
+  admin.CreateTopic(topic, partitions);
+}
+
+}  // namespace
+
 Stack::Stack(StackConfig config, StateDir state, std::filesystem::path runnel_binary)
     : impl_(std::make_unique<Impl>(std::move(config), std::move(state))) {
   auto& s = *impl_;
@@ -130,7 +149,7 @@ Stack::Stack(StackConfig config, StateDir state, std::filesystem::path runnel_bi
       if (s.embedded) {
         s.embedded->CreateTopic(topic, f.partitions);
       } else {
-        broker::Admin(s.kafka).CreateTopic(topic, f.partitions);
+        EnsureTopic(s.kafka, topic, f.partitions);
       }
     }
   }
@@ -139,7 +158,8 @@ Stack::Stack(StackConfig config, StateDir state, std::filesystem::path runnel_bi
   s.telemetry = std::make_unique<telemetry::StackTelemetry>(s.config.trace_events);
   // The autoscaler decides how many workers each function runs (none until events arrive, unless
   // its scaling says otherwise); dispatchers wake it the moment an event finds no worker.
-  s.workers = std::make_unique<autoscaler::LocalProcessBackend>(std::move(runnel_binary), s.state.Root() / "logs");
+  s.workers = std::make_unique<autoscaler::LocalProcessBackend>(autoscaler::WorkerCommand(runnel_binary),
+                                                                s.state.Root() / "logs");
   autoscaler::Autoscaler::Options scaling{s.workers.get(), s.kafka, &s.zmq_ctx};
   scaling.on_request = [t = s.telemetry.get()](std::string_view request) { return t->Answer(request); };
   s.scaler = std::make_unique<autoscaler::Autoscaler>(std::move(scaling));

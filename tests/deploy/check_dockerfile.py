@@ -1,17 +1,19 @@
 #!/usr/bin/python3
-"""deploy tier: deploy/Dockerfile against the `runnel` binary this build made.
+"""deploy tier: deploy/Dockerfile against the binaries this build made (runnel, runnel-worker, and
+the media module librunnel-media.so).
 
 Checks, failing with every problem named:
   - two stages on Debian 12 (debian:bookworm*), the last one named `runtime`;
-  - the build stage builds with -DRUNNEL_BUILD_TESTS=OFF; the runtime stage copies the binary
-    from it, runs as a non-root USER, has ENTRYPOINT ["runnel"] and VOLUMEs /data and the state dir;
+  - the build stage builds with -DRUNNEL_BUILD_TESTS=OFF; the runtime stage copies each file
+    from it (the module into /usr/local/lib/runnel/, where the binaries look for it), runs as a
+    non-root USER, has ENTRYPOINT ["runnel"] and VOLUMEs /data and the state dir;
   - the runtime stage's `apt-get install` lists the Debian package (found with `dpkg -S`) of every
-    library the binary needs directly (NEEDED in `readelf -d`);
+    library one of the files needs directly (NEEDED in `readelf -d`);
   - every other library `ldd` reports comes from a listed package or from a package those depend
     on (Depends/Pre-Depends, recursively, as installed here), so apt brings it along;
   - every listed package provides at least one of those libraries: the stage carries nothing extra.
 
-Usage: check_dockerfile.py DOCKERFILE RUNNEL_BINARY
+Usage: check_dockerfile.py DOCKERFILE RUNNEL_BINARY WORKER_BINARY MEDIA_MODULE
 """
 import json
 import os
@@ -161,10 +163,10 @@ def closure(packages):
 
 
 def main():
-    if len(sys.argv) != 3:
+    if len(sys.argv) != 5:
         print(__doc__)
         sys.exit(2)
-    dockerfile, binary = sys.argv[1], sys.argv[2]
+    dockerfile, files = sys.argv[1], sys.argv[2:]
     problems = []
 
     all_stages = stages(dockerfile)
@@ -181,8 +183,14 @@ def main():
         problems.append("the build stage does not configure with -DRUNNEL_BUILD_TESTS=OFF")
     body = runtime["body"]
     copies = [a for k, a in body if k == "COPY"]
-    if not any(a.startswith(f"--from={build['name']} ") and "/cli/runnel " in a + " " for a in copies):
-        problems.append(f"the runtime stage does not COPY --from={build['name']} the runnel binary")
+    for f in files:
+        name = os.path.basename(f)
+        copied = [a for a in copies if a.startswith(f"--from={build['name']} ") and f"/cli/{name} " in a + " "]
+        if not copied:
+            problems.append(f"the runtime stage does not COPY --from={build['name']} {name}")
+        elif name.endswith(".so") and not copied[0].split()[-1].startswith("/usr/local/lib/runnel"):
+            problems.append(f"{name} is copied to {copied[0].split()[-1]}, not /usr/local/lib/runnel/ "
+                            f"(where the binaries in /usr/local/bin look for modules)")
     users = [a for k, a in body if k == "USER"]
     if not users or users[-1].split(":")[0] in ("root", "0"):
         problems.append(f"the runtime stage must end with a non-root USER (has {users or 'none'})")
@@ -200,8 +208,10 @@ def main():
     listed = apt_installed_packages(runtime)
     if not listed:
         fail(problems + ["the runtime stage has no `apt-get install`"])
-    libs = ldd(binary)
-    direct = set(needed(binary))
+    libs, direct = {}, set()
+    for f in files:
+        libs.update(ldd(f))
+        direct.update(needed(f))
     brought_along = closure(listed)
     used = set()
     owner = owners(libs.values())

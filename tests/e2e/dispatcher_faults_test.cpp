@@ -50,7 +50,7 @@ class DispatcherFaults : public ::testing::Test {
     o.output_dir = (dir_ / "outputs").string();
     dispatcher_ = std::make_unique<broker::Dispatcher>(o);
     dispatcher_->Start();
-    workers_ = std::make_unique<autoscaler::LocalProcessBackend>(RunnelBin(), dir_ / "logs");
+    workers_ = std::make_unique<autoscaler::LocalProcessBackend>(autoscaler::WorkerCommand(RunnelBin()), dir_ / "logs");
     for (int i = 0; i < workers; ++i) workers_->Start("echo", dispatcher_->Endpoint());
   }
 

@@ -1,9 +1,13 @@
-// End-to-end: the real `runnel worker` process against a test playing the dispatcher with a real
-// ZeroMQ ROUTER socket (docs/protocol.md §3). Every wait is a condition with a deadline.
+// End-to-end: the real worker process (`runnel-worker`, the slim binary the autoscaler starts, and
+// `runnel worker`) against a test playing the dispatcher with a real ZeroMQ ROUTER socket
+// (docs/protocol.md §3). Every wait is a condition with a deadline.
 #include <gtest/gtest.h>
 #include <signal.h>
 
+#include <algorithm>
 #include <fstream>
+#include <iterator>
+#include <nlohmann/json.hpp>
 #include <map>
 #include <memory>
 #include <set>
@@ -24,7 +28,7 @@ constexpr auto kDeadline = std::chrono::milliseconds(10s);
 
 std::unique_ptr<ChildProcess> StartWorker(const std::string& function, const std::string& endpoint,
                                           const std::vector<std::string>& extra = {}) {
-  std::vector<std::string> argv = {RunnelBin(), "worker", "--function", function, "--dispatcher", endpoint};
+  std::vector<std::string> argv = {RunnelWorkerBin(), "--function", function, "--dispatcher", endpoint};
   argv.insert(argv.end(), extra.begin(), extra.end());
   return std::make_unique<ChildProcess>(argv, std::map<std::string, std::string>{{"RUNNEL_LOG", "info"}});
 }
@@ -228,6 +232,84 @@ printf ok
   worker->Signal(SIGTERM);
   EXPECT_EQ(worker->Wait(kDeadline), 0);
   std::filesystem::remove_all(outputs);
+}
+
+// The shared libraries a running process has mapped (/proc/PID/maps), by file name.
+std::set<std::string> MappedLibraries(pid_t pid) {
+  std::ifstream maps("/proc/" + std::to_string(pid) + "/maps");
+  std::set<std::string> names;
+  for (std::string line; std::getline(maps, line);) {
+    const auto slash = line.rfind('/');
+    if (slash != std::string::npos && line.find(".so", slash) != std::string::npos) names.insert(line.substr(slash + 1));
+  }
+  return names;
+}
+
+bool AnyStartsWith(const std::set<std::string>& names, std::string_view prefix) {
+  return std::any_of(names.begin(), names.end(), [&](const std::string& n) { return n.starts_with(prefix); });
+}
+
+TEST(WorkerProcess, SlimWorkerMapsNeitherKafkaNorOpenCvForEcho) {
+  DispatcherPeer peer;
+  auto worker = StartWorker("echo", peer.Endpoint());
+  auto hello = peer.Handshake("echo");
+  ASSERT_TRUE(hello) << worker->Stderr();
+  peer.SendTasks(hello->identity, {{DispatcherPeer::Task(1), "hi"}});
+  auto results = CollectResults(peer, 1);
+  ASSERT_EQ(results.size(), 1u) << worker->Stderr();
+  EXPECT_EQ(results[1].output, "hi");
+  const auto libs = MappedLibraries(worker->Pid());
+  ASSERT_TRUE(AnyStartsWith(libs, "libzmq")) << "the maps were read: " << libs.size() << " libraries";
+  EXPECT_FALSE(AnyStartsWith(libs, "librdkafka"));
+  EXPECT_FALSE(AnyStartsWith(libs, "libopencv"));
+  EXPECT_FALSE(AnyStartsWith(libs, "librunnel-media"));
+}
+
+TEST(WorkerProcess, SlimWorkerLoadsTheMediaModuleForAMediaFunction) {
+  DispatcherPeer peer;
+  auto worker = StartWorker("image.metadata", peer.Endpoint());
+  auto hello = peer.Handshake("image.metadata");
+  ASSERT_TRUE(hello) << worker->Stderr();
+  std::ifstream in(SourceDir() / "samples/data/banner.png", std::ios::binary);
+  const std::string png((std::istreambuf_iterator<char>(in)), std::istreambuf_iterator<char>());
+  ASSERT_FALSE(png.empty());
+  peer.SendTasks(hello->identity, {{DispatcherPeer::Task(1), png}});
+  auto results = CollectResults(peer, 1);
+  ASSERT_EQ(results.size(), 1u) << worker->Stderr();
+  ASSERT_EQ(results[1].header.status, wire::ResultStatus::kOk) << results[1].header.error;
+  EXPECT_EQ(nlohmann::json::parse(results[1].output)["format"], "png") << results[1].output;
+  const auto libs = MappedLibraries(worker->Pid());
+  EXPECT_TRUE(libs.contains("librunnel-media.so"));
+  EXPECT_TRUE(AnyStartsWith(libs, "libopencv_imgcodecs"));
+  worker->Signal(SIGTERM);
+  EXPECT_EQ(worker->Wait(kDeadline), 0);
+}
+
+TEST(WorkerProcess, TheRunnelWorkerCommandRunsTheSameWorker) {
+  DispatcherPeer peer;
+  ChildProcess worker({RunnelBin(), "worker", "--function", "echo", "--dispatcher", peer.Endpoint(), "--id", "full"},
+                      {{"RUNNEL_LOG", "info"}});
+  auto hello = peer.Handshake("echo");
+  ASSERT_TRUE(hello) << worker.Stderr();
+  EXPECT_EQ(hello->Json()["worker"], "full");
+  peer.SendTasks(hello->identity, {{DispatcherPeer::Task(1), "same"}});
+  auto results = CollectResults(peer, 1);
+  ASSERT_EQ(results.size(), 1u) << worker.Stderr();
+  EXPECT_EQ(results[1].output, "same");
+  worker.Signal(SIGTERM);
+  EXPECT_EQ(worker.Wait(kDeadline), 0);
+}
+
+TEST(WorkerProcess, SlimWorkerUsageErrorsExitTwoWithTheReason) {
+  auto missing = RunCommand({RunnelWorkerBin(), "--function", "echo"}, 30s);
+  EXPECT_EQ(missing.exit_code, 2);
+  EXPECT_NE(missing.err.find("--dispatcher is required"), std::string::npos) << missing.err;
+  auto bad = RunCommand({RunnelWorkerBin(), "--function", "echo", "--dispatcher", "tcp://127.0.0.1:1", "--threads", "0"}, 30s);
+  EXPECT_EQ(bad.exit_code, 2);
+  EXPECT_NE(bad.err.find("--threads: '0' is not a number in 1..1024"), std::string::npos) << bad.err;
+  auto help = RunCommand({RunnelWorkerBin(), "--help"}, 30s);
+  EXPECT_EQ(help.exit_code, 0);
+  EXPECT_NE(help.out.find("Usage: runnel-worker"), std::string::npos) << help.out;
 }
 
 TEST(WorkerProcess, BadEndpointExitsOneWithAClearMessage) {

@@ -211,14 +211,11 @@ class Metadata final : public Function {
 }  // namespace
 
 void RegisterImageFunctions(Registry& registry) {
-  registry.Register(std::string(Thumbnail::kName),
-                    "thumbnails of an image in one or more sizes (fit or fill), JPEG/PNG/WebP, EXIF-oriented",
+  registry.Register(std::string(Thumbnail::kName), std::string(Summary(Thumbnail::kName)),
                     [](const nlohmann::json& params) { return std::make_unique<Thumbnail>(params); });
-  registry.Register(std::string(Convert::kName),
-                    "converts an image to JPEG, PNG or WebP, optionally downscaled",
+  registry.Register(std::string(Convert::kName), std::string(Summary(Convert::kName)),
                     [](const nlohmann::json& params) { return std::make_unique<Convert>(params); });
-  registry.Register(std::string(Metadata::kName),
-                    "format, size, channels and EXIF orientation of an image, read without decoding it",
+  registry.Register(std::string(Metadata::kName), std::string(Summary(Metadata::kName)),
                     [](const nlohmann::json& params) { return std::make_unique<Metadata>(params); });
 }
 

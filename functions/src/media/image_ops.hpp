@@ -8,14 +8,11 @@
 #include <string_view>
 
 #include "image_header.hpp"
+#include "limits.hpp"  // kMaxPixelsCeiling, kMaxDecodeSide
 
 namespace runnel::functions::media {
 
 inline constexpr std::uint64_t kDefaultMaxPixels = 50'000'000;
-// The largest max_pixels a config may ask for; OpenCV's own cap is set to the same (register.cpp).
-inline constexpr std::uint64_t kMaxPixelsCeiling = 268'435'456;  // 16384 x 16384
-// Longest side we decode; JPEG and WebP cannot exceed it anyway.
-inline constexpr std::uint32_t kMaxDecodeSide = 65535;
 inline constexpr std::int64_t kDefaultImageMaxBytes = std::int64_t{100} << 20;
 inline constexpr std::int64_t kMaxBytesCeiling = std::int64_t{1} << 30;
 // Longest side of an output image (WebP's limit is 16383).

@@ -1,6 +1,7 @@
 // Registration hooks of the media family (image.*, video.*); register.cpp calls them.
 #pragma once
 
+#include "catalog.hpp"
 #include "runnel/functions/function.hpp"
 
 namespace runnel::functions::media {

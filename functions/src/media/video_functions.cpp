@@ -270,11 +270,9 @@ class VideoProbe final : public Function {
 }  // namespace
 
 void RegisterVideoFunctions(Registry& registry) {
-  registry.Register(std::string(VideoThumbnails::kName),
-                    "thumbnails every N seconds (or N evenly spaced) from a video, plus a contact sheet",
+  registry.Register(std::string(VideoThumbnails::kName), std::string(Summary(VideoThumbnails::kName)),
                     [](const nlohmann::json& params) { return std::make_unique<VideoThumbnails>(params); });
-  registry.Register(std::string(VideoProbe::kName),
-                    "duration, frame rate, size, codec and frame count of a video",
+  registry.Register(std::string(VideoProbe::kName), std::string(Summary(VideoProbe::kName)),
                     [](const nlohmann::json& params) { return std::make_unique<VideoProbe>(params); });
 }
 

@@ -1,20 +1,26 @@
 // Autoscaler benchmarks through a real `runnel up` (embedded broker):
-//  1. spawn floor: fork+exec of `runnel worker` until its HELLO reaches a ZeroMQ ROUTER;
+//  1. spawn floor: fork+exec of the slim `runnel-worker` (what the autoscaler starts) until its
+//     HELLO reaches a ZeroMQ ROUTER; the same for `runnel worker`, the full binary, for comparison;
 //  2. scale from zero: publish -> result (results feed) on an idle function with no worker;
 //     the same with a worker already running, for comparison;
 //  3. reaction: a sudden backlog -> the desired worker count joined;
 //  4. idle worker RSS per built-in function.
-// Usage: bench_autoscale [--quick]   (--quick: fewer trials, for CI smoke runs)
+// Usage: bench_autoscale [--quick] [--only=spawn|zero|reaction|rss]
+//   --quick: fewer trials, for CI smoke runs; --only: one measurement
 #include <fcntl.h>
 #include <signal.h>
+#include <sys/resource.h>
 #include <sys/wait.h>
 #include <unistd.h>
 
 #include <fmt/format.h>
 
 #include <algorithm>
+#include <cstdio>
+#include <filesystem>
 #include <fstream>
 #include <nlohmann/json.hpp>
+#include <regex>
 #include <thread>
 #include <zmq.hpp>
 #include <zmq_addon.hpp>
@@ -54,13 +60,13 @@ class Control {
     req.send(zmq::str_buffer("status"), zmq::send_flags::none);
     zmq::pollitem_t items[] = {{req.handle(), 0, ZMQ_POLLIN, 0}};
     zmq::poll(items, 1, milliseconds(2000));
-    if ((items[0].revents & ZMQ_POLLIN) == 0) return {};
+    if ((items[0].revents & ZMQ_POLLIN) == 0) return nlohmann::json::object();  // no answer in time
     zmq::message_t reply;
     (void)req.recv(reply);
     for (auto& f : nlohmann::json::parse(reply.to_string_view())["functions"]) {
       if (f["name"] == name) return f;
     }
-    return {};
+    return nlohmann::json::object();
   }
 
  private:
@@ -68,13 +74,20 @@ class Control {
   std::string endpoint_;
 };
 
-std::vector<double> SpawnFloor(int trials) {
+// `args`: the worker command before its flags, e.g. {"/path/runnel-worker"}.
+// `cpu`, when given, gets each child's CPU time (user + system) until it was killed after HELLO:
+// what a start costs whatever the machine's load.
+std::vector<double> SpawnFloor(const std::vector<std::string>& args, int trials, std::vector<double>* cpu = nullptr) {
   zmq::context_t ctx(1);
   zmq::socket_t router(ctx, zmq::socket_type::router);
   router.set(zmq::sockopt::linger, 0);
   router.bind("tcp://127.0.0.1:*");
   const std::string endpoint = router.get(zmq::sockopt::last_endpoint);
-  const std::string bin = RunnelBin();
+  std::vector<std::string> argv_text = args;
+  argv_text.insert(argv_text.end(), {"--function", "echo", "--dispatcher", endpoint});
+  std::vector<char*> argv;
+  for (auto& a : argv_text) argv.push_back(a.data());
+  argv.push_back(nullptr);
   std::vector<double> out;
   for (int i = 0; i < trials; ++i) {
     const auto t0 = Clock::now();
@@ -83,7 +96,7 @@ std::vector<double> SpawnFloor(int trials) {
       const int devnull = ::open("/dev/null", O_WRONLY);
       ::dup2(devnull, 1);
       ::dup2(devnull, 2);
-      ::execl(bin.c_str(), bin.c_str(), "worker", "--function", "echo", "--dispatcher", endpoint.c_str(), nullptr);
+      ::execv(argv[0], argv.data());
       ::_exit(127);
     }
     std::vector<zmq::message_t> frames;
@@ -92,7 +105,12 @@ std::vector<double> SpawnFloor(int trials) {
       out.push_back(Ms(Clock::now() - t0));
     }
     ::kill(pid, SIGKILL);
-    ::waitpid(pid, nullptr, 0);
+    struct rusage usage {};
+    ::wait4(pid, nullptr, 0, &usage);
+    if (cpu != nullptr) {
+      cpu->push_back(static_cast<double>(usage.ru_utime.tv_sec + usage.ru_stime.tv_sec) * 1e3 +
+                     static_cast<double>(usage.ru_utime.tv_usec + usage.ru_stime.tv_usec) / 1e3);
+    }
   }
   return out;
 }
@@ -142,12 +160,19 @@ functions:
     WaitFor([&] {
       auto f = control.Function("echo");
       return f.value("desired", 1) == 0 && f["workers"].empty();
-    }, seconds(20), milliseconds(10));
+    }, seconds(20), milliseconds(100));
     cold.push_back(OneRoundTrip(producer, results, "echo"));
     warm.push_back(OneRoundTrip(producer, results, "sleep"));
   }
   fmt::print("scale from zero, publish -> result (echo, no worker running): {}\n", Summary(cold));
   fmt::print("same path, worker already running (sleep 0 ms, warm):        {}\n", Summary(warm));
+}
+
+// Workers that joined the dispatcher of `sleep` so far, from the stack's log.
+std::ptrdiff_t Joins(StackProcess& stack) {
+  static const std::regex joined(R"(dispatcher sleep: worker \S+ \(pid \d+\) joined)");
+  const std::string err = stack.Process().Stderr();
+  return std::distance(std::sregex_iterator(err.begin(), err.end(), joined), std::sregex_iterator());
 }
 
 void Reaction(int trials) {
@@ -160,29 +185,24 @@ functions:
     scaling: {min: 0, max: 6, target_drain: 1s, idle_to_zero: 500ms, stabilization: 500ms}
 )");
   Control control(stack.Endpoints()["status"]);
-  auto kafka = stack.Kafka();
-  broker::Producer::Options popt;
-  popt.linger = milliseconds(0);
-  broker::Producer producer(kafka, popt);
   std::vector<double> to_desired, to_first;
+  const std::vector<std::pair<std::string, std::optional<std::string>>> backlog(2000, {R"({"ms":50})", std::nullopt});
   for (int i = 0; i < trials; ++i) {
     WaitFor([&] {
       auto f = control.Function("sleep");
       return f.value("desired", 1) == 0 && f["workers"].empty();
     }, seconds(30), milliseconds(20));
+    // Joins are read from the stack's log (the dispatcher logs each), not by polling its status
+    // socket: polling it every few milliseconds during the burst slowed the stack down itself.
+    const auto before = Joins(stack);
     const auto t0 = Clock::now();
-    for (int n = 0; n < 2000; ++n) {
-      Envelope env;
-      env.id = NewEventId();
-      producer.Produce({"sleep", broker::kAnyPartition, std::nullopt, R"({"ms":50})", env.Encode()}, nullptr);
-    }
-    producer.Flush(seconds(10));
+    PublishEvents(stack.Kafka(), "sleep", backlog);  // returns once the broker has them all
     double first = -1;
     WaitFor([&] {
-      auto f = control.Function("sleep");
-      if (first < 0 && f.value("joined", 0) >= 1) first = Ms(Clock::now() - t0);
-      return f.value("joined", 0) >= 6;
-    }, seconds(20), milliseconds(2));
+      const auto joined = Joins(stack) - before;
+      if (first < 0 && joined >= 1) first = Ms(Clock::now() - t0);
+      return joined >= 6;
+    }, seconds(20), milliseconds(5));
     to_desired.push_back(Ms(Clock::now() - t0));
     to_first.push_back(first);
   }
@@ -201,12 +221,12 @@ long RssKb(pid_t pid) {
 void IdleRss() {
   std::string yaml = "heartbeat: 200ms\nfunctions:\n";
   const auto names = functions::Builtins().Names();
-  for (const auto& name : names) yaml += fmt::format("  - name: {}\n    partitions: 1\n    scaling: {{min: 1, max: 1}}\n", name);
-  StackProcess stack(yaml);
-  Control control(stack.Endpoints()["status"]);
   for (const auto& name : names) {
-    WaitFor([&] { return control.Function(name).value("joined", 0) == 1; }, seconds(30), milliseconds(50));
+    yaml += fmt::format("  - name: {}\n    partitions: 1\n    scaling: {{min: 1, max: 1}}\n", name);
+    if (name == "image.convert") yaml += "    params: {format: png}\n";  // its one required param
   }
+  StackProcess stack(yaml);
+  for (const auto& name : names) (void)stack.WaitForWorkers(name, 1, seconds(30));  // from the stack's log
   // Idle means after a few heartbeats with nothing to do.
   std::this_thread::sleep_for(seconds(2));
   for (const auto& name : names) {
@@ -215,15 +235,46 @@ void IdleRss() {
   }
 }
 
+double LoadAverage() {
+  double one = -1;
+  std::ifstream("/proc/loadavg") >> one;
+  return one;
+}
+
 }  // namespace
 
 int main(int argc, char** argv) {
-  const bool quick = argc > 1 && std::string(argv[1]) == "--quick";
+  std::setvbuf(stdout, nullptr, _IOLBF, 0);  // each figure as soon as it is measured
+  bool quick = false;
+  std::string only;
+  for (int i = 1; i < argc; ++i) {
+    const std::string arg = argv[i];
+    if (arg == "--quick") {
+      quick = true;
+    } else if (arg.starts_with("--only=")) {
+      only = arg.substr(7);
+    } else {
+      fmt::print(stderr, "usage: bench_autoscale [--quick] [--only=spawn|zero|reaction|rss]\n");
+      return 2;
+    }
+  }
+  auto run = [&](std::string_view what) { return only.empty() || only == what; };
   const int trials = quick ? 5 : 30;
-  fmt::print("runnel autoscaler benchmark ({} trials){}\n", trials, quick ? " --quick" : "");
-  fmt::print("spawn floor, fork+exec `runnel worker` -> HELLO at a ROUTER:     {}\n", Summary(SpawnFloor(trials)));
-  ScaleFromZero(trials);
-  Reaction(quick ? 2 : 5);
-  IdleRss();
+  fmt::print("runnel autoscaler benchmark ({} trials){}, load average {:.2f} on {} cores\n", trials,
+             quick ? " --quick" : "", LoadAverage(), std::thread::hardware_concurrency());
+  if (run("spawn")) {
+    const std::string worker_bin = (std::filesystem::path(RunnelBin()).parent_path() / "runnel-worker").string();
+    std::vector<double> slim_cpu, full_cpu;
+    const auto slim = SpawnFloor({worker_bin}, trials, &slim_cpu);
+    const auto full = SpawnFloor({RunnelBin(), "worker"}, trials, &full_cpu);
+    fmt::print("spawn floor, fork+exec `runnel-worker` -> HELLO at a ROUTER:   {}\n", Summary(slim));
+    fmt::print("  its CPU time (user + system):                               {}\n", Summary(slim_cpu));
+    fmt::print("the same with `runnel worker` (the full binary):              {}\n", Summary(full));
+    fmt::print("  its CPU time (user + system):                               {}\n", Summary(full_cpu));
+  }
+  if (run("zero")) ScaleFromZero(trials);
+  if (run("reaction")) Reaction(quick ? 2 : 10);
+  if (run("rss")) IdleRss();
+  fmt::print("load average at the end: {:.2f}\n", LoadAverage());
   return 0;
 }

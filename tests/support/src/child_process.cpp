@@ -31,6 +31,10 @@ std::string RunnelBin() {
   return bin != nullptr ? bin : RUNNEL_DEFAULT_BIN;
 }
 
+std::string RunnelWorkerBin() {
+  return (std::filesystem::path(RunnelBin()).parent_path() / "runnel-worker").string();
+}
+
 std::filesystem::path SourceDir() { return RUNNEL_SOURCE_DIR; }
 
 std::filesystem::path TempDir(const std::string& tag) {

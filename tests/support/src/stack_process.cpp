@@ -72,10 +72,12 @@ std::map<std::string, pid_t> StackProcess::WorkerPids(const std::string& functio
     std::ifstream in(entry.path() / "cmdline");
     std::vector<std::string> args;
     for (std::string arg; std::getline(in, arg, '\0');) args.push_back(arg);
-    if (args.size() < 2 || args[1] != "worker") continue;
+    // A worker runs as `runnel-worker ...` (what the autoscaler starts) or `runnel worker ...`.
+    const bool slim = !args.empty() && std::filesystem::path(args[0]).filename() == "runnel-worker";
+    if (!slim && (args.size() < 2 || args[1] != "worker")) continue;
     std::string id;
     bool ours = false;
-    for (std::size_t i = 2; i + 1 < args.size(); ++i) {
+    for (std::size_t i = 1; i + 1 < args.size(); ++i) {
       if (args[i] == "--dispatcher" && args[i + 1] == dispatcher) ours = true;
       if (args[i] == "--id") id = args[i + 1];
     }

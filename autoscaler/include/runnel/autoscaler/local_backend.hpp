@@ -1,4 +1,4 @@
-// Workers as local processes: `runnel worker --function F --dispatcher E`, each in its own process
+// Workers as local processes: `runnel-worker --function F --dispatcher E`, each in its own process
 // group, stdout and stderr to <state dir>/logs/<function>/<worker>.log. A worker that exits
 // without being asked to is restarted after a backoff that doubles with each quick crash (from
 // 200 ms to 10 s); one that crashes 5 times in a row within seconds of starting is in crash-loop
@@ -15,15 +15,23 @@
 
 #include <filesystem>
 #include <map>
+#include <string>
+#include <vector>
 
 #include "runnel/autoscaler/backend.hpp"
 
 namespace runnel::autoscaler {
 
+// The command workers run as, for the stack whose executable is `runnel_binary`: $RUNNEL_WORKER_BIN
+// when set; else the slim `runnel-worker` next to `runnel_binary` (a start in milliseconds, a few
+// MiB resident); else `runnel_binary worker` (the same worker inside the full command line).
+std::vector<std::string> WorkerCommand(const std::filesystem::path& runnel_binary);
+
 class LocalProcessBackend final : public WorkerBackend {
  public:
-  // `runnel_binary`: the executable to run as `<binary> worker ...`.
-  LocalProcessBackend(std::filesystem::path runnel_binary, std::filesystem::path log_dir);
+  // `worker_command`: the program (and leading arguments) a worker runs as, before its flags:
+  // {"/usr/local/bin/runnel-worker"}, or {"/usr/local/bin/runnel", "worker"}. See WorkerCommand.
+  LocalProcessBackend(std::vector<std::string> worker_command, std::filesystem::path log_dir);
   ~LocalProcessBackend() override;
   LocalProcessBackend(const LocalProcessBackend&) = delete;
   LocalProcessBackend& operator=(const LocalProcessBackend&) = delete;
@@ -51,7 +59,7 @@ class LocalProcessBackend final : public WorkerBackend {
   // Adds a reaped process's lifetime and rusage to its function's usage.
   void Account(Proc& p, const struct rusage& ru, Clock::time_point now);
 
-  std::filesystem::path binary_;
+  std::vector<std::string> command_;
   std::filesystem::path log_dir_;
   std::map<std::string, Proc> procs_;
   std::map<std::string, int> next_index_;

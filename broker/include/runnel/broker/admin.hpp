@@ -38,6 +38,10 @@ class Admin {
   // The embedded broker does not implement CreateTopics: use EmbeddedBroker::CreateTopic there.
   void CreateTopic(const std::string& topic, int partitions, int replication_factor = -1,
                    std::chrono::milliseconds timeout = std::chrono::seconds(10));
+  // The partition count of an existing topic, nullopt when there is none. Asks for the metadata of
+  // all topics, so that a broker with auto.create.topics.enable does not create it by being asked.
+  std::optional<int> ExistingPartitionCount(const std::string& topic,
+                                            std::chrono::milliseconds timeout = std::chrono::seconds(5));
   // Partition ids of a topic; throws KafkaError (UNKNOWN_TOPIC_OR_PART) when it does not exist.
   std::vector<std::int32_t> Partitions(const std::string& topic,
                                        std::chrono::milliseconds timeout = std::chrono::seconds(5));

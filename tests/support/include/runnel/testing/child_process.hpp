@@ -50,6 +50,8 @@ RunResult RunCommand(std::vector<std::string> argv, std::chrono::milliseconds de
 
 // Path of the `runnel` binary under test: $RUNNEL_BIN, else the one this build made.
 std::string RunnelBin();
+// Path of the slim worker executable under test: `runnel-worker` next to RunnelBin().
+std::string RunnelWorkerBin();
 // The project's source tree (for scripts and sample data the tests use).
 std::filesystem::path SourceDir();
 // A fresh, empty directory for this test, removed by the caller or left for inspection on failure.

@@ -37,7 +37,8 @@ class StackProcess {
   nlohmann::json Status() const;
   // The status of one function (an empty object when it failed).
   nlohmann::json FunctionStatus(const std::string& function) const;
-  // Pids of the running `runnel worker` processes of `function` in this stack, by worker id.
+  // Pids of the running worker processes (`runnel-worker` or `runnel worker`) of `function` in
+  // this stack, by worker id.
   std::map<std::string, pid_t> WorkerPids(const std::string& function) const;
 
  private:

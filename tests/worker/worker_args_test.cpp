@@ -1,0 +1,64 @@
+// The slim worker's flags (runnel-worker): the same as `runnel worker`, parsed without CLI11.
+#include <gtest/gtest.h>
+
+#include "runnel/workers/worker_main.hpp"
+
+namespace runnel::workers {
+namespace {
+
+TEST(WorkerArgs, ParsesEveryFlagInBothSpellings) {
+  const auto parsed = ParseWorkerArgs({"--function", "echo", "--dispatcher=tcp://127.0.0.1:5", "--id=w-7",
+                                       "--capacity", "8", "--threads=3"});
+  ASSERT_TRUE(parsed.options) << parsed.error;
+  EXPECT_EQ(parsed.options->function, "echo");
+  EXPECT_EQ(parsed.options->dispatcher, "tcp://127.0.0.1:5");
+  EXPECT_EQ(parsed.options->id, "w-7");
+  EXPECT_EQ(parsed.options->capacity, 8u);
+  EXPECT_EQ(parsed.options->threads, 3u);
+}
+
+TEST(WorkerArgs, DefaultsMatchRunnelWorker) {
+  const auto parsed = ParseWorkerArgs({"--function", "echo", "--dispatcher", "tcp://127.0.0.1:5"});
+  ASSERT_TRUE(parsed.options) << parsed.error;
+  const WorkerOptions defaults;
+  EXPECT_EQ(parsed.options->capacity, defaults.capacity);
+  EXPECT_EQ(parsed.options->threads, defaults.threads);
+  EXPECT_TRUE(parsed.options->id.empty());
+}
+
+TEST(WorkerArgs, RefusesWhatRunnelWorkerRefusesWithTheReason) {
+  struct Case {
+    std::vector<std::string> args;
+    std::string error;
+  };
+  const std::vector<Case> cases = {
+      {{"--dispatcher", "tcp://x:1"}, "--function is required"},
+      {{"--function", "echo"}, "--dispatcher is required"},
+      {{"--function"}, "--function needs a value"},
+      {{"--function", "echo", "--dispatcher", "d", "--capacity", "0"}, "--capacity: '0' is not a number in 1..100000"},
+      {{"--function", "echo", "--dispatcher", "d", "--capacity", "100001"},
+       "--capacity: '100001' is not a number in 1..100000"},
+      {{"--function", "echo", "--dispatcher", "d", "--threads", "2x"}, "--threads: '2x' is not a number in 1..1024"},
+      {{"--function", "echo", "--dispatcher", "d", "--threads", "-1"}, "--threads: '-1' is not a number in 1..1024"},
+      {{"--function", "echo", "--dispatcher", "d", "extra"}, "unknown argument 'extra'"},
+      {{"--function", "echo", "--dispatcher", "d", "--colour=blue"}, "unknown argument '--colour=blue'"},
+  };
+  for (const auto& c : cases) {
+    const auto parsed = ParseWorkerArgs(c.args);
+    EXPECT_FALSE(parsed.options);
+    EXPECT_EQ(parsed.error, c.error);
+  }
+}
+
+TEST(WorkerArgs, HelpAndVersionAreMessagesNotErrors) {
+  const auto help = ParseWorkerArgs({"--function", "echo", "--help"});
+  EXPECT_FALSE(help.options);
+  EXPECT_TRUE(help.error.empty());
+  EXPECT_NE(help.message.find("--dispatcher ENDPOINT"), std::string::npos);
+  const auto version = ParseWorkerArgs({"--version"});
+  EXPECT_TRUE(version.error.empty());
+  EXPECT_EQ(version.message.rfind("runnel-worker ", 0), 0u) << version.message;
+}
+
+}  // namespace
+}  // namespace runnel::workers

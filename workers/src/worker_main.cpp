@@ -1,0 +1,109 @@
+#include "runnel/workers/worker_main.hpp"
+
+#include <fmt/format.h>
+
+#include <charconv>
+#include <cstdio>
+
+#include "runnel/core/log.hpp"
+#include "runnel/core/signals.hpp"
+
+namespace runnel::workers {
+namespace {
+
+constexpr std::string_view kUsage =
+    "Usage: runnel-worker --function NAME --dispatcher ENDPOINT [--id ID] [--capacity N] [--threads N]\n"
+    "\n"
+    "One worker process: connects to a function's dispatcher over ZeroMQ and runs the events it hands\n"
+    "out until SIGTERM (drains first) or the dispatcher says EXIT. The same as `runnel worker`.\n"
+    "\n"
+    "  --function NAME        the function to run, by name (e.g. echo, sleep)\n"
+    "  --dispatcher ENDPOINT  the dispatcher's ZeroMQ endpoint, e.g. tcp://127.0.0.1:5555\n"
+    "  --id ID                worker id in HELLO (default <hostname>-<pid>)\n"
+    "  --capacity N           events held at once, 1..100000 (default 16)\n"
+    "  --threads N            OS threads running the fibers, 1..1024 (default 1)\n"
+    "\n"
+    "Exit status: 0 drained, 1 refused (unknown function, bad params, REJECT), 2 usage error,\n"
+    "3 left with calls unfinished.\n";
+
+// A whole decimal number in [min, max], else nullopt.
+std::optional<std::size_t> ParseCount(std::string_view text, std::size_t min, std::size_t max) {
+  std::size_t value = 0;
+  const auto [end, ec] = std::from_chars(text.data(), text.data() + text.size(), value);
+  if (ec != std::errc() || end != text.data() + text.size() || value < min || value > max) return std::nullopt;
+  return value;
+}
+
+}  // namespace
+
+ParsedWorkerArgs ParseWorkerArgs(const std::vector<std::string>& args) {
+  ParsedWorkerArgs parsed;
+  WorkerOptions options;
+  auto fail = [&parsed](std::string error) {
+    parsed.error = std::move(error);
+    return parsed;
+  };
+  for (std::size_t i = 0; i < args.size(); ++i) {
+    std::string flag = args[i];
+    std::string value;
+    bool has_value = false;
+    if (const auto eq = flag.find('='); flag.starts_with("--") && eq != std::string::npos) {
+      value = flag.substr(eq + 1);
+      flag.resize(eq);
+      has_value = true;
+    }
+    if (flag == "--help" || flag == "-h") {
+      parsed.message = std::string(kUsage);
+      return parsed;
+    }
+    if (flag == "--version") {
+      parsed.message = fmt::format("runnel-worker {}\n", RUNNEL_VERSION);
+      return parsed;
+    }
+    if (flag != "--function" && flag != "--dispatcher" && flag != "--id" && flag != "--capacity" &&
+        flag != "--threads") {
+      return fail(fmt::format("unknown argument '{}'", args[i]));
+    }
+    if (!has_value) {
+      if (i + 1 >= args.size()) return fail(fmt::format("{} needs a value", flag));
+      value = args[++i];
+    }
+    if (flag == "--function") {
+      options.function = value;
+    } else if (flag == "--dispatcher") {
+      options.dispatcher = value;
+    } else if (flag == "--id") {
+      options.id = value;
+    } else if (flag == "--capacity") {
+      const auto n = ParseCount(value, 1, 100'000);
+      if (!n) return fail(fmt::format("--capacity: '{}' is not a number in 1..100000", value));
+      options.capacity = *n;
+    } else {
+      const auto n = ParseCount(value, 1, 1024);
+      if (!n) return fail(fmt::format("--threads: '{}' is not a number in 1..1024", value));
+      options.threads = *n;
+    }
+  }
+  if (options.function.empty()) return fail("--function is required");
+  if (options.dispatcher.empty()) return fail("--dispatcher is required");
+  parsed.options = std::move(options);
+  return parsed;
+}
+
+int WorkerMain(int argc, char** argv) {
+  log::ConfigureFromEnv();
+  ParsedWorkerArgs parsed = ParseWorkerArgs(std::vector<std::string>(argv + 1, argv + argc));
+  if (!parsed.options) {
+    if (parsed.error.empty()) {
+      fmt::print("{}", parsed.message);
+      return 0;
+    }
+    fmt::print(stderr, "runnel-worker: {}\n{}", parsed.error, kUsage);
+    return 2;
+  }
+  // Before any thread exists, so every thread inherits the blocked SIGINT/SIGTERM.
+  ShutdownSignals signals;
+  return RunWorker(std::move(*parsed.options));
+}
+
+}  // namespace runnel::workers
