@@ -129,6 +129,14 @@ TEST_F(MediaImageFunctions, ConvertKeepsSizeWithoutLimits) {
   EXPECT_EQ(Decode(ReadFile(output_["output"]["path"])).size(), cv::Size(123, 77));
 }
 
+TEST_F(MediaImageFunctions, ConvertWithoutParamsWritesJpeg) {
+  // The default stack (runnel up without a config) creates image.convert with no params.
+  Run("image.convert", Json::object(), InlineEvent(Encode(NoisyImage(64, 48), ".png")));
+  EXPECT_EQ(output_["output"]["format"], "jpeg");
+  EXPECT_EQ(ReadFile(output_["output"]["path"]).substr(0, 3), "\xFF\xD8\xFF");
+  EXPECT_THAT(output_["output"]["path"].get<std::string>(), ::testing::EndsWith("converted.jpg"));
+}
+
 TEST_F(MediaImageFunctions, MetadataReadsTheHeaderOnly) {
   Run("image.metadata", Json::object(),
       InlineEvent(WithExifOrientation(Encode(NoisyImage(40, 30), ".jpg"), 6)));
@@ -252,7 +260,7 @@ TEST_F(MediaImageFunctions, BadParamsNameTheKey) {
        {{"max_pixels", 1'000'000'000}},
        "params.max_pixels: 1000000000 is outside 1..268435456"},
       {"image.thumbnail", Json::array(), "image.thumbnail: params must be an object"},
-      {"image.convert", Json::object(), "image.convert: params.format: is required"},
+      {"image.convert", {{"format", "gif"}}, "image.convert: params.format: \"gif\" is not one of jpeg, png, webp"},
       {"image.convert",
        {{"format", "webp"}, {"max_width", 20000}},
        "params.max_width: 20000 is outside 1..16383"},
