@@ -52,15 +52,8 @@ class ExecFunction final : public Function {
     if (batch_.max_events <= 1) return Function::HandleBatch(events, ctx);
     std::vector<Outcome> outcomes(events.size());
     try {
-      ProcessRequest request;
-      request.argv = argv_;
-      request.working_dir = working_dir_;
-      request.max_output = max_output_;
-      const auto deadline = ctx.Deadline();
-      if (deadline != Clock::time_point::max()) request.deadline = deadline;
       const ControlFile control;
-      request.env = CommonEnvironment(deadline);
-      request.env.push_back("RUNNEL_CONTROL_FILE=" + control.Path());
+      ProcessRequest request = Request(ctx, control, CommonEnvironment(ctx.Deadline()));
       request.env.push_back("RUNNEL_BATCH=" + std::to_string(events.size()));
       request.stdin_data = BatchInput(events, ctx.Outputs().Root(), function_name_);
       ProcessOutcome run = Run(request);
@@ -89,15 +82,8 @@ class ExecFunction final : public Function {
   }
 
   Result Handle(const Event& event, Context& ctx) override {
-    ProcessRequest request;
-    request.argv = argv_;
-    request.working_dir = working_dir_;
-    request.max_output = max_output_;
-    const auto deadline = ctx.Deadline();
-    if (deadline != Clock::time_point::max()) request.deadline = deadline;
     const ControlFile control;
-    request.env = Environment(event, ctx, deadline);
-    request.env.push_back("RUNNEL_CONTROL_FILE=" + control.Path());
+    ProcessRequest request = Request(ctx, control, Environment(event, ctx, ctx.Deadline()));
     if (event.envelope.file) {
       request.stdin_file = event.envelope.file->path;
       if (::access(request.stdin_file.c_str(), R_OK) != 0) {
@@ -124,6 +110,19 @@ class ExecFunction final : public Function {
   }
 
  private:
+  // What every run of the program shares: its command, directory, output cap, the call's deadline,
+  // `env` and the control file's path.
+  ProcessRequest Request(Context& ctx, const ControlFile& control, std::vector<std::string> env) const {
+    ProcessRequest request;
+    request.argv = argv_;
+    request.working_dir = working_dir_;
+    request.max_output = max_output_;
+    if (const auto deadline = ctx.Deadline(); deadline != Clock::time_point::max()) request.deadline = deadline;
+    request.env = std::move(env);
+    request.env.push_back("RUNNEL_CONTROL_FILE=" + control.Path());
+    return request;
+  }
+
   // The child runs on a helper thread; this fiber waits on a future, so the worker's thread keeps
   // running other fibers meanwhile. The helper ends by itself: RunProcess is bounded by the
   // deadline (it kills the group), and the thread is joined once it delivered the outcome.
