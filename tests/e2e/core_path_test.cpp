@@ -166,8 +166,10 @@ functions:
 }
 
 TEST(CorePath, SigtermDrainsABusyWorkerWithoutDuplicatesOrLoss) {
+  // The default heartbeat (1 s): with 200 ms, a loaded CI machine once let 600 ms pass without one
+  // while the worker drained, and its events were dispatched again (attempt 2).
   StackProcess stack(R"(
-heartbeat: 200ms
+heartbeat: 1s
 functions:
   - name: sleep
     partitions: 2
