@@ -4,6 +4,8 @@
 #include <gtest/gtest.h>
 
 #include <fstream>
+#include <iostream>
+#include <iterator>
 #include <regex>
 
 #include "runnel/broker/admin.hpp"
@@ -30,9 +32,46 @@ StackProcess::StackProcess(const std::string& yaml, std::map<std::string, std::s
   endpoints_ = runnel::StateDir(state_dir_).ReadEndpoints();
 }
 
+namespace {
+
+// The last `max_lines` lines of `text`.
+std::string_view Tail(std::string_view text, int max_lines) {
+  std::size_t pos = text.size();
+  for (int lines = 0; pos > 0 && lines <= max_lines; ++lines) {
+    const auto nl = text.rfind('\n', pos - 1);
+    if (nl == std::string_view::npos) return text;
+    pos = nl;
+  }
+  return pos == 0 ? text : text.substr(pos + 1);
+}
+
+std::string ReadAll(const std::filesystem::path& path) {
+  std::ifstream in(path, std::ios::binary);
+  return {std::istreambuf_iterator<char>(in), std::istreambuf_iterator<char>()};
+}
+
+}  // namespace
+
 StackProcess::~StackProcess() {
+  // A failed test leaves the logs it needs in CI's output: the state dir is about to go.
+  if (::testing::Test::HasFailure()) DumpLogs();
   process_.reset();
   std::filesystem::remove_all(state_dir_);
+}
+
+void StackProcess::DumpLogs() const {
+  constexpr int kLines = 200;
+  std::cerr << "---- runnel up (stderr, last " << kLines << " lines) ----\n"
+            << Tail(process_->Stderr(), kLines) << "\n";
+  std::error_code ec;
+  const auto logs = state_dir_ / "logs";
+  for (auto it = std::filesystem::recursive_directory_iterator(logs, ec);
+       !ec && it != std::filesystem::recursive_directory_iterator(); it.increment(ec)) {
+    if (!it->is_regular_file()) continue;
+    std::cerr << "---- " << std::filesystem::relative(it->path(), logs).string() << " (last " << kLines
+              << " lines) ----\n"
+              << Tail(ReadAll(it->path()), kLines) << "\n";
+  }
 }
 
 bool StackProcess::WaitForWorkers(const std::string& function, int count, std::chrono::milliseconds deadline) {

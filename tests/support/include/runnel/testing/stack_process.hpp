@@ -42,6 +42,9 @@ class StackProcess {
   std::map<std::string, pid_t> WorkerPids(const std::string& function) const;
 
  private:
+  // Prints the tails of the stack's log and of every worker log to stderr (for a failed test).
+  void DumpLogs() const;
+
   std::filesystem::path state_dir_;
   std::unique_ptr<ChildProcess> process_;
   nlohmann::json endpoints_;
