@@ -75,7 +75,8 @@ class Dispatcher::Loop {
   // Worker side.
   void ReceiveFromWorkers();
   void OnHello(const std::string& identity, const std::vector<zmq::message_t>& frames);
-  void OnResults(Worker& w, const std::vector<zmq::message_t>& frames);
+  void OnResults(const std::string& identity, const std::vector<zmq::message_t>& frames);
+  void AdoptReconnected(Worker& w);
   void WorkerLost(const std::string& identity, const std::string& reason);
   void Dispatch();
   void Send(const std::string& identity, std::vector<zmq::message_t> frames);
@@ -122,8 +123,10 @@ class Dispatcher::Loop {
   std::vector<zmq::message_t> received_;
   std::map<std::string, std::vector<zmq::message_t>> batches_;  // TASKS per worker identity
   std::uint64_t next_slot_ = 1;
-  std::uint64_t next_token_ = 1;
   std::mt19937 rng_{std::random_device{}()};
+  // Tokens start at a random point so that a result from a worker of an earlier dispatcher (same
+  // endpoint, before a restart) cannot match an event of this one: results are matched by token.
+  std::uint64_t next_token_ = (std::uint64_t{std::random_device{}()} << 32) + 1;
   bool full_ = false;    // max_buffered events pending: not reading from the consumer
   bool paused_ = false;  // the partitions are paused (full for kPauseAfterFull, or stopping)
   Clock::time_point full_since_{};
@@ -374,13 +377,15 @@ void Dispatcher::Loop::ReceiveFromWorkers() {
       OnHello(identity, frames);
       continue;
     }
+    if (cmd == wire::cmd::kResults) {
+      OnResults(identity, frames);
+      continue;
+    }
     auto it = workers_.find(identity);
     if (it == workers_.end()) continue;  // a worker from before a restart: it will say HELLO again
     Worker& w = it->second;
     w.last_heard = Clock::now();
-    if (cmd == wire::cmd::kResults) {
-      OnResults(w, frames);
-    } else if (cmd == wire::cmd::kHeartbeat) {
+    if (cmd == wire::cmd::kHeartbeat) {
       if (frames.size() > 2) {
         const auto j = nlohmann::json::parse(View(frames[2]), nullptr, false);
         if (j.is_object()) w.rss_kb = j.value("rss_kb", std::int64_t{0});
@@ -404,7 +409,7 @@ void Dispatcher::Loop::OnHello(const std::string& identity, const std::vector<zm
     reason = fmt::format("protocol version {} (this dispatcher speaks {})", hello.value("v", 0), wire::kVersion);
   } else if (hello.value("function", "") != opt_.spec.name) {
     reason = fmt::format("this dispatcher serves '{}', not '{}'", opt_.spec.name, hello.value("function", ""));
-  } else if (hello.value("capacity", 0) < 1) {
+  } else if (hello.value("capacity", 0) < 1 && !hello.value("draining", false)) {
     reason = "capacity must be at least 1";
   }
   if (!reason.empty()) {
@@ -422,10 +427,12 @@ void Dispatcher::Loop::OnHello(const std::string& identity, const std::vector<zm
   w.pid = hello.value("pid", 0);
   // The credit starts at what the worker runs at once and grows with prefetch once its calls prove
   // fast (Worker::Measured): events held idle at a slow worker are events another could be running.
-  w.capacity = hello.value("capacity", 1);
+  w.capacity = std::max(hello.value("capacity", 1), 1);
   w.concurrency = std::min(w.capacity, opt_.spec.concurrency);
   w.credit = w.concurrency;
+  w.draining = hello.value("draining", false);
   w.last_heard = Clock::now();
+  AdoptReconnected(w);
   const nlohmann::json welcome = {{"v", wire::kVersion},
                                   {"function", opt_.spec.name},
                                   {"heartbeat_ms", opt_.heartbeat.count()},
@@ -440,19 +447,27 @@ void Dispatcher::Loop::OnHello(const std::string& identity, const std::vector<zm
   std::vector<zmq::message_t> out;
   out.push_back(Frame(wire::cmd::kWelcome));
   out.push_back(Frame(JsonText(welcome)));
-  log_->info("dispatcher {}: worker {} (pid {}) joined with capacity {}, {} at once", opt_.spec.name, w.id, w.pid,
-             w.capacity, w.concurrency);
+  if (w.draining) {
+    log_->info("dispatcher {}: worker {} (pid {}) joined, draining", opt_.spec.name, w.id, w.pid);
+  } else {
+    log_->info("dispatcher {}: worker {} (pid {}) joined with capacity {}, {} at once", opt_.spec.name, w.id, w.pid,
+               w.capacity, w.concurrency);
+  }
   workers_[identity] = std::move(w);
   Send(identity, std::move(out));
 }
 
-void Dispatcher::Loop::OnResults(Worker& w, const std::vector<zmq::message_t>& frames) {
+// Results are matched by token, whichever connection they come on: a worker that reconnected may
+// still have results in flight on its old one (AdoptReconnected). A token is never reused, so a
+// result for an event dispatched again meanwhile finds nothing and is ignored.
+void Dispatcher::Loop::OnResults(const std::string& identity, const std::vector<zmq::message_t>& frames) {
+  if (auto sender = workers_.find(identity); sender != workers_.end()) sender->second.last_heard = Clock::now();
   for (std::size_t i = 2; i + 1 < frames.size(); i += 2) {
     wire::ResultHeader header;
     try {
       header = wire::DecodeResult(View(frames[i]));
     } catch (const wire::WireError& e) {
-      log_->error("dispatcher {}: worker {} sent a bad result: {}", opt_.spec.name, w.id, e.what());
+      log_->error("dispatcher {}: a worker sent a bad result: {}", opt_.spec.name, e.what());
       continue;
     }
     auto it = by_token_.find(header.token);
@@ -462,13 +477,15 @@ void Dispatcher::Loop::OnResults(Worker& w, const std::vector<zmq::message_t>& f
     }
     const std::uint64_t slot_id = it->second;
     by_token_.erase(it);
+    Slot& slot = slots_.at(slot_id);
+    // An in-flight event's holder is registered (WorkerLost takes its events back when it goes).
+    Worker& w = workers_.at(slot.worker);
     w.slots.erase(slot_id);
     ++w.completed;
     w.total_service_us += header.duration_us;
     w.Measured(header.duration_us);
     ++stats_.results;
     stats_.service_us += header.duration_us;
-    Slot& slot = slots_.at(slot_id);
     if (opt_.observer) {
       const bool ok = header.status == wire::ResultStatus::kOk;
       const int c = header.error_code;
@@ -486,6 +503,26 @@ void Dispatcher::Loop::OnResults(Worker& w, const std::vector<zmq::message_t>& f
     slot.worker = w.id;
     Fail(slot_id, errc, header.error);
   }
+}
+
+// A worker that heard nothing from us for a while reconnects on a new socket (a new routing id)
+// and says HELLO again with the same id and pid (protocol §3.2). The events its old connection
+// held are still running there: they move to the new connection, so their results are accepted
+// and the old connection's silence does not dispatch them a second time.
+void Dispatcher::Loop::AdoptReconnected(Worker& w) {
+  auto old = std::find_if(workers_.begin(), workers_.end(), [&](const auto& entry) {
+    return entry.first != w.identity && entry.second.pid == w.pid && entry.second.id == w.id;
+  });
+  if (old == workers_.end()) return;
+  w.slots = std::move(old->second.slots);
+  w.service_us = old->second.service_us;
+  w.completed = old->second.completed;
+  w.total_service_us = old->second.total_service_us;
+  w.draining = w.draining || old->second.draining;
+  for (std::uint64_t slot_id : w.slots) slots_.at(slot_id).worker = w.identity;
+  log_->info("dispatcher {}: worker {} (pid {}) reconnected and keeps its {} event(s)", opt_.spec.name, w.id, w.pid,
+             w.slots.size());
+  workers_.erase(old);
 }
 
 void Dispatcher::Loop::WorkerLost(const std::string& identity, const std::string& reason) {

@@ -9,6 +9,7 @@
 #include <map>
 #include <thread>
 #include <zmq.hpp>
+#include <zmq_addon.hpp>
 
 #include "runnel/autoscaler/local_backend.hpp"
 #include "runnel/broker/admin.hpp"
@@ -16,6 +17,7 @@
 #include "runnel/broker/dispatcher.hpp"
 #include "runnel/broker/embedded_broker.hpp"
 #include "runnel/broker/producer.hpp"
+#include "runnel/core/wire.hpp"
 #include "runnel/testing/stack_process.hpp"
 #include "runnel/testing/wait.hpp"
 
@@ -124,6 +126,119 @@ TEST_F(DispatcherFaults, RetentionLossIsCountedNotHidden) {
   const auto stats = dispatcher_->Stats();
   EXPECT_EQ(stats.retention_lost, before[0].log_start);
   EXPECT_EQ(stats.succeeded, 8 * 1024 - before[0].log_start);
+}
+
+
+// The worker side of docs/protocol.md §3, scripted: a DEALER socket that a test drives step by
+// step, to put a real dispatcher in states a real worker reaches only by chance (a reconnect).
+class ScriptedWorker {
+ public:
+  ScriptedWorker(zmq::context_t& ctx, const std::string& endpoint) : socket_(ctx, zmq::socket_type::dealer) {
+    socket_.set(zmq::sockopt::linger, 0);
+    socket_.connect(endpoint);
+  }
+
+  void Send(std::string_view command, const std::vector<std::string>& frames = {}) {
+    std::vector<zmq::message_t> parts;
+    parts.emplace_back(command.data(), command.size());
+    for (const auto& f : frames) parts.emplace_back(f.data(), f.size());
+    ASSERT_TRUE(zmq::send_multipart(socket_, parts));
+  }
+
+  // Sends HEARTBEAT if the last one is kBeat old: a worker the test waits on must not fall silent.
+  void Beat() {
+    const auto now = std::chrono::steady_clock::now();
+    if (now - last_beat_ < kBeat) return;
+    last_beat_ = now;
+    Send(wire::cmd::kHeartbeat, {R"({"in_flight":0})"});
+  }
+
+  // The frames of the next message whose command is `command` (others are skipped), or empty.
+  // Beats while it waits.
+  std::vector<std::string> Expect(std::string_view command, std::chrono::milliseconds deadline) {
+    const auto until = std::chrono::steady_clock::now() + deadline;
+    for (;;) {
+      const auto left =
+          std::chrono::duration_cast<std::chrono::milliseconds>(until - std::chrono::steady_clock::now());
+      if (left.count() <= 0) return {};
+      Beat();
+      zmq::pollitem_t item{socket_.handle(), 0, ZMQ_POLLIN, 0};
+      zmq::poll(&item, 1, std::min(left, kBeat));
+      std::vector<zmq::message_t> parts;
+      if (!zmq::recv_multipart(socket_, std::back_inserter(parts), zmq::recv_flags::dontwait)) continue;
+      if (parts.empty() || parts[0].to_string_view() != command) continue;
+      std::vector<std::string> frames;
+      for (const auto& part : parts) frames.push_back(part.to_string());
+      return frames;
+    }
+  }
+
+  // RESULTS answering one task (its header and payload frames): ok, the payload echoed.
+  void Answer(const std::pair<std::string, std::string>& task) {
+    wire::ResultHeader result;
+    result.token = wire::DecodeTask(task.first).token;
+    Send(wire::cmd::kResults, {wire::Encode(result), task.second});
+  }
+
+ private:
+  static constexpr std::chrono::milliseconds kBeat{50};  // the fixture's heartbeat is 200 ms
+  zmq::socket_t socket_;
+  std::chrono::steady_clock::time_point last_beat_{};
+};
+
+std::string Hello(int capacity, bool draining) {
+  nlohmann::json hello = {{"v", wire::kVersion}, {"function", "echo"}, {"worker", "echo-7"}, {"pid", 4242},
+                          {"capacity", capacity}};
+  if (draining) hello["draining"] = true;
+  return hello.dump();
+}
+
+// A worker that heard nothing from its dispatcher for three heartbeats reconnects on a new socket.
+// The events it held are still running there: after the new HELLO (here a draining one, capacity
+// 0) their results count, whichever connection brings them, and nothing runs twice.
+TEST_F(DispatcherFaults, AWorkerThatReconnectsKeepsItsEventsAndNothingRunsTwice) {
+  spec_.concurrency = 4;
+  StartDispatcher(0);
+  ScriptedWorker first(zmq_, dispatcher_->Endpoint());
+  first.Send(wire::cmd::kHello, {Hello(4, false)});
+  ASSERT_FALSE(first.Expect(wire::cmd::kWelcome, std::chrono::seconds(10)).empty());
+  std::vector<std::string> ids;
+  std::thread publish([&] {
+    ids = PublishEvents(broker_.ClientConfig(), spec_.topic,
+                        {{"a", std::nullopt}, {"b", std::nullopt}, {"c", std::nullopt}, {"d", std::nullopt}});
+  });
+  std::vector<std::pair<std::string, std::string>> held;  // task header, payload
+  while (held.size() < 4) {
+    const auto message = first.Expect(wire::cmd::kTasks, std::chrono::seconds(20));
+    ASSERT_FALSE(message.empty()) << "the dispatcher sent " << held.size() << " of 4 tasks";
+    for (std::size_t i = 1; i + 1 < message.size(); i += 2) held.emplace_back(message[i], message[i + 1]);
+  }
+  publish.join();
+
+  ScriptedWorker second(zmq_, dispatcher_->Endpoint());
+  second.Send(wire::cmd::kHello, {Hello(0, true)});
+  ASSERT_FALSE(second.Expect(wire::cmd::kWelcome, std::chrono::seconds(10)).empty())
+      << "a draining worker's HELLO (capacity 0) must be accepted";
+  // Half the results come on the old connection, half on the new one.
+  for (std::size_t i = 0; i < held.size(); ++i) (i % 2 == 0 ? first : second).Answer(held[i]);
+  ASSERT_TRUE(WaitFor([&] {
+    second.Beat();
+    return dispatcher_->Stats().succeeded >= 4;
+  }, std::chrono::seconds(20)));
+  second.Send(wire::cmd::kBye, {R"({"reason":"drained"})"});
+
+  const auto outcomes = ReadOutcomes(broker_.ClientConfig(), spec_.results_topic, ids.size(), std::chrono::seconds(30));
+  std::map<std::string, int> seen;
+  for (const auto& o : outcomes) {
+    ++seen[o.id];
+    EXPECT_EQ(o.status, OutcomeStatus::kOk) << o.error;
+    EXPECT_EQ(o.attempts, 1) << "event " << o.id << " ran twice";
+  }
+  for (const auto& id : ids) EXPECT_EQ(seen[id], 1) << "outcomes of " << id;
+  const auto stats = dispatcher_->Stats();
+  EXPECT_EQ(stats.succeeded, 4);
+  EXPECT_EQ(stats.redispatched, 0);
+  EXPECT_EQ(stats.attempts, 4);
 }
 
 }  // namespace

@@ -150,11 +150,13 @@ class WorkerSession::Impl {
     last_heard_ = Clock::now();
     // While draining, announce no credit, then say so: this HELLO only re-registers the worker so
     // its results are accepted.
-    SendControl(wire::cmd::kHello, {{"v", wire::kVersion},
-                                    {"function", options_.function},
-                                    {"worker", options_.id},
-                                    {"pid", ::getpid()},
-                                    {"capacity", draining_ ? 0 : capacity_}});
+    nlohmann::json hello = {{"v", wire::kVersion},
+                            {"function", options_.function},
+                            {"worker", options_.id},
+                            {"pid", ::getpid()},
+                            {"capacity", draining_ ? 0 : capacity_}};
+    if (draining_) hello["draining"] = true;
+    SendControl(wire::cmd::kHello, hello);
     if (draining_) SendCommand(wire::cmd::kDraining);
   }
 
