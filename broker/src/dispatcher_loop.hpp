@@ -1,0 +1,136 @@
+// The dispatcher's loop (Dispatcher::Loop): one thread that owns the consumer, the workers' ROUTER
+// socket and every event it holds. Private to broker/; its members are defined in three files along
+// the loop's seams: dispatcher.cpp (construction, the loop itself, the Kafka side: consuming, flow
+// control, commits, stats), dispatcher_workers.cpp (worker sessions, credit, dispatch, heartbeats,
+// deadlines, retries coming due) and dispatcher_outcomes.cpp (failures, final outcomes, the records
+// they need, publishing them).
+#pragma once
+
+#include <sys/eventfd.h>
+#include <unistd.h>
+
+#include <atomic>
+#include <map>
+#include <mutex>
+#include <queue>
+#include <random>
+#include <thread>
+#include <unordered_map>
+#include <zmq.hpp>
+
+#include "dispatcher_state.hpp"
+#include "runnel/broker/dispatch_queue.hpp"
+#include "runnel/broker/dispatcher.hpp"
+#include "runnel/broker/offset_tracker.hpp"
+#include "runnel/broker/producer.hpp"
+#include "runnel/core/errc.hpp"
+#include "runnel/core/log.hpp"
+#include "runnel/core/wire.hpp"
+
+namespace runnel::broker {
+
+inline std::string_view View(const zmq::message_t& m) { return {static_cast<const char*>(m.data()), m.size()}; }
+
+inline zmq::message_t Frame(std::string_view s) { return zmq::message_t(s.data(), s.size()); }
+
+class Dispatcher::Loop {
+ public:
+  explicit Loop(Options options);
+  ~Loop();
+  void Run();
+  void RequestStop(std::chrono::milliseconds drain) {
+    drain_ms_ = drain.count();
+    stop_.store(true);
+  }
+  std::thread thread;
+  std::string endpoint;
+  DispatcherStats Snapshot() const {
+    std::lock_guard lock(stats_mu_);
+    return published_stats_;
+  }
+
+ private:
+  // Kafka side.
+  void ConsumeKafka(bool& more);
+  void OnRecord(Message msg);
+  void CheckRetentionGap(const Message& msg);
+  void Commit(bool sync, bool all = false);
+  void FlowControl();
+  // Worker side.
+  void ReceiveFromWorkers();
+  void OnHello(const std::string& identity, const std::vector<zmq::message_t>& frames);
+  void OnResults(const std::string& identity, const std::vector<zmq::message_t>& frames);
+  void AdoptReconnected(Worker& w);
+  void WorkerLost(const std::string& identity, const std::string& reason);
+  void Dispatch();
+  void Send(const std::string& identity, std::vector<zmq::message_t> frames);
+  // Sends frames whose first one is the routing identity.
+  void SendRouted(const std::string& identity, std::vector<zmq::message_t>& frames);
+  void Heartbeats(Clock::time_point now);
+  void CheckDeadlines(Clock::time_point now);
+  void DueRetries(Clock::time_point now);
+  // Outcomes.
+  void Fail(std::uint64_t slot_id, Errc code, const std::string& message);
+  void Finish(std::uint64_t slot_id, OutcomeStatus status, const std::string& kind, const std::string& error,
+              std::string output = {}, std::string content_type = {}, std::string files_json = {},
+              std::int64_t duration_us = 0, const std::string& worker = {},
+              std::vector<wire::EmitRecord> emitted = {});
+  void BuildPipeline(Slot& slot, std::vector<wire::EmitRecord> emitted);
+  void ProducePipelineRecord(std::uint64_t slot_id, std::size_t index);
+  void AfterPipeline(std::uint64_t slot_id);
+  void ProduceDeadLetter(std::uint64_t slot_id);
+  void ProduceResult(std::uint64_t slot_id);
+  void HandleCompletions();
+  void Complete(std::uint64_t slot_id);
+  void PublishStats();
+  void Completed(std::uint64_t slot_id, int stage, bool ok, std::string error, std::size_t index = 0);
+
+  Options opt_;
+  std::shared_ptr<spdlog::logger> log_;
+  std::unique_ptr<Consumer> consumer_;
+  std::unique_ptr<Producer> producer_;  // dead letters and the results topic, acks=all
+  std::vector<TopicPartitionOffset> assigned_;
+  zmq::socket_t router_;
+  std::optional<zmq::socket_t> pub_;
+  int completion_fd_ = -1;
+
+  OffsetTracker tracker_;
+  DispatchQueue queue_;
+  std::unordered_map<std::uint64_t, Slot> slots_;
+  std::unordered_map<std::uint64_t, std::uint64_t> by_token_;  // dispatch token -> slot
+  std::map<std::string, Worker> workers_;                      // by routing identity
+  std::map<std::int32_t, std::int64_t> expected_next_;         // per partition, for gap detection
+  using Due = std::pair<Clock::time_point, std::uint64_t>;
+  std::priority_queue<Due, std::vector<Due>, std::greater<>> retries_;
+  // Reused from turn to turn (cleared, capacity kept): allocations of a few KB per turn made glibc
+  // consolidate its free lists each time, a tenth of this thread's time at 100,000 events/s.
+  std::vector<zmq::message_t> received_;
+  std::map<std::string, std::vector<zmq::message_t>> batches_;  // TASKS per worker identity
+  std::uint64_t next_slot_ = 1;
+  std::mt19937 rng_{std::random_device{}()};
+  // Tokens start at a random point so that a result from a worker of an earlier dispatcher (same
+  // endpoint, before a restart) cannot match an event of this one: results are matched by token.
+  std::uint64_t next_token_ = (std::uint64_t{std::random_device{}()} << 32) + 1;
+  bool full_ = false;    // max_buffered events pending: not reading from the consumer
+  bool paused_ = false;  // the partitions are paused (full for kPauseAfterFull, or stopping)
+  Clock::time_point full_since_{};
+
+  struct CompletionMsg {
+    std::uint64_t slot;
+    int stage;  // 1 dead letter, 2 results record, 3 pipeline record `index` acknowledged
+    bool ok;
+    std::string error;
+    std::size_t index = 0;
+  };
+  std::mutex completions_mu_;
+  std::vector<CompletionMsg> completions_;
+
+  std::atomic<bool> stop_{false};
+  std::atomic<std::int64_t> drain_ms_{10'000};
+  DispatcherStats stats_;
+  mutable std::mutex stats_mu_;
+  DispatcherStats published_stats_;
+  Clock::time_point next_heartbeat_{}, next_deadline_scan_{}, next_commit_{}, next_recommit_{}, next_stats_{};
+};
+
+}  // namespace runnel::broker

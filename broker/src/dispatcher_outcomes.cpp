@@ -1,0 +1,231 @@
+// Dispatcher::Loop, the outcome side: failures and retries, the final outcome of an event, the
+// records it needs first (dead letter, pipeline events, results topic) and, once they are
+// acknowledged, publishing it and marking the event done.
+#include <fmt/format.h>
+
+#include <algorithm>
+#include <filesystem>
+#include <nlohmann/json.hpp>
+#include <zmq_addon.hpp>
+
+#include "dispatcher_loop.hpp"
+
+namespace runnel::broker {
+
+void Dispatcher::Loop::Fail(std::uint64_t slot_id, Errc code, const std::string& message) {
+  Slot& slot = slots_.at(slot_id);
+  const bool retriable = IsRetriable(code);
+  if (retriable && slot.attempt < opt_.spec.retry.max_attempts) {
+    ++slot.attempt;
+    ++stats_.retries;
+    const auto base = opt_.spec.retry.Backoff(slot.attempt);
+    std::uniform_real_distribution<double> jitter(0.8, 1.2);
+    const auto wait = std::chrono::milliseconds(static_cast<std::int64_t>(static_cast<double>(base.count()) * jitter(rng_)));
+    slot.state = Slot::State::kBackoff;
+    retries_.push({Clock::now() + wait, slot_id});
+    if (opt_.observer) opt_.observer->RetryScheduled(slot_id, slot.attempt, wait);
+    const log::EventScope about(slot.id);
+    log_->debug("dispatcher {}: event {} failed ({}: {}); attempt {} in {} ms", opt_.spec.name, slot.id, ErrcName(code),
+                message, slot.attempt, wait.count());
+    return;
+  }
+  Finish(slot_id, retriable ? OutcomeStatus::kDeadLetter : OutcomeStatus::kError, std::string(ErrcName(code)),
+         retriable ? fmt::format("{} (gave up after {} attempts)", message, slot.attempt) : message, {}, {}, {}, 0,
+         slot.worker);
+}
+
+void Dispatcher::Loop::Finish(std::uint64_t slot_id, OutcomeStatus status, const std::string& kind,
+                              const std::string& error, std::string output, std::string content_type,
+                              std::string files_json, std::int64_t duration_us, const std::string& worker,
+                              std::vector<wire::EmitRecord> emitted) {
+  Slot& slot = slots_.at(slot_id);
+  slot.state = Slot::State::kFinishing;
+  Outcome o;
+  o.id = slot.id;
+  o.function = opt_.spec.name;
+  o.status = status;
+  o.attempts = slot.attempt;
+  o.error = error;
+  o.error_kind = kind;
+  o.topic = slot.msg.topic;
+  o.partition = slot.msg.partition;
+  o.offset = slot.msg.offset;
+  o.key = slot.msg.key;
+  o.content_type = std::move(content_type);
+  o.output = std::move(output);
+  o.files_json = std::move(files_json);
+  o.duration_us = duration_us;
+  o.worker = worker;
+  o.reply_to = slot.envelope.reply_to;
+  o.trace_id = slot.envelope.trace_id;
+  o.job_id = slot.envelope.job_id;
+  slot.outcome = std::move(o);
+  slot.needs_dead_letter = status != OutcomeStatus::kOk;
+  if (status != OutcomeStatus::kOk) {
+    const log::EventScope about(slot.id);
+    log_->warn("dispatcher {}: event {} ({}[{}]@{}) {}: {}: {}", opt_.spec.name, slot.id, slot.msg.topic,
+               slot.msg.partition, slot.msg.offset, StatusName(status), kind, error);
+  }
+  if (slot.needs_dead_letter) {
+    ProduceDeadLetter(slot_id);
+    return;
+  }
+  BuildPipeline(slot, std::move(emitted));
+  if (slot.pipeline.empty()) {
+    AfterPipeline(slot_id);
+    return;
+  }
+  slot.pipeline_pending = slot.pipeline.size();
+  for (std::size_t i = 0; i < slot.pipeline.size(); ++i) ProducePipelineRecord(slot_id, i);
+}
+
+void Dispatcher::Loop::BuildPipeline(Slot& slot, std::vector<wire::EmitRecord> emitted) {
+  const Outcome& o = *slot.outcome;
+  // Every pipeline event carries a fresh id, the hop count + 1, and the source's trace and job.
+  auto lineage = [&](Headers headers) {
+    std::erase_if(headers, [](const Header& h) {
+      return h.name == header::kId || h.name == header::kHop || h.name == header::kAttempt || h.name == "runnel-parent";
+    });
+    headers.push_back({std::string(header::kId), NewEventId()});
+    headers.push_back({std::string(header::kHop), std::to_string(slot.envelope.hop + 1)});
+    const bool has_trace = std::any_of(headers.begin(), headers.end(), [](const Header& h) { return h.name == header::kTrace; });
+    if (!has_trace && !slot.envelope.trace_id.empty()) headers.push_back({std::string(header::kTrace), slot.envelope.trace_id});
+    if (!slot.envelope.job_id.empty()) headers.push_back({std::string(header::kJob), slot.envelope.job_id});
+    headers.push_back({"runnel-parent", slot.id});
+    return headers;
+  };
+  for (auto& e : emitted) {
+    std::optional<std::string> key;
+    if (e.has_key) key = std::move(e.key);
+    slot.pipeline.push_back({std::move(e.topic), kAnyPartition, std::move(key), std::move(e.payload), lineage(std::move(e.headers))});
+  }
+  if (opt_.next_topics.empty()) return;
+  const auto files = nlohmann::json::parse(o.files_json.empty() ? "[]" : o.files_json, nullptr, false);
+  for (const auto& topic : opt_.next_topics) {
+    if (files.is_array() && !files.empty()) {
+      for (const auto& f : files) {
+        Envelope env;
+        env.file = FileRef{f.value("path", ""), f.value("bytes", std::uint64_t{0}),
+                           std::filesystem::path(f.value("path", "")).filename().string()};
+        Headers headers;
+        try {
+          headers = env.Encode();
+        } catch (const EnvelopeError& e) {
+          const log::EventScope about(slot.id);
+          log_->error("dispatcher {}: output file of {} cannot be passed on: {}", opt_.spec.name, slot.id, e.what());
+          continue;
+        }
+        slot.pipeline.push_back({topic, kAnyPartition, slot.msg.key, "", lineage(std::move(headers))});
+      }
+    } else {
+      Headers headers;
+      if (!o.content_type.empty()) headers.push_back({std::string(header::kContentType), o.content_type});
+      slot.pipeline.push_back({topic, kAnyPartition, slot.msg.key, o.output, lineage(std::move(headers))});
+    }
+  }
+}
+
+void Dispatcher::Loop::ProducePipelineRecord(std::uint64_t slot_id, std::size_t index) {
+  producer_->Produce(slots_.at(slot_id).pipeline.at(index), [this, slot_id, index](const Delivery& d) {
+    Completed(slot_id, 3, d.Ok(), d.error_message, index);
+  });
+}
+
+void Dispatcher::Loop::AfterPipeline(std::uint64_t slot_id) {
+  if (!opt_.spec.results_topic.empty()) {
+    ProduceResult(slot_id);
+  } else {
+    Complete(slot_id);
+  }
+}
+
+void Dispatcher::Loop::Completed(std::uint64_t slot_id, int stage, bool ok, std::string error, std::size_t index) {
+  {
+    std::lock_guard lock(completions_mu_);
+    completions_.push_back({slot_id, stage, ok, std::move(error), index});
+  }
+  const std::uint64_t one = 1;
+  (void)!::write(completion_fd_, &one, sizeof one);
+}
+
+void Dispatcher::Loop::ProduceDeadLetter(std::uint64_t slot_id) {
+  const Slot& slot = slots_.at(slot_id);
+  const Outcome& o = *slot.outcome;
+  Record record{opt_.spec.dead_letter_topic, kAnyPartition, slot.msg.key, slot.msg.value, {}};
+  for (const Header& h : slot.msg.headers) {
+    if (h.name != header::kAttempt) record.headers.push_back(h);
+  }
+  record.headers.push_back({std::string(header::kAttempt), std::to_string(o.attempts)});
+  record.headers.push_back({"runnel-error", o.error});
+  record.headers.push_back({"runnel-error-kind", o.error_kind});
+  record.headers.push_back({"runnel-origin", fmt::format("{}/{}/{}", o.topic, o.partition, o.offset)});
+  record.headers.push_back({"runnel-function", o.function});
+  producer_->Produce(std::move(record), [this, slot_id](const Delivery& d) { Completed(slot_id, 1, d.Ok(), d.error_message); });
+}
+
+void Dispatcher::Loop::ProduceResult(std::uint64_t slot_id) {
+  const Slot& slot = slots_.at(slot_id);
+  const Outcome& o = *slot.outcome;
+  Record record{opt_.spec.results_topic, kAnyPartition, slot.msg.key, o.output, {}};
+  record.headers.push_back({std::string(header::kId), o.id});
+  if (!o.content_type.empty()) record.headers.push_back({std::string(header::kContentType), o.content_type});
+  record.headers.push_back({"runnel-result", o.MetaJson()});
+  producer_->Produce(std::move(record), [this, slot_id](const Delivery& d) { Completed(slot_id, 2, d.Ok(), d.error_message); });
+}
+
+void Dispatcher::Loop::HandleCompletions() {
+  std::vector<CompletionMsg> done;
+  {
+    std::lock_guard lock(completions_mu_);
+    done.swap(completions_);
+  }
+  for (auto& c : done) {
+    if (!slots_.contains(c.slot)) continue;
+    Slot& slot = slots_.at(c.slot);
+    if (!c.ok) {
+      // Not acknowledged (librdkafka already retried for message.timeout.ms): try again; the
+      // event stays uncommitted until a record lands.
+      const std::string topic = c.stage == 1   ? opt_.spec.dead_letter_topic
+                                : c.stage == 2 ? opt_.spec.results_topic
+                                               : slot.pipeline.at(c.index).topic;
+      const log::EventScope about(slot.id);
+      log_->error("dispatcher {}: could not write event {} to {}: {}; trying again", opt_.spec.name, slot.id, topic, c.error);
+      if (c.stage == 1) ProduceDeadLetter(c.slot);
+      if (c.stage == 2) ProduceResult(c.slot);
+      if (c.stage == 3) ProducePipelineRecord(c.slot, c.index);
+      continue;
+    }
+    if (c.stage == 3) {
+      if (--slot.pipeline_pending == 0) AfterPipeline(c.slot);
+    } else if (c.stage == 1 && !opt_.spec.results_topic.empty()) {
+      ProduceResult(c.slot);
+    } else {
+      Complete(c.slot);
+    }
+  }
+}
+
+void Dispatcher::Loop::Complete(std::uint64_t slot_id) {
+  auto it = slots_.find(slot_id);
+  Slot& slot = it->second;
+  const Outcome& o = *slot.outcome;
+  switch (o.status) {
+    case OutcomeStatus::kOk: ++stats_.succeeded; break;
+    case OutcomeStatus::kError: ++stats_.failed; break;
+    case OutcomeStatus::kDeadLetter: ++stats_.dead_lettered; break;
+  }
+  if (pub_) {
+    const std::string topic = o.Topic();
+    const std::string meta = o.MetaJson();
+    std::array<zmq::const_buffer, 3> frames = {zmq::buffer(topic), zmq::buffer(meta), zmq::buffer(o.output)};
+    (void)zmq::send_multipart(*pub_, frames, zmq::send_flags::dontwait);
+  }
+  if (opt_.observer) {
+    opt_.observer->Finished(slot_id, o, o.status == OutcomeStatus::kOk ? "" : opt_.spec.dead_letter_topic);
+  }
+  tracker_.Done(slot.msg.partition, slot.msg.offset);
+  queue_.Release(slot.msg.key);
+  slots_.erase(it);
+}
+
+}  // namespace runnel::broker
