@@ -97,6 +97,7 @@ void Dispatcher::Loop::Run() {
     }
     ReceiveFromWorkers();
     HandleCompletions();
+    PublishOutcomes();
     const auto t = Clock::now();
     DueRetries(t);
     Heartbeats(t);
@@ -117,6 +118,7 @@ void Dispatcher::Loop::Run() {
     }
   }
   HandleCompletions();
+  PublishOutcomes();
   Commit(true, true);
   PublishStats();
   log_->info("dispatcher {}: stopped ({} consumed, {} ok, {} error, {} dead-letter, {} not finished)", opt_.spec.name,
@@ -199,6 +201,7 @@ void Dispatcher::Loop::OnRecord(Message msg) {
 }
 
 void Dispatcher::Loop::Commit(bool sync, bool all) {
+  PublishOutcomes();  // an offset is committed only after its outcome went to the feed
   std::vector<TopicPartitionOffset> offsets;
   for (const auto& [partition, offset] : tracker_.TakeChangedCommits(all)) {
     offsets.push_back({opt_.spec.topic, partition, offset});

@@ -82,6 +82,8 @@ class Dispatcher::Loop {
   void ProduceResult(std::uint64_t slot_id);
   void HandleCompletions();
   void Complete(std::uint64_t slot_id);
+  // Sends the outcomes Complete gathered this turn to the results feed: one message per topic.
+  void PublishOutcomes();
   void PublishStats();
   void Completed(std::uint64_t slot_id, int stage, bool ok, std::string error, std::size_t index = 0);
 
@@ -106,6 +108,10 @@ class Dispatcher::Loop {
   // consolidate its free lists each time, a tenth of this thread's time at 100,000 events/s.
   std::vector<zmq::message_t> received_;
   std::map<std::string, std::vector<zmq::message_t>> batches_;  // TASKS per worker identity
+  // Outcomes for the results feed, gathered during a turn: per feed topic, [topic] then
+  // [meta][output] per outcome (docs/protocol.md §4.1). Sent before the turn's commit.
+  std::vector<std::vector<zmq::message_t>> feed_;
+  std::size_t feed_used_ = 0;  // entries of feed_ in use this turn (the rest keep their capacity)
   std::uint64_t next_slot_ = 1;
   std::mt19937 rng_{std::random_device{}()};
   // Tokens start at a random point so that a result from a worker of an earlier dispatcher (same

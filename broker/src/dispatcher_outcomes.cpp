@@ -11,6 +11,12 @@
 #include "dispatcher_loop.hpp"
 
 namespace runnel::broker {
+namespace {
+
+// The most outcomes one results-feed message carries; a busy turn sends several.
+constexpr std::size_t kFeedBatch = 256;
+
+}  // namespace
 
 void Dispatcher::Loop::Fail(std::uint64_t slot_id, Errc code, const std::string& message) {
   Slot& slot = slots_.at(slot_id);
@@ -215,10 +221,23 @@ void Dispatcher::Loop::Complete(std::uint64_t slot_id) {
     case OutcomeStatus::kDeadLetter: ++stats_.dead_lettered; break;
   }
   if (pub_) {
+    // Outcomes of one topic that become final in the same turn share a message.
     const std::string topic = o.Topic();
-    const std::string meta = o.MetaJson();
-    std::array<zmq::const_buffer, 3> frames = {zmq::buffer(topic), zmq::buffer(meta), zmq::buffer(o.output)};
-    (void)zmq::send_multipart(*pub_, frames, zmq::send_flags::dontwait);
+    std::vector<zmq::message_t>* message = nullptr;
+    for (std::size_t i = feed_used_; i-- > 0;) {
+      if (View(feed_[i].front()) == topic) {
+        message = &feed_[i];
+        break;
+      }
+    }
+    if (message == nullptr) {
+      if (feed_used_ == feed_.size()) feed_.emplace_back();
+      message = &feed_[feed_used_++];
+      message->push_back(Frame(topic));
+    }
+    message->push_back(Frame(o.MetaJson()));
+    message->push_back(Frame(o.output));
+    if (message->size() >= 1 + 2 * kFeedBatch) PublishOutcomes();
   }
   if (opt_.observer) {
     opt_.observer->Finished(slot_id, o, o.status == OutcomeStatus::kOk ? "" : opt_.spec.dead_letter_topic);
@@ -226,6 +245,15 @@ void Dispatcher::Loop::Complete(std::uint64_t slot_id) {
   tracker_.Done(slot.msg.partition, slot.msg.offset);
   queue_.Release(slot.msg.key);
   slots_.erase(it);
+}
+
+void Dispatcher::Loop::PublishOutcomes() {
+  for (std::size_t i = 0; i < feed_used_; ++i) {
+    // Never blocks: a subscriber whose queue is full misses the message (docs/protocol.md §4.1).
+    (void)zmq::send_multipart(*pub_, feed_[i], zmq::send_flags::dontwait);
+    feed_[i].clear();
+  }
+  feed_used_ = 0;
 }
 
 }  // namespace runnel::broker

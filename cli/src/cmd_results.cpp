@@ -66,16 +66,19 @@ Command AddResults(CLI::App& app, CommonOptions& common) {
                 std::fflush(stderr);
                 continue;
               }
-              if (frames.size() != 3) continue;
-              const Outcome o = Outcome::FromFrames(frames[1].to_string_view(), frames[2].to_string());
-              if (flags->json) {
-                fmt::print("{}\n", JsonText(o.ToJson(flags->base64)));
-              } else {
-                fmt::print("{} {} {} attempts={} {}[{}]@{} {}\n", o.function, o.id, StatusName(o.status), o.attempts,
-                           o.topic, o.partition, o.offset, o.status == OutcomeStatus::kOk ? o.output.substr(0, 80) : o.error);
+              // [topic] then [meta][output] per outcome: one message carries the outcomes of one topic
+              // that became final together (docs/protocol.md §4.1).
+              for (std::size_t i = 1; i + 1 < frames.size() && (flags->count == 0 || seen < flags->count); i += 2) {
+                const Outcome o = Outcome::FromFrames(frames[i].to_string_view(), frames[i + 1].to_string());
+                if (flags->json) {
+                  fmt::print("{}\n", JsonText(o.ToJson(flags->base64)));
+                } else {
+                  fmt::print("{} {} {} attempts={} {}[{}]@{} {}\n", o.function, o.id, StatusName(o.status), o.attempts,
+                             o.topic, o.partition, o.offset, o.status == OutcomeStatus::kOk ? o.output.substr(0, 80) : o.error);
+                }
+                ++seen;
               }
               std::fflush(stdout);
-              ++seen;
             }
             return 0;
           }};

@@ -86,15 +86,20 @@ ResultsSubscription::~ResultsSubscription() = default;
 
 std::optional<Outcome> ResultsSubscription::Next(std::chrono::milliseconds timeout) {
   const auto until = std::chrono::steady_clock::now() + timeout;
-  for (;;) {
+  while (received_.empty()) {
     const auto left = std::chrono::duration_cast<std::chrono::milliseconds>(until - std::chrono::steady_clock::now());
     zmq::pollitem_t items[] = {{socket_->handle(), 0, ZMQ_POLLIN, 0}};
     zmq::poll(items, 1, std::max(left, std::chrono::milliseconds(0)));
     if ((items[0].revents & ZMQ_POLLIN) == 0) return std::nullopt;
     std::vector<zmq::message_t> frames;
     (void)zmq::recv_multipart(*socket_, std::back_inserter(frames));
-    if (frames.size() == 3) return Outcome::FromFrames(frames[1].to_string_view(), frames[2].to_string());
+    for (std::size_t i = 1; i + 1 < frames.size(); i += 2) {
+      received_.push_back(Outcome::FromFrames(frames[i].to_string_view(), frames[i + 1].to_string()));
+    }
   }
+  Outcome next = std::move(received_.front());
+  received_.pop_front();
+  return next;
 }
 
 }  // namespace runnel::cli

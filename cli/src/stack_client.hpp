@@ -4,6 +4,7 @@
 #pragma once
 
 #include <chrono>
+#include <deque>
 #include <filesystem>
 #include <memory>
 #include <nlohmann/json.hpp>
@@ -57,12 +58,14 @@ class ResultsSubscription {
   ResultsSubscription(const ResultsSubscription&) = delete;
   ResultsSubscription& operator=(const ResultsSubscription&) = delete;
 
-  // The next outcome, or nullopt when none arrived within `timeout`.
+  // The next outcome, or nullopt when none arrived within `timeout`. One feed message may carry
+  // several outcomes (docs/protocol.md §4.1): the rest wait here for the next calls.
   std::optional<Outcome> Next(std::chrono::milliseconds timeout);
 
  private:
   std::unique_ptr<zmq::context_t> ctx_;
   std::unique_ptr<zmq::socket_t> socket_;
+  std::deque<Outcome> received_;
 };
 
 // A MIME type from a file name's extension (application/octet-stream when unknown).

@@ -157,12 +157,15 @@ struct SchedulerService::Impl {
       while (true) {
         std::vector<zmq::message_t> frames;
         if (!zmq::recv_multipart(sub, std::back_inserter(frames), zmq::recv_flags::dontwait)) break;
-        if (frames.size() != 3 || frames[1].to_string_view().find("\"job\"") == std::string_view::npos) continue;
-        try {
-          Outcome o = Outcome::FromFrames(frames[1].to_string_view(), {});
-          if (!o.job_id.empty()) Deliver(std::move(o));
-        } catch (const std::exception& e) {
-          log->warn("results feed: {}", e.what());
+        // [topic] then [meta][output] per outcome (docs/protocol.md §4.1); only the meta matters here.
+        for (std::size_t i = 1; i + 1 < frames.size(); i += 2) {
+          if (frames[i].to_string_view().find("\"job\"") == std::string_view::npos) continue;
+          try {
+            Outcome o = Outcome::FromFrames(frames[i].to_string_view(), {});
+            if (!o.job_id.empty()) Deliver(std::move(o));
+          } catch (const std::exception& e) {
+            log->warn("results feed: {}", e.what());
+          }
         }
       }
     }

@@ -127,7 +127,9 @@ double OneRoundTrip(broker::Producer& producer, zmq::socket_t& results, const st
     if (zmq::poll(items, 1, milliseconds(10'000)) == 0) return -1;
     std::vector<zmq::message_t> frames;
     (void)zmq::recv_multipart(results, std::back_inserter(frames));
-    if (frames.size() == 3 && frames[1].to_string().find(env.id) != std::string::npos) return Ms(Clock::now() - t0);
+    for (std::size_t i = 1; i + 1 < frames.size(); i += 2) {  // [topic] then [meta][output] per outcome
+      if (frames[i].to_string_view().find(env.id) != std::string_view::npos) return Ms(Clock::now() - t0);
+    }
   }
 }
 

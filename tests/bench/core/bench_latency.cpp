@@ -118,7 +118,7 @@ int main(int argc, char** argv) {
     // After the state its delivery reports touch: destroyed (and flushed) first.
     broker::Producer producer(stack.Kafka(),
                               broker::Producer::Options{"all", milliseconds(a.linger_ms), milliseconds(10'000), nullptr});
-    std::vector<zmq::message_t> frames;
+    FeedOutcome outcome;
 
     const std::string payload(16, 'x');
     auto publish = [&](const std::string& id) {
@@ -135,13 +135,13 @@ int main(int argc, char** argv) {
                          ack_ok = d.Ok();
                        });
     };
-    // Waits for the outcome of `id`; its arrival time and frames, or nullopt after `deadline`.
+    // Waits for the outcome of `id`; its arrival time (`outcome` holds it), or nullopt after `deadline`.
     auto await = [&](const std::string& id, milliseconds deadline) -> std::optional<Clock::time_point> {
       const auto until = Clock::now() + deadline;
       while (Clock::now() < until) {
-        if (!feed.Next(frames, milliseconds(10))) continue;
+        if (!feed.Next(outcome, milliseconds(10))) continue;
         const auto at = Clock::now();
-        if (MetaString(frames[1].to_string_view(), "id") == std::optional<std::string_view>(id)) return at;
+        if (MetaString(outcome.meta, "id") == std::optional<std::string_view>(id)) return at;
       }
       return std::nullopt;
     };
@@ -177,7 +177,7 @@ int main(int argc, char** argv) {
         continue;
       }
       total_ms.push_back(Millis(*got - t0));
-      if (auto us = MetaInt(frames[1].to_string_view(), "duration_us")) call_ms.push_back(static_cast<double>(*us) / 1000.0);
+      if (auto us = MetaInt(outcome.meta, "duration_us")) call_ms.push_back(static_cast<double>(*us) / 1000.0);
       // The acknowledgement normally comes before the result; wait briefly when it has not.
       (void)testing::WaitFor([&] { std::lock_guard lock(ack_mu); return acked.has_value(); }, milliseconds(1000),
                              milliseconds(0));

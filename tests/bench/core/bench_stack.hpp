@@ -119,8 +119,16 @@ class WorkerProcess {
   std::unique_ptr<testing::ChildProcess> child_;
 };
 
+// One outcome from the results feed: views into the message it came in, valid until the next
+// Feed::Next.
+struct FeedOutcome {
+  std::string_view meta;
+  std::string_view output;
+};
+
 // A SUB socket on the stack's results feed. Its receive queue is unbounded (rcvhwm 0) so that a
-// slow benchmark thread does not make the feed drop outcomes.
+// slow benchmark thread does not make the feed drop outcomes. A feed message is [topic] then
+// [meta][output] per outcome (docs/protocol.md §4.1); Next hands them out one at a time.
 class Feed {
  public:
   Feed(zmq::context_t& ctx, const std::string& endpoint, const std::string& prefix)
@@ -131,18 +139,30 @@ class Feed {
     socket_.connect(endpoint);
   }
 
-  // The next outcome's frames [topic][meta][output], or false when none came within `timeout`.
-  bool Next(std::vector<zmq::message_t>& frames, milliseconds timeout) {
-    frames.clear();
-    if (zmq::recv_multipart(socket_, std::back_inserter(frames), zmq::recv_flags::dontwait)) return frames.size() == 3;
-    zmq::pollitem_t items[] = {{socket_.handle(), 0, ZMQ_POLLIN, 0}};
-    zmq::poll(items, 1, timeout);
-    if ((items[0].revents & ZMQ_POLLIN) == 0) return false;
-    return zmq::recv_multipart(socket_, std::back_inserter(frames), zmq::recv_flags::dontwait) && frames.size() == 3;
+  // The next outcome, or false when none came within `timeout`.
+  bool Next(FeedOutcome& out, milliseconds timeout) {
+    if (next_ + 1 >= frames_.size() && !Receive(timeout)) return false;
+    out = {frames_[next_].to_string_view(), frames_[next_ + 1].to_string_view()};
+    next_ += 2;
+    return true;
   }
 
  private:
+  bool Receive(milliseconds timeout) {
+    frames_.clear();
+    next_ = 1;
+    if (!zmq::recv_multipart(socket_, std::back_inserter(frames_), zmq::recv_flags::dontwait)) {
+      zmq::pollitem_t items[] = {{socket_.handle(), 0, ZMQ_POLLIN, 0}};
+      zmq::poll(items, 1, timeout);
+      if ((items[0].revents & ZMQ_POLLIN) == 0) return false;
+      if (!zmq::recv_multipart(socket_, std::back_inserter(frames_), zmq::recv_flags::dontwait)) return false;
+    }
+    return frames_.size() >= 3;
+  }
+
   zmq::socket_t socket_;
+  std::vector<zmq::message_t> frames_;
+  std::size_t next_ = 1;
 };
 
 // The meta frame is nlohmann's compact dump ("key":value, no spaces): these readers find one

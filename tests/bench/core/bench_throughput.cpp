@@ -225,7 +225,7 @@ Round RunRound(const Args& a, int workers, zmq::context_t& ctx) {
   broker::Admin admin(kafka);
   const std::string group = "runnel." + std::string(kFunction);
   Feed feed(ctx, stack.Results(), std::string(kFunction) + "/");
-  std::vector<zmq::message_t> frames;
+  FeedOutcome outcome;
 
   // 1. Workers up, and warm: warm-up events until every worker has answered one on the feed
   //    (which also proves the feed's subscription is live).
@@ -246,8 +246,8 @@ Round RunRound(const Args& a, int workers, zmq::context_t& ctx) {
       }
       const auto round_until = Clock::now() + milliseconds(100);
       while (Clock::now() < round_until) {
-        if (!feed.Next(frames, milliseconds(20))) continue;
-        if (auto worker = MetaString(frames[1].to_string_view(), "worker")) answered.emplace(*worker);
+        if (!feed.Next(outcome, milliseconds(20))) continue;
+        if (auto worker = MetaString(outcome.meta, "worker")) answered.emplace(*worker);
       }
     }
     if (answered.size() < static_cast<std::size_t>(workers)) {
@@ -267,7 +267,7 @@ Round RunRound(const Args& a, int workers, zmq::context_t& ctx) {
       },
       std::chrono::seconds(10), milliseconds(20));
   if (!settled) throw std::runtime_error("warm-up events were not committed within 10 s");
-  while (feed.Next(frames, milliseconds(100))) {
+  while (feed.Next(outcome, milliseconds(100))) {
   }
 
   // 2. Preload, with the workers frozen (the stack's heartbeat is long enough not to lose them).
@@ -311,8 +311,8 @@ Round RunRound(const Args& a, int workers, zmq::context_t& ctx) {
                                               std::vector<std::uint8_t>(static_cast<std::size_t>(per_partition), 0));
   std::optional<Clock::time_point> first, last, committed;
   // Counts an outcome of a bench event seen for the first time; false for anything else.
-  auto accept = [&](const std::vector<zmq::message_t>& outcome) {
-    const std::string_view meta = outcome[1].to_string_view();
+  auto accept = [&](const FeedOutcome& got) {
+    const std::string_view meta = got.meta;
     const auto partition = MetaInt(meta, "partition");
     const auto offset = MetaInt(meta, "offset");
     if (!partition || !offset || *partition < 0 || *partition >= a.partitions) return false;
@@ -353,8 +353,8 @@ Round RunRound(const Args& a, int workers, zmq::context_t& ctx) {
   const auto give_up = t0 + std::chrono::seconds(300);
   auto next_commit_check = t0 + milliseconds(100);
   while (Clock::now() < give_up) {
-    if (r.seen < a.events && feed.Next(frames, milliseconds(20))) {
-      if (accept(frames) && r.seen == a.events) next_commit_check = Clock::now();
+    if (r.seen < a.events && feed.Next(outcome, milliseconds(20))) {
+      if (accept(outcome) && r.seen == a.events) next_commit_check = Clock::now();
       continue;
     }
     const auto now = Clock::now();
@@ -363,7 +363,7 @@ Round RunRound(const Args& a, int workers, zmq::context_t& ctx) {
       committed = Clock::now();
       // Outcomes still on their way through the feed: wait a moment for them.
       while (r.seen < a.events && Clock::now() < *committed + std::chrono::seconds(1)) {
-        if (feed.Next(frames, milliseconds(50))) accept(frames);
+        if (feed.Next(outcome, milliseconds(50))) accept(outcome);
       }
       break;
     }
