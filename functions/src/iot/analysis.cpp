@@ -171,32 +171,39 @@ const Analysis& Analyzer::Run(ReadingStore& store, const IngestParams& params) {
   s.newest.assign(store.devices.Size(), std::numeric_limits<std::int64_t>::min());
   for (const Reading& reading : store.readings)
     s.newest[reading.device] = std::max(s.newest[reading.device], reading.ts);
-  for (Reading& reading : store.readings)
-    reading.late = s.newest[reading.device] - reading.ts > params.max_lateness_ms;
 
-  // Aggregates over readings that are not late; remember each sample's group for the anomaly pass.
-  s.groups.clear();
-  s.sample_group.assign(store.samples.size(), kNoGroup);
-  s.index.Reset(store.devices.Size(), store.metrics.Size(), store.samples.size());
-  for (const Reading& reading : store.readings) {
-    if (reading.late) continue;
-    const std::int64_t window_start = WindowStart(reading.ts, params.window_ms);
-    for (std::uint32_t i = reading.first_sample; i < reading.first_sample + reading.sample_count; ++i) {
-      const std::uint32_t group =
-          s.index.Find(reading.device, store.samples[i].metric, window_start, s.groups);
-      s.groups[group].Add(store.samples[i].value);
-      s.sample_group[i] = group;
-    }
-  }
-
-  // Thresholds on every reading; anomalies against the leave-one-out statistics of the group.
-  bool any_threshold = false;
   s.thresholds.assign(store.metrics.Size(), nullptr);
   for (const Threshold& threshold : params.thresholds) {
     const std::uint32_t metric = store.metrics.Find(threshold.metric);
     if (metric != NameTable::kNone) s.thresholds[metric] = &threshold;
-    any_threshold |= metric != NameTable::kNone;
   }
+
+  // One pass in reading order: marks late readings, checks thresholds on every reading (so alerts
+  // are in input order), aggregates the readings that are not late and remembers each sample's
+  // group for the anomaly pass.
+  s.groups.clear();
+  s.sample_group.assign(store.samples.size(), kNoGroup);
+  s.index.Reset(store.devices.Size(), store.metrics.Size(), store.samples.size());
+  for (std::uint32_t r = 0; r < store.readings.size(); ++r) {
+    Reading& reading = store.readings[r];
+    reading.late = s.newest[reading.device] - reading.ts > params.max_lateness_ms;
+    const std::int64_t window_start = WindowStart(reading.ts, params.window_ms);
+    for (std::uint32_t i = reading.first_sample; i < reading.first_sample + reading.sample_count; ++i) {
+      const Sample& sample = store.samples[i];
+      if (const Threshold* threshold = s.thresholds[sample.metric]; threshold != nullptr && !sample.is_bool) {
+        if (threshold->above && sample.value > *threshold->above)
+          out_.alerts.push_back({r, sample.metric, sample.value, true, *threshold->above});
+        if (threshold->below && sample.value < *threshold->below)
+          out_.alerts.push_back({r, sample.metric, sample.value, false, *threshold->below});
+      }
+      if (reading.late) continue;
+      const std::uint32_t group = s.index.Find(reading.device, sample.metric, window_start, s.groups);
+      s.groups[group].Add(sample.value);
+      s.sample_group[i] = group;
+    }
+  }
+
+  // Anomalies against the leave-one-out statistics of the group.
   const double z2 = params.anomaly_z * params.anomaly_z;
   const auto min_others = static_cast<std::uint64_t>(params.anomaly_min_samples);
   // The leave-one-out z grows with |x - mean|, so a group's most extreme z is at its min or max:
@@ -212,19 +219,13 @@ const Analysis& Analyzer::Run(ReadingStore& store, const IngestParams& params) {
       any_suspect |= s.suspect[g] != 0;
     }
   }
-  for (std::uint32_t r = 0; r < store.readings.size() && (any_threshold || any_suspect); ++r) {
+  for (std::uint32_t r = 0; r < store.readings.size() && any_suspect; ++r) {
     const Reading& reading = store.readings[r];
     for (std::uint32_t i = reading.first_sample; i < reading.first_sample + reading.sample_count; ++i) {
+      if (s.sample_group[i] == kNoGroup || !s.suspect[s.sample_group[i]]) continue;
       const Sample& sample = store.samples[i];
       if (sample.is_bool) continue;
       const double x = sample.value;
-      if (const Threshold* threshold = s.thresholds[sample.metric]) {
-        if (threshold->above && x > *threshold->above)
-          out_.alerts.push_back({r, sample.metric, x, true, *threshold->above});
-        if (threshold->below && x < *threshold->below)
-          out_.alerts.push_back({r, sample.metric, x, false, *threshold->below});
-      }
-      if (s.sample_group[i] == kNoGroup || !s.suspect[s.sample_group[i]]) continue;
       const Accumulator& group = s.groups[s.sample_group[i]];
       // Welford's removal step: the mean and M2 of the group without this sample.
       const auto n = static_cast<double>(group.count);

@@ -77,6 +77,12 @@ simdjson::error_code KeyText(od::field& field, std::string_view& key) {
   return simdjson::SUCCESS;
 }
 
+// key == literal, compiled to a length check and one or two loads instead of a call to memcmp.
+template <std::size_t N>
+bool KeyIs(std::string_view key, const char (&literal)[N]) {
+  return key.size() == N - 1 && std::memcmp(key.data(), literal, N - 1) == 0;
+}
+
 // True when the whole document was consumed (this simdjson has no document::at_end()).
 bool AtEnd(od::document& doc) { return doc.current_location().error() == simdjson::OUT_OF_BOUNDS; }
 
@@ -355,43 +361,44 @@ class ReadingParser::Impl {
       std::string_view key;
       if (auto error = KeyText(field, key)) return Malformed(error);
       od::value& value = field.value();
-      od::json_type type{};
-      if (auto error = value.type().get(type)) return Malformed(error);
-      if (key == "device") {
+      // Each value is first read as the type a clean reading has; only when that fails is its JSON
+      // type looked up, for the reason. A failed get_* leaves the value unread.
+      if (KeyIs(key, "device")) {
         if (have_device) return Invalid("device", "duplicate field");
         have_device = true;
-        if (type != od::json_type::string) {
+        std::string_view device;
+        if (auto error = value.get_string().get(device)) {
+          if (error != simdjson::INCORRECT_TYPE) return Malformed(error);
+          od::json_type type{};
+          if (auto type_error = value.type().get(type)) return Malformed(type_error);
           return Invalid("device", fmt::format("must be a string, got {}", TypeName(type)));
         }
-        std::string_view device;
-        if (auto error = value.get_string().get(device)) return Malformed(error);
         if (device.empty() || device.size() > kMaxDeviceBytes) {
           return Invalid("device",
                          fmt::format("must be 1..{} bytes, got {}", kMaxDeviceBytes, device.size()));
         }
         reading.device = store_.devices.Intern(device);
-      } else if (key == "ts") {
+      } else if (KeyIs(key, "ts")) {
         if (have_ts) return Invalid("ts", "duplicate field");
         have_ts = true;
-        if (std::optional<Problem> problem = ReadTimestamp(value, type, reading.ts)) return problem;
-      } else if (key == "metrics") {
+        if (std::optional<Problem> problem = ReadTimestamp(value, reading.ts)) return problem;
+      } else if (KeyIs(key, "metrics")) {
         if (have_metrics) return Invalid("metrics", "duplicate field");
         have_metrics = true;
-        if (type != od::json_type::object) {
+        od::object metrics;
+        if (auto error = value.get_object().get(metrics)) {
+          if (error != simdjson::INCORRECT_TYPE) return Malformed(error);
+          od::json_type type{};
+          if (auto type_error = value.type().get(type)) return Malformed(type_error);
           return Invalid("metrics", fmt::format("must be an object, got {}", TypeName(type)));
         }
-        od::object metrics;
-        if (auto error = value.get_object().get(metrics)) return Malformed(error);
         for (auto metric_result : metrics) {
           if (auto error = metric_result.error()) return Malformed(error);
           od::field& metric = metric_result.value_unsafe();
           std::string_view name;
           if (auto error = KeyText(metric, name)) return Malformed(error);
-          od::value& metric_value = metric.value();
-          od::json_type metric_type{};
-          if (auto error = metric_value.type().get(metric_type)) return Malformed(error);
           Sample sample{};
-          if (std::optional<Problem> problem = ReadValue(metric_value, metric_type, sample)) {
+          if (std::optional<Problem> problem = ReadValue(metric.value(), sample)) {
             problem->field = fmt::format("metrics.{}", name);
             return problem;
           }
@@ -401,7 +408,7 @@ class ReadingParser::Impl {
         // Flat form candidates: only metrics when the reading has no "metrics" object (decided at
         // the end, since "metrics" may come last). In the nested form other fields are metadata.
         Sample sample{};
-        std::optional<Problem> problem = ReadValue(value, type, sample);
+        std::optional<Problem> problem = ReadValue(value, sample);
         if (problem && problem->malformed) return problem;
         if (problem && !flat_problem) {
           problem->field = std::string(key);
@@ -430,7 +437,26 @@ class ReadingParser::Impl {
     return std::nullopt;
   }
 
-  std::optional<Problem> ReadTimestamp(od::value& value, od::json_type type, std::int64_t& ts) {
+  std::optional<Problem> ReadTimestamp(od::value& value, std::int64_t& ts) {
+    if (value.get_int64().get(ts) != simdjson::SUCCESS) {
+      if (std::optional<Problem> problem = ReadOtherTimestamp(value, ts)) return problem;
+    }
+    if (ts < kMinReadingTsMs) {
+      const bool looks_like_seconds = ts >= kMinReadingTsMs / 1000 && ts < 100'000'000'000;
+      return Invalid("ts", fmt::format("{} is before 2000-01-01T00:00:00Z{}", ts,
+                                       looks_like_seconds ? " (seconds instead of milliseconds?)" : ""));
+    }
+    if (ts - now_ms_ > params_.max_future_ms) {
+      return Invalid("ts", fmt::format("{} ({}) is {} ms ahead of the processing clock (max_future_ms {})",
+                                       ts, FormatRfc3339Ms(ts), ts - now_ms_, params_.max_future_ms));
+    }
+    return std::nullopt;
+  }
+
+  // A `ts` that is not an integer: an RFC 3339 string, or the reason it is rejected.
+  static std::optional<Problem> ReadOtherTimestamp(od::value& value, std::int64_t& ts) {
+    od::json_type type{};
+    if (auto error = value.type().get(type)) return Malformed(error);
     if (type == od::json_type::number) {
       if (auto error = value.get_int64().get(ts)) {
         if (!IsValueError(error)) return Malformed(error);
@@ -450,20 +476,14 @@ class ReadingParser::Impl {
       return Invalid("ts",
                      fmt::format("must be epoch milliseconds or an RFC 3339 string, got {}", TypeName(type)));
     }
-    if (ts < kMinReadingTsMs) {
-      const bool looks_like_seconds = ts >= kMinReadingTsMs / 1000 && ts < 100'000'000'000;
-      return Invalid("ts", fmt::format("{} is before 2000-01-01T00:00:00Z{}", ts,
-                                       looks_like_seconds ? " (seconds instead of milliseconds?)" : ""));
-    }
-    if (ts - now_ms_ > params_.max_future_ms) {
-      return Invalid("ts", fmt::format("{} ({}) is {} ms ahead of the processing clock (max_future_ms {})",
-                                       ts, FormatRfc3339Ms(ts), ts - now_ms_, params_.max_future_ms));
-    }
     return std::nullopt;
   }
 
   // A metric value: a number or a bool (stored as 1/0). The caller names the field.
-  static std::optional<Problem> ReadValue(od::value& value, od::json_type type, Sample& sample) {
+  static std::optional<Problem> ReadValue(od::value& value, Sample& sample) {
+    if (value.get_double().get(sample.value) == simdjson::SUCCESS) return std::nullopt;
+    od::json_type type{};
+    if (auto error = value.type().get(type)) return Malformed(error);
     if (type == od::json_type::number) {
       if (auto error = value.get_double().get(sample.value)) {
         if (!IsValueError(error)) return Malformed(error);
@@ -518,7 +538,7 @@ class ReadingParser::Impl {
   // position last time usually answers without hashing.
   std::uint32_t LookupMetric(std::string_view name, std::size_t position) {
     CachedMetric* cached = position < metric_cache_.size() ? &metric_cache_[position] : nullptr;
-    if (cached != nullptr && cached->index != NameTable::kNone && cached->name == name) return cached->index;
+    if (cached != nullptr && cached->index != NameTable::kNone && SameName(cached->name, name)) return cached->index;
     const std::uint32_t metric =
         params_.allow_unknown_metrics ? store_.metrics.Intern(name) : store_.metrics.Find(name);
     if (cached != nullptr && metric != NameTable::kNone) {
