@@ -83,6 +83,27 @@ bool KeyIs(std::string_view key, const char (&literal)[N]) {
   return key.size() == N - 1 && std::memcmp(key.data(), literal, N - 1) == 0;
 }
 
+// The top-level keys of a reading.
+enum class Key { kDevice, kTs, kMetrics, kOther };
+
+Key KeyOf(std::string_view key) {
+  if (KeyIs(key, "device")) return Key::kDevice;
+  if (KeyIs(key, "ts")) return Key::kTs;
+  if (KeyIs(key, "metrics")) return Key::kMetrics;
+  return Key::kOther;
+}
+
+// The same for a key as it stands in the document (after its opening quote), without finding its
+// end first: its bytes and then its closing quote. kOther also for an escaped spelling of a known
+// key; KeyOf(KeyText) decides those. Reads at most 8 bytes: the document has its colon and value
+// after the key, and the buffer is padded.
+Key RawKeyOf(const char* raw) {
+  if (std::memcmp(raw, "device\"", 7) == 0) return Key::kDevice;
+  if (std::memcmp(raw, "ts\"", 3) == 0) return Key::kTs;
+  if (std::memcmp(raw, "metrics\"", 8) == 0) return Key::kMetrics;
+  return Key::kOther;
+}
+
 // True when the whole document was consumed (this simdjson has no document::at_end()).
 bool AtEnd(od::document& doc) { return doc.current_location().error() == simdjson::OUT_OF_BOUNDS; }
 
@@ -358,12 +379,16 @@ class ReadingParser::Impl {
       // stall per field on this hot path.
       if (auto error = field_result.error()) return Malformed(error);
       od::field& field = field_result.value_unsafe();
-      std::string_view key;
-      if (auto error = KeyText(field, key)) return Malformed(error);
+      std::string_view key;  // only read for keys other than the three known ones
+      Key kind = RawKeyOf(field.key().raw());
+      if (kind == Key::kOther) {
+        if (auto error = KeyText(field, key)) return Malformed(error);
+        kind = KeyOf(key);
+      }
       od::value& value = field.value();
       // Each value is first read as the type a clean reading has; only when that fails is its JSON
       // type looked up, for the reason. A failed get_* leaves the value unread.
-      if (KeyIs(key, "device")) {
+      if (kind == Key::kDevice) {
         if (have_device) return Invalid("device", "duplicate field");
         have_device = true;
         std::string_view device;
@@ -378,11 +403,11 @@ class ReadingParser::Impl {
                          fmt::format("must be 1..{} bytes, got {}", kMaxDeviceBytes, device.size()));
         }
         reading.device = store_.devices.Intern(device);
-      } else if (KeyIs(key, "ts")) {
+      } else if (kind == Key::kTs) {
         if (have_ts) return Invalid("ts", "duplicate field");
         have_ts = true;
         if (std::optional<Problem> problem = ReadTimestamp(value, reading.ts)) return problem;
-      } else if (KeyIs(key, "metrics")) {
+      } else if (kind == Key::kMetrics) {
         if (have_metrics) return Invalid("metrics", "duplicate field");
         have_metrics = true;
         od::object metrics;
@@ -396,13 +421,16 @@ class ReadingParser::Impl {
           if (auto error = metric_result.error()) return Malformed(error);
           od::field& metric = metric_result.value_unsafe();
           std::string_view name;
-          if (auto error = KeyText(metric, name)) return Malformed(error);
+          std::uint32_t index = CachedMetricAt(metric.key().raw(), store_.samples.size() - reading.first_sample, name);
+          if (index == NameTable::kNone) {
+            if (auto error = KeyText(metric, name)) return Malformed(error);
+          }
           Sample sample{};
           if (std::optional<Problem> problem = ReadValue(metric.value(), sample)) {
             problem->field = fmt::format("metrics.{}", name);
             return problem;
           }
-          if (std::optional<Problem> problem = AddSample(name, sample, reading, "metrics.")) return problem;
+          if (std::optional<Problem> problem = AddSample(name, index, sample, reading, "metrics.")) return problem;
         }
       } else {
         // Flat form candidates: only metrics when the reading has no "metrics" object (decided at
@@ -425,7 +453,7 @@ class ReadingParser::Impl {
         return flat_problem;
       }
       for (const auto& [name, sample] : flat_) {
-        if (std::optional<Problem> problem = AddSample(name, sample, reading, "")) return problem;
+        if (std::optional<Problem> problem = AddSample(name, NameTable::kNone, sample, reading, "")) return problem;
       }
     }
     for (const std::uint32_t metric : required_) {
@@ -501,13 +529,14 @@ class ReadingParser::Impl {
     return Invalid({}, fmt::format("must be a number or a bool, got {}", TypeName(type)));
   }
 
-  std::optional<Problem> AddSample(std::string_view name, Sample sample, const Reading& reading,
-                                   std::string_view prefix) {
+  // `metric` is the name's index when the caller knows it (a valid, known name), else kNone.
+  std::optional<Problem> AddSample(std::string_view name, std::uint32_t metric, Sample sample,
+                                   const Reading& reading, std::string_view prefix) {
     auto field = [&] { return fmt::format("{}{}", prefix, name.substr(0, kMaxMetricNameBytes)); };
     if (name.empty() || name.size() > kMaxMetricNameBytes) {
       return Invalid(field(), fmt::format("metric names must be 1..{} bytes", kMaxMetricNameBytes));
     }
-    const std::uint32_t metric = LookupMetric(name, store_.samples.size() - reading.first_sample);
+    if (metric == NameTable::kNone) metric = LookupMetric(name, store_.samples.size() - reading.first_sample);
     if (metric == NameTable::kNone) {
       return Invalid(field(), "unknown metric (schema.allow_unknown_metrics is false)");
     }
@@ -544,8 +573,25 @@ class ReadingParser::Impl {
     if (cached != nullptr && metric != NameTable::kNone) {
       cached->name.assign(name);
       cached->index = metric;
+      cached->plain = name.find_first_of("\"\\") == std::string_view::npos;
     }
     return metric;
+  }
+
+  // The metric cached at this position when the key at `raw` (after its opening quote) spells its
+  // name and ends there, with `name` set to it; else kNone. Only names without quotes or
+  // backslashes are matched this way, so equal bytes followed by a quote are the whole key.
+  std::uint32_t CachedMetricAt(const char* raw, std::size_t position, std::string_view& name) const {
+    if (position >= metric_cache_.size()) return NameTable::kNone;
+    const CachedMetric& cached = metric_cache_[position];
+    const std::size_t length = cached.name.size();
+    if (cached.index == NameTable::kNone || !cached.plain ||
+        length >= static_cast<std::size_t>(buffer_.data() + buffer_.size() - raw)) {
+      return NameTable::kNone;
+    }
+    if (!SameName(std::string_view(raw, length), cached.name) || raw[length] != '"') return NameTable::kNone;
+    name = std::string_view(raw, length);
+    return cached.index;
   }
 
   bool HasMetric(const Reading& reading, std::uint32_t metric) const {
@@ -587,6 +633,7 @@ class ReadingParser::Impl {
   struct CachedMetric {
     std::string name;
     std::uint32_t index = NameTable::kNone;
+    bool plain = false;  // no quote or backslash in the name
   };
   std::array<CachedMetric, 16> metric_cache_;
   std::int64_t now_ms_ = 0;
