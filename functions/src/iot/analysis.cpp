@@ -17,17 +17,19 @@ struct Accumulator {
   std::uint32_t device;
   std::uint32_t metric;
   std::int64_t window_start_ms;
-  std::uint64_t count = 0;
+  std::uint32_t count = 0;    // a call's samples are indexed by uint32 too
+  std::uint32_t numbers = 0;  // samples that are numbers, not bools: only those can be anomalies
   double shift = 0;
   double sum = 0;
   double sum_squares = 0;
   double min = std::numeric_limits<double>::infinity();
   double max = -std::numeric_limits<double>::infinity();
 
-  void Add(double value) {
+  void Add(double value, bool is_bool) {
     if (count == 0) shift = value;
     const double d = value - shift;
     ++count;
+    numbers += is_bool ? 0 : 1;
     sum += d;
     sum_squares += d * d;
     min = std::min(min, value);
@@ -184,10 +186,17 @@ const Analysis& Analyzer::Run(ReadingStore& store, const IngestParams& params) {
   s.groups.clear();
   s.sample_group.assign(store.samples.size(), kNoGroup);
   s.index.Reset(store.devices.Size(), store.metrics.Size(), store.samples.size());
+  // Readings of a call are mostly in one window or a few: the division is only needed when a
+  // reading leaves the window of the reading before.
+  std::int64_t window_start = 0;
+  bool have_window = false;
   for (std::uint32_t r = 0; r < store.readings.size(); ++r) {
     Reading& reading = store.readings[r];
     reading.late = s.newest[reading.device] - reading.ts > params.max_lateness_ms;
-    const std::int64_t window_start = WindowStart(reading.ts, params.window_ms);
+    if (!have_window || reading.ts < window_start || reading.ts - window_start >= params.window_ms) {
+      have_window = true;
+      window_start = WindowStart(reading.ts, params.window_ms);
+    }
     for (std::uint32_t i = reading.first_sample; i < reading.first_sample + reading.sample_count; ++i) {
       const Sample& sample = store.samples[i];
       if (const Threshold* threshold = s.thresholds[sample.metric]; threshold != nullptr && !sample.is_bool) {
@@ -198,7 +207,7 @@ const Analysis& Analyzer::Run(ReadingStore& store, const IngestParams& params) {
       }
       if (reading.late) continue;
       const std::uint32_t group = s.index.Find(reading.device, sample.metric, window_start, s.groups);
-      s.groups[group].Add(sample.value);
+      s.groups[group].Add(sample.value, sample.is_bool);
       s.sample_group[i] = group;
     }
   }
@@ -213,7 +222,7 @@ const Analysis& Analyzer::Run(ReadingStore& store, const IngestParams& params) {
   if (params.anomaly_enabled) {
     for (std::size_t g = 0; g < s.groups.size(); ++g) {
       const Accumulator& group = s.groups[g];
-      if (group.count - 1 < min_others) continue;
+      if (group.numbers == 0 || group.count - 1 < min_others) continue;
       s.suspect[g] =
           LeaveOneOutZ2(group, group.min) >= 0.98 * z2 || LeaveOneOutZ2(group, group.max) >= 0.98 * z2;
       any_suspect |= s.suspect[g] != 0;
