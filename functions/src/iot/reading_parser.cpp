@@ -372,6 +372,10 @@ class ReadingParser::Impl {
 
   std::optional<Problem> ReadFields(od::object& object, Reading& reading) {
     bool have_device = false, have_ts = false, have_metrics = false;
+    // The device is interned once the reading is read whole, so that its slot's cache miss
+    // overlaps the reading of the other fields.
+    std::string_view device_name;
+    std::size_t device_hash = 0;
     flat_.clear();
     std::optional<Problem> flat_problem;
     for (auto field_result : object) {
@@ -402,7 +406,9 @@ class ReadingParser::Impl {
           return Invalid("device",
                          fmt::format("must be 1..{} bytes, got {}", kMaxDeviceBytes, device.size()));
         }
-        reading.device = store_.devices.Intern(device);
+        device_name = device;
+        device_hash = NameTable::Hash(device);
+        store_.devices.Prefetch(device_hash);
       } else if (kind == Key::kTs) {
         if (have_ts) return Invalid("ts", "duplicate field");
         have_ts = true;
@@ -462,6 +468,7 @@ class ReadingParser::Impl {
                        "missing required metric");
       }
     }
+    reading.device = store_.devices.Intern(device_name, device_hash);
     return std::nullopt;
   }
 

@@ -73,8 +73,9 @@ std::uint32_t NameTable::Find(std::string_view name) const {
   return entry == 0 ? kNone : EntryIndex(entry);
 }
 
-std::uint32_t NameTable::Intern(std::string_view name) {
-  const std::size_t hash = HashName(name);
+std::size_t NameTable::Hash(std::string_view name) { return HashName(name); }
+
+std::uint32_t NameTable::Intern(std::string_view name, std::size_t hash) {
   std::size_t slot = Slot(name, hash);
   if (slots_[slot] != 0) return EntryIndex(slots_[slot]);
   if ((names_.size() + 1) * 2 > slots_.size()) {

@@ -16,7 +16,12 @@ namespace runnel::functions::iot {
 class NameTable {
  public:
   NameTable();
-  std::uint32_t Intern(std::string_view name);
+  std::uint32_t Intern(std::string_view name) { return Intern(name, Hash(name)); }
+  // The same with the name's Hash, computed earlier: a caller that knows a name well before it
+  // needs its index can Prefetch its slot meanwhile (device names: the table is larger than L1).
+  std::uint32_t Intern(std::string_view name, std::size_t hash);
+  static std::size_t Hash(std::string_view name);
+  void Prefetch(std::size_t hash) const { __builtin_prefetch(&slots_[hash & (slots_.size() - 1)]); }
   // kNone when absent.
   std::uint32_t Find(std::string_view name) const;
   std::string_view Name(std::uint32_t index) const { return names_[index]; }
