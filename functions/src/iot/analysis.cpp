@@ -132,6 +132,18 @@ double LeaveOneOutZ2(const Accumulator& group, double x) {
   return d * d / variance;
 }
 
+// The smallest squared distance from its group's mean at which a sample can be an anomaly, times
+// 0.98 for rounding: samples nearer the mean are skipped without the leave-one-out arithmetic.
+// With u = x - mean over the group's n samples, the others' mean is off x by d = n u / (n - 1) and
+// their M2 is M2 - n u² / (n - 1), so z² = d² (n - 2) / others' M2 grows with u², and exceeds z²
+// exactly when u² > z² M2 / (n² (n - 2) / (n - 1)² + z² n / (n - 1)). That bound is below the
+// largest possible u² (others' M2 = 0, the zero-variance case), so such samples are kept too.
+double NearMeanBound2(const Accumulator& group, double z2) {
+  const auto n = static_cast<double>(group.count);
+  const double a = n * n * (n - 2) / ((n - 1) * (n - 1)) + z2 * n / (n - 1);
+  return 0.98 * z2 * group.M2() / a;
+}
+
 // Ranks of names in sorted order, so aggregates sort by integers.
 void NameRanks(const NameTable& names, std::vector<std::uint32_t>& order, std::vector<std::uint32_t>& rank) {
   order.resize(names.Size());
@@ -149,6 +161,7 @@ struct Analyzer::Scratch {
   std::vector<Accumulator> groups;
   std::vector<std::uint32_t> sample_group;
   std::vector<char> suspect;  // by group: may hold an anomaly
+  std::vector<double> near2;  // by suspect group: its NearMeanBound2
   std::vector<const Threshold*> thresholds;
   std::vector<std::uint32_t> order, device_rank, metric_rank;
   GroupIndex index;
@@ -219,26 +232,29 @@ const Analysis& Analyzer::Run(ReadingStore& store, const IngestParams& params) {
   // groups whose extremes are unremarkable are skipped sample by sample.
   bool any_suspect = false;
   s.suspect.assign(s.groups.size(), 0);
+  s.near2.resize(s.groups.size());
   if (params.anomaly_enabled) {
     for (std::size_t g = 0; g < s.groups.size(); ++g) {
       const Accumulator& group = s.groups[g];
       if (group.numbers == 0 || group.count - 1 < min_others) continue;
       s.suspect[g] =
           LeaveOneOutZ2(group, group.min) >= 0.98 * z2 || LeaveOneOutZ2(group, group.max) >= 0.98 * z2;
+      if (s.suspect[g]) s.near2[g] = NearMeanBound2(group, z2);
       any_suspect |= s.suspect[g] != 0;
     }
   }
   for (std::uint32_t r = 0; r < store.readings.size() && any_suspect; ++r) {
     const Reading& reading = store.readings[r];
     for (std::uint32_t i = reading.first_sample; i < reading.first_sample + reading.sample_count; ++i) {
-      if (s.sample_group[i] == kNoGroup || !s.suspect[s.sample_group[i]]) continue;
+      const std::uint32_t g = s.sample_group[i];
+      if (g == kNoGroup || !s.suspect[g]) continue;
       const Sample& sample = store.samples[i];
-      if (sample.is_bool) continue;
+      const Accumulator& group = s.groups[g];
       const double x = sample.value;
-      const Accumulator& group = s.groups[s.sample_group[i]];
+      const double mean = group.Mean();
+      if (sample.is_bool || (x - mean) * (x - mean) < s.near2[g]) continue;
       // Welford's removal step: the mean and M2 of the group without this sample.
       const auto n = static_cast<double>(group.count);
-      const double mean = group.Mean();
       const double others_mean = (n * mean - x) / (n - 1);
       const double others_m2 = std::max(0.0, group.M2() - (x - others_mean) * (x - mean));
       const double variance = others_m2 / (n - 2);

@@ -427,7 +427,8 @@ class ReadingParser::Impl {
           if (auto error = metric_result.error()) return Malformed(error);
           od::field& metric = metric_result.value_unsafe();
           std::string_view name;
-          std::uint32_t index = CachedMetricAt(metric.key().raw(), store_.samples.size() - reading.first_sample, name);
+          std::uint32_t index =
+              CachedMetricAt(metric.key().raw(), store_.samples.size() - reading.first_sample, name);
           if (index == NameTable::kNone) {
             if (auto error = KeyText(metric, name)) return Malformed(error);
           }
@@ -436,7 +437,8 @@ class ReadingParser::Impl {
             problem->field = fmt::format("metrics.{}", name);
             return problem;
           }
-          if (std::optional<Problem> problem = AddSample(name, index, sample, reading, "metrics.")) return problem;
+          if (std::optional<Problem> problem = AddSample(name, index, sample, reading, "metrics."))
+            return problem;
         }
       } else {
         // Flat form candidates: only metrics when the reading has no "metrics" object (decided at
@@ -459,7 +461,8 @@ class ReadingParser::Impl {
         return flat_problem;
       }
       for (const auto& [name, sample] : flat_) {
-        if (std::optional<Problem> problem = AddSample(name, NameTable::kNone, sample, reading, "")) return problem;
+        if (std::optional<Problem> problem = AddSample(name, NameTable::kNone, sample, reading, ""))
+          return problem;
       }
     }
     for (const std::uint32_t metric : required_) {
@@ -574,7 +577,8 @@ class ReadingParser::Impl {
   // position last time usually answers without hashing.
   std::uint32_t LookupMetric(std::string_view name, std::size_t position) {
     CachedMetric* cached = position < metric_cache_.size() ? &metric_cache_[position] : nullptr;
-    if (cached != nullptr && cached->index != NameTable::kNone && SameName(cached->name, name)) return cached->index;
+    if (cached != nullptr && cached->index != NameTable::kNone && SameName(cached->name, name))
+      return cached->index;
     const std::uint32_t metric =
         params_.allow_unknown_metrics ? store_.metrics.Intern(name) : store_.metrics.Find(name);
     if (cached != nullptr && metric != NameTable::kNone) {
