@@ -433,9 +433,12 @@ class ReadingParser::Impl {
             if (auto error = KeyText(metric, name)) return Malformed(error);
           }
           Sample sample{};
-          if (std::optional<Problem> problem = ReadValue(metric.value(), sample)) {
-            problem->field = fmt::format("metrics.{}", name);
-            return problem;
+          od::value& metric_value = metric.value();
+          if (metric_value.get_double().get(sample.value) != simdjson::SUCCESS) {
+            if (std::optional<Problem> problem = ReadValue(metric_value, sample)) {
+              problem->field = fmt::format("metrics.{}", name);
+              return problem;
+            }
           }
           if (std::optional<Problem> problem = AddSample(name, index, sample, reading, "metrics."))
             return problem;
@@ -539,38 +542,62 @@ class ReadingParser::Impl {
     return Invalid({}, fmt::format("must be a number or a bool, got {}", TypeName(type)));
   }
 
+  // What is wrong with a metric sample, found without building any text (the hot path).
+  enum class SampleIssue { kNone, kNameLength, kUnknown, kType, kInteger, kBelow, kAbove, kDuplicate };
+
   // `metric` is the name's index when the caller knows it (a valid, known name), else kNone.
   std::optional<Problem> AddSample(std::string_view name, std::uint32_t metric, Sample sample,
                                    const Reading& reading, std::string_view prefix) {
-    auto field = [&] { return fmt::format("{}{}", prefix, name.substr(0, kMaxMetricNameBytes)); };
-    if (name.empty() || name.size() > kMaxMetricNameBytes) {
-      return Invalid(field(), fmt::format("metric names must be 1..{} bytes", kMaxMetricNameBytes));
-    }
-    if (metric == NameTable::kNone) metric = LookupMetric(name, store_.samples.size() - reading.first_sample);
-    if (metric == NameTable::kNone) {
-      return Invalid(field(), "unknown metric (schema.allow_unknown_metrics is false)");
-    }
-    if (metric < rules_.size() && rules_[metric] != nullptr) {
-      const MetricRule& rule = *rules_[metric];
-      if ((rule.type == MetricType::kBool) != sample.is_bool) {
-        return Invalid(field(),
-                       fmt::format("must be a {}, got {}", rule.type == MetricType::kBool ? "bool" : "number",
-                                   sample.is_bool ? "bool" : "number"));
-      }
-      if (rule.type == MetricType::kInteger && std::trunc(sample.value) != sample.value) {
-        return Invalid(field(), fmt::format("must be an integer, got {}", sample.value));
-      }
-      if (rule.min && sample.value < *rule.min) {
-        return Invalid(field(), fmt::format("{} is below the minimum {}", sample.value, *rule.min));
-      }
-      if (rule.max && sample.value > *rule.max) {
-        return Invalid(field(), fmt::format("{} is above the maximum {}", sample.value, *rule.max));
-      }
-    }
-    if (HasMetric(reading, metric)) return Invalid(field(), "duplicate metric");
+    const SampleIssue issue = CheckSample(name, metric, sample, reading);
+    if (issue != SampleIssue::kNone) return SampleProblem(issue, name, metric, sample, prefix);
     sample.metric = metric;
     store_.samples.push_back(sample);
     return std::nullopt;
+  }
+
+  // Resolves `metric` when it is kNone.
+  SampleIssue CheckSample(std::string_view name, std::uint32_t& metric, const Sample& sample,
+                          const Reading& reading) {
+    if (name.empty() || name.size() > kMaxMetricNameBytes) return SampleIssue::kNameLength;
+    if (metric == NameTable::kNone) metric = LookupMetric(name, store_.samples.size() - reading.first_sample);
+    if (metric == NameTable::kNone) return SampleIssue::kUnknown;
+    if (metric < rules_.size() && rules_[metric] != nullptr) {
+      const MetricRule& rule = *rules_[metric];
+      if ((rule.type == MetricType::kBool) != sample.is_bool) return SampleIssue::kType;
+      if (rule.type == MetricType::kInteger && std::trunc(sample.value) != sample.value) {
+        return SampleIssue::kInteger;
+      }
+      if (rule.min && sample.value < *rule.min) return SampleIssue::kBelow;
+      if (rule.max && sample.value > *rule.max) return SampleIssue::kAbove;
+    }
+    if (HasMetric(reading, metric)) return SampleIssue::kDuplicate;
+    return SampleIssue::kNone;
+  }
+
+  [[gnu::cold]] Problem SampleProblem(SampleIssue issue, std::string_view name, std::uint32_t metric,
+                                      const Sample& sample, std::string_view prefix) const {
+    std::string field = fmt::format("{}{}", prefix, name.substr(0, kMaxMetricNameBytes));
+    const MetricRule* rule = metric < rules_.size() ? rules_[metric] : nullptr;
+    switch (issue) {
+      case SampleIssue::kNameLength:
+        return Invalid(std::move(field), fmt::format("metric names must be 1..{} bytes", kMaxMetricNameBytes));
+      case SampleIssue::kUnknown:
+        return Invalid(std::move(field), "unknown metric (schema.allow_unknown_metrics is false)");
+      case SampleIssue::kType:
+        return Invalid(std::move(field),
+                       fmt::format("must be a {}, got {}", rule->type == MetricType::kBool ? "bool" : "number",
+                                   sample.is_bool ? "bool" : "number"));
+      case SampleIssue::kInteger:
+        return Invalid(std::move(field), fmt::format("must be an integer, got {}", sample.value));
+      case SampleIssue::kBelow:
+        return Invalid(std::move(field), fmt::format("{} is below the minimum {}", sample.value, *rule->min));
+      case SampleIssue::kAbove:
+        return Invalid(std::move(field), fmt::format("{} is above the maximum {}", sample.value, *rule->max));
+      case SampleIssue::kDuplicate:
+      case SampleIssue::kNone:
+        break;
+    }
+    return Invalid(std::move(field), "duplicate metric");
   }
 
   // Readings of one stream list the same metrics in the same order, so the name seen at this
