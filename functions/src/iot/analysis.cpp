@@ -17,17 +17,19 @@ struct Accumulator {
   std::uint32_t device;
   std::uint32_t metric;
   std::int64_t window_start_ms;
-  std::uint64_t count = 0;
+  std::uint32_t count = 0;    // a call's samples are indexed by uint32 too
+  std::uint32_t numbers = 0;  // samples that are numbers, not bools: only those can be anomalies
   double shift = 0;
   double sum = 0;
   double sum_squares = 0;
   double min = std::numeric_limits<double>::infinity();
   double max = -std::numeric_limits<double>::infinity();
 
-  void Add(double value) {
+  void Add(double value, bool is_bool) {
     if (count == 0) shift = value;
     const double d = value - shift;
     ++count;
+    numbers += is_bool ? 0 : 1;
     sum += d;
     sum_squares += d * d;
     min = std::min(min, value);
@@ -130,6 +132,18 @@ double LeaveOneOutZ2(const Accumulator& group, double x) {
   return d * d / variance;
 }
 
+// The smallest squared distance from its group's mean at which a sample can be an anomaly, times
+// 0.98 for rounding: samples nearer the mean are skipped without the leave-one-out arithmetic.
+// With u = x - mean over the group's n samples, the others' mean is off x by d = n u / (n - 1) and
+// their M2 is M2 - n u² / (n - 1), so z² = d² (n - 2) / others' M2 grows with u², and exceeds z²
+// exactly when u² > z² M2 / (n² (n - 2) / (n - 1)² + z² n / (n - 1)). That bound is below the
+// largest possible u² (others' M2 = 0, the zero-variance case), so such samples are kept too.
+double NearMeanBound2(const Accumulator& group, double z2) {
+  const auto n = static_cast<double>(group.count);
+  const double a = n * n * (n - 2) / ((n - 1) * (n - 1)) + z2 * n / (n - 1);
+  return 0.98 * z2 * group.M2() / a;
+}
+
 // Ranks of names in sorted order, so aggregates sort by integers.
 void NameRanks(const NameTable& names, std::vector<std::uint32_t>& order, std::vector<std::uint32_t>& rank) {
   order.resize(names.Size());
@@ -147,6 +161,7 @@ struct Analyzer::Scratch {
   std::vector<Accumulator> groups;
   std::vector<std::uint32_t> sample_group;
   std::vector<char> suspect;  // by group: may hold an anomaly
+  std::vector<double> near2;  // by suspect group: its NearMeanBound2
   std::vector<const Threshold*> thresholds;
   std::vector<std::uint32_t> order, device_rank, metric_rank;
   GroupIndex index;
@@ -171,64 +186,75 @@ const Analysis& Analyzer::Run(ReadingStore& store, const IngestParams& params) {
   s.newest.assign(store.devices.Size(), std::numeric_limits<std::int64_t>::min());
   for (const Reading& reading : store.readings)
     s.newest[reading.device] = std::max(s.newest[reading.device], reading.ts);
-  for (Reading& reading : store.readings)
-    reading.late = s.newest[reading.device] - reading.ts > params.max_lateness_ms;
 
-  // Aggregates over readings that are not late; remember each sample's group for the anomaly pass.
-  s.groups.clear();
-  s.sample_group.assign(store.samples.size(), kNoGroup);
-  s.index.Reset(store.devices.Size(), store.metrics.Size(), store.samples.size());
-  for (const Reading& reading : store.readings) {
-    if (reading.late) continue;
-    const std::int64_t window_start = WindowStart(reading.ts, params.window_ms);
-    for (std::uint32_t i = reading.first_sample; i < reading.first_sample + reading.sample_count; ++i) {
-      const std::uint32_t group =
-          s.index.Find(reading.device, store.samples[i].metric, window_start, s.groups);
-      s.groups[group].Add(store.samples[i].value);
-      s.sample_group[i] = group;
-    }
-  }
-
-  // Thresholds on every reading; anomalies against the leave-one-out statistics of the group.
-  bool any_threshold = false;
   s.thresholds.assign(store.metrics.Size(), nullptr);
   for (const Threshold& threshold : params.thresholds) {
     const std::uint32_t metric = store.metrics.Find(threshold.metric);
     if (metric != NameTable::kNone) s.thresholds[metric] = &threshold;
-    any_threshold |= metric != NameTable::kNone;
   }
+
+  // One pass in reading order: marks late readings, checks thresholds on every reading (so alerts
+  // are in input order), aggregates the readings that are not late and remembers each sample's
+  // group for the anomaly pass.
+  s.groups.clear();
+  s.sample_group.assign(store.samples.size(), kNoGroup);
+  s.index.Reset(store.devices.Size(), store.metrics.Size(), store.samples.size());
+  // Readings of a call are mostly in one window or a few: the division is only needed when a
+  // reading leaves the window of the reading before.
+  std::int64_t window_start = 0;
+  bool have_window = false;
+  for (std::uint32_t r = 0; r < store.readings.size(); ++r) {
+    Reading& reading = store.readings[r];
+    reading.late = s.newest[reading.device] - reading.ts > params.max_lateness_ms;
+    if (!have_window || reading.ts < window_start || reading.ts - window_start >= params.window_ms) {
+      have_window = true;
+      window_start = WindowStart(reading.ts, params.window_ms);
+    }
+    for (std::uint32_t i = reading.first_sample; i < reading.first_sample + reading.sample_count; ++i) {
+      const Sample& sample = store.samples[i];
+      if (const Threshold* threshold = s.thresholds[sample.metric]; threshold != nullptr && !sample.is_bool) {
+        if (threshold->above && sample.value > *threshold->above)
+          out_.alerts.push_back({r, sample.metric, sample.value, true, *threshold->above});
+        if (threshold->below && sample.value < *threshold->below)
+          out_.alerts.push_back({r, sample.metric, sample.value, false, *threshold->below});
+      }
+      if (reading.late) continue;
+      const std::uint32_t group = s.index.Find(reading.device, sample.metric, window_start, s.groups);
+      s.groups[group].Add(sample.value, sample.is_bool);
+      s.sample_group[i] = group;
+    }
+  }
+
+  // Anomalies against the leave-one-out statistics of the group.
   const double z2 = params.anomaly_z * params.anomaly_z;
   const auto min_others = static_cast<std::uint64_t>(params.anomaly_min_samples);
   // The leave-one-out z grows with |x - mean|, so a group's most extreme z is at its min or max:
   // groups whose extremes are unremarkable are skipped sample by sample.
   bool any_suspect = false;
   s.suspect.assign(s.groups.size(), 0);
+  s.near2.resize(s.groups.size());
   if (params.anomaly_enabled) {
     for (std::size_t g = 0; g < s.groups.size(); ++g) {
       const Accumulator& group = s.groups[g];
-      if (group.count - 1 < min_others) continue;
+      if (group.numbers == 0 || group.count - 1 < min_others) continue;
       s.suspect[g] =
           LeaveOneOutZ2(group, group.min) >= 0.98 * z2 || LeaveOneOutZ2(group, group.max) >= 0.98 * z2;
+      if (s.suspect[g]) s.near2[g] = NearMeanBound2(group, z2);
       any_suspect |= s.suspect[g] != 0;
     }
   }
-  for (std::uint32_t r = 0; r < store.readings.size() && (any_threshold || any_suspect); ++r) {
+  for (std::uint32_t r = 0; r < store.readings.size() && any_suspect; ++r) {
     const Reading& reading = store.readings[r];
     for (std::uint32_t i = reading.first_sample; i < reading.first_sample + reading.sample_count; ++i) {
+      const std::uint32_t g = s.sample_group[i];
+      if (g == kNoGroup || !s.suspect[g]) continue;
       const Sample& sample = store.samples[i];
-      if (sample.is_bool) continue;
+      const Accumulator& group = s.groups[g];
       const double x = sample.value;
-      if (const Threshold* threshold = s.thresholds[sample.metric]) {
-        if (threshold->above && x > *threshold->above)
-          out_.alerts.push_back({r, sample.metric, x, true, *threshold->above});
-        if (threshold->below && x < *threshold->below)
-          out_.alerts.push_back({r, sample.metric, x, false, *threshold->below});
-      }
-      if (s.sample_group[i] == kNoGroup || !s.suspect[s.sample_group[i]]) continue;
-      const Accumulator& group = s.groups[s.sample_group[i]];
+      const double mean = group.Mean();
+      if (sample.is_bool || (x - mean) * (x - mean) < s.near2[g]) continue;
       // Welford's removal step: the mean and M2 of the group without this sample.
       const auto n = static_cast<double>(group.count);
-      const double mean = group.Mean();
       const double others_mean = (n * mean - x) / (n - 1);
       const double others_m2 = std::max(0.0, group.M2() - (x - others_mean) * (x - mean));
       const double variance = others_m2 / (n - 2);

@@ -77,6 +77,33 @@ simdjson::error_code KeyText(od::field& field, std::string_view& key) {
   return simdjson::SUCCESS;
 }
 
+// key == literal, compiled to a length check and one or two loads instead of a call to memcmp.
+template <std::size_t N>
+bool KeyIs(std::string_view key, const char (&literal)[N]) {
+  return key.size() == N - 1 && std::memcmp(key.data(), literal, N - 1) == 0;
+}
+
+// The top-level keys of a reading.
+enum class Key { kDevice, kTs, kMetrics, kOther };
+
+Key KeyOf(std::string_view key) {
+  if (KeyIs(key, "device")) return Key::kDevice;
+  if (KeyIs(key, "ts")) return Key::kTs;
+  if (KeyIs(key, "metrics")) return Key::kMetrics;
+  return Key::kOther;
+}
+
+// The same for a key as it stands in the document (after its opening quote), without finding its
+// end first: its bytes and then its closing quote. kOther also for an escaped spelling of a known
+// key; KeyOf(KeyText) decides those. Reads at most 8 bytes: the document has its colon and value
+// after the key, and the buffer is padded.
+Key RawKeyOf(const char* raw) {
+  if (std::memcmp(raw, "device\"", 7) == 0) return Key::kDevice;
+  if (std::memcmp(raw, "ts\"", 3) == 0) return Key::kTs;
+  if (std::memcmp(raw, "metrics\"", 8) == 0) return Key::kMetrics;
+  return Key::kOther;
+}
+
 // True when the whole document was consumed (this simdjson has no document::at_end()).
 bool AtEnd(od::document& doc) { return doc.current_location().error() == simdjson::OUT_OF_BOUNDS; }
 
@@ -345,6 +372,10 @@ class ReadingParser::Impl {
 
   std::optional<Problem> ReadFields(od::object& object, Reading& reading) {
     bool have_device = false, have_ts = false, have_metrics = false;
+    // The device is interned once the reading is read whole, so that its slot's cache miss
+    // overlaps the reading of the other fields.
+    std::string_view device_name;
+    std::size_t device_hash = 0;
     flat_.clear();
     std::optional<Problem> flat_problem;
     for (auto field_result : object) {
@@ -352,56 +383,71 @@ class ReadingParser::Impl {
       // stall per field on this hot path.
       if (auto error = field_result.error()) return Malformed(error);
       od::field& field = field_result.value_unsafe();
-      std::string_view key;
-      if (auto error = KeyText(field, key)) return Malformed(error);
+      std::string_view key;  // only read for keys other than the three known ones
+      Key kind = RawKeyOf(field.key().raw());
+      if (kind == Key::kOther) {
+        if (auto error = KeyText(field, key)) return Malformed(error);
+        kind = KeyOf(key);
+      }
       od::value& value = field.value();
-      od::json_type type{};
-      if (auto error = value.type().get(type)) return Malformed(error);
-      if (key == "device") {
+      // Each value is first read as the type a clean reading has; only when that fails is its JSON
+      // type looked up, for the reason. A failed get_* leaves the value unread.
+      if (kind == Key::kDevice) {
         if (have_device) return Invalid("device", "duplicate field");
         have_device = true;
-        if (type != od::json_type::string) {
+        std::string_view device;
+        if (auto error = value.get_string().get(device)) {
+          if (error != simdjson::INCORRECT_TYPE) return Malformed(error);
+          od::json_type type{};
+          if (auto type_error = value.type().get(type)) return Malformed(type_error);
           return Invalid("device", fmt::format("must be a string, got {}", TypeName(type)));
         }
-        std::string_view device;
-        if (auto error = value.get_string().get(device)) return Malformed(error);
         if (device.empty() || device.size() > kMaxDeviceBytes) {
           return Invalid("device",
                          fmt::format("must be 1..{} bytes, got {}", kMaxDeviceBytes, device.size()));
         }
-        reading.device = store_.devices.Intern(device);
-      } else if (key == "ts") {
+        device_name = device;
+        device_hash = NameTable::Hash(device);
+        store_.devices.Prefetch(device_hash);
+      } else if (kind == Key::kTs) {
         if (have_ts) return Invalid("ts", "duplicate field");
         have_ts = true;
-        if (std::optional<Problem> problem = ReadTimestamp(value, type, reading.ts)) return problem;
-      } else if (key == "metrics") {
+        if (std::optional<Problem> problem = ReadTimestamp(value, reading.ts)) return problem;
+      } else if (kind == Key::kMetrics) {
         if (have_metrics) return Invalid("metrics", "duplicate field");
         have_metrics = true;
-        if (type != od::json_type::object) {
+        od::object metrics;
+        if (auto error = value.get_object().get(metrics)) {
+          if (error != simdjson::INCORRECT_TYPE) return Malformed(error);
+          od::json_type type{};
+          if (auto type_error = value.type().get(type)) return Malformed(type_error);
           return Invalid("metrics", fmt::format("must be an object, got {}", TypeName(type)));
         }
-        od::object metrics;
-        if (auto error = value.get_object().get(metrics)) return Malformed(error);
         for (auto metric_result : metrics) {
           if (auto error = metric_result.error()) return Malformed(error);
           od::field& metric = metric_result.value_unsafe();
           std::string_view name;
-          if (auto error = KeyText(metric, name)) return Malformed(error);
-          od::value& metric_value = metric.value();
-          od::json_type metric_type{};
-          if (auto error = metric_value.type().get(metric_type)) return Malformed(error);
-          Sample sample{};
-          if (std::optional<Problem> problem = ReadValue(metric_value, metric_type, sample)) {
-            problem->field = fmt::format("metrics.{}", name);
-            return problem;
+          std::uint32_t index =
+              CachedMetricAt(metric.key().raw(), store_.samples.size() - reading.first_sample, name);
+          if (index == NameTable::kNone) {
+            if (auto error = KeyText(metric, name)) return Malformed(error);
           }
-          if (std::optional<Problem> problem = AddSample(name, sample, reading, "metrics.")) return problem;
+          Sample sample{};
+          od::value& metric_value = metric.value();
+          if (metric_value.get_double().get(sample.value) != simdjson::SUCCESS) {
+            if (std::optional<Problem> problem = ReadValue(metric_value, sample)) {
+              problem->field = fmt::format("metrics.{}", name);
+              return problem;
+            }
+          }
+          if (std::optional<Problem> problem = AddSample(name, index, sample, reading, "metrics."))
+            return problem;
         }
       } else {
         // Flat form candidates: only metrics when the reading has no "metrics" object (decided at
         // the end, since "metrics" may come last). In the nested form other fields are metadata.
         Sample sample{};
-        std::optional<Problem> problem = ReadValue(value, type, sample);
+        std::optional<Problem> problem = ReadValue(value, sample);
         if (problem && problem->malformed) return problem;
         if (problem && !flat_problem) {
           problem->field = std::string(key);
@@ -418,7 +464,8 @@ class ReadingParser::Impl {
         return flat_problem;
       }
       for (const auto& [name, sample] : flat_) {
-        if (std::optional<Problem> problem = AddSample(name, sample, reading, "")) return problem;
+        if (std::optional<Problem> problem = AddSample(name, NameTable::kNone, sample, reading, ""))
+          return problem;
       }
     }
     for (const std::uint32_t metric : required_) {
@@ -427,10 +474,30 @@ class ReadingParser::Impl {
                        "missing required metric");
       }
     }
+    reading.device = store_.devices.Intern(device_name, device_hash);
     return std::nullopt;
   }
 
-  std::optional<Problem> ReadTimestamp(od::value& value, od::json_type type, std::int64_t& ts) {
+  std::optional<Problem> ReadTimestamp(od::value& value, std::int64_t& ts) {
+    if (value.get_int64().get(ts) != simdjson::SUCCESS) {
+      if (std::optional<Problem> problem = ReadOtherTimestamp(value, ts)) return problem;
+    }
+    if (ts < kMinReadingTsMs) {
+      const bool looks_like_seconds = ts >= kMinReadingTsMs / 1000 && ts < 100'000'000'000;
+      return Invalid("ts", fmt::format("{} is before 2000-01-01T00:00:00Z{}", ts,
+                                       looks_like_seconds ? " (seconds instead of milliseconds?)" : ""));
+    }
+    if (ts - now_ms_ > params_.max_future_ms) {
+      return Invalid("ts", fmt::format("{} ({}) is {} ms ahead of the processing clock (max_future_ms {})",
+                                       ts, FormatRfc3339Ms(ts), ts - now_ms_, params_.max_future_ms));
+    }
+    return std::nullopt;
+  }
+
+  // A `ts` that is not an integer: an RFC 3339 string, or the reason it is rejected.
+  static std::optional<Problem> ReadOtherTimestamp(od::value& value, std::int64_t& ts) {
+    od::json_type type{};
+    if (auto error = value.type().get(type)) return Malformed(error);
     if (type == od::json_type::number) {
       if (auto error = value.get_int64().get(ts)) {
         if (!IsValueError(error)) return Malformed(error);
@@ -450,20 +517,14 @@ class ReadingParser::Impl {
       return Invalid("ts",
                      fmt::format("must be epoch milliseconds or an RFC 3339 string, got {}", TypeName(type)));
     }
-    if (ts < kMinReadingTsMs) {
-      const bool looks_like_seconds = ts >= kMinReadingTsMs / 1000 && ts < 100'000'000'000;
-      return Invalid("ts", fmt::format("{} is before 2000-01-01T00:00:00Z{}", ts,
-                                       looks_like_seconds ? " (seconds instead of milliseconds?)" : ""));
-    }
-    if (ts - now_ms_ > params_.max_future_ms) {
-      return Invalid("ts", fmt::format("{} ({}) is {} ms ahead of the processing clock (max_future_ms {})",
-                                       ts, FormatRfc3339Ms(ts), ts - now_ms_, params_.max_future_ms));
-    }
     return std::nullopt;
   }
 
   // A metric value: a number or a bool (stored as 1/0). The caller names the field.
-  static std::optional<Problem> ReadValue(od::value& value, od::json_type type, Sample& sample) {
+  static std::optional<Problem> ReadValue(od::value& value, Sample& sample) {
+    if (value.get_double().get(sample.value) == simdjson::SUCCESS) return std::nullopt;
+    od::json_type type{};
+    if (auto error = value.type().get(type)) return Malformed(error);
     if (type == od::json_type::number) {
       if (auto error = value.get_double().get(sample.value)) {
         if (!IsValueError(error)) return Malformed(error);
@@ -481,51 +542,94 @@ class ReadingParser::Impl {
     return Invalid({}, fmt::format("must be a number or a bool, got {}", TypeName(type)));
   }
 
-  std::optional<Problem> AddSample(std::string_view name, Sample sample, const Reading& reading,
-                                   std::string_view prefix) {
-    auto field = [&] { return fmt::format("{}{}", prefix, name.substr(0, kMaxMetricNameBytes)); };
-    if (name.empty() || name.size() > kMaxMetricNameBytes) {
-      return Invalid(field(), fmt::format("metric names must be 1..{} bytes", kMaxMetricNameBytes));
-    }
-    const std::uint32_t metric = LookupMetric(name, store_.samples.size() - reading.first_sample);
-    if (metric == NameTable::kNone) {
-      return Invalid(field(), "unknown metric (schema.allow_unknown_metrics is false)");
-    }
-    if (metric < rules_.size() && rules_[metric] != nullptr) {
-      const MetricRule& rule = *rules_[metric];
-      if ((rule.type == MetricType::kBool) != sample.is_bool) {
-        return Invalid(field(),
-                       fmt::format("must be a {}, got {}", rule.type == MetricType::kBool ? "bool" : "number",
-                                   sample.is_bool ? "bool" : "number"));
-      }
-      if (rule.type == MetricType::kInteger && std::trunc(sample.value) != sample.value) {
-        return Invalid(field(), fmt::format("must be an integer, got {}", sample.value));
-      }
-      if (rule.min && sample.value < *rule.min) {
-        return Invalid(field(), fmt::format("{} is below the minimum {}", sample.value, *rule.min));
-      }
-      if (rule.max && sample.value > *rule.max) {
-        return Invalid(field(), fmt::format("{} is above the maximum {}", sample.value, *rule.max));
-      }
-    }
-    if (HasMetric(reading, metric)) return Invalid(field(), "duplicate metric");
+  // What is wrong with a metric sample, found without building any text (the hot path).
+  enum class SampleIssue { kNone, kNameLength, kUnknown, kType, kInteger, kBelow, kAbove, kDuplicate };
+
+  // `metric` is the name's index when the caller knows it (a valid, known name), else kNone.
+  std::optional<Problem> AddSample(std::string_view name, std::uint32_t metric, Sample sample,
+                                   const Reading& reading, std::string_view prefix) {
+    const SampleIssue issue = CheckSample(name, metric, sample, reading);
+    if (issue != SampleIssue::kNone) return SampleProblem(issue, name, metric, sample, prefix);
     sample.metric = metric;
     store_.samples.push_back(sample);
     return std::nullopt;
+  }
+
+  // Resolves `metric` when it is kNone.
+  SampleIssue CheckSample(std::string_view name, std::uint32_t& metric, const Sample& sample,
+                          const Reading& reading) {
+    if (name.empty() || name.size() > kMaxMetricNameBytes) return SampleIssue::kNameLength;
+    if (metric == NameTable::kNone) metric = LookupMetric(name, store_.samples.size() - reading.first_sample);
+    if (metric == NameTable::kNone) return SampleIssue::kUnknown;
+    if (metric < rules_.size() && rules_[metric] != nullptr) {
+      const MetricRule& rule = *rules_[metric];
+      if ((rule.type == MetricType::kBool) != sample.is_bool) return SampleIssue::kType;
+      if (rule.type == MetricType::kInteger && std::trunc(sample.value) != sample.value) {
+        return SampleIssue::kInteger;
+      }
+      if (rule.min && sample.value < *rule.min) return SampleIssue::kBelow;
+      if (rule.max && sample.value > *rule.max) return SampleIssue::kAbove;
+    }
+    if (HasMetric(reading, metric)) return SampleIssue::kDuplicate;
+    return SampleIssue::kNone;
+  }
+
+  [[gnu::cold]] Problem SampleProblem(SampleIssue issue, std::string_view name, std::uint32_t metric,
+                                      const Sample& sample, std::string_view prefix) const {
+    std::string field = fmt::format("{}{}", prefix, name.substr(0, kMaxMetricNameBytes));
+    const MetricRule* rule = metric < rules_.size() ? rules_[metric] : nullptr;
+    switch (issue) {
+      case SampleIssue::kNameLength:
+        return Invalid(std::move(field), fmt::format("metric names must be 1..{} bytes", kMaxMetricNameBytes));
+      case SampleIssue::kUnknown:
+        return Invalid(std::move(field), "unknown metric (schema.allow_unknown_metrics is false)");
+      case SampleIssue::kType:
+        return Invalid(std::move(field),
+                       fmt::format("must be a {}, got {}", rule->type == MetricType::kBool ? "bool" : "number",
+                                   sample.is_bool ? "bool" : "number"));
+      case SampleIssue::kInteger:
+        return Invalid(std::move(field), fmt::format("must be an integer, got {}", sample.value));
+      case SampleIssue::kBelow:
+        return Invalid(std::move(field), fmt::format("{} is below the minimum {}", sample.value, *rule->min));
+      case SampleIssue::kAbove:
+        return Invalid(std::move(field), fmt::format("{} is above the maximum {}", sample.value, *rule->max));
+      case SampleIssue::kDuplicate:
+      case SampleIssue::kNone:
+        break;
+    }
+    return Invalid(std::move(field), "duplicate metric");
   }
 
   // Readings of one stream list the same metrics in the same order, so the name seen at this
   // position last time usually answers without hashing.
   std::uint32_t LookupMetric(std::string_view name, std::size_t position) {
     CachedMetric* cached = position < metric_cache_.size() ? &metric_cache_[position] : nullptr;
-    if (cached != nullptr && cached->index != NameTable::kNone && cached->name == name) return cached->index;
+    if (cached != nullptr && cached->index != NameTable::kNone && SameName(cached->name, name))
+      return cached->index;
     const std::uint32_t metric =
         params_.allow_unknown_metrics ? store_.metrics.Intern(name) : store_.metrics.Find(name);
     if (cached != nullptr && metric != NameTable::kNone) {
       cached->name.assign(name);
       cached->index = metric;
+      cached->plain = name.find_first_of("\"\\") == std::string_view::npos;
     }
     return metric;
+  }
+
+  // The metric cached at this position when the key at `raw` (after its opening quote) spells its
+  // name and ends there, with `name` set to it; else kNone. Only names without quotes or
+  // backslashes are matched this way, so equal bytes followed by a quote are the whole key.
+  std::uint32_t CachedMetricAt(const char* raw, std::size_t position, std::string_view& name) const {
+    if (position >= metric_cache_.size()) return NameTable::kNone;
+    const CachedMetric& cached = metric_cache_[position];
+    const std::size_t length = cached.name.size();
+    if (cached.index == NameTable::kNone || !cached.plain ||
+        length >= static_cast<std::size_t>(buffer_.data() + buffer_.size() - raw)) {
+      return NameTable::kNone;
+    }
+    if (!SameName(std::string_view(raw, length), cached.name) || raw[length] != '"') return NameTable::kNone;
+    name = std::string_view(raw, length);
+    return cached.index;
   }
 
   bool HasMetric(const Reading& reading, std::uint32_t metric) const {
@@ -567,6 +671,7 @@ class ReadingParser::Impl {
   struct CachedMetric {
     std::string name;
     std::uint32_t index = NameTable::kNone;
+    bool plain = false;  // no quote or backslash in the name
   };
   std::array<CachedMetric, 16> metric_cache_;
   std::int64_t now_ms_ = 0;

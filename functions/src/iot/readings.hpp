@@ -4,6 +4,7 @@
 
 #include <cstddef>
 #include <cstdint>
+#include <cstring>
 #include <string>
 #include <string_view>
 #include <vector>
@@ -15,7 +16,12 @@ namespace runnel::functions::iot {
 class NameTable {
  public:
   NameTable();
-  std::uint32_t Intern(std::string_view name);
+  std::uint32_t Intern(std::string_view name) { return Intern(name, Hash(name)); }
+  // The same with the name's Hash, computed earlier: a caller that knows a name well before it
+  // needs its index can Prefetch its slot meanwhile (device names: the table is larger than L1).
+  std::uint32_t Intern(std::string_view name, std::size_t hash);
+  static std::size_t Hash(std::string_view name);
+  void Prefetch(std::size_t hash) const { __builtin_prefetch(&slots_[hash & (slots_.size() - 1)]); }
   // kNone when absent.
   std::uint32_t Find(std::string_view name) const;
   std::string_view Name(std::uint32_t index) const { return names_[index]; }
@@ -30,9 +36,45 @@ class NameTable {
   void Grow();
 
   std::vector<std::string> names_;
-  std::vector<std::size_t> hashes_;
-  std::vector<std::uint32_t> slots_;  // index + 1; 0 is empty
+  std::vector<std::size_t> hashes_;   // by index, for Grow
+  std::vector<std::uint64_t> slots_;  // hash tag | index + 1; 0 is empty
 };
+
+namespace name_bytes {
+// Loads of 8 and 4 bytes at any alignment, of a constant size so they compile to one move each.
+inline std::uint64_t Load8(const char* p) {
+  std::uint64_t word;
+  std::memcpy(&word, p, 8);
+  return word;
+}
+inline std::uint32_t Load4(const char* p) {
+  std::uint32_t word;
+  std::memcpy(&word, p, 4);
+  return word;
+}
+}  // namespace name_bytes
+
+// a == b without a call to memcmp (names are compared on every reading): the tail is compared as
+// the last 8 (or 4) bytes, overlapping what came before.
+inline bool SameName(std::string_view a, std::string_view b) {
+  using name_bytes::Load4;
+  using name_bytes::Load8;
+  const std::size_t n = a.size();
+  if (n != b.size()) return false;
+  const char* p = a.data();
+  const char* q = b.data();
+  if (n >= 8) {
+    for (std::size_t i = 0; i + 8 < n; i += 8) {
+      if (Load8(p + i) != Load8(q + i)) return false;
+    }
+    return Load8(p + n - 8) == Load8(q + n - 8);
+  }
+  if (n >= 4) return Load4(p) == Load4(q) && Load4(p + n - 4) == Load4(q + n - 4);
+  for (std::size_t i = 0; i < n; ++i) {
+    if (p[i] != q[i]) return false;
+  }
+  return true;
+}
 
 // One metric value of a reading. Bools are stored as 0/1 and keep a flag so thresholds and
 // anomaly detection skip them.

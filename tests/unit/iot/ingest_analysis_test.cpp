@@ -6,6 +6,7 @@
 #include <cmath>
 #include <map>
 #include <random>
+#include <set>
 #include <tuple>
 
 #include "iot_harness.hpp"
@@ -162,6 +163,46 @@ TEST(IotIngestAnomaly, OutlierIsFlaggedAgainstTheOthersInItsWindow) {
   EXPECT_NEAR(anomaly["baseline"]["mean"].get<double>(), mean, 1e-9);
   EXPECT_NEAR(anomaly["baseline"]["stddev"].get<double>(), stddev, 1e-9);
   EXPECT_NEAR(anomaly["z"].get<double>(), (35.0 - mean) / stddev, 1e-6);
+}
+
+// Every reading's leave-one-out z computed naively, against what the function flags (it skips
+// groups and samples that cannot be anomalies without computing their z).
+TEST(IotIngestAnomaly, MatchANaiveLeaveOneOutComputation) {
+  std::mt19937 rng(77);
+  std::normal_distribution<double> noise(20.0, 1.0);
+  std::uniform_real_distribution<double> jump(1.5, 6.0);
+  std::map<std::string, std::vector<std::pair<int, double>>> by_device;  // line, value
+  std::string payload;
+  for (int line = 1; line <= 3000; ++line) {
+    const std::string device = fmt::format("dev-{:02}", rng() % 40);
+    double value = std::round(noise(rng) * 1000) / 1000;
+    if (rng() % 25 == 0) value += (rng() % 2 == 0 ? 1 : -1) * jump(rng);
+    payload += Line(device, kNow + line, {{"temp", value}});
+    by_device[device].emplace_back(line, value);
+  }
+  for (const double z : {2.0, 2.5, 3.0}) {
+    std::set<int> expected;
+    for (const auto& [device, readings] : by_device) {
+      for (std::size_t i = 0; i < readings.size(); ++i) {
+        double mean = 0;
+        for (std::size_t j = 0; j < readings.size(); ++j) mean += j == i ? 0 : readings[j].second;
+        mean /= static_cast<double>(readings.size() - 1);
+        double m2 = 0;
+        for (std::size_t j = 0; j < readings.size(); ++j)
+          m2 += j == i ? 0 : std::pow(readings[j].second - mean, 2);
+        const double naive_z =
+            (readings[i].second - mean) / std::sqrt(m2 / static_cast<double>(readings.size() - 2));
+        ASSERT_GT(std::abs(std::abs(naive_z) - z), 1e-6) << "a borderline case; pick another seed";
+        if (std::abs(naive_z) > z) expected.insert(readings[i].first);
+      }
+    }
+    const Json result = Harness(Json{{"anomaly", {{"z", z}, {"min_samples", 10}}}}).Run(payload);
+    std::set<int> flagged;
+    for (const Json& anomaly : result["anomalies"]) flagged.insert(anomaly["line"].get<int>());
+    EXPECT_EQ(flagged, expected) << "z " << z;
+    EXPECT_GT(expected.size(), 10u) << "z " << z;
+    EXPECT_EQ(result["anomalies_omitted"], 0);
+  }
 }
 
 TEST(IotIngestAnomaly, NeedsMinSamplesAndCanBeDisabled) {

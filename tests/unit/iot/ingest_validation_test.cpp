@@ -2,6 +2,7 @@
 #include <gmock/gmock.h>
 #include <gtest/gtest.h>
 
+#include <map>
 #include <random>
 
 #include "iot_harness.hpp"
@@ -72,6 +73,11 @@ INSTANTIATE_TEST_SUITE_P(
         BadLineCase{"DuplicateDevice",
                     R"({"device":"a","device":"b","ts":)" + kTs + R"(,"metrics":{"temp":1}})", "device",
                     "duplicate field"},
+        BadLineCase{"DuplicateDeviceSpelledWithAnEscape",
+                    R"({"device":"a","dev\u0069ce":"b","ts":)" + kTs + R"(,"metrics":{"temp":1}})", "device",
+                    "duplicate field"},
+        BadLineCase{"BadEscapeInDevice", R"({"device":"d\q","ts":)" + kTs + R"(,"metrics":{"temp":1}})", "",
+                    "malformed JSON"},
         BadLineCase{"TsNotRfc3339", R"({"device":"d","ts":"yesterday","metrics":{"temp":1}})", "ts",
                     "\"yesterday\" is not an RFC 3339 timestamp"},
         BadLineCase{"TsFraction", R"({"device":"d","ts":1699999980000.5,"metrics":{"temp":1}})", "ts",
@@ -137,6 +143,32 @@ TEST(IotIngestValidation, FlatFormAndRfc3339Timestamps) {
   EXPECT_EQ(result["aggregates"][0]["window_start_ms"], kNow - 3'600'000);
   EXPECT_EQ(result["aggregates"][0]["metric"], "door");
   EXPECT_EQ(result["aggregates"][1]["metric"], "temp");
+}
+
+// Keys are matched in place when they are spelled plainly; escaped spellings are the same keys.
+TEST(IotIngestValidation, EscapedKeysAreTheSameKeys) {
+  Harness h;
+  const Json result = h.Run(Line("d", kNow, {{"temp", 20}}) + R"({"dev\u0069ce":"d","t\u0073":)" + kTs +
+                            R"(,"m\u0065trics":{"te\u006dp":22}})" + "\n");
+  EXPECT_EQ(result["readings"]["accepted"], 2) << result.dump();
+  ASSERT_EQ(result["aggregates"].size(), 1u) << result.dump();
+  EXPECT_EQ(result["aggregates"][0]["metric"], "temp");
+  EXPECT_EQ(result["aggregates"][0]["count"], 2);
+}
+
+// Metric names seen at a position are remembered for the next reading: a name that starts like
+// the remembered one, or is a prefix of it, or differs by an escape, is another metric.
+TEST(IotIngestValidation, MetricNamesAtTheSamePositionAreComparedWhole) {
+  Harness h;
+  std::string payload;
+  for (const char* name : {"temp", "temperature", "temp", "tem", "te\"mp", "te\"mp", "temp"}) {
+    payload += Line("d", kNow, {{name, 1}});
+  }
+  const Json result = h.Run(payload);
+  EXPECT_EQ(result["readings"]["accepted"], 7) << result.dump();
+  std::map<std::string, int> counts;
+  for (const Json& aggregate : result["aggregates"]) counts[aggregate["metric"]] = aggregate["count"];
+  EXPECT_EQ(counts, (std::map<std::string, int>{{"te\"mp", 2}, {"tem", 1}, {"temp", 3}, {"temperature", 1}}));
 }
 
 TEST(IotIngestValidation, NestedFormIgnoresOtherTopLevelFields) {
