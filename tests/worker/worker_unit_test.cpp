@@ -147,7 +147,7 @@ class Batching final : public functions::Function {
   functions::Result Handle(const functions::Event& event, functions::Context&) override {
     return functions::Result{event.payload, "text/plain", {}};
   }
-  functions::BatchSpec Batch() const override { return {4, std::chrono::milliseconds(60'000)}; }
+  bool TakesBatches() const override { return true; }
   std::vector<functions::Outcome> HandleBatch(std::span<const functions::Event> events,
                                               functions::Context& ctx) override {
     {
@@ -174,6 +174,7 @@ TEST(TaskPool, GroupsTasksForBatchFunctions) {
   Watchdog dog;
   PoolOptions options;
   options.fibers = 1;
+  options.batch = {4, std::chrono::milliseconds(60'000)};
   TaskPool pool(function, options, dog);
   // The window is a minute, so each batch closes only when it has four events.
   for (std::uint64_t t = 1; t <= 8; ++t) {

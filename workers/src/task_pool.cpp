@@ -100,7 +100,7 @@ struct TaskPool::Impl {
       : function(fn),
         options(std::move(opts)),
         watchdog(dog),
-        batch(fn.Batch()),
+        batch(options.batch),
         log(log::Get("function")),
         outputs(options.output_dir.empty() ? std::filesystem::current_path() / "outputs"
                                            : options.output_dir),
