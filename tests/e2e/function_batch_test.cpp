@@ -6,9 +6,12 @@
 #include <gmock/gmock.h>
 
 #include <chrono>
+#include <filesystem>
+#include <fstream>
 #include <map>
 #include <nlohmann/json.hpp>
 
+#include "runnel/testing/child_process.hpp"
 #include "runnel/testing/stack_process.hpp"
 
 namespace runnel::testing {
@@ -16,7 +19,8 @@ namespace {
 
 TEST(FunctionBatch, ABurstRunsInFullBatchesOfTheConfiguredSize) {
   // Concurrency 8 x batch 50 is 400 events per worker, above the worker's default capacity (256):
-  // the worker raises it (CAPACITY) and the dispatcher gives it the credit to fill its batches.
+  // the worker raises it (CAPACITY). iot.ingest's calls are fast, so prefetch alone would also
+  // give this worker enough credit; the test below is the one a credit of `concurrency` fails.
   StackProcess stack(R"(
 heartbeat: 200ms
 functions:
@@ -54,10 +58,52 @@ functions:
   EXPECT_LE(events_by_batch_size.rbegin()->first, 50) << "a call got more than batch.size events:" << sizes;
   EXPECT_EQ(events_by_batch_size.rbegin()->first, 50)
       << "no call got a full batch: the worker held too few events (credit):" << sizes;
-  // The burst arrives far faster than a 200 ms window: most events travel in full batches. Per
-  // event (the old credit rule) or per concurrency (8 at most) would fail this.
+  // The burst arrives far faster than a 200 ms window: most events travel in full batches.
   EXPECT_GE(events_by_batch_size[50], static_cast<int>(ids.size()) / 2) << sizes;
   EXPECT_TRUE(CommittedReachesEnd(stack.Kafka(), "iot.ingest", "runnel.iot.ingest", std::chrono::seconds(10)));
+}
+
+// A slow batch call (300 ms, an exec program speaking the batch protocol): prefetch never grows
+// the credit of a worker whose calls are this slow, so only the base credit (concurrency x batch
+// size) lets a call hold more events than the worker runs calls at once.
+TEST(FunctionBatch, SlowBatchCallsStillGetFullBatches) {
+  const auto dir = TempDir("function-batch-exec");
+  std::ofstream(dir / "batch.py") << R"(import json, os, sys, time
+time.sleep(0.3)
+size = int(os.environ["RUNNEL_BATCH"])
+for line in sys.stdin:
+    print(json.dumps({"id": json.loads(line)["id"], "output": {"batch": size}}))
+)";
+  StackProcess stack(fmt::format(R"(
+heartbeat: 200ms
+functions:
+  - name: batched
+    handler: exec:/usr/bin/python3 {}
+    partitions: 2
+    workers: 1
+    concurrency: 4
+    timeout: 20s
+    batch: {{size: 50, window: 200ms}}
+    results_topic: batched.results
+)",
+                                 (dir / "batch.py").string()));
+  ASSERT_TRUE(stack.WaitForWorkers("batched", 1, std::chrono::seconds(20)));
+  std::vector<std::pair<std::string, std::optional<std::string>>> events(600, {"x", std::nullopt});
+  const auto ids = PublishEvents(stack.Kafka(), "batched", events);
+  const auto outcomes = ReadOutcomes(stack.Kafka(), "batched.results", ids.size(), std::chrono::seconds(90));
+  ASSERT_EQ(outcomes.size(), ids.size());
+  std::map<int, int> events_by_batch_size;
+  for (const auto& o : outcomes) {
+    ASSERT_EQ(o.status, OutcomeStatus::kOk) << o.error;
+    ++events_by_batch_size[nlohmann::json::parse(o.output)["batch"].get<int>()];
+  }
+  std::string sizes;
+  for (const auto& [size, count] : events_by_batch_size) sizes += fmt::format(" {}x{}", count, size);
+  EXPECT_LE(events_by_batch_size.rbegin()->first, 50) << sizes;
+  // With the credit at concurrency (4) no call could hold more than 4 events.
+  EXPECT_EQ(events_by_batch_size.rbegin()->first, 50) << sizes;
+  EXPECT_GE(events_by_batch_size[50], static_cast<int>(ids.size()) / 2) << sizes;
+  std::filesystem::remove_all(dir);
 }
 
 }  // namespace
