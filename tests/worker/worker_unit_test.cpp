@@ -141,7 +141,7 @@ TEST(TaskPool, TurnsEveryOutcomeIntoAResult) {
   std::filesystem::remove_all(dir);
 }
 
-// Batches of up to four; records the batch sizes it saw.
+// Takes batches (the pool decides their size); records the batch sizes it saw.
 class Batching final : public functions::Function {
  public:
   functions::Result Handle(const functions::Event& event, functions::Context&) override {
@@ -188,6 +188,24 @@ TEST(TaskPool, GroupsTasksForBatchFunctions) {
   EXPECT_EQ(results[2].header.error_code, static_cast<std::uint8_t>(Errc::kBadInput));
   EXPECT_EQ(results[6].header.error_code, static_cast<std::uint8_t>(Errc::kBadInput));
   EXPECT_EQ(results[8].output, "p8");
+}
+
+TEST(TaskPool, IdleFibersDoNotSplitABurstIntoPartialBatches) {
+  Batching function;
+  Watchdog dog;
+  PoolOptions options;
+  options.fibers = 4;
+  options.threads = 2;
+  // A window longer than Drain waits: a batch that is not full when the burst ends never closes in
+  // time, so only batches filled one after another pass.
+  options.batch = {4, std::chrono::milliseconds(60'000)};
+  TaskPool pool(function, options, dog);
+  for (std::uint64_t t = 1; t <= 16; ++t) {
+    auto task = MakeTask(t, fmt::format("p{}", t));
+    ASSERT_TRUE(pool.TrySubmit(task));
+  }
+  EXPECT_EQ(Drain(pool, 16).size(), 16u);
+  EXPECT_EQ(function.Sizes(), (std::vector<std::size_t>{4, 4, 4, 4}));
 }
 
 TEST(TaskPool, SharesFibersAcrossThreads) {
