@@ -200,9 +200,12 @@ TEST(TaskPool, IdleFibersDoNotSplitABurstIntoPartialBatches) {
   // time, so only batches filled one after another pass.
   options.batch = {4, std::chrono::milliseconds(60'000)};
   TaskPool pool(function, options, dog);
+  // Tasks arrive one by one, each taken before the next comes (as a worker's I/O thread feeds its
+  // fibers): idle fibers taking turns would each start a batch of their own.
   for (std::uint64_t t = 1; t <= 16; ++t) {
     auto task = MakeTask(t, fmt::format("p{}", t));
     ASSERT_TRUE(pool.TrySubmit(task));
+    ASSERT_TRUE(WaitFor([&] { return pool.Waiting() == 0; }, 10s)) << "task " << t << " was never taken";
   }
   EXPECT_EQ(Drain(pool, 16).size(), 16u);
   EXPECT_EQ(function.Sizes(), (std::vector<std::size_t>{4, 4, 4, 4}));

@@ -332,6 +332,10 @@ std::vector<CompletedTask> TaskPool::TakeCompleted() {
   return taken;
 }
 
+std::size_t TaskPool::Waiting() const {
+  return static_cast<std::size_t>(std::max<std::int64_t>(0, impl_->waiting.load()));
+}
+
 int TaskPool::NotifyFd() const { return impl_->event_fd; }
 
 void TaskPool::ClearNotify() {

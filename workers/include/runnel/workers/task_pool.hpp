@@ -74,6 +74,8 @@ class TaskPool {
 
   // Queues a task; false (and `task` untouched) when the queue is full: try again later.
   bool TrySubmit(PendingTask& task);
+  // Submitted tasks no fiber has taken yet.
+  std::size_t Waiting() const;
   // Every result finished since the last call, in completion order.
   std::vector<CompletedTask> TakeCompleted();
   // An eventfd that becomes readable when results are ready (see above); ClearNotify resets it.
