@@ -63,6 +63,8 @@ class Dispatcher::Loop {
   void AdoptReconnected(Worker& w);
   void WorkerLost(const std::string& identity, const std::string& reason);
   void Dispatch();
+  // Events per call and the wait to fill a call (the stack settles spec.batch; unset: one per call).
+  BatchConfig Batch() const { return opt_.spec.batch.value_or(BatchConfig{}); }
   void Send(const std::string& identity, std::vector<zmq::message_t> frames);
   // Sends frames whose first one is the routing identity.
   void SendRouted(const std::string& identity, std::vector<zmq::message_t>& frames);

@@ -43,6 +43,12 @@ void Dispatcher::Loop::ReceiveFromWorkers() {
         const auto j = nlohmann::json::parse(View(frames[2]), nullptr, false);
         if (j.is_object()) w.rss_kb = j.value("rss_kb", std::int64_t{0});
       }
+    } else if (cmd == wire::cmd::kCapacity) {  // the worker raised its capacity for the batch it runs
+      const auto j = frames.size() > 2 ? nlohmann::json::parse(View(frames[2]), nullptr, false) : nlohmann::json();
+      if (j.is_object() && j.value("capacity", 0) >= 1) {
+        w.Configure(j.value("capacity", 1), opt_.spec.concurrency, Batch().size);
+        log_->info("dispatcher {}: worker {} holds up to {} now (credit {})", opt_.spec.name, w.id, w.capacity, w.credit);
+      }
     } else if (cmd == wire::cmd::kDraining) {
       w.draining = true;
       log_->info("dispatcher {}: worker {} is draining ({} in flight)", opt_.spec.name, w.id, w.slots.size());
@@ -78,25 +84,25 @@ void Dispatcher::Loop::OnHello(const std::string& identity, const std::vector<zm
   w.identity = identity;
   w.id = hello.value("worker", "?");
   w.pid = hello.value("pid", 0);
-  // The credit starts at what the worker runs at once and grows with prefetch once its calls prove
-  // fast (Worker::Measured): events held idle at a slow worker are events another could be running.
-  w.capacity = std::max(hello.value("capacity", 1), 1);
-  w.concurrency = std::min(w.capacity, opt_.spec.concurrency);
-  w.credit = w.concurrency;
+  // The credit starts at what the worker runs at once (a full batch per call) and grows with
+  // prefetch once its calls prove fast (Worker::Measured): events held idle at a slow worker are
+  // events another could be running. A draining worker that reconnects announces 0 and gets none.
+  w.Configure(std::max(hello.value("capacity", 1), 1), opt_.spec.concurrency, Batch().size);
   w.draining = hello.value("draining", false);
   w.last_heard = Clock::now();
   AdoptReconnected(w);
-  const nlohmann::json welcome = {{"v", wire::kVersion},
-                                  {"function", opt_.spec.name},
-                                  {"heartbeat_ms", opt_.heartbeat.count()},
-                                  {"timeout_ms", opt_.spec.timeout.count()},
-                                  {"params", opt_.spec.params},
-                                  {"max_payload", opt_.spec.max_payload},
-                                  {"memory_mb", opt_.spec.memory_mb},
-                                  {"output_dir", opt_.output_dir},
-                                  {"concurrency", opt_.spec.concurrency},
-                                  {"handler", opt_.spec.handler},
-                                  {"handler_dir", opt_.spec.handler_dir}};
+  nlohmann::json welcome = {{"v", wire::kVersion},
+                            {"function", opt_.spec.name},
+                            {"heartbeat_ms", opt_.heartbeat.count()},
+                            {"timeout_ms", opt_.spec.timeout.count()},
+                            {"params", opt_.spec.params},
+                            {"max_payload", opt_.spec.max_payload},
+                            {"memory_mb", opt_.spec.memory_mb},
+                            {"output_dir", opt_.output_dir},
+                            {"concurrency", opt_.spec.concurrency},
+                            {"handler", opt_.spec.handler},
+                            {"handler_dir", opt_.spec.handler_dir}};
+  if (opt_.spec.batch) welcome["batch"] = {{"size", Batch().size}, {"window_ms", Batch().window.count()}};
   std::vector<zmq::message_t> out;
   out.push_back(Frame(wire::cmd::kWelcome));
   out.push_back(Frame(JsonText(welcome)));
@@ -248,7 +254,7 @@ void Dispatcher::Loop::Dispatch() {
     // Behind the events the worker already holds, this one may wait a timeout per round of its
     // concurrent calls before its own call starts (the worker's budget counts from that start).
     const auto rounds = 1 + static_cast<int>(best->slots.size()) / best->concurrency;
-    slot.deadline = now + rounds * opt_.spec.timeout + kDeadlineGrace;
+    slot.deadline = now + rounds * (opt_.spec.timeout + Batch().window) + kDeadlineGrace;
     by_token_[slot.token] = *slot_id;
     best->slots.insert(*slot_id);
     ++stats_.attempts;

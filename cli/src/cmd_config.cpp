@@ -20,16 +20,18 @@ Command AddConfig(CLI::App& app, CommonOptions&) {
   check->add_option("FILE", *file, "The stack config to check (default: the built-in stack `runnel up` serves without one)");
   return {sub, [file] {
             // A missing file is a config error (exit 1) like any other, not a usage error.
-            const StackConfig config = file->empty() ? DefaultStack(functions::Builtins().Names()) : LoadStackConfig(*file);
+            StackConfig config = file->empty() ? DefaultStack(functions::Builtins().Names()) : LoadStackConfig(*file);
             (void)CheckConfig(config);
             fmt::print("{}: ok, {} function(s)\n", config.source, config.functions.size());
             fmt::print("Kafka: {}\n", config.kafka_bootstrap.empty()
                                           ? "embedded (unless runnel up --kafka)"
                                           : config.kafka_bootstrap + " (runnel up --kafka overrides)");
             for (const auto& f : config.functions) {
-              fmt::print("  {:<16} {:<24} topic {:<16} dlq {:<20} results {:<24} workers {}..{}\n", f.name,
-                         f.handler, f.topic, f.dead_letter_topic,
-                         f.results_topic.empty() ? "-" : f.results_topic, f.scaling.min, f.scaling.max);
+              const BatchConfig batch = f.batch.value_or(BatchConfig{});
+              fmt::print("  {:<16} {:<24} topic {:<16} dlq {:<20} results {:<24} workers {}..{}  batch {}/{}ms\n",
+                         f.name, f.handler, f.topic, f.dead_letter_topic,
+                         f.results_topic.empty() ? "-" : f.results_topic, f.scaling.min, f.scaling.max, batch.size,
+                         batch.window.count());
             }
             return 0;
           }};

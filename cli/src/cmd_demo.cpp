@@ -73,9 +73,9 @@ StackConfig DemoStack(const DemoPlan& plan) {
   // One reading per event from the simulator, one event at a time per worker: the arrival rate,
   // not a thread pool, decides how many workers run. The sample file spans 20 minutes of readings:
   // windows of 10 minutes, nothing counted late.
-  add("iot.ingest",
-      {{"window_ms", 600000}, {"max_lateness_ms", 3600000}, {"batch_size", 1}, {"thresholds", {{"temp", {{"above", 80}}}}}},
+  add("iot.ingest", {{"window_ms", 600000}, {"max_lateness_ms", 3600000}, {"thresholds", {{"temp", {{"above", 80}}}}}},
       1);
+  config.functions.back().batch = BatchConfig{1, std::chrono::milliseconds(0)};
   return config;
 }
 

@@ -79,12 +79,23 @@ class ResultsFeed {
 
 }  // namespace
 
-std::vector<scheduler::CompiledSchedule> CheckConfig(const StackConfig& config) {
-  for (const auto& f : config.functions) {
+std::vector<scheduler::CompiledSchedule> CheckConfig(StackConfig& config) {
+  for (std::size_t i = 0; i < config.functions.size(); ++i) {
+    FunctionSpec& f = config.functions[i];
+    std::unique_ptr<functions::Function> fn;
     try {
-      (void)functions::CreateFunction(f.handler, f.params, {f.name, f.handler_dir});
+      fn = functions::CreateFunction(f.handler, f.params, {f.name, f.handler_dir});
     } catch (const Error& e) {
       throw ConfigError(fmt::format("{}: function {} ({}): {}", config.source, f.name, f.handler, e.what()));
+    }
+    std::optional<functions::BatchSpec> configured;
+    if (f.batch) configured = functions::BatchSpec{static_cast<std::size_t>(f.batch->size), f.batch->window};
+    try {
+      const functions::BatchSpec batch = functions::EffectiveBatch(*fn, configured);
+      f.batch = BatchConfig{static_cast<int>(batch.max_events), batch.window};
+    } catch (const Error& e) {
+      throw ConfigError(fmt::format("{}:{}: functions[{}].batch: function {} ({}): {}", config.source, f.batch_line, i,
+                                    f.name, f.handler, e.what()));
     }
   }
   return scheduler::CompileSchedules(config);

@@ -146,9 +146,26 @@ bool IsTopicName(const std::string& s) {
          std::all_of(s.begin(), s.end(), [](char c) { return std::isalnum(static_cast<unsigned char>(c)) || c == '.' || c == '_' || c == '-'; });
 }
 
+// `batch: {size: 1..10000, window: 0..60s}`; size is required, the window defaults to 0 (a call
+// takes what the worker already holds and never waits).
+BatchConfig ParseBatch(const Parser& p, const YAML::Node& node, const std::string& where, int& line) {
+  if (!node.IsMap()) p.Fail(node, where, "must be a mapping like {size: 100, window: 500ms}");
+  p.OnlyKeys(node, where, {"size", "window"});
+  line = node.Mark().is_null() ? 0 : node.Mark().line + 1;
+  BatchConfig b;
+  if (!node["size"]) p.Fail(node, where + ".size", "is required (events per call, 1..10000)");
+  b.size = static_cast<int>(p.Int(node["size"], where + ".size", 1, 10'000));
+  if (node["window"]) {
+    b.window = p.Duration(node["window"], where + ".window");
+    if (b.window > std::chrono::minutes(1)) p.Fail(node["window"], where + ".window", "must be at most 60s");
+  }
+  return b;
+}
+
 FunctionSpec ParseFunction(const Parser& p, const YAML::Node& node, const std::string& where) {
   p.OnlyKeys(node, where, {"name", "handler", "topic", "partitions", "params", "concurrency", "timeout", "memory_mb",
-                           "max_payload", "retries", "dead_letter_topic", "results_topic", "workers", "scaling", "next"});
+                           "max_payload", "retries", "dead_letter_topic", "results_topic", "workers", "scaling", "next",
+                           "batch"});
   FunctionSpec f;
   if (!node["name"]) p.Fail(node, where + ".name", "is required");
   f.name = p.Scalar<std::string>(node["name"], where + ".name");
@@ -169,6 +186,7 @@ FunctionSpec ParseFunction(const Parser& p, const YAML::Node& node, const std::s
     if (!node["params"].IsMap()) p.Fail(node["params"], where + ".params", "must be a mapping");
     f.params = p.Json(node["params"]);
   }
+  if (const auto b = node["batch"]) f.batch = ParseBatch(p, b, where + ".batch", f.batch_line);
   if (node["concurrency"]) f.concurrency = static_cast<int>(p.Int(node["concurrency"], where + ".concurrency", 1, 10'000));
   if (node["timeout"]) {
     f.timeout = p.Duration(node["timeout"], where + ".timeout");

@@ -102,6 +102,42 @@ TEST(DeployConfig, ParamsTheFunctionRefusesAreAConfigError) {
   std::filesystem::remove_all(file.parent_path());
 }
 
+TEST(DeployConfig, EachFunctionsBatchIsTheConfigsElseItsOwn) {
+  const auto file = WriteFile("deploy-batch",
+                              "functions:\n  - name: iot.ingest\n    batch: {size: 50, window: 200ms}\n"
+                              "  - name: sensors\n    handler: builtin:iot.ingest\n  - name: echo\n");
+  const auto result = Check(file);
+  ASSERT_EQ(result.exit_code, 0) << result.err;
+  const auto lines = FunctionLines(result.out);
+  ASSERT_EQ(lines.size(), 3u) << result.out;
+  EXPECT_THAT(lines[0], HasSubstr("batch 50/200ms"));
+  EXPECT_THAT(lines[1], HasSubstr("batch 100/500ms")) << "iot.ingest's own default";
+  EXPECT_THAT(lines[2], HasSubstr("batch 1/0ms"));
+  std::filesystem::remove_all(file.parent_path());
+}
+
+TEST(DeployConfig, ABatchForAFunctionWithoutBatchesIsRefusedWithItsLine) {
+  const auto file = WriteFile("deploy-echo-batch", "functions:\n  - name: echo\n    batch: {size: 50}\n");
+  const auto result = Check(file);
+  EXPECT_EQ(result.exit_code, 1);
+  EXPECT_THAT(result.err, HasSubstr(file.string() +
+                                    ":3: functions[0].batch: function echo (builtin:echo): batch.size 50: this "
+                                    "function takes one event per call (it does not declare batches); remove "
+                                    "batch or set batch.size: 1"));
+  std::filesystem::remove_all(file.parent_path());
+}
+
+TEST(DeployConfig, TheOldBatchParamsNameTheNewKey) {
+  const auto file = WriteFile("deploy-old-batch",
+                              "functions:\n  - name: iot.ingest\n    params: {batch_size: 100, batch_window_ms: 100}\n");
+  const auto result = Check(file);
+  EXPECT_EQ(result.exit_code, 1);
+  EXPECT_THAT(result.err, HasSubstr("function iot.ingest (builtin:iot.ingest): iot.ingest: params.batch_size is no "
+                                    "longer a param: set the function's batch key instead, e.g. batch: {size: "
+                                    "100, window: 500ms}"));
+  std::filesystem::remove_all(file.parent_path());
+}
+
 TEST(DeployConfig, UnknownBuiltinAndMissingFileAreRefused) {
   const auto file = WriteFile("deploy-unknown", "functions:\n  - name: no.such.function\n");
   const auto unknown = Check(file);

@@ -10,11 +10,9 @@
 namespace runnel::broker {
 namespace {
 
-Worker Joined(int capacity, int concurrency) {
+Worker Joined(int capacity, int concurrency, int batch = 1) {
   Worker w;
-  w.capacity = capacity;
-  w.concurrency = std::min(capacity, concurrency);
-  w.credit = w.concurrency;
+  w.Configure(capacity, concurrency, batch);
   return w;
 }
 
@@ -53,6 +51,38 @@ TEST(WorkerCredit, FollowsAMovingAverageWhenCallsSlowDown) {
     previous = w.credit;
   }
   EXPECT_EQ(w.credit, 8);
+}
+
+TEST(WorkerCredit, ABatchFunctionStartsWithAFullBatchPerCall) {
+  Worker w = Joined(1000, 8, 50);
+  EXPECT_EQ(w.Base(), 400);
+  EXPECT_EQ(w.Free(), 400) << "8 calls at once, each taking a batch of 50";
+  Worker capped = Joined(256, 8, 50);
+  EXPECT_EQ(capped.Free(), 256) << "never beyond the capacity the worker announced";
+}
+
+TEST(WorkerCredit, LongBatchCallsNeverShrinkTheCreditBelowAFullBatchPerCall) {
+  Worker w = Joined(1000, 8, 50);
+  for (int i = 0; i < 50; ++i) w.Measured(400'000);  // 400 ms per batch call
+  EXPECT_EQ(w.credit, 400);
+  Worker fast = Joined(1000, 8, 50);
+  fast.Measured(1'000);  // 1 ms per call of 50 events: 8 x 50 x 10 calls fit in 10 ms
+  EXPECT_EQ(fast.credit, 1000) << "prefetch counts the events a call takes, up to the capacity";
+}
+
+TEST(WorkerCredit, ARaisedCapacityKeepsEarnedPrefetchWithinTheNewBounds) {
+  Worker w = Joined(256, 8, 100);  // HELLO before the worker knew its batch
+  EXPECT_EQ(w.credit, 256);
+  w.Configure(800, 8, 100);  // CAPACITY after WELCOME
+  EXPECT_EQ(w.capacity, 800);
+  EXPECT_EQ(w.credit, 800);
+  Worker fast = Joined(256, 8);
+  fast.Measured(2);
+  ASSERT_EQ(fast.credit, 256);
+  fast.Configure(512, 8, 1);
+  EXPECT_EQ(fast.credit, 256) << "raising the capacity does not grant prefetch not yet earned";
+  fast.Measured(2);
+  EXPECT_EQ(fast.credit, 512);
 }
 
 TEST(OffsetTracker, CommitsTheLowestOffsetNotDone) {

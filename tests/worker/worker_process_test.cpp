@@ -328,6 +328,36 @@ TEST(WorkerProcess, BadParamsExitOneAfterBye) {
   EXPECT_NE(worker->Stderr().find("params.ms -5"), std::string::npos) << worker->Stderr();
 }
 
+TEST(WorkerProcess, RaisesItsCapacityForAFullBatchPerCall) {
+  DispatcherPeer peer;
+  auto worker = StartWorker("iot.ingest", peer.Endpoint());
+  auto hello = peer.Handshake("iot.ingest", {{"concurrency", 8}, {"batch", {{"size", 50}, {"window_ms", 200}}}});
+  ASSERT_TRUE(hello) << worker->Stderr();
+  EXPECT_EQ(hello->Json()["capacity"], 256);
+  auto capacity = peer.Expect(wire::cmd::kCapacity, kDeadline);
+  ASSERT_TRUE(capacity) << worker->Stderr();
+  EXPECT_EQ(capacity->Json()["capacity"], 400) << "8 calls at once x 50 events each";
+}
+
+TEST(WorkerProcess, KeepsAnExplicitCapacityAndAsksNoMore) {
+  DispatcherPeer peer;
+  auto worker = StartWorker("iot.ingest", peer.Endpoint(), {"--capacity", "64"});
+  ASSERT_TRUE(peer.Handshake("iot.ingest", {{"concurrency", 8}, {"batch", {{"size", 50}, {"window_ms", 0}}}}))
+      << worker->Stderr();
+  ASSERT_TRUE(WaitForHeartbeat(peer, "in_flight", 0)) << worker->Stderr();
+  EXPECT_EQ(CountSeen(peer, wire::cmd::kCapacity), 0u);
+}
+
+TEST(WorkerProcess, ABatchForAFunctionWithoutBatchesExitsOneAfterBye) {
+  DispatcherPeer peer;
+  auto worker = StartWorker("echo", peer.Endpoint());
+  ASSERT_TRUE(peer.Handshake("echo", {{"batch", {{"size", 50}, {"window_ms", 200}}}})) << worker->Stderr();
+  ASSERT_TRUE(peer.Expect(wire::cmd::kBye, kDeadline));
+  EXPECT_EQ(worker->Wait(kDeadline), 1);
+  EXPECT_NE(worker->Stderr().find("batch.size 50: this function takes one event per call"), std::string::npos)
+      << worker->Stderr();
+}
+
 TEST(WorkerProcess, RejectExitsOneWithTheReason) {
   DispatcherPeer peer;
   auto worker = StartWorker("echo", peer.Endpoint());

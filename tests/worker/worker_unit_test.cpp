@@ -141,13 +141,13 @@ TEST(TaskPool, TurnsEveryOutcomeIntoAResult) {
   std::filesystem::remove_all(dir);
 }
 
-// Batches of up to four; records the batch sizes it saw.
+// Takes batches (the pool decides their size); records the batch sizes it saw.
 class Batching final : public functions::Function {
  public:
   functions::Result Handle(const functions::Event& event, functions::Context&) override {
     return functions::Result{event.payload, "text/plain", {}};
   }
-  functions::BatchSpec Batch() const override { return {4, std::chrono::milliseconds(60'000)}; }
+  bool TakesBatches() const override { return true; }
   std::vector<functions::Outcome> HandleBatch(std::span<const functions::Event> events,
                                               functions::Context& ctx) override {
     {
@@ -174,6 +174,7 @@ TEST(TaskPool, GroupsTasksForBatchFunctions) {
   Watchdog dog;
   PoolOptions options;
   options.fibers = 1;
+  options.batch = {4, std::chrono::milliseconds(60'000)};
   TaskPool pool(function, options, dog);
   // The window is a minute, so each batch closes only when it has four events.
   for (std::uint64_t t = 1; t <= 8; ++t) {
@@ -187,6 +188,27 @@ TEST(TaskPool, GroupsTasksForBatchFunctions) {
   EXPECT_EQ(results[2].header.error_code, static_cast<std::uint8_t>(Errc::kBadInput));
   EXPECT_EQ(results[6].header.error_code, static_cast<std::uint8_t>(Errc::kBadInput));
   EXPECT_EQ(results[8].output, "p8");
+}
+
+TEST(TaskPool, IdleFibersDoNotSplitABurstIntoPartialBatches) {
+  Batching function;
+  Watchdog dog;
+  PoolOptions options;
+  options.fibers = 4;
+  options.threads = 2;
+  // A window longer than Drain waits: a batch that is not full when the burst ends never closes in
+  // time, so only batches filled one after another pass.
+  options.batch = {4, std::chrono::milliseconds(60'000)};
+  TaskPool pool(function, options, dog);
+  // Tasks arrive one by one, each taken before the next comes (as a worker's I/O thread feeds its
+  // fibers): idle fibers taking turns would each start a batch of their own.
+  for (std::uint64_t t = 1; t <= 16; ++t) {
+    auto task = MakeTask(t, fmt::format("p{}", t));
+    ASSERT_TRUE(pool.TrySubmit(task));
+    ASSERT_TRUE(WaitFor([&] { return pool.Waiting() == 0; }, 10s)) << "task " << t << " was never taken";
+  }
+  EXPECT_EQ(Drain(pool, 16).size(), 16u);
+  EXPECT_EQ(function.Sizes(), (std::vector<std::size_t>{4, 4, 4, 4}));
 }
 
 TEST(TaskPool, SharesFibersAcrossThreads) {

@@ -100,7 +100,7 @@ struct TaskPool::Impl {
       : function(fn),
         options(std::move(opts)),
         watchdog(dog),
-        batch(fn.Batch()),
+        batch(options.batch),
         log(log::Get("function")),
         outputs(options.output_dir.empty() ? std::filesystem::current_path() / "outputs"
                                            : options.output_dir),
@@ -148,23 +148,36 @@ struct TaskPool::Impl {
   }
 
   void FiberLoop() {
+    if (batch.max_events > 1) return BatchLoop();
     PendingTask task;
     while (queue.pop(task) == boost::fibers::channel_op_status::success) {
       waiting.fetch_sub(1);
-      if (batch.max_events <= 1) {
-        Deliver({RunOne(task)});
-        continue;
-      }
+      Deliver({RunOne(task)});
+    }
+  }
+
+  // One fiber at a time fills a batch: its first task, then more as they are queued, up to the
+  // batch size or the end of the window. Idle fibers taking turns task by task would split a burst
+  // into partial batches that all wait out their windows, while the worker's credit (a full batch
+  // per call) is used up and no more events come.
+  void BatchLoop() {
+    for (;;) {
       std::vector<PendingTask> tasks;
-      tasks.push_back(std::move(task));
-      const auto window_end = Clock::now() + batch.window;
-      while (tasks.size() < batch.max_events) {
-        PendingTask more;
-        const auto status =
-            batch.window.count() > 0 ? queue.pop_wait_until(more, window_end) : queue.try_pop(more);
-        if (status != boost::fibers::channel_op_status::success) break;
+      {
+        std::unique_lock lock(filling);
+        PendingTask task;
+        if (queue.pop(task) != boost::fibers::channel_op_status::success) return;
         waiting.fetch_sub(1);
-        tasks.push_back(std::move(more));
+        tasks.push_back(std::move(task));
+        const auto window_end = Clock::now() + batch.window;
+        while (tasks.size() < batch.max_events) {
+          PendingTask more;
+          const auto status =
+              batch.window.count() > 0 ? queue.pop_wait_until(more, window_end) : queue.try_pop(more);
+          if (status != boost::fibers::channel_op_status::success) break;
+          waiting.fetch_sub(1);
+          tasks.push_back(std::move(more));
+        }
       }
       Deliver(RunBatch(tasks));
     }
@@ -288,6 +301,7 @@ struct TaskPool::Impl {
   bool notified = false;                   // the fd was made readable since the last TakeCompleted
   std::atomic<std::int64_t> waiting{0};  // submitted tasks no fiber has taken yet
   int event_fd = -1;
+  boost::fibers::mutex filling;  // held by the fiber filling a batch (BatchLoop)
   boost::fibers::mutex done_mutex;
   boost::fibers::condition_variable done_cv;
   bool fibers_done = false;
@@ -316,6 +330,10 @@ std::vector<CompletedTask> TaskPool::TakeCompleted() {
   taken.swap(impl_->outbox);
   impl_->notified = false;
   return taken;
+}
+
+std::size_t TaskPool::Waiting() const {
+  return static_cast<std::size_t>(std::max<std::int64_t>(0, impl_->waiting.load()));
 }
 
 int TaskPool::NotifyFd() const { return impl_->event_fd; }

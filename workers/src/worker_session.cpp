@@ -62,6 +62,19 @@ std::string DefaultWorkerId() {
 
 SessionEnd Refused(std::string reason) { return SessionEnd{1, false, std::move(reason)}; }
 
+// WELCOME's `batch` ({"size": 1..10000, "window_ms": 0..60000}); absent: the function's own.
+std::optional<functions::BatchSpec> WelcomeBatch(const nlohmann::json& welcome) {
+  const auto it = welcome.find("batch");
+  if (it == welcome.end()) return std::nullopt;
+  const auto size = it->is_object() ? it->value("size", std::int64_t{0}) : 0;
+  const auto window = it->is_object() ? it->value("window_ms", std::int64_t{0}) : -1;
+  if (size < 1 || size > 10'000 || window < 0 || window > 60'000) {
+    throw ConfigError(fmt::format("WELCOME's batch must be {{\"size\": 1..10000, \"window_ms\": 0..60000}}, got {}",
+                                  it->dump()));
+  }
+  return functions::BatchSpec{static_cast<std::size_t>(size), milliseconds(window)};
+}
+
 }  // namespace
 
 class WorkerSession::Impl {
@@ -286,6 +299,15 @@ class WorkerSession::Impl {
         SendBye(reason);
         return Refused(reason);
       }
+      functions::BatchSpec batch;
+      try {
+        batch = functions::EffectiveBatch(*function_, WelcomeBatch(body));
+      } catch (const Error& e) {
+        const std::string reason =
+            fmt::format("cannot run function '{}' ({}): {}", options_.function, handler, e.what());
+        SendBye(reason);
+        return Refused(reason);
+      }
       const auto memory_mb = body.value("memory_mb", std::uint64_t{0});
       if (options_.apply_memory_limit) ApplyMemoryLimit(memory_mb);
       const auto concurrency = body.value("concurrency", std::size_t{0});
@@ -296,14 +318,22 @@ class WorkerSession::Impl {
       pool.threads = options_.threads;
       fibers_ = std::max<std::size_t>(
           1, std::min(capacity_, concurrency > 0 ? concurrency : kDefaultFibers));
+      // Room for a full batch per call, unless --capacity set a limit: say so before tasks flow.
+      const std::size_t wanted = std::min(kMaxBatchCapacity, fibers_ * batch.max_events);
+      if (!options_.capacity && wanted > capacity_) {
+        capacity_ = wanted;
+        SendControl(wire::cmd::kCapacity, {{"capacity", capacity_}});
+      }
       pool.fibers = fibers_;
       pool.queued = capacity_;
+      pool.batch = batch;
       pool_ = std::make_unique<TaskPool>(*function_, std::move(pool), watchdog_);
       welcomed_ = true;
       log_->info(
-          "worker {} runs '{}' for {}: capacity {}, {} fibers on {} threads, timeout {} ms, memory {} MiB",
+          "worker {} runs '{}' for {}: capacity {}, {} fibers on {} threads, batch {} within {} ms, timeout {} "
+          "ms, memory {} MiB",
           options_.id, options_.function, options_.dispatcher, capacity_, fibers_, options_.threads,
-          timeout_.count(), memory_mb);
+          batch.max_events, batch.window.count(), timeout_.count(), memory_mb);
       return std::nullopt;
     } catch (const nlohmann::json::exception& e) {
       SendBye("malformed WELCOME");

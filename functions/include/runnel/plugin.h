@@ -170,7 +170,8 @@ typedef struct RunnelFunctionV2 {
   int (*handle)(void* instance, const RunnelEventV1* event, RunnelResultV2* result);
   void (*destroy)(void* instance);
   /* Batching, as Lambda's Kafka trigger does it: the worker hands up to batch_max_events events to
-   * one call, waiting at most batch_window_ms to fill it. 0 or 1: one event per call. */
+   * one call, waiting at most batch_window_ms to fill it. 0 or 1: one event per call. This is the
+   * plugin's default: the function's `batch` key in runnel.yaml overrides it. */
   uint32_t batch_max_events;
   uint32_t batch_window_ms;
   /* Handles events[0..count) in one call: results[i] and statuses[i] (set to RUNNEL_OK or an error

@@ -34,22 +34,23 @@ std::string Trim(std::string s) {
 class ExecFunction final : public Function {
  public:
   ExecFunction(std::vector<std::string> argv, std::string working_dir, nlohmann::json params, std::size_t max_output,
-               std::string content_type, std::string function_name, BatchSpec batch)
+               std::string content_type, std::string function_name)
       : argv_(std::move(argv)),
         working_dir_(std::move(working_dir)),
         params_(std::move(params)),
         params_json_(params_.dump()),
         max_output_(max_output),
         content_type_(std::move(content_type)),
-        function_name_(std::move(function_name)),
-        batch_(batch) {}
+        function_name_(std::move(function_name)) {}
 
-  BatchSpec Batch() const override { return batch_; }
+  // Whether the program speaks the batch protocol is the config's to say: its `batch` key (with
+  // size above 1) is the declaration. Without it, one event per run.
+  bool TakesBatches() const override { return true; }
 
   // A batch is one run of the program: the events as NDJSON on stdin, one result line per event
-  // on stdout (batch_protocol.hpp). A failure of the run itself fails every event with it.
+  // on stdout (batch_protocol.hpp). A failure of the run itself fails every event with it. The
+  // worker calls this only when the function's batch size is above 1.
   std::vector<Outcome> HandleBatch(std::span<const Event> events, Context& ctx) override {
-    if (batch_.max_events <= 1) return Function::HandleBatch(events, ctx);
     std::vector<Outcome> outcomes(events.size());
     try {
       const ControlFile control;
@@ -217,7 +218,6 @@ class ExecFunction final : public Function {
   std::size_t max_output_;
   std::string content_type_;
   std::string function_name_;
-  BatchSpec batch_;
 };
 
 }  // namespace
@@ -240,25 +240,13 @@ std::unique_ptr<Function> MakeExecFunction(std::vector<std::string> argv, std::s
     }
     content_type = it->get<std::string>();
   }
-  BatchSpec batch;
-  if (auto it = p.find("batch"); it != p.end()) {
-    const auto bad = [&] {
-      return FunctionError(Errc::kBadConfig, fmt::format("exec: params.batch must be {{\"max_events\": 1..1000, "
-                                                         "\"window_ms\": 0..60000}}, got {}",
-                                                         it->dump()));
-    };
-    if (!it->is_object()) throw bad();
-    for (const auto& [key, value] : it->items()) {
-      if (key != "max_events" && key != "window_ms") throw bad();
-      if (!value.is_number_integer()) throw bad();
-    }
-    const auto events = it->value("max_events", std::int64_t{1});
-    const auto window = it->value("window_ms", std::int64_t{0});
-    if (events < 1 || events > 1000 || window < 0 || window > 60000) throw bad();
-    batch = {static_cast<std::size_t>(events), std::chrono::milliseconds(window)};
+  if (p.contains("batch")) {
+    throw FunctionError(Errc::kBadConfig,
+                        "exec: params.batch is no longer a param: set the function's batch key instead, e.g. "
+                        "batch: {size: 100, window: 500ms} (docs/config.md)");
   }
   return std::make_unique<ExecFunction>(std::move(argv), std::move(working_dir), p, max_output, std::move(content_type),
-                                        std::move(function_name), batch);
+                                        std::move(function_name));
 }
 
 }  // namespace runnel::functions

@@ -74,7 +74,8 @@ void IngestFunction::Return(std::unique_ptr<Scratch> scratch) {
   idle_.push_back(std::move(scratch));
 }
 
-BatchSpec IngestFunction::Batch() const { return {params_.batch_size, params_.batch_window}; }
+// Lambda's Kafka trigger defaults; the stack config's `batch` key overrides them.
+BatchSpec IngestFunction::Batch() const { return {100, std::chrono::milliseconds(500)}; }
 
 Result IngestFunction::Handle(const Event& event, Context& ctx) {
   std::vector<Outcome> outcomes = HandleBatch(std::span<const Event>(&event, 1), ctx);

@@ -143,10 +143,19 @@ IngestParams ParseIngestParams(const nlohmann::json& params) {
   IngestParams out;
   if (params.is_null()) return out;
   Object(params, "(root)");
+  // Batching moved out of params to the function's own `batch` key (one place for every function).
+  for (const std::string_view moved : {"batch_size", "batch_window_ms"}) {
+    if (params.contains(moved)) {
+      throw FunctionError(Errc::kBadConfig,
+                          fmt::format("iot.ingest: params.{} is no longer a param: set the function's batch key "
+                                      "instead, e.g. batch: {{size: 100, window: 500ms}} (docs/config.md)",
+                                      moved));
+    }
+  }
   RejectUnknownKeys(
       params, "",
       {"window_ms", "max_lateness_ms", "max_future_ms", "max_line_bytes", "max_event_bytes", "max_errors",
-       "batch_size", "batch_window_ms", "schema", "thresholds", "anomaly", "alerts_topic"});
+       "schema", "thresholds", "anomaly", "alerts_topic"});
   constexpr std::int64_t kWeekMs = 7LL * 24 * 3600 * 1000;
   out.window_ms = Integer(params, "window_ms", "window_ms", out.window_ms, 1, kWeekMs);
   out.max_lateness_ms =
@@ -160,10 +169,6 @@ IngestParams ParseIngestParams(const nlohmann::json& params) {
                                        static_cast<std::int64_t>(out.max_event_bytes), 16, 1LL << 32));
   out.max_errors = static_cast<std::size_t>(
       Integer(params, "max_errors", "max_errors", static_cast<std::int64_t>(out.max_errors), 0, 100'000));
-  out.batch_size = static_cast<std::size_t>(
-      Integer(params, "batch_size", "batch_size", static_cast<std::int64_t>(out.batch_size), 1, 10'000));
-  out.batch_window = std::chrono::milliseconds(
-      Integer(params, "batch_window_ms", "batch_window_ms", out.batch_window.count(), 0, 60'000));
   if (auto it = params.find("schema"); it != params.end()) ParseSchema(*it, out);
   if (auto it = params.find("thresholds"); it != params.end()) ParseThresholds(*it, out);
   if (auto it = params.find("anomaly"); it != params.end()) ParseAnomaly(*it, out);

@@ -36,8 +36,6 @@ struct IngestParams {
   std::size_t max_line_bytes = 64 * 1024;
   std::size_t max_event_bytes = 16 * 1024 * 1024;
   std::size_t max_errors = 100;
-  std::size_t batch_size = 100;
-  std::chrono::milliseconds batch_window{500};
 
   std::vector<MetricRule> metrics;    // schema.metrics, sorted by name
   std::vector<std::string> required;  // schema.required, metric names only

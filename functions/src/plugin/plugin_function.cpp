@@ -330,9 +330,14 @@ class PluginFunction final : public Function {
     return sink.Finish(status, fn_.Name());
   }
 
+  // The descriptor's batch_max_events / batch_window_ms are the plugin's default; the config's
+  // `batch` key overrides them. A plugin with handle_batch (or a default above 1) takes batches.
   BatchSpec Batch() const override {
     if (fn_.v2 == nullptr || fn_.v2->batch_max_events <= 1) return {};
     return {fn_.v2->batch_max_events, std::chrono::milliseconds(fn_.v2->batch_window_ms)};
+  }
+  bool TakesBatches() const override {
+    return fn_.v2 != nullptr && (fn_.v2->handle_batch != nullptr || fn_.v2->batch_max_events > 1);
   }
 
   std::vector<Outcome> HandleBatch(std::span<const Event> events, Context& ctx) override {

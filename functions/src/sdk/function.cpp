@@ -50,6 +50,17 @@ std::string Context::ReadInput(const Event& event, std::size_t max_bytes) {
   return bytes;
 }
 
+BatchSpec EffectiveBatch(const Function& function, const std::optional<BatchSpec>& configured) {
+  if (!configured) return function.Batch();
+  if (configured->max_events > 1 && !function.TakesBatches()) {
+    throw FunctionError(Errc::kBadConfig,
+                        fmt::format("batch.size {}: this function takes one event per call (it does not declare "
+                                    "batches); remove batch or set batch.size: 1",
+                                    configured->max_events));
+  }
+  return *configured;
+}
+
 std::vector<Outcome> Function::HandleBatch(std::span<const Event> events, Context& ctx) {
   std::vector<Outcome> outcomes;
   outcomes.reserve(events.size());

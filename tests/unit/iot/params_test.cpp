@@ -19,8 +19,6 @@ TEST(IotParams, Defaults) {
   EXPECT_EQ(p.max_future_ms, 300'000);
   EXPECT_EQ(p.max_line_bytes, 65'536u);
   EXPECT_EQ(p.max_errors, 100u);
-  EXPECT_EQ(p.batch_size, 100u);
-  EXPECT_EQ(p.batch_window.count(), 500);
   EXPECT_TRUE(p.allow_unknown_metrics);
   EXPECT_TRUE(p.anomaly_enabled);
   EXPECT_EQ(p.anomaly_z, 3.0);
@@ -76,8 +74,11 @@ INSTANTIATE_TEST_SUITE_P(
         BadParamsCase{"NegativeLateness", R"({"max_lateness_ms": -1})", "params.max_lateness_ms"},
         BadParamsCase{"FutureTooBig", R"({"max_future_ms": 1e12})", "params.max_future_ms"},
         BadParamsCase{"TinyLines", R"({"max_line_bytes": 2})", "params.max_line_bytes"},
-        BadParamsCase{"BatchZero", R"({"batch_size": 0})", "params.batch_size"},
-        BadParamsCase{"BatchWindow", R"({"batch_window_ms": 70000})", "params.batch_window_ms"},
+        BadParamsCase{"BatchSizeMoved", R"({"batch_size": 1})",
+                      "iot.ingest: params.batch_size is no longer a param: set the function's batch key instead, "
+                      "e.g. batch: {size: 100, window: 500ms} (docs/config.md)"},
+        BadParamsCase{"BatchWindowMoved", R"({"batch_window_ms": 100})",
+                      "params.batch_window_ms is no longer a param: set the function's batch key"},
         BadParamsCase{"MaxErrors", R"({"max_errors": -3})", "params.max_errors"},
         BadParamsCase{"SchemaNotObject", R"({"schema": 3})", "params.schema must be an object"},
         BadParamsCase{"SchemaUnknownKey", R"({"schema": {"metric": {}}})", "unknown param 'schema.metric'"},

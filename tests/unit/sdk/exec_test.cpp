@@ -295,10 +295,10 @@ std::vector<Event> BatchEvents() {
 
 TEST(Exec, ABatchIsOneRunWithAResultLinePerEvent) {
   TestContext ctx;
-  const auto fn = MakeExecFunction({"/usr/bin/python3", "-c", kBatchProgram}, "",
-                                   {{"batch", {{"max_events", 4}, {"window_ms", 50}}}}, "fn");
-  EXPECT_EQ(fn->Batch().max_events, 4u);
-  EXPECT_EQ(fn->Batch().window, std::chrono::milliseconds(50));
+  const auto fn = MakeExecFunction({"/usr/bin/python3", "-c", kBatchProgram}, "", nlohmann::json::object(), "fn");
+  // One event per run unless runnel.yaml's `batch` key (the program's declaration) says more.
+  EXPECT_EQ(fn->Batch().max_events, 1u);
+  EXPECT_TRUE(fn->TakesBatches());
   const std::vector<Event> events = BatchEvents();
   const std::vector<Outcome> outcomes = fn->HandleBatch(events, ctx);
   ASSERT_EQ(outcomes.size(), 4u);
@@ -324,7 +324,7 @@ TEST(Exec, ABatchIsOneRunWithAResultLinePerEvent) {
 
 TEST(Exec, ABatchRunThatFailsFailsEveryEventAndAMissingLineFailsItsEvent) {
   TestContext ctx;
-  const nlohmann::json batch = {{"batch", {{"max_events", 4}}}};
+  const nlohmann::json batch = nlohmann::json::object();
   const std::vector<Event> events = BatchEvents();
   for (const Outcome& o : Shell("echo broken >&2; exit 1", batch)->HandleBatch(events, ctx)) {
     ASSERT_TRUE(o.error);
@@ -342,9 +342,11 @@ TEST(Exec, ABatchRunThatFailsFailsEveryEventAndAMissingLineFailsItsEvent) {
     ASSERT_TRUE(o.error);
     EXPECT_THAT(o.error->what(), HasSubstr("batch stdout line 1: unknown key \"extra\""));
   }
-  const auto e = ErrorOf([] { Shell("true", {{"batch", {{"max_events", 0}}}}); });
+  const auto e = ErrorOf([] { Shell("true", {{"batch", {{"max_events", 4}}}}); });
   EXPECT_EQ(e.Code(), Errc::kBadConfig);
-  EXPECT_THAT(e.what(), HasSubstr("params.batch must be"));
+  EXPECT_STREQ(e.what(),
+               "exec: params.batch is no longer a param: set the function's batch key instead, e.g. batch: "
+               "{size: 100, window: 500ms} (docs/config.md)");
 }
 
 }  // namespace

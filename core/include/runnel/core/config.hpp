@@ -38,6 +38,14 @@ struct ScalingSpec {
   int warm = 0;
 };
 
+// How many events one call of a function gets: up to `size`, waiting at most `window` for them to
+// arrive (Lambda's Kafka trigger does the same, 100 / 500 ms by default). In runnel.yaml:
+// `batch: {size, window}`. A worker that holds fewer than `size` events waits out the window.
+struct BatchConfig {
+  int size = 1;
+  std::chrono::milliseconds window{0};
+};
+
 struct FunctionSpec {
   std::string name;
   std::string handler;  // builtin:NAME, plugin:PATH[#NAME] or exec:COMMAND (core/handler.hpp), paths absolute
@@ -54,6 +62,10 @@ struct FunctionSpec {
   std::string results_topic;      // empty: results go to ZeroMQ only
   std::vector<std::string> next;  // functions fed by this one's ok outcomes (a pipeline)
   ScalingSpec scaling;
+  // Unset: the function's own default (functions::Function::Batch()). `runnel up` settles it at start
+  // (cli CheckConfig), so a dispatcher's spec always says what its workers run.
+  std::optional<BatchConfig> batch;
+  int batch_line = 0;  // where `batch` is in the file (0: not given), for errors found later
 
   std::string Group() const { return "runnel." + name; }
   std::string BuiltinName() const;  // the NAME of builtin:NAME; empty for other kinds

@@ -29,6 +29,7 @@ inline constexpr std::string_view kResults = "RESULTS";
 inline constexpr std::string_view kHeartbeat = "HEARTBEAT";
 inline constexpr std::string_view kDraining = "DRAINING";
 inline constexpr std::string_view kBye = "BYE";
+inline constexpr std::string_view kCapacity = "CAPACITY";
 inline constexpr std::string_view kWelcome = "WELCOME";
 inline constexpr std::string_view kReject = "REJECT";
 inline constexpr std::string_view kTasks = "TASKS";

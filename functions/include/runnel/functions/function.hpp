@@ -88,10 +88,21 @@ class Function {
   virtual ~Function() = default;
   // Handles one event. Throws FunctionError on failure; any other exception counts as kInternal.
   virtual Result Handle(const Event& event, Context& ctx) = 0;
+  // The batch the function asks for when the stack config's `batch` key says nothing: one event
+  // per call unless it overrides this. What a worker runs is EffectiveBatch() below.
   virtual BatchSpec Batch() const { return {}; }
+  // Whether a call may get several events (`batch.size` above 1 in the config). A function that
+  // gains nothing from batches leaves this false, so such a config is an error, not a slow no-op.
+  virtual bool TakesBatches() const { return Batch().max_events > 1; }
   // Handles several events; one outcome per event, in order. The default calls Handle for each.
   virtual std::vector<Outcome> HandleBatch(std::span<const Event> events, Context& ctx);
 };
+
+// The batch a function runs with, the one rule for `runnel up` (at start) and the worker (at
+// WELCOME): the config's `batch` when given, else the function's own Batch(). Throws
+// FunctionError(kBadConfig) when the config asks for more than one event per call from a
+// function that does not TakesBatches().
+BatchSpec EffectiveBatch(const Function& function, const std::optional<BatchSpec>& configured);
 
 // Builds a function from its params (config). Throws FunctionError(kBadConfig) naming the bad param.
 using Factory = std::function<std::unique_ptr<Function>(const nlohmann::json& params)>;

@@ -37,6 +37,9 @@ struct WorkerOptions {
 // dispatcher grants prefetch beyond the function's concurrency only to fast functions
 // (docs/protocol.md §3.2), so a slow function's worker never holds this many.
 inline constexpr std::size_t kDefaultCapacity = 256;
+// A worker without --capacity raises its capacity after WELCOME to hold a full batch for each
+// concurrent call (fibers x batch size, at most this many) and tells the dispatcher (CAPACITY).
+inline constexpr std::size_t kMaxBatchCapacity = 10'000;
 // Concurrent calls when WELCOME gives no concurrency (0): the capacity, at most this many.
 inline constexpr std::size_t kDefaultFibers = 16;
 
