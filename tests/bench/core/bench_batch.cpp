@@ -103,7 +103,7 @@ Round RunRound(const Args& a, int batch, zmq::context_t& ctx) {
   broker::Admin admin(kafka);
   const std::string group = std::string("runnel.") + kFunction;
   Feed feed(ctx, stack.Results(), std::string(kFunction) + "/");
-  std::vector<zmq::message_t> frames;
+  FeedOutcome outcome;
   WorkerProcess worker(kFunction, stack.Dispatcher(kFunction), "bench-0");
   const auto now_ms = [] {
     return std::chrono::duration_cast<milliseconds>(std::chrono::system_clock::now().time_since_epoch()).count();
@@ -116,7 +116,7 @@ Round RunRound(const Args& a, int batch, zmq::context_t& ctx) {
       producer.Produce({kFunction, broker::kAnyPartition, std::nullopt, Reading(0, now_ms()), {}},
                        [](const broker::Delivery&) {});
       const auto round_until = Clock::now() + milliseconds(200);
-      while (!answered && Clock::now() < round_until) answered = feed.Next(frames, milliseconds(20));
+      while (!answered && Clock::now() < round_until) answered = feed.Next(outcome, milliseconds(20));
     }
     if (!answered) throw std::runtime_error("the worker answered no warm-up reading in 60 s:\n" + stack.Stderr());
   }
@@ -129,7 +129,7 @@ Round RunRound(const Args& a, int batch, zmq::context_t& ctx) {
   if (!testing::WaitFor(all_committed, std::chrono::seconds(10), milliseconds(20))) {
     throw std::runtime_error("warm-up readings were not committed within 10 s");
   }
-  while (feed.Next(frames, milliseconds(100))) {
+  while (feed.Next(outcome, milliseconds(100))) {
   }
 
   worker.Freeze();
@@ -156,9 +156,9 @@ Round RunRound(const Args& a, int batch, zmq::context_t& ctx) {
   const auto give_up = t0 + std::chrono::seconds(300);
   auto next_commit_check = t0 + milliseconds(100);
   while (Clock::now() < give_up) {
-    if (r.seen < a.events && feed.Next(frames, milliseconds(20))) {
+    if (r.seen < a.events && feed.Next(outcome, milliseconds(20))) {
       ++r.seen;
-      if (frames[1].to_string_view().find(R"("status":"ok")") == std::string_view::npos) ++r.not_ok;
+      if (outcome.meta.find(R"("status":"ok")") == std::string_view::npos) ++r.not_ok;
       last = Clock::now();
       if (r.seen == a.events) break;
       continue;
