@@ -178,7 +178,10 @@ class Autoscaler::Loop {
     f.stats = f.stats_fn();
     if (now >= f.next_lag) {
       try {
+        const auto t0 = Clock::now();
         f.offsets = admin_->Offsets(f.spec.topic, f.spec.Group(), std::chrono::seconds(2));
+        log_->debug("function {}: reading the lag took {:.1f} ms", f.spec.name,
+                    std::chrono::duration<double, std::milli>(Clock::now() - t0).count());
       } catch (const Error& e) {
         log_->debug("function {}: could not read the lag: {}", f.spec.name, e.what());
       }
