@@ -294,6 +294,7 @@ functions:
     // socket: polling it every few milliseconds during the burst slowed the stack down itself.
     const auto before = Joins(stack);
     const auto t0 = Clock::now();
+    if (Verbose()) fmt::print("  trial {} starts at {}\n", i, NowText());
     publish_backlog();  // returns once the broker has them all
     double first = -1;
     WaitFor([&] {
@@ -307,6 +308,7 @@ functions:
     to_desired.push_back(all);
     to_first.push_back(first);
   }
+  if (Verbose()) fmt::print(stderr, "the stack's log:\n{}", stack.Process().Stderr());
   fmt::print("reaction, 2000-event backlog -> first worker joined:          {}\n", Summary(to_first));
   fmt::print("reaction, 2000-event backlog -> desired 6 workers joined:     {}\n", Summary(to_desired));
 }
@@ -379,9 +381,9 @@ int main(int argc, char** argv) {
     fmt::print("spawn floor, fork+exec `runnel-worker` -> HELLO at a ROUTER:   {}\n", Summary(slim));
     fmt::print("  its CPU time (user + system):                               {}\n", Summary(slim_cpu));
     fmt::print("the same with `runnel worker` (the full binary):              {}\n", Summary(full));
+    fmt::print("  its CPU time (user + system):                               {}\n", Summary(full_cpu));
     fmt::print("standby start, byte on stdin -> HELLO (runnel-worker loaded): {}\n",
                Summary(StandbyStart(worker_bin, trials)));
-    fmt::print("  its CPU time (user + system):                               {}\n", Summary(full_cpu));
   }
   if (run("zero")) ScaleFromZero(trials);
   if (run("reaction")) Reaction(quick ? 2 : 10);
