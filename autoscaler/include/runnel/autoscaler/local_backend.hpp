@@ -11,7 +11,7 @@
 // it the go byte instead of running fork+exec (the ~20 ms start-up of runnel-worker, most of it the
 // kernel and the dynamic loader); the next Tick puts a new standby in its place. A standby is a
 // direct child like any worker: same process group, PR_SET_PDEATHSIG, log file, memory limit from
-// WELCOME, restart, SIGTERM drain and SIGKILL. It costs an idle process (about 7.5 MiB RSS for
+// WELCOME, restart, SIGTERM drain and SIGKILL. It costs an idle process (about 6 MiB RSS for
 // runnel-worker) per function. A standby that ends unused is logged, counted in StandbyOf, and
 // replaced with the crash backoff; meanwhile workers start by fork+exec. Restarts of a crashed
 // worker always exec (they keep the worker's id).
