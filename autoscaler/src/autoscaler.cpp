@@ -136,6 +136,9 @@ class Autoscaler::Loop {
 
  private:
   void Run() {
+    for (auto& f : fns_) {
+      if (!f->endpoint.empty()) opt_.backend->Prepare(f->spec.name, f->endpoint);
+    }
     auto next_tick = Clock::now();
     while (!stop_.load()) {
       const auto now = Clock::now();
@@ -175,7 +178,10 @@ class Autoscaler::Loop {
     f.stats = f.stats_fn();
     if (now >= f.next_lag) {
       try {
+        const auto t0 = Clock::now();
         f.offsets = admin_->Offsets(f.spec.topic, f.spec.Group(), std::chrono::seconds(2));
+        log_->debug("function {}: reading the lag took {:.1f} ms", f.spec.name,
+                    std::chrono::duration<double, std::milli>(Clock::now() - t0).count());
       } catch (const Error& e) {
         log_->debug("function {}: could not read the lag: {}", f.spec.name, e.what());
       }
@@ -309,7 +315,7 @@ class Autoscaler::Loop {
         nlohmann::json j = {{"id", w.id},         {"pid", w.pid},           {"restarts", w.restarts},
                             {"last_exit", w.last_exit}, {"log", w.log_file}, {"in_flight", 0},
                             {"cpu_s", w.cpu_s},       {"wall_s", w.wall_s},     {"rss_kb", w.rss_kb},
-                            {"peak_rss_kb", w.peak_rss_kb}};
+                            {"peak_rss_kb", w.peak_rss_kb}, {"start", w.from_standby ? "standby" : "exec"}};
         auto it = st.workers.find(w.id);
         if (w.state == WorkerState::kCrashLoop) crash_loop = true;
         if (w.state != WorkerState::kStopping) ++running;
@@ -370,6 +376,12 @@ class Autoscaler::Loop {
             {"stabilization_ms", sc.stabilization.count()}}},
           {"workers", std::move(workers)},
       });
+      if (const auto standby = opt_.backend->StandbyOf(f.spec.name)) {
+        functions.back()["standby"] = {{"state", standby->state},       {"pid", standby->pid},
+                                       {"rss_kb", standby->rss_kb},     {"used", standby->used},
+                                       {"exec_starts", standby->exec_starts}, {"ended", standby->ended},
+                                       {"last_exit", standby->last_exit}};
+      }
     }
     return {{"functions", std::move(functions)}};
   }

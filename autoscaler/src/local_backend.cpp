@@ -4,6 +4,7 @@
 #include <signal.h>
 #include <sys/prctl.h>
 #include <sys/resource.h>
+#include <sys/socket.h>
 #include <sys/wait.h>
 #include <unistd.h>
 
@@ -80,22 +81,24 @@ std::vector<std::string> WorkerCommand(const std::filesystem::path& runnel_binar
   return {runnel_binary.string(), "worker"};
 }
 
-LocalProcessBackend::LocalProcessBackend(std::vector<std::string> worker_command, std::filesystem::path log_dir)
-    : command_(std::move(worker_command)), log_dir_(std::move(log_dir)) {
+LocalProcessBackend::LocalProcessBackend(std::vector<std::string> worker_command, std::filesystem::path log_dir,
+                                         bool standby)
+    : command_(std::move(worker_command)), log_dir_(std::move(log_dir)), standby_enabled_(standby) {
   if (command_.empty()) throw Error("the worker command is empty", false);
 }
 
 LocalProcessBackend::~LocalProcessBackend() { StopAll(std::chrono::seconds(5)); }
 
-void LocalProcessBackend::Spawn(Proc& p) {
-  const auto dir = log_dir_ / p.info.function;
-  std::filesystem::create_directories(dir);
-  p.info.log_file = (dir / (p.info.id + ".log")).string();
+pid_t LocalProcessBackend::ForkExec(const std::string& function, const std::vector<std::string>& flags,
+                                    const std::string& log_file, int stdin_fd) {
   std::vector<std::string> args = command_;
-  args.insert(args.end(), {"--function", p.info.function, "--dispatcher", p.dispatcher, "--id", p.info.id});
+  args.insert(args.end(), flags.begin(), flags.end());
+  std::vector<char*> argv;
+  for (auto& a : args) argv.push_back(a.data());
+  argv.push_back(nullptr);
   const pid_t parent = ::getpid();
   const pid_t pid = ::fork();
-  if (pid < 0) throw Error(fmt::format("cannot start a worker for {}: fork failed", p.info.function), true);
+  if (pid < 0) throw Error(fmt::format("cannot start a worker for {}: fork failed", function), true);
   if (pid == 0) {
     ::setpgid(0, 0);
     // A worker is useless without its stack: die with it, however it ends (even SIGKILL).
@@ -104,27 +107,184 @@ void LocalProcessBackend::Spawn(Proc& p) {
     sigset_t all;
     sigfillset(&all);
     ::sigprocmask(SIG_UNBLOCK, &all, nullptr);
-    const int fd = ::open(p.info.log_file.c_str(), O_WRONLY | O_CREAT | O_APPEND | O_CLOEXEC, 0644);
+    const int fd = ::open(log_file.c_str(), O_WRONLY | O_CREAT | O_APPEND | O_CLOEXEC, 0644);
     if (fd >= 0) {
       ::dup2(fd, 1);
       ::dup2(fd, 2);
     }
-    const int devnull = ::open("/dev/null", O_RDONLY);
-    if (devnull >= 0) ::dup2(devnull, 0);
-    std::vector<char*> argv;
-    for (auto& a : args) argv.push_back(a.data());
-    argv.push_back(nullptr);
+    const int in = stdin_fd >= 0 ? stdin_fd : ::open("/dev/null", O_RDONLY);
+    if (in >= 0) ::dup2(in, 0);
     ::execv(argv[0], argv.data());
     ::_exit(127);
   }
   ::setpgid(pid, pid);
-  p.info.pid = pid;
+  return pid;
+}
+
+std::string LocalProcessBackend::NextId(const std::string& function) {
+  return fmt::format("{}-{}", function, ++next_index_[function]);
+}
+
+void LocalProcessBackend::Spawn(Proc& p) {
+  const auto dir = log_dir_ / p.info.function;
+  std::filesystem::create_directories(dir);
+  p.info.log_file = (dir / (p.info.id + ".log")).string();
+  p.info.pid = ForkExec(p.info.function, {"--function", p.info.function, "--dispatcher", p.dispatcher, "--id", p.info.id},
+                        p.info.log_file, -1);
+  p.info.from_standby = false;
   p.info.state = WorkerState::kRunning;
   p.info.cpu_s = p.info.wall_s = 0;
   p.info.rss_kb = p.info.peak_rss_kb = 0;
   p.started = Clock::now();
   p.next_sample = p.started;
   ++ended_[p.info.function].workers_started;
+}
+
+// ---- standby processes ----
+
+void LocalProcessBackend::Prepare(const std::string& function, const std::string& dispatcher) {
+  if (!standby_enabled_) return;
+  Standby& s = standby_[function];
+  s.dispatcher = dispatcher;
+  s.replace_at = Clock::now();
+  TickStandby(function, s, s.replace_at);
+}
+
+void LocalProcessBackend::SpawnStandby(const std::string& function, Standby& s) {
+  int fds[2];
+  if (::socketpair(AF_UNIX, SOCK_STREAM | SOCK_CLOEXEC, 0, fds) != 0) {
+    throw Error(fmt::format("cannot start a standby worker for {}: socketpair failed", function), true);
+  }
+  const std::string id = NextId(function);
+  const auto dir = log_dir_ / function;
+  std::filesystem::create_directories(dir);
+  const std::string log_file = (dir / (id + ".log")).string();
+  pid_t pid = 0;
+  try {
+    pid = ForkExec(function, {"--function", function, "--dispatcher", s.dispatcher, "--id", id, "--standby"}, log_file,
+                   fds[1]);
+  } catch (...) {
+    ::close(fds[0]);
+    ::close(fds[1]);
+    throw;
+  }
+  ::close(fds[1]);
+  s.id = id;
+  s.log_file = log_file;
+  s.pid = pid;
+  s.go_fd = fds[0];
+  s.started = Clock::now();
+  s.next_sample = s.started + std::chrono::milliseconds(200);  // once it has loaded, then every second
+  s.info.pid = pid;
+  s.info.state = "ready";
+  s.info.rss_kb = 0;
+}
+
+bool LocalProcessBackend::StartFromStandby(Proc& p) {
+  auto it = standby_.find(p.info.function);
+  if (it == standby_.end()) return false;
+  Standby& s = it->second;
+  if (s.pid <= 0 || s.dispatcher != p.dispatcher) {
+    ++s.info.exec_starts;
+    return false;
+  }
+  const char go = 'g';
+  // A socket, not a pipe: a standby that died gives EPIPE here, without SIGPIPE for the stack.
+  const bool sent = ::send(s.go_fd, &go, 1, MSG_NOSIGNAL) == 1;
+  ::close(s.go_fd);
+  s.go_fd = -1;
+  const pid_t pid = s.pid;
+  s.pid = 0;
+  s.info.pid = 0;
+  s.info.state = "replacing";
+  s.replace_at = Clock::now();  // the next Tick starts a new one, off this start's path
+  if (!sent) {
+    // It died unnoticed since the last Tick: reap it now and start by exec instead.
+    ::kill(-pid, SIGKILL);
+    int status = 0;
+    ::waitpid(pid, &status, 0);
+    ++s.info.ended;
+    ++s.info.exec_starts;
+    s.info.last_exit = WIFEXITED(status) ? fmt::format("exit {}", WEXITSTATUS(status))
+                                         : fmt::format("signal {}", WTERMSIG(status));
+    log::Get("autoscaler")->warn("standby worker {} (pid {}) for {} had ended ({}); starting by fork+exec", s.id,
+                                 pid, p.info.function, s.info.last_exit);
+    return false;
+  }
+  p.info.id = s.id;
+  p.info.log_file = s.log_file;
+  p.info.pid = pid;
+  p.info.from_standby = true;
+  p.info.state = WorkerState::kRunning;
+  p.started = Clock::now();
+  p.next_sample = p.started;
+  ++s.info.used;
+  ++ended_[p.info.function].workers_started;
+  return true;
+}
+
+void LocalProcessBackend::TickStandby(const std::string& function, Standby& s, Clock::time_point now) {
+  if (s.pid > 0) {
+    int status = 0;
+    if (::waitpid(s.pid, &status, WNOHANG) != s.pid) {
+      if (now >= s.next_sample) {
+        s.info.rss_kb = ProcMemoryKb(s.pid).first;
+        s.next_sample = now + kSampleInterval;
+      }
+      return;
+    }
+    ::kill(-s.pid, SIGKILL);  // anything it left in its group
+    ::close(s.go_fd);
+    s.go_fd = -1;
+    ++s.info.ended;
+    s.info.last_exit = WIFEXITED(status) ? fmt::format("exit {}", WEXITSTATUS(status))
+                                         : fmt::format("signal {}", WTERMSIG(status));
+    s.quick_ends = now - s.started < kQuickCrash ? s.quick_ends + 1 : 0;
+    const auto backoff = std::min<std::chrono::milliseconds>(kBackoffMax, kBackoffMin * (1 << std::min(s.quick_ends, 6)));
+    s.replace_at = now + backoff;
+    log::Get("autoscaler")->warn(
+        "standby worker {} (pid {}) for {} ended unused ({}); workers of {} start by fork+exec until it is "
+        "replaced in {} ms (log {})",
+        s.id, s.pid, function, s.info.last_exit, function, backoff.count(), s.log_file);
+    s.pid = 0;
+    s.info.pid = 0;
+    s.info.rss_kb = 0;
+    s.info.state = "replacing";
+    return;
+  }
+  if (now < s.replace_at) return;
+  try {
+    SpawnStandby(function, s);
+  } catch (const Error& e) {
+    s.replace_at = now + kBackoffMax;
+    log::Get("autoscaler")->error("function {}: cannot start a standby worker: {}", function, e.what());
+  }
+}
+
+void LocalProcessBackend::RetireStandby(Standby& s) {
+  if (s.pid <= 0) return;
+  ::close(s.go_fd);  // it reads the end of its stdin and exits 0
+  s.go_fd = -1;
+  ::kill(-s.pid, SIGTERM);  // in case it is still loading
+  int status = 0;
+  const auto until = Clock::now() + std::chrono::seconds(2);
+  while (::waitpid(s.pid, &status, WNOHANG) == 0 && Clock::now() < until) {
+    std::this_thread::sleep_for(std::chrono::milliseconds(2));
+  }
+  ::kill(-s.pid, SIGKILL);
+  ::waitpid(s.pid, &status, WNOHANG);
+  std::error_code ignored;
+  if (std::filesystem::is_empty(s.log_file, ignored)) std::filesystem::remove(s.log_file, ignored);
+  s.pid = 0;
+  s.info.pid = 0;
+  s.info.state = "off";
+}
+
+std::optional<StandbyInfo> LocalProcessBackend::StandbyOf(const std::string& function) const {
+  if (!standby_enabled_) return std::nullopt;
+  auto it = standby_.find(function);
+  if (it == standby_.end()) return std::nullopt;
+  return it->second.info;
 }
 
 void LocalProcessBackend::Sample(Proc& p, Clock::time_point now) {
@@ -159,13 +319,18 @@ Usage LocalProcessBackend::UsageOf(const std::string& function) const {
 }
 
 std::string LocalProcessBackend::Start(const std::string& function, const std::string& dispatcher) {
-  const std::string id = fmt::format("{}-{}", function, ++next_index_[function]);
-  Proc& p = procs_[id];
-  p.info.id = id;
+  Proc p;
   p.info.function = function;
   p.dispatcher = dispatcher;
-  Spawn(p);
-  log::Get("autoscaler")->info("started worker {} (pid {}), log {}", id, p.info.pid, p.info.log_file);
+  const bool standby = StartFromStandby(p);
+  if (!standby) {
+    p.info.id = NextId(function);
+    Spawn(p);
+  }
+  const std::string id = p.info.id;
+  procs_[id] = std::move(p);
+  log::Get("autoscaler")->info("started worker {} (pid {}{}), log {}", id, procs_[id].info.pid,
+                               standby ? ", from standby" : "", procs_[id].info.log_file);
   return id;
 }
 
@@ -229,9 +394,12 @@ void LocalProcessBackend::Tick() {
     }
     ++it;
   }
+  for (auto& [function, s] : standby_) TickStandby(function, s, now);
 }
 
 void LocalProcessBackend::StopAll(std::chrono::milliseconds grace) {
+  for (auto& [function, s] : standby_) RetireStandby(s);
+  standby_.clear();
   for (auto& [id, p] : procs_) {
     if (p.info.pid > 0) {
       ::kill(p.info.pid, SIGTERM);

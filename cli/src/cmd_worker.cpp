@@ -1,6 +1,7 @@
 // `runnel worker`: one stateless worker process serving one function for one dispatcher.
 #include "commands.hpp"
 #include "runnel/core/signals.hpp"
+#include "runnel/workers/worker_main.hpp"
 #include "runnel/workers/worker_session.hpp"
 
 namespace runnel::cli {
@@ -9,6 +10,7 @@ Command AddWorker(CLI::App& app, CommonOptions&) {
   struct Flags {
     workers::WorkerOptions options;
     std::size_t capacity = 0;
+    bool standby = false;
   };
   auto flags = std::make_shared<Flags>();
   auto* sub =
@@ -29,7 +31,11 @@ Command AddWorker(CLI::App& app, CommonOptions&) {
   sub->add_option("--threads", flags->options.threads, "OS threads running the fibers")
       ->check(CLI::Range(1, 1024))
       ->capture_default_str();
+  sub->add_flag("--standby", flags->standby,
+                "Start only when a byte arrives on stdin; exit 0 if stdin ends first (the autoscaler keeps such a "
+                "process loaded, ready to start at once)");
   return {sub, [flags] {
+            if (flags->standby && !workers::AwaitStart(0)) return 0;
             // Before any thread exists, so every thread inherits the blocked SIGINT/SIGTERM.
             ShutdownSignals signals;
             workers::WorkerOptions options = flags->options;

@@ -170,7 +170,7 @@ Stack::Stack(StackConfig config, StateDir state, std::filesystem::path runnel_bi
   // The autoscaler decides how many workers each function runs (none until events arrive, unless
   // its scaling says otherwise); dispatchers wake it the moment an event finds no worker.
   s.workers = std::make_unique<autoscaler::LocalProcessBackend>(autoscaler::WorkerCommand(runnel_binary),
-                                                                s.state.Root() / "logs");
+                                                                s.state.Root() / "logs", s.config.standby_workers);
   autoscaler::Autoscaler::Options scaling{s.workers.get(), s.kafka, &s.zmq_ctx};
   scaling.on_request = [t = s.telemetry.get()](std::string_view request) { return t->Answer(request); };
   s.scaler = std::make_unique<autoscaler::Autoscaler>(std::move(scaling));

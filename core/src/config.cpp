@@ -332,7 +332,8 @@ StackConfig LoadStackConfig(const std::filesystem::path& file) {
   }
   if (!root || root.IsNull()) throw ConfigError(fmt::format("{}: the file is empty", file.string()));
   p.ExpandEnvironment(root, "");
-  p.OnlyKeys(root, "", {"kafka", "heartbeat", "output_dir", "metrics", "trace_events", "functions", "schedules"});
+  p.OnlyKeys(root, "",
+             {"kafka", "heartbeat", "output_dir", "metrics", "trace_events", "standby_workers", "functions", "schedules"});
   StackConfig config;
   config.source = file.string();
   if (const auto k = root["kafka"]) {
@@ -345,6 +346,7 @@ StackConfig LoadStackConfig(const std::filesystem::path& file) {
   }
   if (root["heartbeat"]) config.heartbeat = p.Duration(root["heartbeat"], "heartbeat");
   if (config.heartbeat.count() < 10) p.Fail(root["heartbeat"], "heartbeat", "must be at least 10ms");
+  if (root["standby_workers"]) config.standby_workers = p.Scalar<bool>(root["standby_workers"], "standby_workers");
   if (root["output_dir"]) config.output_dir = p.Scalar<std::string>(root["output_dir"], "output_dir");
   if (const auto m = root["metrics"]) {
     config.metrics_listen = p.Scalar<std::string>(m, "metrics");

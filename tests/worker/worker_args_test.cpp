@@ -1,4 +1,7 @@
 // The slim worker's flags (runnel-worker): the same as `runnel worker`, parsed without CLI11.
+#include <sys/socket.h>
+#include <unistd.h>
+
 #include <gtest/gtest.h>
 
 #include "runnel/workers/worker_main.hpp"
@@ -15,6 +18,33 @@ TEST(WorkerArgs, ParsesEveryFlagInBothSpellings) {
   EXPECT_EQ(parsed.options->id, "w-7");
   EXPECT_EQ(parsed.options->capacity, 8u);
   EXPECT_EQ(parsed.options->threads, 3u);
+}
+
+TEST(WorkerArgs, StandbyIsAFlagWithoutValue) {
+  const auto parsed = ParseWorkerArgs({"--function", "echo", "--dispatcher", "tcp://127.0.0.1:5", "--standby"});
+  ASSERT_TRUE(parsed.options) << parsed.error;
+  EXPECT_TRUE(parsed.standby);
+  EXPECT_FALSE(ParseWorkerArgs({"--function", "echo", "--dispatcher", "d"}).standby);
+  EXPECT_EQ(ParseWorkerArgs({"--function", "echo", "--dispatcher", "d", "--standby=1"}).error,
+            "unknown argument '--standby=1'");
+}
+
+// A standby waits for one byte; the end of its input means it is not needed.
+TEST(WorkerArgs, AwaitStartStartsOnAByteAndNotOnTheEndOfInput) {
+  int fds[2];
+  ASSERT_EQ(::socketpair(AF_UNIX, SOCK_STREAM | SOCK_CLOEXEC, 0, fds), 0);
+  ASSERT_EQ(::write(fds[0], "g", 1), 1);
+  EXPECT_TRUE(AwaitStart(fds[1]));
+  // After the byte the descriptor is /dev/null: reading it gives the end of input at once.
+  char c = 0;
+  EXPECT_EQ(::read(fds[1], &c, 1), 0);
+  ::close(fds[1]);
+  ::close(fds[0]);
+
+  ASSERT_EQ(::socketpair(AF_UNIX, SOCK_STREAM | SOCK_CLOEXEC, 0, fds), 0);
+  ::close(fds[0]);
+  EXPECT_FALSE(AwaitStart(fds[1]));
+  ::close(fds[1]);
 }
 
 TEST(WorkerArgs, DefaultsMatchRunnelWorker) {

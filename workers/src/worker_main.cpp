@@ -1,7 +1,12 @@
 #include "runnel/workers/worker_main.hpp"
 
+#include <fcntl.h>
+#include <sys/prctl.h>
+#include <unistd.h>
+
 #include <fmt/format.h>
 
+#include <cerrno>
 #include <charconv>
 #include <cstdio>
 
@@ -13,6 +18,7 @@ namespace {
 
 constexpr std::string_view kUsage =
     "Usage: runnel-worker --function NAME --dispatcher ENDPOINT [--id ID] [--capacity N] [--threads N]\n"
+    "                     [--standby]\n"
     "\n"
     "One worker process: connects to a function's dispatcher over ZeroMQ and runs the events it hands\n"
     "out until SIGTERM (drains first) or the dispatcher says EXIT. The same as `runnel worker`.\n"
@@ -22,6 +28,8 @@ constexpr std::string_view kUsage =
     "  --id ID                worker id in HELLO (default <hostname>-<pid>)\n"
     "  --capacity N           events held at once, 1..100000 (default 16)\n"
     "  --threads N            OS threads running the fibers, 1..1024 (default 1)\n"
+    "  --standby              start only when a byte arrives on stdin; exit 0 if stdin ends first\n"
+    "                         (the autoscaler keeps such a process loaded, ready to start at once)\n"
     "\n"
     "Exit status: 0 drained, 1 refused (unknown function, bad params, REJECT), 2 usage error,\n"
     "3 left with calls unfinished.\n";
@@ -55,6 +63,10 @@ ParsedWorkerArgs ParseWorkerArgs(const std::vector<std::string>& args) {
     if (flag == "--help" || flag == "-h") {
       parsed.message = std::string(kUsage);
       return parsed;
+    }
+    if (flag == "--standby" && !has_value) {
+      parsed.standby = true;
+      continue;
     }
     if (flag == "--version") {
       parsed.message = fmt::format("runnel-worker {}\n", RUNNEL_VERSION);
@@ -90,6 +102,26 @@ ParsedWorkerArgs ParseWorkerArgs(const std::vector<std::string>& args) {
   return parsed;
 }
 
+bool AwaitStart(int fd) {
+  // The name tells a standby from a worker in ps and /proc/<pid>/comm; the command line is the same.
+  char name[16] = {};
+  ::prctl(PR_GET_NAME, name);
+  ::prctl(PR_SET_NAME, kStandbyProcessName);
+  char go = 0;
+  ssize_t n = 0;
+  do {
+    n = ::read(fd, &go, 1);
+  } while (n < 0 && errno == EINTR);
+  ::prctl(PR_SET_NAME, name);
+  if (n != 1) return false;
+  // The socket is spent: later reads of stdin see an empty input, as for any other worker.
+  if (const int devnull = ::open("/dev/null", O_RDONLY | O_CLOEXEC); devnull >= 0) {
+    ::dup2(devnull, fd);
+    ::close(devnull);
+  }
+  return true;
+}
+
 int WorkerMain(int argc, char** argv) {
   log::ConfigureFromEnv();
   ParsedWorkerArgs parsed = ParseWorkerArgs(std::vector<std::string>(argv + 1, argv + argc));
@@ -101,6 +133,8 @@ int WorkerMain(int argc, char** argv) {
     fmt::print(stderr, "runnel-worker: {}\n{}", parsed.error, kUsage);
     return 2;
   }
+  // Standing by: one thread, no ZeroMQ context, nothing connected; SIGTERM ends it as any process.
+  if (parsed.standby && !AwaitStart(0)) return 0;
   // Before any thread exists, so every thread inherits the blocked SIGINT/SIGTERM.
   ShutdownSignals signals;
   return RunWorker(std::move(*parsed.options));

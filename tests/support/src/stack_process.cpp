@@ -114,6 +114,10 @@ std::map<std::string, pid_t> StackProcess::WorkerPids(const std::string& functio
     // A worker runs as `runnel-worker ...` (what the autoscaler starts) or `runnel worker ...`.
     const bool slim = !args.empty() && std::filesystem::path(args[0]).filename() == "runnel-worker";
     if (!slim && (args.size() < 2 || args[1] != "worker")) continue;
+    // A standby process (`--standby`, not started yet) has a worker's command line but is no worker.
+    std::string comm;
+    std::getline(std::ifstream(entry.path() / "comm"), comm);
+    if (comm == "runnel-standby") continue;
     std::string id;
     bool ours = false;
     for (std::size_t i = 1; i + 1 < args.size(); ++i) {

@@ -5,6 +5,7 @@
 
 #include <chrono>
 #include <cstdint>
+#include <optional>
 #include <string>
 #include <vector>
 
@@ -27,6 +28,19 @@ struct WorkerInfo {
   double wall_s = 0;
   std::int64_t rss_kb = 0;
   std::int64_t peak_rss_kb = 0;
+  bool from_standby = false;  // started by waking a process loaded ahead of need, not by exec
+};
+
+// A process a backend keeps loaded for a function, ahead of need, so that a start skips the
+// program's start-up (see LocalProcessBackend). Counters only grow.
+struct StandbyInfo {
+  std::string state;               // "ready"; "replacing" (none now: the next starts exec); "off"
+  int pid = 0;                     // the process standing by, 0 when none
+  std::int64_t rss_kb = 0;         // what it costs while idle
+  std::int64_t used = 0;           // worker starts it served
+  std::int64_t exec_starts = 0;    // starts that found none ready and ran the program instead
+  std::int64_t ended = 0;          // standby processes that ended before they were used
+  std::string last_exit;           // how the last of those ended, e.g. "signal 9"
 };
 
 // What a function's workers used since the backend started, exited processes included: the
@@ -53,6 +67,11 @@ class WorkerBackend {
   virtual void StopAll(std::chrono::milliseconds grace) = 0;
   // The function's usage so far; a backend that cannot measure returns zeros.
   virtual Usage UsageOf(const std::string& /*function*/) const { return {}; }
+  // The loop will start workers for `function` at `dispatcher`: a backend may get ready for it
+  // (keep a standby process). Called once per function, on the loop's thread, before any Start.
+  virtual void Prepare(const std::string& /*function*/, const std::string& /*dispatcher*/) {}
+  // The function's standby process, for status; nullopt when the backend keeps none.
+  virtual std::optional<StandbyInfo> StandbyOf(const std::string& /*function*/) const { return std::nullopt; }
 };
 
 }  // namespace runnel::autoscaler

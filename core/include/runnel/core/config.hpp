@@ -103,6 +103,9 @@ struct StackConfig {
   // endpoints.json), and how many recent events' traces it keeps for `runnel trace`.
   std::string metrics_listen = "127.0.0.1:0";
   std::size_t trace_events = 100'000;
+  // One idle worker process per function kept loaded ahead of need, so that a start (from zero
+  // too) skips exec and the dynamic loader; about 6 MiB RSS each (autoscaler/README.md).
+  bool standby_workers = true;
   std::vector<FunctionSpec> functions;
   std::vector<ScheduleSpec> schedules;
 

@@ -13,13 +13,23 @@
 namespace runnel::workers {
 
 // Flags as `runnel worker` takes them: --function F --dispatcher ENDPOINT [--id ID]
-// [--capacity N] [--threads N], each also as --flag=value. Exactly one of the fields is set.
+// [--capacity N] [--threads N] [--standby], each also as --flag=value. Exactly one of options,
+// error and message is set.
 struct ParsedWorkerArgs {
   std::optional<WorkerOptions> options;
+  bool standby = false;  // --standby: wait for AwaitStart before anything else
   std::string error;    // a usage error, for stderr
   std::string message;  // what --help or --version prints, for stdout
 };
 ParsedWorkerArgs ParseWorkerArgs(const std::vector<std::string>& args);
+
+// A standby worker (--standby) is started ahead of need, with all its flags, by the autoscaler's
+// local backend: it has paid for exec and the dynamic loader, and waits, single-threaded and with
+// nothing connected, for one byte on `fd` (its stdin, a socket). True when the byte came (`fd` is then
+// /dev/null); false when the input ended first (the backend retired it, or died).
+// While it waits, the process is named kStandbyProcessName (/proc/<pid>/comm); then its own name again.
+bool AwaitStart(int fd);
+inline constexpr const char* kStandbyProcessName = "runnel-standby";
 
 // main(): parses argv, sets up logging and the shutdown signals, runs the worker (RunWorker).
 // Exit codes as RunWorker, plus 2 for a usage error.
