@@ -1,5 +1,6 @@
 #include "runnel/telemetry/trace_store.hpp"
 
+#include <algorithm>
 #include <functional>
 
 namespace runnel::telemetry {
@@ -61,17 +62,27 @@ void Reset(EventTrace& t) {
 }  // namespace
 
 TraceStore::TraceStore(std::size_t max_events) : max_events_(max_events == 0 ? 1 : max_events) {
-  std::size_t capacity = 8;
-  while (capacity < 2 * max_events_) capacity *= 2;
-  index_.resize(capacity);
-  mask_ = capacity - 1;
+  // Both grow while the ring fills, so a large bound costs memory only once events arrive; the
+  // default bound's ring is reserved at once (no moves of filled slots while it fills).
+  ring_.reserve(std::min(max_events_, kDefaultMaxEvents));
+  index_.resize(1024);
+  mask_ = index_.size() - 1;
+}
+
+void TraceStore::IndexGrow() {
+  std::vector<IndexEntry> old(index_.size() * 2);
+  old.swap(index_);
+  mask_ = index_.size() - 1;
+  for (const IndexEntry& e : old) {
+    if (e.slot_plus_1 != 0) IndexInsert(e.slot_plus_1 - 1, e.hash);
+  }
 }
 
 std::size_t TraceStore::Lookup(const std::string& id, std::uint32_t hash) const {
   for (std::size_t i = hash & mask_;; i = (i + 1) & mask_) {
     const IndexEntry& e = index_[i];
     if (e.slot_plus_1 == 0) return std::string::npos;
-    if (e.hash == hash && ring_[e.slot_plus_1 - 1].id == id) return i;
+    if (e.hash == hash && ring_[e.slot_plus_1 - 1].first.id == id) return i;
   }
 }
 
@@ -112,20 +123,20 @@ TraceRef TraceStore::Batch::Open(const std::string& function, const std::string&
       s.IndexErase(slot_number);
     }
     Slot& fresh = s.ring_[slot_number];
-    fresh.id = id;
     fresh.hash = hash;
     fresh.generation = ++s.generation_;
     fresh.used = 0;
+    if (s.ring_.size() * 2 > s.index_.size()) s.IndexGrow();  // at most half full
     s.IndexInsert(slot_number, hash);
   }
   Slot& slot = s.ring_[slot_number];
   for (std::size_t i = 0; i < slot.used; ++i) {
-    if (slot.traces[i].function == function) {
+    if (slot.Trace(i).function == function) {
       return TraceRef{slot_number, static_cast<std::uint32_t>(i), slot.generation};
     }
   }
-  if (slot.used == slot.traces.size()) slot.traces.emplace_back();
-  EventTrace& t = slot.traces[slot.used];
+  if (slot.used > slot.more.size()) slot.more.emplace_back();
+  EventTrace& t = slot.Trace(slot.used);
   Reset(t);
   t.id = id;
   t.function = function;
@@ -137,7 +148,7 @@ EventTrace* TraceStore::Batch::At(const TraceRef& ref) {
   if (ref.slot >= s.ring_.size()) return nullptr;
   Slot& slot = s.ring_[ref.slot];
   if (slot.generation != ref.generation || ref.index >= slot.used) return nullptr;
-  return &slot.traces[ref.index];
+  return &slot.Trace(ref.index);
 }
 
 std::vector<EventTrace> TraceStore::Find(const std::string& id) const {
@@ -145,7 +156,8 @@ std::vector<EventTrace> TraceStore::Find(const std::string& id) const {
   std::vector<EventTrace> out;
   if (const std::size_t at = Lookup(id, HashId(id)); at != std::string::npos) {
     const Slot& slot = ring_[index_[at].slot_plus_1 - 1];
-    out.assign(slot.traces.begin(), slot.traces.begin() + static_cast<std::ptrdiff_t>(slot.used));
+    out.reserve(slot.used);
+    for (std::size_t i = 0; i < slot.used; ++i) out.push_back(slot.Trace(i));
   }
   return out;
 }

@@ -134,5 +134,24 @@ TEST(TraceStore, LookupsStayRightAfterTheRingWrapsManyTimes) {
   }
 }
 
+// A bound beyond the index's first size: the index grows while the ring fills, then the ring wraps.
+TEST(TraceStore, ALargeBoundKeepsEveryRecentEventThroughTheIndexGrowing) {
+  constexpr int kBound = 5'000;
+  TraceStore store(kBound);
+  store.Update([&](TraceStore::Batch& b) {
+    for (int i = 0; i < 12'000; ++i) b.At(b.Open("f", fmt::format("id-{}", i)))->offset = i;
+  });
+  EXPECT_EQ(store.Size(), static_cast<std::size_t>(kBound));
+  for (int i = 0; i < 12'000; ++i) {
+    const auto found = store.Find(fmt::format("id-{}", i));
+    if (i < 12'000 - kBound) {
+      ASSERT_TRUE(found.empty()) << i;
+    } else {
+      ASSERT_EQ(found.size(), 1u) << i;
+      EXPECT_EQ(found[0].offset, i);
+    }
+  }
+}
+
 }  // namespace
 }  // namespace runnel::telemetry

@@ -95,11 +95,13 @@ class TraceStore {
   // a newer event once the ring is full, keeping its strings' and vectors' capacity, so a steady
   // stream of events allocates (almost) nothing here.
   struct Slot {
-    std::string id;
     std::uint32_t hash = 0;
     std::uint64_t generation = 0;
-    std::size_t used = 0;            // traces[0, used) belong to this event
-    std::vector<EventTrace> traces;  // beyond `used`: kept for their capacity
+    std::size_t used = 0;          // traces [0, used) belong to this event
+    EventTrace first;              // trace 0 (its id is the slot's id): nearly every event has only one
+    std::vector<EventTrace> more;  // traces 1, 2, ...; beyond `used`: kept for their capacity
+    EventTrace& Trace(std::size_t i) { return i == 0 ? first : more[i - 1]; }
+    const EventTrace& Trace(std::size_t i) const { return i == 0 ? first : more[i - 1]; }
   };
   // The index: open addressing with linear probing over a power-of-two table at most half full;
   // an entry is the slot number + 1 (0: empty) and the id's hash, so most probes never touch a slot.
@@ -111,10 +113,11 @@ class TraceStore {
   std::size_t Lookup(const std::string& id, std::uint32_t hash) const;  // index position, or npos
   void IndexInsert(std::uint32_t slot, std::uint32_t hash);
   void IndexErase(std::uint32_t slot);
+  void IndexGrow();  // doubles the table
 
   std::size_t max_events_;
   mutable std::mutex mu_;
-  std::vector<Slot> ring_;           // grows to max_events_, then the oldest slot is reused
+  std::vector<Slot> ring_;           // grows to max_events_ (reserved up front), then the oldest slot is reused
   std::size_t next_ = 0;             // once full: the oldest slot, the next one reused
   std::uint64_t generation_ = 0;
   std::vector<IndexEntry> index_;
