@@ -5,7 +5,7 @@
 //
 // It lives in the stack's memory and is bounded: it keeps the most recent `max_events` events'
 // traces (docs/metrics.md says why this store and this bound) in a ring of reused slots with an
-// open-addressing index by id, so recording an event costs no allocation and few cache misses. Thread-safety: every method may be called
+// open-addressing index by id, so recording an event costs few allocations and few cache misses. Thread-safety: every method may be called
 // from any thread; one mutex, taken once per dispatcher flush (EventJournal) and per query.
 #pragma once
 
