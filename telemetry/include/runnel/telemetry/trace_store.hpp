@@ -5,8 +5,9 @@
 //
 // It lives in the stack's memory and is bounded: it keeps the most recent `max_events` events'
 // traces (docs/metrics.md says why this store and this bound) in a ring of reused slots with an
-// open-addressing index by id, so recording an event costs few allocations and few cache misses. Thread-safety: every method may be called
-// from any thread; one mutex, taken once per dispatcher flush (EventJournal) and per query.
+// open-addressing index by id, so recording an event costs few allocations and few cache misses.
+// Thread-safety: every method may be called from any thread; one mutex, taken once per
+// dispatcher flush (EventJournal) and per query.
 #pragma once
 
 #include <cstddef>
@@ -117,8 +118,8 @@ class TraceStore {
 
   std::size_t max_events_;
   mutable std::mutex mu_;
-  std::vector<Slot> ring_;           // grows to max_events_ (reserved up front), then the oldest slot is reused
-  std::size_t next_ = 0;             // once full: the oldest slot, the next one reused
+  std::vector<Slot> ring_;  // grows to max_events_, then the oldest slot is reused
+  std::size_t next_ = 0;    // once full: the oldest slot, the next one reused
   std::uint64_t generation_ = 0;
   std::vector<IndexEntry> index_;
   std::size_t mask_ = 0;
