@@ -145,8 +145,8 @@ void EventJournal::Flush() {
       if (e.kind == Kind::kReceived) {
         Open& o = open_[e.slot];
         o.record_ms = e.record_ms;
-        o.trace = batch.Get(function_, e.worker);
-        EventTrace& t = *o.trace;
+        o.trace = batch.Open(function_, e.worker);
+        EventTrace& t = *batch.At(o.trace);
         if (t.received_ms != 0) ++t.deliveries;  // consumed again (restart, replay): attempts continue
         if (t.received_ms == 0 || t.finished_ms >= 0) t.status = "in progress";
         t.topic = e.topic;
@@ -159,20 +159,22 @@ void EventJournal::Flush() {
       }
       auto it = open_.find(e.slot);
       if (it == open_.end()) continue;  // cannot happen: every slot starts with Received
-      EventTrace& t = *it->second.trace;
+      // Null when more than the store's bound of newer events evicted it while it was open: the
+      // metrics below still count it.
+      EventTrace* t = batch.At(it->second.trace);
       switch (e.kind) {
         case Kind::kDispatched: {
-          TraceAttempt a;
+          if (t == nullptr) break;
+          TraceAttempt& a = t->attempts.emplace_back();
           a.attempt = e.attempt;
           a.worker = e.worker;
           a.start_ms = e.at_ms;
-          t.attempts.push_back(std::move(a));
           break;
         }
         case Kind::kAnswered:
         case Kind::kAbandoned:
-          if (!t.attempts.empty()) {
-            TraceAttempt& a = t.attempts.back();
+          if (t != nullptr && !t->attempts.empty()) {
+            TraceAttempt& a = t->attempts.back();
             a.result = e.kind == Kind::kAbandoned ? e.error_kind : (e.ok ? "ok" : "error");
             if (e.kind == Kind::kAnswered) a.duration_us = e.number;
             a.error_kind = e.error_kind;
@@ -181,21 +183,25 @@ void EventJournal::Flush() {
           if (e.kind == Kind::kAbandoned || !e.ok) it->second.attempt_failed = true;
           break;
         case Kind::kRetry:
-          if (!t.attempts.empty()) t.attempts.back().retry_in_ms = e.number;
+          if (t != nullptr && !t->attempts.empty()) t->attempts.back().retry_in_ms = e.number;
           break;
         case Kind::kFinished: {
-          t.status = e.worker;
-          t.error_kind = e.error_kind;
-          t.error = e.error;
-          t.dead_letter_topic = e.topic;
-          t.finished_ms = e.at_ms;
-          if (it->second.record_ms >= 0) t.latency_ms = std::max<std::int64_t>(0, e.at_ms - it->second.record_ms);
+          const std::int64_t record_ms = it->second.record_ms;
+          const std::int64_t latency_ms = record_ms >= 0 ? std::max<std::int64_t>(0, e.at_ms - record_ms) : -1;
+          if (t != nullptr) {
+            t->status = e.worker;
+            t->error_kind = e.error_kind;
+            t->error = e.error;
+            t->dead_letter_topic = e.topic;
+            t->finished_ms = e.at_ms;
+            if (latency_ms >= 0) t->latency_ms = latency_ms;
+          }
           if (!e.ok && !it->second.attempt_failed) {
             // Refused before any attempt failed (malformed, recursion, too large, expired): an error too.
             Errors(e.error_kind).Increment();
           }
-          if (t.latency_ms >= 0) {
-            Latency(e.worker).Observe(static_cast<double>(t.latency_ms) / 1000.0);
+          if (latency_ms >= 0) {
+            Latency(e.worker).Observe(static_cast<double>(latency_ms) / 1000.0);
           }
           open_.erase(it);
           break;

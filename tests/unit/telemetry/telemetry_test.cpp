@@ -1,5 +1,5 @@
 // The telemetry pieces without a stack: an event journal turning dispatcher steps into a trace and
-// histogram samples, the trace store's bound, status JSON as metric families, and JSON log lines
+// histogram samples, status JSON as metric families, and JSON log lines
 // that stay valid for any message.
 #include <fmt/format.h>
 #include <gmock/gmock.h>
@@ -114,17 +114,6 @@ TEST(EventJournal, ARefusedEventCountsAsAnErrorOfItsKindAndNamesItsDeadLetterTop
   ASSERT_NE(errors, nullptr);
   ASSERT_EQ(errors->metric.size(), 1u);
   EXPECT_EQ(errors->metric[0].label[1].value, "malformed-envelope");
-}
-
-TEST(TraceStore, KeepsOnlyTheMostRecentEvents) {
-  TraceStore store(3);
-  for (int i = 0; i < 5; ++i) {
-    store.Update([&](TraceStore::Batch& b) { b.Get("f", fmt::format("e{}", i))->status = "ok"; });
-  }
-  EXPECT_EQ(store.Size(), 3u);
-  EXPECT_TRUE(store.Find("e0").empty());
-  EXPECT_TRUE(store.Find("e1").empty());
-  EXPECT_EQ(store.Find("e4").size(), 1u);
 }
 
 TEST(StatusMetrics, CountersAndGaugesFromTheStatusJson) {

@@ -70,7 +70,7 @@ class EventJournal final : public broker::EventObserver {
   struct Open {
     std::int64_t record_ms = -1;
     bool attempt_failed = false;
-    std::shared_ptr<EventTrace> trace;  // shared with the store; changed only inside its Update
+    TraceRef trace;  // the store's trace, changed only inside its Update (gone once evicted)
   };
 
   std::string function_;
