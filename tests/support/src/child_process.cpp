@@ -2,6 +2,7 @@
 
 #include <fcntl.h>
 #include <signal.h>
+#include <sys/prctl.h>
 #include <sys/wait.h>
 #include <unistd.h>
 
@@ -52,10 +53,15 @@ ChildProcess::ChildProcess(std::vector<std::string> argv, std::map<std::string, 
   err_ = dir / "stderr";
   const auto in_path = dir / "stdin";
   std::ofstream(in_path) << stdin_text;
+  const pid_t parent = ::getpid();
   pid_ = ::fork();
   if (pid_ < 0) throw std::runtime_error("fork failed");
   if (pid_ == 0) {
     ::setpgid(0, 0);
+    // A test binary killed by ctest's timeout runs no destructors: the child goes with it. (The
+    // signal follows the forking thread: tests fork from the thread that also waits for the child.)
+    ::prctl(PR_SET_PDEATHSIG, SIGKILL);
+    if (::getppid() != parent) ::_exit(127);
     // Undo the test's blocked signals so the child reacts to SIGTERM/SIGINT normally.
     sigset_t all;
     sigfillset(&all);
