@@ -61,7 +61,11 @@ class Dispatcher::Loop {
   void OnHello(const std::string& identity, const std::vector<zmq::message_t>& frames);
   void OnResults(const std::string& identity, const std::vector<zmq::message_t>& frames);
   void AdoptReconnected(Worker& w);
-  void WorkerLost(const std::string& identity, const std::string& reason);
+  // What a worker that went away may have done with the events it held.
+  enum class Lost { kMayHaveRun, kNeverReceived };
+  // Takes back what the worker held: dispatched again as the next attempt (or dead-lettered after
+  // the last), or, kNeverReceived, as the same attempt.
+  void WorkerLost(const std::string& identity, const std::string& reason, Lost lost = Lost::kMayHaveRun);
   void Dispatch();
   // Events per call and the wait to fill a call (the stack settles spec.batch; unset: one per call).
   BatchConfig Batch() const { return opt_.spec.batch.value_or(BatchConfig{}); }

@@ -53,8 +53,12 @@ void Dispatcher::Loop::ReceiveFromWorkers() {
       w.draining = true;
       log_->info("dispatcher {}: worker {} is draining ({} in flight)", opt_.spec.name, w.id, w.slots.size());
     } else if (cmd == wire::cmd::kBye) {
-      const std::string reason = frames.size() > 2 ? std::string(View(frames[2])) : "";
-      WorkerLost(identity, "said goodbye " + reason);
+      const auto bye = frames.size() > 2 ? nlohmann::json::parse(View(frames[2]), nullptr, false) : nlohmann::json();
+      const std::string reason = bye.is_object() ? bye.value("reason", "") : "";
+      // A worker leaves "drained" only once it reported every task it received, and its results
+      // come before its BYE on the connection: what it still holds here never reached it.
+      WorkerLost(identity, fmt::format("said goodbye: {}", reason.empty() ? "no reason given" : reason),
+                 reason == "drained" ? Lost::kNeverReceived : Lost::kMayHaveRun);
     }
   }
 }
@@ -184,13 +188,18 @@ void Dispatcher::Loop::AdoptReconnected(Worker& w) {
   workers_.erase(old);
 }
 
-void Dispatcher::Loop::WorkerLost(const std::string& identity, const std::string& reason) {
+void Dispatcher::Loop::WorkerLost(const std::string& identity, const std::string& reason, Lost lost) {
   auto it = workers_.find(identity);
   if (it == workers_.end()) return;
   Worker w = std::move(it->second);
   workers_.erase(it);
   ++stats_.workers_lost;
-  if (!w.slots.empty() || reason.find("drained") == std::string::npos) {
+  const bool never_received = lost == Lost::kNeverReceived;
+  if (never_received && !w.slots.empty()) {
+    log_->info("dispatcher {}: worker {} (pid {}) left ({}); {} event(s) sent after it had drained are dispatched "
+               "again, as the same attempt",
+               opt_.spec.name, w.id, w.pid, reason, w.slots.size());
+  } else if (!never_received) {
     log_->info("dispatcher {}: worker {} (pid {}) left ({}); {} event(s) dispatched again", opt_.spec.name, w.id, w.pid,
                reason, w.slots.size());
   }
@@ -198,6 +207,12 @@ void Dispatcher::Loop::WorkerLost(const std::string& identity, const std::string
     Slot& slot = slots_.at(slot_id);
     by_token_.erase(slot.token);
     ++stats_.redispatched;
+    if (never_received) {
+      if (opt_.observer) opt_.observer->Abandoned(slot_id, w.id, "undelivered", reason);
+      slot.state = Slot::State::kQueued;
+      queue_.Requeue(slot_id);
+      continue;
+    }
     if (opt_.observer) opt_.observer->Abandoned(slot_id, w.id, "worker-lost", reason);
     ++slot.attempt;
     if (slot.attempt > opt_.spec.retry.max_attempts) {

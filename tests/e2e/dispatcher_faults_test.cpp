@@ -241,5 +241,55 @@ TEST_F(DispatcherFaults, AWorkerThatReconnectsKeepsItsEventsAndNothingRunsTwice)
   EXPECT_EQ(stats.attempts, 4);
 }
 
+
+// Tasks sent just before the dispatcher reads a worker's DRAINING reach it after it left: they never
+// ran, so they are dispatched again as the same attempt, not as a retry.
+TEST_F(DispatcherFaults, TasksThatReachAWorkerAfterItDrainedRunAgainAsTheSameAttempt) {
+  spec_.concurrency = 4;
+  StartDispatcher(0);
+  ScriptedWorker leaving(zmq_, dispatcher_->Endpoint());
+  leaving.Send(wire::cmd::kHello, {Hello(4, false)});
+  ASSERT_FALSE(leaving.Expect(wire::cmd::kWelcome, std::chrono::seconds(10)).empty());
+  std::vector<std::string> ids;
+  std::thread publish(
+      [&] { ids = PublishEvents(broker_.ClientConfig(), spec_.topic, {{"a", std::nullopt}, {"b", std::nullopt}}); });
+  std::size_t sent = 0;
+  while (sent < 2) {
+    const auto message = leaving.Expect(wire::cmd::kTasks, std::chrono::seconds(20));
+    ASSERT_FALSE(message.empty()) << "the dispatcher sent " << sent << " of 2 tasks";
+    sent += (message.size() - 1) / 2;
+  }
+  publish.join();
+  // As if they arrived too late: the worker drained with nothing held and left.
+  leaving.Send(wire::cmd::kDraining);
+  leaving.Send(wire::cmd::kBye, {R"({"reason":"drained"})"});
+
+  ScriptedWorker next(zmq_, dispatcher_->Endpoint());
+  nlohmann::json hello = nlohmann::json::parse(Hello(4, false));
+  hello["worker"] = "echo-8";
+  hello["pid"] = 4343;
+  next.Send(wire::cmd::kHello, {hello.dump()});
+  ASSERT_FALSE(next.Expect(wire::cmd::kWelcome, std::chrono::seconds(10)).empty());
+  std::vector<std::pair<std::string, std::string>> tasks;
+  while (tasks.size() < 2) {
+    const auto message = next.Expect(wire::cmd::kTasks, std::chrono::seconds(20));
+    ASSERT_FALSE(message.empty()) << "the next worker got " << tasks.size() << " of 2 tasks";
+    for (std::size_t i = 1; i + 1 < message.size(); i += 2) tasks.emplace_back(message[i], message[i + 1]);
+  }
+  for (const auto& task : tasks) {
+    EXPECT_EQ(wire::DecodeTask(task.first).attempt, 1u) << "an undelivered task is not a failed attempt";
+    next.Answer(task);
+  }
+  ASSERT_TRUE(WaitFor([&] {
+    next.Beat();
+    return dispatcher_->Stats().succeeded >= 2;
+  }, std::chrono::seconds(20)));
+  const auto outcomes = ReadOutcomes(broker_.ClientConfig(), spec_.results_topic, ids.size(), std::chrono::seconds(30));
+  ASSERT_EQ(outcomes.size(), 2u);
+  for (const auto& o : outcomes) EXPECT_EQ(o.attempts, 1) << o.id;
+  EXPECT_EQ(dispatcher_->Stats().redispatched, 2);
+  EXPECT_EQ(dispatcher_->Stats().retries, 0);
+}
+
 }  // namespace
 }  // namespace runnel::testing
