@@ -73,7 +73,7 @@ Producer::~Producer() {
 
 void Producer::Produce(Record record, std::function<void(const Delivery&)> done) {
   if (options_.retention_guard) {
-    options_.retention_guard->BeforeProduce(record, outstanding_.load());
+    options_.retention_guard->BeforeProduce(record, outstanding_);
   }
   auto pending = std::make_unique<Pending>(Pending{std::move(done), &outstanding_});
   // The producev macros cast their arguments without parentheses: pass plain variables.

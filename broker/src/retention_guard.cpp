@@ -51,13 +51,13 @@ std::pair<std::int64_t, std::int32_t> RetentionGuard::MeasureBacklog(const std::
   return worst;
 }
 
-void RetentionGuard::BeforeProduce(const Record& record, std::int64_t in_flight) {
+void RetentionGuard::BeforeProduce(const Record& record, const std::atomic<std::int64_t>& in_flight) {
   std::unique_lock lock(mu_);
   TopicState& state = topics_[record.topic];
   state.records += 1;
   state.bytes += RecordLogBytes(record);
   const std::int64_t capacity = CapacityRecords(state);
-  const auto estimate = [&] { return state.backlog_at_check + state.since_check + in_flight + 1; };
+  const auto estimate = [&] { return state.backlog_at_check + state.since_check + in_flight.load() + 1; };
   if (estimate() < static_cast<std::int64_t>(options_.check_fraction * static_cast<double>(capacity))) {
     ++state.since_check;
     return;
@@ -70,11 +70,15 @@ void RetentionGuard::BeforeProduce(const Record& record, std::int64_t in_flight)
   bool waited = false;
   for (;;) {
     const std::vector<std::string> groups = groups_for_(record.topic);
-    // Records sent but not yet acknowledged are not in the end offset yet: count them too.
+    // Records sent but not yet acknowledged are not in the end offset yet: count them too. Read
+    // before the offsets, a record acknowledged in between counts twice rather than not at all.
+    // (A count taken once, before waiting, never shrank: with the backlog consumed and every
+    // record acknowledged, a producer that had many records in flight waited forever.)
+    const std::int64_t unacknowledged = in_flight.load();
     auto [backlog, partition] = MeasureBacklog(record.topic, groups);
     state.backlog_at_check = backlog;
     state.since_check = 0;
-    if (backlog + in_flight + 1 < limit) break;
+    if (backlog + unacknowledged + 1 < limit) break;
     const auto now = std::chrono::steady_clock::now();
     if (!waited) {
       waited = true;
@@ -82,9 +86,9 @@ void RetentionGuard::BeforeProduce(const Record& record, std::int64_t in_flight)
     }
     if (now >= next_report) {
       logger->warn(
-          "embedded broker: {}[{}] holds {} unconsumed records, near its in-memory cap (~{} records of this size); "
-          "publishing waits until {} catch{} up so nothing is dropped",
-          record.topic, partition, backlog, capacity,
+          "embedded broker: {}[{}] holds {} unconsumed records and {} more are in flight, near its in-memory cap "
+          "(~{} records of this size); publishing waits until {} catch{} up so nothing is dropped",
+          record.topic, partition, backlog, unacknowledged, capacity,
           groups.empty() ? std::string("a consumer group") : fmt::format("group(s) {}", fmt::join(groups, ", ")),
           groups.size() == 1 ? "es" : "");
       next_report = now + options_.report_interval;

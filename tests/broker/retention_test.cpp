@@ -2,6 +2,7 @@
 // publishing through Runnel's producer with the retention guard must lose nothing all the same.
 #include <gmock/gmock.h>
 
+#include <atomic>
 #include <thread>
 
 #include "runnel/broker/admin.hpp"
@@ -96,6 +97,26 @@ TEST_F(Retention, GuardedPublishingPastTheCapLosesNothing) {
   EXPECT_GT(offsets[0].log_start, 0) << "the log never overflowed; raise kCount";
   EXPECT_EQ(offsets[0].Lost(), 0);
   EXPECT_EQ(offsets[0].Lag(), 0);
+}
+
+
+// While the guard waits, the producer's in-flight records are acknowledged: the guard must see the
+// count fall. (It once kept the count it was called with, and with the backlog consumed and every
+// record acknowledged a producer that had been sending fast waited forever.)
+TEST_F(Retention, TheGuardSeesInFlightRecordsAcknowledgedWhileItWaits) {
+  const auto topic = MakeTopic(1);
+  broker::RetentionGuard::Options options;
+  options.max_wait = std::chrono::seconds(20);  // a failure throws instead of hanging the test
+  broker::RetentionGuard guard(Config(), [](const std::string&) { return std::vector<std::string>{}; }, options);
+  const auto record = KiloRecord(topic, 0);
+  const auto capacity = broker::kMockMaxBytes / broker::RecordLogBytes(record);
+  std::atomic<std::int64_t> in_flight{capacity};  // the topic is empty: only these count
+  std::thread acknowledger([&] {
+    if (WaitFor([&] { return guard.Waits() > 0; }, std::chrono::seconds(20))) in_flight = 0;
+  });
+  EXPECT_NO_THROW(guard.BeforeProduce(record, in_flight));
+  acknowledger.join();
+  EXPECT_EQ(guard.Waits(), 1) << "with a full window in flight the guard must wait";
 }
 
 }  // namespace

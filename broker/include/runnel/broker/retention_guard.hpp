@@ -10,6 +10,7 @@
 // Thread-safety: BeforeProduce may be called from any thread.
 #pragma once
 
+#include <atomic>
 #include <chrono>
 #include <cstdint>
 #include <functional>
@@ -52,8 +53,10 @@ class RetentionGuard {
       : RetentionGuard(config, std::move(groups_for), Options{}) {}
 
   // Returns when producing `record` cannot push a backlog past the cap; `in_flight` is the
-  // producer's count of records sent but not yet acknowledged. Throws KafkaTimeout after max_wait.
-  void BeforeProduce(const Record& record, std::int64_t in_flight);
+  // producer's live count of records sent but not yet acknowledged (read again at every check:
+  // while this waits, those records are acknowledged and move into the log's end offset).
+  // Throws KafkaTimeout after max_wait.
+  void BeforeProduce(const Record& record, const std::atomic<std::int64_t>& in_flight);
   // How many times a producer had to wait (for tests and status).
   std::int64_t Waits() const;
 
