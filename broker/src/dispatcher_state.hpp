@@ -76,13 +76,13 @@ struct Worker {
     credit = std::clamp(credit, Base(), capacity);
   }
 
-  // Folds one call's duration into the average and sets the credit from it. A batch call's events
-  // each report the call's duration: a call takes `batch` events at once.
+  // Folds one event's duration into the average and sets the credit from it. The events of a batch
+  // call each report their share of the call (its duration divided by its events).
   void Measured(std::uint32_t duration_us) {
     const double d = static_cast<double>(duration_us);
     service_us = service_us < 0 ? d : service_us + (d - service_us) / 8;
     const double window = static_cast<double>(kPrefetchWindow.count());
-    const double fits = static_cast<double>(concurrency) * batch * window / std::max(service_us, 1.0);
+    const double fits = static_cast<double>(concurrency) * window / std::max(service_us, 1.0);
     credit = static_cast<int>(std::clamp(fits, static_cast<double>(Base()), static_cast<double>(capacity)));
   }
 };

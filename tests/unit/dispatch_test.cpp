@@ -63,10 +63,10 @@ TEST(WorkerCredit, ABatchFunctionStartsWithAFullBatchPerCall) {
 
 TEST(WorkerCredit, LongBatchCallsNeverShrinkTheCreditBelowAFullBatchPerCall) {
   Worker w = Joined(1000, 8, 50);
-  for (int i = 0; i < 50; ++i) w.Measured(400'000);  // 400 ms per batch call
+  for (int i = 0; i < 50; ++i) w.Measured(400'000 / 50);  // 400 ms per batch call: 8 ms an event
   EXPECT_EQ(w.credit, 400);
   Worker fast = Joined(1000, 8, 50);
-  fast.Measured(1'000);  // 1 ms per call of 50 events: 8 x 50 x 10 calls fit in 10 ms
+  fast.Measured(1'000 / 50);  // 1 ms per call of 50 events: 8 x 50 x 10 calls fit in 10 ms
   EXPECT_EQ(fast.credit, 1000) << "prefetch counts the events a call takes, up to the capacity";
 }
 

@@ -211,6 +211,47 @@ TEST(TaskPool, IdleFibersDoNotSplitABurstIntoPartialBatches) {
   EXPECT_EQ(function.Sizes(), (std::vector<std::size_t>{4, 4, 4, 4}));
 }
 
+// A batch function whose every call takes at least kCall.
+class SlowBatching final : public functions::Function {
+ public:
+  static constexpr std::chrono::milliseconds kCall{40};
+  functions::Result Handle(const functions::Event& event, functions::Context&) override {
+    return functions::Result{event.payload, "text/plain", {}};
+  }
+  bool TakesBatches() const override { return true; }
+  std::vector<functions::Outcome> HandleBatch(std::span<const functions::Event> events,
+                                              functions::Context& ctx) override {
+    std::this_thread::sleep_for(kCall);  // the function's own work, not a wait for the test
+    return Function::HandleBatch(events, ctx);
+  }
+};
+
+// The dispatcher's prefetch and the autoscaler read a result's duration as the time its event
+// took; reporting the whole call for every event of a batch would count the call once per event.
+TEST(TaskPool, EachEventOfABatchReportsItsShareOfTheCall) {
+  SlowBatching function;
+  Watchdog dog;
+  PoolOptions options;
+  options.fibers = 1;
+  options.batch = {8, std::chrono::milliseconds(60'000)};
+  TaskPool pool(function, options, dog);
+  const auto start = std::chrono::steady_clock::now();
+  for (std::uint64_t t = 1; t <= 8; ++t) {
+    auto task = MakeTask(t, fmt::format("p{}", t));
+    ASSERT_TRUE(pool.TrySubmit(task));
+  }
+  const auto results = Drain(pool, 8);
+  const auto elapsed_us =
+      std::chrono::duration_cast<std::chrono::microseconds>(std::chrono::steady_clock::now() - start).count();
+  ASSERT_EQ(results.size(), 8u);
+  std::int64_t sum_us = 0;
+  for (const auto& [token, done] : results) {
+    EXPECT_GE(done.header.duration_us, std::chrono::microseconds(SlowBatching::kCall).count() / 8) << token;
+    sum_us += done.header.duration_us;
+  }
+  EXPECT_LE(sum_us, elapsed_us) << "the events of one call reported more time than has passed";
+}
+
 TEST(TaskPool, SharesFibersAcrossThreads) {
   auto function = functions::Builtins().Create("sleep", {{"ms", 1}});
   Watchdog dog;

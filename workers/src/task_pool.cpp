@@ -248,7 +248,9 @@ struct TaskPool::Impl {
     } catch (...) {
       failure.emplace(Errc::kInternal, "the function threw something that is not an exception");
     }
-    const std::uint32_t duration = MicrosSince(start);
+    // Each event reports its share of the call: what the dispatcher's prefetch and the autoscaler
+    // read as the time an event takes (the call's whole duration would count it once per event).
+    const std::uint32_t duration = MicrosSince(start) / static_cast<std::uint32_t>(runnable.size());
     for (std::size_t i = 0; i < runnable.size(); ++i) {
       const std::uint64_t token = runnable[i]->token;
       watchdog.Finish(token);
