@@ -122,7 +122,7 @@ class Dispatcher::Loop {
   std::mt19937 rng_{std::random_device{}()};
   // Tokens start at a random point so that a result from a worker of an earlier dispatcher (same
   // endpoint, before a restart) cannot match an event of this one: results are matched by token.
-  std::uint64_t next_token_ = (std::uint64_t{std::random_device{}()} << 32) + 1;
+  std::uint64_t next_token_ = (std::uint64_t{rng_()} << 32) + 1;
   bool full_ = false;    // max_buffered events pending: not reading from the consumer
   bool paused_ = false;  // the partitions are paused (full for kPauseAfterFull, or stopping)
   Clock::time_point full_since_{};

@@ -43,6 +43,14 @@ std::string PublishOne(broker::Producer& producer, const std::string& topic, con
   return env.id;
 }
 
+// Waits until echo's status shows a standby process ready; `f` holds the last status read.
+bool WaitForReadyStandby(const StackProcess& stack, nlohmann::json& f) {
+  return WaitFor([&] {
+    f = stack.FunctionStatus("echo");
+    return f.contains("standby") && f["standby"].value("state", "") == "ready";
+  }, seconds(20), milliseconds(50));
+}
+
 bool OkOutcomeFor(const std::vector<Outcome>& outcomes, const std::string& id) {
   return std::any_of(outcomes.begin(), outcomes.end(),
                      [&](const Outcome& o) { return o.id == id && o.status == OutcomeStatus::kOk; });
@@ -60,10 +68,7 @@ functions:
 TEST(AutoscaleStart, AStandbyProcessStartsTheFirstWorkerAndIsReplaced) {
   StackProcess stack(kEchoFromZero);
   nlohmann::json f;
-  ASSERT_TRUE(WaitFor([&] {
-    f = stack.FunctionStatus("echo");
-    return f.contains("standby") && f["standby"].value("state", "") == "ready";
-  }, seconds(20), milliseconds(50))) << f.dump();
+  ASSERT_TRUE(WaitForReadyStandby(stack, f)) << f.dump();
   const int standby_pid = f["standby"]["pid"];
   ASSERT_GT(standby_pid, 0);
   // Loaded and waiting under its own name, no worker yet (tests and ps tell them apart by it).
@@ -99,10 +104,7 @@ TEST(AutoscaleStart, AStandbyProcessStartsTheFirstWorkerAndIsReplaced) {
 TEST(AutoscaleStart, WhenTheStandbyDiesWorkersStartByExecAndItIsReplaced) {
   StackProcess stack(kEchoFromZero);
   nlohmann::json f;
-  ASSERT_TRUE(WaitFor([&] {
-    f = stack.FunctionStatus("echo");
-    return f.contains("standby") && f["standby"].value("state", "") == "ready";
-  }, seconds(20), milliseconds(50))) << f.dump();
+  ASSERT_TRUE(WaitForReadyStandby(stack, f)) << f.dump();
   const int standby_pid = f["standby"]["pid"];
   ASSERT_EQ(::kill(standby_pid, SIGKILL), 0);
   // Seen at the next tick: logged, counted, and replaced after the backoff.

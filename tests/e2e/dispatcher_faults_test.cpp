@@ -173,6 +173,21 @@ class ScriptedWorker {
     }
   }
 
+  // The tasks of TASKS messages (task header, payload) until `count` came; fewer if the deadline
+  // passed first.
+  std::vector<std::pair<std::string, std::string>> TakeTasks(std::size_t count, std::chrono::milliseconds deadline) {
+    const auto until = std::chrono::steady_clock::now() + deadline;
+    std::vector<std::pair<std::string, std::string>> tasks;
+    while (tasks.size() < count) {
+      const auto left =
+          std::chrono::duration_cast<std::chrono::milliseconds>(until - std::chrono::steady_clock::now());
+      const auto message = left.count() > 0 ? Expect(wire::cmd::kTasks, left) : std::vector<std::string>{};
+      if (message.empty()) break;
+      for (std::size_t i = 1; i + 1 < message.size(); i += 2) tasks.emplace_back(message[i], message[i + 1]);
+    }
+    return tasks;
+  }
+
   // RESULTS answering one task (its header and payload frames): ok, the payload echoed.
   void Answer(const std::pair<std::string, std::string>& task) {
     wire::ResultHeader result;
@@ -207,12 +222,8 @@ TEST_F(DispatcherFaults, AWorkerThatReconnectsKeepsItsEventsAndNothingRunsTwice)
     ids = PublishEvents(broker_.ClientConfig(), spec_.topic,
                         {{"a", std::nullopt}, {"b", std::nullopt}, {"c", std::nullopt}, {"d", std::nullopt}});
   });
-  std::vector<std::pair<std::string, std::string>> held;  // task header, payload
-  while (held.size() < 4) {
-    const auto message = first.Expect(wire::cmd::kTasks, std::chrono::seconds(20));
-    ASSERT_FALSE(message.empty()) << "the dispatcher sent " << held.size() << " of 4 tasks";
-    for (std::size_t i = 1; i + 1 < message.size(); i += 2) held.emplace_back(message[i], message[i + 1]);
-  }
+  const auto held = first.TakeTasks(4, std::chrono::seconds(20));
+  ASSERT_EQ(held.size(), 4u) << "tasks the dispatcher sent";
   publish.join();
 
   ScriptedWorker second(zmq_, dispatcher_->Endpoint());
@@ -253,12 +264,7 @@ TEST_F(DispatcherFaults, TasksThatReachAWorkerAfterItDrainedRunAgainAsTheSameAtt
   std::vector<std::string> ids;
   std::thread publish(
       [&] { ids = PublishEvents(broker_.ClientConfig(), spec_.topic, {{"a", std::nullopt}, {"b", std::nullopt}}); });
-  std::size_t sent = 0;
-  while (sent < 2) {
-    const auto message = leaving.Expect(wire::cmd::kTasks, std::chrono::seconds(20));
-    ASSERT_FALSE(message.empty()) << "the dispatcher sent " << sent << " of 2 tasks";
-    sent += (message.size() - 1) / 2;
-  }
+  ASSERT_EQ(leaving.TakeTasks(2, std::chrono::seconds(20)).size(), 2u) << "tasks the dispatcher sent";
   publish.join();
   // As if they arrived too late: the worker drained with nothing held and left.
   leaving.Send(wire::cmd::kDraining);
@@ -270,12 +276,8 @@ TEST_F(DispatcherFaults, TasksThatReachAWorkerAfterItDrainedRunAgainAsTheSameAtt
   hello["pid"] = 4343;
   next.Send(wire::cmd::kHello, {hello.dump()});
   ASSERT_FALSE(next.Expect(wire::cmd::kWelcome, std::chrono::seconds(10)).empty());
-  std::vector<std::pair<std::string, std::string>> tasks;
-  while (tasks.size() < 2) {
-    const auto message = next.Expect(wire::cmd::kTasks, std::chrono::seconds(20));
-    ASSERT_FALSE(message.empty()) << "the next worker got " << tasks.size() << " of 2 tasks";
-    for (std::size_t i = 1; i + 1 < message.size(); i += 2) tasks.emplace_back(message[i], message[i + 1]);
-  }
+  const auto tasks = next.TakeTasks(2, std::chrono::seconds(20));
+  ASSERT_EQ(tasks.size(), 2u) << "tasks the next worker got";
   for (const auto& task : tasks) {
     EXPECT_EQ(wire::DecodeTask(task.first).attempt, 1u) << "an undelivered task is not a failed attempt";
     next.Answer(task);

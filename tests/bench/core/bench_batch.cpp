@@ -13,7 +13,6 @@
 // size's median.
 //
 //   build/tests/bench/core/bench_core_batch [--quick] [--events N] [--repeat R] [--batches 1,100]
-#include <atomic>
 #include <cstdlib>
 #include <iostream>
 #include <sstream>
@@ -120,12 +119,7 @@ Round RunRound(const Args& a, int batch, zmq::context_t& ctx) {
     }
     if (!answered) throw std::runtime_error("the worker answered no warm-up reading in 60 s:\n" + stack.Stderr());
   }
-  auto all_committed = [&] {
-    for (const auto& p : admin.Offsets(kFunction, group)) {
-      if (p.committed.value_or(0) < p.end) return false;  // nothing committed: only an empty partition
-    }
-    return true;
-  };
+  auto all_committed = [&] { return AllCommitted(admin, kFunction, group); };
   if (!testing::WaitFor(all_committed, std::chrono::seconds(10), milliseconds(20))) {
     throw std::runtime_error("warm-up readings were not committed within 10 s");
   }
@@ -133,21 +127,10 @@ Round RunRound(const Args& a, int batch, zmq::context_t& ctx) {
   }
 
   worker.Freeze();
-  {
-    broker::Producer producer(kafka, broker::Producer::Options{"all", milliseconds(5), milliseconds(10'000), nullptr});
-    std::atomic<std::int64_t> failed{0};
-    const auto ts = now_ms();
-    for (std::int64_t i = 0; i < a.events; ++i) {
-      producer.Produce({kFunction, static_cast<std::int32_t>(i % kPartitions), std::nullopt, Reading(i, ts), {}},
-                       [&failed](const broker::Delivery& d) {
-                         if (!d.Ok()) failed.fetch_add(1);
-                       });
-    }
-    const auto left = producer.Flush(std::chrono::seconds(120));
-    if (left > 0 || failed.load() > 0) {
-      throw std::runtime_error(fmt::format("preload: {} event(s) not acknowledged", left + failed.load()));
-    }
-  }
+  const auto ts = now_ms();
+  Preload(kafka, a.events, [&](std::int64_t i) {
+    return broker::Record{kFunction, static_cast<std::int32_t>(i % kPartitions), std::nullopt, Reading(i, ts), {}};
+  });
 
   const double cpu_before = CpuSeconds(stack.Pid()) + CpuSeconds(worker.Pid());
   const auto t0 = Clock::now();

@@ -10,6 +10,7 @@
 #include <fmt/format.h>
 
 #include <algorithm>
+#include <atomic>
 #include <charconv>
 #include <chrono>
 #include <cmath>
@@ -30,7 +31,9 @@
 #include <zmq.hpp>
 #include <zmq_addon.hpp>
 
+#include "runnel/broker/admin.hpp"
 #include "runnel/broker/kafka.hpp"
+#include "runnel/broker/producer.hpp"
 #include "runnel/core/state_dir.hpp"
 #include "runnel/testing/child_process.hpp"
 #include "runnel/testing/wait.hpp"
@@ -214,6 +217,31 @@ inline double CpuSeconds(pid_t pid) {
     }
   }
   return (utime + stime) / static_cast<double>(::sysconf(_SC_CLK_TCK));
+}
+
+// Whether `group` has committed every record of every partition of `topic`.
+inline bool AllCommitted(broker::Admin& admin, const std::string& topic, const std::string& group) {
+  for (const auto& p : admin.Offsets(topic, group)) {
+    if (p.committed.value_or(0) < p.end) return false;  // nothing committed: only an empty partition
+  }
+  return true;
+}
+
+// Produces `count` records (`record(i)` makes the i-th) with acks=all and a 5 ms linger, and waits
+// until every one is acknowledged; throws otherwise.
+template <typename MakeRecord>
+void Preload(const broker::KafkaConfig& kafka, std::int64_t count, MakeRecord record) {
+  broker::Producer producer(kafka, broker::Producer::Options{"all", milliseconds(5), milliseconds(10'000), nullptr});
+  std::atomic<std::int64_t> failed{0};
+  for (std::int64_t i = 0; i < count; ++i) {
+    producer.Produce(record(i), [&failed](const broker::Delivery& d) {
+      if (!d.Ok()) failed.fetch_add(1);
+    });
+  }
+  const auto left = producer.Flush(std::chrono::seconds(120));
+  if (left > 0 || failed.load() > 0) {
+    throw std::runtime_error(fmt::format("preload: {} event(s) not acknowledged", left + failed.load()));
+  }
 }
 
 inline std::string LoadAverage() {
