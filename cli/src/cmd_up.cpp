@@ -7,6 +7,7 @@
 #include <fmt/format.h>
 
 #include <atomic>
+#include <memory>
 #include <thread>
 
 #include "commands.hpp"
@@ -76,7 +77,8 @@ Command AddUp(CLI::App& app, CommonOptions& common) {
             StateDir state = StateDir::Resolve(common.state_dir);
             StackLock lock(state, "runnel up");
             int status = 0;
-            auto stack = std::make_unique<Stack>(std::move(config), state, std::filesystem::read_symlink("/proc/self/exe"));
+            auto stack =
+                std::make_unique<Stack>(std::move(config), state, std::filesystem::read_symlink("/proc/self/exe"));
             fmt::print("runnel stack up ({} in {})\n{}", "endpoints", state.EndpointsFile().string(), stack->Summary());
             std::fflush(stdout);
             for (;;) {

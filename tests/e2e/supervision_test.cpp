@@ -157,6 +157,8 @@ struct Injected {
   std::string component;
 };
 
+void PrintTo(const Injected& injected, std::ostream* os) { *os << injected.failpoint; }
+
 class ComponentFailure : public ::testing::TestWithParam<Injected> {};
 
 TEST_P(ComponentFailure, StopsTheStackWithExitStatusThreeNamingTheComponent) {
@@ -186,6 +188,17 @@ INSTANTIATE_TEST_SUITE_P(Injected, ComponentFailure,
                            std::replace(name.begin(), name.end(), '.', '_');
                            return name;
                          });
+
+TEST(Supervision, AMalformedFailpointListIsRefusedAtStart) {
+  const auto dir = TempDir("failpoints");
+  auto up = StartUp(dir, "functions:\n  - name: echo\n", {{"RUNNEL_FAILPOINTS", "dispatcher.loop=crash"}});
+  const auto exit = up->Wait(std::chrono::seconds(30));
+  ASSERT_TRUE(exit.has_value());
+  EXPECT_EQ(*exit, 1);
+  EXPECT_THAT(up->Stderr(), HasSubstr("RUNNEL_FAILPOINTS: 'dispatcher.loop=crash' is not NAME=throw or NAME=throw:N"));
+  up.reset();
+  std::filesystem::remove_all(dir);
+}
 
 TEST(Supervision, StatusAndMetricsReportEveryComponentUp) {
   StackProcess stack(R"(
