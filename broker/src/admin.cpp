@@ -96,6 +96,7 @@ void Admin::CreateTopicOnEmbeddedBroker(const std::string& topic, int partitions
   const std::string what = fmt::format("creating topic {} with {} partitions", topic, partitions);
   if (!IsValidTopicName(topic)) throw KafkaConfigError(fmt::format("{}: not a valid topic name", what));
   if (partitions < 1 || partitions > 10'000) throw KafkaConfigError(fmt::format("{}: partitions must be 1..10000", what));
+  if (ExistingPartitionCount(topic, timeout)) return;  // already existing is fine, as with CreateTopics
   if (!ExistingPartitionCount(kTopicRequestsTopic, timeout)) {
     throw KafkaError(RD_KAFKA_RESP_ERR__UNSUPPORTED_FEATURE,
                      fmt::format("{}: the broker at {} is librdkafka's mock cluster, which has no CreateTopics, and "

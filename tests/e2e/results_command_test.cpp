@@ -2,6 +2,7 @@
 // and --durable, a reader of the results topic at a consumer group's position that loses nothing
 // when it is killed and started again.
 #include <signal.h>
+#include <unistd.h>
 
 #include <fmt/format.h>
 #include <gmock/gmock.h>
@@ -10,6 +11,7 @@
 #include <set>
 #include <sstream>
 
+#include "runnel/core/state_dir.hpp"
 #include "runnel/testing/stack_process.hpp"
 #include "runnel/testing/wait.hpp"
 
@@ -67,6 +69,18 @@ functions:
   ASSERT_TRUE(results.Wait(seconds(30)).has_value()) << results.Stderr();
   EXPECT_EQ(results.Wait(seconds(0)), 0) << results.Stderr();
   EXPECT_TRUE(IdsPrinted(results.Stdout()).contains(after[0])) << results.Stdout();
+  std::filesystem::remove_all(state_dir);
+}
+
+TEST(ResultsCommand, SaysSoWhenTheFeedItWaitsOnDoesNotAnswer) {
+  // endpoints.json of a live process (this test) whose feed nobody serves: a hung or half-started
+  // stack. On today's main `runnel results` waited silently until its timeout.
+  const auto state_dir = TempDir("results-silent");
+  runnel::StateDir(state_dir).MergeEndpoints(
+      {{"kafka", "127.0.0.1:1"}, {"results", "tcp://127.0.0.1:1"}, {"pid", ::getpid()}});
+  const auto r = RunCommand({RunnelBin(), "results", "--timeout", "8", "--state-dir", state_dir.string()}, seconds(30));
+  EXPECT_EQ(r.exit_code, 2) << r.err;
+  EXPECT_THAT(r.err, HasSubstr("the results feed at tcp://127.0.0.1:1 does not answer"));
   std::filesystem::remove_all(state_dir);
 }
 
