@@ -114,7 +114,7 @@ functions:
   {
     // On today's main this stopped at start: "creating topic echo with 3 partitions: Failed while
     // waiting for controller: Local: Timed out".
-    StackProcess stack(yaml, SharedStateDir{state_dir});
+    StackProcess stack(SharedStateDir{state_dir}, yaml);
     broker::Admin admin(kafka.Kafka());
     for (const auto* topic : {"echo", "echo.dlq", "echo.results"}) {
       EXPECT_EQ(admin.Partitions(topic).size(), 3u) << topic;
@@ -127,7 +127,7 @@ functions:
     EXPECT_EQ(stack.Process().Wait(seconds(30)), 0);
   }
   // The topics exist now: the next stack uses them as they are.
-  StackProcess stack(yaml, SharedStateDir{state_dir});
+  StackProcess stack(SharedStateDir{state_dir}, yaml);
   const auto ids = PublishEvents(kafka.Kafka(), "echo", {{"second", "k"}});
   const auto outcomes = ReadOutcomes(kafka.Kafka(), "echo.results", 2, seconds(30));
   ASSERT_EQ(outcomes.size(), 2u);
@@ -158,7 +158,7 @@ functions:
     events.emplace_back(fmt::format(R"({{"seq":{}}})", i), key);
   }
 
-  auto stack = std::make_unique<StackProcess>(yaml, SharedStateDir{state_dir});
+  auto stack = std::make_unique<StackProcess>(SharedStateDir{state_dir}, yaml);
   ASSERT_TRUE(stack->WaitForWorkers("work", 2, seconds(30)));
   const auto ids = PublishEvents(kafka.Kafka(), "work", events);
   ASSERT_EQ(ids.size(), static_cast<std::size_t>(kEvents));
@@ -187,7 +187,7 @@ functions:
   for (const auto& [p, c] : committed) committed_total += c;
 
   // Started again in the same state dir (endpoints.json still names the dead stack).
-  stack = std::make_unique<StackProcess>(yaml, SharedStateDir{state_dir});
+  stack = std::make_unique<StackProcess>(SharedStateDir{state_dir}, yaml);
   const auto records = ReadUntilEveryId(kafka.Kafka(), "work.results", ids, seconds(120));
   EXPECT_TRUE(CommittedReachesEnd(kafka.Kafka(), "work", "runnel.work", seconds(30)));
 

@@ -44,7 +44,7 @@ functions:
     workers: 1
 )";
   const auto state_dir = TempDir("results-follow");
-  auto stack = std::make_unique<StackProcess>(yaml, SharedStateDir{state_dir});
+  auto stack = std::make_unique<StackProcess>(SharedStateDir{state_dir}, yaml);
   const std::string first_feed = stack->Endpoints().at("results").get<std::string>();
   ChildProcess results({RunnelBin(), "results", "--json", "--function", "echo", "--count", "2", "--timeout", "120",
                         "--state-dir", state_dir.string()});
@@ -59,7 +59,7 @@ functions:
   ASSERT_TRUE(WaitFor([&] { return StderrHas(results, "is gone; waiting for it to come back"); }, seconds(10)))
       << results.Stderr();
 
-  stack = std::make_unique<StackProcess>(yaml, SharedStateDir{state_dir});
+  stack = std::make_unique<StackProcess>(SharedStateDir{state_dir}, yaml);
   EXPECT_NE(stack->Endpoints().at("results").get<std::string>(), first_feed);
   // On today's main `runnel results` stayed connected to the dead port and never printed again.
   ASSERT_TRUE(WaitFor([&] { return StderrHas(results, "following the results feed again"); }, seconds(20)))

@@ -19,11 +19,11 @@ namespace runnel::testing {
 
 StackProcess::StackProcess(const std::string& yaml, std::map<std::string, std::string> env,
                            std::vector<std::string> extra_args)
-    : StackProcess(yaml, SharedStateDir{TempDir("stack")}, std::move(env), std::move(extra_args)) {
+    : StackProcess(SharedStateDir{TempDir("stack")}, yaml, std::move(env), std::move(extra_args)) {
   own_state_dir_ = true;
 }
 
-StackProcess::StackProcess(const std::string& yaml, SharedStateDir state_dir, std::map<std::string, std::string> env,
+StackProcess::StackProcess(SharedStateDir state_dir, const std::string& yaml, std::map<std::string, std::string> env,
                            std::vector<std::string> extra_args)
     : state_dir_(std::move(state_dir.path)), own_state_dir_(false) {
   std::filesystem::create_directories(state_dir_);

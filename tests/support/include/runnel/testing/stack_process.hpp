@@ -30,8 +30,9 @@ class StackProcess {
   explicit StackProcess(const std::string& yaml, std::map<std::string, std::string> env = {},
                         std::vector<std::string> extra_args = {});
   // The same in `state_dir` (written there, not removed): a second StackProcess in the same dir
-  // is the stack restarted.
-  StackProcess(const std::string& yaml, SharedStateDir state_dir, std::map<std::string, std::string> env = {},
+  // is the stack restarted. (The dir comes first: `{{"NAME", "value"}}`, an environment, must
+  // never be taken for a path.)
+  StackProcess(SharedStateDir state_dir, const std::string& yaml, std::map<std::string, std::string> env = {},
                std::vector<std::string> extra_args = {});
   ~StackProcess();
 
