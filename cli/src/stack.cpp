@@ -249,7 +249,8 @@ Stack::Stack(StackConfig config, StateDir state, std::filesystem::path runnel_bi
     d->Start();
     s.scaler->Connect(f.name, d->Endpoint(), [dp = d.get()] { return dp->Stats(); });
     dispatchers[f.name] = d->Endpoint();
-    functions[f.name] = {{"topic", f.topic}, {"group", f.Group()}, {"dead_letter_topic", f.dead_letter_topic}};
+    functions[f.name] = {{"topic", f.topic}, {"group", f.Group()}, {"dead_letter_topic", f.dead_letter_topic},
+                         {"results_topic", f.results_topic}};
     s.dispatchers.push_back(std::move(d));
   }
   s.state.MergeEndpoints({{"kafka", s.kafka.bootstrap},
