@@ -117,8 +117,8 @@ Decoded<Welcome> DecodeWelcome(std::string_view body) {
   Welcome w;
   f.Int("v", w.version, 0, kMaxPid, true);
   f.String("function", w.function, kMaxName, true);
-  f.Int("heartbeat_ms", w.heartbeat_ms, 1, 3'600'000, false);
-  f.Int("timeout_ms", w.timeout_ms, 0, 0xffffffffLL, false);
+  f.Int("heartbeat_ms", w.heartbeat_ms, 1, 86'400'000, false);  // a day: time arithmetic stays in range
+  f.Int("timeout_ms", w.timeout_ms, 0, 0xffffffffLL, false);  // as the task header's u32
   f.Object("params", w.params, false);
   f.Int("max_payload", w.max_payload, 0, kMaxCount, false);
   f.Int("memory_mb", w.memory_mb, 0, kMaxCount, false);

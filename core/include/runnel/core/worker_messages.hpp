@@ -55,7 +55,7 @@ struct WelcomeBatch {
 struct Welcome {
   std::int64_t version = kVersion;
   std::string function;
-  std::int64_t heartbeat_ms = 1000;  // 1..3600000
+  std::int64_t heartbeat_ms = 1000;  // 1..86400000 (a day)
   std::int64_t timeout_ms = 0;       // 0: none
   nlohmann::json params = nlohmann::json::object();
   std::int64_t max_payload = 0;  // 0: no limit
