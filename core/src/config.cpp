@@ -5,6 +5,8 @@
 
 #include <algorithm>
 #include <cmath>
+#include <fstream>
+#include <iterator>
 #include <set>
 
 #include "runnel/core/env_expand.hpp"
@@ -84,6 +86,8 @@ class Parser {
     expanded_.push_back(node);
     if (node.IsMap()) {
       for (auto kv : node) {
+        // The first walk over the whole tree: from here on every key is a name.
+        if (!kv.first.IsScalar() && !kv.first.IsNull()) Fail(kv.first, key.empty() ? "(top level)" : key, "a key must be a name, not a mapping or a list");
         const auto name = kv.first.as<std::string>();
         ExpandEnvironment(kv.second, key.empty() ? name : key + "." + name);
       }
@@ -321,12 +325,18 @@ const FunctionSpec* StackConfig::Find(const std::string& name) const {
 }
 
 StackConfig LoadStackConfig(const std::filesystem::path& file) {
+  std::ifstream in(file, std::ios::binary);  // as YAML::LoadFile read it
+  std::string text;
+  if (in) text.assign(std::istreambuf_iterator<char>(in), std::istreambuf_iterator<char>());
+  if (!in.is_open() || in.bad()) throw ConfigError(fmt::format("{}: cannot read the file", file.string()));
+  return ParseStackConfig(text, file);
+}
+
+StackConfig ParseStackConfig(const std::string& yaml, const std::filesystem::path& file) {
   Parser p(file.string());
   YAML::Node root;
   try {
-    root = YAML::LoadFile(file.string());
-  } catch (const YAML::BadFile&) {
-    throw ConfigError(fmt::format("{}: cannot read the file", file.string()));
+    root = YAML::Load(yaml);
   } catch (const YAML::Exception& e) {
     throw ConfigError(fmt::format("{}:{}: not valid YAML: {}", file.string(), e.mark.line + 1, e.msg));
   }
