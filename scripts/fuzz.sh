@@ -40,11 +40,9 @@ for target in "${targets[@]}"; do
   crashes="$build/crashes/$target"
   mkdir -p "$work" "$crashes"
   log="$build/fuzz-$target.log"
-  dict=()
-  [ -f "tests/fuzz/$target.dict" ] && dict=(-dict="$root/tests/fuzz/$target.dict")
   echo "fuzz: $target for ${seconds}s (log $log)"
   # -timeout: a single input taking over 10 s is a hang.
-  if ! "$binary" "$work" "$seeds" "${dict[@]}" -max_total_time="$seconds" -timeout=10 \
+  if ! "$binary" "$work" "$seeds" -max_total_time="$seconds" -timeout=10 \
       -rss_limit_mb=2048 -artifact_prefix="$crashes/" -print_final_stats=1 >"$log" 2>&1; then
     tail -n 60 "$log" >&2
     reproducer="$(grep -o "Test unit written to .*" "$log" | tail -n 1 | sed 's/Test unit written to //')"
