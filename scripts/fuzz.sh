@@ -21,6 +21,10 @@ cmake --build "$build" -j "$(nproc)"
 targets=("$@")
 if [ ${#targets[@]} -eq 0 ]; then
   for dir in tests/fuzz/corpus/*/; do targets+=("$(basename "$dir")"); done
+  for binary in "$build"/tests/fuzz/fuzz_*; do
+    name="${binary##*/fuzz_}"
+    [ -d "tests/fuzz/corpus/$name" ] || { echo "fuzz: fuzz_$name has no seed corpus tests/fuzz/corpus/$name/" >&2; exit 1; }
+  done
 fi
 
 # Sanitizer reports abort (so libFuzzer keeps the input) and show symbolised stacks.
@@ -50,7 +54,7 @@ for target in "${targets[@]}"; do
     echo "fuzz: reproduce with $binary ${reproducer:-<input>}" >&2
     exit 1
   fi
-  grep -E "^stat::number_of_executed_units|^Done [0-9]+ runs" "$log" | tail -n 1 | sed "s/^/fuzz: $target: /"
+  grep -E "^stat::number_of_executed_units" "$log" | sed "s/^stat::number_of_executed_units: */fuzz: $target: executions: /" || true
 done
 rm -rf "$scratch"
 echo "fuzz: ${#targets[@]} target(s) ran ${seconds}s each without a finding"

@@ -102,16 +102,26 @@ class Parser {
     }
   }
 
-  nlohmann::json Json(const YAML::Node& node) const {
+  // A value reached through an alias is copied each time: nested aliases in a few hundred bytes
+  // ("billion laughs") would make 10^8 values, so the copy stops at kMaxJsonValues.
+  static constexpr std::size_t kMaxJsonValues = 100'000;
+  nlohmann::json Json(const YAML::Node& node, const std::string& key) const {
+    std::size_t values = 0;
+    return Json(node, key, values);
+  }
+  nlohmann::json Json(const YAML::Node& node, const std::string& key, std::size_t& values) const {
+    if (++values > kMaxJsonValues) {
+      Fail(node, key, fmt::format("holds more than {} values (YAML aliases copied too often?)", kMaxJsonValues));
+    }
     switch (node.Type()) {
       case YAML::NodeType::Map: {
         auto obj = nlohmann::json::object();
-        for (const auto& kv : node) obj[kv.first.as<std::string>()] = Json(kv.second);
+        for (const auto& kv : node) obj[kv.first.as<std::string>()] = Json(kv.second, key, values);
         return obj;
       }
       case YAML::NodeType::Sequence: {
         auto arr = nlohmann::json::array();
-        for (const auto& item : node) arr.push_back(Json(item));
+        for (const auto& item : node) arr.push_back(Json(item, key, values));
         return arr;
       }
       case YAML::NodeType::Scalar: {
@@ -188,7 +198,7 @@ FunctionSpec ParseFunction(const Parser& p, const YAML::Node& node, const std::s
   if (node["partitions"]) f.partitions = static_cast<int>(p.Int(node["partitions"], where + ".partitions", 1, 10'000));
   if (node["params"]) {
     if (!node["params"].IsMap()) p.Fail(node["params"], where + ".params", "must be a mapping");
-    f.params = p.Json(node["params"]);
+    f.params = p.Json(node["params"], where + ".params");
   }
   if (const auto b = node["batch"]) f.batch = ParseBatch(p, b, where + ".batch", f.batch_line);
   if (node["concurrency"]) f.concurrency = static_cast<int>(p.Int(node["concurrency"], where + ".concurrency", 1, 10'000));

@@ -75,5 +75,24 @@ TEST_F(ConfigParse, AKeyThatIsAMappingOrAListIsAConfigError) {
             "F:4: functions[0].params: a key must be a name, not a mapping or a list");
 }
 
+// Found while writing the config fuzz target (an input made by hand; the fuzzer had not built one
+// in 5 minutes): params nesting aliases ten to a level ("billion laughs") were copied out in full,
+// 10^8 values from 377 bytes (minutes and gigabytes).
+TEST_F(ConfigParse, ParamsMultipliedByAliasesAreBounded) {
+  const auto laughs = [](int levels) {
+    std::string yaml = "functions:\n  - name: f\n    params:\n      a: &a [x, x, x, x, x, x, x, x, x, x]\n";
+    for (int level = 1; level < levels; ++level) {
+      const std::string prev(1, static_cast<char>('a' + level - 1)), name(1, static_cast<char>('a' + level));
+      yaml += "      " + name + ": &" + name + " [";
+      for (int i = 0; i < 10; ++i) yaml += (i ? ", *" : "*") + prev;
+      yaml += "]\n";
+    }
+    return yaml;
+  };
+  EXPECT_EQ(Error(laughs(6)), "F:4: functions[0].params: holds more than 100000 values (YAML aliases copied too often?)");
+  const StackConfig config = LoadStackConfig(Write(laughs(4)));  // 10^4 values: a real, if odd, config
+  EXPECT_EQ(config.functions[0].params["d"][9][9][9][9], "x");
+}
+
 }  // namespace
 }  // namespace runnel
