@@ -91,7 +91,9 @@ class Parser {
     if (node.IsMap()) {
       for (auto kv : node) {
         // The first walk over the whole tree: from here on every key is a name.
-        if (!kv.first.IsScalar() && !kv.first.IsNull()) Fail(kv.first, key.empty() ? "(top level)" : key, "a key must be a name, not a mapping or a list");
+        if (!kv.first.IsScalar() && !kv.first.IsNull()) {
+          Fail(kv.first, key.empty() ? "(top level)" : key, "a key must be a name, not a mapping or a list");
+        }
         const auto name = kv.first.as<std::string>();
         ExpandEnvironment(kv.second, key.empty() ? name : key + "." + name);
       }
