@@ -36,6 +36,7 @@ test_packages=(
   libvips-tools             # vipsthumbnail, the baseline of the thumbnail benchmark
   docker-compose python3-yaml  # deploy tier: parse deploy/docker-compose.yml and deploy/k8s/ statically
   jq                        # samples/*/run.sh (and their e2e tests) read runnel's --json output
+  clang libclang-rt-14-dev llvm  # fuzz tier: libFuzzer with ASan/UBSan (scripts/fuzz.sh); llvm-symbolizer
 )
 
 packages=("${build_packages[@]}")

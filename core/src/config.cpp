@@ -5,7 +5,10 @@
 
 #include <algorithm>
 #include <cmath>
+#include <fstream>
+#include <iterator>
 #include <set>
+#include <unordered_map>
 
 #include "runnel/core/env_expand.hpp"
 #include "runnel/core/error.hpp"
@@ -80,10 +83,17 @@ class Parser {
   // them, so errors about a value name its line and key path. Values reached twice through a YAML
   // alias are expanded once: what came from the environment is never expanded again.
   void ExpandEnvironment(YAML::Node node, const std::string& key) {
-    if (std::any_of(expanded_.begin(), expanded_.end(), [&node](const YAML::Node& seen) { return seen.is(node); })) return;
-    expanded_.push_back(node);
+    // Looked up by the node's place in the text, which an alias shares with its anchor: one list of
+    // every node made this walk quadratic (seconds for a list of 40,000 values).
+    auto& same_place = expanded_[node.Mark().pos];
+    if (std::any_of(same_place.begin(), same_place.end(), [&node](const YAML::Node& seen) { return seen.is(node); })) return;
+    same_place.push_back(node);
     if (node.IsMap()) {
       for (auto kv : node) {
+        // The first walk over the whole tree: from here on every key is a name.
+        if (!kv.first.IsScalar() && !kv.first.IsNull()) {
+          Fail(kv.first, key.empty() ? "(top level)" : key, "a key must be a name, not a mapping or a list");
+        }
         const auto name = kv.first.as<std::string>();
         ExpandEnvironment(kv.second, key.empty() ? name : key + "." + name);
       }
@@ -98,16 +108,26 @@ class Parser {
     }
   }
 
-  nlohmann::json Json(const YAML::Node& node) const {
+  // A value reached through an alias is copied each time: nested aliases in a few hundred bytes
+  // ("billion laughs") would make 10^8 values, so the copy stops at kMaxJsonValues.
+  static constexpr std::size_t kMaxJsonValues = 100'000;
+  nlohmann::json Json(const YAML::Node& node, const std::string& key) const {
+    std::size_t values = 0;
+    return Json(node, key, values);
+  }
+  nlohmann::json Json(const YAML::Node& node, const std::string& key, std::size_t& values) const {
+    if (++values > kMaxJsonValues) {
+      Fail(node, key, fmt::format("holds more than {} values (YAML aliases copied too often?)", kMaxJsonValues));
+    }
     switch (node.Type()) {
       case YAML::NodeType::Map: {
         auto obj = nlohmann::json::object();
-        for (const auto& kv : node) obj[kv.first.as<std::string>()] = Json(kv.second);
+        for (const auto& kv : node) obj[kv.first.as<std::string>()] = Json(kv.second, key, values);
         return obj;
       }
       case YAML::NodeType::Sequence: {
         auto arr = nlohmann::json::array();
-        for (const auto& item : node) arr.push_back(Json(item));
+        for (const auto& item : node) arr.push_back(Json(item, key, values));
         return arr;
       }
       case YAML::NodeType::Scalar: {
@@ -138,7 +158,7 @@ class Parser {
     else return "integer";
   }
   std::string file_;
-  std::vector<YAML::Node> expanded_;
+  std::unordered_map<int, std::vector<YAML::Node>> expanded_;  // by Mark().pos
 };
 
 bool IsTopicName(const std::string& s) {
@@ -184,7 +204,7 @@ FunctionSpec ParseFunction(const Parser& p, const YAML::Node& node, const std::s
   if (node["partitions"]) f.partitions = static_cast<int>(p.Int(node["partitions"], where + ".partitions", 1, 10'000));
   if (node["params"]) {
     if (!node["params"].IsMap()) p.Fail(node["params"], where + ".params", "must be a mapping");
-    f.params = p.Json(node["params"]);
+    f.params = p.Json(node["params"], where + ".params");
   }
   if (const auto b = node["batch"]) f.batch = ParseBatch(p, b, where + ".batch", f.batch_line);
   if (node["concurrency"]) f.concurrency = static_cast<int>(p.Int(node["concurrency"], where + ".concurrency", 1, 10'000));
@@ -321,12 +341,18 @@ const FunctionSpec* StackConfig::Find(const std::string& name) const {
 }
 
 StackConfig LoadStackConfig(const std::filesystem::path& file) {
+  std::ifstream in(file, std::ios::binary);  // as YAML::LoadFile read it
+  std::string text;
+  if (in) text.assign(std::istreambuf_iterator<char>(in), std::istreambuf_iterator<char>());
+  if (!in.is_open() || in.bad()) throw ConfigError(fmt::format("{}: cannot read the file", file.string()));
+  return ParseStackConfig(text, file);
+}
+
+StackConfig ParseStackConfig(const std::string& yaml, const std::filesystem::path& file) {
   Parser p(file.string());
   YAML::Node root;
   try {
-    root = YAML::LoadFile(file.string());
-  } catch (const YAML::BadFile&) {
-    throw ConfigError(fmt::format("{}: cannot read the file", file.string()));
+    root = YAML::Load(yaml);
   } catch (const YAML::Exception& e) {
     throw ConfigError(fmt::format("{}:{}: not valid YAML: {}", file.string(), e.mark.line + 1, e.msg));
   }

@@ -31,8 +31,14 @@ std::size_t ClosingBrace(std::string_view text, std::size_t from) {
   return std::string_view::npos;
 }
 
+// Defaults and messages nest `${...}` at most this deep. Each level is a recursion and rescans its
+// text, so without a bound a deeply nested value overflowed the stack and took quadratic time.
+constexpr int kMaxNesting = 16;
+
+std::string Expand(std::string_view text, const EnvLookup& lookup, int depth);
+
 // One `${...}` reference; `body` is what lies between the braces.
-std::string ExpandReference(std::string_view body, const EnvLookup& lookup) {
+std::string ExpandReference(std::string_view body, const EnvLookup& lookup, int depth) {
   std::size_t n = 0;
   while (n < body.size() && IsNameChar(body[n])) ++n;
   const std::string name(body.substr(0, n));
@@ -51,27 +57,19 @@ std::string ExpandReference(std::string_view body, const EnvLookup& lookup) {
   }
   if (rest.starts_with(":-")) {
     if (value && !value->empty()) return *value;
-    return ExpandEnv(rest.substr(2), lookup);
+    return Expand(rest.substr(2), lookup, depth + 1);
   }
   if (rest.starts_with(":?")) {
     if (value && !value->empty()) return *value;
     const std::string_view why = rest.substr(2);
     throw ConfigError(fmt::format("${{{}}} is {}: {}", name, value ? "empty" : "not set",
-                                  why.empty() ? std::string("it is required") : ExpandEnv(why, lookup)));
+                                  why.empty() ? std::string("it is required") : Expand(why, lookup, depth + 1)));
   }
   throw ConfigError(fmt::format("'${{{}}}': after the name {} comes '{}'; expected }}, :-default or :?message", body,
                                 name, rest.substr(0, 1)));
 }
 
-}  // namespace
-
-std::optional<std::string> ProcessEnv(const std::string& name) {
-  const char* value = std::getenv(name.c_str());
-  if (value == nullptr) return std::nullopt;
-  return std::string(value);
-}
-
-std::string ExpandEnv(std::string_view text, const EnvLookup& lookup) {
+std::string Expand(std::string_view text, const EnvLookup& lookup, int depth) {
   std::string out;
   out.reserve(text.size());
   for (std::size_t i = 0; i < text.size(); ++i) {
@@ -94,14 +92,27 @@ std::string ExpandEnv(std::string_view text, const EnvLookup& lookup) {
       }
       throw ConfigError("a lone '$': write $$ for a literal $, or ${NAME} for a variable");
     }
+    if (depth == kMaxNesting) {
+      throw ConfigError(fmt::format("a default or message nests ${{...}} more than {} deep", kMaxNesting));
+    }
     const std::size_t close = ClosingBrace(text, i + 2);
     if (close == std::string_view::npos) {
       throw ConfigError(fmt::format("'{}' has no closing }}", text.substr(i)));
     }
-    out += ExpandReference(text.substr(i + 2, close - i - 2), lookup);
+    out += ExpandReference(text.substr(i + 2, close - i - 2), lookup, depth);
     i = close;
   }
   return out;
 }
+
+}  // namespace
+
+std::optional<std::string> ProcessEnv(const std::string& name) {
+  const char* value = std::getenv(name.c_str());
+  if (value == nullptr) return std::nullopt;
+  return std::string(value);
+}
+
+std::string ExpandEnv(std::string_view text, const EnvLookup& lookup) { return Expand(text, lookup, 0); }
 
 }  // namespace runnel

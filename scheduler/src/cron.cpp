@@ -232,6 +232,10 @@ CronSchedule::TimePoint ParseUtc(std::string_view text) {
   if (!absl::ParseTime("%Y-%m-%dT%H:%M:%SZ", std::string(text), absl::UTCTimeZone(), &t, &err)) {
     throw CronError(fmt::format("'{}' is not a UTC time like 2026-11-22T02:00:00Z", text));
   }
+  // system_clock counts nanoseconds in 64 bits (1677..2262): past that, ToChronoTime would clamp.
+  if (t < absl::FromChrono(CronSchedule::TimePoint::min()) || t > absl::FromChrono(CronSchedule::TimePoint::max())) {
+    throw CronError(fmt::format("'{}' is outside the years 1678..2261 this clock can hold", text));
+  }
   return absl::ToChronoTime(t);
 }
 

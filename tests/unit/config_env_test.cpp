@@ -74,6 +74,22 @@ TEST(ExpandEnv, EachMistakeHasAPreciseMessage) {
   EXPECT_EQ(ExpandError("${A:=x}"), "'${A:=x}': after the name A comes ':'; expected }, :-default or :?message");
 }
 
+// Found while fuzzing ExpandEnv, by an input made by hand (the fuzzer's inputs of a few KiB cannot
+// nest deep enough): every level of a nested default was a recursion that also rescanned its text,
+// so a value nesting 20,000 defaults took seconds and overflowed the stack under ASan.
+TEST(ExpandEnv, NestingIsBoundedSoADeepValueIsAnErrorNotACrash) {
+  const auto nested = [](int levels) {
+    std::string s;
+    for (int i = 0; i < levels; ++i) s += "${UNSET:-";
+    return s + "x" + std::string(static_cast<std::size_t>(levels), '}');
+  };
+  EXPECT_EQ(Expand(nested(16)), "x");
+  EXPECT_EQ(ExpandError(nested(17)), "a default or message nests ${...} more than 16 deep");
+  EXPECT_EQ(ExpandError("${UNSET:?" + nested(16) + "}"), "a default or message nests ${...} more than 16 deep");
+  EXPECT_EQ(ExpandError(nested(20'000)), "a default or message nests ${...} more than 16 deep");
+  EXPECT_EQ(Expand("${A:-" + nested(40) + "}"), "x");  // a set variable's default is never expanded
+}
+
 // Through the config loader, with the real process environment (variables unique to this test).
 class ConfigEnv : public ::testing::Test {
  protected:

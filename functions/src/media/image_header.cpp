@@ -197,7 +197,8 @@ ImageInfo ParseWebp(std::string_view b) {
   std::size_t pos = 12;
   bool have_image = false;
   bool extended = false;
-  for (int index = 0; end - pos >= 8; ++index) {
+  // pos + 8, not end - pos: a last chunk of odd size without its padding byte leaves pos at end + 1.
+  for (int index = 0; pos + 8 <= end; ++index) {
     const std::string_view type = b.substr(pos, 4);
     const std::size_t size = Le32(b, pos + 4);
     // A chunk cut short still tells the size when its header survived; the loop ends after it.

@@ -162,6 +162,31 @@ TEST(MediaImageHeader, GifWithoutTrailerIsTruncated) {
   EXPECT_THAT(ParseImageHeader(gif.substr(0, gif.size() - 1)).truncated, HasSubstr("truncated GIF"));
 }
 
+// Found by fuzzing: a last chunk of odd size without its padding byte put the chunk walk one byte
+// past the end, and the next read threw std::out_of_range instead of answering.
+TEST(MediaImageHeader, WebpOddLastChunkWithoutPaddingIsRead) {
+  // RIFF, then a 5-byte VP8L chunk (a 3x2 image): odd, so a pad byte would follow; the file ends.
+  const std::string vp8l = std::string("\x2F\x02\x40\x00\x00", 5);
+  const std::string body = std::string("WEBPVP8L\x05\0\0\0", 12) + vp8l;
+  const std::string webp = std::string("RIFF", 4) + std::string{static_cast<char>(body.size()), 0, 0, 0} + body;
+  const auto info = ParseImageHeader(webp);
+  EXPECT_EQ(info.format, ImageFormat::kWebp);
+  EXPECT_EQ(info.width, 3u);
+  EXPECT_EQ(info.height, 2u);
+  EXPECT_TRUE(info.truncated.empty());
+  // And the fuzzer's own input, an extended WebP whose EXIF chunk is the odd last one.
+  const std::string hex =
+      "52494646f80000005745425056503858290000007a00037000fefbfd50004558"
+      "494146ba0000004578ffd8ffe100006978bc0045660003000025000866";
+  std::string found;
+  for (std::size_t i = 0; i < hex.size(); i += 2) found += static_cast<char>(std::stoi(hex.substr(i, 2), nullptr, 16));
+  try {
+    (void)ParseImageHeader(found);
+  } catch (const FunctionError& e) {
+    EXPECT_EQ(e.Code(), Errc::kBadInput);
+  }
+}
+
 // Every prefix and many single-byte corruptions of each format: the parser either answers or throws
 // kBadInput; it never crashes, hangs or reads out of bounds (run under ASan to see the last).
 TEST(MediaImageHeader, PrefixesAndBitFlipsNeverCrash) {

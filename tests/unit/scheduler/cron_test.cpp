@@ -140,6 +140,15 @@ TEST(CronParse, ThirtyFirstWithAWeekdayIsValid) {
   EXPECT_NO_THROW((void)CronSchedule::Parse("0 0 30 2 MON"));
 }
 
+// Found by fuzzing: a year past 2262 does not fit system_clock and came back silently clamped to
+// 2262-04-11T23:47:16Z (a scheduler state file holding it would have lost its slot).
+TEST(CronFormat, UtcTimesOutsideTheClocksRangeAreRefused) {
+  EXPECT_THROW((void)ParseUtc("2320-10-12T02:00:00Z"), CronError);
+  EXPECT_THROW((void)ParseUtc("1500-01-01T00:00:00Z"), CronError);
+  EXPECT_EQ(FormatUtc(ParseUtc("2261-12-31T23:59:59Z")), "2261-12-31T23:59:59Z");
+  EXPECT_EQ(FormatUtc(ParseUtc("1678-01-01T00:00:00Z")), "1678-01-01T00:00:00Z");
+}
+
 TEST(CronFormat, LocalTimeShowsTheOffset) {
   EXPECT_EQ(FormatLocal(ParseUtc("2026-07-01T22:00:00Z"), "Europe/Berlin"), "2026-07-02T00:00:00+02:00");
   EXPECT_EQ(FormatUtcCompact(ParseUtc("2026-07-01T22:00:00Z")), "20260701T220000Z");

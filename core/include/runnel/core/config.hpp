@@ -114,6 +114,8 @@ struct StackConfig {
 
 // Reads and validates a runnel.yaml; throws ConfigError with file:line: key: reason.
 StackConfig LoadStackConfig(const std::filesystem::path& file);
+// The same from a runnel.yaml's text; `file` names it in messages and anchors its relative paths.
+StackConfig ParseStackConfig(const std::string& yaml, const std::filesystem::path& file);
 // The stack served without a config: one function per built-in name, each on a topic of its name.
 StackConfig DefaultStack(const std::vector<std::string>& builtin_names);
 

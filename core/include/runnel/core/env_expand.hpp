@@ -1,8 +1,8 @@
 // Environment variable expansion for runnel.yaml values, so secrets and paths can come from the
 // environment: `${VAR}`, `${VAR:-default}` (used when VAR is unset or empty), `${VAR:?message}`
 // (an error with that message when VAR is unset or empty) and `$$` for a literal `$`. A default may
-// itself hold expansions. Any other `$` is an error, so `$HOME` is never left silently unexpanded.
-// Values from the environment are inserted as they are, never expanded again.
+// itself hold expansions, nested up to 16 deep. Any other `$` is an error, so `$HOME` is never left
+// silently unexpanded. Values from the environment are inserted as they are, never expanded again.
 #pragma once
 
 #include <functional>
