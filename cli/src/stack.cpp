@@ -16,6 +16,7 @@
 #include "runnel/broker/admin.hpp"
 #include "runnel/broker/dispatcher.hpp"
 #include "runnel/broker/embedded_broker.hpp"
+#include "runnel/broker/record_limits.hpp"
 #include "runnel/core/error.hpp"
 #include "runnel/core/log.hpp"
 #include "runnel/functions/function.hpp"
@@ -98,6 +99,7 @@ std::vector<scheduler::CompiledSchedule> CheckConfig(StackConfig& config) {
                                     f.name, f.handler, e.what()));
     }
   }
+  broker::CheckRecordLimits(config);  // every accepted input's dead-letter copy fits the producer
   return scheduler::CompileSchedules(config);
 }
 
