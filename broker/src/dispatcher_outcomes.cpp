@@ -19,6 +19,9 @@ constexpr std::size_t kFeedBatch = 256;
 // RD_KAFKA_RESP_ERR_MSG_SIZE_TOO_LARGE (the Kafka protocol's code), for a copy that cannot be cut
 // to fit.
 constexpr int kMsgSizeTooLarge = 10;
+// Beyond the output, error, files and key: what a results record's headers take at most (the
+// meta's bounded fields, escaped, and the record's own headers).
+constexpr std::size_t kResultMetaSlack = 16 * 1024;
 
 }  // namespace
 
@@ -151,6 +154,14 @@ std::string Dispatcher::Loop::OversizedRecord(const Slot& slot) const {
     }
   }
   if (!opt_.spec.results_topic.empty()) {
+    // Most outcomes are far below the limit: a bound on the record's size (escaping can grow JSON
+    // text six times; the meta's other fields are a few kilobytes at most) spares building it twice.
+    const Outcome& o = *slot.outcome;
+    const std::size_t key = o.key ? o.key->size() : 0;
+    const std::size_t bound = o.output.size() + 7 * o.content_type.size() +
+                              6 * (o.error.size() + o.files_json.size() + o.worker.size()) +
+                              4 * key + kResultMetaSlack;
+    if (bound <= max_record_bytes_) return {};
     const std::size_t size = RecordWireSize(ResultRecord(slot));
     if (size > max_record_bytes_) {
       return fmt::format("its output of {} bytes makes a record of {} bytes for results topic {}, over the "
