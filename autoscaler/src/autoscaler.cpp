@@ -17,6 +17,7 @@
 #include "runnel/autoscaler/policy.hpp"
 #include "runnel/broker/admin.hpp"
 #include "runnel/core/error.hpp"
+#include "runnel/core/failpoints.hpp"
 #include "runnel/core/json.hpp"
 #include "runnel/core/log.hpp"
 
@@ -111,11 +112,20 @@ class Autoscaler::Loop {
 
   void Start() {
     thread_ = std::thread([this] {
+      // No end of this thread goes unnoticed: without it no worker starts or restarts and status
+      // goes unanswered, so a fault is the stack's to handle (runnel up exits).
+      std::string failure;
       try {
         Run();
+        if (!stop_.load()) failure = "its loop ended without being asked to stop";
       } catch (const std::exception& e) {
-        log_->critical("autoscaler stopped by an error: {}", e.what());
+        failure = e.what();
+      } catch (...) {
+        failure = "an unknown exception";
       }
+      if (failure.empty()) return;
+      log_->critical("autoscaler stopped by an error: {}", failure);
+      if (opt_.on_failure) opt_.on_failure(failure);
     });
   }
 
@@ -130,8 +140,16 @@ class Autoscaler::Loop {
   const std::string& ControlEndpoint() const { return control_endpoint_; }
 
   nlohmann::json Status() const {
-    std::lock_guard lock(status_mu_);
-    return status_;
+    nlohmann::json out;
+    Clock::time_point at;
+    {
+      std::lock_guard lock(status_mu_);
+      out = status_;
+      at = status_at_;
+    }
+    out["age_ms"] = std::chrono::duration_cast<std::chrono::milliseconds>(Clock::now() - at).count();
+    if (opt_.components) out["components"] = opt_.components();
+    return out;
   }
 
  private:
@@ -141,6 +159,7 @@ class Autoscaler::Loop {
     }
     auto next_tick = Clock::now();
     while (!stop_.load()) {
+      failpoint::Hit("autoscaler.loop");
       const auto now = Clock::now();
       const auto wait = std::max(std::chrono::milliseconds(0),
                                  std::chrono::duration_cast<std::chrono::milliseconds>(next_tick - now));
@@ -169,6 +188,7 @@ class Autoscaler::Loop {
         auto status = StatusJson();
         std::lock_guard lock(status_mu_);
         status_ = std::move(status);
+        status_at_ = Clock::now();
       }
     }
   }
@@ -386,7 +406,9 @@ class Autoscaler::Loop {
                                        {"last_exit", standby->last_exit}};
       }
     }
-    return {{"functions", std::move(functions)}};
+    nlohmann::json out = {{"functions", std::move(functions)}, {"age_ms", 0}};
+    if (opt_.components) out["components"] = opt_.components();
+    return out;
   }
 
   Options opt_;
@@ -398,6 +420,7 @@ class Autoscaler::Loop {
   std::deque<std::unique_ptr<Fn>> fns_;
   mutable std::mutex status_mu_;
   nlohmann::json status_ = {{"functions", nlohmann::json::array()}};
+  Clock::time_point status_at_ = Clock::now();
   std::thread thread_;
   std::atomic<bool> stop_{false};
 };

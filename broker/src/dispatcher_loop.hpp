@@ -42,9 +42,13 @@ class Dispatcher::Loop {
   ~Loop();
   void Run();
   void RequestStop(std::chrono::milliseconds drain) {
+    if (stop_.load()) return;  // the first request's drain holds
     drain_ms_ = drain.count();
     stop_.store(true);
   }
+  bool StopRequested() const { return stop_.load(); }
+  // The loop ended by a fault: logs it and tells Options::on_failure.
+  void Failed(const std::string& reason);
   std::thread thread;
   std::string endpoint;
   DispatcherStats Snapshot() const {
@@ -56,6 +60,11 @@ class Dispatcher::Loop {
   // Kafka side.
   void ConsumeKafka(bool& more);
   void OnRecord(Message msg);
+  // OnRecord's checks of a new event, up to queueing it (true) or giving it an outcome (false); a
+  // fault here fails only that event.
+  bool Admit(std::uint64_t slot_id);
+  // Events whose outcome is decided but whose records are not yet acknowledged.
+  std::size_t Finishing() const;
   void CheckRetentionGap(const Message& msg);
   void Commit(bool sync, bool all = false);
   void FlowControl();

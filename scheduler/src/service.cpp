@@ -11,6 +11,7 @@
 #include "runnel/broker/producer.hpp"
 #include "runnel/broker/retention_guard.hpp"
 #include "runnel/core/error.hpp"
+#include "runnel/core/failpoints.hpp"
 #include "runnel/core/log.hpp"
 #include "runnel/scheduler/jobs.hpp"
 
@@ -152,6 +153,7 @@ struct SchedulerService::Impl {
     sub.set(zmq::sockopt::subscribe, "");
     sub.connect(opt.results_endpoint);
     while (!stop.load()) {
+      failpoint::Hit("scheduler.results");
       zmq::pollitem_t items[] = {{sub.handle(), 0, ZMQ_POLLIN, 0}};
       zmq::poll(items, 1, std::chrono::milliseconds(100));
       while (true) {
@@ -177,16 +179,36 @@ SchedulerService::SchedulerService(Options options) : impl_(std::make_unique<Imp
   s.control.set(zmq::sockopt::linger, 0);
   s.control.bind("tcp://127.0.0.1:*");
   s.control_endpoint = s.control.get(zmq::sockopt::last_endpoint);
-  if (!s.opt.results_endpoint.empty()) s.results_thread = std::thread([&s] { s.ReadResults(); });
+  if (!s.opt.results_endpoint.empty()) {
+    s.results_thread = std::thread([&s] {
+      // No end of this thread goes unnoticed: without it no job would ever complete.
+      std::string failure;
+      try {
+        s.ReadResults();
+        if (!s.stop.load()) failure = "its results reader ended without being asked to stop";
+      } catch (const std::exception& e) {
+        failure = fmt::format("its results reader failed: {}", e.what());
+      } catch (...) {
+        failure = "its results reader failed: an unknown exception";
+      }
+      if (failure.empty()) return;
+      s.log->critical("scheduler: {}", failure);
+      if (s.opt.on_failure) s.opt.on_failure(failure);
+    });
+  }
 }
 
 SchedulerService::~SchedulerService() {
   auto& s = *impl_;
   s.stop.store(true);
   if (s.results_thread.joinable()) s.results_thread.join();
-  if (s.producer) s.producer->Flush(std::chrono::seconds(10));
-  Tick();  // count what arrived, write the records
-  s.jobs.Flush(s.opt.clock(), true);
+  try {
+    if (s.producer) s.producer->Flush(std::chrono::seconds(10));
+    Tick();  // count what arrived, write the records
+    s.jobs.Flush(s.opt.clock(), true);
+  } catch (const std::exception& e) {
+    s.log->error("scheduler: job records may miss the last outcomes: {}", e.what());
+  }
 }
 
 const std::string& SchedulerService::ControlEndpoint() const { return impl_->control_endpoint; }
@@ -195,6 +217,7 @@ nlohmann::json SchedulerService::RunNow(const std::string& schedule) { return im
 
 void SchedulerService::Tick() {
   auto& s = *impl_;
+  failpoint::Hit("scheduler.tick");
   for (const auto& firing : s.stop.load() ? std::vector<Scheduler::Firing>{} : s.scheduler.Due(s.opt.clock())) {
     if (const auto* c = s.scheduler.Find(firing.schedule)) s.Fire(*c, firing.catch_up ? "catch-up" : "cron", firing.slot);
   }

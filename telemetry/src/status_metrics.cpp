@@ -45,10 +45,24 @@ double Num(const nlohmann::json& j, const char* key) {
 
 std::vector<MetricFamily> StatusMetrics(const nlohmann::json& status) {
   Families out;
-  const auto functions = status.find("functions");
-  if (functions == status.end() || !functions->is_array()) return {};
   constexpr auto kCounter = MetricType::Counter;
   constexpr auto kGauge = MetricType::Gauge;
+  // Health first: it is read at each scrape, so it holds even when the rest is an old snapshot.
+  if (const auto components = status.find("components"); components != status.end() && components->is_array()) {
+    for (const auto& c : *components) {
+      if (!c.is_object()) continue;
+      out.Add("runnel_component_up", kGauge,
+              "1 while the stack's component runs, 0 once a fault stopped it (runnel up then exits)",
+              {{"component", c.value("name", "")}}, c.value("up", false) ? 1 : 0);
+    }
+  }
+  if (const auto age = status.find("age_ms"); age != status.end() && age->is_number()) {
+    out.Add("runnel_status_age_seconds", kGauge,
+            "age of the status snapshot the other gauges come from (refreshed every autoscaler tick)", {},
+            age->get<double>() / 1000.0);
+  }
+  const auto functions = status.find("functions");
+  if (functions == status.end() || !functions->is_array()) return out.Take();
   for (const auto& f : *functions) {
     const std::string name = f.value("name", "");
     const std::vector<ClientMetric::Label> fn = {{"function", name}};

@@ -7,6 +7,7 @@
 
 #include <fstream>
 #include <map>
+#include <mutex>
 #include <thread>
 #include <zmq.hpp>
 #include <zmq_addon.hpp>
@@ -291,6 +292,41 @@ TEST_F(DispatcherFaults, TasksThatReachAWorkerAfterItDrainedRunAgainAsTheSameAtt
   for (const auto& o : outcomes) EXPECT_EQ(o.attempts, 1) << o.id;
   EXPECT_EQ(dispatcher_->Stats().redispatched, 2);
   EXPECT_EQ(dispatcher_->Stats().retries, 0);
+}
+
+}  // namespace
+}  // namespace runnel::testing
+
+namespace runnel::testing {
+namespace {
+
+// A Kafka error that retrying cannot fix ends the dispatcher as a failure its stack hears of
+// (runnel up then exits 3), with what to check, instead of a thread that ends unnoticed.
+TEST_F(DispatcherFaults, AFetchErrorRetryingCannotFixIsReportedAsTheDispatchersFailure) {
+  std::mutex mu;
+  std::vector<std::string> reasons;
+  broker::Dispatcher::Options o;
+  o.spec = spec_;
+  o.kafka = broker_.ClientConfig();
+  o.zmq = &zmq_;
+  o.output_dir = (dir_ / "outputs").string();
+  o.on_failure = [&](const std::string& reason) {
+    std::lock_guard lock(mu);
+    reasons.push_back(reason);
+  };
+  dispatcher_ = std::make_unique<broker::Dispatcher>(o);
+  dispatcher_->Start();
+  broker_.PushRequestErrors(kApiFetch, std::vector<int>(20, RD_KAFKA_RESP_ERR_TOPIC_AUTHORIZATION_FAILED));
+  ASSERT_TRUE(WaitFor(
+      [&] {
+        std::lock_guard lock(mu);
+        return !reasons.empty();
+      },
+      std::chrono::seconds(30)));
+  std::lock_guard lock(mu);
+  EXPECT_EQ(reasons.size(), 1u);
+  EXPECT_THAT(reasons[0], ::testing::HasSubstr("uthorization"));
+  EXPECT_THAT(reasons[0], ::testing::HasSubstr("check that the function's topic exists"));
 }
 
 }  // namespace

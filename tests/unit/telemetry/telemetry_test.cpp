@@ -141,6 +141,25 @@ TEST(StatusMetrics, CountersAndGaugesFromTheStatusJson) {
   EXPECT_TRUE(StatusMetrics(nlohmann::json::object()).empty());
 }
 
+TEST(StatusMetrics, EveryComponentsHealthAndTheSnapshotsAge) {
+  const auto status = nlohmann::json::parse(R"({"functions": [], "age_ms": 2500, "components": [
+      {"name": "dispatcher echo", "up": true},
+      {"name": "autoscaler", "up": false, "reason": "failpoint autoscaler.loop"}]})");
+  const auto families = StatusMetrics(status);
+  const auto* up = Family(families, "runnel_component_up");
+  ASSERT_NE(up, nullptr);
+  EXPECT_EQ(up->type, prometheus::MetricType::Gauge);
+  ASSERT_EQ(up->metric.size(), 2u);
+  EXPECT_EQ(up->metric[0].label[0].name, "component");
+  EXPECT_EQ(up->metric[0].label[0].value, "dispatcher echo");
+  EXPECT_EQ(up->metric[0].gauge.value, 1);
+  EXPECT_EQ(up->metric[1].label[0].value, "autoscaler");
+  EXPECT_EQ(up->metric[1].gauge.value, 0) << "a component that failed is down";
+  const auto* age = Family(families, "runnel_status_age_seconds");
+  ASSERT_NE(age, nullptr);
+  EXPECT_EQ(age->metric[0].gauge.value, 2.5);
+}
+
 TEST(JsonLogs, EveryLineParsesWhateverTheMessageHoldsAndCarriesTheEventInScope) {
   // Capture stderr (where loggers write) into a file for the duration of the test.
   char path[] = "/tmp/runnel-log-test-XXXXXX";

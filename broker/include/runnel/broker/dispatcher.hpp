@@ -105,6 +105,10 @@ class Dispatcher {
     std::function<void()> on_event_without_workers;
     // Told about every event's way through the dispatcher (traces, duration histograms); optional.
     std::shared_ptr<EventObserver> observer;
+    // Called on the dispatcher's thread, once, when a fault ends its loop (the reason as text):
+    // a Kafka error retrying cannot fix (authentication, an unknown topic), a bug. The dispatcher
+    // consumes nothing more; its stack is expected to stop (runnel up exits, docs/config.md).
+    std::function<void(const std::string& reason)> on_failure;
   };
 
   // Assigns the partitions and binds the ROUTER socket; throws KafkaError or ConfigError.
@@ -116,8 +120,12 @@ class Dispatcher {
   // The ROUTER endpoint workers connect to, e.g. tcp://127.0.0.1:40211.
   const std::string& Endpoint() const;
   void Start();
-  // Stops consuming, waits up to `drain` for events at workers to finish, commits, and returns.
-  // Events not finished by then are not committed and will be consumed again after a restart.
+  // Begins a stop without waiting: no new event is consumed or dispatched; the loop runs on until
+  // the events at workers are done and their outcomes written (or `drain` passed), commits, and
+  // ends. The first request's `drain` holds.
+  void RequestStop(std::chrono::milliseconds drain);
+  // RequestStop, then waits for the loop to end. Events not finished by then are not committed
+  // and will be consumed again after a restart.
   void Stop(std::chrono::milliseconds drain = std::chrono::seconds(10));
   DispatcherStats Stats() const;
 

@@ -35,6 +35,9 @@ class SchedulerService {
     zmq::context_t* zmq = nullptr;  // shared with the stack; must outlive the service
     std::string results_endpoint;   // the stack's results feed (XPUB) to subscribe to
     std::function<TimePoint()> clock = [] { return std::chrono::system_clock::now(); };
+    // Called on the results thread, once, when a fault ends it (the reason as text); the stack is
+    // expected to stop (runnel up exits).
+    std::function<void(const std::string& reason)> on_failure;
   };
 
   explicit SchedulerService(Options options);
@@ -45,7 +48,7 @@ class SchedulerService {
   // tcp://127.0.0.1:PORT of the REP control socket (endpoints.json "control").
   const std::string& ControlEndpoint() const;
   // Fires what is due, answers control requests, counts outcomes, writes job records. Never blocks
-  // long: call it every ~100 ms.
+  // long: call it every ~100 ms. An exception from it is a fault of the scheduler, not of one job.
   void Tick();
   // Fires `schedule` now; returns {"job", "items", "function"}. Throws ConfigError for an unknown
   // schedule.
