@@ -16,10 +16,12 @@
 
 #include "runnel/autoscaler/policy.hpp"
 #include "runnel/broker/admin.hpp"
+#include "runnel/core/control_messages.hpp"
 #include "runnel/core/error.hpp"
 #include "runnel/core/failpoints.hpp"
 #include "runnel/core/json.hpp"
 #include "runnel/core/log.hpp"
+#include "runnel/core/protocol_errors.hpp"
 
 namespace runnel::autoscaler {
 namespace {
@@ -41,12 +43,22 @@ std::int64_t NowEpochMs() {
       .count();
 }
 
+// Who sent a request on a REP socket, for the protocol-error log: the TCP peer's address.
+std::string PeerAddress(zmq::message_t& request) {
+  try {
+    return request.gets("Peer-Address");
+  } catch (const zmq::error_t&) {
+    return "?";
+  }
+}
+
 }  // namespace
 
 class Autoscaler::Loop {
  public:
   explicit Loop(Options o) : opt_(std::move(o)), log_(log::Get("autoscaler")) {
     if (opt_.backend == nullptr) throw ConfigError("autoscaler: no worker backend");
+    if (!opt_.protocol_errors) opt_.protocol_errors = std::make_shared<ProtocolErrors>();
     wake_fd_ = ::eventfd(0, EFD_NONBLOCK | EFD_CLOEXEC);
     if (wake_fd_ < 0) throw Error("autoscaler: cannot create an eventfd", true);
     if (opt_.zmq != nullptr) {
@@ -300,21 +312,36 @@ class Autoscaler::Loop {
     }
   }
 
+  // Every request gets exactly one reply (REQ/REP lockstep), whatever its bytes: one that does not
+  // decode, or whose answer fails, is answered with {"error"} and counted (socket "status").
   void AnswerControl() {
     zmq::message_t request;
     if (!control_->recv(request, zmq::recv_flags::dontwait)) return;
     std::string reply;
     const std::string_view what(static_cast<const char*>(request.data()), request.size());
-    if (what == "status") {
-      reply = JsonText(StatusJson());
-    } else if (auto other = opt_.on_request ? opt_.on_request(what) : std::nullopt) {
-      reply = std::move(*other);
+    const auto decoded = DecodeStatusRequest(what);
+    if (!decoded) {
+      opt_.protocol_errors->Report("status", PeerAddress(request), decoded.error(), *log_);
+      reply = StatusErrorReply(decoded.error().message);
     } else {
-      reply = nlohmann::json{{"error", fmt::format("unknown request '{}' (known: status{})", what,
-                                                   opt_.on_request ? ", trace <event id>" : "")}}
-                  .dump();
+      try {
+        reply = Answer(*decoded, what);
+      } catch (const std::exception& e) {
+        log_->error("status request '{}': {}", Encode(*decoded), e.what());
+        reply = StatusErrorReply(fmt::format("the stack could not answer: {}", e.what()));
+      }
     }
-    control_->send(zmq::buffer(reply), zmq::send_flags::dontwait);
+    try {
+      control_->send(zmq::buffer(reply), zmq::send_flags::dontwait);
+    } catch (const zmq::error_t& e) {
+      log_->warn("status socket: could not send a reply: {}", e.what());
+    }
+  }
+
+  std::string Answer(const StatusRequest& request, std::string_view raw) {
+    if (request.kind == StatusRequest::Kind::kStatus) return JsonText(StatusJson());
+    if (auto other = opt_.on_request ? opt_.on_request(raw) : std::nullopt) return std::move(*other);
+    return StatusErrorReply(fmt::format("'{}' is not answered by this stack", Encode(request)));
   }
 
   nlohmann::json StatusJson() const {
@@ -406,7 +433,11 @@ class Autoscaler::Loop {
                                        {"last_exit", standby->last_exit}};
       }
     }
-    nlohmann::json out = {{"functions", std::move(functions)}, {"age_ms", 0}};
+    nlohmann::json errors = nlohmann::json::array();
+    for (const auto& c : opt_.protocol_errors->Snapshot()) {
+      errors.push_back({{"socket", c.socket}, {"reason", c.reason}, {"count", c.count}});
+    }
+    nlohmann::json out = {{"functions", std::move(functions)}, {"age_ms", 0}, {"protocol_errors", std::move(errors)}};
     if (opt_.components) out["components"] = opt_.components();
     return out;
   }

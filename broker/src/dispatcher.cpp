@@ -29,6 +29,8 @@ constexpr auto kPauseAfterFull = std::chrono::seconds(2);
 Dispatcher::Loop::Loop(Options options)
     : opt_(std::move(options)), log_(log::Get("broker")), router_(*opt_.zmq, zmq::socket_type::router) {
   const FunctionSpec& spec = opt_.spec;
+  if (!opt_.protocol_errors) opt_.protocol_errors = std::make_shared<ProtocolErrors>();
+  socket_name_ = "dispatcher/" + spec.name;
   if (opt_.slice_count < 1 || opt_.slice_index < 0 || opt_.slice_index >= opt_.slice_count) {
     throw ConfigError(fmt::format("dispatcher {}: slice {}/{} is not valid", spec.name, opt_.slice_index, opt_.slice_count));
   }

@@ -164,6 +164,8 @@ struct Stack::Impl {
   std::unique_ptr<autoscaler::Autoscaler> scaler;  // owns `workers` while it runs
   std::vector<std::string> endpoint_keys;
   std::unique_ptr<scheduler::SchedulerService> scheduler;
+  // Bad messages on every socket the stack binds (dispatchers, status, control), for /metrics.
+  std::shared_ptr<ProtocolErrors> protocol_errors = std::make_shared<ProtocolErrors>();
   bool stopped = false;
 
   Impl(StackConfig c, StateDir s) : config(std::move(c)), state(std::move(s)) {}
@@ -225,6 +227,7 @@ Stack::Stack(StackConfig config, StateDir state, std::filesystem::path runnel_bi
                                                                 s.state.Root() / "logs", s.config.standby_workers);
   autoscaler::Autoscaler::Options scaling{s.workers.get(), s.kafka, &s.zmq_ctx};
   scaling.on_request = [t = s.telemetry.get()](std::string_view request) { return t->Answer(request); };
+  scaling.protocol_errors = s.protocol_errors;
   scaling.on_failure = s.health.Reporter("autoscaler");
   scaling.components = [h = &s.health] { return HealthJson(*h); };
   s.health.Add("autoscaler");
@@ -245,13 +248,15 @@ Stack::Stack(StackConfig config, StateDir state, std::filesystem::path runnel_bi
     for (const auto& target : f.next) o.next_topics.push_back(s.config.Find(target)->topic);
     o.on_event_without_workers = s.scaler->Add(f);
     o.observer = s.telemetry->JournalFor(f.name);
+    o.protocol_errors = s.protocol_errors;
     o.on_failure = s.health.Reporter("dispatcher " + f.name);
     s.health.Add("dispatcher " + f.name);
     auto d = std::make_unique<broker::Dispatcher>(std::move(o));
     d->Start();
     s.scaler->Connect(f.name, d->Endpoint(), [dp = d.get()] { return dp->Stats(); });
     dispatchers[f.name] = d->Endpoint();
-    functions[f.name] = {{"topic", f.topic}, {"group", f.Group()}, {"dead_letter_topic", f.dead_letter_topic}};
+    functions[f.name] = {{"topic", f.topic}, {"group", f.Group()}, {"dead_letter_topic", f.dead_letter_topic},
+                         {"results_topic", f.results_topic}};
     s.dispatchers.push_back(std::move(d));
   }
   s.state.MergeEndpoints({{"kafka", s.kafka.bootstrap},
@@ -276,6 +281,7 @@ Stack::Stack(StackConfig config, StateDir state, std::filesystem::path runnel_bi
   so.embedded = s.embedded != nullptr;
   so.state_dir = s.state.Root();
   so.zmq = &s.zmq_ctx;
+  so.protocol_errors = s.protocol_errors;
   // Job outcomes are counted from the results feed, and only schedules start jobs: without them
   // the scheduler does not subscribe, which spares the feed a second TCP copy of every outcome.
   if (!so.schedules.empty()) so.results_endpoint = s.results->Endpoint();

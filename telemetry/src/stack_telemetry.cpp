@@ -3,6 +3,7 @@
 #include <fmt/format.h>
 #include <prometheus/registry.h>
 
+#include "runnel/core/control_messages.hpp"
 #include "runnel/core/json.hpp"
 #include "runnel/telemetry/event_journal.hpp"
 #include "runnel/telemetry/metrics_server.hpp"
@@ -27,9 +28,9 @@ void StackTelemetry::Serve(const std::string& listen, std::function<nlohmann::js
 std::string StackTelemetry::MetricsUrl() const { return server_ ? server_->Url() : std::string(); }
 
 std::optional<std::string> StackTelemetry::Answer(std::string_view request) const {
-  constexpr std::string_view kTrace = "trace ";
-  if (!request.starts_with(kTrace)) return std::nullopt;
-  const std::string id(request.substr(kTrace.size()));
+  const auto decoded = DecodeStatusRequest(request);
+  if (!decoded || decoded->kind != StatusRequest::Kind::kTrace) return std::nullopt;
+  const std::string& id = decoded->event_id;
   const auto found = traces_->Find(id);
   if (found.empty()) {
     return JsonText({{"error", fmt::format("no trace of event '{}': this stack has not consumed it, or it is older "

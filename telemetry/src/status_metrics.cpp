@@ -13,13 +13,19 @@ using prometheus::MetricType;
 // Families by name, in the order first used, so each is emitted once with all its samples.
 class Families {
  public:
-  void Add(const std::string& name, MetricType type, const std::string& help, std::vector<ClientMetric::Label> labels,
-           double value) {
+  // The family, created (with no samples yet) if new: a counter family is served from the start,
+  // so its TYPE is known before its first sample.
+  std::size_t Declare(const std::string& name, MetricType type, const std::string& help) {
     auto it = index_.find(name);
     if (it == index_.end()) {
       it = index_.emplace(name, families_.size()).first;
       families_.push_back(MetricFamily{name, help, type, {}});
     }
+    return it->second;
+  }
+  void Add(const std::string& name, MetricType type, const std::string& help, std::vector<ClientMetric::Label> labels,
+           double value) {
+    const std::size_t index = Declare(name, type, help);
     ClientMetric m;
     m.label = std::move(labels);
     if (type == MetricType::Counter) {
@@ -27,7 +33,7 @@ class Families {
     } else {
       m.gauge.value = value;
     }
-    families_[it->second].metric.push_back(std::move(m));
+    families_[index].metric.push_back(std::move(m));
   }
   std::vector<MetricFamily> Take() { return std::move(families_); }
 
@@ -147,6 +153,20 @@ std::vector<MetricFamily> StatusMetrics(const nlohmann::json& status) {
                 labels, Num(w, "cpu_s"));
         out.Add("runnel_worker_in_flight_events", kGauge, "Events a worker holds now", labels, Num(w, "in_flight"));
       }
+    }
+  }
+  // Messages from peers the stack could not use, per socket and reason (docs/protocol.md §3.4).
+  if (const auto errors = status.find("protocol_errors"); errors != status.end() && errors->is_array()) {
+    const std::string help =
+        "Messages received that could not be used (malformed, wrong-typed, oversized, not UTF-8, unknown, out of "
+        "order, a result from a connection that does not hold the task), by socket and reason";
+    out.Declare("runnel_protocol_errors_total", kCounter, help);
+    for (const auto& e : *errors) {
+      if (!e.is_object()) continue;
+      const auto socket = e.find("socket");
+      const auto reason = e.find("reason");
+      if (socket == e.end() || !socket->is_string() || reason == e.end() || !reason->is_string()) continue;
+      out.Add("runnel_protocol_errors_total", kCounter, help, {{"socket", socket->get<std::string>()}, {"reason", reason->get<std::string>()}}, Num(e, "count"));
     }
   }
   return out.Take();

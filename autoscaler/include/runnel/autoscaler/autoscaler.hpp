@@ -26,6 +26,7 @@
 #include "runnel/broker/dispatcher.hpp"
 #include "runnel/broker/kafka.hpp"
 #include "runnel/core/config.hpp"
+#include "runnel/core/protocol_errors.hpp"
 
 namespace zmq {
 class context_t;
@@ -45,6 +46,9 @@ class Autoscaler {
     // Control requests other than "status": the reply, or nullopt for an unknown request. Called
     // on the autoscaler's thread; must not block.
     std::function<std::optional<std::string>(std::string_view request)> on_request = nullptr;
+    // Where requests that do not decode are counted (socket "status"); the status JSON lists every
+    // socket's counts from it (`protocol_errors`). Null: the autoscaler keeps its own.
+    std::shared_ptr<ProtocolErrors> protocol_errors = nullptr;
     // Called on the loop's thread, once, when a fault ends the loop (the reason as text). The
     // loop starts and stops no worker after it and answers no request; the stack is expected to
     // stop (runnel up exits).

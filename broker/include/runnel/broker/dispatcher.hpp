@@ -30,6 +30,7 @@
 #include "runnel/broker/event_observer.hpp"
 #include "runnel/broker/kafka.hpp"
 #include "runnel/core/config.hpp"
+#include "runnel/core/protocol_errors.hpp"
 
 namespace zmq {
 class context_t;
@@ -57,6 +58,10 @@ struct DispatcherStats {
   std::int64_t attempts = 0;      // events handed to a worker, every attempt counted (invocations)
   std::int64_t redispatched = 0;  // events taken from a lost worker
   std::int64_t late_results = 0;  // answers for events already given to another worker
+  // Messages from workers (or anything else on the ROUTER) that could not be used: malformed,
+  // wrong-typed, unknown, out of order, or a result for a task another connection holds
+  // (docs/protocol.md §3.4). By reason, as in runnel_protocol_errors_total.
+  std::map<std::string, std::int64_t> protocol_errors;
   std::int64_t retention_lost = 0;  // records the broker dropped before Runnel processed them
   std::int64_t workers_lost = 0;
   std::size_t queued = 0;     // consumed, waiting for a worker (or for their key, or a retry)
@@ -105,6 +110,9 @@ class Dispatcher {
     std::function<void()> on_event_without_workers;
     // Told about every event's way through the dispatcher (traces, duration histograms); optional.
     std::shared_ptr<EventObserver> observer;
+    // Where protocol errors of its ROUTER are counted (socket "dispatcher/<function>"), shared with
+    // the stack's other sockets for /metrics; null: the dispatcher keeps its own.
+    std::shared_ptr<ProtocolErrors> protocol_errors = nullptr;
     // Called on the dispatcher's thread, once, when a fault ends its loop (the reason as text):
     // a Kafka error retrying cannot fix (authentication, an unknown topic), a bug. The dispatcher
     // consumes nothing more; its stack is expected to stop (runnel up exits, docs/config.md).

@@ -14,6 +14,7 @@
 #include <string>
 #include <vector>
 
+#include "runnel/core/protocol_errors.hpp"
 #include "runnel/scheduler/scheduler.hpp"
 
 namespace zmq {
@@ -35,6 +36,8 @@ class SchedulerService {
     zmq::context_t* zmq = nullptr;  // shared with the stack; must outlive the service
     std::string results_endpoint;   // the stack's results feed (XPUB) to subscribe to
     std::function<TimePoint()> clock = [] { return std::chrono::system_clock::now(); };
+    // Where control requests that do not decode are counted (socket "control"); null: its own.
+    std::shared_ptr<ProtocolErrors> protocol_errors = nullptr;
     // Called on the results thread, once, when a fault ends it (the reason as text); the stack is
     // expected to stop (runnel up exits).
     std::function<void(const std::string& reason)> on_failure;
