@@ -45,6 +45,7 @@ Dispatcher::Loop::Loop(Options options)
   }
   consumer_->Assign(assigned_);
   producer_ = std::make_unique<Producer>(opt_.kafka);
+  max_record_bytes_ = producer_->MaxMessageBytes();
 
   router_.set(zmq::sockopt::router_mandatory, 1);
   router_.set(zmq::sockopt::sndhwm, 0);  // bounded by credit, not by the socket
@@ -107,6 +108,7 @@ void Dispatcher::Loop::Run() {
     PublishOutcomes();
     const auto t = Clock::now();
     DueRetries(t);
+    DueRecordRetries(t);
     Heartbeats(t);
     CheckDeadlines(t);
     if (!drain_until) {
@@ -266,7 +268,7 @@ void Dispatcher::Loop::FlowControl() {
     paused_ = true;
     log_->debug("dispatcher {}: {} events buffered for {} s, pausing consumption", opt_.spec.name, pending,
                 std::chrono::duration_cast<std::chrono::seconds>(kPauseAfterFull).count());
-  } else if (paused_ && pending <= opt_.max_buffered / 2) {
+  } else if (paused_ && !Blocked() && pending <= opt_.max_buffered / 2) {  // blocked: stays paused
     consumer_->Resume(assigned_);
     paused_ = false;
   }

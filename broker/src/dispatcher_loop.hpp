@@ -2,8 +2,9 @@
 // socket and every event it holds. Private to broker/; its members are defined in three files along
 // the loop's seams: dispatcher.cpp (construction, the loop itself, the Kafka side: consuming, flow
 // control, commits, stats), dispatcher_workers.cpp (worker sessions, credit, dispatch, heartbeats,
-// deadlines, retries coming due) and dispatcher_outcomes.cpp (failures, final outcomes, the records
-// they need, publishing them).
+// deadlines, retries coming due), dispatcher_outcomes.cpp (failures, final outcomes, the records
+// they need, publishing them) and dispatcher_records.cpp (records Kafka refuses: bounded retries,
+// limit-exceeded, a dead-letter topic that cannot be written blocking the function).
 #pragma once
 
 #include <sys/eventfd.h>
@@ -16,7 +17,9 @@
 #include <mutex>
 #include <queue>
 #include <random>
+#include <set>
 #include <thread>
+#include <tuple>
 #include <unordered_map>
 #include <zmq.hpp>
 
@@ -103,16 +106,36 @@ class Dispatcher::Loop {
               std::int64_t duration_us = 0, const std::string& worker = {},
               std::vector<wire::EmitRecord> emitted = {});
   void BuildPipeline(Slot& slot, std::vector<wire::EmitRecord> emitted);
+  // Why one of the records an ok outcome needs is over the producer's limit; empty when all fit.
+  std::string OversizedRecord(const Slot& slot) const;
+  // Fails an event whose outcome was decided already (its records were refused), keeping the
+  // call's duration and worker.
+  void Refinish(std::uint64_t slot_id, const RecordFailure& failure);
   void ProducePipelineRecord(std::uint64_t slot_id, std::size_t index);
   void AfterPipeline(std::uint64_t slot_id);
+  // Every pipeline record acknowledged or given up on: on to the results record, or the failure.
+  void PipelineSettled(std::uint64_t slot_id);
   void ProduceDeadLetter(std::uint64_t slot_id);
+  Record ResultRecord(const Slot& slot) const;
   void ProduceResult(std::uint64_t slot_id);
+  void ProduceRecord(std::uint64_t slot_id, RecordStage stage, std::size_t index);
+  // Hands a record to the producer; its delivery report, or its refusal at once, comes back as a
+  // completion.
+  void Submit(std::uint64_t slot_id, RecordStage stage, std::size_t index, Record record);
   void HandleCompletions();
   void Complete(std::uint64_t slot_id);
   // Sends the outcomes Complete gathered this turn to the results feed: one message per topic.
   void PublishOutcomes();
   void PublishStats();
-  void Completed(std::uint64_t slot_id, int stage, bool ok, std::string error, std::size_t index = 0);
+  void Completed(std::uint64_t slot_id, RecordStage stage, const Delivery& delivery, std::size_t index,
+                 std::size_t bytes);
+  // Records Kafka refused (dispatcher_records.cpp).
+  struct CompletionMsg;
+  void RecordFailed(const CompletionMsg& c);
+  void DueRecordRetries(Clock::time_point now);
+  // The dead-letter topic refuses an event's copy: the function is blocked, its partitions paused.
+  void Block(std::uint64_t slot_id, const Delivery& delivery, int failures);
+  bool Blocked() const { return !blocked_slots_.empty(); }
 
   Options opt_;
   std::shared_ptr<spdlog::logger> log_;
@@ -156,13 +179,19 @@ class Dispatcher::Loop {
   bool paused_ = false;  // the partitions are paused (full for kPauseAfterFull, or stopping)
   Clock::time_point full_since_{};
 
+  // A record's delivery report, or its refusal at once, handed from the producer's thread.
   struct CompletionMsg {
     std::uint64_t slot;
-    int stage;  // 1 dead letter, 2 results record, 3 pipeline record `index` acknowledged
-    bool ok;
-    std::string error;
-    std::size_t index = 0;
+    RecordStage stage;
+    Delivery delivery;      // error 0: acknowledged
+    std::size_t index = 0;  // of the pipeline record
+    std::size_t bytes = 0;  // the record's size as librdkafka counts it (RecordWireSize)
   };
+  std::size_t max_record_bytes_ = 0;  // the producer's message.max.bytes
+  // Records to write again after a refusal: (when, slot, stage, pipeline index).
+  using RecordDue = std::tuple<Clock::time_point, std::uint64_t, RecordStage, std::size_t>;
+  std::priority_queue<RecordDue, std::vector<RecordDue>, std::greater<>> record_retries_;
+  std::set<std::uint64_t> blocked_slots_;  // events whose dead-letter copy cannot be written
   std::mutex completions_mu_;
   std::vector<CompletionMsg> completions_;
 

@@ -9,12 +9,19 @@
 #include <zmq_addon.hpp>
 
 #include "dispatcher_loop.hpp"
+#include "runnel/broker/record_limits.hpp"
 
 namespace runnel::broker {
 namespace {
 
 // The most outcomes one results-feed message carries; a busy turn sends several.
 constexpr std::size_t kFeedBatch = 256;
+// RD_KAFKA_RESP_ERR_MSG_SIZE_TOO_LARGE (the Kafka protocol's code), for a copy that cannot be cut
+// to fit.
+constexpr int kMsgSizeTooLarge = 10;
+// Beyond the output, error, files and key: what a results record's headers take at most (the
+// meta's bounded fields, escaped, and the record's own headers).
+constexpr std::size_t kResultMetaSlack = 16 * 1024;
 
 }  // namespace
 
@@ -77,6 +84,12 @@ void Dispatcher::Loop::Finish(std::uint64_t slot_id, OutcomeStatus status, const
     return;
   }
   BuildPipeline(slot, std::move(emitted));
+  if (const std::string why = OversizedRecord(slot); !why.empty()) {
+    // Checked before anything is produced: no pipeline event goes out for an event that fails.
+    slot.pipeline.clear();
+    Refinish(slot_id, {OutcomeStatus::kError, std::string(ErrcName(Errc::kLimitExceeded)), why});
+    return;
+  }
   if (slot.pipeline.empty()) {
     AfterPipeline(slot_id);
     return;
@@ -131,52 +144,137 @@ void Dispatcher::Loop::BuildPipeline(Slot& slot, std::vector<wire::EmitRecord> e
   }
 }
 
+std::string Dispatcher::Loop::OversizedRecord(const Slot& slot) const {
+  for (const Record& r : slot.pipeline) {
+    const std::size_t size = RecordWireSize(r);
+    if (size > max_record_bytes_) {
+      return fmt::format("the event it leads to on topic {} is {} bytes with its headers, over the producer's "
+                         "message.max.bytes of {}",
+                         r.topic, size, max_record_bytes_);
+    }
+  }
+  if (!opt_.spec.results_topic.empty()) {
+    // Most outcomes are far below the limit: a bound on the record's size (escaping can grow JSON
+    // text six times; the meta's other fields are a few kilobytes at most) spares building it twice.
+    const Outcome& o = *slot.outcome;
+    const std::size_t key = o.key ? o.key->size() : 0;
+    const std::size_t bound = o.output.size() + 7 * o.content_type.size() +
+                              6 * (o.error.size() + o.files_json.size() + o.worker.size()) +
+                              4 * key + kResultMetaSlack;
+    if (bound <= max_record_bytes_) return {};
+    const std::size_t size = RecordWireSize(ResultRecord(slot));
+    if (size > max_record_bytes_) {
+      return fmt::format("its output of {} bytes makes a record of {} bytes for results topic {}, over the "
+                         "producer's message.max.bytes of {}",
+                         slot.outcome->output.size(), size, opt_.spec.results_topic, max_record_bytes_);
+    }
+  }
+  return {};
+}
+
+void Dispatcher::Loop::Refinish(std::uint64_t slot_id, const RecordFailure& failure) {
+  const Outcome& decided = *slots_.at(slot_id).outcome;
+  const std::int64_t duration_us = decided.duration_us;
+  const std::string worker = decided.worker;
+  slots_.at(slot_id).write_failures.clear();
+  Finish(slot_id, failure.status, failure.kind, failure.reason, {}, {}, {}, duration_us, worker);
+}
+
 void Dispatcher::Loop::ProducePipelineRecord(std::uint64_t slot_id, std::size_t index) {
-  producer_->Produce(slots_.at(slot_id).pipeline.at(index), [this, slot_id, index](const Delivery& d) {
-    Completed(slot_id, 3, d.Ok(), d.error_message, index);
-  });
+  Submit(slot_id, RecordStage::kPipeline, index, slots_.at(slot_id).pipeline.at(index));
 }
 
 void Dispatcher::Loop::AfterPipeline(std::uint64_t slot_id) {
-  if (!opt_.spec.results_topic.empty()) {
+  if (!opt_.spec.results_topic.empty() && !slots_.at(slot_id).skip_result) {
     ProduceResult(slot_id);
   } else {
     Complete(slot_id);
   }
 }
 
-void Dispatcher::Loop::Completed(std::uint64_t slot_id, int stage, bool ok, std::string error, std::size_t index) {
+void Dispatcher::Loop::PipelineSettled(std::uint64_t slot_id) {
+  Slot& slot = slots_.at(slot_id);
+  if (!slot.pipeline_failure) {
+    AfterPipeline(slot_id);
+    return;
+  }
+  // Events already written stay written; the source event fails with the reason.
+  const RecordFailure failure = std::move(*slot.pipeline_failure);
+  slot.pipeline_failure.reset();
+  slot.pipeline.clear();
+  Refinish(slot_id, failure);
+}
+
+void Dispatcher::Loop::Submit(std::uint64_t slot_id, RecordStage stage, std::size_t index, Record record) {
+  const std::size_t bytes = RecordWireSize(record);
+  auto refused = producer_->TryProduce(std::move(record), [this, slot_id, stage, index, bytes](const Delivery& d) {
+    Completed(slot_id, stage, d, index, bytes);
+  });
+  if (refused) Completed(slot_id, stage, *refused, index, bytes);
+}
+
+void Dispatcher::Loop::ProduceRecord(std::uint64_t slot_id, RecordStage stage, std::size_t index) {
+  switch (stage) {
+    case RecordStage::kDeadLetter: ProduceDeadLetter(slot_id); break;
+    case RecordStage::kResult: ProduceResult(slot_id); break;
+    case RecordStage::kPipeline: ProducePipelineRecord(slot_id, index); break;
+  }
+}
+
+void Dispatcher::Loop::Completed(std::uint64_t slot_id, RecordStage stage, const Delivery& delivery, std::size_t index,
+                                 std::size_t bytes) {
   {
     std::lock_guard lock(completions_mu_);
-    completions_.push_back({slot_id, stage, ok, std::move(error), index});
+    completions_.push_back({slot_id, stage, delivery, index, bytes});
   }
   const std::uint64_t one = 1;
   (void)!::write(completion_fd_, &one, sizeof one);
 }
 
 void Dispatcher::Loop::ProduceDeadLetter(std::uint64_t slot_id) {
-  const Slot& slot = slots_.at(slot_id);
+  Slot& slot = slots_.at(slot_id);
   const Outcome& o = *slot.outcome;
   Record record{opt_.spec.dead_letter_topic, kAnyPartition, slot.msg.key, slot.msg.value, {}};
   for (const Header& h : slot.msg.headers) {
-    if (h.name != header::kAttempt) record.headers.push_back(h);
+    if (h.name != header::kAttempt && h.name != kTruncatedHeader && h.name != kTruncatedHeadersHeader) {
+      record.headers.push_back(h);
+    }
   }
   record.headers.push_back({std::string(header::kAttempt), std::to_string(o.attempts)});
   record.headers.push_back({"runnel-error", o.error});
   record.headers.push_back({"runnel-error-kind", o.error_kind});
   record.headers.push_back({"runnel-origin", fmt::format("{}/{}/{}", o.topic, o.partition, o.offset)});
   record.headers.push_back({"runnel-function", o.function});
-  producer_->Produce(std::move(record), [this, slot_id](const Delivery& d) { Completed(slot_id, 1, d.Ok(), d.error_message); });
+  constexpr std::size_t kOwnHeaders = 5;  // the five above
+  const std::size_t limit = slot.dead_letter_max > 0 ? std::min(slot.dead_letter_max, max_record_bytes_) : max_record_bytes_;
+  const Truncation cut = FitDeadLetter(record, kOwnHeaders, limit);
+  if (cut.value_cut || cut.headers_dropped > 0) {
+    const log::EventScope about(slot.id);
+    log_->warn("dispatcher {}: the dead-letter copy of event {} is cut to fit {} bytes: value {} of {} bytes, {} "
+               "header(s) of the original left out",
+               opt_.spec.name, slot.id, limit, record.value.size(), cut.value_size, cut.headers_dropped);
+  }
+  if (!cut.fits) {
+    Delivery refused{record.topic, -1, -1, kMsgSizeTooLarge,
+                     fmt::format("even without its value and the original's headers the copy is {} bytes, over {}",
+                                 RecordWireSize(record), limit)};
+    Completed(slot_id, RecordStage::kDeadLetter, refused, 0, RecordWireSize(record));
+    return;
+  }
+  Submit(slot_id, RecordStage::kDeadLetter, 0, std::move(record));
 }
 
-void Dispatcher::Loop::ProduceResult(std::uint64_t slot_id) {
-  const Slot& slot = slots_.at(slot_id);
+Record Dispatcher::Loop::ResultRecord(const Slot& slot) const {
   const Outcome& o = *slot.outcome;
   Record record{opt_.spec.results_topic, kAnyPartition, slot.msg.key, o.output, {}};
   record.headers.push_back({std::string(header::kId), o.id});
   if (!o.content_type.empty()) record.headers.push_back({std::string(header::kContentType), o.content_type});
   record.headers.push_back({"runnel-result", o.MetaJson()});
-  producer_->Produce(std::move(record), [this, slot_id](const Delivery& d) { Completed(slot_id, 2, d.Ok(), d.error_message); });
+  return record;
+}
+
+void Dispatcher::Loop::ProduceResult(std::uint64_t slot_id) {
+  Submit(slot_id, RecordStage::kResult, 0, ResultRecord(slots_.at(slot_id)));
 }
 
 void Dispatcher::Loop::HandleCompletions() {
@@ -187,26 +285,34 @@ void Dispatcher::Loop::HandleCompletions() {
   }
   for (auto& c : done) {
     if (!slots_.contains(c.slot)) continue;
-    Slot& slot = slots_.at(c.slot);
-    if (!c.ok) {
-      // Not acknowledged (librdkafka already retried for message.timeout.ms): try again; the
-      // event stays uncommitted until a record lands.
-      const std::string topic = c.stage == 1   ? opt_.spec.dead_letter_topic
-                                : c.stage == 2 ? opt_.spec.results_topic
-                                               : slot.pipeline.at(c.index).topic;
-      const log::EventScope about(slot.id);
-      log_->error("dispatcher {}: could not write event {} to {}: {}; trying again", opt_.spec.name, slot.id, topic, c.error);
-      if (c.stage == 1) ProduceDeadLetter(c.slot);
-      if (c.stage == 2) ProduceResult(c.slot);
-      if (c.stage == 3) ProducePipelineRecord(c.slot, c.index);
+    if (!c.delivery.Ok()) {
+      RecordFailed(c);
       continue;
     }
-    if (c.stage == 3) {
-      if (--slot.pipeline_pending == 0) AfterPipeline(c.slot);
-    } else if (c.stage == 1 && !opt_.spec.results_topic.empty()) {
-      ProduceResult(c.slot);
-    } else {
-      Complete(c.slot);
+    Slot& slot = slots_.at(c.slot);
+    slot.write_failures.erase({c.stage, c.index});
+    switch (c.stage) {
+      case RecordStage::kPipeline:
+        if (--slot.pipeline_pending == 0) PipelineSettled(c.slot);
+        break;
+      case RecordStage::kDeadLetter:
+        if (blocked_slots_.erase(c.slot) > 0) {
+          log_->warn("dispatcher {}: dead-letter topic {} took the copy of event {} at last{}", opt_.spec.name,
+                     opt_.spec.dead_letter_topic, slot.id, Blocked() ? "" : "; the function is no longer blocked");
+          if (!Blocked()) {
+            stats_.blocked = false;
+            stats_.blocked_reason.clear();
+          }
+        }
+        if (!opt_.spec.results_topic.empty() && !slot.skip_result) {
+          ProduceResult(c.slot);
+        } else {
+          Complete(c.slot);
+        }
+        break;
+      case RecordStage::kResult:
+        Complete(c.slot);
+        break;
     }
   }
 }

@@ -4,6 +4,7 @@
 #include <algorithm>
 #include <chrono>
 #include <cstdint>
+#include <map>
 #include <optional>
 #include <set>
 #include <string>
@@ -16,6 +17,18 @@
 namespace runnel::broker {
 
 using Clock = std::chrono::steady_clock;
+
+// The records an event may need before its outcome is final (docs/protocol.md §4), in the order
+// they are written: pipeline events (several at once), the dead-letter copy, the results record.
+enum class RecordStage { kDeadLetter = 1, kResult = 2, kPipeline = 3 };
+
+// Why an event's pipeline could not be written: the outcome it gets once every pipeline record
+// is settled.
+struct RecordFailure {
+  OutcomeStatus status = OutcomeStatus::kDeadLetter;
+  std::string kind;
+  std::string reason;
+};
 
 // One consumed event, from the moment it is read until it is done.
 struct Slot {
@@ -35,6 +48,11 @@ struct Slot {
   // Events this one leads to (Emit, `next`): produced before the outcome is final.
   std::vector<Record> pipeline;
   std::size_t pipeline_pending = 0;
+  // Records Kafka refused: failed writes per record (stage, pipeline index), for bounded retries.
+  std::map<std::pair<RecordStage, std::size_t>, int> write_failures;
+  std::optional<RecordFailure> pipeline_failure;
+  bool skip_result = false;          // the results topic refused its record: feed and dead letter only
+  std::size_t dead_letter_max = 0;   // 0: the producer's limit; lower once the broker refused the copy as too large
 };
 
 // A connected worker and its credit. The credit is enough for every call it runs at once to take

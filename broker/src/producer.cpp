@@ -3,11 +3,13 @@
 #include <fmt/format.h>
 
 #include <condition_variable>
+#include <cstdlib>
 #include <future>
 #include <mutex>
 #include <thread>
 
 #include "holders.hpp"
+#include "runnel/broker/record_limits.hpp"
 #include "runnel/broker/retention_guard.hpp"
 #include "runnel/core/log.hpp"
 
@@ -26,7 +28,9 @@ void OnDelivery(rd_kafka_t*, const rd_kafka_message_t* msg, void*) {
   report.partition = msg->partition;
   report.offset = msg->offset;
   report.error = msg->err;
-  if (msg->err != RD_KAFKA_RESP_ERR_NO_ERROR) report.error_message = rd_kafka_err2str(msg->err);
+  if (msg->err != RD_KAFKA_RESP_ERR_NO_ERROR) {
+    report.error_message = fmt::format("{} ({})", rd_kafka_err2str(msg->err), rd_kafka_err2name(msg->err));
+  }
   if (pending->done) {
     try {
       pending->done(report);
@@ -39,6 +43,30 @@ void OnDelivery(rd_kafka_t*, const rd_kafka_message_t* msg, void*) {
 
 }  // namespace
 
+bool IsRecordTooLarge(int code) {
+  switch (static_cast<rd_kafka_resp_err_t>(code)) {
+    case RD_KAFKA_RESP_ERR_MSG_SIZE_TOO_LARGE:
+    case RD_KAFKA_RESP_ERR_RECORD_LIST_TOO_LARGE:
+    case RD_KAFKA_RESP_ERR_INVALID_MSG_SIZE:
+      return true;
+    default:
+      return false;
+  }
+}
+
+bool IsRetriableDelivery(int code) {
+  switch (static_cast<rd_kafka_resp_err_t>(code)) {
+    // A delivery report with these comes after librdkafka waited out the topic's metadata
+    // (topic.metadata.propagation.max.ms, message.timeout.ms): the topic is not there.
+    case RD_KAFKA_RESP_ERR_UNKNOWN_TOPIC_OR_PART:
+    case RD_KAFKA_RESP_ERR__UNKNOWN_TOPIC:
+    case RD_KAFKA_RESP_ERR__UNKNOWN_PARTITION:
+      return false;
+    default:
+      return IsRetriableKafkaError(code);
+  }
+}
+
 struct Producer::Impl {
   ClientHandle rk;
   std::atomic<bool> stop{false};
@@ -49,10 +77,17 @@ Producer::Producer(const KafkaConfig& config, Options options) : impl_(std::make
   auto conf = MakeConf(config,
                        {{"acks", options_.acks},
                         {"linger.ms", std::to_string(options_.linger.count())},
-                        {"enable.idempotence", "true"}},
+                        {"enable.idempotence", "true"},
+                        {"message.max.bytes", std::to_string(kDefaultMessageMaxBytes)}},
                        {});
   rd_kafka_conf_set_dr_msg_cb(conf.get(), OnDelivery);
   impl_->rk = MakeClient(RD_KAFKA_PRODUCER, std::move(conf));
+  char value[32];
+  std::size_t value_size = sizeof value;
+  if (rd_kafka_conf_get(rd_kafka_conf(impl_->rk.get()), "message.max.bytes", value, &value_size) == RD_KAFKA_CONF_OK) {
+    max_message_bytes_ = static_cast<std::size_t>(std::strtoull(value, nullptr, 10));
+  }
+  if (max_message_bytes_ == 0) max_message_bytes_ = kDefaultMessageMaxBytes;
   impl_->poller = std::thread([impl = impl_.get()] {
     while (!impl->stop.load(std::memory_order_relaxed)) rd_kafka_poll(impl->rk.get(), 50);
   });
@@ -72,6 +107,18 @@ Producer::~Producer() {
 }
 
 void Producer::Produce(Record record, std::function<void(const Delivery&)> done) {
+  const std::string topic = record.topic;
+  const std::size_t size = RecordWireSize(record);
+  if (const auto refused = TryProduce(std::move(record), std::move(done))) {
+    ThrowKafkaError(refused->error,
+                    IsRecordTooLarge(refused->error)
+                        ? fmt::format("producing a record of {} bytes to {} (message.max.bytes {})", size, topic,
+                                      max_message_bytes_)
+                        : fmt::format("producing to {}", topic));
+  }
+}
+
+std::optional<Delivery> Producer::TryProduce(Record record, std::function<void(const Delivery&)> done) {
   if (options_.retention_guard) {
     options_.retention_guard->BeforeProduce(record, outstanding_);
   }
@@ -99,10 +146,21 @@ void Producer::Produce(Record record, std::function<void(const Delivery&)> done)
     if (err == RD_KAFKA_RESP_ERR_NO_ERROR) {
       (void)headers_holder.release();  // owned by the message now
       (void)pending.release();         // owned by OnDelivery now
-      return;
+      return std::nullopt;
     }
     outstanding_.fetch_sub(1);
-    if (err != RD_KAFKA_RESP_ERR__QUEUE_FULL) ThrowKafkaError(err, fmt::format("producing to {}", record.topic));
+    if (err != RD_KAFKA_RESP_ERR__QUEUE_FULL) {
+      Delivery refused;
+      refused.topic = record.topic;
+      refused.partition = record.partition;
+      refused.error = err;
+      refused.error_message = fmt::format("{} ({})", rd_kafka_err2str(err), rd_kafka_err2name(err));
+      if (IsRecordTooLarge(err)) {
+        refused.error_message += fmt::format(": the record is {} bytes, over message.max.bytes {}",
+                                             RecordWireSize(record), max_message_bytes_);
+      }
+      return refused;
+    }
     // The local queue is full: serving delivery reports frees room (librdkafka's recommended wait).
     if (attempt == 0) log::Get("broker")->debug("producer queue full; waiting for room");
     rd_kafka_poll(impl_->rk.get(), 10);

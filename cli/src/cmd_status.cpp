@@ -33,6 +33,11 @@ void PrintText(const nlohmann::json& status) {
                f.value("running", 0), f.value("joined", 0), f["scaling"].value("min", 0), f["scaling"].value("max", 0),
                f.value("crash_loop", false) ? "  CRASH LOOP" : "");
     fmt::print("  why: {}\n", f.value("reason", ""));
+    if (f.value("blocked", false)) {
+      fmt::print("  BLOCKED: {} (partitions paused, nothing committed past the event; the stack's log says what to "
+                 "fix)\n",
+                 f.value("blocked_reason", ""));
+    }
     fmt::print("  queued {}  in flight {}  ok {}  errors {}  dead-lettered {}  retries {}  lost to retention {}  "
                "restarts {}\n",
                f.value("queued", 0), f.value("in_flight", 0), f.value("succeeded", 0), f.value("errors", 0),

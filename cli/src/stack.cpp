@@ -19,6 +19,7 @@
 #include "runnel/broker/admin.hpp"
 #include "runnel/broker/dispatcher.hpp"
 #include "runnel/broker/embedded_broker.hpp"
+#include "runnel/broker/record_limits.hpp"
 #include "runnel/core/component_health.hpp"
 #include "runnel/core/error.hpp"
 #include "runnel/core/failpoints.hpp"
@@ -145,6 +146,7 @@ std::vector<scheduler::CompiledSchedule> CheckConfig(StackConfig& config) {
                                     f.name, f.handler, e.what()));
     }
   }
+  broker::CheckRecordLimits(config);  // every accepted input's dead-letter copy fits the producer
   return scheduler::CompileSchedules(config);
 }
 

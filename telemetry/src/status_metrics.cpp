@@ -109,6 +109,13 @@ std::vector<MetricFamily> StatusMetrics(const nlohmann::json& status) {
     out.Add("runnel_dispatcher_retention_lost_events_total", kCounter,
             "Records the broker's retention dropped before the function processed them", fn,
             Num(f, "retention_lost"));
+    out.Add("runnel_function_blocked", kGauge,
+            "1 while the function cannot go on: its dead-letter topic refuses records (status blocked_reason says "
+            "why); its partitions are paused",
+            fn, f.value("blocked", false) ? 1.0 : 0.0);
+    out.Add("runnel_dispatcher_records_refused_total", kCounter,
+            "Record writes Kafka refused (dead letters, results, pipeline events), every attempt counted", fn,
+            Num(f, "records_refused"));
     // Workers.
     out.Add("runnel_autoscaler_workers_desired", kGauge, "Workers the autoscaler wants for the function now", fn,
             Num(f, "desired"));

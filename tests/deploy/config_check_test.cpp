@@ -138,6 +138,34 @@ TEST(DeployConfig, TheOldBatchParamsNameTheNewKey) {
   std::filesystem::remove_all(file.parent_path());
 }
 
+// A dead-letter copy of an input up to max_payload must fit the producer's message.max.bytes: the
+// check `runnel up` makes names the file, the line and the key to change.
+TEST(DeployConfig, AMaxPayloadOverTheProducersLimitIsRefusedNamingTheKeyToChange) {
+  const auto big = WriteFile("deploy-max-payload", "functions:\n  - name: echo\n    max_payload: 2000000\n");
+  const auto refused = Check(big);
+  EXPECT_EQ(refused.exit_code, 1);
+  EXPECT_THAT(refused.err, HasSubstr(big.string() + ":3: functions[0].max_payload: 2000000 plus 65536 bytes for the "
+                                                    "headers Runnel adds is over the producer's message.max.bytes of "
+                                                    "1114112 (Runnel's default)"));
+  EXPECT_THAT(refused.err, HasSubstr("set kafka.options.message.max.bytes to at least 2065536"));
+  std::filesystem::remove_all(big.parent_path());
+
+  const auto raised = WriteFile("deploy-max-payload-ok",
+                                "kafka:\n  options: {message.max.bytes: \"2065536\"}\nfunctions:\n  - name: echo\n"
+                                "    max_payload: 2000000\n");
+  const auto accepted = Check(raised);
+  EXPECT_EQ(accepted.exit_code, 0) << accepted.err;
+  std::filesystem::remove_all(raised.parent_path());
+
+  const auto small = WriteFile("deploy-message-max-bytes",
+                               "kafka:\n  options:\n    message.max.bytes: \"1000000\"\nfunctions:\n  - name: echo\n");
+  const auto too_small = Check(small);
+  EXPECT_EQ(too_small.exit_code, 1);
+  EXPECT_THAT(too_small.err, HasSubstr(small.string() + ":3: kafka.options.message.max.bytes: 1000000 is too small for "
+                                                        "functions[0] (echo)"));
+  std::filesystem::remove_all(small.parent_path());
+}
+
 TEST(DeployConfig, UnknownBuiltinAndMissingFileAreRefused) {
   const auto file = WriteFile("deploy-unknown", "functions:\n  - name: no.such.function\n");
   const auto unknown = Check(file);

@@ -11,7 +11,9 @@
 // the same key run one at a time in offset order; a worker silent for three heartbeats loses its
 // events to other workers at once; a poison event goes to the dead-letter topic after its retries
 // without blocking its partition; records the broker dropped before they were processed are
-// counted and logged as lost, never passed off as done.
+// counted and logged as lost, never passed off as done. A record Kafka refuses (too large, an
+// unwritable topic) becomes a clear outcome after bounded retries; only a dead-letter topic that
+// refuses records stops the function (DispatcherStats::blocked), never silently.
 //
 // Thread-safety: the dispatcher runs on its own thread (Start/Stop); Stats() and Endpoint() may be
 // called from any thread. The destructor stops it (see Stop).
@@ -65,7 +67,12 @@ struct DispatcherStats {
   std::size_t queued = 0;     // consumed, waiting for a worker (or for their key, or a retry)
   std::size_t in_flight = 0;  // at a worker
   std::size_t pending = 0;    // consumed and not yet done (queued + in flight + finishing)
-  bool paused = false;        // consumption paused: the buffer is full
+  bool paused = false;        // consumption paused: the buffer is full, or blocked
+  // The function cannot go on: its dead-letter topic refuses records (blocked_reason says why and
+  // the log what to fix). Its partitions are paused and nothing is committed past the event.
+  bool blocked = false;
+  std::string blocked_reason;
+  std::int64_t records_refused = 0;  // record writes Kafka refused (dead letters, results, pipeline), every attempt
   std::int64_t no_worker_waits = 0;  // times an event arrived while no worker was connected
   // For the autoscaler: results from workers (ok or error) and the sum of their reported durations,
   // the record timestamp (epoch ms) of the oldest event not yet done (-1: none, or no timestamps),

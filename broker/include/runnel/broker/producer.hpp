@@ -1,4 +1,5 @@
-// A Kafka producer with per-record delivery reports and a bounded flush.
+// A Kafka producer with per-record delivery reports and a bounded flush. Its message.max.bytes
+// is Runnel's default (record_limits.hpp) unless the config's options set it.
 // Thread-safety: every method may be called from any thread. Delivery callbacks run on the
 // producer's own poll thread; keep them short. The destructor flushes (bounded by
 // Options::close_timeout) and logs how many records were left undelivered.
@@ -39,6 +40,16 @@ struct Delivery {
   bool Ok() const { return error == 0; }
 };
 
+// True for the codes that say a record is too large for the producer (message.max.bytes, checked
+// before it is queued) or for the broker (the topic's max.message.bytes): MSG_SIZE_TOO_LARGE,
+// RECORD_LIST_TOO_LARGE, INVALID_MSG_SIZE.
+bool IsRecordTooLarge(int code);
+// True when a record that failed with `code` (refused at once, or in its delivery report, after
+// librdkafka's own retries) may be written by producing it again as it is: the broker was away or
+// too slow. False for what only a change can fix: unknown topic, authorization, too large, an
+// invalid record, a producer in a fatal state.
+bool IsRetriableDelivery(int code);
+
 class Producer {
  public:
   struct Options {
@@ -60,18 +71,27 @@ class Producer {
   // the local queue is full or the retention guard says to wait. Throws KafkaError for records
   // that cannot be queued at all (unknown partition, too large).
   void Produce(Record record, std::function<void(const Delivery&)> done);
+  // Produce without the throw: a record librdkafka refuses at once (too large for
+  // message.max.bytes, a topic known to be unwritable, a fatal producer) comes back as a Delivery
+  // with the error and its topic, and `done` is not called; std::nullopt means it was queued and
+  // `done` will run.
+  [[nodiscard]] std::optional<Delivery> TryProduce(Record record, std::function<void(const Delivery&)> done);
   // Produces and waits for the report; throws KafkaError when the record was not delivered.
   Delivery ProduceSync(Record record, std::chrono::milliseconds timeout = std::chrono::seconds(30));
   // Waits until every queued record has a report, or the timeout passes. Returns how many are
   // still outstanding (0 on success).
   std::int64_t Flush(std::chrono::milliseconds timeout);
   std::int64_t Outstanding() const { return outstanding_.load(); }
+  // The message.max.bytes in force: the largest record (record_limits.hpp's RecordWireSize) it
+  // accepts.
+  std::size_t MaxMessageBytes() const { return max_message_bytes_; }
 
  private:
   struct Impl;
   std::unique_ptr<Impl> impl_;
   std::atomic<std::int64_t> outstanding_{0};
   Options options_;
+  std::size_t max_message_bytes_ = 0;
 };
 
 }  // namespace runnel::broker
