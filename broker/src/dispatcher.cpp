@@ -66,6 +66,9 @@ Dispatcher::Loop::Loop(Options options)
 }
 
 Dispatcher::Loop::~Loop() {
+  // The producer's delivery reports write into completions_ and completion_fd_: it goes first (its
+  // destructor flushes, bounded), while both still exist. Members alone would destroy it last.
+  producer_.reset();
   if (completion_fd_ >= 0) ::close(completion_fd_);
 }
 
