@@ -64,6 +64,8 @@ Admin::Admin(const KafkaConfig& config) : impl_(std::make_unique<Impl>()) {
 
 Admin::~Admin() = default;
 
+bool Admin::IsMockCluster(std::chrono::milliseconds timeout) { return impl_->IsMockCluster(timeout); }
+
 void Admin::CreateTopic(const std::string& topic, int partitions, int replication_factor,
                         std::chrono::milliseconds timeout) {
   // librdkafka's mock cluster has no CreateTopics, and its metadata names a controller (0) that is

@@ -155,6 +155,7 @@ struct Stack::Impl {
   StackConfig config;
   StateDir state;
   std::unique_ptr<broker::EmbeddedBroker> embedded;
+  bool in_memory = false;  // embedded, or a mock cluster such as `runnel kafka`
   broker::KafkaConfig kafka;
   zmq::context_t zmq_ctx{1};
   std::unique_ptr<ResultsFeed> results;
@@ -207,6 +208,9 @@ Stack::Stack(StackConfig config, StateDir state, std::filesystem::path runnel_bi
     s.kafka.bootstrap = s.config.kafka_bootstrap;
   }
   s.kafka.options = s.config.kafka_options;
+  // A broker that keeps its log in memory with a per-partition cap (the embedded one, or `runnel
+  // kafka` outliving this stack): publishers get the retention guard, dispatchers a short fetch wait.
+  s.in_memory = s.embedded != nullptr || broker::Admin(s.kafka).IsMockCluster();
   for (const auto& f : s.config.functions) {
     for (const auto& topic : {f.topic, f.dead_letter_topic, f.results_topic}) {
       if (topic.empty()) continue;
@@ -243,7 +247,7 @@ Stack::Stack(StackConfig config, StateDir state, std::filesystem::path runnel_bi
     o.zmq = &s.zmq_ctx;
     o.results_endpoint = kResultsInproc;
     o.heartbeat = s.config.heartbeat;
-    if (s.embedded) o.fetch_wait_max = std::chrono::milliseconds(2);
+    if (s.in_memory) o.fetch_wait_max = std::chrono::milliseconds(2);
     o.output_dir = s.config.output_dir;
     for (const auto& target : f.next) o.next_topics.push_back(s.config.Find(target)->topic);
     o.on_event_without_workers = s.scaler->Add(f);
@@ -261,6 +265,7 @@ Stack::Stack(StackConfig config, StateDir state, std::filesystem::path runnel_bi
   }
   s.state.MergeEndpoints({{"kafka", s.kafka.bootstrap},
                           {"embedded", s.embedded != nullptr},
+                          {"in_memory", s.in_memory},
                           {"pid", ::getpid()},
                           {"results", s.results->Endpoint()},
                           {"dispatchers", dispatchers},
@@ -268,7 +273,7 @@ Stack::Stack(StackConfig config, StateDir state, std::filesystem::path runnel_bi
                           {"output_dir", s.config.output_dir},
                           {"status", s.scaler->ControlEndpoint()},
                           {"metrics", s.telemetry->MetricsUrl()}});
-  s.endpoint_keys = {"kafka", "embedded", "pid", "results", "dispatchers", "functions", "output_dir", "status", "metrics"};
+  s.endpoint_keys = {"kafka", "embedded", "in_memory", "pid", "results", "dispatchers", "functions", "output_dir", "status", "metrics"};
 
   scheduler::SchedulerService::Options so;
   so.schedules = std::move(schedules);
@@ -278,7 +283,7 @@ Stack::Stack(StackConfig config, StateDir state, std::filesystem::path runnel_bi
   }
   so.kafka_bootstrap = s.kafka.bootstrap;
   so.kafka_options = s.kafka.options;
-  so.embedded = s.embedded != nullptr;
+  so.embedded = s.in_memory;
   so.state_dir = s.state.Root();
   so.zmq = &s.zmq_ctx;
   so.protocol_errors = s.protocol_errors;

@@ -57,7 +57,9 @@ FunctionTopics StackClient::Function(const std::string& function) const {
 std::unique_ptr<broker::Producer> StackClient::Producer() const {
   const broker::KafkaConfig config = Kafka();
   broker::Producer::Options options;
-  if (endpoints_.value("embedded", false)) {
+  // "in_memory": the stack's broker is a mock cluster (embedded, or `runnel kafka`); stacks before
+  // that key wrote only "embedded".
+  if (endpoints_.value("in_memory", endpoints_.value("embedded", false))) {
     options.retention_guard = std::make_shared<broker::RetentionGuard>(
         config, [endpoints = endpoints_](const std::string& topic) { return GroupsConsuming(endpoints, topic); });
   }

@@ -45,6 +45,10 @@ class Admin {
   // all topics, so that a broker with auto.create.topics.enable does not create it by being asked.
   std::optional<int> ExistingPartitionCount(const std::string& topic,
                                             std::chrono::milliseconds timeout = std::chrono::seconds(5));
+  // True when the broker is librdkafka's mock cluster (its cluster id says so), such as `runnel
+  // kafka`: an in-memory log with a per-partition cap (RetentionGuard). False when the cluster id
+  // does not come within `timeout`.
+  bool IsMockCluster(std::chrono::milliseconds timeout = std::chrono::seconds(5));
   // Partition ids of a topic; throws KafkaError (UNKNOWN_TOPIC_OR_PART) when it does not exist.
   std::vector<std::int32_t> Partitions(const std::string& topic,
                                        std::chrono::milliseconds timeout = std::chrono::seconds(5));
