@@ -6,7 +6,9 @@
 
 #include <fmt/format.h>
 
+#include <cstdlib>
 #include <nlohmann/json.hpp>
+#include <string_view>
 #include <thread>
 #include <zmq.hpp>
 #include <zmq_addon.hpp>
@@ -76,6 +78,14 @@ class ResultsFeed {
   std::string endpoint_;
   std::thread thread_;
 };
+
+// Test-only failpoint (tests/README.md): RUNNEL_FAILPOINT=results-feed-drop connects no dispatcher
+// to the results feed, so the feed drops every outcome, the worst its contract allows
+// (docs/protocol.md §4.1). Subscribers still connect and get the welcome message.
+bool FeedDropsEverything() {
+  const char* failpoint = std::getenv("RUNNEL_FAILPOINT");
+  return failpoint != nullptr && std::string_view(failpoint) == "results-feed-drop";
+}
 
 }  // namespace
 
@@ -175,6 +185,7 @@ Stack::Stack(StackConfig config, StateDir state, std::filesystem::path runnel_bi
   scaling.on_request = [t = s.telemetry.get()](std::string_view request) { return t->Answer(request); };
   s.scaler = std::make_unique<autoscaler::Autoscaler>(std::move(scaling));
   s.telemetry->Serve(s.config.metrics_listen, [scaler = s.scaler.get()] { return scaler->Status(); });
+  const bool feed_drops_everything = FeedDropsEverything();
   nlohmann::json dispatchers = nlohmann::json::object();
   nlohmann::json functions = nlohmann::json::object();
   for (const auto& f : s.config.functions) {
@@ -182,7 +193,7 @@ Stack::Stack(StackConfig config, StateDir state, std::filesystem::path runnel_bi
     o.spec = f;
     o.kafka = s.kafka;
     o.zmq = &s.zmq_ctx;
-    o.results_endpoint = kResultsInproc;
+    if (!feed_drops_everything) o.results_endpoint = kResultsInproc;
     o.heartbeat = s.config.heartbeat;
     if (s.embedded) o.fetch_wait_max = std::chrono::milliseconds(2);
     o.output_dir = s.config.output_dir;
