@@ -3,7 +3,11 @@
 #include <fmt/format.h>
 #include <prometheus/registry.h>
 
+#include <algorithm>
+
+#include "runnel/core/envelope.hpp"
 #include "runnel/core/json.hpp"
+#include "runnel/core/outcome.hpp"
 #include "runnel/telemetry/event_journal.hpp"
 #include "runnel/telemetry/metrics_server.hpp"
 
@@ -17,7 +21,7 @@ StackTelemetry::StackTelemetry(std::size_t max_traces)
 StackTelemetry::~StackTelemetry() = default;
 
 std::shared_ptr<broker::EventObserver> StackTelemetry::JournalFor(const std::string& function) {
-  return std::make_shared<EventJournal>(function, traces_, event_metrics_);
+  return std::make_shared<EventJournal>(function, traces_, event_metrics_, job_sink_);
 }
 
 void StackTelemetry::Serve(const std::string& listen, std::function<nlohmann::json()> status) {
@@ -26,15 +30,72 @@ void StackTelemetry::Serve(const std::string& listen, std::function<nlohmann::js
 
 std::string StackTelemetry::MetricsUrl() const { return server_ ? server_->Url() : std::string(); }
 
+std::optional<TelemetryRequest> ParseTelemetryRequest(std::string_view request) {
+  TelemetryRequest out;
+  std::string_view rest;
+  if (request.starts_with("trace ")) {
+    out.kind = TelemetryRequest::Kind::kTrace;
+    rest = request.substr(6);
+  } else if (request.starts_with("outcome ")) {
+    out.kind = TelemetryRequest::Kind::kOutcome;
+    rest = request.substr(8);
+  } else {
+    return std::nullopt;
+  }
+  if (rest.empty() || rest.size() > limits::kIdMax ||
+      std::any_of(rest.begin(), rest.end(), [](char c) { return static_cast<unsigned char>(c) <= ' ' || c == 0x7f; })) {
+    out.error = fmt::format("'{}' is not an event id (1 to {} printable characters, no spaces)",
+                            rest.substr(0, std::min<std::size_t>(rest.size(), limits::kIdMax)), limits::kIdMax);
+    return out;
+  }
+  out.id = std::string(rest);
+  return out;
+}
+
+namespace {
+
+// One function's part of the reply to `outcome <id>` (docs/protocol.md §4.4).
+nlohmann::json OutcomeJson(const EventTrace& t, const std::optional<KeptOutcome>& kept) {
+  nlohmann::json j = {{"function", t.function}, {"status", t.status}};
+  if (t.status == "in progress") return j;
+  j["attempts"] = t.attempts.size();
+  if (!t.error_kind.empty()) j["error_kind"] = t.error_kind;
+  if (!t.error.empty()) j["error"] = t.error;
+  if (!t.dead_letter_topic.empty()) j["dead_letter_topic"] = t.dead_letter_topic;
+  if (t.finished_ms >= 0) j["finished_ms"] = t.finished_ms;
+  if (!kept) return j;
+  auto meta = nlohmann::json::parse(kept->meta, nullptr, false);
+  if (!meta.is_object()) return j;  // cannot happen: MetaJson writes an object
+  j["meta"] = std::move(meta);
+  j["output_kept"] = kept->output_kept;
+  j["output_bytes"] = kept->output_bytes;
+  if (kept->output_kept) {
+    if (IsPrintableUtf8(kept->output)) {
+      j["output"] = kept->output;
+    } else {
+      j["output_base64"] = Base64Encode(kept->output);
+    }
+  }
+  return j;
+}
+
+}  // namespace
+
 std::optional<std::string> StackTelemetry::Answer(std::string_view request) const {
-  constexpr std::string_view kTrace = "trace ";
-  if (!request.starts_with(kTrace)) return std::nullopt;
-  const std::string id(request.substr(kTrace.size()));
+  const auto req = ParseTelemetryRequest(request);
+  if (!req) return std::nullopt;
+  if (!req->error.empty()) return JsonText({{"error", req->error}});
+  const std::string& id = req->id;
   const auto found = traces_->Find(id);
   if (found.empty()) {
     return JsonText({{"error", fmt::format("no trace of event '{}': this stack has not consumed it, or it is older "
                                            "than the {} most recent events it keeps",
                                            id, traces_->MaxEvents())}});
+  }
+  if (req->kind == TelemetryRequest::Kind::kOutcome) {
+    nlohmann::json outcomes = nlohmann::json::array();
+    for (const auto& t : found) outcomes.push_back(OutcomeJson(t, traces_->Kept(t.function, id)));
+    return JsonText({{"id", id}, {"outcomes", std::move(outcomes)}});
   }
   nlohmann::json traces = nlohmann::json::array();
   for (const auto& t : found) traces.push_back(t.ToJson());
