@@ -185,6 +185,13 @@ Stack::Stack(StackConfig config, StateDir state, std::filesystem::path runnel_bi
   scaling.on_request = [t = s.telemetry.get()](std::string_view request) { return t->Answer(request); };
   s.scaler = std::make_unique<autoscaler::Autoscaler>(std::move(scaling));
   s.telemetry->Serve(s.config.metrics_listen, [scaler = s.scaler.get()] { return scaler->Status(); });
+  // Job progress is counted from the dispatchers' own outcomes (through their journals), never
+  // from the lossy results feed; only schedules start jobs, so without them nothing is collected.
+  std::shared_ptr<scheduler::JobOutcomes> job_outcomes;
+  if (!schedules.empty()) {
+    job_outcomes = std::make_shared<scheduler::JobOutcomes>();
+    s.telemetry->CountJobs([job_outcomes](std::vector<Outcome>& outcomes) { job_outcomes->Add(outcomes); });
+  }
   const bool feed_drops_everything = FeedDropsEverything();
   nlohmann::json dispatchers = nlohmann::json::object();
   nlohmann::json functions = nlohmann::json::object();
@@ -229,9 +236,7 @@ Stack::Stack(StackConfig config, StateDir state, std::filesystem::path runnel_bi
   so.embedded = s.embedded != nullptr;
   so.state_dir = s.state.Root();
   so.zmq = &s.zmq_ctx;
-  // Job outcomes are counted from the results feed, and only schedules start jobs: without them
-  // the scheduler does not subscribe, which spares the feed a second TCP copy of every outcome.
-  if (!so.schedules.empty()) so.results_endpoint = s.results->Endpoint();
+  so.outcomes = job_outcomes;
   s.scheduler = std::make_unique<scheduler::SchedulerService>(std::move(so));
   s.state.MergeEndpoints({{"control", s.scheduler->ControlEndpoint()}});
   s.endpoint_keys.push_back("control");
