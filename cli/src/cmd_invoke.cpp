@@ -176,8 +176,8 @@ Command AddInvoke(CLI::App& app, CommonOptions& common) {
             for (;;) {
               const auto now = Clock::now();
               if (now >= until) break;
-              const auto wait = std::chrono::duration_cast<std::chrono::milliseconds>(std::min(until, next_ask) - now);
-              if (auto outcome = results.Next(std::max(wait, std::chrono::milliseconds(0)))) {
+              const auto wait = std::chrono::ceil<std::chrono::milliseconds>(std::min(until, next_ask) - now);
+              if (auto outcome = results.Next(wait)) {
                 if (outcome->id == env.id) return Print({std::move(*outcome)}, flags->function, flags->json);
                 continue;
               }
