@@ -47,7 +47,8 @@ stop_stack() {
   stop_listeners
   [[ -n "$STACK_PID" ]] || return 0
   kill -TERM "$STACK_PID" 2>/dev/null || true
-  # `runnel up` drains within its own bounds (about 20 s); SIGKILL the group after 40 s.
+  # `runnel up` drains within its own bounds (calls in flight: the slowest timeout + 5 s, quick when
+  # idle, as here); SIGKILL the group after 40 s.
   for _ in $(seq 400); do
     kill -0 "$STACK_PID" 2>/dev/null || break
     sleep 0.1

@@ -16,9 +16,12 @@
 
 #include "runnel/autoscaler/policy.hpp"
 #include "runnel/broker/admin.hpp"
+#include "runnel/core/control_messages.hpp"
 #include "runnel/core/error.hpp"
+#include "runnel/core/failpoints.hpp"
 #include "runnel/core/json.hpp"
 #include "runnel/core/log.hpp"
+#include "runnel/core/protocol_errors.hpp"
 
 namespace runnel::autoscaler {
 namespace {
@@ -40,12 +43,22 @@ std::int64_t NowEpochMs() {
       .count();
 }
 
+// Who sent a request on a REP socket, for the protocol-error log: the TCP peer's address.
+std::string PeerAddress(zmq::message_t& request) {
+  try {
+    return request.gets("Peer-Address");
+  } catch (const zmq::error_t&) {
+    return "?";
+  }
+}
+
 }  // namespace
 
 class Autoscaler::Loop {
  public:
   explicit Loop(Options o) : opt_(std::move(o)), log_(log::Get("autoscaler")) {
     if (opt_.backend == nullptr) throw ConfigError("autoscaler: no worker backend");
+    if (!opt_.protocol_errors) opt_.protocol_errors = std::make_shared<ProtocolErrors>();
     wake_fd_ = ::eventfd(0, EFD_NONBLOCK | EFD_CLOEXEC);
     if (wake_fd_ < 0) throw Error("autoscaler: cannot create an eventfd", true);
     if (opt_.zmq != nullptr) {
@@ -111,11 +124,20 @@ class Autoscaler::Loop {
 
   void Start() {
     thread_ = std::thread([this] {
+      // No end of this thread goes unnoticed: without it no worker starts or restarts and status
+      // goes unanswered, so a fault is the stack's to handle (runnel up exits).
+      std::string failure;
       try {
         Run();
+        if (!stop_.load()) failure = "its loop ended without being asked to stop";
       } catch (const std::exception& e) {
-        log_->critical("autoscaler stopped by an error: {}", e.what());
+        failure = e.what();
+      } catch (...) {
+        failure = "an unknown exception";
       }
+      if (failure.empty()) return;
+      log_->critical("autoscaler stopped by an error: {}", failure);
+      if (opt_.on_failure) opt_.on_failure(failure);
     });
   }
 
@@ -130,8 +152,16 @@ class Autoscaler::Loop {
   const std::string& ControlEndpoint() const { return control_endpoint_; }
 
   nlohmann::json Status() const {
-    std::lock_guard lock(status_mu_);
-    return status_;
+    nlohmann::json out;
+    Clock::time_point at;
+    {
+      std::lock_guard lock(status_mu_);
+      out = status_;
+      at = status_at_;
+    }
+    out["age_ms"] = std::chrono::duration_cast<std::chrono::milliseconds>(Clock::now() - at).count();
+    if (opt_.components) out["components"] = opt_.components();
+    return out;
   }
 
  private:
@@ -141,6 +171,7 @@ class Autoscaler::Loop {
     }
     auto next_tick = Clock::now();
     while (!stop_.load()) {
+      failpoint::Hit("autoscaler.loop");
       const auto now = Clock::now();
       const auto wait = std::max(std::chrono::milliseconds(0),
                                  std::chrono::duration_cast<std::chrono::milliseconds>(next_tick - now));
@@ -169,6 +200,7 @@ class Autoscaler::Loop {
         auto status = StatusJson();
         std::lock_guard lock(status_mu_);
         status_ = std::move(status);
+        status_at_ = Clock::now();
       }
     }
   }
@@ -280,21 +312,36 @@ class Autoscaler::Loop {
     }
   }
 
+  // Every request gets exactly one reply (REQ/REP lockstep), whatever its bytes: one that does not
+  // decode, or whose answer fails, is answered with {"error"} and counted (socket "status").
   void AnswerControl() {
     zmq::message_t request;
     if (!control_->recv(request, zmq::recv_flags::dontwait)) return;
     std::string reply;
     const std::string_view what(static_cast<const char*>(request.data()), request.size());
-    if (what == "status") {
-      reply = JsonText(StatusJson());
-    } else if (auto other = opt_.on_request ? opt_.on_request(what) : std::nullopt) {
-      reply = std::move(*other);
+    const auto decoded = DecodeStatusRequest(what);
+    if (!decoded) {
+      opt_.protocol_errors->Report("status", PeerAddress(request), decoded.error(), *log_);
+      reply = StatusErrorReply(decoded.error().message);
     } else {
-      reply = nlohmann::json{{"error", fmt::format("unknown request '{}' (known: status{})", what,
-                                                   opt_.on_request ? ", trace <event id>" : "")}}
-                  .dump();
+      try {
+        reply = Answer(*decoded, what);
+      } catch (const std::exception& e) {
+        log_->error("status request '{}': {}", Encode(*decoded), e.what());
+        reply = StatusErrorReply(fmt::format("the stack could not answer: {}", e.what()));
+      }
     }
-    control_->send(zmq::buffer(reply), zmq::send_flags::dontwait);
+    try {
+      control_->send(zmq::buffer(reply), zmq::send_flags::dontwait);
+    } catch (const zmq::error_t& e) {
+      log_->warn("status socket: could not send a reply: {}", e.what());
+    }
+  }
+
+  std::string Answer(const StatusRequest& request, std::string_view raw) {
+    if (request.kind == StatusRequest::Kind::kStatus) return JsonText(StatusJson());
+    if (auto other = opt_.on_request ? opt_.on_request(raw) : std::nullopt) return std::move(*other);
+    return StatusErrorReply(fmt::format("'{}' is not answered by this stack", Encode(request)));
   }
 
   nlohmann::json StatusJson() const {
@@ -383,7 +430,13 @@ class Autoscaler::Loop {
                                        {"last_exit", standby->last_exit}};
       }
     }
-    return {{"functions", std::move(functions)}};
+    nlohmann::json errors = nlohmann::json::array();
+    for (const auto& c : opt_.protocol_errors->Snapshot()) {
+      errors.push_back({{"socket", c.socket}, {"reason", c.reason}, {"count", c.count}});
+    }
+    nlohmann::json out = {{"functions", std::move(functions)}, {"age_ms", 0}, {"protocol_errors", std::move(errors)}};
+    if (opt_.components) out["components"] = opt_.components();
+    return out;
   }
 
   Options opt_;
@@ -395,6 +448,7 @@ class Autoscaler::Loop {
   std::deque<std::unique_ptr<Fn>> fns_;
   mutable std::mutex status_mu_;
   nlohmann::json status_ = {{"functions", nlohmann::json::array()}};
+  Clock::time_point status_at_ = Clock::now();
   std::thread thread_;
   std::atomic<bool> stop_{false};
 };

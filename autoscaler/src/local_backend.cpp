@@ -10,8 +10,12 @@
 
 #include <fmt/format.h>
 
+#include <condition_variable>
 #include <cstdlib>
+#include <deque>
 #include <fstream>
+#include <future>
+#include <mutex>
 #include <sstream>
 #include <thread>
 
@@ -59,6 +63,55 @@ std::pair<std::int64_t, std::int64_t> ProcMemoryKb(pid_t pid) {
   return {rss, hwm};
 }
 
+// Runs every fork on one thread that lives as long as the process. PR_SET_PDEATHSIG follows the
+// THREAD that forked the child, not the process: a worker forked by the autoscaler's thread died
+// the moment that thread ended (a stack stopping, or the thread failing), with its calls. Forked
+// from here, workers outlive any other thread and still die with the process, however it ends.
+// The thread is never joined (the object is never destroyed): it ends with the process.
+class Forker {
+ public:
+  static Forker& Get() {
+    static Forker* forker = new Forker();
+    return *forker;
+  }
+
+  // Runs `fork_child` (which forks and returns the child's pid, or throws) on the forking thread.
+  pid_t Run(std::function<pid_t()> fork_child) {
+    std::packaged_task<pid_t()> task(std::move(fork_child));
+    auto result = task.get_future();
+    {
+      std::lock_guard lock(mu_);
+      tasks_.push_back(std::move(task));
+    }
+    ready_.notify_one();
+    return result.get();
+  }
+
+ private:
+  Forker() {
+    std::thread([this] {
+      // Signals go to the threads that wait for them, never to this one.
+      sigset_t all;
+      sigfillset(&all);
+      ::pthread_sigmask(SIG_BLOCK, &all, nullptr);
+      for (;;) {
+        std::packaged_task<pid_t()> task;
+        {
+          std::unique_lock lock(mu_);
+          ready_.wait(lock, [this] { return !tasks_.empty(); });
+          task = std::move(tasks_.front());
+          tasks_.pop_front();
+        }
+        task();
+      }
+    }).detach();
+  }
+
+  std::mutex mu_;
+  std::condition_variable ready_;
+  std::deque<std::packaged_task<pid_t()>> tasks_;
+};
+
 }  // namespace
 
 std::string_view WorkerStateName(WorkerState s) {
@@ -96,29 +149,32 @@ pid_t LocalProcessBackend::ForkExec(const std::string& function, const std::vect
   std::vector<char*> argv;
   for (auto& a : args) argv.push_back(a.data());
   argv.push_back(nullptr);
-  const pid_t parent = ::getpid();
-  const pid_t pid = ::fork();
-  if (pid < 0) throw Error(fmt::format("cannot start a worker for {}: fork failed", function), true);
-  if (pid == 0) {
-    ::setpgid(0, 0);
-    // A worker is useless without its stack: die with it, however it ends (even SIGKILL).
-    ::prctl(PR_SET_PDEATHSIG, SIGKILL);
-    if (::getppid() != parent) ::_exit(0);
-    sigset_t all;
-    sigfillset(&all);
-    ::sigprocmask(SIG_UNBLOCK, &all, nullptr);
-    const int fd = ::open(log_file.c_str(), O_WRONLY | O_CREAT | O_APPEND | O_CLOEXEC, 0644);
-    if (fd >= 0) {
-      ::dup2(fd, 1);
-      ::dup2(fd, 2);
+  return Forker::Get().Run([&] {
+    const pid_t parent = ::getpid();
+    const pid_t pid = ::fork();
+    if (pid < 0) throw Error(fmt::format("cannot start a worker for {}: fork failed", function), true);
+    if (pid == 0) {
+      ::setpgid(0, 0);
+      // A worker is useless without its stack: die with its process, however it ends (even
+      // SIGKILL). This thread (Forker) lives as long as the process, so the signal comes only then.
+      ::prctl(PR_SET_PDEATHSIG, SIGKILL);
+      if (::getppid() != parent) ::_exit(0);
+      sigset_t all;
+      sigfillset(&all);
+      ::sigprocmask(SIG_UNBLOCK, &all, nullptr);
+      const int fd = ::open(log_file.c_str(), O_WRONLY | O_CREAT | O_APPEND | O_CLOEXEC, 0644);
+      if (fd >= 0) {
+        ::dup2(fd, 1);
+        ::dup2(fd, 2);
+      }
+      const int in = stdin_fd >= 0 ? stdin_fd : ::open("/dev/null", O_RDONLY);
+      if (in >= 0) ::dup2(in, 0);
+      ::execv(argv[0], argv.data());
+      ::_exit(127);
     }
-    const int in = stdin_fd >= 0 ? stdin_fd : ::open("/dev/null", O_RDONLY);
-    if (in >= 0) ::dup2(in, 0);
-    ::execv(argv[0], argv.data());
-    ::_exit(127);
-  }
-  ::setpgid(pid, pid);
-  return pid;
+    ::setpgid(pid, pid);
+    return pid;
+  });
 }
 
 std::string LocalProcessBackend::NextId(const std::string& function) {
@@ -370,6 +426,7 @@ void LocalProcessBackend::Tick() {
                                              : fmt::format("signal {}", WTERMSIG(status));
         p.info.pid = 0;
         if (p.info.state == WorkerState::kStopping) {
+          log::Get("autoscaler")->info("worker {} (pid {}) stopped ({})", p.info.id, r, p.info.last_exit);
           it = procs_.erase(it);
           continue;
         }

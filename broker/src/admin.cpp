@@ -3,8 +3,13 @@
 #include <fmt/format.h>
 
 #include <algorithm>
+#include <nlohmann/json.hpp>
+#include <thread>
 
 #include "holders.hpp"
+#include "runnel/broker/embedded_broker.hpp"
+#include "runnel/broker/producer.hpp"
+#include "runnel/core/log.hpp"
 
 namespace runnel::broker {
 
@@ -18,7 +23,18 @@ std::int64_t PartitionOffsets::Lost() const {
 }
 
 struct Admin::Impl {
+  KafkaConfig config;
   ClientHandle rk;
+
+  // True when the broker is librdkafka's mock cluster (its cluster id says so). False when the
+  // cluster id does not come in time: the caller's own request then reports what is wrong.
+  bool IsMockCluster(std::chrono::milliseconds timeout) {
+    char* raw = rd_kafka_clusterid(rk.get(), static_cast<int>(timeout.count()));
+    if (raw == nullptr) return false;
+    const bool mock = std::string_view(raw).starts_with(kMockClusterIdPrefix);
+    rd_kafka_mem_free(rk.get(), raw);  // memory from a call that takes rk is freed with that rk
+    return mock;
+  }
 
   // Runs an admin request on a private queue and waits for its result event.
   template <typename Call>
@@ -39,6 +55,7 @@ struct Admin::Impl {
 };
 
 Admin::Admin(const KafkaConfig& config) : impl_(std::make_unique<Impl>()) {
+  impl_->config = config;
   // A producer handle: it can run admin requests, metadata and watermark queries without joining
   // any group.
   // Describing a topic must never create it as a side effect.
@@ -49,6 +66,9 @@ Admin::~Admin() = default;
 
 void Admin::CreateTopic(const std::string& topic, int partitions, int replication_factor,
                         std::chrono::milliseconds timeout) {
+  // librdkafka's mock cluster has no CreateTopics, and its metadata names a controller (0) that is
+  // none of its brokers, so the request below would only wait for a controller until it timed out.
+  if (impl_->IsMockCluster(timeout)) return CreateTopicOnEmbeddedBroker(topic, partitions, timeout);
   char errstr[512];
   std::unique_ptr<rd_kafka_NewTopic_t, Deleter<rd_kafka_NewTopic_destroy>> spec(
       rd_kafka_NewTopic_new(topic.c_str(), partitions, replication_factor, errstr, sizeof errstr));
@@ -69,6 +89,44 @@ void Admin::CreateTopic(const std::string& topic, int partitions, int replicatio
       throw KafkaError(err, fmt::format("{}: {}", what, rd_kafka_topic_result_error_string(results[i])),
                        IsRetriableKafkaError(err));
     }
+  }
+}
+
+void Admin::CreateTopicOnEmbeddedBroker(const std::string& topic, int partitions, std::chrono::milliseconds timeout) {
+  const std::string what = fmt::format("creating topic {} with {} partitions", topic, partitions);
+  if (!IsValidTopicName(topic)) throw KafkaConfigError(fmt::format("{}: not a valid topic name", what));
+  if (partitions < 1 || partitions > 10'000) throw KafkaConfigError(fmt::format("{}: partitions must be 1..10000", what));
+  if (ExistingPartitionCount(topic, timeout)) return;  // already existing is fine, as with CreateTopics
+  if (!ExistingPartitionCount(kTopicRequestsTopic, timeout)) {
+    throw KafkaError(RD_KAFKA_RESP_ERR__UNSUPPORTED_FEATURE,
+                     fmt::format("{}: the broker at {} is librdkafka's mock cluster, which has no CreateTopics, and "
+                                 "it takes no topic requests (it has no topic {}, so it is not `runnel kafka`): create "
+                                 "the topic there beforehand, or run the broker with `runnel kafka`",
+                                 what, impl_->config.bootstrap, kTopicRequestsTopic),
+                     false);
+  }
+  // The record is the whole request; `runnel kafka` creates the topic, which then shows in metadata.
+  {
+    Producer producer(impl_->config);
+    producer.ProduceSync({kTopicRequestsTopic, 0, topic, nlohmann::json{{"topic", topic}, {"partitions", partitions}}.dump(), {}},
+                         timeout);
+  }
+  const auto until = std::chrono::steady_clock::now() + timeout;
+  for (;;) {
+    if (const auto existing = ExistingPartitionCount(topic, timeout)) {
+      if (*existing != partitions) {
+        log::Get("broker")->warn("topic {} has {} partition(s), not {}: a client mentioned it before it was created",
+                                 topic, *existing, partitions);
+      }
+      return;
+    }
+    if (std::chrono::steady_clock::now() >= until) {
+      throw KafkaTimeout(RD_KAFKA_RESP_ERR__TIMED_OUT,
+                         fmt::format("{}: asked the embedded broker at {} on {}, and the topic did not appear within "
+                                     "{} ms (see the log of `runnel kafka`)",
+                                     what, impl_->config.bootstrap, kTopicRequestsTopic, timeout.count()));
+    }
+    std::this_thread::sleep_for(std::chrono::milliseconds(20));  // metadata has no push
   }
 }
 

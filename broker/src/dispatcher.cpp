@@ -8,6 +8,7 @@
 
 #include "dispatcher_loop.hpp"
 #include "runnel/broker/admin.hpp"
+#include "runnel/core/failpoints.hpp"
 #include "runnel/core/json.hpp"
 
 namespace runnel::broker {
@@ -28,6 +29,8 @@ constexpr auto kPauseAfterFull = std::chrono::seconds(2);
 Dispatcher::Loop::Loop(Options options)
     : opt_(std::move(options)), log_(log::Get("broker")), router_(*opt_.zmq, zmq::socket_type::router) {
   const FunctionSpec& spec = opt_.spec;
+  if (!opt_.protocol_errors) opt_.protocol_errors = std::make_shared<ProtocolErrors>();
+  socket_name_ = "dispatcher/" + spec.name;
   if (opt_.slice_count < 1 || opt_.slice_index < 0 || opt_.slice_index >= opt_.slice_count) {
     throw ConfigError(fmt::format("dispatcher {}: slice {}/{} is not valid", spec.name, opt_.slice_index, opt_.slice_count));
   }
@@ -70,14 +73,18 @@ void Dispatcher::Loop::Run() {
   bool more_kafka = true;
   std::optional<Clock::time_point> drain_until;
   for (;;) {
+    failpoint::Hit("dispatcher.loop");
     const auto now = Clock::now();
     if (stop_.load() && !drain_until) {
       drain_until = now + std::chrono::milliseconds(drain_ms_.load());
       if (!paused_) consumer_->Pause(assigned_);
       paused_ = true;
-      log_->info("dispatcher {}: stopping; waiting for {} event(s) at workers", opt_.spec.name, by_token_.size());
+      log_->info("dispatcher {}: stopping; waiting for {} event(s) at workers and {} outcome(s) being written",
+                 opt_.spec.name, by_token_.size(), Finishing());
     }
-    if (drain_until && (by_token_.empty() || now >= *drain_until)) break;
+    // Draining: no new event is consumed or dispatched; what workers hold finishes, and each
+    // outcome's records are acknowledged so that its offset is committed below.
+    if (drain_until && ((by_token_.empty() && Finishing() == 0) || now >= *drain_until)) break;
 
     // The consumer's descriptor is watched only while reading: with a full buffer its queue stays
     // readable and would spin this loop.
@@ -155,6 +162,11 @@ void Dispatcher::Loop::CheckRetentionGap(const Message& msg) {
   expected_next_[msg.partition] = std::max(msg.offset + 1, it != expected_next_.end() ? it->second : 0);
 }
 
+std::size_t Dispatcher::Loop::Finishing() const {
+  return static_cast<std::size_t>(std::count_if(
+      slots_.begin(), slots_.end(), [](const auto& kv) { return kv.second.state == Slot::State::kFinishing; }));
+}
+
 void Dispatcher::Loop::OnRecord(Message msg) {
   CheckRetentionGap(msg);
   if (!tracker_.Add(msg.partition, msg.offset)) return;  // a redelivery of something we hold or did
@@ -163,41 +175,60 @@ void Dispatcher::Loop::OnRecord(Message msg) {
   Slot& slot = slots_[slot_id];
   slot.msg = std::move(msg);
   slot.id = fmt::format("{}-{}-{}", slot.msg.topic, slot.msg.partition, slot.msg.offset);
+  bool queued = false;
+  try {
+    queued = Admit(slot_id);
+  } catch (const std::exception& e) {
+    // A fault in this event's handling fails this event (retried, then dead-lettered, as any
+    // internal error), not the dispatcher. An event Admit already gave an outcome keeps it.
+    auto it = slots_.find(slot_id);
+    if (it == slots_.end() || it->second.state != Slot::State::kQueued) return;
+    log_->error("dispatcher {}: event {} failed in the dispatcher: {}; it is failed as an internal error",
+                opt_.spec.name, it->second.id, e.what());
+    Fail(slot_id, Errc::kInternal, fmt::format("the dispatcher failed on this event: {}", e.what()));
+    return;
+  }
+  if (queued && workers_.empty()) {
+    ++stats_.no_worker_waits;
+    if (opt_.on_event_without_workers) opt_.on_event_without_workers();
+  }
+}
+
+bool Dispatcher::Loop::Admit(std::uint64_t slot_id) {
+  Slot& slot = slots_.at(slot_id);
   try {
     slot.envelope = Envelope::Decode(slot.msg.headers);
   } catch (const EnvelopeError& e) {
     if (opt_.observer) opt_.observer->Received(slot_id, slot.id, slot.msg);
     Finish(slot_id, OutcomeStatus::kError, "malformed-envelope", e.what());
-    return;
+    return false;
   }
   if (!slot.envelope.id.empty()) slot.id = slot.envelope.id;
   slot.attempt = slot.envelope.attempt;
   if (opt_.observer) opt_.observer->Received(slot_id, slot.id, slot.msg);
+  failpoint::Hit("dispatcher.record");
   if (slot.envelope.hop > limits::kMaxHops) {
     Finish(slot_id, OutcomeStatus::kDeadLetter, "recursion",
            fmt::format("hop count {} is over the limit of {}: a function probably triggers itself", slot.envelope.hop,
                        limits::kMaxHops));
-    return;
+    return false;
   }
   if (slot.msg.value.size() > opt_.spec.max_payload) {
     Finish(slot_id, OutcomeStatus::kError, "limit-exceeded",
            fmt::format("payload is {} bytes, over the function's max_payload of {}", slot.msg.value.size(),
                        opt_.spec.max_payload));
-    return;
+    return false;
   }
   if (slot.envelope.deadline_ms) {
     const auto now_ms = std::chrono::duration_cast<std::chrono::milliseconds>(
                             std::chrono::system_clock::now().time_since_epoch()).count();
     if (*slot.envelope.deadline_ms <= now_ms) {
       Finish(slot_id, OutcomeStatus::kError, "timeout", "the event's deadline passed before it could run");
-      return;
+      return false;
     }
   }
   queue_.Push(slot_id, slot.msg.key);
-  if (workers_.empty()) {
-    ++stats_.no_worker_waits;
-    if (opt_.on_event_without_workers) opt_.on_event_without_workers();
-  }
+  return true;
 }
 
 void Dispatcher::Loop::Commit(bool sync, bool all) {
@@ -271,15 +302,32 @@ Dispatcher::~Dispatcher() { Stop(std::chrono::seconds(5)); }
 
 const std::string& Dispatcher::Endpoint() const { return loop_->endpoint; }
 
+void Dispatcher::Loop::Failed(const std::string& reason) {
+  log_->critical("dispatcher {}: stopped by an error: {}", opt_.spec.name, reason);
+  if (opt_.on_failure) opt_.on_failure(reason);
+}
+
 void Dispatcher::Start() {
   loop_->thread = std::thread([loop = loop_.get()] {
+    // No end of this thread goes unnoticed: a fault, or a loop that returns unasked, is reported.
     try {
       loop->Run();
+      if (!loop->StopRequested()) loop->Failed("its loop ended without being asked to stop");
+    } catch (const KafkaError& e) {
+      loop->Failed(e.Retriable() ? e.what()
+                                 : fmt::format("{} (Kafka refuses this and retrying does not help: check that the "
+                                               "function's topic exists and that the stack's kafka address and "
+                                               "kafka options, e.g. credentials, are right)",
+                                               e.what()));
     } catch (const std::exception& e) {
-      log::Get("broker")->critical("dispatcher stopped by an error: {}", e.what());
+      loop->Failed(e.what());
+    } catch (...) {
+      loop->Failed("an unknown exception");
     }
   });
 }
+
+void Dispatcher::RequestStop(std::chrono::milliseconds drain) { loop_->RequestStop(drain); }
 
 void Dispatcher::Stop(std::chrono::milliseconds drain) {
   if (!loop_->thread.joinable()) return;

@@ -10,6 +10,8 @@
 #include <unistd.h>
 
 #include <atomic>
+#include <deque>
+#include <set>
 #include <map>
 #include <mutex>
 #include <queue>
@@ -19,13 +21,16 @@
 #include <zmq.hpp>
 
 #include "dispatcher_state.hpp"
+#include "token_source.hpp"
 #include "runnel/broker/dispatch_queue.hpp"
 #include "runnel/broker/dispatcher.hpp"
 #include "runnel/broker/offset_tracker.hpp"
 #include "runnel/broker/producer.hpp"
 #include "runnel/core/errc.hpp"
 #include "runnel/core/log.hpp"
+#include "runnel/core/protocol_errors.hpp"
 #include "runnel/core/wire.hpp"
+#include "runnel/core/worker_messages.hpp"
 
 namespace runnel::broker {
 
@@ -39,9 +44,13 @@ class Dispatcher::Loop {
   ~Loop();
   void Run();
   void RequestStop(std::chrono::milliseconds drain) {
+    if (stop_.load()) return;  // the first request's drain holds
     drain_ms_ = drain.count();
     stop_.store(true);
   }
+  bool StopRequested() const { return stop_.load(); }
+  // The loop ended by a fault: logs it and tells Options::on_failure.
+  void Failed(const std::string& reason);
   std::thread thread;
   std::string endpoint;
   DispatcherStats Snapshot() const {
@@ -53,6 +62,11 @@ class Dispatcher::Loop {
   // Kafka side.
   void ConsumeKafka(bool& more);
   void OnRecord(Message msg);
+  // OnRecord's checks of a new event, up to queueing it (true) or giving it an outcome (false); a
+  // fault here fails only that event.
+  bool Admit(std::uint64_t slot_id);
+  // Events whose outcome is decided but whose records are not yet acknowledged.
+  std::size_t Finishing() const;
   void CheckRetentionGap(const Message& msg);
   void Commit(bool sync, bool all = false);
   void FlowControl();
@@ -60,7 +74,14 @@ class Dispatcher::Loop {
   void ReceiveFromWorkers();
   void OnHello(const std::string& identity, const std::vector<zmq::message_t>& frames);
   void OnResults(const std::string& identity, const std::vector<zmq::message_t>& frames);
+  void OnWorkerMessage(const std::string& identity, wire::Command command, const std::vector<zmq::message_t>& frames);
   void AdoptReconnected(Worker& w);
+  // Counts a message from `identity` that cannot be used, and logs it (rate-limited per peer).
+  void ProtocolError(const std::string& identity, const DecodeError& error);
+  // Keeps `identity` in recently_lost_ (bounded, oldest forgotten first).
+  void RememberLost(const std::string& identity);
+  // A fresh token: random, never 0, not held by any event in flight.
+  std::uint64_t NewToken();
   // What a worker that went away may have done with the events it held.
   enum class Lost { kMayHaveRun, kNeverReceived };
   // Takes back what the worker held: dispatched again as the next attempt (or dead-lettered after
@@ -107,6 +128,14 @@ class Dispatcher::Loop {
   std::unordered_map<std::uint64_t, Slot> slots_;
   std::unordered_map<std::uint64_t, std::uint64_t> by_token_;  // dispatch token -> slot
   std::map<std::string, Worker> workers_;                      // by routing identity
+  // Connections of workers that reconnected -> the identity their worker has now: results still in
+  // flight on an old connection are accepted for the tasks its worker holds (AdoptReconnected).
+  std::map<std::string, std::string> former_;
+  // Identities of workers lost lately: what they still send (a heartbeat, a BYE after EXIT) is
+  // ignored quietly, while a connection never seen before that skips HELLO is a protocol error.
+  std::set<std::string> recently_lost_;
+  std::deque<std::string> recently_lost_order_;
+  std::string socket_name_;  // "dispatcher/<function>", for runnel_protocol_errors_total
   std::map<std::int32_t, std::int64_t> expected_next_;         // per partition, for gap detection
   using Due = std::pair<Clock::time_point, std::uint64_t>;
   std::priority_queue<Due, std::vector<Due>, std::greater<>> retries_;
@@ -120,9 +149,9 @@ class Dispatcher::Loop {
   std::size_t feed_used_ = 0;  // entries of feed_ in use this turn (the rest keep their capacity)
   std::uint64_t next_slot_ = 1;
   std::mt19937 rng_{std::random_device{}()};
-  // Tokens start at a random point so that a result from a worker of an earlier dispatcher (same
-  // endpoint, before a restart) cannot match an event of this one: results are matched by token.
-  std::uint64_t next_token_ = (std::uint64_t{rng_()} << 32) + 1;
+  // Tokens are random (a result from a worker of an earlier dispatcher on the same endpoint cannot
+  // match an event of this one) and only the connection holding a task may answer it.
+  TokenSource tokens_;
   bool full_ = false;    // max_buffered events pending: not reading from the consumer
   bool paused_ = false;  // the partitions are paused (full for kPauseAfterFull, or stopping)
   Clock::time_point full_since_{};

@@ -2,11 +2,10 @@
 // handing queued events out as TASKS, their results coming back, deadlines and retries coming due.
 #include <fmt/format.h>
 
-#include <nlohmann/json.hpp>
 #include <zmq_addon.hpp>
 
 #include "dispatcher_loop.hpp"
-#include "runnel/core/json.hpp"
+#include "runnel/core/worker_messages.hpp"
 
 namespace runnel::broker {
 namespace {
@@ -23,124 +22,217 @@ void Dispatcher::Loop::ReceiveFromWorkers() {
     frames.clear();
     const auto got = zmq::recv_multipart(router_, std::back_inserter(frames), zmq::recv_flags::dontwait);
     if (!got) return;
-    if (frames.size() < 2) continue;
-    const std::string identity(View(frames[0]));
-    const std::string_view cmd = View(frames[1]);
-    if (cmd == wire::cmd::kHello) {
-      OnHello(identity, frames);
+    const std::string identity(View(frames[0]));  // a ROUTER always puts the routing id first
+    if (frames.size() < 2 || frames[1].size() == 0) {
+      ProtocolError(identity, {DecodeErrc::kEmpty, "a message without a command"});
       continue;
     }
-    if (cmd == wire::cmd::kResults) {
-      OnResults(identity, frames);
+    const auto command = wire::ParseCommand(View(frames[1]));
+    if (!command) {
+      ProtocolError(identity, {DecodeErrc::kUnknownCommand,
+                               fmt::format("unknown command '{}' ({} bytes)", ProtocolErrors::PeerName(View(frames[1])),
+                                           frames[1].size())});
       continue;
     }
-    auto it = workers_.find(identity);
-    if (it == workers_.end()) continue;  // a worker from before a restart: it will say HELLO again
-    Worker& w = it->second;
-    w.last_heard = Clock::now();
-    if (cmd == wire::cmd::kHeartbeat) {
-      if (frames.size() > 2) {
-        const auto j = nlohmann::json::parse(View(frames[2]), nullptr, false);
-        if (j.is_object()) w.rss_kb = j.value("rss_kb", std::int64_t{0});
-      }
-    } else if (cmd == wire::cmd::kCapacity) {  // the worker raised its capacity for the batch it runs
-      const auto j = frames.size() > 2 ? nlohmann::json::parse(View(frames[2]), nullptr, false) : nlohmann::json();
-      if (j.is_object() && j.value("capacity", 0) >= 1) {
-        w.Configure(j.value("capacity", 1), opt_.spec.concurrency, Batch().size);
-        log_->info("dispatcher {}: worker {} holds up to {} now (credit {})", opt_.spec.name, w.id, w.capacity, w.credit);
-      }
-    } else if (cmd == wire::cmd::kDraining) {
+    OnWorkerMessage(identity, *command, frames);
+  }
+}
+
+void Dispatcher::Loop::OnWorkerMessage(const std::string& identity, wire::Command command,
+                                       const std::vector<zmq::message_t>& frames) {
+  using wire::Command;
+  if (command == Command::kHello) return OnHello(identity, frames);
+  if (command == Command::kResults) return OnResults(identity, frames);
+  if (command != Command::kHeartbeat && command != Command::kCapacity && command != Command::kDraining &&
+      command != Command::kBye) {
+    return ProtocolError(identity, {DecodeErrc::kUnknownCommand,
+                                    fmt::format("{} is a dispatcher's command, not a worker's", wire::CommandName(command))});
+  }
+  auto it = workers_.find(identity);
+  if (it == workers_.end()) {
+    // A worker lost lately (or a connection it left for a new one) may still be talking: it will
+    // say HELLO again. Anything else has skipped HELLO.
+    if (!recently_lost_.contains(identity) && !former_.contains(identity)) {
+      ProtocolError(identity, {DecodeErrc::kNoSession, fmt::format("{} from a connection that never said HELLO",
+                                                                   wire::CommandName(command))});
+    }
+    return;
+  }
+  if (frames.size() > 3) {
+    return ProtocolError(identity, {DecodeErrc::kBadFrames, fmt::format("{} with {} frames after the command (at most 1)",
+                                                                        wire::CommandName(command), frames.size() - 2)});
+  }
+  const std::string_view body = frames.size() > 2 ? View(frames[2]) : std::string_view();
+  Worker& w = it->second;
+  w.last_heard = Clock::now();
+  switch (command) {
+    case Command::kHeartbeat: {
+      const auto beat = wire::DecodeHeartbeat(body);
+      if (!beat) return ProtocolError(identity, beat.error());
+      w.rss_kb = beat->rss_kb;
+      return;
+    }
+    case Command::kCapacity: {  // the worker raised its capacity for the batch it runs
+      const auto capacity = wire::DecodeCapacity(body);
+      if (!capacity) return ProtocolError(identity, capacity.error());
+      w.Configure(static_cast<int>(capacity->capacity), opt_.spec.concurrency, Batch().size);
+      log_->info("dispatcher {}: worker {} holds up to {} now (credit {})", opt_.spec.name, w.id, w.capacity, w.credit);
+      return;
+    }
+    case Command::kDraining: {
+      const auto draining = wire::DecodeDraining(body);
+      if (!draining) return ProtocolError(identity, draining.error());
       w.draining = true;
       log_->info("dispatcher {}: worker {} is draining ({} in flight)", opt_.spec.name, w.id, w.slots.size());
-    } else if (cmd == wire::cmd::kBye) {
-      const auto bye = frames.size() > 2 ? nlohmann::json::parse(View(frames[2]), nullptr, false) : nlohmann::json();
-      const std::string reason = bye.is_object() ? bye.value("reason", "") : "";
+      return;
+    }
+    case Command::kBye: {
+      // A BYE whose body does not decode still ends the session, as one that says nothing about
+      // what the worker ran: its events are dispatched again as the next attempt.
+      const auto bye = wire::DecodeBye(body);
+      if (!bye) ProtocolError(identity, bye.error());
+      const std::string reason = bye ? bye->reason : std::string();
       // A worker leaves "drained" only once it reported every task it received, and its results
       // come before its BYE on the connection: what it still holds here never reached it.
       WorkerLost(identity, fmt::format("said goodbye: {}", reason.empty() ? "no reason given" : reason),
                  reason == "drained" ? Lost::kNeverReceived : Lost::kMayHaveRun);
+      return;
     }
+    default:
+      return;
+  }
+}
+
+void Dispatcher::Loop::ProtocolError(const std::string& identity, const DecodeError& error) {
+  ++stats_.protocol_errors[std::string(DecodeErrcName(error.reason))];
+  opt_.protocol_errors->Report(socket_name_, identity, error, *log_);
+}
+
+void Dispatcher::Loop::RememberLost(const std::string& identity) {
+  constexpr std::size_t kRecentlyLost = 1024;
+  if (recently_lost_.insert(identity).second) recently_lost_order_.push_back(identity);
+  while (recently_lost_order_.size() > kRecentlyLost) {
+    recently_lost_.erase(recently_lost_order_.front());
+    recently_lost_order_.pop_front();
+  }
+}
+
+std::uint64_t Dispatcher::Loop::NewToken() {
+  for (;;) {
+    const std::uint64_t token = tokens_.Next();
+    if (token != 0 && !by_token_.contains(token)) return token;
   }
 }
 
 void Dispatcher::Loop::OnHello(const std::string& identity, const std::vector<zmq::message_t>& frames) {
-  const auto hello = frames.size() > 2 ? nlohmann::json::parse(View(frames[2]), nullptr, false) : nlohmann::json();
+  // A HELLO that does not decode is a protocol error (counted, logged by ProtocolError); one that
+  // decodes but does not fit this dispatcher is a worker started wrongly (logged here). Both get
+  // REJECT with the reason, so a real worker exits saying why.
   std::string reason;
-  if (!hello.is_object()) {
-    reason = "HELLO without a JSON body";
-  } else if (hello.value("v", 0) != wire::kVersion) {
-    reason = fmt::format("protocol version {} (this dispatcher speaks {})", hello.value("v", 0), wire::kVersion);
-  } else if (hello.value("function", "") != opt_.spec.name) {
-    reason = fmt::format("this dispatcher serves '{}', not '{}'", opt_.spec.name, hello.value("function", ""));
-  } else if (hello.value("capacity", 0) < 1 && !hello.value("draining", false)) {
-    reason = "capacity must be at least 1";
+  bool counted = false;
+  wire::Hello hello;
+  if (frames.size() != 3) {
+    const DecodeError error{DecodeErrc::kBadFrames,
+                            fmt::format("HELLO with {} frames after the command (1 expected)", frames.size() - 2)};
+    ProtocolError(identity, error);
+    reason = error.message;
+    counted = true;
+  } else if (auto decoded = wire::DecodeHello(View(frames[2])); !decoded) {
+    ProtocolError(identity, decoded.error());
+    reason = decoded.error().message;
+    counted = true;
+  } else {
+    hello = std::move(*decoded);
+    if (hello.version != wire::kVersion) {
+      reason = fmt::format("protocol version {} (this dispatcher speaks {})", hello.version, wire::kVersion);
+    } else if (hello.function != opt_.spec.name) {
+      reason = fmt::format("this dispatcher serves '{}', not '{}'", opt_.spec.name, hello.function);
+    } else if (hello.capacity < 1 && !hello.draining) {
+      reason = "capacity must be at least 1";
+    }
   }
   if (!reason.empty()) {
     std::vector<zmq::message_t> out;
     out.push_back(Frame(wire::cmd::kReject));
-    out.push_back(Frame(JsonText(nlohmann::json{{"reason", reason}})));
+    out.push_back(Frame(wire::Encode(wire::Reason{reason})));
     Send(identity, std::move(out));
-    log_->warn("dispatcher {}: refused a worker: {}", opt_.spec.name, reason);
+    if (!counted) log_->warn("dispatcher {}: refused a worker: {}", opt_.spec.name, reason);
     return;
   }
   if (workers_.contains(identity)) WorkerLost(identity, "reconnected");
   Worker w;
   w.identity = identity;
-  w.id = hello.value("worker", "?");
-  w.pid = hello.value("pid", 0);
+  w.id = hello.worker;
+  w.pid = static_cast<int>(hello.pid);
   // The credit starts at what the worker runs at once (a full batch per call) and grows with
   // prefetch once its calls prove fast (Worker::Measured): events held idle at a slow worker are
   // events another could be running. A draining worker that reconnects announces 0 and gets none.
-  w.Configure(std::max(hello.value("capacity", 1), 1), opt_.spec.concurrency, Batch().size);
-  w.draining = hello.value("draining", false);
+  w.Configure(std::max(static_cast<int>(hello.capacity), 1), opt_.spec.concurrency, Batch().size);
+  w.draining = hello.draining;
   w.last_heard = Clock::now();
   AdoptReconnected(w);
-  nlohmann::json welcome = {{"v", wire::kVersion},
-                            {"function", opt_.spec.name},
-                            {"heartbeat_ms", opt_.heartbeat.count()},
-                            {"timeout_ms", opt_.spec.timeout.count()},
-                            {"params", opt_.spec.params},
-                            {"max_payload", opt_.spec.max_payload},
-                            {"memory_mb", opt_.spec.memory_mb},
-                            {"output_dir", opt_.output_dir},
-                            {"concurrency", opt_.spec.concurrency},
-                            {"handler", opt_.spec.handler},
-                            {"handler_dir", opt_.spec.handler_dir}};
-  if (opt_.spec.batch) welcome["batch"] = {{"size", Batch().size}, {"window_ms", Batch().window.count()}};
+  wire::Welcome welcome;
+  welcome.function = opt_.spec.name;
+  welcome.heartbeat_ms = opt_.heartbeat.count();
+  welcome.timeout_ms = opt_.spec.timeout.count();
+  welcome.params = opt_.spec.params;
+  welcome.max_payload = static_cast<std::int64_t>(opt_.spec.max_payload);
+  welcome.memory_mb = opt_.spec.memory_mb;
+  welcome.output_dir = opt_.output_dir;
+  welcome.concurrency = opt_.spec.concurrency;
+  welcome.handler = opt_.spec.handler;
+  welcome.handler_dir = opt_.spec.handler_dir;
+  if (opt_.spec.batch) welcome.batch = wire::WelcomeBatch{Batch().size, Batch().window.count()};
   std::vector<zmq::message_t> out;
   out.push_back(Frame(wire::cmd::kWelcome));
-  out.push_back(Frame(JsonText(welcome)));
+  out.push_back(Frame(wire::Encode(welcome)));
   if (w.draining) {
     log_->info("dispatcher {}: worker {} (pid {}) joined, draining", opt_.spec.name, w.id, w.pid);
   } else {
     log_->info("dispatcher {}: worker {} (pid {}) joined with capacity {}, {} at once", opt_.spec.name, w.id, w.pid,
                w.capacity, w.concurrency);
   }
+  recently_lost_.erase(identity);
   workers_[identity] = std::move(w);
   Send(identity, std::move(out));
 }
 
-// Results are matched by token, whichever connection they come on: a worker that reconnected may
-// still have results in flight on its old one (AdoptReconnected). A token is never reused, so a
-// result for an event dispatched again meanwhile finds nothing and is ignored.
+// A result counts only from the connection that holds its task, or from an earlier connection of
+// the same worker (it reconnected, AdoptReconnected): a result for a task another connection holds
+// is dropped and counted. A token is random and never reused while its task is out, so a result
+// for an event dispatched again meanwhile finds nothing and is ignored (late_results).
 void Dispatcher::Loop::OnResults(const std::string& identity, const std::vector<zmq::message_t>& frames) {
-  if (auto sender = workers_.find(identity); sender != workers_.end()) sender->second.last_heard = Clock::now();
+  std::string holder = identity;
+  if (auto sender = workers_.find(identity); sender != workers_.end()) {
+    sender->second.last_heard = Clock::now();
+  } else if (auto former = former_.find(identity); former != former_.end()) {
+    holder = former->second;
+  }
+  if (frames.size() < 4 || frames.size() % 2 != 0) {
+    ProtocolError(identity, {DecodeErrc::kBadFrames,
+                             fmt::format("RESULTS with {} frames after the command (pairs of header and output "
+                                         "expected)",
+                                         frames.size() - 2)});
+  }
   for (std::size_t i = 2; i + 1 < frames.size(); i += 2) {
-    wire::ResultHeader header;
-    try {
-      header = wire::DecodeResult(View(frames[i]));
-    } catch (const wire::WireError& e) {
-      log_->error("dispatcher {}: a worker sent a bad result: {}", opt_.spec.name, e.what());
+    auto decoded = wire::TryDecodeResult(View(frames[i]));
+    if (!decoded) {
+      ProtocolError(identity, decoded.error());
       continue;
     }
+    wire::ResultHeader& header = *decoded;
     auto it = by_token_.find(header.token);
     if (it == by_token_.end()) {
       ++stats_.late_results;  // the event went to another worker meanwhile
       continue;
     }
     const std::uint64_t slot_id = it->second;
-    by_token_.erase(it);
     Slot& slot = slots_.at(slot_id);
+    if (slot.worker != holder) {
+      ProtocolError(identity, {DecodeErrc::kForeignToken, "a result for a task this connection does not hold"});
+      continue;
+    }
+    by_token_.erase(it);
     // An in-flight event's holder is registered (WorkerLost takes its events back when it goes).
     Worker& w = workers_.at(slot.worker);
     w.slots.erase(slot_id);
@@ -171,7 +263,8 @@ void Dispatcher::Loop::OnResults(const std::string& identity, const std::vector<
 // A worker that heard nothing from us for a while reconnects on a new socket (a new routing id)
 // and says HELLO again with the same id and pid (protocol §3.2). The events its old connection
 // held are still running there: they move to the new connection, so their results are accepted
-// and the old connection's silence does not dispatch them a second time.
+// (on either connection: former_) and the old connection's silence does not dispatch them a
+// second time.
 void Dispatcher::Loop::AdoptReconnected(Worker& w) {
   auto old = std::find_if(workers_.begin(), workers_.end(), [&](const auto& entry) {
     return entry.first != w.identity && entry.second.pid == w.pid && entry.second.id == w.id;
@@ -183,6 +276,10 @@ void Dispatcher::Loop::AdoptReconnected(Worker& w) {
   w.total_service_us = old->second.total_service_us;
   w.draining = w.draining || old->second.draining;
   for (std::uint64_t slot_id : w.slots) slots_.at(slot_id).worker = w.identity;
+  for (auto& [former, current] : former_) {
+    if (current == old->first) current = w.identity;
+  }
+  former_[old->first] = w.identity;
   log_->info("dispatcher {}: worker {} (pid {}) reconnected and keeps its {} event(s)", opt_.spec.name, w.id, w.pid,
              w.slots.size());
   workers_.erase(old);
@@ -194,6 +291,15 @@ void Dispatcher::Loop::WorkerLost(const std::string& identity, const std::string
   Worker w = std::move(it->second);
   workers_.erase(it);
   ++stats_.workers_lost;
+  RememberLost(identity);
+  for (auto former = former_.begin(); former != former_.end();) {
+    if (former->second != identity) {
+      ++former;
+      continue;
+    }
+    RememberLost(former->first);
+    former = former_.erase(former);
+  }
   const bool never_received = lost == Lost::kNeverReceived;
   if (never_received && !w.slots.empty()) {
     log_->info("dispatcher {}: worker {} (pid {}) left ({}); {} event(s) sent after it had drained are dispatched "
@@ -264,7 +370,7 @@ void Dispatcher::Loop::Dispatch() {
     if (!slot_id) break;
     Slot& slot = slots_.at(*slot_id);
     slot.state = Slot::State::kInFlight;
-    slot.token = next_token_++;
+    slot.token = NewToken();
     slot.worker = best->identity;
     // Behind the events the worker already holds, this one may wait a timeout per round of its
     // concurrent calls before its own call starts (the worker's budget counts from that start).
@@ -340,7 +446,7 @@ void Dispatcher::Loop::CheckDeadlines(Clock::time_point now) {
     // go elsewhere.
     std::vector<zmq::message_t> frames;
     frames.push_back(Frame(wire::cmd::kExit));
-    frames.push_back(Frame(JsonText(nlohmann::json{{"reason", "an event overran its timeout"}})));
+    frames.push_back(Frame(wire::Encode(wire::Reason{"an event overran its timeout"})));
     Send(identity, std::move(frames));
     sit->second.worker = worker_id;
     if (opt_.observer) opt_.observer->Abandoned(slot_id, worker_id, ErrcName(Errc::kTimeout), "overran its timeout");

@@ -16,6 +16,7 @@
 
 #include "commands.hpp"
 #include "control_request.hpp"
+#include "runnel/core/control_messages.hpp"
 #include "runnel/core/error.hpp"
 #include "runnel/core/json.hpp"
 #include "runnel/core/envelope.hpp"
@@ -163,7 +164,8 @@ Command AddInvoke(CLI::App& app, CommonOptions& common) {
             std::string ask_problem;  // why the last question to the stack failed, if it did
             const auto ask = [&](std::chrono::milliseconds within) -> std::optional<StackOutcome> {
               try {
-                const auto answer = AskStack(stack.Endpoints(), state.Root(), "outcome " + env.id, within);
+                const auto answer = AskStack(stack.Endpoints(), state.Root(),
+                                             Encode(StatusRequest{StatusRequest::Kind::kOutcome, env.id}), within);
                 ask_problem.clear();
                 return FromStackAnswer(answer, flags->function, env.id);
               } catch (const Error& e) {

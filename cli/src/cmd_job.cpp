@@ -9,6 +9,7 @@
 #include <zmq.hpp>
 
 #include "commands.hpp"
+#include "runnel/core/control_messages.hpp"
 #include "runnel/core/error.hpp"
 #include "runnel/core/state_dir.hpp"
 
@@ -17,7 +18,7 @@ namespace {
 
 // One request/reply on the stack's control socket; a fresh REQ socket each time, so a stack that
 // went away costs one timeout, never a stuck socket.
-nlohmann::json Ask(const StateDir& state, const nlohmann::json& request, std::chrono::milliseconds timeout) {
+nlohmann::json Ask(const StateDir& state, const ControlRequest& request, std::chrono::milliseconds timeout) {
   const auto endpoints = state.ReadEndpoints();
   if (!endpoints.contains("control")) {
     throw ConfigError("the running stack has no control socket (is it 'runnel up' with this version?)");
@@ -26,7 +27,7 @@ nlohmann::json Ask(const StateDir& state, const nlohmann::json& request, std::ch
   zmq::socket_t req(ctx, zmq::socket_type::req);
   req.set(zmq::sockopt::linger, 0);
   req.connect(endpoints["control"].get<std::string>());
-  const std::string text = request.dump();
+  const std::string text = Encode(request);
   req.send(zmq::buffer(text), zmq::send_flags::none);
   zmq::pollitem_t items[] = {{req.handle(), 0, ZMQ_POLLIN, 0}};
   zmq::poll(items, 1, timeout);
@@ -34,10 +35,10 @@ nlohmann::json Ask(const StateDir& state, const nlohmann::json& request, std::ch
   if ((items[0].revents & ZMQ_POLLIN) == 0 || !req.recv(reply, zmq::recv_flags::dontwait)) {
     throw Error(fmt::format("the stack did not answer on its control socket within {} s", timeout.count() / 1000), true);
   }
-  auto j = nlohmann::json::parse(reply.to_string_view(), nullptr, false);
-  if (j.is_discarded() || !j.is_object()) throw Error("the stack's control socket answered with something that is not JSON", false);
-  if (!j.value("ok", false)) throw ConfigError(j.value("error", std::string("the request failed")));
-  return j;
+  auto answer = DecodeControlReply(reply.to_string_view());
+  if (!answer) throw Error(answer.error().message, false);
+  if (!answer->ok) throw ConfigError(answer->error);
+  return std::move(answer->body);
 }
 
 std::string Seconds(std::int64_t ms) { return fmt::format("{:.1f} s", static_cast<double>(ms) / 1000.0); }
@@ -95,7 +96,7 @@ Command AddJob(CLI::App& app, CommonOptions& common) {
   return {sub, [flags, &common, run, list] {
             const StateDir state = StateDir::Resolve(common.state_dir);
             if (list->parsed()) {
-              const auto schedules = Ask(state, {{"op", "job.list"}}, std::chrono::seconds(10))["schedules"];
+              const auto schedules = Ask(state, {ControlRequest::Op::kJobList, "", ""}, std::chrono::seconds(10))["schedules"];
               if (flags->json) {
                 fmt::print("{}\n", schedules.dump());
                 return 0;
@@ -111,14 +112,14 @@ Command AddJob(CLI::App& app, CommonOptions& common) {
               return 0;
             }
             if (!run->parsed()) {
-              const auto record = Ask(state, {{"op", "job.status"}, {"job", flags->job}}, std::chrono::seconds(10))["record"];
+              const auto record = Ask(state, {ControlRequest::Op::kJobStatus, "", flags->job}, std::chrono::seconds(10))["record"];
               if (flags->json) fmt::print("{}\n", record.dump());
               else PrintReport(record);
               return ExitFor(record);
             }
 
             const auto started = std::chrono::steady_clock::now();
-            const auto fired = Ask(state, {{"op", "job.run"}, {"schedule", flags->name}}, std::chrono::seconds(120));
+            const auto fired = Ask(state, {ControlRequest::Op::kJobRun, flags->name, ""}, std::chrono::seconds(120));
             const std::string job = fired.value("job", "");
             if (!flags->wait) {
               if (flags->json) {
@@ -137,7 +138,7 @@ Command AddJob(CLI::App& app, CommonOptions& common) {
             std::int64_t shown = -1;
             nlohmann::json record;
             while (true) {
-              record = Ask(state, {{"op", "job.status"}, {"job", job}}, std::chrono::seconds(10))["record"];
+              record = Ask(state, {ControlRequest::Op::kJobStatus, "", job}, std::chrono::seconds(10))["record"];
               const std::int64_t finished = record.value("done", 0) + record.value("failed", 0);
               if (finished != shown) {
                 shown = finished;

@@ -33,6 +33,8 @@ Command AddKafka(CLI::App& app, CommonOptions& common) {
             StackLock lock(state, "kafka");
             broker::EmbeddedBroker broker;
             for (const auto& topic : flags->topics) broker.CreateTopic(topic, flags->partitions);
+            // `runnel up --kafka` (any Admin::CreateTopic) in another process asks for its topics here.
+            broker.ServeTopicRequests();
             state.MergeEndpoints({{"kafka", broker.Bootstrap()}, {"embedded", true}, {"pid", ::getpid()}});
             fmt::print("embedded Kafka broker listening on {}\n", broker.Bootstrap());
             if (!flags->topics.empty()) {

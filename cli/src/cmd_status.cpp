@@ -13,6 +13,17 @@ namespace runnel::cli {
 namespace {
 
 void PrintText(const nlohmann::json& status) {
+  if (const auto components = status.find("components"); components != status.end() && components->is_array()) {
+    std::string up, down;
+    for (const auto& c : *components) {
+      if (c.value("up", false)) {
+        up += (up.empty() ? "" : ", ") + c.value("name", "?");
+      } else {
+        down += fmt::format("  DOWN {}: {}\n", c.value("name", "?"), c.value("reason", ""));
+      }
+    }
+    fmt::print("components up: {}\n{}", up.empty() ? "none" : up, down);
+  }
   for (const auto& f : status.at("functions")) {
     fmt::print("{}  topic {} ({} partitions)  lag {} events, oldest {} ms  in {:.1f}/s  done {:.1f}/s  service {:.1f} ms\n",
                f.value("name", "?"), f.value("topic", "?"), f.value("partitions", 0), f.value("lag", 0),
@@ -50,7 +61,7 @@ Command AddStatus(CLI::App& app, CommonOptions& common) {
   auto flags = std::make_shared<Flags>();
   auto* sub = app.add_subcommand(
       "status", "Show each function of the running stack: lag, rates, desired and running workers, outcomes");
-  sub->add_flag("--json", flags->json, "One JSON object: {\"functions\": [...]}");
+  sub->add_flag("--json", flags->json, "One JSON object: {\"functions\": [...], \"components\": [...], \"age_ms\"}");
   sub->add_option("--timeout", flags->timeout, "Seconds to wait for the stack's answer")->check(CLI::PositiveNumber);
   return {sub, [flags, &common] {
             const StateDir state = StateDir::Resolve(common.state_dir);

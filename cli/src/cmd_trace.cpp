@@ -9,6 +9,8 @@
 
 #include "commands.hpp"
 #include "control_request.hpp"
+#include "runnel/core/control_messages.hpp"
+#include "runnel/core/json.hpp"
 #include "runnel/core/state_dir.hpp"
 #include "runnel/core/error.hpp"
 
@@ -77,18 +79,22 @@ Command AddTrace(CLI::App& app, CommonOptions& common) {
   sub->add_flag("--json", flags->json, "One JSON object: {\"id\", \"traces\": [one per function]}");
   sub->add_option("--timeout", flags->timeout, "Seconds to wait for the stack's answer")->check(CLI::PositiveNumber);
   return {sub, [flags, &common] {
-            if (flags->id.empty() || flags->id.find_first_of(" \t\n") != std::string::npos) {
-              throw ConfigError(fmt::format("'{}' is not an event id", flags->id));
+            const StatusRequest request{StatusRequest::Kind::kTrace, flags->id};
+            // What the stack would refuse, refused here with the same message.
+            if (const auto checked = DecodeStatusRequest(Encode(request)); !checked) {
+              throw ConfigError(checked.error().message);
             }
             const StateDir state = StateDir::Resolve(common.state_dir);
             const auto answer =
-                AskStack(state.ReadEndpoints(), state.Root(), "trace " + flags->id, SecondsOption(flags->timeout));
-            if (answer.contains("error")) throw ConfigError(answer.value("error", "unknown error"));
+                AskStack(state.ReadEndpoints(), state.Root(), Encode(request), SecondsOption(flags->timeout));
+            if (const auto error = answer.find("error"); error != answer.end()) {
+              throw ConfigError(error->is_string() ? error->get<std::string>() : JsonText(*error));
+            }
             if (!answer.contains("traces") || !answer["traces"].is_array()) {
-              throw Error("the stack's answer is not a trace: " + answer.dump(), false);
+              throw Error("the stack's answer is not a trace: " + JsonText(answer), false);
             }
             if (flags->json) {
-              fmt::print("{}\n", answer.dump());
+              fmt::print("{}\n", JsonText(answer));
               return 0;
             }
             bool first = true;

@@ -1,12 +1,55 @@
-// `runnel up`: runs a stack in the foreground until SIGINT/SIGTERM.
+// `runnel up`: runs a stack in the foreground until SIGINT/SIGTERM, or until one of its components
+// fails. Exit status (docs/config.md "Supervision"): 0 stopped by a signal after draining; 1 it
+// could not start (config, Kafka); 3 a component failed while running (the log names it and why);
+// 128+N a second signal N forced the stop before the drain ended.
+#include <unistd.h>
+
 #include <fmt/format.h>
 
+#include <atomic>
+#include <memory>
+#include <thread>
+
 #include "commands.hpp"
+#include "runnel/core/failpoints.hpp"
+#include "runnel/core/log.hpp"
 #include "runnel/core/signals.hpp"
 #include "runnel/functions/function.hpp"
 #include "stack.hpp"
 
 namespace runnel::cli {
+namespace {
+
+constexpr int kExitComponentFailed = 3;
+
+// Once a stop began: a second SIGINT/SIGTERM ends the process at once (workers die with it:
+// PR_SET_PDEATHSIG), without waiting for the drain. Joined when the stop ends without one.
+class ForceOnSecondSignal {
+ public:
+  explicit ForceOnSecondSignal(ShutdownSignals& signals)
+      : thread_([this, &signals] {
+          while (!done_.load()) {
+            if (const int sig = signals.Wait(std::chrono::milliseconds(100)); sig != 0) {
+              log::Get("cli")->warn("signal {} during the drain: stopping now, calls still running are lost and "
+                                    "run again after a restart", sig);
+              std::fflush(stdout);
+              ::_exit(128 + sig);
+            }
+          }
+        }) {}
+  ~ForceOnSecondSignal() {
+    done_.store(true);
+    thread_.join();
+  }
+  ForceOnSecondSignal(const ForceOnSecondSignal&) = delete;
+  ForceOnSecondSignal& operator=(const ForceOnSecondSignal&) = delete;
+
+ private:
+  std::atomic<bool> done_{false};
+  std::thread thread_;
+};
+
+}  // namespace
 
 Command AddUp(CLI::App& app, CommonOptions& common) {
   struct Flags {
@@ -16,7 +59,8 @@ Command AddUp(CLI::App& app, CommonOptions& common) {
   };
   auto flags = std::make_shared<Flags>();
   auto* sub = app.add_subcommand(
-      "up", "Run the stack in the foreground: Kafka (embedded unless --kafka), a dispatcher per function, workers");
+      "up", "Run the stack in the foreground: Kafka (embedded unless --kafka), a dispatcher per function, workers. "
+            "SIGINT/SIGTERM drain it (exit 0; a second signal forces, exit 128+N); a failed component exits 3");
   sub->add_option("--config", flags->config, "Stack config (runnel.yaml); default: every built-in function")
       ->check(CLI::ExistingFile);
   sub->add_option("--kafka", flags->kafka, "Use this Kafka (host:port,...) instead of the embedded broker");
@@ -25,21 +69,45 @@ Command AddUp(CLI::App& app, CommonOptions& common) {
                   "else 127.0.0.1:0); the URL goes into endpoints.json as `metrics`");
   return {sub, [flags, &common] {
             ShutdownSignals signals;
+            failpoint::Validate();
             StackConfig config = flags->config.empty() ? DefaultStack(functions::Builtins().Names())
                                                        : LoadStackConfig(flags->config);
             if (!flags->kafka.empty()) config.kafka_bootstrap = flags->kafka;
             if (!flags->metrics.empty()) config.metrics_listen = flags->metrics;
             StateDir state = StateDir::Resolve(common.state_dir);
             StackLock lock(state, "runnel up");
-            Stack stack(std::move(config), state, std::filesystem::read_symlink("/proc/self/exe"));
-            fmt::print("runnel stack up ({} in {})\n{}", "endpoints", state.EndpointsFile().string(), stack.Summary());
+            int status = 0;
+            auto stack =
+                std::make_unique<Stack>(std::move(config), state, std::filesystem::read_symlink("/proc/self/exe"));
+            fmt::print("runnel stack up ({} in {})\n{}", "endpoints", state.EndpointsFile().string(), stack->Summary());
             std::fflush(stdout);
-            while (signals.Wait(std::chrono::milliseconds(100)) == 0) {
-              stack.Supervise();
+            for (;;) {
+              if (const int sig = signals.Wait(std::chrono::milliseconds(100)); sig != 0) {
+                fmt::print("stopping (signal {}): draining dispatchers and workers\n", sig);
+                break;
+              }
+              if (const auto failed = stack->Failure()) {
+                log::Get("cli")->critical(
+                    "component {} failed: {}; stopping the stack (exit status {}) for its supervisor to restart it",
+                    failed->name, failed->reason, kExitComponentFailed);
+                fmt::print("stopping: component {} failed; draining the others\n", failed->name);
+                status = kExitComponentFailed;
+                break;
+              }
+              stack->Supervise();
             }
-            fmt::print("stopping: draining dispatchers and workers\n");
             std::fflush(stdout);
-            return 0;
+            {
+              ForceOnSecondSignal force(signals);
+              stack->Stop();  // the drain; a second signal ends it early
+            }
+            if (const auto failed = stack->Failure(); failed && status == 0) {
+              log::Get("cli")->critical("component {} failed during the drain: {}; exit status {}", failed->name,
+                                        failed->reason, kExitComponentFailed);
+              status = kExitComponentFailed;
+            }
+            stack.reset();
+            return status;
           }};
 }
 

@@ -7,7 +7,9 @@
 #include <cerrno>
 #include <zmq.hpp>
 
+#include "runnel/core/control_messages.hpp"
 #include "runnel/core/error.hpp"
+#include "runnel/core/json.hpp"
 
 namespace runnel::cli {
 
@@ -36,15 +38,17 @@ nlohmann::json AskStack(const nlohmann::json& endpoints, const std::filesystem::
   }
   zmq::message_t reply;
   (void)req.recv(reply);
-  auto answer = nlohmann::json::parse(reply.to_string_view(), nullptr, false);
-  if (!answer.is_object()) throw Error("the stack's answer is not a JSON object: " + reply.to_string(), false);
-  return answer;
+  auto answer = DecodeStatusReply(reply.to_string_view());
+  if (!answer) throw Error(answer.error().message, false);
+  return std::move(*answer);
 }
 
 nlohmann::json QueryStatus(const nlohmann::json& endpoints, const std::filesystem::path& state_root,
                            std::chrono::milliseconds timeout) {
-  auto status = AskStack(endpoints, state_root, "status", timeout);
-  if (!status.contains("functions")) throw Error("the stack's answer is not a status: " + status.dump(), false);
+  auto status = AskStack(endpoints, state_root, Encode(StatusRequest{}), timeout);
+  if (!status.contains("functions") || !status["functions"].is_array()) {
+    throw Error("the stack's answer is not a status: " + JsonText(status), false);
+  }
   return status;
 }
 

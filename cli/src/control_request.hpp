@@ -1,5 +1,5 @@
 // Requests to the running stack's control socket (endpoints.json `status`: the autoscaler's REP
-// socket, which answers `status` and `trace <event id>`), each with a deadline.
+// socket, which answers `status`, `trace <event id>` and `outcome <event id>`), each with a deadline.
 #pragma once
 
 #include <chrono>
@@ -9,7 +9,7 @@
 
 namespace runnel::cli {
 
-// The parsed JSON reply to `request`, asked at `endpoints`' `status` endpoint. Throws ConfigError
+// The parsed JSON reply to `request` (an encoded StatusRequest, runnel/core/control_messages.hpp), asked at `endpoints`' `status` endpoint. Throws ConfigError
 // with one clear line when no stack runs (no endpoint, or the pid in endpoints.json is gone;
 // `state_root` names the state dir in that message), Error (retriable) when the stack does not
 // answer within `timeout`, Error when the answer is not a JSON object.

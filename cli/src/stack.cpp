@@ -6,10 +6,11 @@
 
 #include <fmt/format.h>
 
-#include <cstdlib>
+#include <atomic>
+#include <functional>
 #include <nlohmann/json.hpp>
-#include <string_view>
 #include <thread>
+#include <utility>
 #include <zmq.hpp>
 #include <zmq_addon.hpp>
 
@@ -18,7 +19,9 @@
 #include "runnel/broker/admin.hpp"
 #include "runnel/broker/dispatcher.hpp"
 #include "runnel/broker/embedded_broker.hpp"
+#include "runnel/core/component_health.hpp"
 #include "runnel/core/error.hpp"
+#include "runnel/core/failpoints.hpp"
 #include "runnel/core/log.hpp"
 #include "runnel/functions/function.hpp"
 #include "runnel/functions/handlers.hpp"
@@ -31,11 +34,15 @@ namespace {
 constexpr const char* kResultsInproc = "inproc://runnel-results";
 constexpr const char* kProxyControl = "inproc://runnel-results-control";
 constexpr int kResultsQueue = 10'000;
+// On a stop, each call in flight gets its function's timeout plus this to finish and be reported.
+constexpr auto kDrainGrace = std::chrono::seconds(5);
 
 // Every dispatcher's PUB connects to the XSUB side; subscribers connect to the XPUB side.
+// `on_failure` is called on the proxy's thread when a fault ends it.
 class ResultsFeed {
  public:
-  explicit ResultsFeed(zmq::context_t& ctx) : ctx_(ctx), xsub_(ctx, zmq::socket_type::xsub), xpub_(ctx, zmq::socket_type::xpub) {
+  ResultsFeed(zmq::context_t& ctx, std::function<void(const std::string&)> on_failure)
+      : ctx_(ctx), xsub_(ctx, zmq::socket_type::xsub), xpub_(ctx, zmq::socket_type::xpub) {
     xsub_.bind(kResultsInproc);
     xpub_.set(zmq::sockopt::linger, 0);
     // Per subscriber, outcomes queued before it misses some (docs/protocol.md §4.1): room for a
@@ -48,23 +55,49 @@ class ResultsFeed {
     endpoint_ = xpub_.get(zmq::sockopt::last_endpoint);
     zmq::socket_t ready(ctx_, zmq::socket_type::pair);
     ready.bind("inproc://runnel-results-ready");
-    thread_ = std::thread([this] {
-      zmq::socket_t control(ctx_, zmq::socket_type::pair);
-      control.bind(kProxyControl);
-      {
+    thread_ = std::thread([this, on_failure = std::move(on_failure)] {
+      // No end of this thread goes unnoticed: without the proxy no outcome reaches a subscriber.
+      std::string failure;
+      bool signalled = false;
+      // The constructor waits for this, whether the proxy starts or not.
+      const auto signal_up = [&] {
+        if (std::exchange(signalled, true)) return;
         zmq::socket_t signal(ctx_, zmq::socket_type::pair);
         signal.connect("inproc://runnel-results-ready");
         signal.send(zmq::str_buffer("up"), zmq::send_flags::none);
+      };
+      try {
+        zmq::socket_t control(ctx_, zmq::socket_type::pair);
+        control.bind(kProxyControl);
+        signal_up();
+        failpoint::Hit("results.feed");
+        zmq::proxy_steerable(xsub_, xpub_, zmq::socket_ref(), control);
+        if (!terminating_.load()) failure = "its proxy ended without being asked to stop";
+      } catch (const std::exception& e) {
+        failure = e.what();
       }
-      zmq::proxy_steerable(xsub_, xpub_, zmq::socket_ref(), control);
+      running_.store(false);
+      try {
+        signal_up();
+      } catch (const std::exception&) {
+        // Only when the proxy failed before it could signal, and then the context is unusable.
+      }
+      if (failure.empty()) return;
+      log::Get("cli")->critical("results feed: stopped by an error: {}", failure);
+      on_failure(failure);
     });
     zmq::message_t up;
     (void)ready.recv(up);
   }
   ~ResultsFeed() {
+    terminating_.store(true);
     zmq::socket_t control(ctx_, zmq::socket_type::pair);
+    control.set(zmq::sockopt::linger, 0);
     control.connect(kProxyControl);
-    control.send(zmq::str_buffer("TERMINATE"), zmq::send_flags::none);
+    // Without a proxy (it failed) nothing reads this: never block on it.
+    while (running_.load() && !control.send(zmq::str_buffer("TERMINATE"), zmq::send_flags::dontwait)) {
+      std::this_thread::sleep_for(std::chrono::milliseconds(1));
+    }
     thread_.join();
   }
   ResultsFeed(const ResultsFeed&) = delete;
@@ -76,15 +109,19 @@ class ResultsFeed {
   zmq::socket_t xsub_;
   zmq::socket_t xpub_;
   std::string endpoint_;
+  std::atomic<bool> running_{true};
+  std::atomic<bool> terminating_{false};
   std::thread thread_;
 };
 
-// Test-only failpoint (tests/README.md): RUNNEL_FAILPOINT=results-feed-drop connects no dispatcher
-// to the results feed, so the feed drops every outcome, the worst its contract allows
-// (docs/protocol.md §4.1). Subscribers still connect and get the welcome message.
-bool FeedDropsEverything() {
-  const char* failpoint = std::getenv("RUNNEL_FAILPOINT");
-  return failpoint != nullptr && std::string_view(failpoint) == "results-feed-drop";
+nlohmann::json HealthJson(const ComponentHealth& health) {
+  nlohmann::json out = nlohmann::json::array();
+  for (const auto& c : health.Snapshot()) {
+    nlohmann::json j = {{"name", c.name}, {"up", c.up}};
+    if (!c.up) j["reason"] = c.reason;
+    out.push_back(std::move(j));
+  }
+  return out;
 }
 
 }  // namespace
@@ -112,6 +149,7 @@ std::vector<scheduler::CompiledSchedule> CheckConfig(StackConfig& config) {
 }
 
 struct Stack::Impl {
+  ComponentHealth health;  // first: every component reports into it until it is gone
   StackConfig config;
   StateDir state;
   std::unique_ptr<broker::EmbeddedBroker> embedded;
@@ -124,6 +162,9 @@ struct Stack::Impl {
   std::unique_ptr<autoscaler::Autoscaler> scaler;  // owns `workers` while it runs
   std::vector<std::string> endpoint_keys;
   std::unique_ptr<scheduler::SchedulerService> scheduler;
+  // Bad messages on every socket the stack binds (dispatchers, status, control), for /metrics.
+  std::shared_ptr<ProtocolErrors> protocol_errors = std::make_shared<ProtocolErrors>();
+  bool stopped = false;
 
   Impl(StackConfig c, StateDir s) : config(std::move(c)), state(std::move(s)) {}
 };
@@ -175,7 +216,8 @@ Stack::Stack(StackConfig config, StateDir state, std::filesystem::path runnel_bi
     }
   }
 
-  s.results = std::make_unique<ResultsFeed>(s.zmq_ctx);
+  s.health.Add("results feed");
+  s.results = std::make_unique<ResultsFeed>(s.zmq_ctx, s.health.Reporter("results feed"));
   s.telemetry = std::make_unique<telemetry::StackTelemetry>(s.config.trace_events);
   // The autoscaler decides how many workers each function runs (none until events arrive, unless
   // its scaling says otherwise); dispatchers wake it the moment an event finds no worker.
@@ -183,6 +225,10 @@ Stack::Stack(StackConfig config, StateDir state, std::filesystem::path runnel_bi
                                                                 s.state.Root() / "logs", s.config.standby_workers);
   autoscaler::Autoscaler::Options scaling{s.workers.get(), s.kafka, &s.zmq_ctx};
   scaling.on_request = [t = s.telemetry.get()](std::string_view request) { return t->Answer(request); };
+  scaling.protocol_errors = s.protocol_errors;
+  scaling.on_failure = s.health.Reporter("autoscaler");
+  scaling.components = [h = &s.health] { return HealthJson(*h); };
+  s.health.Add("autoscaler");
   s.scaler = std::make_unique<autoscaler::Autoscaler>(std::move(scaling));
   s.telemetry->Serve(s.config.metrics_listen, [scaler = s.scaler.get()] { return scaler->Status(); });
   // Job progress is counted from the dispatchers' own outcomes (through their journals), never
@@ -192,7 +238,11 @@ Stack::Stack(StackConfig config, StateDir state, std::filesystem::path runnel_bi
     job_outcomes = std::make_shared<scheduler::JobOutcomes>();
     s.telemetry->CountJobs([job_outcomes](std::vector<Outcome>& outcomes) { job_outcomes->Add(outcomes); });
   }
-  const bool feed_drops_everything = FeedDropsEverything();
+  // Test-only failpoint `results.feed.drop` (core/README.md): no dispatcher is connected to the
+  // results feed, so the feed drops every outcome, the worst its contract allows (docs/protocol.md
+  // §4.1). Subscribers still connect and get the welcome message.
+  const bool feed_drops_everything = failpoint::Armed("results.feed.drop");
+  s.health.Add("metrics");
   nlohmann::json dispatchers = nlohmann::json::object();
   nlohmann::json functions = nlohmann::json::object();
   for (const auto& f : s.config.functions) {
@@ -207,11 +257,15 @@ Stack::Stack(StackConfig config, StateDir state, std::filesystem::path runnel_bi
     for (const auto& target : f.next) o.next_topics.push_back(s.config.Find(target)->topic);
     o.on_event_without_workers = s.scaler->Add(f);
     o.observer = s.telemetry->JournalFor(f.name);
+    o.protocol_errors = s.protocol_errors;
+    o.on_failure = s.health.Reporter("dispatcher " + f.name);
+    s.health.Add("dispatcher " + f.name);
     auto d = std::make_unique<broker::Dispatcher>(std::move(o));
     d->Start();
     s.scaler->Connect(f.name, d->Endpoint(), [dp = d.get()] { return dp->Stats(); });
     dispatchers[f.name] = d->Endpoint();
-    functions[f.name] = {{"topic", f.topic}, {"group", f.Group()}, {"dead_letter_topic", f.dead_letter_topic}};
+    functions[f.name] = {{"topic", f.topic}, {"group", f.Group()}, {"dead_letter_topic", f.dead_letter_topic},
+                         {"results_topic", f.results_topic}};
     s.dispatchers.push_back(std::move(d));
   }
   s.state.MergeEndpoints({{"kafka", s.kafka.bootstrap},
@@ -237,6 +291,8 @@ Stack::Stack(StackConfig config, StateDir state, std::filesystem::path runnel_bi
   so.state_dir = s.state.Root();
   so.zmq = &s.zmq_ctx;
   so.outcomes = job_outcomes;
+  so.protocol_errors = s.protocol_errors;
+  s.health.Add("scheduler");
   s.scheduler = std::make_unique<scheduler::SchedulerService>(std::move(so));
   s.state.MergeEndpoints({{"control", s.scheduler->ControlEndpoint()}});
   s.endpoint_keys.push_back("control");
@@ -244,23 +300,48 @@ Stack::Stack(StackConfig config, StateDir state, std::filesystem::path runnel_bi
   s.scaler->Start();
 }
 
-Stack::~Stack() {
+Stack::~Stack() { Stop(); }
+
+void Stack::Stop() {
   auto& s = *impl_;
-  s.scheduler.reset();  // no new jobs; job records written as they stand
-  // The autoscaler first (it hands the workers back), then the dispatchers: they stop consuming
-  // and wait for what workers hold, then commit.
+  if (s.stopped) return;
+  s.stopped = true;
+  // The drain. No schedule fires (Supervise is no longer called). The autoscaler stops first, so
+  // that no worker is started, stopped or restarted from here on; the workers run on (they are
+  // tied to this process, not to its thread). Dispatchers take no new event; workers are asked to
+  // drain (SIGTERM): each finishes and reports what it holds, then exits 0. Each dispatcher waits
+  // until every event it handed out has its outcome written, commits, and ends. Every wait is
+  // bounded by the slowest function's timeout plus a grace; past it a worker is killed and what it
+  // held is consumed again after a restart.
+  std::chrono::milliseconds longest{0};
+  for (const auto& f : s.config.functions) longest = std::max(longest, f.timeout);
+  const auto drain = longest + kDrainGrace;
   if (s.scaler) s.scaler->Stop();
-  for (auto& d : s.dispatchers) d->Stop(std::chrono::seconds(10));
-  s.workers->StopAll(std::chrono::seconds(10));
+  for (auto& d : s.dispatchers) d->RequestStop(drain);
+  s.workers->StopAll(drain);
+  for (auto& d : s.dispatchers) d->Stop(drain);
   s.dispatchers.clear();
+  s.scheduler.reset();  // job records written as they stand, the drain's outcomes counted
   s.results.reset();
   s.telemetry.reset();  // the metrics endpoint reads the autoscaler's status: stop it first
   s.scaler.reset();
   s.state.RemoveEndpoints(s.endpoint_keys);
   s.embedded.reset();
+  log::Get("cli")->info("stack stopped");
 }
 
-void Stack::Supervise() { impl_->scheduler->Tick(); }
+void Stack::Supervise() {
+  auto& s = *impl_;
+  if (s.stopped || s.health.FirstFailure()) return;
+  try {
+    s.scheduler->Tick();
+  } catch (const std::exception& e) {
+    log::Get("scheduler")->critical("scheduler: stopped by an error: {}", e.what());
+    s.health.Fail("scheduler", e.what());
+  }
+}
+
+std::optional<ComponentHealth::Component> Stack::Failure() const { return impl_->health.FirstFailure(); }
 
 std::string Stack::Summary() const {
   const auto& s = *impl_;

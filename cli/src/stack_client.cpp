@@ -94,7 +94,13 @@ std::optional<Outcome> ResultsSubscription::Next(std::chrono::milliseconds timeo
     std::vector<zmq::message_t> frames;
     (void)zmq::recv_multipart(*socket_, std::back_inserter(frames));
     for (std::size_t i = 1; i + 1 < frames.size(); i += 2) {
-      received_.push_back(Outcome::FromFrames(frames[i].to_string_view(), frames[i + 1].to_string()));
+      // A meta frame that does not decode is skipped, said once: the next outcomes still count.
+      try {
+        received_.push_back(Outcome::FromFrames(frames[i].to_string_view(), frames[i + 1].to_string()));
+      } catch (const std::exception& e) {
+        if (!warned_) fmt::print(stderr, "runnel: skipping an outcome the results feed sent malformed: {}\n", e.what());
+        warned_ = true;
+      }
     }
   }
   Outcome next = std::move(received_.front());

@@ -66,6 +66,7 @@ class ResultsSubscription {
   std::unique_ptr<zmq::context_t> ctx_;
   std::unique_ptr<zmq::socket_t> socket_;
   std::deque<Outcome> received_;
+  bool warned_ = false;  // a malformed outcome was reported on stderr
 };
 
 // A MIME type from a file name's extension (application/octet-stream when unknown).

@@ -7,12 +7,20 @@
 
 #include "runnel/broker/producer.hpp"
 #include "runnel/broker/retention_guard.hpp"
+#include "runnel/core/control_messages.hpp"
 #include "runnel/core/error.hpp"
+#include "runnel/core/json.hpp"
+#include "runnel/core/failpoints.hpp"
 #include "runnel/core/log.hpp"
 #include "runnel/scheduler/jobs.hpp"
 
 namespace runnel::scheduler {
 namespace {
+
+SchedulerService::Options WithProtocolErrors(SchedulerService::Options o) {
+  if (!o.protocol_errors) o.protocol_errors = std::make_shared<ProtocolErrors>();
+  return o;
+}
 
 bool IsJobId(const std::string& s) {
   return !s.empty() && s.size() <= limits::kJobMax && s.front() != '.' &&
@@ -57,7 +65,7 @@ struct SchedulerService::Impl {
   std::atomic<bool> stop{false};
 
   explicit Impl(Options o)
-      : opt(std::move(o)),
+      : opt(WithProtocolErrors(std::move(o))),
         scheduler(opt.schedules, opt.state_dir / "schedules.json", opt.clock()),
         jobs(opt.state_dir / "jobs"),
         control(*opt.zmq, zmq::socket_type::rep),
@@ -123,31 +131,43 @@ struct SchedulerService::Impl {
     return {{"job", job}, {"items", items.size()}, {"function", c.spec.function}};
   }
 
-  nlohmann::json Answer(const std::string& request) {
-    const auto req = nlohmann::json::parse(request, nullptr, false);
-    if (req.is_discarded() || !req.is_object() || !req.contains("op") || !req["op"].is_string()) {
-      return {{"ok", false}, {"error", "a request is a JSON object with \"op\""}};
+  // The reply to one control request, whatever its bytes: a request that does not decode gets
+  // {"ok": false, "error"} and is counted (socket "control"); so does one whose answer fails.
+  std::string Answer(zmq::message_t& request) {
+    const auto decoded = DecodeControlRequest(request.to_string_view());
+    if (!decoded) {
+      std::string peer = "?";
+      try {
+        peer = request.gets("Peer-Address");
+      } catch (const zmq::error_t&) {
+      }
+      opt.protocol_errors->Report("control", peer, decoded.error(), *log);
+      return ControlErrorReply(decoded.error().message);
     }
-    const std::string op = req["op"];
     try {
-      if (op == "job.run") {
-        const std::string name = req.value("schedule", "");
-        auto out = RunNow(name);
+      return JsonText(Answer(*decoded));
+    } catch (const std::exception& e) {
+      return ControlErrorReply(e.what());
+    }
+  }
+
+  nlohmann::json Answer(const ControlRequest& req) {
+    switch (req.op) {
+      case ControlRequest::Op::kJobRun: {
+        auto out = RunNow(req.schedule);
         out["ok"] = true;
         return out;
       }
-      if (op == "job.status") {
-        const std::string job = req.value("job", "");
-        if (!IsJobId(job)) return {{"ok", false}, {"error", fmt::format("'{}' is not a job id", job)}};
-        auto record = jobs.Record(job);
-        if (!record) return {{"ok", false}, {"error", fmt::format("no job {}", job)}};
+      case ControlRequest::Op::kJobStatus: {
+        if (!IsJobId(req.job)) return {{"ok", false}, {"error", fmt::format("'{}' is not a job id", req.job)}};
+        auto record = jobs.Record(req.job);
+        if (!record) return {{"ok", false}, {"error", fmt::format("no job {}", req.job)}};
         return {{"ok", true}, {"record", *record}};
       }
-      if (op == "job.list") return {{"ok", true}, {"schedules", scheduler.List()}};
-    } catch (const std::exception& e) {
-      return {{"ok", false}, {"error", e.what()}};
+      case ControlRequest::Op::kJobList:
+        return {{"ok", true}, {"schedules", scheduler.List()}};
     }
-    return {{"ok", false}, {"error", fmt::format("unknown op '{}' (job.run, job.status, job.list)", op)}};
+    return {{"ok", false}, {"error", "unknown op"}};
   }
 
   nlohmann::json RunNow(const std::string& name) {
@@ -171,9 +191,13 @@ SchedulerService::SchedulerService(Options options) : impl_(std::make_unique<Imp
 SchedulerService::~SchedulerService() {
   auto& s = *impl_;
   s.stop.store(true);
-  if (s.producer) s.producer->Flush(std::chrono::seconds(10));
-  Tick();  // count what arrived, write the records
-  s.jobs.Flush(s.opt.clock(), true);
+  try {
+    if (s.producer) s.producer->Flush(std::chrono::seconds(10));
+    Tick();  // count what arrived, write the records
+    s.jobs.Flush(s.opt.clock(), true);
+  } catch (const std::exception& e) {
+    s.log->error("scheduler: job records may miss the last outcomes: {}", e.what());
+  }
 }
 
 const std::string& SchedulerService::ControlEndpoint() const { return impl_->control_endpoint; }
@@ -182,6 +206,7 @@ nlohmann::json SchedulerService::RunNow(const std::string& schedule) { return im
 
 void SchedulerService::Tick() {
   auto& s = *impl_;
+  failpoint::Hit("scheduler.tick");
   for (const auto& firing : s.stop.load() ? std::vector<Scheduler::Firing>{} : s.scheduler.Due(s.opt.clock())) {
     if (const auto* c = s.scheduler.Find(firing.schedule)) s.Fire(*c, firing.catch_up ? "catch-up" : "cron", firing.slot);
   }
@@ -190,8 +215,12 @@ void SchedulerService::Tick() {
     for (int i = 0; i < 16; ++i) {
       zmq::message_t request;
       if (!s.control.recv(request, zmq::recv_flags::dontwait)) break;
-      const auto reply = s.Answer(request.to_string()).dump();
-      s.control.send(zmq::buffer(reply), zmq::send_flags::none);
+      const std::string reply = s.Answer(request);
+      try {
+        s.control.send(zmq::buffer(reply), zmq::send_flags::dontwait);
+      } catch (const zmq::error_t& e) {
+        s.log->warn("control socket: could not send a reply: {}", e.what());
+      }
     }
   }
   const std::vector<Outcome> arrived = s.inbox->Take();

@@ -8,6 +8,8 @@
 #include <charconv>
 
 #include "runnel/core/error.hpp"
+#include "runnel/core/failpoints.hpp"
+#include "runnel/core/log.hpp"
 #include "runnel/telemetry/status_metrics.hpp"
 
 namespace runnel::telemetry {
@@ -16,7 +18,17 @@ namespace {
 class StatusCollectable final : public prometheus::Collectable {
  public:
   explicit StatusCollectable(std::function<nlohmann::json()> status) : status_(std::move(status)) {}
-  std::vector<prometheus::MetricFamily> Collect() const override { return StatusMetrics(status_()); }
+  // A fault while gathering one scrape fails that scrape's status metrics, not the server (an
+  // exception would end civetweb's thread, and with it the process).
+  std::vector<prometheus::MetricFamily> Collect() const override {
+    try {
+      failpoint::Hit("metrics.collect");
+      return StatusMetrics(status_());
+    } catch (const std::exception& e) {
+      log::Get("telemetry")->error("metrics: the status metrics of this scrape failed: {}", e.what());
+      return {};
+    }
+  }
 
  private:
   std::function<nlohmann::json()> status_;

@@ -3,9 +3,7 @@
 #include <fmt/format.h>
 #include <prometheus/registry.h>
 
-#include <algorithm>
-
-#include "runnel/core/envelope.hpp"
+#include "runnel/core/control_messages.hpp"
 #include "runnel/core/json.hpp"
 #include "runnel/core/outcome.hpp"
 #include "runnel/telemetry/event_journal.hpp"
@@ -29,28 +27,6 @@ void StackTelemetry::Serve(const std::string& listen, std::function<nlohmann::js
 }
 
 std::string StackTelemetry::MetricsUrl() const { return server_ ? server_->Url() : std::string(); }
-
-std::optional<TelemetryRequest> ParseTelemetryRequest(std::string_view request) {
-  TelemetryRequest out;
-  std::string_view rest;
-  if (request.starts_with("trace ")) {
-    out.kind = TelemetryRequest::Kind::kTrace;
-    rest = request.substr(6);
-  } else if (request.starts_with("outcome ")) {
-    out.kind = TelemetryRequest::Kind::kOutcome;
-    rest = request.substr(8);
-  } else {
-    return std::nullopt;
-  }
-  if (rest.empty() || rest.size() > limits::kIdMax ||
-      std::any_of(rest.begin(), rest.end(), [](char c) { return static_cast<unsigned char>(c) <= ' ' || c == 0x7f; })) {
-    out.error = fmt::format("'{}' is not an event id (1 to {} printable characters, no spaces)",
-                            rest.substr(0, std::min<std::size_t>(rest.size(), limits::kIdMax)), limits::kIdMax);
-    return out;
-  }
-  out.id = std::string(rest);
-  return out;
-}
 
 namespace {
 
@@ -82,17 +58,23 @@ nlohmann::json OutcomeJson(const EventTrace& t, const std::optional<KeptOutcome>
 }  // namespace
 
 std::optional<std::string> StackTelemetry::Answer(std::string_view request) const {
-  const auto req = ParseTelemetryRequest(request);
-  if (!req) return std::nullopt;
-  if (!req->error.empty()) return JsonText({{"error", req->error}});
-  const std::string& id = req->id;
+  const auto decoded = DecodeStatusRequest(request);
+  if (!decoded) {
+    // An unknown request is another component's to answer; a known one with a bad id gets why.
+    if (decoded.error().reason == DecodeErrc::kUnknownCommand) return std::nullopt;
+    return StatusErrorReply(decoded.error().message);
+  }
+  if (decoded->kind != StatusRequest::Kind::kTrace && decoded->kind != StatusRequest::Kind::kOutcome) {
+    return std::nullopt;
+  }
+  const std::string& id = decoded->event_id;
   const auto found = traces_->Find(id);
   if (found.empty()) {
     return JsonText({{"error", fmt::format("no trace of event '{}': this stack has not consumed it, or it is older "
                                            "than the {} most recent events it keeps",
                                            id, traces_->MaxEvents())}});
   }
-  if (req->kind == TelemetryRequest::Kind::kOutcome) {
+  if (decoded->kind == StatusRequest::Kind::kOutcome) {
     nlohmann::json outcomes = nlohmann::json::array();
     for (const auto& t : found) outcomes.push_back(OutcomeJson(t, traces_->Kept(t.function, id)));
     return JsonText({{"id", id}, {"outcomes", std::move(outcomes)}});

@@ -13,13 +13,19 @@ using prometheus::MetricType;
 // Families by name, in the order first used, so each is emitted once with all its samples.
 class Families {
  public:
-  void Add(const std::string& name, MetricType type, const std::string& help, std::vector<ClientMetric::Label> labels,
-           double value) {
+  // The family, created (with no samples yet) if new: a counter family is served from the start,
+  // so its TYPE is known before its first sample.
+  std::size_t Declare(const std::string& name, MetricType type, const std::string& help) {
     auto it = index_.find(name);
     if (it == index_.end()) {
       it = index_.emplace(name, families_.size()).first;
       families_.push_back(MetricFamily{name, help, type, {}});
     }
+    return it->second;
+  }
+  void Add(const std::string& name, MetricType type, const std::string& help, std::vector<ClientMetric::Label> labels,
+           double value) {
+    const std::size_t index = Declare(name, type, help);
     ClientMetric m;
     m.label = std::move(labels);
     if (type == MetricType::Counter) {
@@ -27,7 +33,7 @@ class Families {
     } else {
       m.gauge.value = value;
     }
-    families_[it->second].metric.push_back(std::move(m));
+    families_[index].metric.push_back(std::move(m));
   }
   std::vector<MetricFamily> Take() { return std::move(families_); }
 
@@ -45,10 +51,24 @@ double Num(const nlohmann::json& j, const char* key) {
 
 std::vector<MetricFamily> StatusMetrics(const nlohmann::json& status) {
   Families out;
-  const auto functions = status.find("functions");
-  if (functions == status.end() || !functions->is_array()) return {};
   constexpr auto kCounter = MetricType::Counter;
   constexpr auto kGauge = MetricType::Gauge;
+  // Health first: it is read at each scrape, so it holds even when the rest is an old snapshot.
+  if (const auto components = status.find("components"); components != status.end() && components->is_array()) {
+    for (const auto& c : *components) {
+      if (!c.is_object()) continue;
+      out.Add("runnel_component_up", kGauge,
+              "1 while the stack's component runs, 0 once a fault stopped it (runnel up then exits)",
+              {{"component", c.value("name", "")}}, c.value("up", false) ? 1 : 0);
+    }
+  }
+  if (const auto age = status.find("age_ms"); age != status.end() && age->is_number()) {
+    out.Add("runnel_status_age_seconds", kGauge,
+            "age of the status snapshot the other gauges come from (refreshed every autoscaler tick)", {},
+            age->get<double>() / 1000.0);
+  }
+  const auto functions = status.find("functions");
+  if (functions == status.end() || !functions->is_array()) return out.Take();
   for (const auto& f : *functions) {
     const std::string name = f.value("name", "");
     const std::vector<ClientMetric::Label> fn = {{"function", name}};
@@ -126,6 +146,20 @@ std::vector<MetricFamily> StatusMetrics(const nlohmann::json& status) {
                 labels, Num(w, "cpu_s"));
         out.Add("runnel_worker_in_flight_events", kGauge, "Events a worker holds now", labels, Num(w, "in_flight"));
       }
+    }
+  }
+  // Messages from peers the stack could not use, per socket and reason (docs/protocol.md §3.4).
+  if (const auto errors = status.find("protocol_errors"); errors != status.end() && errors->is_array()) {
+    const std::string help =
+        "Messages received that could not be used (malformed, wrong-typed, oversized, not UTF-8, unknown, out of "
+        "order, a result from a connection that does not hold the task), by socket and reason";
+    out.Declare("runnel_protocol_errors_total", kCounter, help);
+    for (const auto& e : *errors) {
+      if (!e.is_object()) continue;
+      const auto socket = e.find("socket");
+      const auto reason = e.find("reason");
+      if (socket == e.end() || !socket->is_string() || reason == e.end() || !reason->is_string()) continue;
+      out.Add("runnel_protocol_errors_total", kCounter, help, {{"socket", socket->get<std::string>()}, {"reason", reason->get<std::string>()}}, Num(e, "count"));
     }
   }
   return out.Take();

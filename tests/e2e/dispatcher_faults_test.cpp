@@ -7,6 +7,7 @@
 
 #include <fstream>
 #include <map>
+#include <mutex>
 #include <thread>
 #include <zmq.hpp>
 #include <zmq_addon.hpp>
@@ -253,6 +254,57 @@ TEST_F(DispatcherFaults, AWorkerThatReconnectsKeepsItsEventsAndNothingRunsTwice)
 }
 
 
+// Only the connection holding a task (or an earlier connection of the same worker) may answer it:
+// a stranger's RESULTS and another worker's are dropped and counted. Tokens are random, not a
+// counter.
+TEST_F(DispatcherFaults, AResultFromAConnectionThatDoesNotHoldTheTaskIsDroppedAndCounted) {
+  spec_.concurrency = 4;
+  StartDispatcher(0);
+  ScriptedWorker holder(zmq_, dispatcher_->Endpoint());
+  holder.Send(wire::cmd::kHello, {Hello(4, false)});
+  ASSERT_FALSE(holder.Expect(wire::cmd::kWelcome, std::chrono::seconds(10)).empty());
+  ScriptedWorker other(zmq_, dispatcher_->Endpoint());
+  nlohmann::json hello = nlohmann::json::parse(Hello(0, true));
+  hello["worker"] = "echo-9";
+  hello["pid"] = 4949;
+  other.Send(wire::cmd::kHello, {hello.dump()});
+  ASSERT_FALSE(other.Expect(wire::cmd::kWelcome, std::chrono::seconds(10)).empty());
+  std::vector<std::string> ids;
+  std::thread publish([&] { ids = PublishEvents(broker_.ClientConfig(), spec_.topic, {{"a", "k1"}, {"b", "k2"}}); });
+  const auto held = holder.TakeTasks(2, std::chrono::seconds(20));
+  publish.join();
+  ASSERT_EQ(held.size(), 2u);
+  const auto t0 = wire::DecodeTask(held[0].first).token;
+  const auto t1 = wire::DecodeTask(held[1].first).token;
+  EXPECT_NE(t0 + 1, t1) << "tokens are a counter";
+  EXPECT_NE(t1 + 1, t0) << "tokens are a counter";
+
+  ScriptedWorker stranger(zmq_, dispatcher_->Endpoint());  // never says HELLO
+  wire::ResultHeader forged;
+  forged.token = t0;
+  stranger.Send(wire::cmd::kResults, {wire::Encode(forged), "forged"});
+  other.Send(wire::cmd::kResults, {wire::Encode(forged), "forged"});
+  ASSERT_TRUE(WaitFor([&] {
+    holder.Beat();
+    other.Beat();
+    const auto stats = dispatcher_->Stats();
+    const auto it = stats.protocol_errors.find("foreign-token");
+    return it != stats.protocol_errors.end() && it->second >= 2;
+  }, std::chrono::seconds(10))) << "forged results were not counted";
+  EXPECT_EQ(dispatcher_->Stats().succeeded, 0);
+  for (const auto& task : held) holder.Answer(task);
+  ASSERT_TRUE(WaitFor([&] {
+    holder.Beat();
+    return dispatcher_->Stats().succeeded >= 2;
+  }, std::chrono::seconds(20)));
+  const auto outcomes = ReadOutcomes(broker_.ClientConfig(), spec_.results_topic, ids.size(), std::chrono::seconds(30));
+  ASSERT_EQ(outcomes.size(), 2u);
+  for (const auto& o : outcomes) {
+    EXPECT_NE(o.output, "forged") << o.id;
+    EXPECT_EQ(o.worker, "echo-7") << o.id;
+  }
+}
+
 // Tasks sent just before the dispatcher reads a worker's DRAINING reach it after it left: they never
 // ran, so they are dispatched again as the same attempt, not as a retry.
 TEST_F(DispatcherFaults, TasksThatReachAWorkerAfterItDrainedRunAgainAsTheSameAttempt) {
@@ -291,6 +343,41 @@ TEST_F(DispatcherFaults, TasksThatReachAWorkerAfterItDrainedRunAgainAsTheSameAtt
   for (const auto& o : outcomes) EXPECT_EQ(o.attempts, 1) << o.id;
   EXPECT_EQ(dispatcher_->Stats().redispatched, 2);
   EXPECT_EQ(dispatcher_->Stats().retries, 0);
+}
+
+}  // namespace
+}  // namespace runnel::testing
+
+namespace runnel::testing {
+namespace {
+
+// A Kafka error that retrying cannot fix ends the dispatcher as a failure its stack hears of
+// (runnel up then exits 3), with what to check, instead of a thread that ends unnoticed.
+TEST_F(DispatcherFaults, AFetchErrorRetryingCannotFixIsReportedAsTheDispatchersFailure) {
+  std::mutex mu;
+  std::vector<std::string> reasons;
+  broker::Dispatcher::Options o;
+  o.spec = spec_;
+  o.kafka = broker_.ClientConfig();
+  o.zmq = &zmq_;
+  o.output_dir = (dir_ / "outputs").string();
+  o.on_failure = [&](const std::string& reason) {
+    std::lock_guard lock(mu);
+    reasons.push_back(reason);
+  };
+  dispatcher_ = std::make_unique<broker::Dispatcher>(o);
+  dispatcher_->Start();
+  broker_.PushRequestErrors(kApiFetch, std::vector<int>(20, RD_KAFKA_RESP_ERR_TOPIC_AUTHORIZATION_FAILED));
+  ASSERT_TRUE(WaitFor(
+      [&] {
+        std::lock_guard lock(mu);
+        return !reasons.empty();
+      },
+      std::chrono::seconds(30)));
+  std::lock_guard lock(mu);
+  EXPECT_EQ(reasons.size(), 1u);
+  EXPECT_THAT(reasons[0], ::testing::HasSubstr("uthorization"));
+  EXPECT_THAT(reasons[0], ::testing::HasSubstr("check that the function's topic exists"));
 }
 
 }  // namespace

@@ -1,6 +1,6 @@
 // Outcomes a caller can rely on although the results feed is lossy (docs/protocol.md §4.1): a
-// `runnel up` whose feed drops every outcome (the test-only failpoint RUNNEL_FAILPOINT=
-// results-feed-drop, tests/README.md) still answers `runnel invoke` (from the outcomes the stack
+// `runnel up` whose feed drops every outcome (the test-only failpoint
+// RUNNEL_FAILPOINTS=results.feed.drop=on, tests/README.md) still answers `runnel invoke` (from the outcomes the stack
 // keeps, `outcome <event id>`, §4.4) and counts every item of a batch job (from the dispatchers
 // in-process).
 #include <fmt/format.h>
@@ -20,7 +20,7 @@ using ::testing::HasSubstr;
 using std::chrono::milliseconds;
 using std::chrono::seconds;
 
-const std::map<std::string, std::string> kFeedDropsEverything = {{"RUNNEL_FAILPOINT", "results-feed-drop"}};
+const std::map<std::string, std::string> kFeedDropsEverything = {{"RUNNEL_FAILPOINTS", "results.feed.drop=on"}};
 
 RunResult Runnel(const StackProcess& stack, std::vector<std::string> args, milliseconds deadline = seconds(90)) {
   args.insert(args.begin(), RunnelBin());

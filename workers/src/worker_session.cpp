@@ -1,4 +1,3 @@
-#include "runnel/core/json.hpp"
 #include "runnel/workers/worker_session.hpp"
 
 #include <fmt/format.h>
@@ -20,7 +19,9 @@
 #include "runnel/core/envelope.hpp"
 #include "runnel/core/error.hpp"
 #include "runnel/core/log.hpp"
+#include "runnel/core/protocol_errors.hpp"
 #include "runnel/core/wire.hpp"
+#include "runnel/core/worker_messages.hpp"
 #include "runnel/functions/function.hpp"
 #include "runnel/functions/handlers.hpp"
 #include "runnel/workers/proc_stats.hpp"
@@ -61,19 +62,6 @@ std::string DefaultWorkerId() {
 }
 
 SessionEnd Refused(std::string reason) { return SessionEnd{1, false, std::move(reason)}; }
-
-// WELCOME's `batch` ({"size": 1..10000, "window_ms": 0..60000}); absent: the function's own.
-std::optional<functions::BatchSpec> WelcomeBatch(const nlohmann::json& welcome) {
-  const auto it = welcome.find("batch");
-  if (it == welcome.end()) return std::nullopt;
-  const auto size = it->is_object() ? it->value("size", std::int64_t{0}) : 0;
-  const auto window = it->is_object() ? it->value("window_ms", std::int64_t{0}) : -1;
-  if (size < 1 || size > 10'000 || window < 0 || window > 60'000) {
-    throw ConfigError(fmt::format("WELCOME's batch must be {{\"size\": 1..10000, \"window_ms\": 0..60000}}, got {}",
-                                  it->dump()));
-  }
-  return functions::BatchSpec{static_cast<std::size_t>(size), milliseconds(window)};
-}
 
 }  // namespace
 
@@ -163,13 +151,13 @@ class WorkerSession::Impl {
     last_heard_ = Clock::now();
     // While draining, announce no credit, then say so: this HELLO only re-registers the worker so
     // its results are accepted.
-    nlohmann::json hello = {{"v", wire::kVersion},
-                            {"function", options_.function},
-                            {"worker", options_.id},
-                            {"pid", ::getpid()},
-                            {"capacity", draining_ ? 0 : capacity_}};
-    if (draining_) hello["draining"] = true;
-    SendControl(wire::cmd::kHello, hello);
+    wire::Hello hello;
+    hello.function = options_.function;
+    hello.worker = options_.id;
+    hello.pid = ::getpid();
+    hello.capacity = draining_ ? 0 : static_cast<std::int64_t>(capacity_);
+    hello.draining = draining_;
+    SendControl(wire::cmd::kHello, wire::Encode(hello));
     if (draining_) SendCommand(wire::cmd::kDraining);
   }
 
@@ -197,14 +185,17 @@ class WorkerSession::Impl {
     Send(std::move(frames));
   }
 
-  void SendControl(std::string_view command, const nlohmann::json& body) {
+  void SendControl(std::string_view command, const std::string& body) {
     std::vector<zmq::message_t> frames;
     frames.emplace_back(command);
-    frames.emplace_back(JsonText(body));
+    frames.emplace_back(body.data(), body.size());
     Send(std::move(frames));
   }
 
-  void SendBye(const std::string& reason) { SendControl(wire::cmd::kBye, {{"reason", reason}}); }
+  void SendBye(const std::string& reason) { SendControl(wire::cmd::kBye, wire::Encode(wire::Reason{reason})); }
+
+  // A message from the dispatcher this worker cannot use: logged (at most once a second), dropped.
+  void Dropped(const DecodeError& error) { dropped_.Report("worker", options_.dispatcher, error, *log_); }
 
   // Sends every result ready now as one RESULTS message (pairs of header and output frames).
   void FlushResults() {
@@ -238,127 +229,138 @@ class WorkerSession::Impl {
 
   std::optional<SessionEnd> OnMessage(std::vector<zmq::message_t>& frames) {
     if (frames.empty()) return std::nullopt;
-    const std::string_view command = frames[0].to_string_view();
-    if (command == wire::cmd::kHeartbeat) return std::nullopt;
-    if (command == wire::cmd::kTasks) {
-      OnTasks(frames);
+    const auto command = wire::ParseCommand(frames[0].to_string_view());
+    if (!command) {
+      Dropped({DecodeErrc::kUnknownCommand, fmt::format("unknown command '{}' from the dispatcher",
+                                                        ProtocolErrors::PeerName(frames[0].to_string_view()))});
       return std::nullopt;
     }
-    const auto body = frames.size() > 1 ? nlohmann::json::parse(frames[1].to_string_view(), nullptr, false)
-                                        : nlohmann::json::object();
-    if (!body.is_object()) {
-      log_->error("ignoring a {} message whose body is not a JSON object", command);
-      return std::nullopt;
+    const std::string_view body = frames.size() > 1 ? frames[1].to_string_view() : std::string_view();
+    switch (*command) {
+      case wire::Command::kHeartbeat:
+        return std::nullopt;
+      case wire::Command::kTasks:
+        OnTasks(frames);
+        return std::nullopt;
+      case wire::Command::kWelcome: {
+        auto welcome = wire::DecodeWelcome(body);
+        if (!welcome) {
+          SendBye("malformed WELCOME");
+          return Refused(fmt::format("malformed WELCOME from the dispatcher: {}", welcome.error().message));
+        }
+        return OnWelcome(*welcome);
+      }
+      case wire::Command::kReject: {
+        const auto reject = wire::DecodeReject(body);
+        const std::string reason = !reject ? reject.error().message : reject->reason;
+        return Refused(fmt::format("the dispatcher rejected this worker: {}", reason.empty() ? "no reason given" : reason));
+      }
+      case wire::Command::kExit: {
+        const auto exit = wire::DecodeExit(body);
+        const std::string why = !exit ? exit.error().message : exit->reason;
+        const std::string reason =
+            fmt::format("exit requested by the dispatcher: {}", why.empty() ? "no reason given" : why);
+        SendBye(reason);
+        return SessionEnd{3, pool_ != nullptr, reason};
+      }
+      default:
+        Dropped({DecodeErrc::kUnknownCommand,
+                 fmt::format("{} is a worker's command, not a dispatcher's", wire::CommandName(*command))});
+        return std::nullopt;
     }
-    if (command == wire::cmd::kWelcome) return OnWelcome(body);
-    if (command == wire::cmd::kReject) {
-      return Refused(
-          fmt::format("the dispatcher rejected this worker: {}", body.value("reason", "no reason given")));
-    }
-    if (command == wire::cmd::kExit) {
-      const std::string reason =
-          fmt::format("exit requested by the dispatcher: {}", body.value("reason", "no reason given"));
-      SendBye(reason);
-      return SessionEnd{3, pool_ != nullptr, reason};
-    }
-    log_->warn("ignoring unknown command '{}' from the dispatcher", command);
-    return std::nullopt;
   }
 
-  std::optional<SessionEnd> OnWelcome(const nlohmann::json& body) {
-    try {
-      if (body.value("v", wire::kVersion) != wire::kVersion) {
-        return Refused(fmt::format("the dispatcher speaks protocol version {}, this worker {}",
-                                   body.value("v", 0), wire::kVersion));
-      }
-      if (const auto function = body.value("function", options_.function); function != options_.function) {
-        return Refused(
-            fmt::format("the dispatcher serves function '{}', not '{}'", function, options_.function));
-      }
-      heartbeat_ =
-          milliseconds(std::max<std::int64_t>(1, body.value("heartbeat_ms", kDefaultHeartbeat.count())));
-      timeout_ = milliseconds(std::max<std::int64_t>(0, body.value("timeout_ms", std::int64_t{0})));
-      max_payload_ = body.value("max_payload", std::uint64_t{0});
-      next_heartbeat_ = Clock::now();
-      if (welcomed_) {
-        log_->info("welcomed again by {} after reconnecting; keeping the function built at the first WELCOME",
-                   options_.dispatcher);
-        return std::nullopt;
-      }
-      const nlohmann::json params = body.value("params", nlohmann::json::object());
-      // A dispatcher without "handler" (protocol §3.1) serves the builtin of the function's name.
-      const std::string handler = body.value("handler", "builtin:" + options_.function);
-      try {
-        function_ = functions::CreateFunction(handler, params,
-                                              {options_.function, body.value("handler_dir", std::string())});
-      } catch (const functions::FunctionError& e) {
-        const std::string reason =
-            e.Code() == functions::Errc::kUnknownFunction
-                ? e.what()
-                : fmt::format("cannot build function '{}' ({}): {}", options_.function, handler, e.what());
-        SendBye(reason);
-        return Refused(reason);
-      }
-      functions::BatchSpec batch;
-      try {
-        batch = functions::EffectiveBatch(*function_, WelcomeBatch(body));
-      } catch (const Error& e) {
-        const std::string reason =
-            fmt::format("cannot run function '{}' ({}): {}", options_.function, handler, e.what());
-        SendBye(reason);
-        return Refused(reason);
-      }
-      const auto memory_mb = body.value("memory_mb", std::uint64_t{0});
-      if (options_.apply_memory_limit) ApplyMemoryLimit(memory_mb);
-      const auto concurrency = body.value("concurrency", std::size_t{0});
-      PoolOptions pool;
-      pool.function_name = options_.function;
-      pool.params = params;
-      pool.output_dir = body.value("output_dir", std::string());
-      pool.threads = options_.threads;
-      fibers_ = std::max<std::size_t>(
-          1, std::min(capacity_, concurrency > 0 ? concurrency : kDefaultFibers));
-      // Room for a full batch per call, unless --capacity set a limit: say so before tasks flow.
-      const std::size_t wanted = std::min(kMaxBatchCapacity, fibers_ * batch.max_events);
-      if (!options_.capacity && wanted > capacity_) {
-        capacity_ = wanted;
-        SendControl(wire::cmd::kCapacity, {{"capacity", capacity_}});
-      }
-      pool.fibers = fibers_;
-      pool.queued = capacity_;
-      pool.batch = batch;
-      pool_ = std::make_unique<TaskPool>(*function_, std::move(pool), watchdog_);
-      welcomed_ = true;
-      log_->info(
-          "worker {} runs '{}' for {}: capacity {}, {} fibers on {} threads, batch {} within {} ms, timeout {} "
-          "ms, memory {} MiB",
-          options_.id, options_.function, options_.dispatcher, capacity_, fibers_, options_.threads,
-          batch.max_events, batch.window.count(), timeout_.count(), memory_mb);
-      return std::nullopt;
-    } catch (const nlohmann::json::exception& e) {
-      SendBye("malformed WELCOME");
-      return Refused(fmt::format("malformed WELCOME from the dispatcher: {}", e.what()));
+  std::optional<SessionEnd> OnWelcome(const wire::Welcome& welcome) {
+    if (welcome.version != wire::kVersion) {
+      return Refused(fmt::format("the dispatcher speaks protocol version {}, this worker {}", welcome.version,
+                                 wire::kVersion));
     }
+    if (welcome.function != options_.function) {
+      return Refused(fmt::format("the dispatcher serves function '{}', not '{}'", welcome.function, options_.function));
+    }
+    heartbeat_ = milliseconds(welcome.heartbeat_ms);
+    timeout_ = milliseconds(welcome.timeout_ms);
+    max_payload_ = static_cast<std::uint64_t>(welcome.max_payload);
+    next_heartbeat_ = Clock::now();
+    if (welcomed_) {
+      log_->info("welcomed again by {} after reconnecting; keeping the function built at the first WELCOME",
+                 options_.dispatcher);
+      return std::nullopt;
+    }
+    // A dispatcher without "handler" (protocol §3.1) serves the builtin of the function's name.
+    const std::string handler = welcome.handler.value_or("builtin:" + options_.function);
+    try {
+      function_ = functions::CreateFunction(handler, welcome.params, {options_.function, welcome.handler_dir});
+    } catch (const functions::FunctionError& e) {
+      const std::string reason =
+          e.Code() == functions::Errc::kUnknownFunction
+              ? e.what()
+              : fmt::format("cannot build function '{}' ({}): {}", options_.function, handler, e.what());
+      SendBye(reason);
+      return Refused(reason);
+    }
+    std::optional<functions::BatchSpec> configured;
+    if (welcome.batch) {
+      configured = functions::BatchSpec{static_cast<std::size_t>(welcome.batch->size),
+                                        milliseconds(welcome.batch->window_ms)};
+    }
+    functions::BatchSpec batch;
+    try {
+      batch = functions::EffectiveBatch(*function_, configured);
+    } catch (const Error& e) {
+      const std::string reason = fmt::format("cannot run function '{}' ({}): {}", options_.function, handler, e.what());
+      SendBye(reason);
+      return Refused(reason);
+    }
+    const auto memory_mb = static_cast<std::uint64_t>(welcome.memory_mb);
+    if (options_.apply_memory_limit) ApplyMemoryLimit(memory_mb);
+    const auto concurrency = static_cast<std::size_t>(welcome.concurrency);
+    PoolOptions pool;
+    pool.function_name = options_.function;
+    pool.params = welcome.params;
+    pool.output_dir = welcome.output_dir;
+    pool.threads = options_.threads;
+    fibers_ = std::max<std::size_t>(1, std::min(capacity_, concurrency > 0 ? concurrency : kDefaultFibers));
+    // Room for a full batch per call, unless --capacity set a limit: say so before tasks flow.
+    const std::size_t wanted = std::min(kMaxBatchCapacity, fibers_ * batch.max_events);
+    if (!options_.capacity && wanted > capacity_) {
+      capacity_ = wanted;
+      SendControl(wire::cmd::kCapacity, wire::Encode(wire::Capacity{static_cast<std::int64_t>(capacity_)}));
+    }
+    pool.fibers = fibers_;
+    pool.queued = capacity_;
+    pool.batch = batch;
+    pool_ = std::make_unique<TaskPool>(*function_, std::move(pool), watchdog_);
+    welcomed_ = true;
+    log_->info(
+        "worker {} runs '{}' for {}: capacity {}, {} fibers on {} threads, batch {} within {} ms, timeout {} "
+        "ms, memory {} MiB",
+        options_.id, options_.function, options_.dispatcher, capacity_, fibers_, options_.threads, batch.max_events,
+        batch.window.count(), timeout_.count(), memory_mb);
+    return std::nullopt;
   }
 
   // Every task of the message goes to the pool (or waits in overflow_ for room); a task the worker
   // refuses before running gets its error result here.
   void OnTasks(std::vector<zmq::message_t>& frames) {
     if (!welcomed_) {
-      log_->error("TASKS before WELCOME: ignored ({} frames)", frames.size());
+      Dropped({DecodeErrc::kNoSession, fmt::format("TASKS before WELCOME: ignored ({} frames)", frames.size())});
       return;
     }
-    if (frames.size() % 2 == 0)
-      log_->error("TASKS message with an odd number of task frames: last one ignored");
+    if (frames.size() < 3 || frames.size() % 2 == 0) {
+      Dropped({DecodeErrc::kBadFrames,
+               fmt::format("TASKS with {} frames after the command (pairs of header and payload expected); an "
+                           "incomplete pair is ignored",
+                           frames.size() - 1)});
+    }
     for (std::size_t i = 1; i + 1 < frames.size(); i += 2) {
-      wire::TaskHeader header;
-      try {
-        header = wire::DecodeTask(frames[i].to_string_view());
-      } catch (const wire::WireError& e) {
+      auto decoded = wire::TryDecodeTask(frames[i].to_string_view());
+      if (!decoded) {
         // No token to answer with: the dispatcher's own deadline will re-dispatch it.
-        log_->error("dropping a task whose header does not decode: {}", e.what());
+        Dropped(decoded.error());
         continue;
       }
+      wire::TaskHeader& header = *decoded;
       const milliseconds budget = header.timeout_ms > 0 ? milliseconds(header.timeout_ms) : timeout_;
       held_[header.token] = Held{budget};
       zmq::message_t& payload = frames[i + 1];
@@ -445,8 +447,11 @@ class WorkerSession::Impl {
       return SessionEnd{3, true, reason};
     }
     if (welcomed_ && now >= next_heartbeat_) {
-      SendControl(wire::cmd::kHeartbeat,
-                  {{"in_flight", held_.size()}, {"running", watchdog_.Running()}, {"rss_kb", RssKb()}});
+      wire::Heartbeat beat;
+      beat.in_flight = static_cast<std::int64_t>(held_.size());
+      beat.running = static_cast<std::int64_t>(watchdog_.Running());
+      beat.rss_kb = static_cast<std::int64_t>(RssKb());
+      SendControl(wire::cmd::kHeartbeat, wire::Encode(beat));
       next_heartbeat_ = now + heartbeat_;
     }
     if (now - last_heard_ >= kSilentIntervals * heartbeat_) Reconnect();
@@ -457,6 +462,7 @@ class WorkerSession::Impl {
   std::size_t capacity_;
   std::size_t fibers_ = 1;
   std::shared_ptr<spdlog::logger> log_;
+  ProtocolErrors dropped_;  // what the dispatcher sent that this worker could not use
   int signal_fd_ = -1;  // before ctx_: signals are blocked before ZeroMQ starts threads
   zmq::context_t ctx_;
   std::optional<zmq::socket_t> socket_;

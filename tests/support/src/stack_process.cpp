@@ -19,7 +19,14 @@ namespace runnel::testing {
 
 StackProcess::StackProcess(const std::string& yaml, std::map<std::string, std::string> env,
                            std::vector<std::string> extra_args)
-    : state_dir_(TempDir("stack")) {
+    : StackProcess(SharedStateDir{TempDir("stack")}, yaml, std::move(env), std::move(extra_args)) {
+  own_state_dir_ = true;
+}
+
+StackProcess::StackProcess(SharedStateDir state_dir, const std::string& yaml, std::map<std::string, std::string> env,
+                           std::vector<std::string> extra_args)
+    : state_dir_(std::move(state_dir.path)), own_state_dir_(false) {
+  std::filesystem::create_directories(state_dir_);
   const auto config = state_dir_ / "runnel.yaml";
   std::ofstream(config) << yaml;
   std::vector<std::string> argv = {RunnelBin(), "up", "--config", config.string(), "--state-dir", state_dir_.string()};
@@ -56,7 +63,7 @@ StackProcess::~StackProcess() {
   // A failed test leaves the logs it needs in CI's output: the state dir is about to go.
   if (::testing::Test::HasFailure()) DumpLogs();
   process_.reset();
-  std::filesystem::remove_all(state_dir_);
+  if (own_state_dir_) std::filesystem::remove_all(state_dir_);
 }
 
 void StackProcess::DumpLogs() const {

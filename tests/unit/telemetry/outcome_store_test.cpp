@@ -157,9 +157,10 @@ TEST(StackTelemetry, AnswersOutcomeWithTheKeptOutcomeAndItsOutput) {
   EXPECT_THAT(nlohmann::json::parse(*telemetry.Answer("outcome a b"))["error"].get<std::string>(),
               HasSubstr("'a b' is not an event id"));
   EXPECT_THAT(nlohmann::json::parse(*telemetry.Answer("trace "))["error"].get<std::string>(),
-              HasSubstr("'' is not an event id"));
+              HasSubstr("'trace' needs an event id"));
   EXPECT_THAT(nlohmann::json::parse(*telemetry.Answer("outcome " + std::string(200, 'x')))["error"].get<std::string>(),
-              HasSubstr("is not an event id (1 to 128"));
+              HasSubstr("is not an event id (1..128 of A-Z a-z 0-9 . _ : -)"));
+  EXPECT_FALSE(telemetry.Answer("status")) << "the autoscaler's request";
   EXPECT_FALSE(telemetry.Answer("outcomes call")) << "not a request telemetry answers";
   EXPECT_TRUE(nlohmann::json::parse(*telemetry.Answer("trace call")).contains("traces"));
 }

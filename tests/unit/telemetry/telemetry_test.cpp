@@ -141,6 +141,54 @@ TEST(StatusMetrics, CountersAndGaugesFromTheStatusJson) {
   EXPECT_TRUE(StatusMetrics(nlohmann::json::object()).empty());
 }
 
+TEST(StatusMetrics, ProtocolErrorsPerSocketAndReason) {
+  const auto status = nlohmann::json::parse(R"({"functions": [], "protocol_errors": [
+      {"socket": "dispatcher/echo", "reason": "wrong-type", "count": 3},
+      {"socket": "status", "reason": "not-utf8", "count": 1},
+      {"socket": 5, "reason": "ignored: not a string", "count": 1}]})");
+  const auto families = StatusMetrics(status);
+  const auto* errors = Family(families, "runnel_protocol_errors_total");
+  ASSERT_NE(errors, nullptr);
+  EXPECT_EQ(errors->type, prometheus::MetricType::Counter);
+  ASSERT_EQ(errors->metric.size(), 2u);
+  EXPECT_EQ(errors->metric[0].label[0].name, "socket");
+  EXPECT_EQ(errors->metric[0].label[0].value, "dispatcher/echo");
+  EXPECT_EQ(errors->metric[0].label[1].name, "reason");
+  EXPECT_EQ(errors->metric[0].label[1].value, "wrong-type");
+  EXPECT_EQ(errors->metric[0].counter.value, 3);
+  EXPECT_EQ(errors->metric[1].label[0].value, "status");
+}
+
+// Documented families are served from the start (tests/e2e/observability_test.cpp checks every one),
+// so the protocol error family has its TYPE before any error.
+TEST(MetricsServer, ServesTheProtocolErrorFamilyBeforeAnyError) {
+  MetricsServer server("127.0.0.1:0", std::make_shared<prometheus::Registry>(), [] {
+    return nlohmann::json::parse(R"({"functions": [], "protocol_errors": []})");
+  });
+  const auto r = runnel::testing::HttpGet(server.Url());
+  ASSERT_TRUE(r);
+  EXPECT_THAT(r->body, HasSubstr("# TYPE runnel_protocol_errors_total counter"));
+}
+
+TEST(StatusMetrics, EveryComponentsHealthAndTheSnapshotsAge) {
+  const auto status = nlohmann::json::parse(R"({"functions": [], "age_ms": 2500, "components": [
+      {"name": "dispatcher echo", "up": true},
+      {"name": "autoscaler", "up": false, "reason": "failpoint autoscaler.loop"}]})");
+  const auto families = StatusMetrics(status);
+  const auto* up = Family(families, "runnel_component_up");
+  ASSERT_NE(up, nullptr);
+  EXPECT_EQ(up->type, prometheus::MetricType::Gauge);
+  ASSERT_EQ(up->metric.size(), 2u);
+  EXPECT_EQ(up->metric[0].label[0].name, "component");
+  EXPECT_EQ(up->metric[0].label[0].value, "dispatcher echo");
+  EXPECT_EQ(up->metric[0].gauge.value, 1);
+  EXPECT_EQ(up->metric[1].label[0].value, "autoscaler");
+  EXPECT_EQ(up->metric[1].gauge.value, 0) << "a component that failed is down";
+  const auto* age = Family(families, "runnel_status_age_seconds");
+  ASSERT_NE(age, nullptr);
+  EXPECT_EQ(age->metric[0].gauge.value, 2.5);
+}
+
 TEST(JsonLogs, EveryLineParsesWhateverTheMessageHoldsAndCarriesTheEventInScope) {
   // Capture stderr (where loggers write) into a file for the duration of the test.
   char path[] = "/tmp/runnel-log-test-XXXXXX";

@@ -26,6 +26,7 @@
 #include "runnel/broker/dispatcher.hpp"
 #include "runnel/broker/kafka.hpp"
 #include "runnel/core/config.hpp"
+#include "runnel/core/protocol_errors.hpp"
 
 namespace zmq {
 class context_t;
@@ -45,6 +46,16 @@ class Autoscaler {
     // Control requests other than "status": the reply, or nullopt for an unknown request. Called
     // on the autoscaler's thread; must not block.
     std::function<std::optional<std::string>(std::string_view request)> on_request = nullptr;
+    // Where requests that do not decode are counted (socket "status"); the status JSON lists every
+    // socket's counts from it (`protocol_errors`). Null: the autoscaler keeps its own.
+    std::shared_ptr<ProtocolErrors> protocol_errors = nullptr;
+    // Called on the loop's thread, once, when a fault ends the loop (the reason as text). The
+    // loop starts and stops no worker after it and answers no request; the stack is expected to
+    // stop (runnel up exits).
+    std::function<void(const std::string& reason)> on_failure = nullptr;
+    // The health of the stack's components, added to every status as "components" (a JSON array
+    // of {"name", "up", "reason"}); optional, thread-safe.
+    std::function<nlohmann::json()> components = nullptr;
   };
   using Waker = std::function<void()>;
 
@@ -61,8 +72,8 @@ class Autoscaler {
                std::function<broker::DispatcherStats()> stats);
   // The control socket's endpoint: send "status", get the status JSON back.
   const std::string& ControlEndpoint() const;
-  // The status JSON as of the last tick (what `status` answers); {"functions": []} before the
-  // first. Thread-safe.
+  // The status JSON as of the last tick; {"functions": []} before the first. "age_ms" says how old
+  // it is (the `status` request is answered fresh, age 0); "components" is read now. Thread-safe.
   nlohmann::json Status() const;
   void Start();
   void Stop();

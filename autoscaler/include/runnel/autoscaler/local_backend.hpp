@@ -3,7 +3,9 @@
 // without being asked to is restarted after a backoff that doubles with each quick crash (from
 // 200 ms to 10 s); one that crashes 5 times in a row within seconds of starting is in crash-loop
 // state, retried only at the longest backoff. Workers die with the process that started them
-// (PR_SET_PDEATHSIG), so a crashed stack leaves none behind. Stop sends SIGTERM (the worker drains) and SIGKILL
+// (PR_SET_PDEATHSIG, set in a child forked by a thread that lives as long as the process: the
+// signal follows the forking thread, so no other thread's end touches them), so a crashed stack
+// leaves none behind. Stop sends SIGTERM (the worker drains) and SIGKILL
 // after the grace period.
 // Standby (optional, on in `runnel up` unless `standby_workers: false`): per function, one process
 // of the worker command already exec'd with all its flags and `--standby`, holding its libraries

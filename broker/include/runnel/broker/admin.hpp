@@ -35,7 +35,10 @@ class Admin {
   Admin& operator=(const Admin&) = delete;
 
   // Creates a topic through the CreateTopics API (real Kafka, Redpanda). Already existing is fine.
-  // The embedded broker does not implement CreateTopics: use EmbeddedBroker::CreateTopic there.
+  // On librdkafka's mock cluster, which has no CreateTopics, it asks the broker on
+  // kTopicRequestsTopic (served by `runnel kafka`, embedded_broker.hpp) and waits until the topic
+  // shows in metadata; a mock cluster that takes no requests is a non-retriable KafkaError saying
+  // so. In the broker's own process, EmbeddedBroker::CreateTopic is simpler.
   void CreateTopic(const std::string& topic, int partitions, int replication_factor = -1,
                    std::chrono::milliseconds timeout = std::chrono::seconds(10));
   // The partition count of an existing topic, nullopt when there is none. Asks for the metadata of
@@ -50,6 +53,8 @@ class Admin {
                                         std::chrono::milliseconds timeout = std::chrono::seconds(5));
 
  private:
+  void CreateTopicOnEmbeddedBroker(const std::string& topic, int partitions, std::chrono::milliseconds timeout);
+
   struct Impl;
   std::unique_ptr<Impl> impl_;
 };

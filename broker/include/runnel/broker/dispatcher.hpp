@@ -28,6 +28,7 @@
 #include "runnel/broker/event_observer.hpp"
 #include "runnel/broker/kafka.hpp"
 #include "runnel/core/config.hpp"
+#include "runnel/core/protocol_errors.hpp"
 
 namespace zmq {
 class context_t;
@@ -55,6 +56,10 @@ struct DispatcherStats {
   std::int64_t attempts = 0;      // events handed to a worker, every attempt counted (invocations)
   std::int64_t redispatched = 0;  // events taken from a lost worker
   std::int64_t late_results = 0;  // answers for events already given to another worker
+  // Messages from workers (or anything else on the ROUTER) that could not be used: malformed,
+  // wrong-typed, unknown, out of order, or a result for a task another connection holds
+  // (docs/protocol.md §3.4). By reason, as in runnel_protocol_errors_total.
+  std::map<std::string, std::int64_t> protocol_errors;
   std::int64_t retention_lost = 0;  // records the broker dropped before Runnel processed them
   std::int64_t workers_lost = 0;
   std::size_t queued = 0;     // consumed, waiting for a worker (or for their key, or a retry)
@@ -98,6 +103,13 @@ class Dispatcher {
     std::function<void()> on_event_without_workers;
     // Told about every event's way through the dispatcher (traces, duration histograms); optional.
     std::shared_ptr<EventObserver> observer;
+    // Where protocol errors of its ROUTER are counted (socket "dispatcher/<function>"), shared with
+    // the stack's other sockets for /metrics; null: the dispatcher keeps its own.
+    std::shared_ptr<ProtocolErrors> protocol_errors = nullptr;
+    // Called on the dispatcher's thread, once, when a fault ends its loop (the reason as text):
+    // a Kafka error retrying cannot fix (authentication, an unknown topic), a bug. The dispatcher
+    // consumes nothing more; its stack is expected to stop (runnel up exits, docs/config.md).
+    std::function<void(const std::string& reason)> on_failure;
   };
 
   // Assigns the partitions and binds the ROUTER socket; throws KafkaError or ConfigError.
@@ -109,8 +121,12 @@ class Dispatcher {
   // The ROUTER endpoint workers connect to, e.g. tcp://127.0.0.1:40211.
   const std::string& Endpoint() const;
   void Start();
-  // Stops consuming, waits up to `drain` for events at workers to finish, commits, and returns.
-  // Events not finished by then are not committed and will be consumed again after a restart.
+  // Begins a stop without waiting: no new event is consumed or dispatched; the loop runs on until
+  // the events at workers are done and their outcomes written (or `drain` passed), commits, and
+  // ends. The first request's `drain` holds.
+  void RequestStop(std::chrono::milliseconds drain);
+  // RequestStop, then waits for the loop to end. Events not finished by then are not committed
+  // and will be consumed again after a restart.
   void Stop(std::chrono::milliseconds drain = std::chrono::seconds(10));
   DispatcherStats Stats() const;
 

@@ -4,7 +4,10 @@
 // What it keeps and drops (librdkafka 2.0.2): nothing survives a restart. Each partition keeps at
 // most kMockMaxBatches record batches or kMockMaxBytes bytes (retention_guard.hpp); past that the
 // oldest batches are dropped, consumed or not. Topics a client creates implicitly (producing to an
-// unknown topic) get 4 partitions; CreateTopics is not implemented, so use CreateTopic here.
+// unknown topic) get 4 partitions. CreateTopics is not implemented (the mock's Metadata names
+// controller 0, which is no broker, so an admin client waits for a controller until it times out):
+// in this process use CreateTopic; clients elsewhere ask through kTopicRequestsTopic when the
+// broker serves it (ServeTopicRequests, what `runnel kafka` does), which Admin::CreateTopic does.
 //
 // Thread-safety: all methods may be called from any thread; the broker runs on its own thread.
 #pragma once
@@ -19,6 +22,17 @@
 typedef struct rd_kafka_mock_cluster_s rd_kafka_mock_cluster_t;
 
 namespace runnel::broker {
+
+// The topic through which clients in other processes ask the embedded broker for a topic: a record
+// whose value is {"topic": NAME, "partitions": N} (docs/protocol.md §5). One partition.
+inline constexpr const char* kTopicRequestsTopic = "_runnel.create-topics";
+
+// The cluster id prefix of librdkafka's mock cluster ("mockCluster<hex>"), how a client knows it
+// talks to one.
+inline constexpr const char* kMockClusterIdPrefix = "mockCluster";
+
+// True for a topic name Kafka accepts: 1..249 of [A-Za-z0-9._-], not "." or "..".
+bool IsValidTopicName(const std::string& name);
 
 class EmbeddedBroker {
  public:
@@ -38,6 +52,11 @@ class EmbeddedBroker {
 
   // Creates a topic with `partitions` partitions; an existing topic is left as it is.
   void CreateTopic(const std::string& topic, int partitions);
+
+  // Creates kTopicRequestsTopic and, on a thread of its own until the broker is destroyed, every
+  // topic asked for on it (an existing topic is left as it is; a malformed request is logged and
+  // skipped). For `runnel kafka`, whose clients live in other processes.
+  void ServeTopicRequests();
 
   // Fault injection.
   void SetBrokerDown(int broker_id);

@@ -17,6 +17,7 @@
 #include <vector>
 
 #include "runnel/core/outcome.hpp"
+#include "runnel/core/protocol_errors.hpp"
 #include "runnel/scheduler/scheduler.hpp"
 
 namespace zmq {
@@ -56,6 +57,8 @@ class SchedulerService {
     // only failed publishes are counted).
     std::shared_ptr<JobOutcomes> outcomes;
     std::function<TimePoint()> clock = [] { return std::chrono::system_clock::now(); };
+    // Where control requests that do not decode are counted (socket "control"); null: its own.
+    std::shared_ptr<ProtocolErrors> protocol_errors = nullptr;
   };
 
   explicit SchedulerService(Options options);
@@ -66,7 +69,7 @@ class SchedulerService {
   // tcp://127.0.0.1:PORT of the REP control socket (endpoints.json "control").
   const std::string& ControlEndpoint() const;
   // Fires what is due, answers control requests, counts outcomes, writes job records. Never blocks
-  // long: call it every ~100 ms.
+  // long: call it every ~100 ms. An exception from it is a fault of the scheduler, not of one job.
   void Tick();
   // Fires `schedule` now; returns {"job", "items", "function"}. Throws ConfigError for an unknown
   // schedule.

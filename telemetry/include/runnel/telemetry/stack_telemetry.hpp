@@ -42,9 +42,9 @@ class StackTelemetry {
   void Serve(const std::string& listen, std::function<nlohmann::json()> status);
   // http://HOST:PORT/metrics once serving, else empty.
   std::string MetricsUrl() const;
-  // The reply to a control request `trace <event id>` ({"id", "traces": [...]}) or `outcome <event
-  // id>` ({"id", "outcomes": [...]}, docs/protocol.md §4.4), or {"error"}; nullopt for any other
-  // request.
+  // The reply to a status request `trace <event id>` ({"id", "traces": [...]}) or `outcome <event
+  // id>` ({"id", "outcomes": [...]}, docs/protocol.md §4.4), decoded by core's DecodeStatusRequest,
+  // or {"error"} (a bad event id: the codec's message); nullopt for any other request.
   std::optional<std::string> Answer(std::string_view request) const;
   const TraceStore& Traces() const { return *traces_; }
 
@@ -55,15 +55,5 @@ class StackTelemetry {
   std::unique_ptr<MetricsServer> server_;
   JobSink job_sink_;
 };
-
-// A request StackTelemetry answers, parsed: `trace <event id>` or `outcome <event id>`.
-struct TelemetryRequest {
-  enum class Kind { kTrace, kOutcome };
-  Kind kind = Kind::kTrace;
-  std::string id;
-  std::string error;  // set when the id is not an event id (then the reply is this error)
-};
-// nullopt when `request` is neither.
-std::optional<TelemetryRequest> ParseTelemetryRequest(std::string_view request);
 
 }  // namespace runnel::telemetry

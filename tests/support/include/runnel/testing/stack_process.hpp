@@ -18,12 +18,22 @@
 
 namespace runnel::testing {
 
+// A state dir the caller owns, for a stack restarted in place: StackProcess leaves it behind.
+struct SharedStateDir {
+  std::filesystem::path path;
+};
+
 class StackProcess {
  public:
   // Starts `runnel up --config <yaml> [extra_args...]`; fails the test (and throws) if it is not up
   // within 30 s.
   explicit StackProcess(const std::string& yaml, std::map<std::string, std::string> env = {},
                         std::vector<std::string> extra_args = {});
+  // The same in `state_dir` (written there, not removed): a second StackProcess in the same dir
+  // is the stack restarted. (The dir comes first: `{{"NAME", "value"}}`, an environment, must
+  // never be taken for a path.)
+  StackProcess(SharedStateDir state_dir, const std::string& yaml, std::map<std::string, std::string> env = {},
+               std::vector<std::string> extra_args = {});
   ~StackProcess();
 
   const std::filesystem::path& StateDir() const { return state_dir_; }
@@ -46,6 +56,7 @@ class StackProcess {
   void DumpLogs() const;
 
   std::filesystem::path state_dir_;
+  bool own_state_dir_ = true;
   std::unique_ptr<ChildProcess> process_;
   nlohmann::json endpoints_;
 };
