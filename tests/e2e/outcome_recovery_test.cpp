@@ -1,8 +1,8 @@
 // Outcomes a caller can rely on although the results feed is lossy (docs/protocol.md §4.1): a
 // `runnel up` whose feed drops every outcome (the test-only failpoint
-// RUNNEL_FAILPOINTS=results.feed.drop=on, tests/README.md) still answers `runnel invoke` (from the outcomes the stack
-// keeps, `outcome <event id>`, §4.4) and counts every item of a batch job (from the dispatchers
-// in-process).
+// RUNNEL_FAILPOINTS=results.feed.drop=on, tests/README.md) still answers `runnel invoke` (from the
+// outcomes the stack keeps, `outcome <event id>`, §4.4) and counts every item of a batch job (from
+// the dispatchers in-process).
 #include <fmt/format.h>
 #include <gmock/gmock.h>
 
