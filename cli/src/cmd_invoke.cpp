@@ -1,18 +1,111 @@
 // `runnel invoke FUNCTION`: a synchronous call. Publishes one event with a reply-to and a
-// deadline, waits for that event's outcome on the results feed, prints the output.
-// Exit status: 0 ok, 1 the function failed (error or dead-letter), 2 no outcome in time.
+// deadline, waits for that event's outcome, prints the output.
+//
+// The outcome comes from the results feed, which may drop it (docs/protocol.md §4.1), so invoke
+// also asks the stack for it by event id (`outcome <event id>`, §4.4: the outcomes of synchronous
+// calls the stack keeps): first after kFirstAsk, then every kAskInterval while it waits, and once
+// more at the deadline. An event that has an outcome is therefore never reported as having none.
+// Exit status: 0 ok, 1 the function failed (error or dead-letter), 2 no outcome in time (or an ok
+// outcome whose output the stack no longer holds, said so on stderr).
 #include <unistd.h>
 
 #include <fmt/format.h>
 
+#include <algorithm>
 #include <fstream>
 
 #include "commands.hpp"
+#include "control_request.hpp"
+#include "runnel/core/control_messages.hpp"
+#include "runnel/core/error.hpp"
 #include "runnel/core/json.hpp"
 #include "runnel/core/envelope.hpp"
+#include "runnel/core/state_dir.hpp"
+#include "runnel/telemetry/trace_store.hpp"
 #include "stack_client.hpp"
 
 namespace runnel::cli {
+namespace {
+
+using Clock = std::chrono::steady_clock;
+
+constexpr std::chrono::milliseconds kFirstAsk{250};     // the feed normally answers well before
+constexpr std::chrono::milliseconds kAskInterval{500};
+constexpr std::chrono::milliseconds kAskTimeout{2000};  // one question, and the last one after the deadline
+
+// The stack's answer about one call: its outcome, and whether the output is missing from it.
+struct StackOutcome {
+  Outcome outcome;
+  bool output_lost = false;
+  std::size_t output_bytes = 0;
+};
+
+// The outcome of event `id` of `function` from the reply to `outcome <id>` (docs/protocol.md
+// §4.4); nullopt while the stack has none (not consumed yet, in progress). Throws Error when the
+// reply is not what the protocol says.
+std::optional<StackOutcome> FromStackAnswer(const nlohmann::json& answer, const std::string& function,
+                                            const std::string& id) {
+  if (answer.contains("error")) return std::nullopt;  // not consumed yet (or forgotten)
+  try {
+    for (const auto& o : answer.at("outcomes")) {
+      if (o.at("function").get<std::string>() != function) continue;
+      const std::string status = o.at("status").get<std::string>();
+      if (status == "in progress") return std::nullopt;
+      StackOutcome out;
+      if (o.contains("meta")) {
+        std::string output;
+        if (o.contains("output")) {
+          output = o["output"].get<std::string>();
+        } else if (o.contains("output_base64")) {
+          auto decoded = Base64Decode(o["output_base64"].get<std::string>());
+          if (!decoded) throw Error("output_base64 is not base64", false);
+          output = std::move(*decoded);
+        }
+        out.outcome = Outcome::FromFrames(o["meta"].dump(), std::move(output));
+        out.output_lost = !o.value("output_kept", true);
+        out.output_bytes = o.value("output_bytes", std::size_t{0});
+        return out;
+      }
+      // Only the trace is left (the kept outcome is gone beyond its bounds): status and reason.
+      out.outcome.id = id;
+      out.outcome.function = function;
+      out.outcome.status = status == "ok"            ? OutcomeStatus::kOk
+                           : status == "dead-letter" ? OutcomeStatus::kDeadLetter
+                                                     : OutcomeStatus::kError;
+      out.outcome.attempts = o.value("attempts", 1);
+      out.outcome.error_kind = o.value("error_kind", "");
+      out.outcome.error = o.value("error", "");
+      out.output_lost = out.outcome.status == OutcomeStatus::kOk;
+      return out;
+    }
+  } catch (const std::exception& e) {
+    throw Error(fmt::format("the stack's outcome of event {} is malformed: {}", id, e.what()), false);
+  }
+  return std::nullopt;
+}
+
+int Print(const StackOutcome& answer, const std::string& function, bool json) {
+  const Outcome& outcome = answer.outcome;
+  if (answer.output_lost && outcome.status == OutcomeStatus::kOk) {
+    fmt::print(stderr,
+               "runnel: event {} of {} finished ok, but the results feed dropped its outcome and the stack no longer "
+               "holds its output ({} bytes; it keeps outputs of calls up to {} bytes, the most recent first)\n",
+               outcome.id, function, answer.output_bytes, telemetry::TraceStore::kKeptOutputMax);
+    return 2;
+  }
+  if (json) {
+    fmt::print("{}\n", JsonText(outcome.ToJson(false)));
+  } else if (outcome.status == OutcomeStatus::kOk) {
+    std::fwrite(outcome.output.data(), 1, outcome.output.size(), stdout);
+    if (::isatty(1) && (outcome.output.empty() || outcome.output.back() != '\n')) std::fputc('\n', stdout);
+  } else {
+    fmt::print(stderr, "runnel: {} {}: {}: {} (after {} attempt(s))\n", function, StatusName(outcome.status),
+               outcome.error_kind, outcome.error, outcome.attempts);
+  }
+  return outcome.status == OutcomeStatus::kOk ? 0 : 1;
+}
+
+}  // namespace
 
 Command AddInvoke(CLI::App& app, CommonOptions& common) {
   struct Flags {
@@ -67,24 +160,41 @@ Command AddInvoke(CLI::App& app, CommonOptions& common) {
                          flags->timeout, e.what());
               return 2;
             }
-            const auto until = std::chrono::steady_clock::now() + timeout;
-            for (;;) {
-              const auto left = std::chrono::duration_cast<std::chrono::milliseconds>(until - std::chrono::steady_clock::now());
-              if (left.count() <= 0) break;
-              auto outcome = results.Next(left);
-              if (!outcome || outcome->id != env.id) continue;
-              if (flags->json) {
-                fmt::print("{}\n", JsonText(outcome->ToJson(false)));
-              } else if (outcome->status == OutcomeStatus::kOk) {
-                std::fwrite(outcome->output.data(), 1, outcome->output.size(), stdout);
-                if (::isatty(1) && (outcome->output.empty() || outcome->output.back() != '\n')) std::fputc('\n', stdout);
-              } else {
-                fmt::print(stderr, "runnel: {} {}: {}: {} (after {} attempt(s))\n", flags->function, StatusName(outcome->status),
-                           outcome->error_kind, outcome->error, outcome->attempts);
+            const StateDir state = StateDir::Resolve(common.state_dir);
+            std::string ask_problem;  // why the last question to the stack failed, if it did
+            const auto ask = [&](std::chrono::milliseconds within) -> std::optional<StackOutcome> {
+              try {
+                const auto answer = AskStack(stack.Endpoints(), state.Root(),
+                                             Encode(StatusRequest{StatusRequest::Kind::kOutcome, env.id}), within);
+                ask_problem.clear();
+                return FromStackAnswer(answer, flags->function, env.id);
+              } catch (const Error& e) {
+                ask_problem = e.what();
+                return std::nullopt;
               }
-              return outcome->status == OutcomeStatus::kOk ? 0 : 1;
+            };
+            const auto until = Clock::now() + timeout;
+            auto next_ask = Clock::now() + kFirstAsk;
+            for (;;) {
+              const auto now = Clock::now();
+              if (now >= until) break;
+              const auto wait = std::chrono::ceil<std::chrono::milliseconds>(std::min(until, next_ask) - now);
+              if (auto outcome = results.Next(wait)) {
+                if (outcome->id == env.id) return Print({std::move(*outcome)}, flags->function, flags->json);
+                continue;
+              }
+              if (Clock::now() < next_ask) continue;
+              // No answer on the feed yet: it may have dropped it, so ask the stack.
+              const auto left = std::chrono::duration_cast<std::chrono::milliseconds>(until - Clock::now());
+              if (auto answer = ask(std::clamp(left, std::chrono::milliseconds(1), kAskTimeout))) {
+                return Print(*answer, flags->function, flags->json);
+              }
+              next_ask = Clock::now() + kAskInterval;
             }
-            fmt::print(stderr, "runnel: no outcome for event {} from {} within {} s\n", env.id, flags->function, flags->timeout);
+            // The deadline passed: one last question, in case the outcome came at the end.
+            if (auto answer = ask(kAskTimeout)) return Print(*answer, flags->function, flags->json);
+            fmt::print(stderr, "runnel: no outcome for event {} from {} within {} s{}\n", env.id, flags->function,
+                       flags->timeout, ask_problem.empty() ? "" : fmt::format(" (asking the stack: {})", ask_problem));
             return 2;
           }};
 }

@@ -1,5 +1,5 @@
 // Requests to the running stack's control socket (endpoints.json `status`: the autoscaler's REP
-// socket, which answers `status` and `trace <event id>`), each with a deadline.
+// socket, which answers `status`, `trace <event id>` and `outcome <event id>`), each with a deadline.
 #pragma once
 
 #include <chrono>

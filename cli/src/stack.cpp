@@ -237,6 +237,17 @@ Stack::Stack(StackConfig config, StateDir state, std::filesystem::path runnel_bi
   s.health.Add("autoscaler");
   s.scaler = std::make_unique<autoscaler::Autoscaler>(std::move(scaling));
   s.telemetry->Serve(s.config.metrics_listen, [scaler = s.scaler.get()] { return scaler->Status(); });
+  // Job progress is counted from the dispatchers' own outcomes (through their journals), never
+  // from the lossy results feed; only schedules start jobs, so without them nothing is collected.
+  std::shared_ptr<scheduler::JobOutcomes> job_outcomes;
+  if (!schedules.empty()) {
+    job_outcomes = std::make_shared<scheduler::JobOutcomes>();
+    s.telemetry->CountJobs([job_outcomes](std::vector<Outcome>& outcomes) { job_outcomes->Add(outcomes); });
+  }
+  // Test-only failpoint `results.feed.drop` (core/README.md): no dispatcher is connected to the
+  // results feed, so the feed drops every outcome, the worst its contract allows (docs/protocol.md
+  // §4.1). Subscribers still connect and get the welcome message.
+  const bool feed_drops_everything = failpoint::Armed("results.feed.drop");
   s.health.Add("metrics");
   nlohmann::json dispatchers = nlohmann::json::object();
   nlohmann::json functions = nlohmann::json::object();
@@ -245,7 +256,7 @@ Stack::Stack(StackConfig config, StateDir state, std::filesystem::path runnel_bi
     o.spec = f;
     o.kafka = s.kafka;
     o.zmq = &s.zmq_ctx;
-    o.results_endpoint = kResultsInproc;
+    if (!feed_drops_everything) o.results_endpoint = kResultsInproc;
     o.heartbeat = s.config.heartbeat;
     if (s.in_memory) o.fetch_wait_max = std::chrono::milliseconds(2);
     o.output_dir = s.config.output_dir;
@@ -286,11 +297,8 @@ Stack::Stack(StackConfig config, StateDir state, std::filesystem::path runnel_bi
   so.embedded = s.in_memory;
   so.state_dir = s.state.Root();
   so.zmq = &s.zmq_ctx;
+  so.outcomes = job_outcomes;
   so.protocol_errors = s.protocol_errors;
-  // Job outcomes are counted from the results feed, and only schedules start jobs: without them
-  // the scheduler does not subscribe, which spares the feed a second TCP copy of every outcome.
-  if (!so.schedules.empty()) so.results_endpoint = s.results->Endpoint();
-  so.on_failure = s.health.Reporter("scheduler");
   s.health.Add("scheduler");
   s.scheduler = std::make_unique<scheduler::SchedulerService>(std::move(so));
   s.state.MergeEndpoints({{"control", s.scheduler->ControlEndpoint()}});

@@ -25,9 +25,10 @@ struct StatusKind {
   std::string_view keyword;
   bool takes_event_id;
 };
-constexpr std::array<StatusKind, 2> kStatusKinds = {{
+constexpr std::array<StatusKind, 3> kStatusKinds = {{
     {StatusRequest::Kind::kStatus, "status", false},
     {StatusRequest::Kind::kTrace, "trace", true},
+    {StatusRequest::Kind::kOutcome, "outcome", true},
 }};
 
 constexpr std::array<std::pair<ControlRequest::Op, std::string_view>, 3> kOps = {{

@@ -14,13 +14,14 @@
 namespace runnel::failpoint {
 namespace {
 
-struct Armed {
+struct Entry {
+  bool on = false;            // NAME=on: a switch Armed() reads; Hit never throws for it
   std::int64_t from_hit = 1;  // the first hit that throws
   std::atomic<std::int64_t> hits{0};
 };
 
 struct Table {
-  std::map<std::string, std::unique_ptr<Armed>, std::less<>> armed;
+  std::map<std::string, std::unique_ptr<Entry>, std::less<>> armed;
   std::string error;  // set when RUNNEL_FAILPOINTS is malformed (nothing is armed then)
 };
 
@@ -34,9 +35,11 @@ Table Parse(std::string_view spec) {
     const auto eq = entry.find('=');
     const std::string_view name = entry.substr(0, eq);
     const std::string_view action = eq == std::string_view::npos ? std::string_view() : entry.substr(eq + 1);
-    auto armed = std::make_unique<Armed>();
+    auto armed = std::make_unique<Entry>();
     bool ok = !name.empty() && eq != std::string_view::npos;
-    if (ok && action != "throw") {
+    if (ok && action == "on") {
+      armed->on = true;
+    } else if (ok && action != "throw") {
       constexpr std::string_view kAfter = "throw:";
       ok = action.starts_with(kAfter);
       if (ok) {
@@ -48,7 +51,7 @@ Table Parse(std::string_view spec) {
     }
     if (!ok) {
       t.armed.clear();
-      t.error = fmt::format("RUNNEL_FAILPOINTS: '{}' is not NAME=throw or NAME=throw:N (N >= 1)", entry);
+      t.error = fmt::format("RUNNEL_FAILPOINTS: '{}' is not NAME=throw, NAME=throw:N (N >= 1) or NAME=on", entry);
       return t;
     }
     t.armed[std::string(name)] = std::move(armed);
@@ -70,9 +73,16 @@ void Hit(std::string_view name) {
   const Table& t = Get();
   if (t.armed.empty()) return;
   const auto it = t.armed.find(name);
-  if (it == t.armed.end()) return;
+  if (it == t.armed.end() || it->second->on) return;
   const std::int64_t hit = it->second->hits.fetch_add(1) + 1;
   if (hit >= it->second->from_hit) throw Error(fmt::format("failpoint {}", name), false);
+}
+
+bool Armed(std::string_view name) {
+  const Table& t = Get();
+  if (t.armed.empty()) return false;
+  const auto it = t.armed.find(name);
+  return it != t.armed.end() && it->second->on;
 }
 
 void Validate() {

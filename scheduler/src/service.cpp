@@ -3,10 +3,7 @@
 #include <fmt/format.h>
 
 #include <atomic>
-#include <mutex>
-#include <thread>
 #include <zmq.hpp>
-#include <zmq_addon.hpp>
 
 #include "runnel/broker/producer.hpp"
 #include "runnel/broker/retention_guard.hpp"
@@ -32,6 +29,28 @@ bool IsJobId(const std::string& s) {
 
 }  // namespace
 
+void JobOutcomes::Add(std::vector<Outcome>& outcomes) {
+  std::lock_guard lock(mu_);
+  if (outcomes_.empty()) {
+    outcomes_.swap(outcomes);
+  } else {
+    outcomes_.insert(outcomes_.end(), std::make_move_iterator(outcomes.begin()), std::make_move_iterator(outcomes.end()));
+  }
+  outcomes.clear();
+}
+
+void JobOutcomes::Add(Outcome outcome) {
+  std::lock_guard lock(mu_);
+  outcomes_.push_back(std::move(outcome));
+}
+
+std::vector<Outcome> JobOutcomes::Take() {
+  std::lock_guard lock(mu_);
+  std::vector<Outcome> out;
+  out.swap(outcomes_);
+  return out;
+}
+
 struct SchedulerService::Impl {
   Options opt;
   std::shared_ptr<spdlog::logger> log = log::Get("scheduler");
@@ -41,22 +60,18 @@ struct SchedulerService::Impl {
   zmq::socket_t control;
   std::string control_endpoint;
 
-  // Outcomes of job events, from the results thread (and failed deliveries, from the producer's).
-  std::mutex inbox_mu;
-  std::vector<Outcome> inbox;
+  // Outcomes of job events, from the dispatchers (and failed deliveries, from the producer's thread).
+  std::shared_ptr<JobOutcomes> inbox;
   std::atomic<bool> stop{false};
-  std::thread results_thread;
 
   explicit Impl(Options o)
       : opt(WithProtocolErrors(std::move(o))),
         scheduler(opt.schedules, opt.state_dir / "schedules.json", opt.clock()),
         jobs(opt.state_dir / "jobs"),
-        control(*opt.zmq, zmq::socket_type::rep) {}
+        control(*opt.zmq, zmq::socket_type::rep),
+        inbox(opt.outcomes ? opt.outcomes : std::make_shared<JobOutcomes>()) {}
 
-  void Deliver(Outcome o) {
-    std::lock_guard lock(inbox_mu);
-    inbox.push_back(std::move(o));
-  }
+  void Deliver(Outcome o) { inbox->Add(std::move(o)); }
 
   broker::Producer& Producer() {
     if (!producer) {
@@ -164,33 +179,6 @@ struct SchedulerService::Impl {
     }
     return Fire(*c, "manual", std::nullopt);
   }
-
-  void ReadResults() {
-    zmq::socket_t sub(*opt.zmq, zmq::socket_type::sub);
-    sub.set(zmq::sockopt::linger, 0);
-    sub.set(zmq::sockopt::rcvhwm, 1'000'000);  // a job's burst of outcomes must not be dropped here
-    sub.set(zmq::sockopt::subscribe, "");
-    sub.connect(opt.results_endpoint);
-    while (!stop.load()) {
-      failpoint::Hit("scheduler.results");
-      zmq::pollitem_t items[] = {{sub.handle(), 0, ZMQ_POLLIN, 0}};
-      zmq::poll(items, 1, std::chrono::milliseconds(100));
-      while (true) {
-        std::vector<zmq::message_t> frames;
-        if (!zmq::recv_multipart(sub, std::back_inserter(frames), zmq::recv_flags::dontwait)) break;
-        // [topic] then [meta][output] per outcome (docs/protocol.md §4.1); only the meta matters here.
-        for (std::size_t i = 1; i + 1 < frames.size(); i += 2) {
-          if (frames[i].to_string_view().find("\"job\"") == std::string_view::npos) continue;
-          try {
-            Outcome o = Outcome::FromFrames(frames[i].to_string_view(), {});
-            if (!o.job_id.empty()) Deliver(std::move(o));
-          } catch (const std::exception& e) {
-            log->warn("results feed: {}", e.what());
-          }
-        }
-      }
-    }
-  }
 };
 
 SchedulerService::SchedulerService(Options options) : impl_(std::make_unique<Impl>(std::move(options))) {
@@ -198,29 +186,11 @@ SchedulerService::SchedulerService(Options options) : impl_(std::make_unique<Imp
   s.control.set(zmq::sockopt::linger, 0);
   s.control.bind("tcp://127.0.0.1:*");
   s.control_endpoint = s.control.get(zmq::sockopt::last_endpoint);
-  if (!s.opt.results_endpoint.empty()) {
-    s.results_thread = std::thread([&s] {
-      // No end of this thread goes unnoticed: without it no job would ever complete.
-      std::string failure;
-      try {
-        s.ReadResults();
-        if (!s.stop.load()) failure = "its results reader ended without being asked to stop";
-      } catch (const std::exception& e) {
-        failure = fmt::format("its results reader failed: {}", e.what());
-      } catch (...) {
-        failure = "its results reader failed: an unknown exception";
-      }
-      if (failure.empty()) return;
-      s.log->critical("scheduler: {}", failure);
-      if (s.opt.on_failure) s.opt.on_failure(failure);
-    });
-  }
 }
 
 SchedulerService::~SchedulerService() {
   auto& s = *impl_;
   s.stop.store(true);
-  if (s.results_thread.joinable()) s.results_thread.join();
   try {
     if (s.producer) s.producer->Flush(std::chrono::seconds(10));
     Tick();  // count what arrived, write the records
@@ -253,11 +223,7 @@ void SchedulerService::Tick() {
       }
     }
   }
-  std::vector<Outcome> arrived;
-  {
-    std::lock_guard lock(s.inbox_mu);
-    arrived.swap(s.inbox);
-  }
+  const std::vector<Outcome> arrived = s.inbox->Take();
   const TimePoint now = s.opt.clock();
   for (const auto& o : arrived) s.jobs.OnOutcome(o, now);
   s.jobs.Flush(now, false);

@@ -43,10 +43,11 @@ EventMetrics::EventMetrics(std::shared_ptr<prometheus::Registry> owner)
                  .Register(*registry)) {}
 
 EventJournal::EventJournal(std::string function, std::shared_ptr<TraceStore> store,
-                           std::shared_ptr<EventMetrics> metrics)
+                           std::shared_ptr<EventMetrics> metrics, JobSink job_sink)
     : function_(std::move(function)),
       store_(std::move(store)),
       metrics_(std::move(metrics)),
+      job_sink_(std::move(job_sink)),
       duration_ok_(&metrics_->duration.Add({{"function", function_}, {"outcome", "ok"}}, Buckets())),
       duration_error_(&metrics_->duration.Add({{"function", function_}, {"outcome", "error"}}, Buckets())) {
   buffer_.reserve(1024);
@@ -121,10 +122,33 @@ void EventJournal::Finished(std::uint64_t slot, const Outcome& outcome, std::str
     e.error = outcome.error;
     e.topic = dead_letter_topic;
   }
+  if (!outcome.reply_to.empty()) {
+    // A synchronous call: its caller may have missed the feed's message (TraceStore's bounds).
+    auto& keep = e.keep.emplace();
+    keep.id = outcome.id;
+    keep.outcome.meta = outcome.MetaJson();
+    keep.outcome.output_bytes = outcome.output.size();
+    keep.outcome.output_kept = outcome.output.size() <= TraceStore::kKeptOutputMax;
+    if (keep.outcome.output_kept) keep.outcome.output = outcome.output;
+  }
   buffer_.push_back(std::move(e));
+  if (!outcome.job_id.empty() && job_sink_) {
+    Outcome& o = job_outcomes_.emplace_back();
+    o.id = outcome.id;
+    o.function = outcome.function;
+    o.status = outcome.status;
+    o.attempts = outcome.attempts;
+    o.error = outcome.error;
+    o.error_kind = outcome.error_kind;
+    o.job_id = outcome.job_id;
+  }
 }
 
 void EventJournal::Flush() {
+  if (!job_outcomes_.empty()) {
+    job_sink_(job_outcomes_);
+    job_outcomes_.clear();
+  }
   if (buffer_.empty()) return;
   // Metrics first (their own locks), then the traces under the store's one lock.
   for (const Entry& e : buffer_) {
@@ -196,6 +220,7 @@ void EventJournal::Flush() {
             t->finished_ms = e.at_ms;
             if (latency_ms >= 0) t->latency_ms = latency_ms;
           }
+          if (e.keep) batch.Keep(function_, e.keep->id, std::move(e.keep->outcome));
           if (!e.ok && !it->second.attempt_failed) {
             // Refused before any attempt failed (malformed, recursion, too large, expired): an error too.
             Errors(e.error_kind).Increment();

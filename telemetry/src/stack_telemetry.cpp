@@ -5,6 +5,7 @@
 
 #include "runnel/core/control_messages.hpp"
 #include "runnel/core/json.hpp"
+#include "runnel/core/outcome.hpp"
 #include "runnel/telemetry/event_journal.hpp"
 #include "runnel/telemetry/metrics_server.hpp"
 
@@ -18,7 +19,7 @@ StackTelemetry::StackTelemetry(std::size_t max_traces)
 StackTelemetry::~StackTelemetry() = default;
 
 std::shared_ptr<broker::EventObserver> StackTelemetry::JournalFor(const std::string& function) {
-  return std::make_shared<EventJournal>(function, traces_, event_metrics_);
+  return std::make_shared<EventJournal>(function, traces_, event_metrics_, job_sink_);
 }
 
 void StackTelemetry::Serve(const std::string& listen, std::function<nlohmann::json()> status) {
@@ -27,15 +28,56 @@ void StackTelemetry::Serve(const std::string& listen, std::function<nlohmann::js
 
 std::string StackTelemetry::MetricsUrl() const { return server_ ? server_->Url() : std::string(); }
 
+namespace {
+
+// One function's part of the reply to `outcome <id>` (docs/protocol.md §4.4).
+nlohmann::json OutcomeJson(const EventTrace& t, const std::optional<KeptOutcome>& kept) {
+  nlohmann::json j = {{"function", t.function}, {"status", t.status}};
+  if (t.status == "in progress") return j;
+  j["attempts"] = t.attempts.size();
+  if (!t.error_kind.empty()) j["error_kind"] = t.error_kind;
+  if (!t.error.empty()) j["error"] = t.error;
+  if (!t.dead_letter_topic.empty()) j["dead_letter_topic"] = t.dead_letter_topic;
+  if (t.finished_ms >= 0) j["finished_ms"] = t.finished_ms;
+  if (!kept) return j;
+  auto meta = nlohmann::json::parse(kept->meta, nullptr, false);
+  if (!meta.is_object()) return j;  // cannot happen: MetaJson writes an object
+  j["meta"] = std::move(meta);
+  j["output_kept"] = kept->output_kept;
+  j["output_bytes"] = kept->output_bytes;
+  if (kept->output_kept) {
+    if (IsPrintableUtf8(kept->output)) {
+      j["output"] = kept->output;
+    } else {
+      j["output_base64"] = Base64Encode(kept->output);
+    }
+  }
+  return j;
+}
+
+}  // namespace
+
 std::optional<std::string> StackTelemetry::Answer(std::string_view request) const {
   const auto decoded = DecodeStatusRequest(request);
-  if (!decoded || decoded->kind != StatusRequest::Kind::kTrace) return std::nullopt;
+  if (!decoded) {
+    // An unknown request is another component's to answer; a known one with a bad id gets why.
+    if (decoded.error().reason == DecodeErrc::kUnknownCommand) return std::nullopt;
+    return StatusErrorReply(decoded.error().message);
+  }
+  if (decoded->kind != StatusRequest::Kind::kTrace && decoded->kind != StatusRequest::Kind::kOutcome) {
+    return std::nullopt;
+  }
   const std::string& id = decoded->event_id;
   const auto found = traces_->Find(id);
   if (found.empty()) {
     return JsonText({{"error", fmt::format("no trace of event '{}': this stack has not consumed it, or it is older "
                                            "than the {} most recent events it keeps",
                                            id, traces_->MaxEvents())}});
+  }
+  if (decoded->kind == StatusRequest::Kind::kOutcome) {
+    nlohmann::json outcomes = nlohmann::json::array();
+    for (const auto& t : found) outcomes.push_back(OutcomeJson(t, traces_->Kept(t.function, id)));
+    return JsonText({{"id", id}, {"outcomes", std::move(outcomes)}});
   }
   nlohmann::json traces = nlohmann::json::array();
   for (const auto& t : found) traces.push_back(t.ToJson());

@@ -151,6 +151,40 @@ EventTrace* TraceStore::Batch::At(const TraceRef& ref) {
   return &slot.Trace(ref.index);
 }
 
+void TraceStore::Batch::Keep(const std::string& function, const std::string& id, KeptOutcome outcome) {
+  auto& s = store_;
+  std::string key = function + '\n' + id;
+  KeptEntry& entry = s.kept_[key];
+  s.kept_bytes_ -= entry.outcome.meta.size() + entry.outcome.output.size();
+  s.kept_bytes_ += outcome.meta.size() + outcome.output.size();
+  entry.outcome = std::move(outcome);
+  entry.sequence = ++s.kept_sequence_;
+  s.kept_order_.emplace_back(std::move(key), entry.sequence);
+  // The oldest go first; positions left behind by a replacement are skipped. The order holds at
+  // most twice the bound's positions, so it stays bounded too.
+  while (!s.kept_order_.empty() && (s.kept_bytes_ > kKeptBytesMax || s.kept_.size() > s.max_events_ ||
+                                    s.kept_order_.size() > 2 * s.max_events_)) {
+    auto& [oldest, sequence] = s.kept_order_.front();
+    if (auto it = s.kept_.find(oldest); it != s.kept_.end() && it->second.sequence == sequence) {
+      s.kept_bytes_ -= it->second.outcome.meta.size() + it->second.outcome.output.size();
+      s.kept_.erase(it);
+    }
+    s.kept_order_.pop_front();
+  }
+}
+
+std::optional<KeptOutcome> TraceStore::Kept(const std::string& function, const std::string& id) const {
+  std::lock_guard lock(mu_);
+  const auto it = kept_.find(function + '\n' + id);
+  if (it == kept_.end()) return std::nullopt;
+  return it->second.outcome;
+}
+
+std::size_t TraceStore::KeptBytes() const {
+  std::lock_guard lock(mu_);
+  return kept_bytes_;
+}
+
 std::vector<EventTrace> TraceStore::Find(const std::string& id) const {
   std::lock_guard lock(mu_);
   std::vector<EventTrace> out;

@@ -171,7 +171,25 @@ TEST(StatusRequests, RoundTrip) {
   const StatusRequest trace{StatusRequest::Kind::kTrace, "01HZX3-img:7.a_b"};
   EXPECT_EQ(Encode(trace), "trace 01HZX3-img:7.a_b");
   EXPECT_EQ(*DecodeStatusRequest(Encode(trace)), trace);
-  EXPECT_EQ(StatusRequestsKnown(), "status, trace <event id>");
+  const StatusRequest outcome{StatusRequest::Kind::kOutcome, "01HZX3-img:7.a_b"};
+  EXPECT_EQ(Encode(outcome), "outcome 01HZX3-img:7.a_b");
+  EXPECT_EQ(*DecodeStatusRequest(Encode(outcome)), outcome);
+  EXPECT_EQ(StatusRequestsKnown(), "status, trace <event id>, outcome <event id>");
+}
+
+// `outcome` takes an event id as `trace` does, with the same precise errors.
+TEST(StatusRequests, AnOutcomeRequestNeedsAnEventId) {
+  const auto missing = DecodeStatusRequest("outcome");
+  EXPECT_EQ(Reason(missing), DecodeErrc::kMissingField);
+  EXPECT_THAT(Message(missing), HasSubstr("'outcome' needs an event id"));
+  EXPECT_EQ(Reason(DecodeStatusRequest("outcome ")), DecodeErrc::kMissingField);
+  const auto spaced = DecodeStatusRequest("outcome a b");
+  EXPECT_EQ(Reason(spaced), DecodeErrc::kOutOfRange);
+  EXPECT_THAT(Message(spaced), HasSubstr("'a b' is not an event id (1..128 of A-Z a-z 0-9 . _ : -)"));
+  EXPECT_EQ(Reason(DecodeStatusRequest("outcome " + std::string(129, 'a'))), DecodeErrc::kOutOfRange);
+  EXPECT_EQ(Reason(DecodeStatusRequest("outcome caf\xc3\xa9")), DecodeErrc::kOutOfRange);
+  EXPECT_EQ(DecodeStatusRequest("outcome " + std::string(128, 'a'))->event_id, std::string(128, 'a'));
+  EXPECT_EQ(Reason(DecodeStatusRequest("outcomes x")), DecodeErrc::kUnknownCommand);
 }
 
 // The request that stopped the autoscaler thread with json type_error.316 (issue 12).
@@ -181,7 +199,7 @@ TEST(StatusRequests, HostileBytesGetPreciseErrors) {
   EXPECT_EQ(Reason(DecodeStatusRequest(std::string(kMaxRequestBytes + 1, 's'))), DecodeErrc::kOversized);
   const auto unknown = DecodeStatusRequest("statuss");
   EXPECT_EQ(Reason(unknown), DecodeErrc::kUnknownCommand);
-  EXPECT_THAT(Message(unknown), HasSubstr("unknown request 'statuss' (known: status, trace <event id>)"));
+  EXPECT_THAT(Message(unknown), HasSubstr("unknown request 'statuss' (known: status, trace <event id>, outcome <event id>)"));
   EXPECT_EQ(Reason(DecodeStatusRequest("status now")), DecodeErrc::kOutOfRange);
   EXPECT_EQ(Reason(DecodeStatusRequest("trace")), DecodeErrc::kMissingField);
   EXPECT_EQ(Reason(DecodeStatusRequest("trace ")), DecodeErrc::kMissingField);

@@ -105,5 +105,13 @@ TEST(OutcomeJson, InvalidUtf8IsReplacedNotThrown) {
   EXPECT_NO_THROW(JsonText(o.ToJson(false)));
 }
 
+TEST(Base64, DecodeUndoesEncodeAndRefusesWhatIsNotBase64) {
+  for (const std::string& bytes : {std::string(), std::string("a"), std::string("ab"), std::string("abc"),
+                                  std::string("\x00\xff\x10\x80", 4)}) {
+    EXPECT_EQ(Base64Decode(Base64Encode(bytes)), bytes);
+  }
+  for (const char* bad : {"abc", "ab=c", "a===", "=abc", "ab!c", "YQ==YQ=="}) EXPECT_FALSE(Base64Decode(bad)) << bad;
+}
+
 }  // namespace
 }  // namespace runnel

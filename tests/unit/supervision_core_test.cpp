@@ -39,8 +39,11 @@ TEST(ComponentHealth, AFailureOfAnUnknownComponentIsKept) {
   EXPECT_EQ(health.Snapshot().size(), 1u);
 }
 
+// The table is read once, at the first use: every test sets the same value.
+constexpr const char* kFailpoints = "unit.later=throw:3,unit.now=throw,unit.switch=on";
+
 TEST(Failpoints, ThrowFromTheNthHitOnAndOnlyWhereArmed) {
-  ::setenv("RUNNEL_FAILPOINTS", "unit.later=throw:3,unit.now=throw", 1);
+  ::setenv("RUNNEL_FAILPOINTS", kFailpoints, 1);
   EXPECT_NO_THROW(failpoint::Validate());
   EXPECT_NO_THROW(failpoint::Hit("unit.later"));
   EXPECT_NO_THROW(failpoint::Hit("unit.later"));
@@ -54,6 +57,18 @@ TEST(Failpoints, ThrowFromTheNthHitOnAndOnlyWhereArmed) {
   EXPECT_THROW(failpoint::Hit("unit.now"), Error);
   EXPECT_NO_THROW(failpoint::Hit("unit.other"));
   EXPECT_NO_THROW(failpoint::Hit("unit"));
+}
+
+TEST(Failpoints, AnOnEntryIsASwitchThatNeverThrows) {
+  ::setenv("RUNNEL_FAILPOINTS", kFailpoints, 1);
+  EXPECT_NO_THROW(failpoint::Validate());
+  EXPECT_TRUE(failpoint::Armed("unit.switch"));
+  EXPECT_TRUE(failpoint::Armed("unit.switch"));  // a switch, not a count of hits
+  EXPECT_NO_THROW(failpoint::Hit("unit.switch"));
+  // A throwing entry is not a switch, and neither is a name that is not listed.
+  EXPECT_FALSE(failpoint::Armed("unit.now"));
+  EXPECT_FALSE(failpoint::Armed("unit.other"));
+  EXPECT_FALSE(failpoint::Armed("unit"));
 }
 
 }  // namespace

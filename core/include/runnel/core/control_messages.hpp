@@ -2,7 +2,8 @@
 // each, and the error replies they get. A REP socket must answer every request it receives (REQ/REP
 // lockstep), so a request that does not decode is answered with the error reply built here.
 //
-// Status socket (the autoscaler's): one text frame, `status` or `trace <event id>`. Adding a kind
+// Status socket (the autoscaler's): one text frame, `status`, `trace <event id>` or `outcome <event
+// id>`. Adding a kind
 // is one entry in StatusRequest::Kind and one in the table in control_messages.cpp.
 // Control socket (the scheduler's): one JSON object with `op`: job.run, job.status, job.list.
 #pragma once
@@ -20,8 +21,9 @@ inline constexpr std::size_t kMaxRequestBytes = 64 * 1024;
 
 struct StatusRequest {
   enum class Kind {
-    kStatus,  // `status`: the stack's status JSON
-    kTrace,   // `trace <event id>`: where the event went
+    kStatus,   // `status`: the stack's status JSON
+    kTrace,    // `trace <event id>`: where the event went
+    kOutcome,  // `outcome <event id>`: its outcome per function, and a kept synchronous call's output
   };
   Kind kind = Kind::kStatus;
   std::string event_id;  // for the kinds that name an event: [A-Za-z0-9._:-]{1,128}
@@ -29,7 +31,7 @@ struct StatusRequest {
 };
 std::string Encode(const StatusRequest& request);
 Decoded<StatusRequest> DecodeStatusRequest(std::string_view bytes);
-// What the status socket knows, for error messages: "status, trace <event id>".
+// What the status socket knows, for error messages: "status, trace <event id>, outcome <event id>".
 std::string StatusRequestsKnown();
 // The reply to a request that did not decode (or failed): {"error": MESSAGE}, valid UTF-8 whatever
 // the message holds.

@@ -5,10 +5,12 @@
 //   RUNNEL_FAILPOINTS=dispatcher.loop=throw,autoscaler.loop=throw:50
 //
 // Each entry is NAME=ACTION; ACTION is `throw` (every hit throws a runnel::Error saying
-// "failpoint NAME") or `throw:N` (the Nth hit and every later one throw, N >= 1). The names a
-// process knows are listed in core/README.md. A malformed value arms nothing; Validate() reports
-// it (long-running commands call it at start, so a typo is an error, not a silent no-op).
-// Thread-safety: Hit and Validate may be called from any thread.
+// "failpoint NAME"), `throw:N` (the Nth hit and every later one throw, N >= 1) or `on` (a switch:
+// Armed(NAME) is true, Hit(NAME) never throws; for faults that are a behaviour, not an exception,
+// such as `results.feed.drop`). The names a process knows are listed in core/README.md. A
+// malformed value arms nothing; Validate() reports it (long-running commands call it at start, so
+// a typo is an error, not a silent no-op).
+// Thread-safety: Hit, Armed and Validate may be called from any thread.
 #pragma once
 
 #include <string_view>
@@ -18,6 +20,8 @@ namespace runnel::failpoint {
 // Throws runnel::Error when the failpoint `name` is armed and due; does nothing otherwise (one
 // branch when RUNNEL_FAILPOINTS is unset).
 void Hit(std::string_view name);
+// True when RUNNEL_FAILPOINTS holds `name=on` (and is well formed); never throws.
+bool Armed(std::string_view name);
 // Throws ConfigError naming the entry when RUNNEL_FAILPOINTS is set but malformed.
 void Validate();
 

@@ -48,6 +48,8 @@ struct Outcome {
 };
 
 std::string Base64Encode(std::string_view bytes);
+// The bytes Base64Encode gave `text`; nullopt when it is not padded standard base64.
+std::optional<std::string> Base64Decode(std::string_view text);
 // True when `bytes` is valid UTF-8 without NUL, so it can be printed as JSON text.
 bool IsPrintableUtf8(std::string_view bytes);
 

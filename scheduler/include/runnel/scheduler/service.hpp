@@ -1,8 +1,9 @@
 // The scheduler inside `runnel up`: fires schedules on time (Scheduler), publishes each firing's
-// events tagged with a job id, follows the stack's results feed to track every job's completion
-// (JobTracker), and answers `runnel job ...` on a ZeroMQ REP control socket (docs/protocol.md §4).
-// Thread-safety: construct, Tick and destroy from one thread. A background thread only reads the
-// results feed; the destructor stops it and writes every job record.
+// events tagged with a job id, counts every job's completion from the outcomes the stack's
+// dispatchers hand it in-process (JobOutcomes; never from the lossy results feed), and answers
+// `runnel job ...` on a ZeroMQ REP control socket (docs/protocol.md §4).
+// Thread-safety: construct, Tick and destroy from one thread; JobOutcomes::Add from any thread.
+// The destructor counts what arrived and writes every job record.
 #pragma once
 
 #include <chrono>
@@ -10,10 +11,12 @@
 #include <functional>
 #include <map>
 #include <memory>
+#include <mutex>
 #include <nlohmann/json.hpp>
 #include <string>
 #include <vector>
 
+#include "runnel/core/outcome.hpp"
 #include "runnel/core/protocol_errors.hpp"
 #include "runnel/scheduler/scheduler.hpp"
 
@@ -22,6 +25,22 @@ class context_t;
 }
 
 namespace runnel::scheduler {
+
+// The final outcomes of job items on their way to the scheduler's job counter: the stack's
+// dispatchers add them (through StackTelemetry::CountJobs, on their own threads, about every
+// 100 ms), the scheduler takes them on each Tick. Nothing is dropped; it holds at most the
+// outcomes of ~100 ms plus one Tick.
+class JobOutcomes {
+ public:
+  // Moves `outcomes` in (leaves it empty).
+  void Add(std::vector<Outcome>& outcomes);
+  void Add(Outcome outcome);
+  std::vector<Outcome> Take();
+
+ private:
+  std::mutex mu_;
+  std::vector<Outcome> outcomes_;
+};
 
 class SchedulerService {
  public:
@@ -34,13 +53,12 @@ class SchedulerService {
     bool embedded = true;  // guard publishing against the embedded broker's log cap
     std::filesystem::path state_dir;
     zmq::context_t* zmq = nullptr;  // shared with the stack; must outlive the service
-    std::string results_endpoint;   // the stack's results feed (XPUB) to subscribe to
+    // Where the stack's dispatchers hand the outcomes of job items (one is made when null: then
+    // only failed publishes are counted).
+    std::shared_ptr<JobOutcomes> outcomes;
     std::function<TimePoint()> clock = [] { return std::chrono::system_clock::now(); };
     // Where control requests that do not decode are counted (socket "control"); null: its own.
     std::shared_ptr<ProtocolErrors> protocol_errors = nullptr;
-    // Called on the results thread, once, when a fault ends it (the reason as text); the stack is
-    // expected to stop (runnel up exits).
-    std::function<void(const std::string& reason)> on_failure;
   };
 
   explicit SchedulerService(Options options);

@@ -5,8 +5,15 @@
 // dispatcher's thread owns; Flush (every 100 ms, on the same thread) applies the buffer to the
 // trace store under one lock and observes the histograms. A trace is therefore up to ~100 ms
 // behind the event. Thread-safety: one dispatcher thread calls everything.
+//
+// Two more things hang off Finished, both only for the events that need them: a synchronous
+// call's outcome (an event with a reply-to) is kept in the store with its output (TraceStore's
+// kept outcomes), and the outcome of a job's item (an event with a job id) goes to the job sink in
+// Flush, so the scheduler counts job progress from the dispatcher itself, not from the lossy
+// results feed.
 #pragma once
 
+#include <functional>
 #include <memory>
 #include <optional>
 #include <string>
@@ -35,9 +42,14 @@ struct EventMetrics {
   prometheus::Family<prometheus::Counter>& errors;      // runnel_dispatcher_errors_total
 };
 
+// Takes a flush's outcomes of job items (id, function, status, attempts, error, job id; no output)
+// on the dispatcher's thread: it must not block (append under a short lock).
+using JobSink = std::function<void(std::vector<Outcome>& outcomes)>;
+
 class EventJournal final : public broker::EventObserver {
  public:
-  EventJournal(std::string function, std::shared_ptr<TraceStore> store, std::shared_ptr<EventMetrics> metrics);
+  EventJournal(std::string function, std::shared_ptr<TraceStore> store, std::shared_ptr<EventMetrics> metrics,
+               JobSink job_sink = {});
 
   void Received(std::uint64_t slot, const std::string& id, const broker::Message& msg) override;
   void Dispatched(std::uint64_t slot, int attempt, const std::string& worker) override;
@@ -66,6 +78,12 @@ class EventJournal final : public broker::EventObserver {
     std::int32_t partition = -1;
     std::int64_t record_ms = -1;
     std::optional<std::string> key;
+    // kFinished of a synchronous call: its id and the outcome to keep (meta and output).
+    struct Keep {
+      std::string id;
+      KeptOutcome outcome;
+    };
+    std::optional<Keep> keep;
   };
   struct Open {
     std::int64_t record_ms = -1;
@@ -78,6 +96,8 @@ class EventJournal final : public broker::EventObserver {
   std::shared_ptr<EventMetrics> metrics_;
   std::vector<Entry> buffer_;
   std::unordered_map<std::uint64_t, Open> open_;  // slot -> event, from Received to Finished
+  JobSink job_sink_;
+  std::vector<Outcome> job_outcomes_;  // since the last Flush, for job_sink_
   prometheus::Histogram* duration_ok_;
   prometheus::Histogram* duration_error_;
   // Series looked up once per label value (Family::Add hashes the whole label set every call).

@@ -1,6 +1,6 @@
 // Everything a stack reports about itself, in one place for `runnel up`: the Prometheus registry
-// and endpoint, one EventJournal per dispatcher, the TraceStore, and the answer to the control
-// request `trace <event id>`.
+// and endpoint, one EventJournal per dispatcher, the TraceStore, and the answers to the control
+// requests `trace <event id>` and `outcome <event id>` (docs/protocol.md §4.4).
 // Thread-safety: construct, JournalFor and Serve from one thread before the stack runs; Answer and
 // the metrics endpoint are then safe from any thread.
 #pragma once
@@ -13,6 +13,7 @@
 #include <string_view>
 
 #include "runnel/broker/event_observer.hpp"
+#include "runnel/telemetry/event_journal.hpp"
 #include "runnel/telemetry/trace_store.hpp"
 
 namespace prometheus {
@@ -31,6 +32,9 @@ class StackTelemetry {
   StackTelemetry(const StackTelemetry&) = delete;
   StackTelemetry& operator=(const StackTelemetry&) = delete;
 
+  // Where the journals created after this call hand the outcomes of job items (the scheduler's
+  // job counter); without it they are not collected.
+  void CountJobs(JobSink sink) { job_sink_ = std::move(sink); }
   // The observer to give the function's dispatcher (Dispatcher::Options::observer).
   std::shared_ptr<broker::EventObserver> JournalFor(const std::string& function);
   // Serves /metrics on `listen` (HOST:PORT); `status` is the autoscaler's status JSON. Throws
@@ -38,8 +42,9 @@ class StackTelemetry {
   void Serve(const std::string& listen, std::function<nlohmann::json()> status);
   // http://HOST:PORT/metrics once serving, else empty.
   std::string MetricsUrl() const;
-  // The reply to a control request `trace <event id>`: {"id", "traces": [...]} or {"error"}; nullopt
-  // for any other request.
+  // The reply to a status request `trace <event id>` ({"id", "traces": [...]}) or `outcome <event
+  // id>` ({"id", "outcomes": [...]}, docs/protocol.md §4.4), decoded by core's DecodeStatusRequest,
+  // or {"error"} (a bad event id: the codec's message); nullopt for any other request.
   std::optional<std::string> Answer(std::string_view request) const;
   const TraceStore& Traces() const { return *traces_; }
 
@@ -48,6 +53,7 @@ class StackTelemetry {
   std::shared_ptr<EventMetrics> event_metrics_;
   std::shared_ptr<TraceStore> traces_;
   std::unique_ptr<MetricsServer> server_;
+  JobSink job_sink_;
 };
 
 }  // namespace runnel::telemetry

@@ -6,16 +6,24 @@
 // It lives in the stack's memory and is bounded: it keeps the most recent `max_events` events'
 // traces (docs/metrics.md says why this store and this bound) in a ring of reused slots with an
 // open-addressing index by id, so recording an event costs few allocations and few cache misses.
+// Beside the traces it keeps the final outcomes of synchronous calls (events with a reply-to, as
+// `runnel invoke` sends), output included, so a caller whose results-feed message was dropped can
+// still read its answer (`outcome <event id>`, docs/protocol.md §4.4). That store has its own
+// bounds: outputs up to kKeptOutputMax bytes each, kKeptBytesMax bytes and max_events outcomes in
+// all, the oldest forgotten first.
 // Thread-safety: every method may be called from any thread; one mutex, taken once per
 // dispatcher flush (EventJournal) and per query.
 #pragma once
 
 #include <cstddef>
 #include <cstdint>
+#include <deque>
 #include <mutex>
 #include <nlohmann/json.hpp>
 #include <optional>
 #include <string>
+#include <unordered_map>
+#include <utility>
 #include <vector>
 
 namespace runnel::telemetry {
@@ -52,6 +60,14 @@ struct EventTrace {
   nlohmann::json ToJson() const;
 };
 
+// The final outcome of a synchronous call as the store keeps it: Outcome::MetaJson and the output.
+struct KeptOutcome {
+  std::string meta;
+  std::string output;
+  bool output_kept = true;        // false: the output was over kKeptOutputMax (then empty here)
+  std::size_t output_bytes = 0;  // the output's size, kept or not
+};
+
 // A trace in the store as a writer holds it between batches: which slot, which trace in it, and the
 // slot's generation, so a trace evicted meanwhile is recognised instead of overwritten.
 struct TraceRef {
@@ -63,6 +79,10 @@ struct TraceRef {
 class TraceStore {
  public:
   static constexpr std::size_t kDefaultMaxEvents = 100'000;
+  // Bounds of the kept outcomes: a larger output is not kept (its meta is); the oldest outcomes go
+  // once the kept bytes (meta and output) pass the total.
+  static constexpr std::size_t kKeptOutputMax = 1 << 20;
+  static constexpr std::size_t kKeptBytesMax = 64u << 20;
   explicit TraceStore(std::size_t max_events = kDefaultMaxEvents);
 
   // Changes to traces, applied under the store's one lock: `fn(Batch&)`.
@@ -73,6 +93,8 @@ class TraceStore {
     TraceRef Open(const std::string& function, const std::string& id);
     // The trace `ref` names, or null when its event has been evicted since.
     EventTrace* At(const TraceRef& ref);
+    // Keeps the final outcome of (function, id), replacing an earlier one (a redelivered event).
+    void Keep(const std::string& function, const std::string& id, KeptOutcome outcome);
 
    private:
     friend class TraceStore;
@@ -88,6 +110,10 @@ class TraceStore {
 
   // Every function's trace of event `id` (usually one), in the order they were opened.
   std::vector<EventTrace> Find(const std::string& id) const;
+  // The kept outcome of (function, id), or nullopt when none is kept (not a synchronous call, not
+  // finished, or forgotten beyond the bounds).
+  std::optional<KeptOutcome> Kept(const std::string& function, const std::string& id) const;
+  std::size_t KeptBytes() const;
   std::size_t Size() const;
   std::size_t MaxEvents() const { return max_events_; }
 
@@ -123,6 +149,16 @@ class TraceStore {
   std::uint64_t generation_ = 0;
   std::vector<IndexEntry> index_;
   std::size_t mask_ = 0;
+  // Kept outcomes by "<function>\n<id>", and their keys oldest first (one per Keep, so a key may
+  // appear again after a replacement: only its last position counts, by sequence number).
+  struct KeptEntry {
+    KeptOutcome outcome;
+    std::uint64_t sequence = 0;
+  };
+  std::unordered_map<std::string, KeptEntry> kept_;
+  std::deque<std::pair<std::string, std::uint64_t>> kept_order_;
+  std::uint64_t kept_sequence_ = 0;
+  std::size_t kept_bytes_ = 0;
 };
 
 }  // namespace runnel::telemetry
