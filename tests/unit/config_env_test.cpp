@@ -11,6 +11,7 @@
 #include "runnel/core/env_expand.hpp"
 #include "runnel/core/error.hpp"
 #include "runnel/testing/child_process.hpp"
+#include "runnel/testing/config_error.hpp"
 
 namespace runnel {
 namespace {
@@ -115,15 +116,7 @@ class ConfigEnv : public ::testing::Test {
   }
   // The loader's message for `yaml`, with the file's path replaced by F.
   std::string Error(const std::string& yaml) {
-    const auto file = Write(yaml);
-    try {
-      (void)LoadStackConfig(file);
-    } catch (const ConfigError& e) {
-      std::string m = e.what();
-      if (m.rfind(file.string(), 0) == 0) m = "F" + m.substr(file.string().size());
-      return m;
-    }
-    return "(no error)";
+    return testing::ConfigErrorOf(Write(yaml), [](const std::filesystem::path& f) { return LoadStackConfig(f); });
   }
 
   std::filesystem::path dir_;

@@ -1,13 +1,14 @@
 // runnel.yaml read from a file and from text (ParseStackConfig), and the inputs the config fuzz
 // target (tests/fuzz/config_fuzz.cpp) found: each must be a ConfigError naming file and line.
 #include <gmock/gmock.h>
-#include <unistd.h>
 
 #include <filesystem>
 #include <fstream>
 
 #include "runnel/core/config.hpp"
 #include "runnel/core/error.hpp"
+#include "runnel/testing/child_process.hpp"
+#include "runnel/testing/config_error.hpp"
 
 namespace runnel {
 namespace {
@@ -16,10 +17,7 @@ using ::testing::HasSubstr;
 
 class ConfigParse : public ::testing::Test {
  protected:
-  void SetUp() override {
-    dir_ = std::filesystem::temp_directory_path() / ("runnel-config-parse-" + std::to_string(::getpid()));
-    std::filesystem::create_directories(dir_);
-  }
+  void SetUp() override { dir_ = testing::TempDir("config-parse"); }
   void TearDown() override { std::filesystem::remove_all(dir_); }
 
   std::filesystem::path Write(const std::string& yaml) {
@@ -29,15 +27,7 @@ class ConfigParse : public ::testing::Test {
   }
   // LoadStackConfig's message for `yaml`, with the file's path replaced by F.
   std::string Error(const std::string& yaml) {
-    const auto file = Write(yaml);
-    try {
-      (void)LoadStackConfig(file);
-    } catch (const ConfigError& e) {
-      std::string m = e.what();
-      if (m.rfind(file.string(), 0) == 0) m = "F" + m.substr(file.string().size());
-      return m;
-    }
-    return "(no error)";
+    return testing::ConfigErrorOf(Write(yaml), [](const std::filesystem::path& f) { return LoadStackConfig(f); });
   }
 
   std::filesystem::path dir_;

@@ -7,6 +7,7 @@
 #include "runnel/core/config.hpp"
 #include "runnel/scheduler/scheduler.hpp"
 #include "runnel/testing/child_process.hpp"
+#include "runnel/testing/config_error.hpp"
 
 namespace runnel::scheduler {
 namespace {
@@ -23,15 +24,8 @@ class ScheduleConfig : public ::testing::Test {
   }
   // The message of loading and compiling `schedules`, with the file's path replaced by F.
   std::string Error(const std::string& schedules) {
-    const auto file = Write(schedules);
-    try {
-      (void)CompileSchedules(LoadStackConfig(file));
-    } catch (const ConfigError& e) {
-      std::string m = e.what();
-      if (m.rfind(file.string(), 0) == 0) m = "F" + m.substr(file.string().size());
-      return m;
-    }
-    return "(no error)";
+    return testing::ConfigErrorOf(Write(schedules),
+                                  [](const std::filesystem::path& f) { return CompileSchedules(LoadStackConfig(f)); });
   }
 
   std::filesystem::path dir_;
