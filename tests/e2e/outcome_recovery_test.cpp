@@ -10,6 +10,7 @@
 #include <zmq.hpp>
 #include <zmq_addon.hpp>
 
+#include "runnel/testing/results_feed.hpp"
 #include "runnel/testing/stack_process.hpp"
 #include "runnel/testing/wait.hpp"
 
@@ -27,21 +28,6 @@ RunResult Runnel(const StackProcess& stack, std::vector<std::string> args, milli
   args.push_back("--state-dir");
   args.push_back(stack.StateDir().string());
   return RunCommand(std::move(args), deadline);
-}
-
-// A SUB socket on the whole feed that has seen the feed's welcome, so every later outcome reaches it.
-zmq::socket_t SubscribeAll(zmq::context_t& ctx, const StackProcess& stack) {
-  zmq::socket_t socket(ctx, zmq::socket_type::sub);
-  socket.set(zmq::sockopt::linger, 0);
-  socket.set(zmq::sockopt::rcvhwm, 0);
-  socket.set(zmq::sockopt::subscribe, "");
-  socket.connect(stack.Endpoints().at("results").get<std::string>());
-  zmq::pollitem_t items[] = {{socket.handle(), 0, ZMQ_POLLIN, 0}};
-  zmq::poll(items, 1, seconds(10));
-  zmq::message_t welcome;
-  EXPECT_TRUE((items[0].revents & ZMQ_POLLIN) != 0 && socket.recv(welcome, zmq::recv_flags::dontwait));
-  EXPECT_EQ(welcome.to_string_view(), "runnel.welcome");
-  return socket;
 }
 
 // Outcome messages the feed delivered to `socket` within `window` (the failpoint's proof).
@@ -70,7 +56,7 @@ functions:
 )",
                      kFeedDropsEverything);
   zmq::context_t ctx(1);
-  auto feed = SubscribeAll(ctx, stack);
+  auto feed = SubscribeToResults(ctx, stack, "");
 
   const auto text = Runnel(stack, {"invoke", "echo", "--data", "ping", "--timeout", "30"});
   EXPECT_EQ(text.exit_code, 0) << text.err;

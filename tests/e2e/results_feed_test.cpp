@@ -14,6 +14,7 @@
 #include "runnel/broker/producer.hpp"
 #include "runnel/core/envelope.hpp"
 #include "runnel/core/outcome.hpp"
+#include "runnel/testing/results_feed.hpp"
 #include "runnel/testing/stack_process.hpp"
 #include "runnel/testing/wait.hpp"
 
@@ -22,22 +23,6 @@ namespace {
 
 using std::chrono::milliseconds;
 using std::chrono::seconds;
-
-// A SUB socket on the feed that has seen the feed's welcome, so every later outcome reaches it.
-zmq::socket_t Subscribe(zmq::context_t& ctx, const StackProcess& stack, const std::string& prefix) {
-  zmq::socket_t socket(ctx, zmq::socket_type::sub);
-  socket.set(zmq::sockopt::linger, 0);
-  socket.set(zmq::sockopt::rcvhwm, 0);
-  socket.set(zmq::sockopt::subscribe, prefix);
-  socket.set(zmq::sockopt::subscribe, "runnel.welcome");
-  socket.connect(stack.Endpoints().at("results").get<std::string>());
-  zmq::pollitem_t items[] = {{socket.handle(), 0, ZMQ_POLLIN, 0}};
-  zmq::poll(items, 1, seconds(10));
-  zmq::message_t welcome;
-  EXPECT_TRUE((items[0].revents & ZMQ_POLLIN) != 0 && socket.recv(welcome, zmq::recv_flags::dontwait));
-  EXPECT_EQ(welcome.to_string_view(), "runnel.welcome");
-  return socket;
-}
 
 struct Received {
   std::map<std::string, int> count_by_id;
@@ -85,8 +70,8 @@ functions:
 )");
   ASSERT_TRUE(stack.WaitForWorkers("echo", 1, seconds(20)));
   zmq::context_t ctx(1);
-  zmq::socket_t every = Subscribe(ctx, stack, "echo/");
-  zmq::socket_t call_a = Subscribe(ctx, stack, "echo/call-a");
+  zmq::socket_t every = SubscribeToResults(ctx, stack, "echo/");
+  zmq::socket_t call_a = SubscribeToResults(ctx, stack, "echo/call-a");
 
   // 2,000 events in one burst, alternately answering to two calls: the worker answers them many
   // to a RESULTS message, so the dispatcher finishes many in one turn.
