@@ -1,9 +1,10 @@
 // A running stack, as `runnel up` starts it: the embedded broker (unless a real Kafka is given),
 // topics, the results feed (an XSUB/XPUB proxy every dispatcher publishes into), one dispatcher
-// per function, and the autoscaler that runs their workers (its own thread; `control` in
-// endpoints.json answers `runnel status`). It writes endpoints.json and removes its keys when it
-// stops. Every component reports into one ComponentHealth: a fault that stops one is Failure(),
-// for `runnel up` to exit on; status and /metrics show each component (docs/metrics.md).
+// per function, and the autoscaler that runs their workers (its own thread; its socket, `status` in
+// endpoints.json, answers `runnel status`; the scheduler's, `control`, answers `runnel job`). It
+// writes endpoints.json and removes its keys when it stops. Every component reports into one
+// ComponentHealth: a fault that stops one is Failure(), for `runnel up` to exit on; status and
+// /metrics show each component (docs/metrics.md).
 // Thread-safety: construct, Supervise, Failure and destroy from one thread.
 #pragma once
 

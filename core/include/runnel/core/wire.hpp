@@ -74,7 +74,7 @@ struct EmitRecord {
 struct ResultHeader {
   std::uint64_t token = 0;
   ResultStatus status = ResultStatus::kOk;
-  std::uint8_t error_code = 0;  // runnel::functions::Errc when status is kError
+  std::uint8_t error_code = 0;  // runnel::Errc (core/errc.hpp) when status is kError
   std::uint32_t duration_us = 0;
   std::string error;         // the function's message when status is kError
   std::string content_type;  // of the output frame
