@@ -1,4 +1,5 @@
-// Chaos: workers are SIGKILLed while events run; the stack replaces them and no event is lost.
+// Chaos: workers are SIGKILLed while events run; the stack replaces them and no event is lost. On
+// the stack's embedded broker, and in the `kafka` tier on the real Kafka named by RUNNEL_TEST_KAFKA.
 #include <signal.h>
 
 #include <fmt/format.h>
@@ -10,26 +11,33 @@
 #include <thread>
 
 #include "runnel/testing/stack_process.hpp"
+#include "runnel/testing/test_kafka.hpp"
 
 namespace runnel::testing {
 namespace {
 
-TEST(Chaos, KillingARandomWorkerEverySecondLosesNoEvent) {
-  StackProcess stack(R"(
+class Chaos : public OnTestKafka {};
+
+TEST_F(Chaos, KillingARandomWorkerEverySecondLosesNoEvent) {
+  const auto kafka = TestKafka::RealKafkaTier() ? std::make_unique<TestKafka>() : nullptr;
+  const std::string input = kafka ? kafka->Topic("sleep") : "sleep";
+  const std::string results = kafka ? kafka->Topic("sleep.results") : "sleep.results";
+  StackProcess stack(fmt::format(R"(
 heartbeat: 200ms
 functions:
   - name: sleep
+    topic: {}
     partitions: 2
     workers: 4
     concurrency: 8
-    params: {ms: 10}
-    results_topic: sleep.results
-    retries: {max_attempts: 10, backoff: 10ms}
-)");
+    params: {{ms: 10}}
+    results_topic: {}
+    retries: {{max_attempts: 10, backoff: 10ms}}
+)", input, results), {}, kafka ? std::vector<std::string>{"--kafka", kafka->Bootstrap()} : std::vector<std::string>{});
   ASSERT_TRUE(stack.WaitForWorkers("sleep", 4, std::chrono::seconds(20)));
   std::vector<std::pair<std::string, std::optional<std::string>>> events;
   for (int i = 0; i < 20'000; ++i) events.emplace_back(std::to_string(i), fmt::format("k{}", i % 500));
-  const auto ids = PublishEvents(stack.Kafka(), "sleep", events);
+  const auto ids = PublishEvents(stack.Kafka(), input, events);
 
   std::atomic<bool> done{false};
   std::atomic<int> kills{0};
@@ -45,7 +53,7 @@ functions:
       if (::kill(it->second, SIGKILL) == 0) kills.fetch_add(1);
     }
   });
-  const auto outcomes = ReadOutcomes(stack.Kafka(), "sleep.results", ids.size(), std::chrono::seconds(180));
+  const auto outcomes = ReadOutcomes(stack.Kafka(), results, ids.size(), std::chrono::seconds(180));
   done = true;
   killer.join();
 
@@ -56,7 +64,7 @@ functions:
   EXPECT_EQ(missing, 0u) << "events without an outcome";
   for (const auto& [id, n] : count) EXPECT_EQ(n, 1) << "event " << id << " has " << n << " outcomes";
   EXPECT_GE(kills.load(), 2) << "the run ended before the chaos began";
-  EXPECT_TRUE(CommittedReachesEnd(stack.Kafka(), "sleep", "runnel.sleep", std::chrono::seconds(20)));
+  EXPECT_TRUE(CommittedReachesEnd(stack.Kafka(), input, "runnel.sleep", std::chrono::seconds(20)));
 }
 
 }  // namespace

@@ -1,5 +1,5 @@
-// A stack on a broker that outlives it: `runnel up --kafka` against `runnel kafka` (its own process)
-// creates every topic it needs, and a stack SIGKILLed mid-run and started again in the same state
+// A stack on a broker that outlives it: `runnel up --kafka` against `runnel kafka` (its own process;
+// in the `kafka` tier the real Kafka named by RUNNEL_TEST_KAFKA) creates every topic it needs, and a stack SIGKILLed mid-run and started again in the same state
 // dir loses nothing: every event gets its outcome, and only events the killed stack had not
 // committed run again.
 #include <signal.h>
@@ -17,6 +17,7 @@
 #include "runnel/broker/consumer.hpp"
 #include "runnel/core/state_dir.hpp"
 #include "runnel/testing/stack_process.hpp"
+#include "runnel/testing/test_kafka.hpp"
 #include "runnel/testing/wait.hpp"
 
 namespace runnel::testing {
@@ -24,32 +25,6 @@ namespace {
 
 using std::chrono::seconds;
 using Events = std::vector<std::pair<std::string, std::optional<std::string>>>;
-
-// `runnel kafka` in a state dir of its own, for as long as the object lives.
-class KafkaBrokerProcess {
- public:
-  KafkaBrokerProcess() : state_dir_(TempDir("kafka")) {
-    process_ = std::make_unique<ChildProcess>(
-        std::vector<std::string>{RunnelBin(), "kafka", "--state-dir", state_dir_.string()});
-    if (!process_->WaitForOutput("endpoints written to", seconds(20))) {
-      ADD_FAILURE() << "runnel kafka did not start: " << process_->Stderr();
-      throw std::runtime_error("runnel kafka did not start");
-    }
-    bootstrap_ = runnel::StateDir(state_dir_).KafkaBootstrap();
-  }
-  ~KafkaBrokerProcess() {
-    if (::testing::Test::HasFailure()) std::cerr << "---- runnel kafka (stderr) ----\n" << process_->Stderr() << "\n";
-    process_.reset();
-    std::filesystem::remove_all(state_dir_);
-  }
-  const std::string& Bootstrap() const { return bootstrap_; }
-  broker::KafkaConfig Kafka() const { return {bootstrap_, "e2e-test", {}}; }
-
- private:
-  std::filesystem::path state_dir_;
-  std::unique_ptr<ChildProcess> process_;
-  std::string bootstrap_;
-};
 
 // One record of a results topic: where it is, and the outcome it carries.
 struct OutcomeRecord {
@@ -99,28 +74,33 @@ bool Gone(pid_t pid) {
   return close == std::string::npos || (close + 2 < line.size() && line[close + 2] == 'Z');
 }
 
-TEST(RunnelKafka, UpCreatesEveryTopicItNeedsWhetherTheyExistOrNot) {
-  KafkaBrokerProcess kafka;
+class RunnelKafka : public OnTestKafka {};
+
+TEST_F(RunnelKafka, UpCreatesEveryTopicItNeedsWhetherTheyExistOrNot) {
+  TestKafka kafka;
+  const std::string input = kafka.Topic("echo");
+  const std::string results = kafka.Topic("echo.results");
   const std::string yaml = fmt::format(R"(
 kafka: {{bootstrap: "{}"}}
 heartbeat: 200ms
 functions:
   - name: echo
+    topic: {}
     partitions: 3
     workers: 1
-    results_topic: echo.results
-)", kafka.Bootstrap());
+    results_topic: {}
+)", kafka.Bootstrap(), input, results);
   const auto state_dir = TempDir("restart-topics");
   {
     // On today's main this stopped at start: "creating topic echo with 3 partitions: Failed while
     // waiting for controller: Local: Timed out".
     StackProcess stack(SharedStateDir{state_dir}, yaml);
     broker::Admin admin(kafka.Kafka());
-    for (const auto* topic : {"echo", "echo.dlq", "echo.results"}) {
+    for (const auto& topic : {input, input + ".dlq", results}) {
       EXPECT_EQ(admin.Partitions(topic).size(), 3u) << topic;
     }
-    const auto ids = PublishEvents(kafka.Kafka(), "echo", {{"first", "k"}});
-    const auto outcomes = ReadOutcomes(kafka.Kafka(), "echo.results", 1, seconds(30));
+    const auto ids = PublishEvents(kafka.Kafka(), input, {{"first", "k"}});
+    const auto outcomes = ReadOutcomes(kafka.Kafka(), results, 1, seconds(30));
     ASSERT_EQ(outcomes.size(), 1u);
     EXPECT_EQ(outcomes[0].id, ids[0]);
     stack.Process().Signal(SIGTERM);
@@ -128,27 +108,30 @@ functions:
   }
   // The topics exist now: the next stack uses them as they are.
   StackProcess stack(SharedStateDir{state_dir}, yaml);
-  const auto ids = PublishEvents(kafka.Kafka(), "echo", {{"second", "k"}});
-  const auto outcomes = ReadOutcomes(kafka.Kafka(), "echo.results", 2, seconds(30));
+  const auto ids = PublishEvents(kafka.Kafka(), input, {{"second", "k"}});
+  const auto outcomes = ReadOutcomes(kafka.Kafka(), results, 2, seconds(30));
   ASSERT_EQ(outcomes.size(), 2u);
   EXPECT_EQ(outcomes[1].id, ids[0]);
   std::filesystem::remove_all(state_dir);
 }
 
-TEST(RunnelKafka, AStackSigkilledMidRunAndStartedAgainLosesNothing) {
-  KafkaBrokerProcess kafka;
+TEST_F(RunnelKafka, AStackSigkilledMidRunAndStartedAgainLosesNothing) {
+  TestKafka kafka;
+  const std::string input = kafka.Topic("work");
+  const std::string results = kafka.Topic("work.results");
   const std::string yaml = fmt::format(R"(
 kafka: {{bootstrap: "{}"}}
 heartbeat: 200ms
 functions:
   - name: work
+    topic: {}
     handler: builtin:sleep
     params: {{ms: 20}}
     partitions: 4
     workers: 2
     concurrency: 16
-    results_topic: work.results
-)", kafka.Bootstrap());
+    results_topic: {}
+)", kafka.Bootstrap(), input, results);
   const auto state_dir = TempDir("restart-kill");
   constexpr int kEvents = 3000;
   constexpr int kKeys = 30;
@@ -160,12 +143,12 @@ functions:
 
   auto stack = std::make_unique<StackProcess>(SharedStateDir{state_dir}, yaml);
   ASSERT_TRUE(stack->WaitForWorkers("work", 2, seconds(30)));
-  const auto ids = PublishEvents(kafka.Kafka(), "work", events);
+  const auto ids = PublishEvents(kafka.Kafka(), input, events);
   ASSERT_EQ(ids.size(), static_cast<std::size_t>(kEvents));
 
   // Mid-run: a quarter of the outcomes written.
   broker::Admin admin(kafka.Kafka());
-  ASSERT_TRUE(WaitFor([&] { return RecordsIn(admin, "work.results") >= kEvents / 4; }, seconds(90),
+  ASSERT_TRUE(WaitFor([&] { return RecordsIn(admin, results) >= kEvents / 4; }, seconds(90),
                       std::chrono::milliseconds(10)));
   const auto workers = stack->WorkerPids("work");
   const auto status = stack->FunctionStatus("work");
@@ -180,16 +163,16 @@ functions:
   // What the killed stack left: its group's committed offsets, then (a later round trip to the
   // broker, so every record the stack had sent is in) the outcomes it wrote.
   std::map<std::int32_t, std::int64_t> committed;
-  for (const auto& po : admin.Offsets("work", "runnel.work")) committed[po.partition] = po.committed.value_or(0);
+  for (const auto& po : admin.Offsets(input, "runnel.work")) committed[po.partition] = po.committed.value_or(0);
   std::map<std::int32_t, std::int64_t> written_before;  // results partition -> end offset at the kill
-  for (const auto& po : admin.Offsets("work.results", "")) written_before[po.partition] = po.end;
+  for (const auto& po : admin.Offsets(results, "")) written_before[po.partition] = po.end;
   std::int64_t committed_total = 0;
   for (const auto& [p, c] : committed) committed_total += c;
 
   // Started again in the same state dir (endpoints.json still names the dead stack).
   stack = std::make_unique<StackProcess>(SharedStateDir{state_dir}, yaml);
-  const auto records = ReadUntilEveryId(kafka.Kafka(), "work.results", ids, seconds(120));
-  EXPECT_TRUE(CommittedReachesEnd(kafka.Kafka(), "work", "runnel.work", seconds(30)));
+  const auto records = ReadUntilEveryId(kafka.Kafka(), results, ids, seconds(120));
+  EXPECT_TRUE(CommittedReachesEnd(kafka.Kafka(), input, "runnel.work", seconds(30)));
 
   // Every event has an ok outcome.
   std::map<std::string, std::vector<const OutcomeRecord*>> by_id;

@@ -16,6 +16,7 @@
 #include "runnel/core/state_dir.hpp"
 #include "runnel/testing/http_get.hpp"
 #include "runnel/testing/stack_process.hpp"
+#include "runnel/testing/test_kafka.hpp"
 #include "runnel/testing/wait.hpp"
 
 namespace runnel::testing {
@@ -25,31 +26,8 @@ using ::testing::HasSubstr;
 using ::testing::Not;
 using Events = std::vector<std::pair<std::string, std::optional<std::string>>>;
 
-// `runnel kafka` as its own process: it outlives the stacks a test starts and stops against it.
-class KafkaProcess {
- public:
-  KafkaProcess(const std::string& topics, int partitions) : dir_(TempDir("kafka")) {
-    process_ = std::make_unique<ChildProcess>(std::vector<std::string>{
-        RunnelBin(), "kafka", "--topics", topics, "--partitions", std::to_string(partitions), "--state-dir",
-        dir_.string()});
-    if (!process_->WaitForOutput("endpoints written to", std::chrono::seconds(30))) {
-      ADD_FAILURE() << "runnel kafka did not start: " << process_->Stderr();
-      throw std::runtime_error("runnel kafka did not start");
-    }
-    bootstrap_ = StateDir(dir_).ReadEndpoints().at("kafka").get<std::string>();
-  }
-  ~KafkaProcess() {
-    process_.reset();
-    std::filesystem::remove_all(dir_);
-  }
-  const std::string& Bootstrap() const { return bootstrap_; }
-  broker::KafkaConfig Config() const { return {bootstrap_, "e2e-test", {}}; }
-
- private:
-  std::filesystem::path dir_;
-  std::unique_ptr<ChildProcess> process_;
-  std::string bootstrap_;
-};
+// TestKafka::SkipReason for the kafka tier, which runs the drain against a real Kafka.
+class Supervision : public OnTestKafka {};
 
 int Count(const std::string& text, const std::regex& re) {
   return static_cast<int>(std::distance(std::sregex_iterator(text.begin(), text.end(), re), std::sregex_iterator()));
@@ -65,24 +43,30 @@ std::unique_ptr<ChildProcess> StartUp(const std::filesystem::path& dir, const st
       std::move(env));
 }
 
-constexpr const char* kSleepStack = R"(
+// The drain's stack, with the topics `kafka` gives it.
+std::string SleepStack(const TestKafka& kafka) {
+  return fmt::format(R"(
 heartbeat: 1s
 functions:
   - name: sleep
+    topic: {}
     partitions: 4
     workers: 2
     concurrency: 16
-    results_topic: sleep.results
-)";
+    results_topic: {}
+)", kafka.Topic("sleep"), kafka.Topic("sleep.results"));
+}
 
-TEST(Supervision, SigtermFinishesEveryCallInFlightAndNothingRunsAgainAfterARestart) {
+TEST_F(Supervision, SigtermFinishesEveryCallInFlightAndNothingRunsAgainAfterARestart) {
   // The stack finds its topics there (it creates none on an external Kafka that has them).
-  KafkaProcess kafka("sleep,sleep.dlq,sleep.results", 4);
+  TestKafka kafka("sleep,sleep.dlq,sleep.results", 4);
+  const std::string input = kafka.Topic("sleep");
+  const std::string results = kafka.Topic("sleep.results");
   std::vector<std::string> ids;
   {
-    StackProcess stack(kSleepStack, {{"RUNNEL_LOG", "info"}}, {"--kafka", kafka.Bootstrap()});
+    StackProcess stack(SleepStack(kafka), {{"RUNNEL_LOG", "info"}}, {"--kafka", kafka.Bootstrap()});
     ASSERT_TRUE(stack.WaitForWorkers("sleep", 2, std::chrono::seconds(20)));
-    ids = PublishEvents(kafka.Config(), "sleep", Events(64, {R"({"ms":2500})", std::nullopt}));
+    ids = PublishEvents(kafka.Kafka(), input, Events(64, {R"({"ms":2500})", std::nullopt}));
     // Both workers full: 32 calls of 2.5 s in flight, 32 more events waiting.
     ASSERT_TRUE(WaitFor([&] { return stack.FunctionStatus("sleep").value("in_flight", 0) >= 32; },
                         std::chrono::seconds(20)));
@@ -101,7 +85,7 @@ TEST(Supervision, SigtermFinishesEveryCallInFlightAndNothingRunsAgainAfterAResta
     EXPECT_THAT(err, Not(HasSubstr("stopped (signal")));
     EXPECT_THAT(err, HasSubstr("stack stopped"));
     // Every call that was in flight has its outcome, written before the stack exited.
-    const auto written = ReadOutcomes(kafka.Config(), "sleep.results", ids.size(), std::chrono::seconds(5));
+    const auto written = ReadOutcomes(kafka.Kafka(), results, ids.size(), std::chrono::seconds(5));
     EXPECT_GE(static_cast<int>(written.size()), in_flight);
     EXPECT_LT(written.size(), ids.size()) << "the drain dispatched events it had not started";
     for (const auto& o : written) {
@@ -110,12 +94,12 @@ TEST(Supervision, SigtermFinishesEveryCallInFlightAndNothingRunsAgainAfterAResta
     }
   }
   // After a restart the rest runs, and nothing that finished before runs again.
-  StackProcess again(kSleepStack, {}, {"--kafka", kafka.Bootstrap()});
-  ASSERT_EQ(ReadOutcomes(kafka.Config(), "sleep.results", ids.size(), std::chrono::seconds(60)).size(), ids.size());
-  EXPECT_TRUE(CommittedReachesEnd(kafka.Config(), "sleep", "runnel.sleep", std::chrono::seconds(10)));
+  StackProcess again(SleepStack(kafka), {}, {"--kafka", kafka.Bootstrap()});
+  ASSERT_EQ(ReadOutcomes(kafka.Kafka(), results, ids.size(), std::chrono::seconds(60)).size(), ids.size());
+  EXPECT_TRUE(CommittedReachesEnd(kafka.Kafka(), input, "runnel.sleep", std::chrono::seconds(10)));
   // Everything is committed, so every outcome there will ever be is written: a second one for an
   // event would be there now.
-  const auto outcomes = ReadOutcomes(kafka.Config(), "sleep.results", ids.size() + 1, std::chrono::seconds(2));
+  const auto outcomes = ReadOutcomes(kafka.Kafka(), results, ids.size() + 1, std::chrono::seconds(2));
   std::map<std::string, int> count;
   for (const auto& o : outcomes) {
     ++count[o.id];
@@ -126,7 +110,7 @@ TEST(Supervision, SigtermFinishesEveryCallInFlightAndNothingRunsAgainAfterAResta
   for (const auto& id : ids) EXPECT_EQ(count[id], 1) << "event " << id;
 }
 
-TEST(Supervision, ASecondSignalForcesTheStopAndTheWorkersDieWithTheStack) {
+TEST_F(Supervision, ASecondSignalForcesTheStopAndTheWorkersDieWithTheStack) {
   StackProcess stack(R"(
 functions:
   - name: sleep
@@ -189,7 +173,7 @@ INSTANTIATE_TEST_SUITE_P(Injected, ComponentFailure,
                            return name;
                          });
 
-TEST(Supervision, AMalformedFailpointListIsRefusedAtStart) {
+TEST_F(Supervision, AMalformedFailpointListIsRefusedAtStart) {
   const auto dir = TempDir("failpoints");
   auto up = StartUp(dir, "functions:\n  - name: echo\n", {{"RUNNEL_FAILPOINTS", "dispatcher.loop=crash"}});
   const auto exit = up->Wait(std::chrono::seconds(30));
@@ -200,7 +184,7 @@ TEST(Supervision, AMalformedFailpointListIsRefusedAtStart) {
   std::filesystem::remove_all(dir);
 }
 
-TEST(Supervision, StatusAndMetricsReportEveryComponentUp) {
+TEST_F(Supervision, StatusAndMetricsReportEveryComponentUp) {
   StackProcess stack(R"(
 functions:
   - name: echo
@@ -222,7 +206,7 @@ functions:
   EXPECT_THAT(r->body, HasSubstr("runnel_status_age_seconds "));
 }
 
-TEST(Supervision, AFaultInOneEventsHandlingFailsThatEventNotTheDispatcher) {
+TEST_F(Supervision, AFaultInOneEventsHandlingFailsThatEventNotTheDispatcher) {
   // Every event's admission throws: each is failed as an internal error and retried (a retry is
   // dispatched without that step), the dispatcher running on.
   StackProcess stack(R"(
