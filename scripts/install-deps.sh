@@ -37,6 +37,7 @@ test_packages=(
   docker-compose python3-yaml  # deploy tier: parse deploy/docker-compose.yml and deploy/k8s/ statically
   jq                        # samples/*/run.sh (and their e2e tests) read runnel's --json output
   clang libclang-rt-14-dev llvm  # fuzz tier: libFuzzer with ASan/UBSan (scripts/fuzz.sh); llvm-symbolizer
+  clang-format clang-tidy   # scripts/lint.sh: the format check CI runs, and clang-tidy on demand
 )
 
 packages=("${build_packages[@]}")

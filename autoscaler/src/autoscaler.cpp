@@ -1,6 +1,5 @@
 #include "runnel/autoscaler/autoscaler.hpp"
 
-#include <sys/eventfd.h>
 #include <unistd.h>
 
 #include <fmt/format.h>
@@ -19,6 +18,7 @@
 #include "runnel/core/control_messages.hpp"
 #include "runnel/core/error.hpp"
 #include "runnel/core/failpoints.hpp"
+#include "runnel/core/fd.hpp"
 #include "runnel/core/json.hpp"
 #include "runnel/core/log.hpp"
 #include "runnel/core/protocol_errors.hpp"
@@ -59,8 +59,6 @@ class Autoscaler::Loop {
   explicit Loop(Options o) : opt_(std::move(o)), log_(log::Get("autoscaler")) {
     if (opt_.backend == nullptr) throw ConfigError("autoscaler: no worker backend");
     if (!opt_.protocol_errors) opt_.protocol_errors = std::make_shared<ProtocolErrors>();
-    wake_fd_ = ::eventfd(0, EFD_NONBLOCK | EFD_CLOEXEC);
-    if (wake_fd_ < 0) throw Error("autoscaler: cannot create an eventfd", true);
     if (opt_.zmq != nullptr) {
       control_.emplace(*opt_.zmq, zmq::socket_type::rep);
       control_->set(zmq::sockopt::linger, 0);
@@ -69,10 +67,7 @@ class Autoscaler::Loop {
     }
     admin_ = std::make_unique<broker::Admin>(opt_.kafka);
   }
-  ~Loop() {
-    Stop();
-    ::close(wake_fd_);
-  }
+  ~Loop() { Stop(); }
 
   struct Fn {
     FunctionSpec spec;
@@ -102,12 +97,9 @@ class Autoscaler::Loop {
     f->spec = spec;
     f->desired = 0;
     Fn* raw = f.get();
-    const int fd = wake_fd_;
-    return [raw, fd] {
-      if (!raw->waiting.exchange(true)) {
-        const std::uint64_t one = 1;
-        (void)!::write(fd, &one, sizeof one);
-      }
+    const EventNotifier* wake = &wake_;
+    return [raw, wake] {
+      if (!raw->waiting.exchange(true)) wake->Notify();
     };
   }
 
@@ -144,8 +136,7 @@ class Autoscaler::Loop {
   void Stop() {
     if (!thread_.joinable()) return;
     stop_.store(true);
-    const std::uint64_t one = 1;
-    (void)!::write(wake_fd_, &one, sizeof one);
+    wake_.Notify();
     thread_.join();
   }
 
@@ -175,14 +166,13 @@ class Autoscaler::Loop {
       const auto now = Clock::now();
       const auto wait = std::max(std::chrono::milliseconds(0),
                                  std::chrono::duration_cast<std::chrono::milliseconds>(next_tick - now));
-      std::vector<zmq::pollitem_t> items = {{nullptr, wake_fd_, ZMQ_POLLIN, 0}};
+      std::vector<zmq::pollitem_t> items = {{nullptr, wake_.Fd(), ZMQ_POLLIN, 0}};
       if (control_) items.push_back({control_->handle(), 0, ZMQ_POLLIN, 0});
       zmq::poll(items.data(), items.size(), wait);
       if (stop_.load()) break;
       bool woken = false;
       if (items[0].revents & ZMQ_POLLIN) {
-        std::uint64_t ignored;
-        (void)!::read(wake_fd_, &ignored, sizeof ignored);
+        wake_.Drain();
         woken = true;
       }
       if (control_ && (items[1].revents & ZMQ_POLLIN)) AnswerControl();
@@ -318,7 +308,7 @@ class Autoscaler::Loop {
     zmq::message_t request;
     if (!control_->recv(request, zmq::recv_flags::dontwait)) return;
     std::string reply;
-    const std::string_view what(static_cast<const char*>(request.data()), request.size());
+    const std::string_view what = request.to_string_view();
     const auto decoded = DecodeStatusRequest(what);
     if (!decoded) {
       opt_.protocol_errors->Report("status", PeerAddress(request), decoded.error(), *log_);
@@ -444,7 +434,7 @@ class Autoscaler::Loop {
 
   Options opt_;
   std::shared_ptr<spdlog::logger> log_;
-  int wake_fd_ = -1;
+  EventNotifier wake_{"autoscaler"};
   std::optional<zmq::socket_t> control_;
   std::string control_endpoint_;
   std::unique_ptr<broker::Admin> admin_;

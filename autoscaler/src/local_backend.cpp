@@ -215,20 +215,14 @@ void LocalProcessBackend::SpawnStandby(const std::string& function, Standby& s) 
   const auto dir = log_dir_ / function;
   std::filesystem::create_directories(dir);
   const std::string log_file = (dir / (id + ".log")).string();
-  pid_t pid = 0;
-  try {
-    pid = ForkExec(function, {"--function", function, "--dispatcher", s.dispatcher, "--id", id, "--standby"}, log_file,
-                   fds[1]);
-  } catch (...) {
-    ::close(fds[0]);
-    ::close(fds[1]);
-    throw;
-  }
-  ::close(fds[1]);
+  UniqueFd ours(fds[0]);
+  UniqueFd theirs(fds[1]);  // its stdin; closed here once the child has it
+  const pid_t pid = ForkExec(
+      function, {"--function", function, "--dispatcher", s.dispatcher, "--id", id, "--standby"}, log_file, theirs.Get());
   s.id = id;
   s.log_file = log_file;
   s.pid = pid;
-  s.go_fd = fds[0];
+  s.go = std::move(ours);
   s.started = Clock::now();
   s.next_sample = s.started + std::chrono::milliseconds(200);  // once it has loaded, then every second
   s.info.pid = pid;
@@ -246,9 +240,8 @@ bool LocalProcessBackend::StartFromStandby(Proc& p) {
   }
   const char go = 'g';
   // A socket, not a pipe: a standby that died gives EPIPE here, without SIGPIPE for the stack.
-  const bool sent = ::send(s.go_fd, &go, 1, MSG_NOSIGNAL) == 1;
-  ::close(s.go_fd);
-  s.go_fd = -1;
+  const bool sent = ::send(s.go.Get(), &go, 1, MSG_NOSIGNAL) == 1;
+  s.go.Reset();
   const pid_t pid = s.pid;
   s.pid = 0;
   s.info.pid = 0;
@@ -290,8 +283,7 @@ void LocalProcessBackend::TickStandby(const std::string& function, Standby& s, C
       return;
     }
     ::kill(-s.pid, SIGKILL);  // anything it left in its group
-    ::close(s.go_fd);
-    s.go_fd = -1;
+    s.go.Reset();
     ++s.info.ended;
     s.info.last_exit = WIFEXITED(status) ? fmt::format("exit {}", WEXITSTATUS(status))
                                          : fmt::format("signal {}", WTERMSIG(status));
@@ -319,8 +311,7 @@ void LocalProcessBackend::TickStandby(const std::string& function, Standby& s, C
 
 void LocalProcessBackend::RetireStandby(Standby& s) {
   if (s.pid <= 0) return;
-  ::close(s.go_fd);  // it reads the end of its stdin and exits 0
-  s.go_fd = -1;
+  s.go.Reset();  // it reads the end of its stdin and exits 0
   ::kill(-s.pid, SIGTERM);  // in case it is still loading
   int status = 0;
   const auto until = Clock::now() + std::chrono::seconds(2);

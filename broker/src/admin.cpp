@@ -41,8 +41,8 @@ struct Admin::Impl {
   EventHandle Await(Call&& call, rd_kafka_admin_op_t op, std::chrono::milliseconds timeout, const std::string& what) {
     QueueHandle queue(rd_kafka_queue_new(rk.get()));
     AdminOptionsHandle options(rd_kafka_AdminOptions_new(rk.get(), op));
-    char errstr[256];
-    rd_kafka_AdminOptions_set_request_timeout(options.get(), static_cast<int>(timeout.count()), errstr, sizeof errstr);
+    ErrorBuffer err;
+    rd_kafka_AdminOptions_set_request_timeout(options.get(), static_cast<int>(timeout.count()), err.data(), err.size());
     call(options.get(), queue.get());
     EventHandle event(rd_kafka_queue_poll(queue.get(), static_cast<int>(timeout.count()) + 1000));
     if (!event) ThrowKafkaError(RD_KAFKA_RESP_ERR__TIMED_OUT, what);
@@ -71,10 +71,10 @@ void Admin::CreateTopic(const std::string& topic, int partitions, int replicatio
   // librdkafka's mock cluster has no CreateTopics, and its metadata names a controller (0) that is
   // none of its brokers, so the request below would only wait for a controller until it timed out.
   if (impl_->IsMockCluster(timeout)) return CreateTopicOnEmbeddedBroker(topic, partitions, timeout);
-  char errstr[512];
+  ErrorBuffer spec_error;
   std::unique_ptr<rd_kafka_NewTopic_t, Deleter<rd_kafka_NewTopic_destroy>> spec(
-      rd_kafka_NewTopic_new(topic.c_str(), partitions, replication_factor, errstr, sizeof errstr));
-  if (!spec) throw KafkaConfigError(fmt::format("topic {}: {}", topic, errstr));
+      rd_kafka_NewTopic_new(topic.c_str(), partitions, replication_factor, spec_error.data(), spec_error.size()));
+  if (!spec) throw KafkaConfigError(fmt::format("topic {}: {}", topic, spec_error.text()));
   rd_kafka_NewTopic_t* specs[] = {spec.get()};
   const std::string what = fmt::format("creating topic {} with {} partitions", topic, partitions);
   auto event = impl_->Await(

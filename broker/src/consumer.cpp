@@ -6,6 +6,7 @@
 #include <fmt/format.h>
 
 #include "holders.hpp"
+#include "runnel/core/fd.hpp"
 #include "runnel/core/log.hpp"
 
 namespace runnel::broker {
@@ -65,7 +66,7 @@ struct Consumer::Impl {
   ClientHandle rk;
   std::string group;
   QueueHandle queue;     // the consumer queue, for batch reads and the wake descriptor
-  int wake_pipe[2] = {-1, -1};
+  Pipe wake;  // a pipe, not an eventfd: librdkafka writes its payload (1 byte) to it
 
   // Turns an errored record into an exception or a log line; true when it was an error.
   bool HandleError(const rd_kafka_message_t* msg) const {
@@ -104,12 +105,9 @@ Consumer::~Consumer() {
   } catch (const std::exception& e) {
     log::Get("broker")->warn("consumer {}: final commit failed: {}", impl_->group, e.what());
   }
-  if (impl_->wake_pipe[0] >= 0) rd_kafka_queue_io_event_enable(impl_->queue.get(), -1, nullptr, 0);
+  if (impl_->wake.read) rd_kafka_queue_io_event_enable(impl_->queue.get(), -1, nullptr, 0);
   impl_->queue.reset();
   rd_kafka_consumer_close(impl_->rk.get());
-  for (int fd : impl_->wake_pipe) {
-    if (fd >= 0) ::close(fd);
-  }
 }
 
 void Consumer::Subscribe(const std::vector<std::string>& topics) {
@@ -147,16 +145,16 @@ std::vector<Message> Consumer::PollBatch(std::size_t max, std::chrono::milliseco
 }
 
 int Consumer::WakeFd() {
-  if (impl_->wake_pipe[0] < 0) {
-    if (::pipe2(impl_->wake_pipe, O_NONBLOCK | O_CLOEXEC) != 0) throw Error("cannot create the consumer wake pipe", true);
-    rd_kafka_queue_io_event_enable(impl_->queue.get(), impl_->wake_pipe[1], "1", 1);
+  if (!impl_->wake.read) {
+    impl_->wake = MakePipe(O_NONBLOCK, "the consumer wake pipe");
+    rd_kafka_queue_io_event_enable(impl_->queue.get(), impl_->wake.write.Get(), "1", 1);
   }
-  return impl_->wake_pipe[0];
+  return impl_->wake.read.Get();
 }
 
 void Consumer::DrainWakeFd() {
   char buf[256];
-  while (impl_->wake_pipe[0] >= 0 && ::read(impl_->wake_pipe[0], buf, sizeof buf) > 0) {
+  while (impl_->wake.read && ::read(impl_->wake.read.Get(), buf, sizeof buf) > 0) {
   }
 }
 

@@ -59,17 +59,14 @@ Dispatcher::Loop::Loop(Options options)
     pub_->set(zmq::sockopt::sndhwm, 10'000);  // a burst of outcomes while the feed's proxy is descheduled
     pub_->connect(opt_.results_endpoint);
   }
-  completion_fd_ = ::eventfd(0, EFD_NONBLOCK | EFD_CLOEXEC);
-  if (completion_fd_ < 0) throw Error("dispatcher: cannot create an eventfd", true);
   log_->info("dispatcher {}: topic {} partitions {}, group {}, workers connect to {}", spec.name, spec.topic,
              assigned_.size(), spec.Group(), endpoint);
 }
 
 Dispatcher::Loop::~Loop() {
-  // The producer's delivery reports write into completions_ and completion_fd_: it goes first (its
-  // destructor flushes, bounded), while both still exist. Members alone would destroy it last.
+  // The producer's delivery reports write into completions_ and completions_ready_: it goes first
+  // (its destructor flushes, bounded), while both still exist. Members alone would destroy it last.
   producer_.reset();
-  if (completion_fd_ >= 0) ::close(completion_fd_);
 }
 
 void Dispatcher::Loop::Run() {
@@ -94,14 +91,11 @@ void Dispatcher::Loop::Run() {
     // readable and would spin this loop.
     const bool reading = !drain_until && !full_ && !paused_;
     zmq::pollitem_t items[] = {{router_.handle(), 0, ZMQ_POLLIN, 0},
-                               {nullptr, completion_fd_, ZMQ_POLLIN, 0},
+                               {nullptr, completions_ready_.Fd(), ZMQ_POLLIN, 0},
                                {nullptr, kafka_fd, ZMQ_POLLIN, 0}};
     const auto timeout = (more_kafka && reading) ? std::chrono::milliseconds(0) : std::chrono::milliseconds(20);
     zmq::poll(items, reading ? 3 : 2, timeout);
-    if (items[1].revents & ZMQ_POLLIN) {
-      std::uint64_t ignored;
-      (void)!::read(completion_fd_, &ignored, sizeof ignored);
-    }
+    if (items[1].revents & ZMQ_POLLIN) completions_ready_.Drain();
     if (reading) {
       if (items[2].revents & ZMQ_POLLIN) consumer_->DrainWakeFd();
       ConsumeKafka(more_kafka);

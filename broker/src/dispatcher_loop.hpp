@@ -7,9 +7,6 @@
 // limit-exceeded, a dead-letter topic that cannot be written blocking the function).
 #pragma once
 
-#include <sys/eventfd.h>
-#include <unistd.h>
-
 #include <atomic>
 #include <deque>
 #include <set>
@@ -30,16 +27,13 @@
 #include "runnel/broker/offset_tracker.hpp"
 #include "runnel/broker/producer.hpp"
 #include "runnel/core/errc.hpp"
+#include "runnel/core/fd.hpp"
 #include "runnel/core/log.hpp"
 #include "runnel/core/protocol_errors.hpp"
 #include "runnel/core/wire.hpp"
 #include "runnel/core/worker_messages.hpp"
 
 namespace runnel::broker {
-
-inline std::string_view View(const zmq::message_t& m) { return {static_cast<const char*>(m.data()), m.size()}; }
-
-inline zmq::message_t Frame(std::string_view s) { return zmq::message_t(s.data(), s.size()); }
 
 class Dispatcher::Loop {
  public:
@@ -144,7 +138,7 @@ class Dispatcher::Loop {
   std::vector<TopicPartitionOffset> assigned_;
   zmq::socket_t router_;
   std::optional<zmq::socket_t> pub_;
-  int completion_fd_ = -1;
+  EventNotifier completions_ready_{"dispatcher"};  // completions_ has entries
 
   OffsetTracker tracker_;
   DispatchQueue queue_;

@@ -227,8 +227,7 @@ void Dispatcher::Loop::Completed(std::uint64_t slot_id, RecordStage stage, const
     std::lock_guard lock(completions_mu_);
     completions_.push_back({slot_id, stage, delivery, index, bytes});
   }
-  const std::uint64_t one = 1;
-  (void)!::write(completion_fd_, &one, sizeof one);
+  completions_ready_.Notify();
 }
 
 void Dispatcher::Loop::ProduceDeadLetter(std::uint64_t slot_id) {
@@ -331,7 +330,7 @@ void Dispatcher::Loop::Complete(std::uint64_t slot_id) {
     const std::string topic = o.Topic();
     std::vector<zmq::message_t>* message = nullptr;
     for (std::size_t i = feed_used_; i-- > 0;) {
-      if (View(feed_[i].front()) == topic) {
+      if (feed_[i].front().to_string_view() == topic) {
         message = &feed_[i];
         break;
       }
@@ -339,10 +338,10 @@ void Dispatcher::Loop::Complete(std::uint64_t slot_id) {
     if (message == nullptr) {
       if (feed_used_ == feed_.size()) feed_.emplace_back();
       message = &feed_[feed_used_++];
-      message->push_back(Frame(topic));
+      message->push_back(zmq::message_t(topic));
     }
-    message->push_back(Frame(o.MetaJson()));
-    message->push_back(Frame(o.output));
+    message->push_back(zmq::message_t(o.MetaJson()));
+    message->push_back(zmq::message_t(o.output));
     if (message->size() >= 1 + 2 * kFeedBatch) PublishOutcomes();
   }
   if (opt_.observer) {

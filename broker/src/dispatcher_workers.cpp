@@ -22,15 +22,15 @@ void Dispatcher::Loop::ReceiveFromWorkers() {
     frames.clear();
     const auto got = zmq::recv_multipart(router_, std::back_inserter(frames), zmq::recv_flags::dontwait);
     if (!got) return;
-    const std::string identity(View(frames[0]));  // a ROUTER always puts the routing id first
+    const std::string identity(frames[0].to_string_view());  // a ROUTER always puts the routing id first
     if (frames.size() < 2 || frames[1].size() == 0) {
       ProtocolError(identity, {DecodeErrc::kEmpty, "a message without a command"});
       continue;
     }
-    const auto command = wire::ParseCommand(View(frames[1]));
+    const auto command = wire::ParseCommand(frames[1].to_string_view());
     if (!command) {
       ProtocolError(identity, {DecodeErrc::kUnknownCommand,
-                               fmt::format("unknown command '{}' ({} bytes)", ProtocolErrors::PeerName(View(frames[1])),
+                               fmt::format("unknown command '{}' ({} bytes)", ProtocolErrors::PeerName(frames[1].to_string_view()),
                                            frames[1].size())});
       continue;
     }
@@ -62,7 +62,7 @@ void Dispatcher::Loop::OnWorkerMessage(const std::string& identity, wire::Comman
     return ProtocolError(identity, {DecodeErrc::kBadFrames, fmt::format("{} with {} frames after the command (at most 1)",
                                                                         wire::CommandName(command), frames.size() - 2)});
   }
-  const std::string_view body = frames.size() > 2 ? View(frames[2]) : std::string_view();
+  const std::string_view body = frames.size() > 2 ? frames[2].to_string_view() : std::string_view();
   Worker& w = it->second;
   w.last_heard = Clock::now();
   switch (command) {
@@ -137,7 +137,7 @@ void Dispatcher::Loop::OnHello(const std::string& identity, const std::vector<zm
     ProtocolError(identity, error);
     reason = error.message;
     counted = true;
-  } else if (auto decoded = wire::DecodeHello(View(frames[2])); !decoded) {
+  } else if (auto decoded = wire::DecodeHello(frames[2].to_string_view()); !decoded) {
     ProtocolError(identity, decoded.error());
     reason = decoded.error().message;
     counted = true;
@@ -153,8 +153,8 @@ void Dispatcher::Loop::OnHello(const std::string& identity, const std::vector<zm
   }
   if (!reason.empty()) {
     std::vector<zmq::message_t> out;
-    out.push_back(Frame(wire::cmd::kReject));
-    out.push_back(Frame(wire::Encode(wire::Reason{reason})));
+    out.push_back(zmq::message_t(wire::cmd::kReject));
+    out.push_back(zmq::message_t(wire::Encode(wire::Reason{reason})));
     Send(identity, std::move(out));
     if (!counted) log_->warn("dispatcher {}: refused a worker: {}", opt_.spec.name, reason);
     return;
@@ -184,8 +184,8 @@ void Dispatcher::Loop::OnHello(const std::string& identity, const std::vector<zm
   welcome.handler_dir = opt_.spec.handler_dir;
   if (opt_.spec.batch) welcome.batch = wire::WelcomeBatch{Batch().size, Batch().window.count()};
   std::vector<zmq::message_t> out;
-  out.push_back(Frame(wire::cmd::kWelcome));
-  out.push_back(Frame(wire::Encode(welcome)));
+  out.push_back(zmq::message_t(wire::cmd::kWelcome));
+  out.push_back(zmq::message_t(wire::Encode(welcome)));
   if (w.draining) {
     log_->info("dispatcher {}: worker {} (pid {}) joined, draining", opt_.spec.name, w.id, w.pid);
   } else {
@@ -215,7 +215,7 @@ void Dispatcher::Loop::OnResults(const std::string& identity, const std::vector<
                                          frames.size() - 2)});
   }
   for (std::size_t i = 2; i + 1 < frames.size(); i += 2) {
-    auto decoded = wire::TryDecodeResult(View(frames[i]));
+    auto decoded = wire::TryDecodeResult(frames[i].to_string_view());
     if (!decoded) {
       ProtocolError(identity, decoded.error());
       continue;
@@ -249,7 +249,7 @@ void Dispatcher::Loop::OnResults(const std::string& identity, const std::vector<
                               header.error);
     }
     if (header.status == wire::ResultStatus::kOk) {
-      Finish(slot_id, OutcomeStatus::kOk, "", "", std::string(View(frames[i + 1])), header.content_type,
+      Finish(slot_id, OutcomeStatus::kOk, "", "", std::string(frames[i + 1].to_string_view()), header.content_type,
              header.files_json, header.duration_us, w.id, std::move(header.emitted));
       continue;
     }
@@ -332,7 +332,7 @@ void Dispatcher::Loop::WorkerLost(const std::string& identity, const std::string
 }
 
 void Dispatcher::Loop::Send(const std::string& identity, std::vector<zmq::message_t> frames) {
-  frames.insert(frames.begin(), Frame(identity));
+  frames.insert(frames.begin(), zmq::message_t(identity));
   SendRouted(identity, frames);
 }
 
@@ -392,11 +392,11 @@ void Dispatcher::Loop::Dispatch() {
     task.headers = slot.msg.headers;
     auto& frames = batches_[best->identity];
     if (frames.empty()) {
-      frames.push_back(Frame(best->identity));
-      frames.push_back(Frame(wire::cmd::kTasks));
+      frames.push_back(zmq::message_t(best->identity));
+      frames.push_back(zmq::message_t(wire::cmd::kTasks));
     }
-    frames.push_back(Frame(wire::Encode(task)));
-    frames.push_back(Frame(slot.msg.value));
+    frames.push_back(zmq::message_t(wire::Encode(task)));
+    frames.push_back(zmq::message_t(slot.msg.value));
   }
   for (auto& [identity, frames] : batches_) {
     if (frames.empty()) continue;
@@ -422,7 +422,7 @@ void Dispatcher::Loop::Heartbeats(Clock::time_point now) {
   for (const auto& [identity, w] : workers_) identities.push_back(identity);
   for (const auto& identity : identities) {
     std::vector<zmq::message_t> frames;
-    frames.push_back(Frame(wire::cmd::kHeartbeat));
+    frames.push_back(zmq::message_t(wire::cmd::kHeartbeat));
     Send(identity, std::move(frames));
   }
 }
@@ -445,8 +445,8 @@ void Dispatcher::Loop::CheckDeadlines(Clock::time_point now) {
     // A running call cannot be cancelled: the stuck worker is told to exit, and its other events
     // go elsewhere.
     std::vector<zmq::message_t> frames;
-    frames.push_back(Frame(wire::cmd::kExit));
-    frames.push_back(Frame(wire::Encode(wire::Reason{"an event overran its timeout"})));
+    frames.push_back(zmq::message_t(wire::cmd::kExit));
+    frames.push_back(zmq::message_t(wire::Encode(wire::Reason{"an event overran its timeout"})));
     Send(identity, std::move(frames));
     sit->second.worker = worker_id;
     if (opt_.observer) opt_.observer->Abandoned(slot_id, worker_id, ErrcName(Errc::kTimeout), "overran its timeout");

@@ -36,6 +36,18 @@ struct ClientDeleter {
 };
 using ClientHandle = std::unique_ptr<rd_kafka_t, ClientDeleter>;
 
+// The error text librdkafka's C calls write into a caller's buffer (`errstr, errstr_size`):
+// `ErrorBuffer err; rd_kafka_new(type, conf, err.data(), err.size()); ... err.text()`.
+class ErrorBuffer {
+ public:
+  char* data() { return text_; }
+  std::size_t size() const { return sizeof text_; }
+  const char* text() const { return text_; }
+
+ private:
+  char text_[512] = {};
+};
+
 // Builds a conf from Runnel's defaults, then cfg.options, then `forced` (correctness settings that
 // config may not override). Logs every option as applied, secrets masked. librdkafka's own log
 // lines go to the "kafka" logger.

@@ -75,9 +75,9 @@ void CheckError(rd_kafka_error_t* error, const std::string& what) {
 }
 
 void SetConf(rd_kafka_conf_t* conf, const std::string& name, const std::string& value) {
-  char errstr[512];
-  if (rd_kafka_conf_set(conf, name.c_str(), value.c_str(), errstr, sizeof errstr) != RD_KAFKA_CONF_OK) {
-    throw KafkaConfigError(fmt::format("Kafka option {}={}: {}", name, IsSecret(name) ? "***" : value, errstr));
+  ErrorBuffer err;
+  if (rd_kafka_conf_set(conf, name.c_str(), value.c_str(), err.data(), err.size()) != RD_KAFKA_CONF_OK) {
+    throw KafkaConfigError(fmt::format("Kafka option {}={}: {}", name, IsSecret(name) ? "***" : value, err.text()));
   }
 }
 
@@ -110,9 +110,9 @@ ConfHandle MakeConf(const KafkaConfig& cfg, const std::map<std::string, std::str
 }
 
 ClientHandle MakeClient(rd_kafka_type_t type, ConfHandle conf) {
-  char errstr[512];
-  rd_kafka_t* rk = rd_kafka_new(type, conf.get(), errstr, sizeof errstr);
-  if (rk == nullptr) throw KafkaConfigError(fmt::format("cannot create Kafka client: {}", errstr));
+  ErrorBuffer err;
+  rd_kafka_t* rk = rd_kafka_new(type, conf.get(), err.data(), err.size());
+  if (rk == nullptr) throw KafkaConfigError(fmt::format("cannot create Kafka client: {}", err.text()));
   (void)conf.release();  // owned by rk from here on
   return ClientHandle(rk);
 }

@@ -2,11 +2,13 @@
 
 #include <fmt/format.h>
 
+#include <string>
 #include <vector>
 
 #include "commands.hpp"
 #include "runnel/core/error.hpp"
 #include "runnel/core/log.hpp"
+#include "runnel/core/version.hpp"
 
 namespace runnel::cli {
 
@@ -14,7 +16,7 @@ int Main(int argc, char** argv) {
   log::ConfigureFromEnv();
   CLI::App app{"Runnel: self-hosted event processing on Kafka, with workers that scale to zero."};
   app.require_subcommand(1);
-  app.set_version_flag("--version", "runnel " RUNNEL_VERSION);
+  app.set_version_flag("--version", "runnel " + std::string(Version()));
   CommonOptions common;
 
   const std::vector<Command> commands = {AddVersion(app, common), AddKafka(app, common), AddDemo(app, common),

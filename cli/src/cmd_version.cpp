@@ -2,13 +2,14 @@
 
 #include "commands.hpp"
 #include "runnel/broker/kafka.hpp"
+#include "runnel/core/version.hpp"
 
 namespace runnel::cli {
 
 Command AddVersion(CLI::App& app, CommonOptions&) {
   auto* sub = app.add_subcommand("version", "Print Runnel's version and the versions of the libraries it runs on");
   return {sub, [] {
-    fmt::print("runnel {}\n", RUNNEL_VERSION);
+    fmt::print("runnel {}\n", Version());
     fmt::print("librdkafka {}\n", broker::LibrdkafkaVersion());
     return 0;
   }};

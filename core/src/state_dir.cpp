@@ -18,14 +18,11 @@ namespace {
 class FileLock {
  public:
   explicit FileLock(const std::filesystem::path& path) : fd_(::open(path.c_str(), O_CREAT | O_RDWR | O_CLOEXEC, 0644)) {
-    if (fd_ < 0 || ::flock(fd_, LOCK_EX) != 0) throw Error("cannot lock " + path.string(), true);
+    if (!fd_ || ::flock(fd_.Get(), LOCK_EX) != 0) throw Error("cannot lock " + path.string(), true);
   }
-  ~FileLock() { ::close(fd_); }
-  FileLock(const FileLock&) = delete;
-  FileLock& operator=(const FileLock&) = delete;
 
  private:
-  int fd_;
+  UniqueFd fd_;
 };
 
 nlohmann::json ReadJsonOrEmpty(const std::filesystem::path& file) {
@@ -98,24 +95,19 @@ std::string StateDir::KafkaBootstrap() const {
 StackLock::StackLock(const StateDir& dir, const std::string& what) {
   std::filesystem::create_directories(dir.Root());
   const auto path = dir.Root() / "stack.lock";
-  fd_ = ::open(path.c_str(), O_CREAT | O_RDWR | O_CLOEXEC, 0644);
-  if (fd_ < 0) throw ConfigError("cannot open " + path.string());
-  if (::flock(fd_, LOCK_EX | LOCK_NB) != 0) {
+  fd_.Reset(::open(path.c_str(), O_CREAT | O_RDWR | O_CLOEXEC, 0644));
+  if (!fd_) throw ConfigError("cannot open " + path.string());
+  if (::flock(fd_.Get(), LOCK_EX | LOCK_NB) != 0) {
     char holder[64] = {};
-    const ssize_t n = ::pread(fd_, holder, sizeof holder - 1, 0);
-    ::close(fd_);
+    const ssize_t n = ::pread(fd_.Get(), holder, sizeof holder - 1, 0);
     throw ConfigError("a Runnel stack already runs with state dir " + dir.Root().string() +
                       (n > 0 ? " (" + std::string(holder, static_cast<std::size_t>(n)) + ")" : std::string()) +
                       "; stop it or pass another --state-dir");
   }
   const std::string holder = what + ", pid " + std::to_string(::getpid());
-  if (::ftruncate(fd_, 0) != 0 || ::pwrite(fd_, holder.data(), holder.size(), 0) < 0) {
+  if (::ftruncate(fd_.Get(), 0) != 0 || ::pwrite(fd_.Get(), holder.data(), holder.size(), 0) < 0) {
     // The lock holds without the note; the note only improves the message above.
   }
-}
-
-StackLock::~StackLock() {
-  if (fd_ >= 0) ::close(fd_);
 }
 
 }  // namespace runnel

@@ -2,7 +2,6 @@
 #include "runnel/workers/task_pool.hpp"
 
 #include <fmt/format.h>
-#include <sys/eventfd.h>
 #include <unistd.h>
 
 #include <algorithm>
@@ -22,6 +21,7 @@
 #include <system_error>
 #include <thread>
 
+#include "runnel/core/fd.hpp"
 #include "runnel/core/log.hpp"
 #include "task_context.hpp"
 
@@ -105,15 +105,11 @@ struct TaskPool::Impl {
         outputs(options.output_dir.empty() ? std::filesystem::current_path() / "outputs"
                                            : options.output_dir),
         // A buffered_channel holds one less than its (power of two) size.
-        queue(std::bit_ceil(std::max({std::size_t{64}, 4 * options.fibers, options.queued + 1}))) {
-    event_fd = ::eventfd(0, EFD_NONBLOCK | EFD_CLOEXEC);
-    if (event_fd < 0) throw std::system_error(errno, std::generic_category(), "eventfd");
-  }
+        queue(std::bit_ceil(std::max({std::size_t{64}, 4 * options.fibers, options.queued + 1}))) {}
 
   ~Impl() {
     queue.close();
     for (auto& thread : threads) thread.join();
-    ::close(event_fd);
   }
 
   void Start() {
@@ -285,10 +281,7 @@ struct TaskPool::Impl {
         wake = true;
       }
     }
-    if (!wake) return;
-    const std::uint64_t one = 1;
-    // A full counter (never in practice) still leaves the fd readable, which is all that matters.
-    [[maybe_unused]] const auto n = ::write(event_fd, &one, sizeof one);
+    if (wake) results_ready.Notify();
   }
 
   functions::Function& function;
@@ -302,7 +295,7 @@ struct TaskPool::Impl {
   std::vector<CompletedTask> outbox;
   bool notified = false;                   // the fd was made readable since the last TakeCompleted
   std::atomic<std::int64_t> waiting{0};  // submitted tasks no fiber has taken yet
-  int event_fd = -1;
+  EventNotifier results_ready{"task pool"};  // the outbox has results for the I/O thread
   boost::fibers::mutex filling;  // held by the fiber filling a batch (BatchLoop)
   boost::fibers::mutex done_mutex;
   boost::fibers::condition_variable done_cv;
@@ -338,11 +331,8 @@ std::size_t TaskPool::Waiting() const {
   return static_cast<std::size_t>(std::max<std::int64_t>(0, impl_->waiting.load()));
 }
 
-int TaskPool::NotifyFd() const { return impl_->event_fd; }
+int TaskPool::NotifyFd() const { return impl_->results_ready.Fd(); }
 
-void TaskPool::ClearNotify() {
-  std::uint64_t value = 0;
-  [[maybe_unused]] const auto n = ::read(impl_->event_fd, &value, sizeof value);
-}
+void TaskPool::ClearNotify() { impl_->results_ready.Drain(); }
 
 }  // namespace runnel::workers

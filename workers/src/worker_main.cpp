@@ -11,7 +11,9 @@
 #include <cstdio>
 
 #include "runnel/core/log.hpp"
+#include "runnel/core/fd.hpp"
 #include "runnel/core/signals.hpp"
+#include "runnel/core/version.hpp"
 
 namespace runnel::workers {
 namespace {
@@ -69,7 +71,7 @@ ParsedWorkerArgs ParseWorkerArgs(const std::vector<std::string>& args) {
       continue;
     }
     if (flag == "--version") {
-      parsed.message = fmt::format("runnel-worker {}\n", RUNNEL_VERSION);
+      parsed.message = fmt::format("runnel-worker {}\n", Version());
       return parsed;
     }
     if (flag != "--function" && flag != "--dispatcher" && flag != "--id" && flag != "--capacity" &&
@@ -115,10 +117,7 @@ bool AwaitStart(int fd) {
   ::prctl(PR_SET_NAME, name);
   if (n != 1) return false;
   // The socket is spent: later reads of stdin see an empty input, as for any other worker.
-  if (const int devnull = ::open("/dev/null", O_RDONLY | O_CLOEXEC); devnull >= 0) {
-    ::dup2(devnull, fd);
-    ::close(devnull);
-  }
+  if (const UniqueFd devnull(::open("/dev/null", O_RDONLY | O_CLOEXEC)); devnull) ::dup2(devnull.Get(), fd);
   return true;
 }
 

@@ -18,6 +18,7 @@
 
 #include "runnel/core/envelope.hpp"
 #include "runnel/core/error.hpp"
+#include "runnel/core/fd.hpp"
 #include "runnel/core/log.hpp"
 #include "runnel/core/protocol_errors.hpp"
 #include "runnel/core/wire.hpp"
@@ -43,8 +44,8 @@ constexpr std::size_t kMaxMessagesPerWake = 256;  // then flush results before r
 
 // Blocks SIGINT/SIGTERM in this thread (threads started later inherit it) and returns a signalfd
 // for them, or -1 when the session does not handle signals.
-int OpenSignalFd(bool handle_signals) {
-  if (!handle_signals) return -1;
+UniqueFd OpenSignalFd(bool handle_signals) {
+  if (!handle_signals) return UniqueFd();
   sigset_t set;
   sigemptyset(&set);
   sigaddset(&set, SIGINT);
@@ -52,7 +53,7 @@ int OpenSignalFd(bool handle_signals) {
   pthread_sigmask(SIG_BLOCK, &set, nullptr);
   const int fd = ::signalfd(-1, &set, SFD_NONBLOCK | SFD_CLOEXEC);
   if (fd < 0) throw std::system_error(errno, std::generic_category(), "signalfd");
-  return fd;
+  return UniqueFd(fd);
 }
 
 std::string DefaultWorkerId() {
@@ -79,7 +80,6 @@ class WorkerSession::Impl {
   ~Impl() {
     socket_.reset();
     pool_.reset();  // waits for the calls in progress (see the class comment)
-    if (signal_fd_ >= 0) ::close(signal_fd_);
   }
 
   SessionEnd Run() {
@@ -109,10 +109,10 @@ class WorkerSession::Impl {
     std::vector<zmq::pollitem_t> items;
     items.push_back({socket_->handle(), 0, ZMQ_POLLIN, 0});
     if (pool_) items.push_back({nullptr, pool_->NotifyFd(), ZMQ_POLLIN, 0});
-    if (signal_fd_ >= 0) items.push_back({nullptr, signal_fd_, ZMQ_POLLIN, 0});
+    if (signal_fd_) items.push_back({nullptr, signal_fd_.Get(), ZMQ_POLLIN, 0});
     zmq::poll(items, PollWait(Clock::now()));
 
-    if (signal_fd_ >= 0 && (items.back().revents & ZMQ_POLLIN) != 0) {
+    if (signal_fd_ && (items.back().revents & ZMQ_POLLIN) != 0) {
       if (auto end = OnSignal()) return end;
     }
     for (std::size_t n = 0; n < kMaxMessagesPerWake; ++n) {
@@ -398,7 +398,7 @@ class WorkerSession::Impl {
 
   std::optional<SessionEnd> OnSignal() {
     signalfd_siginfo info{};
-    if (::read(signal_fd_, &info, sizeof info) != static_cast<ssize_t>(sizeof info)) return std::nullopt;
+    if (::read(signal_fd_.Get(), &info, sizeof info) != static_cast<ssize_t>(sizeof info)) return std::nullopt;
     const char* name = info.ssi_signo == SIGINT ? "SIGINT" : "SIGTERM";
     if (!welcomed_) {
       SendBye(fmt::format("{} before WELCOME", name));
@@ -463,7 +463,7 @@ class WorkerSession::Impl {
   std::size_t fibers_ = 1;
   std::shared_ptr<spdlog::logger> log_;
   ProtocolErrors dropped_;  // what the dispatcher sent that this worker could not use
-  int signal_fd_ = -1;  // before ctx_: signals are blocked before ZeroMQ starts threads
+  UniqueFd signal_fd_;  // before ctx_: signals are blocked before ZeroMQ starts threads
   zmq::context_t ctx_;
   std::optional<zmq::socket_t> socket_;
   std::unique_ptr<functions::Function> function_;

@@ -9,6 +9,8 @@
 #include <fstream>
 #include <sstream>
 
+#include "runnel/core/fd.hpp"
+
 namespace runnel::functions {
 namespace {
 
@@ -84,11 +86,10 @@ EmitRequest Emit(const nlohmann::json& request, std::size_t line) {
 
 ControlFile::ControlFile() {
   std::string pattern = (std::filesystem::temp_directory_path() / "runnel-control-XXXXXX").string();
-  const int fd = ::mkostemp(pattern.data(), O_CLOEXEC);
-  if (fd < 0) {
+  const UniqueFd fd(::mkostemp(pattern.data(), O_CLOEXEC));  // the name is what the program gets
+  if (!fd) {
     throw FunctionError(Errc::kTransient, fmt::format("cannot create a control file: {}", std::strerror(errno)));
   }
-  ::close(fd);
   path_ = std::move(pattern);
 }
 

@@ -14,6 +14,8 @@
 #include <map>
 #include <thread>
 
+#include "runnel/core/error.hpp"
+#include "runnel/core/fd.hpp"
 #include "runnel/functions/exec_function.hpp"
 
 extern char** environ;
@@ -22,39 +24,6 @@ namespace runnel::functions {
 namespace {
 
 using Clock = std::chrono::steady_clock;
-
-class Fd {
- public:
-  Fd() = default;
-  explicit Fd(int fd) : fd_(fd) {}
-  Fd(Fd&& o) noexcept : fd_(std::exchange(o.fd_, -1)) {}
-  Fd& operator=(Fd&& o) noexcept {
-    Close();
-    fd_ = std::exchange(o.fd_, -1);
-    return *this;
-  }
-  ~Fd() { Close(); }
-  int Get() const { return fd_; }
-  void Close() {
-    if (fd_ >= 0) ::close(fd_);
-    fd_ = -1;
-  }
-
- private:
-  int fd_ = -1;
-};
-
-struct Pipe {
-  Fd read, write;
-};
-
-bool MakePipe(Pipe& p) {
-  int fds[2];
-  if (::pipe2(fds, O_CLOEXEC) != 0) return false;
-  p.read = Fd(fds[0]);
-  p.write = Fd(fds[1]);
-  return true;
-}
 
 void SetNonBlocking(int fd) { ::fcntl(fd, F_SETFL, ::fcntl(fd, F_GETFL) | O_NONBLOCK); }
 
@@ -106,8 +75,12 @@ ProcessOutcome RunProcess(const ProcessRequest& request) {
   }
   SigpipeBlocked sigpipe;
   Pipe in, out, err;
-  if (!MakePipe(in) || !MakePipe(out) || !MakePipe(err)) {
-    outcome.start_error = std::string("pipe: ") + std::strerror(errno);
+  try {
+    in = MakePipe(0, "the child's stdin pipe");
+    out = MakePipe(0, "the child's stdout pipe");
+    err = MakePipe(0, "the child's stderr pipe");
+  } catch (const Error& e) {
+    outcome.start_error = e.what();
     return outcome;
   }
 
@@ -151,10 +124,10 @@ ProcessOutcome RunProcess(const ProcessRequest& request) {
     return outcome;
   }
   outcome.started = true;
-  in.read.Close();
-  out.write.Close();
-  err.write.Close();
-  if (!request.stdin_file.empty()) in.write.Close();
+  in.read.Reset();
+  out.write.Reset();
+  err.write.Reset();
+  if (!request.stdin_file.empty()) in.write.Reset();
   if (in.write.Get() >= 0) SetNonBlocking(in.write.Get());
   SetNonBlocking(out.read.Get());
   SetNonBlocking(err.read.Get());
@@ -166,7 +139,7 @@ ProcessOutcome RunProcess(const ProcessRequest& request) {
     killed = true;
   };
   std::size_t written = 0;
-  if (in.write.Get() >= 0 && request.stdin_data.empty()) in.write.Close();
+  if (in.write.Get() >= 0 && request.stdin_data.empty()) in.write.Reset();
   char buffer[65536];
   while (out.read.Get() >= 0 || err.read.Get() >= 0) {
     const auto now = Clock::now();
@@ -190,7 +163,7 @@ ProcessOutcome RunProcess(const ProcessRequest& request) {
     if (in_i >= 0 && fds[in_i].revents != 0) {
       const ssize_t w = ::write(in.write.Get(), request.stdin_data.data() + written, request.stdin_data.size() - written);
       if (w > 0) written += static_cast<std::size_t>(w);
-      if ((w < 0 && errno != EAGAIN && errno != EINTR) || written == request.stdin_data.size()) in.write.Close();
+      if ((w < 0 && errno != EAGAIN && errno != EINTR) || written == request.stdin_data.size()) in.write.Reset();
     }
     if (out_i >= 0 && fds[out_i].revents != 0) {
       const ssize_t r = ::read(out.read.Get(), buffer, sizeof buffer);
@@ -203,7 +176,7 @@ ProcessOutcome RunProcess(const ProcessRequest& request) {
           break;
         }
       } else if (r == 0 || (errno != EAGAIN && errno != EINTR)) {
-        out.read.Close();
+        out.read.Reset();
       }
     }
     if (err_i >= 0 && fds[err_i].revents != 0) {
@@ -214,13 +187,13 @@ ProcessOutcome RunProcess(const ProcessRequest& request) {
           outcome.err_tail.erase(0, outcome.err_tail.size() - request.max_stderr);
         }
       } else if (r == 0 || (errno != EAGAIN && errno != EINTR)) {
-        err.read.Close();
+        err.read.Reset();
       }
     }
   }
-  in.write.Close();
-  out.read.Close();
-  err.read.Close();
+  in.write.Reset();
+  out.read.Reset();
+  err.read.Reset();
 
   // Wait for the child to end without reaping it (WNOWAIT), so its pid still names its group when
   // the group is killed; then reap it.

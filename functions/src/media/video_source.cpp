@@ -9,18 +9,11 @@
 #include <cstring>
 #include <filesystem>
 
+#include "runnel/core/fd.hpp"
+
 namespace runnel::functions::media {
 namespace {
 
-struct FdCloser {
-  int fd;
-  explicit FdCloser(int descriptor) : fd(descriptor) {}
-  FdCloser(const FdCloser&) = delete;
-  FdCloser& operator=(const FdCloser&) = delete;
-  ~FdCloser() {
-    if (fd >= 0) ::close(fd);
-  }
-};
 
 std::string HexPrefix(std::string_view b) {
   std::string out;
@@ -34,7 +27,7 @@ std::string ReadHead(const std::string& path, std::size_t n) {
   if (fd < 0)
     throw FunctionError(Errc::kBadInput,
                         fmt::format("cannot open input file {}: {}", path, std::strerror(errno)));
-  const FdCloser closer{fd};
+  const UniqueFd closer{fd};
   std::string head(n, '\0');
   ssize_t got = -1;
   do {
@@ -76,7 +69,7 @@ VideoSource::VideoSource(const Event& event, std::uint64_t max_bytes) {
   if (fd < 0)
     throw FunctionError(Errc::kTransient,
                         fmt::format("cannot create a temporary file: {}", std::strerror(errno)));
-  const FdCloser closer{fd};
+  const UniqueFd closer{fd};
   path_ = pattern;
   temporary_ = true;
   std::size_t done = 0;

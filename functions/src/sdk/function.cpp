@@ -9,6 +9,8 @@
 #include <cerrno>
 #include <cstring>
 
+#include "runnel/core/fd.hpp"
+
 namespace runnel::functions {
 std::string Context::ReadInput(const Event& event, std::size_t max_bytes) {
   if (!event.envelope.file) {
@@ -23,10 +25,7 @@ std::string Context::ReadInput(const Event& event, std::size_t max_bytes) {
   if (fd < 0) {
     throw FunctionError(Errc::kBadInput, fmt::format("cannot open input file {}: {}", path, std::strerror(errno)));
   }
-  struct Closer {
-    int fd;
-    ~Closer() { ::close(fd); }
-  } closer{fd};
+  const UniqueFd closer{fd};
   struct stat st {};
   if (::fstat(fd, &st) != 0 || !S_ISREG(st.st_mode)) {
     throw FunctionError(Errc::kBadInput, fmt::format("input {} is not a regular file", path));

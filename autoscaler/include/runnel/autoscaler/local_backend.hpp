@@ -32,6 +32,7 @@
 #include <vector>
 
 #include "runnel/autoscaler/backend.hpp"
+#include "runnel/core/fd.hpp"
 
 namespace runnel::autoscaler {
 
@@ -75,7 +76,7 @@ class LocalProcessBackend final : public WorkerBackend {
     std::string id;        // the id it was started with (its --id and log file)
     std::string log_file;
     int pid = 0;
-    int go_fd = -1;        // our end of its stdin socket: one byte starts it, closing retires it
+    UniqueFd go;           // our end of its stdin socket: one byte starts it, closing retires it
     Clock::time_point replace_at{};
     int quick_ends = 0;    // ended unused, in a row, soon after it started
     Clock::time_point started{};

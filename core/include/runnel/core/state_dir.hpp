@@ -8,6 +8,8 @@
 #include <string>
 #include <vector>
 
+#include "runnel/core/fd.hpp"
+
 namespace runnel {
 
 class StateDir {
@@ -40,12 +42,9 @@ class StackLock {
  public:
   // Throws ConfigError naming the holder's pid when the dir is taken.
   StackLock(const StateDir& dir, const std::string& what);
-  ~StackLock();
-  StackLock(const StackLock&) = delete;
-  StackLock& operator=(const StackLock&) = delete;
 
  private:
-  int fd_ = -1;
+  UniqueFd fd_;  // the lock is the flock on it
 };
 
 }  // namespace runnel
