@@ -40,8 +40,23 @@ Dispatcher::Loop::Loop(Options options)
   }
   consumer_ = std::make_unique<Consumer>(opt_.kafka, Consumer::Options{spec.Group(), "earliest", opt_.fetch_wait_max});
   // Where each partition resumes: gaps after it are records the broker dropped unprocessed.
+  std::vector<TopicPartitionOffset> start_at_end;
   for (const auto& tp : consumer_->Committed(assigned_)) {
-    if (tp.offset >= 0) expected_next_[tp.partition] = tp.offset;
+    if (tp.offset >= 0) {
+      expected_next_[tp.partition] = tp.offset;
+    } else if (spec.start == StartPosition::kLatest) {
+      // `start: latest` for a partition the group never committed: its end now, committed at once so
+      // that the lag counts from there and a restart before the first event resumes there too.
+      const std::int64_t end = consumer_->Watermarks(spec.topic, tp.partition).second;
+      start_at_end.push_back({spec.topic, tp.partition, end});
+      expected_next_[tp.partition] = end;
+    }
+  }
+  if (!start_at_end.empty()) {
+    consumer_->CommitOffsets(start_at_end);
+    log_->info(
+        "dispatcher {}: group {} had no commits on {} partition(s): starting at their end (start: latest)",
+        spec.name, spec.Group(), start_at_end.size());
   }
   consumer_->Assign(assigned_);
   producer_ = std::make_unique<Producer>(opt_.kafka);

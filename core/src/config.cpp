@@ -183,9 +183,10 @@ BatchConfig ParseBatch(const Parser& p, const YAML::Node& node, const std::strin
 }
 
 FunctionSpec ParseFunction(const Parser& p, const YAML::Node& node, const std::string& where) {
-  p.OnlyKeys(node, where, {"name", "handler", "topic", "partitions", "params", "concurrency", "timeout", "memory_mb",
-                           "max_payload", "retries", "dead_letter_topic", "results_topic", "workers", "scaling", "next",
-                           "batch"});
+  p.OnlyKeys(node, where,
+             {"name", "handler", "topic", "partitions", "params", "concurrency", "timeout", "memory_mb",
+              "max_payload", "retries", "dead_letter_topic", "results_topic", "workers", "scaling", "next",
+              "batch", "start", "group"});
   FunctionSpec f;
   if (!node["name"]) p.Fail(node, where + ".name", "is required");
   f.name = p.Scalar<std::string>(node["name"], where + ".name");
@@ -232,6 +233,18 @@ FunctionSpec ParseFunction(const Parser& p, const YAML::Node& node, const std::s
   f.dead_letter_topic = node["dead_letter_topic"] ? p.Scalar<std::string>(node["dead_letter_topic"], where + ".dead_letter_topic")
                                                   : f.topic + ".dlq";
   if (node["results_topic"]) f.results_topic = p.Scalar<std::string>(node["results_topic"], where + ".results_topic");
+  if (const auto s = node["start"]) {
+    const auto start = p.Scalar<std::string>(s, where + ".start");
+    if (start != "earliest" && start != "latest") {
+      p.Fail(s, where + ".start", fmt::format("'{}' is not earliest or latest", start));
+    }
+    f.start = start == "latest" ? StartPosition::kLatest : StartPosition::kEarliest;
+  }
+  if (const auto g = node["group"]) {
+    f.group = p.Scalar<std::string>(g, where + ".group");
+    if (!IsTopicName(f.group))
+      p.Fail(g, where + ".group", fmt::format("'{}' must be 1..249 of [A-Za-z0-9._-]", f.group));
+  }
   if (node["workers"] && node["scaling"]) {
     p.Fail(node["workers"], where + ".workers", "a fixed count; use scaling.min and scaling.max with scaling, not both");
   }

@@ -2,9 +2,9 @@
 // over ZeroMQ, so that workers are never consumer-group members (docs/protocol.md §3).
 //
 // It consumes the function's topic by assigning its partitions directly (no group join: it starts
-// at once, and a restart does not wait out a session timeout) and commits to the group
-// runnel.<function>. Scale-out is by static slices: dispatcher i of n takes the partitions p with
-// p % n == i, so no two dispatchers ever hold the same partition.
+// at once, and a restart does not wait out a session timeout) and commits to spec.Group()
+// (runnel.<function> unless `group`). Scale-out is by static slices: dispatcher i of n takes the
+// partitions p with p % n == i, so no two dispatchers ever hold the same partition.
 //
 // Guarantees: an offset is committed only when every event below it has a final outcome (a result
 // handed to the results feed, or a dead-letter record acknowledged with acks=all); events with
