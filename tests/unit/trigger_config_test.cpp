@@ -57,5 +57,123 @@ TEST_F(TriggerConfig, BadStartOrGroupNamesTheLineAndKey) {
   EXPECT_EQ(Error("    group: \"\"\n"), "F:3: functions[0].group: '' must be 1..249 of [A-Za-z0-9._-]");
 }
 
+TEST_F(TriggerConfig, MaxRecordAgeIsADurationOfAtLeastOneSecond) {
+  EXPECT_EQ(Function("").max_record_age.count(), 0);
+  EXPECT_EQ(Function("    max_record_age: 30s\n").max_record_age, std::chrono::seconds(30));
+  EXPECT_EQ(Function("    max_record_age: 2h\n").max_record_age, std::chrono::hours(2));
+  EXPECT_EQ(Error("    max_record_age: 500ms\n"), "F:3: functions[0].max_record_age: must be at least 1s");
+  EXPECT_THAT(Error("    max_record_age: soon\n"),
+              ::testing::StartsWith("F:3: functions[0].max_record_age: 'soon' "));
+}
+
+TEST_F(TriggerConfig, FilterIsRead) {
+  const FunctionSpec f = Function(R"(    filter:
+      key: {prefix: "dev-"}
+      headers:
+        content-type: {equals: image/png}
+        tenant: acme
+      fields:
+        reading.temp: {gt: 10, lte: 50}
+        site: {exists: true}
+        /a.b: "10"
+)");
+  const EventFilter& filter = f.filter;
+  ASSERT_TRUE(filter.key.has_value());
+  EXPECT_EQ(filter.key->prefix, "dev-");
+  ASSERT_EQ(filter.headers.size(), 2u);
+  EXPECT_EQ(filter.headers[0].name, "content-type");
+  EXPECT_EQ(filter.headers[0].condition.equals->text, "image/png");
+  EXPECT_EQ(filter.headers[1].condition.equals->text, "acme");
+  ASSERT_EQ(filter.fields.size(), 3u);
+  EXPECT_EQ(filter.fields[0].pointer, "/reading/temp");
+  EXPECT_EQ(filter.fields[0].condition.gt, 10.0);
+  EXPECT_EQ(filter.fields[0].condition.lte, 50.0);
+  EXPECT_EQ(filter.fields[0].condition.line, 9);
+  EXPECT_EQ(filter.fields[1].condition.exists, true);
+  EXPECT_EQ(filter.fields[2].pointer, "/a.b");
+  EXPECT_EQ(filter.fields[2].condition.equals->type, FilterCondition::Value::Type::kString);
+  EXPECT_TRUE(Function("").filter.Empty());
+}
+
+struct FilterError {
+  const char* filter;   // the value of `filter:` on line 3
+  const char* message;  // with the file shown as F
+};
+
+class TriggerFilterErrors : public TriggerConfig, public ::testing::WithParamInterface<FilterError> {};
+
+TEST_P(TriggerFilterErrors, NameTheLineAndKey) {
+  EXPECT_EQ(Error(std::string("    filter: ") + GetParam().filter + "\n"), GetParam().message);
+}
+
+INSTANTIATE_TEST_SUITE_P(
+    Messages, TriggerFilterErrors,
+    ::testing::Values(
+        FilterError{"[a]",
+                    "F:3: functions[0].filter: must be a mapping of key, headers and fields, e.g. {key: "
+                    "{prefix: dev-}}"},
+        FilterError{"{}",
+                    "F:3: functions[0].filter: is empty: give key, headers or fields (or leave filter out)"},
+        FilterError{"{value: 1}",
+                    "F:3: functions[0].filter.value: unknown key (known: fields, headers, key)"},
+        FilterError{"{key: {starts: a}}",
+                    "F:3: functions[0].filter.key.starts: unknown operator (known: equals, prefix, exists, "
+                    "gt, gte, lt, lte)"},
+        FilterError{
+            "{key: {}}",
+            "F:3: functions[0].filter.key: has no operator (equals, prefix, exists, gt, gte, lt, lte)"},
+        FilterError{"{key: [a, b]}",
+                    "F:3: functions[0].filter.key: must be a value (equals) or a mapping of operators like "
+                    "{prefix: dev-} "
+                    "(equals, prefix, exists, gt, gte, lt, lte)"},
+        FilterError{"{key: ~}",
+                    "F:3: functions[0].filter.key: null is for JSON fields; a key or header is text (quote "
+                    "it: \"\")"},
+        FilterError{"{key: {exists: yes}}",
+                    "F:3: functions[0].filter.key.exists: 'yes' is not true or false"},
+        FilterError{"{key: {prefix: [a]}}", "F:3: functions[0].filter.key.prefix: must be a string"},
+        FilterError{"{fields: {t: {gt: warm}}}",
+                    "F:3: functions[0].filter.fields.t.gt: 'warm' is not a number"},
+        FilterError{"{fields: {t: {gt: \"10\"}}}",
+                    "F:3: functions[0].filter.fields.t.gt: '10' is not a number"},
+        FilterError{"{fields: {t: {lt: .nan}}}",
+                    "F:3: functions[0].filter.fields.t.lt: '.nan' is not a number"},
+        FilterError{
+            "{fields: {t: {gt: 50, lt: 10}}}",
+            "F:3: functions[0].filter.fields.t: the range gt 50 .. lt 10 is empty: nothing would match"},
+        FilterError{
+            "{fields: {t: {gt: 1, gte: 2}}}",
+            "F:3: functions[0].filter.fields.t: give one lower bound (gt or gte) and one upper (lt or lte)"},
+        FilterError{"{fields: {t: {exists: false, equals: 1}}}",
+                    "F:3: functions[0].filter.fields.t: exists: false cannot go with another operator (an "
+                    "absent value "
+                    "has none to compare)"},
+        FilterError{"{fields: {t: {prefix: a, gt: 1}}}",
+                    "F:3: functions[0].filter.fields.t: prefix (of a string) and a numeric range cannot both "
+                    "hold for "
+                    "one JSON value"},
+        FilterError{
+            "{fields: {a..b: 1}}",
+            "F:3: functions[0].filter.fields.a..b: 'a..b' is not a field path like reading.temp (or a JSON "
+            "pointer like /reading/temp)"},
+        FilterError{
+            "{fields: {/a~2: 1}}",
+            "F:3: functions[0].filter.fields./a~2: '/a~2' is not a field path like reading.temp (or a JSON "
+            "pointer like /reading/temp)"},
+        FilterError{"{fields: []}",
+                    "F:3: functions[0].filter.fields: must be a mapping of field paths to conditions, e.g. "
+                    "{reading.temp: {gt: 10}}"},
+        FilterError{
+            "{headers: {a: {equals: {x: 1}}}}",
+            "F:3: functions[0].filter.headers.a.equals: must be a single value (a string, number, boolean or "
+            "null)"}));
+
+// The line of an operator deep in a block mapping is its own.
+TEST_F(TriggerConfig, FilterErrorsPointAtTheOperatorsLine) {
+  EXPECT_EQ(Error("    filter:\n      fields:\n        t:\n          gt: 1\n          between: 2\n"),
+            "F:7: functions[0].filter.fields.t.between: unknown operator (known: equals, prefix, exists, gt, "
+            "gte, lt, lte)");
+}
+
 }  // namespace
 }  // namespace runnel

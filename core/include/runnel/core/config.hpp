@@ -12,6 +12,8 @@
 #include <string>
 #include <vector>
 
+#include "runnel/core/event_filter.hpp"
+
 namespace runnel {
 
 struct RetryPolicy {
@@ -73,6 +75,10 @@ struct FunctionSpec {
   int batch_line = 0;  // where `batch` is in the file (0: not given), for errors found later
   StartPosition start = StartPosition::kEarliest;  // for a group with no commits
   std::string group;  // the consumer group (runnel.yaml `group`); empty: runnel.<name>
+  // Records older than this (by their Kafka timestamp) when the dispatcher takes them are
+  // dead-lettered as `expired` instead of running (Lambda's MaximumRecordAgeInSeconds); 0: no limit.
+  std::chrono::milliseconds max_record_age{0};
+  EventFilter filter;  // empty: every event runs
 
   // The consumer group the dispatcher commits to; every reader of its offsets (lag, status,
   // autoscaler, tests) asks this.
