@@ -399,6 +399,7 @@ class Autoscaler::Loop {
           {"blocked", st.blocked},
           {"blocked_reason", st.blocked_reason},
           {"records_refused", st.records_refused},
+          {"filtered", st.filtered},
           {"usage",
            {{"invocations", st.attempts},
             {"worker_seconds", usage.wall_s},

@@ -40,11 +40,27 @@ Dispatcher::Loop::Loop(Options options)
   }
   consumer_ = std::make_unique<Consumer>(opt_.kafka, Consumer::Options{spec.Group(), "earliest", opt_.fetch_wait_max});
   // Where each partition resumes: gaps after it are records the broker dropped unprocessed.
+  std::vector<TopicPartitionOffset> start_at_end;
   for (const auto& tp : consumer_->Committed(assigned_)) {
-    if (tp.offset >= 0) expected_next_[tp.partition] = tp.offset;
+    if (tp.offset >= 0) {
+      expected_next_[tp.partition] = tp.offset;
+    } else if (spec.start == StartPosition::kLatest) {
+      // `start: latest` for a partition the group never committed: its end now, committed at once so
+      // that the lag counts from there and a restart before the first event resumes there too.
+      const std::int64_t end = consumer_->Watermarks(spec.topic, tp.partition).second;
+      start_at_end.push_back({spec.topic, tp.partition, end});
+      expected_next_[tp.partition] = end;
+    }
+  }
+  if (!start_at_end.empty()) {
+    consumer_->CommitOffsets(start_at_end);
+    log_->info(
+        "dispatcher {}: group {} had no commits on {} partition(s): starting at their end (start: latest)",
+        spec.name, spec.Group(), start_at_end.size());
   }
   consumer_->Assign(assigned_);
   producer_ = std::make_unique<Producer>(opt_.kafka);
+  if (!spec.filter.Empty()) matcher_ = std::make_unique<EventMatcher>(spec.filter);
   max_record_bytes_ = producer_->MaxMessageBytes();
 
   router_.set(zmq::sockopt::router_mandatory, 1);
@@ -195,6 +211,13 @@ void Dispatcher::Loop::OnRecord(Message msg) {
 
 bool Dispatcher::Loop::Admit(std::uint64_t slot_id) {
   Slot& slot = slots_.at(slot_id);
+  if (matcher_ && !matcher_->Matches(slot.msg.key, slot.msg.headers, slot.msg.value)) {
+    // Not for this function (its `filter`): done without a call and without an outcome.
+    ++stats_.filtered;
+    tracker_.Done(slot.msg.partition, slot.msg.offset);
+    slots_.erase(slot_id);
+    return false;
+  }
   try {
     slot.envelope = Envelope::Decode(slot.msg.headers);
   } catch (const EnvelopeError& e) {
@@ -218,9 +241,19 @@ bool Dispatcher::Loop::Admit(std::uint64_t slot_id) {
                        opt_.spec.max_payload));
     return false;
   }
+  const auto now_ms = std::chrono::duration_cast<std::chrono::milliseconds>(
+                          std::chrono::system_clock::now().time_since_epoch())
+                          .count();
+  if (const auto max_age = opt_.spec.max_record_age.count();
+      max_age > 0 && slot.msg.timestamp_ms > 0 && now_ms - slot.msg.timestamp_ms > max_age) {
+    Finish(slot_id, OutcomeStatus::kDeadLetter, "expired",
+           fmt::format("the record is {:.1f} s old (its Kafka timestamp), over the function's max_record_age "
+                       "of {:.1f} s",
+                       static_cast<double>(now_ms - slot.msg.timestamp_ms) / 1000.0,
+                       static_cast<double>(max_age) / 1000.0));
+    return false;
+  }
   if (slot.envelope.deadline_ms) {
-    const auto now_ms = std::chrono::duration_cast<std::chrono::milliseconds>(
-                            std::chrono::system_clock::now().time_since_epoch()).count();
     if (*slot.envelope.deadline_ms <= now_ms) {
       Finish(slot_id, OutcomeStatus::kError, "timeout", "the event's deadline passed before it could run");
       return false;

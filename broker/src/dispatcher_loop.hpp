@@ -24,6 +24,7 @@
 #include "token_source.hpp"
 #include "runnel/broker/dispatch_queue.hpp"
 #include "runnel/broker/dispatcher.hpp"
+#include "runnel/broker/event_matcher.hpp"
 #include "runnel/broker/offset_tracker.hpp"
 #include "runnel/broker/producer.hpp"
 #include "runnel/core/errc.hpp"
@@ -135,6 +136,7 @@ class Dispatcher::Loop {
   std::shared_ptr<spdlog::logger> log_;
   std::unique_ptr<Consumer> consumer_;
   std::unique_ptr<Producer> producer_;  // dead letters and the results topic, acks=all
+  std::unique_ptr<EventMatcher> matcher_;  // the function's filter; null: every event runs
   std::vector<TopicPartitionOffset> assigned_;
   zmq::socket_t router_;
   std::optional<zmq::socket_t> pub_;

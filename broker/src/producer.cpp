@@ -126,6 +126,7 @@ std::optional<Delivery> Producer::TryProduce(Record record, std::function<void(c
   // The producev macros cast their arguments without parentheses: pass plain variables.
   const void* key_data = record.key ? record.key->data() : nullptr;
   const std::size_t key_size = record.key ? record.key->size() : 0;
+  const std::int64_t timestamp = record.timestamp_ms;
   for (int attempt = 0;; ++attempt) {
     rd_kafka_headers_t* headers = nullptr;
     if (!record.headers.empty()) {
@@ -142,7 +143,7 @@ std::optional<Delivery> Producer::TryProduce(Record record, std::function<void(c
         RD_KAFKA_V_MSGFLAGS(RD_KAFKA_MSG_F_COPY),
         RD_KAFKA_V_KEY(key_data, key_size),
         RD_KAFKA_V_VALUE(record.value.data(), record.value.size()), RD_KAFKA_V_HEADERS(headers),
-        RD_KAFKA_V_OPAQUE(pending.get()), RD_KAFKA_V_END);
+        RD_KAFKA_V_TIMESTAMP(timestamp), RD_KAFKA_V_OPAQUE(pending.get()), RD_KAFKA_V_END);
     if (err == RD_KAFKA_RESP_ERR_NO_ERROR) {
       (void)headers_holder.release();  // owned by the message now
       (void)pending.release();         // owned by OnDelivery now

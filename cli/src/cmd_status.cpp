@@ -38,10 +38,12 @@ void PrintText(const nlohmann::json& status) {
                  "fix)\n",
                  f.value("blocked_reason", ""));
     }
-    fmt::print("  queued {}  in flight {}  ok {}  errors {}  dead-lettered {}  retries {}  lost to retention {}  "
-               "restarts {}\n",
-               f.value("queued", 0), f.value("in_flight", 0), f.value("succeeded", 0), f.value("errors", 0),
-               f.value("dead_lettered", 0), f.value("retries", 0), f.value("retention_lost", 0), f.value("restarts", 0));
+    fmt::print(
+        "  queued {}  in flight {}  ok {}  errors {}  dead-lettered {}  filtered {}  retries {}  lost to "
+        "retention {}  restarts {}\n",
+        f.value("queued", 0), f.value("in_flight", 0), f.value("succeeded", 0), f.value("errors", 0),
+        f.value("dead_lettered", 0), f.value("filtered", 0), f.value("retries", 0),
+        f.value("retention_lost", 0), f.value("restarts", 0));
     const auto usage = f.value("usage", nlohmann::json::object());
     fmt::print("  usage: {} invocations, {:.1f} worker-s wall, {:.2f} CPU-s, peak memory {:.1f} MiB, {} worker "
                "start(s)\n",

@@ -10,6 +10,7 @@
 #include <set>
 #include <unordered_map>
 
+#include "config_filter.hpp"
 #include "runnel/core/env_expand.hpp"
 #include "runnel/core/error.hpp"
 #include "runnel/core/handler.hpp"
@@ -183,9 +184,27 @@ BatchConfig ParseBatch(const Parser& p, const YAML::Node& node, const std::strin
 }
 
 FunctionSpec ParseFunction(const Parser& p, const YAML::Node& node, const std::string& where) {
-  p.OnlyKeys(node, where, {"name", "handler", "topic", "partitions", "params", "concurrency", "timeout", "memory_mb",
-                           "max_payload", "retries", "dead_letter_topic", "results_topic", "workers", "scaling", "next",
-                           "batch"});
+  p.OnlyKeys(node, where,
+             {"name",
+              "handler",
+              "topic",
+              "partitions",
+              "params",
+              "concurrency",
+              "timeout",
+              "memory_mb",
+              "max_payload",
+              "retries",
+              "dead_letter_topic",
+              "results_topic",
+              "workers",
+              "scaling",
+              "next",
+              "batch",
+              "start",
+              "group",
+              "max_record_age",
+              "filter"});
   FunctionSpec f;
   if (!node["name"]) p.Fail(node, where + ".name", "is required");
   f.name = p.Scalar<std::string>(node["name"], where + ".name");
@@ -232,6 +251,28 @@ FunctionSpec ParseFunction(const Parser& p, const YAML::Node& node, const std::s
   f.dead_letter_topic = node["dead_letter_topic"] ? p.Scalar<std::string>(node["dead_letter_topic"], where + ".dead_letter_topic")
                                                   : f.topic + ".dlq";
   if (node["results_topic"]) f.results_topic = p.Scalar<std::string>(node["results_topic"], where + ".results_topic");
+  if (const auto s = node["start"]) {
+    const auto start = p.Scalar<std::string>(s, where + ".start");
+    if (start != "earliest" && start != "latest") {
+      p.Fail(s, where + ".start", fmt::format("'{}' is not earliest or latest", start));
+    }
+    f.start = start == "latest" ? StartPosition::kLatest : StartPosition::kEarliest;
+  }
+  if (const auto g = node["group"]) {
+    f.group = p.Scalar<std::string>(g, where + ".group");
+    if (!IsTopicName(f.group))
+      p.Fail(g, where + ".group", fmt::format("'{}' must be 1..249 of [A-Za-z0-9._-]", f.group));
+  }
+  if (const auto a = node["max_record_age"]) {
+    f.max_record_age = p.Duration(a, where + ".max_record_age");
+    if (f.max_record_age < std::chrono::seconds(1))
+      p.Fail(a, where + ".max_record_age", "must be at least 1s");
+  }
+  if (const auto fl = node["filter"]) {
+    f.filter = detail::ParseEventFilter(
+        fl, where + ".filter",
+        [&p](const YAML::Node& n, const std::string& key, const std::string& why) { p.Fail(n, key, why); });
+  }
   if (node["workers"] && node["scaling"]) {
     p.Fail(node["workers"], where + ".workers", "a fixed count; use scaling.min and scaling.max with scaling, not both");
   }

@@ -106,6 +106,9 @@ std::vector<MetricFamily> StatusMetrics(const nlohmann::json& status) {
             Num(f, "retries"));
     out.Add("runnel_dispatcher_redispatched_events_total", kCounter,
             "Events taken from a lost worker and dispatched again", fn, Num(f, "redispatched"));
+    out.Add("runnel_filtered_total", kCounter,
+            "Events the function's filter turned away: committed without a call and without an outcome", fn,
+            Num(f, "filtered"));
     out.Add("runnel_dispatcher_retention_lost_events_total", kCounter,
             "Records the broker's retention dropped before the function processed them", fn,
             Num(f, "retention_lost"));

@@ -2,9 +2,9 @@
 // over ZeroMQ, so that workers are never consumer-group members (docs/protocol.md §3).
 //
 // It consumes the function's topic by assigning its partitions directly (no group join: it starts
-// at once, and a restart does not wait out a session timeout) and commits to the group
-// runnel.<function>. Scale-out is by static slices: dispatcher i of n takes the partitions p with
-// p % n == i, so no two dispatchers ever hold the same partition.
+// at once, and a restart does not wait out a session timeout) and commits to spec.Group()
+// (runnel.<function> unless `group`). Scale-out is by static slices: dispatcher i of n takes the
+// partitions p with p % n == i, so no two dispatchers ever hold the same partition.
 //
 // Guarantees: an offset is committed only when every event below it has a final outcome (a result
 // handed to the results feed, or a dead-letter record acknowledged with acks=all); events with
@@ -74,6 +74,7 @@ struct DispatcherStats {
   std::string blocked_reason;
   std::int64_t records_refused = 0;  // record writes Kafka refused (dead letters, results, pipeline), every attempt
   std::int64_t no_worker_waits = 0;  // times an event arrived while no worker was connected
+  std::int64_t filtered = 0;         // events the function's filter turned away: committed without a call
   // For the autoscaler: results from workers (ok or error) and the sum of their reported durations,
   // the record timestamp (epoch ms) of the oldest event not yet done (-1: none, or no timestamps),
   // and per partition the next offset the dispatcher will consume.

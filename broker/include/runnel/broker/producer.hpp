@@ -28,6 +28,7 @@ struct Record {
   std::optional<std::string> key;
   std::string value;
   Headers headers;
+  std::int64_t timestamp_ms = 0;  // the record's CreateTime in epoch ms; 0: now
 };
 
 // The outcome of one record: where it landed, or why it did not.

@@ -12,6 +12,8 @@
 #include <string>
 #include <vector>
 
+#include "runnel/core/event_filter.hpp"
+
 namespace runnel {
 
 struct RetryPolicy {
@@ -46,6 +48,11 @@ struct BatchConfig {
   std::chrono::milliseconds window{0};
 };
 
+// Where a consumer group with no committed offsets starts (runnel.yaml `start`, KEDA's
+// offsetResetPolicy): the oldest record the broker still has, or the end of each partition when the
+// dispatcher starts (it commits that position at once, so a restart before any event resumes there).
+enum class StartPosition { kEarliest, kLatest };
+
 struct FunctionSpec {
   std::string name;
   std::string handler;  // builtin:NAME, plugin:PATH[#NAME] or exec:COMMAND (core/handler.hpp), paths absolute
@@ -66,8 +73,16 @@ struct FunctionSpec {
   // (cli CheckConfig), so a dispatcher's spec always says what its workers run.
   std::optional<BatchConfig> batch;
   int batch_line = 0;  // where `batch` is in the file (0: not given), for errors found later
+  StartPosition start = StartPosition::kEarliest;  // for a group with no commits
+  std::string group;  // the consumer group (runnel.yaml `group`); empty: runnel.<name>
+  // Records older than this (by their Kafka timestamp) when the dispatcher takes them are
+  // dead-lettered as `expired` instead of running (Lambda's MaximumRecordAgeInSeconds); 0: no limit.
+  std::chrono::milliseconds max_record_age{0};
+  EventFilter filter;  // empty: every event runs
 
-  std::string Group() const { return "runnel." + name; }
+  // The consumer group the dispatcher commits to; every reader of its offsets (lag, status,
+  // autoscaler, tests) asks this.
+  std::string Group() const { return group.empty() ? "runnel." + name : group; }
   std::string BuiltinName() const;  // the NAME of builtin:NAME; empty for other kinds
 };
 

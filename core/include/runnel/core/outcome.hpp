@@ -23,7 +23,7 @@ struct Outcome {
   OutcomeStatus status = OutcomeStatus::kOk;
   int attempts = 1;
   std::string error;       // set unless ok
-  std::string error_kind;  // bad-input, timeout, ..., malformed-envelope, recursion, worker-lost
+  std::string error_kind;  // bad-input, timeout, ..., malformed-envelope, recursion, worker-lost, expired
   std::string topic;
   std::int32_t partition = -1;
   std::int64_t offset = -1;
