@@ -27,7 +27,12 @@ import sys
 # Packages the runtime stage needs for data rather than libraries, each with the reason.
 RUNTIME_DATA_PACKAGES = {
     "tzdata": "the IANA time-zone database; cron schedules read it through absl::TimeZone",
+    "python3": "the interpreter of exec: handlers such as samples/exec-python (exec:/usr/bin/python3 enrich.py)",
 }
+
+# OCI annotations the runtime stage must carry (https://github.com/opencontainers/image-spec, annotations.md).
+OCI_LABELS = ("org.opencontainers.image.title", "org.opencontainers.image.description",
+              "org.opencontainers.image.version")
 
 def fail(problems):
     for p in problems:
@@ -204,6 +209,13 @@ def main():
     for v in ("/data", "/var/lib/runnel"):
         if v not in volumes:
             problems.append(f"the runtime stage does not declare VOLUME {v}")
+    healthchecks = [a for k, a in body if k == "HEALTHCHECK"]
+    if not healthchecks or "CMD" not in healthchecks[-1].split() or "status" not in healthchecks[-1]:
+        problems.append(f"the runtime stage has no HEALTHCHECK running `runnel status` (has {healthchecks or 'none'})")
+    labels = " ".join(shlex.split(" ".join(a for k, a in body if k == "LABEL")))
+    for label in OCI_LABELS:
+        if f"{label}=" not in labels:
+            problems.append(f"the runtime stage has no LABEL {label}")
 
     listed = apt_installed_packages(runtime)
     if not listed:
