@@ -6,12 +6,14 @@ Checks, failing with every problem named:
   - two stages on Debian 12 (debian:bookworm*), the last one named `runtime`;
   - the build stage builds with -DRUNNEL_BUILD_TESTS=OFF; the runtime stage copies each file
     from it (the module into /usr/local/lib/runnel/, where the binaries look for it), runs as a
-    non-root USER, has ENTRYPOINT ["runnel"] and VOLUMEs /data and the state dir;
+    non-root USER, has ENTRYPOINT ["runnel"] and VOLUMEs /data and the state dir, a HEALTHCHECK
+    running `runnel status`, and the OCI labels title, description and version;
   - the runtime stage's `apt-get install` lists the Debian package (found with `dpkg -S`) of every
     library one of the files needs directly (NEEDED in `readelf -d`);
   - every other library `ldd` reports comes from a listed package or from a package those depend
     on (Depends/Pre-Depends, recursively, as installed here), so apt brings it along;
-  - every listed package provides at least one of those libraries: the stage carries nothing extra.
+  - every listed package provides at least one of those libraries: the stage carries nothing extra
+    (but the RUNTIME_DATA_PACKAGES below, each with its reason).
 
 Usage: check_dockerfile.py DOCKERFILE RUNNEL_BINARY WORKER_BINARY MEDIA_MODULE
 """
