@@ -56,6 +56,7 @@ Command AddUp(CLI::App& app, CommonOptions& common) {
     std::string config;
     std::string kafka;
     std::string metrics;
+    std::string output_dir;
   };
   auto flags = std::make_shared<Flags>();
   auto* sub = app.add_subcommand(
@@ -67,6 +68,8 @@ Command AddUp(CLI::App& app, CommonOptions& common) {
   sub->add_option("--metrics", flags->metrics,
                   "Serve Prometheus metrics on HOST:PORT (port 0: any free port; default: the config's `metrics`, "
                   "else 127.0.0.1:0); the URL goes into endpoints.json as `metrics`");
+  sub->add_option("--output-dir", flags->output_dir,
+                  "Write function outputs under DIR (default: the config's `output_dir`, else <state dir>/outputs)");
   return {sub, [flags, &common] {
             ShutdownSignals signals;
             failpoint::Validate();
@@ -74,6 +77,7 @@ Command AddUp(CLI::App& app, CommonOptions& common) {
                                                        : LoadStackConfig(flags->config);
             if (!flags->kafka.empty()) config.kafka_bootstrap = flags->kafka;
             if (!flags->metrics.empty()) config.metrics_listen = flags->metrics;
+            if (!flags->output_dir.empty()) config.output_dir = flags->output_dir;
             StateDir state = StateDir::Resolve(common.state_dir);
             StackLock lock(state, "runnel up");
             int status = 0;

@@ -1,10 +1,13 @@
-#include "runnel/core/json.hpp"
 #include "runnel/core/outcome.hpp"
+
+#include <absl/strings/escaping.h>
+#include <simdjson.h>
 
 #include <charconv>
 #include <nlohmann/json.hpp>
 
 #include "runnel/core/error.hpp"
+#include "runnel/core/json.hpp"
 
 namespace runnel {
 
@@ -26,39 +29,11 @@ bool IsAscii(std::string_view s) {
   return true;
 }
 
-// Appends `s` as a JSON string exactly as nlohmann's dump() writes an ASCII string: '"' and '\\'
-// escaped, \b \f \n \r \t by name, other control characters as \u00xx, everything else as is.
-void AppendString(std::string& out, std::string_view s) {
-  static constexpr char kHex[] = "0123456789abcdef";
-  out += '"';
-  for (char ch : s) {
-    const auto c = static_cast<unsigned char>(ch);
-    switch (c) {
-      case '"': out += "\\\""; break;
-      case '\\': out += "\\\\"; break;
-      case '\b': out += "\\b"; break;
-      case '\f': out += "\\f"; break;
-      case '\n': out += "\\n"; break;
-      case '\r': out += "\\r"; break;
-      case '\t': out += "\\t"; break;
-      default:
-        if (c < 0x20) {
-          out += "\\u00";
-          out += kHex[c >> 4];
-          out += kHex[c & 0xF];
-        } else {
-          out += ch;
-        }
-    }
-  }
-  out += '"';
-}
-
 void AppendField(std::string& out, std::string_view name, std::string_view value) {
   out += '"';
   out += name;
   out += "\":";
-  AppendString(out, value);
+  AppendJsonString(out, value);
   out += ',';
 }
 
@@ -186,80 +161,25 @@ nlohmann::json Outcome::ToJson(bool output_base64) const {
   return j;
 }
 
+// Debian's Abseil has its own string_view (ABSL_USES_STD_STRING_VIEW is off), hence the copies of the views.
 std::string Base64Encode(std::string_view bytes) {
-  static constexpr char kAlphabet[] = "ABCDEFGHIJKLMNOPQRSTUVWXYZabcdefghijklmnopqrstuvwxyz0123456789+/";
-  std::string out;
-  out.reserve((bytes.size() + 2) / 3 * 4);
-  std::size_t i = 0;
-  for (; i + 2 < bytes.size(); i += 3) {
-    const auto n = (static_cast<unsigned char>(bytes[i]) << 16) | (static_cast<unsigned char>(bytes[i + 1]) << 8) |
-                   static_cast<unsigned char>(bytes[i + 2]);
-    out += kAlphabet[(n >> 18) & 63];
-    out += kAlphabet[(n >> 12) & 63];
-    out += kAlphabet[(n >> 6) & 63];
-    out += kAlphabet[n & 63];
-  }
-  if (i + 1 == bytes.size()) {
-    const auto n = static_cast<unsigned char>(bytes[i]) << 16;
-    out += kAlphabet[(n >> 18) & 63];
-    out += kAlphabet[(n >> 12) & 63];
-    out += "==";
-  } else if (i + 2 == bytes.size()) {
-    const auto n = (static_cast<unsigned char>(bytes[i]) << 16) | (static_cast<unsigned char>(bytes[i + 1]) << 8);
-    out += kAlphabet[(n >> 18) & 63];
-    out += kAlphabet[(n >> 12) & 63];
-    out += kAlphabet[(n >> 6) & 63];
-    out += '=';
-  }
-  return out;
+  return absl::Base64Escape(absl::string_view(bytes.data(), bytes.size()));
 }
 
 std::optional<std::string> Base64Decode(std::string_view text) {
-  if (text.size() % 4 != 0) return std::nullopt;
-  const auto value = [](char c) -> int {
-    if (c >= 'A' && c <= 'Z') return c - 'A';
-    if (c >= 'a' && c <= 'z') return c - 'a' + 26;
-    if (c >= '0' && c <= '9') return c - '0' + 52;
-    if (c == '+') return 62;
-    if (c == '/') return 63;
-    return -1;
-  };
+  // absl also takes unpadded and non-canonical text; only what Base64Encode writes is accepted.
   std::string out;
-  out.reserve(text.size() / 4 * 3);
-  for (std::size_t i = 0; i < text.size(); i += 4) {
-    const bool last = i + 4 == text.size();
-    const int pad = last ? (text[i + 3] == '=' ? (text[i + 2] == '=' ? 2 : 1) : 0) : 0;
-    std::uint32_t n = 0;
-    for (int k = 0; k < 4; ++k) {
-      const int v = k >= 4 - pad ? 0 : value(text[i + static_cast<std::size_t>(k)]);
-      if (v < 0) return std::nullopt;
-      n = (n << 6) | static_cast<std::uint32_t>(v);
-    }
-    out += static_cast<char>((n >> 16) & 0xff);
-    if (pad < 2) out += static_cast<char>((n >> 8) & 0xff);
-    if (pad < 1) out += static_cast<char>(n & 0xff);
+  if (text.size() % 4 != 0 || !absl::Base64Unescape(absl::string_view(text.data(), text.size()), &out) ||
+      Base64Encode(out) != text) {
+    return std::nullopt;
   }
   return out;
 }
 
 bool IsPrintableUtf8(std::string_view s) {
-  std::size_t i = 0;
-  while (i < s.size()) {
-    const auto c = static_cast<unsigned char>(s[i]);
-    if (c == 0) return false;
-    std::size_t extra = 0;
-    if (c < 0x80) extra = 0;
-    else if ((c & 0xE0) == 0xC0 && c >= 0xC2) extra = 1;
-    else if ((c & 0xF0) == 0xE0) extra = 2;
-    else if ((c & 0xF8) == 0xF0 && c <= 0xF4) extra = 3;
-    else return false;
-    if (i + extra >= s.size()) return false;  // a sequence cut off by the end
-    for (std::size_t k = 1; k <= extra; ++k) {
-      if ((static_cast<unsigned char>(s[i + k]) & 0xC0) != 0x80) return false;
-    }
-    i += extra + 1;
-  }
-  return true;
+  // simdjson rejects overlong forms, surrogates and code points past U+10FFFF; NUL is valid UTF-8
+  // but cuts C strings and terminals, so it is not printable here.
+  return s.find('\0') == std::string_view::npos && simdjson::validate_utf8(s.data(), s.size());
 }
 
 }  // namespace runnel

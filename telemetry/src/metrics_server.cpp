@@ -23,7 +23,7 @@ class StatusCollectable final : public prometheus::Collectable {
   std::vector<prometheus::MetricFamily> Collect() const override {
     try {
       failpoint::Hit("metrics.collect");
-      return StatusMetrics(status_());
+      return StatusMetrics(status_(), &slots_);
     } catch (const std::exception& e) {
       log::Get("telemetry")->error("metrics: the status metrics of this scrape failed: {}", e.what());
       return {};
@@ -32,6 +32,7 @@ class StatusCollectable final : public prometheus::Collectable {
 
  private:
   std::function<nlohmann::json()> status_;
+  mutable WorkerSlots slots_;  // worker slot labels, stable across scrapes
 };
 
 }  // namespace

@@ -1,11 +1,14 @@
 #include "runnel/telemetry/stack_telemetry.hpp"
 
 #include <fmt/format.h>
+#include <prometheus/gauge.h>
 #include <prometheus/registry.h>
 
+#include "runnel/broker/kafka.hpp"
 #include "runnel/core/control_messages.hpp"
 #include "runnel/core/json.hpp"
 #include "runnel/core/outcome.hpp"
+#include "runnel/core/version.hpp"
 #include "runnel/telemetry/event_journal.hpp"
 #include "runnel/telemetry/metrics_server.hpp"
 
@@ -14,7 +17,15 @@ namespace runnel::telemetry {
 StackTelemetry::StackTelemetry(std::size_t max_traces)
     : registry_(std::make_shared<prometheus::Registry>()),
       event_metrics_(std::make_shared<EventMetrics>(registry_)),
-      traces_(std::make_shared<TraceStore>(max_traces)) {}
+      traces_(std::make_shared<TraceStore>(max_traces)) {
+  // The usual build-info gauge: always 1, the versions in its labels (join on it in PromQL).
+  prometheus::BuildGauge()
+      .Name("runnel_build_info")
+      .Help("Always 1; the labels say which Runnel (version) and librdkafka (librdkafka) this stack runs")
+      .Register(*registry_)
+      .Add({{"version", std::string(Version())}, {"librdkafka", broker::LibrdkafkaVersion()}})
+      .Set(1);
+}
 
 StackTelemetry::~StackTelemetry() = default;
 

@@ -1,6 +1,7 @@
 #include "runnel/telemetry/status_metrics.hpp"
 
 #include <map>
+#include <set>
 #include <string>
 
 namespace runnel::telemetry {
@@ -49,7 +50,38 @@ double Num(const nlohmann::json& j, const char* key) {
 
 }  // namespace
 
-std::vector<MetricFamily> StatusMetrics(const nlohmann::json& status) {
+std::vector<std::size_t> WorkerSlots::Assign(const std::string& function,
+                                             const std::vector<std::string>& ids) {
+  const std::lock_guard lock(mutex_);
+  auto& slots = slots_[function];
+  const std::set<std::string> present(ids.begin(), ids.end());
+  std::erase_if(slots, [&](const auto& entry) { return !present.contains(entry.first); });
+  std::set<std::size_t> used;
+  for (const auto& [id, slot] : slots) used.insert(slot);
+  std::vector<std::size_t> out;
+  out.reserve(ids.size());
+  for (const auto& id : ids) {
+    auto it = slots.find(id);
+    if (it == slots.end()) {
+      std::size_t slot = 0;
+      while (used.contains(slot)) ++slot;
+      used.insert(slot);
+      it = slots.emplace(id, slot).first;
+    }
+    out.push_back(it->second);
+  }
+  return out;
+}
+
+void WorkerSlots::Retain(const std::vector<std::string>& functions) {
+  const std::lock_guard lock(mutex_);
+  const std::set<std::string> keep(functions.begin(), functions.end());
+  std::erase_if(slots_, [&](const auto& entry) { return !keep.contains(entry.first); });
+}
+
+std::vector<MetricFamily> StatusMetrics(const nlohmann::json& status, WorkerSlots* slots) {
+  WorkerSlots fresh;
+  if (slots == nullptr) slots = &fresh;
   Families out;
   constexpr auto kCounter = MetricType::Counter;
   constexpr auto kGauge = MetricType::Gauge;
@@ -69,8 +101,11 @@ std::vector<MetricFamily> StatusMetrics(const nlohmann::json& status) {
   }
   const auto functions = status.find("functions");
   if (functions == status.end() || !functions->is_array()) return out.Take();
+  std::vector<std::string> names;
   for (const auto& f : *functions) {
+    if (!f.is_object()) continue;
     const std::string name = f.value("name", "");
+    names.push_back(name);
     const std::vector<ClientMetric::Label> fn = {{"function", name}};
     auto with = [&](const char* label, const std::string& value) {
       auto labels = fn;
@@ -146,18 +181,31 @@ std::vector<MetricFamily> StatusMetrics(const nlohmann::json& status) {
             Num(usage, "workers_started"));
     out.Add("runnel_autoscaler_worker_restarts_total", kCounter,
             "Worker processes restarted after exiting unasked (crashes, kills)", fn, Num(usage, "restarts"));
-    // Per worker.
-    if (const auto workers = f.find("workers"); workers != f.end() && workers->is_array()) {
-      for (const auto& w : *workers) {
-        auto labels = with("worker", w.value("id", ""));
-        out.Add("runnel_worker_resident_memory_bytes", kGauge, "Resident memory of a worker process", labels,
-                Num(w, "rss_kb") * 1024);
-        out.Add("runnel_worker_cpu_seconds_total", kCounter, "CPU seconds (user + system) of a worker process",
-                labels, Num(w, "cpu_s"));
-        out.Add("runnel_worker_in_flight_events", kGauge, "Events a worker holds now", labels, Num(w, "in_flight"));
+    // Per worker, labelled by its slot (WorkerSlots): bounded series however many workers come and go.
+    std::vector<const nlohmann::json*> workers;
+    std::vector<std::string> ids;
+    if (const auto list = f.find("workers"); list != f.end() && list->is_array()) {
+      for (const auto& w : *list) {
+        if (!w.is_object()) continue;
+        workers.push_back(&w);
+        ids.push_back(w.value("id", ""));
       }
     }
+    const auto worker_slots = slots->Assign(name, ids);
+    for (std::size_t i = 0; i < workers.size(); ++i) {
+      const auto& w = *workers[i];
+      auto labels = with("slot", std::to_string(worker_slots[i]));
+      out.Add("runnel_worker_resident_memory_bytes", kGauge, "Resident memory of the worker in this slot",
+              labels, Num(w, "rss_kb") * 1024);
+      out.Add("runnel_worker_cpu_seconds_total", kCounter,
+              "CPU seconds (user + system) of the worker in this slot (resets when another worker takes the "
+              "slot)",
+              labels, Num(w, "cpu_s"));
+      out.Add("runnel_worker_in_flight_events", kGauge, "Events the worker in this slot holds now", labels,
+              Num(w, "in_flight"));
+    }
   }
+  slots->Retain(names);
   // Messages from peers the stack could not use, per socket and reason (docs/protocol.md §3.4).
   if (const auto errors = status.find("protocol_errors"); errors != status.end() && errors->is_array()) {
     const std::string help =

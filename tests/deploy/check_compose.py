@@ -76,7 +76,8 @@ def main():
     runnel = services.get("runnel", {})
     command = runnel.get("command", [])
     expect(command == ["up", "--kafka", "kafka:9092", "--config", "/etc/runnel/runnel.yaml",
-                       "--state-dir", "/var/lib/runnel"], f"runnel's command is {command}")
+                       "--state-dir", "/var/lib/runnel", "--metrics", "0.0.0.0:9464", "--output-dir", "/data/outputs"],
+           f"runnel's command is {command}")
     build = runnel.get("build", {})
     dockerfile = os.path.join(build.get("context", ""), build.get("dockerfile", ""))
     expect(os.path.isfile(dockerfile), f"runnel's Dockerfile {dockerfile} does not exist")

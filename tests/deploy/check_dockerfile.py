@@ -6,12 +6,14 @@ Checks, failing with every problem named:
   - two stages on Debian 12 (debian:bookworm*), the last one named `runtime`;
   - the build stage builds with -DRUNNEL_BUILD_TESTS=OFF; the runtime stage copies each file
     from it (the module into /usr/local/lib/runnel/, where the binaries look for it), runs as a
-    non-root USER, has ENTRYPOINT ["runnel"] and VOLUMEs /data and the state dir;
+    non-root USER, has ENTRYPOINT ["runnel"] and VOLUMEs /data and the state dir, a HEALTHCHECK
+    running `runnel status`, and the OCI labels title, description and version;
   - the runtime stage's `apt-get install` lists the Debian package (found with `dpkg -S`) of every
     library one of the files needs directly (NEEDED in `readelf -d`);
   - every other library `ldd` reports comes from a listed package or from a package those depend
     on (Depends/Pre-Depends, recursively, as installed here), so apt brings it along;
-  - every listed package provides at least one of those libraries: the stage carries nothing extra.
+  - every listed package provides at least one of those libraries: the stage carries nothing extra
+    (but the RUNTIME_DATA_PACKAGES below, each with its reason).
 
 Usage: check_dockerfile.py DOCKERFILE RUNNEL_BINARY WORKER_BINARY MEDIA_MODULE
 """
@@ -27,7 +29,12 @@ import sys
 # Packages the runtime stage needs for data rather than libraries, each with the reason.
 RUNTIME_DATA_PACKAGES = {
     "tzdata": "the IANA time-zone database; cron schedules read it through absl::TimeZone",
+    "python3": "the interpreter of exec: handlers such as samples/exec-python (exec:/usr/bin/python3 enrich.py)",
 }
+
+# OCI annotations the runtime stage must carry (https://github.com/opencontainers/image-spec, annotations.md).
+OCI_LABELS = ("org.opencontainers.image.title", "org.opencontainers.image.description",
+              "org.opencontainers.image.version")
 
 def fail(problems):
     for p in problems:
@@ -204,6 +211,13 @@ def main():
     for v in ("/data", "/var/lib/runnel"):
         if v not in volumes:
             problems.append(f"the runtime stage does not declare VOLUME {v}")
+    healthchecks = [a for k, a in body if k == "HEALTHCHECK"]
+    if not healthchecks or "CMD" not in healthchecks[-1].split() or "status" not in healthchecks[-1]:
+        problems.append(f"the runtime stage has no HEALTHCHECK running `runnel status` (has {healthchecks or 'none'})")
+    labels = " ".join(shlex.split(" ".join(a for k, a in body if k == "LABEL")))
+    for label in OCI_LABELS:
+        if f"{label}=" not in labels:
+            problems.append(f"the runtime stage has no LABEL {label}")
 
     listed = apt_installed_packages(runtime)
     if not listed:

@@ -2,9 +2,14 @@
 // and types as docs/metrics.md documents them, values that move), JSON logs that parse line by line
 // with the event id where a line is about one event, and `runnel trace` on a retried-then-succeeded
 // event and on a dead-lettered one.
+#include <arpa/inet.h>
 #include <fmt/format.h>
 #include <gmock/gmock.h>
+#include <netinet/in.h>
+#include <sys/socket.h>
+#include <unistd.h>
 
+#include <filesystem>
 #include <fstream>
 #include <map>
 #include <nlohmann/json.hpp>
@@ -166,6 +171,42 @@ functions:
     EXPECT_TRUE(type != "counter" || name.ends_with("_total")) << name << ": a counter must end in _total";
   }
   for (const auto& [name, type] : documented) EXPECT_TRUE(served.contains(name)) << name << " is documented, not served";
+}
+
+// What the compose stack relies on (deploy/docker-compose.yml): `--metrics` and `--output-dir` win
+// over the config's keys, so any config mounted there is scraped and writes into the data volume.
+// Here the config's `metrics` port is taken by this test: the stack only comes up if the flag wins.
+TEST(Observability, MetricsAndOutputDirFlagsWinOverTheConfig) {
+  const int taken = ::socket(AF_INET, SOCK_STREAM, 0);
+  ASSERT_GE(taken, 0);
+  sockaddr_in addr{};
+  addr.sin_family = AF_INET;
+  addr.sin_addr.s_addr = htonl(INADDR_LOOPBACK);
+  socklen_t len = sizeof addr;
+  ASSERT_EQ(::bind(taken, reinterpret_cast<sockaddr*>(&addr), sizeof addr), 0);
+  ASSERT_EQ(::listen(taken, 1), 0);
+  ASSERT_EQ(::getsockname(taken, reinterpret_cast<sockaddr*>(&addr), &len), 0);
+  const auto outputs =
+      std::filesystem::temp_directory_path() / fmt::format("runnel-flag-outputs-{}", ::getpid());
+  {
+    StackProcess stack(fmt::format(R"(
+metrics: 127.0.0.1:{}
+output_dir: config-outputs
+functions:
+  - name: echo
+)",
+                                   ntohs(addr.sin_port)),
+                       {}, {"--metrics", "127.0.0.1:0", "--output-dir", outputs.string()});
+    EXPECT_EQ(stack.Endpoints().value("output_dir", ""), outputs.string());
+    const std::string url = stack.Endpoints().value("metrics", "");
+    ASSERT_THAT(url, StartsWith("http://127.0.0.1:"));
+    EXPECT_NE(url, fmt::format("http://127.0.0.1:{}/metrics", ntohs(addr.sin_port)));
+    const auto r = runnel::testing::HttpGet(url);
+    ASSERT_TRUE(r);
+    EXPECT_THAT(r->body, HasSubstr("runnel_build_info{"));
+  }
+  ::close(taken);
+  std::filesystem::remove_all(outputs);
 }
 
 TEST(Observability, TraceShowsARetryThatSucceededAndADeadLetter) {

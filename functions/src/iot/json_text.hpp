@@ -8,7 +8,8 @@
 
 namespace runnel::functions::iot::json_text {
 
-// A quoted, escaped JSON string. Invalid UTF-8 becomes U+FFFD, so the output is always valid JSON.
+// A quoted, escaped JSON string: core's AppendJsonString (invalid UTF-8 becomes U+FFFD, so the
+// output is always valid JSON).
 void AppendString(std::string& out, std::string_view text);
 // The shortest text that reads back to the same double; null when not finite (JSON has no NaN).
 void AppendNumber(std::string& out, double value);

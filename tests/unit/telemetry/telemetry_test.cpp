@@ -137,7 +137,8 @@ TEST(StatusMetrics, CountersAndGaugesFromTheStatusJson) {
   const auto* rss = Family(families, "runnel_worker_resident_memory_bytes");
   ASSERT_NE(rss, nullptr);
   EXPECT_EQ(rss->metric[0].gauge.value, 1024 * 1024);
-  EXPECT_EQ(rss->metric[0].label[1].value, "echo-1");
+  EXPECT_EQ(rss->metric[0].label[1].name, "slot");
+  EXPECT_EQ(rss->metric[0].label[1].value, "0");
   EXPECT_TRUE(StatusMetrics(nlohmann::json::object()).empty());
 }
 
