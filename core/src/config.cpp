@@ -10,6 +10,7 @@
 #include <set>
 #include <unordered_map>
 
+#include "runnel/core/duration.hpp"
 #include "runnel/core/env_expand.hpp"
 #include "runnel/core/error.hpp"
 #include "runnel/core/handler.hpp"
@@ -58,25 +59,11 @@ class Parser {
     return v;
   }
 
-  // "30s", "500ms", "2m", or a bare number of milliseconds.
+  // A duration with a unit ("30s", "500ms", "2m"; runnel/core/duration.hpp has the rule).
   std::chrono::milliseconds Duration(const YAML::Node& node, const std::string& key) const {
-    const std::string text = Scalar<std::string>(node, key);
-    std::size_t used = 0;
-    double value = 0;
-    try {
-      value = std::stod(text, &used);
-    } catch (const std::exception&) {
-      Fail(node, key, fmt::format("'{}' is not a duration like 500ms, 30s or 2m", text));
-    }
-    const std::string unit = text.substr(used);
-    double ms = 0;
-    if (unit.empty() || unit == "ms") ms = value;
-    else if (unit == "s") ms = value * 1000;
-    else if (unit == "m") ms = value * 60'000;
-    else if (unit == "h") ms = value * 3'600'000;
-    else Fail(node, key, fmt::format("'{}' has an unknown unit '{}' (ms, s, m, h)", text, unit));
-    if (ms < 0 || ms > 7 * 24 * 3'600'000.0) Fail(node, key, fmt::format("'{}' is out of range", text));
-    return std::chrono::milliseconds(static_cast<std::int64_t>(std::llround(ms)));
+    const auto parsed = ParseDuration(Scalar<std::string>(node, key));
+    if (!parsed) Fail(node, key, parsed.error);
+    return parsed.value;
   }
 
   // Expands ${VAR} references in every scalar value (keys stay as written) before anything reads

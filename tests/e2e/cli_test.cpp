@@ -68,7 +68,7 @@ TEST_F(Cli, InvokeOfAFailingCallExitsOneWithTheReason) {
 }
 
 TEST_F(Cli, InvokeTimesOutWithExitTwo) {
-  const auto r = Runnel({"invoke", "sleep", "--data", R"({"ms":5000})", "--timeout", "0.5"});
+  const auto r = Runnel({"invoke", "sleep", "--data", R"({"ms":5000})", "--timeout", "500ms"});
   EXPECT_EQ(r.exit_code, 2);
   EXPECT_THAT(r.err, HasSubstr("no outcome for event"));
 }
@@ -111,7 +111,7 @@ TEST_F(Cli, DeadLettersAreListedAndReplayedOnce) {
 }
 
 TEST_F(Cli, ResultsStreamsOutcomesAsJson) {
-  ChildProcess results({RunnelBin(), "results", "--json", "--function", "echo", "--count", "1", "--timeout", "30",
+  ChildProcess results({RunnelBin(), "results", "--json", "--function", "echo", "--count", "1", "--timeout", "30s",
                         "--state-dir", stack_->StateDir().string()});
   // The subscription becomes live shortly after start: publish until an outcome shows up.
   ASSERT_TRUE(WaitFor([&] {
@@ -149,6 +149,32 @@ TEST(CliWithoutStack, EveryCommandFailsWithOneClearLine) {
     EXPECT_EQ(r.exit_code, 1) << args[0];
     EXPECT_THAT(r.err, HasSubstr("no running Runnel stack")) << args[0];
     EXPECT_EQ(std::count(r.err.begin(), r.err.end(), '\n'), 1) << args[0] << ": " << r.err;
+  }
+  std::filesystem::remove_all(dir);
+}
+
+// Duration flags follow runnel.yaml's rule (runnel/core/duration.hpp): a unit is required, and NaN,
+// infinities, negatives, hex and exponent forms are refused, as usage errors (exit 2) naming the flag.
+TEST(CliWithoutStack, DurationFlagsNeedAUnit) {
+  const auto dir = TempDir("durations");
+  const std::vector<std::pair<std::vector<std::string>, std::string>> cases = {
+      {{"invoke", "echo", "--data", "x", "--timeout", "10"},
+       R"(--timeout: '10' has no unit: durations need one, write "10s" or "10ms")"},
+      {{"results", "--timeout", "1e3s"}, "--timeout: '1e3s' is not a duration like 500ms, 30s or 2m"},
+      {{"job", "run", "nightly", "--wait", "--timeout", "nan"}, "--timeout: 'nan' is not a duration"},
+      {{"status", "--timeout", "-1s"}, "--timeout: '-1s' is negative"},
+      {{"trace", "01ABC", "--timeout", "0x10s"}, "--timeout: '0x10s' is not a duration"},
+      {{"upload", dir.string(), "--wait", "--timeout", "inf"}, "--timeout: 'inf' is not a finite duration"},
+      {{"simulate", "--duration", "8"}, R"(--duration: '8' has no unit: durations need one, write "8s" or "8ms")"},
+  };
+  for (const auto& [args, message] : cases) {
+    std::vector<std::string> argv = {RunnelBin()};
+    argv.insert(argv.end(), args.begin(), args.end());
+    argv.push_back("--state-dir");
+    argv.push_back(dir.string());
+    const auto r = RunCommand(argv, std::chrono::seconds(20));
+    EXPECT_EQ(r.exit_code, 2) << args[0] << ": " << r.err;
+    EXPECT_THAT(r.err, HasSubstr(message)) << args[0];
   }
   std::filesystem::remove_all(dir);
 }
