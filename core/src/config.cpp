@@ -170,9 +170,10 @@ BatchConfig ParseBatch(const Parser& p, const YAML::Node& node, const std::strin
 }
 
 FunctionSpec ParseFunction(const Parser& p, const YAML::Node& node, const std::string& where) {
-  p.OnlyKeys(node, where, {"name", "handler", "topic", "partitions", "params", "concurrency", "timeout", "memory_mb",
-                           "max_payload", "retries", "dead_letter_topic", "results_topic", "workers", "scaling", "next",
-                           "batch"});
+  p.OnlyKeys(node, where,
+             {"name", "handler", "topic", "partitions", "params", "concurrency", "timeout", "memory_mb",
+              "max_payload", "retries", "dead_letter_topic", "results_topic", "workers", "scaling", "next",
+              "batch", "replication_factor"});
   FunctionSpec f;
   if (!node["name"]) p.Fail(node, where + ".name", "is required");
   f.name = p.Scalar<std::string>(node["name"], where + ".name");
@@ -198,6 +199,10 @@ FunctionSpec ParseFunction(const Parser& p, const YAML::Node& node, const std::s
   if (node["timeout"]) {
     f.timeout = p.Duration(node["timeout"], where + ".timeout");
     if (f.timeout.count() < 1) p.Fail(node["timeout"], where + ".timeout", "must be at least 1ms");
+  }
+  if (node["replication_factor"]) {
+    f.replication_factor =
+        static_cast<int>(p.Int(node["replication_factor"], where + ".replication_factor", 1, 32));
   }
   if (node["memory_mb"]) f.memory_mb = static_cast<int>(p.Int(node["memory_mb"], where + ".memory_mb", 0, 1 << 20));
   if (node["max_payload"]) {
@@ -346,7 +351,8 @@ StackConfig ParseStackConfig(const std::string& yaml, const std::filesystem::pat
   if (!root || root.IsNull()) throw ConfigError(fmt::format("{}: the file is empty", file.string()));
   p.ExpandEnvironment(root, "");
   p.OnlyKeys(root, "",
-             {"kafka", "heartbeat", "output_dir", "metrics", "trace_events", "standby_workers", "functions", "schedules"});
+             {"kafka", "heartbeat", "output_dir", "metrics", "trace_events", "standby_workers", "functions",
+              "schedules", "replication_factor"});
   StackConfig config;
   config.source = file.string();
   if (const auto k = root["kafka"]) {
@@ -374,12 +380,17 @@ StackConfig ParseStackConfig(const std::string& yaml, const std::filesystem::pat
   if (const auto t = root["trace_events"]) {
     config.trace_events = static_cast<std::size_t>(p.Int(t, "trace_events", 1, 10'000'000));
   }
+  if (root["replication_factor"]) {
+    config.replication_factor =
+        static_cast<int>(p.Int(root["replication_factor"], "replication_factor", 1, 32));
+  }
   const auto fns = root["functions"];
   if (!fns || !fns.IsSequence() || fns.size() == 0) p.Fail(fns ? fns : root, "functions", "must be a non-empty list");
   std::set<std::string> names;
   std::set<std::string> topics;
   for (std::size_t i = 0; i < fns.size(); ++i) {
     FunctionSpec f = ParseFunction(p, fns[i], fmt::format("functions[{}]", i));
+    if (!f.replication_factor) f.replication_factor = config.replication_factor;
     if (!names.insert(f.name).second) p.Fail(fns[i]["name"], fmt::format("functions[{}].name", i), fmt::format("'{}' is defined twice", f.name));
     if (!topics.insert(f.topic).second) {
       p.Fail(fns[i], fmt::format("functions[{}].topic", i), fmt::format("topic '{}' already feeds another function", f.topic));
