@@ -200,7 +200,7 @@ void Consumer::CommitOffsets(const std::vector<TopicPartitionOffset>& offsets) {
   }
 }
 
-void Consumer::CommitOffsets(const std::vector<CommittedOffset>& offsets) {
+void Consumer::CommitOffsetsWithMetadata(const std::vector<CommittedOffset>& offsets) {
   if (offsets.empty()) return;
   std::vector<TopicPartitionOffset> positions;
   for (const auto& o : offsets) positions.push_back(o.position);

@@ -280,7 +280,7 @@ Command AddDlq(CLI::App& app, CommonOptions& common) {
                 commits.push_back(
                     {{topics.dead_letter_topic, p, position.next}, EncodeOffsets(position.replayed)});
               }
-              consumer.CommitOffsets(commits);
+              consumer.CommitOffsetsWithMetadata(commits);
             }
             if (flags->replay) {
               fmt::print(stderr, "{} dead letter(s) published again to {}\n", replayed, topics.topic);

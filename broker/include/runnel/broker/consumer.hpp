@@ -94,7 +94,7 @@ class Consumer {
                                               std::chrono::milliseconds timeout = std::chrono::seconds(5));
 
   // The same two with each offset's metadata.
-  void CommitOffsets(const std::vector<CommittedOffset>& offsets);
+  void CommitOffsetsWithMetadata(const std::vector<CommittedOffset>& offsets);
   std::vector<CommittedOffset> CommittedWithMetadata(
       const std::vector<TopicPartitionOffset>& partitions,
       std::chrono::milliseconds timeout = std::chrono::seconds(5));
