@@ -22,6 +22,16 @@ std::int64_t PartitionOffsets::Lost() const {
   return committed ? std::max<std::int64_t>(0, log_start - *committed) : 0;
 }
 
+std::optional<std::string> FewerReplicasWarning(const std::string& topic, int replicas,
+                                                const std::string& input, int input_replicas) {
+  if (replicas >= input_replicas) return std::nullopt;
+  return fmt::format(
+      "topic {} has {} replica(s), fewer than its function's input topic {} ({}): losing a broker could "
+      "lose records of events the input still holds (set replication_factor in runnel.yaml, or add "
+      "replicas to {})",
+      topic, replicas, input, input_replicas, topic);
+}
+
 struct Admin::Impl {
   KafkaConfig config;
   ClientHandle rk;
@@ -70,7 +80,8 @@ void Admin::CreateTopic(const std::string& topic, int partitions, int replicatio
                         std::chrono::milliseconds timeout) {
   // librdkafka's mock cluster has no CreateTopics, and its metadata names a controller (0) that is
   // none of its brokers, so the request below would only wait for a controller until it timed out.
-  if (impl_->IsMockCluster(timeout)) return CreateTopicOnEmbeddedBroker(topic, partitions, timeout);
+  if (impl_->IsMockCluster(timeout))
+    return CreateTopicOnEmbeddedBroker(topic, partitions, replication_factor, timeout);
   ErrorBuffer spec_error;
   std::unique_ptr<rd_kafka_NewTopic_t, Deleter<rd_kafka_NewTopic_destroy>> spec(
       rd_kafka_NewTopic_new(topic.c_str(), partitions, replication_factor, spec_error.data(), spec_error.size()));
@@ -94,7 +105,8 @@ void Admin::CreateTopic(const std::string& topic, int partitions, int replicatio
   }
 }
 
-void Admin::CreateTopicOnEmbeddedBroker(const std::string& topic, int partitions, std::chrono::milliseconds timeout) {
+void Admin::CreateTopicOnEmbeddedBroker(const std::string& topic, int partitions, int replication_factor,
+                                        std::chrono::milliseconds timeout) {
   const std::string what = fmt::format("creating topic {} with {} partitions", topic, partitions);
   if (!IsValidTopicName(topic)) throw KafkaConfigError(fmt::format("{}: not a valid topic name", what));
   if (partitions < 1 || partitions > 10'000) throw KafkaConfigError(fmt::format("{}: partitions must be 1..10000", what));
@@ -110,8 +122,10 @@ void Admin::CreateTopicOnEmbeddedBroker(const std::string& topic, int partitions
   // The record is the whole request; `runnel kafka` creates the topic, which then shows in metadata.
   {
     Producer producer(impl_->config);
-    producer.ProduceSync({kTopicRequestsTopic, 0, topic, nlohmann::json{{"topic", topic}, {"partitions", partitions}}.dump(), {}},
-                         timeout);
+    nlohmann::json request{{"topic", topic}, {"partitions", partitions}};
+    if (replication_factor > 0)
+      request["replication_factor"] = replication_factor;  // else the broker's default
+    producer.ProduceSync({kTopicRequestsTopic, 0, topic, request.dump(), {}}, timeout);
   }
   const auto until = std::chrono::steady_clock::now() + timeout;
   for (;;) {
@@ -141,6 +155,39 @@ std::optional<int> Admin::ExistingPartitionCount(const std::string& topic, std::
     if (md->topics[i].topic == topic && md->topics[i].err == RD_KAFKA_RESP_ERR_NO_ERROR) return md->topics[i].partition_cnt;
   }
   return std::nullopt;
+}
+
+std::optional<TopicReplication> Admin::Replication(const std::string& topic,
+                                                   std::chrono::milliseconds timeout) {
+  const rd_kafka_metadata_t* md = nullptr;
+  const auto err =
+      rd_kafka_metadata(impl_->rk.get(), /*all_topics=*/1, nullptr, &md, static_cast<int>(timeout.count()));
+  if (err != RD_KAFKA_RESP_ERR_NO_ERROR) ThrowKafkaError(err, "listing topics");
+  std::unique_ptr<const rd_kafka_metadata_t, Deleter<rd_kafka_metadata_destroy>> holder(md);
+  for (int i = 0; i < md->topic_cnt; ++i) {
+    const auto& t = md->topics[i];
+    if (t.topic != topic || t.err != RD_KAFKA_RESP_ERR_NO_ERROR || t.partition_cnt == 0) continue;
+    TopicReplication r{t.partitions[0].replica_cnt, md->broker_cnt};
+    for (int p = 1; p < t.partition_cnt; ++p) r.replicas = std::min(r.replicas, t.partitions[p].replica_cnt);
+    return r;
+  }
+  return std::nullopt;
+}
+
+std::vector<std::string> Admin::FewerReplicasThanInput(const std::string& input,
+                                                       const std::vector<std::string>& others,
+                                                       std::chrono::milliseconds timeout) {
+  std::vector<std::string> warnings;
+  const auto in = Replication(input, timeout);
+  if (!in) return warnings;
+  for (const auto& topic : others) {
+    if (topic.empty() || topic == input) continue;
+    const auto r = Replication(topic, timeout);
+    if (!r) continue;
+    if (auto warning = FewerReplicasWarning(topic, r->replicas, input, in->replicas))
+      warnings.push_back(std::move(*warning));
+  }
+  return warnings;
 }
 
 std::vector<std::int32_t> Admin::Partitions(const std::string& topic, std::chrono::milliseconds timeout) {

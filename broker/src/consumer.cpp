@@ -1,9 +1,10 @@
 #include "runnel/broker/consumer.hpp"
 
 #include <fcntl.h>
+#include <fmt/format.h>
 #include <unistd.h>
 
-#include <fmt/format.h>
+#include <cstring>
 
 #include "holders.hpp"
 #include "runnel/core/fd.hpp"
@@ -195,6 +196,47 @@ void Consumer::CommitOffsets(const std::vector<TopicPartitionOffset>& offsets) {
                                                       list->elems[i].partition, impl_->group));
     }
   }
+}
+
+void Consumer::CommitOffsetsWithMetadata(const std::vector<CommittedOffset>& offsets) {
+  if (offsets.empty()) return;
+  std::vector<TopicPartitionOffset> positions;
+  for (const auto& o : offsets) positions.push_back(o.position);
+  auto list = ToList(positions);
+  for (std::size_t i = 0; i < offsets.size(); ++i) {
+    const std::string& metadata = offsets[i].metadata;
+    if (metadata.empty()) continue;
+    auto& elem = list->elems[i];
+    elem.metadata = rd_kafka_mem_malloc(nullptr, metadata.size());  // the list frees it
+    std::memcpy(elem.metadata, metadata.data(), metadata.size());
+    elem.metadata_size = metadata.size();
+  }
+  const auto err = rd_kafka_commit(impl_->rk.get(), list.get(), 0);
+  if (err != RD_KAFKA_RESP_ERR_NO_ERROR)
+    ThrowKafkaError(err, fmt::format("committing offsets of group {}", impl_->group));
+  for (int i = 0; i < list->cnt; ++i) {
+    if (list->elems[i].err != RD_KAFKA_RESP_ERR_NO_ERROR) {
+      ThrowKafkaError(list->elems[i].err, fmt::format("committing {}[{}] for group {}", list->elems[i].topic,
+                                                      list->elems[i].partition, impl_->group));
+    }
+  }
+}
+
+std::vector<CommittedOffset> Consumer::CommittedWithMetadata(
+    const std::vector<TopicPartitionOffset>& partitions, std::chrono::milliseconds timeout) {
+  auto list = ToList(partitions);
+  const auto err = rd_kafka_committed(impl_->rk.get(), list.get(), static_cast<int>(timeout.count()));
+  if (err != RD_KAFKA_RESP_ERR_NO_ERROR)
+    ThrowKafkaError(err, fmt::format("fetching committed offsets of {}", impl_->group));
+  std::vector<CommittedOffset> out;
+  for (int i = 0; i < list->cnt; ++i) {
+    const auto& e = list->elems[i];
+    out.push_back({{e.topic, e.partition, e.offset},
+                   e.metadata == nullptr
+                       ? std::string()
+                       : std::string(static_cast<const char*>(e.metadata), e.metadata_size)});
+  }
+  return out;
 }
 
 void Consumer::CommitOffsetsAsync(const std::vector<TopicPartitionOffset>& offsets) {

@@ -54,6 +54,7 @@ namespace {
 struct TopicRequest {
   std::string topic;
   int partitions = 0;
+  int replication_factor = 1;
   std::string refused;  // empty: valid
 };
 
@@ -66,6 +67,7 @@ TopicRequest ParseTopicRequest(const std::string& value) {
   }
   const auto topic = j.find("topic");
   const auto partitions = j.find("partitions");
+  const auto replicas = j.find("replication_factor");
   if (topic == j.end() || !topic->is_string()) {
     r.refused = "\"topic\" must be a string";
   } else if (partitions == j.end() || !partitions->is_number_integer()) {
@@ -74,7 +76,12 @@ TopicRequest ParseTopicRequest(const std::string& value) {
     r.refused = fmt::format("{} is not a valid topic name (1..249 of [A-Za-z0-9._-])", topic->dump());
   } else if (partitions->get<std::int64_t>() < 1 || partitions->get<std::int64_t>() > 10'000) {
     r.refused = fmt::format("partitions must be 1..10000, not {}", partitions->dump());
+  } else if (replicas != j.end() && (!replicas->is_number_integer() || replicas->get<std::int64_t>() < 1 ||
+                                     replicas->get<std::int64_t>() > kMaxReplicationFactor)) {
+    r.refused = fmt::format("replication_factor must be an integer 1..{}, not {}", kMaxReplicationFactor,
+                            replicas->dump());
   } else {
+    if (replicas != j.end()) r.replication_factor = static_cast<int>(replicas->get<std::int64_t>());
     r.topic = topic->get<std::string>();
     r.partitions = static_cast<int>(partitions->get<std::int64_t>());
   }
@@ -105,11 +112,16 @@ EmbeddedBroker::~EmbeddedBroker() {
   impl_->rk.reset();
 }
 
-void EmbeddedBroker::CreateTopic(const std::string& topic, int partitions) {
+void EmbeddedBroker::CreateTopic(const std::string& topic, int partitions, int replication_factor) {
   if (partitions < 1 || partitions > 10'000) {
     throw ConfigError(fmt::format("topic {}: partitions must be 1..10000, not {}", topic, partitions));
   }
-  const auto err = rd_kafka_mock_topic_create(impl_->cluster.get(), topic.c_str(), partitions, 1);
+  if (replication_factor < 1 || replication_factor > kMaxReplicationFactor) {
+    throw ConfigError(fmt::format("topic {}: replication_factor must be 1..{}, not {}", topic,
+                                  kMaxReplicationFactor, replication_factor));
+  }
+  const auto err =
+      rd_kafka_mock_topic_create(impl_->cluster.get(), topic.c_str(), partitions, replication_factor);
   if (err != RD_KAFKA_RESP_ERR_NO_ERROR && err != RD_KAFKA_RESP_ERR_TOPIC_ALREADY_EXISTS) {
     ThrowKafkaError(err, fmt::format("creating topic {}", topic));
   }
@@ -137,7 +149,8 @@ void EmbeddedBroker::ServeTopicRequests() {
                            r.refused);
               continue;
             }
-            const auto err = rd_kafka_mock_topic_create(impl_->cluster.get(), r.topic.c_str(), r.partitions, 1);
+            const auto err = rd_kafka_mock_topic_create(impl_->cluster.get(), r.topic.c_str(), r.partitions,
+                                                        r.replication_factor);
             if (err == RD_KAFKA_RESP_ERR_NO_ERROR) {
               logger->info("embedded broker: created topic {} with {} partition(s) (asked for on {})", r.topic,
                            r.partitions, kTopicRequestsTopic);

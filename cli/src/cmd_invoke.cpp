@@ -122,9 +122,9 @@ Command AddInvoke(CLI::App& app, CommonOptions& common) {
   auto* data = sub->add_option("--data", flags->data, "The payload");
   sub->add_option("--file", flags->file, "A file as the input (sent by reference)")->check(CLI::ExistingFile)->excludes(data);
   sub->add_option("--key", flags->key, "Kafka key (orders the call after earlier events of the same key)");
-  sub->add_option("--timeout", flags->timeout, "Seconds to wait for the outcome (also the event's deadline)")
-      ->check(CLI::PositiveNumber)
-      ->capture_default_str();
+  sub->add_option("--timeout", flags->timeout, "How long to wait for the outcome, also the event's deadline (default 30s)")
+      ->transform(DurationSeconds())
+      ->check(CLI::PositiveNumber);
   sub->add_flag("--json", flags->json, "Print the whole outcome as JSON");
   return {sub, [flags, &common] {
             const StackClient stack(common.state_dir);

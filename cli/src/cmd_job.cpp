@@ -81,8 +81,8 @@ Command AddJob(CLI::App& app, CommonOptions& common) {
   auto* run = sub->add_subcommand("run", "Fire a schedule now; prints the job id and item count (--wait: progress and a report)");
   run->add_option("name", flags->name, "The schedule's name (runnel.yaml schedules[].name)")->required();
   run->add_flag("--wait", flags->wait, "Wait for every item's outcome; exit 0 all done, 1 some failed, 2 timeout");
-  run->add_option("--timeout", flags->timeout, "With --wait: give up after this many seconds (exit 2); 0 waits forever")
-      ->check(CLI::NonNegativeNumber);
+  run->add_option("--timeout", flags->timeout, "With --wait: give up after this long, e.g. 10m (exit 2); 0 waits forever")
+      ->transform(DurationSeconds());
   run->add_flag("--json", flags->json, "Print JSON: {job, items, function}, or the job's record with --wait");
   auto* list = sub->add_subcommand("list", "The stack's schedules with their next fire time and last run");
   list->add_flag("--json", flags->json, "Print a JSON array");

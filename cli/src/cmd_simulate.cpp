@@ -55,7 +55,9 @@ Command AddSimulate(CLI::App& app, CommonOptions& common) {
       ->delimiter(',')
       ->check(CLI::Range(0.0, 1e6))
       ->capture_default_str();
-  sub->add_option("--duration", flags->duration, "Seconds each rate runs")->check(CLI::Range(0.1, 3600.0))->capture_default_str();
+  sub->add_option("--duration", flags->duration, "How long each rate runs (default 10s)")
+      ->transform(DurationSeconds())
+      ->check(CLI::Range(0.1, 3600.0));
   sub->add_option("--seed", flags->seed, "Seed of the simulated values")->capture_default_str();
   return {sub, [flags, &common] {
             const StackClient stack(common.state_dir);

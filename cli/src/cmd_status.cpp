@@ -69,7 +69,9 @@ Command AddStatus(CLI::App& app, CommonOptions& common) {
   auto* sub = app.add_subcommand(
       "status", "Show each function of the running stack: lag, rates, desired and running workers, outcomes");
   sub->add_flag("--json", flags->json, "One JSON object: {\"functions\": [...], \"components\": [...], \"age_ms\"}");
-  sub->add_option("--timeout", flags->timeout, "Seconds to wait for the stack's answer")->check(CLI::PositiveNumber);
+  sub->add_option("--timeout", flags->timeout, "How long to wait for the stack's answer (default 2s)")
+      ->transform(DurationSeconds())
+      ->check(CLI::PositiveNumber);
   return {sub, [flags, &common] {
             const StateDir state = StateDir::Resolve(common.state_dir);
             const auto status = QueryStatus(state.ReadEndpoints(), state.Root(), SecondsOption(flags->timeout));

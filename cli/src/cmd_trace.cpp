@@ -77,7 +77,9 @@ Command AddTrace(CLI::App& app, CommonOptions& common) {
       "trace", "Show where one event went: its record, every attempt (worker, start, duration, error), outcome, DLQ");
   sub->add_option("EVENT_ID", flags->id, "The event's id (as `runnel publish` printed it)")->required();
   sub->add_flag("--json", flags->json, "One JSON object: {\"id\", \"traces\": [one per function]}");
-  sub->add_option("--timeout", flags->timeout, "Seconds to wait for the stack's answer")->check(CLI::PositiveNumber);
+  sub->add_option("--timeout", flags->timeout, "How long to wait for the stack's answer (default 2s)")
+      ->transform(DurationSeconds())
+      ->check(CLI::PositiveNumber);
   return {sub, [flags, &common] {
             const StatusRequest request{StatusRequest::Kind::kTrace, flags->id};
             // What the stack would refuse, refused here with the same message.

@@ -88,7 +88,9 @@ Command AddUpload(CLI::App& app, CommonOptions& common) {
   sub->add_option("paths", flags->paths, "Files or directories")->required();
   sub->add_option("--function", flags->function, "Target function (default: image.thumbnail for images, video.thumbnails for videos)");
   sub->add_flag("--wait", flags->wait, "Follow the outcomes and print a summary");
-  sub->add_option("--timeout", flags->timeout, "Seconds to wait with --wait")->check(CLI::PositiveNumber)->capture_default_str();
+  sub->add_option("--timeout", flags->timeout, "How long to wait with --wait (default 5m)")
+      ->transform(DurationSeconds())
+      ->check(CLI::PositiveNumber);
   sub->add_flag("--json", flags->json, "Print the summary (or the event ids) as JSON");
   return {sub, [flags, &common] {
             const StackClient stack(common.state_dir);

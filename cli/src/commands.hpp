@@ -20,6 +20,10 @@ struct Command {
   std::function<int()> run;
 };
 
+// For a flag that takes a duration: the shared rule of runnel/core/duration.hpp (a unit is
+// required: 30s, 500ms, 2m; "0" alone is 0), the option's value then set in seconds.
+CLI::Validator DurationSeconds();
+
 Command AddVersion(CLI::App& app, CommonOptions& common);
 Command AddKafka(CLI::App& app, CommonOptions& common);
 Command AddDemo(CLI::App& app, CommonOptions& common);

@@ -177,7 +177,8 @@ namespace {
 // A topic on an external Kafka: used as it is when it exists (created beforehand, e.g. where Runnel
 // may not create topics, or on a broker without the CreateTopics API), else created through
 // CreateTopics. A partition count other than the config's is used as it is, with a warning.
-void EnsureTopic(const broker::KafkaConfig& kafka, const std::string& topic, int partitions) {
+void EnsureTopic(const broker::KafkaConfig& kafka, const std::string& topic, int partitions,
+                 std::optional<int> replication_factor) {
   broker::Admin admin(kafka);
   if (const auto existing = admin.ExistingPartitionCount(topic)) {
     if (*existing != partitions) {
@@ -186,7 +187,14 @@ void EnsureTopic(const broker::KafkaConfig& kafka, const std::string& topic, int
     }
     return;
   }
-  admin.CreateTopic(topic, partitions);
+  admin.CreateTopic(topic, partitions, replication_factor.value_or(-1));
+  // -1 is the broker's default.replication.factor, 1 on a stock Kafka of any size: say so.
+  if (const auto r = admin.Replication(topic); r && !replication_factor && r->replicas < r->brokers) {
+    log::Get("cli")->warn(
+        "topic {} was created with {} replica(s) (the broker's default) on a cluster of {} brokers; set "
+        "replication_factor in runnel.yaml for more",
+        topic, r->replicas, r->brokers);
+  }
 }
 
 }  // namespace
@@ -215,10 +223,14 @@ Stack::Stack(StackConfig config, StateDir state, std::filesystem::path runnel_bi
     for (const auto& topic : {f.topic, f.dead_letter_topic, f.results_topic}) {
       if (topic.empty()) continue;
       if (s.embedded) {
-        s.embedded->CreateTopic(topic, f.partitions);
+        s.embedded->CreateTopic(topic, f.partitions, f.replication_factor.value_or(1));
       } else {
-        EnsureTopic(s.kafka, topic, f.partitions);
+        EnsureTopic(s.kafka, topic, f.partitions, f.replication_factor);
       }
+    }
+    for (const auto& warning :
+         broker::Admin(s.kafka).FewerReplicasThanInput(f.topic, {f.dead_letter_topic, f.results_topic})) {
+      logger->warn("function {}: {}", f.name, warning);
     }
   }
 

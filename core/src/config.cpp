@@ -11,6 +11,7 @@
 #include <unordered_map>
 
 #include "config_filter.hpp"
+#include "runnel/core/duration.hpp"
 #include "runnel/core/env_expand.hpp"
 #include "runnel/core/error.hpp"
 #include "runnel/core/handler.hpp"
@@ -59,25 +60,11 @@ class Parser {
     return v;
   }
 
-  // "30s", "500ms", "2m", or a bare number of milliseconds.
+  // A duration with a unit ("30s", "500ms", "2m"; runnel/core/duration.hpp has the rule).
   std::chrono::milliseconds Duration(const YAML::Node& node, const std::string& key) const {
-    const std::string text = Scalar<std::string>(node, key);
-    std::size_t used = 0;
-    double value = 0;
-    try {
-      value = std::stod(text, &used);
-    } catch (const std::exception&) {
-      Fail(node, key, fmt::format("'{}' is not a duration like 500ms, 30s or 2m", text));
-    }
-    const std::string unit = text.substr(used);
-    double ms = 0;
-    if (unit.empty() || unit == "ms") ms = value;
-    else if (unit == "s") ms = value * 1000;
-    else if (unit == "m") ms = value * 60'000;
-    else if (unit == "h") ms = value * 3'600'000;
-    else Fail(node, key, fmt::format("'{}' has an unknown unit '{}' (ms, s, m, h)", text, unit));
-    if (ms < 0 || ms > 7 * 24 * 3'600'000.0) Fail(node, key, fmt::format("'{}' is out of range", text));
-    return std::chrono::milliseconds(static_cast<std::int64_t>(std::llround(ms)));
+    const auto parsed = ParseDuration(Scalar<std::string>(node, key));
+    if (!parsed) Fail(node, key, parsed.error);
+    return parsed.value;
   }
 
   // Expands ${VAR} references in every scalar value (keys stay as written) before anything reads
@@ -204,7 +191,8 @@ FunctionSpec ParseFunction(const Parser& p, const YAML::Node& node, const std::s
               "start",
               "group",
               "max_record_age",
-              "filter"});
+              "filter",
+              "replication_factor"});
   FunctionSpec f;
   if (!node["name"]) p.Fail(node, where + ".name", "is required");
   f.name = p.Scalar<std::string>(node["name"], where + ".name");
@@ -230,6 +218,10 @@ FunctionSpec ParseFunction(const Parser& p, const YAML::Node& node, const std::s
   if (node["timeout"]) {
     f.timeout = p.Duration(node["timeout"], where + ".timeout");
     if (f.timeout.count() < 1) p.Fail(node["timeout"], where + ".timeout", "must be at least 1ms");
+  }
+  if (node["replication_factor"]) {
+    f.replication_factor =
+        static_cast<int>(p.Int(node["replication_factor"], where + ".replication_factor", 1, 32));
   }
   if (node["memory_mb"]) f.memory_mb = static_cast<int>(p.Int(node["memory_mb"], where + ".memory_mb", 0, 1 << 20));
   if (node["max_payload"]) {
@@ -400,7 +392,8 @@ StackConfig ParseStackConfig(const std::string& yaml, const std::filesystem::pat
   if (!root || root.IsNull()) throw ConfigError(fmt::format("{}: the file is empty", file.string()));
   p.ExpandEnvironment(root, "");
   p.OnlyKeys(root, "",
-             {"kafka", "heartbeat", "output_dir", "metrics", "trace_events", "standby_workers", "functions", "schedules"});
+             {"kafka", "heartbeat", "output_dir", "metrics", "trace_events", "standby_workers", "functions",
+              "schedules", "replication_factor"});
   StackConfig config;
   config.source = file.string();
   if (const auto k = root["kafka"]) {
@@ -428,12 +421,17 @@ StackConfig ParseStackConfig(const std::string& yaml, const std::filesystem::pat
   if (const auto t = root["trace_events"]) {
     config.trace_events = static_cast<std::size_t>(p.Int(t, "trace_events", 1, 10'000'000));
   }
+  if (root["replication_factor"]) {
+    config.replication_factor =
+        static_cast<int>(p.Int(root["replication_factor"], "replication_factor", 1, 32));
+  }
   const auto fns = root["functions"];
   if (!fns || !fns.IsSequence() || fns.size() == 0) p.Fail(fns ? fns : root, "functions", "must be a non-empty list");
   std::set<std::string> names;
   std::set<std::string> topics;
   for (std::size_t i = 0; i < fns.size(); ++i) {
     FunctionSpec f = ParseFunction(p, fns[i], fmt::format("functions[{}]", i));
+    if (!f.replication_factor) f.replication_factor = config.replication_factor;
     if (!names.insert(f.name).second) p.Fail(fns[i]["name"], fmt::format("functions[{}].name", i), fmt::format("'{}' is defined twice", f.name));
     if (!topics.insert(f.topic).second) {
       p.Fail(fns[i], fmt::format("functions[{}].topic", i), fmt::format("topic '{}' already feeds another function", f.topic));

@@ -10,7 +10,7 @@ start_stack "$SAMPLES_ROOT/samples/iot/runnel.yaml"
 listen_results iot.ingest "$RUNNEL_STATE_DIR/results.ndjson"
 echo
 echo "== runnel simulate: readings at ${RATES:-50,1500,50}/s, ${PHASE_SECONDS:-8} s each =="
-runnel simulate --devices "${DEVICES:-50}" --rate "${RATES:-50,1500,50}" --duration "${PHASE_SECONDS:-8}" \
+runnel simulate --devices "${DEVICES:-50}" --rate "${RATES:-50,1500,50}" --duration "${PHASE_SECONDS:-8}s" \
   | tee "$RUNNEL_STATE_DIR/simulate.txt"
 sent=$(sed -n 's/^published \([0-9]*\) reading.*/\1/p' "$RUNNEL_STATE_DIR/simulate.txt")
 

@@ -59,6 +59,8 @@ TEST(TopicRequests, MalformedRequestsAreRefusedAndTheBrokerServesTheNextOne) {
       R"({"topic":"string.count","partitions":"3"})",
       R"({"topic":"float.count","partitions":2.5})",
       R"({"partitions":3})",
+      R"({"topic":"zero.replicas","partitions":1,"replication_factor":0})",
+      R"({"topic":"text.replicas","partitions":1,"replication_factor":"3"})",
       std::string(200'000, '{'),
   };
   {
@@ -68,7 +70,8 @@ TEST(TopicRequests, MalformedRequestsAreRefusedAndTheBrokerServesTheNextOne) {
   broker::Admin admin(broker.ClientConfig());
   admin.CreateTopic("valid.after.hostile", 3);  // served after every hostile record before it
   EXPECT_EQ(admin.Partitions("valid.after.hostile").size(), 3u);
-  for (const auto* topic : {"has space", "..", "zero.partitions", "too.many", "huge.count", "string.count", "float.count"}) {
+  for (const auto* topic : {"has space", "..", "zero.partitions", "too.many", "huge.count", "string.count",
+                            "float.count", "zero.replicas", "text.replicas"}) {
     EXPECT_FALSE(admin.ExistingPartitionCount(topic).has_value()) << topic << " was created";
   }
 }

@@ -90,6 +90,23 @@ TEST(DeployConfig, UnknownKeyIsRefusedWithFileLineAndKey) {
   std::filesystem::remove_all(file.parent_path());
 }
 
+// A bare number used to be milliseconds (10 ms where KEDA and Lambda mean 10 s), and `nan` passed.
+TEST(DeployConfig, ADurationWithoutAUnitOrNotANumberIsRefused) {
+  const std::vector<std::pair<std::string, std::string>> cases = {
+      {"    timeout: 10\n", R"(:3: functions[0].timeout: '10' has no unit: durations need one, write "10s" or "10ms")"},
+      {"    retries: {backoff: nan}\n", ":3: functions[0].retries.backoff: 'nan' is not a duration like 500ms"},
+      {"    timeout: 0x10s\n", ":3: functions[0].timeout: '0x10s' is not a duration like 500ms"},
+      {"    timeout: 1e3s\n", ":3: functions[0].timeout: '1e3s' is not a duration like 500ms"},
+  };
+  for (const auto& [line, message] : cases) {
+    const auto file = WriteFile("deploy-duration", "functions:\n  - name: echo\n" + line);
+    const auto result = Check(file);
+    EXPECT_EQ(result.exit_code, 1) << line;
+    EXPECT_THAT(result.err, HasSubstr(file.string() + message)) << line;
+    std::filesystem::remove_all(file.parent_path());
+  }
+}
+
 TEST(DeployConfig, ParamsTheFunctionRefusesAreAConfigError) {
   // Valid YAML and keys, but image.thumbnail refuses the size: `runnel up` would refuse to start.
   const auto file = WriteFile("deploy-badparams",

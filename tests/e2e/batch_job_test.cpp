@@ -61,7 +61,7 @@ schedules:
   EXPECT_THAT(stack.Process().Stdout(), HasSubstr("schedule nightly"));
   ASSERT_TRUE(stack.Endpoints().contains("control"));
 
-  const auto run = Job(stack, {"run", "nightly", "--wait", "--json", "--timeout", "60"});
+  const auto run = Job(stack, {"run", "nightly", "--wait", "--json", "--timeout", "60s"});
   ASSERT_EQ(run.exit_code, 0) << run.out << run.err;
   const auto report = LastJsonLine(run.out);
   const std::string job = report["job"];
@@ -122,14 +122,14 @@ schedules:
     files: {{dir: {}, glob: "*.png"}}
 )", files_.string()));
 
-  const auto text = Job(stack, {"run", "photos", "--wait", "--timeout", "60"});
+  const auto text = Job(stack, {"run", "photos", "--wait", "--timeout", "60s"});
   EXPECT_EQ(text.exit_code, 1) << text.out << text.err;
   EXPECT_THAT(text.out, HasSubstr("items     4"));
   EXPECT_THAT(text.out, HasSubstr("done      3"));
   EXPECT_THAT(text.out, HasSubstr("failed    1"));
   EXPECT_THAT(text.out, HasSubstr("failed: broken.png: bad-input: "));
 
-  const auto json = Job(stack, {"run", "photos", "--wait", "--json", "--timeout", "60"});
+  const auto json = Job(stack, {"run", "photos", "--wait", "--json", "--timeout", "60s"});
   EXPECT_EQ(json.exit_code, 1) << json.err;
   const auto report = LastJsonLine(json.out);
   EXPECT_EQ(report["state"], "failed");
@@ -153,7 +153,7 @@ schedules:
     payload: '{"ms": 20000}'
     content_type: application/json
 )");
-  const auto run = Job(stack, {"run", "slow", "--wait", "--json", "--timeout", "0.5"});
+  const auto run = Job(stack, {"run", "slow", "--wait", "--json", "--timeout", "500ms"});
   EXPECT_EQ(run.exit_code, 2) << run.out << run.err;
   EXPECT_THAT(run.err, HasSubstr("not finished within 0.5 s"));
   const auto report = LastJsonLine(run.out);

@@ -68,7 +68,7 @@ TEST_F(Cli, InvokeOfAFailingCallExitsOneWithTheReason) {
 }
 
 TEST_F(Cli, InvokeTimesOutWithExitTwo) {
-  const auto r = Runnel({"invoke", "sleep", "--data", R"({"ms":5000})", "--timeout", "0.5"});
+  const auto r = Runnel({"invoke", "sleep", "--data", R"({"ms":5000})", "--timeout", "500ms"});
   EXPECT_EQ(r.exit_code, 2);
   EXPECT_THAT(r.err, HasSubstr("no outcome for event"));
 }
@@ -98,20 +98,23 @@ TEST_F(Cli, DeadLettersAreListedAndReplayedOnce) {
   const std::size_t before = count_letters();
   ASSERT_GE(before, 1u);
 
-  const auto first = Runnel({"dlq", "sleep", "--replay"});
+  // bad-input letters are replayed only with --all (DlqReplay in dlq_replay_test.cpp has the rest).
+  const auto first = Runnel({"dlq", "sleep", "--replay", "--all"});
   EXPECT_EQ(first.exit_code, 0) << first.err;
   EXPECT_THAT(first.err, HasSubstr(fmt::format("{} dead letter(s) published again to sleep", before)));
   // The replayed events fail again (permanently) into new dead letters; a second replay sends
-  // exactly those, never the ones replayed before.
+  // exactly those (with --again, as they were replayed before), never the ones replayed before.
   ASSERT_TRUE(WaitFor([&] { return count_letters() == 2 * before; }, std::chrono::seconds(20),
                       std::chrono::milliseconds(100)));
-  const auto again = Runnel({"dlq", "sleep", "--replay"});
+  const auto not_again = Runnel({"dlq", "sleep", "--replay", "--all"});
+  EXPECT_THAT(not_again.err, HasSubstr("0 dead letter(s) published again to sleep"));
+  const auto again = Runnel({"dlq", "sleep", "--replay", "--all", "--again"});
   EXPECT_EQ(again.exit_code, 0);
   EXPECT_THAT(again.err, HasSubstr(fmt::format("{} dead letter(s) published again to sleep", before)));
 }
 
 TEST_F(Cli, ResultsStreamsOutcomesAsJson) {
-  ChildProcess results({RunnelBin(), "results", "--json", "--function", "echo", "--count", "1", "--timeout", "30",
+  ChildProcess results({RunnelBin(), "results", "--json", "--function", "echo", "--count", "1", "--timeout", "30s",
                         "--state-dir", stack_->StateDir().string()});
   // The subscription becomes live shortly after start: publish until an outcome shows up.
   ASSERT_TRUE(WaitFor([&] {
@@ -149,6 +152,32 @@ TEST(CliWithoutStack, EveryCommandFailsWithOneClearLine) {
     EXPECT_EQ(r.exit_code, 1) << args[0];
     EXPECT_THAT(r.err, HasSubstr("no running Runnel stack")) << args[0];
     EXPECT_EQ(std::count(r.err.begin(), r.err.end(), '\n'), 1) << args[0] << ": " << r.err;
+  }
+  std::filesystem::remove_all(dir);
+}
+
+// Duration flags follow runnel.yaml's rule (runnel/core/duration.hpp): a unit is required, and NaN,
+// infinities, negatives, hex and exponent forms are refused, as usage errors (exit 2) naming the flag.
+TEST(CliWithoutStack, DurationFlagsNeedAUnit) {
+  const auto dir = TempDir("durations");
+  const std::vector<std::pair<std::vector<std::string>, std::string>> cases = {
+      {{"invoke", "echo", "--data", "x", "--timeout", "10"},
+       R"(--timeout: '10' has no unit: durations need one, write "10s" or "10ms")"},
+      {{"results", "--timeout", "1e3s"}, "--timeout: '1e3s' is not a duration like 500ms, 30s or 2m"},
+      {{"job", "run", "nightly", "--wait", "--timeout", "nan"}, "--timeout: 'nan' is not a duration"},
+      {{"status", "--timeout", "-1s"}, "--timeout: '-1s' is negative"},
+      {{"trace", "01ABC", "--timeout", "0x10s"}, "--timeout: '0x10s' is not a duration"},
+      {{"upload", dir.string(), "--wait", "--timeout", "inf"}, "--timeout: 'inf' is not a finite duration"},
+      {{"simulate", "--duration", "8"}, R"(--duration: '8' has no unit: durations need one, write "8s" or "8ms")"},
+  };
+  for (const auto& [args, message] : cases) {
+    std::vector<std::string> argv = {RunnelBin()};
+    argv.insert(argv.end(), args.begin(), args.end());
+    argv.push_back("--state-dir");
+    argv.push_back(dir.string());
+    const auto r = RunCommand(argv, std::chrono::seconds(20));
+    EXPECT_EQ(r.exit_code, 2) << args[0] << ": " << r.err;
+    EXPECT_THAT(r.err, HasSubstr(message)) << args[0];
   }
   std::filesystem::remove_all(dir);
 }

@@ -58,11 +58,11 @@ functions:
   zmq::context_t ctx(1);
   auto feed = SubscribeToResults(ctx, stack, "");
 
-  const auto text = Runnel(stack, {"invoke", "echo", "--data", "ping", "--timeout", "30"});
+  const auto text = Runnel(stack, {"invoke", "echo", "--data", "ping", "--timeout", "30s"});
   EXPECT_EQ(text.exit_code, 0) << text.err;
   EXPECT_EQ(text.out, "ping");
 
-  const auto json = Runnel(stack, {"invoke", "echo", "--data", "pong", "--json", "--timeout", "30"});
+  const auto json = Runnel(stack, {"invoke", "echo", "--data", "pong", "--json", "--timeout", "30s"});
   ASSERT_EQ(json.exit_code, 0) << json.err;
   const auto j = nlohmann::json::parse(json.out);
   EXPECT_EQ(j["status"], "ok");
@@ -72,7 +72,7 @@ functions:
   EXPECT_THAT(j["reply_to"].get<std::string>(), ::testing::StartsWith("invoke."));
 
   const auto failed =
-      Runnel(stack, {"invoke", "sleep", "--data", R"({"fail":"no such user","permanent":true})", "--timeout", "30"});
+      Runnel(stack, {"invoke", "sleep", "--data", R"({"fail":"no such user","permanent":true})", "--timeout", "30s"});
   EXPECT_EQ(failed.exit_code, 1) << failed.err;
   EXPECT_THAT(failed.err, HasSubstr("sleep error: bad-input: no such user"));
 
@@ -81,7 +81,7 @@ functions:
   EXPECT_EQ(FeedMessages(feed, milliseconds(500)), 0) << "the failpoint is meant to drop every outcome";
 
   // A call that truly has no outcome in time is still exit 2.
-  const auto slow = Runnel(stack, {"invoke", "sleep", "--data", R"({"ms":5000})", "--timeout", "0.5"});
+  const auto slow = Runnel(stack, {"invoke", "sleep", "--data", R"({"ms":5000})", "--timeout", "500ms"});
   EXPECT_EQ(slow.exit_code, 2);
   EXPECT_THAT(slow.err, HasSubstr("no outcome for event"));
 }
@@ -104,7 +104,7 @@ schedules:
 )",
                                    files.string()),
                        kFeedDropsEverything);
-    const auto run = Runnel(stack, {"job", "run", "many", "--wait", "--json", "--timeout", "120"}, seconds(150));
+    const auto run = Runnel(stack, {"job", "run", "many", "--wait", "--json", "--timeout", "120s"}, seconds(150));
     ASSERT_EQ(run.exit_code, 0) << run.out << run.err;
     const auto trimmed = run.out.substr(0, run.out.find_last_not_of('\n') + 1);
     const auto report = nlohmann::json::parse(trimmed.substr(trimmed.rfind('\n') == std::string::npos ? 0 : trimmed.rfind('\n') + 1));

@@ -46,7 +46,7 @@ functions:
   const auto state_dir = TempDir("results-follow");
   auto stack = std::make_unique<StackProcess>(SharedStateDir{state_dir}, yaml);
   const std::string first_feed = stack->Endpoints().at("results").get<std::string>();
-  ChildProcess results({RunnelBin(), "results", "--json", "--function", "echo", "--count", "2", "--timeout", "120",
+  ChildProcess results({RunnelBin(), "results", "--json", "--function", "echo", "--count", "2", "--timeout", "120s",
                         "--state-dir", state_dir.string()});
   ASSERT_TRUE(WaitFor([&] { return StderrHas(results, "following the results feed"); }, seconds(20)))
       << results.Stderr();
@@ -78,7 +78,7 @@ TEST(ResultsCommand, SaysSoWhenTheFeedItWaitsOnDoesNotAnswer) {
   const auto state_dir = TempDir("results-silent");
   runnel::StateDir(state_dir).MergeEndpoints(
       {{"kafka", "127.0.0.1:1"}, {"results", "tcp://127.0.0.1:1"}, {"pid", ::getpid()}});
-  const auto r = RunCommand({RunnelBin(), "results", "--timeout", "8", "--state-dir", state_dir.string()}, seconds(30));
+  const auto r = RunCommand({RunnelBin(), "results", "--timeout", "8s", "--state-dir", state_dir.string()}, seconds(30));
   EXPECT_EQ(r.exit_code, 2) << r.err;
   EXPECT_THAT(r.err, HasSubstr("the results feed at tcp://127.0.0.1:1 does not answer"));
   std::filesystem::remove_all(state_dir);

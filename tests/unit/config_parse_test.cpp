@@ -84,5 +84,21 @@ TEST_F(ConfigParse, ParamsMultipliedByAliasesAreBounded) {
   EXPECT_EQ(config.functions[0].params["d"][9][9][9][9], "x");
 }
 
+// replication_factor: the top-level value for every function, a function's own value for its topics.
+TEST_F(ConfigParse, ReplicationFactorIsTopLevelOrPerFunction) {
+  const StackConfig c = LoadStackConfig(Write(
+      "replication_factor: 3\nfunctions:\n  - name: echo\n  - name: upper\n    replication_factor: 2\n"));
+  EXPECT_EQ(c.replication_factor, 3);
+  EXPECT_EQ(c.functions.at(0).replication_factor, 3);
+  EXPECT_EQ(c.functions.at(1).replication_factor, 2);
+  EXPECT_FALSE(
+      LoadStackConfig(Write("functions:\n  - name: echo\n")).functions.at(0).replication_factor.has_value())
+      << "unset: the broker's default";
+  EXPECT_EQ(Error("replication_factor: 0\nfunctions:\n  - name: echo\n"),
+            "F:1: replication_factor: 0 is outside 1..32");
+  EXPECT_EQ(Error("functions:\n  - name: echo\n    replication_factor: three\n"),
+            "F:3: functions[0].replication_factor: 'three' is not a valid integer");
+}
+
 }  // namespace
 }  // namespace runnel

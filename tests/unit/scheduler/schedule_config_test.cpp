@@ -104,7 +104,7 @@ TEST_F(ScheduleConfig, BadFilesNameFileLineAndKey) {
       {"schedules:\n  - name: a\n    cron: '* * * * *'\n    function: echo\n    files: {dir: /tmp}\n    content_type: text/plain\n",
        "F:9: schedules[0].content_type: applies to payload only (files get theirs from the extension)"},
       {"schedules:\n  - name: a\n    cron: '* * * * *'\n    function: echo\n    payload: x\n    catch_up: soon\n",
-       "F:9: schedules[0].catch_up: 'soon' is not a duration like 500ms, 30s or 2m"},
+       "F:9: schedules[0].catch_up: 'soon' is not a duration like 500ms, 30s or 2m (units: ms, s, m, h)"},
       {"schedules:\n  - name: a\n    cron: '* * * * *'\n    function: echo\n    payload: x\n"
        "  - name: a\n    cron: '* * * * *'\n    function: echo\n    payload: y\n",
        "F:9: schedules[1].name: 'a' is defined twice"},

@@ -32,6 +32,13 @@ struct TopicPartitionOffset {
   std::int64_t offset = -1;  // for Assign: kOffsetStored, kOffsetBeginning, or an absolute offset
 };
 
+// A committed offset with the metadata string Kafka keeps beside it (`runnel dlq --replay` keeps
+// there which dead letters above the offset it replayed).
+struct CommittedOffset {
+  TopicPartitionOffset position;
+  std::string metadata;
+};
+
 inline constexpr std::int64_t kOffsetBeginning = -2;
 inline constexpr std::int64_t kOffsetEnd = -1;
 inline constexpr std::int64_t kOffsetStored = -1000;  // the group's committed offset, else auto.offset.reset
@@ -85,6 +92,12 @@ class Consumer {
   // The group's committed offsets for these partitions (offset -1001 when none).
   std::vector<TopicPartitionOffset> Committed(const std::vector<TopicPartitionOffset>& partitions,
                                               std::chrono::milliseconds timeout = std::chrono::seconds(5));
+
+  // The same two with each offset's metadata.
+  void CommitOffsetsWithMetadata(const std::vector<CommittedOffset>& offsets);
+  std::vector<CommittedOffset> CommittedWithMetadata(
+      const std::vector<TopicPartitionOffset>& partitions,
+      std::chrono::milliseconds timeout = std::chrono::seconds(5));
 
   void Pause(const std::vector<TopicPartitionOffset>& partitions);
   void Resume(const std::vector<TopicPartitionOffset>& partitions);

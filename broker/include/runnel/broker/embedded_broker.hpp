@@ -24,12 +24,16 @@ typedef struct rd_kafka_mock_cluster_s rd_kafka_mock_cluster_t;
 namespace runnel::broker {
 
 // The topic through which clients in other processes ask the embedded broker for a topic: a record
-// whose value is {"topic": NAME, "partitions": N} (docs/protocol.md §5). One partition.
+// whose value is {"topic": NAME, "partitions": N} and optionally "replication_factor": R
+// (docs/protocol.md §5). One partition.
 inline constexpr const char* kTopicRequestsTopic = "_runnel.create-topics";
 
 // The cluster id prefix of librdkafka's mock cluster ("mockCluster<hex>"), how a client knows it
 // talks to one.
 inline constexpr const char* kMockClusterIdPrefix = "mockCluster";
+
+// The most replicas runnel.yaml and a topic request may ask for.
+inline constexpr int kMaxReplicationFactor = 32;
 
 // True for a topic name Kafka accepts: 1..249 of [A-Za-z0-9._-], not "." or "..".
 bool IsValidTopicName(const std::string& name);
@@ -50,8 +54,9 @@ class EmbeddedBroker {
   const std::string& Bootstrap() const { return bootstrap_; }
   KafkaConfig ClientConfig() const { return KafkaConfig{bootstrap_, "runnel", {}}; }
 
-  // Creates a topic with `partitions` partitions; an existing topic is left as it is.
-  void CreateTopic(const std::string& topic, int partitions);
+  // Creates a topic with `partitions` partitions of `replication_factor` replicas (at most the
+  // broker count); an existing topic is left as it is.
+  void CreateTopic(const std::string& topic, int partitions, int replication_factor = 1);
 
   // Creates kTopicRequestsTopic and, on a thread of its own until the broker is destroyed, every
   // topic asked for on it (an existing topic is left as it is; a malformed request is logged and

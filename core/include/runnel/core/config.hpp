@@ -67,6 +67,9 @@ struct FunctionSpec {
   RetryPolicy retry;
   std::string dead_letter_topic;  // default: <topic>.dlq
   std::string results_topic;      // empty: results go to ZeroMQ only
+  // Replicas of the topics Runnel creates for it (input, dead-letter, results): the function's
+  // `replication_factor`, else the file's top-level one; unset: the broker's default.
+  std::optional<int> replication_factor;
   std::vector<std::string> next;  // functions fed by this one's ok outcomes (a pipeline)
   ScalingSpec scaling;
   // Unset: the function's own default (functions::Function::Batch()). `runnel up` settles it at start
@@ -112,6 +115,7 @@ struct StackConfig {
   std::string source;           // the file it came from, or "(built-in default)"
   std::string kafka_bootstrap;  // empty: the embedded broker
   std::map<std::string, std::string> kafka_options;
+  std::optional<int> replication_factor;  // top-level default of FunctionSpec::replication_factor
   std::chrono::milliseconds heartbeat{1000};
   std::string output_dir;  // default: <state dir>/outputs
   // Where `runnel up` serves Prometheus metrics (HOST:PORT; port 0: any free port, read back into
