@@ -4,7 +4,6 @@
 #include <signal.h>
 #include <sys/prctl.h>
 #include <sys/resource.h>
-#include <sys/socket.h>
 #include <sys/wait.h>
 #include <unistd.h>
 
@@ -13,55 +12,19 @@
 #include <condition_variable>
 #include <cstdlib>
 #include <deque>
-#include <fstream>
 #include <future>
 #include <mutex>
-#include <sstream>
 #include <thread>
 
+#include "proc_sampling.hpp"
+#include "restart_policy.hpp"
 #include "runnel/core/error.hpp"
 #include "runnel/core/log.hpp"
 
 namespace runnel::autoscaler {
 namespace {
 
-constexpr auto kBackoffMin = std::chrono::milliseconds(200);
-constexpr auto kBackoffMax = std::chrono::milliseconds(10'000);
-constexpr auto kQuickCrash = std::chrono::seconds(5);  // an exit sooner than this after start counts as a crash loop step
-constexpr int kCrashLoopAfter = 5;
-constexpr auto kSampleInterval = std::chrono::seconds(1);  // /proc reads per running worker
-
 double Seconds(const timeval& tv) { return static_cast<double>(tv.tv_sec) + static_cast<double>(tv.tv_usec) / 1e6; }
-
-// CPU seconds (utime + stime) of a process from /proc/<pid>/stat; -1 when it cannot be read.
-double ProcCpuSeconds(pid_t pid) {
-  std::ifstream in(fmt::format("/proc/{}/stat", pid));
-  std::string line;
-  if (!std::getline(in, line)) return -1;
-  // The command name (field 2) may hold spaces and parentheses: fields are counted after the last ')'.
-  const auto close = line.rfind(')');
-  if (close == std::string::npos) return -1;
-  std::istringstream fields(line.substr(close + 2));
-  std::string field;
-  unsigned long long utime = 0, stime = 0;
-  for (int i = 3; i <= 15 && fields >> field; ++i) {
-    if (i == 14) utime = std::stoull(field);
-    if (i == 15) stime = std::stoull(field);
-  }
-  const long ticks = ::sysconf(_SC_CLK_TCK);
-  return static_cast<double>(utime + stime) / static_cast<double>(ticks > 0 ? ticks : 100);
-}
-
-// VmRSS and VmHWM (peak) of a process in KiB from /proc/<pid>/status; zeros when it cannot be read.
-std::pair<std::int64_t, std::int64_t> ProcMemoryKb(pid_t pid) {
-  std::ifstream in(fmt::format("/proc/{}/status", pid));
-  std::int64_t rss = 0, hwm = 0;
-  for (std::string line; std::getline(in, line);) {
-    if (line.starts_with("VmRSS:")) rss = std::atoll(line.c_str() + 6);
-    if (line.starts_with("VmHWM:")) hwm = std::atoll(line.c_str() + 6);
-  }
-  return {rss, hwm};
-}
 
 // Runs every fork on one thread that lives as long as the process. PR_SET_PDEATHSIG follows the
 // THREAD that forked the child, not the process: a worker forked by the autoscaler's thread died
@@ -194,144 +157,6 @@ void LocalProcessBackend::Spawn(Proc& p) {
   p.started = Clock::now();
   p.next_sample = p.started;
   ++ended_[p.info.function].workers_started;
-}
-
-// ---- standby processes ----
-
-void LocalProcessBackend::Prepare(const std::string& function, const std::string& dispatcher) {
-  if (!standby_enabled_) return;
-  Standby& s = standby_[function];
-  s.dispatcher = dispatcher;
-  s.replace_at = Clock::now();
-  TickStandby(function, s, s.replace_at);
-}
-
-void LocalProcessBackend::SpawnStandby(const std::string& function, Standby& s) {
-  int fds[2];
-  if (::socketpair(AF_UNIX, SOCK_STREAM | SOCK_CLOEXEC, 0, fds) != 0) {
-    throw Error(fmt::format("cannot start a standby worker for {}: socketpair failed", function), true);
-  }
-  const std::string id = NextId(function);
-  const auto dir = log_dir_ / function;
-  std::filesystem::create_directories(dir);
-  const std::string log_file = (dir / (id + ".log")).string();
-  UniqueFd ours(fds[0]);
-  UniqueFd theirs(fds[1]);  // its stdin; closed here once the child has it
-  const pid_t pid = ForkExec(
-      function, {"--function", function, "--dispatcher", s.dispatcher, "--id", id, "--standby"}, log_file, theirs.Get());
-  s.id = id;
-  s.log_file = log_file;
-  s.pid = pid;
-  s.go = std::move(ours);
-  s.started = Clock::now();
-  s.next_sample = s.started + std::chrono::milliseconds(200);  // once it has loaded, then every second
-  s.info.pid = pid;
-  s.info.state = "ready";
-  s.info.rss_kb = 0;
-}
-
-bool LocalProcessBackend::StartFromStandby(Proc& p) {
-  auto it = standby_.find(p.info.function);
-  if (it == standby_.end()) return false;
-  Standby& s = it->second;
-  if (s.pid <= 0 || s.dispatcher != p.dispatcher) {
-    ++s.info.exec_starts;
-    return false;
-  }
-  const char go = 'g';
-  // A socket, not a pipe: a standby that died gives EPIPE here, without SIGPIPE for the stack.
-  const bool sent = ::send(s.go.Get(), &go, 1, MSG_NOSIGNAL) == 1;
-  s.go.Reset();
-  const pid_t pid = s.pid;
-  s.pid = 0;
-  s.info.pid = 0;
-  s.info.state = "replacing";
-  s.replace_at = Clock::now();  // the next Tick starts a new one, off this start's path
-  if (!sent) {
-    // It died unnoticed since the last Tick: reap it now and start by exec instead.
-    ::kill(-pid, SIGKILL);
-    int status = 0;
-    ::waitpid(pid, &status, 0);
-    ++s.info.ended;
-    ++s.info.exec_starts;
-    s.info.last_exit = WIFEXITED(status) ? fmt::format("exit {}", WEXITSTATUS(status))
-                                         : fmt::format("signal {}", WTERMSIG(status));
-    log::Get("autoscaler")->warn("standby worker {} (pid {}) for {} had ended ({}); starting by fork+exec", s.id,
-                                 pid, p.info.function, s.info.last_exit);
-    return false;
-  }
-  p.info.id = s.id;
-  p.info.log_file = s.log_file;
-  p.info.pid = pid;
-  p.info.from_standby = true;
-  p.info.state = WorkerState::kRunning;
-  p.started = Clock::now();
-  p.next_sample = p.started;
-  ++s.info.used;
-  ++ended_[p.info.function].workers_started;
-  return true;
-}
-
-void LocalProcessBackend::TickStandby(const std::string& function, Standby& s, Clock::time_point now) {
-  if (s.pid > 0) {
-    int status = 0;
-    if (::waitpid(s.pid, &status, WNOHANG) != s.pid) {
-      if (now >= s.next_sample) {
-        s.info.rss_kb = ProcMemoryKb(s.pid).first;
-        s.next_sample = now + kSampleInterval;
-      }
-      return;
-    }
-    ::kill(-s.pid, SIGKILL);  // anything it left in its group
-    s.go.Reset();
-    ++s.info.ended;
-    s.info.last_exit = WIFEXITED(status) ? fmt::format("exit {}", WEXITSTATUS(status))
-                                         : fmt::format("signal {}", WTERMSIG(status));
-    s.quick_ends = now - s.started < kQuickCrash ? s.quick_ends + 1 : 0;
-    const auto backoff = std::min<std::chrono::milliseconds>(kBackoffMax, kBackoffMin * (1 << std::min(s.quick_ends, 6)));
-    s.replace_at = now + backoff;
-    log::Get("autoscaler")->warn(
-        "standby worker {} (pid {}) for {} ended unused ({}); workers of {} start by fork+exec until it is "
-        "replaced in {} ms (log {})",
-        s.id, s.pid, function, s.info.last_exit, function, backoff.count(), s.log_file);
-    s.pid = 0;
-    s.info.pid = 0;
-    s.info.rss_kb = 0;
-    s.info.state = "replacing";
-    return;
-  }
-  if (now < s.replace_at) return;
-  try {
-    SpawnStandby(function, s);
-  } catch (const Error& e) {
-    s.replace_at = now + kBackoffMax;
-    log::Get("autoscaler")->error("function {}: cannot start a standby worker: {}", function, e.what());
-  }
-}
-
-void LocalProcessBackend::RetireStandby(Standby& s) {
-  if (s.pid <= 0) return;
-  s.go.Reset();  // it reads the end of its stdin and exits 0
-  ::kill(-s.pid, SIGTERM);  // in case it is still loading
-  int status = 0;
-  const auto until = Clock::now() + std::chrono::seconds(2);
-  while (::waitpid(s.pid, &status, WNOHANG) == 0 && Clock::now() < until) {
-    std::this_thread::sleep_for(std::chrono::milliseconds(2));
-  }
-  ::kill(-s.pid, SIGKILL);
-  ::waitpid(s.pid, &status, WNOHANG);
-  std::error_code ignored;
-  if (std::filesystem::is_empty(s.log_file, ignored)) std::filesystem::remove(s.log_file, ignored);
-  s.pid = 0;
-  s.info.pid = 0;
-  s.info.state = "off";
-}
-
-std::optional<StandbyInfo> LocalProcessBackend::StandbyOf(const std::string& function) const {
-  if (!standby_enabled_) return std::nullopt;
-  auto it = standby_.find(function);
-  if (it == standby_.end()) return std::nullopt;
-  return it->second.info;
 }
 
 void LocalProcessBackend::Sample(Proc& p, Clock::time_point now) {
