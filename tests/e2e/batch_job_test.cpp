@@ -140,7 +140,7 @@ schedules:
   EXPECT_FALSE(report["failures"][0]["error"].get<std::string>().empty());
 }
 
-TEST_F(BatchJob, WaitingPastTheTimeoutExitsTwo) {
+TEST_F(BatchJob, WaitingPastTheTimeoutExitsFour) {
   StackProcess stack(R"(
 heartbeat: 200ms
 functions:
