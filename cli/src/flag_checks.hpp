@@ -16,10 +16,13 @@ namespace runnel::cli {
 
 namespace detail {
 
+// "in 1..1024", or ">= 1" without an upper bound; `help`: the short form --help shows after the
+// type ("1..1024", ">=1").
 template <typename T>
-std::string Bounds(T min, T max) {
-  return max == std::numeric_limits<T>::max() ? fmt::format(">= {}", min)
-                                              : fmt::format("in {}..{}", min, max);
+std::string Bounds(T min, T max, bool help = false) {
+  if (max == std::numeric_limits<T>::max())
+    return help ? fmt::format(">={}", min) : fmt::format(">= {}", min);
+  return help ? fmt::format("{}..{}", min, max) : fmt::format("in {}..{}", min, max);
 }
 
 }  // namespace detail
@@ -37,7 +40,7 @@ inline CLI::Validator WholeNumber(long long min, long long max = std::numeric_li
         }
         return fmt::format("must be a whole number {}, got '{}'", bounds, text);
       },
-      "INT " + bounds, "WholeNumber");
+      detail::Bounds(min, max, true), "WholeNumber");
 }
 
 // A finite number in [min, max] (decimal, e.g. 0.5 or 1500; not NaN or infinity).
@@ -53,7 +56,7 @@ inline CLI::Validator Number(double min, double max = std::numeric_limits<double
         }
         return fmt::format("must be a number {}, got '{}'", bounds, text);
       },
-      "NUMBER " + bounds, "Number");
+      detail::Bounds(min, max, true), "Number");
 }
 
 }  // namespace runnel::cli
