@@ -16,11 +16,13 @@
 namespace runnel::cli {
 namespace {
 
+// The commands directly under `app` (not its nameless option groups, which CLI11 also keeps as
+// subcommands).
 std::vector<CLI::App*> Children(CLI::App& app) {
-  return app.get_subcommands([](CLI::App*) { return true; });
+  return app.get_subcommands([](CLI::App* sub) { return !sub->get_name().empty(); });
 }
 std::vector<const CLI::App*> Children(const CLI::App& app) {
-  return app.get_subcommands([](const CLI::App*) { return true; });
+  return app.get_subcommands([](const CLI::App* sub) { return !sub->get_name().empty(); });
 }
 
 // "runnel job run": the chain of commands the parser entered.
