@@ -5,6 +5,8 @@
 #include <algorithm>
 #include <cmath>
 
+#include "runnel/core/duration_text.hpp"
+
 namespace runnel::autoscaler {
 namespace {
 
@@ -47,9 +49,9 @@ Decision Decide(const PolicyInput& in) {
     const double drain = std::min(static_cast<double>(l.backlog) * l.service_s / (concurrency * drain_s),
                                   static_cast<double>(l.backlog));
     need = steady + drain;
-    why = fmt::format("arrival {:.1f}/s x {:.1f} ms / {} per worker = {:.2f}; backlog {} in {} = {:.2f}",
-                      l.arrival_per_s, l.service_s * 1000, concurrency, steady, l.backlog, Seconds(s.target_drain),
-                      drain);
+    why = fmt::format("arrival {:.1f}/s x {} / {} per worker = {:.2f}; backlog {} in {} = {:.2f}",
+                      l.arrival_per_s, MillisText(l.service_s * 1000), concurrency, steady, l.backlog,
+                      Seconds(s.target_drain), drain);
   } else if (busy) {  // no service time measured yet
     need = static_cast<double>(l.backlog + l.in_flight) / concurrency;
     why = fmt::format("no service time measured yet: {} waiting or running / {} per worker", l.backlog + l.in_flight,

@@ -5,21 +5,21 @@
 // also asks the stack for it by event id (`outcome <event id>`, §4.4: the outcomes of synchronous
 // calls the stack keeps): first after kFirstAsk, then every kAskInterval while it waits, and once
 // more at the deadline. An event that has an outcome is therefore never reported as having none.
-// Exit status: 0 ok, 1 the function failed (error or dead-letter), 2 no outcome in time (or an ok
-// outcome whose output the stack no longer holds, said so on stderr).
-#include <unistd.h>
-
+// Exit status (exit_codes.hpp): 0 ok, 1 the function failed (error or dead-letter), 4 no outcome in
+// time (or an ok outcome whose output the stack no longer holds, said so on stderr).
 #include <fmt/format.h>
+#include <unistd.h>
 
 #include <algorithm>
 #include <fstream>
 
 #include "commands.hpp"
 #include "control_request.hpp"
+#include "exit_codes.hpp"
 #include "runnel/core/control_messages.hpp"
+#include "runnel/core/envelope.hpp"
 #include "runnel/core/error.hpp"
 #include "runnel/core/json.hpp"
-#include "runnel/core/envelope.hpp"
 #include "runnel/core/state_dir.hpp"
 #include "runnel/telemetry/trace_store.hpp"
 #include "stack_client.hpp"
@@ -91,7 +91,7 @@ int Print(const StackOutcome& answer, const std::string& function, bool json) {
                "runnel: event {} of {} finished ok, but the results feed dropped its outcome and the stack no longer "
                "holds its output ({} bytes; it keeps outputs of calls up to {} bytes, the most recent first)\n",
                outcome.id, function, answer.output_bytes, telemetry::TraceStore::kKeptOutputMax);
-    return 2;
+    return exit_code::kTimeout;
   }
   if (json) {
     fmt::print("{}\n", JsonText(outcome.ToJson(false)));
@@ -102,7 +102,7 @@ int Print(const StackOutcome& answer, const std::string& function, bool json) {
     fmt::print(stderr, "runnel: {} {}: {}: {} (after {} attempt(s))\n", function, StatusName(outcome.status),
                outcome.error_kind, outcome.error, outcome.attempts);
   }
-  return outcome.status == OutcomeStatus::kOk ? 0 : 1;
+  return outcome.status == OutcomeStatus::kOk ? exit_code::kOk : exit_code::kFailure;
 }
 
 }  // namespace
@@ -117,7 +117,8 @@ Command AddInvoke(CLI::App& app, CommonOptions& common) {
     bool json = false;
   };
   auto flags = std::make_shared<Flags>();
-  auto* sub = app.add_subcommand("invoke", "Call a function and wait for its result (exit 0 ok, 1 failed, 2 timed out)");
+  auto* sub = app.add_subcommand(
+      "invoke", "Call a function and wait for its result (exit 0 ok, 1 failed, 4 timed out)");
   sub->add_option("function", flags->function, "The function")->required();
   auto* data = sub->add_option("--data", flags->data, "The payload");
   sub->add_option("--file", flags->file, "A file as the input (sent by reference)")->check(CLI::ExistingFile)->excludes(data);
@@ -158,7 +159,7 @@ Command AddInvoke(CLI::App& app, CommonOptions& common) {
               // the event if it lands after all.
               fmt::print(stderr, "runnel: no outcome for event {} from {} within {} s ({})\n", env.id, flags->function,
                          flags->timeout, e.what());
-              return 2;
+              return exit_code::kTimeout;
             }
             const StateDir state = StateDir::Resolve(common.state_dir);
             std::string ask_problem;  // why the last question to the stack failed, if it did
@@ -195,7 +196,7 @@ Command AddInvoke(CLI::App& app, CommonOptions& common) {
             if (auto answer = ask(kAskTimeout)) return Print(*answer, flags->function, flags->json);
             fmt::print(stderr, "runnel: no outcome for event {} from {} within {} s{}\n", env.id, flags->function,
                        flags->timeout, ask_problem.empty() ? "" : fmt::format(" (asking the stack: {})", ask_problem));
-            return 2;
+            return exit_code::kTimeout;
           }};
 }
 

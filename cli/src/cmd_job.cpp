@@ -1,14 +1,14 @@
 // `runnel job run|list|status`: scheduled batch jobs, through the running stack's control socket
 // (docs/protocol.md §4).
-#include <unistd.h>
-
 #include <fmt/format.h>
+#include <unistd.h>
 
 #include <nlohmann/json.hpp>
 #include <thread>
 #include <zmq.hpp>
 
 #include "commands.hpp"
+#include "exit_codes.hpp"
 #include "runnel/core/control_messages.hpp"
 #include "runnel/core/error.hpp"
 #include "runnel/core/state_dir.hpp"
@@ -62,7 +62,7 @@ void PrintReport(const nlohmann::json& r) {
 
 int ExitFor(const nlohmann::json& record) {
   const std::string state = record.value("state", "");
-  return state == "done" ? 0 : state == "running" ? 2 : 1;
+  return state == "done" ? exit_code::kOk : state == "running" ? exit_code::kTimeout : exit_code::kFailure;
 }
 
 }  // namespace
@@ -80,8 +80,8 @@ Command AddJob(CLI::App& app, CommonOptions& common) {
   sub->require_subcommand(1);
   auto* run = sub->add_subcommand("run", "Fire a schedule now; prints the job id and item count (--wait: progress and a report)");
   run->add_option("name", flags->name, "The schedule's name (runnel.yaml schedules[].name)")->required();
-  run->add_flag("--wait", flags->wait, "Wait for every item's outcome; exit 0 all done, 1 some failed, 2 timeout");
-  run->add_option("--timeout", flags->timeout, "With --wait: give up after this long, e.g. 10m (exit 2); 0 waits forever")
+  run->add_flag("--wait", flags->wait, "Wait for every item's outcome; exit 0 all done, 1 some failed, 4 timeout");
+  run->add_option("--timeout", flags->timeout, "With --wait: give up after this long, e.g. 10m (exit 4); 0 waits forever")
       ->transform(DurationSeconds());
   run->add_flag("--json", flags->json, "Print JSON: {job, items, function}, or the job's record with --wait");
   auto* list = sub->add_subcommand("list", "The stack's schedules with their next fire time and last run");
@@ -89,9 +89,6 @@ Command AddJob(CLI::App& app, CommonOptions& common) {
   auto* status = sub->add_subcommand("status", "A job's record: items, done, failed with reasons, time");
   status->add_option("job", flags->job, "The job id")->required();
   status->add_flag("--json", flags->json, "Print the record as JSON");
-  for (auto* s : {run, list, status}) {
-    s->add_option("--state-dir", common.state_dir, "Where the running stack keeps endpoints.json");
-  }
 
   return {sub, [flags, &common, run, list] {
             const StateDir state = StateDir::Resolve(common.state_dir);
@@ -127,7 +124,7 @@ Command AddJob(CLI::App& app, CommonOptions& common) {
               } else {
                 fmt::print("job {}: {} item(s) to {}\n", job, fired.value("items", 0), fired.value("function", ""));
               }
-              return fired.contains("error") ? 1 : 0;
+              return fired.contains("error") ? exit_code::kFailure : exit_code::kOk;
             }
             if (!flags->json) {
               fmt::print("job {}: {} item(s) to {}\n", job, fired.value("items", 0), fired.value("function", ""));
@@ -153,7 +150,7 @@ Command AddJob(CLI::App& app, CommonOptions& common) {
                 fmt::print(stderr, "runnel: job {} not finished within {} s\n", job, flags->timeout);
                 if (flags->json) fmt::print("{}\n", record.dump());
                 else PrintReport(record);
-                return 2;
+                return exit_code::kTimeout;
               }
               std::this_thread::sleep_for(std::chrono::milliseconds(100));
             }

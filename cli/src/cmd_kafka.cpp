@@ -1,16 +1,16 @@
 // `runnel kafka`: only the embedded Kafka broker, for trying clients against it or for tests.
 #include <fmt/format.h>
+#include <fmt/ranges.h>
 #include <unistd.h>
 
 #include <nlohmann/json.hpp>
 #include <sstream>
-#include <fmt/ranges.h>
 
 #include "commands.hpp"
+#include "flag_checks.hpp"
 #include "runnel/broker/embedded_broker.hpp"
 #include "runnel/core/signals.hpp"
 #include "runnel/core/state_dir.hpp"
-
 
 namespace runnel::cli {
 
@@ -24,7 +24,7 @@ Command AddKafka(CLI::App& app, CommonOptions& common) {
                                  "Run only the embedded Kafka broker (in memory: nothing is kept across restarts) and "
                                  "write its address to <state dir>/endpoints.json; stop with Ctrl-C");
   sub->add_option("--partitions", flags->partitions, "Partitions of each topic named by --topics")
-      ->check(CLI::Range(1, 10000))
+      ->check(WholeNumber(1, 10000))
       ->capture_default_str();
   sub->add_option("--topics", flags->topics, "Topics to create at start, comma-separated")->delimiter(',');
   return {sub, [flags, &common] {

@@ -1,6 +1,8 @@
 // `runnel publish TOPIC`: publishes events to the running stack's Kafka and prints their ids.
 #include <fmt/format.h>
+#include <fmt/ranges.h>
 
+#include <algorithm>
 #include <fstream>
 #include <nlohmann/json.hpp>
 #include <sstream>
@@ -8,6 +10,7 @@
 #include "commands.hpp"
 #include "runnel/broker/producer.hpp"
 #include "runnel/core/envelope.hpp"
+#include "runnel/core/log.hpp"
 #include "stack_client.hpp"
 
 namespace runnel::cli {
@@ -20,6 +23,7 @@ Command AddPublish(CLI::App& app, CommonOptions& common) {
     std::string lines;
     std::string content_type;
     std::vector<std::string> headers;
+    bool any_topic = false;
   };
   auto flags = std::make_shared<Flags>();
   auto* sub = app.add_subcommand("publish", "Publish events to a topic of the running stack; prints one event id per line");
@@ -34,11 +38,22 @@ Command AddPublish(CLI::App& app, CommonOptions& common) {
   file->excludes(lines);
   sub->add_option("--content-type", flags->content_type, "Content type (default: from the file name, or text/plain)");
   sub->add_option("--header", flags->headers, "Extra header NAME=VALUE (repeatable)");
+  sub->add_flag("--any-topic", flags->any_topic,
+                "Publish even when no function of the running stack consumes TOPIC (a warning says so)");
   return {sub, [flags, &common] {
             if (flags->data.empty() && flags->file.empty() && flags->lines.empty()) {
               throw ConfigError("publish: give --data, --file or --lines");
             }
             const StackClient stack(common.state_dir);
+            if (const auto served = stack.ServedTopics();
+                served && !std::binary_search(served->begin(), served->end(), flags->topic)) {
+              const std::string problem = fmt::format(
+                  "no function of the running stack consumes topic '{}' (its topics: {})", flags->topic,
+                  served->empty() ? std::string("none") : fmt::format("{}", fmt::join(*served, ", ")));
+              if (!flags->any_topic)
+                throw ConfigError(problem + "; check the name, or pass --any-topic to publish anyway");
+              log::Get("cli")->warn("{}; publishing anyway (--any-topic)", problem);
+            }
             Headers extra;
             for (const auto& h : flags->headers) {
               const auto eq = h.find('=');

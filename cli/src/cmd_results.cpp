@@ -13,6 +13,7 @@
 #include <zmq_addon.hpp>
 
 #include "commands.hpp"
+#include "flag_checks.hpp"
 #include "results_reader.hpp"
 #include "runnel/core/error.hpp"
 #include "runnel/core/outcome.hpp"
@@ -178,8 +179,8 @@ Command AddResults(CLI::App& app, CommonOptions& common) {
   sub->add_flag("--json", flags->json, "One JSON object per line");
   sub->add_flag("--base64", flags->base64, "Always give the output as base64 (binary outputs always are)");
   sub->add_option("--function", flags->function, "Only this function's outcomes (required with --durable)");
-  sub->add_option("--count", flags->count, "Exit after this many outcomes")->check(CLI::NonNegativeNumber);
-  sub->add_option("--timeout", flags->timeout, "Give up after this long, e.g. 30s (exit status 2)")
+  sub->add_option("--count", flags->count, "Exit after this many outcomes")->check(WholeNumber(1));
+  sub->add_option("--timeout", flags->timeout, "Give up after this long, e.g. 30s (exit status 4)")
       ->transform(DurationSeconds());
   auto* durable = sub->add_flag("--durable", flags->durable,
                                 "Read the function's results topic (results_topic) from the group's committed "

@@ -9,6 +9,7 @@
 
 #include "commands.hpp"
 #include "control_request.hpp"
+#include "flag_checks.hpp"
 #include "runnel/core/error.hpp"
 #include "sensor_simulator.hpp"
 #include "stack_client.hpp"
@@ -47,18 +48,18 @@ Command AddSimulate(CLI::App& app, CommonOptions& common) {
       "simulate", "Publish readings from simulated IoT devices to the running stack at given rates; show the scaling");
   sub->add_option("--function", flags->function, "The function fed (its topic)")->capture_default_str();
   sub->add_option("--devices", flags->devices, "Simulated devices (each reading is keyed by its device)")
-      ->check(CLI::Range(1, 100000))
+      ->check(WholeNumber(1, 100000))
       ->capture_default_str();
   sub->add_option("--rate", flags->rates,
                   "Readings per second in all; a comma-separated list runs each rate for --duration in turn "
                   "(e.g. 200,3000,0)")
       ->delimiter(',')
-      ->check(CLI::Range(0.0, 1e6))
+      ->check(Number(0, 1e6))
       ->capture_default_str();
   sub->add_option("--duration", flags->duration, "How long each rate runs (default 10s)")
       ->transform(DurationSeconds())
       ->check(CLI::Range(0.1, 3600.0));
-  sub->add_option("--seed", flags->seed, "Seed of the simulated values")->capture_default_str();
+  sub->add_option("--seed", flags->seed, "Seed of the simulated values")->check(WholeNumber(0))->capture_default_str();
   return {sub, [flags, &common] {
             const StackClient stack(common.state_dir);
             const std::string topic = stack.Function(flags->function).topic;

@@ -6,6 +6,7 @@
 
 #include "commands.hpp"
 #include "control_request.hpp"
+#include "runnel/core/duration_text.hpp"
 #include "runnel/core/error.hpp"
 #include "runnel/core/state_dir.hpp"
 
@@ -25,10 +26,11 @@ void PrintText(const nlohmann::json& status) {
     fmt::print("components up: {}\n{}", up.empty() ? "none" : up, down);
   }
   for (const auto& f : status.at("functions")) {
-    fmt::print("{}  topic {} ({} partitions)  lag {} events, oldest {} ms  in {:.1f}/s  done {:.1f}/s  service {:.1f} ms\n",
-               f.value("name", "?"), f.value("topic", "?"), f.value("partitions", 0), f.value("lag", 0),
-               f.value("oldest_age_ms", 0), f.value("arrival_per_s", 0.0), f.value("completion_per_s", 0.0),
-               f.value("service_ms", 0.0));
+    fmt::print(
+        "{}  topic {} ({} partitions)  lag {} events, oldest {} ms  in {:.1f}/s  done {:.1f}/s  service {}\n",
+        f.value("name", "?"), f.value("topic", "?"), f.value("partitions", 0), f.value("lag", 0),
+        f.value("oldest_age_ms", 0), f.value("arrival_per_s", 0.0), f.value("completion_per_s", 0.0),
+        MillisText(f.value("service_ms", 0.0)));
     fmt::print("  workers: desired {}, running {}, joined {} (scaling {}..{}){}\n", f.value("desired", 0),
                f.value("running", 0), f.value("joined", 0), f["scaling"].value("min", 0), f["scaling"].value("max", 0),
                f.value("crash_loop", false) ? "  CRASH LOOP" : "");

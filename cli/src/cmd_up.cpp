@@ -2,15 +2,15 @@
 // fails. Exit status (docs/config.md "Supervision"): 0 stopped by a signal after draining; 1 it
 // could not start (config, Kafka); 3 a component failed while running (the log names it and why);
 // 128+N a second signal N forced the stop before the drain ended.
-#include <unistd.h>
-
 #include <fmt/format.h>
+#include <unistd.h>
 
 #include <atomic>
 #include <memory>
 #include <thread>
 
 #include "commands.hpp"
+#include "exit_codes.hpp"
 #include "runnel/core/failpoints.hpp"
 #include "runnel/core/log.hpp"
 #include "runnel/core/signals.hpp"
@@ -20,7 +20,7 @@
 namespace runnel::cli {
 namespace {
 
-constexpr int kExitComponentFailed = 3;
+constexpr int kExitComponentFailed = exit_code::kComponentFailed;
 
 // Once a stop began: a second SIGINT/SIGTERM ends the process at once (workers die with it:
 // PR_SET_PDEATHSIG), without waiting for the drain. Joined when the stop ends without one.
@@ -33,7 +33,7 @@ class ForceOnSecondSignal {
               log::Get("cli")->warn("signal {} during the drain: stopping now, calls still running are lost and "
                                     "run again after a restart", sig);
               std::fflush(stdout);
-              ::_exit(128 + sig);
+              ::_exit(exit_code::KilledBy(sig));
             }
           }
         }) {}

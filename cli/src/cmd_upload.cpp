@@ -1,18 +1,18 @@
 // `runnel upload PATH...`: one file-upload event per file (directories recursively), each carrying
 // its file by reference. With --wait it follows the outcomes (a progress bar on a terminal, plain
-// lines otherwise) and ends with a summary. Exit status: 0 all done, 1 some failed, 2 timed out.
-#include <unistd.h>
-
+// lines otherwise) and ends with a summary. Exit status: 0 all done, 1 some failed, 4 timed out.
 #include <fmt/format.h>
+#include <unistd.h>
 
 #include <map>
 #include <nlohmann/json.hpp>
 #include <set>
 
 #include "commands.hpp"
-#include "runnel/core/json.hpp"
+#include "exit_codes.hpp"
 #include "runnel/core/envelope.hpp"
 #include "runnel/core/error.hpp"
+#include "runnel/core/json.hpp"
 #include "stack_client.hpp"
 
 namespace runnel::cli {
@@ -171,8 +171,8 @@ Command AddUpload(CLI::App& app, CommonOptions& common) {
                 fmt::print("outputs: {} file(s) under {}\n", outputs.size(), stack.Endpoints().value("output_dir", ""));
               }
             }
-            if (missing > 0) return 2;
-            return failures.empty() ? 0 : 1;
+            if (missing > 0) return exit_code::kTimeout;
+            return failures.empty() ? exit_code::kOk : exit_code::kFailure;
           }};
 }
 

@@ -1,5 +1,6 @@
 // `runnel worker`: one stateless worker process serving one function for one dispatcher.
 #include "commands.hpp"
+#include "flag_checks.hpp"
 #include "runnel/core/signals.hpp"
 #include "runnel/workers/worker_main.hpp"
 #include "runnel/workers/worker_session.hpp"
@@ -27,9 +28,9 @@ Command AddWorker(CLI::App& app, CommonOptions&) {
          "--capacity", flags->capacity,
          "Events this worker may hold at once (its credit; default 256; the dispatcher's concurrency may "
          "lower the calls run at once)")
-      ->check(CLI::Range(1, 100000));
+      ->check(WholeNumber(1, 100000));
   sub->add_option("--threads", flags->options.threads, "OS threads running the fibers")
-      ->check(CLI::Range(1, 1024))
+      ->check(WholeNumber(1, 1024))
       ->capture_default_str();
   sub->add_flag("--standby", flags->standby,
                 "Start only when a byte arrives on stdin; exit 0 if stdin ends first (the autoscaler keeps such a "

@@ -16,13 +16,13 @@ namespace runnel::cli {
 nlohmann::json AskStack(const nlohmann::json& endpoints, const std::filesystem::path& state_root,
                         std::string_view request, std::chrono::milliseconds timeout) {
   if (!endpoints.contains("status")) {
-    throw ConfigError(fmt::format("no running stack with an autoscaler in {} (start one with 'runnel up')",
-                                  state_root.string()));
+    throw NoStackError(fmt::format("no running stack with an autoscaler in {} (start one with 'runnel up')",
+                                   state_root.string()));
   }
   const int pid = endpoints.value("pid", 0);
   if (pid > 0 && ::kill(pid, 0) != 0 && errno == ESRCH) {
-    throw ConfigError(fmt::format("the stack in {} (pid {}) is not running; its endpoints.json is stale",
-                                  state_root.string(), pid));
+    throw NoStackError(fmt::format("the stack in {} (pid {}) is not running; its endpoints.json is stale",
+                                   state_root.string(), pid));
   }
   const std::string endpoint = endpoints["status"].get<std::string>();
   zmq::context_t ctx(1);

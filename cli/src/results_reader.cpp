@@ -5,6 +5,7 @@
 #include <map>
 #include <nlohmann/json.hpp>
 
+#include "exit_codes.hpp"
 #include "runnel/broker/admin.hpp"
 #include "runnel/broker/consumer.hpp"
 #include "runnel/core/error.hpp"
@@ -18,12 +19,22 @@ void Say(const std::string& line) {
   std::fflush(stderr);
 }
 
+std::string OutputPreview(const std::string& output) {
+  constexpr std::size_t kShown = 80;
+  if (output.size() <= kShown) return output;
+  std::size_t cut = kShown;
+  // Not inside a UTF-8 character: back up over continuation bytes.
+  while (cut > 0 && (static_cast<unsigned char>(output[cut]) & 0xC0) == 0x80) --cut;
+  return fmt::format("{}… (+{} bytes; --json for all)", output.substr(0, cut), output.size() - cut);
+}
+
 void OutcomePrinter::Print(const Outcome& o) {
   if (options_.json) {
     fmt::print("{}\n", JsonText(o.ToJson(options_.base64)));
   } else {
-    fmt::print("{} {} {} attempts={} {}[{}]@{} {}\n", o.function, o.id, StatusName(o.status), o.attempts, o.topic,
-               o.partition, o.offset, o.status == OutcomeStatus::kOk ? o.output.substr(0, 80) : o.error);
+    fmt::print("{} {} {} attempts={} {}[{}]@{} {}\n", o.function, o.id, StatusName(o.status), o.attempts,
+               o.topic, o.partition, o.offset,
+               o.status == OutcomeStatus::kOk ? OutputPreview(o.output) : o.error);
   }
   ++seen_;
 }
@@ -32,7 +43,7 @@ void OutcomePrinter::Flush() { std::fflush(stdout); }
 
 int OutcomePrinter::TimedOut() const {
   fmt::print(stderr, "runnel: {} outcome(s) within {} s\n", seen_, options_.timeout);
-  return 2;
+  return exit_code::kTimeout;
 }
 
 Deadline::Deadline(double seconds) {

@@ -21,6 +21,10 @@ struct ResultsOptions {
   bool from_beginning = false;
 };
 
+// An output as the text line of `runnel results` shows it: its first 80 bytes (not cutting a UTF-8
+// character), then how much was left out: "… (+1234 bytes; --json for all)".
+std::string OutputPreview(const std::string& output);
+
 // Prints outcomes to stdout as `runnel results` does (one line each, or JSON lines) and counts them.
 class OutcomePrinter {
  public:
@@ -29,7 +33,7 @@ class OutcomePrinter {
   void Flush();  // stdout, so what was printed is out before anything is acknowledged
   // --count reached.
   bool Done() const { return options_.count > 0 && seen_ >= options_.count; }
-  // Says how many came within the timeout on stderr; returns exit status 2.
+  // Says how many came within the timeout on stderr; returns exit_code::kTimeout.
   int TimedOut() const;
 
  private:

@@ -37,7 +37,8 @@ std::string ContentTypeFor(const std::filesystem::path& path) {
 
 StackClient::StackClient(const std::string& state_dir_flag)
     : endpoints_(StateDir::Resolve(state_dir_flag).ReadEndpoints()) {
-  if (!endpoints_.contains("kafka")) throw ConfigError("endpoints.json has no Kafka endpoint: is a stack running?");
+  if (!endpoints_.contains("kafka"))
+    throw NoStackError("endpoints.json has no Kafka endpoint: is a stack running?");
 }
 
 broker::KafkaConfig StackClient::Kafka() const { return {endpoints_.at("kafka").get<std::string>(), "runnel-cli", {}}; }
@@ -52,6 +53,16 @@ FunctionTopics StackClient::Function(const std::string& function) const {
   }
   return {it->value("topic", function), it->value("group", "runnel." + function),
           it->value("dead_letter_topic", it->value("topic", function) + ".dlq")};
+}
+
+std::optional<std::vector<std::string>> StackClient::ServedTopics() const {
+  const auto functions = endpoints_.find("functions");
+  if (functions == endpoints_.end() || !functions->is_object()) return std::nullopt;
+  std::vector<std::string> topics;
+  for (const auto& [name, f] : functions->items()) topics.push_back(f.value("topic", name));
+  std::sort(topics.begin(), topics.end());
+  topics.erase(std::unique(topics.begin(), topics.end()), topics.end());
+  return topics;
 }
 
 std::unique_ptr<broker::Producer> StackClient::Producer() const {

@@ -41,6 +41,9 @@ class StackClient {
   broker::KafkaConfig Kafka() const;
   // Throws ConfigError naming the known functions when `function` is not served by the stack.
   FunctionTopics Function(const std::string& function) const;
+  // The topics the stack's functions consume, sorted; nullopt when the state dir holds only a
+  // broker (`runnel kafka`), which serves no function.
+  std::optional<std::vector<std::string>> ServedTopics() const;
   // A producer for the stack; on the embedded broker it waits rather than outrun the log cap.
   std::unique_ptr<broker::Producer> Producer() const;
 

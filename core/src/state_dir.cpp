@@ -77,8 +77,8 @@ void StateDir::RemoveEndpoints(const std::vector<std::string>& keys) const {
 
 nlohmann::json StateDir::ReadEndpoints() const {
   if (!std::filesystem::exists(EndpointsFile())) {
-    throw ConfigError("no running Runnel stack: " + EndpointsFile().string() +
-                      " does not exist (start one with 'runnel up' or 'runnel kafka', or pass --state-dir)");
+    throw NoStackError("no running Runnel stack: " + EndpointsFile().string() +
+                       " does not exist (start one with 'runnel up' or 'runnel kafka', or pass --state-dir)");
   }
   return ReadJsonOrEmpty(EndpointsFile());
 }

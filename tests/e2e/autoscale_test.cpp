@@ -380,7 +380,7 @@ functions:
 TEST(Autoscale, StatusFailsWithOneLineWhenNoStackRuns) {
   const auto dir = TempDir("no-stack");
   const auto r = RunCommand({RunnelBin(), "status", "--state-dir", dir.string()});
-  EXPECT_EQ(r.exit_code, 1);
+  EXPECT_EQ(r.exit_code, 5);  // no stack running (cli/src/exit_codes.hpp)
   EXPECT_THAT(r.err, HasSubstr("no running Runnel stack"));
   EXPECT_EQ(std::count(r.err.begin(), r.err.end(), '\n'), 1);
   std::filesystem::remove_all(dir);

@@ -140,7 +140,7 @@ schedules:
   EXPECT_FALSE(report["failures"][0]["error"].get<std::string>().empty());
 }
 
-TEST_F(BatchJob, WaitingPastTheTimeoutExitsTwo) {
+TEST_F(BatchJob, WaitingPastTheTimeoutExitsFour) {
   StackProcess stack(R"(
 heartbeat: 200ms
 functions:
@@ -154,7 +154,7 @@ schedules:
     content_type: application/json
 )");
   const auto run = Job(stack, {"run", "slow", "--wait", "--json", "--timeout", "500ms"});
-  EXPECT_EQ(run.exit_code, 2) << run.out << run.err;
+  EXPECT_EQ(run.exit_code, 4) << run.out << run.err;
   EXPECT_THAT(run.err, HasSubstr("not finished within 0.5 s"));
   const auto report = LastJsonLine(run.out);
   EXPECT_EQ(report["state"], "running");

@@ -67,9 +67,9 @@ TEST_F(Cli, InvokeOfAFailingCallExitsOneWithTheReason) {
   EXPECT_THAT(r.err, HasSubstr("sleep error: bad-input: no such user"));
 }
 
-TEST_F(Cli, InvokeTimesOutWithExitTwo) {
+TEST_F(Cli, InvokeTimesOutWithExitFour) {
   const auto r = Runnel({"invoke", "sleep", "--data", R"({"ms":5000})", "--timeout", "500ms"});
-  EXPECT_EQ(r.exit_code, 2);
+  EXPECT_EQ(r.exit_code, 4);
   EXPECT_THAT(r.err, HasSubstr("no outcome for event"));
 }
 
@@ -149,7 +149,7 @@ TEST(CliWithoutStack, EveryCommandFailsWithOneClearLine) {
     argv.push_back("--state-dir");
     argv.push_back(dir.string());
     const auto r = RunCommand(argv, std::chrono::seconds(20));
-    EXPECT_EQ(r.exit_code, 1) << args[0];
+    EXPECT_EQ(r.exit_code, 5) << args[0];
     EXPECT_THAT(r.err, HasSubstr("no running Runnel stack")) << args[0];
     EXPECT_EQ(std::count(r.err.begin(), r.err.end(), '\n'), 1) << args[0] << ": " << r.err;
   }

@@ -286,7 +286,7 @@ TEST(Observability, TraceWithoutAStackSaysSoInOneLine) {
   const auto dir = TempDir("no-stack");
   const auto r = RunCommand({RunnelBin(), "trace", "01ANY", "--state-dir", dir.string()}, seconds(10));
   std::filesystem::remove_all(dir);
-  EXPECT_EQ(r.exit_code, 1);
+  EXPECT_EQ(r.exit_code, 5);  // no stack running (cli/src/exit_codes.hpp)
   EXPECT_THAT(r.err, HasSubstr("no running Runnel stack"));
   EXPECT_EQ(std::count(r.err.begin(), r.err.end(), '\n'), 1) << r.err;
 }

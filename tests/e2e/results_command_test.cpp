@@ -79,7 +79,7 @@ TEST(ResultsCommand, SaysSoWhenTheFeedItWaitsOnDoesNotAnswer) {
   runnel::StateDir(state_dir).MergeEndpoints(
       {{"kafka", "127.0.0.1:1"}, {"results", "tcp://127.0.0.1:1"}, {"pid", ::getpid()}});
   const auto r = RunCommand({RunnelBin(), "results", "--timeout", "8s", "--state-dir", state_dir.string()}, seconds(30));
-  EXPECT_EQ(r.exit_code, 2) << r.err;
+  EXPECT_EQ(r.exit_code, 4) << r.err;
   EXPECT_THAT(r.err, HasSubstr("the results feed at tcp://127.0.0.1:1 does not answer"));
   std::filesystem::remove_all(state_dir);
 }

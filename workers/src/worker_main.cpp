@@ -90,11 +90,11 @@ ParsedWorkerArgs ParseWorkerArgs(const std::vector<std::string>& args) {
       options.id = value;
     } else if (flag == "--capacity") {
       const auto n = ParseCount(value, 1, 100'000);
-      if (!n) return fail(fmt::format("--capacity: '{}' is not a number in 1..100000", value));
+      if (!n) return fail(fmt::format("--capacity: must be a whole number in 1..100000, got '{}'", value));
       options.capacity = *n;
     } else {
       const auto n = ParseCount(value, 1, 1024);
-      if (!n) return fail(fmt::format("--threads: '{}' is not a number in 1..1024", value));
+      if (!n) return fail(fmt::format("--threads: must be a whole number in 1..1024, got '{}'", value));
       options.threads = *n;
     }
   }

@@ -4,6 +4,8 @@
 
 #include <gmock/gmock.h>
 
+#include "runnel/core/duration_text.hpp"
+
 namespace runnel::autoscaler {
 namespace {
 
@@ -109,6 +111,10 @@ TEST(Decide, Table) {
       {"a decaying arrival average alone does not keep a worker", Spec(0, 10), Load{0, 0, 0.001, 0.020, 1, false}, 1,
        seconds(31), true, 1, 0, "idle for 31s"},
       {"warm on top of the load", Spec(0, 10, 2), Busy(0, 2, 100, 0.020, 1), 0, seconds(0), true, 0, 5, "+2 warm"},
+      // issue 18: a 14 µs service time read "x 0.0 ms".
+      {"a sub-millisecond service time in µs", Spec(0, 10), Busy(0, 2, 100, 0.000014, 1), 0, seconds(0), true, 0,
+       1, "100.0/s x 14 µs / 1 per worker"},
+      {"a service time in ms", Spec(0, 10), Busy(0, 2, 100, 0.020, 1), 0, seconds(0), true, 0, 3, "x 20.0 ms"},
   };
   for (const auto& c : cases) {
     PolicyInput in;
@@ -183,6 +189,14 @@ TEST(DesireWindow, ForgetsWhatIsOlderThanTheWindow) {
   EXPECT_EQ(w.Max(t + seconds(20), seconds(30)), 5);
   EXPECT_EQ(w.Max(t + seconds(31), seconds(30)), 2);
   EXPECT_EQ(w.Max(t + seconds(50), seconds(30)), 0);
+}
+
+// How `runnel status` and the scaling explanation print a service time (issue 18).
+TEST(MillisText, PicksAUnitThatShowsTheValue) {
+  const std::vector<std::pair<double, std::string>> cases = {
+      {0.014, "14 µs"},  {0.0042, "4.2 µs"},   {0.9994, "999 µs"}, {0.9996, "1.0 ms"}, {1.0, "1.0 ms"},
+      {20.0, "20.0 ms"}, {999.94, "999.9 ms"}, {1500, "1.50 s"},   {0, "0 ms"},        {-3, "0 ms"}};
+  for (const auto& [ms, text] : cases) EXPECT_EQ(MillisText(ms), text) << ms;
 }
 
 }  // namespace

@@ -24,4 +24,11 @@ class ConfigError : public Error {
   explicit ConfigError(std::string message) : Error(std::move(message), false) {}
 };
 
+// No stack runs where a command looked for one: no endpoints.json in the state dir, or the process
+// that wrote it is gone. The CLI gives it an exit status of its own.
+class NoStackError : public ConfigError {
+ public:
+  using ConfigError::ConfigError;
+};
+
 }  // namespace runnel
