@@ -1,8 +1,7 @@
 #include "runnel/autoscaler/autoscaler.hpp"
 
-#include <unistd.h>
-
 #include <fmt/format.h>
+#include <unistd.h>
 
 #include <atomic>
 #include <cmath>
@@ -39,7 +38,8 @@ double Ewma(double old, double sample, double dt_s) {
 }
 
 std::int64_t NowEpochMs() {
-  return std::chrono::duration_cast<std::chrono::milliseconds>(std::chrono::system_clock::now().time_since_epoch())
+  return std::chrono::duration_cast<std::chrono::milliseconds>(
+             std::chrono::system_clock::now().time_since_epoch())
       .count();
 }
 
@@ -103,7 +103,8 @@ class Autoscaler::Loop {
     };
   }
 
-  void Connect(const std::string& name, std::string endpoint, std::function<broker::DispatcherStats()> stats) {
+  void Connect(const std::string& name, std::string endpoint,
+               std::function<broker::DispatcherStats()> stats) {
     for (auto& f : fns_) {
       if (f->spec.name == name) {
         f->endpoint = std::move(endpoint);
@@ -294,10 +295,12 @@ class Autoscaler::Loop {
       auto it = f.stats.workers.find(w.id);
       return it == f.stats.workers.end() ? 0 : it->second.in_flight;
     };
-    std::stable_sort(alive.begin(), alive.end(), [&](const auto& a, const auto& b) { return busy(a) < busy(b); });
+    std::stable_sort(alive.begin(), alive.end(),
+                     [&](const auto& a, const auto& b) { return busy(a) < busy(b); });
     const auto grace = f.spec.timeout + std::chrono::seconds(2);
     for (int n = 0; n < have - f.desired; ++n) {
-      log_->info("function {}: stopping worker {} (pid {}), it drains first", f.spec.name, alive[n].id, alive[n].pid);
+      log_->info("function {}: stopping worker {} (pid {}), it drains first", f.spec.name, alive[n].id,
+                 alive[n].pid);
       opt_.backend->Stop(alive[n].id, grace);
     }
   }
@@ -349,10 +352,17 @@ class Autoscaler::Loop {
       for (const auto& w : opt_.backend->List(f.spec.name)) {
         restarts += w.restarts;
         std::string state(WorkerStateName(w.state));
-        nlohmann::json j = {{"id", w.id},         {"pid", w.pid},           {"restarts", w.restarts},
-                            {"last_exit", w.last_exit}, {"log", w.log_file}, {"in_flight", 0},
-                            {"cpu_s", w.cpu_s},       {"wall_s", w.wall_s},     {"rss_kb", w.rss_kb},
-                            {"peak_rss_kb", w.peak_rss_kb}, {"start", w.from_standby ? "standby" : "exec"}};
+        nlohmann::json j = {{"id", w.id},
+                            {"pid", w.pid},
+                            {"restarts", w.restarts},
+                            {"last_exit", w.last_exit},
+                            {"log", w.log_file},
+                            {"in_flight", 0},
+                            {"cpu_s", w.cpu_s},
+                            {"wall_s", w.wall_s},
+                            {"rss_kb", w.rss_kb},
+                            {"peak_rss_kb", w.peak_rss_kb},
+                            {"start", w.from_standby ? "standby" : "exec"}};
         auto it = st.workers.find(w.id);
         if (w.state == WorkerState::kCrashLoop) crash_loop = true;
         if (w.state != WorkerState::kStopping) ++running;
@@ -375,7 +385,8 @@ class Autoscaler::Loop {
           {"partitions", f.offsets.size()},
           {"lag", lag},
           {"backlog", f.backlog.waiting},
-          {"oldest_age_ms", st.oldest_pending_ms >= 0 ? std::max<std::int64_t>(0, now_ms - st.oldest_pending_ms) : 0},
+          {"oldest_age_ms",
+           st.oldest_pending_ms >= 0 ? std::max<std::int64_t>(0, now_ms - st.oldest_pending_ms) : 0},
           {"arrival_per_s", f.arrival},
           {"completion_per_s", f.completion},
           {"service_ms", f.service_s * 1000},
@@ -418,9 +429,12 @@ class Autoscaler::Loop {
           {"workers", std::move(workers)},
       });
       if (const auto standby = opt_.backend->StandbyOf(f.spec.name)) {
-        functions.back()["standby"] = {{"state", standby->state},       {"pid", standby->pid},
-                                       {"rss_kb", standby->rss_kb},     {"used", standby->used},
-                                       {"exec_starts", standby->exec_starts}, {"ended", standby->ended},
+        functions.back()["standby"] = {{"state", standby->state},
+                                       {"pid", standby->pid},
+                                       {"rss_kb", standby->rss_kb},
+                                       {"used", standby->used},
+                                       {"exec_starts", standby->exec_starts},
+                                       {"ended", standby->ended},
                                        {"last_exit", standby->last_exit}};
       }
     }
@@ -428,7 +442,8 @@ class Autoscaler::Loop {
     for (const auto& c : opt_.protocol_errors->Snapshot()) {
       errors.push_back({{"socket", c.socket}, {"reason", c.reason}, {"count", c.count}});
     }
-    nlohmann::json out = {{"functions", std::move(functions)}, {"age_ms", 0}, {"protocol_errors", std::move(errors)}};
+    nlohmann::json out = {
+        {"functions", std::move(functions)}, {"age_ms", 0}, {"protocol_errors", std::move(errors)}};
     if (opt_.components) out["components"] = opt_.components();
     return out;
   }

@@ -1,13 +1,12 @@
 #include "runnel/autoscaler/local_backend.hpp"
 
 #include <fcntl.h>
+#include <fmt/format.h>
 #include <signal.h>
 #include <sys/prctl.h>
 #include <sys/resource.h>
 #include <sys/wait.h>
 #include <unistd.h>
-
-#include <fmt/format.h>
 
 #include <condition_variable>
 #include <cstdlib>
@@ -24,7 +23,9 @@
 namespace runnel::autoscaler {
 namespace {
 
-double Seconds(const timeval& tv) { return static_cast<double>(tv.tv_sec) + static_cast<double>(tv.tv_usec) / 1e6; }
+double Seconds(const timeval& tv) {
+  return static_cast<double>(tv.tv_sec) + static_cast<double>(tv.tv_usec) / 1e6;
+}
 
 // Runs every fork on one thread that lives as long as the process. PR_SET_PDEATHSIG follows the
 // THREAD that forked the child, not the process: a worker forked by the autoscaler's thread died
@@ -79,11 +80,16 @@ class Forker {
 
 std::string_view WorkerStateName(WorkerState s) {
   switch (s) {
-    case WorkerState::kStarting: return "starting";
-    case WorkerState::kRunning: return "running";
-    case WorkerState::kStopping: return "stopping";
-    case WorkerState::kBackoff: return "backoff";
-    case WorkerState::kCrashLoop: return "crash-loop";
+    case WorkerState::kStarting:
+      return "starting";
+    case WorkerState::kRunning:
+      return "running";
+    case WorkerState::kStopping:
+      return "stopping";
+    case WorkerState::kBackoff:
+      return "backoff";
+    case WorkerState::kCrashLoop:
+      return "crash-loop";
   }
   return "?";
 }
@@ -92,13 +98,14 @@ std::vector<std::string> WorkerCommand(const std::filesystem::path& runnel_binar
   if (const char* bin = std::getenv("RUNNEL_WORKER_BIN"); bin != nullptr && *bin != '\0') return {bin};
   const auto slim = runnel_binary.parent_path() / "runnel-worker";
   if (::access(slim.c_str(), X_OK) == 0) return {slim.string()};
-  log::Get("autoscaler")->warn("{} not found: workers run as `{} worker`, which starts slower", slim.string(),
-                               runnel_binary.string());
+  log::Get("autoscaler")
+      ->warn("{} not found: workers run as `{} worker`, which starts slower", slim.string(),
+             runnel_binary.string());
   return {runnel_binary.string(), "worker"};
 }
 
-LocalProcessBackend::LocalProcessBackend(std::vector<std::string> worker_command, std::filesystem::path log_dir,
-                                         bool standby)
+LocalProcessBackend::LocalProcessBackend(std::vector<std::string> worker_command,
+                                         std::filesystem::path log_dir, bool standby)
     : command_(std::move(worker_command)), log_dir_(std::move(log_dir)), standby_enabled_(standby) {
   if (command_.empty()) throw Error("the worker command is empty", false);
 }
@@ -148,7 +155,8 @@ void LocalProcessBackend::Spawn(Proc& p) {
   const auto dir = log_dir_ / p.info.function;
   std::filesystem::create_directories(dir);
   p.info.log_file = (dir / (p.info.id + ".log")).string();
-  p.info.pid = ForkExec(p.info.function, {"--function", p.info.function, "--dispatcher", p.dispatcher, "--id", p.info.id},
+  p.info.pid = ForkExec(p.info.function,
+                        {"--function", p.info.function, "--dispatcher", p.dispatcher, "--id", p.info.id},
                         p.info.log_file, -1);
   p.info.from_standby = false;
   p.info.state = WorkerState::kRunning;
@@ -201,8 +209,9 @@ std::string LocalProcessBackend::Start(const std::string& function, const std::s
   }
   const std::string id = p.info.id;
   procs_[id] = std::move(p);
-  log::Get("autoscaler")->info("started worker {} (pid {}{}), log {}", id, procs_[id].info.pid,
-                               standby ? ", from standby" : "", procs_[id].info.log_file);
+  log::Get("autoscaler")
+      ->info("started worker {} (pid {}{}), log {}", id, procs_[id].info.pid, standby ? ", from standby" : "",
+             procs_[id].info.log_file);
   return id;
 }
 
@@ -255,9 +264,9 @@ void LocalProcessBackend::Tick() {
         p.restart_at = now + backoff;
         ++p.info.restarts;
         ++ended_[p.info.function].restarts;
-        log::Get("autoscaler")->warn("worker {} ended unexpectedly ({}); restarting in {} ms{}", p.info.id,
-                                     p.info.last_exit, backoff.count(),
-                                     p.info.state == WorkerState::kCrashLoop ? " (crash loop)" : "");
+        log::Get("autoscaler")
+            ->warn("worker {} ended unexpectedly ({}); restarting in {} ms{}", p.info.id, p.info.last_exit,
+                   backoff.count(), p.info.state == WorkerState::kCrashLoop ? " (crash loop)" : "");
       } else {
         Sample(p, now);
         if (p.info.state == WorkerState::kStopping && now >= p.kill_at) ::kill(-p.info.pid, SIGKILL);

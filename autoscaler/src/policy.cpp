@@ -54,8 +54,8 @@ Decision Decide(const PolicyInput& in) {
                       Seconds(s.target_drain), drain);
   } else if (busy) {  // no service time measured yet
     need = static_cast<double>(l.backlog + l.in_flight) / concurrency;
-    why = fmt::format("no service time measured yet: {} waiting or running / {} per worker", l.backlog + l.in_flight,
-                      concurrency);
+    why = fmt::format("no service time measured yet: {} waiting or running / {} per worker",
+                      l.backlog + l.in_flight, concurrency);
   } else {
     why = "nothing to do";
   }
@@ -82,21 +82,23 @@ Decision Decide(const PolicyInput& in) {
   }
   if (!busy && (!in.ever_active || in.idle_for >= s.idle_to_zero)) {
     d.desired = wanted;
-    d.reason = fmt::format("idle for {} (idle_to_zero {}): scale to {}", Seconds(in.idle_for), Seconds(s.idle_to_zero),
-                           wanted);
+    d.reason = fmt::format("idle for {} (idle_to_zero {}): scale to {}", Seconds(in.idle_for),
+                           Seconds(s.idle_to_zero), wanted);
     return d;
   }
   // Scale in only as far as the highest desire of the stabilization window allows, and keep one
   // worker through the idle period.
   int hold = std::max(wanted, in.window_max);
-  std::string held = fmt::format("highest desire in the last {} is {}", Seconds(s.stabilization), in.window_max);
+  std::string held =
+      fmt::format("highest desire in the last {} is {}", Seconds(s.stabilization), in.window_max);
   if (!busy && hold < 1 && in.current > 0 && s.max > 0) {
     hold = 1;
     held = fmt::format("idle for {} of idle_to_zero {}", Seconds(in.idle_for), Seconds(s.idle_to_zero));
   }
   d.desired = std::min(in.current, hold);
-  d.reason = d.desired < in.current ? fmt::format("scale in to {}: {} ({})", d.desired, held, why)
-                                    : fmt::format("hold {}: {}; wanted {} ({})", d.desired, held, wanted, why);
+  d.reason = d.desired < in.current
+                 ? fmt::format("scale in to {}: {} ({})", d.desired, held, why)
+                 : fmt::format("hold {}: {}; wanted {} ({})", d.desired, held, wanted, why);
   return d;
 }
 

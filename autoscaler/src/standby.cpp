@@ -1,11 +1,10 @@
 // LocalProcessBackend's standby processes (local_backend.hpp, autoscaler/README.md "Standby
 // workers"): one per function, exec'd ahead of need and waiting on its stdin socket; a start hands
 // it the go byte, and the next tick puts a new one in its place.
+#include <fmt/format.h>
 #include <signal.h>
 #include <sys/socket.h>
 #include <sys/wait.h>
-
-#include <fmt/format.h>
 
 #include <filesystem>
 #include <thread>
@@ -37,8 +36,9 @@ void LocalProcessBackend::SpawnStandby(const std::string& function, Standby& s) 
   const std::string log_file = (dir / (id + ".log")).string();
   UniqueFd ours(fds[0]);
   UniqueFd theirs(fds[1]);  // its stdin; closed here once the child has it
-  const pid_t pid = ForkExec(
-      function, {"--function", function, "--dispatcher", s.dispatcher, "--id", id, "--standby"}, log_file, theirs.Get());
+  const pid_t pid =
+      ForkExec(function, {"--function", function, "--dispatcher", s.dispatcher, "--id", id, "--standby"},
+               log_file, theirs.Get());
   s.id = id;
   s.log_file = log_file;
   s.pid = pid;
@@ -76,8 +76,9 @@ bool LocalProcessBackend::StartFromStandby(Proc& p) {
     ++s.info.exec_starts;
     s.info.last_exit = WIFEXITED(status) ? fmt::format("exit {}", WEXITSTATUS(status))
                                          : fmt::format("signal {}", WTERMSIG(status));
-    log::Get("autoscaler")->warn("standby worker {} (pid {}) for {} had ended ({}); starting by fork+exec", s.id,
-                                 pid, p.info.function, s.info.last_exit);
+    log::Get("autoscaler")
+        ->warn("standby worker {} (pid {}) for {} had ended ({}); starting by fork+exec", s.id, pid,
+               p.info.function, s.info.last_exit);
     return false;
   }
   p.info.id = s.id;
@@ -108,12 +109,15 @@ void LocalProcessBackend::TickStandby(const std::string& function, Standby& s, C
     s.info.last_exit = WIFEXITED(status) ? fmt::format("exit {}", WEXITSTATUS(status))
                                          : fmt::format("signal {}", WTERMSIG(status));
     s.quick_ends = now - s.started < kQuickCrash ? s.quick_ends + 1 : 0;
-    const auto backoff = std::min<std::chrono::milliseconds>(kBackoffMax, kBackoffMin * (1 << std::min(s.quick_ends, 6)));
+    const auto backoff =
+        std::min<std::chrono::milliseconds>(kBackoffMax, kBackoffMin * (1 << std::min(s.quick_ends, 6)));
     s.replace_at = now + backoff;
-    log::Get("autoscaler")->warn(
-        "standby worker {} (pid {}) for {} ended unused ({}); workers of {} start by fork+exec until it is "
-        "replaced in {} ms (log {})",
-        s.id, s.pid, function, s.info.last_exit, function, backoff.count(), s.log_file);
+    log::Get("autoscaler")
+        ->warn(
+            "standby worker {} (pid {}) for {} ended unused ({}); workers of {} start by fork+exec until it "
+            "is "
+            "replaced in {} ms (log {})",
+            s.id, s.pid, function, s.info.last_exit, function, backoff.count(), s.log_file);
     s.pid = 0;
     s.info.pid = 0;
     s.info.rss_kb = 0;
@@ -131,7 +135,7 @@ void LocalProcessBackend::TickStandby(const std::string& function, Standby& s, C
 
 void LocalProcessBackend::RetireStandby(Standby& s) {
   if (s.pid <= 0) return;
-  s.go.Reset();  // it reads the end of its stdin and exits 0
+  s.go.Reset();             // it reads the end of its stdin and exits 0
   ::kill(-s.pid, SIGTERM);  // in case it is still loading
   int status = 0;
   const auto until = Clock::now() + std::chrono::seconds(2);

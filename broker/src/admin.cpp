@@ -48,16 +48,19 @@ struct Admin::Impl {
 
   // Runs an admin request on a private queue and waits for its result event.
   template <typename Call>
-  EventHandle Await(Call&& call, rd_kafka_admin_op_t op, std::chrono::milliseconds timeout, const std::string& what) {
+  EventHandle Await(Call&& call, rd_kafka_admin_op_t op, std::chrono::milliseconds timeout,
+                    const std::string& what) {
     QueueHandle queue(rd_kafka_queue_new(rk.get()));
     AdminOptionsHandle options(rd_kafka_AdminOptions_new(rk.get(), op));
     ErrorBuffer err;
-    rd_kafka_AdminOptions_set_request_timeout(options.get(), static_cast<int>(timeout.count()), err.data(), err.size());
+    rd_kafka_AdminOptions_set_request_timeout(options.get(), static_cast<int>(timeout.count()), err.data(),
+                                              err.size());
     call(options.get(), queue.get());
     EventHandle event(rd_kafka_queue_poll(queue.get(), static_cast<int>(timeout.count()) + 1000));
     if (!event) ThrowKafkaError(RD_KAFKA_RESP_ERR__TIMED_OUT, what);
     if (rd_kafka_event_error(event.get()) != RD_KAFKA_RESP_ERR_NO_ERROR) {
-      throw KafkaError(rd_kafka_event_error(event.get()), fmt::format("{}: {}", what, rd_kafka_event_error_string(event.get())),
+      throw KafkaError(rd_kafka_event_error(event.get()),
+                       fmt::format("{}: {}", what, rd_kafka_event_error_string(event.get())),
                        IsRetriableKafkaError(rd_kafka_event_error(event.get())));
     }
     return event;
@@ -83,8 +86,8 @@ void Admin::CreateTopic(const std::string& topic, int partitions, int replicatio
   if (impl_->IsMockCluster(timeout))
     return CreateTopicOnEmbeddedBroker(topic, partitions, replication_factor, timeout);
   ErrorBuffer spec_error;
-  std::unique_ptr<rd_kafka_NewTopic_t, Deleter<rd_kafka_NewTopic_destroy>> spec(
-      rd_kafka_NewTopic_new(topic.c_str(), partitions, replication_factor, spec_error.data(), spec_error.size()));
+  std::unique_ptr<rd_kafka_NewTopic_t, Deleter<rd_kafka_NewTopic_destroy>> spec(rd_kafka_NewTopic_new(
+      topic.c_str(), partitions, replication_factor, spec_error.data(), spec_error.size()));
   if (!spec) throw KafkaConfigError(fmt::format("topic {}: {}", topic, spec_error.text()));
   rd_kafka_NewTopic_t* specs[] = {spec.get()};
   const std::string what = fmt::format("creating topic {} with {} partitions", topic, partitions);
@@ -109,15 +112,17 @@ void Admin::CreateTopicOnEmbeddedBroker(const std::string& topic, int partitions
                                         std::chrono::milliseconds timeout) {
   const std::string what = fmt::format("creating topic {} with {} partitions", topic, partitions);
   if (!IsValidTopicName(topic)) throw KafkaConfigError(fmt::format("{}: not a valid topic name", what));
-  if (partitions < 1 || partitions > 10'000) throw KafkaConfigError(fmt::format("{}: partitions must be 1..10000", what));
+  if (partitions < 1 || partitions > 10'000)
+    throw KafkaConfigError(fmt::format("{}: partitions must be 1..10000", what));
   if (ExistingPartitionCount(topic, timeout)) return;  // already existing is fine, as with CreateTopics
   if (!ExistingPartitionCount(kTopicRequestsTopic, timeout)) {
-    throw KafkaError(RD_KAFKA_RESP_ERR__UNSUPPORTED_FEATURE,
-                     fmt::format("{}: the broker at {} is librdkafka's mock cluster, which has no CreateTopics, and "
-                                 "it takes no topic requests (it has no topic {}, so it is not `runnel kafka`): create "
-                                 "the topic there beforehand, or run the broker with `runnel kafka`",
-                                 what, impl_->config.bootstrap, kTopicRequestsTopic),
-                     false);
+    throw KafkaError(
+        RD_KAFKA_RESP_ERR__UNSUPPORTED_FEATURE,
+        fmt::format("{}: the broker at {} is librdkafka's mock cluster, which has no CreateTopics, and "
+                    "it takes no topic requests (it has no topic {}, so it is not `runnel kafka`): create "
+                    "the topic there beforehand, or run the broker with `runnel kafka`",
+                    what, impl_->config.bootstrap, kTopicRequestsTopic),
+        false);
   }
   // The record is the whole request; `runnel kafka` creates the topic, which then shows in metadata.
   {
@@ -131,28 +136,33 @@ void Admin::CreateTopicOnEmbeddedBroker(const std::string& topic, int partitions
   for (;;) {
     if (const auto existing = ExistingPartitionCount(topic, timeout)) {
       if (*existing != partitions) {
-        log::Get("broker")->warn("topic {} has {} partition(s), not {}: a client mentioned it before it was created",
-                                 topic, *existing, partitions);
+        log::Get("broker")->warn(
+            "topic {} has {} partition(s), not {}: a client mentioned it before it was created", topic,
+            *existing, partitions);
       }
       return;
     }
     if (std::chrono::steady_clock::now() >= until) {
-      throw KafkaTimeout(RD_KAFKA_RESP_ERR__TIMED_OUT,
-                         fmt::format("{}: asked the embedded broker at {} on {}, and the topic did not appear within "
-                                     "{} ms (see the log of `runnel kafka`)",
-                                     what, impl_->config.bootstrap, kTopicRequestsTopic, timeout.count()));
+      throw KafkaTimeout(
+          RD_KAFKA_RESP_ERR__TIMED_OUT,
+          fmt::format("{}: asked the embedded broker at {} on {}, and the topic did not appear within "
+                      "{} ms (see the log of `runnel kafka`)",
+                      what, impl_->config.bootstrap, kTopicRequestsTopic, timeout.count()));
     }
     std::this_thread::sleep_for(std::chrono::milliseconds(20));  // metadata has no push
   }
 }
 
-std::optional<int> Admin::ExistingPartitionCount(const std::string& topic, std::chrono::milliseconds timeout) {
+std::optional<int> Admin::ExistingPartitionCount(const std::string& topic,
+                                                 std::chrono::milliseconds timeout) {
   const rd_kafka_metadata_t* md = nullptr;
-  const auto err = rd_kafka_metadata(impl_->rk.get(), /*all_topics=*/1, nullptr, &md, static_cast<int>(timeout.count()));
+  const auto err =
+      rd_kafka_metadata(impl_->rk.get(), /*all_topics=*/1, nullptr, &md, static_cast<int>(timeout.count()));
   if (err != RD_KAFKA_RESP_ERR_NO_ERROR) ThrowKafkaError(err, "listing topics");
   std::unique_ptr<const rd_kafka_metadata_t, Deleter<rd_kafka_metadata_destroy>> holder(md);
   for (int i = 0; i < md->topic_cnt; ++i) {
-    if (md->topics[i].topic == topic && md->topics[i].err == RD_KAFKA_RESP_ERR_NO_ERROR) return md->topics[i].partition_cnt;
+    if (md->topics[i].topic == topic && md->topics[i].err == RD_KAFKA_RESP_ERR_NO_ERROR)
+      return md->topics[i].partition_cnt;
   }
   return std::nullopt;
 }
@@ -191,12 +201,14 @@ std::vector<std::string> Admin::FewerReplicasThanInput(const std::string& input,
 }
 
 std::vector<std::int32_t> Admin::Partitions(const std::string& topic, std::chrono::milliseconds timeout) {
-  std::unique_ptr<rd_kafka_topic_t, Deleter<rd_kafka_topic_destroy>> rkt(rd_kafka_topic_new(impl_->rk.get(), topic.c_str(), nullptr));
+  std::unique_ptr<rd_kafka_topic_t, Deleter<rd_kafka_topic_destroy>> rkt(
+      rd_kafka_topic_new(impl_->rk.get(), topic.c_str(), nullptr));
   const rd_kafka_metadata_t* md = nullptr;
   const auto err = rd_kafka_metadata(impl_->rk.get(), 0, rkt.get(), &md, static_cast<int>(timeout.count()));
   if (err != RD_KAFKA_RESP_ERR_NO_ERROR) ThrowKafkaError(err, fmt::format("describing topic {}", topic));
   std::unique_ptr<const rd_kafka_metadata_t, Deleter<rd_kafka_metadata_destroy>> holder(md);
-  if (md->topic_cnt != 1) ThrowKafkaError(RD_KAFKA_RESP_ERR_UNKNOWN_TOPIC_OR_PART, fmt::format("describing topic {}", topic));
+  if (md->topic_cnt != 1)
+    ThrowKafkaError(RD_KAFKA_RESP_ERR_UNKNOWN_TOPIC_OR_PART, fmt::format("describing topic {}", topic));
   const auto& t = md->topics[0];
   if (t.err != RD_KAFKA_RESP_ERR_NO_ERROR) ThrowKafkaError(t.err, fmt::format("describing topic {}", topic));
   std::vector<std::int32_t> ids;
@@ -211,17 +223,18 @@ std::vector<PartitionOffsets> Admin::Offsets(const std::string& topic, const std
   for (std::int32_t p : Partitions(topic, timeout)) {
     PartitionOffsets po;
     po.partition = p;
-    const auto err = rd_kafka_query_watermark_offsets(impl_->rk.get(), topic.c_str(), p, &po.log_start, &po.end,
-                                                      static_cast<int>(timeout.count()));
-    if (err != RD_KAFKA_RESP_ERR_NO_ERROR) ThrowKafkaError(err, fmt::format("querying offsets of {}[{}]", topic, p));
+    const auto err = rd_kafka_query_watermark_offsets(impl_->rk.get(), topic.c_str(), p, &po.log_start,
+                                                      &po.end, static_cast<int>(timeout.count()));
+    if (err != RD_KAFKA_RESP_ERR_NO_ERROR)
+      ThrowKafkaError(err, fmt::format("querying offsets of {}[{}]", topic, p));
     out.push_back(po);
   }
   if (group.empty() || out.empty()) return out;
 
   TopicPartitionList wanted(rd_kafka_topic_partition_list_new(static_cast<int>(out.size())));
   for (const auto& po : out) rd_kafka_topic_partition_list_add(wanted.get(), topic.c_str(), po.partition);
-  std::unique_ptr<rd_kafka_ListConsumerGroupOffsets_t, Deleter<rd_kafka_ListConsumerGroupOffsets_destroy>> request(
-      rd_kafka_ListConsumerGroupOffsets_new(group.c_str(), wanted.get()));
+  std::unique_ptr<rd_kafka_ListConsumerGroupOffsets_t, Deleter<rd_kafka_ListConsumerGroupOffsets_destroy>>
+      request(rd_kafka_ListConsumerGroupOffsets_new(group.c_str(), wanted.get()));
   rd_kafka_ListConsumerGroupOffsets_t* requests[] = {request.get()};
   const std::string what = fmt::format("fetching committed offsets of group {} on {}", group, topic);
   auto event = impl_->Await(
@@ -235,7 +248,8 @@ std::vector<PartitionOffsets> Admin::Offsets(const std::string& topic, const std
   for (size_t g = 0; g < count; ++g) {
     if (const rd_kafka_error_t* gerr = rd_kafka_group_result_error(groups[g])) {
       const int code = rd_kafka_error_code(gerr);
-      throw KafkaError(code, fmt::format("{}: {}", what, rd_kafka_error_string(gerr)), IsRetriableKafkaError(code));
+      throw KafkaError(code, fmt::format("{}: {}", what, rd_kafka_error_string(gerr)),
+                       IsRetriableKafkaError(code));
     }
     const rd_kafka_topic_partition_list_t* parts = rd_kafka_group_result_partitions(groups[g]);
     for (int i = 0; parts != nullptr && i < parts->cnt; ++i) {

@@ -29,8 +29,10 @@ Headers ReadHeaders(const rd_kafka_message_t* msg) {
   const char* name = nullptr;
   const void* value = nullptr;
   size_t size = 0;
-  for (size_t i = 0; rd_kafka_header_get_all(hdrs, i, &name, &value, &size) == RD_KAFKA_RESP_ERR_NO_ERROR; ++i) {
-    out.push_back({name, value != nullptr ? std::string(static_cast<const char*>(value), size) : std::string()});
+  for (size_t i = 0; rd_kafka_header_get_all(hdrs, i, &name, &value, &size) == RD_KAFKA_RESP_ERR_NO_ERROR;
+       ++i) {
+    out.push_back(
+        {name, value != nullptr ? std::string(static_cast<const char*>(value), size) : std::string()});
   }
   return out;
 }
@@ -39,8 +41,8 @@ void OnCommitted(rd_kafka_t*, rd_kafka_resp_err_t err, rd_kafka_topic_partition_
   if (err == RD_KAFKA_RESP_ERR_NO_ERROR || err == RD_KAFKA_RESP_ERR__NO_OFFSET) {
     for (int i = 0; offsets != nullptr && i < offsets->cnt; ++i) {
       if (offsets->elems[i].err != RD_KAFKA_RESP_ERR_NO_ERROR) {
-        log::Get("broker")->warn("commit of {}[{}] failed: {}", offsets->elems[i].topic, offsets->elems[i].partition,
-                                 rd_kafka_err2str(offsets->elems[i].err));
+        log::Get("broker")->warn("commit of {}[{}] failed: {}", offsets->elems[i].topic,
+                                 offsets->elems[i].partition, rd_kafka_err2str(offsets->elems[i].err));
       }
     }
     return;
@@ -66,8 +68,8 @@ Message ToMessage(const rd_kafka_message_t* msg) {
 struct Consumer::Impl {
   ClientHandle rk;
   std::string group;
-  QueueHandle queue;     // the consumer queue, for batch reads and the wake descriptor
-  Pipe wake;  // a pipe, not an eventfd: librdkafka writes its payload (1 byte) to it
+  QueueHandle queue;  // the consumer queue, for batch reads and the wake descriptor
+  Pipe wake;          // a pipe, not an eventfd: librdkafka writes its payload (1 byte) to it
 
   // Turns an errored record into an exception or a log line; true when it was an error.
   bool HandleError(const rd_kafka_message_t* msg) const {
@@ -113,7 +115,8 @@ Consumer::~Consumer() {
 
 void Consumer::Subscribe(const std::vector<std::string>& topics) {
   TopicPartitionList list(rd_kafka_topic_partition_list_new(static_cast<int>(topics.size())));
-  for (const auto& t : topics) rd_kafka_topic_partition_list_add(list.get(), t.c_str(), RD_KAFKA_PARTITION_UA);
+  for (const auto& t : topics)
+    rd_kafka_topic_partition_list_add(list.get(), t.c_str(), RD_KAFKA_PARTITION_UA);
   const auto err = rd_kafka_subscribe(impl_->rk.get(), list.get());
   if (err != RD_KAFKA_RESP_ERR_NO_ERROR) ThrowKafkaError(err, "subscribing");
 }
@@ -132,7 +135,8 @@ std::optional<Message> Consumer::Poll(std::chrono::milliseconds timeout) {
 
 std::vector<Message> Consumer::PollBatch(std::size_t max, std::chrono::milliseconds timeout) {
   std::vector<rd_kafka_message_t*> raw(max);
-  const ssize_t n = rd_kafka_consume_batch_queue(impl_->queue.get(), static_cast<int>(timeout.count()), raw.data(), max);
+  const ssize_t n =
+      rd_kafka_consume_batch_queue(impl_->queue.get(), static_cast<int>(timeout.count()), raw.data(), max);
   if (n < 0) ThrowKafkaError(rd_kafka_last_error(), "consuming a batch");
   std::vector<MessageHandle> held;
   held.reserve(static_cast<std::size_t>(n));
@@ -165,7 +169,8 @@ std::pair<std::int64_t, std::int64_t> Consumer::Watermarks(const std::string& to
   std::int64_t high = 0;
   const auto err = rd_kafka_query_watermark_offsets(impl_->rk.get(), topic.c_str(), partition, &low, &high,
                                                     static_cast<int>(timeout.count()));
-  if (err != RD_KAFKA_RESP_ERR_NO_ERROR) ThrowKafkaError(err, fmt::format("querying offsets of {}[{}]", topic, partition));
+  if (err != RD_KAFKA_RESP_ERR_NO_ERROR)
+    ThrowKafkaError(err, fmt::format("querying offsets of {}[{}]", topic, partition));
   return {low, high};
 }
 
@@ -173,9 +178,11 @@ void Consumer::StoreOffset(const std::string& topic, std::int32_t partition, std
   TopicPartitionList list(rd_kafka_topic_partition_list_new(1));
   rd_kafka_topic_partition_list_add(list.get(), topic.c_str(), partition)->offset = next_offset;
   const auto err = rd_kafka_offsets_store(impl_->rk.get(), list.get());
-  if (err != RD_KAFKA_RESP_ERR_NO_ERROR) ThrowKafkaError(err, fmt::format("storing offset {} of {}[{}]", next_offset, topic, partition));
+  if (err != RD_KAFKA_RESP_ERR_NO_ERROR)
+    ThrowKafkaError(err, fmt::format("storing offset {} of {}[{}]", next_offset, topic, partition));
   if (list->elems[0].err != RD_KAFKA_RESP_ERR_NO_ERROR) {
-    ThrowKafkaError(list->elems[0].err, fmt::format("storing offset {} of {}[{}]", next_offset, topic, partition));
+    ThrowKafkaError(list->elems[0].err,
+                    fmt::format("storing offset {} of {}[{}]", next_offset, topic, partition));
   }
 }
 
@@ -189,7 +196,8 @@ void Consumer::CommitOffsets(const std::vector<TopicPartitionOffset>& offsets) {
   if (offsets.empty()) return;
   auto list = ToList(offsets);
   const auto err = rd_kafka_commit(impl_->rk.get(), list.get(), 0);
-  if (err != RD_KAFKA_RESP_ERR_NO_ERROR) ThrowKafkaError(err, fmt::format("committing offsets of group {}", impl_->group));
+  if (err != RD_KAFKA_RESP_ERR_NO_ERROR)
+    ThrowKafkaError(err, fmt::format("committing offsets of group {}", impl_->group));
   for (int i = 0; i < list->cnt; ++i) {
     if (list->elems[i].err != RD_KAFKA_RESP_ERR_NO_ERROR) {
       ThrowKafkaError(list->elems[i].err, fmt::format("committing {}[{}] for group {}", list->elems[i].topic,
@@ -252,9 +260,11 @@ std::vector<TopicPartitionOffset> Consumer::Committed(const std::vector<TopicPar
                                                       std::chrono::milliseconds timeout) {
   auto list = ToList(partitions);
   const auto err = rd_kafka_committed(impl_->rk.get(), list.get(), static_cast<int>(timeout.count()));
-  if (err != RD_KAFKA_RESP_ERR_NO_ERROR) ThrowKafkaError(err, fmt::format("fetching committed offsets of {}", impl_->group));
+  if (err != RD_KAFKA_RESP_ERR_NO_ERROR)
+    ThrowKafkaError(err, fmt::format("fetching committed offsets of {}", impl_->group));
   std::vector<TopicPartitionOffset> out;
-  for (int i = 0; i < list->cnt; ++i) out.push_back({list->elems[i].topic, list->elems[i].partition, list->elems[i].offset});
+  for (int i = 0; i < list->cnt; ++i)
+    out.push_back({list->elems[i].topic, list->elems[i].partition, list->elems[i].offset});
   return out;
 }
 

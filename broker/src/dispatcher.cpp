@@ -32,13 +32,15 @@ Dispatcher::Loop::Loop(Options options)
   if (!opt_.protocol_errors) opt_.protocol_errors = std::make_shared<ProtocolErrors>();
   socket_name_ = "dispatcher/" + spec.name;
   if (opt_.slice_count < 1 || opt_.slice_index < 0 || opt_.slice_index >= opt_.slice_count) {
-    throw ConfigError(fmt::format("dispatcher {}: slice {}/{} is not valid", spec.name, opt_.slice_index, opt_.slice_count));
+    throw ConfigError(fmt::format("dispatcher {}: slice {}/{} is not valid", spec.name, opt_.slice_index,
+                                  opt_.slice_count));
   }
   Admin admin(opt_.kafka);
   for (std::int32_t p : admin.Partitions(spec.topic)) {
     if (p % opt_.slice_count == opt_.slice_index) assigned_.push_back({spec.topic, p, kOffsetStored});
   }
-  consumer_ = std::make_unique<Consumer>(opt_.kafka, Consumer::Options{spec.Group(), "earliest", opt_.fetch_wait_max});
+  consumer_ = std::make_unique<Consumer>(opt_.kafka,
+                                         Consumer::Options{spec.Group(), "earliest", opt_.fetch_wait_max});
   // Where each partition resumes: gaps after it are records the broker dropped unprocessed.
   std::vector<TopicPartitionOffset> start_at_end;
   for (const auto& tp : consumer_->Committed(assigned_)) {
@@ -96,8 +98,9 @@ void Dispatcher::Loop::Run() {
       drain_until = now + std::chrono::milliseconds(drain_ms_.load());
       if (!paused_) consumer_->Pause(assigned_);
       paused_ = true;
-      log_->info("dispatcher {}: stopping; waiting for {} event(s) at workers and {} outcome(s) being written",
-                 opt_.spec.name, by_token_.size(), Finishing());
+      log_->info(
+          "dispatcher {}: stopping; waiting for {} event(s) at workers and {} outcome(s) being written",
+          opt_.spec.name, by_token_.size(), Finishing());
     }
     // Draining: no new event is consumed or dispatched; what workers hold finishes, and each
     // outcome's records are acknowledged so that its offset is committed below.
@@ -109,7 +112,8 @@ void Dispatcher::Loop::Run() {
     zmq::pollitem_t items[] = {{router_.handle(), 0, ZMQ_POLLIN, 0},
                                {nullptr, completions_ready_.Fd(), ZMQ_POLLIN, 0},
                                {nullptr, kafka_fd, ZMQ_POLLIN, 0}};
-    const auto timeout = (more_kafka && reading) ? std::chrono::milliseconds(0) : std::chrono::milliseconds(20);
+    const auto timeout =
+        (more_kafka && reading) ? std::chrono::milliseconds(0) : std::chrono::milliseconds(20);
     zmq::poll(items, reading ? 3 : 2, timeout);
     if (items[1].revents & ZMQ_POLLIN) completions_ready_.Drain();
     if (reading) {
@@ -143,8 +147,9 @@ void Dispatcher::Loop::Run() {
   PublishOutcomes();
   Commit(true, true);
   PublishStats();
-  log_->info("dispatcher {}: stopped ({} consumed, {} ok, {} error, {} dead-letter, {} not finished)", opt_.spec.name,
-             stats_.received, stats_.succeeded, stats_.failed, stats_.dead_lettered, tracker_.Pending());
+  log_->info("dispatcher {}: stopped ({} consumed, {} ok, {} error, {} dead-letter, {} not finished)",
+             opt_.spec.name, stats_.received, stats_.succeeded, stats_.failed, stats_.dead_lettered,
+             tracker_.Pending());
 }
 
 // ---- Kafka side ----
@@ -164,22 +169,25 @@ void Dispatcher::Loop::CheckRetentionGap(const Message& msg) {
     try {
       log_start = consumer_->Watermarks(msg.topic, msg.partition, std::chrono::seconds(2)).first;
     } catch (const Error& e) {
-      log_->warn("dispatcher {}: could not check a gap in {}[{}]: {}", opt_.spec.name, msg.topic, msg.partition, e.what());
+      log_->warn("dispatcher {}: could not check a gap in {}[{}]: {}", opt_.spec.name, msg.topic,
+                 msg.partition, e.what());
     }
     const std::int64_t lost = std::min(msg.offset, log_start) - it->second;
     if (lost > 0) {
       stats_.retention_lost += lost;
-      log_->error("dispatcher {}: LOST {} event(s): {}[{}] offsets {}..{} were dropped by the broker (retention) "
-                  "before Runnel processed them",
-                  opt_.spec.name, lost, msg.topic, msg.partition, it->second, it->second + lost - 1);
+      log_->error(
+          "dispatcher {}: LOST {} event(s): {}[{}] offsets {}..{} were dropped by the broker (retention) "
+          "before Runnel processed them",
+          opt_.spec.name, lost, msg.topic, msg.partition, it->second, it->second + lost - 1);
     }
   }
   expected_next_[msg.partition] = std::max(msg.offset + 1, it != expected_next_.end() ? it->second : 0);
 }
 
 std::size_t Dispatcher::Loop::Finishing() const {
-  return static_cast<std::size_t>(std::count_if(
-      slots_.begin(), slots_.end(), [](const auto& kv) { return kv.second.state == Slot::State::kFinishing; }));
+  return static_cast<std::size_t>(std::count_if(slots_.begin(), slots_.end(), [](const auto& kv) {
+    return kv.second.state == Slot::State::kFinishing;
+  }));
 }
 
 void Dispatcher::Loop::OnRecord(Message msg) {
@@ -231,8 +239,8 @@ bool Dispatcher::Loop::Admit(std::uint64_t slot_id) {
   failpoint::Hit("dispatcher.record");
   if (slot.envelope.hop > limits::kMaxHops) {
     Finish(slot_id, OutcomeStatus::kDeadLetter, "recursion",
-           fmt::format("hop count {} is over the limit of {}: a function probably triggers itself", slot.envelope.hop,
-                       limits::kMaxHops));
+           fmt::format("hop count {} is over the limit of {}: a function probably triggers itself",
+                       slot.envelope.hop, limits::kMaxHops));
     return false;
   }
   if (slot.msg.value.size() > opt_.spec.max_payload) {
@@ -277,7 +285,8 @@ void Dispatcher::Loop::Commit(bool sync, bool all) {
   try {
     consumer_->CommitOffsets(offsets);
   } catch (const Error& e) {
-    log_->error("dispatcher {}: final commit failed ({}); those events will be consumed again", opt_.spec.name, e.what());
+    log_->error("dispatcher {}: final commit failed ({}); those events will be consumed again",
+                opt_.spec.name, e.what());
   }
 }
 
@@ -311,20 +320,21 @@ void Dispatcher::Loop::PublishStats() {
   stats_.paused = full_ || paused_;
   stats_.workers.clear();
   for (const auto& [identity, w] : workers_) {
-    stats_.workers[w.id] = WorkerStats{w.id,         w.pid,        w.credit, static_cast<int>(w.slots.size()),
-                                       w.draining,   w.completed,  w.total_service_us, w.rss_kb};
+    stats_.workers[w.id] =
+        WorkerStats{w.id,       w.pid,       w.credit,           static_cast<int>(w.slots.size()),
+                    w.draining, w.completed, w.total_service_us, w.rss_kb};
   }
   stats_.oldest_pending_ms = -1;
   for (const auto& [id, slot] : slots_) {
     const std::int64_t ts = slot.msg.timestamp_ms;
-    if (ts >= 0 && (stats_.oldest_pending_ms < 0 || ts < stats_.oldest_pending_ms)) stats_.oldest_pending_ms = ts;
+    if (ts >= 0 && (stats_.oldest_pending_ms < 0 || ts < stats_.oldest_pending_ms))
+      stats_.oldest_pending_ms = ts;
   }
   stats_.positions = expected_next_;
   if (opt_.observer) opt_.observer->Flush();
   std::lock_guard lock(stats_mu_);
   published_stats_ = stats_;
 }
-
 
 // ---- public face ----
 
@@ -346,11 +356,12 @@ void Dispatcher::Start() {
       loop->Run();
       if (!loop->StopRequested()) loop->Failed("its loop ended without being asked to stop");
     } catch (const KafkaError& e) {
-      loop->Failed(e.Retriable() ? e.what()
-                                 : fmt::format("{} (Kafka refuses this and retrying does not help: check that the "
-                                               "function's topic exists and that the stack's kafka address and "
-                                               "kafka options, e.g. credentials, are right)",
-                                               e.what()));
+      loop->Failed(e.Retriable()
+                       ? e.what()
+                       : fmt::format("{} (Kafka refuses this and retrying does not help: check that the "
+                                     "function's topic exists and that the stack's kafka address and "
+                                     "kafka options, e.g. credentials, are right)",
+                                     e.what()));
     } catch (const std::exception& e) {
       loop->Failed(e.what());
     } catch (...) {

@@ -9,7 +9,6 @@
 
 #include <atomic>
 #include <deque>
-#include <set>
 #include <map>
 #include <mutex>
 #include <queue>
@@ -21,7 +20,6 @@
 #include <zmq.hpp>
 
 #include "dispatcher_state.hpp"
-#include "token_source.hpp"
 #include "runnel/broker/dispatch_queue.hpp"
 #include "runnel/broker/dispatcher.hpp"
 #include "runnel/broker/event_matcher.hpp"
@@ -33,6 +31,7 @@
 #include "runnel/core/protocol_errors.hpp"
 #include "runnel/core/wire.hpp"
 #include "runnel/core/worker_messages.hpp"
+#include "token_source.hpp"
 
 namespace runnel::broker {
 
@@ -72,7 +71,8 @@ class Dispatcher::Loop {
   void ReceiveFromWorkers();
   void OnHello(const std::string& identity, const std::vector<zmq::message_t>& frames);
   void OnResults(const std::string& identity, const std::vector<zmq::message_t>& frames);
-  void OnWorkerMessage(const std::string& identity, wire::Command command, const std::vector<zmq::message_t>& frames);
+  void OnWorkerMessage(const std::string& identity, wire::Command command,
+                       const std::vector<zmq::message_t>& frames);
   void AdoptReconnected(Worker& w);
   // Counts a message from `identity` that cannot be used, and logs it (rate-limited per peer).
   void ProtocolError(const std::string& identity, const DecodeError& error);
@@ -135,7 +135,7 @@ class Dispatcher::Loop {
   Options opt_;
   std::shared_ptr<spdlog::logger> log_;
   std::unique_ptr<Consumer> consumer_;
-  std::unique_ptr<Producer> producer_;  // dead letters and the results topic, acks=all
+  std::unique_ptr<Producer> producer_;     // dead letters and the results topic, acks=all
   std::unique_ptr<EventMatcher> matcher_;  // the function's filter; null: every event runs
   std::vector<TopicPartitionOffset> assigned_;
   zmq::socket_t router_;
@@ -155,7 +155,7 @@ class Dispatcher::Loop {
   std::set<std::string> recently_lost_;
   std::deque<std::string> recently_lost_order_;
   std::string socket_name_;  // "dispatcher/<function>", for runnel_protocol_errors_total
-  std::map<std::int32_t, std::int64_t> expected_next_;         // per partition, for gap detection
+  std::map<std::int32_t, std::int64_t> expected_next_;  // per partition, for gap detection
   using Due = std::pair<Clock::time_point, std::uint64_t>;
   std::priority_queue<Due, std::vector<Due>, std::greater<>> retries_;
   // Reused from turn to turn (cleared, capacity kept): allocations of a few KB per turn made glibc

@@ -33,18 +33,19 @@ void Dispatcher::Loop::Fail(std::uint64_t slot_id, Errc code, const std::string&
     ++stats_.retries;
     const auto base = opt_.spec.retry.Backoff(slot.attempt);
     std::uniform_real_distribution<double> jitter(0.8, 1.2);
-    const auto wait = std::chrono::milliseconds(static_cast<std::int64_t>(static_cast<double>(base.count()) * jitter(rng_)));
+    const auto wait = std::chrono::milliseconds(
+        static_cast<std::int64_t>(static_cast<double>(base.count()) * jitter(rng_)));
     slot.state = Slot::State::kBackoff;
     retries_.push({Clock::now() + wait, slot_id});
     if (opt_.observer) opt_.observer->RetryScheduled(slot_id, slot.attempt, wait);
     const log::EventScope about(slot.id);
-    log_->debug("dispatcher {}: event {} failed ({}: {}); attempt {} in {} ms", opt_.spec.name, slot.id, ErrcName(code),
-                message, slot.attempt, wait.count());
+    log_->debug("dispatcher {}: event {} failed ({}: {}); attempt {} in {} ms", opt_.spec.name, slot.id,
+                ErrcName(code), message, slot.attempt, wait.count());
     return;
   }
   Finish(slot_id, retriable ? OutcomeStatus::kDeadLetter : OutcomeStatus::kError, std::string(ErrcName(code)),
-         retriable ? fmt::format("{} (gave up after {} attempts)", message, slot.attempt) : message, {}, {}, {}, 0,
-         slot.worker);
+         retriable ? fmt::format("{} (gave up after {} attempts)", message, slot.attempt) : message, {}, {},
+         {}, 0, slot.worker);
 }
 
 void Dispatcher::Loop::Finish(std::uint64_t slot_id, OutcomeStatus status, const std::string& kind,
@@ -103,12 +104,15 @@ void Dispatcher::Loop::BuildPipeline(Slot& slot, std::vector<wire::EmitRecord> e
   // Every pipeline event carries a fresh id, the hop count + 1, and the source's trace and job.
   auto lineage = [&](Headers headers) {
     std::erase_if(headers, [](const Header& h) {
-      return h.name == header::kId || h.name == header::kHop || h.name == header::kAttempt || h.name == "runnel-parent";
+      return h.name == header::kId || h.name == header::kHop || h.name == header::kAttempt ||
+             h.name == "runnel-parent";
     });
     headers.push_back({std::string(header::kId), NewEventId()});
     headers.push_back({std::string(header::kHop), std::to_string(slot.envelope.hop + 1)});
-    const bool has_trace = std::any_of(headers.begin(), headers.end(), [](const Header& h) { return h.name == header::kTrace; });
-    if (!has_trace && !slot.envelope.trace_id.empty()) headers.push_back({std::string(header::kTrace), slot.envelope.trace_id});
+    const bool has_trace =
+        std::any_of(headers.begin(), headers.end(), [](const Header& h) { return h.name == header::kTrace; });
+    if (!has_trace && !slot.envelope.trace_id.empty())
+      headers.push_back({std::string(header::kTrace), slot.envelope.trace_id});
     if (!slot.envelope.job_id.empty()) headers.push_back({std::string(header::kJob), slot.envelope.job_id});
     headers.push_back({"runnel-parent", slot.id});
     return headers;
@@ -116,7 +120,8 @@ void Dispatcher::Loop::BuildPipeline(Slot& slot, std::vector<wire::EmitRecord> e
   for (auto& e : emitted) {
     std::optional<std::string> key;
     if (e.has_key) key = std::move(e.key);
-    slot.pipeline.push_back({std::move(e.topic), kAnyPartition, std::move(key), std::move(e.payload), lineage(std::move(e.headers))});
+    slot.pipeline.push_back({std::move(e.topic), kAnyPartition, std::move(key), std::move(e.payload),
+                             lineage(std::move(e.headers))});
   }
   if (opt_.next_topics.empty()) return;
   const auto files = nlohmann::json::parse(o.files_json.empty() ? "[]" : o.files_json, nullptr, false);
@@ -131,7 +136,8 @@ void Dispatcher::Loop::BuildPipeline(Slot& slot, std::vector<wire::EmitRecord> e
           headers = env.Encode();
         } catch (const EnvelopeError& e) {
           const log::EventScope about(slot.id);
-          log_->error("dispatcher {}: output file of {} cannot be passed on: {}", opt_.spec.name, slot.id, e.what());
+          log_->error("dispatcher {}: output file of {} cannot be passed on: {}", opt_.spec.name, slot.id,
+                      e.what());
           continue;
         }
         slot.pipeline.push_back({topic, kAnyPartition, slot.msg.key, "", lineage(std::move(headers))});
@@ -148,9 +154,10 @@ std::string Dispatcher::Loop::OversizedRecord(const Slot& slot) const {
   for (const Record& r : slot.pipeline) {
     const std::size_t size = RecordWireSize(r);
     if (size > max_record_bytes_) {
-      return fmt::format("the event it leads to on topic {} is {} bytes with its headers, over the producer's "
-                         "message.max.bytes of {}",
-                         r.topic, size, max_record_bytes_);
+      return fmt::format(
+          "the event it leads to on topic {} is {} bytes with its headers, over the producer's "
+          "message.max.bytes of {}",
+          r.topic, size, max_record_bytes_);
     }
   }
   if (!opt_.spec.results_topic.empty()) {
@@ -159,14 +166,15 @@ std::string Dispatcher::Loop::OversizedRecord(const Slot& slot) const {
     const Outcome& o = *slot.outcome;
     const std::size_t key = o.key ? o.key->size() : 0;
     const std::size_t bound = o.output.size() + 7 * o.content_type.size() +
-                              6 * (o.error.size() + o.files_json.size() + o.worker.size()) +
-                              4 * key + kResultMetaSlack;
+                              6 * (o.error.size() + o.files_json.size() + o.worker.size()) + 4 * key +
+                              kResultMetaSlack;
     if (bound <= max_record_bytes_) return {};
     const std::size_t size = RecordWireSize(ResultRecord(slot));
     if (size > max_record_bytes_) {
-      return fmt::format("its output of {} bytes makes a record of {} bytes for results topic {}, over the "
-                         "producer's message.max.bytes of {}",
-                         slot.outcome->output.size(), size, opt_.spec.results_topic, max_record_bytes_);
+      return fmt::format(
+          "its output of {} bytes makes a record of {} bytes for results topic {}, over the "
+          "producer's message.max.bytes of {}",
+          slot.outcome->output.size(), size, opt_.spec.results_topic, max_record_bytes_);
     }
   }
   return {};
@@ -207,22 +215,29 @@ void Dispatcher::Loop::PipelineSettled(std::uint64_t slot_id) {
 
 void Dispatcher::Loop::Submit(std::uint64_t slot_id, RecordStage stage, std::size_t index, Record record) {
   const std::size_t bytes = RecordWireSize(record);
-  auto refused = producer_->TryProduce(std::move(record), [this, slot_id, stage, index, bytes](const Delivery& d) {
-    Completed(slot_id, stage, d, index, bytes);
-  });
+  auto refused =
+      producer_->TryProduce(std::move(record), [this, slot_id, stage, index, bytes](const Delivery& d) {
+        Completed(slot_id, stage, d, index, bytes);
+      });
   if (refused) Completed(slot_id, stage, *refused, index, bytes);
 }
 
 void Dispatcher::Loop::ProduceRecord(std::uint64_t slot_id, RecordStage stage, std::size_t index) {
   switch (stage) {
-    case RecordStage::kDeadLetter: ProduceDeadLetter(slot_id); break;
-    case RecordStage::kResult: ProduceResult(slot_id); break;
-    case RecordStage::kPipeline: ProducePipelineRecord(slot_id, index); break;
+    case RecordStage::kDeadLetter:
+      ProduceDeadLetter(slot_id);
+      break;
+    case RecordStage::kResult:
+      ProduceResult(slot_id);
+      break;
+    case RecordStage::kPipeline:
+      ProducePipelineRecord(slot_id, index);
+      break;
   }
 }
 
-void Dispatcher::Loop::Completed(std::uint64_t slot_id, RecordStage stage, const Delivery& delivery, std::size_t index,
-                                 std::size_t bytes) {
+void Dispatcher::Loop::Completed(std::uint64_t slot_id, RecordStage stage, const Delivery& delivery,
+                                 std::size_t index, std::size_t bytes) {
   {
     std::lock_guard lock(completions_mu_);
     completions_.push_back({slot_id, stage, delivery, index, bytes});
@@ -245,18 +260,21 @@ void Dispatcher::Loop::ProduceDeadLetter(std::uint64_t slot_id) {
   record.headers.push_back({"runnel-origin", fmt::format("{}/{}/{}", o.topic, o.partition, o.offset)});
   record.headers.push_back({"runnel-function", o.function});
   constexpr std::size_t kOwnHeaders = 5;  // the five above
-  const std::size_t limit = slot.dead_letter_max > 0 ? std::min(slot.dead_letter_max, max_record_bytes_) : max_record_bytes_;
+  const std::size_t limit =
+      slot.dead_letter_max > 0 ? std::min(slot.dead_letter_max, max_record_bytes_) : max_record_bytes_;
   const Truncation cut = FitDeadLetter(record, kOwnHeaders, limit);
   if (cut.value_cut || cut.headers_dropped > 0) {
     const log::EventScope about(slot.id);
-    log_->warn("dispatcher {}: the dead-letter copy of event {} is cut to fit {} bytes: value {} of {} bytes, {} "
-               "header(s) of the original left out",
-               opt_.spec.name, slot.id, limit, record.value.size(), cut.value_size, cut.headers_dropped);
+    log_->warn(
+        "dispatcher {}: the dead-letter copy of event {} is cut to fit {} bytes: value {} of {} bytes, {} "
+        "header(s) of the original left out",
+        opt_.spec.name, slot.id, limit, record.value.size(), cut.value_size, cut.headers_dropped);
   }
   if (!cut.fits) {
-    Delivery refused{record.topic, -1, -1, kMsgSizeTooLarge,
-                     fmt::format("even without its value and the original's headers the copy is {} bytes, over {}",
-                                 RecordWireSize(record), limit)};
+    Delivery refused{
+        record.topic, -1, -1, kMsgSizeTooLarge,
+        fmt::format("even without its value and the original's headers the copy is {} bytes, over {}",
+                    RecordWireSize(record), limit)};
     Completed(slot_id, RecordStage::kDeadLetter, refused, 0, RecordWireSize(record));
     return;
   }
@@ -296,8 +314,9 @@ void Dispatcher::Loop::HandleCompletions() {
         break;
       case RecordStage::kDeadLetter:
         if (blocked_slots_.erase(c.slot) > 0) {
-          log_->warn("dispatcher {}: dead-letter topic {} took the copy of event {} at last{}", opt_.spec.name,
-                     opt_.spec.dead_letter_topic, slot.id, Blocked() ? "" : "; the function is no longer blocked");
+          log_->warn("dispatcher {}: dead-letter topic {} took the copy of event {} at last{}",
+                     opt_.spec.name, opt_.spec.dead_letter_topic, slot.id,
+                     Blocked() ? "" : "; the function is no longer blocked");
           if (!Blocked()) {
             stats_.blocked = false;
             stats_.blocked_reason.clear();
@@ -321,9 +340,15 @@ void Dispatcher::Loop::Complete(std::uint64_t slot_id) {
   Slot& slot = it->second;
   const Outcome& o = *slot.outcome;
   switch (o.status) {
-    case OutcomeStatus::kOk: ++stats_.succeeded; break;
-    case OutcomeStatus::kError: ++stats_.failed; break;
-    case OutcomeStatus::kDeadLetter: ++stats_.dead_lettered; break;
+    case OutcomeStatus::kOk:
+      ++stats_.succeeded;
+      break;
+    case OutcomeStatus::kError:
+      ++stats_.failed;
+      break;
+    case OutcomeStatus::kDeadLetter:
+      ++stats_.dead_lettered;
+      break;
   }
   if (pub_) {
     // Outcomes of one topic that become final in the same turn share a message.

@@ -5,9 +5,8 @@
 // be written blocks the function: its partitions are paused and nothing is committed past the
 // event until the copy is written. Failures that may pass (the broker away) are retried without
 // bound, with backoff. Nothing is retried without a wait.
-#include <librdkafka/rdkafka.h>
-
 #include <fmt/format.h>
+#include <librdkafka/rdkafka.h>
 
 #include <algorithm>
 
@@ -35,9 +34,12 @@ std::chrono::milliseconds RecordBackoff(int failures) {
 
 std::string_view StageName(RecordStage stage) {
   switch (stage) {
-    case RecordStage::kDeadLetter: return "dead-letter topic";
-    case RecordStage::kResult: return "results topic";
-    case RecordStage::kPipeline: return "pipeline topic";
+    case RecordStage::kDeadLetter:
+      return "dead-letter topic";
+    case RecordStage::kResult:
+      return "results topic";
+    case RecordStage::kPipeline:
+      return "pipeline topic";
   }
   return "topic";
 }
@@ -48,21 +50,24 @@ std::string WhatToFix(int code, const std::string& topic, const std::string& cli
     case RD_KAFKA_RESP_ERR_TOPIC_AUTHORIZATION_FAILED:
     case RD_KAFKA_RESP_ERR_CLUSTER_AUTHORIZATION_FAILED:
     case RD_KAFKA_RESP_ERR_TRANSACTIONAL_ID_AUTHORIZATION_FAILED:
-      return fmt::format("grant Runnel's Kafka principal (client.id {}, the user of kafka.options' sasl settings) "
-                         "Write and Describe on topic {} (and IdempotentWrite on the cluster)",
-                         client_id, topic);
+      return fmt::format(
+          "grant Runnel's Kafka principal (client.id {}, the user of kafka.options' sasl settings) "
+          "Write and Describe on topic {} (and IdempotentWrite on the cluster)",
+          client_id, topic);
     case RD_KAFKA_RESP_ERR_UNKNOWN_TOPIC_OR_PART:
     case RD_KAFKA_RESP_ERR__UNKNOWN_TOPIC:
     case RD_KAFKA_RESP_ERR__UNKNOWN_PARTITION:
     case RD_KAFKA_RESP_ERR_TOPIC_EXCEPTION:
-      return fmt::format("create topic {}, or set the function's dead_letter_topic in runnel.yaml to a topic that "
-                         "exists",
-                         topic);
+      return fmt::format(
+          "create topic {}, or set the function's dead_letter_topic in runnel.yaml to a topic that "
+          "exists",
+          topic);
     case RD_KAFKA_RESP_ERR_MSG_SIZE_TOO_LARGE:
     case RD_KAFKA_RESP_ERR_RECORD_LIST_TOO_LARGE:
     case RD_KAFKA_RESP_ERR_INVALID_MSG_SIZE:
-      return fmt::format("raise topic {}'s max.message.bytes on the broker (at least kafka.options.message.max.bytes)",
-                         topic);
+      return fmt::format(
+          "raise topic {}'s max.message.bytes on the broker (at least kafka.options.message.max.bytes)",
+          topic);
     case RD_KAFKA_RESP_ERR__FATAL:
       return "the producer hit a fatal error (see the kafka log lines before this one): restart the stack";
     default:
@@ -84,9 +89,10 @@ void Dispatcher::Loop::RecordFailed(const CompletionMsg& c) {
       const std::size_t next = c.bytes / 2;
       if (next >= kMessageMaxBytesMin) {
         slot.dead_letter_max = next;
-        log_->warn("dispatcher {}: dead-letter topic {} refused the {}-byte copy of event {} as too large ({}); "
-                   "cutting it to {} bytes",
-                   opt_.spec.name, topic, c.bytes, slot.id, c.delivery.error_message, next);
+        log_->warn(
+            "dispatcher {}: dead-letter topic {} refused the {}-byte copy of event {} as too large ({}); "
+            "cutting it to {} bytes",
+            opt_.spec.name, topic, c.bytes, slot.id, c.delivery.error_message, next);
         ProduceDeadLetter(c.slot);
         return;
       }
@@ -101,8 +107,8 @@ void Dispatcher::Loop::RecordFailed(const CompletionMsg& c) {
         Refinish(c.slot, failure);
       } else {
         slot.skip_result = true;
-        log_->error("dispatcher {}: the outcome of event {} is not on results topic {}: {}", opt_.spec.name, slot.id,
-                    topic, failure.reason);
+        log_->error("dispatcher {}: the outcome of event {} is not on results topic {}: {}", opt_.spec.name,
+                    slot.id, topic, failure.reason);
         Complete(c.slot);
       }
       return;
@@ -113,15 +119,15 @@ void Dispatcher::Loop::RecordFailed(const CompletionMsg& c) {
   ++failures;
   if (retriable || failures < kRecordWriteAttempts) {
     const auto wait = RecordBackoff(failures);
-    log_->error("dispatcher {}: could not write event {}'s record to {} {}: {}; trying again in {} ms{}", opt_.spec.name,
-                slot.id, StageName(c.stage), topic, c.delivery.error_message, wait.count(),
+    log_->error("dispatcher {}: could not write event {}'s record to {} {}: {}; trying again in {} ms{}",
+                opt_.spec.name, slot.id, StageName(c.stage), topic, c.delivery.error_message, wait.count(),
                 retriable ? "" : fmt::format(" (attempt {} of {})", failures + 1, kRecordWriteAttempts));
     record_retries_.push({Clock::now() + wait, c.slot, c.stage, c.index});
     return;
   }
   RecordFailure failure{OutcomeStatus::kDeadLetter, "write-failed",
-                        fmt::format("{} {} refused its record on {} attempts: {}", StageName(c.stage), topic, failures,
-                                    c.delivery.error_message)};
+                        fmt::format("{} {} refused its record on {} attempts: {}", StageName(c.stage), topic,
+                                    failures, c.delivery.error_message)};
   switch (c.stage) {
     case RecordStage::kDeadLetter:
       Block(c.slot, c.delivery, failures);
@@ -131,8 +137,8 @@ void Dispatcher::Loop::RecordFailed(const CompletionMsg& c) {
       if (slot.outcome->status == OutcomeStatus::kOk) {
         Refinish(c.slot, failure);
       } else {
-        log_->error("dispatcher {}: the outcome of event {} is not on results topic {}: {}", opt_.spec.name, slot.id,
-                    topic, failure.reason);
+        log_->error("dispatcher {}: the outcome of event {} is not on results topic {}: {}", opt_.spec.name,
+                    slot.id, topic, failure.reason);
         Complete(c.slot);
       }
       return;
@@ -148,20 +154,22 @@ void Dispatcher::Loop::Block(std::uint64_t slot_id, const Delivery& delivery, in
   const bool already = Blocked();
   blocked_slots_.insert(slot_id);
   stats_.blocked = true;
-  stats_.blocked_reason = fmt::format("dead-letter topic {} refuses records: {}", delivery.topic, delivery.error_message);
+  stats_.blocked_reason =
+      fmt::format("dead-letter topic {} refuses records: {}", delivery.topic, delivery.error_message);
   if (!paused_) {
     consumer_->Pause(assigned_);
     paused_ = true;
   }
   const log::EventScope about(slot.id);
-  log_->error("dispatcher {}: BLOCKED{}: dead-letter topic {} refused the copy of event {} ({}[{}]@{}, {}: {}) {} "
-              "times: {}. Consumption is paused and nothing of {}[{}] is committed past offset {} until the copy is "
-              "written (tried again every {} s). To fix: {}",
-              opt_.spec.name, already ? " (still)" : "", delivery.topic, slot.id, slot.msg.topic, slot.msg.partition,
-              slot.msg.offset, slot.outcome->error_kind, slot.outcome->error, failures, delivery.error_message,
-              slot.msg.topic, slot.msg.partition, slot.msg.offset,
-              std::chrono::duration_cast<std::chrono::seconds>(kBlockedRetryInterval).count(),
-              WhatToFix(delivery.error, delivery.topic, opt_.kafka.client_id));
+  log_->error(
+      "dispatcher {}: BLOCKED{}: dead-letter topic {} refused the copy of event {} ({}[{}]@{}, {}: {}) {} "
+      "times: {}. Consumption is paused and nothing of {}[{}] is committed past offset {} until the copy is "
+      "written (tried again every {} s). To fix: {}",
+      opt_.spec.name, already ? " (still)" : "", delivery.topic, slot.id, slot.msg.topic, slot.msg.partition,
+      slot.msg.offset, slot.outcome->error_kind, slot.outcome->error, failures, delivery.error_message,
+      slot.msg.topic, slot.msg.partition, slot.msg.offset,
+      std::chrono::duration_cast<std::chrono::seconds>(kBlockedRetryInterval).count(),
+      WhatToFix(delivery.error, delivery.topic, opt_.kafka.client_id));
   record_retries_.push({Clock::now() + kBlockedRetryInterval, slot_id, RecordStage::kDeadLetter, 0});
 }
 

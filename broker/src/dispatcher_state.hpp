@@ -51,8 +51,9 @@ struct Slot {
   // Records Kafka refused: failed writes per record (stage, pipeline index), for bounded retries.
   std::map<std::pair<RecordStage, std::size_t>, int> write_failures;
   std::optional<RecordFailure> pipeline_failure;
-  bool skip_result = false;          // the results topic refused its record: feed and dead letter only
-  std::size_t dead_letter_max = 0;   // 0: the producer's limit; lower once the broker refused the copy as too large
+  bool skip_result = false;  // the results topic refused its record: feed and dead letter only
+  std::size_t dead_letter_max =
+      0;  // 0: the producer's limit; lower once the broker refused the copy as too large
 };
 
 // A connected worker and its credit. The credit is enough for every call it runs at once to take
@@ -69,10 +70,10 @@ struct Worker {
   std::string identity;  // the ROUTER routing id
   std::string id;        // what the worker calls itself
   int pid = 0;
-  int capacity = 0;      // announced in HELLO or CAPACITY: the most it may ever hold
-  int concurrency = 1;   // calls it runs at once
-  int batch = 1;         // events one call takes at most (the function's batch size)
-  int credit = 1;        // what it may hold now: Base() <= credit <= capacity
+  int capacity = 0;        // announced in HELLO or CAPACITY: the most it may ever hold
+  int concurrency = 1;     // calls it runs at once
+  int batch = 1;           // events one call takes at most (the function's batch size)
+  int credit = 1;          // what it may hold now: Base() <= credit <= capacity
   double service_us = -1;  // moving average of its calls' durations; < 0 until the first result
   bool draining = false;
   Clock::time_point last_heard{};

@@ -29,9 +29,10 @@ void Dispatcher::Loop::ReceiveFromWorkers() {
     }
     const auto command = wire::ParseCommand(frames[1].to_string_view());
     if (!command) {
-      ProtocolError(identity, {DecodeErrc::kUnknownCommand,
-                               fmt::format("unknown command '{}' ({} bytes)", ProtocolErrors::PeerName(frames[1].to_string_view()),
-                                           frames[1].size())});
+      ProtocolError(identity,
+                    {DecodeErrc::kUnknownCommand,
+                     fmt::format("unknown command '{}' ({} bytes)",
+                                 ProtocolErrors::PeerName(frames[1].to_string_view()), frames[1].size())});
       continue;
     }
     OnWorkerMessage(identity, *command, frames);
@@ -45,22 +46,25 @@ void Dispatcher::Loop::OnWorkerMessage(const std::string& identity, wire::Comman
   if (command == Command::kResults) return OnResults(identity, frames);
   if (command != Command::kHeartbeat && command != Command::kCapacity && command != Command::kDraining &&
       command != Command::kBye) {
-    return ProtocolError(identity, {DecodeErrc::kUnknownCommand,
-                                    fmt::format("{} is a dispatcher's command, not a worker's", wire::CommandName(command))});
+    return ProtocolError(
+        identity, {DecodeErrc::kUnknownCommand,
+                   fmt::format("{} is a dispatcher's command, not a worker's", wire::CommandName(command))});
   }
   auto it = workers_.find(identity);
   if (it == workers_.end()) {
     // A worker lost lately (or a connection it left for a new one) may still be talking: it will
     // say HELLO again. Anything else has skipped HELLO.
     if (!recently_lost_.contains(identity) && !former_.contains(identity)) {
-      ProtocolError(identity, {DecodeErrc::kNoSession, fmt::format("{} from a connection that never said HELLO",
-                                                                   wire::CommandName(command))});
+      ProtocolError(identity,
+                    {DecodeErrc::kNoSession,
+                     fmt::format("{} from a connection that never said HELLO", wire::CommandName(command))});
     }
     return;
   }
   if (frames.size() > 3) {
-    return ProtocolError(identity, {DecodeErrc::kBadFrames, fmt::format("{} with {} frames after the command (at most 1)",
-                                                                        wire::CommandName(command), frames.size() - 2)});
+    return ProtocolError(
+        identity, {DecodeErrc::kBadFrames, fmt::format("{} with {} frames after the command (at most 1)",
+                                                       wire::CommandName(command), frames.size() - 2)});
   }
   const std::string_view body = frames.size() > 2 ? frames[2].to_string_view() : std::string_view();
   Worker& w = it->second;
@@ -76,7 +80,8 @@ void Dispatcher::Loop::OnWorkerMessage(const std::string& identity, wire::Comman
       const auto capacity = wire::DecodeCapacity(body);
       if (!capacity) return ProtocolError(identity, capacity.error());
       w.Configure(static_cast<int>(capacity->capacity), opt_.spec.concurrency, Batch().size);
-      log_->info("dispatcher {}: worker {} holds up to {} now (credit {})", opt_.spec.name, w.id, w.capacity, w.credit);
+      log_->info("dispatcher {}: worker {} holds up to {} now (credit {})", opt_.spec.name, w.id, w.capacity,
+                 w.credit);
       return;
     }
     case Command::kDraining: {
@@ -132,8 +137,9 @@ void Dispatcher::Loop::OnHello(const std::string& identity, const std::vector<zm
   bool counted = false;
   wire::Hello hello;
   if (frames.size() != 3) {
-    const DecodeError error{DecodeErrc::kBadFrames,
-                            fmt::format("HELLO with {} frames after the command (1 expected)", frames.size() - 2)};
+    const DecodeError error{
+        DecodeErrc::kBadFrames,
+        fmt::format("HELLO with {} frames after the command (1 expected)", frames.size() - 2)};
     ProtocolError(identity, error);
     reason = error.message;
     counted = true;
@@ -189,8 +195,8 @@ void Dispatcher::Loop::OnHello(const std::string& identity, const std::vector<zm
   if (w.draining) {
     log_->info("dispatcher {}: worker {} (pid {}) joined, draining", opt_.spec.name, w.id, w.pid);
   } else {
-    log_->info("dispatcher {}: worker {} (pid {}) joined with capacity {}, {} at once", opt_.spec.name, w.id, w.pid,
-               w.capacity, w.concurrency);
+    log_->info("dispatcher {}: worker {} (pid {}) joined with capacity {}, {} at once", opt_.spec.name, w.id,
+               w.pid, w.capacity, w.concurrency);
   }
   recently_lost_.erase(identity);
   workers_[identity] = std::move(w);
@@ -209,10 +215,11 @@ void Dispatcher::Loop::OnResults(const std::string& identity, const std::vector<
     holder = former->second;
   }
   if (frames.size() < 4 || frames.size() % 2 != 0) {
-    ProtocolError(identity, {DecodeErrc::kBadFrames,
-                             fmt::format("RESULTS with {} frames after the command (pairs of header and output "
-                                         "expected)",
-                                         frames.size() - 2)});
+    ProtocolError(identity,
+                  {DecodeErrc::kBadFrames,
+                   fmt::format("RESULTS with {} frames after the command (pairs of header and output "
+                               "expected)",
+                               frames.size() - 2)});
   }
   for (std::size_t i = 2; i + 1 < frames.size(); i += 2) {
     auto decoded = wire::TryDecodeResult(frames[i].to_string_view());
@@ -229,7 +236,8 @@ void Dispatcher::Loop::OnResults(const std::string& identity, const std::vector<
     const std::uint64_t slot_id = it->second;
     Slot& slot = slots_.at(slot_id);
     if (slot.worker != holder) {
-      ProtocolError(identity, {DecodeErrc::kForeignToken, "a result for a task this connection does not hold"});
+      ProtocolError(identity,
+                    {DecodeErrc::kForeignToken, "a result for a task this connection does not hold"});
       continue;
     }
     by_token_.erase(it);
@@ -244,13 +252,14 @@ void Dispatcher::Loop::OnResults(const std::string& identity, const std::vector<
     if (opt_.observer) {
       const bool ok = header.status == wire::ResultStatus::kOk;
       const int c = header.error_code;
-      opt_.observer->Answered(slot_id, w.id, header.duration_us, ok,
-                              ok ? "" : ErrcName((c >= 1 && c <= kErrcMax) ? static_cast<Errc>(c) : Errc::kInternal),
-                              header.error);
+      opt_.observer->Answered(
+          slot_id, w.id, header.duration_us, ok,
+          ok ? "" : ErrcName((c >= 1 && c <= kErrcMax) ? static_cast<Errc>(c) : Errc::kInternal),
+          header.error);
     }
     if (header.status == wire::ResultStatus::kOk) {
-      Finish(slot_id, OutcomeStatus::kOk, "", "", std::string(frames[i + 1].to_string_view()), header.content_type,
-             header.files_json, header.duration_us, w.id, std::move(header.emitted));
+      Finish(slot_id, OutcomeStatus::kOk, "", "", std::string(frames[i + 1].to_string_view()),
+             header.content_type, header.files_json, header.duration_us, w.id, std::move(header.emitted));
       continue;
     }
     const int code = header.error_code;
@@ -280,8 +289,8 @@ void Dispatcher::Loop::AdoptReconnected(Worker& w) {
     if (current == old->first) current = w.identity;
   }
   former_[old->first] = w.identity;
-  log_->info("dispatcher {}: worker {} (pid {}) reconnected and keeps its {} event(s)", opt_.spec.name, w.id, w.pid,
-             w.slots.size());
+  log_->info("dispatcher {}: worker {} (pid {}) reconnected and keeps its {} event(s)", opt_.spec.name, w.id,
+             w.pid, w.slots.size());
   workers_.erase(old);
 }
 
@@ -302,12 +311,13 @@ void Dispatcher::Loop::WorkerLost(const std::string& identity, const std::string
   }
   const bool never_received = lost == Lost::kNeverReceived;
   if (never_received && !w.slots.empty()) {
-    log_->info("dispatcher {}: worker {} (pid {}) left ({}); {} event(s) sent after it had drained are dispatched "
-               "again, as the same attempt",
-               opt_.spec.name, w.id, w.pid, reason, w.slots.size());
+    log_->info(
+        "dispatcher {}: worker {} (pid {}) left ({}); {} event(s) sent after it had drained are dispatched "
+        "again, as the same attempt",
+        opt_.spec.name, w.id, w.pid, reason, w.slots.size());
   } else if (!never_received) {
-    log_->info("dispatcher {}: worker {} (pid {}) left ({}); {} event(s) dispatched again", opt_.spec.name, w.id, w.pid,
-               reason, w.slots.size());
+    log_->info("dispatcher {}: worker {} (pid {}) left ({}); {} event(s) dispatched again", opt_.spec.name,
+               w.id, w.pid, reason, w.slots.size());
   }
   for (std::uint64_t slot_id : w.slots) {
     Slot& slot = slots_.at(slot_id);
@@ -323,7 +333,8 @@ void Dispatcher::Loop::WorkerLost(const std::string& identity, const std::string
     ++slot.attempt;
     if (slot.attempt > opt_.spec.retry.max_attempts) {
       Finish(slot_id, OutcomeStatus::kDeadLetter, "worker-lost",
-             fmt::format("lost with its worker {} ({}) on every one of {} attempts", w.id, reason, slot.attempt - 1));
+             fmt::format("lost with its worker {} ({}) on every one of {} attempts", w.id, reason,
+                         slot.attempt - 1));
       continue;
     }
     slot.state = Slot::State::kQueued;
@@ -449,7 +460,8 @@ void Dispatcher::Loop::CheckDeadlines(Clock::time_point now) {
     frames.push_back(zmq::message_t(wire::Encode(wire::Reason{"an event overran its timeout"})));
     Send(identity, std::move(frames));
     sit->second.worker = worker_id;
-    if (opt_.observer) opt_.observer->Abandoned(slot_id, worker_id, ErrcName(Errc::kTimeout), "overran its timeout");
+    if (opt_.observer)
+      opt_.observer->Abandoned(slot_id, worker_id, ErrcName(Errc::kTimeout), "overran its timeout");
     Fail(slot_id, Errc::kTimeout,
          fmt::format("timed out after {} ms on worker {}", opt_.spec.timeout.count(), worker_id));
     WorkerLost(identity, "overran a timeout");

@@ -2,9 +2,8 @@
 
 #include <librdkafka/rdkafka.h>
 // rdkafka_mock.h must come after rdkafka.h.
-#include <librdkafka/rdkafka_mock.h>
-
 #include <fmt/format.h>
+#include <librdkafka/rdkafka_mock.h>
 
 #include <algorithm>
 #include <cctype>
@@ -91,8 +90,10 @@ TopicRequest ParseTopicRequest(const std::string& value) {
 }  // namespace
 
 EmbeddedBroker::EmbeddedBroker(Options options) : impl_(std::make_unique<Impl>()) {
-  if (options.brokers < 1) throw ConfigError(fmt::format("embedded broker: brokers must be >= 1, not {}", options.brokers));
-  impl_->rk = MakeClient(RD_KAFKA_PRODUCER, MakeConf(KafkaConfig{"", "runnel-embedded-broker", {{"log_level", "4"}}}, {}, {}));
+  if (options.brokers < 1)
+    throw ConfigError(fmt::format("embedded broker: brokers must be >= 1, not {}", options.brokers));
+  impl_->rk = MakeClient(RD_KAFKA_PRODUCER,
+                         MakeConf(KafkaConfig{"", "runnel-embedded-broker", {{"log_level", "4"}}}, {}, {}));
   impl_->cluster.reset(rd_kafka_mock_cluster_new(impl_->rk.get(), options.brokers));
   if (!impl_->cluster) throw Error("embedded broker: librdkafka could not start its mock cluster", true);
   bootstrap_ = rd_kafka_mock_cluster_bootstraps(impl_->cluster.get());
@@ -137,28 +138,29 @@ void EmbeddedBroker::ServeTopicRequests() {
     std::int64_t next = kOffsetBeginning;
     while (!impl_->Stopping()) {
       try {
-        Consumer consumer(KafkaConfig{bootstrap_, "runnel-embedded-topic-requests", {}},
-                          Consumer::Options{"runnel.embedded.topic-requests", "earliest", std::chrono::milliseconds(10)});
+        Consumer consumer(
+            KafkaConfig{bootstrap_, "runnel-embedded-topic-requests", {}},
+            Consumer::Options{"runnel.embedded.topic-requests", "earliest", std::chrono::milliseconds(10)});
         consumer.Assign({{kTopicRequestsTopic, 0, next}});
         while (!impl_->Stopping()) {
           for (const auto& m : consumer.PollBatch(100, std::chrono::milliseconds(200))) {
             next = m.offset + 1;
             const TopicRequest r = ParseTopicRequest(m.value);
             if (!r.refused.empty()) {
-              logger->warn("embedded broker: topic request at {}[0]@{} refused: {}", kTopicRequestsTopic, m.offset,
-                           r.refused);
+              logger->warn("embedded broker: topic request at {}[0]@{} refused: {}", kTopicRequestsTopic,
+                           m.offset, r.refused);
               continue;
             }
             const auto err = rd_kafka_mock_topic_create(impl_->cluster.get(), r.topic.c_str(), r.partitions,
                                                         r.replication_factor);
             if (err == RD_KAFKA_RESP_ERR_NO_ERROR) {
-              logger->info("embedded broker: created topic {} with {} partition(s) (asked for on {})", r.topic,
-                           r.partitions, kTopicRequestsTopic);
+              logger->info("embedded broker: created topic {} with {} partition(s) (asked for on {})",
+                           r.topic, r.partitions, kTopicRequestsTopic);
             } else if (err == RD_KAFKA_RESP_ERR_TOPIC_ALREADY_EXISTS) {
               logger->debug("embedded broker: topic {} asked for exists already", r.topic);
             } else {
-              logger->warn("embedded broker: creating topic {} asked for on {}: {}", r.topic, kTopicRequestsTopic,
-                           rd_kafka_err2str(err));
+              logger->warn("embedded broker: creating topic {} asked for on {}: {}", r.topic,
+                           kTopicRequestsTopic, rd_kafka_err2str(err));
             }
           }
         }
@@ -173,18 +175,21 @@ void EmbeddedBroker::ServeTopicRequests() {
 
 void EmbeddedBroker::SetBrokerDown(int broker_id) {
   const auto err = rd_kafka_mock_broker_set_down(impl_->cluster.get(), broker_id);
-  if (err != RD_KAFKA_RESP_ERR_NO_ERROR) ThrowKafkaError(err, fmt::format("taking broker {} down", broker_id));
+  if (err != RD_KAFKA_RESP_ERR_NO_ERROR)
+    ThrowKafkaError(err, fmt::format("taking broker {} down", broker_id));
 }
 
 void EmbeddedBroker::SetBrokerUp(int broker_id) {
   const auto err = rd_kafka_mock_broker_set_up(impl_->cluster.get(), broker_id);
-  if (err != RD_KAFKA_RESP_ERR_NO_ERROR) ThrowKafkaError(err, fmt::format("bringing broker {} up", broker_id));
+  if (err != RD_KAFKA_RESP_ERR_NO_ERROR)
+    ThrowKafkaError(err, fmt::format("bringing broker {} up", broker_id));
 }
 
 void EmbeddedBroker::PushRequestErrors(int api_key, const std::vector<int>& errors) {
   std::vector<rd_kafka_resp_err_t> codes;
   for (int e : errors) codes.push_back(static_cast<rd_kafka_resp_err_t>(e));
-  rd_kafka_mock_push_request_errors_array(impl_->cluster.get(), static_cast<int16_t>(api_key), codes.size(), codes.data());
+  rd_kafka_mock_push_request_errors_array(impl_->cluster.get(), static_cast<int16_t>(api_key), codes.size(),
+                                          codes.data());
 }
 
 rd_kafka_mock_cluster_t* EmbeddedBroker::Mock() const { return impl_->cluster.get(); }

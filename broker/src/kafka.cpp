@@ -71,13 +71,15 @@ void CheckError(rd_kafka_error_t* error, const std::string& what) {
   ErrorHandle holder(error);
   const int code = rd_kafka_error_code(error);
   std::string message = fmt::format("{}: {}", what, rd_kafka_error_string(error));
-  throw KafkaError(code, std::move(message), rd_kafka_error_is_retriable(error) || IsRetriableKafkaError(code));
+  throw KafkaError(code, std::move(message),
+                   rd_kafka_error_is_retriable(error) || IsRetriableKafkaError(code));
 }
 
 void SetConf(rd_kafka_conf_t* conf, const std::string& name, const std::string& value) {
   ErrorBuffer err;
   if (rd_kafka_conf_set(conf, name.c_str(), value.c_str(), err.data(), err.size()) != RD_KAFKA_CONF_OK) {
-    throw KafkaConfigError(fmt::format("Kafka option {}={}: {}", name, IsSecret(name) ? "***" : value, err.text()));
+    throw KafkaConfigError(
+        fmt::format("Kafka option {}={}: {}", name, IsSecret(name) ? "***" : value, err.text()));
   }
 }
 
@@ -99,8 +101,9 @@ ConfHandle MakeConf(const KafkaConfig& cfg, const std::map<std::string, std::str
   for (const auto& [name, value] : defaults) apply(name, value, "default");
   for (const auto& [name, value] : cfg.options) {
     if (forced.contains(name) && forced.at(name) != value) {
-      throw KafkaConfigError(fmt::format("Kafka option {}={} conflicts with Runnel's guarantees (it must be {})",
-                                         name, value, forced.at(name)));
+      throw KafkaConfigError(
+          fmt::format("Kafka option {}={} conflicts with Runnel's guarantees (it must be {})", name, value,
+                      forced.at(name)));
     }
     apply(name, value, "config");
   }

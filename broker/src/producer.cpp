@@ -35,7 +35,8 @@ void OnDelivery(rd_kafka_t*, const rd_kafka_message_t* msg, void*) {
     try {
       pending->done(report);
     } catch (const std::exception& e) {
-      log::Get("broker")->error("delivery callback for {}[{}] threw: {}", report.topic, report.partition, e.what());
+      log::Get("broker")->error("delivery callback for {}[{}] threw: {}", report.topic, report.partition,
+                                e.what());
     }
   }
   pending->outstanding->fetch_sub(1);
@@ -73,7 +74,8 @@ struct Producer::Impl {
   std::thread poller;
 };
 
-Producer::Producer(const KafkaConfig& config, Options options) : impl_(std::make_unique<Impl>()), options_(std::move(options)) {
+Producer::Producer(const KafkaConfig& config, Options options)
+    : impl_(std::make_unique<Impl>()), options_(std::move(options)) {
   auto conf = MakeConf(config,
                        {{"acks", options_.acks},
                         {"linger.ms", std::to_string(options_.linger.count())},
@@ -84,7 +86,8 @@ Producer::Producer(const KafkaConfig& config, Options options) : impl_(std::make
   impl_->rk = MakeClient(RD_KAFKA_PRODUCER, std::move(conf));
   char value[32];
   std::size_t value_size = sizeof value;
-  if (rd_kafka_conf_get(rd_kafka_conf(impl_->rk.get()), "message.max.bytes", value, &value_size) == RD_KAFKA_CONF_OK) {
+  if (rd_kafka_conf_get(rd_kafka_conf(impl_->rk.get()), "message.max.bytes", value, &value_size) ==
+      RD_KAFKA_CONF_OK) {
     max_message_bytes_ = static_cast<std::size_t>(std::strtoull(value, nullptr, 10));
   }
   if (max_message_bytes_ == 0) max_message_bytes_ = kDefaultMessageMaxBytes;
@@ -112,8 +115,8 @@ void Producer::Produce(Record record, std::function<void(const Delivery&)> done)
   if (const auto refused = TryProduce(std::move(record), std::move(done))) {
     ThrowKafkaError(refused->error,
                     IsRecordTooLarge(refused->error)
-                        ? fmt::format("producing a record of {} bytes to {} (message.max.bytes {})", size, topic,
-                                      max_message_bytes_)
+                        ? fmt::format("producing a record of {} bytes to {} (message.max.bytes {})", size,
+                                      topic, max_message_bytes_)
                         : fmt::format("producing to {}", topic));
   }
 }
@@ -140,8 +143,7 @@ std::optional<Delivery> Producer::TryProduce(Record record, std::function<void(c
     outstanding_.fetch_add(1);
     const rd_kafka_resp_err_t err = rd_kafka_producev(
         impl_->rk.get(), RD_KAFKA_V_TOPIC(record.topic.c_str()), RD_KAFKA_V_PARTITION(record.partition),
-        RD_KAFKA_V_MSGFLAGS(RD_KAFKA_MSG_F_COPY),
-        RD_KAFKA_V_KEY(key_data, key_size),
+        RD_KAFKA_V_MSGFLAGS(RD_KAFKA_MSG_F_COPY), RD_KAFKA_V_KEY(key_data, key_size),
         RD_KAFKA_V_VALUE(record.value.data(), record.value.size()), RD_KAFKA_V_HEADERS(headers),
         RD_KAFKA_V_TIMESTAMP(timestamp), RD_KAFKA_V_OPAQUE(pending.get()), RD_KAFKA_V_END);
     if (err == RD_KAFKA_RESP_ERR_NO_ERROR) {
@@ -174,8 +176,9 @@ Delivery Producer::ProduceSync(Record record, std::chrono::milliseconds timeout)
   const std::string topic = record.topic;
   Produce(std::move(record), [promise](const Delivery& d) { promise->set_value(d); });
   if (future.wait_for(timeout) != std::future_status::ready) {
-    throw KafkaTimeout(RD_KAFKA_RESP_ERR__TIMED_OUT,
-                       fmt::format("no delivery report for a record to {} within {} ms", topic, timeout.count()));
+    throw KafkaTimeout(
+        RD_KAFKA_RESP_ERR__TIMED_OUT,
+        fmt::format("no delivery report for a record to {} within {} ms", topic, timeout.count()));
   }
   Delivery d = future.get();
   if (!d.Ok()) ThrowKafkaError(d.error, fmt::format("delivering a record to {}", topic));

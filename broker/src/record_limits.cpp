@@ -46,8 +46,8 @@ std::size_t MessageMaxBytes(const std::map<std::string, std::string>& options) {
   const auto [end, ec] = std::from_chars(text.data(), text.data() + text.size(), value);
   if (ec != std::errc() || end != text.data() + text.size() || value < kMessageMaxBytesMin ||
       value > kMessageMaxBytesMax) {
-    throw ConfigError(fmt::format("kafka.options.message.max.bytes: '{}' is not an integer within {}..{}", text,
-                                  kMessageMaxBytesMin, kMessageMaxBytesMax));
+    throw ConfigError(fmt::format("kafka.options.message.max.bytes: '{}' is not an integer within {}..{}",
+                                  text, kMessageMaxBytesMin, kMessageMaxBytesMax));
   }
   return value;
 }
@@ -57,7 +57,8 @@ std::size_t RequiredMessageMaxBytes(std::size_t max_payload) { return max_payloa
 void CheckRecordLimits(const StackConfig& config) {
   const auto option = config.kafka_options.find("message.max.bytes");
   const auto line_of_option = [&] {
-    return ConfigLine(config.source, {std::string("kafka"), std::string("options"), std::string("message.max.bytes")});
+    return ConfigLine(config.source,
+                      {std::string("kafka"), std::string("options"), std::string("message.max.bytes")});
   };
   std::size_t limit = 0;
   try {
@@ -69,20 +70,26 @@ void CheckRecordLimits(const StackConfig& config) {
     const FunctionSpec& f = config.functions[i];
     const std::size_t need = RequiredMessageMaxBytes(f.max_payload);
     if (need <= limit) continue;
-    const std::string fits = limit > kRunnelHeadersAllowance ? std::to_string(limit - kRunnelHeadersAllowance) : "0";
+    const std::string fits =
+        limit > kRunnelHeadersAllowance ? std::to_string(limit - kRunnelHeadersAllowance) : "0";
     if (option != config.kafka_options.end()) {
-      throw ConfigError(fmt::format(
-          "{}:{}: kafka.options.message.max.bytes: {} is too small for functions[{}] ({}): its max_payload of {} "
-          "plus {} bytes for the headers Runnel adds needs {}; raise kafka.options.message.max.bytes to at least {}, "
-          "or lower functions[{}].max_payload to at most {}",
-          config.source, line_of_option(), limit, i, f.name, f.max_payload, kRunnelHeadersAllowance, need, need, i,
-          fits));
+      throw ConfigError(
+          fmt::format("{}:{}: kafka.options.message.max.bytes: {} is too small for functions[{}] ({}): its "
+                      "max_payload of {} "
+                      "plus {} bytes for the headers Runnel adds needs {}; raise "
+                      "kafka.options.message.max.bytes to at least {}, "
+                      "or lower functions[{}].max_payload to at most {}",
+                      config.source, line_of_option(), limit, i, f.name, f.max_payload,
+                      kRunnelHeadersAllowance, need, need, i, fits));
     }
     throw ConfigError(fmt::format(
-        "{}:{}: functions[{}].max_payload: {} plus {} bytes for the headers Runnel adds is over the producer's "
+        "{}:{}: functions[{}].max_payload: {} plus {} bytes for the headers Runnel adds is over the "
+        "producer's "
         "message.max.bytes of {} (Runnel's default); lower functions[{}].max_payload to at most {}, or set "
-        "kafka.options.message.max.bytes to at least {} (and the topics' max.message.bytes on the broker to match)",
-        config.source, ConfigLine(config.source, {std::string("functions"), i, std::string("max_payload")}), i, f.max_payload, kRunnelHeadersAllowance, limit, i, fits, need));
+        "kafka.options.message.max.bytes to at least {} (and the topics' max.message.bytes on the broker to "
+        "match)",
+        config.source, ConfigLine(config.source, {std::string("functions"), i, std::string("max_payload")}),
+        i, f.max_payload, kRunnelHeadersAllowance, limit, i, fits, need));
   }
 }
 
@@ -109,7 +116,8 @@ Truncation FitDeadLetter(Record& record, std::size_t own_headers, std::size_t ma
   // 2. The original's headers.
   const std::size_t original = record.headers.size() - own_headers;
   if (original > 0) {
-    record.headers.erase(record.headers.begin(), record.headers.begin() + static_cast<std::ptrdiff_t>(original));
+    record.headers.erase(record.headers.begin(),
+                         record.headers.begin() + static_cast<std::ptrdiff_t>(original));
     t.headers_dropped = original;
     record.headers.push_back({std::string(kTruncatedHeadersHeader), std::to_string(original)});
     if (RecordWireSize(record) <= max_bytes) return t;
@@ -118,14 +126,16 @@ Truncation FitDeadLetter(Record& record, std::size_t own_headers, std::size_t ma
   for (;;) {
     const std::size_t size = RecordWireSize(record);
     if (size <= max_bytes) return t;
-    auto longest = std::max_element(record.headers.begin(), record.headers.end(),
-                                    [](const Header& a, const Header& b) { return a.value.size() < b.value.size(); });
+    auto longest =
+        std::max_element(record.headers.begin(), record.headers.end(),
+                         [](const Header& a, const Header& b) { return a.value.size() < b.value.size(); });
     if (longest == record.headers.end() || longest->value.size() <= kCut.size()) {
       t.fits = false;
       return t;
     }
     const std::size_t over = size - max_bytes;
-    const std::size_t keep = longest->value.size() > over + kCut.size() ? longest->value.size() - over - kCut.size() : 0;
+    const std::size_t keep =
+        longest->value.size() > over + kCut.size() ? longest->value.size() - over - kCut.size() : 0;
     longest->value.resize(keep);
     longest->value += kCut;
   }

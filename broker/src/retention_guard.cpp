@@ -2,11 +2,10 @@
 
 #include <fmt/format.h>
 #include <fmt/ranges.h>
+#include <librdkafka/rdkafka.h>
 
 #include <algorithm>
 #include <thread>
-
-#include <librdkafka/rdkafka.h>
 
 #include "runnel/core/log.hpp"
 
@@ -17,7 +16,8 @@ std::int64_t RecordLogBytes(const Record& record) {
   constexpr std::int64_t kRecordFraming = 5 + 1 + 10 + 5 + 5 + 5 + 5;  // varints at their widest
   std::int64_t bytes = kBatchHeader + kRecordFraming + static_cast<std::int64_t>(record.value.size());
   if (record.key) bytes += static_cast<std::int64_t>(record.key->size());
-  for (const Header& h : record.headers) bytes += 10 + static_cast<std::int64_t>(h.name.size() + h.value.size());
+  for (const Header& h : record.headers)
+    bytes += 10 + static_cast<std::int64_t>(h.name.size() + h.value.size());
   return bytes;
 }
 
@@ -30,7 +30,8 @@ std::int64_t RetentionGuard::Waits() const {
 }
 
 std::int64_t RetentionGuard::CapacityRecords(const TopicState& state) const {
-  const std::int64_t mean_bytes = std::max<std::int64_t>(1, state.bytes / std::max<std::int64_t>(1, state.records));
+  const std::int64_t mean_bytes =
+      std::max<std::int64_t>(1, state.bytes / std::max<std::int64_t>(1, state.records));
   return std::min(options_.max_batches, options_.max_bytes / mean_bytes);
 }
 
@@ -86,25 +87,30 @@ void RetentionGuard::BeforeProduce(const Record& record, const std::atomic<std::
     }
     if (now >= next_report) {
       logger->warn(
-          "embedded broker: {}[{}] holds {} unconsumed records and {} more are in flight, near its in-memory cap "
+          "embedded broker: {}[{}] holds {} unconsumed records and {} more are in flight, near its in-memory "
+          "cap "
           "(~{} records of this size); publishing waits until {} catch{} up so nothing is dropped",
           record.topic, partition, backlog, unacknowledged, capacity,
-          groups.empty() ? std::string("a consumer group") : fmt::format("group(s) {}", fmt::join(groups, ", ")),
+          groups.empty() ? std::string("a consumer group")
+                         : fmt::format("group(s) {}", fmt::join(groups, ", ")),
           groups.size() == 1 ? "es" : "");
       next_report = now + options_.report_interval;
     }
     if (options_.max_wait.count() > 0 && now - started > options_.max_wait) {
-      throw KafkaTimeout(RD_KAFKA_RESP_ERR__TIMED_OUT, fmt::format("{}: backlog of {} records did not drain within {} ms", record.topic,
-                                           backlog, options_.max_wait.count()));
+      throw KafkaTimeout(RD_KAFKA_RESP_ERR__TIMED_OUT,
+                         fmt::format("{}: backlog of {} records did not drain within {} ms", record.topic,
+                                     backlog, options_.max_wait.count()));
     }
     lock.unlock();
     std::this_thread::sleep_for(options_.poll_interval);  // re-measure; the broker has no push for commits
     lock.lock();
   }
   if (waited) {
-    logger->info("embedded broker: {} backlog below {} records again; publishing resumes after {} ms", record.topic,
-                 limit,
-                 std::chrono::duration_cast<std::chrono::milliseconds>(std::chrono::steady_clock::now() - started).count());
+    logger->info(
+        "embedded broker: {} backlog below {} records again; publishing resumes after {} ms", record.topic,
+        limit,
+        std::chrono::duration_cast<std::chrono::milliseconds>(std::chrono::steady_clock::now() - started)
+            .count());
   }
   ++state.since_check;
 }

@@ -17,10 +17,12 @@ Command AddConfig(CLI::App& app, CommonOptions&) {
   auto* check = sub->add_subcommand("check",
                                     "Validate a runnel.yaml as `runnel up` would, start nothing; print its "
                                     "functions, or the error (exit 1)");
-  check->add_option("FILE", *file, "The stack config to check (default: the built-in stack `runnel up` serves without one)");
+  check->add_option("FILE", *file,
+                    "The stack config to check (default: the built-in stack `runnel up` serves without one)");
   return {sub, [file] {
             // A missing file is a config error (exit 1) like any other, not a usage error.
-            StackConfig config = file->empty() ? DefaultStack(functions::Builtins().Names()) : LoadStackConfig(*file);
+            StackConfig config =
+                file->empty() ? DefaultStack(functions::Builtins().Names()) : LoadStackConfig(*file);
             (void)CheckConfig(config);
             fmt::print("{}: ok, {} function(s)\n", config.source, config.functions.size());
             fmt::print("Kafka: {}\n", config.kafka_bootstrap.empty()
@@ -28,10 +30,11 @@ Command AddConfig(CLI::App& app, CommonOptions&) {
                                           : config.kafka_bootstrap + " (runnel up --kafka overrides)");
             for (const auto& f : config.functions) {
               const BatchConfig batch = f.batch.value_or(BatchConfig{});
-              fmt::print("  {:<16} {:<24} topic {:<16} dlq {:<20} results {:<24} workers {}..{}  batch {}/{}ms\n",
-                         f.name, f.handler, f.topic, f.dead_letter_topic,
-                         f.results_topic.empty() ? "-" : f.results_topic, f.scaling.min, f.scaling.max, batch.size,
-                         batch.window.count());
+              fmt::print(
+                  "  {:<16} {:<24} topic {:<16} dlq {:<20} results {:<24} workers {}..{}  batch {}/{}ms\n",
+                  f.name, f.handler, f.topic, f.dead_letter_topic,
+                  f.results_topic.empty() ? "-" : f.results_topic, f.scaling.min, f.scaling.max, batch.size,
+                  batch.window.count());
             }
             return 0;
           }};

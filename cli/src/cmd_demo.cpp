@@ -14,13 +14,13 @@
 #include <thread>
 
 #include "commands.hpp"
+#include "control_request.hpp"
 #include "runnel/broker/admin.hpp"
 #include "runnel/broker/consumer.hpp"
 #include "runnel/broker/producer.hpp"
 #include "runnel/core/envelope.hpp"
 #include "runnel/core/outcome.hpp"
 #include "runnel/core/state_dir.hpp"
-#include "control_request.hpp"
 #include "sensor_simulator.hpp"
 #include "stack.hpp"
 #include "stack_client.hpp"
@@ -31,16 +31,25 @@ namespace {
 using Clock = std::chrono::steady_clock;
 
 struct DemoPlan {
-  std::vector<double> rates;              // readings per second of each streaming phase
-  std::chrono::milliseconds phase;        // how long each rate runs
+  std::vector<double> rates;        // readings per second of each streaming phase
+  std::chrono::milliseconds phase;  // how long each rate runs
   int devices;
   std::chrono::milliseconds idle_to_zero;  // the functions' scaling settings: short, to be seen
   std::chrono::seconds to_zero_deadline;   // the longest wait for every function to reach zero
 };
 
 DemoPlan PlanFor(bool short_mode) {
-  if (short_mode) return {{100, 800}, std::chrono::milliseconds(2000), 20, std::chrono::milliseconds(1000), std::chrono::seconds(20)};
-  return {{100, 1500, 100}, std::chrono::milliseconds(5000), 50, std::chrono::milliseconds(3000), std::chrono::seconds(40)};
+  if (short_mode)
+    return {{100, 800},
+            std::chrono::milliseconds(2000),
+            20,
+            std::chrono::milliseconds(1000),
+            std::chrono::seconds(20)};
+  return {{100, 1500, 100},
+          std::chrono::milliseconds(5000),
+          50,
+          std::chrono::milliseconds(3000),
+          std::chrono::seconds(40)};
 }
 
 const std::vector<std::string> kFunctions = {"image.thumbnail", "video.thumbnails", "iot.ingest"};
@@ -67,14 +76,15 @@ StackConfig DemoStack(const DemoPlan& plan) {
     config.functions.push_back(std::move(f));
   };
   add("image.thumbnail",
-      {{"sizes", {{{"width", 256}, {"height", 256}}, {{"width", 96}, {"height", 96}, {"mode", "fill"}}}}, {"format", "jpeg"}},
+      {{"sizes", {{{"width", 256}, {"height", 256}}, {{"width", 96}, {"height", 96}, {"mode", "fill"}}}},
+       {"format", "jpeg"}},
       4);
   add("video.thumbnails", {{"every_seconds", 1}, {"width", 240}, {"columns", 3}}, 2);
   // One reading per event from the simulator, one event at a time per worker: the arrival rate,
   // not a thread pool, decides how many workers run. The sample file spans 20 minutes of readings:
   // windows of 10 minutes, nothing counted late.
-  add("iot.ingest", {{"window_ms", 600000}, {"max_lateness_ms", 3600000}, {"thresholds", {{"temp", {{"above", 80}}}}}},
-      1);
+  add("iot.ingest",
+      {{"window_ms", 600000}, {"max_lateness_ms", 3600000}, {"thresholds", {{"temp", {{"above", 80}}}}}}, 1);
   config.functions.back().batch = BatchConfig{1, std::chrono::milliseconds(0)};
   return config;
 }
@@ -83,7 +93,8 @@ std::string FileNames(const std::string& files_json) {
   const auto files = nlohmann::json::parse(files_json.empty() ? "[]" : files_json, nullptr, false);
   std::vector<std::string> names;
   if (files.is_array()) {
-    for (const auto& f : files) names.push_back(std::filesystem::path(f.value("path", "")).filename().string());
+    for (const auto& f : files)
+      names.push_back(std::filesystem::path(f.value("path", "")).filename().string());
   }
   return fmt::format("{}", fmt::join(names, ", "));
 }
@@ -94,13 +105,15 @@ std::string Summary(const Outcome& o) {
   if (o.function == "image.thumbnail") return "thumbnails " + FileNames(o.files_json);
   if (o.function == "video.thumbnails" && r.is_object()) {
     const auto& sheet = r.value("contact_sheet", nlohmann::json());
-    return fmt::format("{} frames of {:.0f} s; contact sheet {}x{}", r.value("frames", nlohmann::json::array()).size(),
-                       r["source"].value("duration", 0.0), sheet.is_object() ? sheet.value("width", 0) : 0,
+    return fmt::format("{} frames of {:.0f} s; contact sheet {}x{}",
+                       r.value("frames", nlohmann::json::array()).size(), r["source"].value("duration", 0.0),
+                       sheet.is_object() ? sheet.value("width", 0) : 0,
                        sheet.is_object() ? sheet.value("height", 0) : 0);
   }
   if (o.function == "iot.ingest" && r.is_object() && r.contains("readings")) {
-    return fmt::format("{} readings accepted, {} rejected, {} aggregates, {} alert(s)", r["readings"].value("accepted", 0),
-                       r["readings"].value("rejected", 0), r.value("aggregates", nlohmann::json::array()).size(),
+    return fmt::format("{} readings accepted, {} rejected, {} aggregates, {} alert(s)",
+                       r["readings"].value("accepted", 0), r["readings"].value("rejected", 0),
+                       r.value("aggregates", nlohmann::json::array()).size(),
                        r.value("alerts", nlohmann::json::array()).size());
   }
   return o.output.size() > 60 ? o.output.substr(0, 57) + "..." : o.output;
@@ -109,11 +122,13 @@ std::string Summary(const Outcome& o) {
 // Outcome records from the functions' results topics (durable: none is missed, however many).
 class Outcomes {
  public:
-  explicit Outcomes(const broker::KafkaConfig& kafka) : consumer_(kafka, broker::Consumer::Options{"runnel.demo"}) {
+  explicit Outcomes(const broker::KafkaConfig& kafka)
+      : consumer_(kafka, broker::Consumer::Options{"runnel.demo"}) {
     broker::Admin admin(kafka);
     std::vector<broker::TopicPartitionOffset> partitions;
     for (const auto& f : kFunctions) {
-      for (auto p : admin.Partitions(f + ".results")) partitions.push_back({f + ".results", p, broker::kOffsetBeginning});
+      for (auto p : admin.Partitions(f + ".results"))
+        partitions.push_back({f + ".results", p, broker::kOffsetBeginning});
     }
     consumer_.Assign(partitions);
   }
@@ -190,8 +205,9 @@ int RunDemo(const std::string& samples_dir, bool short_mode, const CommonOptions
     const auto endpoints = state.ReadEndpoints();
     const StackClient client(common.state_dir);
     const broker::KafkaConfig kafka = client.Kafka();
-    fmt::print("1. A stack on the embedded Kafka broker ({}), every function scaled to zero until events arrive:\n",
-               kafka.bootstrap);
+    fmt::print(
+        "1. A stack on the embedded Kafka broker ({}), every function scaled to zero until events arrive:\n",
+        kafka.bootstrap);
     for (const auto& f : kFunctions) fmt::print("     {:<17} topic {:<17} workers 0..4\n", f, f);
     fmt::print("   (`runnel status` and `runnel results` work against it meanwhile: state dir {})\n\n",
                state.Root().string());
@@ -201,8 +217,8 @@ int RunDemo(const std::string& samples_dir, bool short_mode, const CommonOptions
     Outcomes outcomes(kafka);
     std::map<std::string, std::string> what;  // event id -> what it was
     auto producer = client.Producer();
-    auto publish = [&](const std::string& topic, std::optional<std::string> key, std::string payload, Envelope env,
-                       std::string label) {
+    auto publish = [&](const std::string& topic, std::optional<std::string> key, std::string payload,
+                       Envelope env, std::string label) {
       env.id = NewEventId();
       env.trace_id = NewTraceId();
       what[env.id] = std::move(label);
@@ -220,18 +236,23 @@ int RunDemo(const std::string& samples_dir, bool short_mode, const CommonOptions
       Envelope env;
       env.content_type = type;
       env.file = FileRef{path.string(), std::filesystem::file_size(path), path.filename().string()};
-      publish(image ? "image.thumbnail" : "video.thumbnails", path.filename().string(), "", env, path.filename().string());
+      publish(image ? "image.thumbnail" : "video.thumbnails", path.filename().string(), "", env,
+              path.filename().string());
       ++(image ? images : videos);
     }
     if (std::ifstream readings(samples / "readings.ndjson"); readings) {
       Envelope env;
       env.content_type = "application/x-ndjson";
-      publish("iot.ingest", "site-1", std::string(std::istreambuf_iterator<char>(readings), {}), env, "readings.ndjson");
+      publish("iot.ingest", "site-1", std::string(std::istreambuf_iterator<char>(readings), {}), env,
+              "readings.ndjson");
     }
-    if (producer->Flush(std::chrono::seconds(30)) != 0) throw Error("the broker did not acknowledge every upload", true);
-    fmt::print("2. Uploaded {} image(s) and {} video(s) by reference, and a file of sensor readings; outcomes as they "
-               "arrive:\n",
-               images, videos);
+    if (producer->Flush(std::chrono::seconds(30)) != 0)
+      throw Error("the broker did not acknowledge every upload", true);
+    fmt::print(
+        "2. Uploaded {} image(s) and {} video(s) by reference, and a file of sensor readings; outcomes as "
+        "they "
+        "arrive:\n",
+        images, videos);
     Flush();
     std::size_t seen = 0;
     const auto upload_deadline = Clock::now() + std::chrono::seconds(60);
@@ -239,8 +260,8 @@ int RunDemo(const std::string& samples_dir, bool short_mode, const CommonOptions
       for (const auto& o : outcomes.Drain(std::chrono::milliseconds(200))) {
         if (!what.contains(o.id)) continue;
         ++seen;
-        fmt::print("   {:>5.1f} s  {:<16} {:<6} {:<16} {}\n", since(), o.function, StatusName(o.status), what[o.id],
-                   Summary(o));
+        fmt::print("   {:>5.1f} s  {:<16} {:<6} {:<16} {}\n", since(), o.function, StatusName(o.status),
+                   what[o.id], Summary(o));
         Flush();
       }
     }
@@ -251,24 +272,30 @@ int RunDemo(const std::string& samples_dir, bool short_mode, const CommonOptions
                WorkersLine(endpoints, state.Root()).first);
 
     // 3. Streaming: the workers follow the rate.
-    fmt::print("\n3. Streaming readings from {} simulated devices to iot.ingest: {} reading(s)/s, {} s each\n",
-               plan.devices, fmt::join(plan.rates, ", then "), plan.phase.count() / 1000);
+    fmt::print(
+        "\n3. Streaming readings from {} simulated devices to iot.ingest: {} reading(s)/s, {} s each\n",
+        plan.devices, fmt::join(plan.rates, ", then "), plan.phase.count() / 1000);
     fmt::print("   {:>5}  {:>6}  {:>7}   iot.ingest\n", "time", "rate", "sent");
     Flush();
     SensorSimulator simulator(plan.devices, 7);
     std::int64_t sent = 0;
     for (const double rate : plan.rates) {
-      const auto report = PublishAtRate(*producer, "iot.ingest", simulator, rate, plan.phase, [&](int, std::int64_t n) {
-        (void)outcomes.Drain(std::chrono::milliseconds(0));
-        fmt::print("   {:>4.0f} s  {:>4.0f}/s  {:>7}   {}\n", since(), rate, sent + n, IotLine(endpoints, state.Root()));
-        Flush();
-      });
+      const auto report =
+          PublishAtRate(*producer, "iot.ingest", simulator, rate, plan.phase, [&](int, std::int64_t n) {
+            (void)outcomes.Drain(std::chrono::milliseconds(0));
+            fmt::print("   {:>4.0f} s  {:>4.0f}/s  {:>7}   {}\n", since(), rate, sent + n,
+                       IotLine(endpoints, state.Root()));
+            Flush();
+          });
       sent += report.sent;
-      if (report.failed > 0) throw Error(fmt::format("{} reading(s) not acknowledged by Kafka", report.failed), true);
+      if (report.failed > 0)
+        throw Error(fmt::format("{} reading(s) not acknowledged by Kafka", report.failed), true);
     }
 
     // 4. The backlog drains, then every function goes back to zero workers.
-    fmt::print("\n4. Readings stopped after {} of them: the backlog drains, then the workers go back to zero\n", sent);
+    fmt::print(
+        "\n4. Readings stopped after {} of them: the backlog drains, then the workers go back to zero\n",
+        sent);
     Flush();
     const std::size_t iot_expected = static_cast<std::size_t>(sent) + 1;  // + readings.ndjson
     const auto zero_deadline = Clock::now() + plan.to_zero_deadline;
@@ -280,14 +307,14 @@ int RunDemo(const std::string& samples_dir, bool short_mode, const CommonOptions
       next_line += std::chrono::seconds(1);
       const auto [line, total] = WorkersLine(endpoints, state.Root());
       running = total;
-      fmt::print("   {:>4.0f} s  outcomes {:>6} of {:<6}  workers: {}\n", since(), outcomes.Count("iot.ingest"),
-                 iot_expected, line);
+      fmt::print("   {:>4.0f} s  outcomes {:>6} of {:<6}  workers: {}\n", since(),
+                 outcomes.Count("iot.ingest"), iot_expected, line);
       Flush();
       if (running == 0 && outcomes.Count("iot.ingest") >= iot_expected) break;
     }
     if (outcomes.Count("iot.ingest") < iot_expected) {
-      fmt::print("   only {} of {} readings had an outcome within {} s\n", outcomes.Count("iot.ingest"), iot_expected,
-                 plan.to_zero_deadline.count());
+      fmt::print("   only {} of {} readings had an outcome within {} s\n", outcomes.Count("iot.ingest"),
+                 iot_expected, plan.to_zero_deadline.count());
       exit_code = 1;
     } else if (running != 0) {
       fmt::print("   {} worker(s) still running after {} s\n", running, plan.to_zero_deadline.count());
@@ -308,16 +335,20 @@ int RunDemo(const std::string& samples_dir, bool short_mode, const CommonOptions
       return n;
     };
     fmt::print("\n5. Outputs, under {}:\n", out.string());
-    fmt::print("     image.thumbnail/<event id>/    {} thumbnail(s)\n", count_files(out / "image.thumbnail", ""));
-    fmt::print("     video.thumbnails/<event id>/   {} frame(s) and {} contact sheet(s) (contact.jpg)\n",
-               count_files(out / "video.thumbnails", "") - count_files(out / "video.thumbnails", "contact.jpg"),
-               count_files(out / "video.thumbnails", "contact.jpg"));
-    fmt::print("   IoT results (aggregates, alerts) are records on iot.ingest.results; failed events are on each\n"
-               "   function's .dlq topic (`runnel dlq FUNCTION` while a stack runs); worker logs: {}\n",
-               (state.Root() / "logs").string());
+    fmt::print("     image.thumbnail/<event id>/    {} thumbnail(s)\n",
+               count_files(out / "image.thumbnail", ""));
+    fmt::print(
+        "     video.thumbnails/<event id>/   {} frame(s) and {} contact sheet(s) (contact.jpg)\n",
+        count_files(out / "video.thumbnails", "") - count_files(out / "video.thumbnails", "contact.jpg"),
+        count_files(out / "video.thumbnails", "contact.jpg"));
+    fmt::print(
+        "   IoT results (aggregates, alerts) are records on iot.ingest.results; failed events are on each\n"
+        "   function's .dlq topic (`runnel dlq FUNCTION` while a stack runs); worker logs: {}\n",
+        (state.Root() / "logs").string());
     Flush();
   }
-  fmt::print("\nThe stack stopped after {:.0f} s; nothing is left running. Next: samples/README.md.\n", since());
+  fmt::print("\nThe stack stopped after {:.0f} s; nothing is left running. Next: samples/README.md.\n",
+             since());
   return exit_code;
 }
 
@@ -330,8 +361,10 @@ Command AddDemo(CLI::App& app, CommonOptions& common) {
   };
   auto flags = std::make_shared<Flags>();
   auto* sub = app.add_subcommand("demo", "Run the quick-start demo on the embedded broker and exit");
-  sub->add_option("--samples", flags->samples, "Directory of sample images, videos and readings.ndjson")->capture_default_str();
-  sub->add_flag("--short", flags->short_mode, "A shorter stream and faster scale-down (about a third of the time)");
+  sub->add_option("--samples", flags->samples, "Directory of sample images, videos and readings.ndjson")
+      ->capture_default_str();
+  sub->add_flag("--short", flags->short_mode,
+                "A shorter stream and faster scale-down (about a third of the time)");
   return {sub, [flags, &common] { return RunDemo(flags->samples, flags->short_mode, common); }};
 }
 

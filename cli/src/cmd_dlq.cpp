@@ -167,7 +167,8 @@ std::string SkipReason(const Flags& flags, std::map<std::string, std::string>& h
 
 Command AddDlq(CLI::App& app, CommonOptions& common) {
   auto flags = std::make_shared<Flags>();
-  auto* sub = app.add_subcommand("dlq", "List a function's dead letters, or publish them again with --replay");
+  auto* sub =
+      app.add_subcommand("dlq", "List a function's dead letters, or publish them again with --replay");
   sub->add_option("function", flags->function, "The function")->required();
   auto* replay =
       sub->add_flag("--replay", flags->replay,
@@ -247,8 +248,10 @@ Command AddDlq(CLI::App& app, CommonOptions& common) {
                                     {"partition", m.partition},
                                     {"offset", m.offset},
                                     {"timestamp_ms", m.timestamp_ms}};
-                if (m.key) j["key"] = IsPrintableUtf8(*m.key) ? nlohmann::json(*m.key) : nlohmann::json(nullptr);
-                j[IsPrintableUtf8(m.value) ? "payload" : "payload_base64"] = IsPrintableUtf8(m.value) ? m.value : Base64Encode(m.value);
+                if (m.key)
+                  j["key"] = IsPrintableUtf8(*m.key) ? nlohmann::json(*m.key) : nlohmann::json(nullptr);
+                j[IsPrintableUtf8(m.value) ? "payload" : "payload_base64"] =
+                    IsPrintableUtf8(m.value) ? m.value : Base64Encode(m.value);
                 fmt::print("{}\n", JsonText(j));
               } else {
                 fmt::print("{} {} attempts={}{} from {}: {}\n", h.count("runnel-id") ? h["runnel-id"] : "-",

@@ -29,7 +29,7 @@ namespace {
 
 using Clock = std::chrono::steady_clock;
 
-constexpr std::chrono::milliseconds kFirstAsk{250};     // the feed normally answers well before
+constexpr std::chrono::milliseconds kFirstAsk{250};  // the feed normally answers well before
 constexpr std::chrono::milliseconds kAskInterval{500};
 constexpr std::chrono::milliseconds kAskTimeout{2000};  // one question, and the last one after the deadline
 
@@ -87,10 +87,12 @@ std::optional<StackOutcome> FromStackAnswer(const nlohmann::json& answer, const 
 int Print(const StackOutcome& answer, const std::string& function, bool json) {
   const Outcome& outcome = answer.outcome;
   if (answer.output_lost && outcome.status == OutcomeStatus::kOk) {
-    fmt::print(stderr,
-               "runnel: event {} of {} finished ok, but the results feed dropped its outcome and the stack no longer "
-               "holds its output ({} bytes; it keeps outputs of calls up to {} bytes, the most recent first)\n",
-               outcome.id, function, answer.output_bytes, telemetry::TraceStore::kKeptOutputMax);
+    fmt::print(
+        stderr,
+        "runnel: event {} of {} finished ok, but the results feed dropped its outcome and the stack no "
+        "longer "
+        "holds its output ({} bytes; it keeps outputs of calls up to {} bytes, the most recent first)\n",
+        outcome.id, function, answer.output_bytes, telemetry::TraceStore::kKeptOutputMax);
     return exit_code::kTimeout;
   }
   if (json) {
@@ -121,9 +123,12 @@ Command AddInvoke(CLI::App& app, CommonOptions& common) {
       "invoke", "Call a function and wait for its result (exit 0 ok, 1 failed, 4 timed out)");
   sub->add_option("function", flags->function, "The function")->required();
   auto* data = sub->add_option("--data", flags->data, "The payload");
-  sub->add_option("--file", flags->file, "A file as the input (sent by reference)")->check(CLI::ExistingFile)->excludes(data);
+  sub->add_option("--file", flags->file, "A file as the input (sent by reference)")
+      ->check(CLI::ExistingFile)
+      ->excludes(data);
   sub->add_option("--key", flags->key, "Kafka key (orders the call after earlier events of the same key)");
-  sub->add_option("--timeout", flags->timeout, "How long to wait for the outcome, also the event's deadline (default 30s)")
+  sub->add_option("--timeout", flags->timeout,
+                  "How long to wait for the outcome, also the event's deadline (default 30s)")
       ->transform(DurationSeconds())
       ->check(CLI::PositiveNumber);
   sub->add_flag("--json", flags->json, "Print the whole outcome as JSON");
@@ -153,20 +158,22 @@ Command AddInvoke(CLI::App& app, CommonOptions& common) {
               auto producer = stack.Producer();
               std::optional<std::string> key;
               if (!flags->key.empty()) key = flags->key;
-              producer->ProduceSync({topics.topic, broker::kAnyPartition, key, std::move(payload), env.Encode()}, timeout);
+              producer->ProduceSync(
+                  {topics.topic, broker::kAnyPartition, key, std::move(payload), env.Encode()}, timeout);
             } catch (const broker::KafkaTimeout& e) {
               // The whole call is bounded by --timeout; the deadline header makes the dispatcher drop
               // the event if it lands after all.
-              fmt::print(stderr, "runnel: no outcome for event {} from {} within {} s ({})\n", env.id, flags->function,
-                         flags->timeout, e.what());
+              fmt::print(stderr, "runnel: no outcome for event {} from {} within {} s ({})\n", env.id,
+                         flags->function, flags->timeout, e.what());
               return exit_code::kTimeout;
             }
             const StateDir state = StateDir::Resolve(common.state_dir);
             std::string ask_problem;  // why the last question to the stack failed, if it did
             const auto ask = [&](std::chrono::milliseconds within) -> std::optional<StackOutcome> {
               try {
-                const auto answer = AskStack(stack.Endpoints(), state.Root(),
-                                             Encode(StatusRequest{StatusRequest::Kind::kOutcome, env.id}), within);
+                const auto answer =
+                    AskStack(stack.Endpoints(), state.Root(),
+                             Encode(StatusRequest{StatusRequest::Kind::kOutcome, env.id}), within);
                 ask_problem.clear();
                 return FromStackAnswer(answer, flags->function, env.id);
               } catch (const Error& e) {
@@ -194,8 +201,9 @@ Command AddInvoke(CLI::App& app, CommonOptions& common) {
             }
             // The deadline passed: one last question, in case the outcome came at the end.
             if (auto answer = ask(kAskTimeout)) return Print(*answer, flags->function, flags->json);
-            fmt::print(stderr, "runnel: no outcome for event {} from {} within {} s{}\n", env.id, flags->function,
-                       flags->timeout, ask_problem.empty() ? "" : fmt::format(" (asking the stack: {})", ask_problem));
+            fmt::print(stderr, "runnel: no outcome for event {} from {} within {} s{}\n", env.id,
+                       flags->function, flags->timeout,
+                       ask_problem.empty() ? "" : fmt::format(" (asking the stack: {})", ask_problem));
             return exit_code::kTimeout;
           }};
 }

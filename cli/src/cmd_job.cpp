@@ -33,7 +33,9 @@ nlohmann::json Ask(const StateDir& state, const ControlRequest& request, std::ch
   zmq::poll(items, 1, timeout);
   zmq::message_t reply;
   if ((items[0].revents & ZMQ_POLLIN) == 0 || !req.recv(reply, zmq::recv_flags::dontwait)) {
-    throw Error(fmt::format("the stack did not answer on its control socket within {} s", timeout.count() / 1000), true);
+    throw Error(
+        fmt::format("the stack did not answer on its control socket within {} s", timeout.count() / 1000),
+        true);
   }
   auto answer = DecodeControlReply(reply.to_string_view());
   if (!answer) throw Error(answer.error().message, false);
@@ -53,7 +55,8 @@ void PrintReport(const nlohmann::json& r) {
   fmt::print("  time      {}\n", Seconds(r.value("elapsed_ms", std::int64_t{0})));
   if (r.contains("error")) fmt::print("  error     {}\n", r["error"].get<std::string>());
   for (const auto& f : r.value("failures", nlohmann::json::array())) {
-    fmt::print("  failed: {}: {}: {}\n", f.value("item", ""), f.value("error_kind", ""), f.value("error", ""));
+    fmt::print("  failed: {}: {}: {}\n", f.value("item", ""), f.value("error_kind", ""),
+               f.value("error", ""));
   }
   if (r.value("failed", 0) > static_cast<int>(r.value("failures", nlohmann::json::array()).size())) {
     fmt::print("  (only the first {} failures are listed)\n", r["failures"].size());
@@ -76,12 +79,16 @@ Command AddJob(CLI::App& app, CommonOptions& common) {
     double timeout = 0;
   };
   auto flags = std::make_shared<Flags>();
-  auto* sub = app.add_subcommand("job", "Scheduled batch jobs: run a schedule now, list schedules, show a job");
+  auto* sub =
+      app.add_subcommand("job", "Scheduled batch jobs: run a schedule now, list schedules, show a job");
   sub->require_subcommand(1);
-  auto* run = sub->add_subcommand("run", "Fire a schedule now; prints the job id and item count (--wait: progress and a report)");
+  auto* run = sub->add_subcommand(
+      "run", "Fire a schedule now; prints the job id and item count (--wait: progress and a report)");
   run->add_option("name", flags->name, "The schedule's name (runnel.yaml schedules[].name)")->required();
-  run->add_flag("--wait", flags->wait, "Wait for every item's outcome; exit 0 all done, 1 some failed, 4 timeout");
-  run->add_option("--timeout", flags->timeout, "With --wait: give up after this long, e.g. 10m (exit 4); 0 waits forever")
+  run->add_flag("--wait", flags->wait,
+                "Wait for every item's outcome; exit 0 all done, 1 some failed, 4 timeout");
+  run->add_option("--timeout", flags->timeout,
+                  "With --wait: give up after this long, e.g. 10m (exit 4); 0 waits forever")
       ->transform(DurationSeconds());
   run->add_flag("--json", flags->json, "Print JSON: {job, items, function}, or the job's record with --wait");
   auto* list = sub->add_subcommand("list", "The stack's schedules with their next fire time and last run");
@@ -90,75 +97,94 @@ Command AddJob(CLI::App& app, CommonOptions& common) {
   status->add_option("job", flags->job, "The job id")->required();
   status->add_flag("--json", flags->json, "Print the record as JSON");
 
-  return {sub, [flags, &common, run, list] {
-            const StateDir state = StateDir::Resolve(common.state_dir);
-            if (list->parsed()) {
-              const auto schedules = Ask(state, {ControlRequest::Op::kJobList, "", ""}, std::chrono::seconds(10))["schedules"];
-              if (flags->json) {
-                fmt::print("{}\n", schedules.dump());
-                return 0;
-              }
-              if (schedules.empty()) fmt::print("no schedules in this stack (add them under schedules: in runnel.yaml)\n");
-              for (const auto& s : schedules) {
-                const std::string last = s.value("last_job", "");
-                fmt::print("{}  cron '{}' ({}) -> {}  {}\n  next {}  last run {}\n", s.value("name", ""), s.value("cron", ""),
-                           s.value("timezone", ""), s.value("function", ""), s.value("source", ""),
-                           s.value("next_fire_local", ""),
-                           last.empty() ? std::string("never") : last + " at " + s.value("last_run_at", ""));
-              }
-              return 0;
-            }
-            if (!run->parsed()) {
-              const auto record = Ask(state, {ControlRequest::Op::kJobStatus, "", flags->job}, std::chrono::seconds(10))["record"];
-              if (flags->json) fmt::print("{}\n", record.dump());
-              else PrintReport(record);
-              return ExitFor(record);
-            }
+  return {
+      sub, [flags, &common, run, list] {
+        const StateDir state = StateDir::Resolve(common.state_dir);
+        if (list->parsed()) {
+          const auto schedules =
+              Ask(state, {ControlRequest::Op::kJobList, "", ""}, std::chrono::seconds(10))["schedules"];
+          if (flags->json) {
+            fmt::print("{}\n", schedules.dump());
+            return 0;
+          }
+          if (schedules.empty())
+            fmt::print("no schedules in this stack (add them under schedules: in runnel.yaml)\n");
+          for (const auto& s : schedules) {
+            const std::string last = s.value("last_job", "");
+            fmt::print("{}  cron '{}' ({}) -> {}  {}\n  next {}  last run {}\n", s.value("name", ""),
+                       s.value("cron", ""), s.value("timezone", ""), s.value("function", ""),
+                       s.value("source", ""), s.value("next_fire_local", ""),
+                       last.empty() ? std::string("never") : last + " at " + s.value("last_run_at", ""));
+          }
+          return 0;
+        }
+        if (!run->parsed()) {
+          const auto record = Ask(state, {ControlRequest::Op::kJobStatus, "", flags->job},
+                                  std::chrono::seconds(10))["record"];
+          if (flags->json)
+            fmt::print("{}\n", record.dump());
+          else
+            PrintReport(record);
+          return ExitFor(record);
+        }
 
-            const auto started = std::chrono::steady_clock::now();
-            const auto fired = Ask(state, {ControlRequest::Op::kJobRun, flags->name, ""}, std::chrono::seconds(120));
-            const std::string job = fired.value("job", "");
-            if (!flags->wait) {
-              if (flags->json) {
-                fmt::print("{}\n", nlohmann::json{{"job", job}, {"items", fired["items"]}, {"function", fired["function"]}}.dump());
-              } else {
-                fmt::print("job {}: {} item(s) to {}\n", job, fired.value("items", 0), fired.value("function", ""));
-              }
-              return fired.contains("error") ? exit_code::kFailure : exit_code::kOk;
-            }
-            if (!flags->json) {
-              fmt::print("job {}: {} item(s) to {}\n", job, fired.value("items", 0), fired.value("function", ""));
-              std::fflush(stdout);
-            }
-            const bool tty = ::isatty(STDERR_FILENO) != 0;
-            const auto deadline = started + std::chrono::milliseconds(static_cast<std::int64_t>(flags->timeout * 1000));
-            std::int64_t shown = -1;
-            nlohmann::json record;
-            while (true) {
-              record = Ask(state, {ControlRequest::Op::kJobStatus, "", job}, std::chrono::seconds(10))["record"];
-              const std::int64_t finished = record.value("done", 0) + record.value("failed", 0);
-              if (finished != shown) {
-                shown = finished;
-                const auto line = fmt::format("{}/{} finished, {} failed, {}", finished, record.value("items", 0),
-                                              record.value("failed", 0), Seconds(record.value("elapsed_ms", std::int64_t{0})));
-                if (tty) fmt::print(stderr, "\r  {}   ", line);
-                else fmt::print(stderr, "progress: {}\n", line);
-              }
-              if (record.value("state", "") != "running") break;
-              if (flags->timeout > 0 && std::chrono::steady_clock::now() >= deadline) {
-                if (tty) fmt::print(stderr, "\n");
-                fmt::print(stderr, "runnel: job {} not finished within {} s\n", job, flags->timeout);
-                if (flags->json) fmt::print("{}\n", record.dump());
-                else PrintReport(record);
-                return exit_code::kTimeout;
-              }
-              std::this_thread::sleep_for(std::chrono::milliseconds(100));
-            }
+        const auto started = std::chrono::steady_clock::now();
+        const auto fired =
+            Ask(state, {ControlRequest::Op::kJobRun, flags->name, ""}, std::chrono::seconds(120));
+        const std::string job = fired.value("job", "");
+        if (!flags->wait) {
+          if (flags->json) {
+            fmt::print(
+                "{}\n",
+                nlohmann::json{{"job", job}, {"items", fired["items"]}, {"function", fired["function"]}}
+                    .dump());
+          } else {
+            fmt::print("job {}: {} item(s) to {}\n", job, fired.value("items", 0),
+                       fired.value("function", ""));
+          }
+          return fired.contains("error") ? exit_code::kFailure : exit_code::kOk;
+        }
+        if (!flags->json) {
+          fmt::print("job {}: {} item(s) to {}\n", job, fired.value("items", 0), fired.value("function", ""));
+          std::fflush(stdout);
+        }
+        const bool tty = ::isatty(STDERR_FILENO) != 0;
+        const auto deadline =
+            started + std::chrono::milliseconds(static_cast<std::int64_t>(flags->timeout * 1000));
+        std::int64_t shown = -1;
+        nlohmann::json record;
+        while (true) {
+          record = Ask(state, {ControlRequest::Op::kJobStatus, "", job}, std::chrono::seconds(10))["record"];
+          const std::int64_t finished = record.value("done", 0) + record.value("failed", 0);
+          if (finished != shown) {
+            shown = finished;
+            const auto line =
+                fmt::format("{}/{} finished, {} failed, {}", finished, record.value("items", 0),
+                            record.value("failed", 0), Seconds(record.value("elapsed_ms", std::int64_t{0})));
+            if (tty)
+              fmt::print(stderr, "\r  {}   ", line);
+            else
+              fmt::print(stderr, "progress: {}\n", line);
+          }
+          if (record.value("state", "") != "running") break;
+          if (flags->timeout > 0 && std::chrono::steady_clock::now() >= deadline) {
             if (tty) fmt::print(stderr, "\n");
-            if (flags->json) fmt::print("{}\n", record.dump());
-            else PrintReport(record);
-            return ExitFor(record);
-          }};
+            fmt::print(stderr, "runnel: job {} not finished within {} s\n", job, flags->timeout);
+            if (flags->json)
+              fmt::print("{}\n", record.dump());
+            else
+              PrintReport(record);
+            return exit_code::kTimeout;
+          }
+          std::this_thread::sleep_for(std::chrono::milliseconds(100));
+        }
+        if (tty) fmt::print(stderr, "\n");
+        if (flags->json)
+          fmt::print("{}\n", record.dump());
+        else
+          PrintReport(record);
+        return ExitFor(record);
+      }};
 }
 
 }  // namespace runnel::cli

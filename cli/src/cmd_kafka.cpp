@@ -20,9 +20,10 @@ Command AddKafka(CLI::App& app, CommonOptions& common) {
     std::vector<std::string> topics;
   };
   auto flags = std::make_shared<Flags>();
-  auto* sub = app.add_subcommand("kafka",
-                                 "Run only the embedded Kafka broker (in memory: nothing is kept across restarts) and "
-                                 "write its address to <state dir>/endpoints.json; stop with Ctrl-C");
+  auto* sub = app.add_subcommand(
+      "kafka",
+      "Run only the embedded Kafka broker (in memory: nothing is kept across restarts) and "
+      "write its address to <state dir>/endpoints.json; stop with Ctrl-C");
   sub->add_option("--partitions", flags->partitions, "Partitions of each topic named by --topics")
       ->check(WholeNumber(1, 10000))
       ->capture_default_str();
@@ -38,7 +39,8 @@ Command AddKafka(CLI::App& app, CommonOptions& common) {
             state.MergeEndpoints({{"kafka", broker.Bootstrap()}, {"embedded", true}, {"pid", ::getpid()}});
             fmt::print("embedded Kafka broker listening on {}\n", broker.Bootstrap());
             if (!flags->topics.empty()) {
-              fmt::print("topics: {} ({} partitions each)\n", fmt::join(flags->topics, ", "), flags->partitions);
+              fmt::print("topics: {} ({} partitions each)\n", fmt::join(flags->topics, ", "),
+                         flags->partitions);
             }
             fmt::print("endpoints written to {}\n", state.EndpointsFile().string());
             std::fflush(stdout);

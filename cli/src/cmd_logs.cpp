@@ -27,7 +27,8 @@ Command AddLogs(CLI::App& app, CommonOptions& common) {
             const StateDir state = StateDir::Resolve(common.state_dir);
             const auto dir = state.Root() / "logs" / flags->function;
             if (!std::filesystem::is_directory(dir)) {
-              throw ConfigError(fmt::format("no worker logs for '{}' under {}", flags->function, (state.Root() / "logs").string()));
+              throw ConfigError(fmt::format("no worker logs for '{}' under {}", flags->function,
+                                            (state.Root() / "logs").string()));
             }
             std::map<std::filesystem::path, std::streamoff> read;  // how far each log has been printed
             for (;;) {

@@ -26,8 +26,10 @@ Command AddPublish(CLI::App& app, CommonOptions& common) {
     bool any_topic = false;
   };
   auto flags = std::make_shared<Flags>();
-  auto* sub = app.add_subcommand("publish", "Publish events to a topic of the running stack; prints one event id per line");
-  sub->add_option("topic", flags->topic, "Topic (a function's topic is named after the function by default)")->required();
+  auto* sub = app.add_subcommand(
+      "publish", "Publish events to a topic of the running stack; prints one event id per line");
+  sub->add_option("topic", flags->topic, "Topic (a function's topic is named after the function by default)")
+      ->required();
   sub->add_option("--key", flags->key, "Kafka key: events with the same key run one at a time, in order");
   auto* data = sub->add_option("--data", flags->data, "The payload, as given");
   auto* file = sub->add_option("--file", flags->file,
@@ -36,7 +38,8 @@ Command AddPublish(CLI::App& app, CommonOptions& common) {
   auto* lines = sub->add_option("--lines", flags->lines, "One event per line of this file ('-' for stdin)");
   data->excludes(file)->excludes(lines);
   file->excludes(lines);
-  sub->add_option("--content-type", flags->content_type, "Content type (default: from the file name, or text/plain)");
+  sub->add_option("--content-type", flags->content_type,
+                  "Content type (default: from the file name, or text/plain)");
   sub->add_option("--header", flags->headers, "Extra header NAME=VALUE (repeatable)");
   sub->add_flag("--any-topic", flags->any_topic,
                 "Publish even when no function of the running stack consumes TOPIC (a warning says so)");
@@ -57,7 +60,8 @@ Command AddPublish(CLI::App& app, CommonOptions& common) {
             Headers extra;
             for (const auto& h : flags->headers) {
               const auto eq = h.find('=');
-              if (eq == std::string::npos || eq == 0) throw ConfigError(fmt::format("--header '{}' is not NAME=VALUE", h));
+              if (eq == std::string::npos || eq == 0)
+                throw ConfigError(fmt::format("--header '{}' is not NAME=VALUE", h));
               extra.push_back({h.substr(0, eq), h.substr(eq + 1)});
             }
             std::vector<std::pair<std::string, Envelope>> events;  // payload, envelope
@@ -109,7 +113,8 @@ Command AddPublish(CLI::App& app, CommonOptions& common) {
                                 [&failed](const broker::Delivery& d) {
                                   if (!d.Ok()) {
                                     failed.fetch_add(1);
-                                    fmt::print(stderr, "runnel: an event was not delivered: {}\n", d.error_message);
+                                    fmt::print(stderr, "runnel: an event was not delivered: {}\n",
+                                               d.error_message);
                                   }
                                 });
               fmt::print("{}\n", env.id);

@@ -60,7 +60,7 @@ bool Running(const FeedTarget& t) {
   std::ifstream stat(fmt::format("/proc/{}/stat", t.pid));
   std::string line;
   if (!std::getline(stat, line)) return true;  // no /proc: the signal check is all there is
-  const auto name_end = line.rfind(')');  // "pid (comm) state ...": comm may hold anything
+  const auto name_end = line.rfind(')');       // "pid (comm) state ...": comm may hold anything
   return name_end == std::string::npos || name_end + 2 >= line.size() || line[name_end + 2] != 'Z';
 }
 
@@ -116,8 +116,9 @@ int FollowFeed(const ResultsOptions& o, const std::string& state_flag) {
       const auto target = ReadFeedTarget(state);
       if (!target || !Running(*target)) {
         if (!said_gone) {
-          Say(last && last->pid > 0 ? fmt::format("the stack (pid {}) is gone; waiting for it to come back", last->pid)
-                                    : "no stack runs; waiting for one to start");
+          Say(last && last->pid > 0
+                  ? fmt::format("the stack (pid {}) is gone; waiting for it to come back", last->pid)
+                  : "no stack runs; waiting for one to start");
           said_gone = true;
         }
         feed.reset();
@@ -138,8 +139,8 @@ int FollowFeed(const ResultsOptions& o, const std::string& state_flag) {
       continue;
     }
     if (!feed->welcomed && !feed->warned && feed->Waiting() >= kWelcomeWarning) {
-      Say(fmt::format("the results feed at {} does not answer (stack pid {}); still trying", feed->Target().endpoint,
-                      feed->Target().pid));
+      Say(fmt::format("the results feed at {} does not answer (stack pid {}); still trying",
+                      feed->Target().endpoint, feed->Target().pid));
       feed->warned = true;
     }
     zmq::pollitem_t items[] = {{feed->Socket().handle(), 0, ZMQ_POLLIN, 0}};
@@ -174,7 +175,8 @@ Command AddResults(CLI::App& app, CommonOptions& common) {
   auto flags = std::make_shared<ResultsOptions>();
   auto* sub = app.add_subcommand(
       "results",
-      "Print outcomes (ok, error, dead-letter) as they arrive: from the running stack's results feed, following it "
+      "Print outcomes (ok, error, dead-letter) as they arrive: from the running stack's results feed, "
+      "following it "
       "across restarts, or with --durable from a function's results topic at a consumer group's position");
   sub->add_flag("--json", flags->json, "One JSON object per line");
   sub->add_flag("--base64", flags->base64, "Always give the output as base64 (binary outputs always are)");
@@ -182,13 +184,16 @@ Command AddResults(CLI::App& app, CommonOptions& common) {
   sub->add_option("--count", flags->count, "Exit after this many outcomes")->check(WholeNumber(1));
   sub->add_option("--timeout", flags->timeout, "Give up after this long, e.g. 30s (exit status 4)")
       ->transform(DurationSeconds());
-  auto* durable = sub->add_flag("--durable", flags->durable,
-                                "Read the function's results topic (results_topic) from the group's committed "
-                                "position, committing after printing: a restarted reader misses nothing");
-  sub->add_option("--group", flags->group, "With --durable: the consumer group (default runnel.results.<function>)")
+  auto* durable =
+      sub->add_flag("--durable", flags->durable,
+                    "Read the function's results topic (results_topic) from the group's committed "
+                    "position, committing after printing: a restarted reader misses nothing");
+  sub->add_option("--group", flags->group,
+                  "With --durable: the consumer group (default runnel.results.<function>)")
       ->needs(durable);
-  sub->add_flag("--from-beginning", flags->from_beginning,
-                "With --durable: a group without a position starts at the topic's beginning (default: its end)")
+  sub->add_flag(
+         "--from-beginning", flags->from_beginning,
+         "With --durable: a group without a position starts at the topic's beginning (default: its end)")
       ->needs(durable);
   return {sub, [flags, &common] {
             if (flags->durable) return ReadResultsTopic(*flags, common.state_dir);

@@ -23,9 +23,9 @@ std::string StatusLine(const StackClient& stack, const std::string& function) {
     const auto status = QueryStatus(stack.Endpoints(), {}, std::chrono::milliseconds(500));
     for (const auto& f : status.at("functions")) {
       if (f.value("name", "") != function) continue;
-      return fmt::format("lag {:>6}  in {:>7.0f}/s  done {:>7.0f}/s  workers {} running, {} desired", f.value("lag", 0),
-                         f.value("arrival_per_s", 0.0), f.value("completion_per_s", 0.0), f.value("running", 0),
-                         f.value("desired", 0));
+      return fmt::format("lag {:>6}  in {:>7.0f}/s  done {:>7.0f}/s  workers {} running, {} desired",
+                         f.value("lag", 0), f.value("arrival_per_s", 0.0), f.value("completion_per_s", 0.0),
+                         f.value("running", 0), f.value("desired", 0));
     }
     return "(the stack reports no status for " + function + ")";
   } catch (const Error& e) {
@@ -45,7 +45,8 @@ Command AddSimulate(CLI::App& app, CommonOptions& common) {
   };
   auto flags = std::make_shared<Flags>();
   auto* sub = app.add_subcommand(
-      "simulate", "Publish readings from simulated IoT devices to the running stack at given rates; show the scaling");
+      "simulate",
+      "Publish readings from simulated IoT devices to the running stack at given rates; show the scaling");
   sub->add_option("--function", flags->function, "The function fed (its topic)")->capture_default_str();
   sub->add_option("--devices", flags->devices, "Simulated devices (each reading is keyed by its device)")
       ->check(WholeNumber(1, 100000))
@@ -59,34 +60,38 @@ Command AddSimulate(CLI::App& app, CommonOptions& common) {
   sub->add_option("--duration", flags->duration, "How long each rate runs (default 10s)")
       ->transform(DurationSeconds())
       ->check(CLI::Range(0.1, 3600.0));
-  sub->add_option("--seed", flags->seed, "Seed of the simulated values")->check(WholeNumber(0))->capture_default_str();
+  sub->add_option("--seed", flags->seed, "Seed of the simulated values")
+      ->check(WholeNumber(0))
+      ->capture_default_str();
   return {sub, [flags, &common] {
             const StackClient stack(common.state_dir);
             const std::string topic = stack.Function(flags->function).topic;
             SensorSimulator simulator(flags->devices, flags->seed);
             auto producer = stack.Producer();
-            fmt::print("{} device(s) -> {} (topic {}): {} reading(s)/s, {} s each\n", flags->devices, flags->function,
-                       topic, fmt::join(flags->rates, ", "), flags->duration);
+            fmt::print("{} device(s) -> {} (topic {}): {} reading(s)/s, {} s each\n", flags->devices,
+                       flags->function, topic, fmt::join(flags->rates, ", "), flags->duration);
             std::fflush(stdout);
             PublishReport total;
             int offset = 0;
             const auto started = std::chrono::steady_clock::now();
             for (const double rate : flags->rates) {
               const auto duration = std::chrono::milliseconds(std::llround(flags->duration * 1000));
-              const auto report = PublishAtRate(*producer, topic, simulator, rate, duration,
-                                                [&](int second, std::int64_t sent) {
-                                                  fmt::print("{:>4} s  rate {:>6}/s  sent {:>8}   {}\n", offset + second,
-                                                             rate, total.sent + sent, StatusLine(stack, flags->function));
-                                                  std::fflush(stdout);
-                                                });
+              const auto report = PublishAtRate(
+                  *producer, topic, simulator, rate, duration, [&](int second, std::int64_t sent) {
+                    fmt::print("{:>4} s  rate {:>6}/s  sent {:>8}   {}\n", offset + second, rate,
+                               total.sent + sent, StatusLine(stack, flags->function));
+                    std::fflush(stdout);
+                  });
               total.sent += report.sent;
               total.failed += report.failed;
               offset += static_cast<int>(std::lround(flags->duration));
             }
-            const double seconds = std::chrono::duration<double>(std::chrono::steady_clock::now() - started).count();
-            fmt::print("published {} reading(s) from {} device(s) in {:.1f} s; {} not acknowledged\n", total.sent,
-                       flags->devices, seconds, total.failed);
-            if (total.failed > 0) throw Error(fmt::format("{} reading(s) not acknowledged by Kafka", total.failed), true);
+            const double seconds =
+                std::chrono::duration<double>(std::chrono::steady_clock::now() - started).count();
+            fmt::print("published {} reading(s) from {} device(s) in {:.1f} s; {} not acknowledged\n",
+                       total.sent, flags->devices, seconds, total.failed);
+            if (total.failed > 0)
+              throw Error(fmt::format("{} reading(s) not acknowledged by Kafka", total.failed), true);
             return 0;
           }};
 }

@@ -14,7 +14,8 @@ namespace runnel::cli {
 namespace {
 
 void PrintText(const nlohmann::json& status) {
-  if (const auto components = status.find("components"); components != status.end() && components->is_array()) {
+  if (const auto components = status.find("components");
+      components != status.end() && components->is_array()) {
     std::string up, down;
     for (const auto& c : *components) {
       if (c.value("up", false)) {
@@ -32,13 +33,14 @@ void PrintText(const nlohmann::json& status) {
         f.value("oldest_age_ms", 0), f.value("arrival_per_s", 0.0), f.value("completion_per_s", 0.0),
         MillisText(f.value("service_ms", 0.0)));
     fmt::print("  workers: desired {}, running {}, joined {} (scaling {}..{}){}\n", f.value("desired", 0),
-               f.value("running", 0), f.value("joined", 0), f["scaling"].value("min", 0), f["scaling"].value("max", 0),
-               f.value("crash_loop", false) ? "  CRASH LOOP" : "");
+               f.value("running", 0), f.value("joined", 0), f["scaling"].value("min", 0),
+               f["scaling"].value("max", 0), f.value("crash_loop", false) ? "  CRASH LOOP" : "");
     fmt::print("  why: {}\n", f.value("reason", ""));
     if (f.value("blocked", false)) {
-      fmt::print("  BLOCKED: {} (partitions paused, nothing committed past the event; the stack's log says what to "
-                 "fix)\n",
-                 f.value("blocked_reason", ""));
+      fmt::print(
+          "  BLOCKED: {} (partitions paused, nothing committed past the event; the stack's log says what to "
+          "fix)\n",
+          f.value("blocked_reason", ""));
     }
     fmt::print(
         "  queued {}  in flight {}  ok {}  errors {}  dead-lettered {}  filtered {}  retries {}  lost to "
@@ -47,15 +49,17 @@ void PrintText(const nlohmann::json& status) {
         f.value("dead_lettered", 0), f.value("filtered", 0), f.value("retries", 0),
         f.value("retention_lost", 0), f.value("restarts", 0));
     const auto usage = f.value("usage", nlohmann::json::object());
-    fmt::print("  usage: {} invocations, {:.1f} worker-s wall, {:.2f} CPU-s, peak memory {:.1f} MiB, {} worker "
-               "start(s)\n",
-               usage.value("invocations", 0), usage.value("worker_seconds", 0.0), usage.value("cpu_seconds", 0.0),
-               static_cast<double>(usage.value("peak_rss_kb", 0)) / 1024.0, usage.value("workers_started", 0));
+    fmt::print(
+        "  usage: {} invocations, {:.1f} worker-s wall, {:.2f} CPU-s, peak memory {:.1f} MiB, {} worker "
+        "start(s)\n",
+        usage.value("invocations", 0), usage.value("worker_seconds", 0.0), usage.value("cpu_seconds", 0.0),
+        static_cast<double>(usage.value("peak_rss_kb", 0)) / 1024.0, usage.value("workers_started", 0));
     for (const auto& w : f.at("workers")) {
-      fmt::print("    {:<16} pid {:<8} {:<10} in flight {:<4} restarts {:<3} rss {:.1f} MiB  cpu {:.2f} s{}\n",
-                 w.value("id", "?"), w.value("pid", 0), w.value("state", "?"), w.value("in_flight", 0),
-                 w.value("restarts", 0), static_cast<double>(w.value("rss_kb", 0)) / 1024.0, w.value("cpu_s", 0.0),
-                 w.value("last_exit", "").empty() ? "" : "  last exit: " + w.value("last_exit", ""));
+      fmt::print(
+          "    {:<16} pid {:<8} {:<10} in flight {:<4} restarts {:<3} rss {:.1f} MiB  cpu {:.2f} s{}\n",
+          w.value("id", "?"), w.value("pid", 0), w.value("state", "?"), w.value("in_flight", 0),
+          w.value("restarts", 0), static_cast<double>(w.value("rss_kb", 0)) / 1024.0, w.value("cpu_s", 0.0),
+          w.value("last_exit", "").empty() ? "" : "  last exit: " + w.value("last_exit", ""));
     }
   }
 }
@@ -70,13 +74,15 @@ Command AddStatus(CLI::App& app, CommonOptions& common) {
   auto flags = std::make_shared<Flags>();
   auto* sub = app.add_subcommand(
       "status", "Show each function of the running stack: lag, rates, desired and running workers, outcomes");
-  sub->add_flag("--json", flags->json, "One JSON object: {\"functions\": [...], \"components\": [...], \"age_ms\"}");
+  sub->add_flag("--json", flags->json,
+                "One JSON object: {\"functions\": [...], \"components\": [...], \"age_ms\"}");
   sub->add_option("--timeout", flags->timeout, "How long to wait for the stack's answer (default 2s)")
       ->transform(DurationSeconds())
       ->check(CLI::PositiveNumber);
   return {sub, [flags, &common] {
             const StateDir state = StateDir::Resolve(common.state_dir);
-            const auto status = QueryStatus(state.ReadEndpoints(), state.Root(), SecondsOption(flags->timeout));
+            const auto status =
+                QueryStatus(state.ReadEndpoints(), state.Root(), SecondsOption(flags->timeout));
             if (flags->json) {
               fmt::print("{}\n", status.dump());
             } else {

@@ -10,9 +10,9 @@
 #include "commands.hpp"
 #include "control_request.hpp"
 #include "runnel/core/control_messages.hpp"
+#include "runnel/core/error.hpp"
 #include "runnel/core/json.hpp"
 #include "runnel/core/state_dir.hpp"
-#include "runnel/core/error.hpp"
 
 namespace runnel::cli {
 namespace {
@@ -57,7 +57,8 @@ void PrintText(const nlohmann::json& t) {
   if (t.contains("finished_ms")) fmt::print(" at {}", TimeOfDay(t.value("finished_ms", std::int64_t{0})));
   if (t.contains("latency_ms")) fmt::print(" ({} ms after it was published)", t.value("latency_ms", 0));
   fmt::print("\n");
-  if (t.contains("error")) fmt::print("  reason    {}: {}\n", t.value("error_kind", "?"), t.value("error", ""));
+  if (t.contains("error"))
+    fmt::print("  reason    {}: {}\n", t.value("error_kind", "?"), t.value("error", ""));
   if (t.contains("dead_letter_topic")) {
     fmt::print("  dead letter on {} (runnel dlq {} shows it)\n", t.value("dead_letter_topic", ""),
                t.value("function", ""));
@@ -74,7 +75,8 @@ Command AddTrace(CLI::App& app, CommonOptions& common) {
   };
   auto flags = std::make_shared<Flags>();
   auto* sub = app.add_subcommand(
-      "trace", "Show where one event went: its record, every attempt (worker, start, duration, error), outcome, DLQ");
+      "trace",
+      "Show where one event went: its record, every attempt (worker, start, duration, error), outcome, DLQ");
   sub->add_option("EVENT_ID", flags->id, "The event's id (as `runnel publish` printed it)")->required();
   sub->add_flag("--json", flags->json, "One JSON object: {\"id\", \"traces\": [one per function]}");
   sub->add_option("--timeout", flags->timeout, "How long to wait for the stack's answer (default 2s)")

@@ -30,8 +30,10 @@ class ForceOnSecondSignal {
       : thread_([this, &signals] {
           while (!done_.load()) {
             if (const int sig = signals.Wait(std::chrono::milliseconds(100)); sig != 0) {
-              log::Get("cli")->warn("signal {} during the drain: stopping now, calls still running are lost and "
-                                    "run again after a restart", sig);
+              log::Get("cli")->warn(
+                  "signal {} during the drain: stopping now, calls still running are lost and "
+                  "run again after a restart",
+                  sig);
               std::fflush(stdout);
               ::_exit(exit_code::KilledBy(sig));
             }
@@ -60,16 +62,19 @@ Command AddUp(CLI::App& app, CommonOptions& common) {
   };
   auto flags = std::make_shared<Flags>();
   auto* sub = app.add_subcommand(
-      "up", "Run the stack in the foreground: Kafka (embedded unless --kafka), a dispatcher per function, workers. "
-            "SIGINT/SIGTERM drain it (exit 0; a second signal forces, exit 128+N); a failed component exits 3");
+      "up",
+      "Run the stack in the foreground: Kafka (embedded unless --kafka), a dispatcher per function, workers. "
+      "SIGINT/SIGTERM drain it (exit 0; a second signal forces, exit 128+N); a failed component exits 3");
   sub->add_option("--config", flags->config, "Stack config (runnel.yaml); default: every built-in function")
       ->check(CLI::ExistingFile);
   sub->add_option("--kafka", flags->kafka, "Use this Kafka (host:port,...) instead of the embedded broker");
-  sub->add_option("--metrics", flags->metrics,
-                  "Serve Prometheus metrics on HOST:PORT (port 0: any free port; default: the config's `metrics`, "
-                  "else 127.0.0.1:0); the URL goes into endpoints.json as `metrics`");
-  sub->add_option("--output-dir", flags->output_dir,
-                  "Write function outputs under DIR (default: the config's `output_dir`, else <state dir>/outputs)");
+  sub->add_option(
+      "--metrics", flags->metrics,
+      "Serve Prometheus metrics on HOST:PORT (port 0: any free port; default: the config's `metrics`, "
+      "else 127.0.0.1:0); the URL goes into endpoints.json as `metrics`");
+  sub->add_option(
+      "--output-dir", flags->output_dir,
+      "Write function outputs under DIR (default: the config's `output_dir`, else <state dir>/outputs)");
   return {sub, [flags, &common] {
             ShutdownSignals signals;
             failpoint::Validate();
@@ -81,9 +86,10 @@ Command AddUp(CLI::App& app, CommonOptions& common) {
             StateDir state = StateDir::Resolve(common.state_dir);
             StackLock lock(state, "runnel up");
             int status = 0;
-            auto stack =
-                std::make_unique<Stack>(std::move(config), state, std::filesystem::read_symlink("/proc/self/exe"));
-            fmt::print("runnel stack up ({} in {})\n{}", "endpoints", state.EndpointsFile().string(), stack->Summary());
+            auto stack = std::make_unique<Stack>(std::move(config), state,
+                                                 std::filesystem::read_symlink("/proc/self/exe"));
+            fmt::print("runnel stack up ({} in {})\n{}", "endpoints", state.EndpointsFile().string(),
+                       stack->Summary());
             std::fflush(stdout);
             for (;;) {
               if (const int sig = signals.Wait(std::chrono::milliseconds(100)); sig != 0) {
@@ -92,7 +98,8 @@ Command AddUp(CLI::App& app, CommonOptions& common) {
               }
               if (const auto failed = stack->Failure()) {
                 log::Get("cli")->critical(
-                    "component {} failed: {}; stopping the stack (exit status {}) for its supervisor to restart it",
+                    "component {} failed: {}; stopping the stack (exit status {}) for its supervisor to "
+                    "restart it",
                     failed->name, failed->reason, kExitComponentFailed);
                 fmt::print("stopping: component {} failed; draining the others\n", failed->name);
                 status = kExitComponentFailed;
@@ -106,8 +113,8 @@ Command AddUp(CLI::App& app, CommonOptions& common) {
               stack->Stop();  // the drain; a second signal ends it early
             }
             if (const auto failed = stack->Failure(); failed && status == 0) {
-              log::Get("cli")->critical("component {} failed during the drain: {}; exit status {}", failed->name,
-                                        failed->reason, kExitComponentFailed);
+              log::Get("cli")->critical("component {} failed during the drain: {}; exit status {}",
+                                        failed->name, failed->reason, kExitComponentFailed);
               status = kExitComponentFailed;
             }
             stack.reset();

@@ -29,8 +29,8 @@ std::string FunctionFor(const std::filesystem::path& file, const std::string& gi
 
 // Files named directly must have a function; files found in a directory without one, or whose
 // function the running stack does not serve (a video in a folder of photos), are skipped.
-std::vector<std::filesystem::path> CollectFiles(const std::vector<std::string>& paths, const std::string& function,
-                                                const StackClient& stack) {
+std::vector<std::filesystem::path> CollectFiles(const std::vector<std::string>& paths,
+                                                const std::string& function, const StackClient& stack) {
   const auto served = stack.Endpoints().value("functions", nlohmann::json::object());
   std::vector<std::filesystem::path> files;
   for (const auto& p : paths) {
@@ -39,8 +39,8 @@ std::vector<std::filesystem::path> CollectFiles(const std::vector<std::string>& 
       for (const auto& entry : std::filesystem::recursive_directory_iterator(path)) {
         if (!entry.is_regular_file()) continue;
         if (FunctionFor(entry.path(), function).empty()) {
-          fmt::print(stderr, "skipping {}: no function for type {} (pass --function)\n", entry.path().string(),
-                     ContentTypeFor(entry.path()));
+          fmt::print(stderr, "skipping {}: no function for type {} (pass --function)\n",
+                     entry.path().string(), ContentTypeFor(entry.path()));
           continue;
         }
         if (const auto f = FunctionFor(entry.path(), function); !served.contains(f)) {
@@ -52,7 +52,8 @@ std::vector<std::filesystem::path> CollectFiles(const std::vector<std::string>& 
       }
     } else if (std::filesystem::is_regular_file(path)) {
       if (FunctionFor(path, function).empty()) {
-        throw ConfigError(fmt::format("{}: no function for type {}; pass --function", p, ContentTypeFor(path)));
+        throw ConfigError(
+            fmt::format("{}: no function for type {}; pass --function", p, ContentTypeFor(path)));
       }
       files.push_back(path);
     } else {
@@ -62,7 +63,6 @@ std::vector<std::filesystem::path> CollectFiles(const std::vector<std::string>& 
   std::sort(files.begin(), files.end());
   return files;
 }
-
 
 void Progress(bool tty, std::size_t done, std::size_t failed, std::size_t total) {
   if (!tty) return;
@@ -86,94 +86,109 @@ Command AddUpload(CLI::App& app, CommonOptions& common) {
   auto flags = std::make_shared<Flags>();
   auto* sub = app.add_subcommand("upload", "Publish one upload event per file (directories recursively)");
   sub->add_option("paths", flags->paths, "Files or directories")->required();
-  sub->add_option("--function", flags->function, "Target function (default: image.thumbnail for images, video.thumbnails for videos)");
+  sub->add_option("--function", flags->function,
+                  "Target function (default: image.thumbnail for images, video.thumbnails for videos)");
   sub->add_flag("--wait", flags->wait, "Follow the outcomes and print a summary");
   sub->add_option("--timeout", flags->timeout, "How long to wait with --wait (default 5m)")
       ->transform(DurationSeconds())
       ->check(CLI::PositiveNumber);
   sub->add_flag("--json", flags->json, "Print the summary (or the event ids) as JSON");
-  return {sub, [flags, &common] {
-            const StackClient stack(common.state_dir);
-            const auto files = CollectFiles(flags->paths, flags->function, stack);
-            if (files.empty()) throw ConfigError("no files to upload");
-            const std::string token = "upload." + NewEventId();
-            std::map<std::string, std::string> topic_of;  // function -> topic
-            std::vector<std::string> function_of;
-            for (const auto& f : files) {
-              function_of.push_back(FunctionFor(f, flags->function));
-              if (!topic_of.contains(function_of.back())) topic_of[function_of.back()] = stack.Function(function_of.back()).topic;
-            }
-            std::optional<ResultsSubscription> results;
-            if (flags->wait) {
-              std::vector<std::string> prefixes;
-              for (const auto& [function, topic] : topic_of) prefixes.push_back(function + "/" + token);
-              results.emplace(stack, prefixes);
-            }
-            std::map<std::string, std::filesystem::path> file_of;  // event id -> file
-            {
-              auto producer = stack.Producer();
-              for (std::size_t i = 0; i < files.size(); ++i) {
-                Envelope env;
-                env.id = NewEventId();
-                env.trace_id = NewTraceId();
-                env.reply_to = token;
-                env.content_type = ContentTypeFor(files[i]);
-                env.file = FileRef{files[i].string(), std::filesystem::file_size(files[i]), files[i].filename().string()};
-                producer->Produce({topic_of[function_of[i]], broker::kAnyPartition, std::nullopt, "", env.Encode()}, {});
-                file_of[env.id] = files[i];
-                if (!flags->wait && !flags->json) fmt::print("{} {}\n", env.id, files[i].string());
-              }
-              if (producer->Flush(std::chrono::seconds(60)) != 0) throw Error("some uploads were not acknowledged by Kafka", true);
-            }
-            if (!flags->wait) {
-              if (flags->json) {
-                nlohmann::json ids = nlohmann::json::object();
-                for (const auto& [id, file] : file_of) ids[id] = file.string();
-                fmt::print("{}\n", JsonText(nlohmann::json{{"events", ids}}));
-              }
-              return 0;
-            }
+  return {
+      sub, [flags, &common] {
+        const StackClient stack(common.state_dir);
+        const auto files = CollectFiles(flags->paths, flags->function, stack);
+        if (files.empty()) throw ConfigError("no files to upload");
+        const std::string token = "upload." + NewEventId();
+        std::map<std::string, std::string> topic_of;  // function -> topic
+        std::vector<std::string> function_of;
+        for (const auto& f : files) {
+          function_of.push_back(FunctionFor(f, flags->function));
+          if (!topic_of.contains(function_of.back()))
+            topic_of[function_of.back()] = stack.Function(function_of.back()).topic;
+        }
+        std::optional<ResultsSubscription> results;
+        if (flags->wait) {
+          std::vector<std::string> prefixes;
+          for (const auto& [function, topic] : topic_of) prefixes.push_back(function + "/" + token);
+          results.emplace(stack, prefixes);
+        }
+        std::map<std::string, std::filesystem::path> file_of;  // event id -> file
+        {
+          auto producer = stack.Producer();
+          for (std::size_t i = 0; i < files.size(); ++i) {
+            Envelope env;
+            env.id = NewEventId();
+            env.trace_id = NewTraceId();
+            env.reply_to = token;
+            env.content_type = ContentTypeFor(files[i]);
+            env.file = FileRef{files[i].string(), std::filesystem::file_size(files[i]),
+                               files[i].filename().string()};
+            producer->Produce(
+                {topic_of[function_of[i]], broker::kAnyPartition, std::nullopt, "", env.Encode()}, {});
+            file_of[env.id] = files[i];
+            if (!flags->wait && !flags->json) fmt::print("{} {}\n", env.id, files[i].string());
+          }
+          if (producer->Flush(std::chrono::seconds(60)) != 0)
+            throw Error("some uploads were not acknowledged by Kafka", true);
+        }
+        if (!flags->wait) {
+          if (flags->json) {
+            nlohmann::json ids = nlohmann::json::object();
+            for (const auto& [id, file] : file_of) ids[id] = file.string();
+            fmt::print("{}\n", JsonText(nlohmann::json{{"events", ids}}));
+          }
+          return 0;
+        }
 
-            const bool tty = ::isatty(1) != 0 && !flags->json;
-            std::size_t done = 0;
-            nlohmann::json failures = nlohmann::json::array();
-            nlohmann::json outputs = nlohmann::json::array();
-            std::set<std::string> seen;
-            const auto until = std::chrono::steady_clock::now() + std::chrono::milliseconds(static_cast<std::int64_t>(flags->timeout * 1000));
-            Progress(tty, 0, 0, files.size());
-            while (seen.size() < files.size()) {
-              const auto left = std::chrono::duration_cast<std::chrono::milliseconds>(until - std::chrono::steady_clock::now());
-              if (left.count() <= 0) break;
-              auto o = results->Next(left);
-              if (!o || !file_of.contains(o->id) || !seen.insert(o->id).second) continue;
-              const std::string name = file_of[o->id].string();
-              if (o->status == OutcomeStatus::kOk) {
-                ++done;
-                const auto files_json = nlohmann::json::parse(o->files_json.empty() ? "[]" : o->files_json, nullptr, false);
-                for (const auto& f : files_json) outputs.push_back(f.value("path", ""));
-                if (!tty && !flags->json) fmt::print("done   {} ({} output(s))\n", name, files_json.size());
-              } else {
-                failures.push_back({{"file", name}, {"error_kind", o->error_kind}, {"error", o->error}});
-                if (!tty && !flags->json) fmt::print("failed {}: {}: {}\n", name, o->error_kind, o->error);
-              }
-              Progress(tty, done, failures.size(), files.size());
-            }
-            if (tty) fmt::print("\n");
-            const std::size_t missing = files.size() - seen.size();
-            if (flags->json) {
-              fmt::print("{}\n", JsonText(nlohmann::json{{"files", files.size()}, {"done", done}, {"failed", failures},
-                                                {"timed_out", missing}, {"outputs", outputs}}));
-            } else {
-              fmt::print("{} file(s): {} done, {} failed{}\n", files.size(), done, failures.size(),
-                         missing > 0 ? fmt::format(", {} without an outcome after {} s", missing, flags->timeout) : "");
-              for (const auto& f : failures) fmt::print("  failed {}: {}\n", f["file"].get<std::string>(), f["error"].get<std::string>());
-              if (!outputs.empty()) {
-                fmt::print("outputs: {} file(s) under {}\n", outputs.size(), stack.Endpoints().value("output_dir", ""));
-              }
-            }
-            if (missing > 0) return exit_code::kTimeout;
-            return failures.empty() ? exit_code::kOk : exit_code::kFailure;
-          }};
+        const bool tty = ::isatty(1) != 0 && !flags->json;
+        std::size_t done = 0;
+        nlohmann::json failures = nlohmann::json::array();
+        nlohmann::json outputs = nlohmann::json::array();
+        std::set<std::string> seen;
+        const auto until = std::chrono::steady_clock::now() +
+                           std::chrono::milliseconds(static_cast<std::int64_t>(flags->timeout * 1000));
+        Progress(tty, 0, 0, files.size());
+        while (seen.size() < files.size()) {
+          const auto left =
+              std::chrono::duration_cast<std::chrono::milliseconds>(until - std::chrono::steady_clock::now());
+          if (left.count() <= 0) break;
+          auto o = results->Next(left);
+          if (!o || !file_of.contains(o->id) || !seen.insert(o->id).second) continue;
+          const std::string name = file_of[o->id].string();
+          if (o->status == OutcomeStatus::kOk) {
+            ++done;
+            const auto files_json =
+                nlohmann::json::parse(o->files_json.empty() ? "[]" : o->files_json, nullptr, false);
+            for (const auto& f : files_json) outputs.push_back(f.value("path", ""));
+            if (!tty && !flags->json) fmt::print("done   {} ({} output(s))\n", name, files_json.size());
+          } else {
+            failures.push_back({{"file", name}, {"error_kind", o->error_kind}, {"error", o->error}});
+            if (!tty && !flags->json) fmt::print("failed {}: {}: {}\n", name, o->error_kind, o->error);
+          }
+          Progress(tty, done, failures.size(), files.size());
+        }
+        if (tty) fmt::print("\n");
+        const std::size_t missing = files.size() - seen.size();
+        if (flags->json) {
+          fmt::print("{}\n", JsonText(nlohmann::json{{"files", files.size()},
+                                                     {"done", done},
+                                                     {"failed", failures},
+                                                     {"timed_out", missing},
+                                                     {"outputs", outputs}}));
+        } else {
+          fmt::print(
+              "{} file(s): {} done, {} failed{}\n", files.size(), done, failures.size(),
+              missing > 0 ? fmt::format(", {} without an outcome after {} s", missing, flags->timeout) : "");
+          for (const auto& f : failures)
+            fmt::print("  failed {}: {}\n", f["file"].get<std::string>(), f["error"].get<std::string>());
+          if (!outputs.empty()) {
+            fmt::print("outputs: {} file(s) under {}\n", outputs.size(),
+                       stack.Endpoints().value("output_dir", ""));
+          }
+        }
+        if (missing > 0) return exit_code::kTimeout;
+        return failures.empty() ? exit_code::kOk : exit_code::kFailure;
+      }};
 }
 
 }  // namespace runnel::cli

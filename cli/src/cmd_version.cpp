@@ -7,12 +7,13 @@
 namespace runnel::cli {
 
 Command AddVersion(CLI::App& app, CommonOptions&) {
-  auto* sub = app.add_subcommand("version", "Print Runnel's version and the versions of the libraries it runs on");
+  auto* sub =
+      app.add_subcommand("version", "Print Runnel's version and the versions of the libraries it runs on");
   return {sub, [] {
-    fmt::print("runnel {}\n", Version());
-    fmt::print("librdkafka {}\n", broker::LibrdkafkaVersion());
-    return 0;
-  }};
+            fmt::print("runnel {}\n", Version());
+            fmt::print("librdkafka {}\n", broker::LibrdkafkaVersion());
+            return 0;
+          }};
 }
 
 }  // namespace runnel::cli

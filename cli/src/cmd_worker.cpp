@@ -32,9 +32,10 @@ Command AddWorker(CLI::App& app, CommonOptions&) {
   sub->add_option("--threads", flags->options.threads, "OS threads running the fibers")
       ->check(WholeNumber(1, 1024))
       ->capture_default_str();
-  sub->add_flag("--standby", flags->standby,
-                "Start only when a byte arrives on stdin; exit 0 if stdin ends first (the autoscaler keeps such a "
-                "process loaded, ready to start at once)");
+  sub->add_flag(
+      "--standby", flags->standby,
+      "Start only when a byte arrives on stdin; exit 0 if stdin ends first (the autoscaler keeps such a "
+      "process loaded, ready to start at once)");
   return {sub, [flags] {
             if (flags->standby && !workers::AwaitStart(0)) return 0;
             // Before any thread exists, so every thread inherits the blocked SIGINT/SIGTERM.

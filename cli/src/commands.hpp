@@ -2,7 +2,6 @@
 #pragma once
 
 #include <CLI/CLI.hpp>
-
 #include <functional>
 #include <string>
 
@@ -10,7 +9,7 @@ namespace runnel::cli {
 
 // Flags every command shares.
 struct CommonOptions {
-  std::string state_dir;  // --state-dir; empty means $RUNNEL_STATE_DIR or ./.runnel
+  std::string state_dir;   // --state-dir; empty means $RUNNEL_STATE_DIR or ./.runnel
   std::string log_format;  // --log-format human|json; empty: $RUNNEL_LOG_FORMAT, else human
 };
 

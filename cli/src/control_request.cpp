@@ -1,8 +1,7 @@
 #include "control_request.hpp"
 
-#include <signal.h>
-
 #include <fmt/format.h>
+#include <signal.h>
 
 #include <cerrno>
 #include <zmq.hpp>
@@ -33,8 +32,9 @@ nlohmann::json AskStack(const nlohmann::json& endpoints, const std::filesystem::
   zmq::pollitem_t items[] = {{req.handle(), 0, ZMQ_POLLIN, 0}};
   zmq::poll(items, 1, timeout);
   if ((items[0].revents & ZMQ_POLLIN) == 0) {
-    throw Error(fmt::format("the stack (pid {}) did not answer at {} within {} ms", pid, endpoint, timeout.count()),
-                true);
+    throw Error(
+        fmt::format("the stack (pid {}) did not answer at {} within {} ms", pid, endpoint, timeout.count()),
+        true);
   }
   zmq::message_t reply;
   (void)req.recv(reply);

@@ -9,10 +9,10 @@
 
 namespace runnel::cli {
 
-// The parsed JSON reply to `request` (an encoded StatusRequest, runnel/core/control_messages.hpp), asked at `endpoints`' `status` endpoint. Throws NoStackError
-// with one clear line when no stack runs (no endpoint, or the pid in endpoints.json is gone;
-// `state_root` names the state dir in that message), Error (retriable) when the stack does not
-// answer within `timeout`, Error when the answer is not a JSON object.
+// The parsed JSON reply to `request` (an encoded StatusRequest, runnel/core/control_messages.hpp), asked at
+// `endpoints`' `status` endpoint. Throws NoStackError with one clear line when no stack runs (no endpoint, or
+// the pid in endpoints.json is gone; `state_root` names the state dir in that message), Error (retriable)
+// when the stack does not answer within `timeout`, Error when the answer is not a JSON object.
 nlohmann::json AskStack(const nlohmann::json& endpoints, const std::filesystem::path& state_root,
                         std::string_view request, std::chrono::milliseconds timeout);
 

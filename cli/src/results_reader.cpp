@@ -48,7 +48,8 @@ int OutcomePrinter::TimedOut() const {
 
 Deadline::Deadline(double seconds) {
   if (seconds > 0) {
-    until_ = std::chrono::steady_clock::now() + std::chrono::milliseconds(static_cast<std::int64_t>(seconds * 1000));
+    until_ = std::chrono::steady_clock::now() +
+             std::chrono::milliseconds(static_cast<std::int64_t>(seconds * 1000));
   }
 }
 
@@ -56,7 +57,8 @@ bool Deadline::Passed() const { return until_ && std::chrono::steady_clock::now(
 
 std::chrono::milliseconds Deadline::Cap(std::chrono::milliseconds wait) const {
   if (!until_) return wait;
-  const auto left = std::chrono::duration_cast<std::chrono::milliseconds>(*until_ - std::chrono::steady_clock::now());
+  const auto left =
+      std::chrono::duration_cast<std::chrono::milliseconds>(*until_ - std::chrono::steady_clock::now());
   return std::clamp(left, std::chrono::milliseconds(0), wait);
 }
 
@@ -69,9 +71,10 @@ std::string ResultsTopicOf(const StackClient& stack, const std::string& function
   const auto& f = stack.Endpoints()["functions"][function];
   const auto topic = f.find("results_topic");
   if (topic == f.end() || !topic->is_string() || topic->get<std::string>().empty()) {
-    throw ConfigError(fmt::format("function {} has no results topic: --durable reads it (set results_topic for {} "
-                                  "in runnel.yaml), the feed without --durable has every function's outcomes",
-                                  function, function));
+    throw ConfigError(
+        fmt::format("function {} has no results topic: --durable reads it (set results_topic for {} "
+                    "in runnel.yaml), the feed without --durable has every function's outcomes",
+                    function, function));
   }
   return topic->get<std::string>();
 }
@@ -94,15 +97,18 @@ std::optional<Outcome> OutcomeOf(const broker::Message& m, std::string& why) {
 }  // namespace
 
 int ReadResultsTopic(const ResultsOptions& o, const std::string& state_dir_flag) {
-  if (o.function.empty()) throw ConfigError("--durable needs --function: it reads that function's results topic");
+  if (o.function.empty())
+    throw ConfigError("--durable needs --function: it reads that function's results topic");
   const StackClient stack(state_dir_flag);
   const std::string topic = ResultsTopicOf(stack, o.function);
   const std::string group = o.group.empty() ? "runnel.results." + o.function : o.group;
   const broker::KafkaConfig kafka = stack.Kafka();
 
   std::vector<broker::TopicPartitionOffset> wanted;
-  for (const auto p : broker::Admin(kafka).Partitions(topic)) wanted.push_back({topic, p, broker::kOffsetStored});
-  broker::Consumer consumer(kafka, broker::Consumer::Options{group, o.from_beginning ? "earliest" : "latest"});
+  for (const auto p : broker::Admin(kafka).Partitions(topic))
+    wanted.push_back({topic, p, broker::kOffsetStored});
+  broker::Consumer consumer(kafka,
+                            broker::Consumer::Options{group, o.from_beginning ? "earliest" : "latest"});
   // Where each partition starts: the group's committed offset; for a partition without one, the
   // topic's end (or beginning), committed now, so that a reader killed before its first outcome
   // resumes there and not at a later end.
@@ -120,8 +126,9 @@ int ReadResultsTopic(const ResultsOptions& o, const std::string& state_dir_flag)
   if (!fresh.empty()) consumer.CommitOffsets(fresh);
   consumer.Assign(start);
   // Scripts wait for this line before they publish.
-  Say(fmt::format("reading results topic {} as group {} ({} partition(s), {} at the group's committed position)", topic,
-                  group, start.size(), start.size() - fresh.size()));
+  Say(fmt::format(
+      "reading results topic {} as group {} ({} partition(s), {} at the group's committed position)", topic,
+      group, start.size(), start.size() - fresh.size()));
 
   OutcomePrinter printer(o);
   const Deadline deadline(o.timeout);
@@ -149,7 +156,8 @@ int ReadResultsTopic(const ResultsOptions& o, const std::string& state_dir_flag)
       if (const auto outcome = OutcomeOf(m, why)) {
         printer.Print(*outcome);
       } else {
-        Say(fmt::format("skipping {}[{}]@{}: not an outcome record ({})", m.topic, m.partition, m.offset, why));
+        Say(fmt::format("skipping {}[{}]@{}: not an outcome record ({})", m.topic, m.partition, m.offset,
+                        why));
       }
       uncommitted[m.partition] = m.offset + 1;
     }

@@ -14,7 +14,7 @@ struct ResultsOptions {
   bool json = false;
   bool base64 = false;
   std::string function;
-  int count = 0;  // 0: no limit
+  int count = 0;       // 0: no limit
   double timeout = 0;  // seconds; 0: none
   bool durable = false;
   std::string group;  // --durable: empty means runnel.results.<function>

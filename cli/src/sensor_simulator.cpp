@@ -30,12 +30,13 @@ SensorSimulator::Reading SensorSimulator::Next(std::int64_t now_ms) {
     temp = 82.0 + 2.5 * d.overheat_left;
     --d.overheat_left;
   }
-  return {d.id, fmt::format(R"({{"device":"{}","ts":{},"metrics":{{"temp":{:.2f},"hum":{:.1f}}}}})", d.id, now_ms, temp,
-                            d.hum)};
+  return {d.id, fmt::format(R"({{"device":"{}","ts":{},"metrics":{{"temp":{:.2f},"hum":{:.1f}}}}})", d.id,
+                            now_ms, temp, d.hum)};
 }
 
-PublishReport PublishAtRate(broker::Producer& producer, const std::string& topic, SensorSimulator& simulator, double rate,
-                            std::chrono::milliseconds duration, const std::function<void(int, std::int64_t)>& every_second) {
+PublishReport PublishAtRate(broker::Producer& producer, const std::string& topic, SensorSimulator& simulator,
+                            double rate, std::chrono::milliseconds duration,
+                            const std::function<void(int, std::int64_t)>& every_second) {
   using Clock = std::chrono::steady_clock;
   auto failed = std::make_shared<std::atomic<std::int64_t>>(0);
   PublishReport report;
@@ -55,10 +56,11 @@ PublishReport PublishAtRate(broker::Producer& producer, const std::string& topic
       env.id = NewEventId();
       env.trace_id = NewTraceId();
       env.content_type = "application/json";
-      producer.Produce({topic, broker::kAnyPartition, std::move(reading.device), std::move(reading.json), env.Encode()},
-                       [failed](const broker::Delivery& d) {
-                         if (!d.Ok()) failed->fetch_add(1);
-                       });
+      producer.Produce(
+          {topic, broker::kAnyPartition, std::move(reading.device), std::move(reading.json), env.Encode()},
+          [failed](const broker::Delivery& d) {
+            if (!d.Ok()) failed->fetch_add(1);
+          });
       ++report.sent;
     }
     if (static_cast<int>(elapsed_s) > reported) {

@@ -1,10 +1,7 @@
 #include "stack.hpp"
 
-#include "stack_client.hpp"
-
-#include <unistd.h>
-
 #include <fmt/format.h>
+#include <unistd.h>
 
 #include <atomic>
 #include <functional>
@@ -28,6 +25,7 @@
 #include "runnel/functions/handlers.hpp"
 #include "runnel/scheduler/service.hpp"
 #include "runnel/telemetry/stack_telemetry.hpp"
+#include "stack_client.hpp"
 
 namespace runnel::cli {
 namespace {
@@ -142,8 +140,8 @@ std::vector<scheduler::CompiledSchedule> CheckConfig(StackConfig& config) {
       const functions::BatchSpec batch = functions::EffectiveBatch(*fn, configured);
       f.batch = BatchConfig{static_cast<int>(batch.max_events), batch.window};
     } catch (const Error& e) {
-      throw ConfigError(fmt::format("{}:{}: functions[{}].batch: function {} ({}): {}", config.source, f.batch_line, i,
-                                    f.name, f.handler, e.what()));
+      throw ConfigError(fmt::format("{}:{}: functions[{}].batch: function {} ({}): {}", config.source,
+                                    f.batch_line, i, f.name, f.handler, e.what()));
     }
   }
   broker::CheckRecordLimits(config);  // every accepted input's dead-letter copy fits the producer
@@ -182,8 +180,8 @@ void EnsureTopic(const broker::KafkaConfig& kafka, const std::string& topic, int
   broker::Admin admin(kafka);
   if (const auto existing = admin.ExistingPartitionCount(topic)) {
     if (*existing != partitions) {
-      log::Get("cli")->warn("topic {} exists with {} partition(s), not {}: using it as it is", topic, *existing,
-                            partitions);
+      log::Get("cli")->warn("topic {} exists with {} partition(s), not {}: using it as it is", topic,
+                            *existing, partitions);
     }
     return;
   }
@@ -239,8 +237,8 @@ Stack::Stack(StackConfig config, StateDir state, std::filesystem::path runnel_bi
   s.telemetry = std::make_unique<telemetry::StackTelemetry>(s.config.trace_events);
   // The autoscaler decides how many workers each function runs (none until events arrive, unless
   // its scaling says otherwise); dispatchers wake it the moment an event finds no worker.
-  s.workers = std::make_unique<autoscaler::LocalProcessBackend>(autoscaler::WorkerCommand(runnel_binary),
-                                                                s.state.Root() / "logs", s.config.standby_workers);
+  s.workers = std::make_unique<autoscaler::LocalProcessBackend>(
+      autoscaler::WorkerCommand(runnel_binary), s.state.Root() / "logs", s.config.standby_workers);
   autoscaler::Autoscaler::Options scaling{s.workers.get(), s.kafka, &s.zmq_ctx};
   scaling.on_request = [t = s.telemetry.get()](std::string_view request) { return t->Answer(request); };
   scaling.protocol_errors = s.protocol_errors;
@@ -282,7 +280,9 @@ Stack::Stack(StackConfig config, StateDir state, std::filesystem::path runnel_bi
     d->Start();
     s.scaler->Connect(f.name, d->Endpoint(), [dp = d.get()] { return dp->Stats(); });
     dispatchers[f.name] = d->Endpoint();
-    functions[f.name] = {{"topic", f.topic}, {"group", f.Group()}, {"dead_letter_topic", f.dead_letter_topic},
+    functions[f.name] = {{"topic", f.topic},
+                         {"group", f.Group()},
+                         {"dead_letter_topic", f.dead_letter_topic},
                          {"results_topic", f.results_topic}};
     s.dispatchers.push_back(std::move(d));
   }
@@ -296,7 +296,8 @@ Stack::Stack(StackConfig config, StateDir state, std::filesystem::path runnel_bi
                           {"output_dir", s.config.output_dir},
                           {"status", s.scaler->ControlEndpoint()},
                           {"metrics", s.telemetry->MetricsUrl()}});
-  s.endpoint_keys = {"kafka", "embedded", "in_memory", "pid", "results", "dispatchers", "functions", "output_dir", "status", "metrics"};
+  s.endpoint_keys = {"kafka",       "embedded",  "in_memory",  "pid",    "results",
+                     "dispatchers", "functions", "output_dir", "status", "metrics"};
 
   scheduler::SchedulerService::Options so;
   so.schedules = std::move(schedules);
@@ -364,13 +365,13 @@ std::optional<ComponentHealth::Component> Stack::Failure() const { return impl_-
 
 std::string Stack::Summary() const {
   const auto& s = *impl_;
-  std::string out = fmt::format("Kafka: {}{}\nresults feed: {}\nmetrics: {}\noutputs: {}\n", s.kafka.bootstrap,
-                                s.embedded ? " (embedded, in memory)" : "", s.results->Endpoint(),
-                                s.telemetry->MetricsUrl(), s.config.output_dir);
+  std::string out = fmt::format("Kafka: {}{}\nresults feed: {}\nmetrics: {}\noutputs: {}\n",
+                                s.kafka.bootstrap, s.embedded ? " (embedded, in memory)" : "",
+                                s.results->Endpoint(), s.telemetry->MetricsUrl(), s.config.output_dir);
   for (std::size_t i = 0; i < s.config.functions.size(); ++i) {
     const auto& f = s.config.functions[i];
-    out += fmt::format("  {:<18} topic {:<18} workers {}..{}  dispatcher {}\n", f.name, f.topic, f.scaling.min,
-                       f.scaling.max, s.dispatchers[i]->Endpoint());
+    out += fmt::format("  {:<18} topic {:<18} workers {}..{}  dispatcher {}\n", f.name, f.topic,
+                       f.scaling.min, f.scaling.max, s.dispatchers[i]->Endpoint());
   }
   out += s.scheduler->Summary();
   return out;

@@ -24,13 +24,22 @@ std::vector<std::string> GroupsConsuming(const nlohmann::json& endpoints, const 
 }
 
 std::string ContentTypeFor(const std::filesystem::path& path) {
-  static const std::map<std::string, std::string> kTypes = {
-      {".jpg", "image/jpeg"}, {".jpeg", "image/jpeg"}, {".png", "image/png"},        {".webp", "image/webp"},
-      {".gif", "image/gif"},  {".bmp", "image/bmp"},   {".mp4", "video/mp4"},        {".avi", "video/x-msvideo"},
-      {".mkv", "video/x-matroska"}, {".json", "application/json"}, {".ndjson", "application/x-ndjson"},
-      {".txt", "text/plain"}, {".csv", "text/csv"}};
+  static const std::map<std::string, std::string> kTypes = {{".jpg", "image/jpeg"},
+                                                            {".jpeg", "image/jpeg"},
+                                                            {".png", "image/png"},
+                                                            {".webp", "image/webp"},
+                                                            {".gif", "image/gif"},
+                                                            {".bmp", "image/bmp"},
+                                                            {".mp4", "video/mp4"},
+                                                            {".avi", "video/x-msvideo"},
+                                                            {".mkv", "video/x-matroska"},
+                                                            {".json", "application/json"},
+                                                            {".ndjson", "application/x-ndjson"},
+                                                            {".txt", "text/plain"},
+                                                            {".csv", "text/csv"}};
   std::string ext = path.extension().string();
-  std::transform(ext.begin(), ext.end(), ext.begin(), [](unsigned char c) { return static_cast<char>(std::tolower(c)); });
+  std::transform(ext.begin(), ext.end(), ext.begin(),
+                 [](unsigned char c) { return static_cast<char>(std::tolower(c)); });
   auto it = kTypes.find(ext);
   return it == kTypes.end() ? "application/octet-stream" : it->second;
 }
@@ -41,7 +50,9 @@ StackClient::StackClient(const std::string& state_dir_flag)
     throw NoStackError("endpoints.json has no Kafka endpoint: is a stack running?");
 }
 
-broker::KafkaConfig StackClient::Kafka() const { return {endpoints_.at("kafka").get<std::string>(), "runnel-cli", {}}; }
+broker::KafkaConfig StackClient::Kafka() const {
+  return {endpoints_.at("kafka").get<std::string>(), "runnel-cli", {}};
+}
 
 FunctionTopics StackClient::Function(const std::string& function) const {
   const auto functions = endpoints_.value("functions", nlohmann::json::object());
@@ -49,7 +60,8 @@ FunctionTopics StackClient::Function(const std::string& function) const {
   if (it == functions.end()) {
     std::vector<std::string> known;
     for (const auto& [name, f] : functions.items()) known.push_back(name);
-    throw ConfigError(fmt::format("the running stack has no function '{}' (it has: {})", function, fmt::join(known, ", ")));
+    throw ConfigError(
+        fmt::format("the running stack has no function '{}' (it has: {})", function, fmt::join(known, ", ")));
   }
   return {it->value("topic", function), it->value("group", "runnel." + function),
           it->value("dead_letter_topic", it->value("topic", function) + ".dlq")};
@@ -72,14 +84,16 @@ std::unique_ptr<broker::Producer> StackClient::Producer() const {
   // that key wrote only "embedded".
   if (endpoints_.value("in_memory", endpoints_.value("embedded", false))) {
     options.retention_guard = std::make_shared<broker::RetentionGuard>(
-        config, [endpoints = endpoints_](const std::string& topic) { return GroupsConsuming(endpoints, topic); });
+        config,
+        [endpoints = endpoints_](const std::string& topic) { return GroupsConsuming(endpoints, topic); });
   }
   return std::make_unique<broker::Producer>(config, options);
 }
 
 ResultsSubscription::ResultsSubscription(const StackClient& stack, const std::vector<std::string>& prefixes,
                                          std::chrono::milliseconds connect_timeout)
-    : ctx_(std::make_unique<zmq::context_t>(1)), socket_(std::make_unique<zmq::socket_t>(*ctx_, zmq::socket_type::sub)) {
+    : ctx_(std::make_unique<zmq::context_t>(1)),
+      socket_(std::make_unique<zmq::socket_t>(*ctx_, zmq::socket_type::sub)) {
   if (!stack.Endpoints().contains("results")) throw ConfigError("the running stack has no results feed");
   socket_->set(zmq::sockopt::linger, 0);
   socket_->set(zmq::sockopt::subscribe, kResultsWelcome);
@@ -100,7 +114,8 @@ ResultsSubscription::~ResultsSubscription() = default;
 std::optional<Outcome> ResultsSubscription::Next(std::chrono::milliseconds timeout) {
   const auto until = std::chrono::steady_clock::now() + timeout;
   while (received_.empty()) {
-    const auto left = std::chrono::duration_cast<std::chrono::milliseconds>(until - std::chrono::steady_clock::now());
+    const auto left =
+        std::chrono::duration_cast<std::chrono::milliseconds>(until - std::chrono::steady_clock::now());
     zmq::pollitem_t items[] = {{socket_->handle(), 0, ZMQ_POLLIN, 0}};
     zmq::poll(items, 1, std::max(left, std::chrono::milliseconds(0)));
     if ((items[0].revents & ZMQ_POLLIN) == 0) return std::nullopt;
@@ -111,7 +126,8 @@ std::optional<Outcome> ResultsSubscription::Next(std::chrono::milliseconds timeo
       try {
         received_.push_back(Outcome::FromFrames(frames[i].to_string_view(), frames[i + 1].to_string()));
       } catch (const std::exception& e) {
-        if (!warned_) fmt::print(stderr, "runnel: skipping an outcome the results feed sent malformed: {}\n", e.what());
+        if (!warned_)
+          fmt::print(stderr, "runnel: skipping an outcome the results feed sent malformed: {}\n", e.what());
         warned_ = true;
       }
     }

@@ -6,7 +6,8 @@ namespace runnel {
 
 void ComponentHealth::Add(const std::string& name) {
   std::lock_guard lock(mu_);
-  auto it = std::find_if(components_.begin(), components_.end(), [&](const Component& c) { return c.name == name; });
+  auto it = std::find_if(components_.begin(), components_.end(),
+                         [&](const Component& c) { return c.name == name; });
   if (it == components_.end()) {
     components_.push_back({name, true, {}});
   } else {
@@ -16,7 +17,8 @@ void ComponentHealth::Add(const std::string& name) {
 
 void ComponentHealth::Fail(const std::string& name, const std::string& reason) {
   std::lock_guard lock(mu_);
-  auto it = std::find_if(components_.begin(), components_.end(), [&](const Component& c) { return c.name == name; });
+  auto it = std::find_if(components_.begin(), components_.end(),
+                         [&](const Component& c) { return c.name == name; });
   if (it == components_.end()) it = components_.insert(components_.end(), Component{name, true, {}});
   if (it->up) {
     it->up = false;

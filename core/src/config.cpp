@@ -39,7 +39,8 @@ class Parser {
       if (!allowed.contains(key)) {
         std::string known;
         for (const auto& a : allowed) known += (known.empty() ? "" : ", ") + a;
-        Fail(kv.first, where.empty() ? key : where + "." + key, fmt::format("unknown key (known: {})", known));
+        Fail(kv.first, where.empty() ? key : where + "." + key,
+             fmt::format("unknown key (known: {})", known));
       }
     }
   }
@@ -74,7 +75,9 @@ class Parser {
     // Looked up by the node's place in the text, which an alias shares with its anchor: one list of
     // every node made this walk quadratic (seconds for a list of 40,000 values).
     auto& same_place = expanded_[node.Mark().pos];
-    if (std::any_of(same_place.begin(), same_place.end(), [&node](const YAML::Node& seen) { return seen.is(node); })) return;
+    if (std::any_of(same_place.begin(), same_place.end(),
+                    [&node](const YAML::Node& seen) { return seen.is(node); }))
+      return;
     same_place.push_back(node);
     if (node.IsMap()) {
       for (auto kv : node) {
@@ -105,7 +108,8 @@ class Parser {
   }
   nlohmann::json Json(const YAML::Node& node, const std::string& key, std::size_t& values) const {
     if (++values > kMaxJsonValues) {
-      Fail(node, key, fmt::format("holds more than {} values (YAML aliases copied too often?)", kMaxJsonValues));
+      Fail(node, key,
+           fmt::format("holds more than {} values (YAML aliases copied too often?)", kMaxJsonValues));
     }
     switch (node.Type()) {
       case YAML::NodeType::Map: {
@@ -140,10 +144,14 @@ class Parser {
  private:
   template <typename T>
   static const char* TypeName() {
-    if constexpr (std::is_same_v<T, std::string>) return "string";
-    else if constexpr (std::is_same_v<T, bool>) return "boolean";
-    else if constexpr (std::is_floating_point_v<T>) return "number";
-    else return "integer";
+    if constexpr (std::is_same_v<T, std::string>)
+      return "string";
+    else if constexpr (std::is_same_v<T, bool>)
+      return "boolean";
+    else if constexpr (std::is_floating_point_v<T>)
+      return "number";
+    else
+      return "integer";
   }
   std::string file_;
   std::unordered_map<int, std::vector<YAML::Node>> expanded_;  // by Mark().pos
@@ -151,7 +159,9 @@ class Parser {
 
 bool IsTopicName(const std::string& s) {
   return !s.empty() && s.size() <= 249 && s != "." && s != ".." &&
-         std::all_of(s.begin(), s.end(), [](char c) { return std::isalnum(static_cast<unsigned char>(c)) || c == '.' || c == '_' || c == '-'; });
+         std::all_of(s.begin(), s.end(), [](char c) {
+           return std::isalnum(static_cast<unsigned char>(c)) || c == '.' || c == '_' || c == '-';
+         });
 }
 
 // `batch: {size: 1..10000, window: 0..60s}`; size is required, the window defaults to 0 (a call
@@ -196,8 +206,10 @@ FunctionSpec ParseFunction(const Parser& p, const YAML::Node& node, const std::s
   FunctionSpec f;
   if (!node["name"]) p.Fail(node, where + ".name", "is required");
   f.name = p.Scalar<std::string>(node["name"], where + ".name");
-  if (!IsTopicName(f.name)) p.Fail(node["name"], where + ".name", fmt::format("'{}' must be 1..249 of [A-Za-z0-9._-]", f.name));
-  f.handler = node["handler"] ? p.Scalar<std::string>(node["handler"], where + ".handler") : "builtin:" + f.name;
+  if (!IsTopicName(f.name))
+    p.Fail(node["name"], where + ".name", fmt::format("'{}' must be 1..249 of [A-Za-z0-9._-]", f.name));
+  f.handler =
+      node["handler"] ? p.Scalar<std::string>(node["handler"], where + ".handler") : "builtin:" + f.name;
   // Relative paths in plugin: and exec: resolve against the config file's directory; the spec
   // keeps them absolute so workers started anywhere find the same files.
   try {
@@ -207,14 +219,17 @@ FunctionSpec ParseFunction(const Parser& p, const YAML::Node& node, const std::s
   }
   f.handler_dir = p.Dir().string();
   f.topic = node["topic"] ? p.Scalar<std::string>(node["topic"], where + ".topic") : f.name;
-  if (!IsTopicName(f.topic)) p.Fail(node["topic"], where + ".topic", fmt::format("'{}' is not a valid topic name", f.topic));
-  if (node["partitions"]) f.partitions = static_cast<int>(p.Int(node["partitions"], where + ".partitions", 1, 10'000));
+  if (!IsTopicName(f.topic))
+    p.Fail(node["topic"], where + ".topic", fmt::format("'{}' is not a valid topic name", f.topic));
+  if (node["partitions"])
+    f.partitions = static_cast<int>(p.Int(node["partitions"], where + ".partitions", 1, 10'000));
   if (node["params"]) {
     if (!node["params"].IsMap()) p.Fail(node["params"], where + ".params", "must be a mapping");
     f.params = p.Json(node["params"], where + ".params");
   }
   if (const auto b = node["batch"]) f.batch = ParseBatch(p, b, where + ".batch", f.batch_line);
-  if (node["concurrency"]) f.concurrency = static_cast<int>(p.Int(node["concurrency"], where + ".concurrency", 1, 10'000));
+  if (node["concurrency"])
+    f.concurrency = static_cast<int>(p.Int(node["concurrency"], where + ".concurrency", 1, 10'000));
   if (node["timeout"]) {
     f.timeout = p.Duration(node["timeout"], where + ".timeout");
     if (f.timeout.count() < 1) p.Fail(node["timeout"], where + ".timeout", "must be at least 1ms");
@@ -223,14 +238,17 @@ FunctionSpec ParseFunction(const Parser& p, const YAML::Node& node, const std::s
     f.replication_factor =
         static_cast<int>(p.Int(node["replication_factor"], where + ".replication_factor", 1, 32));
   }
-  if (node["memory_mb"]) f.memory_mb = static_cast<int>(p.Int(node["memory_mb"], where + ".memory_mb", 0, 1 << 20));
+  if (node["memory_mb"])
+    f.memory_mb = static_cast<int>(p.Int(node["memory_mb"], where + ".memory_mb", 0, 1 << 20));
   if (node["max_payload"]) {
-    f.max_payload = static_cast<std::size_t>(p.Int(node["max_payload"], where + ".max_payload", 0, 100L << 20));
+    f.max_payload =
+        static_cast<std::size_t>(p.Int(node["max_payload"], where + ".max_payload", 0, 100L << 20));
   }
   if (const auto r = node["retries"]) {
     const std::string rw = where + ".retries";
     p.OnlyKeys(r, rw, {"max_attempts", "backoff", "backoff_max", "multiplier"});
-    if (r["max_attempts"]) f.retry.max_attempts = static_cast<int>(p.Int(r["max_attempts"], rw + ".max_attempts", 1, 100));
+    if (r["max_attempts"])
+      f.retry.max_attempts = static_cast<int>(p.Int(r["max_attempts"], rw + ".max_attempts", 1, 100));
     if (r["backoff"]) f.retry.backoff_initial = p.Duration(r["backoff"], rw + ".backoff");
     if (r["backoff_max"]) f.retry.backoff_max = p.Duration(r["backoff_max"], rw + ".backoff_max");
     if (r["multiplier"]) {
@@ -240,9 +258,11 @@ FunctionSpec ParseFunction(const Parser& p, const YAML::Node& node, const std::s
       }
     }
   }
-  f.dead_letter_topic = node["dead_letter_topic"] ? p.Scalar<std::string>(node["dead_letter_topic"], where + ".dead_letter_topic")
-                                                  : f.topic + ".dlq";
-  if (node["results_topic"]) f.results_topic = p.Scalar<std::string>(node["results_topic"], where + ".results_topic");
+  f.dead_letter_topic = node["dead_letter_topic"]
+                            ? p.Scalar<std::string>(node["dead_letter_topic"], where + ".dead_letter_topic")
+                            : f.topic + ".dlq";
+  if (node["results_topic"])
+    f.results_topic = p.Scalar<std::string>(node["results_topic"], where + ".results_topic");
   if (const auto s = node["start"]) {
     const auto start = p.Scalar<std::string>(s, where + ".start");
     if (start != "earliest" && start != "latest") {
@@ -266,7 +286,8 @@ FunctionSpec ParseFunction(const Parser& p, const YAML::Node& node, const std::s
         [&p](const YAML::Node& n, const std::string& key, const std::string& why) { p.Fail(n, key, why); });
   }
   if (node["workers"] && node["scaling"]) {
-    p.Fail(node["workers"], where + ".workers", "a fixed count; use scaling.min and scaling.max with scaling, not both");
+    p.Fail(node["workers"], where + ".workers",
+           "a fixed count; use scaling.min and scaling.max with scaling, not both");
   }
   if (node["workers"]) {
     f.scaling.min = f.scaling.max = static_cast<int>(p.Int(node["workers"], where + ".workers", 0, 1000));
@@ -284,13 +305,15 @@ FunctionSpec ParseFunction(const Parser& p, const YAML::Node& node, const std::s
     if (!sc["max"] && s.min > s.max) s.max = s.min;  // `min: 6` alone raises the default max
     if (s.min > s.max) p.Fail(sc["min"], sw + ".min", fmt::format("{} is above max {}", s.min, s.max));
     if (s.warm > s.max) p.Fail(sc["warm"], sw + ".warm", fmt::format("{} is above max {}", s.warm, s.max));
-    if (s.target_drain.count() < 100) p.Fail(sc["target_drain"], sw + ".target_drain", "must be at least 100ms");
+    if (s.target_drain.count() < 100)
+      p.Fail(sc["target_drain"], sw + ".target_drain", "must be at least 100ms");
   }
   if (const auto n = node["next"]) {
     if (n.IsScalar()) {
       f.next.push_back(p.Scalar<std::string>(n, where + ".next"));
     } else if (n.IsSequence()) {
-      for (std::size_t i = 0; i < n.size(); ++i) f.next.push_back(p.Scalar<std::string>(n[i], fmt::format("{}.next[{}]", where, i)));
+      for (std::size_t i = 0; i < n.size(); ++i)
+        f.next.push_back(p.Scalar<std::string>(n[i], fmt::format("{}.next[{}]", where, i)));
     } else {
       p.Fail(n, where + ".next", "must be a function name or a list of them");
     }
@@ -298,9 +321,10 @@ FunctionSpec ParseFunction(const Parser& p, const YAML::Node& node, const std::s
   return f;
 }
 
-ScheduleSpec ParseSchedule(const Parser& p, const YAML::Node& node, const std::string& where, const StackConfig& config,
-                           const std::filesystem::path& base_dir) {
-  p.OnlyKeys(node, where, {"name", "cron", "timezone", "function", "payload", "content_type", "files", "catch_up"});
+ScheduleSpec ParseSchedule(const Parser& p, const YAML::Node& node, const std::string& where,
+                           const StackConfig& config, const std::filesystem::path& base_dir) {
+  p.OnlyKeys(node, where,
+             {"name", "cron", "timezone", "function", "payload", "content_type", "files", "catch_up"});
   ScheduleSpec s;
   s.line = node.Mark().is_null() ? 0 : node.Mark().line + 1;
   if (!node["name"]) p.Fail(node, where + ".name", "is required");
@@ -321,16 +345,22 @@ ScheduleSpec ParseSchedule(const Parser& p, const YAML::Node& node, const std::s
   if (config.Find(s.function) == nullptr) {
     std::string known;
     for (const auto& f : config.functions) known += (known.empty() ? "" : ", ") + f.name;
-    p.Fail(node["function"], where + ".function", fmt::format("'{}' is not a function of this stack (functions: {})", s.function, known));
+    p.Fail(node["function"], where + ".function",
+           fmt::format("'{}' is not a function of this stack (functions: {})", s.function, known));
   }
-  if (node["payload"] && node["files"]) p.Fail(node["files"], where + ".files", "give either payload or files, not both");
-  if (!node["payload"] && !node["files"]) p.Fail(node, where, "needs payload (one event) or files (one event per file)");
+  if (node["payload"] && node["files"])
+    p.Fail(node["files"], where + ".files", "give either payload or files, not both");
+  if (!node["payload"] && !node["files"])
+    p.Fail(node, where, "needs payload (one event) or files (one event per file)");
   if (node["payload"]) s.payload = p.Scalar<std::string>(node["payload"], where + ".payload");
   if (node["content_type"]) {
-    if (!node["payload"]) p.Fail(node["content_type"], where + ".content_type", "applies to payload only (files get theirs from the extension)");
+    if (!node["payload"])
+      p.Fail(node["content_type"], where + ".content_type",
+             "applies to payload only (files get theirs from the extension)");
     s.content_type = p.Scalar<std::string>(node["content_type"], where + ".content_type");
     if (s.content_type.find('/') == std::string::npos) {
-      p.Fail(node["content_type"], where + ".content_type", fmt::format("'{}' is not a MIME type like text/plain", s.content_type));
+      p.Fail(node["content_type"], where + ".content_type",
+             fmt::format("'{}' is not a MIME type like text/plain", s.content_type));
     }
   }
   if (const auto f = node["files"]) {
@@ -344,7 +374,8 @@ ScheduleSpec ParseSchedule(const Parser& p, const YAML::Node& node, const std::s
     if (f["glob"]) {
       files.glob = p.Scalar<std::string>(f["glob"], fw + ".glob");
       if (files.glob.empty() || files.glob.find('/') != std::string::npos) {
-        p.Fail(f["glob"], fw + ".glob", fmt::format("'{}' must be a non-empty file-name pattern without '/'", files.glob));
+        p.Fail(f["glob"], fw + ".glob",
+               fmt::format("'{}' must be a non-empty file-name pattern without '/'", files.glob));
       }
     }
     if (f["recursive"]) files.recursive = p.Scalar<bool>(f["recursive"], fw + ".recursive");
@@ -357,7 +388,8 @@ ScheduleSpec ParseSchedule(const Parser& p, const YAML::Node& node, const std::s
 }  // namespace
 
 std::chrono::milliseconds RetryPolicy::Backoff(int next_attempt) const {
-  double ms = static_cast<double>(backoff_initial.count()) * std::pow(backoff_multiplier, std::max(0, next_attempt - 2));
+  double ms = static_cast<double>(backoff_initial.count()) *
+              std::pow(backoff_multiplier, std::max(0, next_attempt - 2));
   ms = std::min(ms, static_cast<double>(backoff_max.count()));
   return std::chrono::milliseconds(static_cast<std::int64_t>(ms));
 }
@@ -401,21 +433,25 @@ StackConfig ParseStackConfig(const std::string& yaml, const std::filesystem::pat
     if (k["bootstrap"]) config.kafka_bootstrap = p.Scalar<std::string>(k["bootstrap"], "kafka.bootstrap");
     if (const auto o = k["options"]) {
       if (!o.IsMap()) p.Fail(o, "kafka.options", "must be a mapping of librdkafka options");
-      for (const auto& kv : o) config.kafka_options[kv.first.as<std::string>()] = p.Scalar<std::string>(kv.second, "kafka.options." + kv.first.as<std::string>());
+      for (const auto& kv : o)
+        config.kafka_options[kv.first.as<std::string>()] =
+            p.Scalar<std::string>(kv.second, "kafka.options." + kv.first.as<std::string>());
     }
   }
   if (root["heartbeat"]) config.heartbeat = p.Duration(root["heartbeat"], "heartbeat");
   if (config.heartbeat.count() < 10) p.Fail(root["heartbeat"], "heartbeat", "must be at least 10ms");
-  if (root["standby_workers"]) config.standby_workers = p.Scalar<bool>(root["standby_workers"], "standby_workers");
+  if (root["standby_workers"])
+    config.standby_workers = p.Scalar<bool>(root["standby_workers"], "standby_workers");
   if (root["output_dir"]) config.output_dir = p.Scalar<std::string>(root["output_dir"], "output_dir");
   if (const auto m = root["metrics"]) {
     config.metrics_listen = p.Scalar<std::string>(m, "metrics");
     const auto colon = config.metrics_listen.rfind(':');
     const std::string port = colon == std::string::npos ? "" : config.metrics_listen.substr(colon + 1);
-    if (colon == 0 || port.empty() || port.size() > 5 || port.find_first_not_of("0123456789") != std::string::npos ||
-        std::stoi(port) > 65535) {
-      p.Fail(m, "metrics", fmt::format("'{}' is not HOST:PORT (e.g. 127.0.0.1:9464; port 0: any free port)",
-                                       config.metrics_listen));
+    if (colon == 0 || port.empty() || port.size() > 5 ||
+        port.find_first_not_of("0123456789") != std::string::npos || std::stoi(port) > 65535) {
+      p.Fail(m, "metrics",
+             fmt::format("'{}' is not HOST:PORT (e.g. 127.0.0.1:9464; port 0: any free port)",
+                         config.metrics_listen));
     }
   }
   if (const auto t = root["trace_events"]) {
@@ -426,15 +462,19 @@ StackConfig ParseStackConfig(const std::string& yaml, const std::filesystem::pat
         static_cast<int>(p.Int(root["replication_factor"], "replication_factor", 1, 32));
   }
   const auto fns = root["functions"];
-  if (!fns || !fns.IsSequence() || fns.size() == 0) p.Fail(fns ? fns : root, "functions", "must be a non-empty list");
+  if (!fns || !fns.IsSequence() || fns.size() == 0)
+    p.Fail(fns ? fns : root, "functions", "must be a non-empty list");
   std::set<std::string> names;
   std::set<std::string> topics;
   for (std::size_t i = 0; i < fns.size(); ++i) {
     FunctionSpec f = ParseFunction(p, fns[i], fmt::format("functions[{}]", i));
     if (!f.replication_factor) f.replication_factor = config.replication_factor;
-    if (!names.insert(f.name).second) p.Fail(fns[i]["name"], fmt::format("functions[{}].name", i), fmt::format("'{}' is defined twice", f.name));
+    if (!names.insert(f.name).second)
+      p.Fail(fns[i]["name"], fmt::format("functions[{}].name", i),
+             fmt::format("'{}' is defined twice", f.name));
     if (!topics.insert(f.topic).second) {
-      p.Fail(fns[i], fmt::format("functions[{}].topic", i), fmt::format("topic '{}' already feeds another function", f.topic));
+      p.Fail(fns[i], fmt::format("functions[{}].topic", i),
+             fmt::format("topic '{}' already feeds another function", f.topic));
     }
     config.functions.push_back(std::move(f));
   }
@@ -456,7 +496,8 @@ StackConfig ParseStackConfig(const std::string& yaml, const std::filesystem::pat
     for (std::size_t i = 0; i < sch.size(); ++i) {
       ScheduleSpec s = ParseSchedule(p, sch[i], fmt::format("schedules[{}]", i), config, base_dir);
       if (!schedule_names.insert(s.name).second) {
-        p.Fail(sch[i]["name"], fmt::format("schedules[{}].name", i), fmt::format("'{}' is defined twice", s.name));
+        p.Fail(sch[i]["name"], fmt::format("schedules[{}].name", i),
+               fmt::format("'{}' is defined twice", s.name));
       }
       config.schedules.push_back(std::move(s));
     }

@@ -53,7 +53,8 @@ std::string Quote(std::string_view s) {
 
 std::string Encode(const StatusRequest& r) {
   for (const auto& k : kStatusKinds) {
-    if (k.kind == r.kind) return k.takes_event_id ? fmt::format("{} {}", k.keyword, r.event_id) : std::string(k.keyword);
+    if (k.kind == r.kind)
+      return k.takes_event_id ? fmt::format("{} {}", k.keyword, r.event_id) : std::string(k.keyword);
   }
   return "status";
 }
@@ -69,9 +70,11 @@ std::string StatusRequestsKnown() {
 }
 
 Decoded<StatusRequest> DecodeStatusRequest(std::string_view bytes) {
-  if (bytes.empty()) return {DecodeErrc::kEmpty, fmt::format("empty request (known: {})", StatusRequestsKnown())};
+  if (bytes.empty())
+    return {DecodeErrc::kEmpty, fmt::format("empty request (known: {})", StatusRequestsKnown())};
   if (bytes.size() > kMaxRequestBytes) {
-    return {DecodeErrc::kOversized, fmt::format("request of {} bytes, over the limit of {}", bytes.size(), kMaxRequestBytes)};
+    return {DecodeErrc::kOversized,
+            fmt::format("request of {} bytes, over the limit of {}", bytes.size(), kMaxRequestBytes)};
   }
   if (!IsValidUtf8(bytes)) return {DecodeErrc::kNotUtf8, "request is not valid UTF-8 text"};
   const auto space = bytes.find(' ');
@@ -86,7 +89,8 @@ Decoded<StatusRequest> DecodeStatusRequest(std::string_view bytes) {
       }
       return r;
     }
-    const std::string_view id = space == std::string_view::npos ? std::string_view() : bytes.substr(space + 1);
+    const std::string_view id =
+        space == std::string_view::npos ? std::string_view() : bytes.substr(space + 1);
     if (id.empty()) return {DecodeErrc::kMissingField, fmt::format("'{}' needs an event id", k.keyword)};
     if (!IsEventId(id)) {
       return {DecodeErrc::kOutOfRange,
@@ -122,7 +126,8 @@ Decoded<ControlRequest> DecodeControlRequest(std::string_view bytes) {
   std::string op;
   if (!f.String("op", op, 64, true)) return f.Error();
   ControlRequest r;
-  const auto it = std::find_if(kOps.begin(), kOps.end(), [&](const auto& entry) { return entry.second == op; });
+  const auto it =
+      std::find_if(kOps.begin(), kOps.end(), [&](const auto& entry) { return entry.second == op; });
   if (it == kOps.end()) {
     return {DecodeErrc::kUnknownCommand, fmt::format("unknown op '{}' (job.run, job.status, job.list)", op)};
   }
@@ -133,7 +138,9 @@ Decoded<ControlRequest> DecodeControlRequest(std::string_view bytes) {
   return r;
 }
 
-std::string ControlErrorReply(std::string_view message) { return JsonText({{"ok", false}, {"error", message}}); }
+std::string ControlErrorReply(std::string_view message) {
+  return JsonText({{"ok", false}, {"error", message}});
+}
 
 Decoded<ControlReply> DecodeControlReply(std::string_view bytes) {
   auto j = ParseObject(bytes, "the stack's control reply", kMaxReplyBytes);

@@ -8,18 +8,30 @@ namespace runnel {
 
 std::string_view DecodeErrcName(DecodeErrc reason) {
   switch (reason) {
-    case DecodeErrc::kEmpty: return "empty";
-    case DecodeErrc::kOversized: return "oversized";
-    case DecodeErrc::kNotUtf8: return "not-utf8";
-    case DecodeErrc::kNotJson: return "not-json";
-    case DecodeErrc::kWrongType: return "wrong-type";
-    case DecodeErrc::kMissingField: return "missing-field";
-    case DecodeErrc::kOutOfRange: return "out-of-range";
-    case DecodeErrc::kBadHeader: return "bad-header";
-    case DecodeErrc::kBadFrames: return "bad-frames";
-    case DecodeErrc::kUnknownCommand: return "unknown-command";
-    case DecodeErrc::kNoSession: return "no-session";
-    case DecodeErrc::kForeignToken: return "foreign-token";
+    case DecodeErrc::kEmpty:
+      return "empty";
+    case DecodeErrc::kOversized:
+      return "oversized";
+    case DecodeErrc::kNotUtf8:
+      return "not-utf8";
+    case DecodeErrc::kNotJson:
+      return "not-json";
+    case DecodeErrc::kWrongType:
+      return "wrong-type";
+    case DecodeErrc::kMissingField:
+      return "missing-field";
+    case DecodeErrc::kOutOfRange:
+      return "out-of-range";
+    case DecodeErrc::kBadHeader:
+      return "bad-header";
+    case DecodeErrc::kBadFrames:
+      return "bad-frames";
+    case DecodeErrc::kUnknownCommand:
+      return "unknown-command";
+    case DecodeErrc::kNoSession:
+      return "no-session";
+    case DecodeErrc::kForeignToken:
+      return "foreign-token";
   }
   return "unknown";
 }
@@ -61,15 +73,18 @@ bool IsValidUtf8(std::string_view s) {
 namespace detail {
 
 Decoded<nlohmann::json> ParseObject(std::string_view bytes, std::string_view what, std::size_t max_bytes) {
-  if (bytes.empty()) return {DecodeErrc::kEmpty, fmt::format("{}: empty body (a JSON object is expected)", what)};
+  if (bytes.empty())
+    return {DecodeErrc::kEmpty, fmt::format("{}: empty body (a JSON object is expected)", what)};
   if (bytes.size() > max_bytes) {
-    return {DecodeErrc::kOversized, fmt::format("{}: {} bytes, over the limit of {}", what, bytes.size(), max_bytes)};
+    return {DecodeErrc::kOversized,
+            fmt::format("{}: {} bytes, over the limit of {}", what, bytes.size(), max_bytes)};
   }
   if (!IsValidUtf8(bytes)) return {DecodeErrc::kNotUtf8, fmt::format("{}: not valid UTF-8", what)};
   auto j = nlohmann::json::parse(bytes, nullptr, false);
   if (j.is_discarded()) return {DecodeErrc::kNotJson, fmt::format("{}: not JSON", what)};
   if (!j.is_object()) {
-    return {DecodeErrc::kWrongType, fmt::format("{}: a JSON {} where an object is expected", what, j.type_name())};
+    return {DecodeErrc::kWrongType,
+            fmt::format("{}: a JSON {} where an object is expected", what, j.type_name())};
   }
   return j;
 }
@@ -86,9 +101,11 @@ const nlohmann::json* Fields::Find(const char* key) const {
 
 bool Fields::Int(const char* key, std::int64_t& out, std::int64_t min, std::int64_t max, bool required) {
   const auto* v = Find(key);
-  if (v == nullptr) return required ? Fail(DecodeErrc::kMissingField, fmt::format("'{}' is missing", key)) : true;
+  if (v == nullptr)
+    return required ? Fail(DecodeErrc::kMissingField, fmt::format("'{}' is missing", key)) : true;
   if (!v->is_number_integer()) {
-    return Fail(DecodeErrc::kWrongType, fmt::format("'{}' must be an integer, not a {}", key, v->type_name()));
+    return Fail(DecodeErrc::kWrongType,
+                fmt::format("'{}' must be an integer, not a {}", key, v->type_name()));
   }
   std::int64_t n = 0;
   if (v->is_number_unsigned()) {
@@ -109,7 +126,8 @@ bool Fields::Int(const char* key, std::int64_t& out, std::int64_t min, std::int6
 
 bool Fields::String(const char* key, std::string& out, std::size_t max_bytes, bool required) {
   const auto* v = Find(key);
-  if (v == nullptr) return required ? Fail(DecodeErrc::kMissingField, fmt::format("'{}' is missing", key)) : true;
+  if (v == nullptr)
+    return required ? Fail(DecodeErrc::kMissingField, fmt::format("'{}' is missing", key)) : true;
   if (!v->is_string()) {
     return Fail(DecodeErrc::kWrongType, fmt::format("'{}' must be a string, not a {}", key, v->type_name()));
   }
@@ -123,9 +141,11 @@ bool Fields::String(const char* key, std::string& out, std::size_t max_bytes, bo
 
 bool Fields::Bool(const char* key, bool& out, bool required) {
   const auto* v = Find(key);
-  if (v == nullptr) return required ? Fail(DecodeErrc::kMissingField, fmt::format("'{}' is missing", key)) : true;
+  if (v == nullptr)
+    return required ? Fail(DecodeErrc::kMissingField, fmt::format("'{}' is missing", key)) : true;
   if (!v->is_boolean()) {
-    return Fail(DecodeErrc::kWrongType, fmt::format("'{}' must be true or false, not a {}", key, v->type_name()));
+    return Fail(DecodeErrc::kWrongType,
+                fmt::format("'{}' must be true or false, not a {}", key, v->type_name()));
   }
   out = v->get<bool>();
   return true;
@@ -133,7 +153,8 @@ bool Fields::Bool(const char* key, bool& out, bool required) {
 
 bool Fields::Object(const char* key, nlohmann::json& out, bool required) {
   const auto* v = Find(key);
-  if (v == nullptr) return required ? Fail(DecodeErrc::kMissingField, fmt::format("'{}' is missing", key)) : true;
+  if (v == nullptr)
+    return required ? Fail(DecodeErrc::kMissingField, fmt::format("'{}' is missing", key)) : true;
   if (!v->is_object()) {
     return Fail(DecodeErrc::kWrongType, fmt::format("'{}' must be an object, not a {}", key, v->type_name()));
   }

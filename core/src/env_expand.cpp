@@ -43,15 +43,17 @@ std::string ExpandReference(std::string_view body, const EnvLookup& lookup, int 
   while (n < body.size() && IsNameChar(body[n])) ++n;
   const std::string name(body.substr(0, n));
   if (name.empty() || !IsNameStart(name[0])) {
-    throw ConfigError(fmt::format("'${{{}}}' is not a variable reference: a name is letters, digits and _, not "
-                                  "starting with a digit",
-                                  body));
+    throw ConfigError(
+        fmt::format("'${{{}}}' is not a variable reference: a name is letters, digits and _, not "
+                    "starting with a digit",
+                    body));
   }
   const std::string_view rest = body.substr(n);
   const auto value = lookup(name);
   if (rest.empty()) {
     if (!value) {
-      throw ConfigError(fmt::format("${{{0}}} is not set (set it, or give a default: ${{{0}:-value}})", name));
+      throw ConfigError(
+          fmt::format("${{{0}}} is not set (set it, or give a default: ${{{0}:-value}})", name));
     }
     return *value;
   }
@@ -62,11 +64,13 @@ std::string ExpandReference(std::string_view body, const EnvLookup& lookup, int 
   if (rest.starts_with(":?")) {
     if (value && !value->empty()) return *value;
     const std::string_view why = rest.substr(2);
-    throw ConfigError(fmt::format("${{{}}} is {}: {}", name, value ? "empty" : "not set",
-                                  why.empty() ? std::string("it is required") : Expand(why, lookup, depth + 1)));
+    throw ConfigError(
+        fmt::format("${{{}}} is {}: {}", name, value ? "empty" : "not set",
+                    why.empty() ? std::string("it is required") : Expand(why, lookup, depth + 1)));
   }
-  throw ConfigError(fmt::format("'${{{}}}': after the name {} comes '{}'; expected }}, :-default or :?message", body,
-                                name, rest.substr(0, 1)));
+  throw ConfigError(
+      fmt::format("'${{{}}}': after the name {} comes '{}'; expected }}, :-default or :?message", body, name,
+                  rest.substr(0, 1)));
 }
 
 std::string Expand(std::string_view text, const EnvLookup& lookup, int depth) {
@@ -87,8 +91,9 @@ std::string Expand(std::string_view text, const EnvLookup& lookup, int depth) {
       while (n < text.size() && IsNameChar(text[n])) ++n;
       const std::string_view word = text.substr(i, n - i);
       if (word.size() > 1) {
-        throw ConfigError(fmt::format("'{0}' is not expanded: write ${{{1}}} for the variable, or $${1} for the text",
-                                      word, word.substr(1)));
+        throw ConfigError(
+            fmt::format("'{0}' is not expanded: write ${{{1}}} for the variable, or $${1} for the text", word,
+                        word.substr(1)));
       }
       throw ConfigError("a lone '$': write $$ for a literal $, or ${NAME} for a variable");
     }

@@ -11,8 +11,8 @@ namespace runnel {
 namespace {
 
 bool IsIdChar(char c) {
-  return (c >= 'a' && c <= 'z') || (c >= 'A' && c <= 'Z') || (c >= '0' && c <= '9') || c == '.' ||
-         c == '_' || c == ':' || c == '-';
+  return (c >= 'a' && c <= 'z') || (c >= 'A' && c <= 'Z') || (c >= '0' && c <= '9') || c == '.' || c == '_' ||
+         c == ':' || c == '-';
 }
 
 [[noreturn]] void Fail(std::string_view name, std::string_view why) {
@@ -23,7 +23,8 @@ bool IsIdChar(char c) {
 std::string Shown(std::string_view value) {
   std::string out;
   for (char c : value.substr(0, 40)) {
-    out += (c >= 0x20 && c < 0x7f) ? std::string(1, c) : fmt::format("\\x{:02x}", static_cast<unsigned char>(c));
+    out +=
+        (c >= 0x20 && c < 0x7f) ? std::string(1, c) : fmt::format("\\x{:02x}", static_cast<unsigned char>(c));
   }
   if (value.size() > 40) out += "...";
   return out;
@@ -31,7 +32,8 @@ std::string Shown(std::string_view value) {
 
 void CheckToken(std::string_view name, std::string_view value, std::size_t max) {
   if (value.empty()) Fail(name, "is empty");
-  if (value.size() > max) Fail(name, fmt::format("is {} bytes, more than the limit of {}", value.size(), max));
+  if (value.size() > max)
+    Fail(name, fmt::format("is {} bytes, more than the limit of {}", value.size(), max));
   for (char c : value) {
     if (!IsIdChar(c)) {
       Fail(name, fmt::format("'{}' has a character outside [A-Za-z0-9._:-]", Shown(value)));
@@ -41,7 +43,8 @@ void CheckToken(std::string_view name, std::string_view value, std::size_t max) 
 
 void CheckPrintable(std::string_view name, std::string_view value, std::size_t max) {
   if (value.empty()) Fail(name, "is empty");
-  if (value.size() > max) Fail(name, fmt::format("is {} bytes, more than the limit of {}", value.size(), max));
+  if (value.size() > max)
+    Fail(name, fmt::format("is {} bytes, more than the limit of {}", value.size(), max));
   for (char c : value) {
     if (c < 0x20 || c > 0x7e) Fail(name, fmt::format("'{}' is not printable ASCII", Shown(value)));
   }
@@ -86,7 +89,9 @@ std::mt19937_64& Rng() {
 Headers Envelope::Encode() const {
   Headers out;
   out.reserve(10 + extra.size());
-  auto put = [&out](std::string_view name, std::string value) { out.push_back({std::string(name), std::move(value)}); };
+  auto put = [&out](std::string_view name, std::string value) {
+    out.push_back({std::string(name), std::move(value)});
+  };
   if (!id.empty()) put(header::kId, id);
   if (!content_type.empty()) put(header::kContentType, content_type);
   if (attempt != 1) put(header::kAttempt, std::to_string(attempt));
@@ -108,8 +113,9 @@ Envelope Envelope::Decode(const Headers& headers) {
   Envelope env;
   std::array<int, 11> seen{};
   static constexpr std::array<std::string_view, 11> kOwned = {
-      header::kId,    header::kContentType, header::kAttempt, header::kHop,      header::kReplyTo, header::kDeadline,
-      header::kTrace, header::kFile,        header::kFileSize, header::kFileName, header::kJob};
+      header::kId,       header::kContentType, header::kAttempt, header::kHop,
+      header::kReplyTo,  header::kDeadline,    header::kTrace,   header::kFile,
+      header::kFileSize, header::kFileName,    header::kJob};
   std::optional<std::uint64_t> file_size;
   std::string file_name;
   for (const Header& h : headers) {
@@ -130,7 +136,8 @@ Envelope Envelope::Decode(const Headers& headers) {
         break;
       case 1:
         CheckPrintable(h.name, v, limits::kContentTypeMax);
-        if (v.find('/') == std::string_view::npos) Fail(h.name, fmt::format("'{}' is not a MIME type", Shown(v)));
+        if (v.find('/') == std::string_view::npos)
+          Fail(h.name, fmt::format("'{}' is not a MIME type", Shown(v)));
         env.content_type = v;
         break;
       case 2:
@@ -149,13 +156,15 @@ Envelope Envelope::Decode(const Headers& headers) {
       case 6:
         if (v.size() != 32) Fail(h.name, fmt::format("'{}' is not 32 hex digits", Shown(v)));
         for (char c : v) {
-          if (HexValue(c) < 0 || (c >= 'A' && c <= 'F')) Fail(h.name, fmt::format("'{}' is not lowercase hex", Shown(v)));
+          if (HexValue(c) < 0 || (c >= 'A' && c <= 'F'))
+            Fail(h.name, fmt::format("'{}' is not lowercase hex", Shown(v)));
         }
         if (v.find_first_not_of('0') == std::string_view::npos) Fail(h.name, "is all zeros");
         env.trace_id = v;
         break;
       case 7:
-        if (v.size() > limits::kFileUriMax) Fail(h.name, fmt::format("is longer than {} bytes", limits::kFileUriMax));
+        if (v.size() > limits::kFileUriMax)
+          Fail(h.name, fmt::format("is longer than {} bytes", limits::kFileUriMax));
         env.file = FileRef{PathFromFileUri(v), std::nullopt, {}};
         break;
       case 8:
@@ -163,8 +172,10 @@ Envelope Envelope::Decode(const Headers& headers) {
         break;
       case 9:
         if (v.empty()) Fail(h.name, "is empty");
-        if (v.size() > limits::kFileNameMax) Fail(h.name, fmt::format("is longer than {} bytes", limits::kFileNameMax));
-        if (v.find('/') != std::string_view::npos || v.find('\0') != std::string_view::npos || v == "." || v == "..") {
+        if (v.size() > limits::kFileNameMax)
+          Fail(h.name, fmt::format("is longer than {} bytes", limits::kFileNameMax));
+        if (v.find('/') != std::string_view::npos || v.find('\0') != std::string_view::npos || v == "." ||
+            v == "..") {
           Fail(h.name, fmt::format("'{}' is not a plain file name", Shown(v)));
         }
         file_name = v;
@@ -176,7 +187,8 @@ Envelope Envelope::Decode(const Headers& headers) {
     }
   }
   if ((file_size || !file_name.empty()) && !env.file) {
-    Fail(file_size ? header::kFileSize : header::kFileName, fmt::format("is set without '{}'", header::kFile));
+    Fail(file_size ? header::kFileSize : header::kFileName,
+         fmt::format("is set without '{}'", header::kFile));
   }
   if (env.file) {
     env.file->size = file_size;
@@ -186,7 +198,8 @@ Envelope Envelope::Decode(const Headers& headers) {
 }
 
 std::string FileUriFromPath(std::string_view path) {
-  if (path.empty() || path.front() != '/') throw EnvelopeError(fmt::format("file path '{}' is not absolute", Shown(path)));
+  if (path.empty() || path.front() != '/')
+    throw EnvelopeError(fmt::format("file path '{}' is not absolute", Shown(path)));
   std::string uri = "file://";
   for (char c : path) {
     if (c == '\0') throw EnvelopeError("file path contains a NUL byte");
@@ -202,11 +215,13 @@ std::string FileUriFromPath(std::string_view path) {
 std::string PathFromFileUri(std::string_view uri) {
   const std::string_view name = header::kFile;
   constexpr std::string_view kScheme = "file://";
-  if (uri.substr(0, kScheme.size()) != kScheme) Fail(name, fmt::format("'{}' is not a file:// URI", Shown(uri)));
+  if (uri.substr(0, kScheme.size()) != kScheme)
+    Fail(name, fmt::format("'{}' is not a file:// URI", Shown(uri)));
   std::string_view rest = uri.substr(kScheme.size());
   if (rest.substr(0, 9) == "localhost") rest.remove_prefix(9);
   if (rest.empty() || rest.front() != '/') {
-    Fail(name, fmt::format("'{}' names a host or a relative path; only local absolute paths are allowed", Shown(uri)));
+    Fail(name, fmt::format("'{}' names a host or a relative path; only local absolute paths are allowed",
+                           Shown(uri)));
   }
   std::string path;
   for (std::size_t i = 0; i < rest.size(); ++i) {
@@ -227,7 +242,8 @@ std::string PathFromFileUri(std::string_view uri) {
   std::size_t pos = 0;
   while (pos < path.size()) {
     std::size_t next = path.find('/', pos + 1);
-    std::string_view seg = std::string_view(path).substr(pos + 1, next == std::string::npos ? std::string::npos : next - pos - 1);
+    std::string_view seg = std::string_view(path).substr(
+        pos + 1, next == std::string::npos ? std::string::npos : next - pos - 1);
     if (seg == "." || seg == "..") Fail(name, fmt::format("'{}' has a '.' or '..' segment", Shown(uri)));
     pos = next == std::string::npos ? path.size() : next;
   }
@@ -237,15 +253,19 @@ std::string PathFromFileUri(std::string_view uri) {
 
 std::string NewEventId() {
   static constexpr char kCrockford[] = "0123456789ABCDEFGHJKMNPQRSTVWXYZ";
-  const auto now_ms = static_cast<std::uint64_t>(
-      std::chrono::duration_cast<std::chrono::milliseconds>(std::chrono::system_clock::now().time_since_epoch()).count());
+  const auto now_ms = static_cast<std::uint64_t>(std::chrono::duration_cast<std::chrono::milliseconds>(
+                                                     std::chrono::system_clock::now().time_since_epoch())
+                                                     .count());
   const std::uint64_t r1 = Rng()();
   const std::uint64_t r2 = Rng()();
   // 128 bits, big-endian: 48 time bits, then 80 random bits.
   std::array<std::uint8_t, 16> bytes{};
-  for (int i = 0; i < 6; ++i) bytes[static_cast<std::size_t>(i)] = static_cast<std::uint8_t>(now_ms >> (40 - 8 * i));
-  for (int i = 0; i < 2; ++i) bytes[static_cast<std::size_t>(6 + i)] = static_cast<std::uint8_t>(r1 >> (8 * i));
-  for (int i = 0; i < 8; ++i) bytes[static_cast<std::size_t>(8 + i)] = static_cast<std::uint8_t>(r2 >> (8 * i));
+  for (int i = 0; i < 6; ++i)
+    bytes[static_cast<std::size_t>(i)] = static_cast<std::uint8_t>(now_ms >> (40 - 8 * i));
+  for (int i = 0; i < 2; ++i)
+    bytes[static_cast<std::size_t>(6 + i)] = static_cast<std::uint8_t>(r1 >> (8 * i));
+  for (int i = 0; i < 8; ++i)
+    bytes[static_cast<std::size_t>(8 + i)] = static_cast<std::uint8_t>(r2 >> (8 * i));
   // 26 base32 digits cover 130 bits: the first digit carries the top 3 bits (2 leading zero bits).
   auto bit = [&bytes](int index) {  // index 0 is the top bit of the 130-bit number
     const int b = index - 2;

@@ -20,13 +20,20 @@ const std::error_category& ErrorCategory() {
 
 std::string_view ErrcName(Errc e) {
   switch (e) {
-    case Errc::kBadInput: return "bad-input";
-    case Errc::kLimitExceeded: return "limit-exceeded";
-    case Errc::kBadConfig: return "bad-config";
-    case Errc::kUnknownFunction: return "unknown-function";
-    case Errc::kTimeout: return "timeout";
-    case Errc::kTransient: return "transient";
-    case Errc::kInternal: return "internal";
+    case Errc::kBadInput:
+      return "bad-input";
+    case Errc::kLimitExceeded:
+      return "limit-exceeded";
+    case Errc::kBadConfig:
+      return "bad-config";
+    case Errc::kUnknownFunction:
+      return "unknown-function";
+    case Errc::kTimeout:
+      return "timeout";
+    case Errc::kTransient:
+      return "transient";
+    case Errc::kInternal:
+      return "internal";
   }
   return "internal";
 }

@@ -51,7 +51,8 @@ Table Parse(std::string_view spec) {
     }
     if (!ok) {
       t.armed.clear();
-      t.error = fmt::format("RUNNEL_FAILPOINTS: '{}' is not NAME=throw, NAME=throw:N (N >= 1) or NAME=on", entry);
+      t.error =
+          fmt::format("RUNNEL_FAILPOINTS: '{}' is not NAME=throw, NAME=throw:N (N >= 1) or NAME=on", entry);
       return t;
     }
     t.armed[std::string(name)] = std::move(armed);

@@ -19,8 +19,10 @@ std::string Quote(const std::string& word) {
   if (!word.empty() && word.find_first_of(" \t\n'\"\\") == std::string::npos) return word;
   std::string out = "'";
   for (char c : word) {
-    if (c == '\'') out.append("'\\''");
-    else out += c;
+    if (c == '\'')
+      out.append("'\\''");
+    else
+      out += c;
   }
   out += '\'';
   return out;
@@ -33,7 +35,8 @@ bool IsRegularFile(const std::filesystem::path& p) {
 
 std::filesystem::path Absolute(const std::filesystem::path& p, const std::filesystem::path& base_dir) {
   if (p.is_absolute()) return p.lexically_normal();
-  return (std::filesystem::absolute(base_dir.empty() ? std::filesystem::current_path() : base_dir) / p).lexically_normal();
+  return (std::filesystem::absolute(base_dir.empty() ? std::filesystem::current_path() : base_dir) / p)
+      .lexically_normal();
 }
 
 // The program as execvp would find it: a name with a '/' is a path (relative to base_dir), a bare
@@ -47,7 +50,8 @@ std::filesystem::path FindProgram(const std::string& program, const std::filesys
     const auto end = path.find(':', start);
     const std::string dir = path.substr(start, end == std::string::npos ? std::string::npos : end - start);
     const auto candidate = std::filesystem::path(dir.empty() ? "." : dir) / program;
-    if (IsRegularFile(candidate) && ::access(candidate.c_str(), X_OK) == 0) return Absolute(candidate, base_dir);
+    if (IsRegularFile(candidate) && ::access(candidate.c_str(), X_OK) == 0)
+      return Absolute(candidate, base_dir);
     if (end == std::string::npos) break;
     start = end + 1;
   }
@@ -68,7 +72,8 @@ std::vector<std::string> SplitCommandLine(std::string_view text) {
       in_word = false;
     } else if (c == '\'' || c == '"') {
       const auto close = text.find(c, i + 1);
-      if (close == std::string_view::npos) throw ConfigError(fmt::format("unterminated {} quote in '{}'", c, text));
+      if (close == std::string_view::npos)
+        throw ConfigError(fmt::format("unterminated {} quote in '{}'", c, text));
       for (std::size_t j = i + 1; j < close; ++j) {
         if (c == '"' && text[j] == '\\' && j + 1 < close) ++j;
         word += text[j];
@@ -121,10 +126,12 @@ HandlerSpec ParseHandler(std::string_view text) {
     if (const auto hash = rest.rfind('#'); hash != std::string::npos) {
       spec.name = rest.substr(hash + 1);
       rest.resize(hash);
-      if (spec.name.empty()) throw ConfigError(fmt::format("'{}': nothing after '#' (plugin:PATH#NAME)", text));
+      if (spec.name.empty())
+        throw ConfigError(fmt::format("'{}': nothing after '#' (plugin:PATH#NAME)", text));
     }
     spec.path = std::move(rest);
-    if (spec.path.empty()) throw ConfigError("plugin: needs the library's path, e.g. plugin:./libwordcount.so");
+    if (spec.path.empty())
+      throw ConfigError("plugin: needs the library's path, e.g. plugin:./libwordcount.so");
   } else if (text.starts_with(kExec)) {
     spec.kind = HandlerSpec::Kind::kExec;
     spec.argv = SplitCommandLine(text.substr(kExec.size()));
@@ -138,15 +145,18 @@ HandlerSpec ParseHandler(std::string_view text) {
 HandlerSpec ResolveHandler(HandlerSpec spec, const std::filesystem::path& base_dir) {
   if (spec.kind == HandlerSpec::Kind::kPlugin) {
     const auto path = Absolute(spec.path, base_dir);
-    if (!std::filesystem::exists(path)) throw ConfigError(fmt::format("plugin '{}' does not exist", path.string()));
-    if (!IsRegularFile(path)) throw ConfigError(fmt::format("plugin '{}' is not a regular file", path.string()));
+    if (!std::filesystem::exists(path))
+      throw ConfigError(fmt::format("plugin '{}' does not exist", path.string()));
+    if (!IsRegularFile(path))
+      throw ConfigError(fmt::format("plugin '{}' is not a regular file", path.string()));
     spec.path = path.string();
   } else if (spec.kind == HandlerSpec::Kind::kExec) {
     const auto program = FindProgram(spec.argv[0], base_dir);
     if (!std::filesystem::exists(program)) {
       throw ConfigError(fmt::format("program '{}' does not exist", program.string()));
     }
-    if (!IsRegularFile(program)) throw ConfigError(fmt::format("program '{}' is not a regular file", program.string()));
+    if (!IsRegularFile(program))
+      throw ConfigError(fmt::format("program '{}' is not a regular file", program.string()));
     if (::access(program.c_str(), X_OK) != 0) {
       throw ConfigError(fmt::format("program '{}' is not executable", program.string()));
     }

@@ -13,9 +13,12 @@ namespace runnel {
 
 std::string_view StatusName(OutcomeStatus s) {
   switch (s) {
-    case OutcomeStatus::kOk: return "ok";
-    case OutcomeStatus::kError: return "error";
-    case OutcomeStatus::kDeadLetter: return "dead-letter";
+    case OutcomeStatus::kOk:
+      return "ok";
+    case OutcomeStatus::kError:
+      return "error";
+    case OutcomeStatus::kDeadLetter:
+      return "dead-letter";
   }
   return "error";
 }
@@ -84,9 +87,9 @@ std::string Outcome::MetaJsonGeneric() const {
 // (tests/unit/outcome_test.cpp).
 std::string Outcome::MetaJson() const {
   const bool printable_key = key && IsPrintableUtf8(*key);
-  if (!files_json.empty() || !IsAscii(id) || !IsAscii(function) || !IsAscii(topic) || !IsAscii(content_type) ||
-      !IsAscii(worker) || !IsAscii(reply_to) || !IsAscii(trace_id) || !IsAscii(job_id) ||
-      (printable_key && !IsAscii(*key)) ||
+  if (!files_json.empty() || !IsAscii(id) || !IsAscii(function) || !IsAscii(topic) ||
+      !IsAscii(content_type) || !IsAscii(worker) || !IsAscii(reply_to) || !IsAscii(trace_id) ||
+      !IsAscii(job_id) || (printable_key && !IsAscii(*key)) ||
       (status != OutcomeStatus::kOk && (!IsAscii(error) || !IsAscii(error_kind)))) {
     return MetaJsonGeneric();
   }
@@ -125,12 +128,15 @@ std::string Outcome::MetaJson() const {
 
 Outcome Outcome::FromFrames(std::string_view meta_json, std::string output) {
   const auto j = nlohmann::json::parse(meta_json, nullptr, false);
-  if (j.is_discarded() || !j.is_object()) throw Error("results feed: the meta frame is not a JSON object", false);
+  if (j.is_discarded() || !j.is_object())
+    throw Error("results feed: the meta frame is not a JSON object", false);
   Outcome o;
   o.id = j.value("id", "");
   o.function = j.value("function", "");
   const std::string status = j.value("status", "error");
-  o.status = status == "ok" ? OutcomeStatus::kOk : status == "dead-letter" ? OutcomeStatus::kDeadLetter : OutcomeStatus::kError;
+  o.status = status == "ok"            ? OutcomeStatus::kOk
+             : status == "dead-letter" ? OutcomeStatus::kDeadLetter
+                                       : OutcomeStatus::kError;
   o.attempts = j.value("attempts", 1);
   o.error = j.value("error", "");
   o.error_kind = j.value("error_kind", "");

@@ -26,7 +26,8 @@ void ProtocolErrors::Report(std::string_view socket, std::string_view peer, cons
     auto key = std::make_pair(std::string(socket), std::string(DecodeErrcName(error.reason)));
     ++counts_[key];
     if (peers_.size() >= kMaxPeers) {
-      std::erase_if(peers_, [&](const auto& entry) { return now - entry.second.last >= std::chrono::seconds(1); });
+      std::erase_if(peers_,
+                    [&](const auto& entry) { return now - entry.second.last >= std::chrono::seconds(1); });
       if (peers_.size() >= kMaxPeers) peers_.clear();  // a flood of peers: forget them rather than grow
     }
     Peer& p = peers_[std::make_pair(std::string(socket), std::string(peer))];
@@ -38,8 +39,8 @@ void ProtocolErrors::Report(std::string_view socket, std::string_view peer, cons
     suppressed = std::exchange(p.suppressed, 0);
   }
   if (suppressed > 0) {
-    log.warn("{}: dropped a message from {} ({}): {} ({} more from this peer in the last second, not logged)", socket,
-             PeerName(peer), DecodeErrcName(error.reason), error.message, suppressed);
+    log.warn("{}: dropped a message from {} ({}): {} ({} more from this peer in the last second, not logged)",
+             socket, PeerName(peer), DecodeErrcName(error.reason), error.message, suppressed);
   } else {
     log.warn("{}: dropped a message from {} ({}): {}", socket, PeerName(peer), DecodeErrcName(error.reason),
              error.message);

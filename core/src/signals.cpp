@@ -30,7 +30,8 @@ ShutdownSignals::~ShutdownSignals() {
 
 int ShutdownSignals::Wait(std::chrono::milliseconds timeout) {
   const sigset_t set = ShutdownSet();
-  timespec ts{static_cast<time_t>(timeout.count() / 1000), static_cast<long>((timeout.count() % 1000) * 1'000'000)};
+  timespec ts{static_cast<time_t>(timeout.count() / 1000),
+              static_cast<long>((timeout.count() % 1000) * 1'000'000)};
   for (;;) {
     const int sig = sigtimedwait(&set, nullptr, &ts);
     if (sig > 0) return sig;

@@ -17,7 +17,8 @@ namespace {
 // flock() on a side file: held for the read-modify-write of endpoints.json.
 class FileLock {
  public:
-  explicit FileLock(const std::filesystem::path& path) : fd_(::open(path.c_str(), O_CREAT | O_RDWR | O_CLOEXEC, 0644)) {
+  explicit FileLock(const std::filesystem::path& path)
+      : fd_(::open(path.c_str(), O_CREAT | O_RDWR | O_CLOEXEC, 0644)) {
     if (!fd_ || ::flock(fd_.Get(), LOCK_EX) != 0) throw Error("cannot lock " + path.string(), true);
   }
 
@@ -100,9 +101,10 @@ StackLock::StackLock(const StateDir& dir, const std::string& what) {
   if (::flock(fd_.Get(), LOCK_EX | LOCK_NB) != 0) {
     char holder[64] = {};
     const ssize_t n = ::pread(fd_.Get(), holder, sizeof holder - 1, 0);
-    throw ConfigError("a Runnel stack already runs with state dir " + dir.Root().string() +
-                      (n > 0 ? " (" + std::string(holder, static_cast<std::size_t>(n)) + ")" : std::string()) +
-                      "; stop it or pass another --state-dir");
+    throw ConfigError(
+        "a Runnel stack already runs with state dir " + dir.Root().string() +
+        (n > 0 ? " (" + std::string(holder, static_cast<std::size_t>(n)) + ")" : std::string()) +
+        "; stop it or pass another --state-dir");
   }
   const std::string holder = what + ", pid " + std::to_string(::getpid());
   if (::ftruncate(fd_.Get(), 0) != 0 || ::pwrite(fd_.Get(), holder.data(), holder.size(), 0) < 0) {

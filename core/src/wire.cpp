@@ -69,7 +69,8 @@ class Reader {
     return headers;
   }
   void Finish() const {
-    if (pos_ != in_.size()) throw WireError(fmt::format("{}: {} unexpected trailing bytes", what_, in_.size() - pos_));
+    if (pos_ != in_.size())
+      throw WireError(fmt::format("{}: {} unexpected trailing bytes", what_, in_.size() - pos_));
   }
 
  private:
@@ -161,7 +162,8 @@ ResultHeader DecodeResult(std::string_view frame) {
   res.content_type = r.GetString("content_type");
   res.files_json = r.GetString("files_json");
   const auto emits = r.Get<std::uint32_t>("emit count");
-  if (emits > 100'000) throw WireError(fmt::format("result header: {} emitted events is not plausible", emits));
+  if (emits > 100'000)
+    throw WireError(fmt::format("result header: {} emitted events is not plausible", emits));
   res.emitted.reserve(emits);
   for (std::uint32_t i = 0; i < emits; ++i) {
     EmitRecord e;

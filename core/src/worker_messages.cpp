@@ -118,7 +118,7 @@ Decoded<Welcome> DecodeWelcome(std::string_view body) {
   f.Int("v", w.version, 0, kMaxPid, true);
   f.String("function", w.function, kMaxName, true);
   f.Int("heartbeat_ms", w.heartbeat_ms, 1, 86'400'000, false);  // a day: time arithmetic stays in range
-  f.Int("timeout_ms", w.timeout_ms, 0, 0xffffffffLL, false);  // as the task header's u32
+  f.Int("timeout_ms", w.timeout_ms, 0, 0xffffffffLL, false);    // as the task header's u32
   f.Object("params", w.params, false);
   f.Int("max_payload", w.max_payload, 0, kMaxCount, false);
   f.Int("memory_mb", w.memory_mb, 0, kMaxCount, false);
@@ -131,9 +131,10 @@ Decoded<Welcome> DecodeWelcome(std::string_view body) {
   f.String("handler_dir", w.handler_dir, 4096, false);
   if (const auto* batch = f.Find("batch"); batch != nullptr) {
     if (!batch->is_object()) {
-      f.Fail(DecodeErrc::kWrongType, fmt::format("'batch' must be {{\"size\": 1..10000, \"window_ms\": 0..60000}}, "
-                                                 "not a {}",
-                                                 batch->type_name()));
+      f.Fail(DecodeErrc::kWrongType,
+             fmt::format("'batch' must be {{\"size\": 1..10000, \"window_ms\": 0..60000}}, "
+                         "not a {}",
+                         batch->type_name()));
     } else {
       Fields b(*batch, "WELCOME's batch");
       WelcomeBatch wb;
@@ -182,7 +183,8 @@ Decoded<Reason> DecodeReject(std::string_view body) { return DecodeReason(body, 
 Decoded<Reason> DecodeExit(std::string_view body) { return DecodeReason(body, "EXIT"); }
 
 Decoded<bool> DecodeDraining(std::string_view body) {
-  if (!body.empty()) return {DecodeErrc::kBadFrames, fmt::format("DRAINING: {} unexpected body bytes", body.size())};
+  if (!body.empty())
+    return {DecodeErrc::kBadFrames, fmt::format("DRAINING: {} unexpected body bytes", body.size())};
   return true;
 }
 

@@ -12,11 +12,10 @@
  * against the installed runnel/plugin.h only (see CMakeLists.txt and README.md).
  */
 #include <ctype.h>
+#include <runnel/plugin.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
-
-#include <runnel/plugin.h>
 
 typedef struct WordCount {
   long min_length;
@@ -146,8 +145,8 @@ static int WordCountHandle(void* instance, const RunnelEventV1* event, RunnelRes
 
 /* A batch is each event handled on its own: one bad event fails alone. A real plugin would share
  * work across the batch here (one database round trip, one model invocation). */
-static void WordCountHandleBatch(void* instance, const RunnelEventV1* events, size_t count, RunnelResultV2* results,
-                                 int* statuses) {
+static void WordCountHandleBatch(void* instance, const RunnelEventV1* events, size_t count,
+                                 RunnelResultV2* results, int* statuses) {
   for (size_t i = 0; i < count; ++i) statuses[i] = WordCountHandle(instance, &events[i], &results[i]);
 }
 
@@ -210,7 +209,7 @@ static int SplitLinesHandle(void* instance, const RunnelEventV1* event, RunnelRe
     const size_t end = newline ? (size_t)(newline - data) : size;
     if (end > start) {
       const int status = result->emit(result, sl->topic, event->has_key ? event->key : NULL, event->key_size,
-                                       data + start, end - start, &type, 1);
+                                      data + start, end - start, &type, 1);
       if (status != RUNNEL_OK) {
         free(owned);
         result->set_error(result, "split-lines: cannot emit a line");
@@ -231,11 +230,11 @@ static int SplitLinesHandle(void* instance, const RunnelEventV1* event, RunnelRe
 static void FreeInstance(void* instance) { free(instance); }
 
 static const RunnelFunctionV2 kFunctions[] = {
-    {"word-count", "counts lines, words and bytes of text", WordCountCreate, WordCountHandle, FreeInstance, 20, 100,
-     WordCountHandleBatch},
+    {"word-count", "counts lines, words and bytes of text", WordCountCreate, WordCountHandle, FreeInstance,
+     20, 100, WordCountHandleBatch},
     {"uppercase", "upper-cases ASCII letters", UppercaseCreate, UppercaseHandle, NULL, 0, 0, NULL},
-    {"split-lines", "emits each line as its own record", SplitLinesCreate, SplitLinesHandle, FreeInstance, 0, 0,
-     NULL},
+    {"split-lines", "emits each line as its own record", SplitLinesCreate, SplitLinesHandle, FreeInstance, 0,
+     0, NULL},
 };
 
 static const RunnelPluginV2 kPlugin = {RUNNEL_PLUGIN_ABI_V2, sizeof(RunnelPluginV2), "text-tools",

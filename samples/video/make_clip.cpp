@@ -4,10 +4,9 @@
 // write it, else MPEG-4 Part 2.
 //
 //   make_clip OUTPUT.mp4 [SECONDS] [WIDTH] [HEIGHT]      (defaults: 6 s, 480 x 270, 12 fps)
+#include <cstdio>
 #include <opencv2/imgproc.hpp>
 #include <opencv2/videoio.hpp>
-
-#include <cstdio>
 #include <string>
 
 int main(int argc, char** argv) {
@@ -19,22 +18,25 @@ int main(int argc, char** argv) {
   const int seconds = argc > 2 ? std::stoi(argv[2]) : 6;
   const cv::Size size(argc > 3 ? std::stoi(argv[3]) : 480, argc > 4 ? std::stoi(argv[4]) : 270);
   const int fps = 12;
-  if (seconds < 1 || seconds > 3600 || size.width < 16 || size.height < 16 || size.width > 3840 || size.height > 2160) {
+  if (seconds < 1 || seconds > 3600 || size.width < 16 || size.height < 16 || size.width > 3840 ||
+      size.height > 2160) {
     std::fprintf(stderr, "seconds must be 1..3600, the size 16x16..3840x2160\n");
     return 2;
   }
-  const cv::Scalar scenes[] = {{90, 40, 20}, {20, 90, 40}, {40, 20, 90}, {90, 90, 20}, {20, 90, 90}, {90, 20, 90}};
+  const cv::Scalar scenes[] = {{90, 40, 20}, {20, 90, 40}, {40, 20, 90},
+                               {90, 90, 20}, {20, 90, 90}, {90, 20, 90}};
   for (const char* fourcc : {"avc1", "mp4v"}) {
-    cv::VideoWriter writer(path, cv::CAP_FFMPEG, cv::VideoWriter::fourcc(fourcc[0], fourcc[1], fourcc[2], fourcc[3]),
-                           fps, size);
+    cv::VideoWriter writer(path, cv::CAP_FFMPEG,
+                           cv::VideoWriter::fourcc(fourcc[0], fourcc[1], fourcc[2], fourcc[3]), fps, size);
     if (!writer.isOpened()) continue;
     for (int i = 0; i < seconds * fps; ++i) {
       cv::Mat frame(size, CV_8UC3, scenes[(i / fps) % 6]);
       const int x = size.width / 8 + (i % fps) * (size.width * 3 / 4) / fps;
       cv::circle(frame, {x, size.height / 2}, size.height / 5, cv::Scalar(40, 200, 250), -1);
-      const std::string label = "t = " + std::to_string(i / fps) + "." + std::to_string((i % fps) * 10 / fps) + " s";
-      cv::putText(frame, label, {size.width / 20, size.height / 6}, cv::FONT_HERSHEY_SIMPLEX, size.height / 180.0,
-                  cv::Scalar(255, 255, 255), 2);
+      const std::string label =
+          "t = " + std::to_string(i / fps) + "." + std::to_string((i % fps) * 10 / fps) + " s";
+      cv::putText(frame, label, {size.width / 20, size.height / 6}, cv::FONT_HERSHEY_SIMPLEX,
+                  size.height / 180.0, cv::Scalar(255, 255, 255), 2);
       writer.write(frame);
     }
     writer.release();

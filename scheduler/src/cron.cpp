@@ -25,7 +25,8 @@ struct FieldSpec {
   const char* names_hint;
 };
 
-constexpr const char* kMonthNames[] = {"JAN", "FEB", "MAR", "APR", "MAY", "JUN", "JUL", "AUG", "SEP", "OCT", "NOV", "DEC"};
+constexpr const char* kMonthNames[] = {"JAN", "FEB", "MAR", "APR", "MAY", "JUN",
+                                       "JUL", "AUG", "SEP", "OCT", "NOV", "DEC"};
 constexpr const char* kDayNames[] = {"SUN", "MON", "TUE", "WED", "THU", "FRI", "SAT"};
 
 constexpr std::array<FieldSpec, 5> kFields = {{
@@ -36,13 +37,16 @@ constexpr std::array<FieldSpec, 5> kFields = {{
     {"day-of-week", 0, 7, kDayNames, " or a name SUN-SAT"},
 }};
 
-[[noreturn]] void Fail(const FieldSpec& f, const std::string& why) { throw CronError(fmt::format("{}: {}", f.name, why)); }
+[[noreturn]] void Fail(const FieldSpec& f, const std::string& why) {
+  throw CronError(fmt::format("{}: {}", f.name, why));
+}
 
 int Value(const FieldSpec& f, std::string_view text) {
   if (text.empty()) Fail(f, "an empty value");
   if (f.names != nullptr && std::isalpha(static_cast<unsigned char>(text[0]))) {
     std::string upper(text);
-    std::transform(upper.begin(), upper.end(), upper.begin(), [](unsigned char c) { return static_cast<char>(std::toupper(c)); });
+    std::transform(upper.begin(), upper.end(), upper.begin(),
+                   [](unsigned char c) { return static_cast<char>(std::toupper(c)); });
     const int count = f.hi - f.lo + (f.lo == 0 ? 0 : 1);  // day-of-week: 7 names for 0..6
     for (int i = 0; i < count; ++i) {
       if (upper == f.names[i]) return f.lo + i;
@@ -64,7 +68,8 @@ bool ParseField(const FieldSpec& f, std::string_view text, std::vector<bool>& bi
   std::size_t start = 0;
   while (true) {
     const std::size_t comma = text.find(',', start);
-    const std::string_view item = text.substr(start, comma == std::string_view::npos ? std::string_view::npos : comma - start);
+    const std::string_view item =
+        text.substr(start, comma == std::string_view::npos ? std::string_view::npos : comma - start);
     if (item.empty()) Fail(f, fmt::format("'{}' has an empty list item", text));
     std::string_view base = item;
     int step = 1;
@@ -104,7 +109,8 @@ constexpr int DaysIn(int month) {
 }
 
 bool ValidZoneName(std::string_view name) {
-  if (name.empty() || name.size() > 255 || name.front() == '/' || name.find("..") != std::string_view::npos) return false;
+  if (name.empty() || name.size() > 255 || name.front() == '/' || name.find("..") != std::string_view::npos)
+    return false;
   return std::all_of(name.begin(), name.end(), [](char c) {
     return std::isalnum(static_cast<unsigned char>(c)) || c == '/' || c == '_' || c == '-' || c == '+';
   });
@@ -128,10 +134,12 @@ CronSchedule CronSchedule::Parse(std::string_view expression, std::string_view t
   CronSchedule c;
   c.expression_ = std::string(expression);
   c.time_zone_ = std::string(time_zone);
-  if (!ValidZoneName(time_zone)) throw CronError(fmt::format("time zone: '{}' is not an IANA time zone name", time_zone));
+  if (!ValidZoneName(time_zone))
+    throw CronError(fmt::format("time zone: '{}' is not an IANA time zone name", time_zone));
   auto zone = std::make_shared<Zone>();
   if (!absl::LoadTimeZone(std::string(time_zone), &zone->tz)) {
-    throw CronError(fmt::format("time zone: unknown time zone '{}' (an IANA name such as Europe/Berlin, or UTC)", time_zone));
+    throw CronError(fmt::format(
+        "time zone: unknown time zone '{}' (an IANA name such as Europe/Berlin, or UTC)", time_zone));
   }
   c.zone_ = std::move(zone);
 
@@ -140,11 +148,15 @@ CronSchedule CronSchedule::Parse(std::string_view expression, std::string_view t
   text.erase(text.find_last_not_of(" \t") + 1);
   if (!text.empty() && text.front() == '@') {
     static const std::pair<const char*, const char*> kAliases[] = {
-        {"@yearly", "0 0 1 1 *"}, {"@annually", "0 0 1 1 *"}, {"@monthly", "0 0 1 * *"}, {"@weekly", "0 0 * * 0"},
-        {"@daily", "0 0 * * *"},  {"@midnight", "0 0 * * *"}, {"@hourly", "0 * * * *"}};
-    const auto it = std::find_if(std::begin(kAliases), std::end(kAliases), [&](const auto& a) { return text == a.first; });
+        {"@yearly", "0 0 1 1 *"}, {"@annually", "0 0 1 1 *"}, {"@monthly", "0 0 1 * *"},
+        {"@weekly", "0 0 * * 0"}, {"@daily", "0 0 * * *"},    {"@midnight", "0 0 * * *"},
+        {"@hourly", "0 * * * *"}};
+    const auto it = std::find_if(std::begin(kAliases), std::end(kAliases),
+                                 [&](const auto& a) { return text == a.first; });
     if (it == std::end(kAliases)) {
-      throw CronError(fmt::format("'{}' is not a known alias (@yearly, @annually, @monthly, @weekly, @daily, @midnight, @hourly)", text));
+      throw CronError(fmt::format(
+          "'{}' is not a known alias (@yearly, @annually, @monthly, @weekly, @daily, @midnight, @hourly)",
+          text));
     }
     text = it->second;
   }
@@ -155,13 +167,15 @@ CronSchedule CronSchedule::Parse(std::string_view expression, std::string_view t
       continue;
     }
     const std::size_t end = text.find_first_of(" \t", i);
-    fields.emplace_back(std::string_view(text).substr(i, end == std::string::npos ? std::string::npos : end - i));
+    fields.emplace_back(
+        std::string_view(text).substr(i, end == std::string::npos ? std::string::npos : end - i));
     i = end == std::string::npos ? text.size() : end;
   }
   if (fields.size() != 5) {
-    throw CronError(fmt::format("'{}' has {} field(s); a cron expression has 5 (minute hour day-of-month month "
-                                "day-of-week) or is an alias such as @daily",
-                                expression, fields.size()));
+    throw CronError(
+        fmt::format("'{}' has {} field(s); a cron expression has 5 (minute hour day-of-month month "
+                    "day-of-week) or is an alias such as @daily",
+                    expression, fields.size()));
   }
   std::vector<bool> bits;
   ParseField(kFields[0], fields[0], bits);
@@ -180,9 +194,11 @@ CronSchedule CronSchedule::Parse(std::string_view expression, std::string_view t
   if (!c.day_star_ && c.weekday_star_) {
     bool possible = false;
     for (int m = 1; m <= 12 && !possible; ++m) {
-      for (int d = 1; d <= DaysIn(m) && !possible; ++d) possible = c.months_[static_cast<std::size_t>(m)] && c.days_[static_cast<std::size_t>(d)];
+      for (int d = 1; d <= DaysIn(m) && !possible; ++d)
+        possible = c.months_[static_cast<std::size_t>(m)] && c.days_[static_cast<std::size_t>(d)];
     }
-    if (!possible) throw CronError(fmt::format("day-of-month: '{}' never occurs in month '{}'", fields[2], fields[3]));
+    if (!possible)
+      throw CronError(fmt::format("day-of-month: '{}' never occurs in month '{}'", fields[2], fields[3]));
   }
   return c;
 }
@@ -233,7 +249,8 @@ CronSchedule::TimePoint ParseUtc(std::string_view text) {
     throw CronError(fmt::format("'{}' is not a UTC time like 2026-11-22T02:00:00Z", text));
   }
   // system_clock counts nanoseconds in 64 bits (1677..2262): past that, ToChronoTime would clamp.
-  if (t < absl::FromChrono(CronSchedule::TimePoint::min()) || t > absl::FromChrono(CronSchedule::TimePoint::max())) {
+  if (t < absl::FromChrono(CronSchedule::TimePoint::min()) ||
+      t > absl::FromChrono(CronSchedule::TimePoint::max())) {
     throw CronError(fmt::format("'{}' is outside the years 1678..2261 this clock can hold", text));
   }
   return absl::ToChronoTime(t);

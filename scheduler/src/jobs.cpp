@@ -30,13 +30,15 @@ nlohmann::json ReadJson(const std::filesystem::path& file) {
 
 std::string ContentTypeForPath(const std::filesystem::path& path) {
   static const std::map<std::string, std::string> kTypes = {
-      {".jpg", "image/jpeg"},        {".jpeg", "image/jpeg"},       {".png", "image/png"},         {".webp", "image/webp"},
-      {".gif", "image/gif"},         {".bmp", "image/bmp"},         {".tif", "image/tiff"},        {".tiff", "image/tiff"},
-      {".mp4", "video/mp4"},         {".mov", "video/quicktime"},   {".avi", "video/x-msvideo"},   {".mkv", "video/x-matroska"},
-      {".webm", "video/webm"},       {".json", "application/json"}, {".ndjson", "application/x-ndjson"},
-      {".txt", "text/plain"},        {".csv", "text/csv"},          {".pdf", "application/pdf"}};
+      {".jpg", "image/jpeg"},      {".jpeg", "image/jpeg"},       {".png", "image/png"},
+      {".webp", "image/webp"},     {".gif", "image/gif"},         {".bmp", "image/bmp"},
+      {".tif", "image/tiff"},      {".tiff", "image/tiff"},       {".mp4", "video/mp4"},
+      {".mov", "video/quicktime"}, {".avi", "video/x-msvideo"},   {".mkv", "video/x-matroska"},
+      {".webm", "video/webm"},     {".json", "application/json"}, {".ndjson", "application/x-ndjson"},
+      {".txt", "text/plain"},      {".csv", "text/csv"},          {".pdf", "application/pdf"}};
   std::string ext = path.extension().string();
-  std::transform(ext.begin(), ext.end(), ext.begin(), [](unsigned char c) { return static_cast<char>(std::tolower(c)); });
+  std::transform(ext.begin(), ext.end(), ext.begin(),
+                 [](unsigned char c) { return static_cast<char>(std::tolower(c)); });
   auto it = kTypes.find(ext);
   return it == kTypes.end() ? "application/octet-stream" : it->second;
 }
@@ -56,16 +58,19 @@ std::vector<BatchItem> ListBatchItems(const ScheduleSpec& spec) {
   const auto& files = *spec.files;
   const std::filesystem::path dir(files.dir);
   std::error_code ec;
-  if (!std::filesystem::is_directory(dir, ec)) throw Error(fmt::format("files.dir {} is not a directory", files.dir), true);
+  if (!std::filesystem::is_directory(dir, ec))
+    throw Error(fmt::format("files.dir {} is not a directory", files.dir), true);
   std::vector<std::filesystem::path> paths;
   auto consider = [&](const std::filesystem::directory_entry& entry) {
     std::error_code e;
     if (!entry.is_regular_file(e)) return;
-    if (::fnmatch(files.glob.c_str(), entry.path().filename().c_str(), FNM_PERIOD) == 0) paths.push_back(entry.path());
+    if (::fnmatch(files.glob.c_str(), entry.path().filename().c_str(), FNM_PERIOD) == 0)
+      paths.push_back(entry.path());
   };
   try {
     if (files.recursive) {
-      for (const auto& entry : std::filesystem::recursive_directory_iterator(dir, std::filesystem::directory_options::skip_permission_denied)) {
+      for (const auto& entry : std::filesystem::recursive_directory_iterator(
+               dir, std::filesystem::directory_options::skip_permission_denied)) {
         consider(entry);
       }
     } else {
@@ -85,7 +90,8 @@ std::vector<BatchItem> ListBatchItems(const ScheduleSpec& spec) {
     const auto size = std::filesystem::file_size(p, e);
     std::string name = p.filename().string();
     if (name.size() > limits::kFileNameMax) name.resize(limits::kFileNameMax);
-    item.envelope.file = FileRef{absolute.string(), e ? std::nullopt : std::optional<std::uint64_t>(size), name};
+    item.envelope.file =
+        FileRef{absolute.string(), e ? std::nullopt : std::optional<std::uint64_t>(size), name};
     item.label = p.lexically_relative(dir).string();
     items.push_back(std::move(item));
   }
@@ -106,7 +112,8 @@ JobTracker::JobTracker(std::filesystem::path jobs_dir) : dir_(std::move(jobs_dir
 
 std::string JobTracker::NewJobId(const std::string& base) const {
   std::string id = base;
-  for (int n = 2; jobs_.contains(id) || std::filesystem::exists(RecordFile(id)); ++n) id = fmt::format("{}-{}", base, n);
+  for (int n = 2; jobs_.contains(id) || std::filesystem::exists(RecordFile(id)); ++n)
+    id = fmt::format("{}-{}", base, n);
   return id;
 }
 
@@ -142,7 +149,10 @@ void JobTracker::OnOutcome(const Outcome& o, TimePoint now) {
   } else {
     ++job.failed;
     if (job.failures.size() < kFailuresKept) {
-      job.failures.push_back({{"id", o.id}, {"item", item->second}, {"error", o.error}, {"error_kind", o.error_kind},
+      job.failures.push_back({{"id", o.id},
+                              {"item", item->second},
+                              {"error", o.error},
+                              {"error_kind", o.error_kind},
                               {"status", StatusName(o.status)}});
     }
   }
@@ -155,18 +165,19 @@ nlohmann::json JobTracker::Job::Json(TimePoint now) const {
   std::string state = "running";
   if (finished) state = (failed > 0 || !error.empty()) ? "failed" : "done";
   const auto end = finished.value_or(now);
-  nlohmann::json j = {{"job", start.job},
-                      {"schedule", start.schedule},
-                      {"function", start.function},
-                      {"trigger", start.trigger},
-                      {"state", state},
-                      {"items", items},
-                      {"done", done},
-                      {"failed", failed},
-                      {"pending", pending.size()},
-                      {"started_at", FormatUtc(started)},
-                      {"elapsed_ms", std::chrono::duration_cast<std::chrono::milliseconds>(end - started).count()},
-                      {"failures", failures}};
+  nlohmann::json j = {
+      {"job", start.job},
+      {"schedule", start.schedule},
+      {"function", start.function},
+      {"trigger", start.trigger},
+      {"state", state},
+      {"items", items},
+      {"done", done},
+      {"failed", failed},
+      {"pending", pending.size()},
+      {"started_at", FormatUtc(started)},
+      {"elapsed_ms", std::chrono::duration_cast<std::chrono::milliseconds>(end - started).count()},
+      {"failures", failures}};
   if (start.slot) j["slot"] = FormatUtc(*start.slot);
   if (finished) j["finished_at"] = FormatUtc(*finished);
   if (!error.empty()) j["error"] = error;
@@ -183,8 +194,9 @@ void JobTracker::Flush(TimePoint now, bool force) {
       job.dirty = false;
     }
     if (job.finished) {
-      log::Get("scheduler")->info("job {} finished: {} item(s), {} done, {} failed{}", it->first, job.items, job.done, job.failed,
-                                  job.error.empty() ? "" : ": " + job.error);
+      log::Get("scheduler")
+          ->info("job {} finished: {} item(s), {} done, {} failed{}", it->first, job.items, job.done,
+                 job.failed, job.error.empty() ? "" : ": " + job.error);
       it = jobs_.erase(it);
     } else {
       ++it;

@@ -17,12 +17,14 @@ std::vector<CompiledSchedule> CompileSchedules(const StackConfig& config) {
     try {
       (void)CronSchedule::Parse(s.cron, "UTC");
     } catch (const CronError& e) {
-      throw ConfigError(fmt::format("{}:{}: schedules[{}].cron: {}", config.source, s.cron_line, i, e.what()));
+      throw ConfigError(
+          fmt::format("{}:{}: schedules[{}].cron: {}", config.source, s.cron_line, i, e.what()));
     }
     try {
       out.push_back({s, CronSchedule::Parse(s.cron, s.timezone)});
     } catch (const CronError& e) {
-      throw ConfigError(fmt::format("{}:{}: schedules[{}].timezone: {}", config.source, s.timezone_line, i, e.what()));
+      throw ConfigError(
+          fmt::format("{}:{}: schedules[{}].timezone: {}", config.source, s.timezone_line, i, e.what()));
     }
   }
   return out;
@@ -40,13 +42,17 @@ void WriteJsonAtomically(const std::filesystem::path& file, const nlohmann::json
 }
 
 Scheduler::Scheduler(std::vector<CompiledSchedule> schedules, std::filesystem::path state_file, TimePoint now)
-    : schedules_(std::move(schedules)), state_file_(std::move(state_file)), state_({{"schedules", nlohmann::json::object()}}) {
+    : schedules_(std::move(schedules)),
+      state_file_(std::move(state_file)),
+      state_({{"schedules", nlohmann::json::object()}}) {
   if (std::ifstream in(state_file_); in) {
     std::stringstream text;
     text << in.rdbuf();
     auto parsed = nlohmann::json::parse(text.str(), nullptr, false);
-    if (parsed.is_discarded() || !parsed.is_object() || !parsed.value("schedules", nlohmann::json()).is_object()) {
-      throw ConfigError(state_file_.string() + " is not a schedules record; fix or remove it (every schedule then starts afresh)");
+    if (parsed.is_discarded() || !parsed.is_object() ||
+        !parsed.value("schedules", nlohmann::json()).is_object()) {
+      throw ConfigError(state_file_.string() +
+                        " is not a schedules record; fix or remove it (every schedule then starts afresh)");
     }
     state_ = std::move(parsed);
   }
@@ -54,7 +60,8 @@ Scheduler::Scheduler(std::vector<CompiledSchedule> schedules, std::filesystem::p
   for (const auto& c : schedules_) {
     const std::string& name = c.spec.name;
     std::optional<TimePoint> last;
-    if (const auto& rec = state_["schedules"].value(name, nlohmann::json::object()); rec.contains("last_slot")) {
+    if (const auto& rec = state_["schedules"].value(name, nlohmann::json::object());
+        rec.contains("last_slot")) {
       last = ParseUtc(rec["last_slot"].get<std::string>());
     }
     TimePoint from = now;
@@ -65,8 +72,9 @@ Scheduler::Scheduler(std::vector<CompiledSchedule> schedules, std::filesystem::p
       if (missed <= now) {
         for (TimePoint n = c.cron.NextFire(missed); n <= now; n = c.cron.NextFire(n)) missed = n;
         catch_up_[name] = missed;
-        logger->info("schedule {}: slot {} was missed while the stack was down; firing it now (catch_up {} s)", name,
-                     FormatUtc(missed), c.spec.catch_up.count() / 1000);
+        logger->info(
+            "schedule {}: slot {} was missed while the stack was down; firing it now (catch_up {} s)", name,
+            FormatUtc(missed), c.spec.catch_up.count() / 1000);
       }
     }
     if (last && *last > from) from = *last;  // the clock went back: never repeat a recorded slot
@@ -91,10 +99,15 @@ std::vector<Scheduler::Firing> Scheduler::Due(TimePoint now) {
       slot = n;
       ++skipped;
     }
-    if (skipped > 0) logger->warn("schedule {}: {} slot(s) passed unseen (was the machine suspended?); firing the latest once", name, skipped);
+    if (skipped > 0)
+      logger->warn(
+          "schedule {}: {} slot(s) passed unseen (was the machine suspended?); firing the latest once", name,
+          skipped);
     next = c.cron.NextFire(slot);
-    if (!out.empty() && out.back().schedule == name) out.back() = {name, slot, false};  // a catch-up overtaken by a live slot
-    else out.push_back({name, slot, false});
+    if (!out.empty() && out.back().schedule == name)
+      out.back() = {name, slot, false};  // a catch-up overtaken by a live slot
+    else
+      out.push_back({name, slot, false});
   }
   for (const auto& f : out) state_["schedules"][f.schedule]["last_slot"] = FormatUtc(f.slot);
   if (!out.empty()) Save();
@@ -134,7 +147,8 @@ nlohmann::json Scheduler::List() const {
                         {"last_slot", rec.value("last_slot", "")},
                         {"last_job", rec.value("last_job", "")},
                         {"last_run_at", rec.value("last_run_at", "")}};
-    j["source"] = c.spec.files ? fmt::format("files {}/{}{}", c.spec.files->dir, c.spec.files->recursive ? "**/" : "", c.spec.files->glob)
+    j["source"] = c.spec.files ? fmt::format("files {}/{}{}", c.spec.files->dir,
+                                             c.spec.files->recursive ? "**/" : "", c.spec.files->glob)
                                : std::string("payload");
     out.push_back(std::move(j));
   }

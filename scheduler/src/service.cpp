@@ -9,8 +9,8 @@
 #include "runnel/broker/retention_guard.hpp"
 #include "runnel/core/control_messages.hpp"
 #include "runnel/core/error.hpp"
-#include "runnel/core/json.hpp"
 #include "runnel/core/failpoints.hpp"
+#include "runnel/core/json.hpp"
 #include "runnel/core/log.hpp"
 #include "runnel/scheduler/jobs.hpp"
 
@@ -24,7 +24,9 @@ SchedulerService::Options WithProtocolErrors(SchedulerService::Options o) {
 
 bool IsJobId(const std::string& s) {
   return !s.empty() && s.size() <= limits::kJobMax && s.front() != '.' &&
-         std::all_of(s.begin(), s.end(), [](char c) { return std::isalnum(static_cast<unsigned char>(c)) || c == '.' || c == '_' || c == ':' || c == '-'; });
+         std::all_of(s.begin(), s.end(), [](char c) {
+           return std::isalnum(static_cast<unsigned char>(c)) || c == '.' || c == '_' || c == ':' || c == '-';
+         });
 }
 
 }  // namespace
@@ -34,7 +36,8 @@ void JobOutcomes::Add(std::vector<Outcome>& outcomes) {
   if (outcomes_.empty()) {
     outcomes_.swap(outcomes);
   } else {
-    outcomes_.insert(outcomes_.end(), std::make_move_iterator(outcomes.begin()), std::make_move_iterator(outcomes.end()));
+    outcomes_.insert(outcomes_.end(), std::make_move_iterator(outcomes.begin()),
+                     std::make_move_iterator(outcomes.end()));
   }
   outcomes.clear();
 }
@@ -79,11 +82,12 @@ struct SchedulerService::Impl {
       broker::Producer::Options po;
       if (opt.embedded) {
         auto groups = opt.groups;
-        po.retention_guard = std::make_shared<broker::RetentionGuard>(config, [groups](const std::string& topic) {
-          std::vector<std::string> out;
-          if (auto it = groups.find(topic); it != groups.end()) out.push_back(it->second);
-          return out;
-        });
+        po.retention_guard =
+            std::make_shared<broker::RetentionGuard>(config, [groups](const std::string& topic) {
+              std::vector<std::string> out;
+              if (auto it = groups.find(topic); it != groups.end()) out.push_back(it->second);
+              return out;
+            });
       }
       producer = std::make_unique<broker::Producer>(config, po);
     }
@@ -93,7 +97,8 @@ struct SchedulerService::Impl {
   // Publishes one firing; returns {"job", "items", "function"}.
   nlohmann::json Fire(const CompiledSchedule& c, const std::string& trigger, std::optional<TimePoint> slot) {
     const TimePoint now = opt.clock();
-    const std::string job = jobs.NewJobId(fmt::format("{}-{}", c.spec.name, FormatUtcCompact(slot.value_or(now))));
+    const std::string job =
+        jobs.NewJobId(fmt::format("{}-{}", c.spec.name, FormatUtcCompact(slot.value_or(now))));
     JobTracker::Start start{job, c.spec.name, c.spec.function, trigger, slot};
     scheduler.NoteJob(c.spec.name, job, now);
     std::vector<BatchItem> items;
@@ -120,14 +125,16 @@ struct SchedulerService::Impl {
         Deliver(std::move(undelivered));
       };
       try {
-        Producer().Produce({topic, broker::kAnyPartition, std::nullopt, std::move(item.payload), item.envelope.Encode()},
-                           std::move(on_delivery));
+        Producer().Produce(
+            {topic, broker::kAnyPartition, std::nullopt, std::move(item.payload), item.envelope.Encode()},
+            std::move(on_delivery));
       } catch (const Error& e) {
         undelivered.error = fmt::format("not published: {}", e.what());
         Deliver(std::move(undelivered));
       }
     }
-    log->info("schedule {}: job {} ({}) published {} event(s) to {}", c.spec.name, job, trigger, items.size(), topic);
+    log->info("schedule {}: job {} ({}) published {} event(s) to {}", c.spec.name, job, trigger, items.size(),
+              topic);
     return {{"job", job}, {"items", items.size()}, {"function", c.spec.function}};
   }
 
@@ -159,7 +166,8 @@ struct SchedulerService::Impl {
         return out;
       }
       case ControlRequest::Op::kJobStatus: {
-        if (!IsJobId(req.job)) return {{"ok", false}, {"error", fmt::format("'{}' is not a job id", req.job)}};
+        if (!IsJobId(req.job))
+          return {{"ok", false}, {"error", fmt::format("'{}' is not a job id", req.job)}};
         auto record = jobs.Record(req.job);
         if (!record) return {{"ok", false}, {"error", fmt::format("no job {}", req.job)}};
         return {{"ok", true}, {"record", *record}};
@@ -175,7 +183,8 @@ struct SchedulerService::Impl {
     if (c == nullptr) {
       std::string known;
       for (const auto& s : scheduler.Schedules()) known += (known.empty() ? "" : ", ") + s.spec.name;
-      throw ConfigError(fmt::format("no schedule '{}' in this stack ({})", name, known.empty() ? "it has none" : "schedules: " + known));
+      throw ConfigError(fmt::format("no schedule '{}' in this stack ({})", name,
+                                    known.empty() ? "it has none" : "schedules: " + known));
     }
     return Fire(*c, "manual", std::nullopt);
   }
@@ -207,8 +216,10 @@ nlohmann::json SchedulerService::RunNow(const std::string& schedule) { return im
 void SchedulerService::Tick() {
   auto& s = *impl_;
   failpoint::Hit("scheduler.tick");
-  for (const auto& firing : s.stop.load() ? std::vector<Scheduler::Firing>{} : s.scheduler.Due(s.opt.clock())) {
-    if (const auto* c = s.scheduler.Find(firing.schedule)) s.Fire(*c, firing.catch_up ? "catch-up" : "cron", firing.slot);
+  for (const auto& firing :
+       s.stop.load() ? std::vector<Scheduler::Firing>{} : s.scheduler.Due(s.opt.clock())) {
+    if (const auto* c = s.scheduler.Find(firing.schedule))
+      s.Fire(*c, firing.catch_up ? "catch-up" : "cron", firing.slot);
   }
   // Control requests: each answered at once, so the REP socket is never left mid-exchange.
   if (!s.stop.load()) {
@@ -232,8 +243,9 @@ void SchedulerService::Tick() {
 std::string SchedulerService::Summary() const {
   std::string out;
   for (const auto& j : impl_->scheduler.List()) {
-    out += fmt::format("  schedule {:<16} {:<16} {} -> {}  next {}\n", j["name"].get<std::string>(), j["cron"].get<std::string>(),
-                       j["timezone"].get<std::string>(), j["function"].get<std::string>(), j["next_fire_local"].get<std::string>());
+    out += fmt::format("  schedule {:<16} {:<16} {} -> {}  next {}\n", j["name"].get<std::string>(),
+                       j["cron"].get<std::string>(), j["timezone"].get<std::string>(),
+                       j["function"].get<std::string>(), j["next_fire_local"].get<std::string>());
   }
   return out;
 }

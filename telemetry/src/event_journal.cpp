@@ -11,14 +11,15 @@ namespace runnel::telemetry {
 namespace {
 
 std::int64_t NowMs() {
-  return std::chrono::duration_cast<std::chrono::milliseconds>(std::chrono::system_clock::now().time_since_epoch())
+  return std::chrono::duration_cast<std::chrono::milliseconds>(
+             std::chrono::system_clock::now().time_since_epoch())
       .count();
 }
 
 // From 1 ms to about 10 min: a thumbnail takes milliseconds, a video job minutes.
 const prometheus::Histogram::BucketBoundaries& Buckets() {
-  static const prometheus::Histogram::BucketBoundaries b = {0.001, 0.0025, 0.005, 0.01, 0.025, 0.05, 0.1, 0.25,
-                                                            0.5,   1,      2.5,   5,    10,    30,   60,  120, 600};
+  static const prometheus::Histogram::BucketBoundaries b = {
+      0.001, 0.0025, 0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1, 2.5, 5, 10, 30, 60, 120, 600};
   return b;
 }
 
@@ -31,16 +32,19 @@ EventMetrics::EventMetrics(std::shared_ptr<prometheus::Registry> owner)
                    .Help("How long one attempt ran in the worker, as the worker measured it, by function and "
                          "outcome (ok, error)")
                    .Register(*registry)),
-      latency(prometheus::BuildHistogram()
-                  .Name("runnel_dispatcher_event_latency_seconds")
-                  .Help("From the record's timestamp to the event's final outcome (retries and waiting included), "
-                        "by function and outcome (ok, error, dead-letter)")
-                  .Register(*registry)),
-      errors(prometheus::BuildCounter()
-                 .Name("runnel_dispatcher_errors_total")
-                 .Help("Failed attempts by function and kind (timeout, transient, bad-input, worker-lost, ...), "
-                       "plus events refused before any attempt (malformed-envelope, recursion, limit-exceeded)")
-                 .Register(*registry)) {}
+      latency(
+          prometheus::BuildHistogram()
+              .Name("runnel_dispatcher_event_latency_seconds")
+              .Help(
+                  "From the record's timestamp to the event's final outcome (retries and waiting included), "
+                  "by function and outcome (ok, error, dead-letter)")
+              .Register(*registry)),
+      errors(
+          prometheus::BuildCounter()
+              .Name("runnel_dispatcher_errors_total")
+              .Help("Failed attempts by function and kind (timeout, transient, bad-input, worker-lost, ...), "
+                    "plus events refused before any attempt (malformed-envelope, recursion, limit-exceeded)")
+              .Register(*registry)) {}
 
 EventJournal::EventJournal(std::string function, std::shared_ptr<TraceStore> store,
                            std::shared_ptr<EventMetrics> metrics, JobSink job_sink)
@@ -55,7 +59,8 @@ EventJournal::EventJournal(std::string function, std::shared_ptr<TraceStore> sto
 
 prometheus::Histogram& EventJournal::Latency(const std::string& outcome) {
   auto [it, inserted] = latency_.try_emplace(outcome, nullptr);
-  if (inserted) it->second = &metrics_->latency.Add({{"function", function_}, {"outcome", outcome}}, Buckets());
+  if (inserted)
+    it->second = &metrics_->latency.Add({{"function", function_}, {"outcome", outcome}}, Buckets());
   return *it->second;
 }
 
@@ -211,7 +216,8 @@ void EventJournal::Flush() {
           break;
         case Kind::kFinished: {
           const std::int64_t record_ms = it->second.record_ms;
-          const std::int64_t latency_ms = record_ms >= 0 ? std::max<std::int64_t>(0, e.at_ms - record_ms) : -1;
+          const std::int64_t latency_ms =
+              record_ms >= 0 ? std::max<std::int64_t>(0, e.at_ms - record_ms) : -1;
           if (t != nullptr) {
             t->status = e.worker;
             t->error_kind = e.error_kind;

@@ -50,8 +50,8 @@ MetricsServer::MetricsServer(const std::string& listen, std::shared_ptr<promethe
     if (ec != std::errc() || ptr != last || first == last) port = -1;
   }
   if (host.empty() || host.find(':') != std::string::npos || port < 0 || port > 65535) {
-    throw ConfigError(fmt::format("metrics address '{}' is not HOST:PORT (e.g. 127.0.0.1:9464; port 0: any free port)",
-                                  listen));
+    throw ConfigError(fmt::format(
+        "metrics address '{}' is not HOST:PORT (e.g. 127.0.0.1:9464; port 0: any free port)", listen));
   }
   try {
     exposer_ = std::make_unique<prometheus::Exposer>(fmt::format("{}:{}", host, port), 2);

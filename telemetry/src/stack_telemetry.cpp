@@ -81,9 +81,10 @@ std::optional<std::string> StackTelemetry::Answer(std::string_view request) cons
   const std::string& id = decoded->event_id;
   const auto found = traces_->Find(id);
   if (found.empty()) {
-    return JsonText({{"error", fmt::format("no trace of event '{}': this stack has not consumed it, or it is older "
-                                           "than the {} most recent events it keeps",
-                                           id, traces_->MaxEvents())}});
+    return JsonText(
+        {{"error", fmt::format("no trace of event '{}': this stack has not consumed it, or it is older "
+                               "than the {} most recent events it keeps",
+                               id, traces_->MaxEvents())}});
   }
   if (decoded->kind == StatusRequest::Kind::kOutcome) {
     nlohmann::json outcomes = nlohmann::json::array();

@@ -24,8 +24,8 @@ class Families {
     }
     return it->second;
   }
-  void Add(const std::string& name, MetricType type, const std::string& help, std::vector<ClientMetric::Label> labels,
-           double value) {
+  void Add(const std::string& name, MetricType type, const std::string& help,
+           std::vector<ClientMetric::Label> labels, double value) {
     const std::size_t index = Declare(name, type, help);
     ClientMetric m;
     m.label = std::move(labels);
@@ -86,7 +86,8 @@ std::vector<MetricFamily> StatusMetrics(const nlohmann::json& status, WorkerSlot
   constexpr auto kCounter = MetricType::Counter;
   constexpr auto kGauge = MetricType::Gauge;
   // Health first: it is read at each scrape, so it holds even when the rest is an old snapshot.
-  if (const auto components = status.find("components"); components != status.end() && components->is_array()) {
+  if (const auto components = status.find("components");
+      components != status.end() && components->is_array()) {
     for (const auto& c : *components) {
       if (!c.is_object()) continue;
       out.Add("runnel_component_up", kGauge,
@@ -113,32 +114,35 @@ std::vector<MetricFamily> StatusMetrics(const nlohmann::json& status, WorkerSlot
       return labels;
     };
     // Lag and backlog.
-    out.Add("runnel_dispatcher_lag_events", kGauge,
-            "Kafka consumer lag of the function's group: end offset minus committed offset, over its partitions", fn,
-            Num(f, "lag"));
+    out.Add(
+        "runnel_dispatcher_lag_events", kGauge,
+        "Kafka consumer lag of the function's group: end offset minus committed offset, over its partitions",
+        fn, Num(f, "lag"));
     out.Add("runnel_dispatcher_backlog_events", kGauge,
-            "Events waiting for a worker: not yet consumed past the dispatcher's position, plus consumed and queued",
+            "Events waiting for a worker: not yet consumed past the dispatcher's position, plus consumed and "
+            "queued",
             fn, Num(f, "backlog"));
     out.Add("runnel_dispatcher_lag_seconds", kGauge,
             "Age of the oldest event the dispatcher holds that has no final outcome yet (0: none)", fn,
             Num(f, "oldest_age_ms") / 1000.0);
-    out.Add("runnel_dispatcher_queued_events", kGauge, "Consumed events waiting for a worker, their key, or a retry",
-            fn, Num(f, "queued"));
+    out.Add("runnel_dispatcher_queued_events", kGauge,
+            "Consumed events waiting for a worker, their key, or a retry", fn, Num(f, "queued"));
     out.Add("runnel_dispatcher_in_flight_events", kGauge, "Events at a worker now", fn, Num(f, "in_flight"));
     // Flow.
-    out.Add("runnel_dispatcher_received_events_total", kCounter, "Records consumed from the function's topic", fn,
-            Num(f, "received"));
+    out.Add("runnel_dispatcher_received_events_total", kCounter, "Records consumed from the function's topic",
+            fn, Num(f, "received"));
     out.Add("runnel_dispatcher_completed_events_total", kCounter,
             "Events with a final outcome, by outcome (ok, error, dead-letter)", with("outcome", "ok"),
             Num(f, "succeeded"));
-    out.Add("runnel_dispatcher_completed_events_total", kCounter, "", with("outcome", "error"), Num(f, "errors"));
+    out.Add("runnel_dispatcher_completed_events_total", kCounter, "", with("outcome", "error"),
+            Num(f, "errors"));
     out.Add("runnel_dispatcher_completed_events_total", kCounter, "", with("outcome", "dead-letter"),
             Num(f, "dead_lettered"));
     out.Add("runnel_dispatcher_dead_letters_total", kCounter,
             "Dead-letter records written (every error and dead-letter outcome gets one)", fn,
             Num(f, "errors") + Num(f, "dead_lettered"));
-    out.Add("runnel_dispatcher_retries_total", kCounter, "Attempts scheduled again after a retriable failure", fn,
-            Num(f, "retries"));
+    out.Add("runnel_dispatcher_retries_total", kCounter, "Attempts scheduled again after a retriable failure",
+            fn, Num(f, "retries"));
     out.Add("runnel_dispatcher_redispatched_events_total", kCounter,
             "Events taken from a lost worker and dispatched again", fn, Num(f, "redispatched"));
     out.Add("runnel_filtered_total", kCounter,
@@ -148,15 +152,16 @@ std::vector<MetricFamily> StatusMetrics(const nlohmann::json& status, WorkerSlot
             "Records the broker's retention dropped before the function processed them", fn,
             Num(f, "retention_lost"));
     out.Add("runnel_function_blocked", kGauge,
-            "1 while the function cannot go on: its dead-letter topic refuses records (status blocked_reason says "
+            "1 while the function cannot go on: its dead-letter topic refuses records (status blocked_reason "
+            "says "
             "why); its partitions are paused",
             fn, f.value("blocked", false) ? 1.0 : 0.0);
     out.Add("runnel_dispatcher_records_refused_total", kCounter,
             "Record writes Kafka refused (dead letters, results, pipeline events), every attempt counted", fn,
             Num(f, "records_refused"));
     // Workers.
-    out.Add("runnel_autoscaler_workers_desired", kGauge, "Workers the autoscaler wants for the function now", fn,
-            Num(f, "desired"));
+    out.Add("runnel_autoscaler_workers_desired", kGauge, "Workers the autoscaler wants for the function now",
+            fn, Num(f, "desired"));
     out.Add("runnel_autoscaler_workers_running", kGauge, "Worker processes alive and not stopping", fn,
             Num(f, "running"));
     out.Add("runnel_autoscaler_workers_joined", kGauge, "Workers connected to the function's dispatcher", fn,
@@ -167,18 +172,19 @@ std::vector<MetricFamily> StatusMetrics(const nlohmann::json& status, WorkerSlot
             "Workers that left the dispatcher (drained, exited, silent, killed)", fn, Num(f, "workers_lost"));
     // Usage: the serverless bill.
     const auto usage = f.value("usage", nlohmann::json::object());
-    out.Add("runnel_usage_invocations_total", kCounter, "Attempts handed to a worker (every retry counts)", fn,
-            Num(usage, "invocations"));
+    out.Add("runnel_usage_invocations_total", kCounter, "Attempts handed to a worker (every retry counts)",
+            fn, Num(usage, "invocations"));
     out.Add("runnel_usage_worker_seconds_total", kCounter,
             "Worker-seconds: the summed lifetime of the function's worker processes", fn,
             Num(usage, "worker_seconds"));
     out.Add("runnel_usage_cpu_seconds_total", kCounter,
-            "CPU seconds (user + system) used by the function's worker processes", fn, Num(usage, "cpu_seconds"));
+            "CPU seconds (user + system) used by the function's worker processes", fn,
+            Num(usage, "cpu_seconds"));
     out.Add("runnel_usage_peak_memory_bytes", kGauge,
             "Highest peak resident memory of any one of the function's worker processes", fn,
             Num(usage, "peak_rss_kb") * 1024);
-    out.Add("runnel_usage_workers_started_total", kCounter, "Worker processes started (restarts included)", fn,
-            Num(usage, "workers_started"));
+    out.Add("runnel_usage_workers_started_total", kCounter, "Worker processes started (restarts included)",
+            fn, Num(usage, "workers_started"));
     out.Add("runnel_autoscaler_worker_restarts_total", kCounter,
             "Worker processes restarted after exiting unasked (crashes, kills)", fn, Num(usage, "restarts"));
     // Per worker, labelled by its slot (WorkerSlots): bounded series however many workers come and go.
@@ -209,7 +215,8 @@ std::vector<MetricFamily> StatusMetrics(const nlohmann::json& status, WorkerSlot
   // Messages from peers the stack could not use, per socket and reason (docs/protocol.md §3.4).
   if (const auto errors = status.find("protocol_errors"); errors != status.end() && errors->is_array()) {
     const std::string help =
-        "Messages received that could not be used (malformed, wrong-typed, oversized, not UTF-8, unknown, out of "
+        "Messages received that could not be used (malformed, wrong-typed, oversized, not UTF-8, unknown, "
+        "out of "
         "order, a result from a connection that does not hold the task), by socket and reason";
     out.Declare("runnel_protocol_errors_total", kCounter, help);
     for (const auto& e : *errors) {
@@ -217,7 +224,9 @@ std::vector<MetricFamily> StatusMetrics(const nlohmann::json& status, WorkerSlot
       const auto socket = e.find("socket");
       const auto reason = e.find("reason");
       if (socket == e.end() || !socket->is_string() || reason == e.end() || !reason->is_string()) continue;
-      out.Add("runnel_protocol_errors_total", kCounter, help, {{"socket", socket->get<std::string>()}, {"reason", reason->get<std::string>()}}, Num(e, "count"));
+      out.Add("runnel_protocol_errors_total", kCounter, help,
+              {{"socket", socket->get<std::string>()}, {"reason", reason->get<std::string>()}},
+              Num(e, "count"));
     }
   }
   return out.Take();

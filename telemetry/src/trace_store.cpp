@@ -8,7 +8,8 @@ namespace runnel::telemetry {
 nlohmann::json EventTrace::ToJson() const {
   nlohmann::json attempts_json = nlohmann::json::array();
   for (const auto& a : attempts) {
-    nlohmann::json j = {{"attempt", a.attempt}, {"worker", a.worker}, {"start_ms", a.start_ms}, {"result", a.result}};
+    nlohmann::json j = {
+        {"attempt", a.attempt}, {"worker", a.worker}, {"start_ms", a.start_ms}, {"result", a.result}};
     if (a.duration_us >= 0) j["duration_ms"] = static_cast<double>(a.duration_us) / 1000.0;
     if (!a.error_kind.empty()) j["error_kind"] = a.error_kind;
     if (!a.error.empty()) j["error"] = a.error;
@@ -37,7 +38,9 @@ nlohmann::json EventTrace::ToJson() const {
 
 namespace {
 
-std::uint32_t HashId(const std::string& id) { return static_cast<std::uint32_t>(std::hash<std::string>{}(id)); }
+std::uint32_t HashId(const std::string& id) {
+  return static_cast<std::uint32_t>(std::hash<std::string>{}(id));
+}
 
 // Back to a new trace's state, keeping the capacity of its strings and attempts.
 void Reset(EventTrace& t) {

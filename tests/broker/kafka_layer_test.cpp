@@ -2,10 +2,9 @@
 // injected with the mock cluster (broker down, request errors).
 #include <librdkafka/rdkafka.h>
 // rdkafka_mock.h must come after rdkafka.h.
-#include <librdkafka/rdkafka_mock.h>
-
 #include <fmt/format.h>
 #include <gmock/gmock.h>
+#include <librdkafka/rdkafka_mock.h>
 
 #include <map>
 #include <set>
@@ -27,7 +26,8 @@ std::vector<broker::Record> Numbered(const std::string& topic, int count, int ke
   for (int i = 0; i < count; ++i) {
     Envelope env;
     env.id = fmt::format("ev-{}", i);
-    out.push_back({topic, broker::kAnyPartition, fmt::format("k{}", i % keys), std::to_string(i), env.Encode()});
+    out.push_back(
+        {topic, broker::kAnyPartition, fmt::format("k{}", i % keys), std::to_string(i), env.Encode()});
   }
   return out;
 }
@@ -161,8 +161,9 @@ TEST_F(KafkaLayer, NothingIsReportedDeliveredWhileTheBrokerIsDown) {
 
 TEST_F(KafkaLayer, ProducerRetriesInjectedErrorsWithoutLossOrDuplicates) {
   const auto topic = MakeTopic(2);
-  Broker().PushRequestErrors(kApiProduce, {RD_KAFKA_RESP_ERR_NOT_LEADER_FOR_PARTITION,
-                                           RD_KAFKA_RESP_ERR_REQUEST_TIMED_OUT, RD_KAFKA_RESP_ERR_NOT_ENOUGH_REPLICAS});
+  Broker().PushRequestErrors(kApiProduce,
+                             {RD_KAFKA_RESP_ERR_NOT_LEADER_FOR_PARTITION, RD_KAFKA_RESP_ERR_REQUEST_TIMED_OUT,
+                              RD_KAFKA_RESP_ERR_NOT_ENOUGH_REPLICAS});
   Produce(Numbered(topic, 500, 20));
   ExpectExactlyOnceInKeyOrder(ConsumeAll(topic, 500), 500);
 }
@@ -182,8 +183,9 @@ TEST_F(KafkaLayer, ConsumerResumesAfterFetchErrorsAndAnOutage) {
         std::chrono::seconds(30), std::chrono::milliseconds(0));
   };
   ASSERT_TRUE(poll_until(1));
-  Broker().PushRequestErrors(kApiFetch, {RD_KAFKA_RESP_ERR_NOT_LEADER_FOR_PARTITION, RD_KAFKA_RESP_ERR_UNKNOWN_TOPIC_OR_PART,
-                                         RD_KAFKA_RESP_ERR_REQUEST_TIMED_OUT});
+  Broker().PushRequestErrors(
+      kApiFetch, {RD_KAFKA_RESP_ERR_NOT_LEADER_FOR_PARTITION, RD_KAFKA_RESP_ERR_UNKNOWN_TOPIC_OR_PART,
+                  RD_KAFKA_RESP_ERR_REQUEST_TIMED_OUT});
   Broker().SetBrokerDown(1);
   Broker().SetBrokerUp(1);
   ASSERT_TRUE(poll_until(300));

@@ -3,9 +3,8 @@
 // reports, injected with the mock cluster), and which of those a retry can fix.
 #include <librdkafka/rdkafka.h>
 // rdkafka_mock.h must come after rdkafka.h.
-#include <librdkafka/rdkafka_mock.h>
-
 #include <gmock/gmock.h>
+#include <librdkafka/rdkafka_mock.h>
 
 #include <future>
 
@@ -25,7 +24,8 @@ class ProducerLimits : public KafkaCluster {
   static broker::Delivery Write(broker::Producer& producer, broker::Record record) {
     auto promise = std::make_shared<std::promise<broker::Delivery>>();
     auto future = promise->get_future();
-    if (auto refused = producer.TryProduce(std::move(record), [promise](const broker::Delivery& d) { promise->set_value(d); })) {
+    if (auto refused = producer.TryProduce(std::move(record),
+                                           [promise](const broker::Delivery& d) { promise->set_value(d); })) {
       return *refused;
     }
     EXPECT_EQ(future.wait_for(std::chrono::seconds(30)), std::future_status::ready) << "no delivery report";
@@ -40,7 +40,8 @@ TEST_F(ProducerLimits, ARecordOverMessageMaxBytesIsRefusedAtOnceAndTheLimitIsExa
   broker::Producer producer(config);
   EXPECT_EQ(producer.MaxMessageBytes(), 10'000u);
 
-  broker::Record record{topic, 0, std::string("k"), "", {{"runnel-id", "a"}, {"x-big", std::string(300, 'h')}}};
+  broker::Record record{
+      topic, 0, std::string("k"), "", {{"runnel-id", "a"}, {"x-big", std::string(300, 'h')}}};
   record.value.assign(10'000 - broker::RecordWireSize(record), 'v');
   ASSERT_EQ(broker::RecordWireSize(record), 10'000u);
   EXPECT_TRUE(Write(producer, record).Ok()) << "a record of exactly message.max.bytes is accepted";
@@ -57,7 +58,8 @@ TEST_F(ProducerLimits, ARecordOverMessageMaxBytesIsRefusedAtOnceAndTheLimitIsExa
     ADD_FAILURE() << "Produce accepted a record over message.max.bytes";
   } catch (const broker::KafkaError& e) {
     EXPECT_FALSE(e.Retriable());
-    EXPECT_THAT(e.what(), HasSubstr("producing a record of 10001 bytes to " + topic + " (message.max.bytes 10000)"));
+    EXPECT_THAT(e.what(),
+                HasSubstr("producing a record of 10001 bytes to " + topic + " (message.max.bytes 10000)"));
   }
   // The report's callback runs before the producer counts the record as done.
   EXPECT_TRUE(WaitFor([&] { return producer.Outstanding() == 0; }, std::chrono::seconds(5)));
@@ -67,7 +69,8 @@ TEST_F(ProducerLimits, RunnelsDefaultTakesAOneMebibytePayloadWithItsHeaders) {
   const std::string topic = MakeTopic(1);
   broker::Producer producer(Config());
   EXPECT_EQ(producer.MaxMessageBytes(), broker::kDefaultMessageMaxBytes);
-  broker::Record record{topic, 0, std::nullopt, std::string(1 << 20, 'v'), {{"runnel-error", std::string(4000, 'e')}}};
+  broker::Record record{
+      topic, 0, std::nullopt, std::string(1 << 20, 'v'), {{"runnel-error", std::string(4000, 'e')}}};
   EXPECT_TRUE(Write(producer, record).Ok()) << "librdkafka's own default (1,000,000) would refuse it";
 }
 
@@ -102,14 +105,18 @@ TEST_F(ProducerLimits, ATopicThatRefusesWritesFailsInTheReportThenAtOnceAndIsNot
 }
 
 TEST(DeliveryErrors, OnlyWhatMayPassIsRetriable) {
-  for (int code : {RD_KAFKA_RESP_ERR__MSG_TIMED_OUT, RD_KAFKA_RESP_ERR__TRANSPORT, RD_KAFKA_RESP_ERR_NOT_ENOUGH_REPLICAS,
-                   RD_KAFKA_RESP_ERR_REQUEST_TIMED_OUT, RD_KAFKA_RESP_ERR_NOT_LEADER_FOR_PARTITION}) {
-    EXPECT_TRUE(broker::IsRetriableDelivery(code)) << rd_kafka_err2name(static_cast<rd_kafka_resp_err_t>(code));
+  for (int code :
+       {RD_KAFKA_RESP_ERR__MSG_TIMED_OUT, RD_KAFKA_RESP_ERR__TRANSPORT, RD_KAFKA_RESP_ERR_NOT_ENOUGH_REPLICAS,
+        RD_KAFKA_RESP_ERR_REQUEST_TIMED_OUT, RD_KAFKA_RESP_ERR_NOT_LEADER_FOR_PARTITION}) {
+    EXPECT_TRUE(broker::IsRetriableDelivery(code))
+        << rd_kafka_err2name(static_cast<rd_kafka_resp_err_t>(code));
   }
-  for (int code : {RD_KAFKA_RESP_ERR_TOPIC_AUTHORIZATION_FAILED, RD_KAFKA_RESP_ERR_UNKNOWN_TOPIC_OR_PART,
-                   RD_KAFKA_RESP_ERR__UNKNOWN_TOPIC, RD_KAFKA_RESP_ERR_MSG_SIZE_TOO_LARGE, RD_KAFKA_RESP_ERR_INVALID_RECORD,
-                   RD_KAFKA_RESP_ERR__FATAL, RD_KAFKA_RESP_ERR_POLICY_VIOLATION}) {
-    EXPECT_FALSE(broker::IsRetriableDelivery(code)) << rd_kafka_err2name(static_cast<rd_kafka_resp_err_t>(code));
+  for (int code :
+       {RD_KAFKA_RESP_ERR_TOPIC_AUTHORIZATION_FAILED, RD_KAFKA_RESP_ERR_UNKNOWN_TOPIC_OR_PART,
+        RD_KAFKA_RESP_ERR__UNKNOWN_TOPIC, RD_KAFKA_RESP_ERR_MSG_SIZE_TOO_LARGE,
+        RD_KAFKA_RESP_ERR_INVALID_RECORD, RD_KAFKA_RESP_ERR__FATAL, RD_KAFKA_RESP_ERR_POLICY_VIOLATION}) {
+    EXPECT_FALSE(broker::IsRetriableDelivery(code))
+        << rd_kafka_err2name(static_cast<rd_kafka_resp_err_t>(code));
   }
 }
 

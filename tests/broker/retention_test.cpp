@@ -36,8 +36,10 @@ TEST_F(Retention, UnguardedPublishingPastTheCapDropsTheOldestRecords) {
   broker::Admin admin(Config());
   const auto offsets = admin.Offsets(topic, "");
   EXPECT_EQ(offsets[0].end, kCount);
-  EXPECT_GT(offsets[0].log_start, 0) << "the mock kept everything: its cap changed, update retention_guard.hpp";
-  EXPECT_LE((offsets[0].end - offsets[0].log_start) * static_cast<std::int64_t>(kValueBytes), broker::kMockMaxBytes);
+  EXPECT_GT(offsets[0].log_start, 0)
+      << "the mock kept everything: its cap changed, update retention_guard.hpp";
+  EXPECT_LE((offsets[0].end - offsets[0].log_start) * static_cast<std::int64_t>(kValueBytes),
+            broker::kMockMaxBytes);
 }
 
 TEST_F(Retention, GuardedPublishingPastTheCapLosesNothing) {
@@ -45,9 +47,8 @@ TEST_F(Retention, GuardedPublishingPastTheCapLosesNothing) {
   const std::string group = "g.retention";
   constexpr int kCount = 12 * 1024;  // 12 MiB of values: more than twice the cap
 
-  auto guard = std::make_shared<broker::RetentionGuard>(Config(), [&](const std::string&) {
-    return std::vector<std::string>{group};
-  });
+  auto guard = std::make_shared<broker::RetentionGuard>(
+      Config(), [&](const std::string&) { return std::vector<std::string>{group}; });
   // A consumer that starts only once the guard has held the producer back (so the test cannot pass
   // without the guard), then commits every 256 records, and whenever it has caught up (as the
   // dispatcher's periodic commit does: the guard waits on the committed offset, so a reader that
@@ -99,7 +100,6 @@ TEST_F(Retention, GuardedPublishingPastTheCapLosesNothing) {
   EXPECT_EQ(offsets[0].Lag(), 0);
 }
 
-
 // While the guard waits, the producer's in-flight records are acknowledged: the guard must see the
 // count fall. (It once kept the count it was called with, and with the backlog consumed and every
 // record acknowledged a producer that had been sending fast waited forever.)
@@ -107,7 +107,8 @@ TEST_F(Retention, TheGuardSeesInFlightRecordsAcknowledgedWhileItWaits) {
   const auto topic = MakeTopic(1);
   broker::RetentionGuard::Options options;
   options.max_wait = std::chrono::seconds(20);  // a failure throws instead of hanging the test
-  broker::RetentionGuard guard(Config(), [](const std::string&) { return std::vector<std::string>{}; }, options);
+  broker::RetentionGuard guard(
+      Config(), [](const std::string&) { return std::vector<std::string>{}; }, options);
   const auto record = KiloRecord(topic, 0);
   const auto capacity = broker::kMockMaxBytes / broker::RecordLogBytes(record);
   std::atomic<std::int64_t> in_flight{capacity};  // the topic is empty: only these count

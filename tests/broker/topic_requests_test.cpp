@@ -65,7 +65,8 @@ TEST(TopicRequests, MalformedRequestsAreRefusedAndTheBrokerServesTheNextOne) {
   };
   {
     broker::Producer producer(broker.ClientConfig());
-    for (const auto& value : hostile) producer.ProduceSync({broker::kTopicRequestsTopic, 0, std::nullopt, value, {}});
+    for (const auto& value : hostile)
+      producer.ProduceSync({broker::kTopicRequestsTopic, 0, std::nullopt, value, {}});
   }
   broker::Admin admin(broker.ClientConfig());
   admin.CreateTopic("valid.after.hostile", 3);  // served after every hostile record before it

@@ -1,9 +1,8 @@
 // Chaos: workers are SIGKILLed while events run; the stack replaces them and no event is lost. On
 // the stack's embedded broker, and in the `kafka` tier on the real Kafka named by RUNNEL_TEST_KAFKA.
-#include <signal.h>
-
 #include <fmt/format.h>
 #include <gmock/gmock.h>
+#include <signal.h>
 
 #include <atomic>
 #include <map>
@@ -22,7 +21,8 @@ TEST_F(Chaos, KillingARandomWorkerEverySecondLosesNoEvent) {
   const auto kafka = TestKafka::RealKafkaTier() ? std::make_unique<TestKafka>() : nullptr;
   const std::string input = kafka ? kafka->Topic("sleep") : "sleep";
   const std::string results = kafka ? kafka->Topic("sleep.results") : "sleep.results";
-  StackProcess stack(fmt::format(R"(
+  StackProcess stack(
+      fmt::format(R"(
 heartbeat: 200ms
 functions:
   - name: sleep
@@ -33,7 +33,9 @@ functions:
     params: {{ms: 10}}
     results_topic: {}
     retries: {{max_attempts: 10, backoff: 10ms}}
-)", input, results), {}, kafka ? std::vector<std::string>{"--kafka", kafka->Bootstrap()} : std::vector<std::string>{});
+)",
+                  input, results),
+      {}, kafka ? std::vector<std::string>{"--kafka", kafka->Bootstrap()} : std::vector<std::string>{});
   ASSERT_TRUE(stack.WaitForWorkers("sleep", 4, std::chrono::seconds(20)));
   std::vector<std::pair<std::string, std::optional<std::string>>> events;
   for (int i = 0; i < 20'000; ++i) events.emplace_back(std::to_string(i), fmt::format("k{}", i % 500));

@@ -1,10 +1,9 @@
 // deploy tier: the stack configs shipped in deploy/ pass Runnel's own config loader, through
 // `runnel config check` (the check `runnel up` makes before starting anything), and the command
 // refuses bad configs naming the problem.
+#include <fmt/format.h>
 #include <gmock/gmock.h>
 #include <yaml-cpp/yaml.h>
-
-#include <fmt/format.h>
 
 #include <algorithm>
 #include <fstream>
@@ -58,10 +57,11 @@ TEST(DeployConfig, TheBuiltInDefaultStackIsAccepted) {
   ASSERT_EQ(result.exit_code, 0) << result.err;
   EXPECT_THAT(result.out, HasSubstr("(built-in default): ok"));
   const auto lines = FunctionLines(result.out);
-  for (const char* name : {"echo", "sleep", "image.thumbnail", "image.convert", "image.metadata", "video.thumbnails",
-                           "video.probe", "iot.ingest"}) {
-    EXPECT_TRUE(std::any_of(lines.begin(), lines.end(),
-                            [name](const std::string& line) { return line.rfind(fmt::format("  {} ", name), 0) == 0; }))
+  for (const char* name : {"echo", "sleep", "image.thumbnail", "image.convert", "image.metadata",
+                           "video.thumbnails", "video.probe", "iot.ingest"}) {
+    EXPECT_TRUE(std::any_of(
+        lines.begin(), lines.end(),
+        [name](const std::string& line) { return line.rfind(fmt::format("  {} ", name), 0) == 0; }))
         << name << " is missing from the default stack:\n"
         << result.out;
   }
@@ -93,8 +93,10 @@ TEST(DeployConfig, UnknownKeyIsRefusedWithFileLineAndKey) {
 // A bare number used to be milliseconds (10 ms where KEDA and Lambda mean 10 s), and `nan` passed.
 TEST(DeployConfig, ADurationWithoutAUnitOrNotANumberIsRefused) {
   const std::vector<std::pair<std::string, std::string>> cases = {
-      {"    timeout: 10\n", R"(:3: functions[0].timeout: '10' has no unit: durations need one, write "10s" or "10ms")"},
-      {"    retries: {backoff: nan}\n", ":3: functions[0].retries.backoff: 'nan' is not a duration like 500ms"},
+      {"    timeout: 10\n",
+       R"(:3: functions[0].timeout: '10' has no unit: durations need one, write "10s" or "10ms")"},
+      {"    retries: {backoff: nan}\n",
+       ":3: functions[0].retries.backoff: 'nan' is not a duration like 500ms"},
       {"    timeout: 0x10s\n", ":3: functions[0].timeout: '0x10s' is not a duration like 500ms"},
       {"    timeout: 1e3s\n", ":3: functions[0].timeout: '1e3s' is not a duration like 500ms"},
   };
@@ -137,21 +139,24 @@ TEST(DeployConfig, ABatchForAFunctionWithoutBatchesIsRefusedWithItsLine) {
   const auto file = WriteFile("deploy-echo-batch", "functions:\n  - name: echo\n    batch: {size: 50}\n");
   const auto result = Check(file);
   EXPECT_EQ(result.exit_code, 1);
-  EXPECT_THAT(result.err, HasSubstr(file.string() +
-                                    ":3: functions[0].batch: function echo (builtin:echo): batch.size 50: this "
-                                    "function takes one event per call (it does not declare batches); remove "
-                                    "batch or set batch.size: 1"));
+  EXPECT_THAT(
+      result.err,
+      HasSubstr(file.string() + ":3: functions[0].batch: function echo (builtin:echo): batch.size 50: this "
+                                "function takes one event per call (it does not declare batches); remove "
+                                "batch or set batch.size: 1"));
   std::filesystem::remove_all(file.parent_path());
 }
 
 TEST(DeployConfig, TheOldBatchParamsNameTheNewKey) {
-  const auto file = WriteFile("deploy-old-batch",
-                              "functions:\n  - name: iot.ingest\n    params: {batch_size: 100, batch_window_ms: 100}\n");
+  const auto file =
+      WriteFile("deploy-old-batch",
+                "functions:\n  - name: iot.ingest\n    params: {batch_size: 100, batch_window_ms: 100}\n");
   const auto result = Check(file);
   EXPECT_EQ(result.exit_code, 1);
-  EXPECT_THAT(result.err, HasSubstr("function iot.ingest (builtin:iot.ingest): iot.ingest: params.batch_size is no "
-                                    "longer a param: set the function's batch key instead, e.g. batch: {size: "
-                                    "100, window: 500ms}"));
+  EXPECT_THAT(result.err,
+              HasSubstr("function iot.ingest (builtin:iot.ingest): iot.ingest: params.batch_size is no "
+                        "longer a param: set the function's batch key instead, e.g. batch: {size: "
+                        "100, window: 500ms}"));
   std::filesystem::remove_all(file.parent_path());
 }
 
@@ -161,25 +166,29 @@ TEST(DeployConfig, AMaxPayloadOverTheProducersLimitIsRefusedNamingTheKeyToChange
   const auto big = WriteFile("deploy-max-payload", "functions:\n  - name: echo\n    max_payload: 2000000\n");
   const auto refused = Check(big);
   EXPECT_EQ(refused.exit_code, 1);
-  EXPECT_THAT(refused.err, HasSubstr(big.string() + ":3: functions[0].max_payload: 2000000 plus 65536 bytes for the "
-                                                    "headers Runnel adds is over the producer's message.max.bytes of "
-                                                    "1114112 (Runnel's default)"));
+  EXPECT_THAT(refused.err,
+              HasSubstr(big.string() + ":3: functions[0].max_payload: 2000000 plus 65536 bytes for the "
+                                       "headers Runnel adds is over the producer's message.max.bytes of "
+                                       "1114112 (Runnel's default)"));
   EXPECT_THAT(refused.err, HasSubstr("set kafka.options.message.max.bytes to at least 2065536"));
   std::filesystem::remove_all(big.parent_path());
 
-  const auto raised = WriteFile("deploy-max-payload-ok",
-                                "kafka:\n  options: {message.max.bytes: \"2065536\"}\nfunctions:\n  - name: echo\n"
-                                "    max_payload: 2000000\n");
+  const auto raised =
+      WriteFile("deploy-max-payload-ok",
+                "kafka:\n  options: {message.max.bytes: \"2065536\"}\nfunctions:\n  - name: echo\n"
+                "    max_payload: 2000000\n");
   const auto accepted = Check(raised);
   EXPECT_EQ(accepted.exit_code, 0) << accepted.err;
   std::filesystem::remove_all(raised.parent_path());
 
-  const auto small = WriteFile("deploy-message-max-bytes",
-                               "kafka:\n  options:\n    message.max.bytes: \"1000000\"\nfunctions:\n  - name: echo\n");
+  const auto small =
+      WriteFile("deploy-message-max-bytes",
+                "kafka:\n  options:\n    message.max.bytes: \"1000000\"\nfunctions:\n  - name: echo\n");
   const auto too_small = Check(small);
   EXPECT_EQ(too_small.exit_code, 1);
-  EXPECT_THAT(too_small.err, HasSubstr(small.string() + ":3: kafka.options.message.max.bytes: 1000000 is too small for "
-                                                        "functions[0] (echo)"));
+  EXPECT_THAT(too_small.err,
+              HasSubstr(small.string() + ":3: kafka.options.message.max.bytes: 1000000 is too small for "
+                                         "functions[0] (echo)"));
   std::filesystem::remove_all(small.parent_path());
 }
 

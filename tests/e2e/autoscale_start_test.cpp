@@ -2,10 +2,9 @@
 // process that a start wakes instead of running fork+exec, its replacement, the fallback to
 // fork+exec when it dies, and `standby_workers: false`. Also the status socket polled in a tight
 // loop while events flow (the stall once blamed on it was a use-after-free in the bench's client).
-#include <signal.h>
-
 #include <fmt/format.h>
 #include <gmock/gmock.h>
+#include <signal.h>
 
 #include <algorithm>
 #include <atomic>
@@ -24,9 +23,9 @@
 namespace runnel::testing {
 namespace {
 
-using ::testing::HasSubstr;
 using std::chrono::milliseconds;
 using std::chrono::seconds;
+using ::testing::HasSubstr;
 
 std::string Comm(int pid) {
   std::string name;
@@ -38,17 +37,20 @@ std::string Comm(int pid) {
 std::string PublishOne(broker::Producer& producer, const std::string& topic, const std::string& payload) {
   Envelope env;
   env.id = NewEventId();
-  const auto delivery = producer.ProduceSync({topic, broker::kAnyPartition, std::nullopt, payload, env.Encode()});
+  const auto delivery =
+      producer.ProduceSync({topic, broker::kAnyPartition, std::nullopt, payload, env.Encode()});
   EXPECT_TRUE(delivery.Ok());
   return env.id;
 }
 
 // Waits until echo's status shows a standby process ready; `f` holds the last status read.
 bool WaitForReadyStandby(const StackProcess& stack, nlohmann::json& f) {
-  return WaitFor([&] {
-    f = stack.FunctionStatus("echo");
-    return f.contains("standby") && f["standby"].value("state", "") == "ready";
-  }, seconds(20), milliseconds(50));
+  return WaitFor(
+      [&] {
+        f = stack.FunctionStatus("echo");
+        return f.contains("standby") && f["standby"].value("state", "") == "ready";
+      },
+      seconds(20), milliseconds(50));
 }
 
 bool OkOutcomeFor(const std::vector<Outcome>& outcomes, const std::string& id) {
@@ -89,12 +91,15 @@ TEST(AutoscaleStart, AStandbyProcessStartsTheFirstWorkerAndIsReplaced) {
   text << worker_log.rdbuf();
   EXPECT_THAT(text.str(), HasSubstr("worker echo-1 runs 'echo'"));
   // Another standby takes its place, and the worker still goes back to zero.
-  ASSERT_TRUE(WaitFor([&] {
-    f = stack.FunctionStatus("echo");
-    return f.contains("standby") && f["standby"].value("state", "") == "ready" &&
-           f["standby"].value("pid", 0) != standby_pid && f["standby"].value("used", 0) == 1 &&
-           f.value("desired", -1) == 0 && f["workers"].empty();
-  }, seconds(20), milliseconds(50))) << f.dump();
+  ASSERT_TRUE(WaitFor(
+      [&] {
+        f = stack.FunctionStatus("echo");
+        return f.contains("standby") && f["standby"].value("state", "") == "ready" &&
+               f["standby"].value("pid", 0) != standby_pid && f["standby"].value("used", 0) == 1 &&
+               f.value("desired", -1) == 0 && f["workers"].empty();
+      },
+      seconds(20), milliseconds(50)))
+      << f.dump();
   EXPECT_EQ(f["standby"]["exec_starts"], 0);
   EXPECT_EQ(f["standby"]["ended"], 0);
   EXPECT_GT(f["standby"].value("rss_kb", 0), 0);
@@ -108,22 +113,29 @@ TEST(AutoscaleStart, WhenTheStandbyDiesWorkersStartByExecAndItIsReplaced) {
   const int standby_pid = f["standby"]["pid"];
   ASSERT_EQ(::kill(standby_pid, SIGKILL), 0);
   // Seen at the next tick: logged, counted, and replaced after the backoff.
-  ASSERT_TRUE(WaitFor([&] {
-    f = stack.FunctionStatus("echo");
-    return f.contains("standby") && f["standby"].value("ended", 0) == 1;
-  }, seconds(20), milliseconds(20))) << f.dump();
+  ASSERT_TRUE(WaitFor(
+      [&] {
+        f = stack.FunctionStatus("echo");
+        return f.contains("standby") && f["standby"].value("ended", 0) == 1;
+      },
+      seconds(20), milliseconds(20)))
+      << f.dump();
   EXPECT_EQ(f["standby"]["last_exit"], "signal 9");
-  EXPECT_THAT(stack.Process().Stderr(), HasSubstr("ended unused (signal 9); workers of echo start by fork+exec"));
+  EXPECT_THAT(stack.Process().Stderr(),
+              HasSubstr("ended unused (signal 9); workers of echo start by fork+exec"));
   // An event meanwhile or after still gets its worker and its result.
   const auto ids = PublishEvents(stack.Kafka(), "echo", {{"after", std::nullopt}});
   const auto outcomes = ReadOutcomes(stack.Kafka(), "echo.results", 1, seconds(20));
   ASSERT_EQ(outcomes.size(), 1u);
   EXPECT_TRUE(OkOutcomeFor(outcomes, ids.at(0)));
-  ASSERT_TRUE(WaitFor([&] {
-    f = stack.FunctionStatus("echo");
-    return f["standby"].value("state", "") == "ready" && f["standby"].value("pid", 0) != standby_pid &&
-           f["standby"].value("pid", 0) > 0;
-  }, seconds(20), milliseconds(50))) << f.dump();
+  ASSERT_TRUE(WaitFor(
+      [&] {
+        f = stack.FunctionStatus("echo");
+        return f["standby"].value("state", "") == "ready" && f["standby"].value("pid", 0) != standby_pid &&
+               f["standby"].value("pid", 0) > 0;
+      },
+      seconds(20), milliseconds(50)))
+      << f.dump();
 }
 
 TEST(AutoscaleStart, WithoutStandbyWorkersEveryStartIsAnExec) {
@@ -161,7 +173,8 @@ TEST(AutoscaleStart, StatusPolledInATightLoopWhileEventsFlowDelaysNothing) {
       zmq::message_t reply;
       (void)req.recv(reply);
       const auto status = nlohmann::json::parse(reply.to_string_view(), nullptr, false);
-      const bool listed = status.is_object() && status.contains("functions") && status["functions"].size() == 1 &&
+      const bool listed = status.is_object() && status.contains("functions") &&
+                          status["functions"].size() == 1 &&
                           status["functions"][0].value("name", "") == "echo";
       ++(listed ? answers : bad_answers);
     }
@@ -176,10 +189,13 @@ TEST(AutoscaleStart, StatusPolledInATightLoopWhileEventsFlowDelaysNothing) {
     ASSERT_EQ(outcomes.size(), expected) << "round " << round;
     // Idle: back to zero while the polling goes on, then the next round wakes it again.
     nlohmann::json f;
-    ASSERT_TRUE(WaitFor([&] {
-      f = stack.FunctionStatus("echo");
-      return f.value("desired", -1) == 0 && f.value("workers", nlohmann::json::array()).empty();
-    }, seconds(20), milliseconds(50))) << f.dump();
+    ASSERT_TRUE(WaitFor(
+        [&] {
+          f = stack.FunctionStatus("echo");
+          return f.value("desired", -1) == 0 && f.value("workers", nlohmann::json::array()).empty();
+        },
+        seconds(20), milliseconds(50)))
+        << f.dump();
   }
   stop = true;
   poller.join();

@@ -91,18 +91,23 @@ functions:
 
   for (int round = 1; round <= 2; ++round) {
     const auto ids = PublishEvents(stack.Kafka(), "echo", {{"hello", std::nullopt}});
-    const auto outcomes = ReadOutcomes(stack.Kafka(), "echo.results", static_cast<std::size_t>(round), seconds(20));
+    const auto outcomes =
+        ReadOutcomes(stack.Kafka(), "echo.results", static_cast<std::size_t>(round), seconds(20));
     ASSERT_EQ(outcomes.size(), static_cast<std::size_t>(round));
     // Outcomes of both rounds may sit on different partitions of the results topic: find this one.
-    const auto it = std::find_if(outcomes.begin(), outcomes.end(), [&](const Outcome& o) { return o.id == ids.at(0); });
+    const auto it =
+        std::find_if(outcomes.begin(), outcomes.end(), [&](const Outcome& o) { return o.id == ids.at(0); });
     ASSERT_NE(it, outcomes.end());
     EXPECT_EQ(it->status, OutcomeStatus::kOk);
     EXPECT_EQ(it->output, "hello");
     // Back to zero once idle for idle_to_zero (2 s).
-    ASSERT_TRUE(WaitFor([&] {
-      f = stack.FunctionStatus("echo");
-      return f.value("desired", -1) == 0 && f["workers"].empty() && stack.WorkerPids("echo").empty();
-    }, seconds(20), milliseconds(100))) << f.dump();
+    ASSERT_TRUE(WaitFor(
+        [&] {
+          f = stack.FunctionStatus("echo");
+          return f.value("desired", -1) == 0 && f["workers"].empty() && stack.WorkerPids("echo").empty();
+        },
+        seconds(20), milliseconds(100)))
+        << f.dump();
   }
   const auto log = stack.Process().Stderr();
   EXPECT_THAT(log, HasSubstr("function echo: 0 -> 1 worker(s)"));
@@ -124,10 +129,13 @@ functions:
   const auto outcomes = ReadOutcomes(stack.Kafka(), "sleep.results", ids.size(), seconds(90));
   ExpectExactlyOneOkOutcomeEach(ids, outcomes);
   nlohmann::json f;
-  ASSERT_TRUE(WaitFor([&] {
-    f = stack.FunctionStatus("sleep");
-    return f.value("desired", -1) == 0 && f["workers"].empty();
-  }, seconds(30), milliseconds(100))) << f.dump();
+  ASSERT_TRUE(WaitFor(
+      [&] {
+        f = stack.FunctionStatus("sleep");
+        return f.value("desired", -1) == 0 && f["workers"].empty();
+      },
+      seconds(30), milliseconds(100)))
+      << f.dump();
   sampler.Stop();
   int peak_desired = 0, peak_joined = 0;
   for (const auto& s : sampler.Samples()) {
@@ -175,16 +183,18 @@ functions:
   nlohmann::json settled;
   auto changed_at = std::chrono::steady_clock::now();
   std::int64_t last_changes = -1;
-  const bool did_settle = WaitFor([&] {
-    settled = stack.FunctionStatus("sleep");
-    const std::int64_t changes = settled.value("scale_changes", std::int64_t{-1});
-    if (changes != last_changes) {
-      last_changes = changes;
-      changed_at = std::chrono::steady_clock::now();
-    }
-    return settled.value("joined", 0) > 0 && settled["joined"] == settled["desired"] &&
-           std::chrono::steady_clock::now() - changed_at >= seconds(5);
-  }, seconds(40), milliseconds(200));
+  const bool did_settle = WaitFor(
+      [&] {
+        settled = stack.FunctionStatus("sleep");
+        const std::int64_t changes = settled.value("scale_changes", std::int64_t{-1});
+        if (changes != last_changes) {
+          last_changes = changes;
+          changed_at = std::chrono::steady_clock::now();
+        }
+        return settled.value("joined", 0) > 0 && settled["joined"] == settled["desired"] &&
+               std::chrono::steady_clock::now() - changed_at >= seconds(5);
+      },
+      seconds(40), milliseconds(200));
   std::vector<nlohmann::json> during;
   const auto until = std::chrono::steady_clock::now() + seconds(30);
   while (did_settle && std::chrono::steady_clock::now() < until) {
@@ -201,7 +211,8 @@ functions:
     EXPECT_EQ(s["desired"], settled["desired"]) << s["reason"];
     if (s["running"] != settled["running"]) ++count_changes;
   }
-  EXPECT_EQ(during.back()["scale_changes"], settled["scale_changes"]) << "the desired count changed under steady load";
+  EXPECT_EQ(during.back()["scale_changes"], settled["scale_changes"])
+      << "the desired count changed under steady load";
   EXPECT_EQ(count_changes, 0);
   EXPECT_GE(settled.value("desired", 0), 3);
   EXPECT_LE(settled.value("desired", 0), 4);
@@ -221,28 +232,36 @@ functions:
     scaling: {min: 1, max: 1}
 )");
   nlohmann::json f;
-  ASSERT_TRUE(WaitFor([&] {
-    f = stack.FunctionStatus("sleep");
-    return f.value("joined", 0) == 1;
-  }, seconds(20), milliseconds(100))) << f.dump();
+  ASSERT_TRUE(WaitFor(
+      [&] {
+        f = stack.FunctionStatus("sleep");
+        return f.value("joined", 0) == 1;
+      },
+      seconds(20), milliseconds(100)))
+      << f.dump();
   const int first_pid = f["workers"][0]["pid"];
   // An event that overruns its timeout makes the worker's watchdog end the process (exit 3).
   PublishEvents(stack.Kafka(), "sleep", {{R"({"ms":3000})", std::nullopt}});
   const auto timed_out = ReadOutcomes(stack.Kafka(), "sleep.results", 1, seconds(20));
   ASSERT_EQ(timed_out.size(), 1u);
   EXPECT_EQ(timed_out[0].error_kind, "timeout");
-  ASSERT_TRUE(WaitFor([&] {
-    f = stack.FunctionStatus("sleep");
-    return f.value("joined", 0) == 1 && f["workers"].size() == 1 && f["workers"][0].value("pid", 0) != first_pid &&
-           f["workers"][0].value("state", "") == "running";
-  }, seconds(20), milliseconds(100))) << f.dump();
+  ASSERT_TRUE(WaitFor(
+      [&] {
+        f = stack.FunctionStatus("sleep");
+        return f.value("joined", 0) == 1 && f["workers"].size() == 1 &&
+               f["workers"][0].value("pid", 0) != first_pid &&
+               f["workers"][0].value("state", "") == "running";
+      },
+      seconds(20), milliseconds(100)))
+      << f.dump();
   EXPECT_EQ(f["workers"][0]["restarts"], 1);
   EXPECT_EQ(f["workers"][0]["last_exit"], "exit 3");
   EXPECT_EQ(f["desired"], 1);
   const auto ids = PublishEvents(stack.Kafka(), "sleep", {{R"({"ms":1})", std::nullopt}});
   const auto outcomes = ReadOutcomes(stack.Kafka(), "sleep.results", 2, seconds(20));
   ASSERT_EQ(outcomes.size(), 2u);
-  const auto it = std::find_if(outcomes.begin(), outcomes.end(), [&](const Outcome& o) { return o.id == ids.at(0); });
+  const auto it =
+      std::find_if(outcomes.begin(), outcomes.end(), [&](const Outcome& o) { return o.id == ids.at(0); });
   ASSERT_NE(it, outcomes.end());
   EXPECT_EQ(it->status, OutcomeStatus::kOk);
 }
@@ -258,10 +277,13 @@ functions:
     scaling: {min: 1, max: 1}
 )");
   nlohmann::json f;
-  ASSERT_TRUE(WaitFor([&] {
-    f = stack.FunctionStatus("echo");
-    return f.value("crash_loop", false);
-  }, seconds(40), milliseconds(200))) << f.dump();
+  ASSERT_TRUE(WaitFor(
+      [&] {
+        f = stack.FunctionStatus("echo");
+        return f.value("crash_loop", false);
+      },
+      seconds(40), milliseconds(200)))
+      << f.dump();
   ASSERT_EQ(f["workers"].size(), 1u) << "one worker, restarted; not a new one per crash";
   EXPECT_EQ(f["workers"][0]["state"], "crash-loop");
   // Backoff, not spinning: 200 ms doubling to the fifth quick crash, then 10 s apart.
@@ -288,7 +310,8 @@ functions:
     concurrency: 2
     results_topic: sleep.results
     scaling: {max: 6, target_drain: 1s, stabilization: 500ms, idle_to_zero: 30s}
-)", {{"RUNNEL_LOG", "info"}});
+)",
+                     {{"RUNNEL_LOG", "info"}});
   std::vector<std::string> ids;  // the publisher's until it is joined
   std::atomic<bool> stop{false};
   std::thread publisher([&] {
@@ -296,7 +319,8 @@ functions:
     auto publish = [&](const char* payload, int i) {
       Envelope env;
       env.id = NewEventId();
-      producer.Produce({"sleep", broker::kAnyPartition, fmt::format("k{}", i % 100), payload, env.Encode()}, nullptr);
+      producer.Produce({"sleep", broker::kAnyPartition, fmt::format("k{}", i % 100), payload, env.Encode()},
+                       nullptr);
       ids.push_back(env.id);
     };
     for (int i = 0; i < 1500; ++i) publish(R"({"ms":20})", i);  // the burst: 30 s of work for one worker
@@ -311,17 +335,19 @@ functions:
   });
   int peak = 0;
   nlohmann::json at_scale_in;
-  const bool scaled_in = WaitFor([&] {
-    auto f = stack.FunctionStatus("sleep");
-    if (f.empty()) return false;
-    peak = std::max(peak, f.value("desired", 0));
-    if (peak == 6 && f.value("desired", 6) < peak && f.value("received", 0) > 1500 &&
-        stack.Process().Stderr().find("it drains first") != std::string::npos) {
-      at_scale_in = f;
-      return true;
-    }
-    return false;
-  }, seconds(90), milliseconds(100));
+  const bool scaled_in = WaitFor(
+      [&] {
+        auto f = stack.FunctionStatus("sleep");
+        if (f.empty()) return false;
+        peak = std::max(peak, f.value("desired", 0));
+        if (peak == 6 && f.value("desired", 6) < peak && f.value("received", 0) > 1500 &&
+            stack.Process().Stderr().find("it drains first") != std::string::npos) {
+          at_scale_in = f;
+          return true;
+        }
+        return false;
+      },
+      seconds(90), milliseconds(100));
   // Some more of the stream after the scale-in, so events keep arriving while workers drain.
   const auto received = at_scale_in.value("received", 0);
   WaitFor([&] { return stack.FunctionStatus("sleep").value("received", 0) >= received + 20; }, seconds(20),
@@ -343,16 +369,19 @@ functions:
 // topics exist beforehand and the stack uses them.
 TEST(Autoscale, AStackAgainstAnExternalKafkaScalesFromZeroAndBack) {
   const auto broker_dir = TempDir("external-kafka");
-  ChildProcess broker({RunnelBin(), "kafka", "--state-dir", broker_dir.string(), "--partitions", "2", "--topics",
-                       "echo,echo.dlq,echo.results"});
+  ChildProcess broker({RunnelBin(), "kafka", "--state-dir", broker_dir.string(), "--partitions", "2",
+                       "--topics", "echo,echo.dlq,echo.results"});
   std::string bootstrap;
-  ASSERT_TRUE(WaitFor([&] {
-    std::ifstream in(broker_dir / "endpoints.json");
-    const auto endpoints = nlohmann::json::parse(in, nullptr, /*allow_exceptions=*/false);
-    if (!endpoints.is_object() || !endpoints.contains("kafka")) return false;
-    bootstrap = endpoints["kafka"].get<std::string>();
-    return true;
-  }, seconds(30), milliseconds(20))) << broker.Stderr();
+  ASSERT_TRUE(WaitFor(
+      [&] {
+        std::ifstream in(broker_dir / "endpoints.json");
+        const auto endpoints = nlohmann::json::parse(in, nullptr, /*allow_exceptions=*/false);
+        if (!endpoints.is_object() || !endpoints.contains("kafka")) return false;
+        bootstrap = endpoints["kafka"].get<std::string>();
+        return true;
+      },
+      seconds(30), milliseconds(20)))
+      << broker.Stderr();
 
   StackProcess stack(fmt::format(R"(
 heartbeat: 200ms
@@ -362,7 +391,8 @@ functions:
     partitions: 2
     results_topic: echo.results
     scaling: {{min: 0, max: 2, idle_to_zero: 1s}}
-)", bootstrap));
+)",
+                                 bootstrap));
   EXPECT_EQ(stack.Endpoints()["kafka"], bootstrap);
   EXPECT_EQ(stack.Endpoints()["embedded"], false) << "the stack started no broker of its own";
   EXPECT_EQ(stack.FunctionStatus("echo").value("desired", -1), 0);
@@ -370,10 +400,13 @@ functions:
   const auto outcomes = ReadOutcomes(stack.Kafka(), "echo.results", ids.size(), seconds(60));
   ExpectExactlyOneOkOutcomeEach(ids, outcomes);
   EXPECT_TRUE(CommittedReachesEnd(stack.Kafka(), "echo", "runnel.echo", seconds(10)));
-  EXPECT_TRUE(WaitFor([&] {
-    const auto f = stack.FunctionStatus("echo");
-    return f.value("desired", -1) == 0 && f.value("workers", nlohmann::json::array()).empty();
-  }, seconds(30), milliseconds(100))) << "back to zero after the idle period";
+  EXPECT_TRUE(WaitFor(
+      [&] {
+        const auto f = stack.FunctionStatus("echo");
+        return f.value("desired", -1) == 0 && f.value("workers", nlohmann::json::array()).empty();
+      },
+      seconds(30), milliseconds(100)))
+      << "back to zero after the idle period";
   std::filesystem::remove_all(broker_dir);
 }
 

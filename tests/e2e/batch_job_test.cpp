@@ -16,8 +16,10 @@ using ::testing::HasSubstr;
 
 // A valid 2x1 RGB PNG.
 const std::string kPng(
-    "\x89\x50\x4e\x47\x0d\x0a\x1a\x0a\x00\x00\x00\x0d\x49\x48\x44\x52\x00\x00\x00\x02\x00\x00\x00\x01\x08\x02\x00\x00"
-    "\x00\x7b\x40\xe8\xdd\x00\x00\x00\x0d\x49\x44\x41\x54\x78\x9c\x63\xf8\xcf\x00\x04\xff\x01\x07\x00\x01\xff\xe2\x23"
+    "\x89\x50\x4e\x47\x0d\x0a\x1a\x0a\x00\x00\x00\x0d\x49\x48\x44\x52\x00\x00\x00\x02\x00\x00\x00\x01\x08\x02"
+    "\x00\x00"
+    "\x00\x7b\x40\xe8\xdd\x00\x00\x00\x0d\x49\x44\x41\x54\x78\x9c\x63\xf8\xcf\x00\x04\xff\x01\x07\x00\x01\xff"
+    "\xe2\x23"
     "\x9e\x59\x00\x00\x00\x00\x49\x45\x4e\x44\xae\x42\x60\x82",
     70);
 
@@ -57,7 +59,8 @@ schedules:
     timezone: Europe/Berlin
     function: echo
     files: {{dir: {}, glob: "*.txt"}}
-)", files_.string()));
+)",
+                                 files_.string()));
   EXPECT_THAT(stack.Process().Stdout(), HasSubstr("schedule nightly"));
   ASSERT_TRUE(stack.Endpoints().contains("control"));
 
@@ -74,7 +77,8 @@ schedules:
   EXPECT_EQ(report["trigger"], "manual");
   EXPECT_EQ(report["function"], "echo");
   EXPECT_TRUE(report["failures"].empty());
-  EXPECT_THAT(run.err, HasSubstr("25/25 finished, 0 failed")) << "plain progress lines when not on a terminal";
+  EXPECT_THAT(run.err, HasSubstr("25/25 finished, 0 failed"))
+      << "plain progress lines when not on a terminal";
 
   // The record in the state dir says the same.
   std::ifstream in(stack.StateDir() / "jobs" / (job + ".json"));
@@ -120,7 +124,8 @@ schedules:
     cron: "@daily"
     function: image.metadata
     files: {{dir: {}, glob: "*.png"}}
-)", files_.string()));
+)",
+                                 files_.string()));
 
   const auto text = Job(stack, {"run", "photos", "--wait", "--timeout", "60s"});
   EXPECT_EQ(text.exit_code, 1) << text.out << text.err;

@@ -34,7 +34,8 @@ functions:
     delete stack_;
     stack_ = nullptr;
   }
-  static RunResult Runnel(std::vector<std::string> args, std::chrono::milliseconds deadline = std::chrono::seconds(60)) {
+  static RunResult Runnel(std::vector<std::string> args,
+                          std::chrono::milliseconds deadline = std::chrono::seconds(60)) {
     args.insert(args.begin(), RunnelBin());
     args.push_back("--state-dir");
     args.push_back(stack_->StateDir().string());
@@ -54,7 +55,8 @@ TEST_F(Cli, InvokeJsonHasTheOutcomeShape) {
   const auto r = Runnel({"invoke", "echo", "--data", "ping", "--json"});
   ASSERT_EQ(r.exit_code, 0) << r.err;
   const auto j = nlohmann::json::parse(r.out);
-  for (const char* key : {"id", "function", "status", "attempts", "error", "output", "partition", "offset", "key"}) {
+  for (const char* key :
+       {"id", "function", "status", "attempts", "error", "output", "partition", "offset", "key"}) {
     EXPECT_TRUE(j.contains(key)) << key;
   }
   EXPECT_EQ(j["status"], "ok");
@@ -114,13 +116,15 @@ TEST_F(Cli, DeadLettersAreListedAndReplayedOnce) {
 }
 
 TEST_F(Cli, ResultsStreamsOutcomesAsJson) {
-  ChildProcess results({RunnelBin(), "results", "--json", "--function", "echo", "--count", "1", "--timeout", "30s",
-                        "--state-dir", stack_->StateDir().string()});
+  ChildProcess results({RunnelBin(), "results", "--json", "--function", "echo", "--count", "1", "--timeout",
+                        "30s", "--state-dir", stack_->StateDir().string()});
   // The subscription becomes live shortly after start: publish until an outcome shows up.
-  ASSERT_TRUE(WaitFor([&] {
-    Runnel({"publish", "echo", "--data", "streamed"});
-    return results.Wait(std::chrono::milliseconds(200)).has_value();
-  }, std::chrono::seconds(20), std::chrono::milliseconds(0)));
+  ASSERT_TRUE(WaitFor(
+      [&] {
+        Runnel({"publish", "echo", "--data", "streamed"});
+        return results.Wait(std::chrono::milliseconds(200)).has_value();
+      },
+      std::chrono::seconds(20), std::chrono::milliseconds(0)));
   EXPECT_EQ(results.Wait(std::chrono::milliseconds(0)), 0);
   const auto j = nlohmann::json::parse(results.Stdout());
   EXPECT_EQ(j["function"], "echo");
@@ -141,9 +145,11 @@ TEST_F(Cli, LogsShowEachWorkersLines) {
 
 TEST(CliWithoutStack, EveryCommandFailsWithOneClearLine) {
   const auto dir = TempDir("nostack");
-  for (const auto& args : std::vector<std::vector<std::string>>{
-           {"publish", "echo", "--data", "x"}, {"invoke", "echo", "--data", "x"}, {"results"},
-           {"upload", dir.string()}, {"dlq", "echo"}}) {
+  for (const auto& args : std::vector<std::vector<std::string>>{{"publish", "echo", "--data", "x"},
+                                                                {"invoke", "echo", "--data", "x"},
+                                                                {"results"},
+                                                                {"upload", dir.string()},
+                                                                {"dlq", "echo"}}) {
     std::vector<std::string> argv = {RunnelBin()};
     argv.insert(argv.end(), args.begin(), args.end());
     argv.push_back("--state-dir");
@@ -168,7 +174,8 @@ TEST(CliWithoutStack, DurationFlagsNeedAUnit) {
       {{"status", "--timeout", "-1s"}, "--timeout: '-1s' is negative"},
       {{"trace", "01ABC", "--timeout", "0x10s"}, "--timeout: '0x10s' is not a duration"},
       {{"upload", dir.string(), "--wait", "--timeout", "inf"}, "--timeout: 'inf' is not a finite duration"},
-      {{"simulate", "--duration", "8"}, R"(--duration: '8' has no unit: durations need one, write "8s" or "8ms")"},
+      {{"simulate", "--duration", "8"},
+       R"(--duration: '8' has no unit: durations need one, write "8s" or "8ms")"},
   };
   for (const auto& [args, message] : cases) {
     std::vector<std::string> argv = {RunnelBin()};

@@ -1,9 +1,8 @@
 // The core path through real processes: `runnel up` on the embedded broker, real `runnel worker`
 // processes, events published over Kafka, outcomes read back from a Kafka results topic.
-#include <signal.h>
-
 #include <fmt/format.h>
 #include <gmock/gmock.h>
+#include <signal.h>
 
 #include <map>
 #include <nlohmann/json.hpp>
@@ -86,7 +85,8 @@ functions:
 )");
   Events events;
   for (int i = 0; i < 3000; ++i) {
-    events.emplace_back(i % 1000 == 500 ? fmt::format(R"({{"fail":"poison {}"}})", i) : R"({"ms":0})", std::nullopt);
+    events.emplace_back(i % 1000 == 500 ? fmt::format(R"({{"fail":"poison {}"}})", i) : R"({"ms":0})",
+                        std::nullopt);
   }
   const auto ids = PublishEvents(stack.Kafka(), "sleep", events);
   const auto outcomes = ReadOutcomes(stack.Kafka(), "sleep.results", ids.size(), std::chrono::seconds(90));
@@ -110,10 +110,12 @@ functions:
   broker::Consumer dlq(stack.Kafka(), {"e2e.dlq"});
   dlq.Assign({{"sleep.dlq", 0, broker::kOffsetBeginning}, {"sleep.dlq", 1, broker::kOffsetBeginning}});
   std::vector<broker::Message> letters;
-  WaitFor([&] {
-    for (auto& m : dlq.PollBatch(100, std::chrono::milliseconds(50))) letters.push_back(std::move(m));
-    return letters.size() >= 3;
-  }, std::chrono::seconds(20), std::chrono::milliseconds(0));
+  WaitFor(
+      [&] {
+        for (auto& m : dlq.PollBatch(100, std::chrono::milliseconds(50))) letters.push_back(std::move(m));
+        return letters.size() >= 3;
+      },
+      std::chrono::seconds(20), std::chrono::milliseconds(0));
   ASSERT_EQ(letters.size(), 3u);
   for (const auto& m : letters) {
     std::map<std::string, std::string> h;
@@ -138,17 +140,21 @@ functions:
     workers: 2
     concurrency: 4
     results_topic: sleep.results
-)", {{"RUNNEL_LOG", "info,broker=debug"}});
+)",
+                     {{"RUNNEL_LOG", "info,broker=debug"}});
   ASSERT_TRUE(stack.WaitForWorkers("sleep", 2, std::chrono::seconds(20)));
   const auto pids = stack.WorkerPids("sleep");
   ASSERT_EQ(pids.size(), 2u);
   Events events(8, {R"({"ms":1500})", std::nullopt});
   const auto ids = PublishEvents(stack.Kafka(), "sleep", events);
   // Both workers hold events before one of them freezes.
-  ASSERT_TRUE(WaitFor([&] {
-    const auto err = stack.Process().Stderr();
-    return err.find("to worker sleep-1") != std::string::npos && err.find("to worker sleep-2") != std::string::npos;
-  }, std::chrono::seconds(20)));
+  ASSERT_TRUE(WaitFor(
+      [&] {
+        const auto err = stack.Process().Stderr();
+        return err.find("to worker sleep-1") != std::string::npos &&
+               err.find("to worker sleep-2") != std::string::npos;
+      },
+      std::chrono::seconds(20)));
   const pid_t frozen = pids.at("sleep-1");
   ::kill(frozen, SIGSTOP);
   const auto outcomes = ReadOutcomes(stack.Kafka(), "sleep.results", ids.size(), std::chrono::seconds(30));
@@ -176,21 +182,25 @@ functions:
     workers: 1
     concurrency: 4
     results_topic: sleep.results
-)", {{"RUNNEL_LOG", "info,broker=debug"}});
+)",
+                     {{"RUNNEL_LOG", "info,broker=debug"}});
   ASSERT_TRUE(stack.WaitForWorkers("sleep", 1, std::chrono::seconds(20)));
   const pid_t worker = stack.WorkerPids("sleep").at("sleep-1");
   Events events(8, {R"({"ms":500})", std::nullopt});
   const auto ids = PublishEvents(stack.Kafka(), "sleep", events);
   // The worker holds as many events as it runs at once (its concurrency) before it is stopped.
   const std::regex dispatched("(\\d+) event\\(s\\) to worker sleep-1");
-  ASSERT_TRUE(WaitFor([&] {
-    const std::string err = stack.Process().Stderr();
-    int total = 0;
-    for (auto it = std::sregex_iterator(err.begin(), err.end(), dispatched); it != std::sregex_iterator(); ++it) {
-      total += std::stoi((*it)[1]);
-    }
-    return total >= 4;
-  }, std::chrono::seconds(20)));
+  ASSERT_TRUE(WaitFor(
+      [&] {
+        const std::string err = stack.Process().Stderr();
+        int total = 0;
+        for (auto it = std::sregex_iterator(err.begin(), err.end(), dispatched); it != std::sregex_iterator();
+             ++it) {
+          total += std::stoi((*it)[1]);
+        }
+        return total >= 4;
+      },
+      std::chrono::seconds(20)));
   ::kill(worker, SIGTERM);
   const auto outcomes = ReadOutcomes(stack.Kafka(), "sleep.results", ids.size(), std::chrono::seconds(30));
   ExpectExactlyOneOutcomeEach(ids, outcomes);
@@ -269,18 +279,21 @@ functions:
     params: {thresholds: {temp: {above: 80}}, alerts_topic: alerts}
     results_topic: iot.results
 )");
-  const auto ids = PublishEvents(stack.Kafka(), "iot.ingest",
-                                 {{R"({"device":"d1","ts":1795000000000,"metrics":{"temp":95.5}})", std::string("d1")}});
+  const auto ids =
+      PublishEvents(stack.Kafka(), "iot.ingest",
+                    {{R"({"device":"d1","ts":1795000000000,"metrics":{"temp":95.5}})", std::string("d1")}});
   ASSERT_EQ(ReadOutcomes(stack.Kafka(), "iot.results", 1, std::chrono::seconds(30)).size(), 1u);
   broker::Consumer alerts(stack.Kafka(), {"e2e.alerts"});
   std::vector<broker::TopicPartitionOffset> partitions;
   for (int p = 0; p < 4; ++p) partitions.push_back({"alerts", p, broker::kOffsetBeginning});
   alerts.Assign(partitions);
   std::vector<broker::Message> got;
-  ASSERT_TRUE(WaitFor([&] {
-    for (auto& m : alerts.PollBatch(10, std::chrono::milliseconds(50))) got.push_back(std::move(m));
-    return !got.empty();
-  }, std::chrono::seconds(20), std::chrono::milliseconds(0)));
+  ASSERT_TRUE(WaitFor(
+      [&] {
+        for (auto& m : alerts.PollBatch(10, std::chrono::milliseconds(50))) got.push_back(std::move(m));
+        return !got.empty();
+      },
+      std::chrono::seconds(20), std::chrono::milliseconds(0)));
   const Envelope env = Envelope::Decode(got[0].headers);
   EXPECT_EQ(env.hop, 1);
   EXPECT_FALSE(env.id.empty());

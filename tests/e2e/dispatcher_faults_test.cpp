@@ -1,9 +1,8 @@
 // The dispatcher under broker faults, in this process so the embedded broker's fault injection can
 // reach it, with real `runnel worker` processes over ZeroMQ and real Kafka clients over TCP.
-#include <librdkafka/rdkafka.h>
-
 #include <fmt/format.h>
 #include <gmock/gmock.h>
+#include <librdkafka/rdkafka.h>
 
 #include <fstream>
 #include <map>
@@ -37,7 +36,8 @@ class DispatcherFaults : public ::testing::Test {
     spec_.topic = "faults.in";
     spec_.dead_letter_topic = "faults.in.dlq";
     spec_.results_topic = "faults.results";
-    for (const auto& t : {spec_.topic, spec_.dead_letter_topic, spec_.results_topic}) broker_.CreateTopic(t, 2);
+    for (const auto& t : {spec_.topic, spec_.dead_letter_topic, spec_.results_topic})
+      broker_.CreateTopic(t, 2);
   }
   void TearDown() override {
     workers_.reset();
@@ -53,7 +53,8 @@ class DispatcherFaults : public ::testing::Test {
     o.output_dir = (dir_ / "outputs").string();
     dispatcher_ = std::make_unique<broker::Dispatcher>(o);
     dispatcher_->Start();
-    workers_ = std::make_unique<autoscaler::LocalProcessBackend>(autoscaler::WorkerCommand(RunnelBin()), dir_ / "logs");
+    workers_ = std::make_unique<autoscaler::LocalProcessBackend>(autoscaler::WorkerCommand(RunnelBin()),
+                                                                 dir_ / "logs");
     for (int i = 0; i < workers; ++i) workers_->Start("echo", dispatcher_->Endpoint());
   }
 
@@ -75,9 +76,11 @@ TEST_F(DispatcherFaults, BrokerDownAndInjectedErrorsLoseNothing) {
   broker_.SetBrokerDown(1);
   std::this_thread::sleep_for(std::chrono::seconds(5));  // the fault itself: five seconds of outage
   broker_.SetBrokerUp(1);
-  broker_.PushRequestErrors(kApiOffsetCommit, {RD_KAFKA_RESP_ERR_COORDINATOR_NOT_AVAILABLE,
-                                               RD_KAFKA_RESP_ERR_REQUEST_TIMED_OUT, RD_KAFKA_RESP_ERR_NOT_COORDINATOR});
-  broker_.PushRequestErrors(kApiFetch, {RD_KAFKA_RESP_ERR_NOT_LEADER_FOR_PARTITION, RD_KAFKA_RESP_ERR_REQUEST_TIMED_OUT});
+  broker_.PushRequestErrors(kApiOffsetCommit,
+                            {RD_KAFKA_RESP_ERR_COORDINATOR_NOT_AVAILABLE, RD_KAFKA_RESP_ERR_REQUEST_TIMED_OUT,
+                             RD_KAFKA_RESP_ERR_NOT_COORDINATOR});
+  broker_.PushRequestErrors(
+      kApiFetch, {RD_KAFKA_RESP_ERR_NOT_LEADER_FOR_PARTITION, RD_KAFKA_RESP_ERR_REQUEST_TIMED_OUT});
 
   // Every event completes exactly once in the dispatcher...
   ASSERT_TRUE(WaitFor([&] { return dispatcher_->Stats().succeeded >= 2000; }, std::chrono::seconds(90)));
@@ -87,7 +90,8 @@ TEST_F(DispatcherFaults, BrokerDownAndInjectedErrorsLoseNothing) {
   // ...and has its outcome on the results topic. The embedded broker deduplicates a producer's
   // retried requests only for transactional producers (docs/protocol.md §5), so after an outage a
   // record may stand twice there; both copies are the same outcome.
-  const auto outcomes = ReadOutcomes(broker_.ClientConfig(), spec_.results_topic, ids.size(), std::chrono::seconds(30));
+  const auto outcomes =
+      ReadOutcomes(broker_.ClientConfig(), spec_.results_topic, ids.size(), std::chrono::seconds(30));
   std::map<std::string, Outcome> seen;
   for (const auto& o : outcomes) {
     EXPECT_EQ(o.status, OutcomeStatus::kOk) << o.error;
@@ -97,7 +101,8 @@ TEST_F(DispatcherFaults, BrokerDownAndInjectedErrorsLoseNothing) {
     }
   }
   for (const auto& id : ids) EXPECT_TRUE(seen.contains(id)) << "no outcome for " << id;
-  EXPECT_TRUE(CommittedReachesEnd(broker_.ClientConfig(), spec_.topic, spec_.Group(), std::chrono::seconds(20)));
+  EXPECT_TRUE(
+      CommittedReachesEnd(broker_.ClientConfig(), spec_.topic, spec_.Group(), std::chrono::seconds(20)));
   EXPECT_EQ(dispatcher_->Stats().retention_lost, 0);
 }
 
@@ -113,22 +118,24 @@ TEST_F(DispatcherFaults, RetentionLossIsCountedNotHidden) {
   }
   {  // 8 MiB into one partition with nobody consuming: the broker drops the oldest records.
     broker::Producer producer(broker_.ClientConfig());
-    for (int i = 0; i < 8 * 1024; ++i) producer.Produce({spec_.topic, 0, std::nullopt, std::string(1024, 'x'), {}}, {});
+    for (int i = 0; i < 8 * 1024; ++i)
+      producer.Produce({spec_.topic, 0, std::nullopt, std::string(1024, 'x'), {}}, {});
     ASSERT_EQ(producer.Flush(std::chrono::seconds(30)), 0);
   }
   broker::Admin admin(broker_.ClientConfig());
   const auto before = admin.Offsets(spec_.topic, spec_.Group());
   ASSERT_GT(before[0].log_start, 0);
   StartDispatcher(1);
-  ASSERT_TRUE(WaitFor([&] {
-    const auto s = dispatcher_->Stats();
-    return s.succeeded + s.retention_lost >= 8 * 1024;
-  }, std::chrono::seconds(60)));
+  ASSERT_TRUE(WaitFor(
+      [&] {
+        const auto s = dispatcher_->Stats();
+        return s.succeeded + s.retention_lost >= 8 * 1024;
+      },
+      std::chrono::seconds(60)));
   const auto stats = dispatcher_->Stats();
   EXPECT_EQ(stats.retention_lost, before[0].log_start);
   EXPECT_EQ(stats.succeeded, 8 * 1024 - before[0].log_start);
 }
-
 
 // The worker side of docs/protocol.md §3, scripted: a DEALER socket that a test drives step by
 // step, to put a real dispatcher in states a real worker reaches only by chance (a reconnect).
@@ -176,7 +183,8 @@ class ScriptedWorker {
 
   // The tasks of TASKS messages (task header, payload) until `count` came; fewer if the deadline
   // passed first.
-  std::vector<std::pair<std::string, std::string>> TakeTasks(std::size_t count, std::chrono::milliseconds deadline) {
+  std::vector<std::pair<std::string, std::string>> TakeTasks(std::size_t count,
+                                                             std::chrono::milliseconds deadline) {
     const auto until = std::chrono::steady_clock::now() + deadline;
     std::vector<std::pair<std::string, std::string>> tasks;
     while (tasks.size() < count) {
@@ -203,7 +211,10 @@ class ScriptedWorker {
 };
 
 std::string Hello(int capacity, bool draining) {
-  nlohmann::json hello = {{"v", wire::kVersion}, {"function", "echo"}, {"worker", "echo-7"}, {"pid", 4242},
+  nlohmann::json hello = {{"v", wire::kVersion},
+                          {"function", "echo"},
+                          {"worker", "echo-7"},
+                          {"pid", 4242},
                           {"capacity", capacity}};
   if (draining) hello["draining"] = true;
   return hello.dump();
@@ -233,13 +244,16 @@ TEST_F(DispatcherFaults, AWorkerThatReconnectsKeepsItsEventsAndNothingRunsTwice)
       << "a draining worker's HELLO (capacity 0) must be accepted";
   // Half the results come on the old connection, half on the new one.
   for (std::size_t i = 0; i < held.size(); ++i) (i % 2 == 0 ? first : second).Answer(held[i]);
-  ASSERT_TRUE(WaitFor([&] {
-    second.Beat();
-    return dispatcher_->Stats().succeeded >= 4;
-  }, std::chrono::seconds(20)));
+  ASSERT_TRUE(WaitFor(
+      [&] {
+        second.Beat();
+        return dispatcher_->Stats().succeeded >= 4;
+      },
+      std::chrono::seconds(20)));
   second.Send(wire::cmd::kBye, {R"({"reason":"drained"})"});
 
-  const auto outcomes = ReadOutcomes(broker_.ClientConfig(), spec_.results_topic, ids.size(), std::chrono::seconds(30));
+  const auto outcomes =
+      ReadOutcomes(broker_.ClientConfig(), spec_.results_topic, ids.size(), std::chrono::seconds(30));
   std::map<std::string, int> seen;
   for (const auto& o : outcomes) {
     ++seen[o.id];
@@ -252,7 +266,6 @@ TEST_F(DispatcherFaults, AWorkerThatReconnectsKeepsItsEventsAndNothingRunsTwice)
   EXPECT_EQ(stats.redispatched, 0);
   EXPECT_EQ(stats.attempts, 4);
 }
-
 
 // Only the connection holding a task (or an earlier connection of the same worker) may answer it:
 // a stranger's RESULTS and another worker's are dropped and counted. Tokens are random, not a
@@ -270,7 +283,9 @@ TEST_F(DispatcherFaults, AResultFromAConnectionThatDoesNotHoldTheTaskIsDroppedAn
   other.Send(wire::cmd::kHello, {hello.dump()});
   ASSERT_FALSE(other.Expect(wire::cmd::kWelcome, std::chrono::seconds(10)).empty());
   std::vector<std::string> ids;
-  std::thread publish([&] { ids = PublishEvents(broker_.ClientConfig(), spec_.topic, {{"a", "k1"}, {"b", "k2"}}); });
+  std::thread publish([&] {
+    ids = PublishEvents(broker_.ClientConfig(), spec_.topic, {{"a", "k1"}, {"b", "k2"}});
+  });
   const auto held = holder.TakeTasks(2, std::chrono::seconds(20));
   publish.join();
   ASSERT_EQ(held.size(), 2u);
@@ -284,20 +299,26 @@ TEST_F(DispatcherFaults, AResultFromAConnectionThatDoesNotHoldTheTaskIsDroppedAn
   forged.token = t0;
   stranger.Send(wire::cmd::kResults, {wire::Encode(forged), "forged"});
   other.Send(wire::cmd::kResults, {wire::Encode(forged), "forged"});
-  ASSERT_TRUE(WaitFor([&] {
-    holder.Beat();
-    other.Beat();
-    const auto stats = dispatcher_->Stats();
-    const auto it = stats.protocol_errors.find("foreign-token");
-    return it != stats.protocol_errors.end() && it->second >= 2;
-  }, std::chrono::seconds(10))) << "forged results were not counted";
+  ASSERT_TRUE(WaitFor(
+      [&] {
+        holder.Beat();
+        other.Beat();
+        const auto stats = dispatcher_->Stats();
+        const auto it = stats.protocol_errors.find("foreign-token");
+        return it != stats.protocol_errors.end() && it->second >= 2;
+      },
+      std::chrono::seconds(10)))
+      << "forged results were not counted";
   EXPECT_EQ(dispatcher_->Stats().succeeded, 0);
   for (const auto& task : held) holder.Answer(task);
-  ASSERT_TRUE(WaitFor([&] {
-    holder.Beat();
-    return dispatcher_->Stats().succeeded >= 2;
-  }, std::chrono::seconds(20)));
-  const auto outcomes = ReadOutcomes(broker_.ClientConfig(), spec_.results_topic, ids.size(), std::chrono::seconds(30));
+  ASSERT_TRUE(WaitFor(
+      [&] {
+        holder.Beat();
+        return dispatcher_->Stats().succeeded >= 2;
+      },
+      std::chrono::seconds(20)));
+  const auto outcomes =
+      ReadOutcomes(broker_.ClientConfig(), spec_.results_topic, ids.size(), std::chrono::seconds(30));
   ASSERT_EQ(outcomes.size(), 2u);
   for (const auto& o : outcomes) {
     EXPECT_NE(o.output, "forged") << o.id;
@@ -314,8 +335,9 @@ TEST_F(DispatcherFaults, TasksThatReachAWorkerAfterItDrainedRunAgainAsTheSameAtt
   leaving.Send(wire::cmd::kHello, {Hello(4, false)});
   ASSERT_FALSE(leaving.Expect(wire::cmd::kWelcome, std::chrono::seconds(10)).empty());
   std::vector<std::string> ids;
-  std::thread publish(
-      [&] { ids = PublishEvents(broker_.ClientConfig(), spec_.topic, {{"a", std::nullopt}, {"b", std::nullopt}}); });
+  std::thread publish([&] {
+    ids = PublishEvents(broker_.ClientConfig(), spec_.topic, {{"a", std::nullopt}, {"b", std::nullopt}});
+  });
   ASSERT_EQ(leaving.TakeTasks(2, std::chrono::seconds(20)).size(), 2u) << "tasks the dispatcher sent";
   publish.join();
   // As if they arrived too late: the worker drained with nothing held and left.
@@ -334,11 +356,14 @@ TEST_F(DispatcherFaults, TasksThatReachAWorkerAfterItDrainedRunAgainAsTheSameAtt
     EXPECT_EQ(wire::DecodeTask(task.first).attempt, 1u) << "an undelivered task is not a failed attempt";
     next.Answer(task);
   }
-  ASSERT_TRUE(WaitFor([&] {
-    next.Beat();
-    return dispatcher_->Stats().succeeded >= 2;
-  }, std::chrono::seconds(20)));
-  const auto outcomes = ReadOutcomes(broker_.ClientConfig(), spec_.results_topic, ids.size(), std::chrono::seconds(30));
+  ASSERT_TRUE(WaitFor(
+      [&] {
+        next.Beat();
+        return dispatcher_->Stats().succeeded >= 2;
+      },
+      std::chrono::seconds(20)));
+  const auto outcomes =
+      ReadOutcomes(broker_.ClientConfig(), spec_.results_topic, ids.size(), std::chrono::seconds(30));
   ASSERT_EQ(outcomes.size(), 2u);
   for (const auto& o : outcomes) EXPECT_EQ(o.attempts, 1) << o.id;
   EXPECT_EQ(dispatcher_->Stats().redispatched, 2);

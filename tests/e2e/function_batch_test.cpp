@@ -32,9 +32,9 @@ functions:
     results_topic: iot.ingest.results
 )");
   ASSERT_TRUE(stack.WaitForWorkers("iot.ingest", 1, std::chrono::seconds(20)));
-  const auto now_ms =
-      std::chrono::duration_cast<std::chrono::milliseconds>(std::chrono::system_clock::now().time_since_epoch())
-          .count();
+  const auto now_ms = std::chrono::duration_cast<std::chrono::milliseconds>(
+                          std::chrono::system_clock::now().time_since_epoch())
+                          .count();
   std::vector<std::pair<std::string, std::optional<std::string>>> events;  // no keys: any order
   for (int i = 0; i < 2000; ++i) {
     events.emplace_back(
@@ -42,7 +42,8 @@ functions:
         std::nullopt);
   }
   const auto ids = PublishEvents(stack.Kafka(), "iot.ingest", events);
-  const auto outcomes = ReadOutcomes(stack.Kafka(), "iot.ingest.results", ids.size(), std::chrono::seconds(90));
+  const auto outcomes =
+      ReadOutcomes(stack.Kafka(), "iot.ingest.results", ids.size(), std::chrono::seconds(90));
   ASSERT_EQ(outcomes.size(), ids.size());
 
   std::map<int, int> events_by_batch_size;  // batch size -> events handled in a call of that size
@@ -60,7 +61,8 @@ functions:
       << "no call got a full batch: the worker held too few events (credit):" << sizes;
   // The burst arrives far faster than a 200 ms window: most events travel in full batches.
   EXPECT_GE(events_by_batch_size[50], static_cast<int>(ids.size()) / 2) << sizes;
-  EXPECT_TRUE(CommittedReachesEnd(stack.Kafka(), "iot.ingest", "runnel.iot.ingest", std::chrono::seconds(10)));
+  EXPECT_TRUE(
+      CommittedReachesEnd(stack.Kafka(), "iot.ingest", "runnel.iot.ingest", std::chrono::seconds(10)));
 }
 
 // A slow batch call (300 ms, an exec program speaking the batch protocol): prefetch never grows

@@ -23,10 +23,10 @@
 namespace runnel::testing {
 namespace {
 
-using ::testing::HasSubstr;
-using ::testing::Not;
 using std::chrono::milliseconds;
 using std::chrono::seconds;
+using ::testing::HasSubstr;
+using ::testing::Not;
 
 const std::string kTwoMiB(2 * 1024 * 1024, 'x');
 
@@ -75,14 +75,17 @@ class Peer {
   std::chrono::steady_clock::time_point last_beat_{};
 };
 
-std::string Hello(const std::string& function, const std::string& worker, int pid, int capacity, bool draining) {
-  nlohmann::json hello = {{"v", 1}, {"function", function}, {"worker", worker}, {"pid", pid}, {"capacity", capacity}};
+std::string Hello(const std::string& function, const std::string& worker, int pid, int capacity,
+                  bool draining) {
+  nlohmann::json hello = {
+      {"v", 1}, {"function", function}, {"worker", worker}, {"pid", pid}, {"capacity", capacity}};
   if (draining) hello["draining"] = true;
   return hello.dump();
 }
 
 // One request on a fresh REQ socket: the reply, or nullopt when none came within 5 s.
-std::optional<std::string> Request(zmq::context_t& ctx, const std::string& endpoint, const std::string& bytes) {
+std::optional<std::string> Request(zmq::context_t& ctx, const std::string& endpoint,
+                                   const std::string& bytes) {
   zmq::socket_t req(ctx, zmq::socket_type::req);
   req.set(zmq::sockopt::linger, 0);
   req.connect(endpoint);
@@ -187,11 +190,13 @@ TEST_F(HostileFrames, ADispatcherCountsAndDropsWhatItCannotUse) {
     early.Send({"DRAINING"});
     early.Send({"BYE", R"({"reason":["x"]})"});
   }
-  ASSERT_TRUE(WaitFor([&] { return ProtocolErrors(stack, "dispatcher/echo", "wrong-type") >= 1; }, seconds(10)))
+  ASSERT_TRUE(
+      WaitFor([&] { return ProtocolErrors(stack, "dispatcher/echo", "wrong-type") >= 1; }, seconds(10)))
       << "the wrong-typed HELLO was not counted";
-  ASSERT_TRUE(WaitFor([&] { return ProtocolErrors(stack, "dispatcher/echo", "no-session") >= 4; }, seconds(10)));
-  for (const char* reason : {"not-json", "not-utf8", "empty", "oversized", "unknown-command", "bad-frames",
-                             "bad-header"}) {
+  ASSERT_TRUE(
+      WaitFor([&] { return ProtocolErrors(stack, "dispatcher/echo", "no-session") >= 4; }, seconds(10)));
+  for (const char* reason :
+       {"not-json", "not-utf8", "empty", "oversized", "unknown-command", "bad-frames", "bad-header"}) {
     EXPECT_GE(ProtocolErrors(stack, "dispatcher/echo", reason), 1) << reason;
   }
 
@@ -210,8 +215,10 @@ TEST_F(HostileFrames, ResultsCountOnlyFromTheConnectionHoldingTheTask) {
   ASSERT_FALSE(registered.Expect("WELCOME", seconds(10)).empty());
   // The real worker holds each event for 300 ms, so the events after its first go to the holder.
   const auto ids = PublishEvents(stack.Kafka(), "sleep",
-                                 {{R"({"ms":300})", std::nullopt}, {R"({"ms":300})", std::nullopt},
-                                  {R"({"ms":300})", std::nullopt}, {R"({"ms":300})", std::nullopt}});
+                                 {{R"({"ms":300})", std::nullopt},
+                                  {R"({"ms":300})", std::nullopt},
+                                  {R"({"ms":300})", std::nullopt},
+                                  {R"({"ms":300})", std::nullopt}});
   const auto tasks = holder.Expect("TASKS", seconds(20), true);
   ASSERT_GE(tasks.size(), 3u) << "the scripted worker got no task";
   const wire::TaskHeader held = wire::DecodeTask(tasks[1]);
@@ -224,11 +231,14 @@ TEST_F(HostileFrames, ResultsCountOnlyFromTheConnectionHoldingTheTask) {
   guessed.token = held.token ^ 0x5a5a5a5a5a5a5a5aULL;
   stranger.Send({"RESULTS", wire::Encode(guessed), "a guessed token"});
   // Not an ASSERT: where forged results are accepted, the outcomes below say so.
-  EXPECT_TRUE(WaitFor([&] {
-    holder.Beat();
-    registered.Send({"HEARTBEAT", "{}"});
-    return ProtocolErrors(stack, "dispatcher/sleep", "foreign-token") >= 2;
-  }, seconds(10))) << "forged results were not counted";
+  EXPECT_TRUE(WaitFor(
+      [&] {
+        holder.Beat();
+        registered.Send({"HEARTBEAT", "{}"});
+        return ProtocolErrors(stack, "dispatcher/sleep", "foreign-token") >= 2;
+      },
+      seconds(10)))
+      << "forged results were not counted";
   // The holder's own answer counts.
   wire::ResultHeader real;
   real.token = held.token;
@@ -262,8 +272,9 @@ TEST_F(HostileFrames, ResultsCountOnlyFromTheConnectionHoldingTheTask) {
 TEST_F(HostileFrames, StatusAndControlSocketsAnswerEveryRequest) {
   StackProcess& stack = *stack_;
   const auto status_endpoint = stack.Endpoints().at("status").get<std::string>();
-  for (const std::string& bad : {std::string("\xff\xfe"), std::string(), std::string("statuss"),
-                                 std::string(R"({"op":5})"), std::string("trace ../../etc/passwd"), kTwoMiB}) {
+  for (const std::string& bad :
+       {std::string("\xff\xfe"), std::string(), std::string("statuss"), std::string(R"({"op":5})"),
+        std::string("trace ../../etc/passwd"), kTwoMiB}) {
     const auto reply = Request(ctx_, status_endpoint, bad);
     ASSERT_TRUE(reply) << "no reply to a bad status request of " << bad.size() << " bytes";
     const auto j = nlohmann::json::parse(*reply, nullptr, false);
@@ -276,10 +287,10 @@ TEST_F(HostileFrames, StatusAndControlSocketsAnswerEveryRequest) {
 
   // The control socket.
   const auto control_endpoint = stack.Endpoints().at("control").get<std::string>();
-  for (const std::string& bad : {std::string("\xff"), std::string("not json"), std::string("[]"),
-                                 std::string(R"({"op":5})"), std::string(R"({"op":"job.run","schedule":7})"),
-                                 std::string(R"({"op":"job.status","job":{"a":1}})"), std::string(R"({"op":"job.x"})"),
-                                 kTwoMiB}) {
+  for (const std::string& bad :
+       {std::string("\xff"), std::string("not json"), std::string("[]"), std::string(R"({"op":5})"),
+        std::string(R"({"op":"job.run","schedule":7})"), std::string(R"({"op":"job.status","job":{"a":1}})"),
+        std::string(R"({"op":"job.x"})"), kTwoMiB}) {
     const auto reply = Request(ctx_, control_endpoint, bad);
     ASSERT_TRUE(reply) << "no reply to a bad control request of " << bad.size() << " bytes";
     const auto j = nlohmann::json::parse(*reply, nullptr, false);

@@ -78,8 +78,8 @@ std::map<std::string, std::string> DocumentedFamilies() {
 }
 
 nlohmann::json TraceJson(const StackProcess& stack, const std::string& id) {
-  const auto r = RunCommand({RunnelBin(), "trace", id, "--json", "--state-dir", stack.StateDir().string()},
-                            seconds(10));
+  const auto r =
+      RunCommand({RunnelBin(), "trace", id, "--json", "--state-dir", stack.StateDir().string()}, seconds(10));
   if (r.exit_code != 0) return nlohmann::json();
   return nlohmann::json::parse(r.out, nullptr, false);
 }
@@ -114,7 +114,8 @@ functions:
   ASSERT_TRUE(WaitFor(
       [&] {
         before = ScrapeStack(stack);
-        return before && before->samples.contains(fmt::format("{}{}", "runnel_dispatcher_received_events_total", fn));
+        return before &&
+               before->samples.contains(fmt::format("{}{}", "runnel_dispatcher_received_events_total", fn));
       },
       seconds(10), milliseconds(50)))
       << "no runnel_dispatcher_received_events_total from " << url;
@@ -134,8 +135,11 @@ functions:
         after = ScrapeStack(stack);
         // All 41 outcomes are on the results topic already; the snapshot may still miss the last
         // one (the dead letter finishes last), so wait for every final count, not just the oks.
-        return after && after->Value(R"(runnel_dispatcher_completed_events_total{function="sleep",outcome="ok"})") == 40 &&
-               after->Value(R"(runnel_function_duration_seconds_count{function="sleep",outcome="ok"})") == 40 &&
+        return after &&
+               after->Value(R"(runnel_dispatcher_completed_events_total{function="sleep",outcome="ok"})") ==
+                   40 &&
+               after->Value(R"(runnel_function_duration_seconds_count{function="sleep",outcome="ok"})") ==
+                   40 &&
                after->Value(R"(runnel_dispatcher_completed_events_total{function="sleep",outcome="error"})") +
                        after->Value(fmt::format("{}{}", "runnel_dispatcher_dead_letters_total", fn)) >=
                    2;
@@ -152,7 +156,8 @@ functions:
   EXPECT_GT(after->Value(fmt::format("{}{}", "runnel_usage_peak_memory_bytes", fn)), 1 << 20);
   EXPECT_GE(after->Value(fmt::format("{}{}", "runnel_autoscaler_workers_desired", fn)), 1);
   // Each ok attempt slept 5 ms: the histogram's sum says so.
-  EXPECT_GE(after->Value(R"(runnel_function_duration_seconds_sum{function="sleep",outcome="ok"})"), 40 * 0.005);
+  EXPECT_GE(after->Value(R"(runnel_function_duration_seconds_sum{function="sleep",outcome="ok"})"),
+            40 * 0.005);
   bool worker_memory = false;
   for (const auto& [series, value] : after->samples) {
     if (series.starts_with("runnel_worker_resident_memory_bytes{")) worker_memory = value > (1 << 20);
@@ -170,7 +175,8 @@ functions:
     EXPECT_EQ(documented.at(name), type) << name;
     EXPECT_TRUE(type != "counter" || name.ends_with("_total")) << name << ": a counter must end in _total";
   }
-  for (const auto& [name, type] : documented) EXPECT_TRUE(served.contains(name)) << name << " is documented, not served";
+  for (const auto& [name, type] : documented)
+    EXPECT_TRUE(served.contains(name)) << name << " is documented, not served";
 }
 
 // What the compose stack relies on (deploy/docker-compose.yml): `--metrics` and `--output-dir` win
@@ -218,9 +224,10 @@ functions:
     results_topic: sleep.results
     retries: {max_attempts: 3, backoff: 50ms}
 )");
-  const auto ids = PublishEvents(stack.Kafka(), "sleep",
-                                 {{R"({"ms":1,"fail":"first try fails","fail_attempts":1})", std::string("k1")},
-                                  {R"({"fail":"fails every time"})", std::string("k2")}});
+  const auto ids =
+      PublishEvents(stack.Kafka(), "sleep",
+                    {{R"({"ms":1,"fail":"first try fails","fail_attempts":1})", std::string("k1")},
+                     {R"({"fail":"fails every time"})", std::string("k2")}});
   const auto outcomes = ReadOutcomes(stack.Kafka(), "sleep.results", 2, seconds(60));
   ASSERT_EQ(outcomes.size(), 2u);
   std::map<std::string, Outcome> by_id;
@@ -275,8 +282,8 @@ functions:
   EXPECT_THAT(text.out, HasSubstr("dead letter on sleep.dlq"));
 
   // An id the stack never saw: one line, exit 1.
-  const auto unknown =
-      RunCommand({RunnelBin(), "trace", "01NOSUCHEVENT", "--state-dir", stack.StateDir().string()}, seconds(10));
+  const auto unknown = RunCommand(
+      {RunnelBin(), "trace", "01NOSUCHEVENT", "--state-dir", stack.StateDir().string()}, seconds(10));
   EXPECT_EQ(unknown.exit_code, 1);
   EXPECT_THAT(unknown.err, HasSubstr("no trace of event '01NOSUCHEVENT'"));
   EXPECT_EQ(std::count(unknown.err.begin(), unknown.err.end(), '\n'), 1) << unknown.err;
@@ -307,10 +314,12 @@ void ExpectJsonLines(const std::string& text, const std::string& source, std::ma
       ++events[j["event"].get<std::string>()];
       // The dispatcher's lines say the id in words too (a function's own lines need not).
       if (j.value("logger", "") == "broker") {
-        EXPECT_THAT(j.value("message", ""), HasSubstr(j["event"].get<std::string>())) << source << ": " << line;
+        EXPECT_THAT(j.value("message", ""), HasSubstr(j["event"].get<std::string>()))
+            << source << ": " << line;
       }
     } else if (j.value("logger", "") == "broker") {
-      EXPECT_THAT(j.value("message", ""), Not(HasSubstr("event 01"))) << source << ": a line about an event without its id";
+      EXPECT_THAT(j.value("message", ""), Not(HasSubstr("event 01")))
+          << source << ": a line about an event without its id";
     }
   }
   EXPECT_GT(lines, 0) << source << " has no log lines";
@@ -331,7 +340,8 @@ functions:
 )",
                                               std::map<std::string, std::string>{},
                                               std::vector<std::string>{"--log-format", "json"});
-  const auto ids = PublishEvents(stack->Kafka(), "sleep", {{payload_text, std::nullopt}, {R"({"ms":1})", std::nullopt}});
+  const auto ids =
+      PublishEvents(stack->Kafka(), "sleep", {{payload_text, std::nullopt}, {R"({"ms":1})", std::nullopt}});
   ASSERT_EQ(ReadOutcomes(stack->Kafka(), "sleep.results", 2, seconds(60)).size(), 2u);
   const auto state = stack->StateDir();
   std::string worker_logs;

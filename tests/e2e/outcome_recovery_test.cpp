@@ -17,13 +17,15 @@
 namespace runnel::testing {
 namespace {
 
-using ::testing::HasSubstr;
 using std::chrono::milliseconds;
 using std::chrono::seconds;
+using ::testing::HasSubstr;
 
-const std::map<std::string, std::string> kFeedDropsEverything = {{"RUNNEL_FAILPOINTS", "results.feed.drop=on"}};
+const std::map<std::string, std::string> kFeedDropsEverything = {
+    {"RUNNEL_FAILPOINTS", "results.feed.drop=on"}};
 
-RunResult Runnel(const StackProcess& stack, std::vector<std::string> args, milliseconds deadline = seconds(90)) {
+RunResult Runnel(const StackProcess& stack, std::vector<std::string> args,
+                 milliseconds deadline = seconds(90)) {
   args.insert(args.begin(), RunnelBin());
   args.push_back("--state-dir");
   args.push_back(stack.StateDir().string());
@@ -71,8 +73,8 @@ functions:
   EXPECT_EQ(j["attempts"], 1);
   EXPECT_THAT(j["reply_to"].get<std::string>(), ::testing::StartsWith("invoke."));
 
-  const auto failed =
-      Runnel(stack, {"invoke", "sleep", "--data", R"({"fail":"no such user","permanent":true})", "--timeout", "30s"});
+  const auto failed = Runnel(stack, {"invoke", "sleep", "--data",
+                                     R"({"fail":"no such user","permanent":true})", "--timeout", "30s"});
   EXPECT_EQ(failed.exit_code, 1) << failed.err;
   EXPECT_THAT(failed.err, HasSubstr("sleep error: bad-input: no such user"));
 
@@ -104,10 +106,12 @@ schedules:
 )",
                                    files.string()),
                        kFeedDropsEverything);
-    const auto run = Runnel(stack, {"job", "run", "many", "--wait", "--json", "--timeout", "120s"}, seconds(150));
+    const auto run =
+        Runnel(stack, {"job", "run", "many", "--wait", "--json", "--timeout", "120s"}, seconds(150));
     ASSERT_EQ(run.exit_code, 0) << run.out << run.err;
     const auto trimmed = run.out.substr(0, run.out.find_last_not_of('\n') + 1);
-    const auto report = nlohmann::json::parse(trimmed.substr(trimmed.rfind('\n') == std::string::npos ? 0 : trimmed.rfind('\n') + 1));
+    const auto report = nlohmann::json::parse(
+        trimmed.substr(trimmed.rfind('\n') == std::string::npos ? 0 : trimmed.rfind('\n') + 1));
     EXPECT_EQ(report["state"], "done");
     EXPECT_EQ(report["items"], kItems);
     EXPECT_EQ(report["done"], kItems);

@@ -42,7 +42,8 @@ std::map<std::string, broker::Message> ReadById(const broker::KafkaConfig& kafka
   std::map<std::string, broker::Message> out;
   const auto until = std::chrono::steady_clock::now() + deadline;
   while (out.size() < count && std::chrono::steady_clock::now() < until) {
-    for (auto& m : consumer.PollBatch(100, std::chrono::milliseconds(50))) out[HeaderValue(m, header::kId)] = m;
+    for (auto& m : consumer.PollBatch(100, std::chrono::milliseconds(50)))
+      out[HeaderValue(m, header::kId)] = m;
   }
   return out;
 }
@@ -77,7 +78,8 @@ functions:
   broker::KafkaConfig kafka = stack.Kafka();
   kafka.options["message.max.bytes"] = "4000000";
   broker::Producer producer(kafka);
-  auto publish = [&](const std::string& topic, std::string value, std::optional<FileRef> file = std::nullopt) {
+  auto publish = [&](const std::string& topic, std::string value,
+                     std::optional<FileRef> file = std::nullopt) {
     Envelope env;
     env.id = NewEventId();
     env.file = std::move(file);
@@ -120,7 +122,8 @@ functions:
   // Dead letters: the 1.05 MB input whole (it fits the producer's default), the 1.5 MB one cut to
   // the limit and marked, the oversized output's event (its input was a reference) as it was.
   auto letters = ReadById(stack.Kafka(), "echo.dlq", 2, std::chrono::seconds(30));
-  ASSERT_TRUE(letters.contains(input_105) && letters.contains(input_150)) << letters.size() << " dead letters";
+  ASSERT_TRUE(letters.contains(input_105) && letters.contains(input_150))
+      << letters.size() << " dead letters";
   EXPECT_EQ(letters[input_105].value, std::string(1'050'000, 'a'));
   EXPECT_EQ(HeaderValue(letters[input_105], "runnel-truncated"), "(none)");
   const broker::Message& cut = letters[input_150];

@@ -1,11 +1,10 @@
 // A stack on a broker that outlives it: `runnel up --kafka` against `runnel kafka` (its own process;
-// in the `kafka` tier the real Kafka named by RUNNEL_TEST_KAFKA) creates every topic it needs, and a stack SIGKILLed mid-run and started again in the same state
-// dir loses nothing: every event gets its outcome, and only events the killed stack had not
-// committed run again.
-#include <signal.h>
-
+// in the `kafka` tier the real Kafka named by RUNNEL_TEST_KAFKA) creates every topic it needs, and a stack
+// SIGKILLed mid-run and started again in the same state dir loses nothing: every event gets its outcome, and
+// only events the killed stack had not committed run again.
 #include <fmt/format.h>
 #include <gmock/gmock.h>
+#include <signal.h>
 
 #include <fstream>
 #include <iostream>
@@ -36,7 +35,8 @@ struct OutcomeRecord {
 // Reads a results topic from the beginning until every id in `ids` has an outcome or the deadline
 // passes.
 std::vector<OutcomeRecord> ReadUntilEveryId(const broker::KafkaConfig& kafka, const std::string& topic,
-                                            const std::vector<std::string>& ids, std::chrono::milliseconds deadline) {
+                                            const std::vector<std::string>& ids,
+                                            std::chrono::milliseconds deadline) {
   std::set<std::string> missing(ids.begin(), ids.end());
   broker::Admin admin(kafka);
   broker::Consumer consumer(kafka, broker::Consumer::Options{"e2e.restart.reader"});
@@ -89,7 +89,8 @@ functions:
     partitions: 3
     workers: 1
     results_topic: {}
-)", kafka.Bootstrap(), input, results);
+)",
+                                       kafka.Bootstrap(), input, results);
   const auto state_dir = TempDir("restart-topics");
   {
     // On today's main this stopped at start: "creating topic echo with 3 partitions: Failed while
@@ -131,7 +132,8 @@ functions:
     workers: 2
     concurrency: 16
     results_topic: {}
-)", kafka.Bootstrap(), input, results);
+)",
+                                       kafka.Bootstrap(), input, results);
   const auto state_dir = TempDir("restart-kill");
   constexpr int kEvents = 3000;
   constexpr int kKeys = 30;
@@ -157,13 +159,14 @@ functions:
   // Its workers go with it: none keeps running a call of the dead stack.
   EXPECT_FALSE(workers.empty());
   for (const auto& [id, pid] : workers) {
-    EXPECT_TRUE(WaitFor([pid = pid] { return Gone(pid); }, seconds(10))) << "worker " << id << " (pid " << pid
-                                                                          << ") outlived the SIGKILLed stack";
+    EXPECT_TRUE(WaitFor([pid = pid] { return Gone(pid); }, seconds(10)))
+        << "worker " << id << " (pid " << pid << ") outlived the SIGKILLed stack";
   }
   // What the killed stack left: its group's committed offsets, then (a later round trip to the
   // broker, so every record the stack had sent is in) the outcomes it wrote.
   std::map<std::int32_t, std::int64_t> committed;
-  for (const auto& po : admin.Offsets(input, "runnel.work")) committed[po.partition] = po.committed.value_or(0);
+  for (const auto& po : admin.Offsets(input, "runnel.work"))
+    committed[po.partition] = po.committed.value_or(0);
   std::map<std::int32_t, std::int64_t> written_before;  // results partition -> end offset at the kill
   for (const auto& po : admin.Offsets(results, "")) written_before[po.partition] = po.end;
   std::int64_t committed_total = 0;
@@ -204,16 +207,17 @@ functions:
     if (rs.size() > 1) {
       ++duplicates;
       EXPECT_TRUE(uncommitted) << "event " << id << " at work[" << o.partition << "]@" << o.offset
-                               << " ran again although the killed stack had committed up to " << committed[o.partition];
+                               << " ran again although the killed stack had committed up to "
+                               << committed[o.partition];
     }
   }
   // The bound: the uncommitted events that had finished at the kill are exactly the ones that ran
   // twice (the in-flight ones had no outcome yet, so they ran once, after the restart).
   EXPECT_EQ(duplicates, finished_uncommitted);
-  std::cerr << fmt::format("killed after {} committed of {}; status just before the kill: in_flight {}, queued {}; "
-                           "{} event(s) had finished uncommitted and ran twice\n",
-                           committed_total, kEvents, status.value("in_flight", -1), status.value("queued", -1),
-                           duplicates);
+  std::cerr << fmt::format(
+      "killed after {} committed of {}; status just before the kill: in_flight {}, queued {}; "
+      "{} event(s) had finished uncommitted and ran twice\n",
+      committed_total, kEvents, status.value("in_flight", -1), status.value("queued", -1), duplicates);
 
   // Per key, in the order the outcomes were written: each run in event order, and the restarted run
   // starts no earlier than the killed one's committed offset (that no event was skipped, every
@@ -222,7 +226,8 @@ functions:
   for (const auto& r : records) by_key[*r.outcome.key].push_back(&r);
   EXPECT_EQ(by_key.size(), static_cast<std::size_t>(kKeys));
   for (auto& [key, rs] : by_key) {
-    std::sort(rs.begin(), rs.end(), [](auto* a, auto* b) { return a->offset < b->offset; });  // one results partition
+    std::sort(rs.begin(), rs.end(),
+              [](auto* a, auto* b) { return a->offset < b->offset; });  // one results partition
     std::int64_t last_before = -1;
     std::int64_t last_after = -1;
     std::optional<std::int64_t> first_after;

@@ -1,11 +1,10 @@
 // `runnel results` when things restart: following the feed of a stack that comes back on a new port,
 // and --durable, a reader of the results topic at a consumer group's position that loses nothing
 // when it is killed and started again.
-#include <signal.h>
-#include <unistd.h>
-
 #include <fmt/format.h>
 #include <gmock/gmock.h>
+#include <signal.h>
+#include <unistd.h>
 
 #include <nlohmann/json.hpp>
 #include <set>
@@ -18,8 +17,8 @@
 namespace runnel::testing {
 namespace {
 
-using ::testing::HasSubstr;
 using std::chrono::seconds;
+using ::testing::HasSubstr;
 using Events = std::vector<std::pair<std::string, std::optional<std::string>>>;
 
 // The event ids in `runnel results --json` output (one object per line; a line cut by a kill is
@@ -34,7 +33,9 @@ std::set<std::string> IdsPrinted(const std::string& out) {
   return ids;
 }
 
-bool StderrHas(const ChildProcess& p, const std::string& text) { return p.Stderr().find(text) != std::string::npos; }
+bool StderrHas(const ChildProcess& p, const std::string& text) {
+  return p.Stderr().find(text) != std::string::npos;
+}
 
 TEST(ResultsCommand, FollowsAStackRestartedOnANewPort) {
   const std::string yaml = R"(
@@ -46,8 +47,8 @@ functions:
   const auto state_dir = TempDir("results-follow");
   auto stack = std::make_unique<StackProcess>(SharedStateDir{state_dir}, yaml);
   const std::string first_feed = stack->Endpoints().at("results").get<std::string>();
-  ChildProcess results({RunnelBin(), "results", "--json", "--function", "echo", "--count", "2", "--timeout", "120s",
-                        "--state-dir", state_dir.string()});
+  ChildProcess results({RunnelBin(), "results", "--json", "--function", "echo", "--count", "2", "--timeout",
+                        "120s", "--state-dir", state_dir.string()});
   ASSERT_TRUE(WaitFor([&] { return StderrHas(results, "following the results feed"); }, seconds(20)))
       << results.Stderr();
   const auto before = PublishEvents(stack->Kafka(), "echo", {{"before", "k"}});
@@ -56,7 +57,8 @@ functions:
   // Killed: endpoints.json still names its feed, which nobody serves any more.
   stack->Process().Signal(SIGKILL);
   ASSERT_TRUE(stack->Process().Wait(seconds(10)).has_value());
-  ASSERT_TRUE(WaitFor([&] { return StderrHas(results, "is gone; waiting for it to come back"); }, seconds(10)))
+  ASSERT_TRUE(
+      WaitFor([&] { return StderrHas(results, "is gone; waiting for it to come back"); }, seconds(10)))
       << results.Stderr();
 
   stack = std::make_unique<StackProcess>(SharedStateDir{state_dir}, yaml);
@@ -78,7 +80,8 @@ TEST(ResultsCommand, SaysSoWhenTheFeedItWaitsOnDoesNotAnswer) {
   const auto state_dir = TempDir("results-silent");
   runnel::StateDir(state_dir).MergeEndpoints(
       {{"kafka", "127.0.0.1:1"}, {"results", "tcp://127.0.0.1:1"}, {"pid", ::getpid()}});
-  const auto r = RunCommand({RunnelBin(), "results", "--timeout", "8s", "--state-dir", state_dir.string()}, seconds(30));
+  const auto r =
+      RunCommand({RunnelBin(), "results", "--timeout", "8s", "--state-dir", state_dir.string()}, seconds(30));
   EXPECT_EQ(r.exit_code, 4) << r.err;
   EXPECT_THAT(r.err, HasSubstr("the results feed at tcp://127.0.0.1:1 does not answer"));
   std::filesystem::remove_all(state_dir);
@@ -98,17 +101,18 @@ functions:
   - name: echo
     workers: 1
 )");
-  const std::vector<std::string> reader = {RunnelBin(), "results", "--durable", "--function", "work", "--json",
-                                           "--state-dir", stack.StateDir().string()};
+  const std::vector<std::string> reader = {RunnelBin(), "results", "--durable",   "--function",
+                                           "work",      "--json",  "--state-dir", stack.StateDir().string()};
   // A function without a results topic has nothing durable to read: say so.
-  const auto no_topic = RunCommand({RunnelBin(), "results", "--durable", "--function", "echo", "--state-dir",
-                                    stack.StateDir().string()});
+  const auto no_topic = RunCommand(
+      {RunnelBin(), "results", "--durable", "--function", "echo", "--state-dir", stack.StateDir().string()});
   EXPECT_EQ(no_topic.exit_code, 1);
   EXPECT_THAT(no_topic.err, HasSubstr("function echo has no results topic"));
 
   auto first = std::make_unique<ChildProcess>(reader);
-  ASSERT_TRUE(WaitFor([&] { return StderrHas(*first, "reading results topic work.results as group runnel.results.work"); },
-                      seconds(30)))
+  ASSERT_TRUE(WaitFor(
+      [&] { return StderrHas(*first, "reading results topic work.results as group runnel.results.work"); },
+      seconds(30)))
       << first->Stderr();
   constexpr int kEvents = 2000;
   Events events;
@@ -121,7 +125,8 @@ functions:
   first->Signal(SIGKILL);
   ASSERT_TRUE(first->Wait(seconds(10)).has_value());
   const auto printed_first = IdsPrinted(first->Stdout());
-  EXPECT_LT(printed_first.size(), static_cast<std::size_t>(kEvents)) << "the first reader was not killed mid-run";
+  EXPECT_LT(printed_first.size(), static_cast<std::size_t>(kEvents))
+      << "the first reader was not killed mid-run";
 
   ChildProcess second(reader);
   std::set<std::string> all;

@@ -1,5 +1,7 @@
 // The results feed's wire format (docs/protocol.md §4.1) as a subscriber written against libzmq
 // alone sees it: `runnel up` with a real worker, a raw SUB socket, events over Kafka.
+#include "runnel/testing/results_feed.hpp"
+
 #include <fmt/format.h>
 #include <gtest/gtest.h>
 
@@ -14,7 +16,6 @@
 #include "runnel/broker/producer.hpp"
 #include "runnel/core/envelope.hpp"
 #include "runnel/core/outcome.hpp"
-#include "runnel/testing/results_feed.hpp"
 #include "runnel/testing/stack_process.hpp"
 #include "runnel/testing/wait.hpp"
 
@@ -83,7 +84,8 @@ functions:
       Envelope env;
       env.id = NewEventId();
       env.reply_to = i % 2 == 0 ? "call-a" : "call-b";
-      producer.Produce({"echo", broker::kAnyPartition, std::nullopt, "payload-" + env.id, env.Encode()}, nullptr);
+      producer.Produce({"echo", broker::kAnyPartition, std::nullopt, "payload-" + env.id, env.Encode()},
+                       nullptr);
       ids.insert(env.id);
       if (i % 2 == 0) ids_a.insert(env.id);
     }
@@ -98,13 +100,15 @@ functions:
     EXPECT_EQ(n, 1) << id;
   }
   EXPECT_EQ(all.reply_tos, (std::set<std::string>{"call-a", "call-b"}));
-  EXPECT_GT(all.largest, 1u) << "every outcome came in a message of its own (" << all.messages << " messages)";
+  EXPECT_GT(all.largest, 1u) << "every outcome came in a message of its own (" << all.messages
+                             << " messages)";
   EXPECT_LT(all.messages, static_cast<std::size_t>(kEvents));
 
   const Received a = Read(call_a, kEvents / 2, seconds(10));
   EXPECT_EQ(a.outcomes, kEvents / 2);
   EXPECT_EQ(a.reply_tos, std::set<std::string>{"call-a"});
-  for (const auto& [id, n] : a.count_by_id) EXPECT_TRUE(ids_a.contains(id)) << "call-a got another call's outcome " << id;
+  for (const auto& [id, n] : a.count_by_id)
+    EXPECT_TRUE(ids_a.contains(id)) << "call-a got another call's outcome " << id;
 }
 
 }  // namespace

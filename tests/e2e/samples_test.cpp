@@ -41,7 +41,8 @@ SampleRun RunSample(const std::string& name, std::map<std::string, std::string> 
   return run;
 }
 
-std::vector<std::filesystem::path> FilesUnder(const std::filesystem::path& dir, const std::string& name = {}) {
+std::vector<std::filesystem::path> FilesUnder(const std::filesystem::path& dir,
+                                              const std::string& name = {}) {
   std::vector<std::filesystem::path> files;
   if (!std::filesystem::is_directory(dir)) return files;
   for (const auto& e : std::filesystem::recursive_directory_iterator(dir)) {
@@ -106,11 +107,14 @@ TEST(Samples, IotReadingsAllGetResultsAndWorkersReturnToZero) {
   const auto run = RunSample("iot", {{"DEVICES", "10"}, {"RATES", "100,400"}, {"PHASE_SECONDS", "2"}});
   ASSERT_EQ(run.exit_code, 0) << run.out << run.err;
   std::smatch m;
-  ASSERT_TRUE(std::regex_search(run.out, m, std::regex(R"(published (\d+) reading\(s\) from 10 device\(s\))"))) << run.out;
+  ASSERT_TRUE(
+      std::regex_search(run.out, m, std::regex(R"(published (\d+) reading\(s\) from 10 device\(s\))")))
+      << run.out;
   const std::string published = m[1];
   EXPECT_GT(std::stoi(published), 0);
   // Exact counts come from the dispatcher (runnel status); the results feed may drop under load.
-  EXPECT_THAT(run.out, HasSubstr("iot.ingest outcomes (runnel status): " + published + " ok, 0 errors, 0 dead letters"));
+  EXPECT_THAT(run.out, HasSubstr("iot.ingest outcomes (runnel status): " + published +
+                                 " ok, 0 errors, 0 dead letters"));
   EXPECT_THAT(run.out, ::testing::ContainsRegex("[0-9]+ readings accepted, 0 rejected"));
   EXPECT_THAT(run.out, HasSubstr("workers 0 running"));
   ExpectStackStopped(run);
@@ -160,13 +164,13 @@ TEST(Samples, PythonFunctionAnswersAndDeadLettersBadInput) {
 // The README's first command ends with `runnel demo`; CI runs its short mode.
 TEST(Demo, ShortModeShowsOutcomesScalingAndOutputsThenStops) {
   const auto state = TempDir("demo");
-  const auto run = RunCommand({RunnelBin(), "demo", "--short", "--samples", (SourceDir() / "samples/data").string(),
-                               "--state-dir", state.string()},
+  const auto run = RunCommand({RunnelBin(), "demo", "--short", "--samples",
+                               (SourceDir() / "samples/data").string(), "--state-dir", state.string()},
                               std::chrono::seconds(120));
   ASSERT_EQ(run.exit_code, 0) << run.out << run.err;
   EXPECT_THAT(run.out, HasSubstr("Uploaded 4 image(s) and 1 video(s)"));
   EXPECT_THAT(run.out, HasSubstr("bad-input: not a recognised image"));  // corrupt.jpg
-  EXPECT_THAT(run.out, HasSubstr("240 readings accepted, 3 rejected"));   // readings.ndjson
+  EXPECT_THAT(run.out, HasSubstr("240 readings accepted, 3 rejected"));  // readings.ndjson
   EXPECT_THAT(run.out, ::testing::ContainsRegex("contact sheet [0-9]+x[0-9]+"));
   EXPECT_THAT(run.out, HasSubstr("every reading has its outcome and every function is back to zero workers"));
   // During the stream iot.ingest ran at least one worker; at the end none.
@@ -199,11 +203,13 @@ TEST(ConfigEnvironment, AnUnsetVariableStopsConfigCheckWithFileLineAndKey) {
   const auto dir = TempDir("config-env");
   const auto file = dir / "runnel.yaml";
   std::ofstream(file) << "functions:\n  - name: echo\n    topic: ${RUNNEL_E2E_UNSET_TOPIC}\n";
-  const auto run = RunCommand({"env", "-u", "RUNNEL_E2E_UNSET_TOPIC", RunnelBin(), "config", "check", file.string()});
+  const auto run =
+      RunCommand({"env", "-u", "RUNNEL_E2E_UNSET_TOPIC", RunnelBin(), "config", "check", file.string()});
   EXPECT_EQ(run.exit_code, 1);
-  EXPECT_EQ(run.err, "runnel: " + file.string() +
-                         ":3: functions[0].topic: ${RUNNEL_E2E_UNSET_TOPIC} is not set (set it, or give a default: "
-                         "${RUNNEL_E2E_UNSET_TOPIC:-value})\n");
+  EXPECT_EQ(run.err,
+            "runnel: " + file.string() +
+                ":3: functions[0].topic: ${RUNNEL_E2E_UNSET_TOPIC} is not set (set it, or give a default: "
+                "${RUNNEL_E2E_UNSET_TOPIC:-value})\n");
   std::filesystem::remove_all(dir);
 }
 

@@ -27,16 +27,19 @@ std::map<std::string, Outcome> ById(const std::vector<Outcome>& outcomes) {
 }
 
 // Every record on `topic` (4 partitions) until `count` arrived or 30 s passed.
-std::vector<broker::Message> ReadRecords(const broker::KafkaConfig& kafka, const std::string& topic, std::size_t count) {
+std::vector<broker::Message> ReadRecords(const broker::KafkaConfig& kafka, const std::string& topic,
+                                         std::size_t count) {
   broker::Consumer consumer(kafka, {"e2e." + topic});
   std::vector<broker::TopicPartitionOffset> partitions;
   for (int p = 0; p < 4; ++p) partitions.push_back({topic, p, broker::kOffsetBeginning});
   consumer.Assign(partitions);
   std::vector<broker::Message> got;
-  WaitFor([&] {
-    for (auto& m : consumer.PollBatch(10, std::chrono::milliseconds(50))) got.push_back(std::move(m));
-    return got.size() >= count;
-  }, std::chrono::seconds(30), std::chrono::milliseconds(0));
+  WaitFor(
+      [&] {
+        for (auto& m : consumer.PollBatch(10, std::chrono::milliseconds(50))) got.push_back(std::move(m));
+        return got.size() >= count;
+      },
+      std::chrono::seconds(30), std::chrono::milliseconds(0));
   return got;
 }
 
@@ -65,27 +68,32 @@ functions:
     workers: 1
     results_topic: lines.results
 )",
-                                 RUNNEL_TEXT_TOOLS_PLUGIN, (SourceDir() / "samples/exec-python/enrich.py").string(),
+                                 RUNNEL_TEXT_TOOLS_PLUGIN,
+                                 (SourceDir() / "samples/exec-python/enrich.py").string(),
                                  RUNNEL_TEXT_TOOLS_PLUGIN));
   const auto line_ids = PublishEvents(stack.Kafka(), "lines", {{"alpha\nbeta\n", "doc"}});
 
   const auto word_ids = PublishEvents(stack.Kafka(), "words",
-                                      {{"the quick brown fox\njumps", "k1"}, {"a b cc", std::nullopt},
+                                      {{"the quick brown fox\njumps", "k1"},
+                                       {"a b cc", std::nullopt},
                                        {std::string("bin\0ary", 7), std::nullopt}});
   Events readings;
   for (int i = 0; i < 20; ++i) {
-    readings.emplace_back(fmt::format(R"({{"device":"d{}","celsius":{}}})", i % 3, i), fmt::format("d{}", i % 3));
+    readings.emplace_back(fmt::format(R"({{"device":"d{}","celsius":{}}})", i % 3, i),
+                          fmt::format("d{}", i % 3));
   }
   readings.emplace_back("not json", std::nullopt);
   const auto reading_ids = PublishEvents(stack.Kafka(), "enrich", readings);
 
-  const auto words = ById(ReadOutcomes(stack.Kafka(), "words.results", word_ids.size(), std::chrono::seconds(60)));
+  const auto words =
+      ById(ReadOutcomes(stack.Kafka(), "words.results", word_ids.size(), std::chrono::seconds(60)));
   ASSERT_EQ(words.size(), word_ids.size()) << stack.Process().Stderr();
   EXPECT_EQ(words.at(word_ids[0]).output, R"({"lines":2,"words":5,"bytes":25})");
   EXPECT_EQ(words.at(word_ids[0]).content_type, "application/json");
   EXPECT_EQ(words.at(word_ids[1]).output, R"({"lines":1,"words":1,"bytes":6})");
   const auto& binary = words.at(word_ids[2]);
-  EXPECT_EQ(binary.status, OutcomeStatus::kError) << "permanent: an error outcome (and a dead letter) at once";
+  EXPECT_EQ(binary.status, OutcomeStatus::kError)
+      << "permanent: an error outcome (and a dead letter) at once";
   EXPECT_EQ(binary.error_kind, "bad-input");
   EXPECT_EQ(binary.attempts, 1) << "bad input is not retried";
   EXPECT_THAT(binary.error, HasSubstr("binary input"));
@@ -164,8 +172,8 @@ TEST(SdkHandlers, UpRefusesAMissingProgramNamingTheLine) {
                                (dir / "state").string()},
                               std::chrono::seconds(30));
   EXPECT_NE(run.exit_code, 0);
-  EXPECT_THAT(run.err, HasSubstr("runnel.yaml:3: functions[0].handler: program '" + (dir / "gone.py").string() +
-                                     "' does not exist"));
+  EXPECT_THAT(run.err, HasSubstr("runnel.yaml:3: functions[0].handler: program '" +
+                                 (dir / "gone.py").string() + "' does not exist"));
   std::filesystem::remove_all(dir);
 }
 

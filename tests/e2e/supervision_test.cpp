@@ -3,10 +3,9 @@
 // kafka` that outlives the stack); a component that fails (injected with RUNNEL_FAILPOINTS, see
 // core/README.md) makes the stack exit 3 naming it; a fault in one event's handling fails only
 // that event; status and /metrics report each component; a second signal forces the stop.
-#include <signal.h>
-
 #include <fmt/format.h>
 #include <gmock/gmock.h>
+#include <signal.h>
 
 #include <fstream>
 #include <map>
@@ -30,7 +29,8 @@ using Events = std::vector<std::pair<std::string, std::optional<std::string>>>;
 class Supervision : public OnTestKafka {};
 
 int Count(const std::string& text, const std::regex& re) {
-  return static_cast<int>(std::distance(std::sregex_iterator(text.begin(), text.end(), re), std::sregex_iterator()));
+  return static_cast<int>(
+      std::distance(std::sregex_iterator(text.begin(), text.end(), re), std::sregex_iterator()));
 }
 
 // `runnel up` with `yaml`, as a plain child (a stack that fails may exit before it is up).
@@ -54,7 +54,8 @@ functions:
     workers: 2
     concurrency: 16
     results_topic: {}
-)", kafka.Topic("sleep"), kafka.Topic("sleep.results"));
+)",
+                     kafka.Topic("sleep"), kafka.Topic("sleep.results"));
 }
 
 TEST_F(Supervision, SigtermFinishesEveryCallInFlightAndNothingRunsAgainAfterARestart) {
@@ -125,8 +126,9 @@ functions:
   stack.Process().Signal(SIGTERM);
   // The first signal was taken (two pending ones would merge into one).
   ASSERT_TRUE(stack.Process().WaitForOutput("stopping (signal 15)", std::chrono::seconds(10)));
-  ASSERT_TRUE(WaitFor([&] { return stack.Process().Stderr().find("dispatcher sleep: stopping") != std::string::npos; },
-                      std::chrono::seconds(10)));
+  ASSERT_TRUE(WaitFor(
+      [&] { return stack.Process().Stderr().find("dispatcher sleep: stopping") != std::string::npos; },
+      std::chrono::seconds(10)));
   stack.Process().Signal(SIGTERM);
   const auto exit = stack.Process().Wait(std::chrono::seconds(10));
   ASSERT_TRUE(exit.has_value()) << "the second signal did not end runnel up";
@@ -151,12 +153,14 @@ TEST_P(ComponentFailure, StopsTheStackWithExitStatusThreeNamingTheComponent) {
 functions:
   - name: echo
     workers: 1
-)", {{"RUNNEL_FAILPOINTS", GetParam().failpoint + "=throw"}});
+)",
+                    {{"RUNNEL_FAILPOINTS", GetParam().failpoint + "=throw"}});
   const auto exit = up->Wait(std::chrono::seconds(60));
   ASSERT_TRUE(exit.has_value()) << "runnel up kept running after its " << GetParam().component << " failed";
   EXPECT_EQ(*exit, 3) << up->Stderr();
   const auto name = GetParam().failpoint.substr(0, GetParam().failpoint.find('='));
-  EXPECT_THAT(up->Stderr(), HasSubstr(fmt::format("component {} failed: failpoint {}", GetParam().component, name)));
+  EXPECT_THAT(up->Stderr(),
+              HasSubstr(fmt::format("component {} failed: failpoint {}", GetParam().component, name)));
   EXPECT_THAT(up->Stderr(), HasSubstr("stack stopped"));
   up.reset();
   std::filesystem::remove_all(dir);
@@ -179,7 +183,10 @@ TEST_F(Supervision, AMalformedFailpointListIsRefusedAtStart) {
   const auto exit = up->Wait(std::chrono::seconds(30));
   ASSERT_TRUE(exit.has_value());
   EXPECT_EQ(*exit, 1);
-  EXPECT_THAT(up->Stderr(), HasSubstr("RUNNEL_FAILPOINTS: 'dispatcher.loop=crash' is not NAME=throw, NAME=throw:N (N >= 1) or NAME=on"));
+  EXPECT_THAT(
+      up->Stderr(),
+      HasSubstr(
+          "RUNNEL_FAILPOINTS: 'dispatcher.loop=crash' is not NAME=throw, NAME=throw:N (N >= 1) or NAME=on"));
   up.reset();
   std::filesystem::remove_all(dir);
 }
@@ -194,8 +201,11 @@ functions:
   ASSERT_TRUE(status.contains("components")) << status.dump();
   std::map<std::string, bool> up;
   for (const auto& c : status["components"]) up[c.value("name", "")] = c.value("up", false);
-  const std::map<std::string, bool> all = {{"autoscaler", true},   {"dispatcher echo", true}, {"metrics", true},
-                                           {"results feed", true}, {"scheduler", true}};
+  const std::map<std::string, bool> all = {{"autoscaler", true},
+                                           {"dispatcher echo", true},
+                                           {"metrics", true},
+                                           {"results feed", true},
+                                           {"scheduler", true}};
   EXPECT_EQ(up, all);
   EXPECT_EQ(status.value("age_ms", -1), 0) << "status is answered fresh";
   const auto r = HttpGet(stack.Endpoints().value("metrics", ""));
@@ -214,7 +224,8 @@ functions:
   - name: echo
     results_topic: echo.results
     retries: {max_attempts: 3, backoff: 10ms}
-)", {{"RUNNEL_FAILPOINTS", "dispatcher.record=throw"}});
+)",
+                     {{"RUNNEL_FAILPOINTS", "dispatcher.record=throw"}});
   const auto ids = PublishEvents(stack.Kafka(), "echo", Events(3, {"x", std::nullopt}));
   const auto outcomes = ReadOutcomes(stack.Kafka(), "echo.results", ids.size(), std::chrono::seconds(30));
   ASSERT_EQ(outcomes.size(), ids.size());

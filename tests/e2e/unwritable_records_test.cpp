@@ -5,11 +5,10 @@
 // that refuses records (the function blocked, its partition paused and uncommitted, no spinning).
 #include <librdkafka/rdkafka.h>
 // rdkafka_mock.h must come after rdkafka.h.
-#include <librdkafka/rdkafka_mock.h>
-#include <sys/resource.h>
-
 #include <fmt/format.h>
 #include <gmock/gmock.h>
+#include <librdkafka/rdkafka_mock.h>
+#include <sys/resource.h>
 
 #include <map>
 #include <thread>
@@ -39,8 +38,8 @@ std::string HeaderValue(const broker::Message& m, std::string_view name) {
 }
 
 // Every record of `topic` from the beginning until `count` arrived or the deadline passed.
-std::vector<broker::Message> ReadAll(const broker::KafkaConfig& kafka, const std::string& topic, std::size_t count,
-                                     std::chrono::milliseconds deadline) {
+std::vector<broker::Message> ReadAll(const broker::KafkaConfig& kafka, const std::string& topic,
+                                     std::size_t count, std::chrono::milliseconds deadline) {
   broker::Admin admin(kafka);
   broker::Consumer consumer(kafka, broker::Consumer::Options{"e2e.read-all"});
   std::vector<broker::TopicPartitionOffset> partitions;
@@ -72,7 +71,8 @@ class UnwritableRecords : public ::testing::Test {
     spec_.results_topic = "unwritable.results";
     for (const auto& t : {spec_.topic, spec_.dead_letter_topic, spec_.results_topic}) {
       broker_.CreateTopic(t, 1);
-      ASSERT_EQ(rd_kafka_mock_partition_set_leader(broker_.Mock(), t.c_str(), 0, 1), RD_KAFKA_RESP_ERR_NO_ERROR);
+      ASSERT_EQ(rd_kafka_mock_partition_set_leader(broker_.Mock(), t.c_str(), 0, 1),
+                RD_KAFKA_RESP_ERR_NO_ERROR);
     }
   }
   void TearDown() override {
@@ -89,13 +89,15 @@ class UnwritableRecords : public ::testing::Test {
     o.output_dir = (dir_ / "outputs").string();
     dispatcher_ = std::make_unique<broker::Dispatcher>(o);
     dispatcher_->Start();
-    workers_ = std::make_unique<autoscaler::LocalProcessBackend>(autoscaler::WorkerCommand(RunnelBin()), dir_ / "logs");
+    workers_ = std::make_unique<autoscaler::LocalProcessBackend>(autoscaler::WorkerCommand(RunnelBin()),
+                                                                 dir_ / "logs");
   }
   void StartWorker() { workers_->Start("echo", dispatcher_->Endpoint()); }
   // Every Produce request to broker 2 fails with TOPIC_AUTHORIZATION_FAILED (as a denied ACL does)
   // for the rest of the test, and `topic` is led by broker 2 (the others by broker 1).
   void RefuseWrites(const std::string& topic) {
-    ASSERT_EQ(rd_kafka_mock_partition_set_leader(broker_.Mock(), topic.c_str(), 0, kRefusing), RD_KAFKA_RESP_ERR_NO_ERROR);
+    ASSERT_EQ(rd_kafka_mock_partition_set_leader(broker_.Mock(), topic.c_str(), 0, kRefusing),
+              RD_KAFKA_RESP_ERR_NO_ERROR);
     for (int i = 0; i < kInjected; ++i) {
       ASSERT_EQ(rd_kafka_mock_broker_push_request_error_rtts(broker_.Mock(), kRefusing, kApiProduce, 1,
                                                              RD_KAFKA_RESP_ERR_TOPIC_AUTHORIZATION_FAILED, 0),
@@ -126,13 +128,15 @@ TEST_F(UnwritableRecords, AResultsTopicThatRefusesRecordsDeadLettersEachEventAft
   RefuseWrites(spec_.results_topic);
   StartDispatcher();
   StartWorker();
-  const auto ids = PublishEvents(broker_.ClientConfig(), spec_.topic, {{"a", std::nullopt}, {"b", std::nullopt}, {"c", "k"}});
+  const auto ids = PublishEvents(broker_.ClientConfig(), spec_.topic,
+                                 {{"a", std::nullopt}, {"b", std::nullopt}, {"c", "k"}});
   ASSERT_TRUE(WaitFor([&] { return dispatcher_->Stats().dead_lettered >= 3; }, std::chrono::seconds(60)))
       << "dead-lettered: " << dispatcher_->Stats().dead_lettered;
   const auto stats = dispatcher_->Stats();
   EXPECT_EQ(stats.succeeded, 0);
   EXPECT_EQ(stats.dead_lettered, 3);
-  EXPECT_EQ(stats.records_refused, 3 * kWriteAttempts) << "each results record tried exactly the documented times";
+  EXPECT_EQ(stats.records_refused, 3 * kWriteAttempts)
+      << "each results record tried exactly the documented times";
   EXPECT_FALSE(stats.blocked);
 
   const auto letters = ReadAll(broker_.ClientConfig(), spec_.dead_letter_topic, 3, std::chrono::seconds(20));
@@ -147,7 +151,8 @@ TEST_F(UnwritableRecords, AResultsTopicThatRefusesRecordsDeadLettersEachEventAft
                 HasSubstr("results topic unwritable.results refused its record on 5 attempts: Broker: Topic "
                           "authorization failed (TOPIC_AUTHORIZATION_FAILED)"));
   }
-  EXPECT_TRUE(CommittedReachesEnd(broker_.ClientConfig(), spec_.topic, spec_.Group(), std::chrono::seconds(20)))
+  EXPECT_TRUE(
+      CommittedReachesEnd(broker_.ClientConfig(), spec_.topic, spec_.Group(), std::chrono::seconds(20)))
       << "the partition goes on";
   // Nothing is tried again after the outcome: no more records refused, no more requests sent.
   const auto refused = dispatcher_->Stats().records_refused;
@@ -163,22 +168,26 @@ TEST_F(UnwritableRecords, AResultsTopicThatRefusesRecordsDeadLettersEachEventAft
 // fails with limit-exceeded (naming the size), its dead letter and error outcome are written.
 TEST_F(UnwritableRecords, AResultTheBrokerRefusesAsTooLargeFailsItsEventWithLimitExceeded) {
   StartDispatcher();
-  const auto ids = PublishEvents(broker_.ClientConfig(), spec_.topic, {{std::string(5000, 'p'), std::nullopt}});
+  const auto ids =
+      PublishEvents(broker_.ClientConfig(), spec_.topic, {{std::string(5000, 'p'), std::nullopt}});
   // The next Produce request (the dispatcher's results record: no worker ran anything yet) fails.
   broker_.PushRequestErrors(kApiProduce, {RD_KAFKA_RESP_ERR_MSG_SIZE_TOO_LARGE});
   StartWorker();
   ASSERT_TRUE(WaitFor([&] { return dispatcher_->Stats().failed >= 1; }, std::chrono::seconds(30)));
-  const auto outcomes = ReadOutcomes(broker_.ClientConfig(), spec_.results_topic, 1, std::chrono::seconds(20));
+  const auto outcomes =
+      ReadOutcomes(broker_.ClientConfig(), spec_.results_topic, 1, std::chrono::seconds(20));
   ASSERT_EQ(outcomes.size(), 1u);
   EXPECT_EQ(outcomes[0].id, ids[0]);
   EXPECT_EQ(outcomes[0].status, OutcomeStatus::kError);
   EXPECT_EQ(outcomes[0].error_kind, "limit-exceeded");
   EXPECT_THAT(outcomes[0].error, HasSubstr("its record for results topic unwritable.results is"));
-  EXPECT_THAT(outcomes[0].error, HasSubstr("too large to write: Broker: Message size too large (MSG_SIZE_TOO_LARGE)"));
+  EXPECT_THAT(outcomes[0].error,
+              HasSubstr("too large to write: Broker: Message size too large (MSG_SIZE_TOO_LARGE)"));
   const auto letters = ReadAll(broker_.ClientConfig(), spec_.dead_letter_topic, 1, std::chrono::seconds(20));
   ASSERT_EQ(letters.size(), 1u);
   EXPECT_EQ(letters[0].value, std::string(5000, 'p')) << "the input, whole";
-  EXPECT_TRUE(CommittedReachesEnd(broker_.ClientConfig(), spec_.topic, spec_.Group(), std::chrono::seconds(20)));
+  EXPECT_TRUE(
+      CommittedReachesEnd(broker_.ClientConfig(), spec_.topic, spec_.Group(), std::chrono::seconds(20)));
 }
 
 // The dead-letter topic refuses records: after the bounded retries the function is blocked (status,
@@ -190,9 +199,10 @@ TEST_F(UnwritableRecords, ADeadLetterTopicThatRefusesRecordsBlocksTheFunctionWit
   PublishEvents(broker_.ClientConfig(), spec_.topic, {{std::string(200, 'x'), std::nullopt}});
   ASSERT_TRUE(WaitFor([&] { return dispatcher_->Stats().blocked; }, std::chrono::seconds(30)));
   const auto blocked = dispatcher_->Stats();
-  EXPECT_THAT(blocked.blocked_reason,
-              HasSubstr("dead-letter topic unwritable.in.dlq refuses records: Broker: Topic authorization failed "
-                        "(TOPIC_AUTHORIZATION_FAILED)"));
+  EXPECT_THAT(
+      blocked.blocked_reason,
+      HasSubstr("dead-letter topic unwritable.in.dlq refuses records: Broker: Topic authorization failed "
+                "(TOPIC_AUTHORIZATION_FAILED)"));
   EXPECT_TRUE(blocked.paused);
   EXPECT_EQ(blocked.records_refused, kWriteAttempts);
   EXPECT_EQ(blocked.failed + blocked.dead_lettered, 0) << "no final outcome without its dead letter";

@@ -20,7 +20,8 @@ void CheckFirings(const CronSchedule& schedule, CronSchedule::TimePoint from) {
   for (int i = 0; i < 3; ++i) {
     const CronSchedule::TimePoint next = schedule.NextFire(t);
     if (next <= t) std::abort();
-    if (std::chrono::duration_cast<std::chrono::seconds>(next.time_since_epoch()).count() % 60 != 0) std::abort();
+    if (std::chrono::duration_cast<std::chrono::seconds>(next.time_since_epoch()).count() % 60 != 0)
+      std::abort();
     t = next;
   }
 }

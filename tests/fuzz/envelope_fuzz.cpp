@@ -16,8 +16,9 @@ extern "C" int LLVMFuzzerTestOneInput(const std::uint8_t* data, std::size_t size
     const std::string_view line = rest.substr(0, end);
     rest = end == std::string_view::npos ? std::string_view() : rest.substr(end + 1);
     const std::size_t colon = line.find(':');
-    headers.push_back({std::string(line.substr(0, colon)),
-                       colon == std::string_view::npos ? std::string() : std::string(line.substr(colon + 1))});
+    headers.push_back({std::string(line.substr(0, colon)), colon == std::string_view::npos
+                                                               ? std::string()
+                                                               : std::string(line.substr(colon + 1))});
   }
   try {
     const runnel::Envelope env = runnel::Envelope::Decode(headers);

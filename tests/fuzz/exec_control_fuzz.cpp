@@ -43,7 +43,8 @@ std::optional<fs::path> OutputDirFor(const std::string& event) {
 
 extern "C" int LLVMFuzzerTestOneInput(const std::uint8_t* data, std::size_t size) {
   runnel::functions::ControlFile control;
-  std::ofstream(control.Path(), std::ios::binary).write(reinterpret_cast<const char*>(data), static_cast<std::streamsize>(size));
+  std::ofstream(control.Path(), std::ios::binary)
+      .write(reinterpret_cast<const char*>(data), static_cast<std::streamsize>(size));
   try {
     const runnel::functions::ControlRequests requests = control.Read(OutputDirFor, 1 << 20);
     for (const auto& listed : requests.outputs) {

@@ -44,7 +44,8 @@ void Check(Parser& p, std::string_view payload) {
     if (report.first_reading + report.reading_count != store.readings.size()) std::abort();
     if (report.errors.size() > params.max_errors) std::abort();
     for (const iot::Reading& r : store.readings) {
-      if (r.device >= store.devices.Size() || r.first_sample + r.sample_count > store.samples.size()) std::abort();
+      if (r.device >= store.devices.Size() || r.first_sample + r.sample_count > store.samples.size())
+        std::abort();
     }
     for (const iot::Sample& s : store.samples) {
       if (s.metric >= store.metrics.Size()) std::abort();

@@ -1,9 +1,8 @@
 // Third-party clients against `runnel kafka`: kcat and kafka-python produce and consume alongside
 // Runnel's own producer and consumer, headers included.
-#include <signal.h>
-
 #include <fmt/format.h>
 #include <gmock/gmock.h>
+#include <signal.h>
 
 #include <fstream>
 #include <nlohmann/json.hpp>
@@ -67,9 +66,10 @@ TEST_F(Interop, StopsOnSigtermAndRemovesItsEndpoints) {
 }
 
 TEST_F(Interop, KcatProducesAndRunnelConsumesWithHeaders) {
-  const auto kcat = RunCommand({"kcat", "-P", "-b", bootstrap_, "-t", "in", "-k", "device-7", "-H", "runnel-id=kcat-1",
-                         "-H", "content-type=application/json", "-H", "runnel-hop=3", "-H", "x-origin=kcat"},
-                        std::chrono::seconds(30), "{\"temp\": 21.5}\n");
+  const auto kcat =
+      RunCommand({"kcat", "-P", "-b", bootstrap_, "-t", "in", "-k", "device-7", "-H", "runnel-id=kcat-1",
+                  "-H", "content-type=application/json", "-H", "runnel-hop=3", "-H", "x-origin=kcat"},
+                 std::chrono::seconds(30), "{\"temp\": 21.5}\n");
   ASSERT_EQ(kcat.exit_code, 0) << kcat.err;
 
   broker::Consumer consumer(Config(), {"interop.kcat"});
@@ -97,8 +97,8 @@ class RunnelProduces : public Interop {
       env.id = NewEventId();
       env.content_type = "text/plain";
       env.trace_id = NewTraceId();
-      producer.ProduceSync({"out", broker::kAnyPartition, fmt::format("key-{}", i % 3), fmt::format("event {}", i),
-                            env.Encode()});
+      producer.ProduceSync({"out", broker::kAnyPartition, fmt::format("key-{}", i % 3),
+                            fmt::format("event {}", i), env.Encode()});
       ids.insert(env.id);
     }
     return ids;
@@ -107,7 +107,8 @@ class RunnelProduces : public Interop {
 
 TEST_F(RunnelProduces, KcatReadsEventsAndHeaders) {
   auto ids = Publish(10);
-  const auto kcat = RunCommand({"kcat", "-C", "-b", bootstrap_, "-t", "out", "-e", "-q", "-f", "%k|%h|%s\\n"});
+  const auto kcat =
+      RunCommand({"kcat", "-C", "-b", bootstrap_, "-t", "out", "-e", "-q", "-f", "%k|%h|%s\\n"});
   ASSERT_EQ(kcat.exit_code, 0) << kcat.err;
   const auto lines = Lines(kcat.out);
   ASSERT_EQ(lines.size(), 10u) << kcat.out;

@@ -16,7 +16,8 @@ namespace {
 using std::chrono::milliseconds;
 
 StackConfig Load(const std::string& yaml) {
-  const auto file = std::filesystem::temp_directory_path() / ("runnel-batch-" + std::to_string(::getpid()) + ".yaml");
+  const auto file =
+      std::filesystem::temp_directory_path() / ("runnel-batch-" + std::to_string(::getpid()) + ".yaml");
   std::ofstream(file) << yaml;
   struct Cleanup {
     std::filesystem::path file;
@@ -52,7 +53,8 @@ TEST(BatchConfig, SizeAndWindow) {
   EXPECT_EQ(c.functions.at(0).batch->size, 50);
   EXPECT_EQ(c.functions.at(0).batch->window, milliseconds(200));
   EXPECT_EQ(c.functions.at(0).batch_line, 4);
-  const auto block = Load("functions:\n  - name: iot.ingest\n    batch:\n      size: 10000\n      window: 1m\n");
+  const auto block =
+      Load("functions:\n  - name: iot.ingest\n    batch:\n      size: 10000\n      window: 1m\n");
   EXPECT_EQ(block.functions.at(0).batch->size, 10000);
   EXPECT_EQ(block.functions.at(0).batch->window, milliseconds(60'000));
 }
@@ -66,7 +68,8 @@ TEST(BatchConfig, TheWindowDefaultsToZero) {
 TEST(BatchConfig, ValuesComeFromTheEnvironment) {
   ::setenv("RUNNEL_TEST_BATCH", "25", 1);
   ::unsetenv("RUNNEL_TEST_BATCH_WINDOW");
-  const auto c = Load(WithBatch("{size: \"${RUNNEL_TEST_BATCH}\", window: \"${RUNNEL_TEST_BATCH_WINDOW:-750ms}\"}"));
+  const auto c =
+      Load(WithBatch("{size: \"${RUNNEL_TEST_BATCH}\", window: \"${RUNNEL_TEST_BATCH_WINDOW:-750ms}\"}"));
   EXPECT_EQ(c.functions.at(0).batch->size, 25);
   EXPECT_EQ(c.functions.at(0).batch->window, milliseconds(750));
   ::unsetenv("RUNNEL_TEST_BATCH");
@@ -83,8 +86,11 @@ TEST(BatchConfig, EachMistakeHasAPreciseMessage) {
       {"{window: 500ms}", "FILE:4: functions[0].batch.size: is required (events per call, 1..10000)"},
       {"{size: 10, window: 61s}", "FILE:4: functions[0].batch.window: must be at most 60s"},
       {"{size: 10, window: -1s}", "FILE:4: functions[0].batch.window: '-1s' is negative"},
-      {"{size: 10, window: 5x}", "FILE:4: functions[0].batch.window: '5x' is not a duration like 500ms, 30s or 2m (units: ms, s, m, h)"},
-      {"{size: 10, max_events: 4}", "FILE:4: functions[0].batch.max_events: unknown key (known: size, window)"},
+      {"{size: 10, window: 5x}",
+       "FILE:4: functions[0].batch.window: '5x' is not a duration like 500ms, 30s or 2m (units: ms, s, m, "
+       "h)"},
+      {"{size: 10, max_events: 4}",
+       "FILE:4: functions[0].batch.max_events: unknown key (known: size, window)"},
       {"100", "FILE:4: functions[0].batch: must be a mapping like {size: 100, window: 500ms}"},
       {"[100, 500ms]", "FILE:4: functions[0].batch: must be a mapping like {size: 100, window: 500ms}"},
   };

@@ -16,7 +16,8 @@
 namespace runnel {
 namespace {
 
-const std::map<std::string, std::string> kEnv = {{"A", "x"}, {"EMPTY", ""}, {"DOLLAR", "p$${A}w{"}, {"DIR", "/srv/in"}};
+const std::map<std::string, std::string> kEnv = {
+    {"A", "x"}, {"EMPTY", ""}, {"DOLLAR", "p$${A}w{"}, {"DIR", "/srv/in"}};
 
 std::optional<std::string> FakeEnv(const std::string& name) {
   const auto it = kEnv.find(name);
@@ -64,15 +65,20 @@ TEST(ExpandEnv, EachMistakeHasAPreciseMessage) {
   EXPECT_EQ(ExpandError("${UNSET:?}"), "${UNSET} is not set: it is required");
   EXPECT_EQ(ExpandError("${UNSET:-${ALSO_UNSET}}"),
             "${ALSO_UNSET} is not set (set it, or give a default: ${ALSO_UNSET:-value})");
-  EXPECT_EQ(ExpandError("$HOME/photos"), "'$HOME' is not expanded: write ${HOME} for the variable, or $$HOME for the text");
+  EXPECT_EQ(ExpandError("$HOME/photos"),
+            "'$HOME' is not expanded: write ${HOME} for the variable, or $$HOME for the text");
   EXPECT_EQ(ExpandError("price 5$"), "a lone '$': write $$ for a literal $, or ${NAME} for a variable");
   EXPECT_EQ(ExpandError("${A"), "'${A' has no closing }");
   EXPECT_EQ(ExpandError("x ${UNSET:-${A}"), "'${UNSET:-${A}' has no closing }");
-  EXPECT_EQ(ExpandError("${}"), "'${}' is not a variable reference: a name is letters, digits and _, not starting with a digit");
-  EXPECT_EQ(ExpandError("${1A}"),
-            "'${1A}' is not a variable reference: a name is letters, digits and _, not starting with a digit");
-  EXPECT_EQ(ExpandError("${A-x}"), "'${A-x}': after the name A comes '-'; expected }, :-default or :?message");
-  EXPECT_EQ(ExpandError("${A:=x}"), "'${A:=x}': after the name A comes ':'; expected }, :-default or :?message");
+  EXPECT_EQ(ExpandError("${}"),
+            "'${}' is not a variable reference: a name is letters, digits and _, not starting with a digit");
+  EXPECT_EQ(
+      ExpandError("${1A}"),
+      "'${1A}' is not a variable reference: a name is letters, digits and _, not starting with a digit");
+  EXPECT_EQ(ExpandError("${A-x}"),
+            "'${A-x}': after the name A comes '-'; expected }, :-default or :?message");
+  EXPECT_EQ(ExpandError("${A:=x}"),
+            "'${A:=x}': after the name A comes ':'; expected }, :-default or :?message");
 }
 
 // Found while fuzzing ExpandEnv, by an input made by hand (the fuzzer's inputs of a few KiB cannot
@@ -86,7 +92,8 @@ TEST(ExpandEnv, NestingIsBoundedSoADeepValueIsAnErrorNotACrash) {
   };
   EXPECT_EQ(Expand(nested(16)), "x");
   EXPECT_EQ(ExpandError(nested(17)), "a default or message nests ${...} more than 16 deep");
-  EXPECT_EQ(ExpandError("${UNSET:?" + nested(16) + "}"), "a default or message nests ${...} more than 16 deep");
+  EXPECT_EQ(ExpandError("${UNSET:?" + nested(16) + "}"),
+            "a default or message nests ${...} more than 16 deep");
   EXPECT_EQ(ExpandError(nested(20'000)), "a default or message nests ${...} more than 16 deep");
   EXPECT_EQ(Expand("${A:-" + nested(40) + "}"), "x");  // a set variable's default is never expanded
 }
@@ -103,7 +110,8 @@ class ConfigEnv : public ::testing::Test {
     ::unsetenv("RUNNEL_TEST_UNSET");
   }
   void TearDown() override {
-    for (const char* name : {"RUNNEL_TEST_BOOTSTRAP", "RUNNEL_TEST_PASSWORD", "RUNNEL_TEST_PARTITIONS", "RUNNEL_TEST_DATA"}) {
+    for (const char* name :
+         {"RUNNEL_TEST_BOOTSTRAP", "RUNNEL_TEST_PASSWORD", "RUNNEL_TEST_PARTITIONS", "RUNNEL_TEST_DATA"}) {
       ::unsetenv(name);
     }
     std::filesystem::remove_all(dir_);
@@ -116,7 +124,8 @@ class ConfigEnv : public ::testing::Test {
   }
   // The loader's message for `yaml`, with the file's path replaced by F.
   std::string Error(const std::string& yaml) {
-    return testing::ConfigErrorOf(Write(yaml), [](const std::filesystem::path& f) { return LoadStackConfig(f); });
+    return testing::ConfigErrorOf(Write(yaml),
+                                  [](const std::filesystem::path& f) { return LoadStackConfig(f); });
   }
 
   std::filesystem::path dir_;
@@ -153,8 +162,8 @@ schedules:
   EXPECT_EQ(config.output_dir, (dir_ / "data" / "outputs").string());
   ASSERT_EQ(config.functions.size(), 2u);
   EXPECT_EQ(config.functions[0].partitions, 6);
-  EXPECT_EQ(config.functions[0].params["copies"], 6);           // a plain scalar: typed after expansion
-  EXPECT_EQ(config.functions[0].params["label"], "6");          // a quoted one stays a string
+  EXPECT_EQ(config.functions[0].params["copies"], 6);   // a plain scalar: typed after expansion
+  EXPECT_EQ(config.functions[0].params["label"], "6");  // a quoted one stays a string
   EXPECT_EQ(config.functions[0].params["price"], "$5");
   EXPECT_EQ(config.functions[0].params["dir"], (dir_ / "data").string());
   EXPECT_EQ(config.functions[1].params["again"], (dir_ / "data").string());  // an alias, expanded once
@@ -164,18 +173,22 @@ schedules:
 }
 
 TEST_F(ConfigEnv, AnUnsetVariableNamesFileLineAndKey) {
-  EXPECT_EQ(Error("kafka:\n  options:\n    sasl.password: ${RUNNEL_TEST_UNSET}\nfunctions:\n  - name: echo\n"),
-            "F:3: kafka.options.sasl.password: ${RUNNEL_TEST_UNSET} is not set (set it, or give a default: "
-            "${RUNNEL_TEST_UNSET:-value})");
-  EXPECT_EQ(Error("functions:\n  - name: echo\n  - name: sleep\n    params:\n      thresholds: {temp: {above: "
-                  "\"${RUNNEL_TEST_UNSET:?the alert level}\"}}\n"),
-            "F:5: functions[1].params.thresholds.temp.above: ${RUNNEL_TEST_UNSET} is not set: the alert level");
-  EXPECT_EQ(Error("functions:\n  - name: echo\nschedules:\n  - name: n\n    cron: '@daily'\n    function: echo\n"
-                  "    files:\n      dir: $RUNNEL_TEST_DATA\n"),
-            "F:8: schedules[0].files.dir: '$RUNNEL_TEST_DATA' is not expanded: write ${RUNNEL_TEST_DATA} for the "
-            "variable, or $$RUNNEL_TEST_DATA for the text");
-  EXPECT_EQ(Error("functions:\n  - name: echo\n    next: [sleep, \"${RUNNEL_TEST_UNSET\"]\n  - name: sleep\n"),
-            "F:3: functions[0].next[1]: '${RUNNEL_TEST_UNSET' has no closing }");
+  EXPECT_EQ(
+      Error("kafka:\n  options:\n    sasl.password: ${RUNNEL_TEST_UNSET}\nfunctions:\n  - name: echo\n"),
+      "F:3: kafka.options.sasl.password: ${RUNNEL_TEST_UNSET} is not set (set it, or give a default: "
+      "${RUNNEL_TEST_UNSET:-value})");
+  EXPECT_EQ(
+      Error("functions:\n  - name: echo\n  - name: sleep\n    params:\n      thresholds: {temp: {above: "
+            "\"${RUNNEL_TEST_UNSET:?the alert level}\"}}\n"),
+      "F:5: functions[1].params.thresholds.temp.above: ${RUNNEL_TEST_UNSET} is not set: the alert level");
+  EXPECT_EQ(
+      Error("functions:\n  - name: echo\nschedules:\n  - name: n\n    cron: '@daily'\n    function: echo\n"
+            "    files:\n      dir: $RUNNEL_TEST_DATA\n"),
+      "F:8: schedules[0].files.dir: '$RUNNEL_TEST_DATA' is not expanded: write ${RUNNEL_TEST_DATA} for the "
+      "variable, or $$RUNNEL_TEST_DATA for the text");
+  EXPECT_EQ(
+      Error("functions:\n  - name: echo\n    next: [sleep, \"${RUNNEL_TEST_UNSET\"]\n  - name: sleep\n"),
+      "F:3: functions[0].next[1]: '${RUNNEL_TEST_UNSET' has no closing }");
 }
 
 TEST_F(ConfigEnv, AnExpandedValueIsValidatedLikeAWrittenOne) {
@@ -186,8 +199,9 @@ TEST_F(ConfigEnv, AnExpandedValueIsValidatedLikeAWrittenOne) {
 
 TEST_F(ConfigEnv, ASecretNeverAppearsInAnError) {
   // A secret that breaks a later check: the message names the key, not the value.
-  const std::string message =
-      Error("kafka:\n  options:\n    sasl.password: ${RUNNEL_TEST_PASSWORD}\nfunctions:\n  - name: echo\n    bogus: 1\n");
+  const std::string message = Error(
+      "kafka:\n  options:\n    sasl.password: ${RUNNEL_TEST_PASSWORD}\nfunctions:\n  - name: echo\n    "
+      "bogus: 1\n");
   EXPECT_THAT(message, ::testing::HasSubstr("functions[0].bogus: unknown key"));
   EXPECT_THAT(message, ::testing::Not(::testing::HasSubstr("s3cr3t")));
 }

@@ -27,7 +27,8 @@ class ConfigParse : public ::testing::Test {
   }
   // LoadStackConfig's message for `yaml`, with the file's path replaced by F.
   std::string Error(const std::string& yaml) {
-    return testing::ConfigErrorOf(Write(yaml), [](const std::filesystem::path& f) { return LoadStackConfig(f); });
+    return testing::ConfigErrorOf(Write(yaml),
+                                  [](const std::filesystem::path& f) { return LoadStackConfig(f); });
   }
 
   std::filesystem::path dir_;
@@ -79,7 +80,8 @@ TEST_F(ConfigParse, ParamsMultipliedByAliasesAreBounded) {
     }
     return yaml;
   };
-  EXPECT_EQ(Error(laughs(6)), "F:4: functions[0].params: holds more than 100000 values (YAML aliases copied too often?)");
+  EXPECT_EQ(Error(laughs(6)),
+            "F:4: functions[0].params: holds more than 100000 values (YAML aliases copied too often?)");
   const StackConfig config = LoadStackConfig(Write(laughs(4)));  // 10^4 values: a real, if odd, config
   EXPECT_EQ(config.functions[0].params["d"][9][9][9][9], "x");
 }

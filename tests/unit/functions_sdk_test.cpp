@@ -99,9 +99,10 @@ TEST(EffectiveBatch, AFunctionWithoutBatchesTakesOnlySizeOne) {
     ADD_FAILURE() << "batch.size 50 accepted for echo";
   } catch (const FunctionError& e) {
     EXPECT_EQ(e.Code(), Errc::kBadConfig);
-    EXPECT_STREQ(e.what(),
-                 "batch.size 50: this function takes one event per call (it does not declare batches); remove "
-                 "batch or set batch.size: 1");
+    EXPECT_STREQ(
+        e.what(),
+        "batch.size 50: this function takes one event per call (it does not declare batches); remove "
+        "batch or set batch.size: 1");
   }
 }
 

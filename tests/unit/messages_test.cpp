@@ -43,9 +43,10 @@ TEST(Utf8, AcceptsWellFormedAndRejectsTheRest) {
 }
 
 TEST(WorkerMessages, CommandsByName) {
-  for (const auto c : {wire::Command::kHello, wire::Command::kResults, wire::Command::kHeartbeat,
-                       wire::Command::kDraining, wire::Command::kBye, wire::Command::kCapacity,
-                       wire::Command::kWelcome, wire::Command::kReject, wire::Command::kTasks, wire::Command::kExit}) {
+  for (const auto c :
+       {wire::Command::kHello, wire::Command::kResults, wire::Command::kHeartbeat, wire::Command::kDraining,
+        wire::Command::kBye, wire::Command::kCapacity, wire::Command::kWelcome, wire::Command::kReject,
+        wire::Command::kTasks, wire::Command::kExit}) {
     EXPECT_EQ(wire::ParseCommand(wire::CommandName(c)), c);
   }
   EXPECT_FALSE(wire::ParseCommand(""));
@@ -65,7 +66,8 @@ TEST(WorkerMessages, HelloRoundTrip) {
 
 // The HELLO that stopped a dispatcher thread with json type_error.302 (issue 12).
 TEST(WorkerMessages, WrongTypedHelloIsAnErrorNamingTheField) {
-  const auto d = wire::DecodeHello(R"({"v":1,"function":"echo","worker":"w","pid":"notanint","capacity":"many"})");
+  const auto d =
+      wire::DecodeHello(R"({"v":1,"function":"echo","worker":"w","pid":"notanint","capacity":"many"})");
   EXPECT_EQ(Reason(d), DecodeErrc::kWrongType);
   EXPECT_THAT(Message(d), HasSubstr("'pid' must be an integer, not a string"));
 }
@@ -83,13 +85,16 @@ TEST(WorkerMessages, HelloErrors) {
             DecodeErrc::kOutOfRange);
   EXPECT_EQ(Reason(wire::DecodeHello(R"({"v":1,"function":"echo","worker":"w","pid":1,"capacity":1e3})")),
             DecodeErrc::kWrongType);
-  EXPECT_EQ(Reason(wire::DecodeHello(R"({"v":1,"function":"echo","worker":"w","pid":1,"capacity":18446744073709551615})")),
+  EXPECT_EQ(Reason(wire::DecodeHello(
+                R"({"v":1,"function":"echo","worker":"w","pid":1,"capacity":18446744073709551615})")),
             DecodeErrc::kOutOfRange);
-  EXPECT_EQ(Reason(wire::DecodeHello(R"({"v":1,"function":"echo","worker":"a\u0007b","pid":1,"capacity":1})")),
-            DecodeErrc::kOutOfRange);
+  EXPECT_EQ(
+      Reason(wire::DecodeHello(R"({"v":1,"function":"echo","worker":"a\u0007b","pid":1,"capacity":1})")),
+      DecodeErrc::kOutOfRange);
   EXPECT_EQ(Reason(wire::DecodeHello(R"({"v":1,"function":"","worker":"w","pid":1,"capacity":1})")),
             DecodeErrc::kOutOfRange);
-  EXPECT_EQ(Reason(wire::DecodeHello(R"({"v":1,"function":"echo","worker":"w","pid":1,"capacity":1,"draining":1})")),
+  EXPECT_EQ(Reason(wire::DecodeHello(
+                R"({"v":1,"function":"echo","worker":"w","pid":1,"capacity":1,"draining":1})")),
             DecodeErrc::kWrongType);
   // Unknown fields are ignored (readers ignore fields they do not know).
   EXPECT_TRUE(wire::DecodeHello(R"({"v":1,"function":"echo","worker":"w","pid":1,"capacity":1,"x":[]})"));
@@ -120,7 +125,8 @@ TEST(WorkerMessages, WelcomeRoundTripAndDefaults) {
 
 TEST(WorkerMessages, WelcomeErrors) {
   EXPECT_EQ(Reason(wire::DecodeWelcome(R"({"v":1,"function":"echo","params":[1]})")), DecodeErrc::kWrongType);
-  EXPECT_EQ(Reason(wire::DecodeWelcome(R"({"v":1,"function":"echo","heartbeat_ms":0})")), DecodeErrc::kOutOfRange);
+  EXPECT_EQ(Reason(wire::DecodeWelcome(R"({"v":1,"function":"echo","heartbeat_ms":0})")),
+            DecodeErrc::kOutOfRange);
   EXPECT_EQ(Reason(wire::DecodeWelcome(R"({"v":1,"function":"echo","batch":5})")), DecodeErrc::kWrongType);
   const auto batch = wire::DecodeWelcome(R"({"v":1,"function":"echo","batch":{"size":0,"window_ms":1}})");
   EXPECT_EQ(Reason(batch), DecodeErrc::kOutOfRange);
@@ -199,7 +205,8 @@ TEST(StatusRequests, HostileBytesGetPreciseErrors) {
   EXPECT_EQ(Reason(DecodeStatusRequest(std::string(kMaxRequestBytes + 1, 's'))), DecodeErrc::kOversized);
   const auto unknown = DecodeStatusRequest("statuss");
   EXPECT_EQ(Reason(unknown), DecodeErrc::kUnknownCommand);
-  EXPECT_THAT(Message(unknown), HasSubstr("unknown request 'statuss' (known: status, trace <event id>, outcome <event id>)"));
+  EXPECT_THAT(Message(unknown),
+              HasSubstr("unknown request 'statuss' (known: status, trace <event id>, outcome <event id>)"));
   EXPECT_EQ(Reason(DecodeStatusRequest("status now")), DecodeErrc::kOutOfRange);
   EXPECT_EQ(Reason(DecodeStatusRequest("trace")), DecodeErrc::kMissingField);
   EXPECT_EQ(Reason(DecodeStatusRequest("trace ")), DecodeErrc::kMissingField);
@@ -217,9 +224,10 @@ TEST(StatusRequests, ErrorRepliesAreValidJsonWhateverTheMessage) {
 }
 
 TEST(ControlRequests, RoundTrip) {
-  for (const ControlRequest& r : {ControlRequest{ControlRequest::Op::kJobRun, "nightly", ""},
-                                  ControlRequest{ControlRequest::Op::kJobStatus, "", "nightly-20260101T000000Z"},
-                                  ControlRequest{ControlRequest::Op::kJobList, "", ""}}) {
+  for (const ControlRequest& r :
+       {ControlRequest{ControlRequest::Op::kJobRun, "nightly", ""},
+        ControlRequest{ControlRequest::Op::kJobStatus, "", "nightly-20260101T000000Z"},
+        ControlRequest{ControlRequest::Op::kJobList, "", ""}}) {
     auto d = DecodeControlRequest(Encode(r));
     ASSERT_TRUE(d) << Message(d);
     EXPECT_EQ(*d, r);
@@ -263,8 +271,10 @@ TEST(ProtocolErrors, CountsEveryErrorAndLogsAtMostOncePerSecondPerPeer) {
   const DecodeError wrong{DecodeErrc::kWrongType, "HELLO: 'pid' must be an integer"};
   for (int i = 0; i < 5; ++i) errors.Report("dispatcher/echo", std::string("\0\x8b\x45", 3), wrong, log, t0);
   errors.Report("dispatcher/echo", "other-peer", {DecodeErrc::kNotJson, "HELLO: not JSON"}, log, t0);
-  errors.Report("status", "tcp://127.0.0.1", {DecodeErrc::kNotUtf8, "request is not valid UTF-8 text"}, log, t0);
-  errors.Report("dispatcher/echo", std::string("\0\x8b\x45", 3), wrong, log, t0 + std::chrono::milliseconds(1500));
+  errors.Report("status", "tcp://127.0.0.1", {DecodeErrc::kNotUtf8, "request is not valid UTF-8 text"}, log,
+                t0);
+  errors.Report("dispatcher/echo", std::string("\0\x8b\x45", 3), wrong, log,
+                t0 + std::chrono::milliseconds(1500));
 
   const std::vector<ProtocolErrors::Count> expected = {
       {"dispatcher/echo", "not-json", 1}, {"dispatcher/echo", "wrong-type", 6}, {"status", "not-utf8", 1}};

@@ -1,11 +1,11 @@
 // The results feed's meta frame: the hand-written fast path gives the same bytes as nlohmann.
 #include "runnel/core/outcome.hpp"
 
-#include "runnel/core/json.hpp"
-
 #include <gtest/gtest.h>
 
 #include <nlohmann/json.hpp>
+
+#include "runnel/core/json.hpp"
 
 namespace runnel {
 namespace {
@@ -32,9 +32,10 @@ void ExpectSameAsNlohmann(const Outcome& o) {
 
 TEST(OutcomeMetaJson, OkOutcome) {
   const Outcome o = Basic();
-  EXPECT_EQ(o.MetaJson(),
-            R"({"attempts":1,"content_type":"text/plain","duration_us":17,"function":"echo","id":"echo-0-42",)"
-            R"("offset":42,"partition":1,"status":"ok","topic":"echo","worker":"host-123"})");
+  EXPECT_EQ(
+      o.MetaJson(),
+      R"({"attempts":1,"content_type":"text/plain","duration_us":17,"function":"echo","id":"echo-0-42",)"
+      R"("offset":42,"partition":1,"status":"ok","topic":"echo","worker":"host-123"})");
   ExpectSameAsNlohmann(o);
 }
 
@@ -58,7 +59,8 @@ TEST(OutcomeMetaJson, EveryOptionalField) {
 TEST(OutcomeMetaJson, EscapesLikeNlohmann) {
   Outcome o = Basic();
   o.status = OutcomeStatus::kError;
-  o.error = std::string("quote \" backslash \\ tab \t nl \n cr \r bs \b ff \f bell \x07 nul ") + '\0' + " del \x7f";
+  o.error =
+      std::string("quote \" backslash \\ tab \t nl \n cr \r bs \b ff \f bell \x07 nul ") + '\0' + " del \x7f";
   o.error_kind = "bad-input";
   o.key = std::string("k\x01\"y");
   ExpectSameAsNlohmann(o);
@@ -107,10 +109,11 @@ TEST(OutcomeJson, InvalidUtf8IsReplacedNotThrown) {
 
 TEST(Base64, DecodeUndoesEncodeAndRefusesWhatIsNotBase64) {
   for (const std::string& bytes : {std::string(), std::string("a"), std::string("ab"), std::string("abc"),
-                                  std::string("\x00\xff\x10\x80", 4)}) {
+                                   std::string("\x00\xff\x10\x80", 4)}) {
     EXPECT_EQ(Base64Decode(Base64Encode(bytes)), bytes);
   }
-  for (const char* bad : {"abc", "ab=c", "a===", "=abc", "ab!c", "YQ==YQ=="}) EXPECT_FALSE(Base64Decode(bad)) << bad;
+  for (const char* bad : {"abc", "ab=c", "a===", "=abc", "ab!c", "YQ==YQ=="})
+    EXPECT_FALSE(Base64Decode(bad)) << bad;
 }
 
 }  // namespace

@@ -1,15 +1,14 @@
 // What fits in one Kafka record (broker/include/runnel/broker/record_limits.hpp): librdkafka's size
 // of a record, message.max.bytes from the options, the start-up check of max_payload against it,
 // and cutting a dead-letter copy down to a limit.
+#include "runnel/broker/record_limits.hpp"
+
 #include <fmt/format.h>
 #include <gmock/gmock.h>
-
 #include <unistd.h>
 
 #include <filesystem>
 #include <fstream>
-
-#include "runnel/broker/record_limits.hpp"
 
 namespace runnel::broker {
 namespace {
@@ -43,9 +42,10 @@ TEST(MessageMaxBytes, IsRunnelsDefaultUnlessTheOptionsSetAValidOne) {
       (void)MessageMaxBytes({{"message.max.bytes", bad}});
       ADD_FAILURE() << "'" << bad << "' was accepted";
     } catch (const ConfigError& e) {
-      EXPECT_THAT(e.what(), HasSubstr(fmt::format("kafka.options.message.max.bytes: '{}' is not an integer within "
-                                                  "1000..1000000000",
-                                                  bad)));
+      EXPECT_THAT(e.what(),
+                  HasSubstr(fmt::format("kafka.options.message.max.bytes: '{}' is not an integer within "
+                                        "1000..1000000000",
+                                        bad)));
     }
   }
 }
@@ -59,7 +59,8 @@ class CheckRecordLimitsTest : public ::testing::Test {
     std::ofstream(file_) << fmt::format(
         "kafka:\n  options:\n    {}\nfunctions:\n  - name: echo\n  - name: big\n    max_payload: {}\n"
         "    handler: builtin:echo\n",
-        message_max_bytes ? "message.max.bytes: \"" + *message_max_bytes + "\"" : "client.rack: r1", max_payload);
+        message_max_bytes ? "message.max.bytes: \"" + *message_max_bytes + "\"" : "client.rack: r1",
+        max_payload);
     try {
       CheckRecordLimits(LoadStackConfig(file_));
     } catch (const ConfigError& e) {
@@ -74,22 +75,24 @@ class CheckRecordLimitsTest : public ::testing::Test {
 TEST_F(CheckRecordLimitsTest, TheDefaultsFitAndAnOversizedMaxPayloadNamesItsLineAndBothKeys) {
   EXPECT_EQ(CheckError(1 << 20, std::nullopt), "") << "the default max_payload must fit the default";
   EXPECT_EQ(CheckError(kDefaultMessageMaxBytes - kRunnelHeadersAllowance, std::nullopt), "");
-  EXPECT_EQ(CheckError(2'000'000, std::nullopt),
-            file_.string() +
-                ":7: functions[1].max_payload: 2000000 plus 65536 bytes for the headers Runnel adds is over "
-                "the producer's message.max.bytes of 1114112 (Runnel's default); lower functions[1].max_payload to "
-                "at most 1048576, or set kafka.options.message.max.bytes to at least 2065536 (and the topics' "
-                "max.message.bytes on the broker to match)");
+  EXPECT_EQ(
+      CheckError(2'000'000, std::nullopt),
+      file_.string() +
+          ":7: functions[1].max_payload: 2000000 plus 65536 bytes for the headers Runnel adds is over "
+          "the producer's message.max.bytes of 1114112 (Runnel's default); lower functions[1].max_payload to "
+          "at most 1048576, or set kafka.options.message.max.bytes to at least 2065536 (and the topics' "
+          "max.message.bytes on the broker to match)");
   EXPECT_EQ(CheckError(2'000'000, "2065536"), "");
 }
 
 TEST_F(CheckRecordLimitsTest, ATooSmallMessageMaxBytesNamesTheOptionsLine) {
-  EXPECT_EQ(CheckError(1000, "1000000"),
-            file_.string() +
-                ":3: kafka.options.message.max.bytes: 1000000 is too small for functions[0] (echo): its "
-                "max_payload of 1048576 plus 65536 bytes for the headers Runnel adds needs 1114112; raise "
-                "kafka.options.message.max.bytes to at least 1114112, or lower functions[0].max_payload to at most "
-                "934464");
+  EXPECT_EQ(
+      CheckError(1000, "1000000"),
+      file_.string() +
+          ":3: kafka.options.message.max.bytes: 1000000 is too small for functions[0] (echo): its "
+          "max_payload of 1048576 plus 65536 bytes for the headers Runnel adds needs 1114112; raise "
+          "kafka.options.message.max.bytes to at least 1114112, or lower functions[0].max_payload to at most "
+          "934464");
   EXPECT_THAT(CheckError(1000, "lots"),
               HasSubstr(file_.string() + ":3: kafka.options.message.max.bytes: 'lots' is not an integer"));
 }
@@ -97,7 +100,8 @@ TEST_F(CheckRecordLimitsTest, ATooSmallMessageMaxBytesNamesTheOptionsLine) {
 // A dead-letter copy: the original's headers, then Runnel's five.
 Record DeadLetter(std::size_t value_size, std::size_t original_headers, std::size_t error_size = 20) {
   Record r{"in.dlq", kAnyPartition, std::string("key"), std::string(value_size, 'v'), {}};
-  for (std::size_t i = 0; i < original_headers; ++i) r.headers.push_back({fmt::format("x-{}", i), std::string(100, 'h')});
+  for (std::size_t i = 0; i < original_headers; ++i)
+    r.headers.push_back({fmt::format("x-{}", i), std::string(100, 'h')});
   r.headers.push_back({"runnel-attempt", "1"});
   r.headers.push_back({"runnel-error", std::string(error_size, 'e')});
   r.headers.push_back({"runnel-error-kind", "limit-exceeded"});

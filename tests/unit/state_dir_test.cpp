@@ -1,9 +1,8 @@
 #include "runnel/core/state_dir.hpp"
 
+#include <fmt/format.h>
 #include <gmock/gmock.h>
 #include <gtest/gtest.h>
-
-#include <fmt/format.h>
 #include <unistd.h>
 
 #include <nlohmann/json.hpp>
@@ -18,7 +17,8 @@ class StateDirTest : public ::testing::Test {
  protected:
   void SetUp() override {
     root_ = std::filesystem::temp_directory_path() /
-            fmt::format("runnel-state-{}-{}", ::getpid(), ::testing::UnitTest::GetInstance()->current_test_info()->name());
+            fmt::format("runnel-state-{}-{}", ::getpid(),
+                        ::testing::UnitTest::GetInstance()->current_test_info()->name());
     std::filesystem::remove_all(root_);
   }
   void TearDown() override { std::filesystem::remove_all(root_); }

@@ -34,7 +34,8 @@ TEST(Wire, ResultRoundTrip) {
   ok.emitted.push_back({"audit", false, "", {}, std::string("\0bin", 4)});
   EXPECT_EQ(DecodeResult(Encode(ok)), ok);
   const std::string full = Encode(ok);
-  for (std::size_t n = 0; n < full.size(); ++n) EXPECT_THROW(DecodeResult(std::string_view(full).substr(0, n)), WireError);
+  for (std::size_t n = 0; n < full.size(); ++n)
+    EXPECT_THROW(DecodeResult(std::string_view(full).substr(0, n)), WireError);
 }
 
 TEST(Wire, EveryTruncationIsAnErrorNamingTheField) {
@@ -55,7 +56,8 @@ TEST(Wire, WrongKindOrVersionIsRefused) {
   EXPECT_THROW(DecodeTask(Encode(r)), WireError);
   std::string task = Encode(SampleTask());
   task[1] = 9;
-  EXPECT_THAT([&] { DecodeTask(task); }, ::testing::ThrowsMessage<WireError>(::testing::HasSubstr("protocol version 9")));
+  EXPECT_THAT([&] { DecodeTask(task); },
+              ::testing::ThrowsMessage<WireError>(::testing::HasSubstr("protocol version 9")));
 }
 
 }  // namespace

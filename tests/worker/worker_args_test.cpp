@@ -1,8 +1,7 @@
 // The slim worker's flags (runnel-worker): the same as `runnel worker`, parsed without CLI11.
+#include <gtest/gtest.h>
 #include <sys/socket.h>
 #include <unistd.h>
-
-#include <gtest/gtest.h>
 
 #include "runnel/workers/worker_main.hpp"
 
@@ -10,8 +9,8 @@ namespace runnel::workers {
 namespace {
 
 TEST(WorkerArgs, ParsesEveryFlagInBothSpellings) {
-  const auto parsed = ParseWorkerArgs({"--function", "echo", "--dispatcher=tcp://127.0.0.1:5", "--id=w-7",
-                                       "--capacity", "8", "--threads=3"});
+  const auto parsed = ParseWorkerArgs(
+      {"--function", "echo", "--dispatcher=tcp://127.0.0.1:5", "--id=w-7", "--capacity", "8", "--threads=3"});
   ASSERT_TRUE(parsed.options) << parsed.error;
   EXPECT_EQ(parsed.options->function, "echo");
   EXPECT_EQ(parsed.options->dispatcher, "tcp://127.0.0.1:5");
@@ -21,7 +20,8 @@ TEST(WorkerArgs, ParsesEveryFlagInBothSpellings) {
 }
 
 TEST(WorkerArgs, StandbyIsAFlagWithoutValue) {
-  const auto parsed = ParseWorkerArgs({"--function", "echo", "--dispatcher", "tcp://127.0.0.1:5", "--standby"});
+  const auto parsed =
+      ParseWorkerArgs({"--function", "echo", "--dispatcher", "tcp://127.0.0.1:5", "--standby"});
   ASSERT_TRUE(parsed.options) << parsed.error;
   EXPECT_TRUE(parsed.standby);
   EXPECT_FALSE(ParseWorkerArgs({"--function", "echo", "--dispatcher", "d"}).standby);

@@ -7,9 +7,9 @@
 #include <algorithm>
 #include <fstream>
 #include <iterator>
-#include <nlohmann/json.hpp>
 #include <map>
 #include <memory>
+#include <nlohmann/json.hpp>
 #include <set>
 #include <sstream>
 
@@ -211,7 +211,8 @@ mkdir -p "$RUNNEL_OUTPUT_DIR" && printf x > "$RUNNEL_OUTPUT_DIR/x.txt"
 printf '{"output":"x.txt"}\n{"emit":{"topic":"next","key":"k","payload":"p"}}\n' >> "$RUNNEL_CONTROL_FILE"
 printf ok
 )sh";
-  auto hello = peer.Handshake("tag", {{"handler", "exec:/bin/sh " + script.string()}, {"output_dir", outputs.string()}});
+  auto hello = peer.Handshake(
+      "tag", {{"handler", "exec:/bin/sh " + script.string()}, {"output_dir", outputs.string()}});
   ASSERT_TRUE(hello) << worker->Stderr();
   peer.SendTasks(hello->identity, {{DispatcherPeer::Task(1), "go"}, {DispatcherPeer::Task(2), "fail"}});
   auto results = CollectResults(peer, 2);
@@ -240,7 +241,8 @@ std::set<std::string> MappedLibraries(pid_t pid) {
   std::set<std::string> names;
   for (std::string line; std::getline(maps, line);) {
     const auto slash = line.rfind('/');
-    if (slash != std::string::npos && line.find(".so", slash) != std::string::npos) names.insert(line.substr(slash + 1));
+    if (slash != std::string::npos && line.find(".so", slash) != std::string::npos)
+      names.insert(line.substr(slash + 1));
   }
   return names;
 }
@@ -287,8 +289,9 @@ TEST(WorkerProcess, SlimWorkerLoadsTheMediaModuleForAMediaFunction) {
 
 TEST(WorkerProcess, TheRunnelWorkerCommandRunsTheSameWorker) {
   DispatcherPeer peer;
-  ChildProcess worker({RunnelBin(), "worker", "--function", "echo", "--dispatcher", peer.Endpoint(), "--id", "full"},
-                      {{"RUNNEL_LOG", "info"}});
+  ChildProcess worker(
+      {RunnelBin(), "worker", "--function", "echo", "--dispatcher", peer.Endpoint(), "--id", "full"},
+      {{"RUNNEL_LOG", "info"}});
   auto hello = peer.Handshake("echo");
   ASSERT_TRUE(hello) << worker.Stderr();
   EXPECT_EQ(hello->Json()["worker"], "full");
@@ -304,7 +307,8 @@ TEST(WorkerProcess, SlimWorkerUsageErrorsExitTwoWithTheReason) {
   auto missing = RunCommand({RunnelWorkerBin(), "--function", "echo"}, 30s);
   EXPECT_EQ(missing.exit_code, 2);
   EXPECT_NE(missing.err.find("--dispatcher is required"), std::string::npos) << missing.err;
-  auto bad = RunCommand({RunnelWorkerBin(), "--function", "echo", "--dispatcher", "tcp://127.0.0.1:1", "--threads", "0"}, 30s);
+  auto bad = RunCommand(
+      {RunnelWorkerBin(), "--function", "echo", "--dispatcher", "tcp://127.0.0.1:1", "--threads", "0"}, 30s);
   EXPECT_EQ(bad.exit_code, 2);
   EXPECT_NE(bad.err.find("--threads: must be a whole number in 1..1024, got '0'"), std::string::npos)
       << bad.err;
@@ -332,7 +336,8 @@ TEST(WorkerProcess, BadParamsExitOneAfterBye) {
 TEST(WorkerProcess, RaisesItsCapacityForAFullBatchPerCall) {
   DispatcherPeer peer;
   auto worker = StartWorker("iot.ingest", peer.Endpoint());
-  auto hello = peer.Handshake("iot.ingest", {{"concurrency", 8}, {"batch", {{"size", 50}, {"window_ms", 200}}}});
+  auto hello =
+      peer.Handshake("iot.ingest", {{"concurrency", 8}, {"batch", {{"size", 50}, {"window_ms", 200}}}});
   ASSERT_TRUE(hello) << worker->Stderr();
   EXPECT_EQ(hello->Json()["capacity"], 256);
   auto capacity = peer.Expect(wire::cmd::kCapacity, kDeadline);

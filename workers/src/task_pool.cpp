@@ -1,4 +1,3 @@
-#include "runnel/core/json.hpp"
 #include "runnel/workers/task_pool.hpp"
 
 #include <fmt/format.h>
@@ -22,6 +21,7 @@
 #include <thread>
 
 #include "runnel/core/fd.hpp"
+#include "runnel/core/json.hpp"
 #include "runnel/core/log.hpp"
 #include "task_context.hpp"
 
@@ -293,10 +293,10 @@ struct TaskPool::Impl {
   boost::fibers::buffered_channel<PendingTask> queue;
   std::mutex outbox_mutex;
   std::vector<CompletedTask> outbox;
-  bool notified = false;                   // the fd was made readable since the last TakeCompleted
-  std::atomic<std::int64_t> waiting{0};  // submitted tasks no fiber has taken yet
+  bool notified = false;                     // the fd was made readable since the last TakeCompleted
+  std::atomic<std::int64_t> waiting{0};      // submitted tasks no fiber has taken yet
   EventNotifier results_ready{"task pool"};  // the outbox has results for the I/O thread
-  boost::fibers::mutex filling;  // held by the fiber filling a batch (BatchLoop)
+  boost::fibers::mutex filling;              // held by the fiber filling a batch (BatchLoop)
   boost::fibers::mutex done_mutex;
   boost::fibers::condition_variable done_cv;
   bool fibers_done = false;

@@ -1,17 +1,16 @@
 #include "runnel/workers/worker_main.hpp"
 
 #include <fcntl.h>
+#include <fmt/format.h>
 #include <sys/prctl.h>
 #include <unistd.h>
-
-#include <fmt/format.h>
 
 #include <cerrno>
 #include <charconv>
 #include <cstdio>
 
-#include "runnel/core/log.hpp"
 #include "runnel/core/fd.hpp"
+#include "runnel/core/log.hpp"
 #include "runnel/core/signals.hpp"
 #include "runnel/core/version.hpp"
 
@@ -40,7 +39,8 @@ constexpr std::string_view kUsage =
 std::optional<std::size_t> ParseCount(std::string_view text, std::size_t min, std::size_t max) {
   std::size_t value = 0;
   const auto [end, ec] = std::from_chars(text.data(), text.data() + text.size(), value);
-  if (ec != std::errc() || end != text.data() + text.size() || value < min || value > max) return std::nullopt;
+  if (ec != std::errc() || end != text.data() + text.size() || value < min || value > max)
+    return std::nullopt;
   return value;
 }
 

@@ -192,7 +192,9 @@ class WorkerSession::Impl {
     Send(std::move(frames));
   }
 
-  void SendBye(const std::string& reason) { SendControl(wire::cmd::kBye, wire::Encode(wire::Reason{reason})); }
+  void SendBye(const std::string& reason) {
+    SendControl(wire::cmd::kBye, wire::Encode(wire::Reason{reason}));
+  }
 
   // A message from the dispatcher this worker cannot use: logged (at most once a second), dropped.
   void Dropped(const DecodeError& error) { dropped_.Report("worker", options_.dispatcher, error, *log_); }
@@ -231,8 +233,9 @@ class WorkerSession::Impl {
     if (frames.empty()) return std::nullopt;
     const auto command = wire::ParseCommand(frames[0].to_string_view());
     if (!command) {
-      Dropped({DecodeErrc::kUnknownCommand, fmt::format("unknown command '{}' from the dispatcher",
-                                                        ProtocolErrors::PeerName(frames[0].to_string_view()))});
+      Dropped(
+          {DecodeErrc::kUnknownCommand, fmt::format("unknown command '{}' from the dispatcher",
+                                                    ProtocolErrors::PeerName(frames[0].to_string_view()))});
       return std::nullopt;
     }
     const std::string_view body = frames.size() > 1 ? frames[1].to_string_view() : std::string_view();
@@ -253,7 +256,8 @@ class WorkerSession::Impl {
       case wire::Command::kReject: {
         const auto reject = wire::DecodeReject(body);
         const std::string reason = !reject ? reject.error().message : reject->reason;
-        return Refused(fmt::format("the dispatcher rejected this worker: {}", reason.empty() ? "no reason given" : reason));
+        return Refused(fmt::format("the dispatcher rejected this worker: {}",
+                                   reason.empty() ? "no reason given" : reason));
       }
       case wire::Command::kExit: {
         const auto exit = wire::DecodeExit(body);
@@ -276,7 +280,8 @@ class WorkerSession::Impl {
                                  wire::kVersion));
     }
     if (welcome.function != options_.function) {
-      return Refused(fmt::format("the dispatcher serves function '{}', not '{}'", welcome.function, options_.function));
+      return Refused(
+          fmt::format("the dispatcher serves function '{}', not '{}'", welcome.function, options_.function));
     }
     heartbeat_ = milliseconds(welcome.heartbeat_ms);
     timeout_ = milliseconds(welcome.timeout_ms);
@@ -290,7 +295,8 @@ class WorkerSession::Impl {
     // A dispatcher without "handler" (protocol §3.1) serves the builtin of the function's name.
     const std::string handler = welcome.handler.value_or("builtin:" + options_.function);
     try {
-      function_ = functions::CreateFunction(handler, welcome.params, {options_.function, welcome.handler_dir});
+      function_ =
+          functions::CreateFunction(handler, welcome.params, {options_.function, welcome.handler_dir});
     } catch (const functions::FunctionError& e) {
       const std::string reason =
           e.Code() == functions::Errc::kUnknownFunction
@@ -308,7 +314,8 @@ class WorkerSession::Impl {
     try {
       batch = functions::EffectiveBatch(*function_, configured);
     } catch (const Error& e) {
-      const std::string reason = fmt::format("cannot run function '{}' ({}): {}", options_.function, handler, e.what());
+      const std::string reason =
+          fmt::format("cannot run function '{}' ({}): {}", options_.function, handler, e.what());
       SendBye(reason);
       return Refused(reason);
     }
@@ -335,8 +342,8 @@ class WorkerSession::Impl {
     log_->info(
         "worker {} runs '{}' for {}: capacity {}, {} fibers on {} threads, batch {} within {} ms, timeout {} "
         "ms, memory {} MiB",
-        options_.id, options_.function, options_.dispatcher, capacity_, fibers_, options_.threads, batch.max_events,
-        batch.window.count(), timeout_.count(), memory_mb);
+        options_.id, options_.function, options_.dispatcher, capacity_, fibers_, options_.threads,
+        batch.max_events, batch.window.count(), timeout_.count(), memory_mb);
     return std::nullopt;
   }
 
@@ -344,14 +351,16 @@ class WorkerSession::Impl {
   // refuses before running gets its error result here.
   void OnTasks(std::vector<zmq::message_t>& frames) {
     if (!welcomed_) {
-      Dropped({DecodeErrc::kNoSession, fmt::format("TASKS before WELCOME: ignored ({} frames)", frames.size())});
+      Dropped(
+          {DecodeErrc::kNoSession, fmt::format("TASKS before WELCOME: ignored ({} frames)", frames.size())});
       return;
     }
     if (frames.size() < 3 || frames.size() % 2 == 0) {
-      Dropped({DecodeErrc::kBadFrames,
-               fmt::format("TASKS with {} frames after the command (pairs of header and payload expected); an "
-                           "incomplete pair is ignored",
-                           frames.size() - 1)});
+      Dropped(
+          {DecodeErrc::kBadFrames,
+           fmt::format("TASKS with {} frames after the command (pairs of header and payload expected); an "
+                       "incomplete pair is ignored",
+                       frames.size() - 1)});
     }
     for (std::size_t i = 1; i + 1 < frames.size(); i += 2) {
       auto decoded = wire::TryDecodeTask(frames[i].to_string_view());
@@ -398,7 +407,8 @@ class WorkerSession::Impl {
 
   std::optional<SessionEnd> OnSignal() {
     signalfd_siginfo info{};
-    if (::read(signal_fd_.Get(), &info, sizeof info) != static_cast<ssize_t>(sizeof info)) return std::nullopt;
+    if (::read(signal_fd_.Get(), &info, sizeof info) != static_cast<ssize_t>(sizeof info))
+      return std::nullopt;
     const char* name = info.ssi_signo == SIGINT ? "SIGINT" : "SIGTERM";
     if (!welcomed_) {
       SendBye(fmt::format("{} before WELCOME", name));
@@ -463,7 +473,7 @@ class WorkerSession::Impl {
   std::size_t fibers_ = 1;
   std::shared_ptr<spdlog::logger> log_;
   ProtocolErrors dropped_;  // what the dispatcher sent that this worker could not use
-  UniqueFd signal_fd_;  // before ctx_: signals are blocked before ZeroMQ starts threads
+  UniqueFd signal_fd_;      // before ctx_: signals are blocked before ZeroMQ starts threads
   zmq::context_t ctx_;
   std::optional<zmq::socket_t> socket_;
   std::unique_ptr<functions::Function> function_;

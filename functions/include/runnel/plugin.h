@@ -74,21 +74,21 @@ typedef struct RunnelHeaderV1 {
 
 /* One event. Strings are NUL-terminated UTF-8 (empty, never NULL, when absent) unless a size is given. */
 typedef struct RunnelEventV1 {
-  uint32_t struct_size;   /* sizeof(RunnelEventV1) as Runnel built it */
-  const char* id;         /* the event id */
-  const char* key;        /* the Kafka key; has_key says whether there was one */
+  uint32_t struct_size; /* sizeof(RunnelEventV1) as Runnel built it */
+  const char* id;       /* the event id */
+  const char* key;      /* the Kafka key; has_key says whether there was one */
   size_t key_size;
   int has_key;
-  const char* payload;    /* inline bytes (NUL-terminated as a convenience); empty when file_path is set */
+  const char* payload; /* inline bytes (NUL-terminated as a convenience); empty when file_path is set */
   size_t payload_size;
-  const char* file_path;  /* the input by reference: an absolute local path, or "" */
+  const char* file_path;    /* the input by reference: an absolute local path, or "" */
   const char* content_type; /* "" means application/octet-stream */
   const char* topic;
   int32_t partition;
   int64_t offset;
-  uint32_t attempt;       /* 1 for the first try */
-  int64_t timeout_ms;     /* time left for this call when it started; -1 = no limit */
-  const char* output_dir; /* a directory for this event's output files (created on first use by you) */
+  uint32_t attempt;              /* 1 for the first try */
+  int64_t timeout_ms;            /* time left for this call when it started; -1 = no limit */
+  const char* output_dir;        /* a directory for this event's output files (created on first use by you) */
   const RunnelHeaderV1* headers; /* the headers Runnel does not own (runnel-* are in the fields above) */
   size_t header_count;
 } RunnelEventV1;
@@ -158,8 +158,8 @@ struct RunnelResultV2 {
   /* Publishes a new event to `topic` (a pipeline step); its hop count is this event's plus one, so
    * a loop is stopped by the hop limit. `key` may be NULL (no key). Headers are optional. Returns
    * RUNNEL_OK, or an error status when Runnel cannot publish it (then fail the call with it). */
-  int (*emit)(RunnelResultV2* result, const char* topic, const void* key, size_t key_size, const void* payload,
-              size_t payload_size, const RunnelHeaderV1* headers, size_t header_count);
+  int (*emit)(RunnelResultV2* result, const char* topic, const void* key, size_t key_size,
+              const void* payload, size_t payload_size, const RunnelHeaderV1* headers, size_t header_count);
 };
 
 /* One function a version 2 plugin provides. */

@@ -1,6 +1,7 @@
 // echo and sleep: the smallest real functions, used by the quick start, tests and benchmarks.
-#include <boost/fiber/operations.hpp>
 #include <fmt/format.h>
+
+#include <boost/fiber/operations.hpp>
 
 #include "builtins.hpp"
 
@@ -10,9 +11,10 @@ namespace {
 class Echo final : public Function {
  public:
   Result Handle(const Event& event, Context&) override {
-    return Result{event.payload,
-                  event.envelope.content_type.empty() ? "application/octet-stream" : event.envelope.content_type,
-                  {}};
+    return Result{
+        event.payload,
+        event.envelope.content_type.empty() ? "application/octet-stream" : event.envelope.content_type,
+        {}};
   }
 };
 
@@ -28,15 +30,18 @@ class Sleep final : public Function {
     std::int64_t ms = ms_;
     const auto body = nlohmann::json::parse(event.payload, nullptr, /*allow_exceptions=*/false);
     if (body.is_object()) {
-      if (auto it = body.find("ms"); it != body.end() && it->is_number_integer()) ms = it->get<std::int64_t>();
+      if (auto it = body.find("ms"); it != body.end() && it->is_number_integer())
+        ms = it->get<std::int64_t>();
       const auto fail_attempts = body.value("fail_attempts", std::int64_t{-1});
-      if (auto it = body.find("fail"); it != body.end() && (fail_attempts < 0 || event.envelope.attempt <= fail_attempts)) {
+      if (auto it = body.find("fail");
+          it != body.end() && (fail_attempts < 0 || event.envelope.attempt <= fail_attempts)) {
         const bool permanent = body.value("permanent", false);
         throw FunctionError(permanent ? Errc::kBadInput : Errc::kTransient,
                             it->is_string() ? it->get<std::string>() : it->dump());
       }
     }
-    if (ms < 0 || ms > 3'600'000) throw FunctionError(Errc::kBadInput, fmt::format("sleep ms {} is outside 0..3600000", ms));
+    if (ms < 0 || ms > 3'600'000)
+      throw FunctionError(Errc::kBadInput, fmt::format("sleep ms {} is outside 0..3600000", ms));
     boost::this_fiber::sleep_for(std::chrono::milliseconds(ms));
     return Result{event.payload, "application/octet-stream", {}};
   }
@@ -48,17 +53,17 @@ class Sleep final : public Function {
 }  // namespace
 
 void RegisterBasicFunctions(Registry& registry) {
-  registry.Register("echo", "returns its payload unchanged", [](const nlohmann::json&) {
-    return std::make_unique<Echo>();
-  });
-  registry.Register("sleep", "waits params.ms (or the payload's \"ms\") without blocking its thread; for tests",
-                    [](const nlohmann::json& params) {
-                      const auto ms = params.value("ms", std::int64_t{0});
-                      if (ms < 0 || ms > 3'600'000) {
-                        throw FunctionError(Errc::kBadConfig, fmt::format("sleep: params.ms {} is outside 0..3600000", ms));
-                      }
-                      return std::make_unique<Sleep>(ms);
-                    });
+  registry.Register("echo", "returns its payload unchanged",
+                    [](const nlohmann::json&) { return std::make_unique<Echo>(); });
+  registry.Register(
+      "sleep", "waits params.ms (or the payload's \"ms\") without blocking its thread; for tests",
+      [](const nlohmann::json& params) {
+        const auto ms = params.value("ms", std::int64_t{0});
+        if (ms < 0 || ms > 3'600'000) {
+          throw FunctionError(Errc::kBadConfig, fmt::format("sleep: params.ms {} is outside 0..3600000", ms));
+        }
+        return std::make_unique<Sleep>(ms);
+      });
 }
 
 }  // namespace runnel::functions

@@ -26,9 +26,12 @@ std::string CheckLine(const nlohmann::json& line) {
   const bool ok = line.contains("output"), failed = line.contains("error");
   if (ok == failed) return "a line holds either \"output\" or \"error\"";
   if (failed && !line["error"].is_string()) return "\"error\" must be a string";
-  if (line.contains("content_type") && !line["content_type"].is_string()) return "\"content_type\" must be a string";
-  if (line.contains("kind") && (!line["kind"].is_string() || !KindFromName(line["kind"].get<std::string>()))) {
-    return "\"kind\" must be an error kind (bad-input, limit-exceeded, bad-config, timeout, transient, internal)";
+  if (line.contains("content_type") && !line["content_type"].is_string())
+    return "\"content_type\" must be a string";
+  if (line.contains("kind") &&
+      (!line["kind"].is_string() || !KindFromName(line["kind"].get<std::string>()))) {
+    return "\"kind\" must be an error kind (bad-input, limit-exceeded, bad-config, timeout, transient, "
+           "internal)";
   }
   for (const auto& [key, value] : line.items()) {
     if (key != "id" && key != "output" && key != "content_type" && key != "error" && key != "kind") {
@@ -41,7 +44,8 @@ std::string CheckLine(const nlohmann::json& line) {
 Outcome ToOutcome(const nlohmann::json& line) {
   Outcome outcome;
   if (line.contains("error")) {
-    const Errc code = line.contains("kind") ? *KindFromName(line["kind"].get<std::string>()) : Errc::kTransient;
+    const Errc code =
+        line.contains("kind") ? *KindFromName(line["kind"].get<std::string>()) : Errc::kTransient;
     outcome.error = FunctionError(code, line["error"].get<std::string>());
     return outcome;
   }
@@ -70,15 +74,16 @@ std::string BatchInput(std::span<const Event> events, const std::filesystem::pat
     for (const auto& h : env.extra) {
       if (IsPrintableUtf8(h.value)) headers[h.name] = h.value;
     }
-    nlohmann::json line = {{"id", env.id},
-                           {"content_type", env.content_type.empty() ? "application/octet-stream" : env.content_type},
-                           {"topic", event.topic},
-                           {"partition", event.partition},
-                           {"offset", event.offset},
-                           {"attempt", env.attempt},
-                           {"hop", env.hop},
-                           {"output_dir", (outputs_root / function / env.id).string()},
-                           {"headers", std::move(headers)}};
+    nlohmann::json line = {
+        {"id", env.id},
+        {"content_type", env.content_type.empty() ? "application/octet-stream" : env.content_type},
+        {"topic", event.topic},
+        {"partition", event.partition},
+        {"offset", event.offset},
+        {"attempt", env.attempt},
+        {"hop", env.hop},
+        {"output_dir", (outputs_root / function / env.id).string()},
+        {"headers", std::move(headers)}};
     if (!event.key.empty()) {
       line[IsPrintableUtf8(event.key) ? "key" : "key_base64"] =
           IsPrintableUtf8(event.key) ? event.key : Base64Encode(event.key);

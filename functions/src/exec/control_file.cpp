@@ -52,7 +52,8 @@ ListedOutput Output(const nlohmann::json& request, const OutputDirFor& dir_for, 
   }
   const auto path = *dir / name;
   std::error_code ec;
-  if (!std::filesystem::is_regular_file(path, ec)) Bad(line, fmt::format("output {} is not a file", path.string()));
+  if (!std::filesystem::is_regular_file(path, ec))
+    Bad(line, fmt::format("output {} is not a file", path.string()));
   const std::uint64_t bytes = std::filesystem::file_size(path, ec);
   if (ec) Bad(line, fmt::format("output {}: {}", path.string(), ec.message()));
   return ListedOutput{event, OutputFile{path.string(), bytes, std::move(facts)}};
@@ -88,7 +89,8 @@ ControlFile::ControlFile() {
   std::string pattern = (std::filesystem::temp_directory_path() / "runnel-control-XXXXXX").string();
   const UniqueFd fd(::mkostemp(pattern.data(), O_CLOEXEC));  // the name is what the program gets
   if (!fd) {
-    throw FunctionError(Errc::kTransient, fmt::format("cannot create a control file: {}", std::strerror(errno)));
+    throw FunctionError(Errc::kTransient,
+                        fmt::format("cannot create a control file: {}", std::strerror(errno)));
   }
   path_ = std::move(pattern);
 }

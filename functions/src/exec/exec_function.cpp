@@ -1,17 +1,17 @@
 // ExecFunction: the exec:COMMAND contract (functions/README.md) over RunProcess, off the fiber thread.
-#include <boost/fiber/future.hpp>
+#include "runnel/functions/exec_function.hpp"
+
 #include <fmt/format.h>
 #include <string.h>
 #include <unistd.h>
 
-#include <cerrno>
-
+#include <boost/fiber/future.hpp>
 #include <cctype>
+#include <cerrno>
 #include <thread>
 
 #include "batch_protocol.hpp"
 #include "control_file.hpp"
-#include "runnel/functions/exec_function.hpp"
 
 namespace runnel::functions {
 namespace {
@@ -20,7 +20,10 @@ using Clock = std::chrono::steady_clock;
 
 std::string EnvName(std::string_view header) {
   std::string out = "RUNNEL_HEADER_";
-  for (char c : header) out += std::isalnum(static_cast<unsigned char>(c)) ? static_cast<char>(std::toupper(static_cast<unsigned char>(c))) : '_';
+  for (char c : header)
+    out += std::isalnum(static_cast<unsigned char>(c))
+               ? static_cast<char>(std::toupper(static_cast<unsigned char>(c)))
+               : '_';
   return out;
 }
 
@@ -33,8 +36,8 @@ std::string Trim(std::string s) {
 
 class ExecFunction final : public Function {
  public:
-  ExecFunction(std::vector<std::string> argv, std::string working_dir, nlohmann::json params, std::size_t max_output,
-               std::string content_type, std::string function_name)
+  ExecFunction(std::vector<std::string> argv, std::string working_dir, nlohmann::json params,
+               std::size_t max_output, std::string content_type, std::string function_name)
       : argv_(std::move(argv)),
         working_dir_(std::move(working_dir)),
         params_(std::move(params)),
@@ -69,10 +72,12 @@ class ExecFunction final : public Function {
           max_output_);
       for (const ListedOutput& listed : requests.outputs) {
         for (std::size_t i = 0; i < events.size(); ++i) {
-          if (events[i].envelope.id == listed.event && outcomes[i].result) outcomes[i].result->files.push_back(listed.file);
+          if (events[i].envelope.id == listed.event && outcomes[i].result)
+            outcomes[i].result->files.push_back(listed.file);
         }
       }
-      for (const EmitRequest& emit : requests.emits) ctx.Emit(emit.topic, emit.key, emit.payload, emit.headers);
+      for (const EmitRequest& emit : requests.emits)
+        ctx.Emit(emit.topic, emit.key, emit.payload, emit.headers);
     } catch (const FunctionError& e) {
       for (Outcome& outcome : outcomes) {
         outcome.result.reset();
@@ -88,8 +93,8 @@ class ExecFunction final : public Function {
     if (event.envelope.file) {
       request.stdin_file = event.envelope.file->path;
       if (::access(request.stdin_file.c_str(), R_OK) != 0) {
-        throw FunctionError(Errc::kBadInput, fmt::format("input file '{}' cannot be read: {}", request.stdin_file,
-                                                         ::strerror(errno)));
+        throw FunctionError(Errc::kBadInput, fmt::format("input file '{}' cannot be read: {}",
+                                                         request.stdin_file, ::strerror(errno)));
       }
     } else {
       request.stdin_data = event.payload;
@@ -118,7 +123,8 @@ class ExecFunction final : public Function {
     request.argv = argv_;
     request.working_dir = working_dir_;
     request.max_output = max_output_;
-    if (const auto deadline = ctx.Deadline(); deadline != Clock::time_point::max()) request.deadline = deadline;
+    if (const auto deadline = ctx.Deadline(); deadline != Clock::time_point::max())
+      request.deadline = deadline;
     request.env = std::move(env);
     request.env.push_back("RUNNEL_CONTROL_FILE=" + control.Path());
     return request;
@@ -140,7 +146,8 @@ class ExecFunction final : public Function {
   std::vector<std::string> CommonEnvironment(Clock::time_point deadline) const {
     std::vector<std::string> out = {"RUNNEL_FUNCTION=" + function_name_, "RUNNEL_PARAMS=" + params_json_};
     if (deadline != Clock::time_point::max()) {
-      const auto left = std::chrono::duration_cast<std::chrono::milliseconds>(deadline - Clock::now()).count();
+      const auto left =
+          std::chrono::duration_cast<std::chrono::milliseconds>(deadline - Clock::now()).count();
       out.push_back("RUNNEL_TIMEOUT_MS=" + std::to_string(std::max<std::int64_t>(0, left)));
     }
     return out;
@@ -166,7 +173,8 @@ class ExecFunction final : public Function {
          }) {
       out.push_back(std::move(variable));
     }
-    if (!event.key.empty() && event.key.find('\0') == std::string::npos) out.push_back("RUNNEL_KEY=" + event.key);
+    if (!event.key.empty() && event.key.find('\0') == std::string::npos)
+      out.push_back("RUNNEL_KEY=" + event.key);
     if (!env.trace_id.empty()) out.push_back("RUNNEL_TRACE=" + env.trace_id);
     if (!env.job_id.empty()) out.push_back("RUNNEL_JOB=" + env.job_id);
     if (!env.reply_to.empty()) out.push_back("RUNNEL_REPLY_TO=" + env.reply_to);
@@ -185,23 +193,27 @@ class ExecFunction final : public Function {
   Result Interpret(ProcessOutcome outcome, Context& ctx) const {
     const std::string program = argv_[0];
     const std::string reason = Trim(outcome.err_tail);
-    if (!outcome.started) throw FunctionError(Errc::kInternal, fmt::format("cannot start {}", outcome.start_error));
+    if (!outcome.started)
+      throw FunctionError(Errc::kInternal, fmt::format("cannot start {}", outcome.start_error));
     if (outcome.timed_out) {
       throw FunctionError(Errc::kTimeout, fmt::format("{} ran past its deadline and was killed{}{}", program,
                                                       reason.empty() ? "" : "; stderr: ", reason));
     }
     if (outcome.output_exceeded) {
-      throw FunctionError(Errc::kLimitExceeded,
-                          fmt::format("{} wrote more than max_output {} bytes to stdout", program, max_output_));
+      throw FunctionError(
+          Errc::kLimitExceeded,
+          fmt::format("{} wrote more than max_output {} bytes to stdout", program, max_output_));
     }
     if (outcome.signal != 0) {
-      throw FunctionError(Errc::kInternal, fmt::format("{} was killed by signal {} ({}){}{}", program, outcome.signal,
-                                                       ::strsignal(outcome.signal), reason.empty() ? "" : ": ", reason));
+      throw FunctionError(Errc::kInternal,
+                          fmt::format("{} was killed by signal {} ({}){}{}", program, outcome.signal,
+                                      ::strsignal(outcome.signal), reason.empty() ? "" : ": ", reason));
     }
     if (outcome.exit_code != 0) {
       const Errc code = outcome.exit_code == kExecBadInputExit ? Errc::kBadInput : Errc::kTransient;
-      throw FunctionError(code, reason.empty() ? fmt::format("{} exited with status {}", program, outcome.exit_code)
-                                               : reason);
+      throw FunctionError(code, reason.empty()
+                                    ? fmt::format("{} exited with status {}", program, outcome.exit_code)
+                                    : reason);
     }
     if (!reason.empty()) ctx.Log().debug("{} stderr: {}", program, reason);
     std::string type = content_type_;
@@ -229,7 +241,8 @@ std::unique_ptr<Function> MakeExecFunction(std::vector<std::string> argv, std::s
   std::size_t max_output = 16u << 20;
   if (auto it = p.find("max_output"); it != p.end()) {
     if (!it->is_number_integer() || it->get<std::int64_t>() < 1 || it->get<std::int64_t>() > (1LL << 30)) {
-      throw FunctionError(Errc::kBadConfig, fmt::format("exec: params.max_output {} is not 1..{}", it->dump(), 1LL << 30));
+      throw FunctionError(Errc::kBadConfig,
+                          fmt::format("exec: params.max_output {} is not 1..{}", it->dump(), 1LL << 30));
     }
     max_output = static_cast<std::size_t>(it->get<std::int64_t>());
   }
@@ -245,8 +258,8 @@ std::unique_ptr<Function> MakeExecFunction(std::vector<std::string> argv, std::s
                         "exec: params.batch is no longer a param: set the function's batch key instead, e.g. "
                         "batch: {size: 100, window: 500ms} (docs/config.md)");
   }
-  return std::make_unique<ExecFunction>(std::move(argv), std::move(working_dir), p, max_output, std::move(content_type),
-                                        std::move(function_name));
+  return std::make_unique<ExecFunction>(std::move(argv), std::move(working_dir), p, max_output,
+                                        std::move(content_type), std::move(function_name));
 }
 
 }  // namespace runnel::functions

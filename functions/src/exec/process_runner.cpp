@@ -93,7 +93,8 @@ ProcessOutcome RunProcess(const ProcessRequest& request) {
   }
   ::posix_spawn_file_actions_adddup2(&actions, out.write.Get(), 1);
   ::posix_spawn_file_actions_adddup2(&actions, err.write.Get(), 2);
-  if (!request.working_dir.empty()) ::posix_spawn_file_actions_addchdir_np(&actions, request.working_dir.c_str());
+  if (!request.working_dir.empty())
+    ::posix_spawn_file_actions_addchdir_np(&actions, request.working_dir.c_str());
 
   posix_spawnattr_t attr;
   ::posix_spawnattr_init(&attr);
@@ -151,9 +152,18 @@ ProcessOutcome RunProcess(const ProcessRequest& request) {
     pollfd fds[3];
     nfds_t n = 0;
     int out_i = -1, err_i = -1, in_i = -1;
-    if (out.read.Get() >= 0) { out_i = static_cast<int>(n); fds[n++] = {out.read.Get(), POLLIN, 0}; }
-    if (err.read.Get() >= 0) { err_i = static_cast<int>(n); fds[n++] = {err.read.Get(), POLLIN, 0}; }
-    if (in.write.Get() >= 0) { in_i = static_cast<int>(n); fds[n++] = {in.write.Get(), POLLOUT, 0}; }
+    if (out.read.Get() >= 0) {
+      out_i = static_cast<int>(n);
+      fds[n++] = {out.read.Get(), POLLIN, 0};
+    }
+    if (err.read.Get() >= 0) {
+      err_i = static_cast<int>(n);
+      fds[n++] = {err.read.Get(), POLLIN, 0};
+    }
+    if (in.write.Get() >= 0) {
+      in_i = static_cast<int>(n);
+      fds[n++] = {in.write.Get(), POLLOUT, 0};
+    }
     const auto left = deadline == Clock::time_point::max()
                           ? std::chrono::milliseconds(1000)
                           : std::chrono::ceil<std::chrono::milliseconds>(deadline - now);
@@ -161,9 +171,11 @@ ProcessOutcome RunProcess(const ProcessRequest& request) {
     if (ready < 0 && errno != EINTR) break;
     if (ready <= 0) continue;
     if (in_i >= 0 && fds[in_i].revents != 0) {
-      const ssize_t w = ::write(in.write.Get(), request.stdin_data.data() + written, request.stdin_data.size() - written);
+      const ssize_t w =
+          ::write(in.write.Get(), request.stdin_data.data() + written, request.stdin_data.size() - written);
       if (w > 0) written += static_cast<std::size_t>(w);
-      if ((w < 0 && errno != EAGAIN && errno != EINTR) || written == request.stdin_data.size()) in.write.Reset();
+      if ((w < 0 && errno != EAGAIN && errno != EINTR) || written == request.stdin_data.size())
+        in.write.Reset();
     }
     if (out_i >= 0 && fds[out_i].revents != 0) {
       const ssize_t r = ::read(out.read.Get(), buffer, sizeof buffer);

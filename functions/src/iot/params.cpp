@@ -146,16 +146,16 @@ IngestParams ParseIngestParams(const nlohmann::json& params) {
   // Batching moved out of params to the function's own `batch` key (one place for every function).
   for (const std::string_view moved : {"batch_size", "batch_window_ms"}) {
     if (params.contains(moved)) {
-      throw FunctionError(Errc::kBadConfig,
-                          fmt::format("iot.ingest: params.{} is no longer a param: set the function's batch key "
-                                      "instead, e.g. batch: {{size: 100, window: 500ms}} (docs/config.md)",
-                                      moved));
+      throw FunctionError(
+          Errc::kBadConfig,
+          fmt::format("iot.ingest: params.{} is no longer a param: set the function's batch key "
+                      "instead, e.g. batch: {{size: 100, window: 500ms}} (docs/config.md)",
+                      moved));
     }
   }
-  RejectUnknownKeys(
-      params, "",
-      {"window_ms", "max_lateness_ms", "max_future_ms", "max_line_bytes", "max_event_bytes", "max_errors",
-       "schema", "thresholds", "anomaly", "alerts_topic"});
+  RejectUnknownKeys(params, "",
+                    {"window_ms", "max_lateness_ms", "max_future_ms", "max_line_bytes", "max_event_bytes",
+                     "max_errors", "schema", "thresholds", "anomaly", "alerts_topic"});
   constexpr std::int64_t kWeekMs = 7LL * 24 * 3600 * 1000;
   out.window_ms = Integer(params, "window_ms", "window_ms", out.window_ms, 1, kWeekMs);
   out.max_lateness_ms =

@@ -213,7 +213,8 @@ class ReadingParser::Impl {
       report = fresh;
       return false;
     };
-    const std::size_t batch = std::max<std::size_t>(simdjson::dom::DEFAULT_BATCH_SIZE, 2 * params_.max_line_bytes);
+    const std::size_t batch =
+        std::max<std::size_t>(simdjson::dom::DEFAULT_BATCH_SIZE, 2 * params_.max_line_bytes);
     od::document_stream stream;
     if (parser_.iterate_many(text.data(), text.size(), batch).get(stream)) return give_up();
     const char* const base = text.data();
@@ -229,7 +230,8 @@ class ReadingParser::Impl {
         line += base[i] == '\n' ? 1 : 0;
       }
       const void* newline = std::memchr(base + start, '\n', text.size() - start);
-      const std::size_t end = newline ? static_cast<std::size_t>(static_cast<const char*>(newline) - base) : text.size();
+      const std::size_t end =
+          newline ? static_cast<std::size_t>(static_cast<const char*>(newline) - base) : text.size();
       std::size_t line_begin = start;
       while (line_begin > 0 && base[line_begin - 1] != '\n') --line_begin;
       const std::size_t length = end - line_begin - (end > line_begin && base[end - 1] == '\r' ? 1 : 0);
@@ -580,13 +582,14 @@ class ReadingParser::Impl {
     const MetricRule* rule = metric < rules_.size() ? rules_[metric] : nullptr;
     switch (issue) {
       case SampleIssue::kNameLength:
-        return Invalid(std::move(field), fmt::format("metric names must be 1..{} bytes", kMaxMetricNameBytes));
+        return Invalid(std::move(field),
+                       fmt::format("metric names must be 1..{} bytes", kMaxMetricNameBytes));
       case SampleIssue::kUnknown:
         return Invalid(std::move(field), "unknown metric (schema.allow_unknown_metrics is false)");
       case SampleIssue::kType:
-        return Invalid(std::move(field),
-                       fmt::format("must be a {}, got {}", rule->type == MetricType::kBool ? "bool" : "number",
-                                   sample.is_bool ? "bool" : "number"));
+        return Invalid(std::move(field), fmt::format("must be a {}, got {}",
+                                                     rule->type == MetricType::kBool ? "bool" : "number",
+                                                     sample.is_bool ? "bool" : "number"));
       case SampleIssue::kInteger:
         return Invalid(std::move(field), fmt::format("must be an integer, got {}", sample.value));
       case SampleIssue::kBelow:

@@ -14,10 +14,12 @@ struct CatalogEntry {
 };
 
 inline constexpr std::array<CatalogEntry, 5> kCatalog = {{
-    {"image.thumbnail", "thumbnails of an image in one or more sizes (fit or fill), JPEG/PNG/WebP, EXIF-oriented"},
+    {"image.thumbnail",
+     "thumbnails of an image in one or more sizes (fit or fill), JPEG/PNG/WebP, EXIF-oriented"},
     {"image.convert", "converts an image to JPEG, PNG or WebP, optionally downscaled"},
     {"image.metadata", "format, size, channels and EXIF orientation of an image, read without decoding it"},
-    {"video.thumbnails", "thumbnails every N seconds (or N evenly spaced) from a video, plus a contact sheet"},
+    {"video.thumbnails",
+     "thumbnails every N seconds (or N evenly spaced) from a video, plus a contact sheet"},
     {"video.probe", "duration, frame rate, size, codec and frame count of a video"},
 }};
 

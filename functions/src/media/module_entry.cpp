@@ -3,8 +3,9 @@
 #include "builtins.hpp"
 #include "modules/builtin_module.hpp"
 
-extern "C" __attribute__((visibility("default"))) const runnel::functions::BuiltinModuleV1* runnel_builtin_module_v1() {
+extern "C" __attribute__((visibility("default"))) const runnel::functions::BuiltinModuleV1*
+runnel_builtin_module_v1() {
   static const runnel::functions::BuiltinModuleV1 module{runnel::functions::kBuildTag,
-                                                          &runnel::functions::RegisterMediaFunctions};
+                                                         &runnel::functions::RegisterMediaFunctions};
   return &module;
 }

@@ -37,7 +37,8 @@ std::string CodecText(const AVCodecParameters& par) {
   if (tag == 0 && par.codec_id != AV_CODEC_ID_NONE) {
     const std::string name = avcodec_get_name(par.codec_id);
     if (name.size() == 4 && name != "none") return name;
-    const AVCodecTag* const tables[] = {avformat_get_riff_video_tags(), avformat_get_mov_video_tags(), nullptr};
+    const AVCodecTag* const tables[] = {avformat_get_riff_video_tags(), avformat_get_mov_video_tags(),
+                                        nullptr};
     tag = av_codec_get_tag(tables, par.codec_id);
   }
   std::string text;
@@ -49,8 +50,8 @@ std::string CodecText(const AVCodecParameters& par) {
 }
 
 int DisplayRotation(const AVStream& stream) {
-  const auto* matrix =
-      reinterpret_cast<const std::int32_t*>(av_stream_get_side_data(&stream, AV_PKT_DATA_DISPLAYMATRIX, nullptr));
+  const auto* matrix = reinterpret_cast<const std::int32_t*>(
+      av_stream_get_side_data(&stream, AV_PKT_DATA_DISPLAYMATRIX, nullptr));
   if (matrix == nullptr) return 0;
   const double angle = av_display_rotation_get(matrix);
   if (!std::isfinite(angle)) return 0;
@@ -106,7 +107,8 @@ VideoDecoder::VideoDecoder(const VideoSource& source, VideoFacts& facts, std::ui
         duration = static_cast<double>(stream->duration) * Seconds(stream->time_base);
       count = std::floor(duration * facts.fps + 0.5);
     }
-    facts.frame_count = std::isfinite(count) && count > 0 && count < 1e12 ? static_cast<std::int64_t>(count) : 0;
+    facts.frame_count =
+        std::isfinite(count) && count > 0 && count < 1e12 ? static_cast<std::int64_t>(count) : 0;
     facts.codec = CodecText(par);
     if (facts.width <= 0 || facts.height <= 0) {
       throw FunctionError(Errc::kBadInput, fmt::format("not a readable video: the stream reports {}x{}",
@@ -169,9 +171,11 @@ cv::Mat VideoDecoder::Scaled(cv::Size size) {
   const bool sideways = rotation_ == 90 || rotation_ == 270;
   const cv::Size stored = sideways ? cv::Size(size.height, size.width) : size;
   // Area averaging when shrinking (every source pixel counts, as cv::INTER_AREA), bicubic otherwise.
-  const int filter = stored.width <= frame_->width && stored.height <= frame_->height ? SWS_AREA : SWS_BICUBIC;
-  scaler_ = sws_getCachedContext(scaler_, frame_->width, frame_->height, static_cast<AVPixelFormat>(frame_->format),
-                                 stored.width, stored.height, AV_PIX_FMT_BGR24, filter, nullptr, nullptr, nullptr);
+  const int filter =
+      stored.width <= frame_->width && stored.height <= frame_->height ? SWS_AREA : SWS_BICUBIC;
+  scaler_ =
+      sws_getCachedContext(scaler_, frame_->width, frame_->height, static_cast<AVPixelFormat>(frame_->format),
+                           stored.width, stored.height, AV_PIX_FMT_BGR24, filter, nullptr, nullptr, nullptr);
   if (scaler_ == nullptr) {
     throw FunctionError(Errc::kBadInput,
                         fmt::format("not a readable video: cannot convert frames of pixel format {}",

@@ -99,7 +99,8 @@ class VideoThumbnails final : public Function {
       if (count_ > 0 && next_wanted == wanted.size()) break;  // nothing more to keep
       if (!decoder.Next()) break;
       const double pts = decoder.Time();
-      const double time = pts >= 0 || facts.fps <= 0 ? std::max(pts, 0.0) : static_cast<double>(index) / facts.fps;
+      const double time =
+          pts >= 0 || facts.fps <= 0 ? std::max(pts, 0.0) : static_cast<double>(index) / facts.fps;
       bool keep = false;
       if (count_ > 0) {
         keep = index == wanted[next_wanted];

@@ -14,7 +14,6 @@
 namespace runnel::functions::media {
 namespace {
 
-
 std::string HexPrefix(std::string_view b) {
   std::string out;
   for (std::size_t i = 0; i < b.size() && i < 8; ++i)

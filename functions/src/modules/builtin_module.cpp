@@ -1,7 +1,6 @@
 #include "builtin_module.hpp"
 
 #include <dlfcn.h>
-
 #include <fmt/format.h>
 
 #include <cstdlib>
@@ -50,13 +49,13 @@ Registry Load(std::string_view family) {
     auto entry = reinterpret_cast<BuiltinModuleEntry>(::dlsym(handle, kBuiltinModuleEntry));
     const BuiltinModuleV1* module = entry != nullptr ? entry() : nullptr;
     if (module == nullptr) {
-      throw FunctionError(Errc::kBadConfig,
-                          fmt::format("{} is not a Runnel module: no {}", path.string(), kBuiltinModuleEntry));
+      throw FunctionError(Errc::kBadConfig, fmt::format("{} is not a Runnel module: no {}", path.string(),
+                                                        kBuiltinModuleEntry));
     }
     if (std::strcmp(module->build_tag, kBuildTag) != 0) {
       throw FunctionError(Errc::kBadConfig,
-                          fmt::format("the {} module {} comes from another build ({}); this one is {}", family,
-                                      path.string(), module->build_tag, kBuildTag));
+                          fmt::format("the {} module {} comes from another build ({}); this one is {}",
+                                      family, path.string(), module->build_tag, kBuildTag));
     }
     Registry registry;
     module->register_functions(registry);

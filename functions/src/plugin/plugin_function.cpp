@@ -37,12 +37,14 @@ struct Loaded {
 
 // Checks what an entry point returned: its version, its size, and that each function is complete.
 template <typename Plugin>
-void CheckPlugin(const std::string& path, const Plugin* plugin, std::uint32_t version, const char* entry_point) {
+void CheckPlugin(const std::string& path, const Plugin* plugin, std::uint32_t version,
+                 const char* entry_point) {
   if (plugin == nullptr) Refuse(path, fmt::format("{}() returned NULL", entry_point));
   if (plugin->abi_version != version) {
-    Refuse(path, fmt::format("it was built for plugin ABI version {}, but {}() is version {}'s entry point; this "
-                             "runnel loads versions {} and {} (rebuild it against this runnel's runnel/plugin.h)",
-                             plugin->abi_version, entry_point, version, RUNNEL_PLUGIN_ABI_V1, RUNNEL_PLUGIN_ABI_V2));
+    Refuse(path, fmt::format(
+                     "it was built for plugin ABI version {}, but {}() is version {}'s entry point; this "
+                     "runnel loads versions {} and {} (rebuild it against this runnel's runnel/plugin.h)",
+                     plugin->abi_version, entry_point, version, RUNNEL_PLUGIN_ABI_V1, RUNNEL_PLUGIN_ABI_V2));
   }
   if (plugin->struct_size < sizeof(Plugin)) {
     Refuse(path, fmt::format("its plugin struct (version {}) is {} bytes, expected at least {}", version,
@@ -70,20 +72,23 @@ Loaded Load(const std::string& path) {
     const RunnelPluginV2* plugin = reinterpret_cast<RunnelPluginEntryV2>(v2)();
     CheckPlugin(path, plugin, RUNNEL_PLUGIN_ABI_V2, RUNNEL_PLUGIN_ENTRY_POINT_V2);
     loaded.version = RUNNEL_PLUGIN_ABI_V2;
-    for (std::size_t i = 0; i < plugin->function_count; ++i) loaded.functions.push_back({nullptr, &plugin->functions[i]});
+    for (std::size_t i = 0; i < plugin->function_count; ++i)
+      loaded.functions.push_back({nullptr, &plugin->functions[i]});
     return loaded;
   }
   if (void* v1 = ::dlsym(handle, RUNNEL_PLUGIN_ENTRY_POINT_V1)) {
     const RunnelPluginV1* plugin = reinterpret_cast<RunnelPluginEntryV1>(v1)();
     CheckPlugin(path, plugin, RUNNEL_PLUGIN_ABI_V1, RUNNEL_PLUGIN_ENTRY_POINT_V1);
     loaded.version = RUNNEL_PLUGIN_ABI_V1;
-    for (std::size_t i = 0; i < plugin->function_count; ++i) loaded.functions.push_back({&plugin->functions[i], nullptr});
+    for (std::size_t i = 0; i < plugin->function_count; ++i)
+      loaded.functions.push_back({&plugin->functions[i], nullptr});
     return loaded;
   }
-  Refuse(path, fmt::format("it exports neither {}() nor {}() (not a Runnel plugin, or one built for another ABI; "
-                           "this runnel loads ABI versions {} and {})",
-                           RUNNEL_PLUGIN_ENTRY_POINT_V2, RUNNEL_PLUGIN_ENTRY_POINT_V1, RUNNEL_PLUGIN_ABI_V1,
-                           RUNNEL_PLUGIN_ABI_V2));
+  Refuse(path,
+         fmt::format("it exports neither {}() nor {}() (not a Runnel plugin, or one built for another ABI; "
+                     "this runnel loads ABI versions {} and {})",
+                     RUNNEL_PLUGIN_ENTRY_POINT_V2, RUNNEL_PLUGIN_ENTRY_POINT_V1, RUNNEL_PLUGIN_ABI_V1,
+                     RUNNEL_PLUGIN_ABI_V2));
 }
 
 std::string Names(const Loaded& loaded) {
@@ -97,23 +102,35 @@ std::string Names(const Loaded& loaded) {
 
 Errc StatusToErrc(int status) {
   switch (status) {
-    case RUNNEL_E_BAD_INPUT: return Errc::kBadInput;
-    case RUNNEL_E_LIMIT_EXCEEDED: return Errc::kLimitExceeded;
-    case RUNNEL_E_BAD_CONFIG: return Errc::kBadConfig;
-    case RUNNEL_E_TIMEOUT: return Errc::kTimeout;
-    case RUNNEL_E_TRANSIENT: return Errc::kTransient;
-    default: return Errc::kInternal;
+    case RUNNEL_E_BAD_INPUT:
+      return Errc::kBadInput;
+    case RUNNEL_E_LIMIT_EXCEEDED:
+      return Errc::kLimitExceeded;
+    case RUNNEL_E_BAD_CONFIG:
+      return Errc::kBadConfig;
+    case RUNNEL_E_TIMEOUT:
+      return Errc::kTimeout;
+    case RUNNEL_E_TRANSIENT:
+      return Errc::kTransient;
+    default:
+      return Errc::kInternal;
   }
 }
 
 int ErrcToStatus(Errc code) {
   switch (code) {
-    case Errc::kBadInput: return RUNNEL_E_BAD_INPUT;
-    case Errc::kLimitExceeded: return RUNNEL_E_LIMIT_EXCEEDED;
-    case Errc::kBadConfig: return RUNNEL_E_BAD_CONFIG;
-    case Errc::kTimeout: return RUNNEL_E_TIMEOUT;
-    case Errc::kTransient: return RUNNEL_E_TRANSIENT;
-    default: return RUNNEL_E_INTERNAL;
+    case Errc::kBadInput:
+      return RUNNEL_E_BAD_INPUT;
+    case Errc::kLimitExceeded:
+      return RUNNEL_E_LIMIT_EXCEEDED;
+    case Errc::kBadConfig:
+      return RUNNEL_E_BAD_CONFIG;
+    case Errc::kTimeout:
+      return RUNNEL_E_TIMEOUT;
+    case Errc::kTransient:
+      return RUNNEL_E_TRANSIENT;
+    default:
+      return RUNNEL_E_INTERNAL;
   }
 }
 
@@ -128,7 +145,8 @@ bool PlainSegment(std::string_view name) {
 // hands back. One per event and call; the callbacks run on the calling thread.
 class ResultSink {
  public:
-  ResultSink(Context& ctx, const Event& event, std::string function) : ctx_(&ctx), event_(&event), function_(std::move(function)) {
+  ResultSink(Context& ctx, const Event& event, std::string function)
+      : ctx_(&ctx), event_(&event), function_(std::move(function)) {
     v1_.struct_size = sizeof(RunnelResultV1);
     v1_.host = this;
     v1_.write = [](RunnelResultV1* r, const void* data, size_t size) { Of(r).Write(data, size); };
@@ -141,9 +159,8 @@ class ResultSink {
     v2_.set_content_type = [](RunnelResultV2* r, const char* type) { Of(r).content_type_ = Text(type); };
     v2_.set_error = [](RunnelResultV2* r, const char* message) { Of(r).error_ = Text(message); };
     v2_.log = [](RunnelResultV2* r, RunnelLogLevel level, const char* message) { Of(r).Log(level, message); };
-    v2_.write_output = [](RunnelResultV2* r, const char* name, const void* data, size_t size, const char* facts) {
-      return Of(r).WriteOutput(Text(name), data, size, facts);
-    };
+    v2_.write_output = [](RunnelResultV2* r, const char* name, const void* data, size_t size,
+                          const char* facts) { return Of(r).WriteOutput(Text(name), data, size, facts); };
     v2_.add_output = [](RunnelResultV2* r, const char* name, const char* facts) {
       return Of(r).AddOutput(Text(name), facts);
     };
@@ -181,10 +198,18 @@ class ResultSink {
     auto& log = ctx_->Log();
     const std::string_view text = Text(message);
     switch (level) {
-      case RUNNEL_LOG_DEBUG: log.debug("{}", text); break;
-      case RUNNEL_LOG_INFO: log.info("{}", text); break;
-      case RUNNEL_LOG_WARN: log.warn("{}", text); break;
-      default: log.error("{}", text); break;
+      case RUNNEL_LOG_DEBUG:
+        log.debug("{}", text);
+        break;
+      case RUNNEL_LOG_INFO:
+        log.info("{}", text);
+        break;
+      case RUNNEL_LOG_WARN:
+        log.warn("{}", text);
+        break;
+      default:
+        log.error("{}", text);
+        break;
     }
   }
 
@@ -194,7 +219,8 @@ class ResultSink {
     if (facts_json == nullptr || *facts_json == '\0') return true;
     facts = nlohmann::json::parse(facts_json, nullptr, false);
     if (facts.is_object()) return true;
-    ctx_->Log().warn("{}: output facts must be a JSON object, got: {}", function_, Text(facts_json).substr(0, 200));
+    ctx_->Log().warn("{}: output facts must be a JSON object, got: {}", function_,
+                     Text(facts_json).substr(0, 200));
     return false;
   }
 
@@ -242,12 +268,14 @@ class ResultSink {
     }
     Headers copied;
     for (size_t i = 0; headers != nullptr && i < header_count; ++i) {
-      copied.push_back({std::string(Text(headers[i].name)),
-                        std::string(headers[i].value ? headers[i].value : "", headers[i].value ? headers[i].value_size : 0)});
+      copied.push_back(
+          {std::string(Text(headers[i].name)), std::string(headers[i].value ? headers[i].value : "",
+                                                           headers[i].value ? headers[i].value_size : 0)});
     }
     try {
       ctx_->Emit(topic, key ? std::string_view(static_cast<const char*>(key), key_size) : std::string_view(),
-                 std::string(static_cast<const char*>(payload), payload ? payload_size : 0), std::move(copied));
+                 std::string(static_cast<const char*>(payload), payload ? payload_size : 0),
+                 std::move(copied));
       return RUNNEL_OK;
     } catch (const FunctionError& e) {
       ctx_->Log().warn("{}: emit to {}: {}", function_, topic, e.what());
@@ -274,7 +302,8 @@ class CEvent {
  public:
   CEvent(const Event& event, Context& ctx, const std::string& function) {
     headers_.reserve(event.envelope.extra.size());
-    for (const auto& h : event.envelope.extra) headers_.push_back({h.name.c_str(), h.value.c_str(), h.value.size()});
+    for (const auto& h : event.envelope.extra)
+      headers_.push_back({h.name.c_str(), h.value.c_str(), h.value.size()});
     file_path_ = event.envelope.file ? event.envelope.file->path : std::string();
     output_dir_ = (ctx.Outputs().Root() / function / event.envelope.id).string();
     c_.struct_size = sizeof(RunnelEventV1);
@@ -326,7 +355,8 @@ class PluginFunction final : public Function {
   Result Handle(const Event& event, Context& ctx) override {
     const CEvent e(event, ctx, function_name_);
     ResultSink sink(ctx, event, function_name_);
-    const int status = fn_.v2 ? fn_.v2->handle(instance_, &e.C(), sink.V2()) : fn_.v1->handle(instance_, &e.C(), sink.V1());
+    const int status =
+        fn_.v2 ? fn_.v2->handle(instance_, &e.C(), sink.V2()) : fn_.v1->handle(instance_, &e.C(), sink.V1());
     return sink.Finish(status, fn_.Name());
   }
 
@@ -378,7 +408,8 @@ class PluginFunction final : public Function {
 std::vector<PluginFunctionInfo> InspectPlugin(const std::string& path) {
   const Loaded loaded = Load(path);
   std::vector<PluginFunctionInfo> out;
-  for (const Entry& f : loaded.functions) out.push_back({f.Name(), f.Description() ? f.Description() : "", loaded.version});
+  for (const Entry& f : loaded.functions)
+    out.push_back({f.Name(), f.Description() ? f.Description() : "", loaded.version});
   return out;
 }
 
@@ -388,15 +419,16 @@ std::unique_ptr<Function> LoadPluginFunction(const std::string& path, const std:
   const Entry* chosen = nullptr;
   if (name.empty()) {
     if (loaded.functions.size() != 1) {
-      Refuse(path, fmt::format("it provides {} functions ({}): pick one with plugin:{}#NAME", loaded.functions.size(),
-                               Names(loaded), path));
+      Refuse(path, fmt::format("it provides {} functions ({}): pick one with plugin:{}#NAME",
+                               loaded.functions.size(), Names(loaded), path));
     }
     chosen = &loaded.functions[0];
   } else {
     for (const Entry& f : loaded.functions) {
       if (name == f.Name()) chosen = &f;
     }
-    if (chosen == nullptr) Refuse(path, fmt::format("it has no function '{}' (it has: {})", name, Names(loaded)));
+    if (chosen == nullptr)
+      Refuse(path, fmt::format("it has no function '{}' (it has: {})", name, Names(loaded)));
   }
   const std::string params_json = params.is_null() ? "{}" : params.dump();
   char error[1024] = {0};
@@ -404,7 +436,8 @@ std::unique_ptr<Function> LoadPluginFunction(const std::string& path, const std:
                               : chosen->v1->create(params_json.c_str(), error, sizeof error);
   if (instance == nullptr) {
     error[sizeof error - 1] = '\0';
-    throw FunctionError(Errc::kBadConfig, fmt::format("{}: {}", chosen->Name(), error[0] ? error : "create() failed"));
+    throw FunctionError(Errc::kBadConfig,
+                        fmt::format("{}: {}", chosen->Name(), error[0] ? error : "create() failed"));
   }
   return std::make_unique<PluginFunction>(std::move(loaded.library), *chosen, instance, function_name);
 }

@@ -1,10 +1,9 @@
 #include "runnel/functions/function.hpp"
 
 #include <fcntl.h>
+#include <fmt/format.h>
 #include <sys/stat.h>
 #include <unistd.h>
-
-#include <fmt/format.h>
 
 #include <cerrno>
 #include <cstring>
@@ -15,15 +14,16 @@ namespace runnel::functions {
 std::string Context::ReadInput(const Event& event, std::size_t max_bytes) {
   if (!event.envelope.file) {
     if (event.payload.size() > max_bytes) {
-      throw FunctionError(Errc::kLimitExceeded,
-                          fmt::format("payload is {} bytes, over the limit of {}", event.payload.size(), max_bytes));
+      throw FunctionError(Errc::kLimitExceeded, fmt::format("payload is {} bytes, over the limit of {}",
+                                                            event.payload.size(), max_bytes));
     }
     return event.payload;
   }
   const std::string& path = event.envelope.file->path;
   const int fd = ::open(path.c_str(), O_RDONLY | O_CLOEXEC);
   if (fd < 0) {
-    throw FunctionError(Errc::kBadInput, fmt::format("cannot open input file {}: {}", path, std::strerror(errno)));
+    throw FunctionError(Errc::kBadInput,
+                        fmt::format("cannot open input file {}: {}", path, std::strerror(errno)));
   }
   const UniqueFd closer{fd};
   struct stat st {};
@@ -32,8 +32,8 @@ std::string Context::ReadInput(const Event& event, std::size_t max_bytes) {
   }
   const auto size = static_cast<std::size_t>(st.st_size);
   if (size > max_bytes) {
-    throw FunctionError(Errc::kLimitExceeded,
-                        fmt::format("input file {} is {} bytes, over the limit of {}", path, size, max_bytes));
+    throw FunctionError(Errc::kLimitExceeded, fmt::format("input file {} is {} bytes, over the limit of {}",
+                                                          path, size, max_bytes));
   }
   std::string bytes(size, '\0');
   std::size_t done = 0;
@@ -41,7 +41,8 @@ std::string Context::ReadInput(const Event& event, std::size_t max_bytes) {
   while (done < size) {
     const ssize_t n = ::read(fd, bytes.data() + done, size - done);
     if (n < 0 && errno == EINTR) continue;
-    if (n < 0) throw FunctionError(Errc::kTransient, fmt::format("reading {}: {}", path, std::strerror(errno)));
+    if (n < 0)
+      throw FunctionError(Errc::kTransient, fmt::format("reading {}: {}", path, std::strerror(errno)));
     if (n == 0) break;  // the file shrank while we read it
     done += static_cast<std::size_t>(n);
   }
@@ -52,10 +53,11 @@ std::string Context::ReadInput(const Event& event, std::size_t max_bytes) {
 BatchSpec EffectiveBatch(const Function& function, const std::optional<BatchSpec>& configured) {
   if (!configured) return function.Batch();
   if (configured->max_events > 1 && !function.TakesBatches()) {
-    throw FunctionError(Errc::kBadConfig,
-                        fmt::format("batch.size {}: this function takes one event per call (it does not declare "
-                                    "batches); remove batch or set batch.size: 1",
-                                    configured->max_events));
+    throw FunctionError(
+        Errc::kBadConfig,
+        fmt::format("batch.size {}: this function takes one event per call (it does not declare "
+                    "batches); remove batch or set batch.size: 1",
+                    configured->max_events));
   }
   return *configured;
 }

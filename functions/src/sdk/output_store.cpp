@@ -1,8 +1,7 @@
 #include "runnel/functions/output_store.hpp"
 
-#include <unistd.h>
-
 #include <fmt/format.h>
+#include <unistd.h>
 
 #include <atomic>
 #include <fstream>
@@ -16,7 +15,8 @@ namespace {
 void CheckSegment(std::string_view what, std::string_view segment) {
   if (segment.empty() || segment == "." || segment == ".." || segment.find('/') != std::string_view::npos ||
       segment.find('\0') != std::string_view::npos) {
-    throw FunctionError(Errc::kInternal, fmt::format("output {} '{}' is not a plain path segment", what, segment));
+    throw FunctionError(Errc::kInternal,
+                        fmt::format("output {} '{}' is not a plain path segment", what, segment));
   }
 }
 
@@ -24,14 +24,16 @@ void CheckSegment(std::string_view what, std::string_view segment) {
 
 OutputStore::OutputStore(std::filesystem::path root) : root_(std::filesystem::absolute(std::move(root))) {}
 
-std::filesystem::path OutputStore::PathFor(std::string_view function, std::string_view event_id, std::string_view name) {
+std::filesystem::path OutputStore::PathFor(std::string_view function, std::string_view event_id,
+                                           std::string_view name) {
   CheckSegment("function", function);
   CheckSegment("event id", event_id);
   CheckSegment("name", name);
   auto dir = root_ / std::string(function) / std::string(event_id);
   std::error_code ec;
   std::filesystem::create_directories(dir, ec);
-  if (ec) throw FunctionError(Errc::kTransient, fmt::format("cannot create {}: {}", dir.string(), ec.message()));
+  if (ec)
+    throw FunctionError(Errc::kTransient, fmt::format("cannot create {}: {}", dir.string(), ec.message()));
   return dir / std::string(name);
 }
 
@@ -48,7 +50,8 @@ OutputFile OutputStore::Write(std::string_view function, std::string_view event_
   }
   std::error_code ec;
   std::filesystem::rename(tmp, path, ec);
-  if (ec) throw FunctionError(Errc::kTransient, fmt::format("cannot rename {} into place: {}", tmp, ec.message()));
+  if (ec)
+    throw FunctionError(Errc::kTransient, fmt::format("cannot rename {} into place: {}", tmp, ec.message()));
   return OutputFile{path.string(), bytes.size(), std::move(facts)};
 }
 

@@ -12,14 +12,13 @@
 // BENCH_VERBOSE=1 prints every trial as it ends; BENCH_PRODUCER_DEBUG sets librdkafka's `debug` in
 // the scale-from-zero bench's producer (e.g. "broker,msg,protocol").
 #include <fcntl.h>
+#include <fmt/chrono.h>
+#include <fmt/format.h>
 #include <signal.h>
 #include <sys/resource.h>
 #include <sys/socket.h>
 #include <sys/wait.h>
 #include <unistd.h>
-
-#include <fmt/chrono.h>
-#include <fmt/format.h>
 
 #include <algorithm>
 #include <cstdio>
@@ -56,7 +55,8 @@ std::string WithExtra(std::string yaml) {
 // Wall-clock time with milliseconds, to line trials up with the stack's log.
 std::string NowText() {
   const auto now = std::chrono::system_clock::now();
-  const auto ms = std::chrono::duration_cast<std::chrono::milliseconds>(now.time_since_epoch()).count() % 1000;
+  const auto ms =
+      std::chrono::duration_cast<std::chrono::milliseconds>(now.time_since_epoch()).count() % 1000;
   return fmt::format("{:%H:%M:%S}.{:03d}", fmt::gmtime(std::chrono::system_clock::to_time_t(now)), ms);
 }
 
@@ -68,9 +68,11 @@ bool Verbose() {
 std::string Summary(std::vector<double> v) {
   if (v.empty()) return "no samples";
   std::sort(v.begin(), v.end());
-  auto pct = [&](double p) { return v[std::min(v.size() - 1, static_cast<std::size_t>(p * static_cast<double>(v.size())))]; };
-  return fmt::format("p50 {:.1f} ms  p95 {:.1f} ms  min {:.1f}  max {:.1f}  (n={})", pct(0.5), pct(0.95), v.front(),
-                     v.back(), v.size());
+  auto pct = [&](double p) {
+    return v[std::min(v.size() - 1, static_cast<std::size_t>(p * static_cast<double>(v.size())))];
+  };
+  return fmt::format("p50 {:.1f} ms  p95 {:.1f} ms  min {:.1f}  max {:.1f}  (n={})", pct(0.5), pct(0.95),
+                     v.front(), v.back(), v.size());
 }
 
 // The autoscaler's status over its control socket (what `runnel status --json` prints).
@@ -106,7 +108,8 @@ class Control {
 // `args`: the worker command before its flags, e.g. {"/path/runnel-worker"}.
 // `cpu`, when given, gets each child's CPU time (user + system) until it was killed after HELLO:
 // what a start costs whatever the machine's load.
-std::vector<double> SpawnFloor(const std::vector<std::string>& args, int trials, std::vector<double>* cpu = nullptr) {
+std::vector<double> SpawnFloor(const std::vector<std::string>& args, int trials,
+                               std::vector<double>* cpu = nullptr) {
   zmq::context_t ctx(1);
   zmq::socket_t router(ctx, zmq::socket_type::router);
   router.set(zmq::sockopt::linger, 0);
@@ -130,7 +133,8 @@ std::vector<double> SpawnFloor(const std::vector<std::string>& args, int trials,
     }
     std::vector<zmq::message_t> frames;
     zmq::pollitem_t items[] = {{router.handle(), 0, ZMQ_POLLIN, 0}};
-    if (zmq::poll(items, 1, milliseconds(5000)) > 0 && zmq::recv_multipart(router, std::back_inserter(frames))) {
+    if (zmq::poll(items, 1, milliseconds(5000)) > 0 &&
+        zmq::recv_multipart(router, std::back_inserter(frames))) {
       out.push_back(Ms(Clock::now() - t0));
     }
     ::kill(pid, SIGKILL);
@@ -153,7 +157,8 @@ std::vector<double> StandbyStart(const std::string& worker_bin, int trials) {
   router.set(zmq::sockopt::linger, 0);
   router.bind("tcp://127.0.0.1:*");
   const std::string endpoint = router.get(zmq::sockopt::last_endpoint);
-  std::vector<std::string> argv_text = {worker_bin, "--function", "echo", "--dispatcher", endpoint, "--standby"};
+  std::vector<std::string> argv_text = {worker_bin,     "--function", "echo",
+                                        "--dispatcher", endpoint,     "--standby"};
   std::vector<char*> argv;
   for (auto& a : argv_text) argv.push_back(a.data());
   argv.push_back(nullptr);
@@ -171,11 +176,13 @@ std::vector<double> StandbyStart(const std::string& worker_bin, int trials) {
       ::_exit(127);
     }
     ::close(fds[1]);
-    const bool loaded = WaitFor([&] {
-      std::string comm;
-      std::getline(std::ifstream(fmt::format("/proc/{}/comm", pid)), comm);
-      return comm == "runnel-standby";
-    }, seconds(5), milliseconds(1));
+    const bool loaded = WaitFor(
+        [&] {
+          std::string comm;
+          std::getline(std::ifstream(fmt::format("/proc/{}/comm", pid)), comm);
+          return comm == "runnel-standby";
+        },
+        seconds(5), milliseconds(1));
     const auto t0 = Clock::now();
     const char go = 'g';
     std::vector<zmq::message_t> frames;
@@ -240,12 +247,14 @@ functions:
   WaitFor([&] { return control.Function("sleep").value("joined", 0) == 1; }, seconds(20), milliseconds(20));
   OneRoundTrip(producer, results, "echo");
   for (int i = 0; i < trials; ++i) {
-    WaitFor([&] {
-      auto f = control.Function("echo");
-      // Idle again: no worker, and the standby process (when the stack keeps one) replaced.
-      return f.value("desired", 1) == 0 && f.contains("workers") && f["workers"].empty() &&
-             (!f.contains("standby") || f["standby"].value("state", "") == "ready");
-    }, seconds(20), milliseconds(100));
+    WaitFor(
+        [&] {
+          auto f = control.Function("echo");
+          // Idle again: no worker, and the standby process (when the stack keeps one) replaced.
+          return f.value("desired", 1) == 0 && f.contains("workers") && f["workers"].empty() &&
+                 (!f.contains("standby") || f["standby"].value("state", "") == "ready");
+        },
+        seconds(20), milliseconds(100));
     if (Verbose()) fmt::print("  trial {} starts at {}\n", i, NowText());
     cold.push_back(OneRoundTrip(producer, results, "echo"));
     warm.push_back(OneRoundTrip(producer, results, "sleep"));
@@ -288,10 +297,12 @@ functions:
     producer.Flush(seconds(60));
   };
   for (int i = -1; i < trials; ++i) {
-    WaitFor([&] {
-      auto f = control.Function("sleep");
-      return f.value("desired", 1) == 0 && f.contains("workers") && f["workers"].empty();
-    }, seconds(30), milliseconds(20));
+    WaitFor(
+        [&] {
+          auto f = control.Function("sleep");
+          return f.value("desired", 1) == 0 && f.contains("workers") && f["workers"].empty();
+        },
+        seconds(30), milliseconds(20));
     // Joins are read from the stack's log (the dispatcher logs each), not by polling its status
     // socket: polling it every few milliseconds during the burst slowed the stack down itself.
     const auto before = Joins(stack);
@@ -299,13 +310,16 @@ functions:
     if (Verbose()) fmt::print("  trial {} starts at {}\n", i, NowText());
     publish_backlog();  // returns once the broker has them all
     double first = -1;
-    WaitFor([&] {
-      const auto joined = Joins(stack) - before;
-      if (first < 0 && joined >= 1) first = Ms(Clock::now() - t0);
-      return joined >= 6;
-    }, seconds(20), milliseconds(5));
+    WaitFor(
+        [&] {
+          const auto joined = Joins(stack) - before;
+          if (first < 0 && joined >= 1) first = Ms(Clock::now() - t0);
+          return joined >= 6;
+        },
+        seconds(20), milliseconds(5));
     const double all = Ms(Clock::now() - t0);
-    if (Verbose()) fmt::print("  trial {}{}: first {:.1f} ms, all {:.1f} ms\n", i, i < 0 ? " (warm-up)" : "", first, all);
+    if (Verbose())
+      fmt::print("  trial {}{}: first {:.1f} ms, all {:.1f} ms\n", i, i < 0 ? " (warm-up)" : "", first, all);
     if (i < 0) continue;
     to_desired.push_back(all);
     to_first.push_back(first);
@@ -336,14 +350,16 @@ void IdleRss() {
   std::this_thread::sleep_for(seconds(2));
   for (const auto& name : names) {
     const auto pids = stack.WorkerPids(name);
-    for (const auto& [id, pid] : pids) fmt::print("idle worker RSS {:<18} {:6.1f} MiB\n", name, static_cast<double>(RssKb(pid)) / 1024.0);
+    for (const auto& [id, pid] : pids)
+      fmt::print("idle worker RSS {:<18} {:6.1f} MiB\n", name, static_cast<double>(RssKb(pid)) / 1024.0);
   }
   // What standby_workers costs: the process each function keeps loaded (not started).
   Control control(stack.Endpoints()["status"]);
   for (const auto& name : names) {
     const auto f = control.Function(name);
     const int pid = f.contains("standby") ? f["standby"].value("pid", 0) : 0;
-    if (pid > 0) fmt::print("idle standby RSS {:<17} {:6.1f} MiB\n", name, static_cast<double>(RssKb(pid)) / 1024.0);
+    if (pid > 0)
+      fmt::print("idle standby RSS {:<17} {:6.1f} MiB\n", name, static_cast<double>(RssKb(pid)) / 1024.0);
   }
 }
 
@@ -376,7 +392,8 @@ int main(int argc, char** argv) {
   fmt::print("runnel autoscaler benchmark ({} trials){}, load average {:.2f} on {} cores\n", trials,
              quick ? " --quick" : "", LoadAverage(), std::thread::hardware_concurrency());
   if (run("spawn")) {
-    const std::string worker_bin = (std::filesystem::path(RunnelBin()).parent_path() / "runnel-worker").string();
+    const std::string worker_bin =
+        (std::filesystem::path(RunnelBin()).parent_path() / "runnel-worker").string();
     std::vector<double> slim_cpu, full_cpu;
     const auto slim = SpawnFloor({worker_bin}, trials, &slim_cpu);
     const auto full = SpawnFloor({RunnelBin(), "worker"}, trials, &full_cpu);

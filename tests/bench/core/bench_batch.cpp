@@ -55,7 +55,8 @@ Args Parse(int argc, char** argv) {
       std::stringstream list(value());
       for (std::string item; std::getline(list, item, ',');) a.batches.push_back(std::stoi(item));
     } else {
-      throw std::runtime_error("usage: bench_core_batch [--quick] [--events N] [--repeat R] [--batches 1,100]");
+      throw std::runtime_error(
+          "usage: bench_core_batch [--quick] [--events N] [--repeat R] [--batches 1,100]");
     }
   }
   if (a.quick && !events_given) a.events = 8'000;
@@ -86,8 +87,8 @@ struct Round {
   std::int64_t events = 0;
   std::int64_t seen = 0;
   std::int64_t not_ok = 0;
-  double end_s = 0;     // thaw -> every outcome on the feed (commit time when the feed dropped some)
-  double cpu_s = 0;     // runnel up + the worker over that span
+  double end_s = 0;  // thaw -> every outcome on the feed (commit time when the feed dropped some)
+  double cpu_s = 0;  // runnel up + the worker over that span
   std::string load;
   double Rate() const { return end_s > 0 ? static_cast<double>(events) / end_s : 0; }
   double CpuUs() const { return 1e6 * cpu_s / static_cast<double>(events); }
@@ -105,10 +106,12 @@ Round RunRound(const Args& a, int batch, zmq::context_t& ctx) {
   FeedOutcome outcome;
   WorkerProcess worker(kFunction, stack.Dispatcher(kFunction), "bench-0");
   const auto now_ms = [] {
-    return std::chrono::duration_cast<milliseconds>(std::chrono::system_clock::now().time_since_epoch()).count();
+    return std::chrono::duration_cast<milliseconds>(std::chrono::system_clock::now().time_since_epoch())
+        .count();
   };
   {
-    broker::Producer producer(kafka, broker::Producer::Options{"all", milliseconds(0), milliseconds(10'000), nullptr});
+    broker::Producer producer(
+        kafka, broker::Producer::Options{"all", milliseconds(0), milliseconds(10'000), nullptr});
     bool answered = false;
     const auto until = Clock::now() + std::chrono::seconds(60);
     while (!answered && Clock::now() < until) {
@@ -117,7 +120,8 @@ Round RunRound(const Args& a, int batch, zmq::context_t& ctx) {
       const auto round_until = Clock::now() + milliseconds(200);
       while (!answered && Clock::now() < round_until) answered = feed.Next(outcome, milliseconds(20));
     }
-    if (!answered) throw std::runtime_error("the worker answered no warm-up reading in 60 s:\n" + stack.Stderr());
+    if (!answered)
+      throw std::runtime_error("the worker answered no warm-up reading in 60 s:\n" + stack.Stderr());
   }
   auto all_committed = [&] { return AllCommitted(admin, kFunction, group); };
   if (!testing::WaitFor(all_committed, std::chrono::seconds(10), milliseconds(20))) {
@@ -129,7 +133,8 @@ Round RunRound(const Args& a, int batch, zmq::context_t& ctx) {
   worker.Freeze();
   const auto ts = now_ms();
   Preload(kafka, a.events, [&](std::int64_t i) {
-    return broker::Record{kFunction, static_cast<std::int32_t>(i % kPartitions), std::nullopt, Reading(i, ts), {}};
+    return broker::Record{
+        kFunction, static_cast<std::int32_t>(i % kPartitions), std::nullopt, Reading(i, ts), {}};
   });
 
   const double cpu_before = CpuSeconds(stack.Pid()) + CpuSeconds(worker.Pid());
@@ -154,7 +159,8 @@ Round RunRound(const Args& a, int batch, zmq::context_t& ctx) {
     next_commit_check = Clock::now() + milliseconds(100);
   }
   if (r.seen < a.events && !committed) {
-    throw std::runtime_error(fmt::format("{} of {} outcomes in 300 s and not all committed", r.seen, a.events));
+    throw std::runtime_error(
+        fmt::format("{} of {} outcomes in 300 s and not all committed", r.seen, a.events));
   }
   r.cpu_s = CpuSeconds(stack.Pid()) + CpuSeconds(worker.Pid()) - cpu_before;
   r.end_s = Seconds((r.seen == a.events ? *last : *committed) - t0);
@@ -175,9 +181,10 @@ int main(int argc, char** argv) {
   using namespace runnel::bench;
   try {
     const Args a = Parse(argc, argv);
-    std::printf("iot.ingest batches end to end: %lld readings (one per event, no key) per round, %d partitions, "
-                "embedded broker, `runnel up` + one `runnel worker` (concurrency 8), batch window 50 ms%s\n",
-                static_cast<long long>(a.events), kPartitions, a.quick ? " [--quick]" : "");
+    std::printf(
+        "iot.ingest batches end to end: %lld readings (one per event, no key) per round, %d partitions, "
+        "embedded broker, `runnel up` + one `runnel worker` (concurrency 8), batch window 50 ms%s\n",
+        static_cast<long long>(a.events), kPartitions, a.quick ? " [--quick]" : "");
     std::printf("machine: %s\n\n", MachineLine().c_str());
     std::fflush(stdout);
     zmq::context_t ctx(1);
@@ -185,16 +192,17 @@ int main(int argc, char** argv) {
     for (int rep = 0; rep < a.repeat; ++rep) {
       for (int batch : a.batches) {
         const Round r = RunRound(a, batch, ctx);
-        std::printf("batch %4d: %8.0f events/s (%.3f s), CPU %.2f us/event (stack + worker), %lld/%lld outcomes "
-                    "on the feed, %lld not ok; load %s\n",
-                    r.batch, r.Rate(), r.end_s, r.CpuUs(), static_cast<long long>(r.seen),
-                    static_cast<long long>(r.events), static_cast<long long>(r.not_ok), r.load.c_str());
+        std::printf(
+            "batch %4d: %8.0f events/s (%.3f s), CPU %.2f us/event (stack + worker), %lld/%lld outcomes "
+            "on the feed, %lld not ok; load %s\n",
+            r.batch, r.Rate(), r.end_s, r.CpuUs(), static_cast<long long>(r.seen),
+            static_cast<long long>(r.events), static_cast<long long>(r.not_ok), r.load.c_str());
         std::fflush(stdout);
         rounds[batch].push_back(r);
       }
     }
-    std::printf("\nsummary (medians of %d round(s) each)\n%-6s %12s %14s %12s %12s\n", a.repeat, "batch", "events/s",
-                "CPU us/event", "rate ratio", "CPU ratio");
+    std::printf("\nsummary (medians of %d round(s) each)\n%-6s %12s %14s %12s %12s\n", a.repeat, "batch",
+                "events/s", "CPU us/event", "rate ratio", "CPU ratio");
     const auto& base = rounds.at(a.batches.front());
     std::vector<double> base_rate, base_cpu;
     for (const auto& r : base) {

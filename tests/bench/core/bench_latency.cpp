@@ -54,7 +54,8 @@ Args Parse(int argc, char** argv) {
       a.fetch_wait_ms = value();
     } else {
       throw std::runtime_error(
-          "usage: bench_core_latency [--quick] [--events N] [--linger-ms L] [--gap-ms G] [--fetch-wait-ms F]");
+          "usage: bench_core_latency [--quick] [--events N] [--linger-ms L] [--gap-ms G] [--fetch-wait-ms "
+          "F]");
     }
   }
   if (a.quick && !events_given) a.events = 200;
@@ -64,7 +65,8 @@ Args Parse(int argc, char** argv) {
 
 std::string Yaml(const Args& a) {
   std::string yaml;
-  if (a.fetch_wait_ms >= 0) yaml += fmt::format("kafka:\n  options:\n    fetch.wait.max.ms: \"{}\"\n", a.fetch_wait_ms);
+  if (a.fetch_wait_ms >= 0)
+    yaml += fmt::format("kafka:\n  options:\n    fetch.wait.max.ms: \"{}\"\n", a.fetch_wait_ms);
   yaml += fmt::format(
       "functions:\n"
       "  - name: {}\n"
@@ -100,11 +102,12 @@ int main(int argc, char** argv) {
   using namespace runnel::bench;
   try {
     const Args a = Parse(argc, argv);
-    std::printf("core latency: %d echo events one at a time, producer linger %d ms, pause 0..%d ms between events, "
-                "fetch.wait.max.ms %s; embedded broker, `runnel up` with 1 worker%s\n",
-                a.events, a.linger_ms, a.gap_ms,
-                a.fetch_wait_ms >= 0 ? std::to_string(a.fetch_wait_ms).c_str() : "default (dispatcher 5)",
-                a.quick ? " [--quick]" : "");
+    std::printf(
+        "core latency: %d echo events one at a time, producer linger %d ms, pause 0..%d ms between events, "
+        "fetch.wait.max.ms %s; embedded broker, `runnel up` with 1 worker%s\n",
+        a.events, a.linger_ms, a.gap_ms,
+        a.fetch_wait_ms >= 0 ? std::to_string(a.fetch_wait_ms).c_str() : "default (dispatcher 5)",
+        a.quick ? " [--quick]" : "");
     std::printf("machine: %s\n\n", MachineLine().c_str());
     std::fflush(stdout);
 
@@ -116,8 +119,8 @@ int main(int argc, char** argv) {
     std::optional<Clock::time_point> acked;
     bool ack_ok = true;
     // After the state its delivery reports touch: destroyed (and flushed) first.
-    broker::Producer producer(stack.Kafka(),
-                              broker::Producer::Options{"all", milliseconds(a.linger_ms), milliseconds(10'000), nullptr});
+    broker::Producer producer(stack.Kafka(), broker::Producer::Options{"all", milliseconds(a.linger_ms),
+                                                                       milliseconds(10'000), nullptr});
     FeedOutcome outcome;
 
     const std::string payload(16, 'x');
@@ -177,10 +180,15 @@ int main(int argc, char** argv) {
         continue;
       }
       total_ms.push_back(Millis(*got - t0));
-      if (auto us = MetaInt(outcome.meta, "duration_us")) call_ms.push_back(static_cast<double>(*us) / 1000.0);
+      if (auto us = MetaInt(outcome.meta, "duration_us"))
+        call_ms.push_back(static_cast<double>(*us) / 1000.0);
       // The acknowledgement normally comes before the result; wait briefly when it has not.
-      (void)testing::WaitFor([&] { std::lock_guard lock(ack_mu); return acked.has_value(); }, milliseconds(1000),
-                             milliseconds(0));
+      (void)testing::WaitFor(
+          [&] {
+            std::lock_guard lock(ack_mu);
+            return acked.has_value();
+          },
+          milliseconds(1000), milliseconds(0));
       std::lock_guard lock(ack_mu);
       if (acked && ack_ok) ack_ms.push_back(Millis(*acked - t0));
     }
@@ -189,12 +197,15 @@ int main(int argc, char** argv) {
     const Stats t = Summarize(total_ms);
     const Stats k = Summarize(ack_ms);
     const Stats c = Summarize(call_ms);
-    std::printf("%zu of %d events answered in %.1f s (%d without an outcome within 2 s)\n", total_ms.size(), a.events,
-                wall, lost);
+    std::printf("%zu of %d events answered in %.1f s (%d without an outcome within 2 s)\n", total_ms.size(),
+                a.events, wall, lost);
     std::printf("%-32s %8s %8s %8s %8s %8s\n", "ms", "p50", "p95", "p99", "max", "mean");
-    std::printf("%-32s %8.2f %8.2f %8.2f %8.2f %8.2f\n", "publish -> result on the feed", t.p50, t.p95, t.p99, t.max, t.mean);
-    std::printf("%-32s %8.2f %8.2f %8.2f %8.2f %8.2f\n", "publish -> Kafka ack (acks=all)", k.p50, k.p95, k.p99, k.max, k.mean);
-    std::printf("%-32s %8.3f %8.3f %8.3f %8.3f %8.3f\n", "echo call in the worker", c.p50, c.p95, c.p99, c.max, c.mean);
+    std::printf("%-32s %8.2f %8.2f %8.2f %8.2f %8.2f\n", "publish -> result on the feed", t.p50, t.p95, t.p99,
+                t.max, t.mean);
+    std::printf("%-32s %8.2f %8.2f %8.2f %8.2f %8.2f\n", "publish -> Kafka ack (acks=all)", k.p50, k.p95,
+                k.p99, k.max, k.mean);
+    std::printf("%-32s %8.3f %8.3f %8.3f %8.3f %8.3f\n", "echo call in the worker", c.p50, c.p95, c.p99,
+                c.max, c.mean);
     std::printf("p99 %.2f ms (target < 10 ms): %s\n", t.p99, lost == 0 && t.p99 < 10.0 ? "met" : "NOT met");
     return lost == 0 ? 0 : 1;
   } catch (const std::exception& e) {

@@ -4,10 +4,9 @@
 // and a bounded wait first, then ChildProcess kills its whole group.
 #pragma once
 
+#include <fmt/format.h>
 #include <signal.h>
 #include <unistd.h>
-
-#include <fmt/format.h>
 
 #include <algorithm>
 #include <atomic>
@@ -18,11 +17,11 @@
 #include <filesystem>
 #include <fstream>
 #include <iterator>
-#include <sstream>
 #include <map>
 #include <memory>
 #include <nlohmann/json.hpp>
 #include <optional>
+#include <sstream>
 #include <stdexcept>
 #include <string>
 #include <string_view>
@@ -56,8 +55,9 @@ class Stack {
         std::vector<std::string>{testing::RunnelBin(), "up", "--config", config.string(), "--state-dir",
                                  (dir_ / "state").string()},
         // BENCH_RUNNEL_LOG sets the stack's log levels (BENCH_STACK_STDERR prints them at the end).
-        std::map<std::string, std::string>{
-            {"RUNNEL_LOG", std::getenv("BENCH_RUNNEL_LOG") != nullptr ? std::getenv("BENCH_RUNNEL_LOG") : "warn"}});
+        std::map<std::string, std::string>{{"RUNNEL_LOG", std::getenv("BENCH_RUNNEL_LOG") != nullptr
+                                                              ? std::getenv("BENCH_RUNNEL_LOG")
+                                                              : "warn"}});
     if (!up_->WaitForOutput("runnel stack up", std::chrono::seconds(30))) {
       throw std::runtime_error(fmt::format("runnel up did not start:\n{}\n{}", up_->Stdout(), up_->Stderr()));
     }
@@ -66,7 +66,8 @@ class Stack {
 
   ~Stack() {
     up_->Signal(SIGINT);
-    if (!up_->Wait(std::chrono::seconds(30))) std::fprintf(stderr, "bench: runnel up did not stop in 30 s; killed\n");
+    if (!up_->Wait(std::chrono::seconds(30)))
+      std::fprintf(stderr, "bench: runnel up did not stop in 30 s; killed\n");
     up_.reset();
     std::error_code ignored;
     std::filesystem::remove_all(dir_, ignored);
@@ -74,7 +75,9 @@ class Stack {
   Stack(const Stack&) = delete;
   Stack& operator=(const Stack&) = delete;
 
-  broker::KafkaConfig Kafka() const { return {endpoints_.at("kafka").get<std::string>(), "runnel-bench", {}}; }
+  broker::KafkaConfig Kafka() const {
+    return {endpoints_.at("kafka").get<std::string>(), "runnel-bench", {}};
+  }
   std::string Dispatcher(const std::string& function) const {
     return endpoints_.at("dispatchers").at(function).get<std::string>();
   }
@@ -93,13 +96,15 @@ class WorkerProcess {
  public:
   WorkerProcess(const std::string& function, const std::string& dispatcher, const std::string& id,
                 std::vector<std::string> extra = {}) {
-    std::vector<std::string> argv = {testing::RunnelBin(), "worker", "--function", function, "--dispatcher",
-                                     dispatcher,           "--id",   id};
+    std::vector<std::string> argv = {testing::RunnelBin(), "worker",   "--function", function,
+                                     "--dispatcher",       dispatcher, "--id",       id};
     argv.insert(argv.end(), extra.begin(), extra.end());
-    child_ = std::make_unique<testing::ChildProcess>(std::move(argv),
-                                                     // BENCH_RUNNEL_LOG sets the stack's log levels (BENCH_STACK_STDERR prints them at the end).
-        std::map<std::string, std::string>{
-            {"RUNNEL_LOG", std::getenv("BENCH_RUNNEL_LOG") != nullptr ? std::getenv("BENCH_RUNNEL_LOG") : "warn"}});
+    child_ = std::make_unique<testing::ChildProcess>(
+        std::move(argv),
+        // BENCH_RUNNEL_LOG sets the stack's log levels (BENCH_STACK_STDERR prints them at the end).
+        std::map<std::string, std::string>{{"RUNNEL_LOG", std::getenv("BENCH_RUNNEL_LOG") != nullptr
+                                                              ? std::getenv("BENCH_RUNNEL_LOG")
+                                                              : "warn"}});
   }
   ~WorkerProcess() { Stop(); }
   WorkerProcess(const WorkerProcess&) = delete;
@@ -114,7 +119,8 @@ class WorkerProcess {
     if (!child_) return;
     child_->Signal(SIGTERM);
     child_->Signal(SIGCONT);
-    if (!child_->Wait(std::chrono::seconds(15))) std::fprintf(stderr, "bench: a worker did not drain in 15 s; killed\n");
+    if (!child_->Wait(std::chrono::seconds(15)))
+      std::fprintf(stderr, "bench: a worker did not drain in 15 s; killed\n");
     child_.reset();
   }
 
@@ -231,7 +237,8 @@ inline bool AllCommitted(broker::Admin& admin, const std::string& topic, const s
 // until every one is acknowledged; throws otherwise.
 template <typename MakeRecord>
 void Preload(const broker::KafkaConfig& kafka, std::int64_t count, MakeRecord record) {
-  broker::Producer producer(kafka, broker::Producer::Options{"all", milliseconds(5), milliseconds(10'000), nullptr});
+  broker::Producer producer(kafka,
+                            broker::Producer::Options{"all", milliseconds(5), milliseconds(10'000), nullptr});
   std::atomic<std::int64_t> failed{0};
   for (std::int64_t i = 0; i < count; ++i) {
     producer.Produce(record(i), [&failed](const broker::Delivery& d) {

@@ -75,14 +75,16 @@ Args Parse(int argc, char** argv) {
       workers_given = true;
     } else {
       throw std::runtime_error(
-          "usage: bench_core_throughput [--quick] [--events N] [--partitions P] [--workers 1,2,4] [--capacity C]");
+          "usage: bench_core_throughput [--quick] [--events N] [--partitions P] [--workers 1,2,4] "
+          "[--capacity C]");
     }
   }
   if (a.quick) {
     if (!events_given) a.events = 20'000;
     if (!workers_given) a.workers = {1, 2};
   }
-  if (a.events < a.partitions || a.partitions < 1) throw std::runtime_error("need at least one event per partition");
+  if (a.events < a.partitions || a.partitions < 1)
+    throw std::runtime_error("need at least one event per partition");
   a.events -= a.events % a.partitions;  // the same count on every partition
   return a;
 }
@@ -101,8 +103,8 @@ std::string Yaml(const Args& a) {
 }
 
 struct RawRate {
-  double seconds = 0;        // assign -> last record (the connection to the broker already open)
-  double from_first_s = 0;   // first record -> last record
+  double seconds = 0;       // assign -> last record (the connection to the broker already open)
+  double from_first_s = 0;  // first record -> last record
   std::int64_t records = 0;
   double FromAssign() const { return seconds > 0 ? static_cast<double>(records) / seconds : 0; }
   double FromFirst() const { return from_first_s > 0 ? static_cast<double>(records - 1) / from_first_s : 0; }
@@ -117,7 +119,8 @@ RawRate RawLibrdkafkaConsume(const broker::KafkaConfig& kafka, const std::vector
   char err[512];
   rd_kafka_conf_t* conf = rd_kafka_conf_new();
   auto set = [&](const char* k, const std::string& v) {
-    if (rd_kafka_conf_set(conf, k, v.c_str(), err, sizeof err) != RD_KAFKA_CONF_OK) throw std::runtime_error(err);
+    if (rd_kafka_conf_set(conf, k, v.c_str(), err, sizeof err) != RD_KAFKA_CONF_OK)
+      throw std::runtime_error(err);
   };
   set("bootstrap.servers", kafka.bootstrap);
   set("group.id", "bench.raw");
@@ -166,7 +169,8 @@ RawRate RawLibrdkafkaConsume(const broker::KafkaConfig& kafka, const std::vector
   rd_kafka_queue_destroy(queue);
   rd_kafka_consumer_close(rk);
   rd_kafka_destroy(rk);
-  if (got < want) throw std::runtime_error(fmt::format("raw consumer read {} of {} records in 120 s", got, want));
+  if (got < want)
+    throw std::runtime_error(fmt::format("raw consumer read {} of {} records in 120 s", got, want));
   (void)bytes;
   return {Seconds(t1 - t0), Seconds(t1 - *first), got};
 }
@@ -174,9 +178,11 @@ RawRate RawLibrdkafkaConsume(const broker::KafkaConfig& kafka, const std::vector
 // The same read through Runnel's broker::Consumer (copies each record into a broker::Message).
 RawRate RunnelConsume(const broker::KafkaConfig& kafka, const std::vector<std::int64_t>& base,
                       std::int64_t per_partition) {
-  broker::Consumer consumer(kafka, broker::Consumer::Options{"bench.runnel-consumer", "earliest", milliseconds(5)});
+  broker::Consumer consumer(kafka,
+                            broker::Consumer::Options{"bench.runnel-consumer", "earliest", milliseconds(5)});
   std::vector<broker::TopicPartitionOffset> assign;
-  for (std::size_t p = 0; p < base.size(); ++p) assign.push_back({kFunction, static_cast<std::int32_t>(p), base[p]});
+  for (std::size_t p = 0; p < base.size(); ++p)
+    assign.push_back({kFunction, static_cast<std::int32_t>(p), base[p]});
   const std::int64_t want = per_partition * static_cast<std::int64_t>(base.size());
   std::int64_t got = 0;
   (void)consumer.Watermarks(kFunction, 0);
@@ -190,7 +196,8 @@ RawRate RunnelConsume(const broker::KafkaConfig& kafka, const std::vector<std::i
     got += static_cast<std::int64_t>(n);
   }
   const auto t1 = Clock::now();
-  if (got < want) throw std::runtime_error(fmt::format("broker::Consumer read {} of {} records in 120 s", got, want));
+  if (got < want)
+    throw std::runtime_error(fmt::format("broker::Consumer read {} of {} records in 120 s", got, want));
   return {Seconds(t1 - t0), Seconds(t1 - *first), got};
 }
 
@@ -200,16 +207,16 @@ struct Round {
   double publish_s = 0;
   RawRate raw;
   RawRate runnel_consumer;
-  double feed_last_s = 0;     // worker start -> last outcome on the feed
-  double feed_first_s = 0;    // worker start -> first outcome on the feed
-  double commit_s = 0;        // worker start -> committed offsets at the end
-  std::int64_t seen = 0;      // distinct outcomes on the feed
-  std::int64_t not_ok = 0;    // outcomes whose status was not ok
-  double end_s = 0;           // the end used for the rate
-  double raw_cpu_s = 0;       // CPU of the raw consume: this process + runnel up (the embedded broker)
-  double stack_cpu_s = 0;     // CPU of runnel up + workers during the end-to-end phase
-  double bench_cpu_s = 0;     // CPU of this process (the feed subscriber) during it
-  std::string load;           // load average after the round
+  double feed_last_s = 0;   // worker start -> last outcome on the feed
+  double feed_first_s = 0;  // worker start -> first outcome on the feed
+  double commit_s = 0;      // worker start -> committed offsets at the end
+  std::int64_t seen = 0;    // distinct outcomes on the feed
+  std::int64_t not_ok = 0;  // outcomes whose status was not ok
+  double end_s = 0;         // the end used for the rate
+  double raw_cpu_s = 0;     // CPU of the raw consume: this process + runnel up (the embedded broker)
+  double stack_cpu_s = 0;   // CPU of runnel up + workers during the end-to-end phase
+  double bench_cpu_s = 0;   // CPU of this process (the feed subscriber) during it
+  std::string load;         // load average after the round
   double RawCpuUs() const { return 1e6 * raw_cpu_s / static_cast<double>(events); }
   double E2eCpuUs() const { return 1e6 * (stack_cpu_s + bench_cpu_s) / static_cast<double>(events); }
   double Rate() const { return end_s > 0 ? static_cast<double>(events) / end_s : 0; }
@@ -238,11 +245,13 @@ Round RunRound(const Args& a, int workers, zmq::context_t& ctx) {
     procs.push_back(std::make_unique<WorkerProcess>(kFunction, stack.Dispatcher(kFunction), id, extra));
   }
   {
-    broker::Producer producer(kafka, broker::Producer::Options{"all", milliseconds(0), milliseconds(10'000), nullptr});
+    broker::Producer producer(
+        kafka, broker::Producer::Options{"all", milliseconds(0), milliseconds(10'000), nullptr});
     const auto until = Clock::now() + std::chrono::seconds(60);
     while (answered.size() < static_cast<std::size_t>(workers) && Clock::now() < until) {
       for (int i = 0; i < 4 * workers; ++i) {
-        producer.Produce({kFunction, broker::kAnyPartition, std::nullopt, "warm-up", {}}, [](const broker::Delivery&) {});
+        producer.Produce({kFunction, broker::kAnyPartition, std::nullopt, "warm-up", {}},
+                         [](const broker::Delivery&) {});
       }
       const auto round_until = Clock::now() + milliseconds(100);
       while (Clock::now() < round_until) {
@@ -284,10 +293,11 @@ Round RunRound(const Args& a, int workers, zmq::context_t& ctx) {
   for (const auto& p : admin.Offsets(kFunction, group)) {
     const auto b = base[static_cast<std::size_t>(p.partition)];
     if (p.log_start > b || p.end != b + per_partition) {
-      throw std::runtime_error(fmt::format(
-          "partition {}: log start {} end {}, expected start <= {} and end {}: the embedded broker's cap dropped "
-          "events; use fewer --events or more --partitions",
-          p.partition, p.log_start, p.end, b, b + per_partition));
+      throw std::runtime_error(
+          fmt::format("partition {}: log start {} end {}, expected start <= {} and end {}: the embedded "
+                      "broker's cap dropped "
+                      "events; use fewer --events or more --partitions",
+                      p.partition, p.log_start, p.end, b, b + per_partition));
     }
   }
 
@@ -298,8 +308,9 @@ Round RunRound(const Args& a, int workers, zmq::context_t& ctx) {
   r.runnel_consumer = RunnelConsume(kafka, base, per_partition);
 
   // 4. End to end: the clock starts when the workers are thawed.
-  std::vector<std::vector<std::uint8_t>> seen(static_cast<std::size_t>(a.partitions),
-                                              std::vector<std::uint8_t>(static_cast<std::size_t>(per_partition), 0));
+  std::vector<std::vector<std::uint8_t>> seen(
+      static_cast<std::size_t>(a.partitions),
+      std::vector<std::uint8_t>(static_cast<std::size_t>(per_partition), 0));
   std::optional<Clock::time_point> first, last, committed;
   // Counts an outcome of a bench event seen for the first time; false for anything else.
   auto accept = [&](const FeedOutcome& got) {
@@ -357,8 +368,8 @@ Round RunRound(const Args& a, int workers, zmq::context_t& ctx) {
     next_commit_check = now + milliseconds(r.seen == a.events ? 5 : 100);
   }
   if (!committed) {
-    throw std::runtime_error(fmt::format("not every event was committed within 300 s ({} of {} outcomes seen)",
-                                         r.seen, a.events));
+    throw std::runtime_error(
+        fmt::format("not every event was committed within 300 s ({} of {} outcomes seen)", r.seen, a.events));
   }
   r.stack_cpu_s = stack_cpu() - stack_cpu_before;
   r.bench_cpu_s = CpuSeconds(0) - bench_cpu_before;
@@ -379,43 +390,55 @@ int main(int argc, char** argv) {
   using namespace runnel::bench;
   try {
     const Args a = Parse(argc, argv);
-    std::printf("core throughput: %lld echo events (%zu-byte values, no key, no headers), %d partitions, "
-                "embedded broker, `runnel up` + `runnel worker` processes%s\n",
-                static_cast<long long>(a.events), kValueBytes, a.partitions, a.quick ? " [--quick]" : "");
+    std::printf(
+        "core throughput: %lld echo events (%zu-byte values, no key, no headers), %d partitions, "
+        "embedded broker, `runnel up` + `runnel worker` processes%s\n",
+        static_cast<long long>(a.events), kValueBytes, a.partitions, a.quick ? " [--quick]" : "");
     std::printf("machine: %s\n\n", MachineLine().c_str());
     std::fflush(stdout);
     zmq::context_t ctx(1);
     std::vector<Round> rounds;
     for (int w : a.workers) {
       const Round r = RunRound(a, w, ctx);
-      std::printf("workers %d: preload %.2f s (%.0f/s); raw librdkafka %.0f ev/s (%.3f s from assign, %.3f s from the first record), broker::Consumer %.0f ev/s; "
-                  "end to end from the thaw: first outcome %.3f s, last outcome %.3f s, committed %.3f s; %lld/%lld outcomes on the "
-                  "feed, %lld not ok; CPU per event: raw consume %.2f us, end to end %.2f us (stack %.2f s, bench %.2f s); load %s\n",
-                  w, r.publish_s, static_cast<double>(r.events) / r.publish_s, r.raw.Rate(), r.raw.seconds, r.raw.from_first_s,
-                  r.runnel_consumer.Rate(), r.feed_first_s, r.feed_last_s, r.commit_s,
-                  static_cast<long long>(r.seen), static_cast<long long>(r.events), static_cast<long long>(r.not_ok),
-                  r.RawCpuUs(), r.E2eCpuUs(), r.stack_cpu_s, r.bench_cpu_s, r.load.c_str());
+      std::printf(
+          "workers %d: preload %.2f s (%.0f/s); raw librdkafka %.0f ev/s (%.3f s from assign, %.3f s from "
+          "the first record), broker::Consumer %.0f ev/s; "
+          "end to end from the thaw: first outcome %.3f s, last outcome %.3f s, committed %.3f s; %lld/%lld "
+          "outcomes on the "
+          "feed, %lld not ok; CPU per event: raw consume %.2f us, end to end %.2f us (stack %.2f s, bench "
+          "%.2f s); load %s\n",
+          w, r.publish_s, static_cast<double>(r.events) / r.publish_s, r.raw.Rate(), r.raw.seconds,
+          r.raw.from_first_s, r.runnel_consumer.Rate(), r.feed_first_s, r.feed_last_s, r.commit_s,
+          static_cast<long long>(r.seen), static_cast<long long>(r.events), static_cast<long long>(r.not_ok),
+          r.RawCpuUs(), r.E2eCpuUs(), r.stack_cpu_s, r.bench_cpu_s, r.load.c_str());
       std::fflush(stdout);
       rounds.push_back(r);
     }
-    std::printf("\nsummary (end = %s)\n", "last outcome on the results feed, every event's outcome seen; commit when not");
+    std::printf("\nsummary (end = %s)\n",
+                "last outcome on the results feed, every event's outcome seen; commit when not");
     std::printf("%-8s %12s %17s %7s %16s %13s %13s %9s\n", "workers", "e2e ev/s", "raw consume ev/s", "ratio",
                 "steady e2e ev/s", "e2e CPU us/ev", "raw CPU us/ev", "CPU ratio");
     bool met = true;
     for (const auto& r : rounds) {
-      const double steady =
-          r.feed_last_s > r.feed_first_s ? static_cast<double>(r.seen - 1) / (r.feed_last_s - r.feed_first_s) : 0;
-      std::printf("%-8d %12.0f %17.0f %7.2f %16.0f %13.2f %13.2f %9.2f%s\n", r.workers, r.Rate(), r.raw.Rate(), r.Ratio(),
-                  steady, r.E2eCpuUs(), r.RawCpuUs(), r.RawCpuUs() / r.E2eCpuUs(),
+      const double steady = r.feed_last_s > r.feed_first_s
+                                ? static_cast<double>(r.seen - 1) / (r.feed_last_s - r.feed_first_s)
+                                : 0;
+      std::printf("%-8d %12.0f %17.0f %7.2f %16.0f %13.2f %13.2f %9.2f%s\n", r.workers, r.Rate(),
+                  r.raw.Rate(), r.Ratio(), steady, r.E2eCpuUs(), r.RawCpuUs(), r.RawCpuUs() / r.E2eCpuUs(),
                   r.seen == r.events ? "" : "  (feed dropped outcomes: end = commit)");
       met = met && r.not_ok == 0;
     }
     double best = 0;
     for (const auto& r : rounds) best = std::max(best, r.Ratio());
-    const double head_start_ms = rounds.empty() ? 0 : 1000.0 * static_cast<double>(std::min<std::int64_t>(kDispatcherBuffer, a.events)) / rounds[0].raw.Rate();
+    const double head_start_ms =
+        rounds.empty() ? 0
+                       : 1000.0 * static_cast<double>(std::min<std::int64_t>(kDispatcherBuffer, a.events)) /
+                             rounds[0].raw.Rate();
     std::printf("best ratio %.2f (target >= 0.50): %s\n", best, best >= 0.5 ? "met" : "NOT met");
-    std::printf("note: the dispatcher buffered up to %zu records before the clock started (~%.0f ms of raw consume)\n",
-                kDispatcherBuffer, head_start_ms);
+    std::printf(
+        "note: the dispatcher buffered up to %zu records before the clock started (~%.0f ms of raw "
+        "consume)\n",
+        kDispatcherBuffer, head_start_ms);
     if (!met) {
       std::printf("some outcomes were not ok\n");
       return 1;

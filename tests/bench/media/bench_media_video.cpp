@@ -65,7 +65,9 @@ std::string WriteClip(const fs::path& dir, int seconds, std::string& codec) {
 double ProcessCpuSeconds() {
   rusage usage{};
   ::getrusage(RUSAGE_SELF, &usage);
-  const auto seconds = [](const timeval& t) { return static_cast<double>(t.tv_sec) + static_cast<double>(t.tv_usec) * 1e-6; };
+  const auto seconds = [](const timeval& t) {
+    return static_cast<double>(t.tv_sec) + static_cast<double>(t.tv_usec) * 1e-6;
+  };
   return seconds(usage.ru_utime) + seconds(usage.ru_stime);
 }
 
@@ -130,17 +132,18 @@ int main(int argc, char** argv) {
   }
   double load[3] = {0, 0, 0};
   ::getloadavg(load, 3);
-  std::printf("\n%s, %ld frames, best of %d rounds (load average %.2f %.2f %.2f)\n", codec.c_str(), frames, rounds,
-              load[0], load[1], load[2]);
+  std::printf("\n%s, %ld frames, best of %d rounds (load average %.2f %.2f %.2f)\n", codec.c_str(), frames,
+              rounds, load[0], load[1], load[2]);
   std::printf("                                        wall               CPU (all threads)\n");
   std::printf("  raw grab loop (VideoCapture::grab)   %7.3f s  %6.1f fps  %7.3f s\n", raw_best,
               static_cast<double>(frames) / raw_best, raw_cpu_best);
   std::printf("  video.thumbnails (%zu outputs)       %7.3f s  %6.1f fps  %7.3f s\n", outputs, fn_best,
               static_cast<double>(frames) / fn_best, fn_cpu_best);
-  std::printf("ratio video.thumbnails / raw grab: wall %.3f (overhead %+.1f%%), CPU %.3f (overhead %+.1f%%); "
-              "target <= 1.10\n",
-              fn_best / raw_best, 100 * (fn_best / raw_best - 1), fn_cpu_best / raw_cpu_best,
-              100 * (fn_cpu_best / raw_cpu_best - 1));
+  std::printf(
+      "ratio video.thumbnails / raw grab: wall %.3f (overhead %+.1f%%), CPU %.3f (overhead %+.1f%%); "
+      "target <= 1.10\n",
+      fn_best / raw_best, 100 * (fn_best / raw_best - 1), fn_cpu_best / raw_cpu_best,
+      100 * (fn_cpu_best / raw_cpu_best - 1));
   if (keep.empty()) fs::remove_all(dir);
   return 0;
 }

@@ -1,13 +1,12 @@
 #include "runnel/testing/child_process.hpp"
 
 #include <fcntl.h>
+#include <fmt/format.h>
+#include <gtest/gtest.h>
 #include <signal.h>
 #include <sys/prctl.h>
 #include <sys/wait.h>
 #include <unistd.h>
-
-#include <fmt/format.h>
-#include <gtest/gtest.h>
 
 #include <atomic>
 #include <cstdlib>
@@ -40,7 +39,8 @@ std::filesystem::path SourceDir() { return RUNNEL_SOURCE_DIR; }
 
 std::filesystem::path TempDir(const std::string& tag) {
   static std::atomic<int> counter{0};
-  auto dir = std::filesystem::temp_directory_path() / fmt::format("runnel-{}-{}-{}", tag, ::getpid(), counter++);
+  auto dir =
+      std::filesystem::temp_directory_path() / fmt::format("runnel-{}-{}-{}", tag, ::getpid(), counter++);
   std::filesystem::remove_all(dir);
   std::filesystem::create_directories(dir);
   return dir;
@@ -125,7 +125,8 @@ void ChildProcess::Signal(int sig) {
   if (!exit_code_) ::kill(pid_, sig);
 }
 
-RunResult RunCommand(std::vector<std::string> argv, std::chrono::milliseconds deadline, std::string stdin_text) {
+RunResult RunCommand(std::vector<std::string> argv, std::chrono::milliseconds deadline,
+                     std::string stdin_text) {
   ChildProcess child(std::move(argv), {}, std::move(stdin_text));
   RunResult result;
   auto code = child.Wait(deadline);

@@ -24,12 +24,13 @@ std::optional<HttpResponse> HttpGet(const std::string& url, std::chrono::millise
   std::string raw;
   bool ok = ::connect(fd, reinterpret_cast<const sockaddr*>(&addr), sizeof addr) == 0;
   if (ok) {
-    const std::string request =
-        "GET " + (m[3].matched ? m[3].str() : std::string("/")) + " HTTP/1.0\r\nHost: " + m[1].str() + "\r\n\r\n";
+    const std::string request = "GET " + (m[3].matched ? m[3].str() : std::string("/")) +
+                                " HTTP/1.0\r\nHost: " + m[1].str() + "\r\n\r\n";
     ok = ::send(fd, request.data(), request.size(), MSG_NOSIGNAL) == static_cast<ssize_t>(request.size());
   }
   while (ok) {
-    const auto left = std::chrono::duration_cast<std::chrono::milliseconds>(until - std::chrono::steady_clock::now());
+    const auto left =
+        std::chrono::duration_cast<std::chrono::milliseconds>(until - std::chrono::steady_clock::now());
     if (left.count() <= 0) {
       ok = false;
       break;
@@ -39,8 +40,10 @@ std::optional<HttpResponse> HttpGet(const std::string& url, std::chrono::millise
     char buf[65536];
     const ssize_t n = ::recv(fd, buf, sizeof buf, 0);
     if (n == 0) break;  // the server closed: the answer is complete
-    if (n < 0) ok = false;
-    else raw.append(buf, static_cast<std::size_t>(n));
+    if (n < 0)
+      ok = false;
+    else
+      raw.append(buf, static_cast<std::size_t>(n));
   }
   ::close(fd);
   if (!ok) return std::nullopt;

@@ -23,13 +23,14 @@ StackProcess::StackProcess(const std::string& yaml, std::map<std::string, std::s
   own_state_dir_ = true;
 }
 
-StackProcess::StackProcess(SharedStateDir state_dir, const std::string& yaml, std::map<std::string, std::string> env,
-                           std::vector<std::string> extra_args)
+StackProcess::StackProcess(SharedStateDir state_dir, const std::string& yaml,
+                           std::map<std::string, std::string> env, std::vector<std::string> extra_args)
     : state_dir_(std::move(state_dir.path)), own_state_dir_(false) {
   std::filesystem::create_directories(state_dir_);
   const auto config = state_dir_ / "runnel.yaml";
   std::ofstream(config) << yaml;
-  std::vector<std::string> argv = {RunnelBin(), "up", "--config", config.string(), "--state-dir", state_dir_.string()};
+  std::vector<std::string> argv = {RunnelBin(),     "up",          "--config",
+                                   config.string(), "--state-dir", state_dir_.string()};
   argv.insert(argv.end(), extra_args.begin(), extra_args.end());
   process_ = std::make_unique<ChildProcess>(std::move(argv), std::move(env));
   if (!process_->WaitForOutput("runnel stack up", std::chrono::seconds(30))) {
@@ -81,19 +82,22 @@ void StackProcess::DumpLogs() const {
   }
 }
 
-bool StackProcess::WaitForWorkers(const std::string& function, int count, std::chrono::milliseconds deadline) {
+bool StackProcess::WaitForWorkers(const std::string& function, int count,
+                                  std::chrono::milliseconds deadline) {
   const std::regex joined("dispatcher " + function + ": worker \\S+ \\(pid \\d+\\) joined");
   return WaitFor(
       [&] {
         const std::string err = process_->Stderr();
-        const auto n = std::distance(std::sregex_iterator(err.begin(), err.end(), joined), std::sregex_iterator());
+        const auto n =
+            std::distance(std::sregex_iterator(err.begin(), err.end(), joined), std::sregex_iterator());
         return n >= count;
       },
       deadline, std::chrono::milliseconds(20));
 }
 
 nlohmann::json StackProcess::Status() const {
-  const auto r = RunCommand({RunnelBin(), "status", "--json", "--state-dir", state_dir_.string()}, std::chrono::seconds(10));
+  const auto r = RunCommand({RunnelBin(), "status", "--json", "--state-dir", state_dir_.string()},
+                            std::chrono::seconds(10));
   if (r.exit_code != 0) return nlohmann::json::object();
   auto j = nlohmann::json::parse(r.out, nullptr, false);
   return j.is_object() ? j : nlohmann::json::object();
@@ -136,8 +140,8 @@ std::map<std::string, pid_t> StackProcess::WorkerPids(const std::string& functio
   return out;
 }
 
-std::vector<Outcome> ReadOutcomes(const broker::KafkaConfig& kafka, const std::string& topic, std::size_t count,
-                                  std::chrono::milliseconds deadline) {
+std::vector<Outcome> ReadOutcomes(const broker::KafkaConfig& kafka, const std::string& topic,
+                                  std::size_t count, std::chrono::milliseconds deadline) {
   broker::Admin admin(kafka);
   broker::Consumer consumer(kafka, broker::Consumer::Options{"e2e.outcomes"});
   std::vector<broker::TopicPartitionOffset> partitions;
@@ -155,17 +159,19 @@ std::vector<Outcome> ReadOutcomes(const broker::KafkaConfig& kafka, const std::s
   return out;
 }
 
-std::vector<std::string> PublishEvents(const broker::KafkaConfig& kafka, const std::string& topic,
-                                       const std::vector<std::pair<std::string, std::optional<std::string>>>& events) {
+std::vector<std::string> PublishEvents(
+    const broker::KafkaConfig& kafka, const std::string& topic,
+    const std::vector<std::pair<std::string, std::optional<std::string>>>& events) {
   broker::Producer producer(kafka);
   std::vector<std::string> ids;
   std::atomic<int> failed{0};
   for (const auto& [payload, key] : events) {
     Envelope env;
     env.id = NewEventId();
-    producer.Produce({topic, broker::kAnyPartition, key, payload, env.Encode()}, [&failed](const broker::Delivery& d) {
-      if (!d.Ok()) failed.fetch_add(1);
-    });
+    producer.Produce({topic, broker::kAnyPartition, key, payload, env.Encode()},
+                     [&failed](const broker::Delivery& d) {
+                       if (!d.Ok()) failed.fetch_add(1);
+                     });
     ids.push_back(env.id);
   }
   EXPECT_EQ(producer.Flush(std::chrono::seconds(60)), 0);

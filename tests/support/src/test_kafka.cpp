@@ -1,8 +1,7 @@
 #include "runnel/testing/test_kafka.hpp"
 
-#include <unistd.h>
-
 #include <fmt/format.h>
+#include <unistd.h>
 
 #include <chrono>
 #include <cstdlib>
@@ -67,7 +66,8 @@ TestKafka::TestKafka(const std::string& topics, int partitions) {
 
 TestKafka::~TestKafka() {
   if (!process_) return;
-  if (::testing::Test::HasFailure()) std::cerr << "---- runnel kafka (stderr) ----\n" << process_->Stderr() << "\n";
+  if (::testing::Test::HasFailure())
+    std::cerr << "---- runnel kafka (stderr) ----\n" << process_->Stderr() << "\n";
   process_.reset();
   std::filesystem::remove_all(state_dir_);
 }

@@ -38,11 +38,19 @@ TEST(MeasureBacklog, Table) {
       {"committed", {Part(0, 0, 100, 60), Part(1, 0, 50, 50)}, {}, 0, 40, 0},
       {"retention passed the committed offset: lost, not waiting", {Part(0, 500, 800, 100)}, {}, 0, 300, 400},
       {"dispatcher position: only what it has not consumed, plus its queue",
-       {Part(0, 0, 100, 60), Part(1, 0, 80, 10)}, {{0, 90}, {1, 80}}, 25, 10 + 25, 0},
+       {Part(0, 0, 100, 60), Part(1, 0, 80, 10)},
+       {{0, 90}, {1, 80}},
+       25,
+       10 + 25,
+       0},
       {"dispatcher position behind the log start", {Part(0, 500, 800, 100)}, {{0, 100}}, 0, 300, 400},
       {"position past a stale end offset is never negative", {Part(0, 0, 100, 100)}, {{0, 130}}, 3, 3, 0},
-      {"partition without a position falls back to the lag", {Part(0, 0, 10, 4), Part(1, 0, 10, std::nullopt)},
-       {{0, 10}}, 0, 10, 0},
+      {"partition without a position falls back to the lag",
+       {Part(0, 0, 10, 4), Part(1, 0, 10, std::nullopt)},
+       {{0, 10}},
+       0,
+       10,
+       0},
   };
   for (const auto& c : cases) {
     const Backlog b = MeasureBacklog(c.partitions, c.positions, c.queued);
@@ -85,36 +93,62 @@ TEST(Decide, Table) {
       {"warm workers kept when idle", Spec(0, 4, 1), {}, 0, seconds(100), true, 0, 1, "+1 warm"},
       {"one event, nothing measured: one worker", Spec(0, 4), Busy(1, 0, 0, 0, 8), 0, seconds(0), true, 0, 1,
        "scale up to 1"},
-      {"unmeasured backlog sized by concurrency", Spec(0, 10), Busy(40, 0, 0, 0, 8), 0, seconds(0), true, 0, 5,
-       "no service time"},
+      {"unmeasured backlog sized by concurrency", Spec(0, 10), Busy(40, 0, 0, 0, 8), 0, seconds(0), true, 0,
+       5, "no service time"},
       // 100/s x 20 ms / (1 x 0.8) = 2.5 -> 3
-      {"steady arrival", Spec(0, 10), Busy(0, 2, 100, 0.020, 1), 0, seconds(0), true, 0, 3, "arrival 100.0/s"},
+      {"steady arrival", Spec(0, 10), Busy(0, 2, 100, 0.020, 1), 0, seconds(0), true, 0, 3,
+       "arrival 100.0/s"},
       // 5000 x 20 ms / (8 x 1 s) = 12.5 -> capped at 6; not capped by partitions (there are none here)
-      {"burst capped at max", [] { auto s = Spec(0, 6); s.target_drain = seconds(1); return s; }(),
+      {"burst capped at max",
+       [] {
+         auto s = Spec(0, 6);
+         s.target_drain = seconds(1);
+         return s;
+       }(),
        Busy(5000, 0, 0, 0.020, 8), 1, seconds(0), true, 0, 6, "clamped to [0, 6]"},
       // 5000 x 20 ms / (8 x 10 s) = 1.25 -> 2
-      {"backlog drained within target_drain", Spec(0, 6), Busy(5000, 0, 0, 0.020, 8), 0, seconds(0), true, 0, 2,
-       "backlog 5000 in 10s"},
-      {"more workers than events cannot help", Spec(0, 10), Busy(3, 0, 0, 100.0, 1), 0, seconds(0), true, 0, 3, ""},
-      {"scale up at once, ignoring the window", Spec(0, 10), Busy(0, 8, 400, 0.020, 1), 2, seconds(0), true, 2, 10,
-       "scale up to 10"},
-      {"lower desire held by the window", Spec(0, 10), Busy(0, 1, 10, 0.020, 1), 6, seconds(0), true, 6, 6, "hold 6"},
-      {"scale in to the window's highest desire", Spec(0, 10), Busy(0, 1, 10, 0.020, 1), 6, seconds(0), true, 3, 3,
-       "scale in to 3"},
-      {"idle but within idle_to_zero: one worker stays", Spec(0, 10), {}, 4, seconds(5), true, 0, 1,
+      {"backlog drained within target_drain", Spec(0, 6), Busy(5000, 0, 0, 0.020, 8), 0, seconds(0), true, 0,
+       2, "backlog 5000 in 10s"},
+      {"more workers than events cannot help", Spec(0, 10), Busy(3, 0, 0, 100.0, 1), 0, seconds(0), true, 0,
+       3, ""},
+      {"scale up at once, ignoring the window", Spec(0, 10), Busy(0, 8, 400, 0.020, 1), 2, seconds(0), true,
+       2, 10, "scale up to 10"},
+      {"lower desire held by the window", Spec(0, 10), Busy(0, 1, 10, 0.020, 1), 6, seconds(0), true, 6, 6,
+       "hold 6"},
+      {"scale in to the window's highest desire", Spec(0, 10), Busy(0, 1, 10, 0.020, 1), 6, seconds(0), true,
+       3, 3, "scale in to 3"},
+      {"idle but within idle_to_zero: one worker stays",
+       Spec(0, 10),
+       {},
+       4,
+       seconds(5),
+       true,
+       0,
+       1,
        "idle for 5s of idle_to_zero 30s"},
-      {"idle past idle_to_zero: to zero despite the window", Spec(0, 10), {}, 4, seconds(30), true, 4, 0,
+      {"idle past idle_to_zero: to zero despite the window",
+       Spec(0, 10),
+       {},
+       4,
+       seconds(30),
+       true,
+       4,
+       0,
        "idle for 30s"},
       {"idle past idle_to_zero with min 1", Spec(1, 10), {}, 4, seconds(31), true, 4, 1, "scale to 1"},
-      {"fixed count (workers: 3)", Spec(3, 3), Busy(10'000, 0, 1000, 0.5, 1), 3, seconds(0), true, 3, 3, "keep 3"},
-      {"workers: 0 disables the function", Spec(0, 0), Busy(10, 0, 0, 0, 1), 0, seconds(0), true, 0, 0, "keep 0"},
-      {"a decaying arrival average alone does not keep a worker", Spec(0, 10), Load{0, 0, 0.001, 0.020, 1, false}, 1,
-       seconds(31), true, 1, 0, "idle for 31s"},
-      {"warm on top of the load", Spec(0, 10, 2), Busy(0, 2, 100, 0.020, 1), 0, seconds(0), true, 0, 5, "+2 warm"},
+      {"fixed count (workers: 3)", Spec(3, 3), Busy(10'000, 0, 1000, 0.5, 1), 3, seconds(0), true, 3, 3,
+       "keep 3"},
+      {"workers: 0 disables the function", Spec(0, 0), Busy(10, 0, 0, 0, 1), 0, seconds(0), true, 0, 0,
+       "keep 0"},
+      {"a decaying arrival average alone does not keep a worker", Spec(0, 10),
+       Load{0, 0, 0.001, 0.020, 1, false}, 1, seconds(31), true, 1, 0, "idle for 31s"},
+      {"warm on top of the load", Spec(0, 10, 2), Busy(0, 2, 100, 0.020, 1), 0, seconds(0), true, 0, 5,
+       "+2 warm"},
       // issue 18: a 14 µs service time read "x 0.0 ms".
-      {"a sub-millisecond service time in µs", Spec(0, 10), Busy(0, 2, 100, 0.000014, 1), 0, seconds(0), true, 0,
-       1, "100.0/s x 14 µs / 1 per worker"},
-      {"a service time in ms", Spec(0, 10), Busy(0, 2, 100, 0.020, 1), 0, seconds(0), true, 0, 3, "x 20.0 ms"},
+      {"a sub-millisecond service time in µs", Spec(0, 10), Busy(0, 2, 100, 0.000014, 1), 0, seconds(0), true,
+       0, 1, "100.0/s x 14 µs / 1 per worker"},
+      {"a service time in ms", Spec(0, 10), Busy(0, 2, 100, 0.020, 1), 0, seconds(0), true, 0, 3,
+       "x 20.0 ms"},
   };
   for (const auto& c : cases) {
     PolicyInput in;
@@ -165,7 +199,8 @@ TEST(Decide, ScaleInOnlyAfterTheStabilizationWindow) {
   sim.spec.stabilization = seconds(30);
   EXPECT_EQ(sim.Step(seconds(0), Busy(0, 8, 400, 0.020, 1), milliseconds(0)), 10);
   // The load drops to a quarter: desire 3, but 10 stays until 30 s after the last desire of 10.
-  for (int s = 1; s < 30; ++s) EXPECT_EQ(sim.Step(seconds(s), Busy(0, 2, 100, 0.020, 1), milliseconds(0)), 10) << s;
+  for (int s = 1; s < 30; ++s)
+    EXPECT_EQ(sim.Step(seconds(s), Busy(0, 2, 100, 0.020, 1), milliseconds(0)), 10) << s;
   EXPECT_EQ(sim.Step(seconds(31), Busy(0, 2, 100, 0.020, 1), milliseconds(0)), 3);
   // A new peak is followed at once.
   EXPECT_EQ(sim.Step(seconds(32), Busy(0, 8, 400, 0.020, 1), milliseconds(0)), 10);
@@ -175,7 +210,8 @@ TEST(Decide, ABurstRisesToMaxDrainsAndReturnsToZero) {
   Sim sim(Spec(0, 6));
   sim.spec.target_drain = seconds(1);
   sim.spec.idle_to_zero = seconds(2);
-  EXPECT_EQ(sim.Step(milliseconds(0), Busy(5000, 0, 0, 0, 8), milliseconds(0)), 6);  // unmeasured: by concurrency
+  EXPECT_EQ(sim.Step(milliseconds(0), Busy(5000, 0, 0, 0, 8), milliseconds(0)),
+            6);  // unmeasured: by concurrency
   EXPECT_EQ(sim.Step(milliseconds(100), Busy(4000, 48, 5000, 0.020, 8), milliseconds(0)), 6);
   EXPECT_EQ(sim.Step(milliseconds(3000), Load{0, 0, 0, 0.020, 8, false}, milliseconds(500)), 6);
   EXPECT_EQ(sim.Step(milliseconds(4500), Load{0, 0, 0, 0.020, 8, false}, milliseconds(2000)), 0);

@@ -1,7 +1,6 @@
 // runnel.yaml's `scaling` map and the legacy `workers` count.
-#include <unistd.h>
-
 #include <gmock/gmock.h>
+#include <unistd.h>
 
 #include <filesystem>
 #include <fstream>
@@ -15,7 +14,8 @@ namespace {
 using ::testing::HasSubstr;
 
 StackConfig Load(const std::string& yaml) {
-  const auto file = std::filesystem::temp_directory_path() / ("runnel-scaling-" + std::to_string(::getpid()) + ".yaml");
+  const auto file =
+      std::filesystem::temp_directory_path() / ("runnel-scaling-" + std::to_string(::getpid()) + ".yaml");
   std::ofstream(file) << yaml;
   auto cleanup = [&] { std::filesystem::remove(file); };
   try {
@@ -74,9 +74,10 @@ TEST(ScalingConfig, MinAloneRaisesTheDefaultMax) {
 }
 
 TEST(ScalingConfig, ErrorsNameFileLineAndKey) {
-  EXPECT_THAT(LoadError("functions:\n  - name: echo\n    scaling: {mni: 1}\n"),
-              HasSubstr(":3: functions[0].scaling.mni: unknown key (known: idle_to_zero, max, min, stabilization, "
-                        "target_drain, warm)"));
+  EXPECT_THAT(
+      LoadError("functions:\n  - name: echo\n    scaling: {mni: 1}\n"),
+      HasSubstr(":3: functions[0].scaling.mni: unknown key (known: idle_to_zero, max, min, stabilization, "
+                "target_drain, warm)"));
   EXPECT_THAT(LoadError("functions:\n  - name: echo\n    scaling: {min: 5, max: 2}\n"),
               HasSubstr(":3: functions[0].scaling.min: 5 is above max 2"));
   EXPECT_THAT(LoadError("functions:\n  - name: echo\n    scaling: {max: 0}\n"),
@@ -89,7 +90,8 @@ TEST(ScalingConfig, ErrorsNameFileLineAndKey) {
               HasSubstr("functions[0].scaling.target_drain: must be at least 100ms"));
   EXPECT_THAT(LoadError("functions:\n  - name: echo\n    workers: 2\n    scaling: {max: 3}\n"),
               HasSubstr(":3: functions[0].workers: a fixed count; use scaling.min and scaling.max"));
-  EXPECT_THAT(LoadError("functions:\n  - name: echo\n    scaling: 3\n"), HasSubstr("functions[0].scaling: must be a mapping"));
+  EXPECT_THAT(LoadError("functions:\n  - name: echo\n    scaling: 3\n"),
+              HasSubstr("functions[0].scaling: must be a mapping"));
 }
 
 }  // namespace

@@ -214,7 +214,12 @@ TEST(IotIngestValidation, TwoReadingsOnOneLineAreOneBadLine) {
 
 TEST(IotIngestValidation, AReadingSplitOverTwoLinesIsTwoBadLines) {
   Harness h;
-  const std::string split = R"({"device":"d",)" "\n" R"("ts":)" + std::to_string(kNow) + R"(,"metrics":{"temp":1}})" "\n";
+  const std::string split = R"({"device":"d",)"
+                            "\n"
+                            R"("ts":)" +
+                            std::to_string(kNow) +
+                            R"(,"metrics":{"temp":1}})"
+                            "\n";
   const Json result = h.Run(Good() + split + Good());
   EXPECT_EQ(result["readings"]["accepted"], 2);
   EXPECT_EQ(result["readings"]["rejected"], 2);

@@ -74,9 +74,10 @@ INSTANTIATE_TEST_SUITE_P(
         BadParamsCase{"NegativeLateness", R"({"max_lateness_ms": -1})", "params.max_lateness_ms"},
         BadParamsCase{"FutureTooBig", R"({"max_future_ms": 1e12})", "params.max_future_ms"},
         BadParamsCase{"TinyLines", R"({"max_line_bytes": 2})", "params.max_line_bytes"},
-        BadParamsCase{"BatchSizeMoved", R"({"batch_size": 1})",
-                      "iot.ingest: params.batch_size is no longer a param: set the function's batch key instead, "
-                      "e.g. batch: {size: 100, window: 500ms} (docs/config.md)"},
+        BadParamsCase{
+            "BatchSizeMoved", R"({"batch_size": 1})",
+            "iot.ingest: params.batch_size is no longer a param: set the function's batch key instead, "
+            "e.g. batch: {size: 100, window: 500ms} (docs/config.md)"},
         BadParamsCase{"BatchWindowMoved", R"({"batch_window_ms": 100})",
                       "params.batch_window_ms is no longer a param: set the function's batch key"},
         BadParamsCase{"MaxErrors", R"({"max_errors": -3})", "params.max_errors"},

@@ -168,7 +168,8 @@ TEST(MediaImageHeader, WebpOddLastChunkWithoutPaddingIsRead) {
   // RIFF, then a 5-byte VP8L chunk (a 3x2 image): odd, so a pad byte would follow; the file ends.
   const std::string vp8l = std::string("\x2F\x02\x40\x00\x00", 5);
   const std::string body = std::string("WEBPVP8L\x05\0\0\0", 12) + vp8l;
-  const std::string webp = std::string("RIFF", 4) + std::string{static_cast<char>(body.size()), 0, 0, 0} + body;
+  const std::string webp =
+      std::string("RIFF", 4) + std::string{static_cast<char>(body.size()), 0, 0, 0} + body;
   const auto info = ParseImageHeader(webp);
   EXPECT_EQ(info.format, ImageFormat::kWebp);
   EXPECT_EQ(info.width, 3u);
@@ -179,7 +180,8 @@ TEST(MediaImageHeader, WebpOddLastChunkWithoutPaddingIsRead) {
       "52494646f80000005745425056503858290000007a00037000fefbfd50004558"
       "494146ba0000004578ffd8ffe100006978bc0045660003000025000866";
   std::string found;
-  for (std::size_t i = 0; i < hex.size(); i += 2) found += static_cast<char>(std::stoi(hex.substr(i, 2), nullptr, 16));
+  for (std::size_t i = 0; i < hex.size(); i += 2)
+    found += static_cast<char>(std::stoi(hex.substr(i, 2), nullptr, 16));
   try {
     (void)ParseImageHeader(found);
   } catch (const FunctionError& e) {

@@ -208,7 +208,8 @@ bool RemuxRotated(const std::string& from, const std::string& to, int clockwise)
     ok = matrix != nullptr;
     if (ok) av_display_rotation_set(matrix, clockwise);  // "a pure clockwise rotation" (display.h)
   }
-  ok = ok && avio_open(&out->pb, to.c_str(), AVIO_FLAG_WRITE) >= 0 && avformat_write_header(out, nullptr) >= 0;
+  ok =
+      ok && avio_open(&out->pb, to.c_str(), AVIO_FLAG_WRITE) >= 0 && avformat_write_header(out, nullptr) >= 0;
   if (ok) {
     AVPacket* packet = av_packet_alloc();
     while (av_read_frame(in, packet) >= 0) {

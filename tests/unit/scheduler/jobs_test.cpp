@@ -1,11 +1,12 @@
 // Batch jobs: the items a schedule lists (files by glob, recursive or not; a payload), and the
 // job record kept from outcomes: counts, failures with reasons, duplicates ignored, interrupted
 // jobs marked on restart.
+#include "runnel/scheduler/jobs.hpp"
+
 #include <gmock/gmock.h>
 
 #include <fstream>
 
-#include "runnel/scheduler/jobs.hpp"
 #include "runnel/scheduler/scheduler.hpp"
 #include "runnel/testing/child_process.hpp"
 
@@ -76,7 +77,8 @@ TEST_F(JobsTest, APayloadIsOneEvent) {
   EXPECT_FALSE(items[0].envelope.file.has_value());
 }
 
-Outcome Result(const BatchItem& item, const std::string& job, OutcomeStatus status, const std::string& error = {}) {
+Outcome Result(const BatchItem& item, const std::string& job, OutcomeStatus status,
+               const std::string& error = {}) {
   Outcome o;
   o.id = item.envelope.id;
   o.job_id = job;

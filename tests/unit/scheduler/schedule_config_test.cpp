@@ -24,8 +24,9 @@ class ScheduleConfig : public ::testing::Test {
   }
   // The message of loading and compiling `schedules`, with the file's path replaced by F.
   std::string Error(const std::string& schedules) {
-    return testing::ConfigErrorOf(Write(schedules),
-                                  [](const std::filesystem::path& f) { return CompileSchedules(LoadStackConfig(f)); });
+    return testing::ConfigErrorOf(Write(schedules), [](const std::filesystem::path& f) {
+      return CompileSchedules(LoadStackConfig(f));
+    });
   }
 
   std::filesystem::path dir_;
@@ -80,38 +81,49 @@ TEST_F(ScheduleConfig, BadFilesNameFileLineAndKey) {
   const std::pair<const char*, const char*> cases[] = {
       {"schedules: {name: x}\n", "F:4: schedules: must be a list"},
       {"schedules:\n  - name: a\n    cron: '* * * * *'\n    function: echo\n    payload: x\n    every: 5m\n",
-       "F:9: schedules[0].every: unknown key (known: catch_up, content_type, cron, files, function, name, payload, timezone)"},
-      {"schedules:\n  - cron: '* * * * *'\n    function: echo\n    payload: x\n", "F:5: schedules[0].name: is required"},
+       "F:9: schedules[0].every: unknown key (known: catch_up, content_type, cron, files, function, name, "
+       "payload, timezone)"},
+      {"schedules:\n  - cron: '* * * * *'\n    function: echo\n    payload: x\n",
+       "F:5: schedules[0].name: is required"},
       {"schedules:\n  - name: a b\n    cron: '* * * * *'\n    function: echo\n    payload: x\n",
        "F:5: schedules[0].name: 'a b' must be 1..64 of [A-Za-z0-9._-]"},
       {"schedules:\n  - name: a\n    function: echo\n    payload: x\n",
        "F:5: schedules[0].cron: is required (e.g. \"0 2 * * *\" or @daily)"},
-      {"schedules:\n  - name: a\n    cron: '* * * * *'\n    payload: x\n", "F:5: schedules[0].function: is required"},
+      {"schedules:\n  - name: a\n    cron: '* * * * *'\n    payload: x\n",
+       "F:5: schedules[0].function: is required"},
       {"schedules:\n  - name: a\n    cron: '* * * * *'\n    function: resize\n    payload: x\n",
        "F:7: schedules[0].function: 'resize' is not a function of this stack (functions: echo, sleep)"},
       {"schedules:\n  - name: a\n    cron: '* * * * *'\n    function: echo\n",
        "F:5: schedules[0]: needs payload (one event) or files (one event per file)"},
-      {"schedules:\n  - name: a\n    cron: '* * * * *'\n    function: echo\n    payload: x\n    files: {dir: /tmp}\n",
+      {"schedules:\n  - name: a\n    cron: '* * * * *'\n    function: echo\n    payload: x\n    files: {dir: "
+       "/tmp}\n",
        "F:9: schedules[0].files: give either payload or files, not both"},
       {"schedules:\n  - name: a\n    cron: '* * * * *'\n    function: echo\n    files: {glob: '*.jpg'}\n",
        "F:8: schedules[0].files.dir: is required"},
-      {"schedules:\n  - name: a\n    cron: '* * * * *'\n    function: echo\n    files: {dir: /tmp, pattern: x}\n",
+      {"schedules:\n  - name: a\n    cron: '* * * * *'\n    function: echo\n    files: {dir: /tmp, pattern: "
+       "x}\n",
        "F:8: schedules[0].files.pattern: unknown key (known: dir, glob, recursive)"},
-      {"schedules:\n  - name: a\n    cron: '* * * * *'\n    function: echo\n    files: {dir: /tmp, glob: 'a/*.jpg'}\n",
+      {"schedules:\n  - name: a\n    cron: '* * * * *'\n    function: echo\n    files: {dir: /tmp, glob: "
+       "'a/*.jpg'}\n",
        "F:8: schedules[0].files.glob: 'a/*.jpg' must be a non-empty file-name pattern without '/'"},
-      {"schedules:\n  - name: a\n    cron: '* * * * *'\n    function: echo\n    files: {dir: /tmp, recursive: maybe}\n",
+      {"schedules:\n  - name: a\n    cron: '* * * * *'\n    function: echo\n    files: {dir: /tmp, "
+       "recursive: maybe}\n",
        "F:8: schedules[0].files.recursive: 'maybe' is not a valid boolean"},
-      {"schedules:\n  - name: a\n    cron: '* * * * *'\n    function: echo\n    files: {dir: /tmp}\n    content_type: text/plain\n",
+      {"schedules:\n  - name: a\n    cron: '* * * * *'\n    function: echo\n    files: {dir: /tmp}\n    "
+       "content_type: text/plain\n",
        "F:9: schedules[0].content_type: applies to payload only (files get theirs from the extension)"},
-      {"schedules:\n  - name: a\n    cron: '* * * * *'\n    function: echo\n    payload: x\n    catch_up: soon\n",
+      {"schedules:\n  - name: a\n    cron: '* * * * *'\n    function: echo\n    payload: x\n    catch_up: "
+       "soon\n",
        "F:9: schedules[0].catch_up: 'soon' is not a duration like 500ms, 30s or 2m (units: ms, s, m, h)"},
       {"schedules:\n  - name: a\n    cron: '* * * * *'\n    function: echo\n    payload: x\n"
        "  - name: a\n    cron: '* * * * *'\n    function: echo\n    payload: y\n",
        "F:9: schedules[1].name: 'a' is defined twice"},
       {"schedules:\n  - name: a\n    function: echo\n    payload: x\n    cron: '0 25 * * *'\n",
        "F:8: schedules[0].cron: hour: 25 is outside 0-23"},
-      {"schedules:\n  - name: a\n    cron: '0 0 * * *'\n    timezone: Europe/Atlantis\n    function: echo\n    payload: x\n",
-       "F:7: schedules[0].timezone: time zone: unknown time zone 'Europe/Atlantis' (an IANA name such as Europe/Berlin, or UTC)"},
+      {"schedules:\n  - name: a\n    cron: '0 0 * * *'\n    timezone: Europe/Atlantis\n    function: echo\n  "
+       "  payload: x\n",
+       "F:7: schedules[0].timezone: time zone: unknown time zone 'Europe/Atlantis' (an IANA name such as "
+       "Europe/Berlin, or UTC)"},
   };
   for (const auto& [yaml, message] : cases) EXPECT_EQ(Error(yaml), message) << yaml;
 }

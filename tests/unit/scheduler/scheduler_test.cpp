@@ -1,11 +1,12 @@
 // The scheduler's timing with a fake clock: fires on the slot, once; records the slot in the
 // state dir; no double fire after a restart; catch-up within the window or skip; a suspended
 // machine fires once for the latest slot.
+#include "runnel/scheduler/scheduler.hpp"
+
 #include <gmock/gmock.h>
 
 #include <fstream>
 
-#include "runnel/scheduler/scheduler.hpp"
 #include "runnel/testing/child_process.hpp"
 
 namespace runnel::scheduler {

@@ -17,12 +17,13 @@ namespace runnel::functions {
 namespace {
 
 using namespace std::chrono_literals;
-using ::testing::HasSubstr;
 using testing::ErrorOf;
+using ::testing::HasSubstr;
 using testing::MakeEvent;
 using testing::TestContext;
 
-std::unique_ptr<Function> Shell(const std::string& script, const nlohmann::json& params = nlohmann::json::object()) {
+std::unique_ptr<Function> Shell(const std::string& script,
+                                const nlohmann::json& params = nlohmann::json::object()) {
   return MakeExecFunction({"/bin/sh", "-c", script}, "", params, "fn");
 }
 
@@ -46,7 +47,8 @@ TEST(Exec, StdinInStdoutOut) {
   EXPECT_EQ(r.output, "MAKE ME LOUD");
   EXPECT_EQ(r.content_type, "application/octet-stream");
   EXPECT_EQ(Shell("cat")->Handle(MakeEvent(R"({"a":1})"), ctx).content_type, "application/json");
-  EXPECT_EQ(Shell("cat", {{"content_type", "text/csv"}})->Handle(MakeEvent("a,b"), ctx).content_type, "text/csv");
+  EXPECT_EQ(Shell("cat", {{"content_type", "text/csv"}})->Handle(MakeEvent("a,b"), ctx).content_type,
+            "text/csv");
 }
 
 TEST(Exec, HeadersAndParamsArriveAsEnvironmentVariables) {
@@ -61,7 +63,8 @@ TEST(Exec, HeadersAndParamsArriveAsEnvironmentVariables) {
       R"("$RUNNEL_HEADER_X_TENANT" "$RUNNEL_HEADER_TRACE_USER" "$RUNNEL_PARAMS" "$RUNNEL_TOPIC/$RUNNEL_PARTITION/$RUNNEL_OFFSET" )"
       R"("${RUNNEL_TIMEOUT_MS:+has-timeout}")",
       {{"level", 2}});
-  EXPECT_EQ(fn->Handle(event, ctx).output, R"(01HZZZ|device-7|3|text/plain|acme|bob|{"level":2}|t/0/7|has-timeout)");
+  EXPECT_EQ(fn->Handle(event, ctx).output,
+            R"(01HZZZ|device-7|3|text/plain|acme|bob|{"level":2}|t/0/7|has-timeout)");
 }
 
 TEST(Exec, AFileReferenceIsTheChildsStdin) {
@@ -96,7 +99,9 @@ TEST(Exec, ExitTwoIsBadInput) {
 TEST(Exec, OnlyTheLastFourKibOfStderrAreKept) {
   TestContext ctx;
   const auto e = ErrorOf([&] {
-    Shell("i=0; while [ $i -lt 2000 ]; do printf 'noise-noise ' >&2; i=$((i+1)); done; echo THE-END >&2; exit 1")
+    Shell(
+        "i=0; while [ $i -lt 2000 ]; do printf 'noise-noise ' >&2; i=$((i+1)); done; echo THE-END >&2; exit "
+        "1")
         ->Handle(MakeEvent(""), ctx);
   });
   const std::string what = e.what();
@@ -117,7 +122,8 @@ TEST(Exec, ATimeoutKillsTheWholeProcessGroup) {
   TestContext ctx(300ms);
   // The shell starts a grandchild that would outlive it, reports its pid, then waits.
   const auto e = ErrorOf([&] {
-    Shell("sleep 60 & echo $! > " + pidfile.string() + "; echo 'still going' >&2; wait")->Handle(MakeEvent(""), ctx);
+    Shell("sleep 60 & echo $! > " + pidfile.string() + "; echo 'still going' >&2; wait")
+        ->Handle(MakeEvent(""), ctx);
   });
   EXPECT_EQ(e.Code(), Errc::kTimeout);
   EXPECT_THAT(e.what(), HasSubstr("ran past its deadline and was killed; stderr: still going"));
@@ -227,8 +233,9 @@ TEST(Exec, ControlFileListsOutputsAndEmitsRecordsAfterSuccess) {
 TEST(Exec, AFailedCallEmitsNothingAndTheControlFileIsRemoved) {
   TestContext ctx;
   const auto marker = TempPath("control");
-  const auto fn = Shell("echo \"$RUNNEL_CONTROL_FILE\" > " + marker.string() +
-                        R"( && echo '{"emit": {"topic": "t", "payload": "x"}}' >> "$RUNNEL_CONTROL_FILE" && exit 2)");
+  const auto fn =
+      Shell("echo \"$RUNNEL_CONTROL_FILE\" > " + marker.string() +
+            R"( && echo '{"emit": {"topic": "t", "payload": "x"}}' >> "$RUNNEL_CONTROL_FILE" && exit 2)");
   EXPECT_EQ(ErrorOf([&] { fn->Handle(MakeEvent(""), ctx); }).Code(), Errc::kBadInput);
   EXPECT_TRUE(ctx.emitted.empty());
   std::ifstream in(marker);
@@ -246,7 +253,8 @@ TEST(Exec, ABadControlLineFailsTheCallNamingTheLineAndEmitsNothing) {
     std::string message;
   };
   const Case cases[] = {
-      {R"({"emit": {"topic": "t", "payload": "ok"}}\nnot json)", "RUNNEL_CONTROL_FILE line 2: not valid JSON"},
+      {R"({"emit": {"topic": "t", "payload": "ok"}}\nnot json)",
+       "RUNNEL_CONTROL_FILE line 2: not valid JSON"},
       {R"({"output": "../escape"})", "line 1: output '../escape' is not a plain file name"},
       {R"({"output": "missing.txt"})", "line 1: output"},
       {R"({"emit": {"topic": "t"}})", "line 1: \"payload\" is missing"},
@@ -295,7 +303,8 @@ std::vector<Event> BatchEvents() {
 
 TEST(Exec, ABatchIsOneRunWithAResultLinePerEvent) {
   TestContext ctx;
-  const auto fn = MakeExecFunction({"/usr/bin/python3", "-c", kBatchProgram}, "", nlohmann::json::object(), "fn");
+  const auto fn =
+      MakeExecFunction({"/usr/bin/python3", "-c", kBatchProgram}, "", nlohmann::json::object(), "fn");
   // One event per run unless runnel.yaml's `batch` key (the program's declaration) says more.
   EXPECT_EQ(fn->Batch().max_events, 1u);
   EXPECT_TRUE(fn->TakesBatches());
@@ -337,7 +346,8 @@ TEST(Exec, ABatchRunThatFailsFailsEveryEventAndAMissingLineFailsItsEvent) {
   ASSERT_TRUE(partial[0].error);
   EXPECT_EQ(partial[0].error->Code(), Errc::kInternal);
   EXPECT_THAT(partial[0].error->what(), HasSubstr("no result line for this event"));
-  const auto garbled = Shell(R"(echo '{"id": "b3", "output": 1, "extra": 2}')", batch)->HandleBatch(events, ctx);
+  const auto garbled =
+      Shell(R"(echo '{"id": "b3", "output": 1, "extra": 2}')", batch)->HandleBatch(events, ctx);
   for (const Outcome& o : garbled) {
     ASSERT_TRUE(o.error);
     EXPECT_THAT(o.error->what(), HasSubstr("batch stdout line 1: unknown key \"extra\""));

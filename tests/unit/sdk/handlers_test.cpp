@@ -1,4 +1,6 @@
 // Handler specs: parsing, path resolution, and their validation in the stack config.
+#include "runnel/functions/handlers.hpp"
+
 #include <gmock/gmock.h>
 #include <gtest/gtest.h>
 #include <unistd.h>
@@ -8,7 +10,6 @@
 #include "runnel/core/config.hpp"
 #include "runnel/core/error.hpp"
 #include "runnel/core/handler.hpp"
-#include "runnel/functions/handlers.hpp"
 #include "test_context.hpp"
 
 namespace runnel {
@@ -41,16 +42,19 @@ TEST(HandlerSpec, ParsesTheThreeKinds) {
 }
 
 TEST(HandlerSpec, RefusesWhatItCannotRun) {
-  EXPECT_THAT(ConfigErrorOf([] { ParseHandler("lambda:foo"); }), HasSubstr("is not builtin:NAME, plugin:PATH[#NAME] or exec:COMMAND"));
+  EXPECT_THAT(ConfigErrorOf([] { ParseHandler("lambda:foo"); }),
+              HasSubstr("is not builtin:NAME, plugin:PATH[#NAME] or exec:COMMAND"));
   EXPECT_THAT(ConfigErrorOf([] { ParseHandler("builtin:"); }), HasSubstr("needs a function name"));
   EXPECT_THAT(ConfigErrorOf([] { ParseHandler("plugin:x.so#"); }), HasSubstr("nothing after '#'"));
   EXPECT_THAT(ConfigErrorOf([] { ParseHandler("exec:  "); }), HasSubstr("needs a command"));
   EXPECT_THAT(ConfigErrorOf([] { ParseHandler("exec:sh -c 'oops"); }), HasSubstr("unterminated ' quote"));
   EXPECT_THAT(ConfigErrorOf([] { ResolveHandler(ParseHandler("exec:no-such-program-here"), "/"); }),
               HasSubstr("program 'no-such-program-here' is not in PATH"));
-  const auto plain = std::filesystem::temp_directory_path() / ("runnel-not-executable-" + std::to_string(::getpid()));
+  const auto plain =
+      std::filesystem::temp_directory_path() / ("runnel-not-executable-" + std::to_string(::getpid()));
   std::ofstream(plain) << "echo hi\n";
-  std::filesystem::permissions(plain, std::filesystem::perms::owner_read | std::filesystem::perms::owner_write);
+  std::filesystem::permissions(plain,
+                               std::filesystem::perms::owner_read | std::filesystem::perms::owner_write);
   EXPECT_THAT(ConfigErrorOf([&] { ResolveHandler(ParseHandler("exec:" + plain.string()), "/"); }),
               HasSubstr("program '" + plain.string() + "' is not executable"));
   std::filesystem::remove(plain);
@@ -99,8 +103,9 @@ TEST_F(StackConfigHandlers, RelativePathsResolveAgainstTheConfigFilesDirectory) 
 
 TEST_F(StackConfigHandlers, ErrorsNameTheFileLineAndKey) {
   const std::string file = (dir_ / "runnel.yaml").string();
-  EXPECT_EQ(ConfigErrorOf([&] { Load("functions:\n  - name: a\n    handler: plugin:missing.so\n"); }),
-            file + ":3: functions[0].handler: plugin '" + (dir_ / "missing.so").string() + "' does not exist");
+  EXPECT_EQ(
+      ConfigErrorOf([&] { Load("functions:\n  - name: a\n    handler: plugin:missing.so\n"); }),
+      file + ":3: functions[0].handler: plugin '" + (dir_ / "missing.so").string() + "' does not exist");
   EXPECT_EQ(ConfigErrorOf([&] { Load("functions:\n  - name: a\n    handler: exec:./nope.sh\n"); }),
             file + ":3: functions[0].handler: program '" + (dir_ / "nope.sh").string() + "' does not exist");
   EXPECT_THAT(ConfigErrorOf([&] { Load("functions:\n  - name: a\n    handler: docker:x\n"); }),

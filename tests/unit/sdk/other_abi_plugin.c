@@ -15,6 +15,7 @@ static int Handle(void* instance, const RunnelEventV1* event, RunnelResultV1* re
   return RUNNEL_OK;
 }
 static const RunnelFunctionV1 kFunctions[] = {{"future", "", Create, Handle, 0}};
-static const RunnelPluginV1 kPlugin = {RUNNEL_PLUGIN_ABI_V2 + 1, sizeof(RunnelPluginV1), "future", 1, kFunctions};
+static const RunnelPluginV1 kPlugin = {RUNNEL_PLUGIN_ABI_V2 + 1, sizeof(RunnelPluginV1), "future", 1,
+                                       kFunctions};
 
 RUNNEL_PLUGIN_EXPORT const RunnelPluginV1* runnel_plugin_v1(void) { return &kPlugin; }

@@ -4,7 +4,6 @@
 #include <fmt/format.h>
 #include <gmock/gmock.h>
 #include <gtest/gtest.h>
-
 #include <unistd.h>
 
 #include <atomic>
@@ -19,8 +18,8 @@ namespace runnel::functions {
 namespace {
 
 using ::testing::AllOf;
-using ::testing::HasSubstr;
 using testing::ErrorOf;
+using ::testing::HasSubstr;
 using testing::MakeEvent;
 using testing::TestContext;
 
@@ -46,7 +45,8 @@ TEST(Plugin, RoundTripThroughTheCAbi) {
 }
 
 TEST(Plugin, FileInputsAreReadByThePlugin) {
-  const auto path = std::filesystem::temp_directory_path() / ("runnel-plugin-input-" + std::to_string(::getpid()));
+  const auto path =
+      std::filesystem::temp_directory_path() / ("runnel-plugin-input-" + std::to_string(::getpid()));
   std::ofstream(path) << "one two\nthree\n";
   TestContext ctx;
   auto count = LoadPluginFunction(RUNNEL_TEXT_TOOLS_PLUGIN, "word-count", {});
@@ -65,14 +65,17 @@ TEST(Plugin, StatusesBecomeErrorKinds) {
 }
 
 TEST(Plugin, CreateFailureIsABadConfigWithThePluginsReason) {
-  const auto e = ErrorOf([] { LoadPluginFunction(RUNNEL_TEXT_TOOLS_PLUGIN, "word-count", {{"min_length", 0}}); });
+  const auto e = ErrorOf([] {
+    LoadPluginFunction(RUNNEL_TEXT_TOOLS_PLUGIN, "word-count", {{"min_length", 0}});
+  });
   EXPECT_EQ(e.Code(), Errc::kBadConfig);
   EXPECT_THAT(e.what(), HasSubstr("params.min_length must be an integer within 1..1000"));
 }
 
 TEST(Plugin, SeveralFunctionsNeedANameAndTheNameMustExist) {
   auto e = ErrorOf([] { LoadPluginFunction(RUNNEL_TEXT_TOOLS_PLUGIN, "", {}); });
-  EXPECT_THAT(e.what(), AllOf(HasSubstr("provides 3 functions (word-count, uppercase, split-lines)"), HasSubstr("#NAME")));
+  EXPECT_THAT(e.what(), AllOf(HasSubstr("provides 3 functions (word-count, uppercase, split-lines)"),
+                              HasSubstr("#NAME")));
   e = ErrorOf([] { LoadPluginFunction(RUNNEL_TEXT_TOOLS_PLUGIN, "nope", {}); });
   EXPECT_THAT(e.what(), HasSubstr("no function 'nope' (it has: word-count, uppercase, split-lines)"));
 }
@@ -164,7 +167,8 @@ TEST(Plugin, BatchesDeclaredByThePluginFailOneEventAlone) {
 }
 
 TEST(Plugin, AFileThatIsNoLibraryIsRefused) {
-  const auto path = std::filesystem::temp_directory_path() / ("runnel-not-a-plugin-" + std::to_string(::getpid()));
+  const auto path =
+      std::filesystem::temp_directory_path() / ("runnel-not-a-plugin-" + std::to_string(::getpid()));
   std::ofstream(path) << "not an ELF file";
   const auto e = ErrorOf([&] { InspectPlugin(path.string()); });
   EXPECT_THAT(e.what(), AllOf(HasSubstr(path.string()), HasSubstr("cannot load it")));

@@ -22,6 +22,7 @@ static int Handle(void* instance, const RunnelEventV1* event, RunnelResultV1* re
 }
 
 static const RunnelFunctionV1 kFunctions[] = {{"reverse", "reverses its input", Create, Handle, 0}};
-static const RunnelPluginV1 kPlugin = {RUNNEL_PLUGIN_ABI_VERSION, sizeof(RunnelPluginV1), "v1", 1, kFunctions};
+static const RunnelPluginV1 kPlugin = {RUNNEL_PLUGIN_ABI_VERSION, sizeof(RunnelPluginV1), "v1", 1,
+                                       kFunctions};
 
 RUNNEL_PLUGIN_EXPORT const RunnelPluginV1* runnel_plugin_v1(void) { return &kPlugin; }

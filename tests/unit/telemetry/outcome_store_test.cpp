@@ -70,7 +70,9 @@ TEST(KeptOutcomes, TheTotalBytesStayWithinTheirBound) {
   const std::string output(TraceStore::kKeptOutputMax, 'x');
   const std::size_t count = TraceStore::kKeptBytesMax / TraceStore::kKeptOutputMax + 8;
   for (std::size_t i = 0; i < count; ++i) {
-    store.Update([&](TraceStore::Batch& b) { b.Keep("echo", std::to_string(i), {"{}", output, true, output.size()}); });
+    store.Update([&](TraceStore::Batch& b) {
+      b.Keep("echo", std::to_string(i), {"{}", output, true, output.size()});
+    });
     EXPECT_LE(store.KeptBytes(), TraceStore::kKeptBytesMax);
   }
   EXPECT_FALSE(store.Kept("echo", "0")) << "the oldest went";
@@ -79,7 +81,8 @@ TEST(KeptOutcomes, TheTotalBytesStayWithinTheirBound) {
 
 TEST(EventJournal, KeepsTheOutcomeOfASynchronousCallOnlyAndNotAnOutputOverItsBound) {
   auto store = std::make_shared<TraceStore>(10);
-  EventJournal journal("echo", store, std::make_shared<EventMetrics>(std::make_shared<prometheus::Registry>()));
+  EventJournal journal("echo", store,
+                       std::make_shared<EventMetrics>(std::make_shared<prometheus::Registry>()));
   RunEvent(journal, 1, Finished("call", "pong", "invoke.call"));
   RunEvent(journal, 2, Finished("plain", "pong"));
   RunEvent(journal, 3, Finished("big", std::string(TraceStore::kKeptOutputMax + 1, 'x'), "invoke.big"));
@@ -102,7 +105,8 @@ TEST(EventJournal, KeepsTheOutcomeOfASynchronousCallOnlyAndNotAnOutputOverItsBou
 TEST(EventJournal, HandsJobItemsToTheJobSinkOnFlushAndNothingElse) {
   auto store = std::make_shared<TraceStore>(10);
   std::vector<Outcome> sunk;
-  EventJournal journal("echo", store, std::make_shared<EventMetrics>(std::make_shared<prometheus::Registry>()),
+  EventJournal journal("echo", store,
+                       std::make_shared<EventMetrics>(std::make_shared<prometheus::Registry>()),
                        [&](std::vector<Outcome>& batch) {
                          for (auto& o : batch) sunk.push_back(std::move(o));
                        });
@@ -127,7 +131,8 @@ TEST(StackTelemetry, AnswersOutcomeWithTheKeptOutcomeAndItsOutput) {
   StackTelemetry telemetry(10);
   auto journal = telemetry.JournalFor("echo");
   RunEvent(static_cast<EventJournal&>(*journal), 1, Finished("call", "pong", "invoke.call"));
-  RunEvent(static_cast<EventJournal&>(*journal), 2, Finished("binary", std::string("\x00\xff", 2), "invoke.binary"));
+  RunEvent(static_cast<EventJournal&>(*journal), 2,
+           Finished("binary", std::string("\x00\xff", 2), "invoke.binary"));
   journal->Received(3, "running", Record(3));
   journal->Flush();
 
@@ -146,7 +151,8 @@ TEST(StackTelemetry, AnswersOutcomeWithTheKeptOutcomeAndItsOutput) {
 
   const auto binary = nlohmann::json::parse(*telemetry.Answer("outcome binary"));
   EXPECT_FALSE(binary["outcomes"][0].contains("output"));
-  EXPECT_EQ(Base64Decode(binary["outcomes"][0]["output_base64"].get<std::string>()), std::string("\x00\xff", 2));
+  EXPECT_EQ(Base64Decode(binary["outcomes"][0]["output_base64"].get<std::string>()),
+            std::string("\x00\xff", 2));
 
   const auto running = nlohmann::json::parse(*telemetry.Answer("outcome running"));
   EXPECT_EQ(running["outcomes"][0]["status"], "in progress");
@@ -158,7 +164,8 @@ TEST(StackTelemetry, AnswersOutcomeWithTheKeptOutcomeAndItsOutput) {
               HasSubstr("'a b' is not an event id"));
   EXPECT_THAT(nlohmann::json::parse(*telemetry.Answer("trace "))["error"].get<std::string>(),
               HasSubstr("'trace' needs an event id"));
-  EXPECT_THAT(nlohmann::json::parse(*telemetry.Answer("outcome " + std::string(200, 'x')))["error"].get<std::string>(),
+  EXPECT_THAT(nlohmann::json::parse(*telemetry.Answer("outcome " + std::string(200, 'x')))["error"]
+                  .get<std::string>(),
               HasSubstr("is not an event id (1..128 of A-Z a-z 0-9 . _ : -)"));
   EXPECT_FALSE(telemetry.Answer("status")) << "the autoscaler's request";
   EXPECT_FALSE(telemetry.Answer("outcomes call")) << "not a request telemetry answers";

@@ -14,11 +14,11 @@
 #include "runnel/core/config.hpp"
 #include "runnel/core/error.hpp"
 #include "runnel/core/log.hpp"
-#include "runnel/telemetry/metrics_server.hpp"
-#include "runnel/testing/http_get.hpp"
 #include "runnel/telemetry/event_journal.hpp"
+#include "runnel/telemetry/metrics_server.hpp"
 #include "runnel/telemetry/status_metrics.hpp"
 #include "runnel/telemetry/trace_store.hpp"
+#include "runnel/testing/http_get.hpp"
 
 namespace runnel::telemetry {
 namespace {
@@ -35,7 +35,8 @@ broker::Message Record(std::int64_t offset) {
   return m;
 }
 
-const prometheus::MetricFamily* Family(const std::vector<prometheus::MetricFamily>& all, const std::string& name) {
+const prometheus::MetricFamily* Family(const std::vector<prometheus::MetricFamily>& all,
+                                       const std::string& name) {
   for (const auto& f : all) {
     if (f.name == name) return &f;
   }
@@ -163,9 +164,8 @@ TEST(StatusMetrics, ProtocolErrorsPerSocketAndReason) {
 // Documented families are served from the start (tests/e2e/observability_test.cpp checks every one),
 // so the protocol error family has its TYPE before any error.
 TEST(MetricsServer, ServesTheProtocolErrorFamilyBeforeAnyError) {
-  MetricsServer server("127.0.0.1:0", std::make_shared<prometheus::Registry>(), [] {
-    return nlohmann::json::parse(R"({"functions": [], "protocol_errors": []})");
-  });
+  MetricsServer server("127.0.0.1:0", std::make_shared<prometheus::Registry>(),
+                       [] { return nlohmann::json::parse(R"({"functions": [], "protocol_errors": []})"); });
   const auto r = runnel::testing::HttpGet(server.Url());
   ASSERT_TRUE(r);
   EXPECT_THAT(r->body, HasSubstr("# TYPE runnel_protocol_errors_total counter"));
@@ -213,7 +213,8 @@ TEST(JsonLogs, EveryLineParsesWhateverTheMessageHoldsAndCarriesTheEventInScope) 
   log::SetFormat(log::Format::kHuman);
   std::ifstream in(path);
   std::vector<nlohmann::json> lines;
-  for (std::string line; std::getline(in, line);) lines.push_back(nlohmann::json::parse(line, nullptr, false));
+  for (std::string line; std::getline(in, line);)
+    lines.push_back(nlohmann::json::parse(line, nullptr, false));
   std::remove(path);
   ASSERT_EQ(lines.size(), 2u);
   ASSERT_TRUE(lines[0].is_object());
@@ -261,7 +262,8 @@ TEST(MetricsServer, ABadOrBusyAddressIsOneClearError) {
 }
 
 StackConfig LoadYaml(const std::string& yaml) {
-  const auto file = std::filesystem::temp_directory_path() / fmt::format("runnel-telemetry-{}.yaml", ::getpid());
+  const auto file =
+      std::filesystem::temp_directory_path() / fmt::format("runnel-telemetry-{}.yaml", ::getpid());
   std::ofstream(file) << yaml;
   struct Remove {
     std::filesystem::path f;

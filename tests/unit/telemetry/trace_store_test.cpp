@@ -1,5 +1,7 @@
 // The trace store on its own: the bound, which event goes first, lookups after the ring has wrapped
 // many times (the index's deletions), refs to evicted traces, and reused slots starting clean.
+#include "runnel/telemetry/trace_store.hpp"
+
 #include <fmt/format.h>
 #include <gmock/gmock.h>
 
@@ -7,8 +9,6 @@
 #include <deque>
 #include <random>
 #include <string>
-
-#include "runnel/telemetry/trace_store.hpp"
 
 namespace runnel::telemetry {
 namespace {

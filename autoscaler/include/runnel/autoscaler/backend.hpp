@@ -34,13 +34,13 @@ struct WorkerInfo {
 // A process a backend keeps loaded for a function, ahead of need, so that a start skips the
 // program's start-up (see LocalProcessBackend). Counters only grow.
 struct StandbyInfo {
-  std::string state;               // "ready"; "replacing" (none now: the next starts exec); "off"
-  int pid = 0;                     // the process standing by, 0 when none
-  std::int64_t rss_kb = 0;         // what it costs while idle
-  std::int64_t used = 0;           // worker starts it served
-  std::int64_t exec_starts = 0;    // starts that found none ready and ran the program instead
-  std::int64_t ended = 0;          // standby processes that ended before they were used
-  std::string last_exit;           // how the last of those ended, e.g. "signal 9"
+  std::string state;             // "ready"; "replacing" (none now: the next starts exec); "off"
+  int pid = 0;                   // the process standing by, 0 when none
+  std::int64_t rss_kb = 0;       // what it costs while idle
+  std::int64_t used = 0;         // worker starts it served
+  std::int64_t exec_starts = 0;  // starts that found none ready and ran the program instead
+  std::int64_t ended = 0;        // standby processes that ended before they were used
+  std::string last_exit;         // how the last of those ended, e.g. "signal 9"
 };
 
 // What a function's workers used since the backend started, exited processes included: the

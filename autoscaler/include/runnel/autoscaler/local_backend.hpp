@@ -46,7 +46,8 @@ class LocalProcessBackend final : public WorkerBackend {
   // `worker_command`: the program (and leading arguments) a worker runs as, before its flags:
   // {"/usr/local/bin/runnel-worker"}, or {"/usr/local/bin/runnel", "worker"}. See WorkerCommand.
   // `standby`: keep a standby process per prepared function (see above).
-  LocalProcessBackend(std::vector<std::string> worker_command, std::filesystem::path log_dir, bool standby = false);
+  LocalProcessBackend(std::vector<std::string> worker_command, std::filesystem::path log_dir,
+                      bool standby = false);
   ~LocalProcessBackend() override;
   LocalProcessBackend(const LocalProcessBackend&) = delete;
   LocalProcessBackend& operator=(const LocalProcessBackend&) = delete;
@@ -73,20 +74,20 @@ class LocalProcessBackend final : public WorkerBackend {
   };
   struct Standby {
     std::string dispatcher;
-    std::string id;        // the id it was started with (its --id and log file)
+    std::string id;  // the id it was started with (its --id and log file)
     std::string log_file;
     int pid = 0;
-    UniqueFd go;           // our end of its stdin socket: one byte starts it, closing retires it
+    UniqueFd go;  // our end of its stdin socket: one byte starts it, closing retires it
     Clock::time_point replace_at{};
-    int quick_ends = 0;    // ended unused, in a row, soon after it started
+    int quick_ends = 0;  // ended unused, in a row, soon after it started
     Clock::time_point started{};
     Clock::time_point next_sample{};
     StandbyInfo info;
   };
   // fork+exec of the worker command with `flags`, in its own process group, stdout and stderr
   // appended to `log_file`, stdin from `stdin_fd` (/dev/null when -1). Returns the pid.
-  pid_t ForkExec(const std::string& function, const std::vector<std::string>& flags, const std::string& log_file,
-                 int stdin_fd);
+  pid_t ForkExec(const std::string& function, const std::vector<std::string>& flags,
+                 const std::string& log_file, int stdin_fd);
   void Spawn(Proc& p);
   void SpawnStandby(const std::string& function, Standby& s);
   std::string NextId(const std::string& function);

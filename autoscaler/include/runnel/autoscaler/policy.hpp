@@ -52,9 +52,9 @@ struct Load {
 struct PolicyInput {
   ScalingSpec spec;
   Load load;
-  int current = 0;                     // the count decided last time
+  int current = 0;                        // the count decided last time
   std::chrono::milliseconds idle_for{0};  // since anything was waiting, running or arriving
-  bool ever_active = false;            // anything ever happened (else idle_for is meaningless)
+  bool ever_active = false;               // anything ever happened (else idle_for is meaningless)
   int window_max = 0;  // highest desire (Decision::wanted) within the last stabilization window
 };
 

@@ -16,8 +16,8 @@ namespace runnel::broker {
 
 struct PartitionOffsets {
   std::int32_t partition = -1;
-  std::int64_t log_start = 0;  // the oldest offset the broker still has
-  std::int64_t end = 0;        // the offset the next record will get (high watermark)
+  std::int64_t log_start = 0;             // the oldest offset the broker still has
+  std::int64_t end = 0;                   // the offset the next record will get (high watermark)
   std::optional<std::int64_t> committed;  // the group's committed offset, if it has one
 
   // Events waiting: from the committed offset (or the log start when there is none, or when the

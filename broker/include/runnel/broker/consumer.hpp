@@ -77,8 +77,9 @@ class Consumer {
   void DrainWakeFd();
 
   // The broker's oldest and next offsets of a partition (blocking, bounded by `timeout`).
-  std::pair<std::int64_t, std::int64_t> Watermarks(const std::string& topic, std::int32_t partition,
-                                                   std::chrono::milliseconds timeout = std::chrono::seconds(5));
+  std::pair<std::int64_t, std::int64_t> Watermarks(
+      const std::string& topic, std::int32_t partition,
+      std::chrono::milliseconds timeout = std::chrono::seconds(5));
 
   // Marks everything below `next_offset` on the partition as done; Commit sends it.
   void StoreOffset(const std::string& topic, std::int32_t partition, std::int64_t next_offset);

@@ -50,14 +50,14 @@ struct WorkerStats {
 };
 
 struct DispatcherStats {
-  std::int64_t received = 0;      // records consumed
-  std::int64_t succeeded = 0;     // final outcome ok
-  std::int64_t failed = 0;        // final outcome error (permanent failure, dead-lettered)
-  std::int64_t dead_lettered = 0; // final outcome dead-letter (retries exhausted, recursion, worker lost)
-  std::int64_t retries = 0;       // attempts scheduled after a failure
-  std::int64_t attempts = 0;      // events handed to a worker, every attempt counted (invocations)
-  std::int64_t redispatched = 0;  // events taken from a lost worker
-  std::int64_t late_results = 0;  // answers for events already given to another worker
+  std::int64_t received = 0;       // records consumed
+  std::int64_t succeeded = 0;      // final outcome ok
+  std::int64_t failed = 0;         // final outcome error (permanent failure, dead-lettered)
+  std::int64_t dead_lettered = 0;  // final outcome dead-letter (retries exhausted, recursion, worker lost)
+  std::int64_t retries = 0;        // attempts scheduled after a failure
+  std::int64_t attempts = 0;       // events handed to a worker, every attempt counted (invocations)
+  std::int64_t redispatched = 0;   // events taken from a lost worker
+  std::int64_t late_results = 0;   // answers for events already given to another worker
   // Messages from workers (or anything else on the ROUTER) that could not be used: malformed,
   // wrong-typed, unknown, out of order, or a result for a task another connection holds
   // (docs/protocol.md §3.4). By reason, as in runnel_protocol_errors_total.
@@ -72,7 +72,8 @@ struct DispatcherStats {
   // the log what to fix). Its partitions are paused and nothing is committed past the event.
   bool blocked = false;
   std::string blocked_reason;
-  std::int64_t records_refused = 0;  // record writes Kafka refused (dead letters, results, pipeline), every attempt
+  std::int64_t records_refused =
+      0;  // record writes Kafka refused (dead letters, results, pipeline), every attempt
   std::int64_t no_worker_waits = 0;  // times an event arrived while no worker was connected
   std::int64_t filtered = 0;         // events the function's filter turned away: committed without a call
   // For the autoscaler: results from workers (ok or error) and the sum of their reported durations,

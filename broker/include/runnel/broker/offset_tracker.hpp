@@ -28,8 +28,8 @@ class OffsetTracker {
 
  private:
   struct Partition {
-    std::int64_t base = 0;           // lowest offset not done; every offset below it is done
-    std::deque<std::uint8_t> done;   // done[i] tells whether base + i is done
+    std::int64_t base = 0;          // lowest offset not done; every offset below it is done
+    std::deque<std::uint8_t> done;  // done[i] tells whether base + i is done
     std::int64_t last_committed = -1;
   };
   std::map<std::int32_t, Partition> partitions_;

@@ -69,7 +69,8 @@ class RetentionGuard {
   };
   std::int64_t CapacityRecords(const TopicState& state) const;
   // The largest backlog of any partition of `topic`, and which partition has it.
-  std::pair<std::int64_t, std::int32_t> MeasureBacklog(const std::string& topic, const std::vector<std::string>& groups);
+  std::pair<std::int64_t, std::int32_t> MeasureBacklog(const std::string& topic,
+                                                       const std::vector<std::string>& groups);
 
   Admin admin_;
   GroupsForTopic groups_for_;

@@ -57,7 +57,7 @@ struct FunctionSpec {
   std::string name;
   std::string handler;  // builtin:NAME, plugin:PATH[#NAME] or exec:COMMAND (core/handler.hpp), paths absolute
   std::string handler_dir;  // the config file's directory: exec programs run there; empty = the worker's cwd
-  std::string topic;    // default: the name
+  std::string topic;        // default: the name
   int partitions = 8;
   nlohmann::json params = nlohmann::json::object();
   int concurrency = 8;  // events one worker runs at once
@@ -94,18 +94,19 @@ struct FunctionSpec {
 // runnel::scheduler::CompileSchedules (scheduler/), which names the lines recorded here.
 struct ScheduleSpec {
   struct Files {
-    std::string dir;  // absolute (relative paths in the file are resolved against the file's folder)
+    std::string dir;         // absolute (relative paths in the file are resolved against the file's folder)
     std::string glob = "*";  // fnmatch(3) pattern on the file name
     bool recursive = false;
   };
   std::string name;  // 1..64 of [A-Za-z0-9._-]; job ids are <name>-<UTC time>
   std::string cron;
   std::string timezone = "UTC";
-  std::string function;  // the target; must be one of the stack's functions
-  std::string payload;  // the event published when there is no `files`
+  std::string function;      // the target; must be one of the stack's functions
+  std::string payload;       // the event published when there is no `files`
   std::string content_type;  // for payload: default text/plain
   std::optional<Files> files;
-  std::chrono::milliseconds catch_up{0};  // fire once at start for a slot missed this recently; 0: skip missed slots
+  std::chrono::milliseconds catch_up{
+      0};                 // fire once at start for a slot missed this recently; 0: skip missed slots
   int line = 0;           // where the entry starts in the file
   int cron_line = 0;      // where `cron` is
   int timezone_line = 0;  // where `timezone` is (or the entry, when absent)

@@ -40,9 +40,10 @@ struct DecodeError {
 template <typename T>
 class Decoded {
  public:
-  Decoded(T value) : v_(std::in_place_index<0>, std::move(value)) {}              // NOLINT: implicit on purpose
-  Decoded(DecodeError error) : v_(std::in_place_index<1>, std::move(error)) {}    // NOLINT
-  Decoded(DecodeErrc reason, std::string message) : v_(std::in_place_index<1>, DecodeError{reason, std::move(message)}) {}
+  Decoded(T value) : v_(std::in_place_index<0>, std::move(value)) {}            // NOLINT: implicit on purpose
+  Decoded(DecodeError error) : v_(std::in_place_index<1>, std::move(error)) {}  // NOLINT
+  Decoded(DecodeErrc reason, std::string message)
+      : v_(std::in_place_index<1>, DecodeError{reason, std::move(message)}) {}
 
   bool ok() const { return v_.index() == 0; }
   explicit operator bool() const { return ok(); }

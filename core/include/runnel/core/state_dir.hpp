@@ -2,9 +2,8 @@
 // e.g. {"kafka": "127.0.0.1:40123", "embedded": true}. Components add their keys as they start.
 #pragma once
 
-#include <nlohmann/json_fwd.hpp>
-
 #include <filesystem>
+#include <nlohmann/json_fwd.hpp>
 #include <string>
 #include <vector>
 

@@ -76,9 +76,9 @@ struct ResultHeader {
   ResultStatus status = ResultStatus::kOk;
   std::uint8_t error_code = 0;  // runnel::Errc (core/errc.hpp) when status is kError
   std::uint32_t duration_us = 0;
-  std::string error;         // the function's message when status is kError
-  std::string content_type;  // of the output frame
-  std::string files_json;    // JSON array of output files, or empty
+  std::string error;                // the function's message when status is kError
+  std::string content_type;         // of the output frame
+  std::string files_json;           // JSON array of output files, or empty
   std::vector<EmitRecord> emitted;  // only with kOk
   bool operator==(const ResultHeader&) const = default;
 };

@@ -28,7 +28,18 @@ inline constexpr std::size_t kMaxWelcomeBody = 1024 * 1024;
 inline constexpr std::size_t kMaxName = 255;
 inline constexpr std::int64_t kMaxCapacity = 1'000'000;
 
-enum class Command { kHello, kResults, kHeartbeat, kDraining, kBye, kCapacity, kWelcome, kReject, kTasks, kExit };
+enum class Command {
+  kHello,
+  kResults,
+  kHeartbeat,
+  kDraining,
+  kBye,
+  kCapacity,
+  kWelcome,
+  kReject,
+  kTasks,
+  kExit
+};
 // The command a first frame names, or nullopt for anything else.
 std::optional<Command> ParseCommand(std::string_view frame);
 std::string_view CommandName(Command command);
@@ -61,10 +72,10 @@ struct Welcome {
   std::int64_t max_payload = 0;  // 0: no limit
   std::int64_t memory_mb = 0;    // 0: no limit
   std::string output_dir;
-  std::int64_t concurrency = 0;   // 0: the worker's default
+  std::int64_t concurrency = 0;        // 0: the worker's default
   std::optional<std::string> handler;  // absent: builtin:<function>
   std::string handler_dir;
-  std::optional<WelcomeBatch> batch;   // absent: the function's own
+  std::optional<WelcomeBatch> batch;  // absent: the function's own
   bool operator==(const Welcome&) const = default;
 };
 std::string Encode(const Welcome& welcome);

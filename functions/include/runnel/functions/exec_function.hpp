@@ -20,14 +20,14 @@
 namespace runnel::functions {
 
 struct ProcessRequest {
-  std::vector<std::string> argv;         // argv[0]: a path, or a name searched in PATH
-  std::string working_dir;               // empty: inherit
-  std::vector<std::string> env;          // NAME=VALUE entries set on top of this process's environment
-  std::string stdin_data;                // written to the child's stdin, then closed
-  std::string stdin_file;                // if set, the child's stdin is this file instead
+  std::vector<std::string> argv;  // argv[0]: a path, or a name searched in PATH
+  std::string working_dir;        // empty: inherit
+  std::vector<std::string> env;   // NAME=VALUE entries set on top of this process's environment
+  std::string stdin_data;         // written to the child's stdin, then closed
+  std::string stdin_file;         // if set, the child's stdin is this file instead
   std::optional<std::chrono::steady_clock::time_point> deadline;  // past it the group is killed
-  std::size_t max_output = 16 << 20;     // stdout past this kills the group
-  std::size_t max_stderr = 4096;         // the last bytes of stderr kept
+  std::size_t max_output = 16 << 20;                              // stdout past this kills the group
+  std::size_t max_stderr = 4096;                                  // the last bytes of stderr kept
 };
 
 struct ProcessOutcome {

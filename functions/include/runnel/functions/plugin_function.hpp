@@ -29,6 +29,7 @@ std::vector<PluginFunctionInfo> InspectPlugin(const std::string& path);
 // Thread-safety: the returned Function's Handle is called concurrently; the plugin's handle()
 // must be thread-safe (runnel/plugin.h says so). The destructor calls the plugin's destroy().
 std::unique_ptr<Function> LoadPluginFunction(const std::string& path, const std::string& name,
-                                             const nlohmann::json& params, const std::string& function_name = {});
+                                             const nlohmann::json& params,
+                                             const std::string& function_name = {});
 
 }  // namespace runnel::functions

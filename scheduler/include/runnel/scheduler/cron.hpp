@@ -55,11 +55,11 @@ class CronSchedule {
   std::string time_zone_;
   std::bitset<60> minutes_;
   std::bitset<24> hours_;
-  std::bitset<32> days_;      // 1..31
-  std::bitset<13> months_;    // 1..12
-  std::bitset<7> weekdays_;   // 0 = Sunday
-  bool day_star_ = false;     // the day-of-month field starts with '*'
-  bool weekday_star_ = false; // the day-of-week field starts with '*'
+  std::bitset<32> days_;       // 1..31
+  std::bitset<13> months_;     // 1..12
+  std::bitset<7> weekdays_;    // 0 = Sunday
+  bool day_star_ = false;      // the day-of-month field starts with '*'
+  bool weekday_star_ = false;  // the day-of-week field starts with '*'
   std::shared_ptr<const Zone> zone_;
 };
 

@@ -36,7 +36,7 @@ namespace runnel::telemetry {
 // The families every journal of a stack shares (one registry, labels per function).
 struct EventMetrics {
   explicit EventMetrics(std::shared_ptr<prometheus::Registry> registry);
-  std::shared_ptr<prometheus::Registry> registry;  // owns the families below
+  std::shared_ptr<prometheus::Registry> registry;       // owns the families below
   prometheus::Family<prometheus::Histogram>& duration;  // runnel_function_duration_seconds
   prometheus::Family<prometheus::Histogram>& latency;   // runnel_dispatcher_event_latency_seconds
   prometheus::Family<prometheus::Counter>& errors;      // runnel_dispatcher_errors_total
@@ -71,10 +71,10 @@ class EventJournal final : public broker::EventObserver {
     int attempt = 0;
     std::int64_t number = 0;  // duration (us), offset, backoff (ms) or latency source, by kind
     bool ok = false;
-    std::string worker;       // or the id for kReceived, the status for kFinished
+    std::string worker;  // or the id for kReceived, the status for kFinished
     std::string error_kind;
     std::string error;
-    std::string topic;        // kReceived: the topic; kFinished: the dead-letter topic
+    std::string topic;  // kReceived: the topic; kFinished: the dead-letter topic
     std::int32_t partition = -1;
     std::int64_t record_ms = -1;
     std::optional<std::string> key;
@@ -102,7 +102,7 @@ class EventJournal final : public broker::EventObserver {
   prometheus::Histogram* duration_error_;
   // Series looked up once per label value (Family::Add hashes the whole label set every call).
   std::unordered_map<std::string, prometheus::Histogram*> latency_;  // by outcome
-  std::unordered_map<std::string, prometheus::Counter*> errors_;      // by kind
+  std::unordered_map<std::string, prometheus::Counter*> errors_;     // by kind
   prometheus::Histogram& Latency(const std::string& outcome);
   prometheus::Counter& Errors(const std::string& kind);
 };

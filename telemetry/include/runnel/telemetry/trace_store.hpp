@@ -31,8 +31,8 @@ namespace runnel::telemetry {
 struct TraceAttempt {
   int attempt = 1;
   std::string worker;
-  std::int64_t start_ms = 0;     // epoch ms, when the dispatcher handed it to the worker
-  std::int64_t duration_us = -1; // as the worker reported it; -1: no answer
+  std::int64_t start_ms = 0;       // epoch ms, when the dispatcher handed it to the worker
+  std::int64_t duration_us = -1;   // as the worker reported it; -1: no answer
   std::string result = "running";  // ok, error, worker-lost, timeout, running
   std::string error_kind;
   std::string error;
@@ -46,16 +46,16 @@ struct EventTrace {
   std::int32_t partition = -1;
   std::int64_t offset = -1;
   std::optional<std::string> key;
-  std::int64_t record_ms = -1;    // the record's timestamp
-  std::int64_t received_ms = 0;   // when the dispatcher consumed it
-  int deliveries = 1;             // times it was consumed (more than 1 after a restart or replay)
+  std::int64_t record_ms = -1;   // the record's timestamp
+  std::int64_t received_ms = 0;  // when the dispatcher consumed it
+  int deliveries = 1;            // times it was consumed (more than 1 after a restart or replay)
   std::vector<TraceAttempt> attempts;
   std::string status = "in progress";  // then ok, error, dead-letter
   std::string error_kind;
   std::string error;
   std::string dead_letter_topic;
   std::int64_t finished_ms = -1;
-  std::int64_t latency_ms = -1;   // record timestamp to final outcome
+  std::int64_t latency_ms = -1;  // record timestamp to final outcome
 
   nlohmann::json ToJson() const;
 };
@@ -64,7 +64,7 @@ struct EventTrace {
 struct KeptOutcome {
   std::string meta;
   std::string output;
-  bool output_kept = true;        // false: the output was over kKeptOutputMax (then empty here)
+  bool output_kept = true;       // false: the output was over kKeptOutputMax (then empty here)
   std::size_t output_bytes = 0;  // the output's size, kept or not
 };
 

@@ -65,7 +65,6 @@ class TaskPool {
  public:
   static constexpr std::size_t kNotifyBatch = 64;
 
-
   // Starts the threads and fibers. `function` and `watchdog` must outlive the pool.
   TaskPool(functions::Function& function, PoolOptions options, Watchdog& watchdog);
   ~TaskPool();

@@ -18,8 +18,8 @@ namespace runnel::workers {
 struct ParsedWorkerArgs {
   std::optional<WorkerOptions> options;
   bool standby = false;  // --standby: wait for AwaitStart before anything else
-  std::string error;    // a usage error, for stderr
-  std::string message;  // what --help or --version prints, for stdout
+  std::string error;     // a usage error, for stderr
+  std::string message;   // what --help or --version prints, for stdout
 };
 ParsedWorkerArgs ParseWorkerArgs(const std::vector<std::string>& args);
 

@@ -45,8 +45,9 @@ struct RunResult {
   std::string out;
   std::string err;
 };
-RunResult RunCommand(std::vector<std::string> argv, std::chrono::milliseconds deadline = std::chrono::seconds(60),
-              std::string stdin_text = {});
+RunResult RunCommand(std::vector<std::string> argv,
+                     std::chrono::milliseconds deadline = std::chrono::seconds(60),
+                     std::string stdin_text = {});
 
 // Path of the `runnel` binary under test: $RUNNEL_BIN, else the one this build made.
 std::string RunnelBin();

@@ -14,7 +14,8 @@ namespace runnel::testing {
 
 // A SUB socket on the feed's topics starting with `prefix` ("" for all) that has seen the feed's
 // welcome, so every later outcome reaches it. Fails the test when no welcome comes within 10 s.
-inline zmq::socket_t SubscribeToResults(zmq::context_t& ctx, const StackProcess& stack, const std::string& prefix) {
+inline zmq::socket_t SubscribeToResults(zmq::context_t& ctx, const StackProcess& stack,
+                                        const std::string& prefix) {
   zmq::socket_t socket(ctx, zmq::socket_type::sub);
   socket.set(zmq::sockopt::linger, 0);
   socket.set(zmq::sockopt::rcvhwm, 0);

@@ -63,11 +63,12 @@ class StackProcess {
 
 // Reads outcome records from a results topic (header runnel-result) until `count` arrived or the
 // deadline passed.
-std::vector<Outcome> ReadOutcomes(const broker::KafkaConfig& kafka, const std::string& topic, std::size_t count,
-                                  std::chrono::milliseconds deadline);
+std::vector<Outcome> ReadOutcomes(const broker::KafkaConfig& kafka, const std::string& topic,
+                                  std::size_t count, std::chrono::milliseconds deadline);
 // Publishes events (payload, key) with fresh ids; returns the ids in order.
-std::vector<std::string> PublishEvents(const broker::KafkaConfig& kafka, const std::string& topic,
-                                       const std::vector<std::pair<std::string, std::optional<std::string>>>& events);
+std::vector<std::string> PublishEvents(
+    const broker::KafkaConfig& kafka, const std::string& topic,
+    const std::vector<std::pair<std::string, std::optional<std::string>>>& events);
 // True once the group's lag is 0 on every partition of `topic` (committed at the end offset, or
 // an empty partition).
 bool CommittedReachesEnd(const broker::KafkaConfig& kafka, const std::string& topic, const std::string& group,

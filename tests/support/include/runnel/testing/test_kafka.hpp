@@ -4,13 +4,13 @@
 // each TestKafka's topics a prefix of their own; on `runnel kafka` it returns the name as it is.
 #pragma once
 
+#include <gtest/gtest.h>
+
 #include <filesystem>
 #include <memory>
 #include <optional>
 #include <string>
 #include <string_view>
-
-#include <gtest/gtest.h>
 
 #include "runnel/broker/kafka.hpp"
 #include "runnel/testing/child_process.hpp"
