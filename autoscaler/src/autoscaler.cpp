@@ -337,107 +337,12 @@ class Autoscaler::Loop {
     return StatusErrorReply(fmt::format("'{}' is not answered by this stack", Encode(request)));
   }
 
+  // The status socket's answer (docs/protocol.md §4.4): every function, the protocol errors, the
+  // components.
   nlohmann::json StatusJson() const {
     const auto now_ms = NowEpochMs();
     nlohmann::json functions = nlohmann::json::array();
-    for (const auto& fp : fns_) {
-      const Fn& f = *fp;
-      const auto& st = f.stats;
-      std::int64_t lag = 0;
-      for (const auto& p : f.offsets) lag += p.Lag();
-      nlohmann::json workers = nlohmann::json::array();
-      int restarts = 0;
-      bool crash_loop = false;
-      int running = 0;
-      for (const auto& w : opt_.backend->List(f.spec.name)) {
-        restarts += w.restarts;
-        std::string state(WorkerStateName(w.state));
-        nlohmann::json j = {{"id", w.id},
-                            {"pid", w.pid},
-                            {"restarts", w.restarts},
-                            {"last_exit", w.last_exit},
-                            {"log", w.log_file},
-                            {"in_flight", 0},
-                            {"cpu_s", w.cpu_s},
-                            {"wall_s", w.wall_s},
-                            {"rss_kb", w.rss_kb},
-                            {"peak_rss_kb", w.peak_rss_kb},
-                            {"start", w.from_standby ? "standby" : "exec"}};
-        auto it = st.workers.find(w.id);
-        if (w.state == WorkerState::kCrashLoop) crash_loop = true;
-        if (w.state != WorkerState::kStopping) ++running;
-        if (it != st.workers.end()) {
-          j["in_flight"] = it->second.in_flight;
-          j["completed"] = it->second.completed;
-          if (w.rss_kb == 0) j["rss_kb"] = it->second.rss_kb;  // the backend could not measure it
-          if (it->second.draining) state = "draining";
-        } else if (w.state == WorkerState::kRunning) {
-          state = "starting";  // its process runs but it has not joined the dispatcher yet
-        }
-        j["state"] = state;
-        workers.push_back(std::move(j));
-      }
-      const auto& sc = f.spec.scaling;
-      const Usage usage = opt_.backend->UsageOf(f.spec.name);
-      functions.push_back({
-          {"name", f.spec.name},
-          {"topic", f.spec.topic},
-          {"partitions", f.offsets.size()},
-          {"lag", lag},
-          {"backlog", f.backlog.waiting},
-          {"oldest_age_ms",
-           st.oldest_pending_ms >= 0 ? std::max<std::int64_t>(0, now_ms - st.oldest_pending_ms) : 0},
-          {"arrival_per_s", f.arrival},
-          {"completion_per_s", f.completion},
-          {"service_ms", f.service_s * 1000},
-          {"queued", st.queued},
-          {"in_flight", st.in_flight},
-          {"desired", f.desired},
-          {"running", running},
-          {"joined", st.workers.size()},
-          {"reason", f.decision.reason},
-          {"scale_changes", f.changes},
-          {"crash_loop", crash_loop},
-          {"restarts", restarts},
-          {"received", st.received},
-          {"succeeded", st.succeeded},
-          {"errors", st.failed},
-          {"dead_lettered", st.dead_lettered},
-          {"retries", st.retries},
-          {"attempts", st.attempts},
-          {"redispatched", st.redispatched},
-          {"workers_lost", st.workers_lost},
-          {"blocked", st.blocked},
-          {"blocked_reason", st.blocked_reason},
-          {"records_refused", st.records_refused},
-          {"filtered", st.filtered},
-          {"usage",
-           {{"invocations", st.attempts},
-            {"worker_seconds", usage.wall_s},
-            {"cpu_seconds", usage.cpu_s},
-            {"peak_rss_kb", usage.peak_rss_kb},
-            {"workers_started", usage.workers_started},
-            {"restarts", usage.restarts}}},
-          {"retention_lost", std::max(st.retention_lost, f.backlog.lost)},
-          {"scaling",
-           {{"min", sc.min},
-            {"max", sc.max},
-            {"warm", sc.warm},
-            {"target_drain_ms", sc.target_drain.count()},
-            {"idle_to_zero_ms", sc.idle_to_zero.count()},
-            {"stabilization_ms", sc.stabilization.count()}}},
-          {"workers", std::move(workers)},
-      });
-      if (const auto standby = opt_.backend->StandbyOf(f.spec.name)) {
-        functions.back()["standby"] = {{"state", standby->state},
-                                       {"pid", standby->pid},
-                                       {"rss_kb", standby->rss_kb},
-                                       {"used", standby->used},
-                                       {"exec_starts", standby->exec_starts},
-                                       {"ended", standby->ended},
-                                       {"last_exit", standby->last_exit}};
-      }
-    }
+    for (const auto& fp : fns_) functions.push_back(FunctionJson(*fp, now_ms));
     nlohmann::json errors = nlohmann::json::array();
     for (const auto& c : opt_.protocol_errors->Snapshot()) {
       errors.push_back({{"socket", c.socket}, {"reason", c.reason}, {"count", c.count}});
@@ -445,6 +350,116 @@ class Autoscaler::Loop {
     nlohmann::json out = {
         {"functions", std::move(functions)}, {"age_ms", 0}, {"protocol_errors", std::move(errors)}};
     if (opt_.components) out["components"] = opt_.components();
+    return out;
+  }
+
+  // What the backend lists of a function's workers, joined with what its dispatcher knows of them.
+  struct WorkersJson {
+    nlohmann::json list = nlohmann::json::array();
+    int restarts = 0;
+    bool crash_loop = false;
+    int running = 0;
+  };
+  WorkersJson WorkersOf(const Fn& f) const {
+    const auto& st = f.stats;
+    WorkersJson out;
+    for (const auto& w : opt_.backend->List(f.spec.name)) {
+      out.restarts += w.restarts;
+      std::string state(WorkerStateName(w.state));
+      nlohmann::json j = {{"id", w.id},
+                          {"pid", w.pid},
+                          {"restarts", w.restarts},
+                          {"last_exit", w.last_exit},
+                          {"log", w.log_file},
+                          {"in_flight", 0},
+                          {"cpu_s", w.cpu_s},
+                          {"wall_s", w.wall_s},
+                          {"rss_kb", w.rss_kb},
+                          {"peak_rss_kb", w.peak_rss_kb},
+                          {"start", w.from_standby ? "standby" : "exec"}};
+      auto it = st.workers.find(w.id);
+      if (w.state == WorkerState::kCrashLoop) out.crash_loop = true;
+      if (w.state != WorkerState::kStopping) ++out.running;
+      if (it != st.workers.end()) {
+        j["in_flight"] = it->second.in_flight;
+        j["completed"] = it->second.completed;
+        if (w.rss_kb == 0) j["rss_kb"] = it->second.rss_kb;  // the backend could not measure it
+        if (it->second.draining) state = "draining";
+      } else if (w.state == WorkerState::kRunning) {
+        state = "starting";  // its process runs but it has not joined the dispatcher yet
+      }
+      j["state"] = state;
+      out.list.push_back(std::move(j));
+    }
+    return out;
+  }
+
+  // One function's entry of the status: lag, rates, counts, usage, scaling, workers, standby.
+  nlohmann::json FunctionJson(const Fn& f, std::int64_t now_ms) const {
+    const auto& st = f.stats;
+    std::int64_t lag = 0;
+    for (const auto& p : f.offsets) lag += p.Lag();
+    WorkersJson workers = WorkersOf(f);
+    const auto& sc = f.spec.scaling;
+    const Usage usage = opt_.backend->UsageOf(f.spec.name);
+    nlohmann::json out = {
+        {"name", f.spec.name},
+        {"topic", f.spec.topic},
+        {"partitions", f.offsets.size()},
+        {"lag", lag},
+        {"backlog", f.backlog.waiting},
+        {"oldest_age_ms",
+         st.oldest_pending_ms >= 0 ? std::max<std::int64_t>(0, now_ms - st.oldest_pending_ms) : 0},
+        {"arrival_per_s", f.arrival},
+        {"completion_per_s", f.completion},
+        {"service_ms", f.service_s * 1000},
+        {"queued", st.queued},
+        {"in_flight", st.in_flight},
+        {"desired", f.desired},
+        {"running", workers.running},
+        {"joined", st.workers.size()},
+        {"reason", f.decision.reason},
+        {"scale_changes", f.changes},
+        {"crash_loop", workers.crash_loop},
+        {"restarts", workers.restarts},
+        {"received", st.received},
+        {"succeeded", st.succeeded},
+        {"errors", st.failed},
+        {"dead_lettered", st.dead_lettered},
+        {"retries", st.retries},
+        {"attempts", st.attempts},
+        {"redispatched", st.redispatched},
+        {"workers_lost", st.workers_lost},
+        {"blocked", st.blocked},
+        {"blocked_reason", st.blocked_reason},
+        {"records_refused", st.records_refused},
+        {"filtered", st.filtered},
+        {"usage",
+         {{"invocations", st.attempts},
+          {"worker_seconds", usage.wall_s},
+          {"cpu_seconds", usage.cpu_s},
+          {"peak_rss_kb", usage.peak_rss_kb},
+          {"workers_started", usage.workers_started},
+          {"restarts", usage.restarts}}},
+        {"retention_lost", std::max(st.retention_lost, f.backlog.lost)},
+        {"scaling",
+         {{"min", sc.min},
+          {"max", sc.max},
+          {"warm", sc.warm},
+          {"target_drain_ms", sc.target_drain.count()},
+          {"idle_to_zero_ms", sc.idle_to_zero.count()},
+          {"stabilization_ms", sc.stabilization.count()}}},
+        {"workers", std::move(workers.list)},
+    };
+    if (const auto standby = opt_.backend->StandbyOf(f.spec.name)) {
+      out["standby"] = {{"state", standby->state},
+                        {"pid", standby->pid},
+                        {"rss_kb", standby->rss_kb},
+                        {"used", standby->used},
+                        {"exec_starts", standby->exec_starts},
+                        {"ended", standby->ended},
+                        {"last_exit", standby->last_exit}};
+    }
     return out;
   }
 

@@ -189,41 +189,43 @@ std::string IotLine(const nlohmann::json& endpoints, const std::filesystem::path
 
 void Flush() { std::fflush(stdout); }
 
-int RunDemo(const std::string& samples_dir, bool short_mode, const CommonOptions& common) {
-  const auto samples = std::filesystem::absolute(samples_dir);
-  if (!std::filesystem::is_directory(samples)) {
-    throw ConfigError(fmt::format("sample data not found at {} (pass --samples DIR)", samples.string()));
+// Counts the regular files under `dir` (recursively) named `name`, or all of them when it is empty.
+std::size_t CountFiles(const std::filesystem::path& dir, const std::string& name) {
+  std::size_t n = 0;
+  if (std::filesystem::is_directory(dir)) {
+    for (const auto& e : std::filesystem::recursive_directory_iterator(dir)) {
+      n += e.is_regular_file() && (name.empty() || e.path().filename() == name) ? 1 : 0;
+    }
   }
-  const DemoPlan plan = PlanFor(short_mode);
-  StateDir state = StateDir::Resolve(common.state_dir);
-  StackLock lock(state, "runnel demo");
-  const auto started = Clock::now();
-  auto since = [&started] { return std::chrono::duration<double>(Clock::now() - started).count(); };
-  int exit_code = 0;
-  {
-    Stack stack(DemoStack(plan), state, std::filesystem::read_symlink("/proc/self/exe"));
-    const auto endpoints = state.ReadEndpoints();
-    const StackClient client(common.state_dir);
-    const broker::KafkaConfig kafka = client.Kafka();
+  return n;
+}
+
+// One run of the demo on a started stack: the five steps it prints, in order.
+class DemoRun {
+ public:
+  DemoRun(const DemoPlan& plan, const StateDir& state, const CommonOptions& common, Clock::time_point started)
+      : plan_(plan),
+        state_(state),
+        endpoints_(state.ReadEndpoints()),
+        client_(common.state_dir),
+        kafka_(client_.Kafka()),
+        outcomes_(kafka_),
+        producer_(client_.Producer()),
+        started_(started) {}
+
+  // 1. The stack and its functions.
+  void ShowStack() {
     fmt::print(
         "1. A stack on the embedded Kafka broker ({}), every function scaled to zero until events arrive:\n",
-        kafka.bootstrap);
+        kafka_.bootstrap);
     for (const auto& f : kFunctions) fmt::print("     {:<17} topic {:<17} workers 0..4\n", f, f);
     fmt::print("   (`runnel status` and `runnel results` work against it meanwhile: state dir {})\n\n",
-               state.Root().string());
+               state_.Root().string());
     Flush();
+  }
 
-    // 2. Uploads by file:// reference, and the readings file inline.
-    Outcomes outcomes(kafka);
-    std::map<std::string, std::string> what;  // event id -> what it was
-    auto producer = client.Producer();
-    auto publish = [&](const std::string& topic, std::optional<std::string> key, std::string payload,
-                       Envelope env, std::string label) {
-      env.id = NewEventId();
-      env.trace_id = NewTraceId();
-      what[env.id] = std::move(label);
-      producer->Produce({topic, broker::kAnyPartition, std::move(key), std::move(payload), env.Encode()}, {});
-    };
+  // 2. Uploads by file:// reference and the readings file inline, each outcome as it arrives.
+  void Upload(const std::filesystem::path& samples) {
     std::vector<std::filesystem::path> files;
     for (const auto& entry : std::filesystem::directory_iterator(samples)) files.push_back(entry.path());
     std::sort(files.begin(), files.end());
@@ -236,119 +238,160 @@ int RunDemo(const std::string& samples_dir, bool short_mode, const CommonOptions
       Envelope env;
       env.content_type = type;
       env.file = FileRef{path.string(), std::filesystem::file_size(path), path.filename().string()};
-      publish(image ? "image.thumbnail" : "video.thumbnails", path.filename().string(), "", env,
+      Publish(image ? "image.thumbnail" : "video.thumbnails", path.filename().string(), "", env,
               path.filename().string());
       ++(image ? images : videos);
     }
     if (std::ifstream readings(samples / "readings.ndjson"); readings) {
       Envelope env;
       env.content_type = "application/x-ndjson";
-      publish("iot.ingest", "site-1", std::string(std::istreambuf_iterator<char>(readings), {}), env,
+      Publish("iot.ingest", "site-1", std::string(std::istreambuf_iterator<char>(readings), {}), env,
               "readings.ndjson");
     }
-    if (producer->Flush(std::chrono::seconds(30)) != 0)
+    if (producer_->Flush(std::chrono::seconds(30)) != 0) {
       throw Error("the broker did not acknowledge every upload", true);
+    }
     fmt::print(
         "2. Uploaded {} image(s) and {} video(s) by reference, and a file of sensor readings; outcomes as "
-        "they "
-        "arrive:\n",
+        "they arrive:\n",
         images, videos);
     Flush();
     std::size_t seen = 0;
-    const auto upload_deadline = Clock::now() + std::chrono::seconds(60);
-    while (seen < what.size() && Clock::now() < upload_deadline) {
-      for (const auto& o : outcomes.Drain(std::chrono::milliseconds(200))) {
-        if (!what.contains(o.id)) continue;
+    const auto deadline = Clock::now() + std::chrono::seconds(60);
+    while (seen < what_.size() && Clock::now() < deadline) {
+      for (const auto& o : outcomes_.Drain(std::chrono::milliseconds(200))) {
+        if (!what_.contains(o.id)) continue;
         ++seen;
-        fmt::print("   {:>5.1f} s  {:<16} {:<6} {:<16} {}\n", since(), o.function, StatusName(o.status),
-                   what[o.id], Summary(o));
+        fmt::print("   {:>5.1f} s  {:<16} {:<6} {:<16} {}\n", Since(), o.function, StatusName(o.status),
+                   what_[o.id], Summary(o));
         Flush();
       }
     }
-    if (seen < what.size()) {
-      throw Error(fmt::format("only {} of {} uploads had an outcome within 60 s", seen, what.size()), true);
+    if (seen < what_.size()) {
+      throw Error(fmt::format("only {} of {} uploads had an outcome within 60 s", seen, what_.size()), true);
     }
     fmt::print("   workers woken from zero by the first event of each function: {}\n",
-               WorkersLine(endpoints, state.Root()).first);
+               WorkersLine(endpoints_, state_.Root()).first);
+  }
 
-    // 3. Streaming: the workers follow the rate.
+  // 3. Streaming readings at each rate of the plan: the workers follow the rate.
+  void Stream() {
     fmt::print(
         "\n3. Streaming readings from {} simulated devices to iot.ingest: {} reading(s)/s, {} s each\n",
-        plan.devices, fmt::join(plan.rates, ", then "), plan.phase.count() / 1000);
+        plan_.devices, fmt::join(plan_.rates, ", then "), plan_.phase.count() / 1000);
     fmt::print("   {:>5}  {:>6}  {:>7}   iot.ingest\n", "time", "rate", "sent");
     Flush();
-    SensorSimulator simulator(plan.devices, 7);
-    std::int64_t sent = 0;
-    for (const double rate : plan.rates) {
+    SensorSimulator simulator(plan_.devices, 7);
+    for (const double rate : plan_.rates) {
       const auto report =
-          PublishAtRate(*producer, "iot.ingest", simulator, rate, plan.phase, [&](int, std::int64_t n) {
-            (void)outcomes.Drain(std::chrono::milliseconds(0));
-            fmt::print("   {:>4.0f} s  {:>4.0f}/s  {:>7}   {}\n", since(), rate, sent + n,
-                       IotLine(endpoints, state.Root()));
+          PublishAtRate(*producer_, "iot.ingest", simulator, rate, plan_.phase, [&](int, std::int64_t n) {
+            (void)outcomes_.Drain(std::chrono::milliseconds(0));
+            fmt::print("   {:>4.0f} s  {:>4.0f}/s  {:>7}   {}\n", Since(), rate, sent_ + n,
+                       IotLine(endpoints_, state_.Root()));
             Flush();
           });
-      sent += report.sent;
-      if (report.failed > 0)
+      sent_ += report.sent;
+      if (report.failed > 0) {
         throw Error(fmt::format("{} reading(s) not acknowledged by Kafka", report.failed), true);
+      }
     }
+  }
 
-    // 4. The backlog drains, then every function goes back to zero workers.
+  // 4. The backlog drains, then every function goes back to zero workers. 0 when both happened
+  // within the plan's deadline, 1 otherwise.
+  int DrainToZero() {
     fmt::print(
         "\n4. Readings stopped after {} of them: the backlog drains, then the workers go back to zero\n",
-        sent);
+        sent_);
     Flush();
-    const std::size_t iot_expected = static_cast<std::size_t>(sent) + 1;  // + readings.ndjson
-    const auto zero_deadline = Clock::now() + plan.to_zero_deadline;
+    const std::size_t iot_expected = static_cast<std::size_t>(sent_) + 1;  // + readings.ndjson
+    const auto deadline = Clock::now() + plan_.to_zero_deadline;
     auto next_line = Clock::now();
     int running = -1;
-    while (Clock::now() < zero_deadline) {
-      (void)outcomes.Drain(std::chrono::milliseconds(100));
+    while (Clock::now() < deadline) {
+      (void)outcomes_.Drain(std::chrono::milliseconds(100));
       if (Clock::now() < next_line) continue;
       next_line += std::chrono::seconds(1);
-      const auto [line, total] = WorkersLine(endpoints, state.Root());
+      const auto [line, total] = WorkersLine(endpoints_, state_.Root());
       running = total;
-      fmt::print("   {:>4.0f} s  outcomes {:>6} of {:<6}  workers: {}\n", since(),
-                 outcomes.Count("iot.ingest"), iot_expected, line);
+      fmt::print("   {:>4.0f} s  outcomes {:>6} of {:<6}  workers: {}\n", Since(),
+                 outcomes_.Count("iot.ingest"), iot_expected, line);
       Flush();
-      if (running == 0 && outcomes.Count("iot.ingest") >= iot_expected) break;
+      if (running == 0 && outcomes_.Count("iot.ingest") >= iot_expected) break;
     }
-    if (outcomes.Count("iot.ingest") < iot_expected) {
-      fmt::print("   only {} of {} readings had an outcome within {} s\n", outcomes.Count("iot.ingest"),
-                 iot_expected, plan.to_zero_deadline.count());
-      exit_code = 1;
-    } else if (running != 0) {
-      fmt::print("   {} worker(s) still running after {} s\n", running, plan.to_zero_deadline.count());
-      exit_code = 1;
-    } else {
-      fmt::print("   every reading has its outcome and every function is back to zero workers\n");
+    if (outcomes_.Count("iot.ingest") < iot_expected) {
+      fmt::print("   only {} of {} readings had an outcome within {} s\n", outcomes_.Count("iot.ingest"),
+                 iot_expected, plan_.to_zero_deadline.count());
+      return 1;
     }
+    if (running != 0) {
+      fmt::print("   {} worker(s) still running after {} s\n", running, plan_.to_zero_deadline.count());
+      return 1;
+    }
+    fmt::print("   every reading has its outcome and every function is back to zero workers\n");
+    return 0;
+  }
 
-    // 5. Where everything is.
-    const std::filesystem::path out = endpoints.value("output_dir", "");
-    auto count_files = [](const std::filesystem::path& dir, const std::string& name) {
-      std::size_t n = 0;
-      if (std::filesystem::is_directory(dir)) {
-        for (const auto& e : std::filesystem::recursive_directory_iterator(dir)) {
-          n += e.is_regular_file() && (name.empty() || e.path().filename() == name) ? 1 : 0;
-        }
-      }
-      return n;
-    };
+  // 5. Where everything is.
+  void ShowOutputs() const {
+    const std::filesystem::path out = endpoints_.value("output_dir", "");
     fmt::print("\n5. Outputs, under {}:\n", out.string());
     fmt::print("     image.thumbnail/<event id>/    {} thumbnail(s)\n",
-               count_files(out / "image.thumbnail", ""));
-    fmt::print(
-        "     video.thumbnails/<event id>/   {} frame(s) and {} contact sheet(s) (contact.jpg)\n",
-        count_files(out / "video.thumbnails", "") - count_files(out / "video.thumbnails", "contact.jpg"),
-        count_files(out / "video.thumbnails", "contact.jpg"));
+               CountFiles(out / "image.thumbnail", ""));
+    fmt::print("     video.thumbnails/<event id>/   {} frame(s) and {} contact sheet(s) (contact.jpg)\n",
+               CountFiles(out / "video.thumbnails", "") - CountFiles(out / "video.thumbnails", "contact.jpg"),
+               CountFiles(out / "video.thumbnails", "contact.jpg"));
     fmt::print(
         "   IoT results (aggregates, alerts) are records on iot.ingest.results; failed events are on each\n"
         "   function's .dlq topic (`runnel dlq FUNCTION` while a stack runs); worker logs: {}\n",
-        (state.Root() / "logs").string());
+        (state_.Root() / "logs").string());
     Flush();
   }
+
+ private:
+  double Since() const { return std::chrono::duration<double>(Clock::now() - started_).count(); }
+
+  void Publish(const std::string& topic, std::optional<std::string> key, std::string payload, Envelope env,
+               std::string label) {
+    env.id = NewEventId();
+    env.trace_id = NewTraceId();
+    what_[env.id] = std::move(label);
+    producer_->Produce({topic, broker::kAnyPartition, std::move(key), std::move(payload), env.Encode()}, {});
+  }
+
+  const DemoPlan& plan_;
+  const StateDir& state_;
+  const nlohmann::json endpoints_;
+  const StackClient client_;
+  const broker::KafkaConfig kafka_;
+  Outcomes outcomes_;
+  std::unique_ptr<broker::Producer> producer_;
+  const Clock::time_point started_;
+  std::map<std::string, std::string> what_;  // event id -> what it was
+  std::int64_t sent_ = 0;                    // readings streamed
+};
+
+int RunDemo(const std::string& samples_dir, bool short_mode, const CommonOptions& common) {
+  const auto samples = std::filesystem::absolute(samples_dir);
+  if (!std::filesystem::is_directory(samples)) {
+    throw ConfigError(fmt::format("sample data not found at {} (pass --samples DIR)", samples.string()));
+  }
+  const DemoPlan plan = PlanFor(short_mode);
+  StateDir state = StateDir::Resolve(common.state_dir);
+  StackLock lock(state, "runnel demo");
+  const auto started = Clock::now();
+  int exit_code = 0;
+  {
+    Stack stack(DemoStack(plan), state, std::filesystem::read_symlink("/proc/self/exe"));
+    DemoRun run(plan, state, common, started);
+    run.ShowStack();
+    run.Upload(samples);
+    run.Stream();
+    exit_code = run.DrainToZero();
+    run.ShowOutputs();
+  }
   fmt::print("\nThe stack stopped after {:.0f} s; nothing is left running. Next: samples/README.md.\n",
-             since());
+             std::chrono::duration<double>(Clock::now() - started).count());
   return exit_code;
 }
 

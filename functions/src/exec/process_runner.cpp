@@ -65,25 +65,16 @@ class SigpipeBlocked {
   sigset_t old_;
 };
 
-}  // namespace
+// SIGKILL to the child's whole process group (everything it started).
+void KillGroup(pid_t pid, bool& killed) {
+  ::kill(-pid, SIGKILL);
+  killed = true;
+}
 
-ProcessOutcome RunProcess(const ProcessRequest& request) {
-  ProcessOutcome outcome;
-  if (request.argv.empty()) {
-    outcome.start_error = "no program given";
-    return outcome;
-  }
-  SigpipeBlocked sigpipe;
-  Pipe in, out, err;
-  try {
-    in = MakePipe(0, "the child's stdin pipe");
-    out = MakePipe(0, "the child's stdout pipe");
-    err = MakePipe(0, "the child's stderr pipe");
-  } catch (const Error& e) {
-    outcome.start_error = e.what();
-    return outcome;
-  }
-
+// Starts the child on the pipes' far ends (stdin from `stdin_file` when given), in its own process
+// group; its pid, or -1 with `outcome.start_error` set.
+pid_t Spawn(const ProcessRequest& request, const Pipe& in, const Pipe& out, const Pipe& err,
+            ProcessOutcome& outcome) {
   posix_spawn_file_actions_t actions;
   ::posix_spawn_file_actions_init(&actions);
   if (!request.stdin_file.empty()) {
@@ -122,23 +113,16 @@ ProcessOutcome RunProcess(const ProcessRequest& request) {
   ::posix_spawnattr_destroy(&attr);
   if (rc != 0) {
     outcome.start_error = std::string(request.argv[0]) + ": " + std::strerror(rc);
-    return outcome;
+    return -1;
   }
-  outcome.started = true;
-  in.read.Reset();
-  out.write.Reset();
-  err.write.Reset();
-  if (!request.stdin_file.empty()) in.write.Reset();
-  if (in.write.Get() >= 0) SetNonBlocking(in.write.Get());
-  SetNonBlocking(out.read.Get());
-  SetNonBlocking(err.read.Get());
+  return pid;
+}
 
-  const auto deadline = request.deadline.value_or(Clock::time_point::max());
+// Feeds the child's stdin and reads its stdout and stderr until both are closed, the deadline
+// passes, or stdout outgrows `max_output` (then its group is killed). True when it killed the group.
+bool Exchange(pid_t pid, const ProcessRequest& request, Clock::time_point deadline, Pipe& in, Pipe& out,
+              Pipe& err, ProcessOutcome& outcome) {
   bool killed = false;
-  auto kill_group = [&] {
-    ::kill(-pid, SIGKILL);
-    killed = true;
-  };
   std::size_t written = 0;
   if (in.write.Get() >= 0 && request.stdin_data.empty()) in.write.Reset();
   char buffer[65536];
@@ -146,7 +130,7 @@ ProcessOutcome RunProcess(const ProcessRequest& request) {
     const auto now = Clock::now();
     if (now >= deadline) {
       outcome.timed_out = true;
-      kill_group();
+      KillGroup(pid, killed);
       break;
     }
     pollfd fds[3];
@@ -184,7 +168,7 @@ ProcessOutcome RunProcess(const ProcessRequest& request) {
         if (outcome.out.size() > request.max_output) {
           outcome.output_exceeded = true;
           outcome.out.resize(request.max_output);
-          kill_group();
+          KillGroup(pid, killed);
           break;
         }
       } else if (r == 0 || (errno != EAGAIN && errno != EINTR)) {
@@ -203,10 +187,13 @@ ProcessOutcome RunProcess(const ProcessRequest& request) {
       }
     }
   }
-  in.write.Reset();
-  out.read.Reset();
-  err.read.Reset();
+  return killed;
+}
 
+// Waits for the child to end (killing its group at the deadline), kills what it left in its group,
+// reaps it and records how it ended.
+void Reap(pid_t pid, const ProcessRequest& request, Clock::time_point deadline, bool killed,
+          ProcessOutcome& outcome) {
   // Wait for the child to end without reaping it (WNOWAIT), so its pid still names its group when
   // the group is killed; then reap it.
   auto pause = std::chrono::microseconds(200);
@@ -217,7 +204,7 @@ ProcessOutcome RunProcess(const ProcessRequest& request) {
     if (w != 0 && errno != EINTR) break;
     if (!killed && Clock::now() >= deadline) {
       outcome.timed_out = true;
-      kill_group();
+      KillGroup(pid, killed);
       continue;
     }
     std::this_thread::sleep_for(pause);
@@ -232,6 +219,43 @@ ProcessOutcome RunProcess(const ProcessRequest& request) {
   if (outcome.err_tail.size() > request.max_stderr) {
     outcome.err_tail.erase(0, outcome.err_tail.size() - request.max_stderr);
   }
+}
+
+}  // namespace
+
+ProcessOutcome RunProcess(const ProcessRequest& request) {
+  ProcessOutcome outcome;
+  if (request.argv.empty()) {
+    outcome.start_error = "no program given";
+    return outcome;
+  }
+  SigpipeBlocked sigpipe;
+  Pipe in, out, err;
+  try {
+    in = MakePipe(0, "the child's stdin pipe");
+    out = MakePipe(0, "the child's stdout pipe");
+    err = MakePipe(0, "the child's stderr pipe");
+  } catch (const Error& e) {
+    outcome.start_error = e.what();
+    return outcome;
+  }
+  const pid_t pid = Spawn(request, in, out, err, outcome);
+  if (pid < 0) return outcome;
+  outcome.started = true;
+  in.read.Reset();
+  out.write.Reset();
+  err.write.Reset();
+  if (!request.stdin_file.empty()) in.write.Reset();
+  if (in.write.Get() >= 0) SetNonBlocking(in.write.Get());
+  SetNonBlocking(out.read.Get());
+  SetNonBlocking(err.read.Get());
+
+  const auto deadline = request.deadline.value_or(Clock::time_point::max());
+  const bool killed = Exchange(pid, request, deadline, in, out, err, outcome);
+  in.write.Reset();
+  out.read.Reset();
+  err.read.Reset();
+  Reap(pid, request, deadline, killed, outcome);
   return outcome;
 }
 
