@@ -31,14 +31,8 @@ Dispatcher::Loop::Loop(Options options)
   const FunctionSpec& spec = opt_.spec;
   if (!opt_.protocol_errors) opt_.protocol_errors = std::make_shared<ProtocolErrors>();
   socket_name_ = "dispatcher/" + spec.name;
-  if (opt_.slice_count < 1 || opt_.slice_index < 0 || opt_.slice_index >= opt_.slice_count) {
-    throw ConfigError(fmt::format("dispatcher {}: slice {}/{} is not valid", spec.name, opt_.slice_index,
-                                  opt_.slice_count));
-  }
   Admin admin(opt_.kafka);
-  for (std::int32_t p : admin.Partitions(spec.topic)) {
-    if (p % opt_.slice_count == opt_.slice_index) assigned_.push_back({spec.topic, p, kOffsetStored});
-  }
+  for (std::int32_t p : admin.Partitions(spec.topic)) assigned_.push_back({spec.topic, p, kOffsetStored});
   consumer_ = std::make_unique<Consumer>(opt_.kafka,
                                          Consumer::Options{spec.Group(), "earliest", opt_.fetch_wait_max});
   // Where each partition resumes: gaps after it are records the broker dropped unprocessed.

@@ -394,10 +394,6 @@ std::chrono::milliseconds RetryPolicy::Backoff(int next_attempt) const {
   return std::chrono::milliseconds(static_cast<std::int64_t>(ms));
 }
 
-std::string FunctionSpec::BuiltinName() const {
-  return handler.rfind("builtin:", 0) == 0 ? handler.substr(std::string("builtin:").size()) : std::string();
-}
-
 const FunctionSpec* StackConfig::Find(const std::string& name) const {
   for (const auto& f : functions) {
     if (f.name == name) return &f;

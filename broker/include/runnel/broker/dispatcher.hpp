@@ -3,8 +3,7 @@
 //
 // It consumes the function's topic by assigning its partitions directly (no group join: it starts
 // at once, and a restart does not wait out a session timeout) and commits to spec.Group()
-// (runnel.<function> unless `group`). Scale-out is by static slices: dispatcher i of n takes the
-// partitions p with p % n == i, so no two dispatchers ever hold the same partition.
+// (runnel.<function> unless `group`): one dispatcher per function and group.
 //
 // Guarantees: an offset is committed only when every event below it has a final outcome (a result
 // handed to the results feed, or a dead-letter record acknowledged with acks=all); events with
@@ -102,8 +101,6 @@ class Dispatcher {
     std::chrono::milliseconds fetch_wait_max{100};
     std::size_t max_buffered = 20'000;  // consumed but not done, before partitions are paused
     std::string output_dir;
-    int slice_index = 0;
-    int slice_count = 1;
     // Topics of the functions this one feeds (config `next`): each ok outcome becomes an event
     // there, one per output file (by reference) or, without files, the output itself.
     std::vector<std::string> next_topics;

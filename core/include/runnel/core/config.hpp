@@ -86,7 +86,6 @@ struct FunctionSpec {
   // The consumer group the dispatcher commits to; every reader of its offsets (lag, status,
   // autoscaler, tests) asks this.
   std::string Group() const { return group.empty() ? "runnel." + name : group; }
-  std::string BuiltinName() const;  // the NAME of builtin:NAME; empty for other kinds
 };
 
 // A cron schedule that publishes to a function: a fixed payload, or one event per file matched

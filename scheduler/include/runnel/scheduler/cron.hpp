@@ -42,7 +42,6 @@ class CronSchedule {
   // The first firing instant strictly after `after`, on a whole minute.
   TimePoint NextFire(TimePoint after) const;
 
-  const std::string& Expression() const { return expression_; }
   const std::string& TimeZone() const { return time_zone_; }
 
   struct Zone;  // the loaded time zone (private; defined in cron.cpp)

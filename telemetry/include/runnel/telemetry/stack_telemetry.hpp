@@ -46,7 +46,6 @@ class StackTelemetry {
   // id>` ({"id", "outcomes": [...]}, docs/protocol.md §4.4), decoded by core's DecodeStatusRequest,
   // or {"error"} (a bad event id: the codec's message); nullopt for any other request.
   std::optional<std::string> Answer(std::string_view request) const;
-  const TraceStore& Traces() const { return *traces_; }
 
  private:
   std::shared_ptr<prometheus::Registry> registry_;
