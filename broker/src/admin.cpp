@@ -36,6 +36,17 @@ struct Admin::Impl {
   KafkaConfig config;
   ClientHandle rk;
 
+  using MetadataHandle = std::unique_ptr<const rd_kafka_metadata_t, Deleter<rd_kafka_metadata_destroy>>;
+  // The metadata of every topic (asked for all of them, so that a broker with
+  // auto.create.topics.enable creates nothing by being asked).
+  MetadataHandle AllTopics(std::chrono::milliseconds timeout) {
+    const rd_kafka_metadata_t* md = nullptr;
+    const auto err =
+        rd_kafka_metadata(rk.get(), /*all_topics=*/1, nullptr, &md, static_cast<int>(timeout.count()));
+    if (err != RD_KAFKA_RESP_ERR_NO_ERROR) ThrowKafkaError(err, "listing topics");
+    return MetadataHandle(md);
+  }
+
   // True when the broker is librdkafka's mock cluster (its cluster id says so). False when the
   // cluster id does not come in time: the caller's own request then reports what is wrong.
   bool IsMockCluster(std::chrono::milliseconds timeout) {
@@ -155,11 +166,8 @@ void Admin::CreateTopicOnEmbeddedBroker(const std::string& topic, int partitions
 
 std::optional<int> Admin::ExistingPartitionCount(const std::string& topic,
                                                  std::chrono::milliseconds timeout) {
-  const rd_kafka_metadata_t* md = nullptr;
-  const auto err =
-      rd_kafka_metadata(impl_->rk.get(), /*all_topics=*/1, nullptr, &md, static_cast<int>(timeout.count()));
-  if (err != RD_KAFKA_RESP_ERR_NO_ERROR) ThrowKafkaError(err, "listing topics");
-  std::unique_ptr<const rd_kafka_metadata_t, Deleter<rd_kafka_metadata_destroy>> holder(md);
+  const auto holder = impl_->AllTopics(timeout);
+  const rd_kafka_metadata_t* md = holder.get();
   for (int i = 0; i < md->topic_cnt; ++i) {
     if (md->topics[i].topic == topic && md->topics[i].err == RD_KAFKA_RESP_ERR_NO_ERROR)
       return md->topics[i].partition_cnt;
@@ -169,11 +177,8 @@ std::optional<int> Admin::ExistingPartitionCount(const std::string& topic,
 
 std::optional<TopicReplication> Admin::Replication(const std::string& topic,
                                                    std::chrono::milliseconds timeout) {
-  const rd_kafka_metadata_t* md = nullptr;
-  const auto err =
-      rd_kafka_metadata(impl_->rk.get(), /*all_topics=*/1, nullptr, &md, static_cast<int>(timeout.count()));
-  if (err != RD_KAFKA_RESP_ERR_NO_ERROR) ThrowKafkaError(err, "listing topics");
-  std::unique_ptr<const rd_kafka_metadata_t, Deleter<rd_kafka_metadata_destroy>> holder(md);
+  const auto holder = impl_->AllTopics(timeout);
+  const rd_kafka_metadata_t* md = holder.get();
   for (int i = 0; i < md->topic_cnt; ++i) {
     const auto& t = md->topics[i];
     if (t.topic != topic || t.err != RD_KAFKA_RESP_ERR_NO_ERROR || t.partition_cnt == 0) continue;

@@ -63,6 +63,19 @@ Message ToMessage(const rd_kafka_message_t* msg) {
   return out;
 }
 
+// Commits `list` synchronously; a failure of the request or of any partition in it is a KafkaError.
+void CommitList(rd_kafka_t* rk, rd_kafka_topic_partition_list_t& list, const std::string& group) {
+  const auto err = rd_kafka_commit(rk, &list, 0);
+  if (err != RD_KAFKA_RESP_ERR_NO_ERROR)
+    ThrowKafkaError(err, fmt::format("committing offsets of group {}", group));
+  for (int i = 0; i < list.cnt; ++i) {
+    if (list.elems[i].err != RD_KAFKA_RESP_ERR_NO_ERROR) {
+      ThrowKafkaError(list.elems[i].err, fmt::format("committing {}[{}] for group {}", list.elems[i].topic,
+                                                     list.elems[i].partition, group));
+    }
+  }
+}
+
 }  // namespace
 
 struct Consumer::Impl {
@@ -195,15 +208,7 @@ void Consumer::Commit() {
 void Consumer::CommitOffsets(const std::vector<TopicPartitionOffset>& offsets) {
   if (offsets.empty()) return;
   auto list = ToList(offsets);
-  const auto err = rd_kafka_commit(impl_->rk.get(), list.get(), 0);
-  if (err != RD_KAFKA_RESP_ERR_NO_ERROR)
-    ThrowKafkaError(err, fmt::format("committing offsets of group {}", impl_->group));
-  for (int i = 0; i < list->cnt; ++i) {
-    if (list->elems[i].err != RD_KAFKA_RESP_ERR_NO_ERROR) {
-      ThrowKafkaError(list->elems[i].err, fmt::format("committing {}[{}] for group {}", list->elems[i].topic,
-                                                      list->elems[i].partition, impl_->group));
-    }
-  }
+  CommitList(impl_->rk.get(), *list, impl_->group);
 }
 
 void Consumer::CommitOffsetsWithMetadata(const std::vector<CommittedOffset>& offsets) {
@@ -219,15 +224,7 @@ void Consumer::CommitOffsetsWithMetadata(const std::vector<CommittedOffset>& off
     std::memcpy(elem.metadata, metadata.data(), metadata.size());
     elem.metadata_size = metadata.size();
   }
-  const auto err = rd_kafka_commit(impl_->rk.get(), list.get(), 0);
-  if (err != RD_KAFKA_RESP_ERR_NO_ERROR)
-    ThrowKafkaError(err, fmt::format("committing offsets of group {}", impl_->group));
-  for (int i = 0; i < list->cnt; ++i) {
-    if (list->elems[i].err != RD_KAFKA_RESP_ERR_NO_ERROR) {
-      ThrowKafkaError(list->elems[i].err, fmt::format("committing {}[{}] for group {}", list->elems[i].topic,
-                                                      list->elems[i].partition, impl_->group));
-    }
-  }
+  CommitList(impl_->rk.get(), *list, impl_->group);
 }
 
 std::vector<CommittedOffset> Consumer::CommittedWithMetadata(
