@@ -13,7 +13,6 @@
 #include <zmq.hpp>
 
 #include "runnel/autoscaler/policy.hpp"
-#include "runnel/broker/admin.hpp"
 #include "runnel/core/control_messages.hpp"
 #include "runnel/core/error.hpp"
 #include "runnel/core/failpoints.hpp"
@@ -21,6 +20,7 @@
 #include "runnel/core/json.hpp"
 #include "runnel/core/log.hpp"
 #include "runnel/core/protocol_errors.hpp"
+#include "runnel/kafka/admin.hpp"
 
 namespace runnel::autoscaler {
 namespace {
@@ -56,7 +56,7 @@ std::string PeerAddress(zmq::message_t& request) {
 
 class Autoscaler::Loop {
  public:
-  explicit Loop(Options o) : opt_(std::move(o)), log_(log::Get("autoscaler")) {
+  explicit Loop(Options o) : opt_(std::move(o)), log_(log::kAutoscaler.Logger()) {
     if (opt_.backend == nullptr) throw ConfigError("autoscaler: no worker backend");
     if (!opt_.protocol_errors) opt_.protocol_errors = std::make_shared<ProtocolErrors>();
     if (opt_.zmq != nullptr) {
@@ -65,7 +65,7 @@ class Autoscaler::Loop {
       control_->bind(opt_.control_bind);
       control_endpoint_ = control_->get(zmq::sockopt::last_endpoint);
     }
-    admin_ = std::make_unique<broker::Admin>(opt_.kafka);
+    admin_ = std::make_unique<kafka::Admin>(opt_.kafka);
   }
   ~Loop() { Stop(); }
 
@@ -76,7 +76,7 @@ class Autoscaler::Loop {
     std::atomic<bool> waiting{false};  // set by the dispatcher's thread
     // Measurements.
     broker::DispatcherStats stats;
-    std::vector<broker::PartitionOffsets> offsets;
+    std::vector<kafka::PartitionOffsets> offsets;
     Clock::time_point next_lag{};
     Clock::time_point last_sample{};
     std::int64_t last_received = -1, last_results = 0, last_service_us = 0;
@@ -468,7 +468,7 @@ class Autoscaler::Loop {
   EventNotifier wake_{"autoscaler"};
   std::optional<zmq::socket_t> control_;
   std::string control_endpoint_;
-  std::unique_ptr<broker::Admin> admin_;
+  std::unique_ptr<kafka::Admin> admin_;
   std::deque<std::unique_ptr<Fn>> fns_;
   mutable std::mutex status_mu_;
   nlohmann::json status_ = {{"functions", nlohmann::json::array()}};

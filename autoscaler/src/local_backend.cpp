@@ -98,9 +98,8 @@ std::vector<std::string> WorkerCommand(const std::filesystem::path& runnel_binar
   if (const char* bin = std::getenv("RUNNEL_WORKER_BIN"); bin != nullptr && *bin != '\0') return {bin};
   const auto slim = runnel_binary.parent_path() / "runnel-worker";
   if (::access(slim.c_str(), X_OK) == 0) return {slim.string()};
-  log::Get("autoscaler")
-      ->warn("{} not found: workers run as `{} worker`, which starts slower", slim.string(),
-             runnel_binary.string());
+  log::kAutoscaler->warn("{} not found: workers run as `{} worker`, which starts slower", slim.string(),
+                         runnel_binary.string());
   return {runnel_binary.string(), "worker"};
 }
 
@@ -209,9 +208,8 @@ std::string LocalProcessBackend::Start(const std::string& function, const std::s
   }
   const std::string id = p.info.id;
   procs_[id] = std::move(p);
-  log::Get("autoscaler")
-      ->info("started worker {} (pid {}{}), log {}", id, procs_[id].info.pid, standby ? ", from standby" : "",
-             procs_[id].info.log_file);
+  log::kAutoscaler->info("started worker {} (pid {}{}), log {}", id, procs_[id].info.pid,
+                         standby ? ", from standby" : "", procs_[id].info.log_file);
   return id;
 }
 
@@ -251,7 +249,7 @@ void LocalProcessBackend::Tick() {
                                              : fmt::format("signal {}", WTERMSIG(status));
         p.info.pid = 0;
         if (p.info.state == WorkerState::kStopping) {
-          log::Get("autoscaler")->info("worker {} (pid {}) stopped ({})", p.info.id, r, p.info.last_exit);
+          log::kAutoscaler->info("worker {} (pid {}) stopped ({})", p.info.id, r, p.info.last_exit);
           it = procs_.erase(it);
           continue;
         }
@@ -264,9 +262,9 @@ void LocalProcessBackend::Tick() {
         p.restart_at = now + backoff;
         ++p.info.restarts;
         ++ended_[p.info.function].restarts;
-        log::Get("autoscaler")
-            ->warn("worker {} ended unexpectedly ({}); restarting in {} ms{}", p.info.id, p.info.last_exit,
-                   backoff.count(), p.info.state == WorkerState::kCrashLoop ? " (crash loop)" : "");
+        log::kAutoscaler->warn("worker {} ended unexpectedly ({}); restarting in {} ms{}", p.info.id,
+                               p.info.last_exit, backoff.count(),
+                               p.info.state == WorkerState::kCrashLoop ? " (crash loop)" : "");
       } else {
         Sample(p, now);
         if (p.info.state == WorkerState::kStopping && now >= p.kill_at) ::kill(-p.info.pid, SIGKILL);

@@ -16,7 +16,7 @@ std::string Seconds(std::chrono::milliseconds d) {
 
 }  // namespace
 
-Backlog MeasureBacklog(const std::vector<broker::PartitionOffsets>& partitions,
+Backlog MeasureBacklog(const std::vector<kafka::PartitionOffsets>& partitions,
                        const std::map<std::int32_t, std::int64_t>& positions, std::int64_t queued) {
   Backlog b;
   b.waiting = std::max<std::int64_t>(0, queued);

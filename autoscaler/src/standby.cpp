@@ -76,9 +76,8 @@ bool LocalProcessBackend::StartFromStandby(Proc& p) {
     ++s.info.exec_starts;
     s.info.last_exit = WIFEXITED(status) ? fmt::format("exit {}", WEXITSTATUS(status))
                                          : fmt::format("signal {}", WTERMSIG(status));
-    log::Get("autoscaler")
-        ->warn("standby worker {} (pid {}) for {} had ended ({}); starting by fork+exec", s.id, pid,
-               p.info.function, s.info.last_exit);
+    log::kAutoscaler->warn("standby worker {} (pid {}) for {} had ended ({}); starting by fork+exec", s.id,
+                           pid, p.info.function, s.info.last_exit);
     return false;
   }
   p.info.id = s.id;
@@ -112,12 +111,11 @@ void LocalProcessBackend::TickStandby(const std::string& function, Standby& s, C
     const auto backoff =
         std::min<std::chrono::milliseconds>(kBackoffMax, kBackoffMin * (1 << std::min(s.quick_ends, 6)));
     s.replace_at = now + backoff;
-    log::Get("autoscaler")
-        ->warn(
-            "standby worker {} (pid {}) for {} ended unused ({}); workers of {} start by fork+exec until it "
-            "is "
-            "replaced in {} ms (log {})",
-            s.id, s.pid, function, s.info.last_exit, function, backoff.count(), s.log_file);
+    log::kAutoscaler->warn(
+        "standby worker {} (pid {}) for {} ended unused ({}); workers of {} start by fork+exec until it "
+        "is "
+        "replaced in {} ms (log {})",
+        s.id, s.pid, function, s.info.last_exit, function, backoff.count(), s.log_file);
     s.pid = 0;
     s.info.pid = 0;
     s.info.rss_kb = 0;
@@ -129,7 +127,7 @@ void LocalProcessBackend::TickStandby(const std::string& function, Standby& s, C
     SpawnStandby(function, s);
   } catch (const Error& e) {
     s.replace_at = now + kBackoffMax;
-    log::Get("autoscaler")->error("function {}: cannot start a standby worker: {}", function, e.what());
+    log::kAutoscaler->error("function {}: cannot start a standby worker: {}", function, e.what());
   }
 }
 

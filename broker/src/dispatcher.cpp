@@ -7,9 +7,9 @@
 #include <zmq_addon.hpp>
 
 #include "dispatcher_loop.hpp"
-#include "runnel/broker/admin.hpp"
 #include "runnel/core/failpoints.hpp"
 #include "runnel/core/json.hpp"
+#include "runnel/kafka/admin.hpp"
 
 namespace runnel::broker {
 namespace {
@@ -27,16 +27,17 @@ constexpr auto kPauseAfterFull = std::chrono::seconds(2);
 }  // namespace
 
 Dispatcher::Loop::Loop(Options options)
-    : opt_(std::move(options)), log_(log::Get("broker")), router_(*opt_.zmq, zmq::socket_type::router) {
+    : opt_(std::move(options)), log_(log::kBroker.Logger()), router_(*opt_.zmq, zmq::socket_type::router) {
   const FunctionSpec& spec = opt_.spec;
   if (!opt_.protocol_errors) opt_.protocol_errors = std::make_shared<ProtocolErrors>();
   socket_name_ = "dispatcher/" + spec.name;
-  Admin admin(opt_.kafka);
-  for (std::int32_t p : admin.Partitions(spec.topic)) assigned_.push_back({spec.topic, p, kOffsetStored});
-  consumer_ = std::make_unique<Consumer>(opt_.kafka,
-                                         Consumer::Options{spec.Group(), "earliest", opt_.fetch_wait_max});
+  kafka::Admin admin(opt_.kafka);
+  for (std::int32_t p : admin.Partitions(spec.topic))
+    assigned_.push_back({spec.topic, p, kafka::kOffsetStored});
+  consumer_ = std::make_unique<kafka::Consumer>(
+      opt_.kafka, kafka::Consumer::Options{spec.Group(), "earliest", opt_.fetch_wait_max});
   // Where each partition resumes: gaps after it are records the broker dropped unprocessed.
-  std::vector<TopicPartitionOffset> start_at_end;
+  std::vector<kafka::TopicPartitionOffset> start_at_end;
   for (const auto& tp : consumer_->Committed(assigned_)) {
     if (tp.offset >= 0) {
       expected_next_[tp.partition] = tp.offset;
@@ -55,7 +56,7 @@ Dispatcher::Loop::Loop(Options options)
         spec.name, spec.Group(), start_at_end.size());
   }
   consumer_->Assign(assigned_);
-  producer_ = std::make_unique<Producer>(opt_.kafka);
+  producer_ = std::make_unique<kafka::Producer>(opt_.kafka);
   if (!spec.filter.Empty()) matcher_ = std::make_unique<EventMatcher>(spec.filter);
   max_record_bytes_ = producer_->MaxMessageBytes();
 
@@ -154,7 +155,7 @@ void Dispatcher::Loop::ConsumeKafka(bool& more) {
   for (auto& msg : batch) OnRecord(std::move(msg));
 }
 
-void Dispatcher::Loop::CheckRetentionGap(const Message& msg) {
+void Dispatcher::Loop::CheckRetentionGap(const kafka::Message& msg) {
   auto it = expected_next_.find(msg.partition);
   if (it != expected_next_.end() && msg.offset > it->second) {
     // Offsets can be skipped legitimately (compaction, transaction markers): count only what the
@@ -184,7 +185,7 @@ std::size_t Dispatcher::Loop::Finishing() const {
   }));
 }
 
-void Dispatcher::Loop::OnRecord(Message msg) {
+void Dispatcher::Loop::OnRecord(kafka::Message msg) {
   CheckRetentionGap(msg);
   if (!tracker_.Add(msg.partition, msg.offset)) return;  // a redelivery of something we hold or did
   ++stats_.received;
@@ -267,7 +268,7 @@ bool Dispatcher::Loop::Admit(std::uint64_t slot_id) {
 
 void Dispatcher::Loop::Commit(bool sync, bool all) {
   PublishOutcomes();  // an offset is committed only after its outcome went to the feed
-  std::vector<TopicPartitionOffset> offsets;
+  std::vector<kafka::TopicPartitionOffset> offsets;
   for (const auto& [partition, offset] : tracker_.TakeChangedCommits(all)) {
     offsets.push_back({opt_.spec.topic, partition, offset});
   }
@@ -349,7 +350,7 @@ void Dispatcher::Start() {
     try {
       loop->Run();
       if (!loop->StopRequested()) loop->Failed("its loop ended without being asked to stop");
-    } catch (const KafkaError& e) {
+    } catch (const kafka::KafkaError& e) {
       loop->Failed(e.Retriable()
                        ? e.what()
                        : fmt::format("{} (Kafka refuses this and retrying does not help: check that the "

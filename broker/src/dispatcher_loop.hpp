@@ -24,13 +24,13 @@
 #include "runnel/broker/dispatcher.hpp"
 #include "runnel/broker/event_matcher.hpp"
 #include "runnel/broker/offset_tracker.hpp"
-#include "runnel/broker/producer.hpp"
 #include "runnel/core/errc.hpp"
 #include "runnel/core/fd.hpp"
 #include "runnel/core/log.hpp"
 #include "runnel/core/protocol_errors.hpp"
 #include "runnel/core/wire.hpp"
 #include "runnel/core/worker_messages.hpp"
+#include "runnel/kafka/producer.hpp"
 #include "token_source.hpp"
 
 namespace runnel::broker {
@@ -58,13 +58,13 @@ class Dispatcher::Loop {
  private:
   // Kafka side.
   void ConsumeKafka(bool& more);
-  void OnRecord(Message msg);
+  void OnRecord(kafka::Message msg);
   // OnRecord's checks of a new event, up to queueing it (true) or giving it an outcome (false); a
   // fault here fails only that event.
   bool Admit(std::uint64_t slot_id);
   // Events whose outcome is decided but whose records are not yet acknowledged.
   std::size_t Finishing() const;
-  void CheckRetentionGap(const Message& msg);
+  void CheckRetentionGap(const kafka::Message& msg);
   void Commit(bool sync, bool all = false);
   void FlowControl();
   // Worker side.
@@ -111,33 +111,33 @@ class Dispatcher::Loop {
   // Every pipeline record acknowledged or given up on: on to the results record, or the failure.
   void PipelineSettled(std::uint64_t slot_id);
   void ProduceDeadLetter(std::uint64_t slot_id);
-  Record ResultRecord(const Slot& slot) const;
+  kafka::Record ResultRecord(const Slot& slot) const;
   void ProduceResult(std::uint64_t slot_id);
   void ProduceRecord(std::uint64_t slot_id, RecordStage stage, std::size_t index);
   // Hands a record to the producer; its delivery report, or its refusal at once, comes back as a
   // completion.
-  void Submit(std::uint64_t slot_id, RecordStage stage, std::size_t index, Record record);
+  void Submit(std::uint64_t slot_id, RecordStage stage, std::size_t index, kafka::Record record);
   void HandleCompletions();
   void Complete(std::uint64_t slot_id);
   // Sends the outcomes Complete gathered this turn to the results feed: one message per topic.
   void PublishOutcomes();
   void PublishStats();
-  void Completed(std::uint64_t slot_id, RecordStage stage, const Delivery& delivery, std::size_t index,
+  void Completed(std::uint64_t slot_id, RecordStage stage, const kafka::Delivery& delivery, std::size_t index,
                  std::size_t bytes);
   // Records Kafka refused (dispatcher_records.cpp).
   struct CompletionMsg;
   void RecordFailed(const CompletionMsg& c);
   void DueRecordRetries(Clock::time_point now);
   // The dead-letter topic refuses an event's copy: the function is blocked, its partitions paused.
-  void Block(std::uint64_t slot_id, const Delivery& delivery, int failures);
+  void Block(std::uint64_t slot_id, const kafka::Delivery& delivery, int failures);
   bool Blocked() const { return !blocked_slots_.empty(); }
 
   Options opt_;
   std::shared_ptr<spdlog::logger> log_;
-  std::unique_ptr<Consumer> consumer_;
-  std::unique_ptr<Producer> producer_;     // dead letters and the results topic, acks=all
-  std::unique_ptr<EventMatcher> matcher_;  // the function's filter; null: every event runs
-  std::vector<TopicPartitionOffset> assigned_;
+  std::unique_ptr<kafka::Consumer> consumer_;
+  std::unique_ptr<kafka::Producer> producer_;  // dead letters and the results topic, acks=all
+  std::unique_ptr<EventMatcher> matcher_;      // the function's filter; null: every event runs
+  std::vector<kafka::TopicPartitionOffset> assigned_;
   zmq::socket_t router_;
   std::optional<zmq::socket_t> pub_;
   EventNotifier completions_ready_{"dispatcher"};  // completions_ has entries
@@ -179,9 +179,9 @@ class Dispatcher::Loop {
   struct CompletionMsg {
     std::uint64_t slot;
     RecordStage stage;
-    Delivery delivery;      // error 0: acknowledged
-    std::size_t index = 0;  // of the pipeline record
-    std::size_t bytes = 0;  // the record's size as librdkafka counts it (RecordWireSize)
+    kafka::Delivery delivery;  // error 0: acknowledged
+    std::size_t index = 0;     // of the pipeline record
+    std::size_t bytes = 0;     // the record's size as librdkafka counts it (RecordWireSize)
   };
   std::size_t max_record_bytes_ = 0;  // the producer's message.max.bytes
   // Records to write again after a refusal: (when, slot, stage, pipeline index).

@@ -9,7 +9,7 @@
 #include <zmq_addon.hpp>
 
 #include "dispatcher_loop.hpp"
-#include "runnel/broker/record_limits.hpp"
+#include "runnel/kafka/record_limits.hpp"
 
 namespace runnel::broker {
 namespace {
@@ -120,7 +120,7 @@ void Dispatcher::Loop::BuildPipeline(Slot& slot, std::vector<wire::EmitRecord> e
   for (auto& e : emitted) {
     std::optional<std::string> key;
     if (e.has_key) key = std::move(e.key);
-    slot.pipeline.push_back({std::move(e.topic), kAnyPartition, std::move(key), std::move(e.payload),
+    slot.pipeline.push_back({std::move(e.topic), kafka::kAnyPartition, std::move(key), std::move(e.payload),
                              lineage(std::move(e.headers))});
   }
   if (opt_.next_topics.empty()) return;
@@ -140,19 +140,20 @@ void Dispatcher::Loop::BuildPipeline(Slot& slot, std::vector<wire::EmitRecord> e
                       e.what());
           continue;
         }
-        slot.pipeline.push_back({topic, kAnyPartition, slot.msg.key, "", lineage(std::move(headers))});
+        slot.pipeline.push_back({topic, kafka::kAnyPartition, slot.msg.key, "", lineage(std::move(headers))});
       }
     } else {
       Headers headers;
       if (!o.content_type.empty()) headers.push_back({std::string(header::kContentType), o.content_type});
-      slot.pipeline.push_back({topic, kAnyPartition, slot.msg.key, o.output, lineage(std::move(headers))});
+      slot.pipeline.push_back(
+          {topic, kafka::kAnyPartition, slot.msg.key, o.output, lineage(std::move(headers))});
     }
   }
 }
 
 std::string Dispatcher::Loop::OversizedRecord(const Slot& slot) const {
-  for (const Record& r : slot.pipeline) {
-    const std::size_t size = RecordWireSize(r);
+  for (const kafka::Record& r : slot.pipeline) {
+    const std::size_t size = kafka::RecordWireSize(r);
     if (size > max_record_bytes_) {
       return fmt::format(
           "the event it leads to on topic {} is {} bytes with its headers, over the producer's "
@@ -169,7 +170,7 @@ std::string Dispatcher::Loop::OversizedRecord(const Slot& slot) const {
                               6 * (o.error.size() + o.files_json.size() + o.worker.size()) + 4 * key +
                               kResultMetaSlack;
     if (bound <= max_record_bytes_) return {};
-    const std::size_t size = RecordWireSize(ResultRecord(slot));
+    const std::size_t size = kafka::RecordWireSize(ResultRecord(slot));
     if (size > max_record_bytes_) {
       return fmt::format(
           "its output of {} bytes makes a record of {} bytes for results topic {}, over the "
@@ -213,12 +214,13 @@ void Dispatcher::Loop::PipelineSettled(std::uint64_t slot_id) {
   Refinish(slot_id, failure);
 }
 
-void Dispatcher::Loop::Submit(std::uint64_t slot_id, RecordStage stage, std::size_t index, Record record) {
-  const std::size_t bytes = RecordWireSize(record);
-  auto refused =
-      producer_->TryProduce(std::move(record), [this, slot_id, stage, index, bytes](const Delivery& d) {
-        Completed(slot_id, stage, d, index, bytes);
-      });
+void Dispatcher::Loop::Submit(std::uint64_t slot_id, RecordStage stage, std::size_t index,
+                              kafka::Record record) {
+  const std::size_t bytes = kafka::RecordWireSize(record);
+  auto refused = producer_->TryProduce(std::move(record),
+                                       [this, slot_id, stage, index, bytes](const kafka::Delivery& d) {
+                                         Completed(slot_id, stage, d, index, bytes);
+                                       });
   if (refused) Completed(slot_id, stage, *refused, index, bytes);
 }
 
@@ -236,7 +238,7 @@ void Dispatcher::Loop::ProduceRecord(std::uint64_t slot_id, RecordStage stage, s
   }
 }
 
-void Dispatcher::Loop::Completed(std::uint64_t slot_id, RecordStage stage, const Delivery& delivery,
+void Dispatcher::Loop::Completed(std::uint64_t slot_id, RecordStage stage, const kafka::Delivery& delivery,
                                  std::size_t index, std::size_t bytes) {
   {
     std::lock_guard lock(completions_mu_);
@@ -248,9 +250,10 @@ void Dispatcher::Loop::Completed(std::uint64_t slot_id, RecordStage stage, const
 void Dispatcher::Loop::ProduceDeadLetter(std::uint64_t slot_id) {
   Slot& slot = slots_.at(slot_id);
   const Outcome& o = *slot.outcome;
-  Record record{opt_.spec.dead_letter_topic, kAnyPartition, slot.msg.key, slot.msg.value, {}};
+  kafka::Record record{opt_.spec.dead_letter_topic, kafka::kAnyPartition, slot.msg.key, slot.msg.value, {}};
   for (const Header& h : slot.msg.headers) {
-    if (h.name != header::kAttempt && h.name != kTruncatedHeader && h.name != kTruncatedHeadersHeader) {
+    if (h.name != header::kAttempt && h.name != kafka::kTruncatedHeader &&
+        h.name != kafka::kTruncatedHeadersHeader) {
       record.headers.push_back(h);
     }
   }
@@ -262,7 +265,7 @@ void Dispatcher::Loop::ProduceDeadLetter(std::uint64_t slot_id) {
   constexpr std::size_t kOwnHeaders = 5;  // the five above
   const std::size_t limit =
       slot.dead_letter_max > 0 ? std::min(slot.dead_letter_max, max_record_bytes_) : max_record_bytes_;
-  const Truncation cut = FitDeadLetter(record, kOwnHeaders, limit);
+  const kafka::Truncation cut = kafka::FitDeadLetter(record, kOwnHeaders, limit);
   if (cut.value_cut || cut.headers_dropped > 0) {
     const log::EventScope about(slot.id);
     log_->warn(
@@ -271,19 +274,19 @@ void Dispatcher::Loop::ProduceDeadLetter(std::uint64_t slot_id) {
         opt_.spec.name, slot.id, limit, record.value.size(), cut.value_size, cut.headers_dropped);
   }
   if (!cut.fits) {
-    Delivery refused{
+    kafka::Delivery refused{
         record.topic, -1, -1, kMsgSizeTooLarge,
         fmt::format("even without its value and the original's headers the copy is {} bytes, over {}",
-                    RecordWireSize(record), limit)};
-    Completed(slot_id, RecordStage::kDeadLetter, refused, 0, RecordWireSize(record));
+                    kafka::RecordWireSize(record), limit)};
+    Completed(slot_id, RecordStage::kDeadLetter, refused, 0, kafka::RecordWireSize(record));
     return;
   }
   Submit(slot_id, RecordStage::kDeadLetter, 0, std::move(record));
 }
 
-Record Dispatcher::Loop::ResultRecord(const Slot& slot) const {
+kafka::Record Dispatcher::Loop::ResultRecord(const Slot& slot) const {
   const Outcome& o = *slot.outcome;
-  Record record{opt_.spec.results_topic, kAnyPartition, slot.msg.key, o.output, {}};
+  kafka::Record record{opt_.spec.results_topic, kafka::kAnyPartition, slot.msg.key, o.output, {}};
   record.headers.push_back({std::string(header::kId), o.id});
   if (!o.content_type.empty()) record.headers.push_back({std::string(header::kContentType), o.content_type});
   record.headers.push_back({"runnel-result", o.MetaJson()});

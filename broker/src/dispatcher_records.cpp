@@ -6,12 +6,11 @@
 // event until the copy is written. Failures that may pass (the broker away) are retried without
 // bound, with backoff. Nothing is retried without a wait.
 #include <fmt/format.h>
-#include <librdkafka/rdkafka.h>
 
 #include <algorithm>
 
 #include "dispatcher_loop.hpp"
-#include "runnel/broker/record_limits.hpp"
+#include "runnel/kafka/record_limits.hpp"
 
 namespace runnel::broker {
 namespace {
@@ -46,33 +45,27 @@ std::string_view StageName(RecordStage stage) {
 
 // What an operator must change so that `topic` takes the records, by the error it refused them with.
 std::string WhatToFix(int code, const std::string& topic, const std::string& client_id) {
-  switch (static_cast<rd_kafka_resp_err_t>(code)) {
-    case RD_KAFKA_RESP_ERR_TOPIC_AUTHORIZATION_FAILED:
-    case RD_KAFKA_RESP_ERR_CLUSTER_AUTHORIZATION_FAILED:
-    case RD_KAFKA_RESP_ERR_TRANSACTIONAL_ID_AUTHORIZATION_FAILED:
+  switch (kafka::RefusalOf(code)) {
+    case kafka::Refusal::kNotAuthorized:
       return fmt::format(
           "grant Runnel's Kafka principal (client.id {}, the user of kafka.options' sasl settings) "
           "Write and Describe on topic {} (and IdempotentWrite on the cluster)",
           client_id, topic);
-    case RD_KAFKA_RESP_ERR_UNKNOWN_TOPIC_OR_PART:
-    case RD_KAFKA_RESP_ERR__UNKNOWN_TOPIC:
-    case RD_KAFKA_RESP_ERR__UNKNOWN_PARTITION:
-    case RD_KAFKA_RESP_ERR_TOPIC_EXCEPTION:
+    case kafka::Refusal::kNoSuchTopic:
       return fmt::format(
           "create topic {}, or set the function's dead_letter_topic in runnel.yaml to a topic that "
           "exists",
           topic);
-    case RD_KAFKA_RESP_ERR_MSG_SIZE_TOO_LARGE:
-    case RD_KAFKA_RESP_ERR_RECORD_LIST_TOO_LARGE:
-    case RD_KAFKA_RESP_ERR_INVALID_MSG_SIZE:
+    case kafka::Refusal::kTooLarge:
       return fmt::format(
           "raise topic {}'s max.message.bytes on the broker (at least kafka.options.message.max.bytes)",
           topic);
-    case RD_KAFKA_RESP_ERR__FATAL:
+    case kafka::Refusal::kFatal:
       return "the producer hit a fatal error (see the kafka log lines before this one): restart the stack";
-    default:
-      return fmt::format("see the broker's log for why topic {} refuses records", topic);
+    case kafka::Refusal::kOther:
+      break;
   }
+  return fmt::format("see the broker's log for why topic {} refuses records", topic);
 }
 
 }  // namespace
@@ -83,11 +76,11 @@ void Dispatcher::Loop::RecordFailed(const CompletionMsg& c) {
   const std::string topic = c.delivery.topic;
   const int code = c.delivery.error;
   const log::EventScope about(slot.id);
-  if (IsRecordTooLarge(code)) {
+  if (kafka::IsRecordTooLarge(code)) {
     if (c.stage == RecordStage::kDeadLetter) {
       // The broker's limit is below the producer's: the copy is cut further, halving each time.
       const std::size_t next = c.bytes / 2;
-      if (next >= kMessageMaxBytesMin) {
+      if (next >= kafka::kMessageMaxBytesMin) {
         slot.dead_letter_max = next;
         log_->warn(
             "dispatcher {}: dead-letter topic {} refused the {}-byte copy of event {} as too large ({}); "
@@ -114,7 +107,7 @@ void Dispatcher::Loop::RecordFailed(const CompletionMsg& c) {
       return;
     }
   }
-  const bool retriable = IsRetriableDelivery(code);
+  const bool retriable = kafka::IsRetriableDelivery(code);
   int& failures = slot.write_failures[{c.stage, c.index}];
   ++failures;
   if (retriable || failures < kRecordWriteAttempts) {
@@ -149,7 +142,7 @@ void Dispatcher::Loop::RecordFailed(const CompletionMsg& c) {
   }
 }
 
-void Dispatcher::Loop::Block(std::uint64_t slot_id, const Delivery& delivery, int failures) {
+void Dispatcher::Loop::Block(std::uint64_t slot_id, const kafka::Delivery& delivery, int failures) {
   const Slot& slot = slots_.at(slot_id);
   const bool already = Blocked();
   blocked_slots_.insert(slot_id);

@@ -9,10 +9,10 @@
 #include <set>
 #include <string>
 
-#include "runnel/broker/consumer.hpp"
-#include "runnel/broker/producer.hpp"
 #include "runnel/core/envelope.hpp"
 #include "runnel/core/outcome.hpp"
+#include "runnel/kafka/consumer.hpp"
+#include "runnel/kafka/producer.hpp"
 
 namespace runnel::broker {
 
@@ -34,7 +34,7 @@ struct RecordFailure {
 struct Slot {
   enum class State { kQueued, kInFlight, kBackoff, kFinishing };
 
-  Message msg;
+  kafka::Message msg;
   std::string id;  // the envelope's id, or <topic>-<partition>-<offset>
   Envelope envelope;
   int attempt = 1;
@@ -46,7 +46,7 @@ struct Slot {
   std::optional<Outcome> outcome;
   bool needs_dead_letter = false;
   // Events this one leads to (Emit, `next`): produced before the outcome is final.
-  std::vector<Record> pipeline;
+  std::vector<kafka::Record> pipeline;
   std::size_t pipeline_pending = 0;
   // Records Kafka refused: failed writes per record (stage, pipeline index), for bounded retries.
   std::map<std::pair<RecordStage, std::size_t>, int> write_failures;

@@ -114,7 +114,7 @@ bool JsonLogs() {
 // every other line the process writes.
 void SayFatal(const std::string& message) {
   if (JsonLogs()) {
-    const auto logger = log::Get("cli");
+    const auto logger = log::kCli.Logger();
     if (!logger->should_log(spdlog::level::err)) logger->set_level(spdlog::level::err);
     logger->error("{}", message);
     logger->flush();

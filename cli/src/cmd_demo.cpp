@@ -15,12 +15,12 @@
 
 #include "commands.hpp"
 #include "control_request.hpp"
-#include "runnel/broker/admin.hpp"
-#include "runnel/broker/consumer.hpp"
-#include "runnel/broker/producer.hpp"
 #include "runnel/core/envelope.hpp"
 #include "runnel/core/outcome.hpp"
 #include "runnel/core/state_dir.hpp"
+#include "runnel/kafka/admin.hpp"
+#include "runnel/kafka/consumer.hpp"
+#include "runnel/kafka/producer.hpp"
 #include "sensor_simulator.hpp"
 #include "stack.hpp"
 #include "stack_client.hpp"
@@ -122,13 +122,13 @@ std::string Summary(const Outcome& o) {
 // Outcome records from the functions' results topics (durable: none is missed, however many).
 class Outcomes {
  public:
-  explicit Outcomes(const broker::KafkaConfig& kafka)
-      : consumer_(kafka, broker::Consumer::Options{"runnel.demo"}) {
-    broker::Admin admin(kafka);
-    std::vector<broker::TopicPartitionOffset> partitions;
+  explicit Outcomes(const kafka::KafkaConfig& kafka)
+      : consumer_(kafka, kafka::Consumer::Options{"runnel.demo"}) {
+    kafka::Admin admin(kafka);
+    std::vector<kafka::TopicPartitionOffset> partitions;
     for (const auto& f : kFunctions) {
       for (auto p : admin.Partitions(f + ".results"))
-        partitions.push_back({f + ".results", p, broker::kOffsetBeginning});
+        partitions.push_back({f + ".results", p, kafka::kOffsetBeginning});
     }
     consumer_.Assign(partitions);
   }
@@ -153,7 +153,7 @@ class Outcomes {
   }
 
  private:
-  broker::Consumer consumer_;
+  kafka::Consumer consumer_;
   std::map<std::string, std::size_t> count_;
 };
 
@@ -356,16 +356,16 @@ class DemoRun {
     env.id = NewEventId();
     env.trace_id = NewTraceId();
     what_[env.id] = std::move(label);
-    producer_->Produce({topic, broker::kAnyPartition, std::move(key), std::move(payload), env.Encode()}, {});
+    producer_->Produce({topic, kafka::kAnyPartition, std::move(key), std::move(payload), env.Encode()}, {});
   }
 
   const DemoPlan& plan_;
   const StateDir& state_;
   const nlohmann::json endpoints_;
   const StackClient client_;
-  const broker::KafkaConfig kafka_;
+  const kafka::KafkaConfig kafka_;
   Outcomes outcomes_;
-  std::unique_ptr<broker::Producer> producer_;
+  std::unique_ptr<kafka::Producer> producer_;
   const Clock::time_point started_;
   std::map<std::string, std::string> what_;  // event id -> what it was
   std::int64_t sent_ = 0;                    // readings streamed

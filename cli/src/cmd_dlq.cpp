@@ -16,11 +16,11 @@
 #include <set>
 
 #include "commands.hpp"
-#include "runnel/broker/admin.hpp"
-#include "runnel/broker/consumer.hpp"
 #include "runnel/core/duration.hpp"
 #include "runnel/core/json.hpp"
 #include "runnel/core/outcome.hpp"
+#include "runnel/kafka/admin.hpp"
+#include "runnel/kafka/consumer.hpp"
 #include "stack_client.hpp"
 
 namespace runnel::cli {
@@ -100,11 +100,11 @@ struct ReplayPosition {
 
 // Reads `topic` from `from` (partitions absent: the beginning) up to the end offsets measured now;
 // bounded by 30 s.
-std::vector<broker::Message> ReadToEnd(broker::Consumer& consumer, broker::Admin& admin,
-                                       const std::string& topic,
-                                       const std::map<std::int32_t, ReplayPosition>& from) {
+std::vector<kafka::Message> ReadToEnd(kafka::Consumer& consumer, kafka::Admin& admin,
+                                      const std::string& topic,
+                                      const std::map<std::int32_t, ReplayPosition>& from) {
   std::map<std::int32_t, std::int64_t> end;  // partitions with something to read, and where they end
-  std::vector<broker::TopicPartitionOffset> partitions;
+  std::vector<kafka::TopicPartitionOffset> partitions;
   for (const auto& po : admin.Offsets(topic, "")) {
     const auto f = from.find(po.partition);
     const std::int64_t start = std::max(po.log_start, f == from.end() ? 0 : f->second.next);
@@ -114,7 +114,7 @@ std::vector<broker::Message> ReadToEnd(broker::Consumer& consumer, broker::Admin
   }
   if (partitions.empty()) return {};
   consumer.Assign(partitions);
-  std::vector<broker::Message> out;
+  std::vector<kafka::Message> out;
   std::map<std::int32_t, std::int64_t> next;
   const auto unread = [&] {
     return std::any_of(end.begin(), end.end(), [&](const auto& pe) { return next[pe.first] < pe.second; });
@@ -201,14 +201,14 @@ Command AddDlq(CLI::App& app, CommonOptions& common) {
             const FunctionTopics topics = stack.Function(flags->function);
             std::string error;
             const auto since_ms = flags->since.empty() ? std::nullopt : SinceMs(flags->since, error);
-            broker::Admin admin(stack.Kafka());
+            kafka::Admin admin(stack.Kafka());
             const std::string replay_group = "runnel.dlq-replay." + flags->function;
-            broker::Consumer consumer(stack.Kafka(), {flags->replay ? replay_group : "runnel.dlq-list"});
+            kafka::Consumer consumer(stack.Kafka(), {flags->replay ? replay_group : "runnel.dlq-list"});
             std::map<std::int32_t, ReplayPosition> positions;
             if (flags->replay) {
-              std::vector<broker::TopicPartitionOffset> partitions;
+              std::vector<kafka::TopicPartitionOffset> partitions;
               for (const auto p : admin.Partitions(topics.dead_letter_topic)) {
-                partitions.push_back({topics.dead_letter_topic, p, broker::kOffsetStored});
+                partitions.push_back({topics.dead_letter_topic, p, kafka::kOffsetStored});
               }
               for (const auto& c : consumer.CommittedWithMetadata(partitions)) {
                 if (c.position.offset >= 0)
@@ -216,7 +216,7 @@ Command AddDlq(CLI::App& app, CommonOptions& common) {
               }
             }
             const auto letters = ReadToEnd(consumer, admin, topics.dead_letter_topic, positions);
-            std::unique_ptr<broker::Producer> producer;
+            std::unique_ptr<kafka::Producer> producer;
             if (flags->replay) producer = stack.Producer();
             std::size_t replayed = 0;
             std::map<std::string, std::size_t> skipped;  // by reason
@@ -262,14 +262,14 @@ Command AddDlq(CLI::App& app, CommonOptions& common) {
               if (producer) {
                 // Carried by the dispatcher onto the event's next dead letter, if it fails again.
                 original.push_back({std::string(kReplayedHeader), std::to_string(times_replayed + 1)});
-                producer->ProduceSync({topics.topic, broker::kAnyPartition, m.key, m.value, original});
+                producer->ProduceSync({topics.topic, kafka::kAnyPartition, m.key, m.value, original});
                 position.replayed.insert(m.offset);
                 changed.insert(m.partition);
                 ++replayed;
               }
             }
             if (producer && !changed.empty()) {
-              std::vector<broker::CommittedOffset> commits;
+              std::vector<kafka::CommittedOffset> commits;
               for (const auto p : changed) {
                 // Past every dead letter read in a row that is replayed (offsets may have gaps).
                 auto& position = positions[p];

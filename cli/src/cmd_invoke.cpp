@@ -159,8 +159,8 @@ Command AddInvoke(CLI::App& app, CommonOptions& common) {
               std::optional<std::string> key;
               if (!flags->key.empty()) key = flags->key;
               producer->ProduceSync(
-                  {topics.topic, broker::kAnyPartition, key, std::move(payload), env.Encode()}, timeout);
-            } catch (const broker::KafkaTimeout& e) {
+                  {topics.topic, kafka::kAnyPartition, key, std::move(payload), env.Encode()}, timeout);
+            } catch (const kafka::KafkaTimeout& e) {
               // The whole call is bounded by --timeout; the deadline header makes the dispatcher drop
               // the event if it lands after all.
               fmt::print(stderr, "runnel: no outcome for event {} from {} within {} s ({})\n", env.id,

@@ -8,9 +8,9 @@
 
 #include "commands.hpp"
 #include "flag_checks.hpp"
-#include "runnel/broker/embedded_broker.hpp"
 #include "runnel/core/signals.hpp"
 #include "runnel/core/state_dir.hpp"
+#include "runnel/kafka/embedded_broker.hpp"
 
 namespace runnel::cli {
 
@@ -32,7 +32,7 @@ Command AddKafka(CLI::App& app, CommonOptions& common) {
             ShutdownSignals signals;
             StateDir state = StateDir::Resolve(common.state_dir);
             StackLock lock(state, "kafka");
-            broker::EmbeddedBroker broker;
+            kafka::EmbeddedBroker broker;
             for (const auto& topic : flags->topics) broker.CreateTopic(topic, flags->partitions);
             // `runnel up --kafka` (any Admin::CreateTopic) in another process asks for its topics here.
             broker.ServeTopicRequests();

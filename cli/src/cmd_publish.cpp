@@ -8,9 +8,9 @@
 #include <sstream>
 
 #include "commands.hpp"
-#include "runnel/broker/producer.hpp"
 #include "runnel/core/envelope.hpp"
 #include "runnel/core/log.hpp"
+#include "runnel/kafka/producer.hpp"
 #include "stack_client.hpp"
 
 namespace runnel::cli {
@@ -55,7 +55,7 @@ Command AddPublish(CLI::App& app, CommonOptions& common) {
                   served->empty() ? std::string("none") : fmt::format("{}", fmt::join(*served, ", ")));
               if (!flags->any_topic)
                 throw ConfigError(problem + "; check the name, or pass --any-topic to publish anyway");
-              log::Get("cli")->warn("{}; publishing anyway (--any-topic)", problem);
+              log::kCli->warn("{}; publishing anyway (--any-topic)", problem);
             }
             Headers extra;
             for (const auto& h : flags->headers) {
@@ -109,8 +109,8 @@ Command AddPublish(CLI::App& app, CommonOptions& common) {
             for (auto& [payload, env] : events) {
               std::optional<std::string> key;
               if (!flags->key.empty()) key = flags->key;
-              producer->Produce({flags->topic, broker::kAnyPartition, key, std::move(payload), env.Encode()},
-                                [&failed](const broker::Delivery& d) {
+              producer->Produce({flags->topic, kafka::kAnyPartition, key, std::move(payload), env.Encode()},
+                                [&failed](const kafka::Delivery& d) {
                                   if (!d.Ok()) {
                                     failed.fetch_add(1);
                                     fmt::print(stderr, "runnel: an event was not delivered: {}\n",

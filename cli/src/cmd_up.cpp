@@ -30,7 +30,7 @@ class ForceOnSecondSignal {
       : thread_([this, &signals] {
           while (!done_.load()) {
             if (const int sig = signals.Wait(std::chrono::milliseconds(100)); sig != 0) {
-              log::Get("cli")->warn(
+              log::kCli->warn(
                   "signal {} during the drain: stopping now, calls still running are lost and "
                   "run again after a restart",
                   sig);
@@ -97,7 +97,7 @@ Command AddUp(CLI::App& app, CommonOptions& common) {
                 break;
               }
               if (const auto failed = stack->Failure()) {
-                log::Get("cli")->critical(
+                log::kCli->critical(
                     "component {} failed: {}; stopping the stack (exit status {}) for its supervisor to "
                     "restart it",
                     failed->name, failed->reason, kExitComponentFailed);
@@ -113,8 +113,8 @@ Command AddUp(CLI::App& app, CommonOptions& common) {
               stack->Stop();  // the drain; a second signal ends it early
             }
             if (const auto failed = stack->Failure(); failed && status == 0) {
-              log::Get("cli")->critical("component {} failed during the drain: {}; exit status {}",
-                                        failed->name, failed->reason, kExitComponentFailed);
+              log::kCli->critical("component {} failed during the drain: {}; exit status {}", failed->name,
+                                  failed->reason, kExitComponentFailed);
               status = kExitComponentFailed;
             }
             stack.reset();

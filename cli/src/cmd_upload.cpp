@@ -124,7 +124,7 @@ Command AddUpload(CLI::App& app, CommonOptions& common) {
             env.file = FileRef{files[i].string(), std::filesystem::file_size(files[i]),
                                files[i].filename().string()};
             producer->Produce(
-                {topic_of[function_of[i]], broker::kAnyPartition, std::nullopt, "", env.Encode()}, {});
+                {topic_of[function_of[i]], kafka::kAnyPartition, std::nullopt, "", env.Encode()}, {});
             file_of[env.id] = files[i];
             if (!flags->wait && !flags->json) fmt::print("{} {}\n", env.id, files[i].string());
           }

@@ -1,8 +1,8 @@
 #include <fmt/format.h>
 
 #include "commands.hpp"
-#include "runnel/broker/kafka.hpp"
 #include "runnel/core/version.hpp"
+#include "runnel/kafka/kafka.hpp"
 
 namespace runnel::cli {
 
@@ -11,7 +11,7 @@ Command AddVersion(CLI::App& app, CommonOptions&) {
       app.add_subcommand("version", "Print Runnel's version and the versions of the libraries it runs on");
   return {sub, [] {
             fmt::print("runnel {}\n", Version());
-            fmt::print("librdkafka {}\n", broker::LibrdkafkaVersion());
+            fmt::print("librdkafka {}\n", kafka::LibrdkafkaVersion());
             return 0;
           }};
 }

@@ -6,10 +6,10 @@
 #include <nlohmann/json.hpp>
 
 #include "exit_codes.hpp"
-#include "runnel/broker/admin.hpp"
-#include "runnel/broker/consumer.hpp"
 #include "runnel/core/error.hpp"
 #include "runnel/core/json.hpp"
+#include "runnel/kafka/admin.hpp"
+#include "runnel/kafka/consumer.hpp"
 #include "stack_client.hpp"
 
 namespace runnel::cli {
@@ -80,7 +80,7 @@ std::string ResultsTopicOf(const StackClient& stack, const std::string& function
 }
 
 // The record's outcome, or why it is none (a results topic may hold anything a client wrote).
-std::optional<Outcome> OutcomeOf(const broker::Message& m, std::string& why) {
+std::optional<Outcome> OutcomeOf(const kafka::Message& m, std::string& why) {
   for (const auto& h : m.headers) {
     if (h.name != "runnel-result") continue;
     try {
@@ -102,18 +102,17 @@ int ReadResultsTopic(const ResultsOptions& o, const std::string& state_dir_flag)
   const StackClient stack(state_dir_flag);
   const std::string topic = ResultsTopicOf(stack, o.function);
   const std::string group = o.group.empty() ? "runnel.results." + o.function : o.group;
-  const broker::KafkaConfig kafka = stack.Kafka();
+  const kafka::KafkaConfig kafka = stack.Kafka();
 
-  std::vector<broker::TopicPartitionOffset> wanted;
-  for (const auto p : broker::Admin(kafka).Partitions(topic))
-    wanted.push_back({topic, p, broker::kOffsetStored});
-  broker::Consumer consumer(kafka,
-                            broker::Consumer::Options{group, o.from_beginning ? "earliest" : "latest"});
+  std::vector<kafka::TopicPartitionOffset> wanted;
+  for (const auto p : kafka::Admin(kafka).Partitions(topic))
+    wanted.push_back({topic, p, kafka::kOffsetStored});
+  kafka::Consumer consumer(kafka, kafka::Consumer::Options{group, o.from_beginning ? "earliest" : "latest"});
   // Where each partition starts: the group's committed offset; for a partition without one, the
   // topic's end (or beginning), committed now, so that a reader killed before its first outcome
   // resumes there and not at a later end.
-  std::vector<broker::TopicPartitionOffset> start;
-  std::vector<broker::TopicPartitionOffset> fresh;
+  std::vector<kafka::TopicPartitionOffset> start;
+  std::vector<kafka::TopicPartitionOffset> fresh;
   for (const auto& tp : consumer.Committed(wanted)) {
     if (tp.offset >= 0) {
       start.push_back(tp);
@@ -135,12 +134,12 @@ int ReadResultsTopic(const ResultsOptions& o, const std::string& state_dir_flag)
   std::map<std::int32_t, std::int64_t> uncommitted;  // partition -> next offset, printed but not committed
   auto commit = [&] {
     if (uncommitted.empty()) return;
-    std::vector<broker::TopicPartitionOffset> offsets;
+    std::vector<kafka::TopicPartitionOffset> offsets;
     for (const auto& [p, next] : uncommitted) offsets.push_back({topic, p, next});
     try {
       consumer.CommitOffsets(offsets);
       uncommitted.clear();
-    } catch (const broker::KafkaError& e) {
+    } catch (const kafka::KafkaError& e) {
       if (!e.Retriable()) throw;
       Say(fmt::format("committing group {} failed ({}); the next commit covers it", group, e.what()));
     }

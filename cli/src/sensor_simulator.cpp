@@ -34,7 +34,7 @@ SensorSimulator::Reading SensorSimulator::Next(std::int64_t now_ms) {
                             now_ms, temp, d.hum)};
 }
 
-PublishReport PublishAtRate(broker::Producer& producer, const std::string& topic, SensorSimulator& simulator,
+PublishReport PublishAtRate(kafka::Producer& producer, const std::string& topic, SensorSimulator& simulator,
                             double rate, std::chrono::milliseconds duration,
                             const std::function<void(int, std::int64_t)>& every_second) {
   using Clock = std::chrono::steady_clock;
@@ -57,8 +57,8 @@ PublishReport PublishAtRate(broker::Producer& producer, const std::string& topic
       env.trace_id = NewTraceId();
       env.content_type = "application/json";
       producer.Produce(
-          {topic, broker::kAnyPartition, std::move(reading.device), std::move(reading.json), env.Encode()},
-          [failed](const broker::Delivery& d) {
+          {topic, kafka::kAnyPartition, std::move(reading.device), std::move(reading.json), env.Encode()},
+          [failed](const kafka::Delivery& d) {
             if (!d.Ok()) failed->fetch_add(1);
           });
       ++report.sent;

@@ -12,7 +12,7 @@
 #include <string>
 #include <vector>
 
-#include "runnel/broker/producer.hpp"
+#include "runnel/kafka/producer.hpp"
 
 namespace runnel::cli {
 
@@ -48,7 +48,7 @@ struct PublishReport {
 // Publishes `rate` readings per second to `topic` for `duration` (rate 0: publishes nothing and just
 // waits out the duration). `every_second(second, sent so far)` runs once per elapsed second.
 // Flushes at the end (bounded: 30 s); the report counts what Kafka did not acknowledge.
-PublishReport PublishAtRate(broker::Producer& producer, const std::string& topic, SensorSimulator& simulator,
+PublishReport PublishAtRate(kafka::Producer& producer, const std::string& topic, SensorSimulator& simulator,
                             double rate, std::chrono::milliseconds duration,
                             const std::function<void(int, std::int64_t)>& every_second);
 

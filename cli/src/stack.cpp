@@ -13,16 +13,16 @@
 
 #include "runnel/autoscaler/autoscaler.hpp"
 #include "runnel/autoscaler/local_backend.hpp"
-#include "runnel/broker/admin.hpp"
 #include "runnel/broker/dispatcher.hpp"
-#include "runnel/broker/embedded_broker.hpp"
-#include "runnel/broker/record_limits.hpp"
 #include "runnel/core/component_health.hpp"
 #include "runnel/core/error.hpp"
 #include "runnel/core/failpoints.hpp"
 #include "runnel/core/log.hpp"
 #include "runnel/functions/function.hpp"
 #include "runnel/functions/handlers.hpp"
+#include "runnel/kafka/admin.hpp"
+#include "runnel/kafka/embedded_broker.hpp"
+#include "runnel/kafka/record_limits.hpp"
 #include "runnel/scheduler/service.hpp"
 #include "runnel/telemetry/stack_telemetry.hpp"
 #include "stack_client.hpp"
@@ -82,7 +82,7 @@ class ResultsFeed {
         // Only when the proxy failed before it could signal, and then the context is unusable.
       }
       if (failure.empty()) return;
-      log::Get("cli")->critical("results feed: stopped by an error: {}", failure);
+      log::kCli->critical("results feed: stopped by an error: {}", failure);
       on_failure(failure);
     });
     zmq::message_t up;
@@ -144,7 +144,7 @@ std::vector<scheduler::CompiledSchedule> CheckConfig(StackConfig& config) {
                                     f.batch_line, i, f.name, f.handler, e.what()));
     }
   }
-  broker::CheckRecordLimits(config);  // every accepted input's dead-letter copy fits the producer
+  kafka::CheckRecordLimits(config);  // every accepted input's dead-letter copy fits the producer
   return scheduler::CompileSchedules(config);
 }
 
@@ -152,9 +152,9 @@ struct Stack::Impl {
   ComponentHealth health;  // first: every component reports into it until it is gone
   StackConfig config;
   StateDir state;
-  std::unique_ptr<broker::EmbeddedBroker> embedded;
+  std::unique_ptr<kafka::EmbeddedBroker> embedded;
   bool in_memory = false;  // embedded, or a mock cluster such as `runnel kafka`
-  broker::KafkaConfig kafka;
+  kafka::KafkaConfig kafka;
   zmq::context_t zmq_ctx{1};
   std::unique_ptr<ResultsFeed> results;
   std::unique_ptr<telemetry::StackTelemetry> telemetry;  // outlives the dispatchers that feed it
@@ -175,20 +175,20 @@ namespace {
 // A topic on an external Kafka: used as it is when it exists (created beforehand, e.g. where Runnel
 // may not create topics, or on a broker without the CreateTopics API), else created through
 // CreateTopics. A partition count other than the config's is used as it is, with a warning.
-void EnsureTopic(const broker::KafkaConfig& kafka, const std::string& topic, int partitions,
+void EnsureTopic(const kafka::KafkaConfig& kafka, const std::string& topic, int partitions,
                  std::optional<int> replication_factor) {
-  broker::Admin admin(kafka);
+  kafka::Admin admin(kafka);
   if (const auto existing = admin.ExistingPartitionCount(topic)) {
     if (*existing != partitions) {
-      log::Get("cli")->warn("topic {} exists with {} partition(s), not {}: using it as it is", topic,
-                            *existing, partitions);
+      log::kCli->warn("topic {} exists with {} partition(s), not {}: using it as it is", topic, *existing,
+                      partitions);
     }
     return;
   }
   admin.CreateTopic(topic, partitions, replication_factor.value_or(-1));
   // -1 is the broker's default.replication.factor, 1 on a stock Kafka of any size: say so.
   if (const auto r = admin.Replication(topic); r && !replication_factor && r->replicas < r->brokers) {
-    log::Get("cli")->warn(
+    log::kCli->warn(
         "topic {} was created with {} replica(s) (the broker's default) on a cluster of {} brokers; set "
         "replication_factor in runnel.yaml for more",
         topic, r->replicas, r->brokers);
@@ -200,7 +200,7 @@ void EnsureTopic(const broker::KafkaConfig& kafka, const std::string& topic, int
 Stack::Stack(StackConfig config, StateDir state, std::filesystem::path runnel_binary)
     : impl_(std::make_unique<Impl>(std::move(config), std::move(state))) {
   auto& s = *impl_;
-  const auto logger = log::Get("cli");
+  const auto logger = log::kCli.Logger();
   // Every function must exist and accept its params before anything starts: a builtin is created,
   // a plugin loaded (entry point, ABI version, create() with the params), an exec program checked.
   auto schedules = CheckConfig(s.config);
@@ -208,7 +208,7 @@ Stack::Stack(StackConfig config, StateDir state, std::filesystem::path runnel_bi
   s.config.output_dir = std::filesystem::absolute(s.config.output_dir).string();
 
   if (s.config.kafka_bootstrap.empty()) {
-    s.embedded = std::make_unique<broker::EmbeddedBroker>();
+    s.embedded = std::make_unique<kafka::EmbeddedBroker>();
     s.kafka = s.embedded->ClientConfig();
   } else {
     s.kafka.bootstrap = s.config.kafka_bootstrap;
@@ -216,7 +216,7 @@ Stack::Stack(StackConfig config, StateDir state, std::filesystem::path runnel_bi
   s.kafka.options = s.config.kafka_options;
   // A broker that keeps its log in memory with a per-partition cap (the embedded one, or `runnel
   // kafka` outliving this stack): publishers get the retention guard, dispatchers a short fetch wait.
-  s.in_memory = s.embedded != nullptr || broker::Admin(s.kafka).IsMockCluster();
+  s.in_memory = s.embedded != nullptr || kafka::Admin(s.kafka).IsMockCluster();
   for (const auto& f : s.config.functions) {
     for (const auto& topic : {f.topic, f.dead_letter_topic, f.results_topic}) {
       if (topic.empty()) continue;
@@ -227,7 +227,7 @@ Stack::Stack(StackConfig config, StateDir state, std::filesystem::path runnel_bi
       }
     }
     for (const auto& warning :
-         broker::Admin(s.kafka).FewerReplicasThanInput(f.topic, {f.dead_letter_topic, f.results_topic})) {
+         kafka::Admin(s.kafka).FewerReplicasThanInput(f.topic, {f.dead_letter_topic, f.results_topic})) {
       logger->warn("function {}: {}", f.name, warning);
     }
   }
@@ -347,7 +347,7 @@ void Stack::Stop() {
   s.scaler.reset();
   s.state.RemoveEndpoints(s.endpoint_keys);
   s.embedded.reset();
-  log::Get("cli")->info("stack stopped");
+  log::kCli->info("stack stopped");
 }
 
 void Stack::Supervise() {
@@ -356,7 +356,7 @@ void Stack::Supervise() {
   try {
     s.scheduler->Tick();
   } catch (const std::exception& e) {
-    log::Get("scheduler")->critical("scheduler: stopped by an error: {}", e.what());
+    log::kScheduler->critical("scheduler: stopped by an error: {}", e.what());
     s.health.Fail("scheduler", e.what());
   }
 }

@@ -8,8 +8,8 @@
 #include <zmq.hpp>
 #include <zmq_addon.hpp>
 
-#include "runnel/broker/retention_guard.hpp"
 #include "runnel/core/error.hpp"
+#include "runnel/kafka/retention_guard.hpp"
 
 namespace runnel::cli {
 
@@ -50,7 +50,7 @@ StackClient::StackClient(const std::string& state_dir_flag)
     throw NoStackError("endpoints.json has no Kafka endpoint: is a stack running?");
 }
 
-broker::KafkaConfig StackClient::Kafka() const {
+kafka::KafkaConfig StackClient::Kafka() const {
   return {endpoints_.at("kafka").get<std::string>(), "runnel-cli", {}};
 }
 
@@ -77,17 +77,17 @@ std::optional<std::vector<std::string>> StackClient::ServedTopics() const {
   return topics;
 }
 
-std::unique_ptr<broker::Producer> StackClient::Producer() const {
-  const broker::KafkaConfig config = Kafka();
-  broker::Producer::Options options;
+std::unique_ptr<kafka::Producer> StackClient::Producer() const {
+  const kafka::KafkaConfig config = Kafka();
+  kafka::Producer::Options options;
   // "in_memory": the stack's broker is a mock cluster (embedded, or `runnel kafka`); stacks before
   // that key wrote only "embedded".
   if (endpoints_.value("in_memory", endpoints_.value("embedded", false))) {
-    options.retention_guard = std::make_shared<broker::RetentionGuard>(
+    options.retention_guard = std::make_shared<kafka::RetentionGuard>(
         config,
         [endpoints = endpoints_](const std::string& topic) { return GroupsConsuming(endpoints, topic); });
   }
-  return std::make_unique<broker::Producer>(config, options);
+  return std::make_unique<kafka::Producer>(config, options);
 }
 
 ResultsSubscription::ResultsSubscription(const StackClient& stack, const std::vector<std::string>& prefixes,

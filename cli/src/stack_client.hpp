@@ -12,9 +12,9 @@
 #include <string>
 #include <vector>
 
-#include "runnel/broker/producer.hpp"
 #include "runnel/core/outcome.hpp"
 #include "runnel/core/state_dir.hpp"
+#include "runnel/kafka/producer.hpp"
 
 namespace zmq {
 class context_t;
@@ -38,14 +38,14 @@ class StackClient {
   explicit StackClient(const std::string& state_dir_flag);
 
   const nlohmann::json& Endpoints() const { return endpoints_; }
-  broker::KafkaConfig Kafka() const;
+  kafka::KafkaConfig Kafka() const;
   // Throws ConfigError naming the known functions when `function` is not served by the stack.
   FunctionTopics Function(const std::string& function) const;
   // The topics the stack's functions consume, sorted; nullopt when the state dir holds only a
   // broker (`runnel kafka`), which serves no function.
   std::optional<std::vector<std::string>> ServedTopics() const;
   // A producer for the stack; on the embedded broker it waits rather than outrun the log cap.
-  std::unique_ptr<broker::Producer> Producer() const;
+  std::unique_ptr<kafka::Producer> Producer() const;
 
  private:
   nlohmann::json endpoints_;

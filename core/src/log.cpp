@@ -107,7 +107,7 @@ void ConfigureFromEnv() {
     try {
       SetFormat(ParseFormat(format));
     } catch (const ConfigError& e) {
-      Get("cli")->warn("RUNNEL_LOG_FORMAT: {}; logging in the human format", e.what());
+      kCli->warn("RUNNEL_LOG_FORMAT: {}; logging in the human format", e.what());
     }
   }
 }

@@ -194,9 +194,8 @@ void JobTracker::Flush(TimePoint now, bool force) {
       job.dirty = false;
     }
     if (job.finished) {
-      log::Get("scheduler")
-          ->info("job {} finished: {} item(s), {} done, {} failed{}", it->first, job.items, job.done,
-                 job.failed, job.error.empty() ? "" : ": " + job.error);
+      log::kScheduler->info("job {} finished: {} item(s), {} done, {} failed{}", it->first, job.items,
+                            job.done, job.failed, job.error.empty() ? "" : ": " + job.error);
       it = jobs_.erase(it);
     } else {
       ++it;

@@ -56,7 +56,7 @@ Scheduler::Scheduler(std::vector<CompiledSchedule> schedules, std::filesystem::p
     }
     state_ = std::move(parsed);
   }
-  const auto logger = log::Get("scheduler");
+  const auto logger = log::kScheduler.Logger();
   for (const auto& c : schedules_) {
     const std::string& name = c.spec.name;
     std::optional<TimePoint> last;
@@ -84,7 +84,7 @@ Scheduler::Scheduler(std::vector<CompiledSchedule> schedules, std::filesystem::p
 
 std::vector<Scheduler::Firing> Scheduler::Due(TimePoint now) {
   std::vector<Firing> out;
-  const auto logger = log::Get("scheduler");
+  const auto logger = log::kScheduler.Logger();
   for (const auto& c : schedules_) {
     const std::string& name = c.spec.name;
     if (auto it = catch_up_.find(name); it != catch_up_.end()) {

@@ -5,13 +5,13 @@
 #include <atomic>
 #include <zmq.hpp>
 
-#include "runnel/broker/producer.hpp"
-#include "runnel/broker/retention_guard.hpp"
 #include "runnel/core/control_messages.hpp"
 #include "runnel/core/error.hpp"
 #include "runnel/core/failpoints.hpp"
 #include "runnel/core/json.hpp"
 #include "runnel/core/log.hpp"
+#include "runnel/kafka/producer.hpp"
+#include "runnel/kafka/retention_guard.hpp"
 #include "runnel/scheduler/jobs.hpp"
 
 namespace runnel::scheduler {
@@ -56,10 +56,10 @@ std::vector<Outcome> JobOutcomes::Take() {
 
 struct SchedulerService::Impl {
   Options opt;
-  std::shared_ptr<spdlog::logger> log = log::Get("scheduler");
+  std::shared_ptr<spdlog::logger> log = log::kScheduler.Logger();
   Scheduler scheduler;
   JobTracker jobs;
-  std::unique_ptr<broker::Producer> producer;
+  std::unique_ptr<kafka::Producer> producer;
   zmq::socket_t control;
   std::string control_endpoint;
 
@@ -76,20 +76,20 @@ struct SchedulerService::Impl {
 
   void Deliver(Outcome o) { inbox->Add(std::move(o)); }
 
-  broker::Producer& Producer() {
+  kafka::Producer& Producer() {
     if (!producer) {
-      broker::KafkaConfig config{opt.kafka_bootstrap, "runnel-scheduler", opt.kafka_options};
-      broker::Producer::Options po;
+      kafka::KafkaConfig config{opt.kafka_bootstrap, "runnel-scheduler", opt.kafka_options};
+      kafka::Producer::Options po;
       if (opt.embedded) {
         auto groups = opt.groups;
         po.retention_guard =
-            std::make_shared<broker::RetentionGuard>(config, [groups](const std::string& topic) {
+            std::make_shared<kafka::RetentionGuard>(config, [groups](const std::string& topic) {
               std::vector<std::string> out;
               if (auto it = groups.find(topic); it != groups.end()) out.push_back(it->second);
               return out;
             });
       }
-      producer = std::make_unique<broker::Producer>(config, po);
+      producer = std::make_unique<kafka::Producer>(config, po);
     }
     return *producer;
   }
@@ -119,14 +119,14 @@ struct SchedulerService::Impl {
       undelivered.status = OutcomeStatus::kError;
       undelivered.error_kind = "transient";
       undelivered.job_id = job;
-      auto on_delivery = [this, undelivered](const broker::Delivery& d) mutable {
+      auto on_delivery = [this, undelivered](const kafka::Delivery& d) mutable {
         if (d.Ok()) return;
         undelivered.error = "not published: " + d.error_message;
         Deliver(std::move(undelivered));
       };
       try {
         Producer().Produce(
-            {topic, broker::kAnyPartition, std::nullopt, std::move(item.payload), item.envelope.Encode()},
+            {topic, kafka::kAnyPartition, std::nullopt, std::move(item.payload), item.envelope.Encode()},
             std::move(on_delivery));
       } catch (const Error& e) {
         undelivered.error = fmt::format("not published: {}", e.what());

@@ -70,7 +70,7 @@ prometheus::Counter& EventJournal::Errors(const std::string& kind) {
   return *it->second;
 }
 
-void EventJournal::Received(std::uint64_t slot, const std::string& id, const broker::Message& msg) {
+void EventJournal::Received(std::uint64_t slot, const std::string& id, const kafka::Message& msg) {
   Entry e{Kind::kReceived, slot, NowMs()};
   e.worker = id;
   e.topic = msg.topic;

@@ -25,7 +25,7 @@ class StatusCollectable final : public prometheus::Collectable {
       failpoint::Hit("metrics.collect");
       return StatusMetrics(status_(), &slots_);
     } catch (const std::exception& e) {
-      log::Get("telemetry")->error("metrics: the status metrics of this scrape failed: {}", e.what());
+      log::kTelemetry->error("metrics: the status metrics of this scrape failed: {}", e.what());
       return {};
     }
   }

@@ -4,11 +4,11 @@
 #include <prometheus/gauge.h>
 #include <prometheus/registry.h>
 
-#include "runnel/broker/kafka.hpp"
 #include "runnel/core/control_messages.hpp"
 #include "runnel/core/json.hpp"
 #include "runnel/core/outcome.hpp"
 #include "runnel/core/version.hpp"
+#include "runnel/kafka/kafka.hpp"
 #include "runnel/telemetry/event_journal.hpp"
 #include "runnel/telemetry/metrics_server.hpp"
 
@@ -23,7 +23,7 @@ StackTelemetry::StackTelemetry(std::size_t max_traces)
       .Name("runnel_build_info")
       .Help("Always 1; the labels say which Runnel (version) and librdkafka (librdkafka) this stack runs")
       .Register(*registry_)
-      .Add({{"version", std::string(Version())}, {"librdkafka", broker::LibrdkafkaVersion()}})
+      .Add({{"version", std::string(Version())}, {"librdkafka", kafka::LibrdkafkaVersion()}})
       .Set(1);
 }
 

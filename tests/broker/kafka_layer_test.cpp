@@ -9,7 +9,7 @@
 #include <map>
 #include <set>
 
-#include "runnel/broker/admin.hpp"
+#include "runnel/kafka/admin.hpp"
 #include "runnel/testing/kafka_cluster.hpp"
 
 namespace runnel::testing {
@@ -21,19 +21,19 @@ constexpr int kApiProduce = 0;
 constexpr int kApiFetch = 1;
 constexpr int kApiOffsetCommit = 8;
 
-std::vector<broker::Record> Numbered(const std::string& topic, int count, int keys) {
-  std::vector<broker::Record> out;
+std::vector<kafka::Record> Numbered(const std::string& topic, int count, int keys) {
+  std::vector<kafka::Record> out;
   for (int i = 0; i < count; ++i) {
     Envelope env;
     env.id = fmt::format("ev-{}", i);
     out.push_back(
-        {topic, broker::kAnyPartition, fmt::format("k{}", i % keys), std::to_string(i), env.Encode()});
+        {topic, kafka::kAnyPartition, fmt::format("k{}", i % keys), std::to_string(i), env.Encode()});
   }
   return out;
 }
 
 // Every record exactly once, and per key in production order.
-void ExpectExactlyOnceInKeyOrder(const std::vector<broker::Message>& messages, int count) {
+void ExpectExactlyOnceInKeyOrder(const std::vector<kafka::Message>& messages, int count) {
   std::set<int> seen;
   std::map<std::string, int> last_per_key;
   for (const auto& m : messages) {
@@ -57,7 +57,7 @@ TEST_F(KafkaLayer, RoundTripKeepsKeysValuesAndHeaders) {
   env.content_type = "text/plain";
   env.hop = 2;
   env.extra = {{"x-bin", std::string("\0\x01\xff", 3)}};
-  Produce({{topic, broker::kAnyPartition, "key-1", "hello", env.Encode()},
+  Produce({{topic, kafka::kAnyPartition, "key-1", "hello", env.Encode()},
            {topic, 2, std::nullopt, std::string("\0bin", 4), {}}});
   auto messages = ConsumeAll(topic, 2);
   ASSERT_EQ(messages.size(), 2u);
@@ -73,14 +73,14 @@ TEST_F(KafkaLayer, RoundTripKeepsKeysValuesAndHeaders) {
 TEST_F(KafkaLayer, LagCountsFromLogStartUntilTheGroupCommits) {
   const auto topic = MakeTopic(1);
   Produce(Numbered(topic, 100, 5));
-  broker::Admin admin(Config());
+  kafka::Admin admin(Config());
   auto before = admin.Offsets(topic, "g.lag");
   ASSERT_EQ(before.size(), 1u);
   EXPECT_FALSE(before[0].committed.has_value());
   EXPECT_EQ(before[0].Lag(), 100);
 
-  broker::Consumer consumer(Config(), {"g.lag"});
-  consumer.Assign({{topic, 0, broker::kOffsetStored}});
+  kafka::Consumer consumer(Config(), {"g.lag"});
+  consumer.Assign({{topic, 0, kafka::kOffsetStored}});
   int read = 0;
   ASSERT_TRUE(WaitFor(
       [&] {
@@ -102,37 +102,37 @@ TEST_F(KafkaLayer, LagCountsFromLogStartUntilTheGroupCommits) {
 // has no AllowAutoTopicCreation flag, so any client asking about a missing topic creates it, with
 // 4 partitions. If this starts failing, librdkafka changed and the docs must follow.
 TEST_F(KafkaLayer, EmbeddedBrokerCreatesTopicsOnFirstMention) {
-  broker::Admin admin(Config());
+  kafka::Admin admin(Config());
   EXPECT_EQ(admin.Partitions("mentioned.only").size(), 4u);
 }
 
 TEST_F(KafkaLayer, OversizedRecordIsANonRetriableError) {
   const auto topic = MakeTopic(1);
-  broker::Producer producer(Config());
+  kafka::Producer producer(Config());
   try {
     producer.Produce({topic, 0, std::nullopt, std::string(2 << 20, 'x'), {}}, {});
     FAIL();
-  } catch (const broker::KafkaError& e) {
+  } catch (const kafka::KafkaError& e) {
     EXPECT_FALSE(e.Retriable());
     EXPECT_THAT(e.what(), HasSubstr("MSG_SIZE_TOO_LARGE"));
   }
 }
 
 TEST_F(KafkaLayer, BadOptionsNameTheOption) {
-  broker::KafkaConfig config = Config();
+  kafka::KafkaConfig config = Config();
   config.options["no.such.option"] = "1";
   try {
-    broker::Producer producer(config);
+    kafka::Producer producer(config);
     FAIL();
-  } catch (const broker::KafkaConfigError& e) {
+  } catch (const kafka::KafkaConfigError& e) {
     EXPECT_THAT(e.what(), HasSubstr("no.such.option"));
   }
   config = Config();
   config.options["enable.auto.commit"] = "true";
   try {
-    broker::Consumer consumer(config, {"g"});
+    kafka::Consumer consumer(config, {"g"});
     FAIL();
-  } catch (const broker::KafkaConfigError& e) {
+  } catch (const kafka::KafkaConfigError& e) {
     EXPECT_THAT(e.what(), HasSubstr("conflicts with Runnel's guarantees"));
   }
 }
@@ -141,13 +141,13 @@ TEST_F(KafkaLayer, NothingIsReportedDeliveredWhileTheBrokerIsDown) {
   const auto topic = MakeTopic(2);
   // Metadata first, so the producer knows the partitions before the broker goes away.
   Produce(Numbered(topic, 1, 1));
-  broker::Producer producer(Config());
+  kafka::Producer producer(Config());
   std::atomic<int> ok{0};
   std::atomic<int> failed{0};
   Broker().SetBrokerDown(1);
   for (auto& r : Numbered(topic, 200, 10)) {
     r.value = std::to_string(std::stoi(r.value) + 1);
-    producer.Produce(r, [&](const broker::Delivery& d) { (d.Ok() ? ok : failed).fetch_add(1); });
+    producer.Produce(r, [&](const kafka::Delivery& d) { (d.Ok() ? ok : failed).fetch_add(1); });
   }
   // While the broker is down a flush cannot complete: every record stays outstanding.
   EXPECT_EQ(producer.Flush(std::chrono::milliseconds(1500)), 200);
@@ -171,9 +171,9 @@ TEST_F(KafkaLayer, ProducerRetriesInjectedErrorsWithoutLossOrDuplicates) {
 TEST_F(KafkaLayer, ConsumerResumesAfterFetchErrorsAndAnOutage) {
   const auto topic = MakeTopic(2);
   Produce(Numbered(topic, 300, 10));
-  broker::Consumer consumer(Config(), {"g.resume"});
-  consumer.Assign({{topic, 0, broker::kOffsetBeginning}, {topic, 1, broker::kOffsetBeginning}});
-  std::vector<broker::Message> got;
+  kafka::Consumer consumer(Config(), {"g.resume"});
+  consumer.Assign({{topic, 0, kafka::kOffsetBeginning}, {topic, 1, kafka::kOffsetBeginning}});
+  std::vector<kafka::Message> got;
   auto poll_until = [&](std::size_t n) {
     return WaitFor(
         [&] {
@@ -193,8 +193,8 @@ TEST_F(KafkaLayer, ConsumerResumesAfterFetchErrorsAndAnOutage) {
 }
 
 // Reads the whole single-partition topic and stores every offset.
-void ReadAndStore(broker::Consumer& consumer, const std::string& topic, int count) {
-  consumer.Assign({{topic, 0, broker::kOffsetBeginning}});
+void ReadAndStore(kafka::Consumer& consumer, const std::string& topic, int count) {
+  consumer.Assign({{topic, 0, kafka::kOffsetBeginning}});
   int read = 0;
   ASSERT_TRUE(WaitFor(
       [&] {
@@ -210,26 +210,26 @@ void ReadAndStore(broker::Consumer& consumer, const std::string& topic, int coun
 TEST_F(KafkaLayer, TransientCommitErrorsAreRetriedUntilTheCommitLands) {
   const auto topic = MakeTopic(1);
   Produce(Numbered(topic, 10, 1));
-  broker::Consumer consumer(Config(), {"g.commit.transient"});
+  kafka::Consumer consumer(Config(), {"g.commit.transient"});
   ReadAndStore(consumer, topic, 10);
   Broker().PushRequestErrors(kApiOffsetCommit, {RD_KAFKA_RESP_ERR_COORDINATOR_LOAD_IN_PROGRESS,
                                                 RD_KAFKA_RESP_ERR_REQUEST_TIMED_OUT});
   consumer.Commit();
-  broker::Admin admin(Config());
+  kafka::Admin admin(Config());
   EXPECT_EQ(admin.Offsets(topic, "g.commit.transient")[0].committed, 10);
 }
 
 TEST_F(KafkaLayer, RefusedCommitSurfacesAndNothingIsCommitted) {
   const auto topic = MakeTopic(1);
   Produce(Numbered(topic, 10, 1));
-  broker::Consumer consumer(Config(), {"g.commit.refused"});
+  kafka::Consumer consumer(Config(), {"g.commit.refused"});
   ReadAndStore(consumer, topic, 10);
   Broker().PushRequestErrors(kApiOffsetCommit, {RD_KAFKA_RESP_ERR_GROUP_AUTHORIZATION_FAILED});
-  broker::Admin admin(Config());
+  kafka::Admin admin(Config());
   try {
     consumer.CommitOffsets({{topic, 0, 10}});
     FAIL() << "the injected error did not surface";
-  } catch (const broker::KafkaError& e) {
+  } catch (const kafka::KafkaError& e) {
     EXPECT_FALSE(e.Retriable()) << e.what();
     EXPECT_THAT(e.what(), HasSubstr("g.commit.refused"));
   }

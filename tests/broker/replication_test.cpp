@@ -9,8 +9,8 @@
 // different counts: the warning for 3 against 1 is checked on the counts themselves.
 #include <gmock/gmock.h>
 
-#include "runnel/broker/admin.hpp"
-#include "runnel/broker/embedded_broker.hpp"
+#include "runnel/kafka/admin.hpp"
+#include "runnel/kafka/embedded_broker.hpp"
 
 namespace runnel::testing {
 namespace {
@@ -18,9 +18,9 @@ namespace {
 using ::testing::HasSubstr;
 
 TEST(Replication, MetadataShowsThreeReplicasOnThreeBrokers) {
-  broker::EmbeddedBroker broker(broker::EmbeddedBroker::Options{3});
+  kafka::EmbeddedBroker broker(kafka::EmbeddedBroker::Options{3});
   broker.ServeTopicRequests();
-  broker::Admin admin(broker.ClientConfig());
+  kafka::Admin admin(broker.ClientConfig());
   admin.CreateTopic("three.replicas", 4, 3);
   const auto r = admin.Replication("three.replicas");
   ASSERT_TRUE(r.has_value());
@@ -34,9 +34,9 @@ TEST(Replication, MetadataShowsThreeReplicasOnThreeBrokers) {
 }
 
 TEST(Replication, MetadataShowsOneReplicaOnOneBroker) {
-  broker::EmbeddedBroker broker;
+  kafka::EmbeddedBroker broker;
   broker.ServeTopicRequests();
-  broker::Admin admin(broker.ClientConfig());
+  kafka::Admin admin(broker.ClientConfig());
   admin.CreateTopic("one.replica", 2);  // -1: the broker's default
   const auto r = admin.Replication("one.replica");
   ASSERT_TRUE(r.has_value());
@@ -45,14 +45,14 @@ TEST(Replication, MetadataShowsOneReplicaOnOneBroker) {
 }
 
 TEST(Replication, ADeadLetterTopicWithFewerReplicasThanItsInputIsReported) {
-  const auto warning = broker::FewerReplicasWarning("orders.dlq", 1, "orders", 3);
+  const auto warning = kafka::FewerReplicasWarning("orders.dlq", 1, "orders", 3);
   ASSERT_TRUE(warning.has_value());
   EXPECT_THAT(
       *warning,
       HasSubstr("topic orders.dlq has 1 replica(s), fewer than its function's input topic orders (3)"));
   EXPECT_THAT(*warning, HasSubstr("set replication_factor in runnel.yaml"));
-  EXPECT_FALSE(broker::FewerReplicasWarning("orders.results", 3, "orders", 3).has_value());
-  EXPECT_FALSE(broker::FewerReplicasWarning("orders.results", 5, "orders", 3).has_value());
+  EXPECT_FALSE(kafka::FewerReplicasWarning("orders.results", 3, "orders", 3).has_value());
+  EXPECT_FALSE(kafka::FewerReplicasWarning("orders.results", 5, "orders", 3).has_value());
 }
 
 }  // namespace

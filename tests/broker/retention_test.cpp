@@ -5,8 +5,8 @@
 #include <atomic>
 #include <thread>
 
-#include "runnel/broker/admin.hpp"
-#include "runnel/broker/retention_guard.hpp"
+#include "runnel/kafka/admin.hpp"
+#include "runnel/kafka/retention_guard.hpp"
 #include "runnel/testing/kafka_cluster.hpp"
 
 namespace runnel::testing {
@@ -14,7 +14,7 @@ namespace {
 
 constexpr std::size_t kValueBytes = 1024;
 
-broker::Record KiloRecord(const std::string& topic, int i) {
+kafka::Record KiloRecord(const std::string& topic, int i) {
   std::string value(kValueBytes, 'v');
   const auto n = std::to_string(i);
   value.replace(0, n.size(), n);
@@ -29,17 +29,17 @@ TEST_F(Retention, UnguardedPublishingPastTheCapDropsTheOldestRecords) {
   const auto topic = MakeTopic(1);
   constexpr int kCount = 8 * 1024;
   {
-    broker::Producer producer(Config());
+    kafka::Producer producer(Config());
     for (int i = 0; i < kCount; ++i) producer.Produce(KiloRecord(topic, i), {});
     ASSERT_EQ(producer.Flush(std::chrono::seconds(30)), 0);
   }
-  broker::Admin admin(Config());
+  kafka::Admin admin(Config());
   const auto offsets = admin.Offsets(topic, "");
   EXPECT_EQ(offsets[0].end, kCount);
   EXPECT_GT(offsets[0].log_start, 0)
       << "the mock kept everything: its cap changed, update retention_guard.hpp";
   EXPECT_LE((offsets[0].end - offsets[0].log_start) * static_cast<std::int64_t>(kValueBytes),
-            broker::kMockMaxBytes);
+            kafka::kMockMaxBytes);
 }
 
 TEST_F(Retention, GuardedPublishingPastTheCapLosesNothing) {
@@ -47,7 +47,7 @@ TEST_F(Retention, GuardedPublishingPastTheCapLosesNothing) {
   const std::string group = "g.retention";
   constexpr int kCount = 12 * 1024;  // 12 MiB of values: more than twice the cap
 
-  auto guard = std::make_shared<broker::RetentionGuard>(
+  auto guard = std::make_shared<kafka::RetentionGuard>(
       Config(), [&](const std::string&) { return std::vector<std::string>{group}; });
   // A consumer that starts only once the guard has held the producer back (so the test cannot pass
   // without the guard), then commits every 256 records, and whenever it has caught up (as the
@@ -57,8 +57,8 @@ TEST_F(Retention, GuardedPublishingPastTheCapLosesNothing) {
   std::atomic<bool> gap{false};
   std::thread reader([&] {
     if (!WaitFor([&] { return guard->Waits() > 0; }, std::chrono::seconds(60))) return;
-    broker::Consumer consumer(Config(), {group});
-    consumer.Assign({{topic, 0, broker::kOffsetBeginning}});
+    kafka::Consumer consumer(Config(), {group});
+    consumer.Assign({{topic, 0, kafka::kOffsetBeginning}});
     std::int64_t expected = 0;
     const auto until = std::chrono::steady_clock::now() + std::chrono::seconds(120);
     int uncommitted = 0;
@@ -82,9 +82,9 @@ TEST_F(Retention, GuardedPublishingPastTheCapLosesNothing) {
   });
 
   {
-    broker::Producer::Options options;
+    kafka::Producer::Options options;
     options.retention_guard = guard;
-    broker::Producer producer(Config(), options);
+    kafka::Producer producer(Config(), options);
     for (int i = 0; i < kCount; ++i) producer.Produce(KiloRecord(topic, i), {});
     EXPECT_EQ(producer.Flush(std::chrono::seconds(30)), 0);
   }
@@ -93,7 +93,7 @@ TEST_F(Retention, GuardedPublishingPastTheCapLosesNothing) {
   EXPECT_EQ(consumed.load(), kCount);
   EXPECT_FALSE(gap.load()) << "the consumer saw a jump in offsets: records were dropped";
   EXPECT_GT(guard->Waits(), 0) << "the guard never engaged, so the test proved nothing";
-  broker::Admin admin(Config());
+  kafka::Admin admin(Config());
   const auto offsets = admin.Offsets(topic, group);
   EXPECT_GT(offsets[0].log_start, 0) << "the log never overflowed; raise kCount";
   EXPECT_EQ(offsets[0].Lost(), 0);
@@ -105,12 +105,12 @@ TEST_F(Retention, GuardedPublishingPastTheCapLosesNothing) {
 // record acknowledged a producer that had been sending fast waited forever.)
 TEST_F(Retention, TheGuardSeesInFlightRecordsAcknowledgedWhileItWaits) {
   const auto topic = MakeTopic(1);
-  broker::RetentionGuard::Options options;
+  kafka::RetentionGuard::Options options;
   options.max_wait = std::chrono::seconds(20);  // a failure throws instead of hanging the test
-  broker::RetentionGuard guard(
+  kafka::RetentionGuard guard(
       Config(), [](const std::string&) { return std::vector<std::string>{}; }, options);
   const auto record = KiloRecord(topic, 0);
-  const auto capacity = broker::kMockMaxBytes / broker::RecordLogBytes(record);
+  const auto capacity = kafka::kMockMaxBytes / kafka::RecordLogBytes(record);
   std::atomic<std::int64_t> in_flight{capacity};  // the topic is empty: only these count
   std::thread acknowledger([&] {
     if (WaitFor([&] { return guard.Waits() > 0; }, std::chrono::seconds(20))) in_flight = 0;

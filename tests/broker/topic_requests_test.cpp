@@ -4,9 +4,9 @@
 #include <fmt/format.h>
 #include <gmock/gmock.h>
 
-#include "runnel/broker/admin.hpp"
-#include "runnel/broker/embedded_broker.hpp"
-#include "runnel/broker/producer.hpp"
+#include "runnel/kafka/admin.hpp"
+#include "runnel/kafka/embedded_broker.hpp"
+#include "runnel/kafka/producer.hpp"
 #include "runnel/testing/wait.hpp"
 
 namespace runnel::testing {
@@ -15,9 +15,9 @@ namespace {
 using ::testing::HasSubstr;
 
 TEST(TopicRequests, AdminCreatesATopicWithItsPartitionsOnABrokerThatServesRequests) {
-  broker::EmbeddedBroker broker;
+  kafka::EmbeddedBroker broker;
   broker.ServeTopicRequests();
-  broker::Admin admin(broker.ClientConfig());
+  kafka::Admin admin(broker.ClientConfig());
   // On today's main this waited for a controller the mock never names, then timed out.
   admin.CreateTopic("made.by.request", 5);
   EXPECT_EQ(admin.Partitions("made.by.request").size(), 5u);
@@ -28,12 +28,12 @@ TEST(TopicRequests, AdminCreatesATopicWithItsPartitionsOnABrokerThatServesReques
 }
 
 TEST(TopicRequests, AdminOnAMockThatServesNoRequestsSaysWhatToDoInsteadOfTimingOut) {
-  broker::EmbeddedBroker broker;  // no ServeTopicRequests: any librdkafka mock cluster
-  broker::Admin admin(broker.ClientConfig());
+  kafka::EmbeddedBroker broker;  // no ServeTopicRequests: any librdkafka mock cluster
+  kafka::Admin admin(broker.ClientConfig());
   try {
     admin.CreateTopic("nobody.makes.this", 3);
     ADD_FAILURE() << "CreateTopic succeeded on a mock cluster that takes no topic requests";
-  } catch (const broker::KafkaError& e) {
+  } catch (const kafka::KafkaError& e) {
     EXPECT_THAT(e.what(), HasSubstr("mock cluster, which has no CreateTopics"));
     EXPECT_THAT(e.what(), HasSubstr("runnel kafka"));
     EXPECT_FALSE(e.Retriable()) << e.what();
@@ -42,7 +42,7 @@ TEST(TopicRequests, AdminOnAMockThatServesNoRequestsSaysWhatToDoInsteadOfTimingO
 }
 
 TEST(TopicRequests, MalformedRequestsAreRefusedAndTheBrokerServesTheNextOne) {
-  broker::EmbeddedBroker broker;
+  kafka::EmbeddedBroker broker;
   broker.ServeTopicRequests();
   const std::vector<std::string> hostile = {
       "",
@@ -64,11 +64,11 @@ TEST(TopicRequests, MalformedRequestsAreRefusedAndTheBrokerServesTheNextOne) {
       std::string(200'000, '{'),
   };
   {
-    broker::Producer producer(broker.ClientConfig());
+    kafka::Producer producer(broker.ClientConfig());
     for (const auto& value : hostile)
-      producer.ProduceSync({broker::kTopicRequestsTopic, 0, std::nullopt, value, {}});
+      producer.ProduceSync({kafka::kTopicRequestsTopic, 0, std::nullopt, value, {}});
   }
-  broker::Admin admin(broker.ClientConfig());
+  kafka::Admin admin(broker.ClientConfig());
   admin.CreateTopic("valid.after.hostile", 3);  // served after every hostile record before it
   EXPECT_EQ(admin.Partitions("valid.after.hostile").size(), 3u);
   for (const auto* topic : {"has space", "..", "zero.partitions", "too.many", "huge.count", "string.count",

@@ -15,8 +15,8 @@
 #include <thread>
 #include <zmq.hpp>
 
-#include "runnel/broker/producer.hpp"
 #include "runnel/core/envelope.hpp"
+#include "runnel/kafka/producer.hpp"
 #include "runnel/testing/stack_process.hpp"
 #include "runnel/testing/wait.hpp"
 
@@ -34,11 +34,11 @@ std::string Comm(int pid) {
 }
 
 // Publishes one event with `producer`, returns its id.
-std::string PublishOne(broker::Producer& producer, const std::string& topic, const std::string& payload) {
+std::string PublishOne(kafka::Producer& producer, const std::string& topic, const std::string& payload) {
   Envelope env;
   env.id = NewEventId();
   const auto delivery =
-      producer.ProduceSync({topic, broker::kAnyPartition, std::nullopt, payload, env.Encode()});
+      producer.ProduceSync({topic, kafka::kAnyPartition, std::nullopt, payload, env.Encode()});
   EXPECT_TRUE(delivery.Ok());
   return env.id;
 }
@@ -179,7 +179,7 @@ TEST(AutoscaleStart, StatusPolledInATightLoopWhileEventsFlowDelaysNothing) {
       ++(listed ? answers : bad_answers);
     }
   });
-  broker::Producer producer(stack.Kafka());
+  kafka::Producer producer(stack.Kafka());
   std::vector<std::string> ids;
   std::size_t expected = 0;
   for (int round = 0; round < 2; ++round) {

@@ -13,8 +13,8 @@
 #include <set>
 #include <thread>
 
-#include "runnel/broker/producer.hpp"
 #include "runnel/core/envelope.hpp"
+#include "runnel/kafka/producer.hpp"
 #include "runnel/testing/stack_process.hpp"
 #include "runnel/testing/wait.hpp"
 
@@ -168,13 +168,13 @@ functions:
   std::vector<std::string> ids;
   std::atomic<bool> stop{false};
   std::thread publisher([&] {
-    broker::Producer producer(stack.Kafka());
+    kafka::Producer producer(stack.Kafka());
     const auto start = std::chrono::steady_clock::now();
     for (int i = 0; !stop.load() && i < 90 * kRate; ++i) {  // bounded: 40 s to settle + 30 s + margin
       std::this_thread::sleep_until(start + milliseconds(1000 * i / kRate));  // the load's pace
       Envelope env;
       env.id = NewEventId();
-      producer.Produce({"sleep", broker::kAnyPartition, std::nullopt, R"({"ms":20})", env.Encode()}, nullptr);
+      producer.Produce({"sleep", kafka::kAnyPartition, std::nullopt, R"({"ms":20})", env.Encode()}, nullptr);
       ids.push_back(env.id);
     }
     producer.Flush(seconds(30));
@@ -315,11 +315,11 @@ functions:
   std::vector<std::string> ids;  // the publisher's until it is joined
   std::atomic<bool> stop{false};
   std::thread publisher([&] {
-    broker::Producer producer(stack.Kafka());
+    kafka::Producer producer(stack.Kafka());
     auto publish = [&](const char* payload, int i) {
       Envelope env;
       env.id = NewEventId();
-      producer.Produce({"sleep", broker::kAnyPartition, fmt::format("k{}", i % 100), payload, env.Encode()},
+      producer.Produce({"sleep", kafka::kAnyPartition, fmt::format("k{}", i % 100), payload, env.Encode()},
                        nullptr);
       ids.push_back(env.id);
     };

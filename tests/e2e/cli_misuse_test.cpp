@@ -7,7 +7,7 @@
 #include <nlohmann/json.hpp>
 #include <sstream>
 
-#include "runnel/broker/admin.hpp"
+#include "runnel/kafka/admin.hpp"
 #include "runnel/testing/stack_process.hpp"
 #include "runnel/testing/wait.hpp"
 
@@ -133,8 +133,7 @@ TEST_F(CliMisuse, PublishWithAnyTopicReachesTheTopic) {
   const auto r = Runnel({"publish", "elsewhere", "--data", "kept", "--any-topic"}, Where::kStack);
   ASSERT_EQ(r.exit_code, 0) << r.err;
   std::int64_t records = 0;
-  for (const auto& p : broker::Admin(stack_->Kafka()).Offsets("elsewhere", ""))
-    records += p.end - p.log_start;
+  for (const auto& p : kafka::Admin(stack_->Kafka()).Offsets("elsewhere", "")) records += p.end - p.log_start;
   EXPECT_EQ(records, 1);
 }
 

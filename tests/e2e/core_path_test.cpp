@@ -9,9 +9,9 @@
 #include <regex>
 #include <set>
 
-#include "runnel/broker/consumer.hpp"
-#include "runnel/broker/producer.hpp"
 #include "runnel/core/envelope.hpp"
+#include "runnel/kafka/consumer.hpp"
+#include "runnel/kafka/producer.hpp"
 #include "runnel/testing/stack_process.hpp"
 #include "runnel/testing/wait.hpp"
 
@@ -107,9 +107,9 @@ functions:
   EXPECT_EQ(poisoned.size(), 3u);
 
   // The dead-letter topic holds each poison event with its reason and origin.
-  broker::Consumer dlq(stack.Kafka(), {"e2e.dlq"});
-  dlq.Assign({{"sleep.dlq", 0, broker::kOffsetBeginning}, {"sleep.dlq", 1, broker::kOffsetBeginning}});
-  std::vector<broker::Message> letters;
+  kafka::Consumer dlq(stack.Kafka(), {"e2e.dlq"});
+  dlq.Assign({{"sleep.dlq", 0, kafka::kOffsetBeginning}, {"sleep.dlq", 1, kafka::kOffsetBeginning}});
+  std::vector<kafka::Message> letters;
   WaitFor(
       [&] {
         for (auto& m : dlq.PollBatch(100, std::chrono::milliseconds(50))) letters.push_back(std::move(m));
@@ -234,8 +234,8 @@ functions:
   env.id = NewEventId();
   const auto image = SourceDir() / "samples/data/landscape.jpg";
   env.file = FileRef{image.string(), std::filesystem::file_size(image), "landscape.jpg"};
-  broker::Producer producer(stack.Kafka());
-  producer.ProduceSync({"image.thumbnail", broker::kAnyPartition, std::string("upload-1"), "", env.Encode()});
+  kafka::Producer producer(stack.Kafka());
+  producer.ProduceSync({"image.thumbnail", kafka::kAnyPartition, std::string("upload-1"), "", env.Encode()});
   const auto meta = ReadOutcomes(stack.Kafka(), "meta.results", 2, std::chrono::seconds(30));
   ASSERT_EQ(meta.size(), 2u);
   std::set<int> widths;
@@ -283,11 +283,11 @@ functions:
       PublishEvents(stack.Kafka(), "iot.ingest",
                     {{R"({"device":"d1","ts":1795000000000,"metrics":{"temp":95.5}})", std::string("d1")}});
   ASSERT_EQ(ReadOutcomes(stack.Kafka(), "iot.results", 1, std::chrono::seconds(30)).size(), 1u);
-  broker::Consumer alerts(stack.Kafka(), {"e2e.alerts"});
-  std::vector<broker::TopicPartitionOffset> partitions;
-  for (int p = 0; p < 4; ++p) partitions.push_back({"alerts", p, broker::kOffsetBeginning});
+  kafka::Consumer alerts(stack.Kafka(), {"e2e.alerts"});
+  std::vector<kafka::TopicPartitionOffset> partitions;
+  for (int p = 0; p < 4; ++p) partitions.push_back({"alerts", p, kafka::kOffsetBeginning});
   alerts.Assign(partitions);
-  std::vector<broker::Message> got;
+  std::vector<kafka::Message> got;
   ASSERT_TRUE(WaitFor(
       [&] {
         for (auto& m : alerts.PollBatch(10, std::chrono::milliseconds(50))) got.push_back(std::move(m));

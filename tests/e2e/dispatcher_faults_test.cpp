@@ -12,12 +12,12 @@
 #include <zmq_addon.hpp>
 
 #include "runnel/autoscaler/local_backend.hpp"
-#include "runnel/broker/admin.hpp"
-#include "runnel/broker/consumer.hpp"
 #include "runnel/broker/dispatcher.hpp"
-#include "runnel/broker/embedded_broker.hpp"
-#include "runnel/broker/producer.hpp"
 #include "runnel/core/wire.hpp"
+#include "runnel/kafka/admin.hpp"
+#include "runnel/kafka/consumer.hpp"
+#include "runnel/kafka/embedded_broker.hpp"
+#include "runnel/kafka/producer.hpp"
 #include "runnel/testing/stack_process.hpp"
 #include "runnel/testing/wait.hpp"
 
@@ -59,7 +59,7 @@ class DispatcherFaults : public ::testing::Test {
   }
 
   std::filesystem::path dir_;
-  broker::EmbeddedBroker broker_;
+  kafka::EmbeddedBroker broker_;
   zmq::context_t zmq_{1};
   FunctionSpec spec_;
   std::unique_ptr<broker::Dispatcher> dispatcher_;
@@ -113,16 +113,16 @@ TEST_F(DispatcherFaults, RetentionLossIsCountedNotHidden) {
   spec_.topic = "faults.small";
   spec_.results_topic.clear();
   {  // The group has processed nothing yet: it resumes at offset 0.
-    broker::Consumer c(broker_.ClientConfig(), {spec_.Group()});
+    kafka::Consumer c(broker_.ClientConfig(), {spec_.Group()});
     c.CommitOffsets({{spec_.topic, 0, 0}});
   }
   {  // 8 MiB into one partition with nobody consuming: the broker drops the oldest records.
-    broker::Producer producer(broker_.ClientConfig());
+    kafka::Producer producer(broker_.ClientConfig());
     for (int i = 0; i < 8 * 1024; ++i)
       producer.Produce({spec_.topic, 0, std::nullopt, std::string(1024, 'x'), {}}, {});
     ASSERT_EQ(producer.Flush(std::chrono::seconds(30)), 0);
   }
-  broker::Admin admin(broker_.ClientConfig());
+  kafka::Admin admin(broker_.ClientConfig());
   const auto before = admin.Offsets(spec_.topic, spec_.Group());
   ASSERT_GT(before[0].log_start, 0);
   StartDispatcher(1);

@@ -10,10 +10,10 @@
 #include <fstream>
 #include <map>
 
-#include "runnel/broker/admin.hpp"
-#include "runnel/broker/consumer.hpp"
-#include "runnel/broker/producer.hpp"
 #include "runnel/core/envelope.hpp"
+#include "runnel/kafka/admin.hpp"
+#include "runnel/kafka/consumer.hpp"
+#include "runnel/kafka/producer.hpp"
 #include "runnel/testing/stack_process.hpp"
 #include "runnel/testing/wait.hpp"
 
@@ -24,7 +24,7 @@ using ::testing::HasSubstr;
 
 constexpr std::size_t kProducerLimit = 1'114'112;  // Runnel's default message.max.bytes (docs/config.md)
 
-std::string HeaderValue(const broker::Message& m, std::string_view name) {
+std::string HeaderValue(const kafka::Message& m, std::string_view name) {
   for (const Header& h : m.headers) {
     if (h.name == name) return h.value;
   }
@@ -32,14 +32,14 @@ std::string HeaderValue(const broker::Message& m, std::string_view name) {
 }
 
 // Every record of `topic` from the beginning, by its runnel-id, until `count` arrived or the deadline passed.
-std::map<std::string, broker::Message> ReadById(const broker::KafkaConfig& kafka, const std::string& topic,
-                                                std::size_t count, std::chrono::milliseconds deadline) {
-  broker::Admin admin(kafka);
-  broker::Consumer consumer(kafka, broker::Consumer::Options{"e2e.read-by-id"});
-  std::vector<broker::TopicPartitionOffset> partitions;
-  for (auto p : admin.Partitions(topic)) partitions.push_back({topic, p, broker::kOffsetBeginning});
+std::map<std::string, kafka::Message> ReadById(const kafka::KafkaConfig& kafka, const std::string& topic,
+                                               std::size_t count, std::chrono::milliseconds deadline) {
+  kafka::Admin admin(kafka);
+  kafka::Consumer consumer(kafka, kafka::Consumer::Options{"e2e.read-by-id"});
+  std::vector<kafka::TopicPartitionOffset> partitions;
+  for (auto p : admin.Partitions(topic)) partitions.push_back({topic, p, kafka::kOffsetBeginning});
   consumer.Assign(partitions);
-  std::map<std::string, broker::Message> out;
+  std::map<std::string, kafka::Message> out;
   const auto until = std::chrono::steady_clock::now() + deadline;
   while (out.size() < count && std::chrono::steady_clock::now() < until) {
     for (auto& m : consumer.PollBatch(100, std::chrono::milliseconds(50)))
@@ -75,15 +75,15 @@ functions:
   ASSERT_TRUE(stack.WaitForWorkers("cat", 1, std::chrono::seconds(20)));
 
   // This test's own producer takes 4 MB records, so the inputs reach the stack on any build.
-  broker::KafkaConfig kafka = stack.Kafka();
+  kafka::KafkaConfig kafka = stack.Kafka();
   kafka.options["message.max.bytes"] = "4000000";
-  broker::Producer producer(kafka);
+  kafka::Producer producer(kafka);
   auto publish = [&](const std::string& topic, std::string value,
                      std::optional<FileRef> file = std::nullopt) {
     Envelope env;
     env.id = NewEventId();
     env.file = std::move(file);
-    (void)producer.ProduceSync({topic, broker::kAnyPartition, std::nullopt, std::move(value), env.Encode()});
+    (void)producer.ProduceSync({topic, kafka::kAnyPartition, std::nullopt, std::move(value), env.Encode()});
     return env.id;
   };
   const std::string big_output = publish("cat", "", FileRef{big_file.string(), 1'500'000, "big.txt"});
@@ -126,7 +126,7 @@ functions:
       << letters.size() << " dead letters";
   EXPECT_EQ(letters[input_105].value, std::string(1'050'000, 'a'));
   EXPECT_EQ(HeaderValue(letters[input_105], "runnel-truncated"), "(none)");
-  const broker::Message& cut = letters[input_150];
+  const kafka::Message& cut = letters[input_150];
   EXPECT_EQ(HeaderValue(cut, "runnel-truncated"), "1500000");
   EXPECT_GT(cut.value.size(), 1'000'000u);
   EXPECT_LT(cut.value.size(), 1'500'000u);

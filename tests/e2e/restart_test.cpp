@@ -12,9 +12,9 @@
 #include <nlohmann/json.hpp>
 #include <set>
 
-#include "runnel/broker/admin.hpp"
-#include "runnel/broker/consumer.hpp"
 #include "runnel/core/state_dir.hpp"
+#include "runnel/kafka/admin.hpp"
+#include "runnel/kafka/consumer.hpp"
 #include "runnel/testing/stack_process.hpp"
 #include "runnel/testing/test_kafka.hpp"
 #include "runnel/testing/wait.hpp"
@@ -34,14 +34,14 @@ struct OutcomeRecord {
 
 // Reads a results topic from the beginning until every id in `ids` has an outcome or the deadline
 // passes.
-std::vector<OutcomeRecord> ReadUntilEveryId(const broker::KafkaConfig& kafka, const std::string& topic,
+std::vector<OutcomeRecord> ReadUntilEveryId(const kafka::KafkaConfig& kafka, const std::string& topic,
                                             const std::vector<std::string>& ids,
                                             std::chrono::milliseconds deadline) {
   std::set<std::string> missing(ids.begin(), ids.end());
-  broker::Admin admin(kafka);
-  broker::Consumer consumer(kafka, broker::Consumer::Options{"e2e.restart.reader"});
-  std::vector<broker::TopicPartitionOffset> partitions;
-  for (auto p : admin.Partitions(topic)) partitions.push_back({topic, p, broker::kOffsetBeginning});
+  kafka::Admin admin(kafka);
+  kafka::Consumer consumer(kafka, kafka::Consumer::Options{"e2e.restart.reader"});
+  std::vector<kafka::TopicPartitionOffset> partitions;
+  for (auto p : admin.Partitions(topic)) partitions.push_back({topic, p, kafka::kOffsetBeginning});
   consumer.Assign(partitions);
   std::vector<OutcomeRecord> out;
   const auto until = std::chrono::steady_clock::now() + deadline;
@@ -58,7 +58,7 @@ std::vector<OutcomeRecord> ReadUntilEveryId(const broker::KafkaConfig& kafka, co
 }
 
 // Records written to `topic` so far, summed over its partitions.
-std::int64_t RecordsIn(broker::Admin& admin, const std::string& topic) {
+std::int64_t RecordsIn(kafka::Admin& admin, const std::string& topic) {
   std::int64_t n = 0;
   for (const auto& po : admin.Offsets(topic, "")) n += po.end - po.log_start;
   return n;
@@ -96,7 +96,7 @@ functions:
     // On today's main this stopped at start: "creating topic echo with 3 partitions: Failed while
     // waiting for controller: Local: Timed out".
     StackProcess stack(SharedStateDir{state_dir}, yaml);
-    broker::Admin admin(kafka.Kafka());
+    kafka::Admin admin(kafka.Kafka());
     for (const auto& topic : {input, input + ".dlq", results}) {
       EXPECT_EQ(admin.Partitions(topic).size(), 3u) << topic;
     }
@@ -149,7 +149,7 @@ functions:
   ASSERT_EQ(ids.size(), static_cast<std::size_t>(kEvents));
 
   // Mid-run: a quarter of the outcomes written.
-  broker::Admin admin(kafka.Kafka());
+  kafka::Admin admin(kafka.Kafka());
   ASSERT_TRUE(WaitFor([&] { return RecordsIn(admin, results) >= kEvents / 4; }, seconds(90),
                       std::chrono::milliseconds(10)));
   const auto workers = stack->WorkerPids("work");

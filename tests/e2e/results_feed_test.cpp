@@ -13,9 +13,9 @@
 #include <zmq.hpp>
 #include <zmq_addon.hpp>
 
-#include "runnel/broker/producer.hpp"
 #include "runnel/core/envelope.hpp"
 #include "runnel/core/outcome.hpp"
+#include "runnel/kafka/producer.hpp"
 #include "runnel/testing/stack_process.hpp"
 #include "runnel/testing/wait.hpp"
 
@@ -79,12 +79,12 @@ functions:
   constexpr int kEvents = 2'000;
   std::set<std::string> ids, ids_a;
   {
-    broker::Producer producer(stack.Kafka());
+    kafka::Producer producer(stack.Kafka());
     for (int i = 0; i < kEvents; ++i) {
       Envelope env;
       env.id = NewEventId();
       env.reply_to = i % 2 == 0 ? "call-a" : "call-b";
-      producer.Produce({"echo", broker::kAnyPartition, std::nullopt, "payload-" + env.id, env.Encode()},
+      producer.Produce({"echo", kafka::kAnyPartition, std::nullopt, "payload-" + env.id, env.Encode()},
                        nullptr);
       ids.insert(env.id);
       if (i % 2 == 0) ids_a.insert(env.id);

@@ -10,7 +10,7 @@
 #include <map>
 #include <set>
 
-#include "runnel/broker/consumer.hpp"
+#include "runnel/kafka/consumer.hpp"
 #include "runnel/testing/stack_process.hpp"
 #include "runnel/testing/wait.hpp"
 
@@ -27,13 +27,13 @@ std::map<std::string, Outcome> ById(const std::vector<Outcome>& outcomes) {
 }
 
 // Every record on `topic` (4 partitions) until `count` arrived or 30 s passed.
-std::vector<broker::Message> ReadRecords(const broker::KafkaConfig& kafka, const std::string& topic,
-                                         std::size_t count) {
-  broker::Consumer consumer(kafka, {"e2e." + topic});
-  std::vector<broker::TopicPartitionOffset> partitions;
-  for (int p = 0; p < 4; ++p) partitions.push_back({topic, p, broker::kOffsetBeginning});
+std::vector<kafka::Message> ReadRecords(const kafka::KafkaConfig& kafka, const std::string& topic,
+                                        std::size_t count) {
+  kafka::Consumer consumer(kafka, {"e2e." + topic});
+  std::vector<kafka::TopicPartitionOffset> partitions;
+  for (int p = 0; p < 4; ++p) partitions.push_back({topic, p, kafka::kOffsetBeginning});
   consumer.Assign(partitions);
-  std::vector<broker::Message> got;
+  std::vector<kafka::Message> got;
   WaitFor(
       [&] {
         for (auto& m : consumer.PollBatch(10, std::chrono::milliseconds(50))) got.push_back(std::move(m));

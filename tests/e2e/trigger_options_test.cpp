@@ -12,10 +12,10 @@
 #include <set>
 #include <sstream>
 
-#include "runnel/broker/admin.hpp"
-#include "runnel/broker/producer.hpp"
 #include "runnel/core/envelope.hpp"
 #include "runnel/core/state_dir.hpp"
+#include "runnel/kafka/admin.hpp"
+#include "runnel/kafka/producer.hpp"
 #include "runnel/testing/http_get.hpp"
 #include "runnel/testing/stack_process.hpp"
 #include "runnel/testing/wait.hpp"
@@ -46,7 +46,7 @@ class KafkaBrokerProcess {
     std::filesystem::remove_all(state_dir_);
   }
   const std::string& Bootstrap() const { return bootstrap_; }
-  broker::KafkaConfig Kafka() const { return {bootstrap_, "e2e-test", {}}; }
+  kafka::KafkaConfig Kafka() const { return {bootstrap_, "e2e-test", {}}; }
 
  private:
   std::filesystem::path state_dir_;
@@ -61,8 +61,8 @@ Events Payloads(const std::string& prefix, int n) {
 }
 
 // Records in `topic`, summed over its partitions.
-std::int64_t RecordsIn(const broker::KafkaConfig& kafka, const std::string& topic) {
-  broker::Admin admin(kafka);
+std::int64_t RecordsIn(const kafka::KafkaConfig& kafka, const std::string& topic) {
+  kafka::Admin admin(kafka);
   std::int64_t n = 0;
   for (const auto& po : admin.Offsets(topic, "")) n += po.end - po.log_start;
   return n;
@@ -76,7 +76,7 @@ std::set<std::string> Ids(const std::vector<Outcome>& outcomes) {
 
 TEST(TriggerStart, LatestSkipsWhatWasPublishedBeforeTheFirstStartAndResumesAtCommitsAfter) {
   KafkaBrokerProcess kafka;
-  broker::Admin(kafka.Kafka()).CreateTopic("echo", 2);
+  kafka::Admin(kafka.Kafka()).CreateTopic("echo", 2);
   const auto before = PublishEvents(kafka.Kafka(), "echo", Payloads("before", 6));
   const std::string yaml = fmt::format(R"(
 kafka: {{bootstrap: "{}"}}
@@ -117,7 +117,7 @@ functions:
 
 TEST(TriggerStart, EarliestByDefaultRunsWhatWasPublishedBefore) {
   KafkaBrokerProcess kafka;
-  broker::Admin(kafka.Kafka()).CreateTopic("echo", 2);
+  kafka::Admin(kafka.Kafka()).CreateTopic("echo", 2);
   const auto before = PublishEvents(kafka.Kafka(), "echo", Payloads("before", 3));
   StackProcess stack(fmt::format(R"(
 kafka: {{bootstrap: "{}"}}
@@ -143,7 +143,7 @@ functions:
   const auto kafka = stack.Kafka();
   PublishEvents(kafka, "echo", Payloads("e", 8));
   ASSERT_TRUE(CommittedReachesEnd(kafka, "echo", "e2e.custom-group", seconds(30)));
-  broker::Admin admin(kafka);
+  kafka::Admin admin(kafka);
   std::int64_t committed = 0;
   for (const auto& po : admin.Offsets("echo", "e2e.custom-group")) {
     if (po.end > 0) {
@@ -161,14 +161,14 @@ functions:
 }
 
 // Publishes one event per payload with record timestamp `timestamp_ms` (0: now); returns the ids.
-std::vector<std::string> PublishAt(const broker::KafkaConfig& kafka, const std::string& topic,
+std::vector<std::string> PublishAt(const kafka::KafkaConfig& kafka, const std::string& topic,
                                    const std::vector<std::string>& payloads, std::int64_t timestamp_ms) {
-  broker::Producer producer(kafka);
+  kafka::Producer producer(kafka);
   std::vector<std::string> ids;
   for (const auto& payload : payloads) {
     Envelope env;
     env.id = NewEventId();
-    broker::Record record{topic, broker::kAnyPartition, std::nullopt, payload, env.Encode()};
+    kafka::Record record{topic, kafka::kAnyPartition, std::nullopt, payload, env.Encode()};
     record.timestamp_ms = timestamp_ms;
     producer.ProduceSync(std::move(record));
     ids.push_back(env.id);

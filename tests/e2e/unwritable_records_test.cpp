@@ -15,10 +15,10 @@
 #include <zmq.hpp>
 
 #include "runnel/autoscaler/local_backend.hpp"
-#include "runnel/broker/admin.hpp"
-#include "runnel/broker/consumer.hpp"
 #include "runnel/broker/dispatcher.hpp"
-#include "runnel/broker/embedded_broker.hpp"
+#include "runnel/kafka/admin.hpp"
+#include "runnel/kafka/consumer.hpp"
+#include "runnel/kafka/embedded_broker.hpp"
 #include "runnel/testing/stack_process.hpp"
 #include "runnel/testing/wait.hpp"
 
@@ -30,7 +30,7 @@ using ::testing::HasSubstr;
 constexpr int kApiProduce = 0;
 constexpr int kWriteAttempts = 5;  // kRecordWriteAttempts, broker/src/dispatcher_records.cpp
 
-std::string HeaderValue(const broker::Message& m, std::string_view name) {
+std::string HeaderValue(const kafka::Message& m, std::string_view name) {
   for (const Header& h : m.headers) {
     if (h.name == name) return h.value;
   }
@@ -38,14 +38,14 @@ std::string HeaderValue(const broker::Message& m, std::string_view name) {
 }
 
 // Every record of `topic` from the beginning until `count` arrived or the deadline passed.
-std::vector<broker::Message> ReadAll(const broker::KafkaConfig& kafka, const std::string& topic,
-                                     std::size_t count, std::chrono::milliseconds deadline) {
-  broker::Admin admin(kafka);
-  broker::Consumer consumer(kafka, broker::Consumer::Options{"e2e.read-all"});
-  std::vector<broker::TopicPartitionOffset> partitions;
-  for (auto p : admin.Partitions(topic)) partitions.push_back({topic, p, broker::kOffsetBeginning});
+std::vector<kafka::Message> ReadAll(const kafka::KafkaConfig& kafka, const std::string& topic,
+                                    std::size_t count, std::chrono::milliseconds deadline) {
+  kafka::Admin admin(kafka);
+  kafka::Consumer consumer(kafka, kafka::Consumer::Options{"e2e.read-all"});
+  std::vector<kafka::TopicPartitionOffset> partitions;
+  for (auto p : admin.Partitions(topic)) partitions.push_back({topic, p, kafka::kOffsetBeginning});
   consumer.Assign(partitions);
-  std::vector<broker::Message> out;
+  std::vector<kafka::Message> out;
   const auto until = std::chrono::steady_clock::now() + deadline;
   while (out.size() < count && std::chrono::steady_clock::now() < until) {
     for (auto& m : consumer.PollBatch(100, std::chrono::milliseconds(50))) out.push_back(std::move(m));
@@ -115,7 +115,7 @@ class UnwritableRecords : public ::testing::Test {
   static constexpr int kInjected = 1000;
 
   std::filesystem::path dir_;
-  broker::EmbeddedBroker broker_{broker::EmbeddedBroker::Options{2}};
+  kafka::EmbeddedBroker broker_{kafka::EmbeddedBroker::Options{2}};
   zmq::context_t zmq_{1};
   FunctionSpec spec_;
   std::unique_ptr<broker::Dispatcher> dispatcher_;
@@ -141,7 +141,7 @@ TEST_F(UnwritableRecords, AResultsTopicThatRefusesRecordsDeadLettersEachEventAft
 
   const auto letters = ReadAll(broker_.ClientConfig(), spec_.dead_letter_topic, 3, std::chrono::seconds(20));
   ASSERT_EQ(letters.size(), 3u);
-  std::map<std::string, broker::Message> by_id;
+  std::map<std::string, kafka::Message> by_id;
   for (const auto& m : letters) by_id[HeaderValue(m, header::kId)] = m;
   for (const auto& id : ids) {
     ASSERT_TRUE(by_id.contains(id)) << "no dead letter for " << id;
@@ -221,7 +221,7 @@ TEST_F(UnwritableRecords, ADeadLetterTopicThatRefusesRecordsBlocksTheFunctionWit
   EXPECT_LE(RefusedRequests(), kWriteAttempts) << "Produce requests the dead-letter topic refused";
   EXPECT_LT(cpu, wall / 2) << "the process spent " << cpu << " s of CPU in " << wall << " s while blocked";
 
-  broker::Admin admin(broker_.ClientConfig());
+  kafka::Admin admin(broker_.ClientConfig());
   const auto offsets = admin.Offsets(spec_.topic, spec_.Group());
   ASSERT_EQ(offsets.size(), 1u);
   EXPECT_EQ(offsets[0].end, 3);

@@ -9,10 +9,10 @@
 #include <set>
 #include <sstream>
 
-#include "runnel/broker/consumer.hpp"
-#include "runnel/broker/producer.hpp"
 #include "runnel/core/envelope.hpp"
 #include "runnel/core/state_dir.hpp"
+#include "runnel/kafka/consumer.hpp"
+#include "runnel/kafka/producer.hpp"
 #include "runnel/testing/child_process.hpp"
 #include "runnel/testing/wait.hpp"
 
@@ -43,7 +43,7 @@ class Interop : public ::testing::Test {
     kafka_.reset();
     std::filesystem::remove_all(state_dir_);
   }
-  broker::KafkaConfig Config() const { return {bootstrap_, "interop-test", {}}; }
+  kafka::KafkaConfig Config() const { return {bootstrap_, "interop-test", {}}; }
 
   std::filesystem::path state_dir_;
   std::unique_ptr<ChildProcess> kafka_;
@@ -72,9 +72,9 @@ TEST_F(Interop, KcatProducesAndRunnelConsumesWithHeaders) {
                  std::chrono::seconds(30), "{\"temp\": 21.5}\n");
   ASSERT_EQ(kcat.exit_code, 0) << kcat.err;
 
-  broker::Consumer consumer(Config(), {"interop.kcat"});
-  consumer.Assign({{"in", 0, broker::kOffsetBeginning}, {"in", 1, broker::kOffsetBeginning}});
-  std::optional<broker::Message> got;
+  kafka::Consumer consumer(Config(), {"interop.kcat"});
+  consumer.Assign({{"in", 0, kafka::kOffsetBeginning}, {"in", 1, kafka::kOffsetBeginning}});
+  std::optional<kafka::Message> got;
   ASSERT_TRUE(WaitFor([&] { return (got = consumer.Poll(std::chrono::milliseconds(50))).has_value(); },
                       std::chrono::seconds(20), std::chrono::milliseconds(0)));
   EXPECT_EQ(got->key, "device-7");
@@ -91,13 +91,13 @@ class RunnelProduces : public Interop {
   // Publishes `count` events to "out" through Runnel's producer; returns their ids.
   std::set<std::string> Publish(int count) {
     std::set<std::string> ids;
-    broker::Producer producer(Config());
+    kafka::Producer producer(Config());
     for (int i = 0; i < count; ++i) {
       Envelope env;
       env.id = NewEventId();
       env.content_type = "text/plain";
       env.trace_id = NewTraceId();
-      producer.ProduceSync({"out", broker::kAnyPartition, fmt::format("key-{}", i % 3),
+      producer.ProduceSync({"out", kafka::kAnyPartition, fmt::format("key-{}", i % 3),
                             fmt::format("event {}", i), env.Encode()});
       ids.insert(env.id);
     }

@@ -1,7 +1,7 @@
-// What fits in one Kafka record (broker/include/runnel/broker/record_limits.hpp): librdkafka's size
+// What fits in one Kafka record (broker/include/runnel/kafka/record_limits.hpp): librdkafka's size
 // of a record, message.max.bytes from the options, the start-up check of max_payload against it,
 // and cutting a dead-letter copy down to a limit.
-#include "runnel/broker/record_limits.hpp"
+#include "runnel/kafka/record_limits.hpp"
 
 #include <fmt/format.h>
 #include <gmock/gmock.h>
@@ -10,7 +10,7 @@
 #include <filesystem>
 #include <fstream>
 
-namespace runnel::broker {
+namespace runnel::kafka {
 namespace {
 
 using ::testing::HasSubstr;
@@ -164,4 +164,4 @@ TEST(FitDeadLetter, ALimitBelowRunnelsOwnHeadersCannotBeMet) {
 }
 
 }  // namespace
-}  // namespace runnel::broker
+}  // namespace runnel::kafka

@@ -101,7 +101,7 @@ struct TaskPool::Impl {
         options(std::move(opts)),
         watchdog(dog),
         batch(options.batch),
-        log(log::Get("function")),
+        log(log::kFunction.Logger()),
         outputs(options.output_dir.empty() ? std::filesystem::current_path() / "outputs"
                                            : options.output_dir),
         // A buffered_channel holds one less than its (power of two) size.

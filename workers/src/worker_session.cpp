@@ -71,7 +71,7 @@ class WorkerSession::Impl {
   explicit Impl(WorkerOptions options)
       : options_(std::move(options)),
         capacity_(options_.capacity.value_or(kDefaultCapacity)),
-        log_(log::Get("worker")),
+        log_(log::kWorker.Logger()),
         signal_fd_(OpenSignalFd(options_.handle_signals)),
         watchdog_(options_.watchdog_grace) {
     if (options_.id.empty()) options_.id = DefaultWorkerId();

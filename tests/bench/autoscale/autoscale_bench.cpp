@@ -30,10 +30,10 @@
 #include <zmq.hpp>
 #include <zmq_addon.hpp>
 
-#include "runnel/broker/producer.hpp"
 #include "runnel/core/envelope.hpp"
 #include "runnel/core/log.hpp"
 #include "runnel/functions/function.hpp"
+#include "runnel/kafka/producer.hpp"
 #include "runnel/testing/stack_process.hpp"
 #include "runnel/testing/wait.hpp"
 
@@ -199,11 +199,11 @@ std::vector<double> StandbyStart(const std::string& worker_bin, int trials) {
 }
 
 // Publish one event, wait for its outcome on the results feed.
-double OneRoundTrip(broker::Producer& producer, zmq::socket_t& results, const std::string& topic) {
+double OneRoundTrip(kafka::Producer& producer, zmq::socket_t& results, const std::string& topic) {
   Envelope env;
   env.id = NewEventId();
   const auto t0 = Clock::now();
-  producer.Produce({topic, broker::kAnyPartition, std::nullopt, "ping", env.Encode()}, nullptr);
+  producer.Produce({topic, kafka::kAnyPartition, std::nullopt, "ping", env.Encode()}, nullptr);
   producer.Flush(seconds(10));
   for (;;) {
     zmq::pollitem_t items[] = {{results.handle(), 0, ZMQ_POLLIN, 0}};
@@ -235,9 +235,9 @@ functions:
   auto kafka = stack.Kafka();
   kafka.options["socket.nagle.disable"] = "true";
   if (const char* debug = std::getenv("BENCH_PRODUCER_DEBUG")) kafka.options["debug"] = debug;
-  broker::Producer::Options popt;
+  kafka::Producer::Options popt;
   popt.linger = milliseconds(0);
-  broker::Producer producer(kafka, popt);
+  kafka::Producer producer(kafka, popt);
   std::vector<double> cold, warm;
   // Warm-up: the subscription in place, and the producer knowing both topics. librdkafka 2.0.2
   // looks up a topic it has not produced to yet only on its main thread's 1 s timer, so without
@@ -287,12 +287,12 @@ functions:
   // that has not produced to the topic yet) spends up to 1 s looking the topic up (see
   // ScaleFromZero), which earlier runs counted as the autoscaler's reaction.
   auto kafka = stack.Kafka();
-  broker::Producer producer(kafka);
+  kafka::Producer producer(kafka);
   auto publish_backlog = [&] {
     for (int n = 0; n < 2000; ++n) {
       Envelope env;
       env.id = NewEventId();
-      producer.Produce({"sleep", broker::kAnyPartition, std::nullopt, R"({"ms":50})", env.Encode()}, nullptr);
+      producer.Produce({"sleep", kafka::kAnyPartition, std::nullopt, R"({"ms":50})", env.Encode()}, nullptr);
     }
     producer.Flush(seconds(60));
   };

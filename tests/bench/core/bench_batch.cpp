@@ -18,8 +18,8 @@
 #include <sstream>
 
 #include "bench_stack.hpp"
-#include "runnel/broker/admin.hpp"
-#include "runnel/broker/producer.hpp"
+#include "runnel/kafka/admin.hpp"
+#include "runnel/kafka/producer.hpp"
 
 namespace runnel::bench {
 namespace {
@@ -100,7 +100,7 @@ Round RunRound(const Args& a, int batch, zmq::context_t& ctx) {
   r.events = a.events;
   Stack stack(fmt::format("bench-batch-{}", batch), Yaml(batch));
   const auto kafka = stack.Kafka();
-  broker::Admin admin(kafka);
+  kafka::Admin admin(kafka);
   const std::string group = std::string("runnel.") + kFunction;
   Feed feed(ctx, stack.Results(), std::string(kFunction) + "/");
   FeedOutcome outcome;
@@ -110,13 +110,13 @@ Round RunRound(const Args& a, int batch, zmq::context_t& ctx) {
         .count();
   };
   {
-    broker::Producer producer(
-        kafka, broker::Producer::Options{"all", milliseconds(0), milliseconds(10'000), nullptr});
+    kafka::Producer producer(kafka,
+                             kafka::Producer::Options{"all", milliseconds(0), milliseconds(10'000), nullptr});
     bool answered = false;
     const auto until = Clock::now() + std::chrono::seconds(60);
     while (!answered && Clock::now() < until) {
-      producer.Produce({kFunction, broker::kAnyPartition, std::nullopt, Reading(0, now_ms()), {}},
-                       [](const broker::Delivery&) {});
+      producer.Produce({kFunction, kafka::kAnyPartition, std::nullopt, Reading(0, now_ms()), {}},
+                       [](const kafka::Delivery&) {});
       const auto round_until = Clock::now() + milliseconds(200);
       while (!answered && Clock::now() < round_until) answered = feed.Next(outcome, milliseconds(20));
     }
@@ -133,7 +133,7 @@ Round RunRound(const Args& a, int batch, zmq::context_t& ctx) {
   worker.Freeze();
   const auto ts = now_ms();
   Preload(kafka, a.events, [&](std::int64_t i) {
-    return broker::Record{
+    return kafka::Record{
         kFunction, static_cast<std::int32_t>(i % kPartitions), std::nullopt, Reading(i, ts), {}};
   });
 

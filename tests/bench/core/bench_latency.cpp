@@ -3,7 +3,7 @@
 // `runnel up` (embedded broker, function echo, one worker started by the stack itself) runs as a
 // child. This client subscribes to the results feed, publishes warm-up events until one shows on
 // the feed (so the subscription is live and every connection is warm), then publishes events one
-// at a time with broker::Producer (acks=all, linger --linger-ms) and waits for each one's outcome
+// at a time with kafka::Producer (acks=all, linger --linger-ms) and waits for each one's outcome
 // before the next, after a random pause of 0..--gap-ms (so publishes do not lock onto the
 // consumer's fetch cycle). Latency: from just before Produce to the outcome's arrival on the feed.
 // Also reported: the producer's acknowledgement time, and the worker's own call time (duration_us).
@@ -16,8 +16,8 @@
 #include <random>
 
 #include "bench_stack.hpp"
-#include "runnel/broker/producer.hpp"
 #include "runnel/core/envelope.hpp"
+#include "runnel/kafka/producer.hpp"
 
 namespace runnel::bench {
 namespace {
@@ -119,8 +119,8 @@ int main(int argc, char** argv) {
     std::optional<Clock::time_point> acked;
     bool ack_ok = true;
     // After the state its delivery reports touch: destroyed (and flushed) first.
-    broker::Producer producer(stack.Kafka(), broker::Producer::Options{"all", milliseconds(a.linger_ms),
-                                                                       milliseconds(10'000), nullptr});
+    kafka::Producer producer(stack.Kafka(), kafka::Producer::Options{"all", milliseconds(a.linger_ms),
+                                                                     milliseconds(10'000), nullptr});
     FeedOutcome outcome;
 
     const std::string payload(16, 'x');
@@ -131,8 +131,8 @@ int main(int argc, char** argv) {
         std::lock_guard lock(ack_mu);
         acked.reset();
       }
-      producer.Produce({kFunction, broker::kAnyPartition, std::nullopt, payload, env.Encode()},
-                       [&](const broker::Delivery& d) {
+      producer.Produce({kFunction, kafka::kAnyPartition, std::nullopt, payload, env.Encode()},
+                       [&](const kafka::Delivery& d) {
                          std::lock_guard lock(ack_mu);
                          acked = Clock::now();
                          ack_ok = d.Ok();

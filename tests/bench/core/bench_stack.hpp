@@ -30,10 +30,10 @@
 #include <zmq.hpp>
 #include <zmq_addon.hpp>
 
-#include "runnel/broker/admin.hpp"
-#include "runnel/broker/kafka.hpp"
-#include "runnel/broker/producer.hpp"
 #include "runnel/core/state_dir.hpp"
+#include "runnel/kafka/admin.hpp"
+#include "runnel/kafka/kafka.hpp"
+#include "runnel/kafka/producer.hpp"
 #include "runnel/testing/child_process.hpp"
 #include "runnel/testing/wait.hpp"
 
@@ -75,9 +75,7 @@ class Stack {
   Stack(const Stack&) = delete;
   Stack& operator=(const Stack&) = delete;
 
-  broker::KafkaConfig Kafka() const {
-    return {endpoints_.at("kafka").get<std::string>(), "runnel-bench", {}};
-  }
+  kafka::KafkaConfig Kafka() const { return {endpoints_.at("kafka").get<std::string>(), "runnel-bench", {}}; }
   std::string Dispatcher(const std::string& function) const {
     return endpoints_.at("dispatchers").at(function).get<std::string>();
   }
@@ -226,7 +224,7 @@ inline double CpuSeconds(pid_t pid) {
 }
 
 // Whether `group` has committed every record of every partition of `topic`.
-inline bool AllCommitted(broker::Admin& admin, const std::string& topic, const std::string& group) {
+inline bool AllCommitted(kafka::Admin& admin, const std::string& topic, const std::string& group) {
   for (const auto& p : admin.Offsets(topic, group)) {
     if (p.committed.value_or(0) < p.end) return false;  // nothing committed: only an empty partition
   }
@@ -236,12 +234,12 @@ inline bool AllCommitted(broker::Admin& admin, const std::string& topic, const s
 // Produces `count` records (`record(i)` makes the i-th) with acks=all and a 5 ms linger, and waits
 // until every one is acknowledged; throws otherwise.
 template <typename MakeRecord>
-void Preload(const broker::KafkaConfig& kafka, std::int64_t count, MakeRecord record) {
-  broker::Producer producer(kafka,
-                            broker::Producer::Options{"all", milliseconds(5), milliseconds(10'000), nullptr});
+void Preload(const kafka::KafkaConfig& kafka, std::int64_t count, MakeRecord record) {
+  kafka::Producer producer(kafka,
+                           kafka::Producer::Options{"all", milliseconds(5), milliseconds(10'000), nullptr});
   std::atomic<std::int64_t> failed{0};
   for (std::int64_t i = 0; i < count; ++i) {
-    producer.Produce(record(i), [&failed](const broker::Delivery& d) {
+    producer.Produce(record(i), [&failed](const kafka::Delivery& d) {
       if (!d.Ok()) failed.fetch_add(1);
     });
   }

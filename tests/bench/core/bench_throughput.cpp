@@ -8,7 +8,7 @@
 //      check the broker kept them all (log start not past the first one);
 //   3. baseline: a plain librdkafka consumer (rd_kafka_consume_batch_queue, assign at the first
 //      bench offset, same fetch settings as the dispatcher) reads the N records; also Runnel's own
-//      broker::Consumer, for reference;
+//      kafka::Consumer, for reference;
 //   4. start W `runnel worker` processes and time until every event has its final outcome: all N
 //      outcomes seen on the results feed (the end is the arrival of the last one), and the
 //      dispatcher's committed offsets at the end of every partition (the at-least-once guarantee:
@@ -29,10 +29,10 @@
 #include <sstream>
 
 #include "bench_stack.hpp"
-#include "runnel/broker/admin.hpp"
-#include "runnel/broker/consumer.hpp"
-#include "runnel/broker/producer.hpp"
 #include "runnel/core/envelope.hpp"
+#include "runnel/kafka/admin.hpp"
+#include "runnel/kafka/consumer.hpp"
+#include "runnel/kafka/producer.hpp"
 
 namespace runnel::bench {
 namespace {
@@ -114,7 +114,7 @@ struct RawRate {
 
 // A plain librdkafka consumer, no Runnel code: assign at `base`, read `count` records per
 // partition with rd_kafka_consume_batch_queue. Same fetch settings as the dispatcher's consumer.
-RawRate RawLibrdkafkaConsume(const broker::KafkaConfig& kafka, const std::vector<std::int64_t>& base,
+RawRate RawLibrdkafkaConsume(const kafka::KafkaConfig& kafka, const std::vector<std::int64_t>& base,
                              std::int64_t per_partition) {
   char err[512];
   rd_kafka_conf_t* conf = rd_kafka_conf_new();
@@ -175,12 +175,12 @@ RawRate RawLibrdkafkaConsume(const broker::KafkaConfig& kafka, const std::vector
   return {Seconds(t1 - t0), Seconds(t1 - *first), got};
 }
 
-// The same read through Runnel's broker::Consumer (copies each record into a broker::Message).
-RawRate RunnelConsume(const broker::KafkaConfig& kafka, const std::vector<std::int64_t>& base,
+// The same read through Runnel's kafka::Consumer (copies each record into a kafka::Message).
+RawRate RunnelConsume(const kafka::KafkaConfig& kafka, const std::vector<std::int64_t>& base,
                       std::int64_t per_partition) {
-  broker::Consumer consumer(kafka,
-                            broker::Consumer::Options{"bench.runnel-consumer", "earliest", milliseconds(5)});
-  std::vector<broker::TopicPartitionOffset> assign;
+  kafka::Consumer consumer(kafka,
+                           kafka::Consumer::Options{"bench.runnel-consumer", "earliest", milliseconds(5)});
+  std::vector<kafka::TopicPartitionOffset> assign;
   for (std::size_t p = 0; p < base.size(); ++p)
     assign.push_back({kFunction, static_cast<std::int32_t>(p), base[p]});
   const std::int64_t want = per_partition * static_cast<std::int64_t>(base.size());
@@ -197,7 +197,7 @@ RawRate RunnelConsume(const broker::KafkaConfig& kafka, const std::vector<std::i
   }
   const auto t1 = Clock::now();
   if (got < want)
-    throw std::runtime_error(fmt::format("broker::Consumer read {} of {} records in 120 s", got, want));
+    throw std::runtime_error(fmt::format("kafka::Consumer read {} of {} records in 120 s", got, want));
   return {Seconds(t1 - t0), Seconds(t1 - *first), got};
 }
 
@@ -229,7 +229,7 @@ Round RunRound(const Args& a, int workers, zmq::context_t& ctx) {
   r.events = a.events;
   Stack stack(fmt::format("bench-throughput-w{}", workers), Yaml(a));
   const auto kafka = stack.Kafka();
-  broker::Admin admin(kafka);
+  kafka::Admin admin(kafka);
   const std::string group = "runnel." + std::string(kFunction);
   Feed feed(ctx, stack.Results(), std::string(kFunction) + "/");
   FeedOutcome outcome;
@@ -245,13 +245,13 @@ Round RunRound(const Args& a, int workers, zmq::context_t& ctx) {
     procs.push_back(std::make_unique<WorkerProcess>(kFunction, stack.Dispatcher(kFunction), id, extra));
   }
   {
-    broker::Producer producer(
-        kafka, broker::Producer::Options{"all", milliseconds(0), milliseconds(10'000), nullptr});
+    kafka::Producer producer(kafka,
+                             kafka::Producer::Options{"all", milliseconds(0), milliseconds(10'000), nullptr});
     const auto until = Clock::now() + std::chrono::seconds(60);
     while (answered.size() < static_cast<std::size_t>(workers) && Clock::now() < until) {
       for (int i = 0; i < 4 * workers; ++i) {
-        producer.Produce({kFunction, broker::kAnyPartition, std::nullopt, "warm-up", {}},
-                         [](const broker::Delivery&) {});
+        producer.Produce({kFunction, kafka::kAnyPartition, std::nullopt, "warm-up", {}},
+                         [](const kafka::Delivery&) {});
       }
       const auto round_until = Clock::now() + milliseconds(100);
       while (Clock::now() < round_until) {
@@ -286,7 +286,7 @@ Round RunRound(const Args& a, int workers, zmq::context_t& ctx) {
     const std::string value(kValueBytes, 'x');
     const auto t0 = Clock::now();
     Preload(kafka, a.events, [&](std::int64_t i) {
-      return broker::Record{kFunction, static_cast<std::int32_t>(i % a.partitions), std::nullopt, value, {}};
+      return kafka::Record{kFunction, static_cast<std::int32_t>(i % a.partitions), std::nullopt, value, {}};
     });
     r.publish_s = Seconds(Clock::now() - t0);
   }
@@ -402,7 +402,7 @@ int main(int argc, char** argv) {
       const Round r = RunRound(a, w, ctx);
       std::printf(
           "workers %d: preload %.2f s (%.0f/s); raw librdkafka %.0f ev/s (%.3f s from assign, %.3f s from "
-          "the first record), broker::Consumer %.0f ev/s; "
+          "the first record), kafka::Consumer %.0f ev/s; "
           "end to end from the thaw: first outcome %.3f s, last outcome %.3f s, committed %.3f s; %lld/%lld "
           "outcomes on the "
           "feed, %lld not ok; CPU per event: raw consume %.2f us, end to end %.2f us (stack %.2f s, bench "

@@ -47,7 +47,7 @@ int main(int argc, char** argv) {
     if (std::strcmp(argv[i], "--events") == 0 && i + 1 < argc) events = std::strtoull(argv[++i], nullptr, 10);
   }
   // The records: what the dispatcher holds per event.
-  std::vector<runnel::broker::Message> records(4096);
+  std::vector<runnel::kafka::Message> records(4096);
   // A distinct id per event (as in real traffic), made before the clocks start.
   std::vector<std::string> ids(events);
   for (std::size_t i = 0; i < events; ++i) ids[i] = fmt::format("01BENCH{:019}", i);

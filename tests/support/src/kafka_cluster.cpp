@@ -7,9 +7,9 @@
 
 namespace runnel::testing {
 
-std::unique_ptr<broker::EmbeddedBroker> KafkaCluster::broker_;
+std::unique_ptr<kafka::EmbeddedBroker> KafkaCluster::broker_;
 
-void KafkaCluster::SetUpTestSuite() { broker_ = std::make_unique<broker::EmbeddedBroker>(); }
+void KafkaCluster::SetUpTestSuite() { broker_ = std::make_unique<kafka::EmbeddedBroker>(); }
 
 void KafkaCluster::TearDownTestSuite() { broker_.reset(); }
 
@@ -21,11 +21,11 @@ std::string KafkaCluster::MakeTopic(int partitions) {
   return name;
 }
 
-void KafkaCluster::Produce(const std::vector<broker::Record>& records) {
-  broker::Producer producer(Config());
+void KafkaCluster::Produce(const std::vector<kafka::Record>& records) {
+  kafka::Producer producer(Config());
   std::atomic<int> failed{0};
   for (const auto& record : records) {
-    producer.Produce(record, [&failed](const broker::Delivery& d) {
+    producer.Produce(record, [&failed](const kafka::Delivery& d) {
       if (!d.Ok()) failed.fetch_add(1);
     });
   }
@@ -33,14 +33,14 @@ void KafkaCluster::Produce(const std::vector<broker::Record>& records) {
   ASSERT_EQ(failed.load(), 0) << "records failed delivery";
 }
 
-std::vector<broker::Message> KafkaCluster::ConsumeAll(const std::string& topic, std::size_t count,
-                                                      std::chrono::milliseconds deadline) {
-  broker::Admin admin(Config());
-  broker::Consumer consumer(Config(), broker::Consumer::Options{"test.consume-all"});
-  std::vector<broker::TopicPartitionOffset> partitions;
-  for (auto p : admin.Partitions(topic)) partitions.push_back({topic, p, broker::kOffsetBeginning});
+std::vector<kafka::Message> KafkaCluster::ConsumeAll(const std::string& topic, std::size_t count,
+                                                     std::chrono::milliseconds deadline) {
+  kafka::Admin admin(Config());
+  kafka::Consumer consumer(Config(), kafka::Consumer::Options{"test.consume-all"});
+  std::vector<kafka::TopicPartitionOffset> partitions;
+  for (auto p : admin.Partitions(topic)) partitions.push_back({topic, p, kafka::kOffsetBeginning});
   consumer.Assign(partitions);
-  std::vector<broker::Message> out;
+  std::vector<kafka::Message> out;
   const auto until = std::chrono::steady_clock::now() + deadline;
   while (out.size() < count && std::chrono::steady_clock::now() < until) {
     if (auto msg = consumer.Poll(std::chrono::milliseconds(50))) out.push_back(std::move(*msg));

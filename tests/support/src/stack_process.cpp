@@ -8,11 +8,11 @@
 #include <iterator>
 #include <regex>
 
-#include "runnel/broker/admin.hpp"
-#include "runnel/broker/consumer.hpp"
-#include "runnel/broker/producer.hpp"
 #include "runnel/core/envelope.hpp"
 #include "runnel/core/state_dir.hpp"
+#include "runnel/kafka/admin.hpp"
+#include "runnel/kafka/consumer.hpp"
+#include "runnel/kafka/producer.hpp"
 #include "runnel/testing/wait.hpp"
 
 namespace runnel::testing {
@@ -140,12 +140,12 @@ std::map<std::string, pid_t> StackProcess::WorkerPids(const std::string& functio
   return out;
 }
 
-std::vector<Outcome> ReadOutcomes(const broker::KafkaConfig& kafka, const std::string& topic,
+std::vector<Outcome> ReadOutcomes(const kafka::KafkaConfig& kafka, const std::string& topic,
                                   std::size_t count, std::chrono::milliseconds deadline) {
-  broker::Admin admin(kafka);
-  broker::Consumer consumer(kafka, broker::Consumer::Options{"e2e.outcomes"});
-  std::vector<broker::TopicPartitionOffset> partitions;
-  for (auto p : admin.Partitions(topic)) partitions.push_back({topic, p, broker::kOffsetBeginning});
+  kafka::Admin admin(kafka);
+  kafka::Consumer consumer(kafka, kafka::Consumer::Options{"e2e.outcomes"});
+  std::vector<kafka::TopicPartitionOffset> partitions;
+  for (auto p : admin.Partitions(topic)) partitions.push_back({topic, p, kafka::kOffsetBeginning});
   consumer.Assign(partitions);
   std::vector<Outcome> out;
   const auto until = std::chrono::steady_clock::now() + deadline;
@@ -160,16 +160,16 @@ std::vector<Outcome> ReadOutcomes(const broker::KafkaConfig& kafka, const std::s
 }
 
 std::vector<std::string> PublishEvents(
-    const broker::KafkaConfig& kafka, const std::string& topic,
+    const kafka::KafkaConfig& kafka, const std::string& topic,
     const std::vector<std::pair<std::string, std::optional<std::string>>>& events) {
-  broker::Producer producer(kafka);
+  kafka::Producer producer(kafka);
   std::vector<std::string> ids;
   std::atomic<int> failed{0};
   for (const auto& [payload, key] : events) {
     Envelope env;
     env.id = NewEventId();
-    producer.Produce({topic, broker::kAnyPartition, key, payload, env.Encode()},
-                     [&failed](const broker::Delivery& d) {
+    producer.Produce({topic, kafka::kAnyPartition, key, payload, env.Encode()},
+                     [&failed](const kafka::Delivery& d) {
                        if (!d.Ok()) failed.fetch_add(1);
                      });
     ids.push_back(env.id);
@@ -179,9 +179,9 @@ std::vector<std::string> PublishEvents(
   return ids;
 }
 
-bool CommittedReachesEnd(const broker::KafkaConfig& kafka, const std::string& topic, const std::string& group,
+bool CommittedReachesEnd(const kafka::KafkaConfig& kafka, const std::string& topic, const std::string& group,
                          std::chrono::milliseconds deadline) {
-  broker::Admin admin(kafka);
+  kafka::Admin admin(kafka);
   return WaitFor(
       [&] {
         // Lag 0: committed at the end, or an empty partition nothing was ever consumed from.

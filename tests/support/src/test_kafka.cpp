@@ -8,8 +8,8 @@
 #include <iostream>
 #include <sstream>
 
-#include "runnel/broker/admin.hpp"
 #include "runnel/core/state_dir.hpp"
+#include "runnel/kafka/admin.hpp"
 
 namespace runnel::testing {
 namespace {
@@ -45,7 +45,7 @@ TestKafka::TestKafka(const std::string& topics, int partitions) {
     bootstrap_ = Env("RUNNEL_TEST_KAFKA");
     prefix_ = RunPrefix();
     if (!topics.empty()) {
-      broker::Admin admin(Kafka());
+      kafka::Admin admin(Kafka());
       std::stringstream names(topics);
       for (std::string name; std::getline(names, name, ',');) admin.CreateTopic(Topic(name), partitions);
     }

@@ -12,9 +12,9 @@ namespace {
 using std::chrono::milliseconds;
 using std::chrono::seconds;
 
-broker::PartitionOffsets Part(std::int32_t p, std::int64_t log_start, std::int64_t end,
-                              std::optional<std::int64_t> committed) {
-  broker::PartitionOffsets o;
+kafka::PartitionOffsets Part(std::int32_t p, std::int64_t log_start, std::int64_t end,
+                             std::optional<std::int64_t> committed) {
+  kafka::PartitionOffsets o;
   o.partition = p;
   o.log_start = log_start;
   o.end = end;
@@ -24,7 +24,7 @@ broker::PartitionOffsets Part(std::int32_t p, std::int64_t log_start, std::int64
 
 struct BacklogCase {
   const char* name;
-  std::vector<broker::PartitionOffsets> partitions;
+  std::vector<kafka::PartitionOffsets> partitions;
   std::map<std::int32_t, std::int64_t> positions;
   std::int64_t queued;
   std::int64_t waiting;

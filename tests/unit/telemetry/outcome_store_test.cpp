@@ -16,8 +16,8 @@ namespace {
 
 using ::testing::HasSubstr;
 
-broker::Message Record(std::int64_t offset) {
-  broker::Message m;
+kafka::Message Record(std::int64_t offset) {
+  kafka::Message m;
   m.topic = "echo";
   m.partition = 0;
   m.offset = offset;

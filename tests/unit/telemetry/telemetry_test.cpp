@@ -25,8 +25,8 @@ namespace {
 
 using ::testing::HasSubstr;
 
-broker::Message Record(std::int64_t offset) {
-  broker::Message m;
+kafka::Message Record(std::int64_t offset) {
+  kafka::Message m;
   m.topic = "thumbs";
   m.partition = 3;
   m.offset = offset;

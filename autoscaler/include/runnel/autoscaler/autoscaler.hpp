@@ -23,10 +23,10 @@
 #include <string_view>
 
 #include "runnel/autoscaler/backend.hpp"
-#include "runnel/broker/dispatcher.hpp"
-#include "runnel/broker/kafka.hpp"
+#include "runnel/broker/dispatcher_stats.hpp"
 #include "runnel/core/config.hpp"
 #include "runnel/core/protocol_errors.hpp"
+#include "runnel/kafka/kafka.hpp"
 
 namespace zmq {
 class context_t;
@@ -38,7 +38,7 @@ class Autoscaler {
  public:
   struct Options {
     WorkerBackend* backend = nullptr;  // must outlive the autoscaler
-    broker::KafkaConfig kafka;         // where the lag is read
+    kafka::KafkaConfig kafka;          // where the lag is read
     zmq::context_t* zmq = nullptr;     // for the control socket; must outlive the autoscaler
     std::string control_bind = "tcp://127.0.0.1:*";
     std::chrono::milliseconds tick{100};

@@ -19,8 +19,8 @@
 #include <string>
 #include <vector>
 
-#include "runnel/broker/admin.hpp"
 #include "runnel/core/config.hpp"
+#include "runnel/kafka/admin.hpp"
 
 namespace runnel::autoscaler {
 
@@ -37,7 +37,7 @@ struct Backlog {
   std::int64_t waiting = 0;  // events not yet at a worker
   std::int64_t lost = 0;     // records the log start passed before the group processed them
 };
-Backlog MeasureBacklog(const std::vector<broker::PartitionOffsets>& partitions,
+Backlog MeasureBacklog(const std::vector<kafka::PartitionOffsets>& partitions,
                        const std::map<std::int32_t, std::int64_t>& positions, std::int64_t queued);
 
 struct Load {

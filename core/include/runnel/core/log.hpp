@@ -1,4 +1,4 @@
-// One named logger per subsystem ("broker", "worker", "autoscaler", "kafka", "cli", ...).
+// One named logger per subsystem (the Subsystem symbols below: kBroker, kWorker, kAutoscaler, ...).
 // Levels come from RUNNEL_LOG, e.g. RUNNEL_LOG=info,broker=debug (spdlog's env syntax).
 //
 // Two formats, chosen once per process: human lines (coloured on a terminal), or JSON lines
@@ -21,6 +21,30 @@ enum class Format { kHuman, kJson };
 // The logger for a subsystem, created on first use with the configured format and level.
 // Thread-safe.
 std::shared_ptr<spdlog::logger> Get(const std::string& subsystem);
+
+// A subsystem's logger, named once: `log::kBroker->warn(...)`. The name is what RUNNEL_LOG's
+// per-logger levels and the JSON "logger" field use. Each use looks the logger up (as Get does), so
+// a symbol may be used before ConfigureFromEnv or SetFormat and still follows them.
+class Subsystem {
+ public:
+  constexpr explicit Subsystem(const char* name) : name_(name) {}
+  std::shared_ptr<spdlog::logger> operator->() const { return Get(name_); }
+  std::shared_ptr<spdlog::logger> Logger() const { return Get(name_); }
+  const char* Name() const { return name_; }
+
+ private:
+  const char* name_;
+};
+
+// Every subsystem Runnel logs as.
+inline constexpr Subsystem kAutoscaler{"autoscaler"};
+inline constexpr Subsystem kBroker{"broker"};  // the dispatcher and the Kafka client layer's own lines
+inline constexpr Subsystem kCli{"cli"};
+inline constexpr Subsystem kFunction{"function"};  // what a function itself logs (handlers, plugins)
+inline constexpr Subsystem kKafka{"kafka"};        // librdkafka's own log lines
+inline constexpr Subsystem kScheduler{"scheduler"};
+inline constexpr Subsystem kTelemetry{"telemetry"};
+inline constexpr Subsystem kWorker{"worker"};
 
 // Reads RUNNEL_LOG and RUNNEL_LOG_FORMAT once; later Get() calls honour them. Call at program start.
 // An unknown RUNNEL_LOG_FORMAT is reported (one warning) and the human format kept.

@@ -51,7 +51,7 @@ class EventJournal final : public broker::EventObserver {
   EventJournal(std::string function, std::shared_ptr<TraceStore> store, std::shared_ptr<EventMetrics> metrics,
                JobSink job_sink = {});
 
-  void Received(std::uint64_t slot, const std::string& id, const broker::Message& msg) override;
+  void Received(std::uint64_t slot, const std::string& id, const kafka::Message& msg) override;
   void Dispatched(std::uint64_t slot, int attempt, const std::string& worker) override;
   void Answered(std::uint64_t slot, const std::string& worker, std::int64_t duration_us, bool ok,
                 std::string_view error_kind, std::string_view error) override;

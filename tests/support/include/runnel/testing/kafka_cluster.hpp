@@ -9,10 +9,10 @@
 #include <string>
 #include <vector>
 
-#include "runnel/broker/admin.hpp"
-#include "runnel/broker/consumer.hpp"
-#include "runnel/broker/embedded_broker.hpp"
-#include "runnel/broker/producer.hpp"
+#include "runnel/kafka/admin.hpp"
+#include "runnel/kafka/consumer.hpp"
+#include "runnel/kafka/embedded_broker.hpp"
+#include "runnel/kafka/producer.hpp"
 #include "runnel/testing/wait.hpp"
 
 namespace runnel::testing {
@@ -22,20 +22,20 @@ class KafkaCluster : public ::testing::Test {
   static void SetUpTestSuite();
   static void TearDownTestSuite();
 
-  static broker::EmbeddedBroker& Broker() { return *broker_; }
-  static broker::KafkaConfig Config() { return broker_->ClientConfig(); }
+  static kafka::EmbeddedBroker& Broker() { return *broker_; }
+  static kafka::KafkaConfig Config() { return broker_->ClientConfig(); }
 
   // A topic with a name unique to this test, created with `partitions` partitions.
   std::string MakeTopic(int partitions = 4);
   // Produces every record and waits for all delivery reports; fails the test on any error.
-  void Produce(const std::vector<broker::Record>& records);
+  void Produce(const std::vector<kafka::Record>& records);
   // Reads every partition of `topic` from the beginning until `count` records arrived or the
   // deadline passed (no group join, nothing committed).
-  std::vector<broker::Message> ConsumeAll(const std::string& topic, std::size_t count,
-                                          std::chrono::milliseconds deadline = std::chrono::seconds(30));
+  std::vector<kafka::Message> ConsumeAll(const std::string& topic, std::size_t count,
+                                         std::chrono::milliseconds deadline = std::chrono::seconds(30));
 
  private:
-  static std::unique_ptr<broker::EmbeddedBroker> broker_;
+  static std::unique_ptr<kafka::EmbeddedBroker> broker_;
   int topics_made_ = 0;
 };
 

@@ -1,4 +1,4 @@
-#include "runnel/broker/embedded_broker.hpp"
+#include "runnel/kafka/embedded_broker.hpp"
 
 #include <librdkafka/rdkafka.h>
 // rdkafka_mock.h must come after rdkafka.h.
@@ -13,10 +13,10 @@
 #include <thread>
 
 #include "holders.hpp"
-#include "runnel/broker/consumer.hpp"
 #include "runnel/core/log.hpp"
+#include "runnel/kafka/consumer.hpp"
 
-namespace runnel::broker {
+namespace runnel::kafka {
 
 bool IsValidTopicName(const std::string& name) {
   return !name.empty() && name.size() <= 249 && name != "." && name != ".." &&
@@ -97,7 +97,7 @@ EmbeddedBroker::EmbeddedBroker(Options options) : impl_(std::make_unique<Impl>()
   impl_->cluster.reset(rd_kafka_mock_cluster_new(impl_->rk.get(), options.brokers));
   if (!impl_->cluster) throw Error("embedded broker: librdkafka could not start its mock cluster", true);
   bootstrap_ = rd_kafka_mock_cluster_bootstraps(impl_->cluster.get());
-  log::Get("broker")->info("embedded Kafka broker listening on {}", bootstrap_);
+  log::kBroker->info("embedded Kafka broker listening on {}", bootstrap_);
 }
 
 EmbeddedBroker::~EmbeddedBroker() {
@@ -132,7 +132,7 @@ void EmbeddedBroker::ServeTopicRequests() {
   if (impl_->requests.joinable()) return;
   CreateTopic(kTopicRequestsTopic, 1);
   impl_->requests = std::thread([this] {
-    const auto logger = log::Get("broker");
+    const auto logger = log::kBroker.Logger();
     // Every request from the first: a request is idempotent (an existing topic stays as it is), and
     // the log lives only as long as this broker.
     std::int64_t next = kOffsetBeginning;
@@ -194,4 +194,4 @@ void EmbeddedBroker::PushRequestErrors(int api_key, const std::vector<int>& erro
 
 rd_kafka_mock_cluster_t* EmbeddedBroker::Mock() const { return impl_->cluster.get(); }
 
-}  // namespace runnel::broker
+}  // namespace runnel::kafka

@@ -10,9 +10,9 @@
 #include <string>
 #include <vector>
 
-#include "runnel/broker/kafka.hpp"
+#include "runnel/kafka/kafka.hpp"
 
-namespace runnel::broker {
+namespace runnel::kafka {
 
 struct PartitionOffsets {
   std::int32_t partition = -1;
@@ -86,4 +86,4 @@ class Admin {
   std::unique_ptr<Impl> impl_;
 };
 
-}  // namespace runnel::broker
+}  // namespace runnel::kafka

@@ -3,7 +3,7 @@
 #include "holders.hpp"
 #include "runnel/core/log.hpp"
 
-namespace runnel::broker {
+namespace runnel::kafka {
 namespace {
 
 bool IsSecret(const std::string& name) {
@@ -20,7 +20,7 @@ spdlog::level::level_enum LevelOf(int syslog_level) {
 }
 
 void LogCallback(const rd_kafka_t* rk, int level, const char* fac, const char* buf) {
-  static const auto logger = log::Get("kafka");
+  static const auto logger = log::kKafka.Logger();
   logger->log(LevelOf(level), "{}: {}: {}", rd_kafka_name(rk), fac, buf);
 }
 
@@ -86,7 +86,7 @@ void SetConf(rd_kafka_conf_t* conf, const std::string& name, const std::string& 
 ConfHandle MakeConf(const KafkaConfig& cfg, const std::map<std::string, std::string>& defaults,
                     const std::map<std::string, std::string>& forced) {
   ConfHandle conf(rd_kafka_conf_new());
-  static const auto logger = log::Get("kafka");
+  static const auto logger = log::kKafka.Logger();
   auto apply = [&](const std::string& name, const std::string& value, const char* origin) {
     SetConf(conf.get(), name, value);
     logger->debug("{} option {}={}", origin, name, IsSecret(name) ? "***" : value);
@@ -120,4 +120,4 @@ ClientHandle MakeClient(rd_kafka_type_t type, ConfHandle conf) {
   return ClientHandle(rk);
 }
 
-}  // namespace runnel::broker
+}  // namespace runnel::kafka

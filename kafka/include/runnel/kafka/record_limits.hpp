@@ -8,10 +8,10 @@
 #include <map>
 #include <string>
 
-#include "runnel/broker/producer.hpp"
 #include "runnel/core/config.hpp"
+#include "runnel/kafka/producer.hpp"
 
-namespace runnel::broker {
+namespace runnel::kafka {
 
 // Runnel's producers use this message.max.bytes unless kafka.options sets it: a 1 MiB payload
 // (max_payload's default, the protocol's inline limit) plus kRunnelHeadersAllowance. librdkafka's
@@ -64,4 +64,4 @@ struct Truncation {
 // a kilobyte).
 Truncation FitDeadLetter(Record& record, std::size_t own_headers, std::size_t max_bytes);
 
-}  // namespace runnel::broker
+}  // namespace runnel::kafka

@@ -1,4 +1,4 @@
-#include "runnel/broker/retention_guard.hpp"
+#include "runnel/kafka/retention_guard.hpp"
 
 #include <fmt/format.h>
 #include <fmt/ranges.h>
@@ -9,7 +9,7 @@
 
 #include "runnel/core/log.hpp"
 
-namespace runnel::broker {
+namespace runnel::kafka {
 
 std::int64_t RecordLogBytes(const Record& record) {
   constexpr std::int64_t kBatchHeader = 61;
@@ -64,7 +64,7 @@ void RetentionGuard::BeforeProduce(const Record& record, const std::atomic<std::
     return;
   }
 
-  const auto logger = log::Get("broker");
+  const auto logger = log::kBroker.Logger();
   const auto limit = static_cast<std::int64_t>(options_.wait_fraction * static_cast<double>(capacity));
   const auto started = std::chrono::steady_clock::now();
   auto next_report = started;
@@ -115,4 +115,4 @@ void RetentionGuard::BeforeProduce(const Record& record, const std::atomic<std::
   ++state.since_check;
 }
 
-}  // namespace runnel::broker
+}  // namespace runnel::kafka

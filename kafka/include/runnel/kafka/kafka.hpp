@@ -8,7 +8,7 @@
 
 #include "runnel/core/error.hpp"
 
-namespace runnel::broker {
+namespace runnel::kafka {
 
 std::string LibrdkafkaVersion();
 
@@ -49,4 +49,4 @@ struct KafkaConfig {
   std::map<std::string, std::string> options;
 };
 
-}  // namespace runnel::broker
+}  // namespace runnel::kafka

@@ -11,10 +11,10 @@
 #include <string>
 #include <vector>
 
-#include "runnel/broker/kafka.hpp"
 #include "runnel/core/envelope.hpp"
+#include "runnel/kafka/kafka.hpp"
 
-namespace runnel::broker {
+namespace runnel::kafka {
 
 struct Message {
   std::string topic;
@@ -108,4 +108,4 @@ class Consumer {
   std::unique_ptr<Impl> impl_;
 };
 
-}  // namespace runnel::broker
+}  // namespace runnel::kafka

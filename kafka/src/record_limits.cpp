@@ -1,4 +1,4 @@
-#include "runnel/broker/record_limits.hpp"
+#include "runnel/kafka/record_limits.hpp"
 
 #include <fmt/format.h>
 
@@ -7,7 +7,7 @@
 
 #include "runnel/core/config_lines.hpp"
 
-namespace runnel::broker {
+namespace runnel::kafka {
 namespace {
 
 // librdkafka's RD_KAFKAP_MESSAGE_V2_MAX_OVERHEAD: varints for the length (5), timestamp delta
@@ -141,4 +141,4 @@ Truncation FitDeadLetter(Record& record, std::size_t own_headers, std::size_t ma
   }
 }
 
-}  // namespace runnel::broker
+}  // namespace runnel::kafka

@@ -1,4 +1,4 @@
-#include "runnel/broker/consumer.hpp"
+#include "runnel/kafka/consumer.hpp"
 
 #include <fcntl.h>
 #include <fmt/format.h>
@@ -10,7 +10,7 @@
 #include "runnel/core/fd.hpp"
 #include "runnel/core/log.hpp"
 
-namespace runnel::broker {
+namespace runnel::kafka {
 namespace {
 
 TopicPartitionList ToList(const std::vector<TopicPartitionOffset>& partitions) {
@@ -41,13 +41,13 @@ void OnCommitted(rd_kafka_t*, rd_kafka_resp_err_t err, rd_kafka_topic_partition_
   if (err == RD_KAFKA_RESP_ERR_NO_ERROR || err == RD_KAFKA_RESP_ERR__NO_OFFSET) {
     for (int i = 0; offsets != nullptr && i < offsets->cnt; ++i) {
       if (offsets->elems[i].err != RD_KAFKA_RESP_ERR_NO_ERROR) {
-        log::Get("broker")->warn("commit of {}[{}] failed: {}", offsets->elems[i].topic,
-                                 offsets->elems[i].partition, rd_kafka_err2str(offsets->elems[i].err));
+        log::kBroker->warn("commit of {}[{}] failed: {}", offsets->elems[i].topic,
+                           offsets->elems[i].partition, rd_kafka_err2str(offsets->elems[i].err));
       }
     }
     return;
   }
-  log::Get("broker")->warn("offset commit failed (the next one covers it): {}", rd_kafka_err2str(err));
+  log::kBroker->warn("offset commit failed (the next one covers it): {}", rd_kafka_err2str(err));
 }
 
 Message ToMessage(const rd_kafka_message_t* msg) {
@@ -91,7 +91,7 @@ struct Consumer::Impl {
     const std::string what = fmt::format(
         "consuming{}", msg->rkt ? fmt::format(" {}[{}]", rd_kafka_topic_name(msg->rkt), msg->partition) : "");
     if (IsRetriableKafkaError(msg->err)) {
-      log::Get("broker")->warn("{}: {} (retrying)", what, rd_kafka_err2str(msg->err));
+      log::kBroker->warn("{}: {} (retrying)", what, rd_kafka_err2str(msg->err));
       return true;
     }
     ThrowKafkaError(msg->err, what);
@@ -119,7 +119,7 @@ Consumer::~Consumer() {
   try {
     Commit();
   } catch (const std::exception& e) {
-    log::Get("broker")->warn("consumer {}: final commit failed: {}", impl_->group, e.what());
+    log::kBroker->warn("consumer {}: final commit failed: {}", impl_->group, e.what());
   }
   if (impl_->wake.read) rd_kafka_queue_io_event_enable(impl_->queue.get(), -1, nullptr, 0);
   impl_->queue.reset();
@@ -249,7 +249,7 @@ void Consumer::CommitOffsetsAsync(const std::vector<TopicPartitionOffset>& offse
   auto list = ToList(offsets);
   const auto err = rd_kafka_commit(impl_->rk.get(), list.get(), 1);
   if (err != RD_KAFKA_RESP_ERR_NO_ERROR) {
-    log::Get("broker")->warn("group {}: could not send a commit: {}", impl_->group, rd_kafka_err2str(err));
+    log::kBroker->warn("group {}: could not send a commit: {}", impl_->group, rd_kafka_err2str(err));
   }
 }
 
@@ -277,4 +277,4 @@ void Consumer::Resume(const std::vector<TopicPartitionOffset>& partitions) {
   if (err != RD_KAFKA_RESP_ERR_NO_ERROR) ThrowKafkaError(err, "resuming partitions");
 }
 
-}  // namespace runnel::broker
+}  // namespace runnel::kafka

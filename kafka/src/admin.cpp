@@ -1,4 +1,4 @@
-#include "runnel/broker/admin.hpp"
+#include "runnel/kafka/admin.hpp"
 
 #include <fmt/format.h>
 
@@ -7,11 +7,11 @@
 #include <thread>
 
 #include "holders.hpp"
-#include "runnel/broker/embedded_broker.hpp"
-#include "runnel/broker/producer.hpp"
 #include "runnel/core/log.hpp"
+#include "runnel/kafka/embedded_broker.hpp"
+#include "runnel/kafka/producer.hpp"
 
-namespace runnel::broker {
+namespace runnel::kafka {
 
 std::int64_t PartitionOffsets::Lag() const {
   const std::int64_t from = std::max(committed.value_or(log_start), log_start);
@@ -147,7 +147,7 @@ void Admin::CreateTopicOnEmbeddedBroker(const std::string& topic, int partitions
   for (;;) {
     if (const auto existing = ExistingPartitionCount(topic, timeout)) {
       if (*existing != partitions) {
-        log::Get("broker")->warn(
+        log::kBroker->warn(
             "topic {} has {} partition(s), not {}: a client mentioned it before it was created", topic,
             *existing, partitions);
       }
@@ -268,4 +268,4 @@ std::vector<PartitionOffsets> Admin::Offsets(const std::string& topic, const std
   return out;
 }
 
-}  // namespace runnel::broker
+}  // namespace runnel::kafka

@@ -8,9 +8,9 @@
 #include <memory>
 #include <string>
 
-#include "runnel/broker/kafka.hpp"
+#include "runnel/kafka/kafka.hpp"
 
-namespace runnel::broker {
+namespace runnel::kafka {
 
 template <auto Fn>
 struct Deleter {
@@ -60,4 +60,4 @@ ClientHandle MakeClient(rd_kafka_type_t type, ConfHandle conf);
 // Throws for a non-null rd_kafka_error_t (which it destroys).
 void CheckError(rd_kafka_error_t* error, const std::string& what);
 
-}  // namespace runnel::broker
+}  // namespace runnel::kafka

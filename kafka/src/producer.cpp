@@ -1,4 +1,4 @@
-#include "runnel/broker/producer.hpp"
+#include "runnel/kafka/producer.hpp"
 
 #include <fmt/format.h>
 
@@ -9,11 +9,11 @@
 #include <thread>
 
 #include "holders.hpp"
-#include "runnel/broker/record_limits.hpp"
-#include "runnel/broker/retention_guard.hpp"
 #include "runnel/core/log.hpp"
+#include "runnel/kafka/record_limits.hpp"
+#include "runnel/kafka/retention_guard.hpp"
 
-namespace runnel::broker {
+namespace runnel::kafka {
 namespace {
 
 struct Pending {
@@ -35,8 +35,7 @@ void OnDelivery(rd_kafka_t*, const rd_kafka_message_t* msg, void*) {
     try {
       pending->done(report);
     } catch (const std::exception& e) {
-      log::Get("broker")->error("delivery callback for {}[{}] threw: {}", report.topic, report.partition,
-                                e.what());
+      log::kBroker->error("delivery callback for {}[{}] threw: {}", report.topic, report.partition, e.what());
     }
   }
   pending->outstanding->fetch_sub(1);
@@ -52,6 +51,24 @@ bool IsRecordTooLarge(int code) {
       return true;
     default:
       return false;
+  }
+}
+
+Refusal RefusalOf(int code) {
+  switch (static_cast<rd_kafka_resp_err_t>(code)) {
+    case RD_KAFKA_RESP_ERR_TOPIC_AUTHORIZATION_FAILED:
+    case RD_KAFKA_RESP_ERR_CLUSTER_AUTHORIZATION_FAILED:
+    case RD_KAFKA_RESP_ERR_TRANSACTIONAL_ID_AUTHORIZATION_FAILED:
+      return Refusal::kNotAuthorized;
+    case RD_KAFKA_RESP_ERR_UNKNOWN_TOPIC_OR_PART:
+    case RD_KAFKA_RESP_ERR__UNKNOWN_TOPIC:
+    case RD_KAFKA_RESP_ERR__UNKNOWN_PARTITION:
+    case RD_KAFKA_RESP_ERR_TOPIC_EXCEPTION:
+      return Refusal::kNoSuchTopic;
+    case RD_KAFKA_RESP_ERR__FATAL:
+      return Refusal::kFatal;
+    default:
+      return IsRecordTooLarge(code) ? Refusal::kTooLarge : Refusal::kOther;
   }
 }
 
@@ -99,8 +116,8 @@ Producer::Producer(const KafkaConfig& config, Options options)
 Producer::~Producer() {
   const std::int64_t left = Flush(options_.close_timeout);
   if (left > 0) {
-    log::Get("broker")->error("producer closing with {} record(s) undelivered after {} ms", left,
-                              options_.close_timeout.count());
+    log::kBroker->error("producer closing with {} record(s) undelivered after {} ms", left,
+                        options_.close_timeout.count());
   }
   impl_->stop = true;
   impl_->poller.join();
@@ -165,7 +182,7 @@ std::optional<Delivery> Producer::TryProduce(Record record, std::function<void(c
       return refused;
     }
     // The local queue is full: serving delivery reports frees room (librdkafka's recommended wait).
-    if (attempt == 0) log::Get("broker")->debug("producer queue full; waiting for room");
+    if (attempt == 0) log::kBroker->debug("producer queue full; waiting for room");
     rd_kafka_poll(impl_->rk.get(), 10);
   }
 }
@@ -195,4 +212,4 @@ std::int64_t Producer::Flush(std::chrono::milliseconds timeout) {
   return outstanding_.load();
 }
 
-}  // namespace runnel::broker
+}  // namespace runnel::kafka

@@ -14,8 +14,8 @@
 #include <string>
 #include <string_view>
 
-#include "runnel/broker/consumer.hpp"
 #include "runnel/core/outcome.hpp"
+#include "runnel/kafka/consumer.hpp"
 
 namespace runnel::broker {
 
@@ -23,7 +23,7 @@ class EventObserver {
  public:
   virtual ~EventObserver() = default;
   // The record was consumed; `id` is the envelope's id (or <topic>-<partition>-<offset>).
-  virtual void Received(std::uint64_t slot, const std::string& id, const Message& msg) = 0;
+  virtual void Received(std::uint64_t slot, const std::string& id, const kafka::Message& msg) = 0;
   // Attempt `attempt` went to worker `worker` (the worker's own id).
   virtual void Dispatched(std::uint64_t slot, int attempt, const std::string& worker) = 0;
   // The worker answered: ok, or an error with its kind (ErrcName) and message.

@@ -13,10 +13,10 @@
 #include <optional>
 #include <string>
 
-#include "runnel/broker/kafka.hpp"
 #include "runnel/core/envelope.hpp"
+#include "runnel/kafka/kafka.hpp"
 
-namespace runnel::broker {
+namespace runnel::kafka {
 
 class RetentionGuard;
 
@@ -50,6 +50,15 @@ bool IsRecordTooLarge(int code);
 // too slow. False for what only a change can fix: unknown topic, authorization, too large, an
 // invalid record, a producer in a fatal state.
 bool IsRetriableDelivery(int code);
+// Why the broker refuses records with `code`, as far as an operator's fix goes.
+enum class Refusal {
+  kNotAuthorized,  // TOPIC_/CLUSTER_/TRANSACTIONAL_ID_AUTHORIZATION_FAILED: grant Write on the topic
+  kNoSuchTopic,    // UNKNOWN_TOPIC_OR_PART, _UNKNOWN_TOPIC, _UNKNOWN_PARTITION, TOPIC_EXCEPTION
+  kTooLarge,       // as IsRecordTooLarge
+  kFatal,          // the producer is in a fatal state: only a restart helps
+  kOther,
+};
+Refusal RefusalOf(int code);
 
 class Producer {
  public:
@@ -95,4 +104,4 @@ class Producer {
   std::size_t max_message_bytes_ = 0;
 };
 
-}  // namespace runnel::broker
+}  // namespace runnel::kafka

@@ -16,12 +16,12 @@
 #include <string>
 #include <vector>
 
-#include "runnel/broker/kafka.hpp"
+#include "runnel/kafka/kafka.hpp"
 
 // The raw mock handle, for tests that inject faults with rdkafka_mock.h.
 typedef struct rd_kafka_mock_cluster_s rd_kafka_mock_cluster_t;
 
-namespace runnel::broker {
+namespace runnel::kafka {
 
 // The topic through which clients in other processes ask the embedded broker for a topic: a record
 // whose value is {"topic": NAME, "partitions": N} and optionally "replication_factor": R
@@ -76,4 +76,4 @@ class EmbeddedBroker {
   std::string bootstrap_;
 };
 
-}  // namespace runnel::broker
+}  // namespace runnel::kafka

@@ -20,10 +20,10 @@
 #include <string>
 #include <vector>
 
-#include "runnel/broker/admin.hpp"
-#include "runnel/broker/producer.hpp"
+#include "runnel/kafka/admin.hpp"
+#include "runnel/kafka/producer.hpp"
 
-namespace runnel::broker {
+namespace runnel::kafka {
 
 // The mock cluster's per-partition caps in librdkafka 2.0.2 (rdkafka_mock.c: max_cnt, max_size).
 inline constexpr std::int64_t kMockMaxBatches = 100'000;
@@ -80,4 +80,4 @@ class RetentionGuard {
   std::int64_t waits_ = 0;
 };
 
-}  // namespace runnel::broker
+}  // namespace runnel::kafka
