@@ -1,7 +1,8 @@
-// iot.ingest's reading parser (functions/src/iot/reading_parser.cpp, simdjson on demand). Input:
-// one event's payload (NDJSON, a JSON array or one object), parsed with the default params and
-// with a strict schema. Oracle: Parse throws FunctionError(kBadInput) or returns a report whose
-// readings and samples lie inside the store, with no more errors kept than max_errors.
+// iot.ingest's reading parser (functions/src/iot/reading_parser.cpp, its framing, and
+// reading_fields.cpp, its field decoding; simdjson on demand). Input: one event's payload (NDJSON,
+// a JSON array or one object), parsed with the default params and with a strict schema. Oracle:
+// Parse throws FunctionError(kBadInput) or returns a report whose readings and samples lie inside
+// the store, with no more errors kept than max_errors.
 #include <cstdint>
 #include <cstdlib>
 #include <nlohmann/json.hpp>

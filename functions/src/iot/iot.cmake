@@ -6,6 +6,7 @@ target_sources(runnel_functions PRIVATE
   ${CMAKE_CURRENT_SOURCE_DIR}/src/iot/timestamp.cpp
   ${CMAKE_CURRENT_SOURCE_DIR}/src/iot/readings.cpp
   ${CMAKE_CURRENT_SOURCE_DIR}/src/iot/reading_parser.cpp
+  ${CMAKE_CURRENT_SOURCE_DIR}/src/iot/reading_fields.cpp
   ${CMAKE_CURRENT_SOURCE_DIR}/src/iot/analysis.cpp
   ${CMAKE_CURRENT_SOURCE_DIR}/src/iot/json_text.cpp
   ${CMAKE_CURRENT_SOURCE_DIR}/src/iot/ingest_result.cpp
