@@ -6,7 +6,7 @@
 #include "commands.hpp"
 #include "runnel/core/config.hpp"
 #include "runnel/functions/function.hpp"
-#include "stack.hpp"
+#include "runnel/stack/check_config.hpp"
 
 namespace runnel::cli {
 
@@ -23,7 +23,7 @@ Command AddConfig(CLI::App& app, CommonOptions&) {
             // A missing file is a config error (exit 1) like any other, not a usage error.
             StackConfig config =
                 file->empty() ? DefaultStack(functions::Builtins().Names()) : LoadStackConfig(*file);
-            (void)CheckConfig(config);
+            (void)stack::CheckConfig(config);
             fmt::print("{}: ok, {} function(s)\n", config.source, config.functions.size());
             fmt::print("Kafka: {}\n", config.kafka_bootstrap.empty()
                                           ? "embedded (unless runnel up --kafka)"

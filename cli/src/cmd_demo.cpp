@@ -21,8 +21,8 @@
 #include "runnel/kafka/admin.hpp"
 #include "runnel/kafka/consumer.hpp"
 #include "runnel/kafka/producer.hpp"
+#include "runnel/stack/stack.hpp"
 #include "sensor_simulator.hpp"
-#include "stack.hpp"
 #include "stack_client.hpp"
 
 namespace runnel::cli {
@@ -382,7 +382,7 @@ int RunDemo(const std::string& samples_dir, bool short_mode, const CommonOptions
   const auto started = Clock::now();
   int exit_code = 0;
   {
-    Stack stack(DemoStack(plan), state, std::filesystem::read_symlink("/proc/self/exe"));
+    stack::Stack stack({DemoStack(plan), state, std::filesystem::read_symlink("/proc/self/exe")});
     DemoRun run(plan, state, common, started);
     run.ShowStack();
     run.Upload(samples);

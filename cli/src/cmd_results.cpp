@@ -18,6 +18,7 @@
 #include "runnel/core/error.hpp"
 #include "runnel/core/outcome.hpp"
 #include "runnel/core/state_dir.hpp"
+#include "runnel/stack/results_feed.hpp"
 #include "stack_client.hpp"
 
 namespace runnel::cli {
@@ -75,7 +76,7 @@ class FeedConnection {
     socket_.set(zmq::sockopt::rcvhwm, 100'000);
     socket_.set(zmq::sockopt::subscribe, function.empty() ? std::string() : function + "/");
     // The feed greets every new subscriber: once that arrives, later outcomes reach us.
-    socket_.set(zmq::sockopt::subscribe, kResultsWelcome);
+    socket_.set(zmq::sockopt::subscribe, stack::kResultsWelcome);
     socket_.connect(target.endpoint);
   }
   const FeedTarget& Target() const { return target_; }
@@ -148,7 +149,7 @@ int FollowFeed(const ResultsOptions& o, const std::string& state_flag) {
     if ((items[0].revents & ZMQ_POLLIN) == 0) continue;
     std::vector<zmq::message_t> frames;
     (void)zmq::recv_multipart(feed->Socket(), std::back_inserter(frames));
-    if (frames.size() == 1 && frames[0].to_string_view() == kResultsWelcome) {
+    if (frames.size() == 1 && frames[0].to_string_view() == stack::kResultsWelcome) {
       // Scripts wait for this line before they publish.
       Say(ever_followed ? fmt::format("following the results feed again ({})", feed->Target().endpoint)
                         : std::string("following the results feed"));

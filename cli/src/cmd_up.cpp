@@ -15,7 +15,7 @@
 #include "runnel/core/log.hpp"
 #include "runnel/core/signals.hpp"
 #include "runnel/functions/function.hpp"
-#include "stack.hpp"
+#include "runnel/stack/stack.hpp"
 
 namespace runnel::cli {
 namespace {
@@ -50,6 +50,22 @@ class ForceOnSecondSignal {
   std::atomic<bool> done_{false};
   std::thread thread_;
 };
+
+// What `runnel up` prints once the stack runs: where it is reached, then one line per function.
+std::string Summary(const stack::Stack& stack) {
+  const auto& e = stack.Endpoints();
+  const auto& functions = stack.Config().functions;
+  std::string out =
+      fmt::format("Kafka: {}{}\nresults feed: {}\nmetrics: {}\noutputs: {}\n", e.kafka,
+                  e.embedded ? " (embedded, in memory)" : "", e.results, e.metrics, e.output_dir);
+  for (std::size_t i = 0; i < functions.size(); ++i) {
+    const auto& f = functions[i];
+    out += fmt::format("  {:<18} topic {:<18} workers {}..{}  dispatcher {}\n", f.name, f.topic,
+                       f.scaling.min, f.scaling.max, e.dispatchers[i]);
+  }
+  out += stack.ScheduleSummary();
+  return out;
+}
 
 }  // namespace
 
@@ -86,10 +102,10 @@ Command AddUp(CLI::App& app, CommonOptions& common) {
             StateDir state = StateDir::Resolve(common.state_dir);
             StackLock lock(state, "runnel up");
             int status = 0;
-            auto stack = std::make_unique<Stack>(std::move(config), state,
-                                                 std::filesystem::read_symlink("/proc/self/exe"));
+            auto stack = std::make_unique<runnel::stack::Stack>(runnel::stack::Options{
+                std::move(config), state, std::filesystem::read_symlink("/proc/self/exe")});
             fmt::print("runnel stack up ({} in {})\n{}", "endpoints", state.EndpointsFile().string(),
-                       stack->Summary());
+                       Summary(*stack));
             std::fflush(stdout);
             for (;;) {
               if (const int sig = signals.Wait(std::chrono::milliseconds(100)); sig != 0) {

@@ -10,6 +10,7 @@
 
 #include "runnel/core/error.hpp"
 #include "runnel/kafka/retention_guard.hpp"
+#include "runnel/stack/results_feed.hpp"
 
 namespace runnel::cli {
 
@@ -96,7 +97,7 @@ ResultsSubscription::ResultsSubscription(const StackClient& stack, const std::ve
       socket_(std::make_unique<zmq::socket_t>(*ctx_, zmq::socket_type::sub)) {
   if (!stack.Endpoints().contains("results")) throw ConfigError("the running stack has no results feed");
   socket_->set(zmq::sockopt::linger, 0);
-  socket_->set(zmq::sockopt::subscribe, kResultsWelcome);
+  socket_->set(zmq::sockopt::subscribe, stack::kResultsWelcome);
   for (const auto& prefix : prefixes) socket_->set(zmq::sockopt::subscribe, prefix);
   socket_->connect(stack.Endpoints()["results"].get<std::string>());
   zmq::message_t welcome;

@@ -23,9 +23,6 @@ class socket_t;
 
 namespace runnel::cli {
 
-// The first frame the results feed sends every new subscriber (ZMQ_XPUB_WELCOME_MSG).
-inline constexpr const char* kResultsWelcome = "runnel.welcome";
-
 struct FunctionTopics {
   std::string topic;
   std::string group;

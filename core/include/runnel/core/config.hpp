@@ -73,7 +73,7 @@ struct FunctionSpec {
   std::vector<std::string> next;  // functions fed by this one's ok outcomes (a pipeline)
   ScalingSpec scaling;
   // Unset: the function's own default (functions::Function::Batch()). `runnel up` settles it at start
-  // (cli CheckConfig), so a dispatcher's spec always says what its workers run.
+  // (stack::CheckConfig), so a dispatcher's spec always says what its workers run.
   std::optional<BatchConfig> batch;
   int batch_line = 0;  // where `batch` is in the file (0: not given), for errors found later
   StartPosition start = StartPosition::kEarliest;  // for a group with no commits

@@ -1,117 +1,31 @@
-#include "stack.hpp"
+#include "runnel/stack/stack.hpp"
 
-#include <fmt/format.h>
 #include <unistd.h>
 
-#include <atomic>
-#include <functional>
+#include <algorithm>
+#include <chrono>
 #include <nlohmann/json.hpp>
-#include <thread>
 #include <utility>
 #include <zmq.hpp>
-#include <zmq_addon.hpp>
 
 #include "runnel/autoscaler/autoscaler.hpp"
 #include "runnel/autoscaler/local_backend.hpp"
 #include "runnel/broker/dispatcher.hpp"
-#include "runnel/core/component_health.hpp"
-#include "runnel/core/error.hpp"
 #include "runnel/core/failpoints.hpp"
 #include "runnel/core/log.hpp"
-#include "runnel/functions/function.hpp"
-#include "runnel/functions/handlers.hpp"
 #include "runnel/kafka/admin.hpp"
 #include "runnel/kafka/embedded_broker.hpp"
-#include "runnel/kafka/record_limits.hpp"
 #include "runnel/scheduler/service.hpp"
+#include "runnel/stack/check_config.hpp"
+#include "runnel/stack/results_feed.hpp"
 #include "runnel/telemetry/stack_telemetry.hpp"
-#include "stack_client.hpp"
+#include "topics.hpp"
 
-namespace runnel::cli {
+namespace runnel::stack {
 namespace {
 
-constexpr const char* kResultsInproc = "inproc://runnel-results";
-constexpr const char* kProxyControl = "inproc://runnel-results-control";
-constexpr int kResultsQueue = 10'000;
 // On a stop, each call in flight gets its function's timeout plus this to finish and be reported.
 constexpr auto kDrainGrace = std::chrono::seconds(5);
-
-// Every dispatcher's PUB connects to the XSUB side; subscribers connect to the XPUB side.
-// `on_failure` is called on the proxy's thread when a fault ends it.
-class ResultsFeed {
- public:
-  ResultsFeed(zmq::context_t& ctx, std::function<void(const std::string&)> on_failure)
-      : ctx_(ctx), xsub_(ctx, zmq::socket_type::xsub), xpub_(ctx, zmq::socket_type::xpub) {
-    xsub_.bind(kResultsInproc);
-    xpub_.set(zmq::sockopt::linger, 0);
-    // Per subscriber, outcomes queued before it misses some (docs/protocol.md §4.1): room for a
-    // burst of a busy stack (about 3 MB of small outcomes) while the subscriber is descheduled.
-    xpub_.set(zmq::sockopt::sndhwm, kResultsQueue);
-    xsub_.set(zmq::sockopt::rcvhwm, kResultsQueue);
-    // Every new subscriber gets this first: receiving it tells a client its subscription is live.
-    xpub_.set(zmq::sockopt::xpub_welcome_msg, kResultsWelcome);
-    xpub_.bind("tcp://127.0.0.1:*");
-    endpoint_ = xpub_.get(zmq::sockopt::last_endpoint);
-    zmq::socket_t ready(ctx_, zmq::socket_type::pair);
-    ready.bind("inproc://runnel-results-ready");
-    thread_ = std::thread([this, on_failure = std::move(on_failure)] {
-      // No end of this thread goes unnoticed: without the proxy no outcome reaches a subscriber.
-      std::string failure;
-      bool signalled = false;
-      // The constructor waits for this, whether the proxy starts or not.
-      const auto signal_up = [&] {
-        if (std::exchange(signalled, true)) return;
-        zmq::socket_t signal(ctx_, zmq::socket_type::pair);
-        signal.connect("inproc://runnel-results-ready");
-        signal.send(zmq::str_buffer("up"), zmq::send_flags::none);
-      };
-      try {
-        zmq::socket_t control(ctx_, zmq::socket_type::pair);
-        control.bind(kProxyControl);
-        signal_up();
-        failpoint::Hit("results.feed");
-        zmq::proxy_steerable(xsub_, xpub_, zmq::socket_ref(), control);
-        if (!terminating_.load()) failure = "its proxy ended without being asked to stop";
-      } catch (const std::exception& e) {
-        failure = e.what();
-      }
-      running_.store(false);
-      try {
-        signal_up();
-      } catch (const std::exception&) {
-        // Only when the proxy failed before it could signal, and then the context is unusable.
-      }
-      if (failure.empty()) return;
-      log::kCli->critical("results feed: stopped by an error: {}", failure);
-      on_failure(failure);
-    });
-    zmq::message_t up;
-    (void)ready.recv(up);
-  }
-  ~ResultsFeed() {
-    terminating_.store(true);
-    zmq::socket_t control(ctx_, zmq::socket_type::pair);
-    control.set(zmq::sockopt::linger, 0);
-    control.connect(kProxyControl);
-    // Without a proxy (it failed) nothing reads this: never block on it.
-    while (running_.load() && !control.send(zmq::str_buffer("TERMINATE"), zmq::send_flags::dontwait)) {
-      std::this_thread::sleep_for(std::chrono::milliseconds(1));
-    }
-    thread_.join();
-  }
-  ResultsFeed(const ResultsFeed&) = delete;
-  ResultsFeed& operator=(const ResultsFeed&) = delete;
-  const std::string& Endpoint() const { return endpoint_; }
-
- private:
-  zmq::context_t& ctx_;
-  zmq::socket_t xsub_;
-  zmq::socket_t xpub_;
-  std::string endpoint_;
-  std::atomic<bool> running_{true};
-  std::atomic<bool> terminating_{false};
-  std::thread thread_;
-};
 
 nlohmann::json HealthJson(const ComponentHealth& health) {
   nlohmann::json out = nlohmann::json::array();
@@ -124,29 +38,6 @@ nlohmann::json HealthJson(const ComponentHealth& health) {
 }
 
 }  // namespace
-
-std::vector<scheduler::CompiledSchedule> CheckConfig(StackConfig& config) {
-  for (std::size_t i = 0; i < config.functions.size(); ++i) {
-    FunctionSpec& f = config.functions[i];
-    std::unique_ptr<functions::Function> fn;
-    try {
-      fn = functions::CreateFunction(f.handler, f.params, {f.name, f.handler_dir});
-    } catch (const Error& e) {
-      throw ConfigError(fmt::format("{}: function {} ({}): {}", config.source, f.name, f.handler, e.what()));
-    }
-    std::optional<functions::BatchSpec> configured;
-    if (f.batch) configured = functions::BatchSpec{static_cast<std::size_t>(f.batch->size), f.batch->window};
-    try {
-      const functions::BatchSpec batch = functions::EffectiveBatch(*fn, configured);
-      f.batch = BatchConfig{static_cast<int>(batch.max_events), batch.window};
-    } catch (const Error& e) {
-      throw ConfigError(fmt::format("{}:{}: functions[{}].batch: function {} ({}): {}", config.source,
-                                    f.batch_line, i, f.name, f.handler, e.what()));
-    }
-  }
-  kafka::CheckRecordLimits(config);  // every accepted input's dead-letter copy fits the producer
-  return scheduler::CompileSchedules(config);
-}
 
 struct Stack::Impl {
   ComponentHealth health;  // first: every component reports into it until it is gone
@@ -165,42 +56,15 @@ struct Stack::Impl {
   std::unique_ptr<scheduler::SchedulerService> scheduler;
   // Bad messages on every socket the stack binds (dispatchers, status, control), for /metrics.
   std::shared_ptr<ProtocolErrors> protocol_errors = std::make_shared<ProtocolErrors>();
+  StackEndpoints endpoints;
   bool stopped = false;
 
   Impl(StackConfig c, StateDir s) : config(std::move(c)), state(std::move(s)) {}
 };
 
-namespace {
-
-// A topic on an external Kafka: used as it is when it exists (created beforehand, e.g. where Runnel
-// may not create topics, or on a broker without the CreateTopics API), else created through
-// CreateTopics. A partition count other than the config's is used as it is, with a warning.
-void EnsureTopic(const kafka::KafkaConfig& kafka, const std::string& topic, int partitions,
-                 std::optional<int> replication_factor) {
-  kafka::Admin admin(kafka);
-  if (const auto existing = admin.ExistingPartitionCount(topic)) {
-    if (*existing != partitions) {
-      log::kCli->warn("topic {} exists with {} partition(s), not {}: using it as it is", topic, *existing,
-                      partitions);
-    }
-    return;
-  }
-  admin.CreateTopic(topic, partitions, replication_factor.value_or(-1));
-  // -1 is the broker's default.replication.factor, 1 on a stock Kafka of any size: say so.
-  if (const auto r = admin.Replication(topic); r && !replication_factor && r->replicas < r->brokers) {
-    log::kCli->warn(
-        "topic {} was created with {} replica(s) (the broker's default) on a cluster of {} brokers; set "
-        "replication_factor in runnel.yaml for more",
-        topic, r->replicas, r->brokers);
-  }
-}
-
-}  // namespace
-
-Stack::Stack(StackConfig config, StateDir state, std::filesystem::path runnel_binary)
-    : impl_(std::make_unique<Impl>(std::move(config), std::move(state))) {
+Stack::Stack(Options options)
+    : impl_(std::make_unique<Impl>(std::move(options.config), std::move(options.state))) {
   auto& s = *impl_;
-  const auto logger = log::kCli.Logger();
   // Every function must exist and accept its params before anything starts: a builtin is created,
   // a plugin loaded (entry point, ABI version, create() with the params), an exec program checked.
   auto schedules = CheckConfig(s.config);
@@ -217,20 +81,7 @@ Stack::Stack(StackConfig config, StateDir state, std::filesystem::path runnel_bi
   // A broker that keeps its log in memory with a per-partition cap (the embedded one, or `runnel
   // kafka` outliving this stack): publishers get the retention guard, dispatchers a short fetch wait.
   s.in_memory = s.embedded != nullptr || kafka::Admin(s.kafka).IsMockCluster();
-  for (const auto& f : s.config.functions) {
-    for (const auto& topic : {f.topic, f.dead_letter_topic, f.results_topic}) {
-      if (topic.empty()) continue;
-      if (s.embedded) {
-        s.embedded->CreateTopic(topic, f.partitions, f.replication_factor.value_or(1));
-      } else {
-        EnsureTopic(s.kafka, topic, f.partitions, f.replication_factor);
-      }
-    }
-    for (const auto& warning :
-         kafka::Admin(s.kafka).FewerReplicasThanInput(f.topic, {f.dead_letter_topic, f.results_topic})) {
-      logger->warn("function {}: {}", f.name, warning);
-    }
-  }
+  CreateTopics(s.config, s.embedded.get(), s.kafka);
 
   s.health.Add("results feed");
   s.results = std::make_unique<ResultsFeed>(s.zmq_ctx, s.health.Reporter("results feed"));
@@ -238,7 +89,7 @@ Stack::Stack(StackConfig config, StateDir state, std::filesystem::path runnel_bi
   // The autoscaler decides how many workers each function runs (none until events arrive, unless
   // its scaling says otherwise); dispatchers wake it the moment an event finds no worker.
   s.workers = std::make_unique<autoscaler::LocalProcessBackend>(
-      autoscaler::WorkerCommand(runnel_binary), s.state.Root() / "logs", s.config.standby_workers);
+      autoscaler::WorkerCommand(options.runnel_binary), s.state.Root() / "logs", s.config.standby_workers);
   autoscaler::Autoscaler::Options scaling{s.workers.get(), s.kafka, &s.zmq_ctx};
   scaling.on_request = [t = s.telemetry.get()](std::string_view request) { return t->Answer(request); };
   scaling.protocol_errors = s.protocol_errors;
@@ -266,7 +117,7 @@ Stack::Stack(StackConfig config, StateDir state, std::filesystem::path runnel_bi
     o.spec = f;
     o.kafka = s.kafka;
     o.zmq = &s.zmq_ctx;
-    if (!feed_drops_everything) o.results_endpoint = kResultsInproc;
+    if (!feed_drops_everything) o.results_endpoint = ResultsFeed::PublishEndpoint();
     o.heartbeat = s.config.heartbeat;
     if (s.in_memory) o.fetch_wait_max = std::chrono::milliseconds(2);
     o.output_dir = s.config.output_dir;
@@ -280,12 +131,19 @@ Stack::Stack(StackConfig config, StateDir state, std::filesystem::path runnel_bi
     d->Start();
     s.scaler->Connect(f.name, d->Endpoint(), [dp = d.get()] { return dp->Stats(); });
     dispatchers[f.name] = d->Endpoint();
+    s.endpoints.dispatchers.push_back(d->Endpoint());
     functions[f.name] = {{"topic", f.topic},
                          {"group", f.Group()},
                          {"dead_letter_topic", f.dead_letter_topic},
                          {"results_topic", f.results_topic}};
     s.dispatchers.push_back(std::move(d));
   }
+  s.endpoints.kafka = s.kafka.bootstrap;
+  s.endpoints.embedded = s.embedded != nullptr;
+  s.endpoints.results = s.results->Endpoint();
+  s.endpoints.metrics = s.telemetry->MetricsUrl();
+  s.endpoints.status = s.scaler->ControlEndpoint();
+  s.endpoints.output_dir = s.config.output_dir;
   s.state.MergeEndpoints({{"kafka", s.kafka.bootstrap},
                           {"embedded", s.embedded != nullptr},
                           {"in_memory", s.in_memory},
@@ -314,6 +172,7 @@ Stack::Stack(StackConfig config, StateDir state, std::filesystem::path runnel_bi
   so.protocol_errors = s.protocol_errors;
   s.health.Add("scheduler");
   s.scheduler = std::make_unique<scheduler::SchedulerService>(std::move(so));
+  s.endpoints.control = s.scheduler->ControlEndpoint();
   s.state.MergeEndpoints({{"control", s.scheduler->ControlEndpoint()}});
   s.endpoint_keys.push_back("control");
 
@@ -363,18 +222,10 @@ void Stack::Supervise() {
 
 std::optional<ComponentHealth::Component> Stack::Failure() const { return impl_->health.FirstFailure(); }
 
-std::string Stack::Summary() const {
-  const auto& s = *impl_;
-  std::string out = fmt::format("Kafka: {}{}\nresults feed: {}\nmetrics: {}\noutputs: {}\n",
-                                s.kafka.bootstrap, s.embedded ? " (embedded, in memory)" : "",
-                                s.results->Endpoint(), s.telemetry->MetricsUrl(), s.config.output_dir);
-  for (std::size_t i = 0; i < s.config.functions.size(); ++i) {
-    const auto& f = s.config.functions[i];
-    out += fmt::format("  {:<18} topic {:<18} workers {}..{}  dispatcher {}\n", f.name, f.topic,
-                       f.scaling.min, f.scaling.max, s.dispatchers[i]->Endpoint());
-  }
-  out += s.scheduler->Summary();
-  return out;
-}
+const StackConfig& Stack::Config() const { return impl_->config; }
 
-}  // namespace runnel::cli
+const StackEndpoints& Stack::Endpoints() const { return impl_->endpoints; }
+
+std::string Stack::ScheduleSummary() const { return impl_->scheduler->Summary(); }
+
+}  // namespace runnel::stack

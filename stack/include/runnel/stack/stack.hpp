@@ -1,5 +1,5 @@
 // A running stack, as `runnel up` starts it: the embedded broker (unless a real Kafka is given),
-// topics, the results feed (an XSUB/XPUB proxy every dispatcher publishes into), one dispatcher
+// topics, the results feed (results_feed.hpp, which every dispatcher publishes into), one dispatcher
 // per function, and the autoscaler that runs their workers (its own thread; its socket, `status` in
 // endpoints.json, answers `runnel status`; the scheduler's, `control`, answers `runnel job`). It
 // writes endpoints.json and removes its keys when it stops. Every component reports into one
@@ -17,23 +17,31 @@
 #include "runnel/core/component_health.hpp"
 #include "runnel/core/config.hpp"
 #include "runnel/core/state_dir.hpp"
-#include "runnel/scheduler/scheduler.hpp"
 
-namespace runnel::cli {
+namespace runnel::stack {
 
-// Checks what `runnel up` checks before starting anything: every function's handler can be built
-// with its params (a builtin created, a plugin loaded and its ABI checked, an exec program found),
-// its max_payload fits the producer's message.max.bytes (kafka::CheckRecordLimits), and every
-// schedule's cron and time zone parse. Throws ConfigError naming the
-// file (and line, for schedules and `batch`). Settles each function's batch (functions::
-// EffectiveBatch: the config's, else the function's own), so `config` says what workers will run.
-// Returns the compiled schedules.
-std::vector<scheduler::CompiledSchedule> CheckConfig(StackConfig& config);
+struct Options {
+  StackConfig config;  // as loaded, with the command line's overrides (--kafka, --metrics, ...) applied
+  StateDir state;      // endpoints.json, worker logs, job records, outputs unless the config says where
+  std::filesystem::path runnel_binary;  // the running `runnel`: workers are started from next to it
+};
+
+// Where the running stack is reached, as endpoints.json has it.
+struct StackEndpoints {
+  std::string kafka;                     // bootstrap servers
+  bool embedded = false;                 // the stack's own in-memory broker
+  std::string results;                   // the results feed's subscriber side (tcp://...)
+  std::string metrics;                   // the URL of /metrics
+  std::string status;                    // the autoscaler's status socket
+  std::string control;                   // the scheduler's control socket
+  std::string output_dir;                // absolute
+  std::vector<std::string> dispatchers;  // one per function, in the config's order
+};
 
 class Stack {
  public:
   // Starts everything; throws with one clear line when something cannot start.
-  Stack(StackConfig config, StateDir state, std::filesystem::path runnel_binary);
+  explicit Stack(Options options);
   // Stop(), if it was not called.
   ~Stack();
   Stack(const Stack&) = delete;
@@ -51,11 +59,16 @@ class Stack {
   // feed, the broker. Failure() still answers afterwards (a component may fail during the drain).
   void Stop();
 
-  std::string Summary() const;
+  // The config it runs: output_dir absolute, every function's batch settled (CheckConfig).
+  const StackConfig& Config() const;
+  // As written to endpoints.json at the start (its keys are removed by Stop()).
+  const StackEndpoints& Endpoints() const;
+  // Next fire time per schedule (the scheduler's summary), for the start-up lines; before Stop().
+  std::string ScheduleSummary() const;
 
  private:
   struct Impl;
   std::unique_ptr<Impl> impl_;
 };
 
-}  // namespace runnel::cli
+}  // namespace runnel::stack

@@ -1,0 +1,44 @@
+// The results feed (docs/protocol.md §4.1): an XSUB/XPUB proxy on its own thread. Every dispatcher's
+// PUB connects to the XSUB side (in-process); subscribers (`runnel results`, `invoke`, `upload`)
+// connect to the XPUB side over TCP. It drops what a subscriber does not read in time.
+// Thread-safety: construct and destroy from one thread; the proxy runs on its own.
+#pragma once
+
+#include <atomic>
+#include <functional>
+#include <string>
+#include <thread>
+#include <zmq.hpp>
+
+namespace runnel::stack {
+
+// The first frame the results feed sends every new subscriber (ZMQ_XPUB_WELCOME_MSG): receiving it
+// tells a client its subscription is live.
+inline constexpr const char* kResultsWelcome = "runnel.welcome";
+
+class ResultsFeed {
+ public:
+  // Binds both sides and returns once the proxy runs (or failed to start, then `on_failure` was
+  // or will be called). `on_failure` is called on the proxy's thread when a fault ends it.
+  ResultsFeed(zmq::context_t& ctx, std::function<void(const std::string&)> on_failure);
+  // Stops the proxy and joins its thread.
+  ~ResultsFeed();
+  ResultsFeed(const ResultsFeed&) = delete;
+  ResultsFeed& operator=(const ResultsFeed&) = delete;
+
+  // The in-process endpoint (on the context given) that dispatchers publish into.
+  static const char* PublishEndpoint();
+  // The TCP endpoint subscribers connect to (endpoints.json `results`).
+  const std::string& Endpoint() const { return endpoint_; }
+
+ private:
+  zmq::context_t& ctx_;
+  zmq::socket_t xsub_;
+  zmq::socket_t xpub_;
+  std::string endpoint_;
+  std::atomic<bool> running_{true};
+  std::atomic<bool> terminating_{false};
+  std::thread thread_;
+};
+
+}  // namespace runnel::stack

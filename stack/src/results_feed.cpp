@@ -1,0 +1,83 @@
+#include "runnel/stack/results_feed.hpp"
+
+#include <chrono>
+#include <exception>
+#include <utility>
+#include <zmq_addon.hpp>
+
+#include "runnel/core/failpoints.hpp"
+#include "runnel/core/log.hpp"
+
+namespace runnel::stack {
+namespace {
+
+constexpr const char* kResultsInproc = "inproc://runnel-results";
+constexpr const char* kProxyControl = "inproc://runnel-results-control";
+constexpr int kResultsQueue = 10'000;
+
+}  // namespace
+
+ResultsFeed::ResultsFeed(zmq::context_t& ctx, std::function<void(const std::string&)> on_failure)
+    : ctx_(ctx), xsub_(ctx, zmq::socket_type::xsub), xpub_(ctx, zmq::socket_type::xpub) {
+  xsub_.bind(kResultsInproc);
+  xpub_.set(zmq::sockopt::linger, 0);
+  // Per subscriber, outcomes queued before it misses some (docs/protocol.md §4.1): room for a
+  // burst of a busy stack (about 3 MB of small outcomes) while the subscriber is descheduled.
+  xpub_.set(zmq::sockopt::sndhwm, kResultsQueue);
+  xsub_.set(zmq::sockopt::rcvhwm, kResultsQueue);
+  // Every new subscriber gets this first: receiving it tells a client its subscription is live.
+  xpub_.set(zmq::sockopt::xpub_welcome_msg, kResultsWelcome);
+  xpub_.bind("tcp://127.0.0.1:*");
+  endpoint_ = xpub_.get(zmq::sockopt::last_endpoint);
+  zmq::socket_t ready(ctx_, zmq::socket_type::pair);
+  ready.bind("inproc://runnel-results-ready");
+  thread_ = std::thread([this, on_failure = std::move(on_failure)] {
+    // No end of this thread goes unnoticed: without the proxy no outcome reaches a subscriber.
+    std::string failure;
+    bool signalled = false;
+    // The constructor waits for this, whether the proxy starts or not.
+    const auto signal_up = [&] {
+      if (std::exchange(signalled, true)) return;
+      zmq::socket_t signal(ctx_, zmq::socket_type::pair);
+      signal.connect("inproc://runnel-results-ready");
+      signal.send(zmq::str_buffer("up"), zmq::send_flags::none);
+    };
+    try {
+      zmq::socket_t control(ctx_, zmq::socket_type::pair);
+      control.bind(kProxyControl);
+      signal_up();
+      failpoint::Hit("results.feed");
+      zmq::proxy_steerable(xsub_, xpub_, zmq::socket_ref(), control);
+      if (!terminating_.load()) failure = "its proxy ended without being asked to stop";
+    } catch (const std::exception& e) {
+      failure = e.what();
+    }
+    running_.store(false);
+    try {
+      signal_up();
+    } catch (const std::exception&) {
+      // Only when the proxy failed before it could signal, and then the context is unusable.
+    }
+    if (failure.empty()) return;
+    log::kCli->critical("results feed: stopped by an error: {}", failure);
+    on_failure(failure);
+  });
+  zmq::message_t up;
+  (void)ready.recv(up);
+}
+
+ResultsFeed::~ResultsFeed() {
+  terminating_.store(true);
+  zmq::socket_t control(ctx_, zmq::socket_type::pair);
+  control.set(zmq::sockopt::linger, 0);
+  control.connect(kProxyControl);
+  // Without a proxy (it failed) nothing reads this: never block on it.
+  while (running_.load() && !control.send(zmq::str_buffer("TERMINATE"), zmq::send_flags::dontwait)) {
+    std::this_thread::sleep_for(std::chrono::milliseconds(1));
+  }
+  thread_.join();
+}
+
+const char* ResultsFeed::PublishEndpoint() { return kResultsInproc; }
+
+}  // namespace runnel::stack
