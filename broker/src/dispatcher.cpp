@@ -225,7 +225,7 @@ bool Dispatcher::Loop::Admit(std::uint64_t slot_id) {
     slot.envelope = Envelope::Decode(slot.msg.headers);
   } catch (const EnvelopeError& e) {
     if (opt_.observer) opt_.observer->Received(slot_id, slot.id, slot.msg);
-    Finish(slot_id, OutcomeStatus::kError, "malformed-envelope", e.what());
+    Finish(slot_id, Decision::Failure(OutcomeStatus::kError, "malformed-envelope", e.what()));
     return false;
   }
   if (!slot.envelope.id.empty()) slot.id = slot.envelope.id;
@@ -233,15 +233,18 @@ bool Dispatcher::Loop::Admit(std::uint64_t slot_id) {
   if (opt_.observer) opt_.observer->Received(slot_id, slot.id, slot.msg);
   failpoint::Hit("dispatcher.record");
   if (slot.envelope.hop > limits::kMaxHops) {
-    Finish(slot_id, OutcomeStatus::kDeadLetter, "recursion",
-           fmt::format("hop count {} is over the limit of {}: a function probably triggers itself",
-                       slot.envelope.hop, limits::kMaxHops));
+    Finish(slot_id,
+           Decision::Failure(
+               OutcomeStatus::kDeadLetter, "recursion",
+               fmt::format("hop count {} is over the limit of {}: a function probably triggers itself",
+                           slot.envelope.hop, limits::kMaxHops)));
     return false;
   }
   if (slot.msg.value.size() > opt_.spec.max_payload) {
-    Finish(slot_id, OutcomeStatus::kError, "limit-exceeded",
-           fmt::format("payload is {} bytes, over the function's max_payload of {}", slot.msg.value.size(),
-                       opt_.spec.max_payload));
+    Finish(slot_id,
+           Decision::Failure(OutcomeStatus::kError, "limit-exceeded",
+                             fmt::format("payload is {} bytes, over the function's max_payload of {}",
+                                         slot.msg.value.size(), opt_.spec.max_payload)));
     return false;
   }
   const auto now_ms = std::chrono::duration_cast<std::chrono::milliseconds>(
@@ -249,16 +252,18 @@ bool Dispatcher::Loop::Admit(std::uint64_t slot_id) {
                           .count();
   if (const auto max_age = opt_.spec.max_record_age.count();
       max_age > 0 && slot.msg.timestamp_ms > 0 && now_ms - slot.msg.timestamp_ms > max_age) {
-    Finish(slot_id, OutcomeStatus::kDeadLetter, "expired",
-           fmt::format("the record is {:.1f} s old (its Kafka timestamp), over the function's max_record_age "
-                       "of {:.1f} s",
-                       static_cast<double>(now_ms - slot.msg.timestamp_ms) / 1000.0,
-                       static_cast<double>(max_age) / 1000.0));
+    Finish(slot_id, Decision::Failure(
+                        OutcomeStatus::kDeadLetter, "expired",
+                        fmt::format("the record is {:.1f} s old (its Kafka timestamp), over the function's "
+                                    "max_record_age of {:.1f} s",
+                                    static_cast<double>(now_ms - slot.msg.timestamp_ms) / 1000.0,
+                                    static_cast<double>(max_age) / 1000.0)));
     return false;
   }
   if (slot.envelope.deadline_ms) {
     if (*slot.envelope.deadline_ms <= now_ms) {
-      Finish(slot_id, OutcomeStatus::kError, "timeout", "the event's deadline passed before it could run");
+      Finish(slot_id, Decision::Failure(OutcomeStatus::kError, "timeout",
+                                        "the event's deadline passed before it could run"));
       return false;
     }
   }

@@ -96,16 +96,13 @@ class Dispatcher::Loop {
   void DueRetries(Clock::time_point now);
   // Outcomes.
   void Fail(std::uint64_t slot_id, Errc code, const std::string& message);
-  void Finish(std::uint64_t slot_id, OutcomeStatus status, const std::string& kind, const std::string& error,
-              std::string output = {}, std::string content_type = {}, std::string files_json = {},
-              std::int64_t duration_us = 0, const std::string& worker = {},
-              std::vector<wire::EmitRecord> emitted = {});
+  void Finish(std::uint64_t slot_id, Decision decision);
   void BuildPipeline(Slot& slot, std::vector<wire::EmitRecord> emitted);
   // Why one of the records an ok outcome needs is over the producer's limit; empty when all fit.
   std::string OversizedRecord(const Slot& slot) const;
   // Fails an event whose outcome was decided already (its records were refused), keeping the
   // call's duration and worker.
-  void Refinish(std::uint64_t slot_id, const RecordFailure& failure);
+  void Refinish(std::uint64_t slot_id, Decision failure);
   void ProducePipelineRecord(std::uint64_t slot_id, std::size_t index);
   void AfterPipeline(std::uint64_t slot_id);
   // Every pipeline record acknowledged or given up on: on to the results record, or the failure.

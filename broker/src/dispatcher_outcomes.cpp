@@ -43,33 +43,33 @@ void Dispatcher::Loop::Fail(std::uint64_t slot_id, Errc code, const std::string&
                 ErrcName(code), message, slot.attempt, wait.count());
     return;
   }
-  Finish(slot_id, retriable ? OutcomeStatus::kDeadLetter : OutcomeStatus::kError, std::string(ErrcName(code)),
-         retriable ? fmt::format("{} (gave up after {} attempts)", message, slot.attempt) : message, {}, {},
-         {}, 0, slot.worker);
+  Decision failure = Decision::Failure(
+      retriable ? OutcomeStatus::kDeadLetter : OutcomeStatus::kError, std::string(ErrcName(code)),
+      retriable ? fmt::format("{} (gave up after {} attempts)", message, slot.attempt) : message);
+  failure.worker = slot.worker;
+  Finish(slot_id, std::move(failure));
 }
 
-void Dispatcher::Loop::Finish(std::uint64_t slot_id, OutcomeStatus status, const std::string& kind,
-                              const std::string& error, std::string output, std::string content_type,
-                              std::string files_json, std::int64_t duration_us, const std::string& worker,
-                              std::vector<wire::EmitRecord> emitted) {
+void Dispatcher::Loop::Finish(std::uint64_t slot_id, Decision decision) {
   Slot& slot = slots_.at(slot_id);
   slot.state = Slot::State::kFinishing;
+  const OutcomeStatus status = decision.status;
   Outcome o;
   o.id = slot.id;
   o.function = opt_.spec.name;
   o.status = status;
   o.attempts = slot.attempt;
-  o.error = error;
-  o.error_kind = kind;
+  o.error = std::move(decision.error);
+  o.error_kind = std::move(decision.error_kind);
   o.topic = slot.msg.topic;
   o.partition = slot.msg.partition;
   o.offset = slot.msg.offset;
   o.key = slot.msg.key;
-  o.content_type = std::move(content_type);
-  o.output = std::move(output);
-  o.files_json = std::move(files_json);
-  o.duration_us = duration_us;
-  o.worker = worker;
+  o.content_type = std::move(decision.content_type);
+  o.output = std::move(decision.output);
+  o.files_json = std::move(decision.files_json);
+  o.duration_us = decision.duration_us;
+  o.worker = std::move(decision.worker);
   o.reply_to = slot.envelope.reply_to;
   o.trace_id = slot.envelope.trace_id;
   o.job_id = slot.envelope.job_id;
@@ -78,17 +78,19 @@ void Dispatcher::Loop::Finish(std::uint64_t slot_id, OutcomeStatus status, const
   if (status != OutcomeStatus::kOk) {
     const log::EventScope about(slot.id);
     log_->warn("dispatcher {}: event {} ({}[{}]@{}) {}: {}: {}", opt_.spec.name, slot.id, slot.msg.topic,
-               slot.msg.partition, slot.msg.offset, StatusName(status), kind, error);
+               slot.msg.partition, slot.msg.offset, StatusName(status), slot.outcome->error_kind,
+               slot.outcome->error);
   }
   if (slot.needs_dead_letter) {
     ProduceDeadLetter(slot_id);
     return;
   }
-  BuildPipeline(slot, std::move(emitted));
+  BuildPipeline(slot, std::move(decision.emitted));
   if (const std::string why = OversizedRecord(slot); !why.empty()) {
     // Checked before anything is produced: no pipeline event goes out for an event that fails.
     slot.pipeline.clear();
-    Refinish(slot_id, {OutcomeStatus::kError, std::string(ErrcName(Errc::kLimitExceeded)), why});
+    Refinish(slot_id,
+             Decision::Failure(OutcomeStatus::kError, std::string(ErrcName(Errc::kLimitExceeded)), why));
     return;
   }
   if (slot.pipeline.empty()) {
@@ -181,12 +183,12 @@ std::string Dispatcher::Loop::OversizedRecord(const Slot& slot) const {
   return {};
 }
 
-void Dispatcher::Loop::Refinish(std::uint64_t slot_id, const RecordFailure& failure) {
+void Dispatcher::Loop::Refinish(std::uint64_t slot_id, Decision failure) {
   const Outcome& decided = *slots_.at(slot_id).outcome;
-  const std::int64_t duration_us = decided.duration_us;
-  const std::string worker = decided.worker;
+  failure.duration_us = decided.duration_us;
+  failure.worker = decided.worker;
   slots_.at(slot_id).write_failures.clear();
-  Finish(slot_id, failure.status, failure.kind, failure.reason, {}, {}, {}, duration_us, worker);
+  Finish(slot_id, std::move(failure));
 }
 
 void Dispatcher::Loop::ProducePipelineRecord(std::uint64_t slot_id, std::size_t index) {
@@ -208,10 +210,10 @@ void Dispatcher::Loop::PipelineSettled(std::uint64_t slot_id) {
     return;
   }
   // Events already written stay written; the source event fails with the reason.
-  const RecordFailure failure = std::move(*slot.pipeline_failure);
+  Decision failure = std::move(*slot.pipeline_failure);
   slot.pipeline_failure.reset();
   slot.pipeline.clear();
-  Refinish(slot_id, failure);
+  Refinish(slot_id, std::move(failure));
 }
 
 void Dispatcher::Loop::Submit(std::uint64_t slot_id, RecordStage stage, std::size_t index,

@@ -90,18 +90,19 @@ void Dispatcher::Loop::RecordFailed(const CompletionMsg& c) {
         return;
       }
     } else {
-      RecordFailure failure{OutcomeStatus::kError, std::string(ErrcName(Errc::kLimitExceeded)),
+      Decision failure =
+          Decision::Failure(OutcomeStatus::kError, std::string(ErrcName(Errc::kLimitExceeded)),
                             fmt::format("its record for {} {} is {} bytes, too large to write: {}",
-                                        StageName(c.stage), topic, c.bytes, c.delivery.error_message)};
+                                        StageName(c.stage), topic, c.bytes, c.delivery.error_message));
       if (c.stage == RecordStage::kPipeline) {
         if (!slot.pipeline_failure) slot.pipeline_failure = std::move(failure);
         if (--slot.pipeline_pending == 0) PipelineSettled(c.slot);
       } else if (slot.outcome->status == OutcomeStatus::kOk) {
-        Refinish(c.slot, failure);
+        Refinish(c.slot, std::move(failure));
       } else {
         slot.skip_result = true;
         log_->error("dispatcher {}: the outcome of event {} is not on results topic {}: {}", opt_.spec.name,
-                    slot.id, topic, failure.reason);
+                    slot.id, topic, failure.error);
         Complete(c.slot);
       }
       return;
@@ -118,9 +119,10 @@ void Dispatcher::Loop::RecordFailed(const CompletionMsg& c) {
     record_retries_.push({Clock::now() + wait, c.slot, c.stage, c.index});
     return;
   }
-  RecordFailure failure{OutcomeStatus::kDeadLetter, "write-failed",
+  Decision failure =
+      Decision::Failure(OutcomeStatus::kDeadLetter, "write-failed",
                         fmt::format("{} {} refused its record on {} attempts: {}", StageName(c.stage), topic,
-                                    failures, c.delivery.error_message)};
+                                    failures, c.delivery.error_message));
   switch (c.stage) {
     case RecordStage::kDeadLetter:
       Block(c.slot, c.delivery, failures);
@@ -128,10 +130,10 @@ void Dispatcher::Loop::RecordFailed(const CompletionMsg& c) {
     case RecordStage::kResult:
       slot.skip_result = true;
       if (slot.outcome->status == OutcomeStatus::kOk) {
-        Refinish(c.slot, failure);
+        Refinish(c.slot, std::move(failure));
       } else {
         log_->error("dispatcher {}: the outcome of event {} is not on results topic {}: {}", opt_.spec.name,
-                    slot.id, topic, failure.reason);
+                    slot.id, topic, failure.error);
         Complete(c.slot);
       }
       return;

@@ -8,9 +8,12 @@
 #include <optional>
 #include <set>
 #include <string>
+#include <utility>
+#include <vector>
 
 #include "runnel/core/envelope.hpp"
 #include "runnel/core/outcome.hpp"
+#include "runnel/core/wire.hpp"
 #include "runnel/kafka/consumer.hpp"
 #include "runnel/kafka/producer.hpp"
 
@@ -22,12 +25,27 @@ using Clock = std::chrono::steady_clock;
 // they are written: pipeline events (several at once), the dead-letter copy, the results record.
 enum class RecordStage { kDeadLetter = 1, kResult = 2, kPipeline = 3 };
 
-// Why an event's pipeline could not be written: the outcome it gets once every pipeline record
-// is settled.
-struct RecordFailure {
-  OutcomeStatus status = OutcomeStatus::kDeadLetter;
-  std::string kind;
-  std::string reason;
+// An event's outcome as the dispatcher decides it (Loop::Decide): what its Outcome says beyond the
+// event itself, and the records an ok call emitted. A failure is made with Failure and given the
+// worker whose call it was, if any; an answer fills in what the worker sent.
+struct Decision {
+  OutcomeStatus status = OutcomeStatus::kOk;
+  std::string error_kind;  // empty when ok
+  std::string error;
+  std::string output;
+  std::string content_type;
+  std::string files_json;
+  std::int64_t duration_us = 0;
+  std::string worker;  // the worker's own id, of the call that decided it; empty if none did
+  std::vector<wire::EmitRecord> emitted;
+
+  static Decision Failure(OutcomeStatus status, std::string error_kind, std::string error) {
+    Decision d;
+    d.status = status;
+    d.error_kind = std::move(error_kind);
+    d.error = std::move(error);
+    return d;
+  }
 };
 
 // One consumed event, from the moment it is read until it is done.
@@ -50,7 +68,8 @@ struct Slot {
   std::size_t pipeline_pending = 0;
   // Records Kafka refused: failed writes per record (stage, pipeline index), for bounded retries.
   std::map<std::pair<RecordStage, std::size_t>, int> write_failures;
-  std::optional<RecordFailure> pipeline_failure;
+  // Why the pipeline could not be written: the outcome the event gets once every record is settled.
+  std::optional<Decision> pipeline_failure;
   bool skip_result = false;  // the results topic refused its record: feed and dead letter only
   std::size_t dead_letter_max =
       0;  // 0: the producer's limit; lower once the broker refused the copy as too large

@@ -258,8 +258,14 @@ void Dispatcher::Loop::OnResults(const std::string& identity, const std::vector<
           header.error);
     }
     if (header.status == wire::ResultStatus::kOk) {
-      Finish(slot_id, OutcomeStatus::kOk, "", "", std::string(frames[i + 1].to_string_view()),
-             header.content_type, header.files_json, header.duration_us, w.id, std::move(header.emitted));
+      Decision answer;
+      answer.output = std::string(frames[i + 1].to_string_view());
+      answer.content_type = header.content_type;
+      answer.files_json = header.files_json;
+      answer.duration_us = header.duration_us;
+      answer.worker = w.id;
+      answer.emitted = std::move(header.emitted);
+      Finish(slot_id, std::move(answer));
       continue;
     }
     const int code = header.error_code;
@@ -332,9 +338,10 @@ void Dispatcher::Loop::WorkerLost(const std::string& identity, const std::string
     if (opt_.observer) opt_.observer->Abandoned(slot_id, w.id, "worker-lost", reason);
     ++slot.attempt;
     if (slot.attempt > opt_.spec.retry.max_attempts) {
-      Finish(slot_id, OutcomeStatus::kDeadLetter, "worker-lost",
-             fmt::format("lost with its worker {} ({}) on every one of {} attempts", w.id, reason,
-                         slot.attempt - 1));
+      Finish(slot_id,
+             Decision::Failure(OutcomeStatus::kDeadLetter, "worker-lost",
+                               fmt::format("lost with its worker {} ({}) on every one of {} attempts", w.id,
+                                           reason, slot.attempt - 1)));
       continue;
     }
     slot.state = Slot::State::kQueued;
