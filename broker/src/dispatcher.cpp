@@ -95,11 +95,11 @@ void Dispatcher::Loop::Run() {
       paused_ = true;
       log_->info(
           "dispatcher {}: stopping; waiting for {} event(s) at workers and {} outcome(s) being written",
-          opt_.spec.name, by_token_.size(), Finishing());
+          opt_.spec.name, by_token_.size(), WritingRecords());
     }
     // Draining: no new event is consumed or dispatched; what workers hold finishes, and each
     // outcome's records are acknowledged so that its offset is committed below.
-    if (drain_until && ((by_token_.empty() && Finishing() == 0) || now >= *drain_until)) break;
+    if (drain_until && ((by_token_.empty() && WritingRecords() == 0) || now >= *drain_until)) break;
 
     // The consumer's descriptor is watched only while reading: with a full buffer its queue stays
     // readable and would spin this loop.
@@ -179,10 +179,9 @@ void Dispatcher::Loop::CheckRetentionGap(const kafka::Message& msg) {
   expected_next_[msg.partition] = std::max(msg.offset + 1, it != expected_next_.end() ? it->second : 0);
 }
 
-std::size_t Dispatcher::Loop::Finishing() const {
-  return static_cast<std::size_t>(std::count_if(slots_.begin(), slots_.end(), [](const auto& kv) {
-    return kv.second.state == Slot::State::kFinishing;
-  }));
+std::size_t Dispatcher::Loop::WritingRecords() const {
+  return static_cast<std::size_t>(
+      std::count_if(slots_.begin(), slots_.end(), [](const auto& kv) { return kv.second.WritingRecords(); }));
 }
 
 void Dispatcher::Loop::OnRecord(kafka::Message msg) {

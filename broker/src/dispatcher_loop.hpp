@@ -62,8 +62,8 @@ class Dispatcher::Loop {
   // OnRecord's checks of a new event, up to queueing it (true) or giving it an outcome (false); a
   // fault here fails only that event.
   bool Admit(std::uint64_t slot_id);
-  // Events whose outcome is decided but whose records are not yet acknowledged.
-  std::size_t Finishing() const;
+  // Events whose outcome is decided but whose records are not yet acknowledged (Slot::WritingRecords).
+  std::size_t WritingRecords() const;
   void CheckRetentionGap(const kafka::Message& msg);
   void Commit(bool sync, bool all = false);
   void FlowControl();

@@ -52,8 +52,11 @@ void Dispatcher::Loop::Fail(std::uint64_t slot_id, Errc code, const std::string&
 
 void Dispatcher::Loop::Finish(std::uint64_t slot_id, Decision decision) {
   Slot& slot = slots_.at(slot_id);
-  slot.state = Slot::State::kFinishing;
   const OutcomeStatus status = decision.status;
+  // A failure's first record is its dead-letter copy; an ok outcome's are its pipeline events (it
+  // moves on at once when there are none).
+  slot.state =
+      Slot::Writing(status != OutcomeStatus::kOk ? RecordStage::kDeadLetter : RecordStage::kPipeline);
   Outcome o;
   o.id = slot.id;
   o.function = opt_.spec.name;
@@ -192,6 +195,7 @@ void Dispatcher::Loop::Refinish(std::uint64_t slot_id, Decision failure) {
 }
 
 void Dispatcher::Loop::ProducePipelineRecord(std::uint64_t slot_id, std::size_t index) {
+  slots_.at(slot_id).state = Slot::State::kWritingPipeline;
   Submit(slot_id, RecordStage::kPipeline, index, slots_.at(slot_id).pipeline.at(index));
 }
 
@@ -251,6 +255,7 @@ void Dispatcher::Loop::Completed(std::uint64_t slot_id, RecordStage stage, const
 
 void Dispatcher::Loop::ProduceDeadLetter(std::uint64_t slot_id) {
   Slot& slot = slots_.at(slot_id);
+  slot.state = Slot::State::kWritingDeadLetter;
   const Outcome& o = *slot.outcome;
   kafka::Record record{opt_.spec.dead_letter_topic, kafka::kAnyPartition, slot.msg.key, slot.msg.value, {}};
   for (const Header& h : slot.msg.headers) {
@@ -296,7 +301,9 @@ kafka::Record Dispatcher::Loop::ResultRecord(const Slot& slot) const {
 }
 
 void Dispatcher::Loop::ProduceResult(std::uint64_t slot_id) {
-  Submit(slot_id, RecordStage::kResult, 0, ResultRecord(slots_.at(slot_id)));
+  Slot& slot = slots_.at(slot_id);
+  slot.state = Slot::State::kWritingResult;
+  Submit(slot_id, RecordStage::kResult, 0, ResultRecord(slot));
 }
 
 void Dispatcher::Loop::HandleCompletions() {
@@ -377,6 +384,7 @@ void Dispatcher::Loop::Complete(std::uint64_t slot_id) {
   if (opt_.observer) {
     opt_.observer->Finished(slot_id, o, o.status == OutcomeStatus::kOk ? "" : opt_.spec.dead_letter_topic);
   }
+  slot.state = Slot::State::kDone;
   tracker_.Done(slot.msg.partition, slot.msg.offset);
   queue_.Release(slot.msg.key);
   slots_.erase(it);

@@ -21,9 +21,10 @@ namespace runnel::broker {
 
 using Clock = std::chrono::steady_clock;
 
-// The records an event may need before its outcome is final (docs/protocol.md §4), in the order
-// they are written: pipeline events (several at once), the dead-letter copy, the results record.
-enum class RecordStage { kDeadLetter = 1, kResult = 2, kPipeline = 3 };
+// The records an event may need before its outcome is final (docs/protocol.md §4): pipeline events
+// (several at once) then the results record for an ok outcome; the dead-letter copy then the
+// results record for a failure.
+enum class RecordStage { kDeadLetter, kResult, kPipeline };
 
 // An event's outcome as the dispatcher decides it (Loop::Decide): what its Outcome says beyond the
 // event itself, and the records an ok call emitted. A failure is made with Failure and given the
@@ -50,7 +51,35 @@ struct Decision {
 
 // One consumed event, from the moment it is read until it is done.
 struct Slot {
-  enum class State { kQueued, kInFlight, kBackoff, kFinishing };
+  // An event's life: queued (waiting for its key and a worker), in flight at a worker, in backoff
+  // before its next attempt; once its outcome is decided, writing the records it needs (pipeline
+  // events, the dead-letter copy, the results record), then done (published, its offset done).
+  enum class State {
+    kQueued,
+    kInFlight,
+    kBackoff,
+    kWritingPipeline,
+    kWritingDeadLetter,
+    kWritingResult,
+    kDone,
+  };
+  // The state of an event writing a record of `stage`.
+  static constexpr State Writing(RecordStage stage) {
+    switch (stage) {
+      case RecordStage::kDeadLetter:
+        return State::kWritingDeadLetter;
+      case RecordStage::kResult:
+        return State::kWritingResult;
+      case RecordStage::kPipeline:
+        return State::kWritingPipeline;
+    }
+    return State::kWritingResult;
+  }
+  // Its outcome is decided and the records it needs are not all acknowledged yet.
+  bool WritingRecords() const {
+    return state == State::kWritingPipeline || state == State::kWritingDeadLetter ||
+           state == State::kWritingResult;
+  }
 
   kafka::Message msg;
   std::string id;  // the envelope's id, or <topic>-<partition>-<offset>
