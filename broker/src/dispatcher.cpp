@@ -77,7 +77,7 @@ Dispatcher::Loop::Loop(Options options)
 }
 
 Dispatcher::Loop::~Loop() {
-  // The producer's delivery reports write into completions_ and completions_ready_: it goes first
+  // The producer's delivery reports write into deliveries_ and deliveries_ready_: it goes first
   // (its destructor flushes, bounded), while both still exist. Members alone would destroy it last.
   producer_.reset();
 }
@@ -105,18 +105,18 @@ void Dispatcher::Loop::Run() {
     // readable and would spin this loop.
     const bool reading = !drain_until && !full_ && !paused_;
     zmq::pollitem_t items[] = {{router_.handle(), 0, ZMQ_POLLIN, 0},
-                               {nullptr, completions_ready_.Fd(), ZMQ_POLLIN, 0},
+                               {nullptr, deliveries_ready_.Fd(), ZMQ_POLLIN, 0},
                                {nullptr, kafka_fd, ZMQ_POLLIN, 0}};
     const auto timeout =
         (more_kafka && reading) ? std::chrono::milliseconds(0) : std::chrono::milliseconds(20);
     zmq::poll(items, reading ? 3 : 2, timeout);
-    if (items[1].revents & ZMQ_POLLIN) completions_ready_.Drain();
+    if (items[1].revents & ZMQ_POLLIN) deliveries_ready_.Drain();
     if (reading) {
       if (items[2].revents & ZMQ_POLLIN) consumer_->DrainWakeFd();
       ConsumeKafka(more_kafka);
     }
     ReceiveFromWorkers();
-    HandleCompletions();
+    DrainDeliveries();
     PublishOutcomes();
     const auto t = Clock::now();
     DueRetries(t);
@@ -138,7 +138,7 @@ void Dispatcher::Loop::Run() {
       next_stats_ = t + kStatsInterval;
     }
   }
-  HandleCompletions();
+  DrainDeliveries();
   PublishOutcomes();
   Commit(true, true);
   PublishStats();
@@ -224,7 +224,7 @@ bool Dispatcher::Loop::Admit(std::uint64_t slot_id) {
     slot.envelope = Envelope::Decode(slot.msg.headers);
   } catch (const EnvelopeError& e) {
     if (opt_.observer) opt_.observer->Received(slot_id, slot.id, slot.msg);
-    Finish(slot_id, Decision::Failure(OutcomeStatus::kError, "malformed-envelope", e.what()));
+    Decide(slot_id, Decision::Failure(OutcomeStatus::kError, "malformed-envelope", e.what()));
     return false;
   }
   if (!slot.envelope.id.empty()) slot.id = slot.envelope.id;
@@ -232,7 +232,7 @@ bool Dispatcher::Loop::Admit(std::uint64_t slot_id) {
   if (opt_.observer) opt_.observer->Received(slot_id, slot.id, slot.msg);
   failpoint::Hit("dispatcher.record");
   if (slot.envelope.hop > limits::kMaxHops) {
-    Finish(slot_id,
+    Decide(slot_id,
            Decision::Failure(
                OutcomeStatus::kDeadLetter, "recursion",
                fmt::format("hop count {} is over the limit of {}: a function probably triggers itself",
@@ -240,7 +240,7 @@ bool Dispatcher::Loop::Admit(std::uint64_t slot_id) {
     return false;
   }
   if (slot.msg.value.size() > opt_.spec.max_payload) {
-    Finish(slot_id,
+    Decide(slot_id,
            Decision::Failure(OutcomeStatus::kError, "limit-exceeded",
                              fmt::format("payload is {} bytes, over the function's max_payload of {}",
                                          slot.msg.value.size(), opt_.spec.max_payload)));
@@ -251,7 +251,7 @@ bool Dispatcher::Loop::Admit(std::uint64_t slot_id) {
                           .count();
   if (const auto max_age = opt_.spec.max_record_age.count();
       max_age > 0 && slot.msg.timestamp_ms > 0 && now_ms - slot.msg.timestamp_ms > max_age) {
-    Finish(slot_id, Decision::Failure(
+    Decide(slot_id, Decision::Failure(
                         OutcomeStatus::kDeadLetter, "expired",
                         fmt::format("the record is {:.1f} s old (its Kafka timestamp), over the function's "
                                     "max_record_age of {:.1f} s",
@@ -261,7 +261,7 @@ bool Dispatcher::Loop::Admit(std::uint64_t slot_id) {
   }
   if (slot.envelope.deadline_ms) {
     if (*slot.envelope.deadline_ms <= now_ms) {
-      Finish(slot_id, Decision::Failure(OutcomeStatus::kError, "timeout",
+      Decide(slot_id, Decision::Failure(OutcomeStatus::kError, "timeout",
                                         "the event's deadline passed before it could run"));
       return false;
     }
@@ -343,7 +343,7 @@ Dispatcher::~Dispatcher() { Stop(std::chrono::seconds(5)); }
 
 const std::string& Dispatcher::Endpoint() const { return loop_->endpoint; }
 
-void Dispatcher::Loop::Failed(const std::string& reason) {
+void Dispatcher::Loop::EndedByFault(const std::string& reason) {
   log_->critical("dispatcher {}: stopped by an error: {}", opt_.spec.name, reason);
   if (opt_.on_failure) opt_.on_failure(reason);
 }
@@ -353,18 +353,18 @@ void Dispatcher::Start() {
     // No end of this thread goes unnoticed: a fault, or a loop that returns unasked, is reported.
     try {
       loop->Run();
-      if (!loop->StopRequested()) loop->Failed("its loop ended without being asked to stop");
+      if (!loop->StopRequested()) loop->EndedByFault("its loop ended without being asked to stop");
     } catch (const kafka::KafkaError& e) {
-      loop->Failed(e.Retriable()
-                       ? e.what()
-                       : fmt::format("{} (Kafka refuses this and retrying does not help: check that the "
-                                     "function's topic exists and that the stack's kafka address and "
-                                     "kafka options, e.g. credentials, are right)",
-                                     e.what()));
+      loop->EndedByFault(
+          e.Retriable() ? e.what()
+                        : fmt::format("{} (Kafka refuses this and retrying does not help: check that the "
+                                      "function's topic exists and that the stack's kafka address and "
+                                      "kafka options, e.g. credentials, are right)",
+                                      e.what()));
     } catch (const std::exception& e) {
-      loop->Failed(e.what());
+      loop->EndedByFault(e.what());
     } catch (...) {
-      loop->Failed("an unknown exception");
+      loop->EndedByFault("an unknown exception");
     }
   });
 }

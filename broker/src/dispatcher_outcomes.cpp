@@ -47,10 +47,10 @@ void Dispatcher::Loop::Fail(std::uint64_t slot_id, Errc code, const std::string&
       retriable ? OutcomeStatus::kDeadLetter : OutcomeStatus::kError, std::string(ErrcName(code)),
       retriable ? fmt::format("{} (gave up after {} attempts)", message, slot.attempt) : message);
   failure.worker = slot.worker;
-  Finish(slot_id, std::move(failure));
+  Decide(slot_id, std::move(failure));
 }
 
-void Dispatcher::Loop::Finish(std::uint64_t slot_id, Decision decision) {
+void Dispatcher::Loop::Decide(std::uint64_t slot_id, Decision decision) {
   Slot& slot = slots_.at(slot_id);
   const OutcomeStatus status = decision.status;
   // A failure's first record is its dead-letter copy; an ok outcome's are its pipeline events (it
@@ -92,7 +92,7 @@ void Dispatcher::Loop::Finish(std::uint64_t slot_id, Decision decision) {
   if (const std::string why = OversizedRecord(slot); !why.empty()) {
     // Checked before anything is produced: no pipeline event goes out for an event that fails.
     slot.pipeline.clear();
-    Refinish(slot_id,
+    Overturn(slot_id,
              Decision::Failure(OutcomeStatus::kError, std::string(ErrcName(Errc::kLimitExceeded)), why));
     return;
   }
@@ -186,12 +186,12 @@ std::string Dispatcher::Loop::OversizedRecord(const Slot& slot) const {
   return {};
 }
 
-void Dispatcher::Loop::Refinish(std::uint64_t slot_id, Decision failure) {
+void Dispatcher::Loop::Overturn(std::uint64_t slot_id, Decision failure) {
   const Outcome& decided = *slots_.at(slot_id).outcome;
   failure.duration_us = decided.duration_us;
   failure.worker = decided.worker;
   slots_.at(slot_id).write_failures.clear();
-  Finish(slot_id, std::move(failure));
+  Decide(slot_id, std::move(failure));
 }
 
 void Dispatcher::Loop::ProducePipelineRecord(std::uint64_t slot_id, std::size_t index) {
@@ -203,7 +203,7 @@ void Dispatcher::Loop::AfterPipeline(std::uint64_t slot_id) {
   if (!opt_.spec.results_topic.empty() && !slots_.at(slot_id).skip_result) {
     ProduceResult(slot_id);
   } else {
-    Complete(slot_id);
+    Conclude(slot_id);
   }
 }
 
@@ -217,7 +217,7 @@ void Dispatcher::Loop::PipelineSettled(std::uint64_t slot_id) {
   Decision failure = std::move(*slot.pipeline_failure);
   slot.pipeline_failure.reset();
   slot.pipeline.clear();
-  Refinish(slot_id, std::move(failure));
+  Overturn(slot_id, std::move(failure));
 }
 
 void Dispatcher::Loop::Submit(std::uint64_t slot_id, RecordStage stage, std::size_t index,
@@ -225,9 +225,9 @@ void Dispatcher::Loop::Submit(std::uint64_t slot_id, RecordStage stage, std::siz
   const std::size_t bytes = kafka::RecordWireSize(record);
   auto refused = producer_->TryProduce(std::move(record),
                                        [this, slot_id, stage, index, bytes](const kafka::Delivery& d) {
-                                         Completed(slot_id, stage, d, index, bytes);
+                                         OnDelivery(slot_id, stage, d, index, bytes);
                                        });
-  if (refused) Completed(slot_id, stage, *refused, index, bytes);
+  if (refused) OnDelivery(slot_id, stage, *refused, index, bytes);
 }
 
 void Dispatcher::Loop::ProduceRecord(std::uint64_t slot_id, RecordStage stage, std::size_t index) {
@@ -244,13 +244,13 @@ void Dispatcher::Loop::ProduceRecord(std::uint64_t slot_id, RecordStage stage, s
   }
 }
 
-void Dispatcher::Loop::Completed(std::uint64_t slot_id, RecordStage stage, const kafka::Delivery& delivery,
-                                 std::size_t index, std::size_t bytes) {
+void Dispatcher::Loop::OnDelivery(std::uint64_t slot_id, RecordStage stage, const kafka::Delivery& delivery,
+                                  std::size_t index, std::size_t bytes) {
   {
-    std::lock_guard lock(completions_mu_);
-    completions_.push_back({slot_id, stage, delivery, index, bytes});
+    std::lock_guard lock(deliveries_mu_);
+    deliveries_.push_back({slot_id, stage, delivery, index, bytes});
   }
-  completions_ready_.Notify();
+  deliveries_ready_.Notify();
 }
 
 void Dispatcher::Loop::ProduceDeadLetter(std::uint64_t slot_id) {
@@ -285,7 +285,7 @@ void Dispatcher::Loop::ProduceDeadLetter(std::uint64_t slot_id) {
         record.topic, -1, -1, kMsgSizeTooLarge,
         fmt::format("even without its value and the original's headers the copy is {} bytes, over {}",
                     kafka::RecordWireSize(record), limit)};
-    Completed(slot_id, RecordStage::kDeadLetter, refused, 0, kafka::RecordWireSize(record));
+    OnDelivery(slot_id, RecordStage::kDeadLetter, refused, 0, kafka::RecordWireSize(record));
     return;
   }
   Submit(slot_id, RecordStage::kDeadLetter, 0, std::move(record));
@@ -306,16 +306,16 @@ void Dispatcher::Loop::ProduceResult(std::uint64_t slot_id) {
   Submit(slot_id, RecordStage::kResult, 0, ResultRecord(slot));
 }
 
-void Dispatcher::Loop::HandleCompletions() {
-  std::vector<CompletionMsg> done;
+void Dispatcher::Loop::DrainDeliveries() {
+  std::vector<DeliveryReport> done;
   {
-    std::lock_guard lock(completions_mu_);
-    done.swap(completions_);
+    std::lock_guard lock(deliveries_mu_);
+    done.swap(deliveries_);
   }
   for (auto& c : done) {
     if (!slots_.contains(c.slot)) continue;
     if (!c.delivery.Ok()) {
-      RecordFailed(c);
+      RecordRefused(c);
       continue;
     }
     Slot& slot = slots_.at(c.slot);
@@ -337,17 +337,17 @@ void Dispatcher::Loop::HandleCompletions() {
         if (!opt_.spec.results_topic.empty() && !slot.skip_result) {
           ProduceResult(c.slot);
         } else {
-          Complete(c.slot);
+          Conclude(c.slot);
         }
         break;
       case RecordStage::kResult:
-        Complete(c.slot);
+        Conclude(c.slot);
         break;
     }
   }
 }
 
-void Dispatcher::Loop::Complete(std::uint64_t slot_id) {
+void Dispatcher::Loop::Conclude(std::uint64_t slot_id) {
   auto it = slots_.find(slot_id);
   Slot& slot = it->second;
   const Outcome& o = *slot.outcome;

@@ -70,7 +70,7 @@ std::string WhatToFix(int code, const std::string& topic, const std::string& cli
 
 }  // namespace
 
-void Dispatcher::Loop::RecordFailed(const CompletionMsg& c) {
+void Dispatcher::Loop::RecordRefused(const DeliveryReport& c) {
   Slot& slot = slots_.at(c.slot);
   ++stats_.records_refused;
   const std::string topic = c.delivery.topic;
@@ -98,12 +98,12 @@ void Dispatcher::Loop::RecordFailed(const CompletionMsg& c) {
         if (!slot.pipeline_failure) slot.pipeline_failure = std::move(failure);
         if (--slot.pipeline_pending == 0) PipelineSettled(c.slot);
       } else if (slot.outcome->status == OutcomeStatus::kOk) {
-        Refinish(c.slot, std::move(failure));
+        Overturn(c.slot, std::move(failure));
       } else {
         slot.skip_result = true;
         log_->error("dispatcher {}: the outcome of event {} is not on results topic {}: {}", opt_.spec.name,
                     slot.id, topic, failure.error);
-        Complete(c.slot);
+        Conclude(c.slot);
       }
       return;
     }
@@ -130,11 +130,11 @@ void Dispatcher::Loop::RecordFailed(const CompletionMsg& c) {
     case RecordStage::kResult:
       slot.skip_result = true;
       if (slot.outcome->status == OutcomeStatus::kOk) {
-        Refinish(c.slot, std::move(failure));
+        Overturn(c.slot, std::move(failure));
       } else {
         log_->error("dispatcher {}: the outcome of event {} is not on results topic {}: {}", opt_.spec.name,
                     slot.id, topic, failure.error);
-        Complete(c.slot);
+        Conclude(c.slot);
       }
       return;
     case RecordStage::kPipeline:

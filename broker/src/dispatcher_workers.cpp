@@ -265,7 +265,7 @@ void Dispatcher::Loop::OnResults(const std::string& identity, const std::vector<
       answer.duration_us = header.duration_us;
       answer.worker = w.id;
       answer.emitted = std::move(header.emitted);
-      Finish(slot_id, std::move(answer));
+      Decide(slot_id, std::move(answer));
       continue;
     }
     const int code = header.error_code;
@@ -338,7 +338,7 @@ void Dispatcher::Loop::WorkerLost(const std::string& identity, const std::string
     if (opt_.observer) opt_.observer->Abandoned(slot_id, w.id, "worker-lost", reason);
     ++slot.attempt;
     if (slot.attempt > opt_.spec.retry.max_attempts) {
-      Finish(slot_id,
+      Decide(slot_id,
              Decision::Failure(OutcomeStatus::kDeadLetter, "worker-lost",
                                fmt::format("lost with its worker {} ({}) on every one of {} attempts", w.id,
                                            reason, slot.attempt - 1)));
