@@ -202,7 +202,8 @@ void Dispatcher::Loop::OnRecord(kafka::Message msg) {
     if (it == slots_.end() || it->second.state != Slot::State::kQueued) return;
     log_->error("dispatcher {}: event {} failed in the dispatcher: {}; it is failed as an internal error",
                 opt_.spec.name, it->second.id, e.what());
-    Fail(slot_id, Errc::kInternal, fmt::format("the dispatcher failed on this event: {}", e.what()));
+    Fail(slot_id, Errc::kInternal, fmt::format("the dispatcher failed on this event: {}", e.what()),
+         /*worker=*/"");
     return;
   }
   if (queued && workers_.empty()) {

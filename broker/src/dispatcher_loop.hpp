@@ -97,8 +97,9 @@ class Dispatcher::Loop {
   // Outcomes. An event's outcome is decided once (Decide; Overturn replaces it by a failure when its
   // records are refused), its records are written and their delivery reports drained
   // (DrainDeliveries), and once all are acknowledged it is concluded (Conclude).
-  // A failed attempt: retried after a backoff, or decided as the outcome.
-  void Fail(std::uint64_t slot_id, Errc code, const std::string& message);
+  // A failed attempt: retried after a backoff, or decided as the outcome. `worker` is the own id of
+  // the worker whose call failed (the outcome's worker), empty when no call ran.
+  void Fail(std::uint64_t slot_id, Errc code, const std::string& message, const std::string& worker);
   // The event's outcome is decided: on to the records it needs (Slot::State kWriting*).
   void Decide(std::uint64_t slot_id, Decision decision);
   void BuildPipeline(Slot& slot, std::vector<wire::EmitRecord> emitted);

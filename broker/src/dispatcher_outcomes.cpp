@@ -25,7 +25,8 @@ constexpr std::size_t kResultMetaSlack = 16 * 1024;
 
 }  // namespace
 
-void Dispatcher::Loop::Fail(std::uint64_t slot_id, Errc code, const std::string& message) {
+void Dispatcher::Loop::Fail(std::uint64_t slot_id, Errc code, const std::string& message,
+                            const std::string& worker) {
   Slot& slot = slots_.at(slot_id);
   const bool retriable = IsRetriable(code);
   if (retriable && slot.attempt < opt_.spec.retry.max_attempts) {
@@ -46,7 +47,7 @@ void Dispatcher::Loop::Fail(std::uint64_t slot_id, Errc code, const std::string&
   Decision failure = Decision::Failure(
       retriable ? OutcomeStatus::kDeadLetter : OutcomeStatus::kError, std::string(ErrcName(code)),
       retriable ? fmt::format("{} (gave up after {} attempts)", message, slot.attempt) : message);
-  failure.worker = slot.worker;
+  failure.worker = worker;
   Decide(slot_id, std::move(failure));
 }
 

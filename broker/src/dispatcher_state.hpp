@@ -87,7 +87,9 @@ struct Slot {
   int attempt = 1;
   State state = State::kQueued;
   std::uint64_t token = 0;  // of the current dispatch
-  std::string worker;       // identity of the worker holding it
+  // While in flight: the ROUTER routing identity of the connection holding it (a key of the
+  // Loop's workers_; the worker's own id is Worker::id).
+  std::string connection;
   Clock::time_point deadline{};
   // Set once the outcome is decided: what gets published when the records it needs are acknowledged.
   std::optional<Outcome> outcome;

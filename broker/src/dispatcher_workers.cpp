@@ -235,14 +235,14 @@ void Dispatcher::Loop::OnResults(const std::string& identity, const std::vector<
     }
     const std::uint64_t slot_id = it->second;
     Slot& slot = slots_.at(slot_id);
-    if (slot.worker != holder) {
+    if (slot.connection != holder) {
       ProtocolError(identity,
                     {DecodeErrc::kForeignToken, "a result for a task this connection does not hold"});
       continue;
     }
     by_token_.erase(it);
     // An in-flight event's holder is registered (WorkerLost takes its events back when it goes).
-    Worker& w = workers_.at(slot.worker);
+    Worker& w = workers_.at(slot.connection);
     w.slots.erase(slot_id);
     ++w.completed;
     w.total_service_us += header.duration_us;
@@ -270,8 +270,7 @@ void Dispatcher::Loop::OnResults(const std::string& identity, const std::vector<
     }
     const int code = header.error_code;
     const Errc errc = (code >= 1 && code <= kErrcMax) ? static_cast<Errc>(code) : Errc::kInternal;
-    slot.worker = w.id;
-    Fail(slot_id, errc, header.error);
+    Fail(slot_id, errc, header.error, w.id);
   }
 }
 
@@ -290,7 +289,7 @@ void Dispatcher::Loop::AdoptReconnected(Worker& w) {
   w.completed = old->second.completed;
   w.total_service_us = old->second.total_service_us;
   w.draining = w.draining || old->second.draining;
-  for (std::uint64_t slot_id : w.slots) slots_.at(slot_id).worker = w.identity;
+  for (std::uint64_t slot_id : w.slots) slots_.at(slot_id).connection = w.identity;
   for (auto& [former, current] : former_) {
     if (current == old->first) current = w.identity;
   }
@@ -389,7 +388,7 @@ void Dispatcher::Loop::Dispatch() {
     Slot& slot = slots_.at(*slot_id);
     slot.state = Slot::State::kInFlight;
     slot.token = NewToken();
-    slot.worker = best->identity;
+    slot.connection = best->identity;
     // Behind the events the worker already holds, this one may wait a timeout per round of its
     // concurrent calls before its own call starts (the worker's budget counts from that start).
     const auto rounds = 1 + static_cast<int>(best->slots.size()) / best->concurrency;
@@ -455,7 +454,7 @@ void Dispatcher::Loop::CheckDeadlines(Clock::time_point now) {
   for (std::uint64_t slot_id : overdue) {
     auto sit = slots_.find(slot_id);
     if (sit == slots_.end() || sit->second.state != Slot::State::kInFlight) continue;
-    const std::string identity = sit->second.worker;
+    const std::string identity = sit->second.connection;
     auto wit = workers_.find(identity);
     const std::string worker_id = wit != workers_.end() ? wit->second.id : "?";
     by_token_.erase(sit->second.token);
@@ -466,11 +465,10 @@ void Dispatcher::Loop::CheckDeadlines(Clock::time_point now) {
     frames.push_back(zmq::message_t(wire::cmd::kExit));
     frames.push_back(zmq::message_t(wire::Encode(wire::Reason{"an event overran its timeout"})));
     Send(identity, std::move(frames));
-    sit->second.worker = worker_id;
     if (opt_.observer)
       opt_.observer->Abandoned(slot_id, worker_id, ErrcName(Errc::kTimeout), "overran its timeout");
     Fail(slot_id, Errc::kTimeout,
-         fmt::format("timed out after {} ms on worker {}", opt_.spec.timeout.count(), worker_id));
+         fmt::format("timed out after {} ms on worker {}", opt_.spec.timeout.count(), worker_id), worker_id);
     WorkerLost(identity, "overran a timeout");
   }
 }
