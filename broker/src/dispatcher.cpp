@@ -27,7 +27,9 @@ constexpr auto kPauseAfterFull = std::chrono::seconds(2);
 }  // namespace
 
 Dispatcher::Loop::Loop(Options options)
-    : opt_(std::move(options)), log_(log::kBroker.Logger()), router_(*opt_.zmq, zmq::socket_type::router) {
+    : opt_(std::move(options)),
+      log_(log::kBroker.Logger(), fmt::format("dispatcher {}: ", opt_.spec.name)),
+      router_(*opt_.zmq, zmq::socket_type::router) {
   const FunctionSpec& spec = opt_.spec;
   if (!opt_.protocol_errors) opt_.protocol_errors = std::make_shared<ProtocolErrors>();
   socket_name_ = "dispatcher/" + spec.name;
@@ -51,9 +53,8 @@ Dispatcher::Loop::Loop(Options options)
   }
   if (!start_at_end.empty()) {
     consumer_->CommitOffsets(start_at_end);
-    log_->info(
-        "dispatcher {}: group {} had no commits on {} partition(s): starting at their end (start: latest)",
-        spec.name, spec.Group(), start_at_end.size());
+    log_.info("group {} had no commits on {} partition(s): starting at their end (start: latest)",
+              spec.Group(), start_at_end.size());
   }
   consumer_->Assign(assigned_);
   producer_ = std::make_unique<kafka::Producer>(opt_.kafka);
@@ -72,8 +73,8 @@ Dispatcher::Loop::Loop(Options options)
     pub_->set(zmq::sockopt::sndhwm, 10'000);  // a burst of outcomes while the feed's proxy is descheduled
     pub_->connect(opt_.results_endpoint);
   }
-  log_->info("dispatcher {}: topic {} partitions {}, group {}, workers connect to {}", spec.name, spec.topic,
-             assigned_.size(), spec.Group(), endpoint);
+  log_.info("topic {} partitions {}, group {}, workers connect to {}", spec.topic, assigned_.size(),
+            spec.Group(), endpoint);
 }
 
 Dispatcher::Loop::~Loop() {
@@ -93,9 +94,8 @@ void Dispatcher::Loop::Run() {
       drain_until = now + std::chrono::milliseconds(drain_ms_.load());
       if (!paused_) consumer_->Pause(assigned_);
       paused_ = true;
-      log_->info(
-          "dispatcher {}: stopping; waiting for {} event(s) at workers and {} outcome(s) being written",
-          opt_.spec.name, by_token_.size(), WritingRecords());
+      log_.info("stopping; waiting for {} event(s) at workers and {} outcome(s) being written",
+                by_token_.size(), WritingRecords());
     }
     // Draining: no new event is consumed or dispatched; what workers hold finishes, and each
     // outcome's records are acknowledged so that its offset is committed below.
@@ -142,9 +142,8 @@ void Dispatcher::Loop::Run() {
   PublishOutcomes();
   Commit(true, true);
   PublishStats();
-  log_->info("dispatcher {}: stopped ({} consumed, {} ok, {} error, {} dead-letter, {} not finished)",
-             opt_.spec.name, stats_.received, stats_.succeeded, stats_.failed, stats_.dead_lettered,
-             tracker_.Pending());
+  log_.info("stopped ({} consumed, {} ok, {} error, {} dead-letter, {} not finished)", stats_.received,
+            stats_.succeeded, stats_.failed, stats_.dead_lettered, tracker_.Pending());
 }
 
 // ---- Kafka side ----
@@ -164,16 +163,15 @@ void Dispatcher::Loop::CheckRetentionGap(const kafka::Message& msg) {
     try {
       log_start = consumer_->Watermarks(msg.topic, msg.partition, std::chrono::seconds(2)).first;
     } catch (const Error& e) {
-      log_->warn("dispatcher {}: could not check a gap in {}[{}]: {}", opt_.spec.name, msg.topic,
-                 msg.partition, e.what());
+      log_.warn("could not check a gap in {}[{}]: {}", msg.topic, msg.partition, e.what());
     }
     const std::int64_t lost = std::min(msg.offset, log_start) - it->second;
     if (lost > 0) {
       stats_.retention_lost += lost;
-      log_->error(
-          "dispatcher {}: LOST {} event(s): {}[{}] offsets {}..{} were dropped by the broker (retention) "
+      log_.error(
+          "LOST {} event(s): {}[{}] offsets {}..{} were dropped by the broker (retention) "
           "before Runnel processed them",
-          opt_.spec.name, lost, msg.topic, msg.partition, it->second, it->second + lost - 1);
+          lost, msg.topic, msg.partition, it->second, it->second + lost - 1);
     }
   }
   expected_next_[msg.partition] = std::max(msg.offset + 1, it != expected_next_.end() ? it->second : 0);
@@ -200,8 +198,8 @@ void Dispatcher::Loop::OnRecord(kafka::Message msg) {
     // internal error), not the dispatcher. An event Admit already gave an outcome keeps it.
     auto it = slots_.find(slot_id);
     if (it == slots_.end() || it->second.state != Slot::State::kQueued) return;
-    log_->error("dispatcher {}: event {} failed in the dispatcher: {}; it is failed as an internal error",
-                opt_.spec.name, it->second.id, e.what());
+    log_.error("event {} failed in the dispatcher: {}; it is failed as an internal error", it->second.id,
+               e.what());
     Fail(slot_id, Errc::kInternal, fmt::format("the dispatcher failed on this event: {}", e.what()),
          /*worker=*/"");
     return;
@@ -285,8 +283,7 @@ void Dispatcher::Loop::Commit(bool sync, bool all) {
   try {
     consumer_->CommitOffsets(offsets);
   } catch (const Error& e) {
-    log_->error("dispatcher {}: final commit failed ({}); those events will be consumed again",
-                opt_.spec.name, e.what());
+    log_.error("final commit failed ({}); those events will be consumed again", e.what());
   }
 }
 
@@ -305,8 +302,8 @@ void Dispatcher::Loop::FlowControl() {
   if (!paused_ && full_ && now - full_since_ >= kPauseAfterFull) {
     consumer_->Pause(assigned_);
     paused_ = true;
-    log_->debug("dispatcher {}: {} events buffered for {} s, pausing consumption", opt_.spec.name, pending,
-                std::chrono::duration_cast<std::chrono::seconds>(kPauseAfterFull).count());
+    log_.debug("{} events buffered for {} s, pausing consumption", pending,
+               std::chrono::duration_cast<std::chrono::seconds>(kPauseAfterFull).count());
   } else if (paused_ && !Blocked() && pending <= opt_.max_buffered / 2) {  // blocked: stays paused
     consumer_->Resume(assigned_);
     paused_ = false;
@@ -345,7 +342,7 @@ Dispatcher::~Dispatcher() { Stop(std::chrono::seconds(5)); }
 const std::string& Dispatcher::Endpoint() const { return loop_->endpoint; }
 
 void Dispatcher::Loop::EndedByFault(const std::string& reason) {
-  log_->critical("dispatcher {}: stopped by an error: {}", opt_.spec.name, reason);
+  log_.critical("stopped by an error: {}", reason);
   if (opt_.on_failure) opt_.on_failure(reason);
 }
 

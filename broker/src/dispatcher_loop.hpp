@@ -20,6 +20,7 @@
 #include <zmq.hpp>
 
 #include "dispatcher_state.hpp"
+#include "prefixed_logger.hpp"
 #include "runnel/broker/dispatch_queue.hpp"
 #include "runnel/broker/dispatcher.hpp"
 #include "runnel/broker/event_matcher.hpp"
@@ -140,7 +141,7 @@ class Dispatcher::Loop {
   bool Blocked() const { return !blocked_slots_.empty(); }
 
   Options opt_;
-  std::shared_ptr<spdlog::logger> log_;
+  PrefixedLogger log_;  // log::kBroker, every line starting "dispatcher <function>: "
   std::unique_ptr<kafka::Consumer> consumer_;
   std::unique_ptr<kafka::Producer> producer_;  // dead letters and the results topic, acks=all
   std::unique_ptr<EventMatcher> matcher_;      // the function's filter; null: every event runs

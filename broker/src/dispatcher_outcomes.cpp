@@ -40,8 +40,8 @@ void Dispatcher::Loop::Fail(std::uint64_t slot_id, Errc code, const std::string&
     retries_.push({Clock::now() + wait, slot_id});
     if (opt_.observer) opt_.observer->RetryScheduled(slot_id, slot.attempt, wait);
     const log::EventScope about(slot.id);
-    log_->debug("dispatcher {}: event {} failed ({}: {}); attempt {} in {} ms", opt_.spec.name, slot.id,
-                ErrcName(code), message, slot.attempt, wait.count());
+    log_.debug("event {} failed ({}: {}); attempt {} in {} ms", slot.id, ErrcName(code), message,
+               slot.attempt, wait.count());
     return;
   }
   Decision failure = Decision::Failure(
@@ -81,9 +81,8 @@ void Dispatcher::Loop::Decide(std::uint64_t slot_id, Decision decision) {
   slot.needs_dead_letter = status != OutcomeStatus::kOk;
   if (status != OutcomeStatus::kOk) {
     const log::EventScope about(slot.id);
-    log_->warn("dispatcher {}: event {} ({}[{}]@{}) {}: {}: {}", opt_.spec.name, slot.id, slot.msg.topic,
-               slot.msg.partition, slot.msg.offset, StatusName(status), slot.outcome->error_kind,
-               slot.outcome->error);
+    log_.warn("event {} ({}[{}]@{}) {}: {}: {}", slot.id, slot.msg.topic, slot.msg.partition, slot.msg.offset,
+              StatusName(status), slot.outcome->error_kind, slot.outcome->error);
   }
   if (slot.needs_dead_letter) {
     ProduceDeadLetter(slot_id);
@@ -142,8 +141,7 @@ void Dispatcher::Loop::BuildPipeline(Slot& slot, std::vector<wire::EmitRecord> e
           headers = env.Encode();
         } catch (const EnvelopeError& e) {
           const log::EventScope about(slot.id);
-          log_->error("dispatcher {}: output file of {} cannot be passed on: {}", opt_.spec.name, slot.id,
-                      e.what());
+          log_.error("output file of {} cannot be passed on: {}", slot.id, e.what());
           continue;
         }
         slot.pipeline.push_back({topic, kafka::kAnyPartition, slot.msg.key, "", lineage(std::move(headers))});
@@ -276,10 +274,10 @@ void Dispatcher::Loop::ProduceDeadLetter(std::uint64_t slot_id) {
   const kafka::Truncation cut = kafka::FitDeadLetter(record, kOwnHeaders, limit);
   if (cut.value_cut || cut.headers_dropped > 0) {
     const log::EventScope about(slot.id);
-    log_->warn(
-        "dispatcher {}: the dead-letter copy of event {} is cut to fit {} bytes: value {} of {} bytes, {} "
+    log_.warn(
+        "the dead-letter copy of event {} is cut to fit {} bytes: value {} of {} bytes, {} "
         "header(s) of the original left out",
-        opt_.spec.name, slot.id, limit, record.value.size(), cut.value_size, cut.headers_dropped);
+        slot.id, limit, record.value.size(), cut.value_size, cut.headers_dropped);
   }
   if (!cut.fits) {
     kafka::Delivery refused{
@@ -327,9 +325,8 @@ void Dispatcher::Loop::DrainDeliveries() {
         break;
       case RecordStage::kDeadLetter:
         if (blocked_slots_.erase(c.slot) > 0) {
-          log_->warn("dispatcher {}: dead-letter topic {} took the copy of event {} at last{}",
-                     opt_.spec.name, opt_.spec.dead_letter_topic, slot.id,
-                     Blocked() ? "" : "; the function is no longer blocked");
+          log_.warn("dead-letter topic {} took the copy of event {} at last{}", opt_.spec.dead_letter_topic,
+                    slot.id, Blocked() ? "" : "; the function is no longer blocked");
           if (!Blocked()) {
             stats_.blocked = false;
             stats_.blocked_reason.clear();

@@ -80,15 +80,14 @@ void Dispatcher::Loop::OnWorkerMessage(const std::string& identity, wire::Comman
       const auto capacity = wire::DecodeCapacity(body);
       if (!capacity) return ProtocolError(identity, capacity.error());
       w.Configure(static_cast<int>(capacity->capacity), opt_.spec.concurrency, Batch().size);
-      log_->info("dispatcher {}: worker {} holds up to {} now (credit {})", opt_.spec.name, w.id, w.capacity,
-                 w.credit);
+      log_.info("worker {} holds up to {} now (credit {})", w.id, w.capacity, w.credit);
       return;
     }
     case Command::kDraining: {
       const auto draining = wire::DecodeDraining(body);
       if (!draining) return ProtocolError(identity, draining.error());
       w.draining = true;
-      log_->info("dispatcher {}: worker {} is draining ({} in flight)", opt_.spec.name, w.id, w.slots.size());
+      log_.info("worker {} is draining ({} in flight)", w.id, w.slots.size());
       return;
     }
     case Command::kBye: {
@@ -110,7 +109,7 @@ void Dispatcher::Loop::OnWorkerMessage(const std::string& identity, wire::Comman
 
 void Dispatcher::Loop::ProtocolError(const std::string& identity, const DecodeError& error) {
   ++stats_.protocol_errors[std::string(DecodeErrcName(error.reason))];
-  opt_.protocol_errors->Report(socket_name_, identity, error, *log_);
+  opt_.protocol_errors->Report(socket_name_, identity, error, log_.Unprefixed());
 }
 
 void Dispatcher::Loop::RememberLost(const std::string& identity) {
@@ -162,7 +161,7 @@ void Dispatcher::Loop::OnHello(const std::string& identity, const std::vector<zm
     out.push_back(zmq::message_t(wire::cmd::kReject));
     out.push_back(zmq::message_t(wire::Encode(wire::Reason{reason})));
     Send(identity, std::move(out));
-    if (!counted) log_->warn("dispatcher {}: refused a worker: {}", opt_.spec.name, reason);
+    if (!counted) log_.warn("refused a worker: {}", reason);
     return;
   }
   if (workers_.contains(identity)) WorkerLost(identity, "reconnected");
@@ -193,10 +192,10 @@ void Dispatcher::Loop::OnHello(const std::string& identity, const std::vector<zm
   out.push_back(zmq::message_t(wire::cmd::kWelcome));
   out.push_back(zmq::message_t(wire::Encode(welcome)));
   if (w.draining) {
-    log_->info("dispatcher {}: worker {} (pid {}) joined, draining", opt_.spec.name, w.id, w.pid);
+    log_.info("worker {} (pid {}) joined, draining", w.id, w.pid);
   } else {
-    log_->info("dispatcher {}: worker {} (pid {}) joined with capacity {}, {} at once", opt_.spec.name, w.id,
-               w.pid, w.capacity, w.concurrency);
+    log_.info("worker {} (pid {}) joined with capacity {}, {} at once", w.id, w.pid, w.capacity,
+              w.concurrency);
   }
   recently_lost_.erase(identity);
   workers_[identity] = std::move(w);
@@ -294,8 +293,7 @@ void Dispatcher::Loop::AdoptReconnected(Worker& w) {
     if (current == old->first) current = w.identity;
   }
   former_[old->first] = w.identity;
-  log_->info("dispatcher {}: worker {} (pid {}) reconnected and keeps its {} event(s)", opt_.spec.name, w.id,
-             w.pid, w.slots.size());
+  log_.info("worker {} (pid {}) reconnected and keeps its {} event(s)", w.id, w.pid, w.slots.size());
   workers_.erase(old);
 }
 
@@ -316,13 +314,13 @@ void Dispatcher::Loop::WorkerLost(const std::string& identity, const std::string
   }
   const bool never_received = lost == Lost::kNeverReceived;
   if (never_received && !w.slots.empty()) {
-    log_->info(
-        "dispatcher {}: worker {} (pid {}) left ({}); {} event(s) sent after it had drained are dispatched "
+    log_.info(
+        "worker {} (pid {}) left ({}); {} event(s) sent after it had drained are dispatched "
         "again, as the same attempt",
-        opt_.spec.name, w.id, w.pid, reason, w.slots.size());
+        w.id, w.pid, reason, w.slots.size());
   } else if (!never_received) {
-    log_->info("dispatcher {}: worker {} (pid {}) left ({}); {} event(s) dispatched again", opt_.spec.name,
-               w.id, w.pid, reason, w.slots.size());
+    log_.info("worker {} (pid {}) left ({}); {} event(s) dispatched again", w.id, w.pid, reason,
+              w.slots.size());
   }
   for (std::uint64_t slot_id : w.slots) {
     Slot& slot = slots_.at(slot_id);
@@ -356,7 +354,7 @@ void Dispatcher::Loop::Send(const std::string& identity, std::vector<zmq::messag
 void Dispatcher::Loop::SendRouted(const std::string& identity, std::vector<zmq::message_t>& frames) {
   try {
     if (!zmq::send_multipart(router_, frames, zmq::send_flags::dontwait)) {
-      log_->warn("dispatcher {}: a worker's queue is full; dropping the message", opt_.spec.name);
+      log_.warn("a worker's queue is full; dropping the message");
     }
   } catch (const zmq::error_t& e) {
     if (e.num() == EHOSTUNREACH) {
@@ -417,9 +415,8 @@ void Dispatcher::Loop::Dispatch() {
   }
   for (auto& [identity, frames] : batches_) {
     if (frames.empty()) continue;
-    if (log_->should_log(spdlog::level::debug)) {
-      log_->debug("dispatcher {}: {} event(s) to worker {}", opt_.spec.name, (frames.size() - 2) / 2,
-                  workers_.at(identity).id);
+    if (log_.should_log(spdlog::level::debug)) {
+      log_.debug("{} event(s) to worker {}", (frames.size() - 2) / 2, workers_.at(identity).id);
     }
     SendRouted(identity, frames);
     frames.clear();
