@@ -27,7 +27,9 @@ constexpr auto kPauseAfterFull = std::chrono::seconds(2);
 }  // namespace
 
 Dispatcher::Loop::Loop(Options options)
-    : opt_(std::move(options)), log_(log::kBroker.Logger()), router_(*opt_.zmq, zmq::socket_type::router) {
+    : opt_(std::move(options)),
+      log_(log::kBroker.Logger(), fmt::format("dispatcher {}: ", opt_.spec.name)),
+      router_(*opt_.zmq, zmq::socket_type::router) {
   const FunctionSpec& spec = opt_.spec;
   if (!opt_.protocol_errors) opt_.protocol_errors = std::make_shared<ProtocolErrors>();
   socket_name_ = "dispatcher/" + spec.name;
@@ -51,9 +53,8 @@ Dispatcher::Loop::Loop(Options options)
   }
   if (!start_at_end.empty()) {
     consumer_->CommitOffsets(start_at_end);
-    log_->info(
-        "dispatcher {}: group {} had no commits on {} partition(s): starting at their end (start: latest)",
-        spec.name, spec.Group(), start_at_end.size());
+    log_.info("group {} had no commits on {} partition(s): starting at their end (start: latest)",
+              spec.Group(), start_at_end.size());
   }
   consumer_->Assign(assigned_);
   producer_ = std::make_unique<kafka::Producer>(opt_.kafka);
@@ -72,12 +73,12 @@ Dispatcher::Loop::Loop(Options options)
     pub_->set(zmq::sockopt::sndhwm, 10'000);  // a burst of outcomes while the feed's proxy is descheduled
     pub_->connect(opt_.results_endpoint);
   }
-  log_->info("dispatcher {}: topic {} partitions {}, group {}, workers connect to {}", spec.name, spec.topic,
-             assigned_.size(), spec.Group(), endpoint);
+  log_.info("topic {} partitions {}, group {}, workers connect to {}", spec.topic, assigned_.size(),
+            spec.Group(), endpoint);
 }
 
 Dispatcher::Loop::~Loop() {
-  // The producer's delivery reports write into completions_ and completions_ready_: it goes first
+  // The producer's delivery reports write into deliveries_ and deliveries_ready_: it goes first
   // (its destructor flushes, bounded), while both still exist. Members alone would destroy it last.
   producer_.reset();
 }
@@ -93,30 +94,29 @@ void Dispatcher::Loop::Run() {
       drain_until = now + std::chrono::milliseconds(drain_ms_.load());
       if (!paused_) consumer_->Pause(assigned_);
       paused_ = true;
-      log_->info(
-          "dispatcher {}: stopping; waiting for {} event(s) at workers and {} outcome(s) being written",
-          opt_.spec.name, by_token_.size(), Finishing());
+      log_.info("stopping; waiting for {} event(s) at workers and {} outcome(s) being written",
+                by_token_.size(), WritingRecords());
     }
     // Draining: no new event is consumed or dispatched; what workers hold finishes, and each
     // outcome's records are acknowledged so that its offset is committed below.
-    if (drain_until && ((by_token_.empty() && Finishing() == 0) || now >= *drain_until)) break;
+    if (drain_until && ((by_token_.empty() && WritingRecords() == 0) || now >= *drain_until)) break;
 
     // The consumer's descriptor is watched only while reading: with a full buffer its queue stays
     // readable and would spin this loop.
     const bool reading = !drain_until && !full_ && !paused_;
     zmq::pollitem_t items[] = {{router_.handle(), 0, ZMQ_POLLIN, 0},
-                               {nullptr, completions_ready_.Fd(), ZMQ_POLLIN, 0},
+                               {nullptr, deliveries_ready_.Fd(), ZMQ_POLLIN, 0},
                                {nullptr, kafka_fd, ZMQ_POLLIN, 0}};
     const auto timeout =
         (more_kafka && reading) ? std::chrono::milliseconds(0) : std::chrono::milliseconds(20);
     zmq::poll(items, reading ? 3 : 2, timeout);
-    if (items[1].revents & ZMQ_POLLIN) completions_ready_.Drain();
+    if (items[1].revents & ZMQ_POLLIN) deliveries_ready_.Drain();
     if (reading) {
       if (items[2].revents & ZMQ_POLLIN) consumer_->DrainWakeFd();
       ConsumeKafka(more_kafka);
     }
     ReceiveFromWorkers();
-    HandleCompletions();
+    DrainDeliveries();
     PublishOutcomes();
     const auto t = Clock::now();
     DueRetries(t);
@@ -138,13 +138,12 @@ void Dispatcher::Loop::Run() {
       next_stats_ = t + kStatsInterval;
     }
   }
-  HandleCompletions();
+  DrainDeliveries();
   PublishOutcomes();
   Commit(true, true);
   PublishStats();
-  log_->info("dispatcher {}: stopped ({} consumed, {} ok, {} error, {} dead-letter, {} not finished)",
-             opt_.spec.name, stats_.received, stats_.succeeded, stats_.failed, stats_.dead_lettered,
-             tracker_.Pending());
+  log_.info("stopped ({} consumed, {} ok, {} error, {} dead-letter, {} not finished)", stats_.received,
+            stats_.succeeded, stats_.failed, stats_.dead_lettered, tracker_.Pending());
 }
 
 // ---- Kafka side ----
@@ -164,25 +163,23 @@ void Dispatcher::Loop::CheckRetentionGap(const kafka::Message& msg) {
     try {
       log_start = consumer_->Watermarks(msg.topic, msg.partition, std::chrono::seconds(2)).first;
     } catch (const Error& e) {
-      log_->warn("dispatcher {}: could not check a gap in {}[{}]: {}", opt_.spec.name, msg.topic,
-                 msg.partition, e.what());
+      log_.warn("could not check a gap in {}[{}]: {}", msg.topic, msg.partition, e.what());
     }
     const std::int64_t lost = std::min(msg.offset, log_start) - it->second;
     if (lost > 0) {
       stats_.retention_lost += lost;
-      log_->error(
-          "dispatcher {}: LOST {} event(s): {}[{}] offsets {}..{} were dropped by the broker (retention) "
+      log_.error(
+          "LOST {} event(s): {}[{}] offsets {}..{} were dropped by the broker (retention) "
           "before Runnel processed them",
-          opt_.spec.name, lost, msg.topic, msg.partition, it->second, it->second + lost - 1);
+          lost, msg.topic, msg.partition, it->second, it->second + lost - 1);
     }
   }
   expected_next_[msg.partition] = std::max(msg.offset + 1, it != expected_next_.end() ? it->second : 0);
 }
 
-std::size_t Dispatcher::Loop::Finishing() const {
-  return static_cast<std::size_t>(std::count_if(slots_.begin(), slots_.end(), [](const auto& kv) {
-    return kv.second.state == Slot::State::kFinishing;
-  }));
+std::size_t Dispatcher::Loop::WritingRecords() const {
+  return static_cast<std::size_t>(
+      std::count_if(slots_.begin(), slots_.end(), [](const auto& kv) { return kv.second.WritingRecords(); }));
 }
 
 void Dispatcher::Loop::OnRecord(kafka::Message msg) {
@@ -201,9 +198,10 @@ void Dispatcher::Loop::OnRecord(kafka::Message msg) {
     // internal error), not the dispatcher. An event Admit already gave an outcome keeps it.
     auto it = slots_.find(slot_id);
     if (it == slots_.end() || it->second.state != Slot::State::kQueued) return;
-    log_->error("dispatcher {}: event {} failed in the dispatcher: {}; it is failed as an internal error",
-                opt_.spec.name, it->second.id, e.what());
-    Fail(slot_id, Errc::kInternal, fmt::format("the dispatcher failed on this event: {}", e.what()));
+    log_.error("event {} failed in the dispatcher: {}; it is failed as an internal error", it->second.id,
+               e.what());
+    Fail(slot_id, Errc::kInternal, fmt::format("the dispatcher failed on this event: {}", e.what()),
+         /*worker=*/"");
     return;
   }
   if (queued && workers_.empty()) {
@@ -225,7 +223,7 @@ bool Dispatcher::Loop::Admit(std::uint64_t slot_id) {
     slot.envelope = Envelope::Decode(slot.msg.headers);
   } catch (const EnvelopeError& e) {
     if (opt_.observer) opt_.observer->Received(slot_id, slot.id, slot.msg);
-    Finish(slot_id, OutcomeStatus::kError, "malformed-envelope", e.what());
+    Decide(slot_id, Decision::Failure(OutcomeStatus::kError, "malformed-envelope", e.what()));
     return false;
   }
   if (!slot.envelope.id.empty()) slot.id = slot.envelope.id;
@@ -233,15 +231,18 @@ bool Dispatcher::Loop::Admit(std::uint64_t slot_id) {
   if (opt_.observer) opt_.observer->Received(slot_id, slot.id, slot.msg);
   failpoint::Hit("dispatcher.record");
   if (slot.envelope.hop > limits::kMaxHops) {
-    Finish(slot_id, OutcomeStatus::kDeadLetter, "recursion",
-           fmt::format("hop count {} is over the limit of {}: a function probably triggers itself",
-                       slot.envelope.hop, limits::kMaxHops));
+    Decide(slot_id,
+           Decision::Failure(
+               OutcomeStatus::kDeadLetter, "recursion",
+               fmt::format("hop count {} is over the limit of {}: a function probably triggers itself",
+                           slot.envelope.hop, limits::kMaxHops)));
     return false;
   }
   if (slot.msg.value.size() > opt_.spec.max_payload) {
-    Finish(slot_id, OutcomeStatus::kError, "limit-exceeded",
-           fmt::format("payload is {} bytes, over the function's max_payload of {}", slot.msg.value.size(),
-                       opt_.spec.max_payload));
+    Decide(slot_id,
+           Decision::Failure(OutcomeStatus::kError, "limit-exceeded",
+                             fmt::format("payload is {} bytes, over the function's max_payload of {}",
+                                         slot.msg.value.size(), opt_.spec.max_payload)));
     return false;
   }
   const auto now_ms = std::chrono::duration_cast<std::chrono::milliseconds>(
@@ -249,16 +250,18 @@ bool Dispatcher::Loop::Admit(std::uint64_t slot_id) {
                           .count();
   if (const auto max_age = opt_.spec.max_record_age.count();
       max_age > 0 && slot.msg.timestamp_ms > 0 && now_ms - slot.msg.timestamp_ms > max_age) {
-    Finish(slot_id, OutcomeStatus::kDeadLetter, "expired",
-           fmt::format("the record is {:.1f} s old (its Kafka timestamp), over the function's max_record_age "
-                       "of {:.1f} s",
-                       static_cast<double>(now_ms - slot.msg.timestamp_ms) / 1000.0,
-                       static_cast<double>(max_age) / 1000.0));
+    Decide(slot_id, Decision::Failure(
+                        OutcomeStatus::kDeadLetter, "expired",
+                        fmt::format("the record is {:.1f} s old (its Kafka timestamp), over the function's "
+                                    "max_record_age of {:.1f} s",
+                                    static_cast<double>(now_ms - slot.msg.timestamp_ms) / 1000.0,
+                                    static_cast<double>(max_age) / 1000.0)));
     return false;
   }
   if (slot.envelope.deadline_ms) {
     if (*slot.envelope.deadline_ms <= now_ms) {
-      Finish(slot_id, OutcomeStatus::kError, "timeout", "the event's deadline passed before it could run");
+      Decide(slot_id, Decision::Failure(OutcomeStatus::kError, "timeout",
+                                        "the event's deadline passed before it could run"));
       return false;
     }
   }
@@ -280,8 +283,7 @@ void Dispatcher::Loop::Commit(bool sync, bool all) {
   try {
     consumer_->CommitOffsets(offsets);
   } catch (const Error& e) {
-    log_->error("dispatcher {}: final commit failed ({}); those events will be consumed again",
-                opt_.spec.name, e.what());
+    log_.error("final commit failed ({}); those events will be consumed again", e.what());
   }
 }
 
@@ -300,8 +302,8 @@ void Dispatcher::Loop::FlowControl() {
   if (!paused_ && full_ && now - full_since_ >= kPauseAfterFull) {
     consumer_->Pause(assigned_);
     paused_ = true;
-    log_->debug("dispatcher {}: {} events buffered for {} s, pausing consumption", opt_.spec.name, pending,
-                std::chrono::duration_cast<std::chrono::seconds>(kPauseAfterFull).count());
+    log_.debug("{} events buffered for {} s, pausing consumption", pending,
+               std::chrono::duration_cast<std::chrono::seconds>(kPauseAfterFull).count());
   } else if (paused_ && !Blocked() && pending <= opt_.max_buffered / 2) {  // blocked: stays paused
     consumer_->Resume(assigned_);
     paused_ = false;
@@ -339,8 +341,8 @@ Dispatcher::~Dispatcher() { Stop(std::chrono::seconds(5)); }
 
 const std::string& Dispatcher::Endpoint() const { return loop_->endpoint; }
 
-void Dispatcher::Loop::Failed(const std::string& reason) {
-  log_->critical("dispatcher {}: stopped by an error: {}", opt_.spec.name, reason);
+void Dispatcher::Loop::EndedByFault(const std::string& reason) {
+  log_.critical("stopped by an error: {}", reason);
   if (opt_.on_failure) opt_.on_failure(reason);
 }
 
@@ -349,18 +351,18 @@ void Dispatcher::Start() {
     // No end of this thread goes unnoticed: a fault, or a loop that returns unasked, is reported.
     try {
       loop->Run();
-      if (!loop->StopRequested()) loop->Failed("its loop ended without being asked to stop");
+      if (!loop->StopRequested()) loop->EndedByFault("its loop ended without being asked to stop");
     } catch (const kafka::KafkaError& e) {
-      loop->Failed(e.Retriable()
-                       ? e.what()
-                       : fmt::format("{} (Kafka refuses this and retrying does not help: check that the "
-                                     "function's topic exists and that the stack's kafka address and "
-                                     "kafka options, e.g. credentials, are right)",
-                                     e.what()));
+      loop->EndedByFault(
+          e.Retriable() ? e.what()
+                        : fmt::format("{} (Kafka refuses this and retrying does not help: check that the "
+                                      "function's topic exists and that the stack's kafka address and "
+                                      "kafka options, e.g. credentials, are right)",
+                                      e.what()));
     } catch (const std::exception& e) {
-      loop->Failed(e.what());
+      loop->EndedByFault(e.what());
     } catch (...) {
-      loop->Failed("an unknown exception");
+      loop->EndedByFault("an unknown exception");
     }
   });
 }

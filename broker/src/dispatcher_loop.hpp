@@ -20,6 +20,7 @@
 #include <zmq.hpp>
 
 #include "dispatcher_state.hpp"
+#include "prefixed_logger.hpp"
 #include "runnel/broker/dispatch_queue.hpp"
 #include "runnel/broker/dispatcher.hpp"
 #include "runnel/broker/event_matcher.hpp"
@@ -47,7 +48,7 @@ class Dispatcher::Loop {
   }
   bool StopRequested() const { return stop_.load(); }
   // The loop ended by a fault: logs it and tells Options::on_failure.
-  void Failed(const std::string& reason);
+  void EndedByFault(const std::string& reason);
   std::thread thread;
   std::string endpoint;
   DispatcherStats Snapshot() const {
@@ -62,8 +63,8 @@ class Dispatcher::Loop {
   // OnRecord's checks of a new event, up to queueing it (true) or giving it an outcome (false); a
   // fault here fails only that event.
   bool Admit(std::uint64_t slot_id);
-  // Events whose outcome is decided but whose records are not yet acknowledged.
-  std::size_t Finishing() const;
+  // Events whose outcome is decided but whose records are not yet acknowledged (Slot::WritingRecords).
+  std::size_t WritingRecords() const;
   void CheckRetentionGap(const kafka::Message& msg);
   void Commit(bool sync, bool all = false);
   void FlowControl();
@@ -94,18 +95,20 @@ class Dispatcher::Loop {
   void Heartbeats(Clock::time_point now);
   void CheckDeadlines(Clock::time_point now);
   void DueRetries(Clock::time_point now);
-  // Outcomes.
-  void Fail(std::uint64_t slot_id, Errc code, const std::string& message);
-  void Finish(std::uint64_t slot_id, OutcomeStatus status, const std::string& kind, const std::string& error,
-              std::string output = {}, std::string content_type = {}, std::string files_json = {},
-              std::int64_t duration_us = 0, const std::string& worker = {},
-              std::vector<wire::EmitRecord> emitted = {});
+  // Outcomes. An event's outcome is decided once (Decide; Overturn replaces it by a failure when its
+  // records are refused), its records are written and their delivery reports drained
+  // (DrainDeliveries), and once all are acknowledged it is concluded (Conclude).
+  // A failed attempt: retried after a backoff, or decided as the outcome. `worker` is the own id of
+  // the worker whose call failed (the outcome's worker), empty when no call ran.
+  void Fail(std::uint64_t slot_id, Errc code, const std::string& message, const std::string& worker);
+  // The event's outcome is decided: on to the records it needs (Slot::State kWriting*).
+  void Decide(std::uint64_t slot_id, Decision decision);
   void BuildPipeline(Slot& slot, std::vector<wire::EmitRecord> emitted);
   // Why one of the records an ok outcome needs is over the producer's limit; empty when all fit.
   std::string OversizedRecord(const Slot& slot) const;
   // Fails an event whose outcome was decided already (its records were refused), keeping the
   // call's duration and worker.
-  void Refinish(std::uint64_t slot_id, const RecordFailure& failure);
+  void Overturn(std::uint64_t slot_id, Decision failure);
   void ProducePipelineRecord(std::uint64_t slot_id, std::size_t index);
   void AfterPipeline(std::uint64_t slot_id);
   // Every pipeline record acknowledged or given up on: on to the results record, or the failure.
@@ -114,33 +117,38 @@ class Dispatcher::Loop {
   kafka::Record ResultRecord(const Slot& slot) const;
   void ProduceResult(std::uint64_t slot_id);
   void ProduceRecord(std::uint64_t slot_id, RecordStage stage, std::size_t index);
-  // Hands a record to the producer; its delivery report, or its refusal at once, comes back as a
-  // completion.
+  // Hands a record to the producer; its delivery report, or its refusal at once, comes back through
+  // OnDelivery.
   void Submit(std::uint64_t slot_id, RecordStage stage, std::size_t index, kafka::Record record);
-  void HandleCompletions();
-  void Complete(std::uint64_t slot_id);
-  // Sends the outcomes Complete gathered this turn to the results feed: one message per topic.
+  // A record acknowledged or refused (on the producer's thread, or at once): queues the report in
+  // deliveries_ and wakes the loop.
+  void OnDelivery(std::uint64_t slot_id, RecordStage stage, const kafka::Delivery& delivery,
+                  std::size_t index, std::size_t bytes);
+  // Takes the queued delivery reports and moves each event on: its next record, or Conclude.
+  void DrainDeliveries();
+  // Every record the outcome needs is acknowledged: counts it, gathers it for the results feed,
+  // tells the observer (Finished), marks its offset done and forgets the event (State::kDone).
+  void Conclude(std::uint64_t slot_id);
+  // Sends the outcomes Conclude gathered this turn to the results feed: one message per topic.
   void PublishOutcomes();
   void PublishStats();
-  void Completed(std::uint64_t slot_id, RecordStage stage, const kafka::Delivery& delivery, std::size_t index,
-                 std::size_t bytes);
   // Records Kafka refused (dispatcher_records.cpp).
-  struct CompletionMsg;
-  void RecordFailed(const CompletionMsg& c);
+  struct DeliveryReport;
+  void RecordRefused(const DeliveryReport& c);
   void DueRecordRetries(Clock::time_point now);
   // The dead-letter topic refuses an event's copy: the function is blocked, its partitions paused.
   void Block(std::uint64_t slot_id, const kafka::Delivery& delivery, int failures);
   bool Blocked() const { return !blocked_slots_.empty(); }
 
   Options opt_;
-  std::shared_ptr<spdlog::logger> log_;
+  PrefixedLogger log_;  // log::kBroker, every line starting "dispatcher <function>: "
   std::unique_ptr<kafka::Consumer> consumer_;
   std::unique_ptr<kafka::Producer> producer_;  // dead letters and the results topic, acks=all
   std::unique_ptr<EventMatcher> matcher_;      // the function's filter; null: every event runs
   std::vector<kafka::TopicPartitionOffset> assigned_;
   zmq::socket_t router_;
   std::optional<zmq::socket_t> pub_;
-  EventNotifier completions_ready_{"dispatcher"};  // completions_ has entries
+  EventNotifier deliveries_ready_{"dispatcher"};  // deliveries_ has entries
 
   OffsetTracker tracker_;
   DispatchQueue queue_;
@@ -176,7 +184,7 @@ class Dispatcher::Loop {
   Clock::time_point full_since_{};
 
   // A record's delivery report, or its refusal at once, handed from the producer's thread.
-  struct CompletionMsg {
+  struct DeliveryReport {
     std::uint64_t slot;
     RecordStage stage;
     kafka::Delivery delivery;  // error 0: acknowledged
@@ -188,8 +196,8 @@ class Dispatcher::Loop {
   using RecordDue = std::tuple<Clock::time_point, std::uint64_t, RecordStage, std::size_t>;
   std::priority_queue<RecordDue, std::vector<RecordDue>, std::greater<>> record_retries_;
   std::set<std::uint64_t> blocked_slots_;  // events whose dead-letter copy cannot be written
-  std::mutex completions_mu_;
-  std::vector<CompletionMsg> completions_;
+  std::mutex deliveries_mu_;
+  std::vector<DeliveryReport> deliveries_;
 
   std::atomic<bool> stop_{false};
   std::atomic<std::int64_t> drain_ms_{10'000};

@@ -25,7 +25,8 @@ constexpr std::size_t kResultMetaSlack = 16 * 1024;
 
 }  // namespace
 
-void Dispatcher::Loop::Fail(std::uint64_t slot_id, Errc code, const std::string& message) {
+void Dispatcher::Loop::Fail(std::uint64_t slot_id, Errc code, const std::string& message,
+                            const std::string& worker) {
   Slot& slot = slots_.at(slot_id);
   const bool retriable = IsRetriable(code);
   if (retriable && slot.attempt < opt_.spec.retry.max_attempts) {
@@ -39,37 +40,40 @@ void Dispatcher::Loop::Fail(std::uint64_t slot_id, Errc code, const std::string&
     retries_.push({Clock::now() + wait, slot_id});
     if (opt_.observer) opt_.observer->RetryScheduled(slot_id, slot.attempt, wait);
     const log::EventScope about(slot.id);
-    log_->debug("dispatcher {}: event {} failed ({}: {}); attempt {} in {} ms", opt_.spec.name, slot.id,
-                ErrcName(code), message, slot.attempt, wait.count());
+    log_.debug("event {} failed ({}: {}); attempt {} in {} ms", slot.id, ErrcName(code), message,
+               slot.attempt, wait.count());
     return;
   }
-  Finish(slot_id, retriable ? OutcomeStatus::kDeadLetter : OutcomeStatus::kError, std::string(ErrcName(code)),
-         retriable ? fmt::format("{} (gave up after {} attempts)", message, slot.attempt) : message, {}, {},
-         {}, 0, slot.worker);
+  Decision failure = Decision::Failure(
+      retriable ? OutcomeStatus::kDeadLetter : OutcomeStatus::kError, std::string(ErrcName(code)),
+      retriable ? fmt::format("{} (gave up after {} attempts)", message, slot.attempt) : message);
+  failure.worker = worker;
+  Decide(slot_id, std::move(failure));
 }
 
-void Dispatcher::Loop::Finish(std::uint64_t slot_id, OutcomeStatus status, const std::string& kind,
-                              const std::string& error, std::string output, std::string content_type,
-                              std::string files_json, std::int64_t duration_us, const std::string& worker,
-                              std::vector<wire::EmitRecord> emitted) {
+void Dispatcher::Loop::Decide(std::uint64_t slot_id, Decision decision) {
   Slot& slot = slots_.at(slot_id);
-  slot.state = Slot::State::kFinishing;
+  const OutcomeStatus status = decision.status;
+  // A failure's first record is its dead-letter copy; an ok outcome's are its pipeline events (it
+  // moves on at once when there are none).
+  slot.state =
+      Slot::Writing(status != OutcomeStatus::kOk ? RecordStage::kDeadLetter : RecordStage::kPipeline);
   Outcome o;
   o.id = slot.id;
   o.function = opt_.spec.name;
   o.status = status;
   o.attempts = slot.attempt;
-  o.error = error;
-  o.error_kind = kind;
+  o.error = std::move(decision.error);
+  o.error_kind = std::move(decision.error_kind);
   o.topic = slot.msg.topic;
   o.partition = slot.msg.partition;
   o.offset = slot.msg.offset;
   o.key = slot.msg.key;
-  o.content_type = std::move(content_type);
-  o.output = std::move(output);
-  o.files_json = std::move(files_json);
-  o.duration_us = duration_us;
-  o.worker = worker;
+  o.content_type = std::move(decision.content_type);
+  o.output = std::move(decision.output);
+  o.files_json = std::move(decision.files_json);
+  o.duration_us = decision.duration_us;
+  o.worker = std::move(decision.worker);
   o.reply_to = slot.envelope.reply_to;
   o.trace_id = slot.envelope.trace_id;
   o.job_id = slot.envelope.job_id;
@@ -77,18 +81,19 @@ void Dispatcher::Loop::Finish(std::uint64_t slot_id, OutcomeStatus status, const
   slot.needs_dead_letter = status != OutcomeStatus::kOk;
   if (status != OutcomeStatus::kOk) {
     const log::EventScope about(slot.id);
-    log_->warn("dispatcher {}: event {} ({}[{}]@{}) {}: {}: {}", opt_.spec.name, slot.id, slot.msg.topic,
-               slot.msg.partition, slot.msg.offset, StatusName(status), kind, error);
+    log_.warn("event {} ({}[{}]@{}) {}: {}: {}", slot.id, slot.msg.topic, slot.msg.partition, slot.msg.offset,
+              StatusName(status), slot.outcome->error_kind, slot.outcome->error);
   }
   if (slot.needs_dead_letter) {
     ProduceDeadLetter(slot_id);
     return;
   }
-  BuildPipeline(slot, std::move(emitted));
+  BuildPipeline(slot, std::move(decision.emitted));
   if (const std::string why = OversizedRecord(slot); !why.empty()) {
     // Checked before anything is produced: no pipeline event goes out for an event that fails.
     slot.pipeline.clear();
-    Refinish(slot_id, {OutcomeStatus::kError, std::string(ErrcName(Errc::kLimitExceeded)), why});
+    Overturn(slot_id,
+             Decision::Failure(OutcomeStatus::kError, std::string(ErrcName(Errc::kLimitExceeded)), why));
     return;
   }
   if (slot.pipeline.empty()) {
@@ -136,8 +141,7 @@ void Dispatcher::Loop::BuildPipeline(Slot& slot, std::vector<wire::EmitRecord> e
           headers = env.Encode();
         } catch (const EnvelopeError& e) {
           const log::EventScope about(slot.id);
-          log_->error("dispatcher {}: output file of {} cannot be passed on: {}", opt_.spec.name, slot.id,
-                      e.what());
+          log_.error("output file of {} cannot be passed on: {}", slot.id, e.what());
           continue;
         }
         slot.pipeline.push_back({topic, kafka::kAnyPartition, slot.msg.key, "", lineage(std::move(headers))});
@@ -181,15 +185,16 @@ std::string Dispatcher::Loop::OversizedRecord(const Slot& slot) const {
   return {};
 }
 
-void Dispatcher::Loop::Refinish(std::uint64_t slot_id, const RecordFailure& failure) {
+void Dispatcher::Loop::Overturn(std::uint64_t slot_id, Decision failure) {
   const Outcome& decided = *slots_.at(slot_id).outcome;
-  const std::int64_t duration_us = decided.duration_us;
-  const std::string worker = decided.worker;
+  failure.duration_us = decided.duration_us;
+  failure.worker = decided.worker;
   slots_.at(slot_id).write_failures.clear();
-  Finish(slot_id, failure.status, failure.kind, failure.reason, {}, {}, {}, duration_us, worker);
+  Decide(slot_id, std::move(failure));
 }
 
 void Dispatcher::Loop::ProducePipelineRecord(std::uint64_t slot_id, std::size_t index) {
+  slots_.at(slot_id).state = Slot::State::kWritingPipeline;
   Submit(slot_id, RecordStage::kPipeline, index, slots_.at(slot_id).pipeline.at(index));
 }
 
@@ -197,7 +202,7 @@ void Dispatcher::Loop::AfterPipeline(std::uint64_t slot_id) {
   if (!opt_.spec.results_topic.empty() && !slots_.at(slot_id).skip_result) {
     ProduceResult(slot_id);
   } else {
-    Complete(slot_id);
+    Conclude(slot_id);
   }
 }
 
@@ -208,10 +213,10 @@ void Dispatcher::Loop::PipelineSettled(std::uint64_t slot_id) {
     return;
   }
   // Events already written stay written; the source event fails with the reason.
-  const RecordFailure failure = std::move(*slot.pipeline_failure);
+  Decision failure = std::move(*slot.pipeline_failure);
   slot.pipeline_failure.reset();
   slot.pipeline.clear();
-  Refinish(slot_id, failure);
+  Overturn(slot_id, std::move(failure));
 }
 
 void Dispatcher::Loop::Submit(std::uint64_t slot_id, RecordStage stage, std::size_t index,
@@ -219,9 +224,9 @@ void Dispatcher::Loop::Submit(std::uint64_t slot_id, RecordStage stage, std::siz
   const std::size_t bytes = kafka::RecordWireSize(record);
   auto refused = producer_->TryProduce(std::move(record),
                                        [this, slot_id, stage, index, bytes](const kafka::Delivery& d) {
-                                         Completed(slot_id, stage, d, index, bytes);
+                                         OnDelivery(slot_id, stage, d, index, bytes);
                                        });
-  if (refused) Completed(slot_id, stage, *refused, index, bytes);
+  if (refused) OnDelivery(slot_id, stage, *refused, index, bytes);
 }
 
 void Dispatcher::Loop::ProduceRecord(std::uint64_t slot_id, RecordStage stage, std::size_t index) {
@@ -238,17 +243,18 @@ void Dispatcher::Loop::ProduceRecord(std::uint64_t slot_id, RecordStage stage, s
   }
 }
 
-void Dispatcher::Loop::Completed(std::uint64_t slot_id, RecordStage stage, const kafka::Delivery& delivery,
-                                 std::size_t index, std::size_t bytes) {
+void Dispatcher::Loop::OnDelivery(std::uint64_t slot_id, RecordStage stage, const kafka::Delivery& delivery,
+                                  std::size_t index, std::size_t bytes) {
   {
-    std::lock_guard lock(completions_mu_);
-    completions_.push_back({slot_id, stage, delivery, index, bytes});
+    std::lock_guard lock(deliveries_mu_);
+    deliveries_.push_back({slot_id, stage, delivery, index, bytes});
   }
-  completions_ready_.Notify();
+  deliveries_ready_.Notify();
 }
 
 void Dispatcher::Loop::ProduceDeadLetter(std::uint64_t slot_id) {
   Slot& slot = slots_.at(slot_id);
+  slot.state = Slot::State::kWritingDeadLetter;
   const Outcome& o = *slot.outcome;
   kafka::Record record{opt_.spec.dead_letter_topic, kafka::kAnyPartition, slot.msg.key, slot.msg.value, {}};
   for (const Header& h : slot.msg.headers) {
@@ -268,17 +274,17 @@ void Dispatcher::Loop::ProduceDeadLetter(std::uint64_t slot_id) {
   const kafka::Truncation cut = kafka::FitDeadLetter(record, kOwnHeaders, limit);
   if (cut.value_cut || cut.headers_dropped > 0) {
     const log::EventScope about(slot.id);
-    log_->warn(
-        "dispatcher {}: the dead-letter copy of event {} is cut to fit {} bytes: value {} of {} bytes, {} "
+    log_.warn(
+        "the dead-letter copy of event {} is cut to fit {} bytes: value {} of {} bytes, {} "
         "header(s) of the original left out",
-        opt_.spec.name, slot.id, limit, record.value.size(), cut.value_size, cut.headers_dropped);
+        slot.id, limit, record.value.size(), cut.value_size, cut.headers_dropped);
   }
   if (!cut.fits) {
     kafka::Delivery refused{
         record.topic, -1, -1, kMsgSizeTooLarge,
         fmt::format("even without its value and the original's headers the copy is {} bytes, over {}",
                     kafka::RecordWireSize(record), limit)};
-    Completed(slot_id, RecordStage::kDeadLetter, refused, 0, kafka::RecordWireSize(record));
+    OnDelivery(slot_id, RecordStage::kDeadLetter, refused, 0, kafka::RecordWireSize(record));
     return;
   }
   Submit(slot_id, RecordStage::kDeadLetter, 0, std::move(record));
@@ -294,19 +300,21 @@ kafka::Record Dispatcher::Loop::ResultRecord(const Slot& slot) const {
 }
 
 void Dispatcher::Loop::ProduceResult(std::uint64_t slot_id) {
-  Submit(slot_id, RecordStage::kResult, 0, ResultRecord(slots_.at(slot_id)));
+  Slot& slot = slots_.at(slot_id);
+  slot.state = Slot::State::kWritingResult;
+  Submit(slot_id, RecordStage::kResult, 0, ResultRecord(slot));
 }
 
-void Dispatcher::Loop::HandleCompletions() {
-  std::vector<CompletionMsg> done;
+void Dispatcher::Loop::DrainDeliveries() {
+  std::vector<DeliveryReport> done;
   {
-    std::lock_guard lock(completions_mu_);
-    done.swap(completions_);
+    std::lock_guard lock(deliveries_mu_);
+    done.swap(deliveries_);
   }
   for (auto& c : done) {
     if (!slots_.contains(c.slot)) continue;
     if (!c.delivery.Ok()) {
-      RecordFailed(c);
+      RecordRefused(c);
       continue;
     }
     Slot& slot = slots_.at(c.slot);
@@ -317,9 +325,8 @@ void Dispatcher::Loop::HandleCompletions() {
         break;
       case RecordStage::kDeadLetter:
         if (blocked_slots_.erase(c.slot) > 0) {
-          log_->warn("dispatcher {}: dead-letter topic {} took the copy of event {} at last{}",
-                     opt_.spec.name, opt_.spec.dead_letter_topic, slot.id,
-                     Blocked() ? "" : "; the function is no longer blocked");
+          log_.warn("dead-letter topic {} took the copy of event {} at last{}", opt_.spec.dead_letter_topic,
+                    slot.id, Blocked() ? "" : "; the function is no longer blocked");
           if (!Blocked()) {
             stats_.blocked = false;
             stats_.blocked_reason.clear();
@@ -328,17 +335,17 @@ void Dispatcher::Loop::HandleCompletions() {
         if (!opt_.spec.results_topic.empty() && !slot.skip_result) {
           ProduceResult(c.slot);
         } else {
-          Complete(c.slot);
+          Conclude(c.slot);
         }
         break;
       case RecordStage::kResult:
-        Complete(c.slot);
+        Conclude(c.slot);
         break;
     }
   }
 }
 
-void Dispatcher::Loop::Complete(std::uint64_t slot_id) {
+void Dispatcher::Loop::Conclude(std::uint64_t slot_id) {
   auto it = slots_.find(slot_id);
   Slot& slot = it->second;
   const Outcome& o = *slot.outcome;
@@ -375,6 +382,7 @@ void Dispatcher::Loop::Complete(std::uint64_t slot_id) {
   if (opt_.observer) {
     opt_.observer->Finished(slot_id, o, o.status == OutcomeStatus::kOk ? "" : opt_.spec.dead_letter_topic);
   }
+  slot.state = Slot::State::kDone;
   tracker_.Done(slot.msg.partition, slot.msg.offset);
   queue_.Release(slot.msg.key);
   slots_.erase(it);

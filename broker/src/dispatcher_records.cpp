@@ -70,7 +70,7 @@ std::string WhatToFix(int code, const std::string& topic, const std::string& cli
 
 }  // namespace
 
-void Dispatcher::Loop::RecordFailed(const CompletionMsg& c) {
+void Dispatcher::Loop::RecordRefused(const DeliveryReport& c) {
   Slot& slot = slots_.at(c.slot);
   ++stats_.records_refused;
   const std::string topic = c.delivery.topic;
@@ -82,27 +82,27 @@ void Dispatcher::Loop::RecordFailed(const CompletionMsg& c) {
       const std::size_t next = c.bytes / 2;
       if (next >= kafka::kMessageMaxBytesMin) {
         slot.dead_letter_max = next;
-        log_->warn(
-            "dispatcher {}: dead-letter topic {} refused the {}-byte copy of event {} as too large ({}); "
+        log_.warn(
+            "dead-letter topic {} refused the {}-byte copy of event {} as too large ({}); "
             "cutting it to {} bytes",
-            opt_.spec.name, topic, c.bytes, slot.id, c.delivery.error_message, next);
+            topic, c.bytes, slot.id, c.delivery.error_message, next);
         ProduceDeadLetter(c.slot);
         return;
       }
     } else {
-      RecordFailure failure{OutcomeStatus::kError, std::string(ErrcName(Errc::kLimitExceeded)),
+      Decision failure =
+          Decision::Failure(OutcomeStatus::kError, std::string(ErrcName(Errc::kLimitExceeded)),
                             fmt::format("its record for {} {} is {} bytes, too large to write: {}",
-                                        StageName(c.stage), topic, c.bytes, c.delivery.error_message)};
+                                        StageName(c.stage), topic, c.bytes, c.delivery.error_message));
       if (c.stage == RecordStage::kPipeline) {
         if (!slot.pipeline_failure) slot.pipeline_failure = std::move(failure);
         if (--slot.pipeline_pending == 0) PipelineSettled(c.slot);
       } else if (slot.outcome->status == OutcomeStatus::kOk) {
-        Refinish(c.slot, failure);
+        Overturn(c.slot, std::move(failure));
       } else {
         slot.skip_result = true;
-        log_->error("dispatcher {}: the outcome of event {} is not on results topic {}: {}", opt_.spec.name,
-                    slot.id, topic, failure.reason);
-        Complete(c.slot);
+        log_.error("the outcome of event {} is not on results topic {}: {}", slot.id, topic, failure.error);
+        Conclude(c.slot);
       }
       return;
     }
@@ -112,15 +112,16 @@ void Dispatcher::Loop::RecordFailed(const CompletionMsg& c) {
   ++failures;
   if (retriable || failures < kRecordWriteAttempts) {
     const auto wait = RecordBackoff(failures);
-    log_->error("dispatcher {}: could not write event {}'s record to {} {}: {}; trying again in {} ms{}",
-                opt_.spec.name, slot.id, StageName(c.stage), topic, c.delivery.error_message, wait.count(),
-                retriable ? "" : fmt::format(" (attempt {} of {})", failures + 1, kRecordWriteAttempts));
+    log_.error("could not write event {}'s record to {} {}: {}; trying again in {} ms{}", slot.id,
+               StageName(c.stage), topic, c.delivery.error_message, wait.count(),
+               retriable ? "" : fmt::format(" (attempt {} of {})", failures + 1, kRecordWriteAttempts));
     record_retries_.push({Clock::now() + wait, c.slot, c.stage, c.index});
     return;
   }
-  RecordFailure failure{OutcomeStatus::kDeadLetter, "write-failed",
+  Decision failure =
+      Decision::Failure(OutcomeStatus::kDeadLetter, "write-failed",
                         fmt::format("{} {} refused its record on {} attempts: {}", StageName(c.stage), topic,
-                                    failures, c.delivery.error_message)};
+                                    failures, c.delivery.error_message));
   switch (c.stage) {
     case RecordStage::kDeadLetter:
       Block(c.slot, c.delivery, failures);
@@ -128,11 +129,10 @@ void Dispatcher::Loop::RecordFailed(const CompletionMsg& c) {
     case RecordStage::kResult:
       slot.skip_result = true;
       if (slot.outcome->status == OutcomeStatus::kOk) {
-        Refinish(c.slot, failure);
+        Overturn(c.slot, std::move(failure));
       } else {
-        log_->error("dispatcher {}: the outcome of event {} is not on results topic {}: {}", opt_.spec.name,
-                    slot.id, topic, failure.reason);
-        Complete(c.slot);
+        log_.error("the outcome of event {} is not on results topic {}: {}", slot.id, topic, failure.error);
+        Conclude(c.slot);
       }
       return;
     case RecordStage::kPipeline:
@@ -154,13 +154,13 @@ void Dispatcher::Loop::Block(std::uint64_t slot_id, const kafka::Delivery& deliv
     paused_ = true;
   }
   const log::EventScope about(slot.id);
-  log_->error(
-      "dispatcher {}: BLOCKED{}: dead-letter topic {} refused the copy of event {} ({}[{}]@{}, {}: {}) {} "
+  log_.error(
+      "BLOCKED{}: dead-letter topic {} refused the copy of event {} ({}[{}]@{}, {}: {}) {} "
       "times: {}. Consumption is paused and nothing of {}[{}] is committed past offset {} until the copy is "
       "written (tried again every {} s). To fix: {}",
-      opt_.spec.name, already ? " (still)" : "", delivery.topic, slot.id, slot.msg.topic, slot.msg.partition,
-      slot.msg.offset, slot.outcome->error_kind, slot.outcome->error, failures, delivery.error_message,
-      slot.msg.topic, slot.msg.partition, slot.msg.offset,
+      already ? " (still)" : "", delivery.topic, slot.id, slot.msg.topic, slot.msg.partition, slot.msg.offset,
+      slot.outcome->error_kind, slot.outcome->error, failures, delivery.error_message, slot.msg.topic,
+      slot.msg.partition, slot.msg.offset,
       std::chrono::duration_cast<std::chrono::seconds>(kBlockedRetryInterval).count(),
       WhatToFix(delivery.error, delivery.topic, opt_.kafka.client_id));
   record_retries_.push({Clock::now() + kBlockedRetryInterval, slot_id, RecordStage::kDeadLetter, 0});

@@ -8,9 +8,13 @@
 #include <optional>
 #include <set>
 #include <string>
+#include <utility>
+#include <vector>
 
+#include "runnel/broker/worker_credit.hpp"
 #include "runnel/core/envelope.hpp"
 #include "runnel/core/outcome.hpp"
+#include "runnel/core/wire.hpp"
 #include "runnel/kafka/consumer.hpp"
 #include "runnel/kafka/producer.hpp"
 
@@ -18,21 +22,65 @@ namespace runnel::broker {
 
 using Clock = std::chrono::steady_clock;
 
-// The records an event may need before its outcome is final (docs/protocol.md §4), in the order
-// they are written: pipeline events (several at once), the dead-letter copy, the results record.
-enum class RecordStage { kDeadLetter = 1, kResult = 2, kPipeline = 3 };
+// The records an event may need before its outcome is final (docs/protocol.md §4): pipeline events
+// (several at once) then the results record for an ok outcome; the dead-letter copy then the
+// results record for a failure.
+enum class RecordStage { kDeadLetter, kResult, kPipeline };
 
-// Why an event's pipeline could not be written: the outcome it gets once every pipeline record
-// is settled.
-struct RecordFailure {
-  OutcomeStatus status = OutcomeStatus::kDeadLetter;
-  std::string kind;
-  std::string reason;
+// An event's outcome as the dispatcher decides it (Loop::Decide): what its Outcome says beyond the
+// event itself, and the records an ok call emitted. A failure is made with Failure and given the
+// worker whose call it was, if any; an answer fills in what the worker sent.
+struct Decision {
+  OutcomeStatus status = OutcomeStatus::kOk;
+  std::string error_kind;  // empty when ok
+  std::string error;
+  std::string output;
+  std::string content_type;
+  std::string files_json;
+  std::int64_t duration_us = 0;
+  std::string worker;  // the worker's own id, of the call that decided it; empty if none did
+  std::vector<wire::EmitRecord> emitted;
+
+  static Decision Failure(OutcomeStatus status, std::string error_kind, std::string error) {
+    Decision d;
+    d.status = status;
+    d.error_kind = std::move(error_kind);
+    d.error = std::move(error);
+    return d;
+  }
 };
 
 // One consumed event, from the moment it is read until it is done.
 struct Slot {
-  enum class State { kQueued, kInFlight, kBackoff, kFinishing };
+  // An event's life: queued (waiting for its key and a worker), in flight at a worker, in backoff
+  // before its next attempt; once its outcome is decided, writing the records it needs (pipeline
+  // events, the dead-letter copy, the results record), then done (published, its offset done).
+  enum class State {
+    kQueued,
+    kInFlight,
+    kBackoff,
+    kWritingPipeline,
+    kWritingDeadLetter,
+    kWritingResult,
+    kDone,
+  };
+  // The state of an event writing a record of `stage`.
+  static constexpr State Writing(RecordStage stage) {
+    switch (stage) {
+      case RecordStage::kDeadLetter:
+        return State::kWritingDeadLetter;
+      case RecordStage::kResult:
+        return State::kWritingResult;
+      case RecordStage::kPipeline:
+        return State::kWritingPipeline;
+    }
+    return State::kWritingResult;
+  }
+  // Its outcome is decided and the records it needs are not all acknowledged yet.
+  bool WritingRecords() const {
+    return state == State::kWritingPipeline || state == State::kWritingDeadLetter ||
+           state == State::kWritingResult;
+  }
 
   kafka::Message msg;
   std::string id;  // the envelope's id, or <topic>-<partition>-<offset>
@@ -40,7 +88,9 @@ struct Slot {
   int attempt = 1;
   State state = State::kQueued;
   std::uint64_t token = 0;  // of the current dispatch
-  std::string worker;       // identity of the worker holding it
+  // While in flight: the ROUTER routing identity of the connection holding it (a key of the
+  // Loop's workers_; the worker's own id is Worker::id).
+  std::string connection;
   Clock::time_point deadline{};
   // Set once the outcome is decided: what gets published when the records it needs are acknowledged.
   std::optional<Outcome> outcome;
@@ -50,60 +100,27 @@ struct Slot {
   std::size_t pipeline_pending = 0;
   // Records Kafka refused: failed writes per record (stage, pipeline index), for bounded retries.
   std::map<std::pair<RecordStage, std::size_t>, int> write_failures;
-  std::optional<RecordFailure> pipeline_failure;
+  // Why the pipeline could not be written: the outcome the event gets once every record is settled.
+  std::optional<Decision> pipeline_failure;
   bool skip_result = false;  // the results topic refused its record: feed and dead letter only
   std::size_t dead_letter_max =
       0;  // 0: the producer's limit; lower once the broker refused the copy as too large
 };
 
-// A connected worker and its credit. The credit is enough for every call it runs at once to take
-// a full batch (concurrency x the function's batch size, the base), plus a prefetch for fast
-// functions: as many more events as its concurrent calls get through in kPrefetchWindow at the
-// service time measured so far, never more than the capacity it announced. Prefetch lets the
-// dispatcher and the worker exchange events in large batches (fewer messages and wake-ups per
-// event) while an event held idle at one worker waits at most about kPrefetchWindow for its turn;
-// a slow function is never prefetched, and a batching one is never held below its base (a long
-// batch call would otherwise starve the next batch of events).
-struct Worker {
-  static constexpr std::chrono::microseconds kPrefetchWindow{10'000};
-
+// A connected worker: its session and the events it holds; its credit is WorkerCredit's
+// (runnel/broker/worker_credit.hpp).
+struct Worker : WorkerCredit {
   std::string identity;  // the ROUTER routing id
   std::string id;        // what the worker calls itself
   int pid = 0;
-  int capacity = 0;        // announced in HELLO or CAPACITY: the most it may ever hold
-  int concurrency = 1;     // calls it runs at once
-  int batch = 1;           // events one call takes at most (the function's batch size)
-  int credit = 1;          // what it may hold now: Base() <= credit <= capacity
-  double service_us = -1;  // moving average of its calls' durations; < 0 until the first result
-  bool draining = false;
   Clock::time_point last_heard{};
   std::set<std::uint64_t> slots;  // events it holds
   std::int64_t completed = 0;
   std::int64_t total_service_us = 0;
   std::int64_t rss_kb = 0;
 
-  int Free() const { return draining ? 0 : credit - static_cast<int>(slots.size()); }
-  // The credit before any prefetch: a full batch for each concurrent call, within the capacity.
-  int Base() const { return std::min(capacity, concurrency * batch); }
-
-  // What the worker announced (HELLO, then CAPACITY when it raises it) and what the function runs
-  // (config `concurrency` and batch size). Prefetch already earned stays, within the new bounds.
-  void Configure(int announced_capacity, int function_concurrency, int batch_size) {
-    capacity = std::max(1, announced_capacity);
-    concurrency = std::max(1, std::min(capacity, function_concurrency));
-    batch = std::max(1, batch_size);
-    credit = std::clamp(credit, Base(), capacity);
-  }
-
-  // Folds one event's duration into the average and sets the credit from it. The events of a batch
-  // call each report their share of the call (its duration divided by its events).
-  void Measured(std::uint32_t duration_us) {
-    const double d = static_cast<double>(duration_us);
-    service_us = service_us < 0 ? d : service_us + (d - service_us) / 8;
-    const double window = static_cast<double>(kPrefetchWindow.count());
-    const double fits = static_cast<double>(concurrency) * window / std::max(service_us, 1.0);
-    credit = static_cast<int>(std::clamp(fits, static_cast<double>(Base()), static_cast<double>(capacity)));
-  }
+  // What it may be handed now: its credit less what it holds (0 while draining).
+  int Free() const { return WorkerCredit::Free(slots.size()); }
 };
 
 }  // namespace runnel::broker

@@ -80,15 +80,14 @@ void Dispatcher::Loop::OnWorkerMessage(const std::string& identity, wire::Comman
       const auto capacity = wire::DecodeCapacity(body);
       if (!capacity) return ProtocolError(identity, capacity.error());
       w.Configure(static_cast<int>(capacity->capacity), opt_.spec.concurrency, Batch().size);
-      log_->info("dispatcher {}: worker {} holds up to {} now (credit {})", opt_.spec.name, w.id, w.capacity,
-                 w.credit);
+      log_.info("worker {} holds up to {} now (credit {})", w.id, w.capacity, w.credit);
       return;
     }
     case Command::kDraining: {
       const auto draining = wire::DecodeDraining(body);
       if (!draining) return ProtocolError(identity, draining.error());
       w.draining = true;
-      log_->info("dispatcher {}: worker {} is draining ({} in flight)", opt_.spec.name, w.id, w.slots.size());
+      log_.info("worker {} is draining ({} in flight)", w.id, w.slots.size());
       return;
     }
     case Command::kBye: {
@@ -110,7 +109,7 @@ void Dispatcher::Loop::OnWorkerMessage(const std::string& identity, wire::Comman
 
 void Dispatcher::Loop::ProtocolError(const std::string& identity, const DecodeError& error) {
   ++stats_.protocol_errors[std::string(DecodeErrcName(error.reason))];
-  opt_.protocol_errors->Report(socket_name_, identity, error, *log_);
+  opt_.protocol_errors->Report(socket_name_, identity, error, log_.Unprefixed());
 }
 
 void Dispatcher::Loop::RememberLost(const std::string& identity) {
@@ -162,7 +161,7 @@ void Dispatcher::Loop::OnHello(const std::string& identity, const std::vector<zm
     out.push_back(zmq::message_t(wire::cmd::kReject));
     out.push_back(zmq::message_t(wire::Encode(wire::Reason{reason})));
     Send(identity, std::move(out));
-    if (!counted) log_->warn("dispatcher {}: refused a worker: {}", opt_.spec.name, reason);
+    if (!counted) log_.warn("refused a worker: {}", reason);
     return;
   }
   if (workers_.contains(identity)) WorkerLost(identity, "reconnected");
@@ -193,10 +192,10 @@ void Dispatcher::Loop::OnHello(const std::string& identity, const std::vector<zm
   out.push_back(zmq::message_t(wire::cmd::kWelcome));
   out.push_back(zmq::message_t(wire::Encode(welcome)));
   if (w.draining) {
-    log_->info("dispatcher {}: worker {} (pid {}) joined, draining", opt_.spec.name, w.id, w.pid);
+    log_.info("worker {} (pid {}) joined, draining", w.id, w.pid);
   } else {
-    log_->info("dispatcher {}: worker {} (pid {}) joined with capacity {}, {} at once", opt_.spec.name, w.id,
-               w.pid, w.capacity, w.concurrency);
+    log_.info("worker {} (pid {}) joined with capacity {}, {} at once", w.id, w.pid, w.capacity,
+              w.concurrency);
   }
   recently_lost_.erase(identity);
   workers_[identity] = std::move(w);
@@ -235,14 +234,14 @@ void Dispatcher::Loop::OnResults(const std::string& identity, const std::vector<
     }
     const std::uint64_t slot_id = it->second;
     Slot& slot = slots_.at(slot_id);
-    if (slot.worker != holder) {
+    if (slot.connection != holder) {
       ProtocolError(identity,
                     {DecodeErrc::kForeignToken, "a result for a task this connection does not hold"});
       continue;
     }
     by_token_.erase(it);
     // An in-flight event's holder is registered (WorkerLost takes its events back when it goes).
-    Worker& w = workers_.at(slot.worker);
+    Worker& w = workers_.at(slot.connection);
     w.slots.erase(slot_id);
     ++w.completed;
     w.total_service_us += header.duration_us;
@@ -258,14 +257,19 @@ void Dispatcher::Loop::OnResults(const std::string& identity, const std::vector<
           header.error);
     }
     if (header.status == wire::ResultStatus::kOk) {
-      Finish(slot_id, OutcomeStatus::kOk, "", "", std::string(frames[i + 1].to_string_view()),
-             header.content_type, header.files_json, header.duration_us, w.id, std::move(header.emitted));
+      Decision answer;
+      answer.output = std::string(frames[i + 1].to_string_view());
+      answer.content_type = header.content_type;
+      answer.files_json = header.files_json;
+      answer.duration_us = header.duration_us;
+      answer.worker = w.id;
+      answer.emitted = std::move(header.emitted);
+      Decide(slot_id, std::move(answer));
       continue;
     }
     const int code = header.error_code;
     const Errc errc = (code >= 1 && code <= kErrcMax) ? static_cast<Errc>(code) : Errc::kInternal;
-    slot.worker = w.id;
-    Fail(slot_id, errc, header.error);
+    Fail(slot_id, errc, header.error, w.id);
   }
 }
 
@@ -284,13 +288,12 @@ void Dispatcher::Loop::AdoptReconnected(Worker& w) {
   w.completed = old->second.completed;
   w.total_service_us = old->second.total_service_us;
   w.draining = w.draining || old->second.draining;
-  for (std::uint64_t slot_id : w.slots) slots_.at(slot_id).worker = w.identity;
+  for (std::uint64_t slot_id : w.slots) slots_.at(slot_id).connection = w.identity;
   for (auto& [former, current] : former_) {
     if (current == old->first) current = w.identity;
   }
   former_[old->first] = w.identity;
-  log_->info("dispatcher {}: worker {} (pid {}) reconnected and keeps its {} event(s)", opt_.spec.name, w.id,
-             w.pid, w.slots.size());
+  log_.info("worker {} (pid {}) reconnected and keeps its {} event(s)", w.id, w.pid, w.slots.size());
   workers_.erase(old);
 }
 
@@ -311,13 +314,13 @@ void Dispatcher::Loop::WorkerLost(const std::string& identity, const std::string
   }
   const bool never_received = lost == Lost::kNeverReceived;
   if (never_received && !w.slots.empty()) {
-    log_->info(
-        "dispatcher {}: worker {} (pid {}) left ({}); {} event(s) sent after it had drained are dispatched "
+    log_.info(
+        "worker {} (pid {}) left ({}); {} event(s) sent after it had drained are dispatched "
         "again, as the same attempt",
-        opt_.spec.name, w.id, w.pid, reason, w.slots.size());
+        w.id, w.pid, reason, w.slots.size());
   } else if (!never_received) {
-    log_->info("dispatcher {}: worker {} (pid {}) left ({}); {} event(s) dispatched again", opt_.spec.name,
-               w.id, w.pid, reason, w.slots.size());
+    log_.info("worker {} (pid {}) left ({}); {} event(s) dispatched again", w.id, w.pid, reason,
+              w.slots.size());
   }
   for (std::uint64_t slot_id : w.slots) {
     Slot& slot = slots_.at(slot_id);
@@ -332,9 +335,10 @@ void Dispatcher::Loop::WorkerLost(const std::string& identity, const std::string
     if (opt_.observer) opt_.observer->Abandoned(slot_id, w.id, "worker-lost", reason);
     ++slot.attempt;
     if (slot.attempt > opt_.spec.retry.max_attempts) {
-      Finish(slot_id, OutcomeStatus::kDeadLetter, "worker-lost",
-             fmt::format("lost with its worker {} ({}) on every one of {} attempts", w.id, reason,
-                         slot.attempt - 1));
+      Decide(slot_id,
+             Decision::Failure(OutcomeStatus::kDeadLetter, "worker-lost",
+                               fmt::format("lost with its worker {} ({}) on every one of {} attempts", w.id,
+                                           reason, slot.attempt - 1)));
       continue;
     }
     slot.state = Slot::State::kQueued;
@@ -350,7 +354,7 @@ void Dispatcher::Loop::Send(const std::string& identity, std::vector<zmq::messag
 void Dispatcher::Loop::SendRouted(const std::string& identity, std::vector<zmq::message_t>& frames) {
   try {
     if (!zmq::send_multipart(router_, frames, zmq::send_flags::dontwait)) {
-      log_->warn("dispatcher {}: a worker's queue is full; dropping the message", opt_.spec.name);
+      log_.warn("a worker's queue is full; dropping the message");
     }
   } catch (const zmq::error_t& e) {
     if (e.num() == EHOSTUNREACH) {
@@ -382,7 +386,7 @@ void Dispatcher::Loop::Dispatch() {
     Slot& slot = slots_.at(*slot_id);
     slot.state = Slot::State::kInFlight;
     slot.token = NewToken();
-    slot.worker = best->identity;
+    slot.connection = best->identity;
     // Behind the events the worker already holds, this one may wait a timeout per round of its
     // concurrent calls before its own call starts (the worker's budget counts from that start).
     const auto rounds = 1 + static_cast<int>(best->slots.size()) / best->concurrency;
@@ -411,9 +415,8 @@ void Dispatcher::Loop::Dispatch() {
   }
   for (auto& [identity, frames] : batches_) {
     if (frames.empty()) continue;
-    if (log_->should_log(spdlog::level::debug)) {
-      log_->debug("dispatcher {}: {} event(s) to worker {}", opt_.spec.name, (frames.size() - 2) / 2,
-                  workers_.at(identity).id);
+    if (log_.should_log(spdlog::level::debug)) {
+      log_.debug("{} event(s) to worker {}", (frames.size() - 2) / 2, workers_.at(identity).id);
     }
     SendRouted(identity, frames);
     frames.clear();
@@ -448,7 +451,7 @@ void Dispatcher::Loop::CheckDeadlines(Clock::time_point now) {
   for (std::uint64_t slot_id : overdue) {
     auto sit = slots_.find(slot_id);
     if (sit == slots_.end() || sit->second.state != Slot::State::kInFlight) continue;
-    const std::string identity = sit->second.worker;
+    const std::string identity = sit->second.connection;
     auto wit = workers_.find(identity);
     const std::string worker_id = wit != workers_.end() ? wit->second.id : "?";
     by_token_.erase(sit->second.token);
@@ -459,11 +462,10 @@ void Dispatcher::Loop::CheckDeadlines(Clock::time_point now) {
     frames.push_back(zmq::message_t(wire::cmd::kExit));
     frames.push_back(zmq::message_t(wire::Encode(wire::Reason{"an event overran its timeout"})));
     Send(identity, std::move(frames));
-    sit->second.worker = worker_id;
     if (opt_.observer)
       opt_.observer->Abandoned(slot_id, worker_id, ErrcName(Errc::kTimeout), "overran its timeout");
     Fail(slot_id, Errc::kTimeout,
-         fmt::format("timed out after {} ms on worker {}", opt_.spec.timeout.count(), worker_id));
+         fmt::format("timed out after {} ms on worker {}", opt_.spec.timeout.count(), worker_id), worker_id);
     WorkerLost(identity, "overran a timeout");
   }
 }

@@ -1,14 +1,13 @@
 // Records Kafka refuses for a reason retrying cannot fix (docs/protocol.md §4.5), injected with the
 // embedded broker's fault injection into a dispatcher in this process, with real `runnel worker`
 // processes: a results topic that refuses records (bounded retries, then a dead letter with the
-// reason), a broker that refuses a result as too large (limit-exceeded), and a dead-letter topic
-// that refuses records (the function blocked, its partition paused and uncommitted, no spinning).
+// reason) and a broker that refuses a result as too large (limit-exceeded). A dead-letter topic that
+// refuses records needs no worker: tests/dispatcher/unwritable_records_test.cpp.
 #include <librdkafka/rdkafka.h>
 // rdkafka_mock.h must come after rdkafka.h.
 #include <fmt/format.h>
 #include <gmock/gmock.h>
 #include <librdkafka/rdkafka_mock.h>
-#include <sys/resource.h>
 
 #include <map>
 #include <thread>
@@ -51,13 +50,6 @@ std::vector<kafka::Message> ReadAll(const kafka::KafkaConfig& kafka, const std::
     for (auto& m : consumer.PollBatch(100, std::chrono::milliseconds(50))) out.push_back(std::move(m));
   }
   return out;
-}
-
-double CpuSeconds() {
-  rusage usage{};
-  getrusage(RUSAGE_SELF, &usage);
-  return static_cast<double>(usage.ru_utime.tv_sec + usage.ru_stime.tv_sec) +
-         static_cast<double>(usage.ru_utime.tv_usec + usage.ru_stime.tv_usec) / 1e6;
 }
 
 class UnwritableRecords : public ::testing::Test {
@@ -188,44 +180,6 @@ TEST_F(UnwritableRecords, AResultTheBrokerRefusesAsTooLargeFailsItsEventWithLimi
   EXPECT_EQ(letters[0].value, std::string(5000, 'p')) << "the input, whole";
   EXPECT_TRUE(
       CommittedReachesEnd(broker_.ClientConfig(), spec_.topic, spec_.Group(), std::chrono::seconds(20)));
-}
-
-// The dead-letter topic refuses records: after the bounded retries the function is blocked (status,
-// reason), its partition paused and committed no further than the event; nothing spins.
-TEST_F(UnwritableRecords, ADeadLetterTopicThatRefusesRecordsBlocksTheFunctionWithoutSpinning) {
-  spec_.max_payload = 100;  // the first event is refused before it runs: it needs only its dead letter
-  RefuseWrites(spec_.dead_letter_topic);
-  StartDispatcher();
-  PublishEvents(broker_.ClientConfig(), spec_.topic, {{std::string(200, 'x'), std::nullopt}});
-  ASSERT_TRUE(WaitFor([&] { return dispatcher_->Stats().blocked; }, std::chrono::seconds(30)));
-  const auto blocked = dispatcher_->Stats();
-  EXPECT_THAT(
-      blocked.blocked_reason,
-      HasSubstr("dead-letter topic unwritable.in.dlq refuses records: Broker: Topic authorization failed "
-                "(TOPIC_AUTHORIZATION_FAILED)"));
-  EXPECT_TRUE(blocked.paused);
-  EXPECT_EQ(blocked.records_refused, kWriteAttempts);
-  EXPECT_EQ(blocked.failed + blocked.dead_lettered, 0) << "no final outcome without its dead letter";
-  EXPECT_EQ(blocked.pending, 1u);
-
-  PublishEvents(broker_.ClientConfig(), spec_.topic, {{"later-1", std::nullopt}, {"later-2", std::nullopt}});
-  const double cpu_before = CpuSeconds();
-  const auto wall_before = std::chrono::steady_clock::now();
-  std::this_thread::sleep_for(std::chrono::seconds(3));  // the observation window: nothing may happen in it
-  const double cpu = CpuSeconds() - cpu_before;
-  const double wall = std::chrono::duration<double>(std::chrono::steady_clock::now() - wall_before).count();
-  const auto after = dispatcher_->Stats();
-  EXPECT_TRUE(after.blocked);
-  EXPECT_EQ(after.records_refused, blocked.records_refused) << "the copy is not tried again within 30 s";
-  EXPECT_EQ(after.received, blocked.received) << "consumption stays paused";
-  EXPECT_LE(RefusedRequests(), kWriteAttempts) << "Produce requests the dead-letter topic refused";
-  EXPECT_LT(cpu, wall / 2) << "the process spent " << cpu << " s of CPU in " << wall << " s while blocked";
-
-  kafka::Admin admin(broker_.ClientConfig());
-  const auto offsets = admin.Offsets(spec_.topic, spec_.Group());
-  ASSERT_EQ(offsets.size(), 1u);
-  EXPECT_EQ(offsets[0].end, 3);
-  EXPECT_LE(offsets[0].committed.value_or(0), 0) << "nothing committed past the blocked event at offset 0";
 }
 
 }  // namespace

@@ -3,45 +3,45 @@
 #include <random>
 #include <set>
 
-#include "dispatcher_state.hpp"
 #include "runnel/broker/dispatch_queue.hpp"
 #include "runnel/broker/offset_tracker.hpp"
+#include "runnel/broker/worker_credit.hpp"
 
 namespace runnel::broker {
 namespace {
 
-Worker Joined(int capacity, int concurrency, int batch = 1) {
-  Worker w;
+WorkerCredit Joined(int capacity, int concurrency, int batch = 1) {
+  WorkerCredit w;
   w.Configure(capacity, concurrency, batch);
   return w;
 }
 
 TEST(WorkerCredit, StartsAtConcurrencyAndGrowsToCapacityForFastCalls) {
-  Worker w = Joined(256, 8);
-  EXPECT_EQ(w.Free(), 8) << "no prefetch before any result";
+  WorkerCredit w = Joined(256, 8);
+  EXPECT_EQ(w.Free(0), 8) << "no prefetch before any result";
   w.Measured(2);  // 2 us calls: 8 calls at once get through far more than 256 in 10 ms
   EXPECT_EQ(w.credit, 256);
-  for (std::uint64_t slot = 1; slot <= 100; ++slot) w.slots.insert(slot);
-  EXPECT_EQ(w.Free(), 156);
+  const std::size_t held = 100;  // events it holds
+  EXPECT_EQ(w.Free(held), 156);
   w.draining = true;
-  EXPECT_EQ(w.Free(), 0);
+  EXPECT_EQ(w.Free(held), 0);
 }
 
 TEST(WorkerCredit, SlowCallsGetNoPrefetchAndMediumOnesSome) {
-  Worker slow = Joined(256, 8);
+  WorkerCredit slow = Joined(256, 8);
   slow.Measured(500'000);  // 500 ms calls
   EXPECT_EQ(slow.credit, 8);
-  Worker medium = Joined(256, 4);
+  WorkerCredit medium = Joined(256, 4);
   medium.Measured(1'000);  // 1 ms calls: 4 at once get through 40 in 10 ms
   EXPECT_EQ(medium.credit, 40);
-  Worker small = Joined(4, 8);  // announced capacity below the function's concurrency
+  WorkerCredit small = Joined(4, 8);  // announced capacity below the function's concurrency
   small.Measured(1);
   EXPECT_EQ(small.concurrency, 4);
   EXPECT_EQ(small.credit, 4);
 }
 
 TEST(WorkerCredit, FollowsAMovingAverageWhenCallsSlowDown) {
-  Worker w = Joined(256, 8);
+  WorkerCredit w = Joined(256, 8);
   w.Measured(2);
   ASSERT_EQ(w.credit, 256);
   int previous = w.credit;
@@ -54,29 +54,29 @@ TEST(WorkerCredit, FollowsAMovingAverageWhenCallsSlowDown) {
 }
 
 TEST(WorkerCredit, ABatchFunctionStartsWithAFullBatchPerCall) {
-  Worker w = Joined(1000, 8, 50);
+  WorkerCredit w = Joined(1000, 8, 50);
   EXPECT_EQ(w.Base(), 400);
-  EXPECT_EQ(w.Free(), 400) << "8 calls at once, each taking a batch of 50";
-  Worker capped = Joined(256, 8, 50);
-  EXPECT_EQ(capped.Free(), 256) << "never beyond the capacity the worker announced";
+  EXPECT_EQ(w.Free(0), 400) << "8 calls at once, each taking a batch of 50";
+  WorkerCredit capped = Joined(256, 8, 50);
+  EXPECT_EQ(capped.Free(0), 256) << "never beyond the capacity the worker announced";
 }
 
 TEST(WorkerCredit, LongBatchCallsNeverShrinkTheCreditBelowAFullBatchPerCall) {
-  Worker w = Joined(1000, 8, 50);
+  WorkerCredit w = Joined(1000, 8, 50);
   for (int i = 0; i < 50; ++i) w.Measured(400'000 / 50);  // 400 ms per batch call: 8 ms an event
   EXPECT_EQ(w.credit, 400);
-  Worker fast = Joined(1000, 8, 50);
+  WorkerCredit fast = Joined(1000, 8, 50);
   fast.Measured(1'000 / 50);  // 1 ms per call of 50 events: 8 x 50 x 10 calls fit in 10 ms
   EXPECT_EQ(fast.credit, 1000) << "prefetch counts the events a call takes, up to the capacity";
 }
 
 TEST(WorkerCredit, ARaisedCapacityKeepsEarnedPrefetchWithinTheNewBounds) {
-  Worker w = Joined(256, 8, 100);  // HELLO before the worker knew its batch
+  WorkerCredit w = Joined(256, 8, 100);  // HELLO before the worker knew its batch
   EXPECT_EQ(w.credit, 256);
   w.Configure(800, 8, 100);  // CAPACITY after WELCOME
   EXPECT_EQ(w.capacity, 800);
   EXPECT_EQ(w.credit, 800);
-  Worker fast = Joined(256, 8);
+  WorkerCredit fast = Joined(256, 8);
   fast.Measured(2);
   ASSERT_EQ(fast.credit, 256);
   fast.Configure(512, 8, 1);
