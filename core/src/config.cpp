@@ -4,6 +4,7 @@
 #include <yaml-cpp/yaml.h>
 
 #include <algorithm>
+#include <array>
 #include <cmath>
 #include <fstream>
 #include <iterator>
@@ -401,6 +402,22 @@ const FunctionSpec* StackConfig::Find(const std::string& name) const {
   return nullptr;
 }
 
+bool IsSensitiveKafkaOption(std::string_view name) {
+  // librdkafka 2.0's _RK_SENSITIVE properties, plus sasl.oauthbearer.client.secret (flagged in
+  // later versions).
+  static constexpr std::array<std::string_view, 10> kSensitive = {"ssl.key.location",
+                                                                  "ssl.key.password",
+                                                                  "ssl.key.pem",
+                                                                  "ssl_key",
+                                                                  "ssl.ca.pem",
+                                                                  "ssl.keystore.password",
+                                                                  "sasl.username",
+                                                                  "sasl.password",
+                                                                  "sasl.oauthbearer.config",
+                                                                  "sasl.oauthbearer.client.secret"};
+  return std::find(kSensitive.begin(), kSensitive.end(), name) != kSensitive.end();
+}
+
 StackConfig LoadStackConfig(const std::filesystem::path& file) {
   std::ifstream in(file, std::ios::binary);  // as YAML::LoadFile read it
   std::string text;
@@ -425,13 +442,30 @@ StackConfig ParseStackConfig(const std::string& yaml, const std::filesystem::pat
   StackConfig config;
   config.source = file.string();
   if (const auto k = root["kafka"]) {
-    p.OnlyKeys(k, "kafka", {"bootstrap", "options"});
+    p.OnlyKeys(k, "kafka", {"bootstrap", "options", "secrets"});
     if (k["bootstrap"]) config.kafka_bootstrap = p.Scalar<std::string>(k["bootstrap"], "kafka.bootstrap");
     if (const auto o = k["options"]) {
       if (!o.IsMap()) p.Fail(o, "kafka.options", "must be a mapping of librdkafka options");
-      for (const auto& kv : o)
-        config.kafka_options[kv.first.as<std::string>()] =
-            p.Scalar<std::string>(kv.second, "kafka.options." + kv.first.as<std::string>());
+      for (const auto& kv : o) {
+        const auto name = kv.first.as<std::string>();
+        auto value = p.Scalar<std::string>(kv.second, "kafka.options." + name);
+        if (IsSensitiveKafkaOption(name)) {
+          config.kafka_secrets.insert_or_assign(name, Secret(std::move(value)));
+        } else {
+          config.kafka_options[name] = std::move(value);
+        }
+      }
+    }
+    if (const auto o = k["secrets"]) {
+      if (!o.IsMap())
+        p.Fail(o, "kafka.secrets", "must be a mapping of librdkafka options whose values are secret");
+      for (const auto& kv : o) {
+        const auto name = kv.first.as<std::string>();
+        if (config.kafka_options.contains(name) || config.kafka_secrets.contains(name)) {
+          p.Fail(kv.first, "kafka.secrets." + name, "is also set in kafka.options: set it in one place");
+        }
+        config.kafka_secrets.emplace(name, Secret(p.Scalar<std::string>(kv.second, "kafka.secrets." + name)));
+      }
     }
   }
   if (root["heartbeat"]) config.heartbeat = p.Duration(root["heartbeat"], "heartbeat");

@@ -48,12 +48,11 @@ class ErrorBuffer {
   char text_[512] = {};
 };
 
-// Builds a conf from Runnel's defaults, then cfg.options, then `forced` (correctness settings that
-// config may not override). Logs every option as applied, secrets masked. librdkafka's own log
-// lines go to the "kafka" logger.
+// Builds a conf from Runnel's defaults, then cfg.options and cfg.secrets, then `forced` (correctness
+// settings that config may not override). Logs every option as applied, each Secret as ***.
+// librdkafka's own log lines go to the "kafka" logger.
 ConfHandle MakeConf(const KafkaConfig& cfg, const std::map<std::string, std::string>& defaults,
                     const std::map<std::string, std::string>& forced);
-void SetConf(rd_kafka_conf_t* conf, const std::string& name, const std::string& value);
 
 ClientHandle MakeClient(rd_kafka_type_t type, ConfHandle conf);
 

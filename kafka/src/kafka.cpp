@@ -6,11 +6,6 @@
 namespace runnel::kafka {
 namespace {
 
-bool IsSecret(const std::string& name) {
-  return name.find("password") != std::string::npos || name.find("secret") != std::string::npos ||
-         name.find("key") != std::string::npos || name.find("token") != std::string::npos;
-}
-
 // librdkafka's syslog levels to spdlog's.
 spdlog::level::level_enum LevelOf(int syslog_level) {
   if (syslog_level <= 3) return spdlog::level::err;
@@ -22,6 +17,15 @@ spdlog::level::level_enum LevelOf(int syslog_level) {
 void LogCallback(const rd_kafka_t* rk, int level, const char* fac, const char* buf) {
   static const auto logger = log::kKafka.Logger();
   logger->log(LevelOf(level), "{}: {}: {}", rd_kafka_name(rk), fac, buf);
+}
+
+// `shown` is how the value appears in errors and logs: the value itself, or a Secret's mask.
+template <typename Shown>
+void SetConf(rd_kafka_conf_t* conf, const std::string& name, const std::string& value, const Shown& shown) {
+  ErrorBuffer err;
+  if (rd_kafka_conf_set(conf, name.c_str(), value.c_str(), err.data(), err.size()) != RD_KAFKA_CONF_OK) {
+    throw KafkaConfigError(fmt::format("Kafka option {}={}: {}", name, shown, err.text()));
+  }
 }
 
 }  // namespace
@@ -75,21 +79,13 @@ void CheckError(rd_kafka_error_t* error, const std::string& what) {
                    rd_kafka_error_is_retriable(error) || IsRetriableKafkaError(code));
 }
 
-void SetConf(rd_kafka_conf_t* conf, const std::string& name, const std::string& value) {
-  ErrorBuffer err;
-  if (rd_kafka_conf_set(conf, name.c_str(), value.c_str(), err.data(), err.size()) != RD_KAFKA_CONF_OK) {
-    throw KafkaConfigError(
-        fmt::format("Kafka option {}={}: {}", name, IsSecret(name) ? "***" : value, err.text()));
-  }
-}
-
 ConfHandle MakeConf(const KafkaConfig& cfg, const std::map<std::string, std::string>& defaults,
                     const std::map<std::string, std::string>& forced) {
   ConfHandle conf(rd_kafka_conf_new());
   static const auto logger = log::kKafka.Logger();
   auto apply = [&](const std::string& name, const std::string& value, const char* origin) {
-    SetConf(conf.get(), name, value);
-    logger->debug("{} option {}={}", origin, name, IsSecret(name) ? "***" : value);
+    SetConf(conf.get(), name, value, value);
+    logger->debug("{} option {}={}", origin, name, value);
   };
   // Nagle's algorithm is on by default in librdkafka 2.0; it costs ~40 ms on small exchanges.
   apply("socket.nagle.disable", "true", "default");
@@ -106,6 +102,10 @@ ConfHandle MakeConf(const KafkaConfig& cfg, const std::map<std::string, std::str
                       forced.at(name)));
     }
     apply(name, value, "config");
+  }
+  for (const auto& [name, secret] : cfg.secrets) {
+    SetConf(conf.get(), name, secret.Reveal(), secret);
+    logger->debug("config option {}={}", name, secret);
   }
   for (const auto& [name, value] : forced) apply(name, value, "required");
   rd_kafka_conf_set_log_cb(conf.get(), LogCallback);

@@ -78,7 +78,8 @@ struct SchedulerService::Impl {
 
   kafka::Producer& Producer() {
     if (!producer) {
-      kafka::KafkaConfig config{opt.kafka_bootstrap, "runnel-scheduler", opt.kafka_options};
+      kafka::KafkaConfig config{opt.kafka_bootstrap, "runnel-scheduler", opt.kafka_options,
+                                opt.kafka_secrets};
       kafka::Producer::Options po;
       if (opt.embedded) {
         auto groups = opt.groups;

@@ -78,6 +78,7 @@ Stack::Stack(Options options)
     s.kafka.bootstrap = s.config.kafka_bootstrap;
   }
   s.kafka.options = s.config.kafka_options;
+  s.kafka.secrets = s.config.kafka_secrets;
   // A broker that keeps its log in memory with a per-partition cap (the embedded one, or `runnel
   // kafka` outliving this stack): publishers get the retention guard, dispatchers a short fetch wait.
   s.in_memory = s.embedded != nullptr || kafka::Admin(s.kafka).IsMockCluster();
@@ -165,6 +166,7 @@ Stack::Stack(Options options)
   }
   so.kafka_bootstrap = s.kafka.bootstrap;
   so.kafka_options = s.kafka.options;
+  so.kafka_secrets = s.kafka.secrets;
   so.embedded = s.in_memory;
   so.state_dir = s.state.Root();
   so.zmq = &s.zmq_ctx;

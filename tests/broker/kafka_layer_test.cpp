@@ -137,6 +137,22 @@ TEST_F(KafkaLayer, BadOptionsNameTheOption) {
   }
 }
 
+// A secret reaches librdkafka (the client is made with it) but never an error: a secret option
+// librdkafka refuses is reported by name with its value masked.
+TEST_F(KafkaLayer, ASecretIsAppliedAndNeverShownInAnError) {
+  kafka::KafkaConfig config = Config();
+  config.secrets.emplace("sasl.password", Secret("pa55-applied"));
+  EXPECT_NO_THROW(kafka::Producer{config});
+  config.secrets.emplace("no.such.secret", Secret("pa55-refused"));
+  try {
+    kafka::Producer producer(config);
+    FAIL();
+  } catch (const kafka::KafkaConfigError& e) {
+    EXPECT_THAT(e.what(), HasSubstr("no.such.secret=***"));
+    EXPECT_THAT(e.what(), ::testing::Not(HasSubstr("pa55")));
+  }
+}
+
 TEST_F(KafkaLayer, NothingIsReportedDeliveredWhileTheBrokerIsDown) {
   const auto topic = MakeTopic(2);
   // Metadata first, so the producer knows the partitions before the broker goes away.

@@ -1,11 +1,13 @@
 // Environment variable expansion in runnel.yaml: the expansion rules on their own (with an injected
 // environment), then through LoadStackConfig, where every error names the file, line and key and
 // never the value of a variable.
+#include <fmt/format.h>
 #include <gmock/gmock.h>
 #include <stdlib.h>
 
 #include <fstream>
 #include <map>
+#include <sstream>
 
 #include "runnel/core/config.hpp"
 #include "runnel/core/env_expand.hpp"
@@ -157,8 +159,8 @@ schedules:
     files: {dir: "${RUNNEL_TEST_DATA}/in", glob: "*.png"}
 )"));
   EXPECT_EQ(config.kafka_bootstrap, "kafka-1:9092,kafka-2:9092");
-  EXPECT_EQ(config.kafka_options.at("sasl.username"), "runnel");
-  EXPECT_EQ(config.kafka_options.at("sasl.password"), "s3cr3t-$-{}");
+  EXPECT_EQ(config.kafka_secrets.at("sasl.username").Reveal(), "runnel");
+  EXPECT_EQ(config.kafka_secrets.at("sasl.password").Reveal(), "s3cr3t-$-{}");
   EXPECT_EQ(config.output_dir, (dir_ / "data" / "outputs").string());
   ASSERT_EQ(config.functions.size(), 2u);
   EXPECT_EQ(config.functions[0].partitions, 6);
@@ -195,6 +197,38 @@ TEST_F(ConfigEnv, AnExpandedValueIsValidatedLikeAWrittenOne) {
   ::setenv("RUNNEL_TEST_PARTITIONS", "many", 1);
   EXPECT_EQ(Error("functions:\n  - name: echo\n    partitions: ${RUNNEL_TEST_PARTITIONS}\n"),
             "F:3: functions[0].partitions: 'many' is not a valid integer");
+}
+
+// What is secret is said by the type: kafka.secrets, and the options librdkafka flags sensitive,
+// are held as Secret (printed ***); every other option, whatever its name, is a plain value.
+TEST_F(ConfigEnv, SecretsAreHeldAsSecretsAndOtherOptionsAsValues) {
+  const auto config = LoadStackConfig(Write(R"(kafka:
+  options:
+    ssl.key.password: ${RUNNEL_TEST_PASSWORD}
+    socket.keepalive.enable: "true"
+    sasl.oauthbearer.token.endpoint.url: https://idp.example/token
+  secrets:
+    sasl.oauthbearer.client.secret: ${RUNNEL_TEST_PASSWORD}
+functions:
+  - name: echo
+)"));
+  EXPECT_EQ(config.kafka_secrets.at("ssl.key.password").Reveal(), "s3cr3t-$-{}");
+  EXPECT_EQ(config.kafka_secrets.at("sasl.oauthbearer.client.secret").Reveal(), "s3cr3t-$-{}");
+  EXPECT_FALSE(config.kafka_options.contains("ssl.key.password"));
+  EXPECT_EQ(config.kafka_options.at("socket.keepalive.enable"), "true");
+  EXPECT_EQ(config.kafka_options.at("sasl.oauthbearer.token.endpoint.url"), "https://idp.example/token");
+  EXPECT_EQ(fmt::format("{}", config.kafka_secrets.at("ssl.key.password")), "***");
+  std::ostringstream streamed;
+  streamed << config.kafka_secrets.at("ssl.key.password");
+  EXPECT_EQ(streamed.str(), "***");
+}
+
+TEST_F(ConfigEnv, ASecretSetTwiceIsAnErrorNamingTheLine) {
+  EXPECT_EQ(Error("kafka:\n  options:\n    sasl.password: a\n  secrets:\n    sasl.password: b\nfunctions:\n"
+                  "  - name: echo\n"),
+            "F:5: kafka.secrets.sasl.password: is also set in kafka.options: set it in one place");
+  EXPECT_EQ(Error("kafka:\n  secrets: [a]\nfunctions:\n  - name: echo\n"),
+            "F:2: kafka.secrets: must be a mapping of librdkafka options whose values are secret");
 }
 
 TEST_F(ConfigEnv, ASecretNeverAppearsInAnError) {

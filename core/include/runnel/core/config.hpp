@@ -13,6 +13,7 @@
 #include <vector>
 
 #include "runnel/core/event_filter.hpp"
+#include "runnel/core/secret.hpp"
 
 namespace runnel {
 
@@ -111,10 +112,18 @@ struct ScheduleSpec {
   int timezone_line = 0;  // where `timezone` is (or the entry, when absent)
 };
 
+// The librdkafka options librdkafka itself flags sensitive (_RK_SENSITIVE in its rdkafka_conf.c:
+// passwords, keys, certificates' private parts, SASL credentials). Read from kafka.options, they are
+// kept as Secret like kafka.secrets. An exact list, not a guess from the name.
+bool IsSensitiveKafkaOption(std::string_view name);
+
 struct StackConfig {
   std::string source;           // the file it came from, or "(built-in default)"
   std::string kafka_bootstrap;  // empty: the embedded broker
   std::map<std::string, std::string> kafka_options;
+  // kafka.secrets, and the kafka.options librdkafka marks sensitive (IsSensitiveKafkaOption):
+  // applied like options, never printed.
+  std::map<std::string, Secret> kafka_secrets;
   std::optional<int> replication_factor;  // top-level default of FunctionSpec::replication_factor
   std::chrono::milliseconds heartbeat{1000};
   std::string output_dir;  // default: <state dir>/outputs

@@ -7,6 +7,7 @@
 #include <string>
 
 #include "runnel/core/error.hpp"
+#include "runnel/core/secret.hpp"
 
 namespace runnel::kafka {
 
@@ -47,6 +48,9 @@ struct KafkaConfig {
   // Raw librdkafka options, applied last; they may override Runnel's defaults except the few
   // that correctness depends on (each client sets those in code, after these).
   std::map<std::string, std::string> options;
+  // Options whose values are secret (kafka.secrets, and the sensitive ones from kafka.options):
+  // applied after `options`, logged and reported as ***.
+  std::map<std::string, Secret> secrets{};
 };
 
 }  // namespace runnel::kafka

@@ -18,6 +18,7 @@
 
 #include "runnel/core/outcome.hpp"
 #include "runnel/core/protocol_errors.hpp"
+#include "runnel/core/secret.hpp"
 #include "runnel/scheduler/scheduler.hpp"
 
 namespace zmq {
@@ -50,6 +51,7 @@ class SchedulerService {
     std::map<std::string, std::string> groups;  // topic -> consumer group (for the retention guard)
     std::string kafka_bootstrap;
     std::map<std::string, std::string> kafka_options;  // librdkafka passthrough, as the stack uses
+    std::map<std::string, Secret> kafka_secrets;       // the same, values never printed
     bool embedded = true;  // guard publishing against the embedded broker's log cap
     std::filesystem::path state_dir;
     zmq::context_t* zmq = nullptr;  // shared with the stack; must outlive the service
