@@ -3,6 +3,7 @@
 #include <chrono>
 #include <exception>
 #include <utility>
+#include <zmq.hpp>
 #include <zmq_addon.hpp>
 
 #include "runnel/core/failpoints.hpp"
@@ -17,18 +18,26 @@ constexpr int kResultsQueue = 10'000;
 
 }  // namespace
 
+struct ResultsFeed::Sockets {
+  explicit Sockets(zmq::context_t& ctx) : xsub(ctx, zmq::socket_type::xsub), xpub(ctx, zmq::socket_type::xpub) {}
+  zmq::socket_t xsub;
+  zmq::socket_t xpub;
+};
+
 ResultsFeed::ResultsFeed(zmq::context_t& ctx, std::function<void(const std::string&)> on_failure)
-    : ctx_(ctx), xsub_(ctx, zmq::socket_type::xsub), xpub_(ctx, zmq::socket_type::xpub) {
-  xsub_.bind(kResultsInproc);
-  xpub_.set(zmq::sockopt::linger, 0);
+    : ctx_(ctx), sockets_(std::make_unique<Sockets>(ctx)) {
+  zmq::socket_t& xsub = sockets_->xsub;
+  zmq::socket_t& xpub = sockets_->xpub;
+  xsub.bind(kResultsInproc);
+  xpub.set(zmq::sockopt::linger, 0);
   // Per subscriber, outcomes queued before it misses some (docs/protocol.md §4.1): room for a
   // burst of a busy stack (about 3 MB of small outcomes) while the subscriber is descheduled.
-  xpub_.set(zmq::sockopt::sndhwm, kResultsQueue);
-  xsub_.set(zmq::sockopt::rcvhwm, kResultsQueue);
+  xpub.set(zmq::sockopt::sndhwm, kResultsQueue);
+  xsub.set(zmq::sockopt::rcvhwm, kResultsQueue);
   // Every new subscriber gets this first: receiving it tells a client its subscription is live.
-  xpub_.set(zmq::sockopt::xpub_welcome_msg, kResultsWelcome);
-  xpub_.bind("tcp://127.0.0.1:*");
-  endpoint_ = xpub_.get(zmq::sockopt::last_endpoint);
+  xpub.set(zmq::sockopt::xpub_welcome_msg, kResultsWelcome);
+  xpub.bind("tcp://127.0.0.1:*");
+  endpoint_ = xpub.get(zmq::sockopt::last_endpoint);
   zmq::socket_t ready(ctx_, zmq::socket_type::pair);
   ready.bind("inproc://runnel-results-ready");
   thread_ = std::thread([this, on_failure = std::move(on_failure)] {
@@ -47,7 +56,7 @@ ResultsFeed::ResultsFeed(zmq::context_t& ctx, std::function<void(const std::stri
       control.bind(kProxyControl);
       signal_up();
       failpoint::Hit("results.feed");
-      zmq::proxy_steerable(xsub_, xpub_, zmq::socket_ref(), control);
+      zmq::proxy_steerable(sockets_->xsub, sockets_->xpub, zmq::socket_ref(), control);
       if (!terminating_.load()) failure = "its proxy ended without being asked to stop";
     } catch (const std::exception& e) {
       failure = e.what();

@@ -6,9 +6,13 @@
 
 #include <atomic>
 #include <functional>
+#include <memory>
 #include <string>
 #include <thread>
-#include <zmq.hpp>
+
+namespace zmq {
+class context_t;
+}
 
 namespace runnel::stack {
 
@@ -32,9 +36,9 @@ class ResultsFeed {
   const std::string& Endpoint() const { return endpoint_; }
 
  private:
+  struct Sockets;  // the XSUB and XPUB sockets: ZeroMQ stays out of this header
   zmq::context_t& ctx_;
-  zmq::socket_t xsub_;
-  zmq::socket_t xpub_;
+  std::unique_ptr<Sockets> sockets_;
   std::string endpoint_;
   std::atomic<bool> running_{true};
   std::atomic<bool> terminating_{false};
