@@ -225,7 +225,7 @@ bool Dispatcher::Loop::Admit(std::uint64_t slot_id) {
     slot.envelope = Envelope::Decode(slot.msg.headers);
   } catch (const EnvelopeError& e) {
     if (opt_.observer) opt_.observer->Received(slot_id, slot.id, slot.msg);
-    Finish(slot_id, OutcomeStatus::kError, "malformed-envelope", e.what());
+    Finish(slot_id, OutcomeStatus::kError, std::string(KindName(ErrorKind::kMalformedEnvelope)), e.what());
     return false;
   }
   if (!slot.envelope.id.empty()) slot.id = slot.envelope.id;
@@ -233,13 +233,13 @@ bool Dispatcher::Loop::Admit(std::uint64_t slot_id) {
   if (opt_.observer) opt_.observer->Received(slot_id, slot.id, slot.msg);
   failpoint::Hit("dispatcher.record");
   if (slot.envelope.hop > limits::kMaxHops) {
-    Finish(slot_id, OutcomeStatus::kDeadLetter, "recursion",
+    Finish(slot_id, OutcomeStatus::kDeadLetter, std::string(KindName(ErrorKind::kRecursion)),
            fmt::format("hop count {} is over the limit of {}: a function probably triggers itself",
                        slot.envelope.hop, limits::kMaxHops));
     return false;
   }
   if (slot.msg.value.size() > opt_.spec.max_payload) {
-    Finish(slot_id, OutcomeStatus::kError, "limit-exceeded",
+    Finish(slot_id, OutcomeStatus::kError, std::string(ErrcName(Errc::kLimitExceeded)),
            fmt::format("payload is {} bytes, over the function's max_payload of {}", slot.msg.value.size(),
                        opt_.spec.max_payload));
     return false;
@@ -249,7 +249,7 @@ bool Dispatcher::Loop::Admit(std::uint64_t slot_id) {
                           .count();
   if (const auto max_age = opt_.spec.max_record_age.count();
       max_age > 0 && slot.msg.timestamp_ms > 0 && now_ms - slot.msg.timestamp_ms > max_age) {
-    Finish(slot_id, OutcomeStatus::kDeadLetter, "expired",
+    Finish(slot_id, OutcomeStatus::kDeadLetter, std::string(KindName(ErrorKind::kExpired)),
            fmt::format("the record is {:.1f} s old (its Kafka timestamp), over the function's max_record_age "
                        "of {:.1f} s",
                        static_cast<double>(now_ms - slot.msg.timestamp_ms) / 1000.0,
@@ -258,7 +258,8 @@ bool Dispatcher::Loop::Admit(std::uint64_t slot_id) {
   }
   if (slot.envelope.deadline_ms) {
     if (*slot.envelope.deadline_ms <= now_ms) {
-      Finish(slot_id, OutcomeStatus::kError, "timeout", "the event's deadline passed before it could run");
+      Finish(slot_id, OutcomeStatus::kError, std::string(ErrcName(Errc::kTimeout)),
+             "the event's deadline passed before it could run");
       return false;
     }
   }

@@ -118,7 +118,7 @@ void Dispatcher::Loop::RecordFailed(const CompletionMsg& c) {
     record_retries_.push({Clock::now() + wait, c.slot, c.stage, c.index});
     return;
   }
-  RecordFailure failure{OutcomeStatus::kDeadLetter, "write-failed",
+  RecordFailure failure{OutcomeStatus::kDeadLetter, std::string(KindName(ErrorKind::kWriteFailed)),
                         fmt::format("{} {} refused its record on {} attempts: {}", StageName(c.stage), topic,
                                     failures, c.delivery.error_message)};
   switch (c.stage) {

@@ -17,6 +17,7 @@
 
 #include "commands.hpp"
 #include "runnel/core/duration.hpp"
+#include "runnel/core/errc.hpp"
 #include "runnel/core/json.hpp"
 #include "runnel/core/outcome.hpp"
 #include "runnel/kafka/admin.hpp"
@@ -30,12 +31,17 @@ namespace {
 // it like any header of the event, onto its next dead letter (docs/protocol.md §2).
 constexpr std::string_view kReplayedHeader = "runnel-replayed";
 
-// Every error kind a dead letter may carry (docs/protocol.md §2), and those a replay cannot fix.
-const std::vector<std::string> kKinds = {
-    "bad-input", "limit-exceeded", "bad-config", "unknown-function", "malformed-envelope", "recursion",
-    "timeout",   "transient",      "internal",   "worker-lost",      "write-failed",       "expired"};
-const std::set<std::string> kPermanentKinds = {"bad-input",        "limit-exceeded",     "bad-config",
-                                               "unknown-function", "malformed-envelope", "recursion"};
+// Every error kind a dead letter may carry (docs/protocol.md §2): the permanent ones, those a
+// replay cannot fix, first.
+std::vector<std::string> DeadLetterKinds() {
+  std::vector<std::string> kinds;
+  for (const bool retriable : {false, true}) {
+    for (const ErrorKindInfo& info : kErrorKinds) {
+      if (info.final && info.retriable == retriable) kinds.emplace_back(info.name);
+    }
+  }
+  return kinds;
+}
 
 bool IsDeadLetterHeader(const std::string& name) {
   return name == "runnel-error" || name == "runnel-error-kind" || name == "runnel-origin" ||
@@ -155,7 +161,7 @@ std::string SkipReason(const Flags& flags, std::map<std::string, std::string>& h
   if (!flags.kinds.empty() && !kind_named) return "not a --kind given";
   if (since_ms && timestamp_ms < *since_ms) return "dead-lettered before --since";
   if (!flags.replay) return {};
-  if (kPermanentKinds.contains(kind) && !flags.all && !kind_named) {
+  if (const auto known = ParseErrorKind(kind); known && !IsRetriable(*known) && !flags.all && !kind_named) {
     return fmt::format("permanent kind {} (--all, or --kind {}, replays it)", kind, kind);
   }
   if (h.contains(std::string(kReplayedHeader)) && !flags.again)
@@ -179,7 +185,7 @@ Command AddDlq(CLI::App& app, CommonOptions& common) {
   sub->add_option("--kind", flags->kinds,
                   "Only dead letters of this error kind (repeatable); a permanent kind named "
                   "here is replayed without --all")
-      ->check(CLI::IsMember(kKinds));
+      ->check(CLI::IsMember(DeadLetterKinds()));
   sub->add_option("--since", flags->since,
                   "Only dead letters written since this time: a duration ago (1h, 30m) or an RFC 3339 time "
                   "(2026-12-03T10:00:00Z)")
