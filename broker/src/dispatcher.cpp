@@ -143,7 +143,7 @@ void Dispatcher::Loop::Run() {
   Commit(true, true);
   PublishStats();
   log_->info("dispatcher {}: stopped ({} consumed, {} ok, {} error, {} dead-letter, {} not finished)",
-             opt_.spec.name, stats_.received, stats_.succeeded, stats_.failed, stats_.dead_lettered,
+             opt_.spec.name, stats_.received, stats_.succeeded, stats_.errors, stats_.dead_lettered,
              tracker_.Pending());
 }
 

@@ -347,7 +347,7 @@ void Dispatcher::Loop::Complete(std::uint64_t slot_id) {
       ++stats_.succeeded;
       break;
     case OutcomeStatus::kError:
-      ++stats_.failed;
+      ++stats_.errors;
       break;
     case OutcomeStatus::kDeadLetter:
       ++stats_.dead_lettered;

@@ -173,7 +173,7 @@ TEST_F(UnwritableRecords, AResultTheBrokerRefusesAsTooLargeFailsItsEventWithLimi
   // The next Produce request (the dispatcher's results record: no worker ran anything yet) fails.
   broker_.PushRequestErrors(kApiProduce, {RD_KAFKA_RESP_ERR_MSG_SIZE_TOO_LARGE});
   StartWorker();
-  ASSERT_TRUE(WaitFor([&] { return dispatcher_->Stats().failed >= 1; }, std::chrono::seconds(30)));
+  ASSERT_TRUE(WaitFor([&] { return dispatcher_->Stats().errors >= 1; }, std::chrono::seconds(30)));
   const auto outcomes =
       ReadOutcomes(broker_.ClientConfig(), spec_.results_topic, 1, std::chrono::seconds(20));
   ASSERT_EQ(outcomes.size(), 1u);
@@ -205,7 +205,7 @@ TEST_F(UnwritableRecords, ADeadLetterTopicThatRefusesRecordsBlocksTheFunctionWit
                 "(TOPIC_AUTHORIZATION_FAILED)"));
   EXPECT_TRUE(blocked.paused);
   EXPECT_EQ(blocked.records_refused, kWriteAttempts);
-  EXPECT_EQ(blocked.failed + blocked.dead_lettered, 0) << "no final outcome without its dead letter";
+  EXPECT_EQ(blocked.errors + blocked.dead_lettered, 0) << "no final outcome without its dead letter";
   EXPECT_EQ(blocked.pending, 1u);
 
   PublishEvents(broker_.ClientConfig(), spec_.topic, {{"later-1", std::nullopt}, {"later-2", std::nullopt}});
