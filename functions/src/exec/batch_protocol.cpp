@@ -32,8 +32,8 @@ std::string CheckLine(const nlohmann::json& line) {
   return {};
 }
 
-Outcome ToOutcome(const nlohmann::json& line) {
-  Outcome outcome;
+ResultOrError ToOutcome(const nlohmann::json& line) {
+  ResultOrError outcome;
   if (line.contains("error")) {
     const Errc code = line.contains("kind") ? *ParseErrc(line["kind"].get<std::string>()) : Errc::kTransient;
     outcome.error = FunctionError(code, line["error"].get<std::string>());
@@ -92,12 +92,12 @@ std::string BatchInput(std::span<const Event> events, const std::filesystem::pat
   return input;
 }
 
-std::vector<Outcome> BatchOutcomes(std::span<const Event> events, std::string_view out) {
+std::vector<ResultOrError> BatchOutcomes(std::span<const Event> events, std::string_view out) {
   std::map<std::string, std::optional<nlohmann::json>, std::less<>> by_id;
   for (const Event& event : events) by_id.emplace(event.envelope.id, std::nullopt);
-  std::vector<Outcome> outcomes(events.size());
+  std::vector<ResultOrError> outcomes(events.size());
   const auto fail_all = [&](const std::string& why) {
-    for (Outcome& outcome : outcomes) outcome.error = FunctionError(Errc::kInternal, why);
+    for (ResultOrError& outcome : outcomes) outcome.error = FunctionError(Errc::kInternal, why);
     return outcomes;
   };
   std::size_t number = 0;

@@ -355,7 +355,7 @@ class PluginFunction final : public Function {
     return fn_.v2 != nullptr && (fn_.v2->handle_batch != nullptr || fn_.v2->batch_max_events > 1);
   }
 
-  std::vector<Outcome> HandleBatch(std::span<const Event> events, Context& ctx) override {
+  std::vector<ResultOrError> HandleBatch(std::span<const Event> events, Context& ctx) override {
     if (fn_.v2 == nullptr || fn_.v2->handle_batch == nullptr) return Function::HandleBatch(events, ctx);
     // C arrays for the plugin; the storage behind them is built in place and never moves.
     std::vector<std::unique_ptr<CEvent>> storage;
@@ -370,7 +370,7 @@ class PluginFunction final : public Function {
     }
     std::vector<int> statuses(events.size(), RUNNEL_E_INTERNAL);
     fn_.v2->handle_batch(instance_, c_events.data(), c_events.size(), c_results.data(), statuses.data());
-    std::vector<Outcome> outcomes(events.size());
+    std::vector<ResultOrError> outcomes(events.size());
     for (std::size_t i = 0; i < events.size(); ++i) {
       try {
         outcomes[i].result = sinks[i]->Finish(statuses[i], fn_.Name());
