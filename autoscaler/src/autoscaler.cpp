@@ -424,7 +424,7 @@ class Autoscaler::Loop {
         {"restarts", workers.restarts},
         {"received", st.received},
         {"succeeded", st.succeeded},
-        {"errors", st.failed},
+        {"errors", st.errors},
         {"dead_lettered", st.dead_lettered},
         {"retries", st.retries},
         {"attempts", st.attempts},

@@ -143,7 +143,7 @@ void Dispatcher::Loop::Run() {
   Commit(true, true);
   PublishStats();
   log_.info("stopped ({} consumed, {} ok, {} error, {} dead-letter, {} not finished)", stats_.received,
-            stats_.succeeded, stats_.failed, stats_.dead_lettered, tracker_.Pending());
+            stats_.succeeded, stats_.errors, stats_.dead_lettered, tracker_.Pending());
 }
 
 // ---- Kafka side ----
@@ -223,7 +223,7 @@ bool Dispatcher::Loop::Admit(std::uint64_t slot_id) {
     slot.envelope = Envelope::Decode(slot.msg.headers);
   } catch (const EnvelopeError& e) {
     if (opt_.observer) opt_.observer->Received(slot_id, slot.id, slot.msg);
-    Decide(slot_id, Decision::Failure(OutcomeStatus::kError, "malformed-envelope", e.what()));
+    Decide(slot_id, Decision::Failure(OutcomeStatus::kError, std::string(KindName(ErrorKind::kMalformedEnvelope)), e.what()));
     return false;
   }
   if (!slot.envelope.id.empty()) slot.id = slot.envelope.id;
@@ -233,14 +233,14 @@ bool Dispatcher::Loop::Admit(std::uint64_t slot_id) {
   if (slot.envelope.hop > limits::kMaxHops) {
     Decide(slot_id,
            Decision::Failure(
-               OutcomeStatus::kDeadLetter, "recursion",
+               OutcomeStatus::kDeadLetter, std::string(KindName(ErrorKind::kRecursion)),
                fmt::format("hop count {} is over the limit of {}: a function probably triggers itself",
                            slot.envelope.hop, limits::kMaxHops)));
     return false;
   }
   if (slot.msg.value.size() > opt_.spec.max_payload) {
     Decide(slot_id,
-           Decision::Failure(OutcomeStatus::kError, "limit-exceeded",
+           Decision::Failure(OutcomeStatus::kError, std::string(ErrcName(Errc::kLimitExceeded)),
                              fmt::format("payload is {} bytes, over the function's max_payload of {}",
                                          slot.msg.value.size(), opt_.spec.max_payload)));
     return false;
@@ -251,7 +251,7 @@ bool Dispatcher::Loop::Admit(std::uint64_t slot_id) {
   if (const auto max_age = opt_.spec.max_record_age.count();
       max_age > 0 && slot.msg.timestamp_ms > 0 && now_ms - slot.msg.timestamp_ms > max_age) {
     Decide(slot_id, Decision::Failure(
-                        OutcomeStatus::kDeadLetter, "expired",
+                        OutcomeStatus::kDeadLetter, std::string(KindName(ErrorKind::kExpired)),
                         fmt::format("the record is {:.1f} s old (its Kafka timestamp), over the function's "
                                     "max_record_age of {:.1f} s",
                                     static_cast<double>(now_ms - slot.msg.timestamp_ms) / 1000.0,
@@ -260,7 +260,7 @@ bool Dispatcher::Loop::Admit(std::uint64_t slot_id) {
   }
   if (slot.envelope.deadline_ms) {
     if (*slot.envelope.deadline_ms <= now_ms) {
-      Decide(slot_id, Decision::Failure(OutcomeStatus::kError, "timeout",
+      Decide(slot_id, Decision::Failure(OutcomeStatus::kError, std::string(ErrcName(Errc::kTimeout)),
                                         "the event's deadline passed before it could run"));
       return false;
     }

@@ -110,7 +110,7 @@ void Dispatcher::Loop::BuildPipeline(Slot& slot, std::vector<wire::EmitRecord> e
   auto lineage = [&](Headers headers) {
     std::erase_if(headers, [](const Header& h) {
       return h.name == header::kId || h.name == header::kHop || h.name == header::kAttempt ||
-             h.name == "runnel-parent";
+             h.name == header::kParent;
     });
     headers.push_back({std::string(header::kId), NewEventId()});
     headers.push_back({std::string(header::kHop), std::to_string(slot.envelope.hop + 1)});
@@ -119,7 +119,7 @@ void Dispatcher::Loop::BuildPipeline(Slot& slot, std::vector<wire::EmitRecord> e
     if (!has_trace && !slot.envelope.trace_id.empty())
       headers.push_back({std::string(header::kTrace), slot.envelope.trace_id});
     if (!slot.envelope.job_id.empty()) headers.push_back({std::string(header::kJob), slot.envelope.job_id});
-    headers.push_back({"runnel-parent", slot.id});
+    headers.push_back({std::string(header::kParent), slot.id});
     return headers;
   };
   for (auto& e : emitted) {
@@ -258,16 +258,16 @@ void Dispatcher::Loop::ProduceDeadLetter(std::uint64_t slot_id) {
   const Outcome& o = *slot.outcome;
   kafka::Record record{opt_.spec.dead_letter_topic, kafka::kAnyPartition, slot.msg.key, slot.msg.value, {}};
   for (const Header& h : slot.msg.headers) {
-    if (h.name != header::kAttempt && h.name != kafka::kTruncatedHeader &&
-        h.name != kafka::kTruncatedHeadersHeader) {
+    if (h.name != header::kAttempt && h.name != header::kTruncated && h.name != header::kTruncatedHeaders) {
       record.headers.push_back(h);
     }
   }
   record.headers.push_back({std::string(header::kAttempt), std::to_string(o.attempts)});
-  record.headers.push_back({"runnel-error", o.error});
-  record.headers.push_back({"runnel-error-kind", o.error_kind});
-  record.headers.push_back({"runnel-origin", fmt::format("{}/{}/{}", o.topic, o.partition, o.offset)});
-  record.headers.push_back({"runnel-function", o.function});
+  record.headers.push_back({std::string(header::kError), o.error});
+  record.headers.push_back({std::string(header::kErrorKind), o.error_kind});
+  record.headers.push_back(
+      {std::string(header::kOrigin), fmt::format("{}/{}/{}", o.topic, o.partition, o.offset)});
+  record.headers.push_back({std::string(header::kFunction), o.function});
   constexpr std::size_t kOwnHeaders = 5;  // the five above
   const std::size_t limit =
       slot.dead_letter_max > 0 ? std::min(slot.dead_letter_max, max_record_bytes_) : max_record_bytes_;
@@ -295,7 +295,7 @@ kafka::Record Dispatcher::Loop::ResultRecord(const Slot& slot) const {
   kafka::Record record{opt_.spec.results_topic, kafka::kAnyPartition, slot.msg.key, o.output, {}};
   record.headers.push_back({std::string(header::kId), o.id});
   if (!o.content_type.empty()) record.headers.push_back({std::string(header::kContentType), o.content_type});
-  record.headers.push_back({"runnel-result", o.MetaJson()});
+  record.headers.push_back({std::string(header::kResult), o.MetaJson()});
   return record;
 }
 
@@ -354,7 +354,7 @@ void Dispatcher::Loop::Conclude(std::uint64_t slot_id) {
       ++stats_.succeeded;
       break;
     case OutcomeStatus::kError:
-      ++stats_.failed;
+      ++stats_.errors;
       break;
     case OutcomeStatus::kDeadLetter:
       ++stats_.dead_lettered;

@@ -119,7 +119,7 @@ void Dispatcher::Loop::RecordRefused(const DeliveryReport& c) {
     return;
   }
   Decision failure =
-      Decision::Failure(OutcomeStatus::kDeadLetter, "write-failed",
+      Decision::Failure(OutcomeStatus::kDeadLetter, std::string(KindName(ErrorKind::kWriteFailed)),
                         fmt::format("{} {} refused its record on {} attempts: {}", StageName(c.stage), topic,
                                     failures, c.delivery.error_message));
   switch (c.stage) {

@@ -251,10 +251,8 @@ void Dispatcher::Loop::OnResults(const std::string& identity, const std::vector<
     if (opt_.observer) {
       const bool ok = header.status == wire::ResultStatus::kOk;
       const int c = header.error_code;
-      opt_.observer->Answered(
-          slot_id, w.id, header.duration_us, ok,
-          ok ? "" : ErrcName((c >= 1 && c <= kErrcMax) ? static_cast<Errc>(c) : Errc::kInternal),
-          header.error);
+      opt_.observer->Answered(slot_id, w.id, header.duration_us, ok, ok ? "" : ErrcName(ErrcFromCode(c)),
+                              header.error);
     }
     if (header.status == wire::ResultStatus::kOk) {
       Decision answer;
@@ -268,7 +266,7 @@ void Dispatcher::Loop::OnResults(const std::string& identity, const std::vector<
       continue;
     }
     const int code = header.error_code;
-    const Errc errc = (code >= 1 && code <= kErrcMax) ? static_cast<Errc>(code) : Errc::kInternal;
+    const Errc errc = ErrcFromCode(code);
     Fail(slot_id, errc, header.error, w.id);
   }
 }
@@ -327,16 +325,16 @@ void Dispatcher::Loop::WorkerLost(const std::string& identity, const std::string
     by_token_.erase(slot.token);
     ++stats_.redispatched;
     if (never_received) {
-      if (opt_.observer) opt_.observer->Abandoned(slot_id, w.id, "undelivered", reason);
+      if (opt_.observer) opt_.observer->Abandoned(slot_id, w.id, KindName(ErrorKind::kUndelivered), reason);
       slot.state = Slot::State::kQueued;
       queue_.Requeue(slot_id);
       continue;
     }
-    if (opt_.observer) opt_.observer->Abandoned(slot_id, w.id, "worker-lost", reason);
+    if (opt_.observer) opt_.observer->Abandoned(slot_id, w.id, KindName(ErrorKind::kWorkerLost), reason);
     ++slot.attempt;
     if (slot.attempt > opt_.spec.retry.max_attempts) {
       Decide(slot_id,
-             Decision::Failure(OutcomeStatus::kDeadLetter, "worker-lost",
+             Decision::Failure(OutcomeStatus::kDeadLetter, std::string(KindName(ErrorKind::kWorkerLost)),
                                fmt::format("lost with its worker {} ({}) on every one of {} attempts", w.id,
                                            reason, slot.attempt - 1)));
       continue;

@@ -16,6 +16,7 @@
 #include "commands.hpp"
 #include "control_request.hpp"
 #include "runnel/core/envelope.hpp"
+#include "runnel/core/headers.hpp"
 #include "runnel/core/outcome.hpp"
 #include "runnel/core/state_dir.hpp"
 #include "runnel/kafka/admin.hpp"
@@ -139,7 +140,7 @@ class Outcomes {
       auto batch = consumer_.PollBatch(1000, got.empty() ? wait : std::chrono::milliseconds(0));
       for (auto& m : batch) {
         for (const auto& h : m.headers) {
-          if (h.name == "runnel-result") got.push_back(Outcome::FromFrames(h.value, m.value));
+          if (h.name == header::kResult) got.push_back(Outcome::FromFrames(h.value, m.value));
         }
       }
       if (batch.size() < 1000) break;

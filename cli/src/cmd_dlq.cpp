@@ -17,6 +17,8 @@
 
 #include "commands.hpp"
 #include "runnel/core/duration.hpp"
+#include "runnel/core/errc.hpp"
+#include "runnel/core/headers.hpp"
 #include "runnel/core/json.hpp"
 #include "runnel/core/outcome.hpp"
 #include "runnel/kafka/admin.hpp"
@@ -26,20 +28,21 @@
 namespace runnel::cli {
 namespace {
 
-// Set on an event a replay publishes again: how many times it was replayed. The dispatcher carries
-// it like any header of the event, onto its next dead letter (docs/protocol.md §2).
-constexpr std::string_view kReplayedHeader = "runnel-replayed";
-
-// Every error kind a dead letter may carry (docs/protocol.md §2), and those a replay cannot fix.
-const std::vector<std::string> kKinds = {
-    "bad-input", "limit-exceeded", "bad-config", "unknown-function", "malformed-envelope", "recursion",
-    "timeout",   "transient",      "internal",   "worker-lost",      "write-failed",       "expired"};
-const std::set<std::string> kPermanentKinds = {"bad-input",        "limit-exceeded",     "bad-config",
-                                               "unknown-function", "malformed-envelope", "recursion"};
+// Every error kind a dead letter may carry (docs/protocol.md §2): the permanent ones, those a
+// replay cannot fix, first.
+std::vector<std::string> DeadLetterKinds() {
+  std::vector<std::string> kinds;
+  for (const bool retriable : {false, true}) {
+    for (const ErrorKindInfo& info : kErrorKinds) {
+      if (info.final && info.retriable == retriable) kinds.emplace_back(info.name);
+    }
+  }
+  return kinds;
+}
 
 bool IsDeadLetterHeader(const std::string& name) {
-  return name == "runnel-error" || name == "runnel-error-kind" || name == "runnel-origin" ||
-         name == "runnel-function" || name == header::kAttempt || name == kReplayedHeader;
+  return name == header::kError || name == header::kErrorKind || name == header::kOrigin ||
+         name == header::kFunction || name == header::kAttempt || name == header::kReplayed;
 }
 
 // --since: a duration ago ("1h", the rule of runnel/core/duration.hpp) or an RFC 3339 time. Returns
@@ -147,18 +150,18 @@ struct Flags {
 std::string SkipReason(const Flags& flags, std::map<std::string, std::string>& h, std::int64_t timestamp_ms,
                        std::optional<std::int64_t> since_ms) {
   if (!flags.ids.empty() &&
-      std::find(flags.ids.begin(), flags.ids.end(), h["runnel-id"]) == flags.ids.end()) {
+      std::find(flags.ids.begin(), flags.ids.end(), h[std::string(header::kId)]) == flags.ids.end()) {
     return "not an --id given";
   }
-  const std::string& kind = h["runnel-error-kind"];
+  const std::string& kind = h[std::string(header::kErrorKind)];
   const bool kind_named = std::find(flags.kinds.begin(), flags.kinds.end(), kind) != flags.kinds.end();
   if (!flags.kinds.empty() && !kind_named) return "not a --kind given";
   if (since_ms && timestamp_ms < *since_ms) return "dead-lettered before --since";
   if (!flags.replay) return {};
-  if (kPermanentKinds.contains(kind) && !flags.all && !kind_named) {
+  if (const auto known = ParseErrorKind(kind); known && !IsRetriable(*known) && !flags.all && !kind_named) {
     return fmt::format("permanent kind {} (--all, or --kind {}, replays it)", kind, kind);
   }
-  if (h.contains(std::string(kReplayedHeader)) && !flags.again)
+  if (h.contains(std::string(header::kReplayed)) && !flags.again)
     return "replayed before and failed again (--again replays it)";
   return {};
 }
@@ -179,7 +182,7 @@ Command AddDlq(CLI::App& app, CommonOptions& common) {
   sub->add_option("--kind", flags->kinds,
                   "Only dead letters of this error kind (repeatable); a permanent kind named "
                   "here is replayed without --all")
-      ->check(CLI::IsMember(kKinds));
+      ->check(CLI::IsMember(DeadLetterKinds()));
   sub->add_option("--since", flags->since,
                   "Only dead letters written since this time: a duration ago (1h, 30m) or an RFC 3339 time "
                   "(2026-12-03T10:00:00Z)")
@@ -196,103 +199,103 @@ Command AddDlq(CLI::App& app, CommonOptions& common) {
   sub->add_flag("--again", flags->again,
                 "With --replay: events that failed again after an earlier replay too")
       ->needs(replay);
-  return {sub, [flags, &common] {
-            const StackClient stack(common.state_dir);
-            const FunctionTopics topics = stack.Function(flags->function);
-            std::string error;
-            const auto since_ms = flags->since.empty() ? std::nullopt : SinceMs(flags->since, error);
-            kafka::Admin admin(stack.Kafka());
-            const std::string replay_group = "runnel.dlq-replay." + flags->function;
-            kafka::Consumer consumer(stack.Kafka(), {flags->replay ? replay_group : "runnel.dlq-list"});
-            std::map<std::int32_t, ReplayPosition> positions;
-            if (flags->replay) {
-              std::vector<kafka::TopicPartitionOffset> partitions;
-              for (const auto p : admin.Partitions(topics.dead_letter_topic)) {
-                partitions.push_back({topics.dead_letter_topic, p, kafka::kOffsetStored});
-              }
-              for (const auto& c : consumer.CommittedWithMetadata(partitions)) {
-                if (c.position.offset >= 0)
-                  positions[c.position.partition] = {c.position.offset, DecodeOffsets(c.metadata)};
-              }
-            }
-            const auto letters = ReadToEnd(consumer, admin, topics.dead_letter_topic, positions);
-            std::unique_ptr<kafka::Producer> producer;
-            if (flags->replay) producer = stack.Producer();
-            std::size_t replayed = 0;
-            std::map<std::string, std::size_t> skipped;  // by reason
-            std::set<std::int32_t> changed;
+  return {
+      sub, [flags, &common] {
+        const StackClient stack(common.state_dir);
+        const FunctionTopics topics = stack.Function(flags->function);
+        std::string error;
+        const auto since_ms = flags->since.empty() ? std::nullopt : SinceMs(flags->since, error);
+        kafka::Admin admin(stack.Kafka());
+        const std::string replay_group = "runnel.dlq-replay." + flags->function;
+        kafka::Consumer consumer(stack.Kafka(), {flags->replay ? replay_group : "runnel.dlq-list"});
+        std::map<std::int32_t, ReplayPosition> positions;
+        if (flags->replay) {
+          std::vector<kafka::TopicPartitionOffset> partitions;
+          for (const auto p : admin.Partitions(topics.dead_letter_topic)) {
+            partitions.push_back({topics.dead_letter_topic, p, kafka::kOffsetStored});
+          }
+          for (const auto& c : consumer.CommittedWithMetadata(partitions)) {
+            if (c.position.offset >= 0)
+              positions[c.position.partition] = {c.position.offset, DecodeOffsets(c.metadata)};
+          }
+        }
+        const auto letters = ReadToEnd(consumer, admin, topics.dead_letter_topic, positions);
+        std::unique_ptr<kafka::Producer> producer;
+        if (flags->replay) producer = stack.Producer();
+        std::size_t replayed = 0;
+        std::map<std::string, std::size_t> skipped;  // by reason
+        std::set<std::int32_t> changed;
+        for (const auto& m : letters) {
+          auto& position = positions[m.partition];
+          if (flags->replay && position.replayed.contains(m.offset)) {
+            ++skipped["replayed by an earlier --replay"];
+            continue;
+          }
+          std::map<std::string, std::string> h;
+          Headers original;
+          for (const auto& header : m.headers) {
+            h[header.name] = header.value;
+            if (!IsDeadLetterHeader(header.name)) original.push_back(header);
+          }
+          if (const std::string why = SkipReason(*flags, h, m.timestamp_ms, since_ms); !why.empty()) {
+            ++skipped[why];
+            continue;
+          }
+          const int times_replayed = std::atoi(h[std::string(header::kReplayed)].c_str());
+          if (flags->json) {
+            nlohmann::json j = {{"id", h.count(std::string(header::kId)) ? h[std::string(header::kId)] : ""},
+                                {"error", h[std::string(header::kError)]},
+                                {"error_kind", h[std::string(header::kErrorKind)]},
+                                {"attempts", std::atoi(h[std::string(header::kAttempt)].c_str())},
+                                {"replayed", times_replayed},
+                                {"origin", h[std::string(header::kOrigin)]},
+                                {"partition", m.partition},
+                                {"offset", m.offset},
+                                {"timestamp_ms", m.timestamp_ms}};
+            if (m.key) j["key"] = IsPrintableUtf8(*m.key) ? nlohmann::json(*m.key) : nlohmann::json(nullptr);
+            j[IsPrintableUtf8(m.value) ? "payload" : "payload_base64"] =
+                IsPrintableUtf8(m.value) ? m.value : Base64Encode(m.value);
+            fmt::print("{}\n", JsonText(j));
+          } else {
+            fmt::print("{} {} attempts={}{} from {}: {}\n",
+                       h.count(std::string(header::kId)) ? h[std::string(header::kId)] : "-",
+                       h[std::string(header::kErrorKind)], h[std::string(header::kAttempt)],
+                       times_replayed > 0 ? fmt::format(" replayed={}", times_replayed) : "",
+                       h[std::string(header::kOrigin)], h[std::string(header::kError)]);
+          }
+          if (producer) {
+            // Carried by the dispatcher onto the event's next dead letter, if it fails again.
+            original.push_back({std::string(header::kReplayed), std::to_string(times_replayed + 1)});
+            producer->ProduceSync({topics.topic, kafka::kAnyPartition, m.key, m.value, original});
+            position.replayed.insert(m.offset);
+            changed.insert(m.partition);
+            ++replayed;
+          }
+        }
+        if (producer && !changed.empty()) {
+          std::vector<kafka::CommittedOffset> commits;
+          for (const auto p : changed) {
+            // Past every dead letter read in a row that is replayed (offsets may have gaps).
+            auto& position = positions[p];
             for (const auto& m : letters) {
-              auto& position = positions[m.partition];
-              if (flags->replay && position.replayed.contains(m.offset)) {
-                ++skipped["replayed by an earlier --replay"];
-                continue;
-              }
-              std::map<std::string, std::string> h;
-              Headers original;
-              for (const auto& header : m.headers) {
-                h[header.name] = header.value;
-                if (!IsDeadLetterHeader(header.name)) original.push_back(header);
-              }
-              if (const std::string why = SkipReason(*flags, h, m.timestamp_ms, since_ms); !why.empty()) {
-                ++skipped[why];
-                continue;
-              }
-              const int times_replayed = std::atoi(h[std::string(kReplayedHeader)].c_str());
-              if (flags->json) {
-                nlohmann::json j = {{"id", h.count("runnel-id") ? h["runnel-id"] : ""},
-                                    {"error", h["runnel-error"]},
-                                    {"error_kind", h["runnel-error-kind"]},
-                                    {"attempts", std::atoi(h[std::string(header::kAttempt)].c_str())},
-                                    {"replayed", times_replayed},
-                                    {"origin", h["runnel-origin"]},
-                                    {"partition", m.partition},
-                                    {"offset", m.offset},
-                                    {"timestamp_ms", m.timestamp_ms}};
-                if (m.key)
-                  j["key"] = IsPrintableUtf8(*m.key) ? nlohmann::json(*m.key) : nlohmann::json(nullptr);
-                j[IsPrintableUtf8(m.value) ? "payload" : "payload_base64"] =
-                    IsPrintableUtf8(m.value) ? m.value : Base64Encode(m.value);
-                fmt::print("{}\n", JsonText(j));
-              } else {
-                fmt::print("{} {} attempts={}{} from {}: {}\n", h.count("runnel-id") ? h["runnel-id"] : "-",
-                           h["runnel-error-kind"], h[std::string(header::kAttempt)],
-                           times_replayed > 0 ? fmt::format(" replayed={}", times_replayed) : "",
-                           h["runnel-origin"], h["runnel-error"]);
-              }
-              if (producer) {
-                // Carried by the dispatcher onto the event's next dead letter, if it fails again.
-                original.push_back({std::string(kReplayedHeader), std::to_string(times_replayed + 1)});
-                producer->ProduceSync({topics.topic, kafka::kAnyPartition, m.key, m.value, original});
-                position.replayed.insert(m.offset);
-                changed.insert(m.partition);
-                ++replayed;
-              }
+              if (m.partition != p || m.offset < position.next) continue;
+              if (!position.replayed.contains(m.offset)) break;
+              position.next = m.offset + 1;
             }
-            if (producer && !changed.empty()) {
-              std::vector<kafka::CommittedOffset> commits;
-              for (const auto p : changed) {
-                // Past every dead letter read in a row that is replayed (offsets may have gaps).
-                auto& position = positions[p];
-                for (const auto& m : letters) {
-                  if (m.partition != p || m.offset < position.next) continue;
-                  if (!position.replayed.contains(m.offset)) break;
-                  position.next = m.offset + 1;
-                }
-                position.replayed.erase(position.replayed.begin(),
-                                        position.replayed.lower_bound(position.next));
-                commits.push_back(
-                    {{topics.dead_letter_topic, p, position.next}, EncodeOffsets(position.replayed)});
-              }
-              consumer.CommitOffsetsWithMetadata(commits);
-            }
-            if (flags->replay) {
-              fmt::print(stderr, "{} dead letter(s) published again to {}\n", replayed, topics.topic);
-            } else if (letters.empty() && !flags->json) {
-              fmt::print(stderr, "no dead letters for {}\n", flags->function);
-            }
-            for (const auto& [why, count] : skipped) fmt::print(stderr, "skipped {}: {}\n", count, why);
-            return 0;
-          }};
+            position.replayed.erase(position.replayed.begin(), position.replayed.lower_bound(position.next));
+            commits.push_back(
+                {{topics.dead_letter_topic, p, position.next}, EncodeOffsets(position.replayed)});
+          }
+          consumer.CommitOffsetsWithMetadata(commits);
+        }
+        if (flags->replay) {
+          fmt::print(stderr, "{} dead letter(s) published again to {}\n", replayed, topics.topic);
+        } else if (letters.empty() && !flags->json) {
+          fmt::print(stderr, "no dead letters for {}\n", flags->function);
+        }
+        for (const auto& [why, count] : skipped) fmt::print(stderr, "skipped {}: {}\n", count, why);
+        return 0;
+      }};
 }
 
 }  // namespace runnel::cli

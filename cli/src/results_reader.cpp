@@ -7,6 +7,7 @@
 
 #include "exit_codes.hpp"
 #include "runnel/core/error.hpp"
+#include "runnel/core/headers.hpp"
 #include "runnel/core/json.hpp"
 #include "runnel/kafka/admin.hpp"
 #include "runnel/kafka/consumer.hpp"
@@ -82,7 +83,7 @@ std::string ResultsTopicOf(const StackClient& stack, const std::string& function
 // The record's outcome, or why it is none (a results topic may hold anything a client wrote).
 std::optional<Outcome> OutcomeOf(const kafka::Message& m, std::string& why) {
   for (const auto& h : m.headers) {
-    if (h.name != "runnel-result") continue;
+    if (h.name != header::kResult) continue;
     try {
       return Outcome::FromFrames(h.value, m.value);
     } catch (const std::exception& e) {

@@ -5,10 +5,20 @@
 namespace runnel {
 namespace {
 
+constexpr bool TableInOrder() {
+  for (std::size_t i = 0; i < kErrorKinds.size(); ++i) {
+    if (static_cast<std::size_t>(kErrorKinds[i].kind) != i + 1) return false;
+  }
+  return true;
+}
+static_assert(TableInOrder(), "kErrorKinds is indexed by ErrorKind - 1");
+static_assert(kErrorKinds.size() == static_cast<std::size_t>(ErrorKind::kUndelivered));
+static_assert(KindOf(Errc::kInternal) == ErrorKind::kInternal && ErrcName(Errc::kBadInput) == "bad-input");
+
 class Category final : public std::error_category {
  public:
   const char* name() const noexcept override { return "runnel"; }
-  std::string message(int value) const override { return std::string(ErrcName(static_cast<Errc>(value))); }
+  std::string message(int value) const override { return std::string(ErrcName(ErrcFromCode(value))); }
 };
 
 }  // namespace
@@ -18,26 +28,17 @@ const std::error_category& ErrorCategory() {
   return category;
 }
 
-std::string_view ErrcName(Errc e) {
-  switch (e) {
-    case Errc::kBadInput:
-      return "bad-input";
-    case Errc::kLimitExceeded:
-      return "limit-exceeded";
-    case Errc::kBadConfig:
-      return "bad-config";
-    case Errc::kUnknownFunction:
-      return "unknown-function";
-    case Errc::kTimeout:
-      return "timeout";
-    case Errc::kTransient:
-      return "transient";
-    case Errc::kInternal:
-      return "internal";
+std::optional<ErrorKind> ParseErrorKind(std::string_view name) {
+  for (const ErrorKindInfo& info : kErrorKinds) {
+    if (info.name == name) return info.kind;
   }
-  return "internal";
+  return std::nullopt;
 }
 
-bool IsRetriable(Errc e) { return e == Errc::kTimeout || e == Errc::kTransient || e == Errc::kInternal; }
+std::optional<Errc> ParseErrc(std::string_view name) {
+  const auto kind = ParseErrorKind(name);
+  if (!kind || static_cast<int>(*kind) > kErrcMax) return std::nullopt;
+  return static_cast<Errc>(static_cast<int>(*kind));
+}
 
 }  // namespace runnel

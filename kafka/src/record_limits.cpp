@@ -6,6 +6,7 @@
 #include <charconv>
 
 #include "runnel/core/config_lines.hpp"
+#include "runnel/core/headers.hpp"
 
 namespace runnel::kafka {
 namespace {
@@ -102,7 +103,7 @@ Truncation FitDeadLetter(Record& record, std::size_t own_headers, std::size_t ma
   // 1. The value, cut to what fits beside the headers (and the header saying so).
   if (!record.value.empty()) {
     t.value_cut = true;
-    record.headers.push_back({std::string(kTruncatedHeader), std::to_string(t.value_size)});
+    record.headers.push_back({std::string(header::kTruncated), std::to_string(t.value_size)});
     ++own_headers;
     std::string value = std::move(record.value);
     record.value.clear();
@@ -119,7 +120,7 @@ Truncation FitDeadLetter(Record& record, std::size_t own_headers, std::size_t ma
     record.headers.erase(record.headers.begin(),
                          record.headers.begin() + static_cast<std::ptrdiff_t>(original));
     t.headers_dropped = original;
-    record.headers.push_back({std::string(kTruncatedHeadersHeader), std::to_string(original)});
+    record.headers.push_back({std::string(header::kTruncatedHeaders), std::to_string(original)});
     if (RecordWireSize(record) <= max_bytes) return t;
   }
   // 3. The longest of Runnel's own values (the reason, usually), shortened until it fits.

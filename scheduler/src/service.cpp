@@ -6,6 +6,7 @@
 #include <zmq.hpp>
 
 #include "runnel/core/control_messages.hpp"
+#include "runnel/core/errc.hpp"
 #include "runnel/core/error.hpp"
 #include "runnel/core/failpoints.hpp"
 #include "runnel/core/json.hpp"
@@ -118,7 +119,7 @@ struct SchedulerService::Impl {
       undelivered.id = item.envelope.id;
       undelivered.function = c.spec.function;
       undelivered.status = OutcomeStatus::kError;
-      undelivered.error_kind = "transient";
+      undelivered.error_kind = ErrcName(Errc::kTransient);
       undelivered.job_id = job;
       auto on_delivery = [this, undelivered](const kafka::Delivery& d) mutable {
         if (d.Ok()) return;

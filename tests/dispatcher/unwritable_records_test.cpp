@@ -105,7 +105,7 @@ TEST_F(UnwritableRecords, ADeadLetterTopicThatRefusesRecordsBlocksTheFunctionWit
                 "(TOPIC_AUTHORIZATION_FAILED)"));
   EXPECT_TRUE(blocked.paused);
   EXPECT_EQ(blocked.records_refused, kWriteAttempts);
-  EXPECT_EQ(blocked.failed + blocked.dead_lettered, 0) << "no final outcome without its dead letter";
+  EXPECT_EQ(blocked.errors + blocked.dead_lettered, 0) << "no final outcome without its dead letter";
   EXPECT_EQ(blocked.pending, 1u);
 
   PublishEvents(broker_.ClientConfig(), spec_.topic, {{"later-1", std::nullopt}, {"later-2", std::nullopt}});

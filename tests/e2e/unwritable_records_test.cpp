@@ -165,7 +165,7 @@ TEST_F(UnwritableRecords, AResultTheBrokerRefusesAsTooLargeFailsItsEventWithLimi
   // The next Produce request (the dispatcher's results record: no worker ran anything yet) fails.
   broker_.PushRequestErrors(kApiProduce, {RD_KAFKA_RESP_ERR_MSG_SIZE_TOO_LARGE});
   StartWorker();
-  ASSERT_TRUE(WaitFor([&] { return dispatcher_->Stats().failed >= 1; }, std::chrono::seconds(30)));
+  ASSERT_TRUE(WaitFor([&] { return dispatcher_->Stats().errors >= 1; }, std::chrono::seconds(30)));
   const auto outcomes =
       ReadOutcomes(broker_.ClientConfig(), spec_.results_topic, 1, std::chrono::seconds(20));
   ASSERT_EQ(outcomes.size(), 1u);

@@ -10,6 +10,8 @@
 #include <filesystem>
 #include <fstream>
 
+#include "runnel/core/headers.hpp"
+
 namespace runnel::kafka {
 namespace {
 
@@ -129,9 +131,9 @@ TEST(FitDeadLetter, TheValueIsCutToExactlyTheLimitAndTheOriginalSizeIsInAHeader)
   EXPECT_EQ(t.value_size, 1'500'000u);
   EXPECT_EQ(RecordWireSize(r), kDefaultMessageMaxBytes) << "as much of the value as fits";
   EXPECT_EQ(r.value, std::string(r.value.size(), 'v'));
-  EXPECT_EQ(HeaderValue(r, kTruncatedHeader), "1500000");
+  EXPECT_EQ(HeaderValue(r, header::kTruncated), "1500000");
   EXPECT_EQ(HeaderValue(r, "x-1"), std::string(100, 'h')) << "the original's headers stay";
-  EXPECT_EQ(HeaderValue(r, kTruncatedHeadersHeader), "(none)");
+  EXPECT_EQ(HeaderValue(r, header::kTruncatedHeaders), "(none)");
 }
 
 TEST(FitDeadLetter, OriginalHeadersGoWhenTheyAloneAreOverAndRunnelsStay) {
@@ -141,8 +143,8 @@ TEST(FitDeadLetter, OriginalHeadersGoWhenTheyAloneAreOverAndRunnelsStay) {
   EXPECT_TRUE(t.value_cut);
   EXPECT_EQ(t.headers_dropped, 30u);
   EXPECT_LE(RecordWireSize(r), 2000u);
-  EXPECT_EQ(HeaderValue(r, kTruncatedHeadersHeader), "30");
-  EXPECT_EQ(HeaderValue(r, kTruncatedHeader), "5000");
+  EXPECT_EQ(HeaderValue(r, header::kTruncatedHeaders), "30");
+  EXPECT_EQ(HeaderValue(r, header::kTruncated), "5000");
   EXPECT_EQ(HeaderValue(r, "runnel-origin"), "in/0/7");
   EXPECT_EQ(HeaderValue(r, "x-0"), "(none)");
 }

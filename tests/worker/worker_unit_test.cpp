@@ -148,8 +148,8 @@ class Batching final : public functions::Function {
     return functions::Result{event.payload, "text/plain", {}};
   }
   bool TakesBatches() const override { return true; }
-  std::vector<functions::Outcome> HandleBatch(std::span<const functions::Event> events,
-                                              functions::Context& ctx) override {
+  std::vector<functions::ResultOrError> HandleBatch(std::span<const functions::Event> events,
+                                                    functions::Context& ctx) override {
     {
       std::lock_guard lock(mutex_);
       sizes_.push_back(events.size());
@@ -219,8 +219,8 @@ class SlowBatching final : public functions::Function {
     return functions::Result{event.payload, "text/plain", {}};
   }
   bool TakesBatches() const override { return true; }
-  std::vector<functions::Outcome> HandleBatch(std::span<const functions::Event> events,
-                                              functions::Context& ctx) override {
+  std::vector<functions::ResultOrError> HandleBatch(std::span<const functions::Event> events,
+                                                    functions::Context& ctx) override {
     std::this_thread::sleep_for(kCall);  // the function's own work, not a wait for the test
     return Function::HandleBatch(events, ctx);
   }

@@ -226,7 +226,7 @@ struct TaskPool::Impl {
       watchdog.Start(task.token, task.budget, start);
     }
     if (runnable.empty()) return results;
-    std::vector<functions::Outcome> outcomes;
+    std::vector<functions::ResultOrError> outcomes;
     std::optional<FunctionError> failure;
     std::vector<wire::EmitRecord> emitted;  // a batch's emits travel with its first successful event
     try {

@@ -11,14 +11,6 @@
 namespace runnel::functions {
 namespace {
 
-std::optional<Errc> KindFromName(std::string_view name) {
-  for (int i = 1; i <= kErrcMax; ++i) {
-    const auto code = static_cast<Errc>(i);
-    if (ErrcName(code) == name) return code;
-  }
-  return std::nullopt;
-}
-
 // The reason a result line is unusable, or empty.
 std::string CheckLine(const nlohmann::json& line) {
   if (!line.is_object()) return "each line must be a JSON object";
@@ -28,8 +20,7 @@ std::string CheckLine(const nlohmann::json& line) {
   if (failed && !line["error"].is_string()) return "\"error\" must be a string";
   if (line.contains("content_type") && !line["content_type"].is_string())
     return "\"content_type\" must be a string";
-  if (line.contains("kind") &&
-      (!line["kind"].is_string() || !KindFromName(line["kind"].get<std::string>()))) {
+  if (line.contains("kind") && (!line["kind"].is_string() || !ParseErrc(line["kind"].get<std::string>()))) {
     return "\"kind\" must be an error kind (bad-input, limit-exceeded, bad-config, timeout, transient, "
            "internal)";
   }
@@ -41,11 +32,10 @@ std::string CheckLine(const nlohmann::json& line) {
   return {};
 }
 
-Outcome ToOutcome(const nlohmann::json& line) {
-  Outcome outcome;
+ResultOrError ToOutcome(const nlohmann::json& line) {
+  ResultOrError outcome;
   if (line.contains("error")) {
-    const Errc code =
-        line.contains("kind") ? *KindFromName(line["kind"].get<std::string>()) : Errc::kTransient;
+    const Errc code = line.contains("kind") ? *ParseErrc(line["kind"].get<std::string>()) : Errc::kTransient;
     outcome.error = FunctionError(code, line["error"].get<std::string>());
     return outcome;
   }
@@ -102,12 +92,12 @@ std::string BatchInput(std::span<const Event> events, const std::filesystem::pat
   return input;
 }
 
-std::vector<Outcome> BatchOutcomes(std::span<const Event> events, std::string_view out) {
+std::vector<ResultOrError> BatchOutcomes(std::span<const Event> events, std::string_view out) {
   std::map<std::string, std::optional<nlohmann::json>, std::less<>> by_id;
   for (const Event& event : events) by_id.emplace(event.envelope.id, std::nullopt);
-  std::vector<Outcome> outcomes(events.size());
+  std::vector<ResultOrError> outcomes(events.size());
   const auto fail_all = [&](const std::string& why) {
-    for (Outcome& outcome : outcomes) outcome.error = FunctionError(Errc::kInternal, why);
+    for (ResultOrError& outcome : outcomes) outcome.error = FunctionError(Errc::kInternal, why);
     return outcomes;
   };
   std::size_t number = 0;

@@ -24,6 +24,6 @@ std::string BatchInput(std::span<const Event> events, const std::filesystem::pat
 // name (bad-input, limit-exceeded, bad-config, timeout, transient, internal; default transient).
 // A line that is not such an object fails every event of the batch (the program has a bug); an
 // event without a line, or with two, fails as internal.
-std::vector<Outcome> BatchOutcomes(std::span<const Event> events, std::string_view out);
+std::vector<ResultOrError> BatchOutcomes(std::span<const Event> events, std::string_view out);
 
 }  // namespace runnel::functions

@@ -53,8 +53,8 @@ class ExecFunction final : public Function {
   // A batch is one run of the program: the events as NDJSON on stdin, one result line per event
   // on stdout (batch_protocol.hpp). A failure of the run itself fails every event with it. The
   // worker calls this only when the function's batch size is above 1.
-  std::vector<Outcome> HandleBatch(std::span<const Event> events, Context& ctx) override {
-    std::vector<Outcome> outcomes(events.size());
+  std::vector<ResultOrError> HandleBatch(std::span<const Event> events, Context& ctx) override {
+    std::vector<ResultOrError> outcomes(events.size());
     try {
       const ControlFile control;
       ProcessRequest request = Request(ctx, control, CommonEnvironment(ctx.Deadline()));
@@ -79,7 +79,7 @@ class ExecFunction final : public Function {
       for (const EmitRequest& emit : requests.emits)
         ctx.Emit(emit.topic, emit.key, emit.payload, emit.headers);
     } catch (const FunctionError& e) {
-      for (Outcome& outcome : outcomes) {
+      for (ResultOrError& outcome : outcomes) {
         outcome.result.reset();
         outcome.error = e;
       }

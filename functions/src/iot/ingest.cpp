@@ -78,13 +78,13 @@ void IngestFunction::Return(std::unique_ptr<Scratch> scratch) {
 BatchSpec IngestFunction::Batch() const { return {100, std::chrono::milliseconds(500)}; }
 
 Result IngestFunction::Handle(const Event& event, Context& ctx) {
-  std::vector<Outcome> outcomes = HandleBatch(std::span<const Event>(&event, 1), ctx);
+  std::vector<ResultOrError> outcomes = HandleBatch(std::span<const Event>(&event, 1), ctx);
   if (outcomes.front().error) throw *outcomes.front().error;
   return std::move(*outcomes.front().result);
 }
 
-std::vector<Outcome> IngestFunction::HandleBatch(std::span<const Event> events, Context& ctx) {
-  std::vector<Outcome> outcomes(events.size());
+std::vector<ResultOrError> IngestFunction::HandleBatch(std::span<const Event> events, Context& ctx) {
+  std::vector<ResultOrError> outcomes(events.size());
   const std::int64_t now_ms = clock_();
   std::unique_ptr<Scratch> scratch;
   std::vector<std::optional<EventReport>> reports(events.size());
@@ -104,7 +104,7 @@ std::vector<Outcome> IngestFunction::HandleBatch(std::span<const Event> events, 
     analysis = &scratch->analyzer.Run(scratch->store, params_);
   } catch (const std::exception& e) {
     // Only resource exhaustion gets here; no event can be judged, so all are retried.
-    for (Outcome& outcome : outcomes) {
+    for (ResultOrError& outcome : outcomes) {
       outcome.result.reset();
       outcome.error = FunctionError(Errc::kInternal, fmt::format("iot.ingest: {}", e.what()));
     }

@@ -32,7 +32,7 @@ class IngestFunction final : public Function {
   // Aggregates, lateness and anomaly baselines span every event of the batch; each event's result
   // lists its own counts, errors, alerts and anomalies, and the first successful one lists the
   // batch's aggregates.
-  std::vector<Outcome> HandleBatch(std::span<const Event> events, Context& ctx) override;
+  std::vector<ResultOrError> HandleBatch(std::span<const Event> events, Context& ctx) override;
 
   const IngestParams& Params() const { return params_; }
 

@@ -100,38 +100,23 @@ std::string Names(const Loaded& loaded) {
   return out;
 }
 
+// The ABI's statuses are Runnel's error codes (static_asserts below), but it has no number for
+// unknown-function: a 4 from a plugin is internal, and so is an unknown-function raised inside one.
+static_assert(RUNNEL_E_BAD_INPUT == static_cast<int>(Errc::kBadInput));
+static_assert(RUNNEL_E_LIMIT_EXCEEDED == static_cast<int>(Errc::kLimitExceeded));
+static_assert(RUNNEL_E_BAD_CONFIG == static_cast<int>(Errc::kBadConfig));
+static_assert(RUNNEL_E_TIMEOUT == static_cast<int>(Errc::kTimeout));
+static_assert(RUNNEL_E_TRANSIENT == static_cast<int>(Errc::kTransient));
+static_assert(RUNNEL_E_INTERNAL == static_cast<int>(Errc::kInternal));
+static_assert(RUNNEL_OK == 0 && RUNNEL_E_INTERNAL == kErrcMax);
+
 Errc StatusToErrc(int status) {
-  switch (status) {
-    case RUNNEL_E_BAD_INPUT:
-      return Errc::kBadInput;
-    case RUNNEL_E_LIMIT_EXCEEDED:
-      return Errc::kLimitExceeded;
-    case RUNNEL_E_BAD_CONFIG:
-      return Errc::kBadConfig;
-    case RUNNEL_E_TIMEOUT:
-      return Errc::kTimeout;
-    case RUNNEL_E_TRANSIENT:
-      return Errc::kTransient;
-    default:
-      return Errc::kInternal;
-  }
+  const Errc code = ErrcFromCode(status);
+  return code == Errc::kUnknownFunction ? Errc::kInternal : code;
 }
 
 int ErrcToStatus(Errc code) {
-  switch (code) {
-    case Errc::kBadInput:
-      return RUNNEL_E_BAD_INPUT;
-    case Errc::kLimitExceeded:
-      return RUNNEL_E_LIMIT_EXCEEDED;
-    case Errc::kBadConfig:
-      return RUNNEL_E_BAD_CONFIG;
-    case Errc::kTimeout:
-      return RUNNEL_E_TIMEOUT;
-    case Errc::kTransient:
-      return RUNNEL_E_TRANSIENT;
-    default:
-      return RUNNEL_E_INTERNAL;
-  }
+  return code == Errc::kUnknownFunction ? RUNNEL_E_INTERNAL : static_cast<int>(code);
 }
 
 std::string_view Text(const char* s) { return s ? std::string_view(s) : std::string_view(); }
@@ -370,7 +355,7 @@ class PluginFunction final : public Function {
     return fn_.v2 != nullptr && (fn_.v2->handle_batch != nullptr || fn_.v2->batch_max_events > 1);
   }
 
-  std::vector<Outcome> HandleBatch(std::span<const Event> events, Context& ctx) override {
+  std::vector<ResultOrError> HandleBatch(std::span<const Event> events, Context& ctx) override {
     if (fn_.v2 == nullptr || fn_.v2->handle_batch == nullptr) return Function::HandleBatch(events, ctx);
     // C arrays for the plugin; the storage behind them is built in place and never moves.
     std::vector<std::unique_ptr<CEvent>> storage;
@@ -385,7 +370,7 @@ class PluginFunction final : public Function {
     }
     std::vector<int> statuses(events.size(), RUNNEL_E_INTERNAL);
     fn_.v2->handle_batch(instance_, c_events.data(), c_events.size(), c_results.data(), statuses.data());
-    std::vector<Outcome> outcomes(events.size());
+    std::vector<ResultOrError> outcomes(events.size());
     for (std::size_t i = 0; i < events.size(); ++i) {
       try {
         outcomes[i].result = sinks[i]->Finish(statuses[i], fn_.Name());

@@ -62,8 +62,8 @@ BatchSpec EffectiveBatch(const Function& function, const std::optional<BatchSpec
   return *configured;
 }
 
-std::vector<Outcome> Function::HandleBatch(std::span<const Event> events, Context& ctx) {
-  std::vector<Outcome> outcomes;
+std::vector<ResultOrError> Function::HandleBatch(std::span<const Event> events, Context& ctx) {
+  std::vector<ResultOrError> outcomes;
   outcomes.reserve(events.size());
   for (const Event& event : events) {
     try {

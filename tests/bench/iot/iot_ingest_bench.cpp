@@ -38,8 +38,8 @@ namespace {
 
 using runnel::functions::Context;
 using runnel::functions::Event;
-using runnel::functions::Outcome;
 using runnel::functions::OutputStore;
+using runnel::functions::ResultOrError;
 namespace od = simdjson::ondemand;
 
 constexpr std::int64_t kStartMs = 1'700'000'000'000;
@@ -284,7 +284,8 @@ IngestResult Ingest(runnel::functions::Function& function, const std::vector<Eve
   const Timer timer;
   for (std::size_t i = 0; i < events.size(); i += batch) {
     const std::size_t n = std::min(batch, events.size() - i);
-    for (const Outcome& outcome : function.HandleBatch(std::span<const Event>(events.data() + i, n), ctx)) {
+    for (const ResultOrError& outcome :
+         function.HandleBatch(std::span<const Event>(events.data() + i, n), ctx)) {
       if (outcome.result) {
         r.output_bytes += outcome.result->output.size();
       } else {

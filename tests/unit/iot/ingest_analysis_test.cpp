@@ -236,7 +236,7 @@ TEST(IotIngestBatch, AggregatesSpanTheBatchAndEachEventGetsOneOutcome) {
       MakeEvent(Line("a", kNow - 400'000, {{"temp", 60}}) + Line("a", kNow + 1000, {{"temp", 10}}), "e1"),
       MakeEvent("{oops}\n" + Line("a", kNow + 2000, {{"temp", 20}}) + Line("b", kNow, {{"temp", 70}}), "e2"),
   };
-  const std::vector<Outcome> outcomes = h.Batch(events);
+  const std::vector<ResultOrError> outcomes = h.Batch(events);
   ASSERT_EQ(outcomes.size(), 3u);
   ASSERT_TRUE(outcomes[0].error);
   EXPECT_EQ(outcomes[0].error->Code(), Errc::kBadInput);

@@ -88,7 +88,7 @@ class Harness {
     return FunctionError(Errc::kInternal, "did not fail");
   }
 
-  std::vector<Outcome> Batch(const std::vector<Event>& events) {
+  std::vector<ResultOrError> Batch(const std::vector<Event>& events) {
     return function_->HandleBatch(events, ctx_);
   }
 

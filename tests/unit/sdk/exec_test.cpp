@@ -309,7 +309,7 @@ TEST(Exec, ABatchIsOneRunWithAResultLinePerEvent) {
   EXPECT_EQ(fn->Batch().max_events, 1u);
   EXPECT_TRUE(fn->TakesBatches());
   const std::vector<Event> events = BatchEvents();
-  const std::vector<Outcome> outcomes = fn->HandleBatch(events, ctx);
+  const std::vector<ResultOrError> outcomes = fn->HandleBatch(events, ctx);
   ASSERT_EQ(outcomes.size(), 4u);
   ASSERT_TRUE(outcomes[0].result) << outcomes[0].error->what();
   EXPECT_EQ(outcomes[0].result->output, "ONE");
@@ -335,7 +335,7 @@ TEST(Exec, ABatchRunThatFailsFailsEveryEventAndAMissingLineFailsItsEvent) {
   TestContext ctx;
   const nlohmann::json batch = nlohmann::json::object();
   const std::vector<Event> events = BatchEvents();
-  for (const Outcome& o : Shell("echo broken >&2; exit 1", batch)->HandleBatch(events, ctx)) {
+  for (const ResultOrError& o : Shell("echo broken >&2; exit 1", batch)->HandleBatch(events, ctx)) {
     ASSERT_TRUE(o.error);
     EXPECT_EQ(o.error->Code(), Errc::kTransient);
     EXPECT_STREQ(o.error->what(), "broken");
@@ -348,7 +348,7 @@ TEST(Exec, ABatchRunThatFailsFailsEveryEventAndAMissingLineFailsItsEvent) {
   EXPECT_THAT(partial[0].error->what(), HasSubstr("no result line for this event"));
   const auto garbled =
       Shell(R"(echo '{"id": "b3", "output": 1, "extra": 2}')", batch)->HandleBatch(events, ctx);
-  for (const Outcome& o : garbled) {
+  for (const ResultOrError& o : garbled) {
     ASSERT_TRUE(o.error);
     EXPECT_THAT(o.error->what(), HasSubstr("batch stdout line 1: unknown key \"extra\""));
   }

@@ -151,7 +151,7 @@ TEST(Plugin, BatchesDeclaredByThePluginFailOneEventAlone) {
   EXPECT_EQ(count->Batch().window, std::chrono::milliseconds(100));
   const std::vector<Event> events = {MakeEvent("a b", "e1"), MakeEvent(std::string("x\0y", 3), "e2"),
                                      MakeEvent("c d e", "e3")};
-  const std::vector<Outcome> outcomes = count->HandleBatch(events, ctx);
+  const std::vector<ResultOrError> outcomes = count->HandleBatch(events, ctx);
   ASSERT_EQ(outcomes.size(), 3u);
   ASSERT_TRUE(outcomes[0].result);
   EXPECT_EQ(outcomes[0].result->output, R"({"lines":1,"words":2,"bytes":3})");

@@ -9,6 +9,7 @@
 #include <vector>
 
 #include "runnel/core/error.hpp"
+#include "runnel/core/headers.hpp"
 
 namespace runnel {
 
@@ -21,19 +22,7 @@ struct Header {
 };
 using Headers = std::vector<Header>;
 
-namespace header {
-inline constexpr std::string_view kId = "runnel-id";
-inline constexpr std::string_view kContentType = "content-type";
-inline constexpr std::string_view kAttempt = "runnel-attempt";
-inline constexpr std::string_view kHop = "runnel-hop";
-inline constexpr std::string_view kReplyTo = "runnel-reply-to";
-inline constexpr std::string_view kDeadline = "runnel-deadline-ms";
-inline constexpr std::string_view kTrace = "runnel-trace";
-inline constexpr std::string_view kFile = "runnel-file";
-inline constexpr std::string_view kFileSize = "runnel-file-size";
-inline constexpr std::string_view kFileName = "runnel-file-name";
-inline constexpr std::string_view kJob = "runnel-job";
-}  // namespace header
+// The header names (header::kId, ...) are in headers.hpp.
 
 namespace limits {
 inline constexpr std::size_t kIdMax = 128;

@@ -78,7 +78,7 @@ struct BatchSpec {
 };
 
 // One outcome of a batch call: a Result, or the error for that event alone.
-struct Outcome {
+struct ResultOrError {
   std::optional<Result> result;
   std::optional<FunctionError> error;
 };
@@ -95,7 +95,7 @@ class Function {
   // gains nothing from batches leaves this false, so such a config is an error, not a slow no-op.
   virtual bool TakesBatches() const { return Batch().max_events > 1; }
   // Handles several events; one outcome per event, in order. The default calls Handle for each.
-  virtual std::vector<Outcome> HandleBatch(std::span<const Event> events, Context& ctx);
+  virtual std::vector<ResultOrError> HandleBatch(std::span<const Event> events, Context& ctx);
 };
 
 // The batch a function runs with, the one rule for `runnel up` (at start) and the worker (at

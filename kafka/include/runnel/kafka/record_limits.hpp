@@ -24,11 +24,6 @@ inline constexpr std::size_t kRunnelHeadersAllowance = std::size_t{64} << 10;
 inline constexpr std::size_t kMessageMaxBytesMin = 1000;
 inline constexpr std::size_t kMessageMaxBytesMax = 1'000'000'000;
 
-// Header of a dead-letter copy whose value was cut to fit: the value's original size in bytes.
-inline constexpr std::string_view kTruncatedHeader = "runnel-truncated";
-// Header of a dead-letter copy that had to leave out headers of the original: how many.
-inline constexpr std::string_view kTruncatedHeadersHeader = "runnel-truncated-headers";
-
 // The size librdkafka 2.0 checks against message.max.bytes (rd_kafka_msg_max_wire_size): the
 // value, the key, every header with its two varint lengths, and 36 bytes of record overhead.
 std::size_t RecordWireSize(const Record& record);

@@ -22,9 +22,10 @@ struct WorkerStats {
 };
 
 struct DispatcherStats {
-  std::int64_t received = 0;       // records consumed
-  std::int64_t succeeded = 0;      // final outcome ok
-  std::int64_t failed = 0;         // final outcome error (permanent failure, dead-lettered)
+  std::int64_t received = 0;   // records consumed
+  std::int64_t succeeded = 0;  // final outcome ok
+  std::int64_t errors =
+      0;  // final outcome error (permanent failure, dead-lettered): status "errors", outcome="error"
   std::int64_t dead_lettered = 0;  // final outcome dead-letter (retries exhausted, recursion, worker lost)
   std::int64_t retries = 0;        // attempts scheduled after a failure
   std::int64_t attempts = 0;       // events handed to a worker, every attempt counted (invocations)
