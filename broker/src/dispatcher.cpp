@@ -223,7 +223,8 @@ bool Dispatcher::Loop::Admit(std::uint64_t slot_id) {
     slot.envelope = Envelope::Decode(slot.msg.headers);
   } catch (const EnvelopeError& e) {
     if (opt_.observer) opt_.observer->Received(slot_id, slot.id, slot.msg);
-    Decide(slot_id, Decision::Failure(OutcomeStatus::kError, std::string(KindName(ErrorKind::kMalformedEnvelope)), e.what()));
+    Decide(slot_id, Decision::Failure(OutcomeStatus::kError,
+                                      std::string(KindName(ErrorKind::kMalformedEnvelope)), e.what()));
     return false;
   }
   if (!slot.envelope.id.empty()) slot.id = slot.envelope.id;

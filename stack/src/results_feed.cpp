@@ -19,7 +19,8 @@ constexpr int kResultsQueue = 10'000;
 }  // namespace
 
 struct ResultsFeed::Sockets {
-  explicit Sockets(zmq::context_t& ctx) : xsub(ctx, zmq::socket_type::xsub), xpub(ctx, zmq::socket_type::xpub) {}
+  explicit Sockets(zmq::context_t& ctx)
+      : xsub(ctx, zmq::socket_type::xsub), xpub(ctx, zmq::socket_type::xpub) {}
   zmq::socket_t xsub;
   zmq::socket_t xpub;
 };
