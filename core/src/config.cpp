@@ -72,7 +72,16 @@ class Parser {
   // Expands ${VAR} references in every scalar value (keys stay as written) before anything reads
   // them, so errors about a value name its line and key path. Values reached twice through a YAML
   // alias are expanded once: what came from the environment is never expanded again.
-  void ExpandEnvironment(YAML::Node node, const std::string& key) {
+  // Both walks over the tree recurse once per level. yaml-cpp lets a document nest 2,000 levels,
+  // which overflowed the stack (found by fuzzing: "[[[[..." in a sanitizer build), and aliases
+  // can stack one nested value inside another past even that; no real config nests this deep.
+  static constexpr int kMaxDepth = 64;
+  void CheckDepth(const YAML::Node& node, const std::string& key, int depth) const {
+    if (depth > kMaxDepth) Fail(node, key, fmt::format("nests deeper than {} levels", kMaxDepth));
+  }
+
+  void ExpandEnvironment(YAML::Node node, const std::string& key, int depth = 0) {
+    CheckDepth(node, key.empty() ? "(top level)" : key, depth);
     // Looked up by the node's place in the text, which an alias shares with its anchor: one list of
     // every node made this walk quadratic (seconds for a list of 40,000 values).
     auto& same_place = expanded_[node.Mark().pos];
@@ -87,10 +96,12 @@ class Parser {
           Fail(kv.first, key.empty() ? "(top level)" : key, "a key must be a name, not a mapping or a list");
         }
         const auto name = kv.first.as<std::string>();
-        ExpandEnvironment(kv.second, key.empty() ? name : key + "." + name);
+        ExpandEnvironment(kv.second, key.empty() ? name : key + "." + name, depth + 1);
       }
     } else if (node.IsSequence()) {
-      for (std::size_t i = 0; i < node.size(); ++i) ExpandEnvironment(node[i], fmt::format("{}[{}]", key, i));
+      for (std::size_t i = 0; i < node.size(); ++i) {
+        ExpandEnvironment(node[i], fmt::format("{}[{}]", key, i), depth + 1);
+      }
     } else if (node.IsScalar() && node.Scalar().find('$') != std::string::npos) {
       try {
         node = ExpandEnv(node.Scalar());  // keeps the node's mark (line) and tag (quoted or not)
@@ -105,9 +116,10 @@ class Parser {
   static constexpr std::size_t kMaxJsonValues = 100'000;
   nlohmann::json Json(const YAML::Node& node, const std::string& key) const {
     std::size_t values = 0;
-    return Json(node, key, values);
+    return Json(node, key, values, 0);
   }
-  nlohmann::json Json(const YAML::Node& node, const std::string& key, std::size_t& values) const {
+  nlohmann::json Json(const YAML::Node& node, const std::string& key, std::size_t& values, int depth) const {
+    CheckDepth(node, key, depth);
     if (++values > kMaxJsonValues) {
       Fail(node, key,
            fmt::format("holds more than {} values (YAML aliases copied too often?)", kMaxJsonValues));
@@ -115,12 +127,12 @@ class Parser {
     switch (node.Type()) {
       case YAML::NodeType::Map: {
         auto obj = nlohmann::json::object();
-        for (const auto& kv : node) obj[kv.first.as<std::string>()] = Json(kv.second, key, values);
+        for (const auto& kv : node) obj[kv.first.as<std::string>()] = Json(kv.second, key, values, depth + 1);
         return obj;
       }
       case YAML::NodeType::Sequence: {
         auto arr = nlohmann::json::array();
-        for (const auto& item : node) arr.push_back(Json(item, key, values));
+        for (const auto& item : node) arr.push_back(Json(item, key, values, depth + 1));
         return arr;
       }
       case YAML::NodeType::Scalar: {
@@ -167,13 +179,13 @@ bool IsTopicName(const std::string& s) {
 
 // `batch: {size: 1..10000, window: 0..60s}`; size is required, the window defaults to 0 (a call
 // takes what the worker already holds and never waits).
-BatchConfig ParseBatch(const Parser& p, const YAML::Node& node, const std::string& where, int& line) {
+BatchSpec ParseBatch(const Parser& p, const YAML::Node& node, const std::string& where, int& line) {
   if (!node.IsMap()) p.Fail(node, where, "must be a mapping like {size: 100, window: 500ms}");
   p.OnlyKeys(node, where, {"size", "window"});
   line = node.Mark().is_null() ? 0 : node.Mark().line + 1;
-  BatchConfig b;
+  BatchSpec b;
   if (!node["size"]) p.Fail(node, where + ".size", "is required (events per call, 1..10000)");
-  b.size = static_cast<int>(p.Int(node["size"], where + ".size", 1, 10'000));
+  b.size = static_cast<std::size_t>(p.Int(node["size"], where + ".size", 1, 10'000));
   if (node["window"]) {
     b.window = p.Duration(node["window"], where + ".window");
     if (b.window > std::chrono::minutes(1)) p.Fail(node["window"], where + ".window", "must be at most 60s");

@@ -5,6 +5,8 @@
 #include <filesystem>
 #include <fstream>
 
+#include <fmt/format.h>
+
 #include "runnel/core/config.hpp"
 #include "runnel/core/error.hpp"
 #include "runnel/testing/child_process.hpp"
@@ -84,6 +86,28 @@ TEST_F(ConfigParse, ParamsMultipliedByAliasesAreBounded) {
             "F:4: functions[0].params: holds more than 100000 values (YAML aliases copied too often?)");
   const StackConfig config = LoadStackConfig(Write(laughs(4)));  // 10^4 values: a real, if odd, config
   EXPECT_EQ(config.functions[0].params["d"][9][9][9][9], "x");
+}
+
+// Found by fuzzing (CI's fuzz_smoke, a sanitizer build): params nested a couple of thousand
+// levels deep ("[[[[...", which yaml-cpp accepts up to 2,000) overflowed the stack of the walks
+// that expand ${VAR} and copy params out. Nesting is bounded, also where aliases stack one deep
+// value inside another (each alone under the bound, together past it).
+TEST_F(ConfigParse, NestingIsBoundedAlsoThroughAliases) {
+  const auto nested = [](int levels, const std::string& inner) {
+    return std::string(levels, '[') + inner + std::string(levels, ']');
+  };
+  EXPECT_THAT(Error("functions:\n  - name: f\n    params: " + nested(1500, "x") + "\n"),
+              ::testing::MatchesRegex("F:3: functions\\[0\\]\\.params(\\[0\\])+: nests deeper than 64 levels"));
+  std::string stacked = "functions:\n  - name: f\n    params:\n      a0: &a0 " + nested(40, "x") + "\n";
+  for (int i = 1; i < 4; ++i) {
+    stacked += fmt::format("      a{}: &a{} {}\n", i, i, nested(40, fmt::format("*a{}", i - 1)));
+  }
+  EXPECT_EQ(Error(stacked), "F:4: functions[0].params: nests deeper than 64 levels");
+  const StackConfig config = LoadStackConfig(Write(
+      "functions:\n  - name: f\n    params: {deep: " + nested(60, "x") + "}\n"));  // deep, but real
+  nlohmann::json value = config.functions[0].params["deep"];
+  for (int level = 0; level < 60; ++level) value = nlohmann::json(value[0]);
+  EXPECT_EQ(value, "x");
 }
 
 // replication_factor: the top-level value for every function, a function's own value for its topics.
