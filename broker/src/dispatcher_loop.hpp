@@ -88,7 +88,7 @@ class Dispatcher::Loop {
   void WorkerLost(const std::string& identity, const std::string& reason, Lost lost = Lost::kMayHaveRun);
   void Dispatch();
   // Events per call and the wait to fill a call (the stack settles spec.batch; unset: one per call).
-  BatchConfig Batch() const { return opt_.spec.batch.value_or(BatchConfig{}); }
+  BatchSpec Batch() const { return opt_.spec.batch.value_or(BatchSpec{}); }
   void Send(const std::string& identity, std::vector<zmq::message_t> frames);
   // Sends frames whose first one is the routing identity.
   void SendRouted(const std::string& identity, std::vector<zmq::message_t>& frames);

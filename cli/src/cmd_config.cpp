@@ -29,7 +29,7 @@ Command AddConfig(CLI::App& app, CommonOptions&) {
                                           ? "embedded (unless runnel up --kafka)"
                                           : config.kafka_bootstrap + " (runnel up --kafka overrides)");
             for (const auto& f : config.functions) {
-              const BatchConfig batch = f.batch.value_or(BatchConfig{});
+              const BatchSpec batch = f.batch.value_or(BatchSpec{});
               fmt::print(
                   "  {:<16} {:<24} topic {:<16} dlq {:<20} results {:<24} workers {}..{}  batch {}/{}ms\n",
                   f.name, f.handler, f.topic, f.dead_letter_topic,

@@ -86,7 +86,7 @@ StackConfig DemoStack(const DemoPlan& plan) {
   // windows of 10 minutes, nothing counted late.
   add("iot.ingest",
       {{"window_ms", 600000}, {"max_lateness_ms", 3600000}, {"thresholds", {{"temp", {{"above", 80}}}}}}, 1);
-  config.functions.back().batch = BatchConfig{1, std::chrono::milliseconds(0)};
+  config.functions.back().batch = BatchSpec{1, std::chrono::milliseconds(0)};
   return config;
 }
 
@@ -123,7 +123,7 @@ std::string Summary(const Outcome& o) {
 // Outcome records from the functions' results topics (durable: none is missed, however many).
 class Outcomes {
  public:
-  explicit Outcomes(const kafka::KafkaConfig& kafka)
+  explicit Outcomes(const kafka::KafkaOptions& kafka)
       : consumer_(kafka, kafka::Consumer::Options{"runnel.demo"}) {
     kafka::Admin admin(kafka);
     std::vector<kafka::TopicPartitionOffset> partitions;
@@ -364,7 +364,7 @@ class DemoRun {
   const StateDir& state_;
   const nlohmann::json endpoints_;
   const StackClient client_;
-  const kafka::KafkaConfig kafka_;
+  const kafka::KafkaOptions kafka_;
   Outcomes outcomes_;
   std::unique_ptr<kafka::Producer> producer_;
   const Clock::time_point started_;

@@ -21,11 +21,8 @@ std::vector<scheduler::CompiledSchedule> CheckConfig(StackConfig& config) {
     } catch (const Error& e) {
       throw ConfigError(fmt::format("{}: function {} ({}): {}", config.source, f.name, f.handler, e.what()));
     }
-    std::optional<functions::BatchSpec> configured;
-    if (f.batch) configured = functions::BatchSpec{static_cast<std::size_t>(f.batch->size), f.batch->window};
     try {
-      const functions::BatchSpec batch = functions::EffectiveBatch(*fn, configured);
-      f.batch = BatchConfig{static_cast<int>(batch.max_events), batch.window};
+      f.batch = functions::EffectiveBatch(*fn, f.batch);
     } catch (const Error& e) {
       throw ConfigError(fmt::format("{}:{}: functions[{}].batch: function {} ({}): {}", config.source,
                                     f.batch_line, i, f.name, f.handler, e.what()));

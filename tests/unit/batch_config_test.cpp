@@ -50,18 +50,18 @@ TEST(BatchConfig, UnsetMeansTheFunctionsOwnDefault) {
 TEST(BatchConfig, SizeAndWindow) {
   const auto c = Load(WithBatch("{size: 50, window: 200ms}"));
   ASSERT_TRUE(c.functions.at(0).batch.has_value());
-  EXPECT_EQ(c.functions.at(0).batch->size, 50);
+  EXPECT_EQ(c.functions.at(0).batch->size, 50u);
   EXPECT_EQ(c.functions.at(0).batch->window, milliseconds(200));
   EXPECT_EQ(c.functions.at(0).batch_line, 4);
   const auto block =
       Load("functions:\n  - name: iot.ingest\n    batch:\n      size: 10000\n      window: 1m\n");
-  EXPECT_EQ(block.functions.at(0).batch->size, 10000);
+  EXPECT_EQ(block.functions.at(0).batch->size, 10000u);
   EXPECT_EQ(block.functions.at(0).batch->window, milliseconds(60'000));
 }
 
 TEST(BatchConfig, TheWindowDefaultsToZero) {
   const auto c = Load(WithBatch("{size: 1}"));
-  EXPECT_EQ(c.functions.at(0).batch->size, 1);
+  EXPECT_EQ(c.functions.at(0).batch->size, 1u);
   EXPECT_EQ(c.functions.at(0).batch->window, milliseconds(0));
 }
 
@@ -70,7 +70,7 @@ TEST(BatchConfig, ValuesComeFromTheEnvironment) {
   ::unsetenv("RUNNEL_TEST_BATCH_WINDOW");
   const auto c =
       Load(WithBatch("{size: \"${RUNNEL_TEST_BATCH}\", window: \"${RUNNEL_TEST_BATCH_WINDOW:-750ms}\"}"));
-  EXPECT_EQ(c.functions.at(0).batch->size, 25);
+  EXPECT_EQ(c.functions.at(0).batch->size, 25u);
   EXPECT_EQ(c.functions.at(0).batch->window, milliseconds(750));
   ::unsetenv("RUNNEL_TEST_BATCH");
   EXPECT_EQ(LoadError(WithBatch("{size: \"${RUNNEL_TEST_BATCH}\"}")),

@@ -81,19 +81,19 @@ TEST(EffectiveBatch, TheConfigOverridesTheFunctionsDefault) {
   const auto ingest = Builtins().Create("iot.ingest", nlohmann::json::object());
   ASSERT_TRUE(ingest->TakesBatches());
   const BatchSpec declared = EffectiveBatch(*ingest, std::nullopt);
-  EXPECT_EQ(declared.max_events, 100u) << "Lambda's Kafka trigger defaults";
+  EXPECT_EQ(declared.size, 100u) << "Lambda's Kafka trigger defaults";
   EXPECT_EQ(declared.window, std::chrono::milliseconds(500));
   const BatchSpec configured = EffectiveBatch(*ingest, BatchSpec{50, std::chrono::milliseconds(200)});
-  EXPECT_EQ(configured.max_events, 50u);
+  EXPECT_EQ(configured.size, 50u);
   EXPECT_EQ(configured.window, std::chrono::milliseconds(200));
-  EXPECT_EQ(EffectiveBatch(*ingest, BatchSpec{1, {}}).max_events, 1u) << "size 1 turns batching off";
+  EXPECT_EQ(EffectiveBatch(*ingest, BatchSpec{1, {}}).size, 1u) << "size 1 turns batching off";
 }
 
 TEST(EffectiveBatch, AFunctionWithoutBatchesTakesOnlySizeOne) {
   const auto echo = Builtins().Create("echo", nlohmann::json::object());
   EXPECT_FALSE(echo->TakesBatches());
-  EXPECT_EQ(EffectiveBatch(*echo, std::nullopt).max_events, 1u);
-  EXPECT_EQ(EffectiveBatch(*echo, BatchSpec{1, std::chrono::milliseconds(100)}).max_events, 1u);
+  EXPECT_EQ(EffectiveBatch(*echo, std::nullopt).size, 1u);
+  EXPECT_EQ(EffectiveBatch(*echo, BatchSpec{1, std::chrono::milliseconds(100)}).size, 1u);
   try {
     EffectiveBatch(*echo, BatchSpec{50, std::chrono::milliseconds(200)});
     ADD_FAILURE() << "batch.size 50 accepted for echo";

@@ -144,7 +144,7 @@ struct TaskPool::Impl {
   }
 
   void FiberLoop() {
-    if (batch.max_events > 1) return BatchLoop();
+    if (batch.size > 1) return BatchLoop();
     PendingTask task;
     while (queue.pop(task) == boost::fibers::channel_op_status::success) {
       waiting.fetch_sub(1);
@@ -166,7 +166,7 @@ struct TaskPool::Impl {
         waiting.fetch_sub(1);
         tasks.push_back(std::move(task));
         const auto window_end = Clock::now() + batch.window;
-        while (tasks.size() < batch.max_events) {
+        while (tasks.size() < batch.size) {
           PendingTask more;
           const auto status =
               batch.window.count() > 0 ? queue.pop_wait_until(more, window_end) : queue.try_pop(more);
@@ -287,7 +287,7 @@ struct TaskPool::Impl {
   functions::Function& function;
   PoolOptions options;
   Watchdog& watchdog;
-  functions::BatchSpec batch;
+  BatchSpec batch;
   std::shared_ptr<spdlog::logger> log;
   functions::OutputStore outputs;
   boost::fibers::buffered_channel<PendingTask> queue;

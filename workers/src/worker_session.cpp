@@ -305,12 +305,11 @@ class WorkerSession::Impl {
       SendBye(reason);
       return Refused(reason);
     }
-    std::optional<functions::BatchSpec> configured;
+    std::optional<BatchSpec> configured;
     if (welcome.batch) {
-      configured = functions::BatchSpec{static_cast<std::size_t>(welcome.batch->size),
-                                        milliseconds(welcome.batch->window_ms)};
+      configured = BatchSpec{static_cast<std::size_t>(welcome.batch->size), milliseconds(welcome.batch->window_ms)};
     }
-    functions::BatchSpec batch;
+    BatchSpec batch;
     try {
       batch = functions::EffectiveBatch(*function_, configured);
     } catch (const Error& e) {
@@ -329,7 +328,7 @@ class WorkerSession::Impl {
     pool.threads = options_.threads;
     fibers_ = std::max<std::size_t>(1, std::min(capacity_, concurrency > 0 ? concurrency : kDefaultFibers));
     // Room for a full batch per call, unless --capacity set a limit: say so before tasks flow.
-    const std::size_t wanted = std::min(kMaxBatchCapacity, fibers_ * batch.max_events);
+    const std::size_t wanted = std::min(kMaxBatchCapacity, fibers_ * batch.size);
     if (!options_.capacity && wanted > capacity_) {
       capacity_ = wanted;
       SendControl(wire::cmd::kCapacity, wire::Encode(wire::Capacity{static_cast<std::int64_t>(capacity_)}));
@@ -343,7 +342,7 @@ class WorkerSession::Impl {
         "worker {} runs '{}' for {}: capacity {}, {} fibers on {} threads, batch {} within {} ms, timeout {} "
         "ms, memory {} MiB",
         options_.id, options_.function, options_.dispatcher, capacity_, fibers_, options_.threads,
-        batch.max_events, batch.window.count(), timeout_.count(), memory_mb);
+        batch.size, batch.window.count(), timeout_.count(), memory_mb);
     return std::nullopt;
   }
 

@@ -52,12 +52,12 @@ std::string Context::ReadInput(const Event& event, std::size_t max_bytes) {
 
 BatchSpec EffectiveBatch(const Function& function, const std::optional<BatchSpec>& configured) {
   if (!configured) return function.Batch();
-  if (configured->max_events > 1 && !function.TakesBatches()) {
+  if (configured->size > 1 && !function.TakesBatches()) {
     throw FunctionError(
         Errc::kBadConfig,
         fmt::format("batch.size {}: this function takes one event per call (it does not declare "
                     "batches); remove batch or set batch.size: 1",
-                    configured->max_events));
+                    configured->size));
   }
   return *configured;
 }

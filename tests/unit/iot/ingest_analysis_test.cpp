@@ -225,7 +225,7 @@ TEST(IotIngestAnomaly, ZeroVarianceBaselineFlagsAnyDepartureWithNullZ) {
 TEST(IotIngestBatch, DeclaresLambdasDefaultBatch) {
   // The default when runnel.yaml's `batch` key says nothing; the key overrides it (EffectiveBatch).
   EXPECT_TRUE(Harness().Fn().TakesBatches());
-  EXPECT_EQ(Harness().Fn().Batch().max_events, 100u);
+  EXPECT_EQ(Harness().Fn().Batch().size, 100u);
   EXPECT_EQ(Harness().Fn().Batch().window, std::chrono::milliseconds(500));
 }
 

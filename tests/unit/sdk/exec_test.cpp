@@ -306,7 +306,7 @@ TEST(Exec, ABatchIsOneRunWithAResultLinePerEvent) {
   const auto fn =
       MakeExecFunction({"/usr/bin/python3", "-c", kBatchProgram}, "", nlohmann::json::object(), "fn");
   // One event per run unless runnel.yaml's `batch` key (the program's declaration) says more.
-  EXPECT_EQ(fn->Batch().max_events, 1u);
+  EXPECT_EQ(fn->Batch().size, 1u);
   EXPECT_TRUE(fn->TakesBatches());
   const std::vector<Event> events = BatchEvents();
   const std::vector<ResultOrError> outcomes = fn->HandleBatch(events, ctx);

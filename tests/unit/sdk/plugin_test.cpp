@@ -106,7 +106,7 @@ TEST(Plugin, VersionOnePluginsStillLoadAndRun) {
   EXPECT_EQ(r.output, "cba");
   EXPECT_EQ(r.content_type, "text/plain");
   EXPECT_TRUE(r.files.empty());
-  EXPECT_EQ(reverse->Batch().max_events, 1u);
+  EXPECT_EQ(reverse->Batch().size, 1u);
   EXPECT_EQ(ErrorOf([&] { reverse->Handle(MakeEvent(""), ctx); }).Code(), Errc::kBadInput);
 }
 
@@ -147,7 +147,7 @@ TEST(Plugin, EmitPublishesPipelineRecordsWithTheirKeyAndHeaders) {
 TEST(Plugin, BatchesDeclaredByThePluginFailOneEventAlone) {
   TestContext ctx;
   auto count = LoadPluginFunction(RUNNEL_TEXT_TOOLS_PLUGIN, "word-count", {});
-  EXPECT_EQ(count->Batch().max_events, 20u);
+  EXPECT_EQ(count->Batch().size, 20u);
   EXPECT_EQ(count->Batch().window, std::chrono::milliseconds(100));
   const std::vector<Event> events = {MakeEvent("a b", "e1"), MakeEvent(std::string("x\0y", 3), "e2"),
                                      MakeEvent("c d e", "e3")};
@@ -162,7 +162,7 @@ TEST(Plugin, BatchesDeclaredByThePluginFailOneEventAlone) {
   EXPECT_EQ(outcomes[2].result->output, R"({"lines":1,"words":3,"bytes":5})");
   // Without handle_batch, a batch is handle() per event.
   auto upper = LoadPluginFunction(RUNNEL_TEXT_TOOLS_PLUGIN, "uppercase", {});
-  EXPECT_EQ(upper->Batch().max_events, 1u);
+  EXPECT_EQ(upper->Batch().size, 1u);
   EXPECT_EQ(upper->HandleBatch(events, ctx)[2].result->output, "C D E");
 }
 

@@ -12,6 +12,7 @@
 #include <string>
 #include <vector>
 
+#include "runnel/core/batch_spec.hpp"
 #include "runnel/core/event_filter.hpp"
 #include "runnel/core/secret.hpp"
 
@@ -41,14 +42,6 @@ struct ScalingSpec {
   int warm = 0;
 };
 
-// How many events one call of a function gets: up to `size`, waiting at most `window` for them to
-// arrive (Lambda's Kafka trigger does the same, 100 / 500 ms by default). In runnel.yaml:
-// `batch: {size, window}`. A worker that holds fewer than `size` events waits out the window.
-struct BatchConfig {
-  int size = 1;
-  std::chrono::milliseconds window{0};
-};
-
 // Where a consumer group with no committed offsets starts (runnel.yaml `start`, KEDA's
 // offsetResetPolicy): the oldest record the broker still has, or the end of each partition when the
 // dispatcher starts (it commits that position at once, so a restart before any event resumes there).
@@ -75,7 +68,7 @@ struct FunctionSpec {
   ScalingSpec scaling;
   // Unset: the function's own default (functions::Function::Batch()). `runnel up` settles it at start
   // (stack::CheckConfig), so a dispatcher's spec always says what its workers run.
-  std::optional<BatchConfig> batch;
+  std::optional<BatchSpec> batch;
   int batch_line = 0;  // where `batch` is in the file (0: not given), for errors found later
   StartPosition start = StartPosition::kEarliest;  // for a group with no commits
   std::string group;  // the consumer group (runnel.yaml `group`); empty: runnel.<name>

@@ -16,6 +16,7 @@
 #include <string_view>
 #include <vector>
 
+#include "runnel/core/batch_spec.hpp"
 #include "runnel/core/envelope.hpp"
 #include "runnel/core/errc.hpp"
 #include "runnel/core/error.hpp"
@@ -71,12 +72,6 @@ class Context {
   static std::string ReadInput(const Event& event, std::size_t max_bytes);
 };
 
-// Batching, as Lambda's Kafka trigger does it: up to `max_events` per call, waiting at most `window`.
-struct BatchSpec {
-  std::size_t max_events = 1;
-  std::chrono::milliseconds window{0};
-};
-
 // One outcome of a batch call: a Result, or the error for that event alone.
 struct ResultOrError {
   std::optional<Result> result;
@@ -93,7 +88,7 @@ class Function {
   virtual BatchSpec Batch() const { return {}; }
   // Whether a call may get several events (`batch.size` above 1 in the config). A function that
   // gains nothing from batches leaves this false, so such a config is an error, not a slow no-op.
-  virtual bool TakesBatches() const { return Batch().max_events > 1; }
+  virtual bool TakesBatches() const { return Batch().size > 1; }
   // Handles several events; one outcome per event, in order. The default calls Handle for each.
   virtual std::vector<ResultOrError> HandleBatch(std::span<const Event> events, Context& ctx);
 };

@@ -4,7 +4,7 @@
 // The I/O thread submits tasks (TrySubmit never blocks) and collects outcomes (TakeCompleted);
 // fibers never touch ZeroMQ. `threads` OS threads share `fibers` fibers (Boost's shared_work
 // scheduler when threads > 1); each fiber pops tasks from a buffered_channel, runs the function
-// (HandleBatch with up to options.batch.max_events tasks when that is above 1, else Handle), turns
+// (HandleBatch with up to options.batch.size tasks when that is above 1, else Handle), turns
 // every outcome, exception included, into a result and appends it to the outbox. NotifyFd() becomes
 // readable once per TakeCompleted, when the outbox holds a result and either no task is waiting for
 // a fiber or kNotifyBatch results are ready: while fibers still have queued work, results gather
@@ -41,7 +41,7 @@ struct PoolOptions {
   std::size_t queued = 64;  // tasks waiting for a fiber that TrySubmit accepts (the worker's credit)
   // Events per call (HandleBatch above 1) and the longest wait to fill a call: the session sets
   // functions::EffectiveBatch; the default is one event per call.
-  functions::BatchSpec batch;
+  BatchSpec batch;
 };
 
 // One event ready to run. `budget` is its timeout (0 = none), counted from the call's start.
