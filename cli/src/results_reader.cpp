@@ -103,7 +103,7 @@ int ReadResultsTopic(const ResultsOptions& o, const std::string& state_dir_flag)
   const StackClient stack(state_dir_flag);
   const std::string topic = ResultsTopicOf(stack, o.function);
   const std::string group = o.group.empty() ? "runnel.results." + o.function : o.group;
-  const kafka::KafkaConfig kafka = stack.Kafka();
+  const kafka::KafkaOptions kafka = stack.Kafka();
 
   std::vector<kafka::TopicPartitionOffset> wanted;
   for (const auto p : kafka::Admin(kafka).Partitions(topic))

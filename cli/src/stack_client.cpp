@@ -51,7 +51,7 @@ StackClient::StackClient(const std::string& state_dir_flag)
     throw NoStackError("endpoints.json has no Kafka endpoint: is a stack running?");
 }
 
-kafka::KafkaConfig StackClient::Kafka() const {
+kafka::KafkaOptions StackClient::Kafka() const {
   return {endpoints_.at("kafka").get<std::string>(), "runnel-cli", {}};
 }
 
@@ -79,7 +79,7 @@ std::optional<std::vector<std::string>> StackClient::ServedTopics() const {
 }
 
 std::unique_ptr<kafka::Producer> StackClient::Producer() const {
-  const kafka::KafkaConfig config = Kafka();
+  const kafka::KafkaOptions config = Kafka();
   kafka::Producer::Options options;
   // "in_memory": the stack's broker is a mock cluster (embedded, or `runnel kafka`); stacks before
   // that key wrote only "embedded".

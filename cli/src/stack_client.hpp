@@ -35,7 +35,7 @@ class StackClient {
   explicit StackClient(const std::string& state_dir_flag);
 
   const nlohmann::json& Endpoints() const { return endpoints_; }
-  kafka::KafkaConfig Kafka() const;
+  kafka::KafkaOptions Kafka() const;
   // Throws ConfigError naming the known functions when `function` is not served by the stack.
   FunctionTopics Function(const std::string& function) const;
   // The topics the stack's functions consume, sorted; nullopt when the state dir holds only a

@@ -33,7 +33,7 @@ std::optional<std::string> FewerReplicasWarning(const std::string& topic, int re
 }
 
 struct Admin::Impl {
-  KafkaConfig config;
+  KafkaOptions config;
   ClientHandle rk;
 
   using MetadataHandle = std::unique_ptr<const rd_kafka_metadata_t, Deleter<rd_kafka_metadata_destroy>>;
@@ -78,7 +78,7 @@ struct Admin::Impl {
   }
 };
 
-Admin::Admin(const KafkaConfig& config) : impl_(std::make_unique<Impl>()) {
+Admin::Admin(const KafkaOptions& config) : impl_(std::make_unique<Impl>()) {
   impl_->config = config;
   // A producer handle: it can run admin requests, metadata and watermark queries without joining
   // any group.

@@ -98,7 +98,7 @@ struct Consumer::Impl {
   }
 };
 
-Consumer::Consumer(const KafkaConfig& config, Options options) : impl_(std::make_unique<Impl>()) {
+Consumer::Consumer(const KafkaOptions& config, Options options) : impl_(std::make_unique<Impl>()) {
   if (options.group.empty()) throw KafkaConfigError("a consumer needs a group id");
   impl_->group = options.group;
   auto conf = MakeConf(config,

@@ -93,7 +93,7 @@ EmbeddedBroker::EmbeddedBroker(Options options) : impl_(std::make_unique<Impl>()
   if (options.brokers < 1)
     throw ConfigError(fmt::format("embedded broker: brokers must be >= 1, not {}", options.brokers));
   impl_->rk = MakeClient(RD_KAFKA_PRODUCER,
-                         MakeConf(KafkaConfig{"", "runnel-embedded-broker", {{"log_level", "4"}}}, {}, {}));
+                         MakeConf(KafkaOptions{"", "runnel-embedded-broker", {{"log_level", "4"}}}, {}, {}));
   impl_->cluster.reset(rd_kafka_mock_cluster_new(impl_->rk.get(), options.brokers));
   if (!impl_->cluster) throw Error("embedded broker: librdkafka could not start its mock cluster", true);
   bootstrap_ = rd_kafka_mock_cluster_bootstraps(impl_->cluster.get());
@@ -139,7 +139,7 @@ void EmbeddedBroker::ServeTopicRequests() {
     while (!impl_->Stopping()) {
       try {
         Consumer consumer(
-            KafkaConfig{bootstrap_, "runnel-embedded-topic-requests", {}},
+            KafkaOptions{bootstrap_, "runnel-embedded-topic-requests", {}},
             Consumer::Options{"runnel.embedded.topic-requests", "earliest", std::chrono::milliseconds(10)});
         consumer.Assign({{kTopicRequestsTopic, 0, next}});
         while (!impl_->Stopping()) {

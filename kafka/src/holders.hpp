@@ -51,7 +51,7 @@ class ErrorBuffer {
 // Builds a conf from Runnel's defaults, then cfg.options and cfg.secrets, then `forced` (correctness
 // settings that config may not override). Logs every option as applied, each Secret as ***.
 // librdkafka's own log lines go to the "kafka" logger.
-ConfHandle MakeConf(const KafkaConfig& cfg, const std::map<std::string, std::string>& defaults,
+ConfHandle MakeConf(const KafkaOptions& cfg, const std::map<std::string, std::string>& defaults,
                     const std::map<std::string, std::string>& forced);
 
 ClientHandle MakeClient(rd_kafka_type_t type, ConfHandle conf);

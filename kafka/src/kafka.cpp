@@ -79,7 +79,7 @@ void CheckError(rd_kafka_error_t* error, const std::string& what) {
                    rd_kafka_error_is_retriable(error) || IsRetriableKafkaError(code));
 }
 
-ConfHandle MakeConf(const KafkaConfig& cfg, const std::map<std::string, std::string>& defaults,
+ConfHandle MakeConf(const KafkaOptions& cfg, const std::map<std::string, std::string>& defaults,
                     const std::map<std::string, std::string>& forced) {
   ConfHandle conf(rd_kafka_conf_new());
   static const auto logger = log::kKafka.Logger();

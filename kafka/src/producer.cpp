@@ -91,7 +91,7 @@ struct Producer::Impl {
   std::thread poller;
 };
 
-Producer::Producer(const KafkaConfig& config, Options options)
+Producer::Producer(const KafkaOptions& config, Options options)
     : impl_(std::make_unique<Impl>()), options_(std::move(options)) {
   auto conf = MakeConf(config,
                        {{"acks", options_.acks},

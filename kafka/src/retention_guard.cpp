@@ -21,7 +21,7 @@ std::int64_t RecordLogBytes(const Record& record) {
   return bytes;
 }
 
-RetentionGuard::RetentionGuard(const KafkaConfig& config, GroupsForTopic groups_for, Options options)
+RetentionGuard::RetentionGuard(const KafkaOptions& config, GroupsForTopic groups_for, Options options)
     : admin_(config), groups_for_(std::move(groups_for)), options_(options) {}
 
 std::int64_t RetentionGuard::Waits() const {

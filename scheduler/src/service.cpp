@@ -79,7 +79,7 @@ struct SchedulerService::Impl {
 
   kafka::Producer& Producer() {
     if (!producer) {
-      kafka::KafkaConfig config{opt.kafka_bootstrap, "runnel-scheduler", opt.kafka_options,
+      kafka::KafkaOptions config{opt.kafka_bootstrap, "runnel-scheduler", opt.kafka_options,
                                 opt.kafka_secrets};
       kafka::Producer::Options po;
       if (opt.embedded) {

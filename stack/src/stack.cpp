@@ -45,7 +45,7 @@ struct Stack::Impl {
   StateDir state;
   std::unique_ptr<kafka::EmbeddedBroker> embedded;
   bool in_memory = false;  // embedded, or a mock cluster such as `runnel kafka`
-  kafka::KafkaConfig kafka;
+  kafka::KafkaOptions kafka;
   zmq::context_t zmq_ctx{1};
   std::unique_ptr<ResultsFeed> results;
   std::unique_ptr<telemetry::StackTelemetry> telemetry;  // outlives the dispatchers that feed it

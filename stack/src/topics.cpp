@@ -12,7 +12,7 @@ namespace {
 // A topic on an external Kafka: used as it is when it exists (created beforehand, e.g. where Runnel
 // may not create topics, or on a broker without the CreateTopics API), else created through
 // CreateTopics. A partition count other than the config's is used as it is, with a warning.
-void EnsureTopic(const kafka::KafkaConfig& kafka, const std::string& topic, int partitions,
+void EnsureTopic(const kafka::KafkaOptions& kafka, const std::string& topic, int partitions,
                  std::optional<int> replication_factor) {
   kafka::Admin admin(kafka);
   if (const auto existing = admin.ExistingPartitionCount(topic)) {
@@ -35,7 +35,7 @@ void EnsureTopic(const kafka::KafkaConfig& kafka, const std::string& topic, int 
 }  // namespace
 
 void CreateTopics(const StackConfig& config, kafka::EmbeddedBroker* embedded,
-                  const kafka::KafkaConfig& kafka) {
+                  const kafka::KafkaOptions& kafka) {
   for (const auto& f : config.functions) {
     for (const auto& topic : {f.topic, f.dead_letter_topic, f.results_topic}) {
       if (topic.empty()) continue;

@@ -11,6 +11,6 @@ namespace runnel::stack {
 // Kafka `kafka` names (an existing topic is used as it is). Warns when a dead-letter or results
 // topic has fewer replicas than the function's input topic.
 void CreateTopics(const StackConfig& config, kafka::EmbeddedBroker* embedded,
-                  const kafka::KafkaConfig& kafka);
+                  const kafka::KafkaOptions& kafka);
 
 }  // namespace runnel::stack

@@ -119,7 +119,7 @@ TEST_F(KafkaLayer, OversizedRecordIsANonRetriableError) {
 }
 
 TEST_F(KafkaLayer, BadOptionsNameTheOption) {
-  kafka::KafkaConfig config = Config();
+  kafka::KafkaOptions config = Config();
   config.options["no.such.option"] = "1";
   try {
     kafka::Producer producer(config);
@@ -140,7 +140,7 @@ TEST_F(KafkaLayer, BadOptionsNameTheOption) {
 // A secret reaches librdkafka (the client is made with it) but never an error: a secret option
 // librdkafka refuses is reported by name with its value masked.
 TEST_F(KafkaLayer, ASecretIsAppliedAndNeverShownInAnError) {
-  kafka::KafkaConfig config = Config();
+  kafka::KafkaOptions config = Config();
   config.secrets.emplace("sasl.password", Secret("pa55-applied"));
   EXPECT_NO_THROW(kafka::Producer{config});
   config.secrets.emplace("no.such.secret", Secret("pa55-refused"));

@@ -35,7 +35,7 @@ class ProducerLimits : public KafkaCluster {
 
 TEST_F(ProducerLimits, ARecordOverMessageMaxBytesIsRefusedAtOnceAndTheLimitIsExactlyLibrdkafkas) {
   const std::string topic = MakeTopic(1);
-  kafka::KafkaConfig config = Config();
+  kafka::KafkaOptions config = Config();
   config.options["message.max.bytes"] = "10000";
   kafka::Producer producer(config);
   EXPECT_EQ(producer.MaxMessageBytes(), 10'000u);

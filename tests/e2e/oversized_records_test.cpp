@@ -32,7 +32,7 @@ std::string HeaderValue(const kafka::Message& m, std::string_view name) {
 }
 
 // Every record of `topic` from the beginning, by its runnel-id, until `count` arrived or the deadline passed.
-std::map<std::string, kafka::Message> ReadById(const kafka::KafkaConfig& kafka, const std::string& topic,
+std::map<std::string, kafka::Message> ReadById(const kafka::KafkaOptions& kafka, const std::string& topic,
                                                std::size_t count, std::chrono::milliseconds deadline) {
   kafka::Admin admin(kafka);
   kafka::Consumer consumer(kafka, kafka::Consumer::Options{"e2e.read-by-id"});
@@ -75,7 +75,7 @@ functions:
   ASSERT_TRUE(stack.WaitForWorkers("cat", 1, std::chrono::seconds(20)));
 
   // This test's own producer takes 4 MB records, so the inputs reach the stack on any build.
-  kafka::KafkaConfig kafka = stack.Kafka();
+  kafka::KafkaOptions kafka = stack.Kafka();
   kafka.options["message.max.bytes"] = "4000000";
   kafka::Producer producer(kafka);
   auto publish = [&](const std::string& topic, std::string value,

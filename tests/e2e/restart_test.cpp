@@ -34,7 +34,7 @@ struct OutcomeRecord {
 
 // Reads a results topic from the beginning until every id in `ids` has an outcome or the deadline
 // passes.
-std::vector<OutcomeRecord> ReadUntilEveryId(const kafka::KafkaConfig& kafka, const std::string& topic,
+std::vector<OutcomeRecord> ReadUntilEveryId(const kafka::KafkaOptions& kafka, const std::string& topic,
                                             const std::vector<std::string>& ids,
                                             std::chrono::milliseconds deadline) {
   std::set<std::string> missing(ids.begin(), ids.end());

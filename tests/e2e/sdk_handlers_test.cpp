@@ -27,7 +27,7 @@ std::map<std::string, Outcome> ById(const std::vector<Outcome>& outcomes) {
 }
 
 // Every record on `topic` (4 partitions) until `count` arrived or 30 s passed.
-std::vector<kafka::Message> ReadRecords(const kafka::KafkaConfig& kafka, const std::string& topic,
+std::vector<kafka::Message> ReadRecords(const kafka::KafkaOptions& kafka, const std::string& topic,
                                         std::size_t count) {
   kafka::Consumer consumer(kafka, {"e2e." + topic});
   std::vector<kafka::TopicPartitionOffset> partitions;

@@ -46,7 +46,7 @@ class KafkaBrokerProcess {
     std::filesystem::remove_all(state_dir_);
   }
   const std::string& Bootstrap() const { return bootstrap_; }
-  kafka::KafkaConfig Kafka() const { return {bootstrap_, "e2e-test", {}}; }
+  kafka::KafkaOptions Kafka() const { return {bootstrap_, "e2e-test", {}}; }
 
  private:
   std::filesystem::path state_dir_;
@@ -61,7 +61,7 @@ Events Payloads(const std::string& prefix, int n) {
 }
 
 // Records in `topic`, summed over its partitions.
-std::int64_t RecordsIn(const kafka::KafkaConfig& kafka, const std::string& topic) {
+std::int64_t RecordsIn(const kafka::KafkaOptions& kafka, const std::string& topic) {
   kafka::Admin admin(kafka);
   std::int64_t n = 0;
   for (const auto& po : admin.Offsets(topic, "")) n += po.end - po.log_start;
@@ -161,7 +161,7 @@ functions:
 }
 
 // Publishes one event per payload with record timestamp `timestamp_ms` (0: now); returns the ids.
-std::vector<std::string> PublishAt(const kafka::KafkaConfig& kafka, const std::string& topic,
+std::vector<std::string> PublishAt(const kafka::KafkaOptions& kafka, const std::string& topic,
                                    const std::vector<std::string>& payloads, std::int64_t timestamp_ms) {
   kafka::Producer producer(kafka);
   std::vector<std::string> ids;

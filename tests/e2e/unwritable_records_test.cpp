@@ -37,7 +37,7 @@ std::string HeaderValue(const kafka::Message& m, std::string_view name) {
 }
 
 // Every record of `topic` from the beginning until `count` arrived or the deadline passed.
-std::vector<kafka::Message> ReadAll(const kafka::KafkaConfig& kafka, const std::string& topic,
+std::vector<kafka::Message> ReadAll(const kafka::KafkaOptions& kafka, const std::string& topic,
                                     std::size_t count, std::chrono::milliseconds deadline) {
   kafka::Admin admin(kafka);
   kafka::Consumer consumer(kafka, kafka::Consumer::Options{"e2e.read-all"});

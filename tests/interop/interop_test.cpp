@@ -43,7 +43,7 @@ class Interop : public ::testing::Test {
     kafka_.reset();
     std::filesystem::remove_all(state_dir_);
   }
-  kafka::KafkaConfig Config() const { return {bootstrap_, "interop-test", {}}; }
+  kafka::KafkaOptions Config() const { return {bootstrap_, "interop-test", {}}; }
 
   std::filesystem::path state_dir_;
   std::unique_ptr<ChildProcess> kafka_;

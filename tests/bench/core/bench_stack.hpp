@@ -75,7 +75,7 @@ class Stack {
   Stack(const Stack&) = delete;
   Stack& operator=(const Stack&) = delete;
 
-  kafka::KafkaConfig Kafka() const { return {endpoints_.at("kafka").get<std::string>(), "runnel-bench", {}}; }
+  kafka::KafkaOptions Kafka() const { return {endpoints_.at("kafka").get<std::string>(), "runnel-bench", {}}; }
   std::string Dispatcher(const std::string& function) const {
     return endpoints_.at("dispatchers").at(function).get<std::string>();
   }
@@ -234,7 +234,7 @@ inline bool AllCommitted(kafka::Admin& admin, const std::string& topic, const st
 // Produces `count` records (`record(i)` makes the i-th) with acks=all and a 5 ms linger, and waits
 // until every one is acknowledged; throws otherwise.
 template <typename MakeRecord>
-void Preload(const kafka::KafkaConfig& kafka, std::int64_t count, MakeRecord record) {
+void Preload(const kafka::KafkaOptions& kafka, std::int64_t count, MakeRecord record) {
   kafka::Producer producer(kafka,
                            kafka::Producer::Options{"all", milliseconds(5), milliseconds(10'000), nullptr});
   std::atomic<std::int64_t> failed{0};

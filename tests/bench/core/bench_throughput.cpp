@@ -114,7 +114,7 @@ struct RawRate {
 
 // A plain librdkafka consumer, no Runnel code: assign at `base`, read `count` records per
 // partition with rd_kafka_consume_batch_queue. Same fetch settings as the dispatcher's consumer.
-RawRate RawLibrdkafkaConsume(const kafka::KafkaConfig& kafka, const std::vector<std::int64_t>& base,
+RawRate RawLibrdkafkaConsume(const kafka::KafkaOptions& kafka, const std::vector<std::int64_t>& base,
                              std::int64_t per_partition) {
   char err[512];
   rd_kafka_conf_t* conf = rd_kafka_conf_new();
@@ -176,7 +176,7 @@ RawRate RawLibrdkafkaConsume(const kafka::KafkaConfig& kafka, const std::vector<
 }
 
 // The same read through Runnel's kafka::Consumer (copies each record into a kafka::Message).
-RawRate RunnelConsume(const kafka::KafkaConfig& kafka, const std::vector<std::int64_t>& base,
+RawRate RunnelConsume(const kafka::KafkaOptions& kafka, const std::vector<std::int64_t>& base,
                       std::int64_t per_partition) {
   kafka::Consumer consumer(kafka,
                            kafka::Consumer::Options{"bench.runnel-consumer", "earliest", milliseconds(5)});

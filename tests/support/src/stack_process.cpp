@@ -140,7 +140,7 @@ std::map<std::string, pid_t> StackProcess::WorkerPids(const std::string& functio
   return out;
 }
 
-std::vector<Outcome> ReadOutcomes(const kafka::KafkaConfig& kafka, const std::string& topic,
+std::vector<Outcome> ReadOutcomes(const kafka::KafkaOptions& kafka, const std::string& topic,
                                   std::size_t count, std::chrono::milliseconds deadline) {
   kafka::Admin admin(kafka);
   kafka::Consumer consumer(kafka, kafka::Consumer::Options{"e2e.outcomes"});
@@ -160,7 +160,7 @@ std::vector<Outcome> ReadOutcomes(const kafka::KafkaConfig& kafka, const std::st
 }
 
 std::vector<std::string> PublishEvents(
-    const kafka::KafkaConfig& kafka, const std::string& topic,
+    const kafka::KafkaOptions& kafka, const std::string& topic,
     const std::vector<std::pair<std::string, std::optional<std::string>>>& events) {
   kafka::Producer producer(kafka);
   std::vector<std::string> ids;
@@ -179,7 +179,7 @@ std::vector<std::string> PublishEvents(
   return ids;
 }
 
-bool CommittedReachesEnd(const kafka::KafkaConfig& kafka, const std::string& topic, const std::string& group,
+bool CommittedReachesEnd(const kafka::KafkaOptions& kafka, const std::string& topic, const std::string& group,
                          std::chrono::milliseconds deadline) {
   kafka::Admin admin(kafka);
   return WaitFor(

@@ -42,7 +42,7 @@ class Dispatcher {
  public:
   struct Options {
     FunctionSpec spec;
-    kafka::KafkaConfig kafka;
+    kafka::KafkaOptions kafka;
     zmq::context_t* zmq = nullptr;  // shared with the stack; must outlive the dispatcher
     std::string bind = "tcp://127.0.0.1:*";
     std::string results_endpoint;  // the stack's results proxy to connect a PUB to; empty: none

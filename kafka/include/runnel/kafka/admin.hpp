@@ -41,7 +41,7 @@ std::optional<std::string> FewerReplicasWarning(const std::string& topic, int re
 
 class Admin {
  public:
-  explicit Admin(const KafkaConfig& config);
+  explicit Admin(const KafkaOptions& config);
   ~Admin();
   Admin(const Admin&) = delete;
   Admin& operator=(const Admin&) = delete;

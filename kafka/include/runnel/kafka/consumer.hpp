@@ -53,7 +53,7 @@ class Consumer {
     std::chrono::milliseconds fetch_wait_max{10};
   };
 
-  Consumer(const KafkaConfig& config, Options options);
+  Consumer(const KafkaOptions& config, Options options);
   ~Consumer();
   Consumer(const Consumer&) = delete;
   Consumer& operator=(const Consumer&) = delete;

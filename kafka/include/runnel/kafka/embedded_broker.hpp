@@ -52,7 +52,7 @@ class EmbeddedBroker {
 
   // host:port[,host:port...] for bootstrap.servers.
   const std::string& Bootstrap() const { return bootstrap_; }
-  KafkaConfig ClientConfig() const { return KafkaConfig{bootstrap_, "runnel", {}}; }
+  KafkaOptions ClientConfig() const { return KafkaOptions{bootstrap_, "runnel", {}}; }
 
   // Creates a topic with `partitions` partitions of `replication_factor` replicas (at most the
   // broker count); an existing topic is left as it is.

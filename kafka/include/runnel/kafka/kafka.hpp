@@ -42,7 +42,7 @@ class KafkaTimeout : public KafkaError {
 bool IsRetriableKafkaError(int code);
 
 // Connection settings shared by every client Runnel creates.
-struct KafkaConfig {
+struct KafkaOptions {
   std::string bootstrap;  // host:port[,host:port...]
   std::string client_id = "runnel";
   // Raw librdkafka options, applied last; they may override Runnel's defaults except the few

@@ -71,8 +71,8 @@ class Producer {
     std::shared_ptr<RetentionGuard> retention_guard;
   };
 
-  Producer(const KafkaConfig& config, Options options);
-  explicit Producer(const KafkaConfig& config) : Producer(config, Options{}) {}
+  Producer(const KafkaOptions& config, Options options);
+  explicit Producer(const KafkaOptions& config) : Producer(config, Options{}) {}
   ~Producer();
   Producer(const Producer&) = delete;
   Producer& operator=(const Producer&) = delete;

@@ -48,8 +48,8 @@ class RetentionGuard {
 
   // `groups_for` names the consumer groups whose commits free room on a topic; with none, every
   // record still in the log counts as backlog.
-  RetentionGuard(const KafkaConfig& config, GroupsForTopic groups_for, Options options);
-  RetentionGuard(const KafkaConfig& config, GroupsForTopic groups_for)
+  RetentionGuard(const KafkaOptions& config, GroupsForTopic groups_for, Options options);
+  RetentionGuard(const KafkaOptions& config, GroupsForTopic groups_for)
       : RetentionGuard(config, std::move(groups_for), Options{}) {}
 
   // Returns when producing `record` cannot push a backlog past the cap; `in_flight` is the

@@ -23,7 +23,7 @@ class KafkaCluster : public ::testing::Test {
   static void TearDownTestSuite();
 
   static kafka::EmbeddedBroker& Broker() { return *broker_; }
-  static kafka::KafkaConfig Config() { return broker_->ClientConfig(); }
+  static kafka::KafkaOptions Config() { return broker_->ClientConfig(); }
 
   // A topic with a name unique to this test, created with `partitions` partitions.
   std::string MakeTopic(int partitions = 4);

@@ -38,7 +38,7 @@ class StackProcess {
 
   const std::filesystem::path& StateDir() const { return state_dir_; }
   const nlohmann::json& Endpoints() const { return endpoints_; }
-  kafka::KafkaConfig Kafka() const { return {endpoints_.at("kafka").get<std::string>(), "e2e-test", {}}; }
+  kafka::KafkaOptions Kafka() const { return {endpoints_.at("kafka").get<std::string>(), "e2e-test", {}}; }
   ChildProcess& Process() { return *process_; }
 
   // Waits until `count` workers of `function` have joined their dispatcher (from the stack's log).
@@ -63,15 +63,15 @@ class StackProcess {
 
 // Reads outcome records from a results topic (header runnel-result) until `count` arrived or the
 // deadline passed.
-std::vector<Outcome> ReadOutcomes(const kafka::KafkaConfig& kafka, const std::string& topic,
+std::vector<Outcome> ReadOutcomes(const kafka::KafkaOptions& kafka, const std::string& topic,
                                   std::size_t count, std::chrono::milliseconds deadline);
 // Publishes events (payload, key) with fresh ids; returns the ids in order.
 std::vector<std::string> PublishEvents(
-    const kafka::KafkaConfig& kafka, const std::string& topic,
+    const kafka::KafkaOptions& kafka, const std::string& topic,
     const std::vector<std::pair<std::string, std::optional<std::string>>>& events);
 // True once the group's lag is 0 on every partition of `topic` (committed at the end offset, or
 // an empty partition).
-bool CommittedReachesEnd(const kafka::KafkaConfig& kafka, const std::string& topic, const std::string& group,
+bool CommittedReachesEnd(const kafka::KafkaOptions& kafka, const std::string& topic, const std::string& group,
                          std::chrono::milliseconds deadline);
 
 }  // namespace runnel::testing

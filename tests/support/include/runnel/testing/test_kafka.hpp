@@ -27,7 +27,7 @@ class TestKafka {
   TestKafka& operator=(const TestKafka&) = delete;
 
   const std::string& Bootstrap() const { return bootstrap_; }
-  kafka::KafkaConfig Kafka() const { return {bootstrap_, "e2e-test", {}}; }
+  kafka::KafkaOptions Kafka() const { return {bootstrap_, "e2e-test", {}}; }
   // The topic a test means by `name`: `name` on `runnel kafka`, "<prefix>.<name>" on a real Kafka.
   std::string Topic(std::string_view name) const;
   bool External() const { return !process_; }
