@@ -79,7 +79,8 @@ void Dispatcher::Loop::OnWorkerMessage(const std::string& identity, wire::Comman
     case Command::kCapacity: {  // the worker raised its capacity for the batch it runs
       const auto capacity = wire::DecodeCapacity(body);
       if (!capacity) return ProtocolError(identity, capacity.error());
-      w.Configure(static_cast<int>(capacity->capacity), opt_.spec.concurrency, static_cast<int>(Batch().size));
+      w.Configure(static_cast<int>(capacity->capacity), opt_.spec.concurrency,
+                  static_cast<int>(Batch().size));
       log_.info("worker {} holds up to {} now (credit {})", w.id, w.capacity, w.credit);
       return;
     }
@@ -172,7 +173,8 @@ void Dispatcher::Loop::OnHello(const std::string& identity, const std::vector<zm
   // The credit starts at what the worker runs at once (a full batch per call) and grows with
   // prefetch once its calls prove fast (Worker::Measured): events held idle at a slow worker are
   // events another could be running. A draining worker that reconnects announces 0 and gets none.
-  w.Configure(std::max(static_cast<int>(hello.capacity), 1), opt_.spec.concurrency, static_cast<int>(Batch().size));
+  w.Configure(std::max(static_cast<int>(hello.capacity), 1), opt_.spec.concurrency,
+              static_cast<int>(Batch().size));
   w.draining = hello.draining;
   w.last_heard = Clock::now();
   AdoptReconnected(w);
@@ -187,7 +189,8 @@ void Dispatcher::Loop::OnHello(const std::string& identity, const std::vector<zm
   welcome.concurrency = opt_.spec.concurrency;
   welcome.handler = opt_.spec.handler;
   welcome.handler_dir = opt_.spec.handler_dir;
-  if (opt_.spec.batch) welcome.batch = wire::WelcomeBatch{static_cast<std::int64_t>(Batch().size), Batch().window.count()};
+  if (opt_.spec.batch)
+    welcome.batch = wire::WelcomeBatch{static_cast<std::int64_t>(Batch().size), Batch().window.count()};
   std::vector<zmq::message_t> out;
   out.push_back(zmq::message_t(wire::cmd::kWelcome));
   out.push_back(zmq::message_t(wire::Encode(welcome)));

@@ -80,7 +80,7 @@ struct SchedulerService::Impl {
   kafka::Producer& Producer() {
     if (!producer) {
       kafka::KafkaOptions config{opt.kafka_bootstrap, "runnel-scheduler", opt.kafka_options,
-                                opt.kafka_secrets};
+                                 opt.kafka_secrets};
       kafka::Producer::Options po;
       if (opt.embedded) {
         auto groups = opt.groups;

@@ -307,7 +307,8 @@ class WorkerSession::Impl {
     }
     std::optional<BatchSpec> configured;
     if (welcome.batch) {
-      configured = BatchSpec{static_cast<std::size_t>(welcome.batch->size), milliseconds(welcome.batch->window_ms)};
+      configured =
+          BatchSpec{static_cast<std::size_t>(welcome.batch->size), milliseconds(welcome.batch->window_ms)};
     }
     BatchSpec batch;
     try {
@@ -341,8 +342,8 @@ class WorkerSession::Impl {
     log_->info(
         "worker {} runs '{}' for {}: capacity {}, {} fibers on {} threads, batch {} within {} ms, timeout {} "
         "ms, memory {} MiB",
-        options_.id, options_.function, options_.dispatcher, capacity_, fibers_, options_.threads,
-        batch.size, batch.window.count(), timeout_.count(), memory_mb);
+        options_.id, options_.function, options_.dispatcher, capacity_, fibers_, options_.threads, batch.size,
+        batch.window.count(), timeout_.count(), memory_mb);
     return std::nullopt;
   }
 

@@ -75,7 +75,9 @@ class Stack {
   Stack(const Stack&) = delete;
   Stack& operator=(const Stack&) = delete;
 
-  kafka::KafkaOptions Kafka() const { return {endpoints_.at("kafka").get<std::string>(), "runnel-bench", {}}; }
+  kafka::KafkaOptions Kafka() const {
+    return {endpoints_.at("kafka").get<std::string>(), "runnel-bench", {}};
+  }
   std::string Dispatcher(const std::string& function) const {
     return endpoints_.at("dispatchers").at(function).get<std::string>();
   }

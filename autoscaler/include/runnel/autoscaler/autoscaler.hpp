@@ -38,7 +38,7 @@ class Autoscaler {
  public:
   struct Options {
     WorkerBackend* backend = nullptr;  // must outlive the autoscaler
-    kafka::KafkaOptions kafka;          // where the lag is read
+    kafka::KafkaOptions kafka;         // where the lag is read
     zmq::context_t* zmq = nullptr;     // for the control socket; must outlive the autoscaler
     std::string control_bind = "tcp://127.0.0.1:*";
     std::chrono::milliseconds tick{100};
