@@ -72,9 +72,9 @@ class Parser {
   // Expands ${VAR} references in every scalar value (keys stay as written) before anything reads
   // them, so errors about a value name its line and key path. Values reached twice through a YAML
   // alias are expanded once: what came from the environment is never expanded again.
-  // Both walks over the tree recurse once per level. yaml-cpp lets a document nest 2,000 levels,
-  // which overflowed the stack (found by fuzzing: "[[[[..." in a sanitizer build), and aliases
-  // can stack one nested value inside another past even that; no real config nests this deep.
+  // Both walks over the tree recurse once per level. As deep as yaml-cpp's parser lets a document
+  // nest, they overflowed the stack (found by fuzzing: "[[[[..." in a sanitizer build), and aliases
+  // can stack one nested value inside another deeper still; no real config nests past 64 levels.
   static constexpr int kMaxDepth = 64;
   void CheckDepth(const YAML::Node& node, const std::string& key, int depth) const {
     if (depth > kMaxDepth) Fail(node, key, fmt::format("nests deeper than {} levels", kMaxDepth));
