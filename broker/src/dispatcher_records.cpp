@@ -95,7 +95,7 @@ void Dispatcher::Loop::RecordRefused(const DeliveryReport& c) {
                             fmt::format("its record for {} {} is {} bytes, too large to write: {}",
                                         StageName(c.stage), topic, c.bytes, c.delivery.error_message));
       if (c.stage == RecordStage::kPipeline) {
-        if (!slot.pipeline_failure) slot.pipeline_failure = std::move(failure);
+        if (!slot.pipeline_failure) slot.pipeline_failure = std::make_unique<Decision>(std::move(failure));
         if (--slot.pipeline_pending == 0) PipelineSettled(c.slot);
       } else if (slot.outcome->status == OutcomeStatus::kOk) {
         Overturn(c.slot, std::move(failure));
@@ -136,7 +136,7 @@ void Dispatcher::Loop::RecordRefused(const DeliveryReport& c) {
       }
       return;
     case RecordStage::kPipeline:
-      if (!slot.pipeline_failure) slot.pipeline_failure = std::move(failure);
+      if (!slot.pipeline_failure) slot.pipeline_failure = std::make_unique<Decision>(std::move(failure));
       if (--slot.pipeline_pending == 0) PipelineSettled(c.slot);
       return;
   }

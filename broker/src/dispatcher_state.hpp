@@ -5,6 +5,7 @@
 #include <chrono>
 #include <cstdint>
 #include <map>
+#include <memory>
 #include <optional>
 #include <set>
 #include <string>
@@ -101,7 +102,9 @@ struct Slot {
   // Records Kafka refused: failed writes per record (stage, pipeline index), for bounded retries.
   std::map<std::pair<RecordStage, std::size_t>, int> write_failures;
   // Why the pipeline could not be written: the outcome the event gets once every record is settled.
-  std::optional<Decision> pipeline_failure;
+  // Rare, and a Decision is a few hundred bytes: held apart so every Slot stays small (the
+  // dispatcher holds tens of thousands of them and walks them all when it publishes its stats).
+  std::unique_ptr<Decision> pipeline_failure;
   bool skip_result = false;  // the results topic refused its record: feed and dead letter only
   std::size_t dead_letter_max =
       0;  // 0: the producer's limit; lower once the broker refused the copy as too large
