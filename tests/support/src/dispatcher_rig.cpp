@@ -10,8 +10,8 @@ namespace runnel::testing {
 namespace {
 
 constexpr int kApiProduce = 0;
-constexpr int kLeading = 1;    // leads every topic on two brokers
-constexpr int kRefusing = 2;   // refuses every Produce request after RefuseWrites
+constexpr int kLeading = 1;   // leads every topic on two brokers
+constexpr int kRefusing = 2;  // refuses every Produce request after RefuseWrites
 constexpr int kInjected = 1000;
 
 }  // namespace
