@@ -14,8 +14,7 @@
 
 #include "runnel/broker/dispatcher.hpp"
 #include "runnel/core/wire.hpp"
-#include "runnel/kafka/embedded_broker.hpp"
-#include "runnel/testing/child_process.hpp"
+#include "runnel/testing/dispatcher_rig.hpp"
 #include "runnel/testing/scripted_worker.hpp"
 #include "runnel/testing/stack_process.hpp"
 #include "runnel/testing/wait.hpp"
@@ -25,39 +24,10 @@ namespace {
 
 constexpr int kApiFetch = 1;
 
-class DispatcherFaults : public ::testing::Test {
+// StartDispatcher() starts no worker: the test's scripted workers connect to its endpoint.
+class DispatcherFaults : public DispatcherRig {
  protected:
-  void SetUp() override {
-    dir_ = TempDir("faults");
-    spec_.name = "echo";
-    spec_.handler = "builtin:echo";
-    spec_.topic = "faults.in";
-    spec_.dead_letter_topic = "faults.in.dlq";
-    spec_.results_topic = "faults.results";
-    for (const auto& t : {spec_.topic, spec_.dead_letter_topic, spec_.results_topic})
-      broker_.CreateTopic(t, 2);
-  }
-  void TearDown() override {
-    dispatcher_.reset();
-    std::filesystem::remove_all(dir_);
-  }
-  // A dispatcher with no worker: the test's scripted workers connect to its endpoint.
-  void StartDispatcher() {
-    broker::Dispatcher::Options o;
-    o.spec = spec_;
-    o.kafka = broker_.ClientConfig();
-    o.zmq = &zmq_;
-    o.heartbeat = std::chrono::milliseconds(200);
-    o.output_dir = (dir_ / "outputs").string();
-    dispatcher_ = std::make_unique<broker::Dispatcher>(o);
-    dispatcher_->Start();
-  }
-
-  std::filesystem::path dir_;
-  kafka::EmbeddedBroker broker_;
-  zmq::context_t zmq_{1};
-  FunctionSpec spec_;
-  std::unique_ptr<broker::Dispatcher> dispatcher_;
+  DispatcherFaults() : DispatcherRig({.name = "faults", .partitions = 2}) {}
 };
 
 std::string Hello(int capacity, bool draining) {

@@ -2,19 +2,13 @@
 // embedded broker's fault injection into a dispatcher in this process: a dead-letter topic that
 // refuses records blocks the function (its partition paused and uncommitted, no spinning). The cases
 // that need a worker's answer are in tests/e2e/unwritable_records_test.cpp.
-#include <librdkafka/rdkafka.h>
-// rdkafka_mock.h must come after rdkafka.h.
 #include <gmock/gmock.h>
-#include <librdkafka/rdkafka_mock.h>
 #include <sys/resource.h>
 
 #include <thread>
-#include <zmq.hpp>
 
-#include "runnel/broker/dispatcher.hpp"
 #include "runnel/kafka/admin.hpp"
-#include "runnel/kafka/embedded_broker.hpp"
-#include "runnel/testing/child_process.hpp"
+#include "runnel/testing/dispatcher_rig.hpp"
 #include "runnel/testing/stack_process.hpp"
 #include "runnel/testing/wait.hpp"
 
@@ -23,7 +17,6 @@ namespace {
 
 using ::testing::HasSubstr;
 
-constexpr int kApiProduce = 0;
 constexpr int kWriteAttempts = 5;  // kRecordWriteAttempts, broker/src/dispatcher_records.cpp
 
 double CpuSeconds() {
@@ -33,61 +26,9 @@ double CpuSeconds() {
          static_cast<double>(usage.ru_utime.tv_usec + usage.ru_stime.tv_usec) / 1e6;
 }
 
-class UnwritableRecords : public ::testing::Test {
+class UnwritableRecords : public DispatcherRig {
  protected:
-  void SetUp() override {
-    dir_ = TempDir("unwritable");
-    spec_.name = "echo";
-    spec_.handler = "builtin:echo";
-    spec_.topic = "unwritable.in";
-    spec_.dead_letter_topic = "unwritable.in.dlq";
-    spec_.results_topic = "unwritable.results";
-    for (const auto& t : {spec_.topic, spec_.dead_letter_topic, spec_.results_topic}) {
-      broker_.CreateTopic(t, 1);
-      ASSERT_EQ(rd_kafka_mock_partition_set_leader(broker_.Mock(), t.c_str(), 0, 1),
-                RD_KAFKA_RESP_ERR_NO_ERROR);
-    }
-  }
-  void TearDown() override {
-    dispatcher_.reset();
-    std::filesystem::remove_all(dir_);
-  }
-  void StartDispatcher() {
-    broker::Dispatcher::Options o;
-    o.spec = spec_;
-    o.kafka = broker_.ClientConfig();
-    o.zmq = &zmq_;
-    o.heartbeat = std::chrono::milliseconds(200);
-    o.output_dir = (dir_ / "outputs").string();
-    dispatcher_ = std::make_unique<broker::Dispatcher>(o);
-    dispatcher_->Start();
-  }
-  // Every Produce request to broker 2 fails with TOPIC_AUTHORIZATION_FAILED (as a denied ACL does)
-  // for the rest of the test, and `topic` is led by broker 2 (the others by broker 1).
-  void RefuseWrites(const std::string& topic) {
-    ASSERT_EQ(rd_kafka_mock_partition_set_leader(broker_.Mock(), topic.c_str(), 0, kRefusing),
-              RD_KAFKA_RESP_ERR_NO_ERROR);
-    for (int i = 0; i < kInjected; ++i) {
-      ASSERT_EQ(rd_kafka_mock_broker_push_request_error_rtts(broker_.Mock(), kRefusing, kApiProduce, 1,
-                                                             RD_KAFKA_RESP_ERR_TOPIC_AUTHORIZATION_FAILED, 0),
-                RD_KAFKA_RESP_ERR_NO_ERROR);
-    }
-  }
-  // Produce requests broker 2 has refused so far.
-  int RefusedRequests() {
-    std::size_t left = 0;
-    EXPECT_EQ(rd_kafka_mock_broker_error_stack_cnt(broker_.Mock(), kRefusing, kApiProduce, &left),
-              RD_KAFKA_RESP_ERR_NO_ERROR);
-    return kInjected - static_cast<int>(left);
-  }
-  static constexpr int kRefusing = 2;
-  static constexpr int kInjected = 1000;
-
-  std::filesystem::path dir_;
-  kafka::EmbeddedBroker broker_{kafka::EmbeddedBroker::Options{2}};
-  zmq::context_t zmq_{1};
-  FunctionSpec spec_;
-  std::unique_ptr<broker::Dispatcher> dispatcher_;
+  UnwritableRecords() : DispatcherRig({.name = "unwritable", .brokers = 2}) {}
 };
 
 // The dead-letter topic refuses records: after the bounded retries the function is blocked (status,

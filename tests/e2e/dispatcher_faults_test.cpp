@@ -8,14 +8,11 @@
 #include <fstream>
 #include <map>
 #include <thread>
-#include <zmq.hpp>
 
-#include "runnel/autoscaler/local_backend.hpp"
-#include "runnel/broker/dispatcher.hpp"
 #include "runnel/kafka/admin.hpp"
 #include "runnel/kafka/consumer.hpp"
-#include "runnel/kafka/embedded_broker.hpp"
 #include "runnel/kafka/producer.hpp"
+#include "runnel/testing/dispatcher_rig.hpp"
 #include "runnel/testing/stack_process.hpp"
 #include "runnel/testing/wait.hpp"
 
@@ -25,43 +22,10 @@ namespace {
 constexpr int kApiFetch = 1;
 constexpr int kApiOffsetCommit = 8;
 
-class DispatcherFaults : public ::testing::Test {
+// StartDispatcher(n) starts n `runnel worker` processes with the dispatcher.
+class DispatcherFaults : public DispatcherRig {
  protected:
-  void SetUp() override {
-    dir_ = TempDir("faults");
-    spec_.name = "echo";
-    spec_.handler = "builtin:echo";
-    spec_.topic = "faults.in";
-    spec_.dead_letter_topic = "faults.in.dlq";
-    spec_.results_topic = "faults.results";
-    for (const auto& t : {spec_.topic, spec_.dead_letter_topic, spec_.results_topic})
-      broker_.CreateTopic(t, 2);
-  }
-  void TearDown() override {
-    workers_.reset();
-    dispatcher_.reset();
-    std::filesystem::remove_all(dir_);
-  }
-  void StartDispatcher(int workers) {
-    broker::Dispatcher::Options o;
-    o.spec = spec_;
-    o.kafka = broker_.ClientConfig();
-    o.zmq = &zmq_;
-    o.heartbeat = std::chrono::milliseconds(200);
-    o.output_dir = (dir_ / "outputs").string();
-    dispatcher_ = std::make_unique<broker::Dispatcher>(o);
-    dispatcher_->Start();
-    workers_ = std::make_unique<autoscaler::LocalProcessBackend>(autoscaler::WorkerCommand(RunnelBin()),
-                                                                 dir_ / "logs");
-    for (int i = 0; i < workers; ++i) workers_->Start("echo", dispatcher_->Endpoint());
-  }
-
-  std::filesystem::path dir_;
-  kafka::EmbeddedBroker broker_;
-  zmq::context_t zmq_{1};
-  FunctionSpec spec_;
-  std::unique_ptr<broker::Dispatcher> dispatcher_;
-  std::unique_ptr<autoscaler::LocalProcessBackend> workers_;
+  DispatcherFaults() : DispatcherRig({.name = "faults", .partitions = 2}) {}
 };
 
 TEST_F(DispatcherFaults, BrokerDownAndInjectedErrorsLoseNothing) {

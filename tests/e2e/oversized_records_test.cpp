@@ -11,8 +11,6 @@
 #include <map>
 
 #include "runnel/core/envelope.hpp"
-#include "runnel/kafka/admin.hpp"
-#include "runnel/kafka/consumer.hpp"
 #include "runnel/kafka/producer.hpp"
 #include "runnel/testing/stack_process.hpp"
 #include "runnel/testing/wait.hpp"
@@ -24,27 +22,13 @@ using ::testing::HasSubstr;
 
 constexpr std::size_t kProducerLimit = 1'114'112;  // Runnel's default message.max.bytes (docs/config.md)
 
-std::string HeaderValue(const kafka::Message& m, std::string_view name) {
-  for (const Header& h : m.headers) {
-    if (h.name == name) return h.value;
-  }
-  return "(none)";
-}
-
 // Every record of `topic` from the beginning, by its runnel-id, until `count` arrived or the deadline passed.
 std::map<std::string, kafka::Message> ReadById(const kafka::KafkaOptions& kafka, const std::string& topic,
                                                std::size_t count, std::chrono::milliseconds deadline) {
-  kafka::Admin admin(kafka);
-  kafka::Consumer consumer(kafka, kafka::Consumer::Options{"e2e.read-by-id"});
-  std::vector<kafka::TopicPartitionOffset> partitions;
-  for (auto p : admin.Partitions(topic)) partitions.push_back({topic, p, kafka::kOffsetBeginning});
-  consumer.Assign(partitions);
   std::map<std::string, kafka::Message> out;
-  const auto until = std::chrono::steady_clock::now() + deadline;
-  while (out.size() < count && std::chrono::steady_clock::now() < until) {
-    for (auto& m : consumer.PollBatch(100, std::chrono::milliseconds(50)))
-      out[HeaderValue(m, header::kId)] = m;
-  }
+  ReadFromBeginning(
+      kafka, topic, "e2e.read-by-id", deadline, 100,
+      [&](kafka::Message& m) { out[HeaderValue(m, header::kId)] = m; }, [&] { return out.size() >= count; });
   return out;
 }
 

@@ -5,6 +5,8 @@
 #include <algorithm>
 #include <atomic>
 
+#include "runnel/testing/stack_process.hpp"
+
 namespace runnel::testing {
 
 std::unique_ptr<kafka::EmbeddedBroker> KafkaCluster::broker_;
@@ -35,16 +37,10 @@ void KafkaCluster::Produce(const std::vector<kafka::Record>& records) {
 
 std::vector<kafka::Message> KafkaCluster::ConsumeAll(const std::string& topic, std::size_t count,
                                                      std::chrono::milliseconds deadline) {
-  kafka::Admin admin(Config());
-  kafka::Consumer consumer(Config(), kafka::Consumer::Options{"test.consume-all"});
-  std::vector<kafka::TopicPartitionOffset> partitions;
-  for (auto p : admin.Partitions(topic)) partitions.push_back({topic, p, kafka::kOffsetBeginning});
-  consumer.Assign(partitions);
   std::vector<kafka::Message> out;
-  const auto until = std::chrono::steady_clock::now() + deadline;
-  while (out.size() < count && std::chrono::steady_clock::now() < until) {
-    if (auto msg = consumer.Poll(std::chrono::milliseconds(50))) out.push_back(std::move(*msg));
-  }
+  ReadFromBeginning(
+      Config(), topic, "test.consume-all", deadline, 1,
+      [&](kafka::Message& m) { out.push_back(std::move(m)); }, [&] { return out.size() >= count; });
   return out;
 }
 

@@ -140,22 +140,47 @@ std::map<std::string, pid_t> StackProcess::WorkerPids(const std::string& functio
   return out;
 }
 
-std::vector<Outcome> ReadOutcomes(const kafka::KafkaOptions& kafka, const std::string& topic,
-                                  std::size_t count, std::chrono::milliseconds deadline) {
+void ReadFromBeginning(const kafka::KafkaOptions& kafka, const std::string& topic, const std::string& group,
+                       std::chrono::milliseconds deadline, std::size_t batch,
+                       const std::function<void(kafka::Message&)>& take, const std::function<bool()>& done) {
   kafka::Admin admin(kafka);
-  kafka::Consumer consumer(kafka, kafka::Consumer::Options{"e2e.outcomes"});
+  kafka::Consumer consumer(kafka, kafka::Consumer::Options{group});
   std::vector<kafka::TopicPartitionOffset> partitions;
   for (auto p : admin.Partitions(topic)) partitions.push_back({topic, p, kafka::kOffsetBeginning});
   consumer.Assign(partitions);
-  std::vector<Outcome> out;
   const auto until = std::chrono::steady_clock::now() + deadline;
-  while (out.size() < count && std::chrono::steady_clock::now() < until) {
-    for (auto& m : consumer.PollBatch(1000, std::chrono::milliseconds(50))) {
-      for (const auto& h : m.headers) {
-        if (h.name == "runnel-result") out.push_back(Outcome::FromFrames(h.value, m.value));
-      }
-    }
+  while (!done() && std::chrono::steady_clock::now() < until) {
+    for (auto& m : consumer.PollBatch(batch, std::chrono::milliseconds(50))) take(m);
   }
+}
+
+std::vector<kafka::Message> ReadRecords(const kafka::KafkaOptions& kafka, const std::string& topic,
+                                        std::size_t count, std::chrono::milliseconds deadline) {
+  std::vector<kafka::Message> out;
+  ReadFromBeginning(
+      kafka, topic, "e2e.read-records", deadline, 100,
+      [&](kafka::Message& m) { out.push_back(std::move(m)); }, [&] { return out.size() >= count; });
+  return out;
+}
+
+std::string HeaderValue(const kafka::Message& m, std::string_view name) {
+  for (const Header& h : m.headers) {
+    if (h.name == name) return h.value;
+  }
+  return "(none)";
+}
+
+std::vector<Outcome> ReadOutcomes(const kafka::KafkaOptions& kafka, const std::string& topic,
+                                  std::size_t count, std::chrono::milliseconds deadline) {
+  std::vector<Outcome> out;
+  ReadFromBeginning(
+      kafka, topic, "e2e.outcomes", deadline, 1000,
+      [&](kafka::Message& m) {
+        for (const auto& h : m.headers) {
+          if (h.name == "runnel-result") out.push_back(Outcome::FromFrames(h.value, m.value));
+        }
+      },
+      [&] { return out.size() >= count; });
   return out;
 }
 

@@ -1,18 +1,23 @@
 // A real `runnel up` for end-to-end tests: its own state dir and config, started as a child
 // process (killed with its group when the test ends; its workers die with it), plus what tests
-// need around it: endpoints, worker pids, and the outcomes written to a results topic.
+// need around it: endpoints, worker pids, the outcomes written to a results topic, and the records
+// of any topic read from the beginning.
 #pragma once
 
 #include <sys/types.h>
 
 #include <filesystem>
+#include <functional>
 #include <map>
 #include <memory>
 #include <nlohmann/json.hpp>
+#include <optional>
 #include <string>
+#include <string_view>
 #include <vector>
 
 #include "runnel/core/outcome.hpp"
+#include "runnel/kafka/consumer.hpp"
 #include "runnel/kafka/kafka.hpp"
 #include "runnel/testing/child_process.hpp"
 
@@ -61,6 +66,17 @@ class StackProcess {
   nlohmann::json endpoints_;
 };
 
+// Reads every partition of `topic` from the beginning (assigned: no group join, nothing committed)
+// as `group`, in batches of up to `batch` records, each handed to `take`, until `done()` holds
+// (asked before each batch) or the deadline passed.
+void ReadFromBeginning(const kafka::KafkaOptions& kafka, const std::string& topic, const std::string& group,
+                       std::chrono::milliseconds deadline, std::size_t batch,
+                       const std::function<void(kafka::Message&)>& take, const std::function<bool()>& done);
+// Every record of `topic` from the beginning until `count` arrived or the deadline passed.
+std::vector<kafka::Message> ReadRecords(const kafka::KafkaOptions& kafka, const std::string& topic,
+                                        std::size_t count, std::chrono::milliseconds deadline);
+// The value of header `name` of `m`, or "(none)".
+std::string HeaderValue(const kafka::Message& m, std::string_view name);
 // Reads outcome records from a results topic (header runnel-result) until `count` arrived or the
 // deadline passed.
 std::vector<Outcome> ReadOutcomes(const kafka::KafkaOptions& kafka, const std::string& topic,
