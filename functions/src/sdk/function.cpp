@@ -5,13 +5,38 @@
 #include <sys/stat.h>
 #include <unistd.h>
 
+#include <algorithm>
 #include <cerrno>
 #include <cstring>
 
 #include "runnel/core/fd.hpp"
+#include "sdk/http_fetch.hpp"
 
 namespace runnel::functions {
+namespace {
+
+std::string HostName() {
+  char name[256] = {};
+  if (::gethostname(name, sizeof name - 1) != 0) return "this host";
+  return name;
+}
+
+}  // namespace
+
 std::string Context::ReadInput(const Event& event, std::size_t max_bytes) {
+  return ReadInput(event, max_bytes, std::chrono::steady_clock::time_point::max());
+}
+
+std::string Context::ReadInput(const Event& event, std::size_t max_bytes,
+                               std::chrono::steady_clock::time_point deadline) {
+  if (event.envelope.file && event.envelope.file->IsUrl()) {
+    auto timeout = kUrlFetchTimeout;
+    if (deadline != std::chrono::steady_clock::time_point::max()) {
+      timeout = std::min(timeout, std::chrono::duration_cast<std::chrono::milliseconds>(
+                                      deadline - std::chrono::steady_clock::now()));
+    }
+    return HttpFetch(event.envelope.file->url, HttpFetchLimits{max_bytes, timeout, kUrlMaxRedirects});
+  }
   if (!event.envelope.file) {
     if (event.payload.size() > max_bytes) {
       throw FunctionError(Errc::kLimitExceeded, fmt::format("payload is {} bytes, over the limit of {}",
@@ -22,8 +47,17 @@ std::string Context::ReadInput(const Event& event, std::size_t max_bytes) {
   const std::string& path = event.envelope.file->path;
   const int fd = ::open(path.c_str(), O_RDONLY | O_CLOEXEC);
   if (fd < 0) {
+    const int err = errno;
+    if (err == ENOENT || err == ENOTDIR) {
+      // The usual cause: the reference was made on another host (or outside a shared volume).
+      throw FunctionError(
+          Errc::kBadInput,
+          fmt::format("cannot open input file {}: {} (the file must be on this worker's host, "
+                      "{}, or on a volume shared with it)",
+                      path, std::strerror(err), HostName()));
+    }
     throw FunctionError(Errc::kBadInput,
-                        fmt::format("cannot open input file {}: {}", path, std::strerror(errno)));
+                        fmt::format("cannot open input file {}: {}", path, std::strerror(err)));
   }
   const UniqueFd closer{fd};
   struct stat st {};
