@@ -11,6 +11,7 @@
 
 #include "runnel/core/fd.hpp"
 #include "sdk/http_fetch.hpp"
+#include "sdk/input_file.hpp"
 
 namespace runnel::functions {
 namespace {
@@ -22,6 +23,16 @@ std::string HostName() {
 }
 
 }  // namespace
+
+std::string CannotOpenInputFile(const std::string& path, int err) {
+  if (err == ENOENT || err == ENOTDIR) {
+    return fmt::format(
+        "cannot open input file {}: {} (the file must be on this worker's host, {}, or on a volume "
+        "shared with it)",
+        path, std::strerror(err), HostName());
+  }
+  return fmt::format("cannot open input file {}: {}", path, std::strerror(err));
+}
 
 std::string Context::ReadInput(const Event& event, std::size_t max_bytes) {
   return ReadInput(event, max_bytes, std::chrono::steady_clock::time_point::max());
@@ -46,19 +57,7 @@ std::string Context::ReadInput(const Event& event, std::size_t max_bytes,
   }
   const std::string& path = event.envelope.file->path;
   const int fd = ::open(path.c_str(), O_RDONLY | O_CLOEXEC);
-  if (fd < 0) {
-    const int err = errno;
-    if (err == ENOENT || err == ENOTDIR) {
-      // The usual cause: the reference was made on another host (or outside a shared volume).
-      throw FunctionError(
-          Errc::kBadInput,
-          fmt::format("cannot open input file {}: {} (the file must be on this worker's host, "
-                      "{}, or on a volume shared with it)",
-                      path, std::strerror(err), HostName()));
-    }
-    throw FunctionError(Errc::kBadInput,
-                        fmt::format("cannot open input file {}: {}", path, std::strerror(err)));
-  }
+  if (fd < 0) throw FunctionError(Errc::kBadInput, CannotOpenInputFile(path, errno));
   const UniqueFd closer{fd};
   struct stat st {};
   if (::fstat(fd, &st) != 0 || !S_ISREG(st.st_mode)) {

@@ -14,19 +14,26 @@ namespace runnel::functions {
 namespace {
 
 struct Transfer {
-  std::string body;
+  const std::function<bool(std::string_view)>* sink = nullptr;
+  std::size_t received = 0;
   std::size_t max_bytes = 0;
   bool over_limit = false;
+  bool sink_failed = false;
 };
 
 std::size_t OnBody(char* data, std::size_t size, std::size_t count, void* user) {
   auto* t = static_cast<Transfer*>(user);
   const std::size_t n = size * count;
-  if (t->body.size() + n > t->max_bytes) {
+  // Returning anything other than n aborts the transfer with CURLE_WRITE_ERROR.
+  if (n > t->max_bytes - t->received) {
     t->over_limit = true;
-    return 0;  // anything other than n aborts the transfer with CURLE_WRITE_ERROR
+    return 0;
   }
-  t->body.append(data, n);
+  t->received += n;
+  if (!(*t->sink)(std::string_view(data, n))) {
+    t->sink_failed = true;
+    return 0;
+  }
   return n;
 }
 
@@ -37,13 +44,24 @@ void GlobalInit() {
 
 void Check(CURLcode code, const char* what) {
   if (code != CURLE_OK) {
-    throw FunctionError(Errc::kInternal, fmt::format("libcurl: setting {}: {}", what, curl_easy_strerror(code)));
+    throw FunctionError(Errc::kInternal,
+                        fmt::format("libcurl: setting {}: {}", what, curl_easy_strerror(code)));
   }
 }
 
 }  // namespace
 
 std::string HttpFetch(const std::string& url, const HttpFetchLimits& limits) {
+  std::string body;
+  HttpFetchTo(url, limits, [&body](std::string_view chunk) {
+    body.append(chunk);
+    return true;
+  });
+  return body;
+}
+
+void HttpFetchTo(const std::string& url, const HttpFetchLimits& limits,
+                 const std::function<bool(std::string_view)>& sink) {
   GlobalInit();
   const std::string shown = fmt::format("GET {}", UrlForLogs(url));
   if (limits.timeout.count() <= 0) {
@@ -53,17 +71,22 @@ std::string HttpFetch(const std::string& url, const HttpFetchLimits& limits) {
   if (!curl) throw FunctionError(Errc::kInternal, "libcurl: curl_easy_init failed");
   CURL* h = curl.get();
   Transfer transfer;
+  transfer.sink = &sink;
   transfer.max_bytes = limits.max_bytes;
   Check(curl_easy_setopt(h, CURLOPT_URL, url.c_str()), "CURLOPT_URL");
   Check(curl_easy_setopt(h, CURLOPT_PROTOCOLS_STR, "http,https"), "CURLOPT_PROTOCOLS_STR");
   Check(curl_easy_setopt(h, CURLOPT_REDIR_PROTOCOLS_STR, "http,https"), "CURLOPT_REDIR_PROTOCOLS_STR");
   Check(curl_easy_setopt(h, CURLOPT_FOLLOWLOCATION, 1L), "CURLOPT_FOLLOWLOCATION");
+  // A status of 400 or more ends the transfer before its body reaches the sink or the limit.
+  Check(curl_easy_setopt(h, CURLOPT_FAILONERROR, 1L), "CURLOPT_FAILONERROR");
   Check(curl_easy_setopt(h, CURLOPT_MAXREDIRS, limits.max_redirects), "CURLOPT_MAXREDIRS");
-  Check(curl_easy_setopt(h, CURLOPT_TIMEOUT_MS, static_cast<long>(limits.timeout.count())), "CURLOPT_TIMEOUT_MS");
+  Check(curl_easy_setopt(h, CURLOPT_TIMEOUT_MS, static_cast<long>(limits.timeout.count())),
+        "CURLOPT_TIMEOUT_MS");
   // No signals (the worker is multi-threaded); no compressed encodings, so the bytes counted are the body's.
   Check(curl_easy_setopt(h, CURLOPT_NOSIGNAL, 1L), "CURLOPT_NOSIGNAL");
   // Refuses a Content-Length over the limit before any byte of the body; OnBody counts the rest.
-  if (limits.max_bytes > 0 && limits.max_bytes < static_cast<std::size_t>(std::numeric_limits<curl_off_t>::max())) {
+  if (limits.max_bytes > 0 &&
+      limits.max_bytes < static_cast<std::size_t>(std::numeric_limits<curl_off_t>::max())) {
     Check(curl_easy_setopt(h, CURLOPT_MAXFILESIZE_LARGE, static_cast<curl_off_t>(limits.max_bytes)),
           "CURLOPT_MAXFILESIZE_LARGE");
   }
@@ -72,13 +95,27 @@ std::string HttpFetch(const std::string& url, const HttpFetchLimits& limits) {
   Check(curl_easy_setopt(h, CURLOPT_USERAGENT, "runnel-worker"), "CURLOPT_USERAGENT");
 
   const CURLcode code = curl_easy_perform(h);
+  long status = 0;
+  curl_easy_getinfo(h, CURLINFO_RESPONSE_CODE, &status);
+  const auto http_error = [&] {
+    const bool retriable = status >= 500 || status == 408 || status == 429;
+    return FunctionError(retriable ? Errc::kTransient : Errc::kBadInput,
+                         fmt::format("{}: HTTP {}", shown, status));
+  };
   if (transfer.over_limit || code == CURLE_FILESIZE_EXCEEDED) {
-    throw FunctionError(Errc::kLimitExceeded,
-                        fmt::format("{}: the body is over the limit of {} bytes (max_bytes)", shown, limits.max_bytes));
+    throw FunctionError(
+        Errc::kLimitExceeded,
+        fmt::format("{}: {} is over the limit of {} bytes", shown,
+                    transfer.over_limit ? "the body" : "its Content-Length", limits.max_bytes));
+  }
+  if (transfer.sink_failed) {
+    throw FunctionError(Errc::kTransient, fmt::format("{}: the body could not be stored", shown));
   }
   switch (code) {
     case CURLE_OK:
       break;
+    case CURLE_HTTP_RETURNED_ERROR:
+      throw http_error();
     case CURLE_OPERATION_TIMEDOUT:
       throw FunctionError(Errc::kTransient,
                           fmt::format("{}: timed out after {} ms", shown, limits.timeout.count()));
@@ -98,11 +135,7 @@ std::string HttpFetch(const std::string& url, const HttpFetchLimits& limits) {
       // Cannot resolve or connect, connection reset, a partial body: the next attempt may succeed.
       throw FunctionError(Errc::kTransient, fmt::format("{}: {}", shown, curl_easy_strerror(code)));
   }
-  long status = 0;
-  curl_easy_getinfo(h, CURLINFO_RESPONSE_CODE, &status);
-  if (status >= 200 && status < 300) return std::move(transfer.body);
-  const bool retriable = status >= 500 || status == 408 || status == 429;
-  throw FunctionError(retriable ? Errc::kTransient : Errc::kBadInput, fmt::format("{}: HTTP {}", shown, status));
+  if (status < 200 || status >= 300) throw http_error();  // e.g. a 3xx without a Location
 }
 
 }  // namespace runnel::functions

@@ -3,7 +3,9 @@
 
 #include <chrono>
 #include <cstddef>
+#include <functional>
 #include <string>
+#include <string_view>
 
 namespace runnel::functions {
 
@@ -19,5 +21,10 @@ struct HttpFetchLimits {
 // kTransient for a 5xx (and 408, 429), a connection failure or the timeout, so the event is retried.
 // Messages show the URL as UrlForLogs does: never its query, which may hold credentials.
 std::string HttpFetch(const std::string& url, const HttpFetchLimits& limits);
+// The same, handing the body to `sink` chunk by chunk as it arrives (for inputs too large to hold
+// in memory); the chunks never add up to more than max_bytes. A sink that returns false (it could
+// not store the chunk) ends the transfer with kTransient.
+void HttpFetchTo(const std::string& url, const HttpFetchLimits& limits,
+                 const std::function<bool(std::string_view)>& sink);
 
 }  // namespace runnel::functions

@@ -161,9 +161,11 @@ class HttpInput : public ::testing::Test {
 };
 
 TEST_F(HttpInput, FetchesTheBodyWithinTheLimit) {
-  EXPECT_EQ(Context::ReadInput(UrlEvent(server_.Url("/x.jpg")), TestServer::kImage.size()), TestServer::kImage);
+  EXPECT_EQ(Context::ReadInput(UrlEvent(server_.Url("/x.jpg")), TestServer::kImage.size()),
+            TestServer::kImage);
   // A query (as a presigned URL has) goes to the server; one redirect is followed.
-  EXPECT_EQ(Context::ReadInput(UrlEvent(server_.Url("/x.jpg?X-Amz-Signature=abc")), 1 << 20), TestServer::kImage);
+  EXPECT_EQ(Context::ReadInput(UrlEvent(server_.Url("/x.jpg?X-Amz-Signature=abc")), 1 << 20),
+            TestServer::kImage);
   EXPECT_EQ(Context::ReadInput(UrlEvent(server_.Url("/once")), 1 << 20), TestServer::kImage);
 }
 
@@ -198,7 +200,7 @@ TEST_F(HttpInput, AnAnnouncedOversizeBodyIsRefusedBeforeItArrives) {
   const FunctionError e = ReadError(server_.Url("/announced-big"), 100'000);
   EXPECT_EQ(e.Code(), Errc::kLimitExceeded);
   EXPECT_EQ(std::string(e.what()),
-            server_.Shown("/announced-big") + ": the body is over the limit of 100000 bytes (max_bytes)");
+            server_.Shown("/announced-big") + ": its Content-Length is over the limit of 100000 bytes");
 }
 
 TEST_F(HttpInput, AStreamedOversizeBodyIsCutAtTheLimit) {
@@ -206,7 +208,7 @@ TEST_F(HttpInput, AStreamedOversizeBodyIsCutAtTheLimit) {
   const FunctionError e = ReadError(server_.Url("/streamed-big"), 100'000);
   EXPECT_EQ(e.Code(), Errc::kLimitExceeded);
   EXPECT_EQ(std::string(e.what()),
-            server_.Shown("/streamed-big") + ": the body is over the limit of 100000 bytes (max_bytes)");
+            server_.Shown("/streamed-big") + ": the body is over the limit of 100000 bytes");
 }
 
 TEST_F(HttpInput, ARedirectLoopEndsAfterFiveRedirects) {
@@ -219,7 +221,8 @@ TEST_F(HttpInput, ARedirectToAnotherSchemeIsRefused) {
   for (const std::string path : {"/to-ftp", "/to-file"}) {
     const FunctionError e = ReadError(server_.Url(path), 1 << 20);
     EXPECT_EQ(e.Code(), Errc::kBadInput) << path;
-    EXPECT_EQ(std::string(e.what()), server_.Shown(path) + ": redirected to a scheme other than http or https, refused");
+    EXPECT_EQ(std::string(e.what()),
+              server_.Shown(path) + ": redirected to a scheme other than http or https, refused");
   }
 }
 
@@ -251,10 +254,11 @@ TEST(ReadInputFile, AMissingFileSaysItMustBeOnThisHost) {
     FAIL();
   } catch (const FunctionError& err) {
     EXPECT_EQ(err.Code(), Errc::kBadInput);
-    EXPECT_EQ(std::string(err.what()),
-              std::string("cannot open input file /nonexistent/runnel-input.jpg: No such file or directory (the "
-                          "file must be on this worker's host, ") +
-                  host + ", or on a volume shared with it)");
+    EXPECT_EQ(
+        std::string(err.what()),
+        std::string("cannot open input file /nonexistent/runnel-input.jpg: No such file or directory (the "
+                    "file must be on this worker's host, ") +
+            host + ", or on a volume shared with it)");
   }
 }
 
