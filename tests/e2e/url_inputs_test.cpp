@@ -79,9 +79,12 @@ functions:
     producer.ProduceSync({"image.metadata", kafka::kAnyPartition, std::nullopt, "", env.Encode()});
     return env.id;
   };
-  const std::string fetched = publish(FileRef{{}, std::nullopt, "x.jpg", server.Url("/x.jpg?X-Amz-Signature=s3cr3t")});
-  const std::string missing = publish(FileRef{{}, std::nullopt, "gone.jpg", server.Url("/gone.jpg?sig=s3cr3t")});
-  const std::string elsewhere = publish(FileRef{"/nonexistent/runnel-e2e/photo.jpg", std::nullopt, "photo.jpg"});
+  const std::string fetched =
+      publish(FileRef{{}, std::nullopt, "x.jpg", server.Url("/x.jpg?X-Amz-Signature=s3cr3t")});
+  const std::string missing =
+      publish(FileRef{{}, std::nullopt, "gone.jpg", server.Url("/gone.jpg?sig=s3cr3t")});
+  const std::string elsewhere =
+      publish(FileRef{"/nonexistent/runnel-e2e/photo.jpg", std::nullopt, "photo.jpg"});
 
   const auto outcomes = ReadOutcomes(stack.Kafka(), "meta.results", 3, std::chrono::seconds(60));
   ASSERT_EQ(outcomes.size(), 3u);
@@ -105,9 +108,10 @@ functions:
   const Outcome& gone = by_id.at(elsewhere);
   EXPECT_EQ(gone.status, OutcomeStatus::kError);
   EXPECT_EQ(gone.error_kind, "bad-input");
-  EXPECT_THAT(gone.error, HasSubstr("cannot open input file /nonexistent/runnel-e2e/photo.jpg: No such file or "
-                                    "directory (the file must be on this worker's host, " +
-                                    std::string(host)));
+  EXPECT_THAT(gone.error,
+              HasSubstr("cannot open input file /nonexistent/runnel-e2e/photo.jpg: No such file or "
+                        "directory (the file must be on this worker's host, " +
+                        std::string(host)));
 }
 
 }  // namespace
