@@ -263,8 +263,8 @@ bool IsHttpUrl(std::string_view value) {
 }
 
 std::string UrlForLogs(std::string_view url) {
+  if (!IsHttpUrl(url)) return "(not an http(s) URL)";
   const std::size_t scheme_end = url.find("://");
-  if (scheme_end == std::string_view::npos) return "(not a URL)";
   const std::size_t start = scheme_end + 3;
   const std::size_t authority_end = std::min(url.find_first_of("/?#", start), url.size());
   std::string_view authority = url.substr(start, authority_end - start);
@@ -281,8 +281,7 @@ std::string UrlForLogs(std::string_view url) {
 
 std::string CheckHttpUrl(std::string_view url) {
   const std::string_view name = header::kFile;
-  if (!IsHttpUrl(url))
-    Fail(name, fmt::format("'{}' is not an http:// or https:// URL", Shown(UrlForLogs(url))));
+  if (!IsHttpUrl(url)) Fail(name, "is not an http:// or https:// URL");
   if (url.size() > limits::kFileUriMax)
     Fail(name, fmt::format("is longer than {} bytes", limits::kFileUriMax));
   for (char c : url) {

@@ -124,6 +124,7 @@ TEST(Envelope, UrlForLogsDropsTheQueryAndUserinfo) {
   EXPECT_EQ(UrlForLogs("http://u:secret@h:81/p#frag"), "http://h:81/p");
   EXPECT_EQ(UrlForLogs("http://h?q=secret"), "http://h/");
   EXPECT_EQ(UrlForLogs("http://h/a\nb"), "http://h/a?b");
+  EXPECT_EQ(UrlForLogs("a#b://c"), "(not an http(s) URL)");
 }
 
 struct BadUrl {

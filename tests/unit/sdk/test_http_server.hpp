@@ -20,8 +20,8 @@ inline std::string Body(std::size_t size) {
   return body;
 }
 
-// One handler per path: `files` as given, then the fixed ones below. The "held" paths answer in part (or not at all)
-// and then wait until the server is destroyed, so a client can only end them by giving up.
+// One handler per path: `files` as given, then the fixed ones below. The "held" paths answer in part (or not
+// at all) and then wait until the server is destroyed, so a client can only end them by giving up.
 class TestServer {
  public:
   explicit TestServer(std::map<std::string, std::string> files = {}) : files_(std::move(files)) {

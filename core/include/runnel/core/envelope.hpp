@@ -93,7 +93,8 @@ std::string PathFromFileUri(std::string_view uri);  // throws EnvelopeError
 std::string CheckHttpUrl(std::string_view url);
 bool IsHttpUrl(std::string_view value);  // starts with http:// or https://
 // scheme://host[:port]/path of an http(s) URL: what logs and error messages may show. The query
-// (where presigned URLs carry their signature) and any userinfo are left out.
+// (where presigned URLs carry their signature) and any userinfo are left out; bytes outside
+// 0x21..0x7e are shown as '?'. Anything else than an http(s) URL is shown as "(not an http(s) URL)".
 std::string UrlForLogs(std::string_view url);
 
 }  // namespace runnel
