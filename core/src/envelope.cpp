@@ -171,7 +171,11 @@ Envelope Envelope::Decode(const Headers& headers) {
         } else if (v.substr(0, 7) == "file://") {
           env.file = FileRef{PathFromFileUri(v), std::nullopt, {}};
         } else {
-          Fail(h.name, fmt::format("'{}' is not a file://, http:// or https:// URI", Shown(v)));
+          // Only the scheme is shown: the rest of an unknown URL may hold credentials.
+          const std::size_t scheme = v.find("://");
+          Fail(h.name, fmt::format("'{}' is not a file://, http:// or https:// URI",
+                                   scheme == std::string_view::npos ? Shown(v)
+                                                                    : Shown(v.substr(0, scheme)) + "://..."));
         }
         break;
       case 8:

@@ -148,8 +148,10 @@ TEST_P(MalformedUrls, AreRejectedWithThisExactMessage) {
 INSTANTIATE_TEST_SUITE_P(
     Envelope, MalformedUrls,
     ::testing::Values(
-        BadUrl{"ftp://h/x", "header 'runnel-file': 'ftp://h/x' is not a file://, http:// or https:// URI"},
-        BadUrl{"HTTP://h/x", "header 'runnel-file': 'HTTP://h/x' is not a file://, http:// or https:// URI"},
+        BadUrl{"ftp://h/x", "header 'runnel-file': 'ftp://...' is not a file://, http:// or https:// URI"},
+        BadUrl{"HTTPS://u:secret@h/x",
+               "header 'runnel-file': 'HTTPS://...' is not a file://, http:// or https:// URI"},
+        BadUrl{"/tmp/x", "header 'runnel-file': '/tmp/x' is not a file://, http:// or https:// URI"},
         BadUrl{
             "https://user:secret@h/x",
             "header 'runnel-file': URL 'https://h/x' has userinfo (user:password@ before the host), which is "
