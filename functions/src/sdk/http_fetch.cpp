@@ -3,9 +3,12 @@
 #include <curl/curl.h>
 #include <fmt/format.h>
 
+#include <boost/fiber/future.hpp>
+#include <exception>
 #include <limits>
 #include <memory>
 #include <mutex>
+#include <thread>
 
 #include "runnel/core/envelope.hpp"
 #include "runnel/functions/function.hpp"
@@ -49,19 +52,9 @@ void Check(CURLcode code, const char* what) {
   }
 }
 
-}  // namespace
-
-std::string HttpFetch(const std::string& url, const HttpFetchLimits& limits) {
-  std::string body;
-  HttpFetchTo(url, limits, [&body](std::string_view chunk) {
-    body.append(chunk);
-    return true;
-  });
-  return body;
-}
-
-void HttpFetchTo(const std::string& url, const HttpFetchLimits& limits,
-                 const std::function<bool(std::string_view)>& sink) {
+// The transfer itself, blocking the calling thread until it ends.
+void FetchOnThisThread(const std::string& url, const HttpFetchLimits& limits,
+                       const std::function<bool(std::string_view)>& sink) {
   GlobalInit();
   const std::string shown = fmt::format("GET {}", UrlForLogs(url));
   if (limits.timeout.count() <= 0) {
@@ -136,6 +129,41 @@ void HttpFetchTo(const std::string& url, const HttpFetchLimits& limits,
       throw FunctionError(Errc::kTransient, fmt::format("{}: {}", shown, curl_easy_strerror(code)));
   }
   if (status < 200 || status >= 300) throw http_error();  // e.g. a 3xx without a Location
+}
+
+}  // namespace
+
+// The transfer runs on a helper thread and this fiber waits on a future, so the worker's thread
+// keeps running its other fibers meanwhile (as exec functions wait for their child). The helper
+// ends by itself: the transfer is bounded by limits.timeout, and the thread is joined here.
+void HttpFetchTo(const std::string& url, const HttpFetchLimits& limits,
+                 const std::function<bool(std::string_view)>& sink) {
+  boost::fibers::promise<void> promise;
+  auto future = promise.get_future();
+  std::thread helper([&url, &limits, &sink, p = std::move(promise)]() mutable {
+    try {
+      FetchOnThisThread(url, limits, sink);
+      p.set_value();
+    } catch (...) {
+      p.set_exception(std::current_exception());
+    }
+  });
+  try {
+    future.get();
+  } catch (...) {
+    helper.join();
+    throw;
+  }
+  helper.join();
+}
+
+std::string HttpFetch(const std::string& url, const HttpFetchLimits& limits) {
+  std::string body;
+  HttpFetchTo(url, limits, [&body](std::string_view chunk) {
+    body.append(chunk);
+    return true;
+  });
+  return body;
 }
 
 }  // namespace runnel::functions

@@ -48,6 +48,14 @@ class TestServer {
     return "http://127.0.0.1:" + std::to_string(port_) + path_and_query;
   }
   std::string Shown(const std::string& path) const { return "GET " + Url(path); }
+  // Lets the requests waiting on "/gate" have their body (kImage).
+  void OpenGate() {
+    {
+      const std::lock_guard lock(mu_);
+      gate_open_ = true;
+    }
+    cv_.notify_all();
+  }
 
   static inline const std::string kImage = Body(300'000);
 
@@ -85,6 +93,15 @@ class TestServer {
     if (path == "/loop") return Redirect(conn, "/loop");
     if (path == "/to-ftp") return Redirect(conn, "ftp://127.0.0.1/x.jpg");
     if (path == "/to-file") return Redirect(conn, "file:///etc/passwd");
+    if (path == "/gate") {  // answers once OpenGate() was called
+      {
+        std::unique_lock lock(mu_);
+        cv_.wait_for(lock, std::chrono::seconds(60), [this] { return gate_open_ || released_; });
+      }
+      mg_printf(conn, "HTTP/1.1 200 OK\r\nContent-Length: %zu\r\n\r\n", kImage.size());
+      mg_write(conn, kImage.data(), kImage.size());
+      return 200;
+    }
     if (path == "/slow") {  // accepts the request and never answers
       Hold();
       return 200;
@@ -118,6 +135,7 @@ class TestServer {
   std::mutex mu_;
   std::condition_variable cv_;
   bool released_ = false;
+  bool gate_open_ = false;
 };
 
 }  // namespace runnel::functions::testing
