@@ -27,11 +27,13 @@ build_packages=(
   libyaml-cpp-dev           # runnel.yaml stack config
   libabsl-dev               # time zones for cron schedules (absl::TimeZone reads the system tzdata)
   prometheus-cpp-dev        # the /metrics endpoint (prometheus-cpp core and pull)
+  libcurl4-openssl-dev      # workers fetch http(s) input references
   tzdata                    # the IANA time-zone database itself
 )
 test_packages=(
   git                       # working with the repository; a build does not need it
   libgtest-dev libgmock-dev libbenchmark-dev  # tests and micro-benchmarks
+  libcivetweb-dev           # the tests' HTTP server for http:// input references (prometheus-cpp-dev brings it too)
   kcat python3 python3-kafka  # third-party Kafka clients for the interop tests
   libvips-tools             # vipsthumbnail, the baseline of the thumbnail benchmark
   docker-compose python3-yaml  # deploy tier: parse deploy/docker-compose.yml and deploy/k8s/ statically

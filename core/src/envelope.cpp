@@ -2,6 +2,7 @@
 
 #include <fmt/format.h>
 
+#include <algorithm>
 #include <array>
 #include <charconv>
 #include <chrono>
@@ -100,7 +101,7 @@ Headers Envelope::Encode() const {
   if (deadline_ms) put(header::kDeadline, std::to_string(*deadline_ms));
   if (!trace_id.empty()) put(header::kTrace, trace_id);
   if (file) {
-    put(header::kFile, FileUriFromPath(file->path));
+    put(header::kFile, file->IsUrl() ? file->url : FileUriFromPath(file->path));
     if (file->size) put(header::kFileSize, std::to_string(*file->size));
     if (!file->name.empty()) put(header::kFileName, file->name);
   }
@@ -165,7 +166,17 @@ Envelope Envelope::Decode(const Headers& headers) {
       case 7:
         if (v.size() > limits::kFileUriMax)
           Fail(h.name, fmt::format("is longer than {} bytes", limits::kFileUriMax));
-        env.file = FileRef{PathFromFileUri(v), std::nullopt, {}};
+        if (IsHttpUrl(v)) {
+          env.file = FileRef{{}, std::nullopt, {}, CheckHttpUrl(v)};
+        } else if (v.substr(0, 7) == "file://") {
+          env.file = FileRef{PathFromFileUri(v), std::nullopt, {}};
+        } else {
+          // Only the scheme is shown: the rest of an unknown URL may hold credentials.
+          const std::size_t scheme = v.find("://");
+          Fail(h.name, fmt::format("'{}' is not a file://, http:// or https:// URI",
+                                   scheme == std::string_view::npos ? Shown(v)
+                                                                    : Shown(v.substr(0, scheme)) + "://..."));
+        }
         break;
       case 8:
         file_size = ParseDecimal<std::uint64_t>(h.name, v, 0, std::numeric_limits<std::uint64_t>::max());
@@ -249,6 +260,94 @@ std::string PathFromFileUri(std::string_view uri) {
   }
   if (path.back() == '/') Fail(name, fmt::format("'{}' names a directory", Shown(uri)));
   return path;
+}
+
+bool IsHttpUrl(std::string_view value) {
+  return value.starts_with("http://") || value.starts_with("https://");
+}
+
+std::string UrlForLogs(std::string_view url) {
+  if (!IsHttpUrl(url)) return "(not an http(s) URL)";
+  const std::size_t scheme_end = url.find("://");
+  const std::size_t start = scheme_end + 3;
+  const std::size_t authority_end = std::min(url.find_first_of("/?#", start), url.size());
+  std::string_view authority = url.substr(start, authority_end - start);
+  if (const std::size_t at = authority.rfind('@'); at != std::string_view::npos)
+    authority.remove_prefix(at + 1);
+  const std::size_t path_end = std::min(url.find_first_of("?#", authority_end), url.size());
+  std::string_view path = url.substr(authority_end, path_end - authority_end);
+  std::string out = fmt::format("{}{}{}", url.substr(0, start), authority, path.empty() ? "/" : path);
+  for (char& c : out) {
+    if (c < 0x21 || c > 0x7e) c = '?';
+  }
+  return out;
+}
+
+std::string CheckHttpUrl(std::string_view url) {
+  const std::string_view name = header::kFile;
+  if (!IsHttpUrl(url)) Fail(name, "is not an http:// or https:// URL");
+  if (url.size() > limits::kFileUriMax)
+    Fail(name, fmt::format("is longer than {} bytes", limits::kFileUriMax));
+  for (char c : url) {
+    // Before anything is shown: the message must not echo raw bytes, nor the query.
+    if (c < 0x21 || c > 0x7e) {
+      Fail(name, fmt::format("URL '{}' has a control character, space or non-ASCII byte (percent-encode it)",
+                             Shown(UrlForLogs(url))));
+    }
+  }
+  const std::size_t start = url.find("://") + 3;
+  const std::size_t authority_end = std::min(url.find_first_of("/?#", start), url.size());
+  const std::string_view authority = url.substr(start, authority_end - start);
+  if (authority.find('@') != std::string_view::npos) {
+    // The userinfo is a credential: the message names the rule and the host, never the userinfo.
+    Fail(name, fmt::format("URL '{}' has userinfo (user:password@ before the host), which is not allowed",
+                           Shown(UrlForLogs(url))));
+  }
+  std::string_view host = authority;
+  std::string_view port;
+  if (host.starts_with('[')) {  // an IPv6 literal
+    const std::size_t close = host.find(']');
+    if (close == std::string_view::npos || close == 1)
+      Fail(name, fmt::format("URL '{}' has a bad IPv6 host", Shown(UrlForLogs(url))));
+    for (char c : host.substr(1, close - 1)) {
+      if (HexValue(c) < 0 && c != ':' && c != '.')
+        Fail(name, fmt::format("URL '{}' has a bad IPv6 host", Shown(UrlForLogs(url))));
+    }
+    const std::string_view after = host.substr(close + 1);
+    if (!after.empty() && after.front() != ':')
+      Fail(name, fmt::format("URL '{}' has a bad IPv6 host", Shown(UrlForLogs(url))));
+    if (!after.empty()) port = after.substr(1);
+    host = host.substr(0, close + 1);
+  } else if (const std::size_t colon = host.find(':'); colon != std::string_view::npos) {
+    port = host.substr(colon + 1);
+    host = host.substr(0, colon);
+    if (port.empty()) Fail(name, fmt::format("URL '{}' has an empty port", Shown(UrlForLogs(url))));
+  }
+  if (host.empty()) Fail(name, fmt::format("URL '{}' has no host", Shown(UrlForLogs(url))));
+  for (char c : host.starts_with('[') ? std::string_view() : host) {
+    const bool ok = (c >= 'a' && c <= 'z') || (c >= 'A' && c <= 'Z') || (c >= '0' && c <= '9') || c == '.' ||
+                    c == '-' || c == '_';
+    if (!ok)
+      Fail(name, fmt::format("URL '{}' has a character outside [A-Za-z0-9._-] in its host",
+                             Shown(UrlForLogs(url))));
+  }
+  if (!port.empty()) {
+    unsigned value = 0;
+    auto [end, ec] = std::from_chars(port.data(), port.data() + port.size(), value);
+    if (port.front() < '0' || port.front() > '9' || ec != std::errc() || end != port.data() + port.size() ||
+        value == 0 || value > 65535) {
+      Fail(name, fmt::format("URL '{}' has a port outside 1..65535", Shown(UrlForLogs(url))));
+    }
+  }
+  const std::string_view rest = url.substr(authority_end);
+  if (rest.find('#') != std::string_view::npos)
+    Fail(name, fmt::format("URL '{}' has a fragment ('#'), which is never sent to the server",
+                           Shown(UrlForLogs(url))));
+  for (std::size_t i = 0; i < rest.size(); ++i) {
+    if (rest[i] == '%' && (i + 2 >= rest.size() || HexValue(rest[i + 1]) < 0 || HexValue(rest[i + 2]) < 0))
+      Fail(name, fmt::format("URL '{}' has a bad percent escape", Shown(UrlForLogs(url))));
+  }
+  return std::string(url);
 }
 
 std::string NewEventId() {

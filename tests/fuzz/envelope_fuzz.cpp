@@ -1,9 +1,11 @@
-// Envelope::Decode over hostile Kafka headers (core/src/envelope.cpp), and the file:// URI decoder.
+// Envelope::Decode over hostile Kafka headers (core/src/envelope.cpp), the file:// URI decoder and
+// the http(s) URL check.
 // Input: one header per line, name and value split at the first ':' (a line without one is a name
 // with an empty value). Oracle: Decode throws EnvelopeError or returns an envelope whose Encode
 // decodes back to the same envelope.
 #include <cstdint>
 #include <cstdlib>
+#include <string>
 #include <string_view>
 
 #include "runnel/core/envelope.hpp"
@@ -30,5 +32,16 @@ extern "C" int LLVMFuzzerTestOneInput(const std::uint8_t* data, std::size_t size
     if (runnel::PathFromFileUri(runnel::FileUriFromPath(path)) != path) std::abort();
   } catch (const runnel::EnvelopeError&) {
   }
+  try {
+    if (runnel::CheckHttpUrl(input) != input) std::abort();
+  } catch (const runnel::EnvelopeError&) {
+  }
+  // What logs show of a URL: never its query or fragment. (Bytes outside 0x21..0x7e are shown as
+  // '?', so the check holds for printable inputs.)
+  const std::string shown = runnel::UrlForLogs(input);
+  bool printable = true;
+  for (const char c : input) printable = printable && c >= 0x21 && c <= 0x7e;
+  if (shown.find('#') != std::string::npos || (printable && shown.find('?') != std::string::npos))
+    std::abort();
   return 0;
 }

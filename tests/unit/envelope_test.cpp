@@ -86,7 +86,7 @@ INSTANTIATE_TEST_SUITE_P(
         BadCase{{{"runnel-trace", "abc"}}, "is not 32 hex digits"},
         BadCase{{{"runnel-trace", "4BF92F3577B34DA6A3CE929D0E0E4736"}}, "is not lowercase hex"},
         BadCase{{{"runnel-trace", std::string(32, '0')}}, "is all zeros"},
-        BadCase{{{"runnel-file", "http://x/y"}}, "is not a file:// URI"},
+        BadCase{{{"runnel-file", "ftp://x/y"}}, "is not a file://, http:// or https:// URI"},
         BadCase{{{"runnel-file", "file://host/y"}}, "only local absolute paths"},
         BadCase{{{"runnel-file", "file:///a/../etc/passwd"}}, "'..' segment"},
         BadCase{{{"runnel-file", "file:///a%2"}}, "bad percent escape"},
@@ -95,6 +95,102 @@ INSTANTIATE_TEST_SUITE_P(
         BadCase{{{"runnel-file-size", "10"}}, "is set without 'runnel-file'"},
         BadCase{{{"runnel-file", "file:///x"}, {"runnel-file-name", "../y"}}, "is not a plain file name"},
         BadCase{{{"runnel-job", "a/b"}}, "outside [A-Za-z0-9._:-]"}));
+
+TEST(Envelope, HttpAndHttpsReferencesDecodeAsUrls) {
+  const std::string presigned =
+      "https://bucket.s3.eu-west-1.amazonaws.com/up/cat%20(1).jpg?X-Amz-Expires=600&X-Amz-Signature=0a1b";
+  const Envelope env = Envelope::Decode({{"runnel-file", presigned}, {"runnel-file-name", "cat (1).jpg"}});
+  ASSERT_TRUE(env.file.has_value());
+  EXPECT_TRUE(env.file->IsUrl());
+  EXPECT_EQ(env.file->url, presigned);  // kept as sent: the signature is part of it
+  EXPECT_EQ(env.file->path, "");
+  EXPECT_EQ(env.file->name, "cat (1).jpg");
+  EXPECT_EQ(Envelope::Decode(env.Encode()), env);
+
+  for (const std::string url : {"http://127.0.0.1:8080/x.jpg", "http://localhost", "https://[::1]:443/a?b=c",
+                                "https://my-host.example_1.org/a/b/"}) {
+    const Envelope decoded = Envelope::Decode({{"runnel-file", url}});
+    ASSERT_TRUE(decoded.file.has_value()) << url;
+    EXPECT_EQ(decoded.file->url, url);
+  }
+  // file:// references are unchanged: a path, no URL.
+  const Envelope local = Envelope::Decode({{"runnel-file", "file:///tmp/x"}});
+  EXPECT_FALSE(local.file->IsUrl());
+  EXPECT_EQ(local.file->path, "/tmp/x");
+}
+
+TEST(Envelope, UrlForLogsDropsTheQueryAndUserinfo) {
+  EXPECT_EQ(UrlForLogs("https://b.example/k/x.jpg?X-Amz-Signature=secret"), "https://b.example/k/x.jpg");
+  EXPECT_EQ(UrlForLogs("http://u:secret@h:81/p#frag"), "http://h:81/p");
+  EXPECT_EQ(UrlForLogs("http://h?q=secret"), "http://h/");
+  EXPECT_EQ(UrlForLogs("http://h/a\nb"), "http://h/a?b");
+  EXPECT_EQ(UrlForLogs("a#b://c"), "(not an http(s) URL)");
+}
+
+struct BadUrl {
+  std::string url;
+  std::string message;  // the whole message
+};
+
+class MalformedUrls : public ::testing::TestWithParam<BadUrl> {};
+
+TEST_P(MalformedUrls, AreRejectedWithThisExactMessage) {
+  try {
+    Envelope::Decode({{"runnel-file", GetParam().url}});
+    FAIL() << "decoded without error";
+  } catch (const EnvelopeError& e) {
+    EXPECT_EQ(std::string(e.what()), GetParam().message);
+    EXPECT_THAT(e.what(), ::testing::Not(HasSubstr("secret")));  // neither the query nor the userinfo
+    EXPECT_FALSE(e.Retriable());
+  }
+}
+
+INSTANTIATE_TEST_SUITE_P(
+    Envelope, MalformedUrls,
+    ::testing::Values(
+        BadUrl{"ftp://h/x", "header 'runnel-file': 'ftp://...' is not a file://, http:// or https:// URI"},
+        BadUrl{"HTTPS://u:secret@h/x",
+               "header 'runnel-file': 'HTTPS://...' is not a file://, http:// or https:// URI"},
+        BadUrl{"/tmp/x", "header 'runnel-file': '/tmp/x' is not a file://, http:// or https:// URI"},
+        BadUrl{
+            "https://user:secret@h/x",
+            "header 'runnel-file': URL 'https://h/x' has userinfo (user:password@ before the host), which is "
+            "not allowed"},
+        BadUrl{
+            "https://secret@h/x",
+            "header 'runnel-file': URL 'https://h/x' has userinfo (user:password@ before the host), which is "
+            "not allowed"},
+        BadUrl{"http://h/a\nb?k=secret",
+               "header 'runnel-file': URL 'http://h/a?b' has a control character, space or non-ASCII byte "
+               "(percent-encode it)"},
+        BadUrl{"http://h/a b",
+               "header 'runnel-file': URL 'http://h/a?b' has a control character, space or "
+               "non-ASCII byte (percent-encode it)"},
+        BadUrl{"http://h/\xc3\xa9",
+               "header 'runnel-file': URL 'http://h/?\?' has a control character, space or "
+               "non-ASCII byte (percent-encode it)"},
+        BadUrl{std::string("http://h/a\0b", 12),
+               "header 'runnel-file': URL 'http://h/a?b' has a control character, space or non-ASCII byte "
+               "(percent-encode it)"},
+        BadUrl{"http:///x", "header 'runnel-file': URL 'http:///x' has no host"},
+        BadUrl{"http://:80/x", "header 'runnel-file': URL 'http://:80/x' has no host"},
+        BadUrl{"http://h:/x", "header 'runnel-file': URL 'http://h:/x' has an empty port"},
+        BadUrl{"http://h:0/x", "header 'runnel-file': URL 'http://h:0/x' has a port outside 1..65535"},
+        BadUrl{"http://h:65536/x",
+               "header 'runnel-file': URL 'http://h:65536/x' has a port outside 1..65535"},
+        BadUrl{"http://h:8a/x", "header 'runnel-file': URL 'http://h:8a/x' has a port outside 1..65535"},
+        BadUrl{"http://[::1/x", "header 'runnel-file': URL 'http://[::1/x' has a bad IPv6 host"},
+        BadUrl{"http://[::g]/x", "header 'runnel-file': URL 'http://[::g]/x' has a bad IPv6 host"},
+        BadUrl{"http://h$x/a",
+               "header 'runnel-file': URL 'http://h$x/a' has a character outside [A-Za-z0-9._-] "
+               "in its host"},
+        BadUrl{"http://h/a#f",
+               "header 'runnel-file': URL 'http://h/a' has a fragment ('#'), which is never "
+               "sent to the server"},
+        BadUrl{"http://h/a%2g?k=secret",
+               "header 'runnel-file': URL 'http://h/a%2g' has a bad percent escape"},
+        BadUrl{"http://h/a?k=secret%", "header 'runnel-file': URL 'http://h/a' has a bad percent escape"},
+        BadUrl{"http://h/" + std::string(4088, 'a'), "header 'runnel-file': is longer than 4096 bytes"}));
 
 TEST(EventId, IsTimeOrderedAndUnique) {
   std::set<std::string> ids;

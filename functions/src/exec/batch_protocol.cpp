@@ -79,7 +79,9 @@ std::string BatchInput(std::span<const Event> events, const std::filesystem::pat
           IsPrintableUtf8(event.key) ? event.key : Base64Encode(event.key);
     }
     if (env.file) {
-      line["file"] = {{"path", env.file->path}, {"name", env.file->name}};
+      line["file"] = {
+          {env.file->IsUrl() ? "url" : "path", env.file->IsUrl() ? env.file->url : env.file->path},
+          {"name", env.file->name}};
       if (env.file->size) line["file"]["size"] = *env.file->size;
     } else if (IsPrintableUtf8(event.payload)) {
       line["payload"] = event.payload;

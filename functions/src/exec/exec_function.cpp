@@ -90,7 +90,9 @@ class ExecFunction final : public Function {
   Result Handle(const Event& event, Context& ctx) override {
     const ControlFile control;
     ProcessRequest request = Request(ctx, control, Environment(event, ctx, ctx.Deadline()));
-    if (event.envelope.file) {
+    if (event.envelope.file && event.envelope.file->IsUrl()) {
+      // The program fetches it itself (RUNNEL_FILE_URL); its stdin is empty.
+    } else if (event.envelope.file) {
       request.stdin_file = event.envelope.file->path;
       if (::access(request.stdin_file.c_str(), R_OK) != 0) {
         throw FunctionError(Errc::kBadInput, fmt::format("input file '{}' cannot be read: {}",
@@ -179,7 +181,7 @@ class ExecFunction final : public Function {
     if (!env.job_id.empty()) out.push_back("RUNNEL_JOB=" + env.job_id);
     if (!env.reply_to.empty()) out.push_back("RUNNEL_REPLY_TO=" + env.reply_to);
     if (env.file) {
-      out.push_back("RUNNEL_FILE=" + env.file->path);
+      out.push_back(env.file->IsUrl() ? "RUNNEL_FILE_URL=" + env.file->url : "RUNNEL_FILE=" + env.file->path);
       out.push_back("RUNNEL_FILE_NAME=" + env.file->name);
       if (env.file->size) out.push_back("RUNNEL_FILE_SIZE=" + std::to_string(*env.file->size));
     }

@@ -15,9 +15,10 @@ namespace runnel::functions::iot {
 namespace {
 
 // The event's bytes without copying an inline payload; a file reference is read into `owned`.
-std::string_view Input(const Event& event, std::size_t max_bytes, std::string& owned) {
+std::string_view Input(const Event& event, std::size_t max_bytes,
+                       std::chrono::steady_clock::time_point deadline, std::string& owned) {
   if (event.envelope.file) {
-    owned = Context::ReadInput(event, max_bytes);
+    owned = Context::ReadInput(event, max_bytes, deadline);
     return owned;
   }
   if (event.payload.size() > max_bytes) {
@@ -95,7 +96,7 @@ std::vector<ResultOrError> IngestFunction::HandleBatch(std::span<const Event> ev
     std::string owned;
     for (std::size_t i = 0; i < events.size(); ++i) {
       try {
-        reports[i] = scratch->parser.Parse(Input(events[i], params_.max_event_bytes, owned),
+        reports[i] = scratch->parser.Parse(Input(events[i], params_.max_event_bytes, ctx.Deadline(), owned),
                                            static_cast<std::uint32_t>(i), now_ms);
       } catch (const FunctionError& e) {
         outcomes[i].error = e;

@@ -97,7 +97,7 @@ class Thumbnail final : public Function {
   }
 
   Result Handle(const Event& event, Context& ctx) override {
-    const std::string bytes = Context::ReadInput(event, caps_.max_bytes);
+    const std::string bytes = Context::ReadInput(event, caps_.max_bytes, ctx.Deadline());
     const ImageInfo info = ParseImageHeader(bytes);
     CheckDecodable(info, caps_.max_pixels);
     const cv::Size display(static_cast<int>(info.DisplayWidth()), static_cast<int>(info.DisplayHeight()));
@@ -145,7 +145,7 @@ class Convert final : public Function {
   }
 
   Result Handle(const Event& event, Context& ctx) override {
-    const std::string bytes = Context::ReadInput(event, caps_.max_bytes);
+    const std::string bytes = Context::ReadInput(event, caps_.max_bytes, ctx.Deadline());
     const ImageInfo info = ParseImageHeader(bytes);
     CheckDecodable(info, caps_.max_pixels);
     const cv::Size display(static_cast<int>(info.DisplayWidth()), static_cast<int>(info.DisplayHeight()));
@@ -185,8 +185,8 @@ class Metadata final : public Function {
         static_cast<std::size_t>(params.Int("max_bytes", kDefaultImageMaxBytes, 1, kMaxBytesCeiling));
   }
 
-  Result Handle(const Event& event, Context&) override {
-    const std::string bytes = Context::ReadInput(event, max_bytes_);
+  Result Handle(const Event& event, Context& ctx) override {
+    const std::string bytes = Context::ReadInput(event, max_bytes_, ctx.Deadline());
     const ImageInfo info = ParseImageHeader(bytes);
     if (!info.truncated.empty()) throw FunctionError(Errc::kBadInput, info.truncated);
     Result result;

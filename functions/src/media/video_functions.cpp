@@ -62,7 +62,7 @@ class VideoThumbnails final : public Function {
   }
 
   Result Handle(const Event& event, Context& ctx) override {
-    const VideoSource source(event, max_bytes_);
+    const VideoSource source(event, max_bytes_, ctx.Deadline());
     VideoFacts facts;
     VideoDecoder decoder(source, facts, max_pixels_);
     CheckUpFront(facts);
@@ -255,8 +255,8 @@ class VideoProbe final : public Function {
         static_cast<std::uint64_t>(params.Int("max_bytes", kDefaultVideoMaxBytes, 1, kVideoMaxBytesCeiling));
   }
 
-  Result Handle(const Event& event, Context&) override {
-    const VideoSource source(event, max_bytes_);
+  Result Handle(const Event& event, Context& ctx) override {
+    const VideoSource source(event, max_bytes_, ctx.Deadline());
     VideoFacts facts;
     const VideoDecoder decoder(source, facts, kMaxPixelsCeiling);
     Result result;

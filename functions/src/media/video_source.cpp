@@ -5,11 +5,14 @@
 #include <sys/stat.h>
 #include <unistd.h>
 
+#include <algorithm>
 #include <cerrno>
 #include <cstring>
 #include <filesystem>
 
 #include "runnel/core/fd.hpp"
+#include "sdk/http_fetch.hpp"
+#include "sdk/input_file.hpp"
 
 namespace runnel::functions::media {
 namespace {
@@ -40,29 +43,30 @@ std::string ReadHead(const std::string& path, std::size_t n) {
 
 }  // namespace
 
-VideoSource::VideoSource(const Event& event, std::uint64_t max_bytes) {
-  if (event.envelope.file) {
+VideoSource::VideoSource(const Event& event, std::uint64_t max_bytes,
+                         std::chrono::steady_clock::time_point deadline) {
+  const bool url = event.envelope.file && event.envelope.file->IsUrl();
+  if (event.envelope.file && !url) {
     path_ = event.envelope.file->path;
     struct stat st {};
-    if (::stat(path_.c_str(), &st) != 0) {
-      throw FunctionError(Errc::kBadInput,
-                          fmt::format("cannot open input file {}: {}", path_, std::strerror(errno)));
-    }
+    if (::stat(path_.c_str(), &st) != 0)
+      throw FunctionError(Errc::kBadInput, CannotOpenInputFile(path_, errno));
     if (!S_ISREG(st.st_mode))
       throw FunctionError(Errc::kBadInput, fmt::format("input {} is not a regular file", path_));
     bytes_ = static_cast<std::uint64_t>(st.st_size);
-  } else {
+  } else if (!url) {
     bytes_ = event.payload.size();
   }
-  if (bytes_ == 0) throw FunctionError(Errc::kBadInput, "input is empty (0 bytes)");
+  if (!url && bytes_ == 0) throw FunctionError(Errc::kBadInput, "input is empty (0 bytes)");
   if (bytes_ > max_bytes) {
     throw FunctionError(
         Errc::kLimitExceeded,
         fmt::format("input is {} bytes, over the limit of {} (max_bytes)", bytes_, max_bytes));
   }
-  if (event.envelope.file) return;
+  if (event.envelope.file && !url) return;
 
-  // FFmpeg (through OpenCV) reads files only: an inline payload goes to a private temporary file.
+  // FFmpeg (through OpenCV) reads files only: an inline payload or a fetched URL goes to a private
+  // temporary file.
   std::string pattern = (std::filesystem::temp_directory_path() / "runnel-video-XXXXXX").string();
   const int fd = ::mkostemp(pattern.data(), O_CLOEXEC);
   if (fd < 0)
@@ -71,15 +75,41 @@ VideoSource::VideoSource(const Event& event, std::uint64_t max_bytes) {
   const UniqueFd closer{fd};
   path_ = pattern;
   temporary_ = true;
-  std::size_t done = 0;
-  while (done < event.payload.size()) {
-    const ssize_t n = ::write(fd, event.payload.data() + done, event.payload.size() - done);
-    if (n < 0 && errno == EINTR) continue;
-    if (n <= 0) {
-      ::unlink(path_.c_str());
-      throw FunctionError(Errc::kTransient, fmt::format("writing {}: {}", path_, std::strerror(errno)));
+  int write_errno = 0;
+  const auto write_all = [&](std::string_view data) {
+    std::size_t done = 0;
+    while (done < data.size()) {
+      const ssize_t n = ::write(fd, data.data() + done, data.size() - done);
+      if (n < 0 && errno == EINTR) continue;
+      if (n <= 0) {
+        write_errno = n < 0 ? errno : EIO;
+        return false;
+      }
+      done += static_cast<std::size_t>(n);
     }
-    done += static_cast<std::size_t>(n);
+    return true;
+  };
+  try {
+    if (url) {
+      auto timeout = Context::kUrlFetchTimeout;
+      if (deadline != std::chrono::steady_clock::time_point::max()) {
+        timeout = std::min(timeout, std::chrono::duration_cast<std::chrono::milliseconds>(
+                                        deadline - std::chrono::steady_clock::now()));
+      }
+      HttpFetchTo(event.envelope.file->url,
+                  HttpFetchLimits{static_cast<std::size_t>(max_bytes), timeout, Context::kUrlMaxRedirects},
+                  [&](std::string_view chunk) {
+                    bytes_ += chunk.size();
+                    return write_all(chunk);
+                  });
+      if (bytes_ == 0) throw FunctionError(Errc::kBadInput, "input is empty (0 bytes)");
+    } else if (!write_all(event.payload)) {
+      throw FunctionError(Errc::kTransient, fmt::format("writing {}: {}", path_, std::strerror(write_errno)));
+    }
+  } catch (...) {
+    ::unlink(path_.c_str());
+    temporary_ = false;
+    throw;
   }
 }
 

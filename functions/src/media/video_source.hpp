@@ -3,6 +3,7 @@
 // formats FFmpeg would follow to further files or URLs), and the stream facts (VideoDecoder fills them).
 #pragma once
 
+#include <chrono>
 #include <cstdint>
 #include <nlohmann/json.hpp>
 #include <string>
@@ -19,8 +20,10 @@ inline constexpr std::int64_t kVideoMaxBytesCeiling = std::int64_t{64} << 30;
 class VideoSource {
  public:
   // Throws kBadInput for an empty or missing input, kLimitExceeded past max_bytes (checked from the
-  // file's size or the payload's length, before anything is read or written).
-  VideoSource(const Event& event, std::uint64_t max_bytes);
+  // file's size or the payload's length, before anything is read or written). An http(s) reference
+  // is fetched into the temporary file, within max_bytes and by `deadline` (Context::ReadInput's rules).
+  VideoSource(const Event& event, std::uint64_t max_bytes,
+              std::chrono::steady_clock::time_point deadline = std::chrono::steady_clock::time_point::max());
   ~VideoSource();
   VideoSource(const VideoSource&) = delete;
   VideoSource& operator=(const VideoSource&) = delete;

@@ -289,6 +289,14 @@ class CEvent {
     headers_.reserve(event.envelope.extra.size());
     for (const auto& h : event.envelope.extra)
       headers_.push_back({h.name.c_str(), h.value.c_str(), h.value.size()});
+    if (event.envelope.file && event.envelope.file->IsUrl()) {
+      // The C ABI has a file path or the payload; a URL is not fetched on a plugin's behalf.
+      throw FunctionError(
+          Errc::kBadInput,
+          fmt::format("plugin functions take a file:// reference or an inline payload, not a URL "
+                      "({})",
+                      UrlForLogs(event.envelope.file->url)));
+    }
     file_path_ = event.envelope.file ? event.envelope.file->path : std::string();
     output_dir_ = (ctx.Outputs().Root() / function / event.envelope.id).string();
     c_.struct_size = sizeof(RunnelEventV1);

@@ -5,13 +5,49 @@
 #include <sys/stat.h>
 #include <unistd.h>
 
+#include <algorithm>
 #include <cerrno>
 #include <cstring>
 
 #include "runnel/core/fd.hpp"
+#include "sdk/http_fetch.hpp"
+#include "sdk/input_file.hpp"
 
 namespace runnel::functions {
+namespace {
+
+std::string HostName() {
+  char name[256] = {};
+  if (::gethostname(name, sizeof name - 1) != 0) return "this host";
+  return name;
+}
+
+}  // namespace
+
+std::string CannotOpenInputFile(const std::string& path, int err) {
+  if (err == ENOENT || err == ENOTDIR) {
+    return fmt::format(
+        "cannot open input file {}: {} (the file must be on this worker's host, {}, or on a volume "
+        "shared with it)",
+        path, std::strerror(err), HostName());
+  }
+  return fmt::format("cannot open input file {}: {}", path, std::strerror(err));
+}
+
 std::string Context::ReadInput(const Event& event, std::size_t max_bytes) {
+  return ReadInput(event, max_bytes, std::chrono::steady_clock::time_point::max());
+}
+
+std::string Context::ReadInput(const Event& event, std::size_t max_bytes,
+                               std::chrono::steady_clock::time_point deadline) {
+  if (event.envelope.file && event.envelope.file->IsUrl()) {
+    auto timeout = kUrlFetchTimeout;
+    if (deadline != std::chrono::steady_clock::time_point::max()) {
+      timeout = std::min(timeout, std::chrono::duration_cast<std::chrono::milliseconds>(
+                                      deadline - std::chrono::steady_clock::now()));
+    }
+    return HttpFetch(event.envelope.file->url, HttpFetchLimits{max_bytes, timeout, kUrlMaxRedirects});
+  }
   if (!event.envelope.file) {
     if (event.payload.size() > max_bytes) {
       throw FunctionError(Errc::kLimitExceeded, fmt::format("payload is {} bytes, over the limit of {}",
@@ -21,10 +57,7 @@ std::string Context::ReadInput(const Event& event, std::size_t max_bytes) {
   }
   const std::string& path = event.envelope.file->path;
   const int fd = ::open(path.c_str(), O_RDONLY | O_CLOEXEC);
-  if (fd < 0) {
-    throw FunctionError(Errc::kBadInput,
-                        fmt::format("cannot open input file {}: {}", path, std::strerror(errno)));
-  }
+  if (fd < 0) throw FunctionError(Errc::kBadInput, CannotOpenInputFile(path, errno));
   const UniqueFd closer{fd};
   struct stat st {};
   if (::fstat(fd, &st) != 0 || !S_ISREG(st.st_mode)) {

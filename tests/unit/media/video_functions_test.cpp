@@ -4,6 +4,7 @@
 #include <opencv2/videoio.hpp>
 
 #include "media_fixture.hpp"
+#include "test_http_server.hpp"
 
 namespace runnel::functions::testing {
 namespace {
@@ -154,6 +155,31 @@ TEST_F(MediaVideoFunctions, InlinePayloadGoesThroughATemporaryFileThatIsRemoved)
   Run("video.thumbnails", {{"count", 2}}, InlineEvent(ReadFile(clip_)));
   old ? ::setenv("TMPDIR", saved.c_str(), 1) : ::unsetenv("TMPDIR");
   EXPECT_EQ(output_["frames"].size(), 2u);
+  EXPECT_TRUE(std::filesystem::is_empty(tmp));
+}
+
+TEST_F(MediaVideoFunctions, AUrlIsStreamedToATemporaryFileThatIsRemoved) {
+  ::setenv("no_proxy", "127.0.0.1", 1);
+  const std::string clip = ReadFile(clip_);
+  TestServer server({{"/clip.avi", clip}});
+  const auto tmp = Dir() / "tmp";
+  std::filesystem::create_directory(tmp);
+  const char* old = std::getenv("TMPDIR");
+  const std::string saved = old ? old : "";
+  ::setenv("TMPDIR", tmp.c_str(), 1);
+  Event event = InlineEvent("");
+  event.envelope.file = FileRef{{}, std::nullopt, "clip.avi", server.Url("/clip.avi?sig=abc")};
+  Run("video.probe", Json::object(), event);
+  EXPECT_EQ(output_["container"], "avi");
+  EXPECT_EQ(output_["frame_count"], 100);
+  EXPECT_EQ(output_["bytes"], clip.size());
+  EXPECT_TRUE(std::filesystem::is_empty(tmp));
+  // Over max_bytes (from Content-Length), and a 404: the temporary file is gone too.
+  ExpectError("video.probe", {{"max_bytes", 1000}}, event, Errc::kLimitExceeded,
+              "its Content-Length is over the limit of 1000 bytes");
+  event.envelope.file->url = server.Url("/missing");
+  ExpectError("video.probe", Json::object(), event, Errc::kBadInput, "/missing: HTTP 404");
+  old ? ::setenv("TMPDIR", saved.c_str(), 1) : ::unsetenv("TMPDIR");
   EXPECT_TRUE(std::filesystem::is_empty(tmp));
 }
 

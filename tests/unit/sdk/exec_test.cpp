@@ -79,6 +79,16 @@ TEST(Exec, AFileReferenceIsTheChildsStdin) {
   EXPECT_EQ(ErrorOf([&] { Shell("cat")->Handle(event, ctx); }).Code(), Errc::kBadInput);
 }
 
+TEST(Exec, AUrlReferenceIsGivenToTheProgramWithAnEmptyStdin) {
+  TestContext ctx;
+  auto event = MakeEvent("");
+  event.envelope.file = FileRef{{}, std::nullopt, "in.jpg", "https://b.example/in.jpg?X-Amz-Signature=abc"};
+  EXPECT_EQ(Shell(R"(printf '%s|%s|%s|' "$RUNNEL_FILE_URL" "${RUNNEL_FILE-unset}" "$RUNNEL_FILE_NAME"; cat)")
+                ->Handle(event, ctx)
+                .output,
+            "https://b.example/in.jpg?X-Amz-Signature=abc|unset|in.jpg|");
+}
+
 TEST(Exec, NonZeroExitIsRetriedWithStderrAsTheReason) {
   TestContext ctx;
   auto e = ErrorOf([&] { Shell("echo 'database is down' >&2; exit 1")->Handle(MakeEvent(""), ctx); });
@@ -329,6 +339,28 @@ TEST(Exec, ABatchIsOneRunWithAResultLinePerEvent) {
   ASSERT_EQ(ctx.emitted.size(), 1u);
   EXPECT_EQ(ctx.emitted[0].payload, "b1");
   std::filesystem::remove_all(ctx.Outputs().Root() / "fn" / "b1");
+}
+
+TEST(Exec, ABatchLineCarriesAUrlReferenceAsFileUrl) {
+  TestContext ctx;
+  const auto fn = MakeExecFunction({"/usr/bin/python3", "-c", R"(
+import json, sys
+for line in sys.stdin:
+    e = json.loads(line)
+    print(json.dumps({"id": e["id"], "output": e["file"]}))
+)"},
+                                   "", nlohmann::json::object(), "fn");
+  std::vector<Event> events = {MakeEvent("", "u1"), MakeEvent("", "f1")};
+  events[0].envelope.file = FileRef{{}, std::nullopt, "a.jpg", "https://b.example/a.jpg?sig=1"};
+  events[1].envelope.file = FileRef{"/data/b.jpg", 7, "b.jpg"};
+  const std::vector<ResultOrError> outcomes = fn->HandleBatch(events, ctx);
+  ASSERT_EQ(outcomes.size(), 2u);
+  ASSERT_TRUE(outcomes[0].result) << outcomes[0].error->what();
+  EXPECT_EQ(nlohmann::json::parse(outcomes[0].result->output),
+            nlohmann::json({{"url", "https://b.example/a.jpg?sig=1"}, {"name", "a.jpg"}}));
+  ASSERT_TRUE(outcomes[1].result) << outcomes[1].error->what();
+  EXPECT_EQ(nlohmann::json::parse(outcomes[1].result->output),
+            nlohmann::json({{"path", "/data/b.jpg"}, {"name", "b.jpg"}, {"size", 7}}));
 }
 
 TEST(Exec, ABatchRunThatFailsFailsEveryEventAndAMissingLineFailsItsEvent) {

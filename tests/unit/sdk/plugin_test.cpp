@@ -56,6 +56,18 @@ TEST(Plugin, FileInputsAreReadByThePlugin) {
   std::filesystem::remove(path);
 }
 
+TEST(Plugin, AUrlReferenceIsRefusedAsBadInputWithoutItsQuery) {
+  TestContext ctx;
+  auto count = LoadPluginFunction(RUNNEL_TEXT_TOOLS_PLUGIN, "word-count", {});
+  auto event = MakeEvent("");
+  event.envelope.file = FileRef{{}, std::nullopt, "in.txt", "https://b.example/in.txt?sig=secret"};
+  const auto e = ErrorOf([&] { count->Handle(event, ctx); });
+  EXPECT_EQ(e.Code(), Errc::kBadInput);
+  EXPECT_STREQ(
+      e.what(),
+      "plugin functions take a file:// reference or an inline payload, not a URL (https://b.example/in.txt)");
+}
+
 TEST(Plugin, StatusesBecomeErrorKinds) {
   TestContext ctx;
   auto count = LoadPluginFunction(RUNNEL_TEXT_TOOLS_PLUGIN, "word-count", {});

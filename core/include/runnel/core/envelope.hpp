@@ -40,11 +40,15 @@ inline constexpr int kHopDecodeMax = 1000;
 inline constexpr std::size_t kInlinePayloadMax = 1 << 20;
 }  // namespace limits
 
-// A large input that travels by reference: an absolute local path as a file:// URI.
+// A large input that travels by reference: an absolute local path (a file:// URI on the wire), or
+// an http:// or https:// URL the worker fetches (for example an object store's presigned URL).
+// Exactly one of `path` and `url` is set.
 struct FileRef {
-  std::string path;  // absolute, decoded
+  std::string path;  // absolute, decoded; empty when `url` is set
   std::optional<std::uint64_t> size;
-  std::string name;  // the original file name, for outputs and humans
+  std::string name;      // the original file name, for outputs and humans
+  std::string url = {};  // the http(s) URL as sent (it may carry credentials in its query); else empty
+  bool IsUrl() const { return !url.empty(); }
   bool operator==(const FileRef&) const = default;
 };
 
@@ -83,5 +87,14 @@ std::string NewTraceId();
 // file:// URI <-> absolute path, percent-encoding per RFC 8089/3986.
 std::string FileUriFromPath(std::string_view absolute_path);
 std::string PathFromFileUri(std::string_view uri);  // throws EnvelopeError
+
+// Checks an http:// or https:// reference (docs/protocol.md §1.2) and returns it unchanged; throws
+// EnvelopeError naming the header and the rule it breaks.
+std::string CheckHttpUrl(std::string_view url);
+bool IsHttpUrl(std::string_view value);  // starts with http:// or https://
+// scheme://host[:port]/path of an http(s) URL: what logs and error messages may show. The query
+// (where presigned URLs carry their signature) and any userinfo are left out; bytes outside
+// 0x21..0x7e are shown as '?'. Anything else than an http(s) URL is shown as "(not an http(s) URL)".
+std::string UrlForLogs(std::string_view url);
 
 }  // namespace runnel

@@ -67,9 +67,19 @@ class Context {
   // Publishes a new event to `topic`; its hop count is the current event's plus one.
   virtual void Emit(std::string_view topic, std::string_view key, std::string payload, Headers headers) = 0;
 
-  // The event's input bytes: the inline payload, or the referenced file read in one call.
-  // Throws kLimitExceeded past max_bytes (checked before reading) and kBadInput when the file is missing.
+  // The event's input bytes: the inline payload, the referenced file read in one call, or the
+  // referenced http(s) URL fetched (docs/protocol.md §1.2). Throws kLimitExceeded past max_bytes
+  // (checked before reading a file; for a URL on its Content-Length and while the body streams),
+  // kBadInput when the file is missing (naming this host) or the server answers 4xx ("GET
+  // https://host/path: HTTP 404"; never the query), kTransient for a 5xx, a connection failure or
+  // a fetch that runs out of time. A fetch takes at most kUrlFetchTimeout and, with a deadline
+  // (the function's timeout: pass ctx.Deadline()), never runs past it; it follows at most
+  // kUrlMaxRedirects redirects, and only to http or https.
   static std::string ReadInput(const Event& event, std::size_t max_bytes);
+  static std::string ReadInput(const Event& event, std::size_t max_bytes,
+                               std::chrono::steady_clock::time_point deadline);
+  static constexpr std::chrono::milliseconds kUrlFetchTimeout{60'000};
+  static constexpr long kUrlMaxRedirects = 5;
 };
 
 // One outcome of a batch call: a Result, or the error for that event alone.

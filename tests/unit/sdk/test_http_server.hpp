@@ -1,0 +1,141 @@
+// A civetweb HTTP server on 127.0.0.1 for tests of http:// input references: fixed bodies by path
+// plus paths that misbehave (404, 503, redirects, stalls, over-size bodies).
+#pragma once
+
+#include <civetweb.h>
+
+#include <chrono>
+#include <condition_variable>
+#include <map>
+#include <mutex>
+#include <stdexcept>
+#include <string>
+
+namespace runnel::functions::testing {
+
+// Bytes of every value, so a lost or reordered chunk shows.
+inline std::string Body(std::size_t size) {
+  std::string body(size, '\0');
+  for (std::size_t i = 0; i < size; ++i) body[i] = static_cast<char>((i * 131 + i / 251) & 0xff);
+  return body;
+}
+
+// One handler per path: `files` as given, then the fixed ones below. The "held" paths answer in part (or not
+// at all) and then wait until the server is destroyed, so a client can only end them by giving up.
+class TestServer {
+ public:
+  explicit TestServer(std::map<std::string, std::string> files = {}) : files_(std::move(files)) {
+    const char* options[] = {"listening_ports", "127.0.0.1:0", "num_threads", "8", nullptr};
+    ctx_ = mg_start(nullptr, nullptr, options);
+    if (ctx_ == nullptr) throw std::runtime_error("civetweb did not start");
+    mg_server_port ports[1] = {};
+    if (mg_get_server_ports(ctx_, 1, ports) != 1) throw std::runtime_error("civetweb has no port");
+    port_ = ports[0].port;
+    mg_set_request_handler(ctx_, "/", &TestServer::Handle, this);
+  }
+  ~TestServer() {
+    {
+      const std::lock_guard lock(mu_);
+      released_ = true;
+    }
+    cv_.notify_all();
+    mg_stop(ctx_);
+  }
+  TestServer(const TestServer&) = delete;
+  TestServer& operator=(const TestServer&) = delete;
+
+  std::string Url(const std::string& path_and_query) const {
+    return "http://127.0.0.1:" + std::to_string(port_) + path_and_query;
+  }
+  std::string Shown(const std::string& path) const { return "GET " + Url(path); }
+  // Lets the requests waiting on "/gate" have their body (kImage).
+  void OpenGate() {
+    {
+      const std::lock_guard lock(mu_);
+      gate_open_ = true;
+    }
+    cv_.notify_all();
+  }
+
+  static inline const std::string kImage = Body(300'000);
+
+ private:
+  static int Handle(mg_connection* conn, void* self) {
+    return static_cast<TestServer*>(self)->Serve(conn, mg_get_request_info(conn)->local_uri);
+  }
+
+  void Hold() {
+    std::unique_lock lock(mu_);
+    cv_.wait_for(lock, std::chrono::seconds(60), [this] { return released_; });
+  }
+
+  int Serve(mg_connection* conn, const std::string& path) {
+    if (const auto it = files_.find(path); it != files_.end()) {
+      mg_printf(conn, "HTTP/1.1 200 OK\r\nContent-Length: %zu\r\n\r\n", it->second.size());
+      mg_write(conn, it->second.data(), it->second.size());
+      return 200;
+    }
+    if (path == "/x.jpg") {
+      mg_printf(conn, "HTTP/1.1 200 OK\r\nContent-Type: image/jpeg\r\nContent-Length: %zu\r\n\r\n",
+                kImage.size());
+      mg_write(conn, kImage.data(), kImage.size());
+      return 200;
+    }
+    if (path == "/missing") {
+      mg_printf(conn, "HTTP/1.1 404 Not Found\r\nContent-Length: 9\r\n\r\nnot found");
+      return 404;
+    }
+    if (path == "/unavailable") {
+      mg_printf(conn, "HTTP/1.1 503 Service Unavailable\r\nContent-Length: 0\r\n\r\n");
+      return 503;
+    }
+    if (path == "/once") return Redirect(conn, "/x.jpg");
+    if (path == "/loop") return Redirect(conn, "/loop");
+    if (path == "/to-ftp") return Redirect(conn, "ftp://127.0.0.1/x.jpg");
+    if (path == "/to-file") return Redirect(conn, "file:///etc/passwd");
+    if (path == "/gate") {  // answers once OpenGate() was called
+      {
+        std::unique_lock lock(mu_);
+        cv_.wait_for(lock, std::chrono::seconds(60), [this] { return gate_open_ || released_; });
+      }
+      mg_printf(conn, "HTTP/1.1 200 OK\r\nContent-Length: %zu\r\n\r\n", kImage.size());
+      mg_write(conn, kImage.data(), kImage.size());
+      return 200;
+    }
+    if (path == "/slow") {  // accepts the request and never answers
+      Hold();
+      return 200;
+    }
+    if (path == "/announced-big") {  // says 10 MiB, sends 1 KiB, then stalls
+      mg_printf(conn, "HTTP/1.1 200 OK\r\nContent-Length: 10485760\r\n\r\n");
+      const std::string part = Body(1024);
+      mg_write(conn, part.data(), part.size());
+      Hold();
+      return 200;
+    }
+    if (path == "/streamed-big") {  // no length: 256 KiB, then stalls with the connection open
+      mg_printf(conn, "HTTP/1.1 200 OK\r\nConnection: close\r\n\r\n");
+      const std::string part = Body(256 * 1024);
+      mg_write(conn, part.data(), part.size());
+      Hold();
+      return 200;
+    }
+    mg_printf(conn, "HTTP/1.1 500 Internal Server Error\r\nContent-Length: 0\r\n\r\n");
+    return 500;
+  }
+
+  static int Redirect(mg_connection* conn, const char* location) {
+    mg_printf(conn, "HTTP/1.1 302 Found\r\nLocation: %s\r\nContent-Length: 0\r\n\r\n", location);
+    return 302;
+  }
+
+  std::map<std::string, std::string> files_;
+  mg_context* ctx_ = nullptr;
+  int port_ = 0;
+  std::mutex mu_;
+  std::condition_variable cv_;
+  bool released_ = false;
+  bool gate_open_ = false;
+};
+
+}  // namespace runnel::functions::testing
