@@ -11,6 +11,7 @@
 #include <nlohmann/json.hpp>
 #include <optional>
 #include <sstream>
+#include <thread>
 #include <zmq.hpp>
 #include <zmq_addon.hpp>
 
@@ -214,12 +215,24 @@ TEST_F(HostileFrames, ResultsCountOnlyFromTheConnectionHoldingTheTask) {
   registered.Send({"HELLO", Hello("sleep", "spy-c", 999'002, 0, true)});
   ASSERT_FALSE(registered.Expect("WELCOME", seconds(10)).empty());
   // The real worker holds each event for 300 ms, so the events after its first go to the holder.
-  const auto ids = PublishEvents(stack.Kafka(), "sleep",
-                                 {{R"({"ms":300})", std::nullopt},
-                                  {R"({"ms":300})", std::nullopt},
-                                  {R"({"ms":300})", std::nullopt},
-                                  {R"({"ms":300})", std::nullopt}});
-  const auto tasks = holder.Expect("TASKS", seconds(20), true);
+  // Published from another thread while both sessions beat: a first produce to a topic can wait
+  // for librdkafka's 1 s metadata timer, and a session silent for three 200 ms heartbeats is
+  // dropped, with its events sent to the real worker instead.
+  std::vector<std::string> ids;
+  std::thread publish([&] {
+    ids = PublishEvents(stack.Kafka(), "sleep",
+                        {{R"({"ms":300})", std::nullopt},
+                         {R"({"ms":300})", std::nullopt},
+                         {R"({"ms":300})", std::nullopt},
+                         {R"({"ms":300})", std::nullopt}});
+  });
+  std::vector<std::string> tasks;
+  const auto tasks_until = std::chrono::steady_clock::now() + seconds(20);
+  while (tasks.empty() && std::chrono::steady_clock::now() < tasks_until) {
+    registered.Beat();
+    tasks = holder.Expect("TASKS", milliseconds(50), true);
+  }
+  publish.join();
   ASSERT_GE(tasks.size(), 3u) << "the scripted worker got no task";
   const wire::TaskHeader held = wire::DecodeTask(tasks[1]);
   wire::ResultHeader forged;
