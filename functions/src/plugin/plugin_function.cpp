@@ -332,6 +332,8 @@ class PluginFunction final : public Function {
     if (function_name_.empty()) function_name_ = fn_.Name();
   }
 
+  PluginFunction(const PluginFunction&) = delete;
+  PluginFunction& operator=(const PluginFunction&) = delete;
   ~PluginFunction() override {
     void (*destroy)(void*) = fn_.v2 ? fn_.v2->destroy : fn_.v1->destroy;
     if (destroy != nullptr) destroy(instance_);

@@ -9,8 +9,7 @@ namespace runnel {
 
 class Error : public std::runtime_error {
  public:
-  Error(std::string message, bool retriable)
-      : std::runtime_error(std::move(message)), retriable_(retriable) {}
+  Error(const std::string& message, bool retriable) : std::runtime_error(message), retriable_(retriable) {}
   // True when the same call may succeed later (a broker that is down, a timeout); false when
   // only a change of input or config can help.
   bool Retriable() const noexcept { return retriable_; }
