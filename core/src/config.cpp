@@ -40,7 +40,7 @@ class Parser {
       if (!allowed.contains(key)) {
         std::string known;
         for (const auto& a : allowed) known.append(known.empty() ? "" : ", ").append(a);
-        Fail(kv.first, where.empty() ? key : where + "." + key,
+        Fail(kv.first, where.empty() ? key : fmt::format("{}.{}", where, key),
              fmt::format("unknown key (known: {})", known));
       }
     }
@@ -157,14 +157,15 @@ class Parser {
  private:
   template <typename T>
   static const char* TypeName() {
-    if constexpr (std::is_same_v<T, std::string>)
+    if constexpr (std::is_same_v<T, std::string>) {
       return "string";
-    else if constexpr (std::is_same_v<T, bool>)
+    } else if constexpr (std::is_same_v<T, bool>) {
       return "boolean";
-    else if constexpr (std::is_floating_point_v<T>)
+    } else if constexpr (std::is_floating_point_v<T>) {
       return "number";
-    else
+    } else {
       return "integer";
+    }
   }
   std::string file_;
   std::unordered_map<int, std::vector<YAML::Node>> expanded_;  // by Mark().pos

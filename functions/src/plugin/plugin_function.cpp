@@ -154,6 +154,7 @@ class ResultSink {
       return Of(r).Emit(Text(topic), key, key_size, payload, payload_size, headers, header_count);
     };
   }
+  ~ResultSink() = default;
   ResultSink(const ResultSink&) = delete;
   ResultSink& operator=(const ResultSink&) = delete;
 
@@ -314,6 +315,7 @@ class CEvent {
     c_.headers = headers_.data();
     c_.header_count = headers_.size();
   }
+  ~CEvent() = default;
   CEvent(const CEvent&) = delete;
   CEvent& operator=(const CEvent&) = delete;
   const RunnelEventV1& C() const { return c_; }

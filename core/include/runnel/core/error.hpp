@@ -6,10 +6,11 @@
 #include <string>
 
 namespace runnel {
-
+// NOLINTBEGIN(performance-unnecessary-value-param,performance-move-const-arg): by value like subclasses
 class Error : public std::runtime_error {
  public:
-  Error(const std::string& message, bool retriable) : std::runtime_error(message), retriable_(retriable) {}
+  Error(std::string message, bool retriable)
+      : std::runtime_error(std::move(message)), retriable_(retriable) {}
   // True when the same call may succeed later (a broker that is down, a timeout); false when
   // only a change of input or config can help.
   bool Retriable() const noexcept { return retriable_; }
@@ -17,7 +18,7 @@ class Error : public std::runtime_error {
  private:
   bool retriable_;
 };
-
+// NOLINTEND(performance-unnecessary-value-param,performance-move-const-arg)
 // Bad configuration: a file, a flag or an option that cannot work as given. Never retriable.
 class ConfigError : public Error {
  public:
