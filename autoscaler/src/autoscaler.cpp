@@ -68,6 +68,8 @@ class Autoscaler::Loop {
     admin_ = std::make_unique<kafka::Admin>(opt_.kafka);
   }
   ~Loop() { Stop(); }
+  Loop(const Loop&) = delete;
+  Loop& operator=(const Loop&) = delete;
 
   struct Fn {
     FunctionSpec spec;

@@ -206,7 +206,7 @@ std::string LocalProcessBackend::Start(const std::string& function, const std::s
     p.info.id = NextId(function);
     Spawn(p);
   }
-  const std::string id = p.info.id;
+  std::string id = p.info.id;
   procs_[id] = std::move(p);
   log::kAutoscaler->info("started worker {} (pid {}{}), log {}", id, procs_[id].info.pid,
                          standby ? ", from standby" : "", procs_[id].info.log_file);

@@ -40,6 +40,8 @@ class Dispatcher::Loop {
  public:
   explicit Loop(Options options);
   ~Loop();
+  Loop(const Loop&) = delete;
+  Loop& operator=(const Loop&) = delete;
   void Run();
   void RequestStop(std::chrono::milliseconds drain) {
     if (stop_.load()) return;  // the first request's drain holds

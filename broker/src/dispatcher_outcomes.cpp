@@ -21,7 +21,7 @@ constexpr std::size_t kFeedBatch = 256;
 constexpr int kMsgSizeTooLarge = 10;
 // Beyond the output, error, files and key: what a results record's headers take at most (the
 // meta's bounded fields, escaped, and the record's own headers).
-constexpr std::size_t kResultMetaSlack = 16 * 1024;
+constexpr std::size_t kResultMetaSlack = std::size_t{16} * 1024;
 
 }  // namespace
 

@@ -40,12 +40,13 @@ struct DemoPlan {
 };
 
 DemoPlan PlanFor(bool short_mode) {
-  if (short_mode)
+  if (short_mode) {
     return {{100, 800},
             std::chrono::milliseconds(2000),
             20,
             std::chrono::milliseconds(1000),
             std::chrono::seconds(20)};
+  }
   return {{100, 1500, 100},
           std::chrono::milliseconds(5000),
           50,

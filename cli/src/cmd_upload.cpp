@@ -109,7 +109,8 @@ Command AddUpload(CLI::App& app, CommonOptions& common) {
         std::optional<ResultsSubscription> results;
         if (flags->wait) {
           std::vector<std::string> prefixes;
-          for (const auto& [function, topic] : topic_of) prefixes.push_back(function + "/" + token);
+          for (const auto& [function, topic] : topic_of)
+            prefixes.push_back(fmt::format("{}/{}", function, token));
           results.emplace(stack, prefixes);
         }
         std::map<std::string, std::filesystem::path> file_of;  // event id -> file

@@ -39,8 +39,8 @@ class Parser {
       const auto key = kv.first.as<std::string>();
       if (!allowed.contains(key)) {
         std::string known;
-        for (const auto& a : allowed) known += (known.empty() ? "" : ", ") + a;
-        Fail(kv.first, where.empty() ? key : where + "." + key,
+        for (const auto& a : allowed) known.append(known.empty() ? "" : ", ").append(a);
+        Fail(kv.first, where.empty() ? key : fmt::format("{}.{}", where, key),
              fmt::format("unknown key (known: {})", known));
       }
     }
@@ -96,7 +96,7 @@ class Parser {
           Fail(kv.first, key.empty() ? "(top level)" : key, "a key must be a name, not a mapping or a list");
         }
         const auto name = kv.first.as<std::string>();
-        ExpandEnvironment(kv.second, key.empty() ? name : key + "." + name, depth + 1);
+        ExpandEnvironment(kv.second, key.empty() ? name : fmt::format("{}.{}", key, name), depth + 1);
       }
     } else if (node.IsSequence()) {
       for (std::size_t i = 0; i < node.size(); ++i) {
@@ -157,14 +157,15 @@ class Parser {
  private:
   template <typename T>
   static const char* TypeName() {
-    if constexpr (std::is_same_v<T, std::string>)
+    if constexpr (std::is_same_v<T, std::string>) {
       return "string";
-    else if constexpr (std::is_same_v<T, bool>)
+    } else if constexpr (std::is_same_v<T, bool>) {
       return "boolean";
-    else if constexpr (std::is_floating_point_v<T>)
+    } else if constexpr (std::is_floating_point_v<T>) {
       return "number";
-    else
+    } else {
       return "integer";
+    }
   }
   std::string file_;
   std::unordered_map<int, std::vector<YAML::Node>> expanded_;  // by Mark().pos
@@ -367,9 +368,10 @@ ScheduleSpec ParseSchedule(const Parser& p, const YAML::Node& node, const std::s
     p.Fail(node, where, "needs payload (one event) or files (one event per file)");
   if (node["payload"]) s.payload = p.Scalar<std::string>(node["payload"], where + ".payload");
   if (node["content_type"]) {
-    if (!node["payload"])
+    if (!node["payload"]) {
       p.Fail(node["content_type"], where + ".content_type",
              "applies to payload only (files get theirs from the extension)");
+    }
     s.content_type = p.Scalar<std::string>(node["content_type"], where + ".content_type");
     if (s.content_type.find('/') == std::string::npos) {
       p.Fail(node["content_type"], where + ".content_type",
@@ -511,9 +513,10 @@ StackConfig ParseStackConfig(const std::string& yaml, const std::filesystem::pat
   for (std::size_t i = 0; i < fns.size(); ++i) {
     FunctionSpec f = ParseFunction(p, fns[i], fmt::format("functions[{}]", i));
     if (!f.replication_factor) f.replication_factor = config.replication_factor;
-    if (!names.insert(f.name).second)
+    if (!names.insert(f.name).second) {
       p.Fail(fns[i]["name"], fmt::format("functions[{}].name", i),
              fmt::format("'{}' is defined twice", f.name));
+    }
     if (!topics.insert(f.topic).second) {
       p.Fail(fns[i], fmt::format("functions[{}].topic", i),
              fmt::format("topic '{}' already feeds another function", f.topic));

@@ -38,7 +38,7 @@ class FilterParser {
     if (node.size() == 0) Fail(node, key, fmt::format("has no operator ({})", kOperators));
     for (const auto& kv : node) {
       const auto op = kv.first.as<std::string>();
-      const std::string k = key + "." + op;
+      const std::string k = fmt::format("{}.{}", key, op);
       if (op == "equals")
         c.equals = Value(kv.second, k, target);
       else if (op == "prefix")
@@ -167,7 +167,7 @@ EventFilter ParseEventFilter(const YAML::Node& node, const std::string& where, c
   for (const auto& kv : node) {
     const auto name = kv.first.as<std::string>();
     if (name != "key" && name != "headers" && name != "fields") {
-      p.Fail(kv.first, where + "." + name, "unknown key (known: fields, headers, key)");
+      p.Fail(kv.first, fmt::format("{}.{}", where, name), "unknown key (known: fields, headers, key)");
     }
   }
   EventFilter filter;

@@ -16,7 +16,7 @@ using detail::Fields;
 using detail::ParseObject;
 
 constexpr std::size_t kMaxEventId = 128;
-constexpr std::size_t kMaxReplyBytes = 256 * 1024 * 1024;
+constexpr std::size_t kMaxReplyBytes = std::size_t{256} * 1024 * 1024;
 constexpr std::size_t kQuoted = 64;  // bytes of an unknown request quoted back
 
 // The status socket's requests: the keyword, and whether an event id follows it.

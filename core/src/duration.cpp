@@ -13,7 +13,7 @@ ParsedDuration ParseDuration(std::string_view text) {
       !text.empty() && std::any_of(text.begin(), text.end(), [](char c) { return c >= '0' && c <= '9'; }) &&
       std::all_of(text.begin(), text.end(),
                   [](char c) { return (c >= '0' && c <= '9') || c == '.' || c == '-' || c == '+'; });
-  if (bare_number && text.find_first_not_of("0") != std::string_view::npos) {
+  if (bare_number && text.find_first_not_of('0') != std::string_view::npos) {
     out.error =
         fmt::format("'{}' has no unit: durations need one, write \"{}s\" or \"{}ms\"", text, text, text);
     return out;

@@ -24,8 +24,8 @@ class Category final : public std::error_category {
 }  // namespace
 
 const std::error_category& ErrorCategory() {
-  static const Category category;
-  return category;
+  static const Category kCategory;
+  return kCategory;
 }
 
 std::optional<ErrorKind> ParseErrorKind(std::string_view name) {

@@ -61,11 +61,11 @@ Table Parse(std::string_view spec) {
 }
 
 const Table& Get() {
-  static const Table table = [] {
+  static const Table kTable = [] {
     const char* spec = std::getenv("RUNNEL_FAILPOINTS");
     return spec == nullptr ? Table{} : Parse(spec);
   }();
-  return table;
+  return kTable;
 }
 
 }  // namespace

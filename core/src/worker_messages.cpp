@@ -126,7 +126,7 @@ Decoded<Welcome> DecodeWelcome(std::string_view body) {
   f.Int("concurrency", w.concurrency, 0, kMaxCapacity, false);
   if (f.Find("handler") != nullptr) {
     std::string handler;
-    if (f.String("handler", handler, 64 * 1024, true)) w.handler = std::move(handler);
+    if (f.String("handler", handler, std::size_t{64} * 1024, true)) w.handler = std::move(handler);
   }
   f.String("handler_dir", w.handler_dir, 4096, false);
   if (const auto* batch = f.Find("batch"); batch != nullptr) {

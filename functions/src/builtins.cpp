@@ -23,7 +23,7 @@ void SetOpenCvLimits() {
 }  // namespace
 
 const Registry& Builtins() {
-  static const Registry registry = [] {
+  static const Registry kRegistry = [] {
     SetOpenCvLimits();
     Registry r;
     RegisterBasicFunctions(r);
@@ -37,7 +37,7 @@ const Registry& Builtins() {
     }
     return r;
   }();
-  return registry;
+  return kRegistry;
 }
 
 }  // namespace runnel::functions

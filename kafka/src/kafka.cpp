@@ -15,8 +15,8 @@ spdlog::level::level_enum LevelOf(int syslog_level) {
 }
 
 void LogCallback(const rd_kafka_t* rk, int level, const char* fac, const char* buf) {
-  static const auto logger = log::kKafka.Logger();
-  logger->log(LevelOf(level), "{}: {}: {}", rd_kafka_name(rk), fac, buf);
+  static const auto kLogger = log::kKafka.Logger();
+  kLogger->log(LevelOf(level), "{}: {}: {}", rd_kafka_name(rk), fac, buf);
 }
 
 // `shown` is how the value appears in errors and logs: the value itself, or a Secret's mask.
@@ -82,10 +82,10 @@ void CheckError(rd_kafka_error_t* error, const std::string& what) {
 ConfHandle MakeConf(const KafkaOptions& cfg, const std::map<std::string, std::string>& defaults,
                     const std::map<std::string, std::string>& forced) {
   ConfHandle conf(rd_kafka_conf_new());
-  static const auto logger = log::kKafka.Logger();
+  static const auto kLogger = log::kKafka.Logger();
   auto apply = [&](const std::string& name, const std::string& value, const char* origin) {
     SetConf(conf.get(), name, value, value);
-    logger->debug("{} option {}={}", origin, name, value);
+    kLogger->debug("{} option {}={}", origin, name, value);
   };
   // Nagle's algorithm is on by default in librdkafka 2.0; it costs ~40 ms on small exchanges.
   apply("socket.nagle.disable", "true", "default");
@@ -105,7 +105,7 @@ ConfHandle MakeConf(const KafkaOptions& cfg, const std::map<std::string, std::st
   }
   for (const auto& [name, secret] : cfg.secrets) {
     SetConf(conf.get(), name, secret.Reveal(), secret);
-    logger->debug("config option {}={}", name, secret);
+    kLogger->debug("config option {}={}", name, secret);
   }
   for (const auto& [name, value] : forced) apply(name, value, "required");
   rd_kafka_conf_set_log_cb(conf.get(), LogCallback);

@@ -64,7 +64,7 @@ int Value(const FieldSpec& f, std::string_view text) {
 
 // Sets the bits of one field; returns whether the field starts with '*'.
 bool ParseField(const FieldSpec& f, std::string_view text, std::vector<bool>& bits) {
-  bits.assign(static_cast<std::size_t>(f.hi + 1), false);
+  bits.assign(static_cast<std::size_t>(f.hi) + 1, false);
   std::size_t start = 0;
   while (true) {
     const std::size_t comma = text.find(',', start);
@@ -216,7 +216,7 @@ CronSchedule::TimePoint CronSchedule::NextFire(TimePoint after) const {
   const absl::CivilMinute start = absl::ToCivilMinute(after_abs, tz) + 1;
   const absl::CivilDay first_day(start);
   // Every valid expression fires within 8 years (29 February skips 2100); search a little more.
-  for (absl::CivilDay day = first_day; day - first_day < 366 * 10; ++day) {
+  for (absl::CivilDay day = first_day; day - first_day < 366L * 10; ++day) {
     const int weekday = (static_cast<int>(absl::GetWeekday(day)) + 1) % 7;  // absl: Monday = 0
     if (!DayMatches(static_cast<int>(day.year()), day.month(), day.day(), weekday)) continue;
     const bool today = day == first_day;

@@ -99,10 +99,11 @@ std::vector<Scheduler::Firing> Scheduler::Due(TimePoint now) {
       slot = n;
       ++skipped;
     }
-    if (skipped > 0)
+    if (skipped > 0) {
       logger->warn(
           "schedule {}: {} slot(s) passed unseen (was the machine suspended?); firing the latest once", name,
           skipped);
+    }
     next = c.cron.NextFire(slot);
     if (!out.empty() && out.back().schedule == name)
       out.back() = {name, slot, false};  // a catch-up overtaken by a live slot

@@ -76,6 +76,7 @@ ResultsFeed::ResultsFeed(zmq::context_t& ctx, std::function<void(const std::stri
   (void)ready.recv(up);
 }
 
+// NOLINTNEXTLINE(bugprone-exception-escape): zmq failing to reach its own proxy is fatal (terminate)
 ResultsFeed::~ResultsFeed() {
   terminating_.store(true);
   zmq::socket_t control(ctx_, zmq::socket_type::pair);

@@ -18,9 +18,9 @@ std::int64_t NowMs() {
 
 // From 1 ms to about 10 min: a thumbnail takes milliseconds, a video job minutes.
 const prometheus::Histogram::BucketBoundaries& Buckets() {
-  static const prometheus::Histogram::BucketBoundaries b = {
+  static const prometheus::Histogram::BucketBoundaries kBounds = {
       0.001, 0.0025, 0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1, 2.5, 5, 10, 30, 60, 120, 600};
-  return b;
+  return kBounds;
 }
 
 }  // namespace

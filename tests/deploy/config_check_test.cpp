@@ -31,7 +31,7 @@ RunResult Check(const std::filesystem::path& file) {
 }
 
 std::filesystem::path WriteFile(const std::string& tag, const std::string& text) {
-  const auto path = TempDir(tag) / "runnel.yaml";
+  auto path = TempDir(tag) / "runnel.yaml";
   std::ofstream(path) << text;
   return path;
 }

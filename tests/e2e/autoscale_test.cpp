@@ -45,7 +45,7 @@ void ExpectExactlyOneOkOutcomeEach(const std::vector<std::string>& ids, const st
 // Samples `runnel status` in the background until stopped.
 class StatusSampler {
  public:
-  StatusSampler(const StackProcess& stack, std::string function) {
+  StatusSampler(const StackProcess& stack, const std::string& function) {
     thread_ = std::thread([this, &stack, function] {
       while (!stop_.load()) {
         auto f = stack.FunctionStatus(function);
@@ -58,6 +58,8 @@ class StatusSampler {
     });
   }
   ~StatusSampler() { Stop(); }
+  StatusSampler(const StatusSampler&) = delete;
+  StatusSampler& operator=(const StatusSampler&) = delete;
   void Stop() {
     stop_ = true;
     if (thread_.joinable()) thread_.join();

@@ -91,12 +91,12 @@ TEST_F(DispatcherFaults, RetentionLossIsCountedNotHidden) {
   ASSERT_TRUE(WaitFor(
       [&] {
         const auto s = dispatcher_->Stats();
-        return s.succeeded + s.retention_lost >= 8 * 1024;
+        return s.succeeded + s.retention_lost >= std::int64_t{8} * 1024;
       },
       std::chrono::seconds(60)));
   const auto stats = dispatcher_->Stats();
   EXPECT_EQ(stats.retention_lost, before[0].log_start);
-  EXPECT_EQ(stats.succeeded, 8 * 1024 - before[0].log_start);
+  EXPECT_EQ(stats.succeeded, std::int64_t{8} * 1024 - before[0].log_start);
 }
 
 }  // namespace

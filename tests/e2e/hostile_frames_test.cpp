@@ -29,7 +29,7 @@ using std::chrono::seconds;
 using ::testing::HasSubstr;
 using ::testing::Not;
 
-const std::string kTwoMiB(2 * 1024 * 1024, 'x');
+const std::string kTwoMiB(std::size_t{2} * 1024 * 1024, 'x');
 
 // A DEALER connected to a dispatcher, speaking whatever the test tells it to.
 class Peer {

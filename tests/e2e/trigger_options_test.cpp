@@ -39,6 +39,8 @@ class KafkaBrokerProcess {
     }
     bootstrap_ = runnel::StateDir(state_dir_).KafkaBootstrap();
   }
+  KafkaBrokerProcess(const KafkaBrokerProcess&) = delete;
+  KafkaBrokerProcess& operator=(const KafkaBrokerProcess&) = delete;
   ~KafkaBrokerProcess() {
     if (::testing::Test::HasFailure())
       std::cerr << "---- runnel kafka (stderr) ----\n" << process_->Stderr() << "\n";

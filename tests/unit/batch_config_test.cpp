@@ -19,7 +19,7 @@ StackConfig Load(const std::string& yaml) {
   const auto file =
       std::filesystem::temp_directory_path() / ("runnel-batch-" + std::to_string(::getpid()) + ".yaml");
   std::ofstream(file) << yaml;
-  struct Cleanup {
+  struct Cleanup {  // NOLINT(cppcoreguidelines-special-member-functions): an aggregate used once
     std::filesystem::path file;
     ~Cleanup() { std::filesystem::remove(file); }
   } cleanup{file};

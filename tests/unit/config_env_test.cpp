@@ -120,7 +120,7 @@ class ConfigEnv : public ::testing::Test {
   }
 
   std::filesystem::path Write(const std::string& yaml) {
-    const auto file = dir_ / "runnel.yaml";
+    auto file = dir_ / "runnel.yaml";
     std::ofstream(file) << yaml;
     return file;
   }

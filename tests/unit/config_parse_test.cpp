@@ -22,7 +22,7 @@ class ConfigParse : public ::testing::Test {
   void TearDown() override { std::filesystem::remove_all(dir_); }
 
   std::filesystem::path Write(const std::string& yaml) {
-    const auto file = dir_ / "runnel.yaml";
+    auto file = dir_ / "runnel.yaml";
     std::ofstream(file, std::ios::binary) << yaml;
     return file;
   }
@@ -75,7 +75,7 @@ TEST_F(ConfigParse, ParamsMultipliedByAliasesAreBounded) {
     std::string yaml = "functions:\n  - name: f\n    params:\n      a: &a [x, x, x, x, x, x, x, x, x, x]\n";
     for (int level = 1; level < levels; ++level) {
       const std::string prev(1, static_cast<char>('a' + level - 1)), name(1, static_cast<char>('a' + level));
-      yaml += "      " + name + ": &" + name + " [";
+      yaml += fmt::format("      {}: &{} [", name, name);
       for (int i = 0; i < 10; ++i) yaml += (i ? ", *" : "*") + prev;
       yaml += "]\n";
     }

@@ -19,7 +19,7 @@ class TriggerConfig : public ::testing::Test {
   void TearDown() override { std::filesystem::remove_all(dir_); }
 
   std::filesystem::path Write(const std::string& yaml) {
-    const auto file = dir_ / "runnel.yaml";
+    auto file = dir_ / "runnel.yaml";
     std::ofstream(file, std::ios::binary) << yaml;
     return file;
   }

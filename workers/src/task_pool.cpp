@@ -34,7 +34,7 @@ using functions::FunctionError;
 
 // Each fiber's stack, with a guard page so an overflow faults instead of corrupting memory. Only
 // touched pages cost memory; decoders (OpenCV, libjpeg) need more than Boost's 128 KiB default.
-constexpr std::size_t kFiberStackBytes = 2 * 1024 * 1024;
+constexpr std::size_t kFiberStackBytes = std::size_t{2} * 1024 * 1024;
 
 // The event the running fiber is calling its function for: log lines the function writes carry
 // its id (log::SetEventIdSource).
@@ -107,6 +107,8 @@ struct TaskPool::Impl {
         // A buffered_channel holds one less than its (power of two) size.
         queue(std::bit_ceil(std::max({std::size_t{64}, 4 * options.fibers, options.queued + 1}))) {}
 
+  Impl(const Impl&) = delete;
+  Impl& operator=(const Impl&) = delete;
   ~Impl() {
     queue.close();
     for (auto& thread : threads) thread.join();

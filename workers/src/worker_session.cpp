@@ -77,6 +77,8 @@ class WorkerSession::Impl {
     if (options_.id.empty()) options_.id = DefaultWorkerId();
   }
 
+  Impl(const Impl&) = delete;
+  Impl& operator=(const Impl&) = delete;
   ~Impl() {
     socket_.reset();
     pool_.reset();  // waits for the calls in progress (see the class comment)

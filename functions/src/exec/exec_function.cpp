@@ -20,10 +20,11 @@ using Clock = std::chrono::steady_clock;
 
 std::string EnvName(std::string_view header) {
   std::string out = "RUNNEL_HEADER_";
-  for (char c : header)
+  for (char c : header) {
     out += std::isalnum(static_cast<unsigned char>(c))
                ? static_cast<char>(std::toupper(static_cast<unsigned char>(c)))
                : '_';
+  }
   return out;
 }
 

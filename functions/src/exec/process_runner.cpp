@@ -51,6 +51,8 @@ class SigpipeBlocked {
     sigaddset(&set, SIGPIPE);
     ::pthread_sigmask(SIG_BLOCK, &set, &old_);
   }
+  SigpipeBlocked(const SigpipeBlocked&) = delete;
+  SigpipeBlocked& operator=(const SigpipeBlocked&) = delete;
   ~SigpipeBlocked() {
     sigset_t set;
     sigemptyset(&set);

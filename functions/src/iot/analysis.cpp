@@ -237,8 +237,8 @@ const Analysis& Analyzer::Run(ReadingStore& store, const IngestParams& params) {
     for (std::size_t g = 0; g < s.groups.size(); ++g) {
       const Accumulator& group = s.groups[g];
       if (group.numbers == 0 || group.count - 1 < min_others) continue;
-      s.suspect[g] =
-          LeaveOneOutZ2(group, group.min) >= 0.98 * z2 || LeaveOneOutZ2(group, group.max) >= 0.98 * z2;
+      s.suspect[g] = static_cast<char>(LeaveOneOutZ2(group, group.min) >= 0.98 * z2 ||
+                                       LeaveOneOutZ2(group, group.max) >= 0.98 * z2);
       if (s.suspect[g]) s.near2[g] = NearMeanBound2(group, z2);
       any_suspect |= s.suspect[g] != 0;
     }

@@ -159,7 +159,7 @@ IngestParams ParseIngestParams(const nlohmann::json& params) {
   constexpr std::int64_t kWeekMs = 7LL * 24 * 3600 * 1000;
   out.window_ms = Integer(params, "window_ms", "window_ms", out.window_ms, 1, kWeekMs);
   out.max_lateness_ms =
-      Integer(params, "max_lateness_ms", "max_lateness_ms", out.max_lateness_ms, 0, 10 * 365 * 86400000LL);
+      Integer(params, "max_lateness_ms", "max_lateness_ms", out.max_lateness_ms, 0, 10LL * 365 * 86400000);
   out.max_future_ms = Integer(params, "max_future_ms", "max_future_ms", out.max_future_ms, 0, kWeekMs);
   out.max_line_bytes =
       static_cast<std::size_t>(Integer(params, "max_line_bytes", "max_line_bytes",

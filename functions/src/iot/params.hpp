@@ -33,8 +33,8 @@ struct IngestParams {
   std::int64_t window_ms = 60'000;
   std::int64_t max_lateness_ms = 300'000;
   std::int64_t max_future_ms = 300'000;
-  std::size_t max_line_bytes = 64 * 1024;
-  std::size_t max_event_bytes = 16 * 1024 * 1024;
+  std::size_t max_line_bytes = std::size_t{64} * 1024;
+  std::size_t max_event_bytes = std::size_t{16} * 1024 * 1024;
   std::size_t max_errors = 100;
 
   std::vector<MetricRule> metrics;    // schema.metrics, sorted by name

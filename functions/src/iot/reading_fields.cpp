@@ -259,11 +259,12 @@ std::optional<Problem> ReadingDecoder::ReadFields(od::object& object, Reading& r
       Sample sample{};
       std::optional<Problem> problem = ReadValue(value, sample);
       if (problem && problem->malformed) return problem;
-      if (problem && !flat_problem) {
+      if (!problem) {
+        flat_.push_back({key, sample});
+      } else if (!flat_problem) {
         problem->field = std::string(key);
         flat_problem = std::move(problem);
       }
-      if (!problem) flat_.push_back({key, sample});
     }
   }
   if (!have_device) return Invalid("device", "missing required field");

@@ -107,7 +107,8 @@ std::optional<std::int64_t> ParseRfc3339Ms(std::string_view text) {
   }
   if (pos != text.size()) return std::nullopt;
   const std::int64_t days = DaysFromCivil(year, month, day);
-  const std::int64_t seconds = days * 86400 + hour * 3600 + minute * 60 + second - offset_minutes * 60;
+  const std::int64_t seconds =
+      days * 86400 + std::int64_t{hour} * 3600 + std::int64_t{minute} * 60 + second - offset_minutes * 60;
   return seconds * 1000 + millis;
 }
 

@@ -5,7 +5,7 @@
 
 extern "C" __attribute__((visibility("default"))) const runnel::functions::BuiltinModuleV1*
 runnel_builtin_module_v1() {
-  static const runnel::functions::BuiltinModuleV1 module{runnel::functions::kBuildTag,
-                                                         &runnel::functions::RegisterMediaFunctions};
-  return &module;
+  static const runnel::functions::BuiltinModuleV1 kModule{runnel::functions::kBuildTag,
+                                                          &runnel::functions::RegisterMediaFunctions};
+  return &kModule;
 }

@@ -35,7 +35,7 @@ double Seconds(AVRational r) { return r.num == 0 || r.den == 0 ? 0.0 : av_q2d(r)
 std::string CodecText(const AVCodecParameters& par) {
   std::uint32_t tag = par.codec_tag;
   if (tag == 0 && par.codec_id != AV_CODEC_ID_NONE) {
-    const std::string name = avcodec_get_name(par.codec_id);
+    std::string name = avcodec_get_name(par.codec_id);
     if (name.size() == 4 && name != "none") return name;
     const AVCodecTag* const tables[] = {avformat_get_riff_video_tags(), avformat_get_mov_video_tags(),
                                         nullptr};

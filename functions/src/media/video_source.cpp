@@ -26,9 +26,10 @@ std::string HexPrefix(std::string_view b) {
 
 std::string ReadHead(const std::string& path, std::size_t n) {
   const int fd = ::open(path.c_str(), O_RDONLY | O_CLOEXEC);
-  if (fd < 0)
+  if (fd < 0) {
     throw FunctionError(Errc::kBadInput,
                         fmt::format("cannot open input file {}: {}", path, std::strerror(errno)));
+  }
   const UniqueFd closer{fd};
   std::string head(n, '\0');
   ssize_t got = -1;
@@ -69,9 +70,10 @@ VideoSource::VideoSource(const Event& event, std::uint64_t max_bytes,
   // temporary file.
   std::string pattern = (std::filesystem::temp_directory_path() / "runnel-video-XXXXXX").string();
   const int fd = ::mkostemp(pattern.data(), O_CLOEXEC);
-  if (fd < 0)
+  if (fd < 0) {
     throw FunctionError(Errc::kTransient,
                         fmt::format("cannot create a temporary file: {}", std::strerror(errno)));
+  }
   const UniqueFd closer{fd};
   path_ = pattern;
   temporary_ = true;

@@ -154,6 +154,7 @@ class ResultSink {
       return Of(r).Emit(Text(topic), key, key_size, payload, payload_size, headers, header_count);
     };
   }
+  ~ResultSink() = default;
   ResultSink(const ResultSink&) = delete;
   ResultSink& operator=(const ResultSink&) = delete;
 
@@ -322,6 +323,7 @@ class CEvent {
     c_.headers = headers_.data();
     c_.header_count = headers_.size();
   }
+  ~CEvent() = default;
   CEvent(const CEvent&) = delete;
   CEvent& operator=(const CEvent&) = delete;
   const RunnelEventV1& C() const { return c_; }
@@ -340,6 +342,8 @@ class PluginFunction final : public Function {
     if (function_name_.empty()) function_name_ = fn_.Name();
   }
 
+  PluginFunction(const PluginFunction&) = delete;
+  PluginFunction& operator=(const PluginFunction&) = delete;
   ~PluginFunction() override {
     void (*destroy)(void*) = fn_.v2 ? fn_.v2->destroy : fn_.v1->destroy;
     if (destroy != nullptr) destroy(instance_);

@@ -61,8 +61,8 @@ std::string NowText() {
 }
 
 bool Verbose() {
-  static const bool verbose = std::getenv("BENCH_VERBOSE") != nullptr;
-  return verbose;
+  static const bool kVerbose = std::getenv("BENCH_VERBOSE") != nullptr;
+  return kVerbose;
 }
 
 std::string Summary(std::vector<double> v) {
@@ -267,9 +267,9 @@ functions:
 
 // Workers that joined the dispatcher of `sleep` so far, from the stack's log.
 std::ptrdiff_t Joins(StackProcess& stack) {
-  static const std::regex joined(R"(dispatcher sleep: worker \S+ \(pid \d+\) joined)");
+  static const std::regex kJoined(R"(dispatcher sleep: worker \S+ \(pid \d+\) joined)");
   const std::string err = stack.Process().Stderr();
-  return std::distance(std::sregex_iterator(err.begin(), err.end(), joined), std::sregex_iterator());
+  return std::distance(std::sregex_iterator(err.begin(), err.end(), kJoined), std::sregex_iterator());
 }
 
 void Reaction(int trials) {
@@ -371,6 +371,7 @@ double LoadAverage() {
 
 }  // namespace
 
+// NOLINTNEXTLINE(bugprone-exception-escape): a bench that throws is meant to abort with the error
 int main(int argc, char** argv) {
   std::setvbuf(stdout, nullptr, _IOLBF, 0);  // each figure as soon as it is measured
   log::ConfigureFromEnv();                   // RUNNEL_LOG, e.g. kafka=debug with BENCH_PRODUCER_DEBUG

@@ -300,6 +300,7 @@ IngestResult Ingest(runnel::functions::Function& function, const std::vector<Eve
 
 }  // namespace
 
+// NOLINTNEXTLINE(bugprone-exception-escape): a bench that throws is meant to abort with the error
 int main(int argc, char** argv) {
   const Options o = ParseOptions(argc, argv);
   const std::vector<Event> events = MakeEvents(o);

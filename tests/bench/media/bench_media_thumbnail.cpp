@@ -61,6 +61,7 @@ double RunCommand(const std::string& command) {
 
 }  // namespace
 
+// NOLINTNEXTLINE(bugprone-exception-escape): a bench that throws is meant to abort with the error
 int main(int argc, char** argv) {
   bool quick = false;
   int files = 10;

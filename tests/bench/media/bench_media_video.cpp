@@ -73,6 +73,7 @@ double ProcessCpuSeconds() {
 
 }  // namespace
 
+// NOLINTNEXTLINE(bugprone-exception-escape): a bench that throws is meant to abort with the error
 int main(int argc, char** argv) {
   bool quick = false;
   int rounds = 3;

@@ -46,8 +46,8 @@ std::filesystem::path TempDir(const std::string& tag) {
   return dir;
 }
 
-ChildProcess::ChildProcess(std::vector<std::string> argv, std::map<std::string, std::string> env,
-                           std::string stdin_text) {
+ChildProcess::ChildProcess(std::vector<std::string> argv, const std::map<std::string, std::string>& env,
+                           const std::string& stdin_text) {
   const auto dir = TempDir("child");
   out_ = dir / "stdout";
   err_ = dir / "stderr";
@@ -126,8 +126,8 @@ void ChildProcess::Signal(int sig) {
 }
 
 RunResult RunCommand(std::vector<std::string> argv, std::chrono::milliseconds deadline,
-                     std::string stdin_text) {
-  ChildProcess child(std::move(argv), {}, std::move(stdin_text));
+                     const std::string& stdin_text) {
+  ChildProcess child(std::move(argv), {}, stdin_text);
   RunResult result;
   auto code = child.Wait(deadline);
   result.out = child.Stdout();

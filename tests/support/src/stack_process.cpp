@@ -17,14 +17,14 @@
 
 namespace runnel::testing {
 
-StackProcess::StackProcess(const std::string& yaml, std::map<std::string, std::string> env,
+StackProcess::StackProcess(const std::string& yaml, const std::map<std::string, std::string>& env,
                            std::vector<std::string> extra_args)
-    : StackProcess(SharedStateDir{TempDir("stack")}, yaml, std::move(env), std::move(extra_args)) {
+    : StackProcess(SharedStateDir{TempDir("stack")}, yaml, env, std::move(extra_args)) {
   own_state_dir_ = true;
 }
 
 StackProcess::StackProcess(SharedStateDir state_dir, const std::string& yaml,
-                           std::map<std::string, std::string> env, std::vector<std::string> extra_args)
+                           const std::map<std::string, std::string>& env, std::vector<std::string> extra_args)
     : state_dir_(std::move(state_dir.path)), own_state_dir_(false) {
   std::filesystem::create_directories(state_dir_);
   const auto config = state_dir_ / "runnel.yaml";
@@ -32,7 +32,7 @@ StackProcess::StackProcess(SharedStateDir state_dir, const std::string& yaml,
   std::vector<std::string> argv = {RunnelBin(),     "up",          "--config",
                                    config.string(), "--state-dir", state_dir_.string()};
   argv.insert(argv.end(), extra_args.begin(), extra_args.end());
-  process_ = std::make_unique<ChildProcess>(std::move(argv), std::move(env));
+  process_ = std::make_unique<ChildProcess>(std::move(argv), env);
   if (!process_->WaitForOutput("runnel stack up", std::chrono::seconds(30))) {
     ADD_FAILURE() << "runnel up did not start: " << process_->Stderr();
     throw std::runtime_error("runnel up did not start");

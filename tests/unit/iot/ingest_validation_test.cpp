@@ -367,7 +367,7 @@ TEST(IotIngestValidation, SameInputGivesTheSameBytes) {
   Harness h(Json{{"thresholds", {{"temp", {{"above", 50}}}}}});
   std::string payload;
   for (int i = 0; i < 300; ++i)
-    payload += Line(fmt::format("d{}", i % 7), kNow - i * 1000, {{"temp", i % 90}});
+    payload += Line(fmt::format("d{}", i % 7), kNow - std::int64_t{i} * 1000, {{"temp", i % 90}});
   EXPECT_EQ(h.RunRaw(payload), h.RunRaw(payload));
 }
 

@@ -18,7 +18,7 @@ class ScheduleConfig : public ::testing::Test {
   void TearDown() override { std::filesystem::remove_all(dir_); }
 
   std::filesystem::path Write(const std::string& schedules) {
-    const auto file = dir_ / "runnel.yaml";
+    auto file = dir_ / "runnel.yaml";
     std::ofstream(file) << "functions:\n  - name: echo\n  - name: sleep\n" << schedules;
     return file;
   }

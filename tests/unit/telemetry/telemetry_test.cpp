@@ -265,7 +265,7 @@ StackConfig LoadYaml(const std::string& yaml) {
   const auto file =
       std::filesystem::temp_directory_path() / fmt::format("runnel-telemetry-{}.yaml", ::getpid());
   std::ofstream(file) << yaml;
-  struct Remove {
+  struct Remove {  // NOLINT(cppcoreguidelines-special-member-functions): an aggregate used once
     std::filesystem::path f;
     ~Remove() { std::filesystem::remove(f); }
   } remove{file};

@@ -17,7 +17,7 @@
 
 namespace runnel {
 
-inline constexpr std::size_t kMaxRequestBytes = 64 * 1024;
+inline constexpr std::size_t kMaxRequestBytes = std::size_t{64} * 1024;
 
 struct StatusRequest {
   enum class Kind {

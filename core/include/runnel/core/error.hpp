@@ -6,7 +6,7 @@
 #include <string>
 
 namespace runnel {
-
+// NOLINTBEGIN(performance-unnecessary-value-param,performance-move-const-arg): by value like subclasses
 class Error : public std::runtime_error {
  public:
   Error(std::string message, bool retriable)
@@ -18,7 +18,7 @@ class Error : public std::runtime_error {
  private:
   bool retriable_;
 };
-
+// NOLINTEND(performance-unnecessary-value-param,performance-move-const-arg)
 // Bad configuration: a file, a flag or an option that cannot work as given. Never retriable.
 class ConfigError : public Error {
  public:

@@ -22,8 +22,8 @@
 namespace runnel::wire {
 
 // Body limits: a control body from a worker, and WELCOME (which carries the function's params).
-inline constexpr std::size_t kMaxControlBody = 64 * 1024;
-inline constexpr std::size_t kMaxWelcomeBody = 1024 * 1024;
+inline constexpr std::size_t kMaxControlBody = std::size_t{64} * 1024;
+inline constexpr std::size_t kMaxWelcomeBody = std::size_t{1024} * 1024;
 // Names (function, worker id) and the capacity a worker may announce.
 inline constexpr std::size_t kMaxName = 255;
 inline constexpr std::int64_t kMaxCapacity = 1'000'000;

@@ -27,7 +27,7 @@ namespace runnel::kafka {
 
 // The mock cluster's per-partition caps in librdkafka 2.0.2 (rdkafka_mock.c: max_cnt, max_size).
 inline constexpr std::int64_t kMockMaxBatches = 100'000;
-inline constexpr std::int64_t kMockMaxBytes = 5 * 1024 * 1024;
+inline constexpr std::int64_t kMockMaxBytes = std::int64_t{5} * 1024 * 1024;
 
 // An upper bound on what one record costs in a partition's log: a v2 batch header (61 bytes, as if
 // the record were alone in its batch), the record's varint framing, key, value and headers.

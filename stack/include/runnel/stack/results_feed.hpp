@@ -26,7 +26,7 @@ class ResultsFeed {
   // or will be called). `on_failure` is called on the proxy's thread when a fault ends it.
   ResultsFeed(zmq::context_t& ctx, std::function<void(const std::string&)> on_failure);
   // Stops the proxy and joins its thread.
-  ~ResultsFeed();
+  ~ResultsFeed();  // NOLINT(bugprone-exception-escape): see the definition
   ResultsFeed(const ResultsFeed&) = delete;
   ResultsFeed& operator=(const ResultsFeed&) = delete;
 

@@ -17,8 +17,8 @@ namespace runnel::testing {
 class ChildProcess {
  public:
   // Starts argv[0] (searched in PATH) with the given extra environment.
-  explicit ChildProcess(std::vector<std::string> argv, std::map<std::string, std::string> env = {},
-                        std::string stdin_text = {});
+  explicit ChildProcess(std::vector<std::string> argv, const std::map<std::string, std::string>& env = {},
+                        const std::string& stdin_text = {});
   ~ChildProcess();
   ChildProcess(const ChildProcess&) = delete;
   ChildProcess& operator=(const ChildProcess&) = delete;
@@ -47,7 +47,7 @@ struct RunResult {
 };
 RunResult RunCommand(std::vector<std::string> argv,
                      std::chrono::milliseconds deadline = std::chrono::seconds(60),
-                     std::string stdin_text = {});
+                     const std::string& stdin_text = {});
 
 // Path of the `runnel` binary under test: $RUNNEL_BIN, else the one this build made.
 std::string RunnelBin();

@@ -32,14 +32,16 @@ class StackProcess {
  public:
   // Starts `runnel up --config <yaml> [extra_args...]`; fails the test (and throws) if it is not up
   // within 30 s.
-  explicit StackProcess(const std::string& yaml, std::map<std::string, std::string> env = {},
+  explicit StackProcess(const std::string& yaml, const std::map<std::string, std::string>& env = {},
                         std::vector<std::string> extra_args = {});
   // The same in `state_dir` (written there, not removed): a second StackProcess in the same dir
   // is the stack restarted. (The dir comes first: `{{"NAME", "value"}}`, an environment, must
   // never be taken for a path.)
-  StackProcess(SharedStateDir state_dir, const std::string& yaml, std::map<std::string, std::string> env = {},
-               std::vector<std::string> extra_args = {});
+  StackProcess(SharedStateDir state_dir, const std::string& yaml,
+               const std::map<std::string, std::string>& env = {}, std::vector<std::string> extra_args = {});
   ~StackProcess();
+  StackProcess(const StackProcess&) = delete;
+  StackProcess& operator=(const StackProcess&) = delete;
 
   const std::filesystem::path& StateDir() const { return state_dir_; }
   const nlohmann::json& Endpoints() const { return endpoints_; }
