@@ -327,9 +327,10 @@ std::string CheckHttpUrl(std::string_view url) {
   for (char c : host.starts_with('[') ? std::string_view() : host) {
     const bool ok = (c >= 'a' && c <= 'z') || (c >= 'A' && c <= 'Z') || (c >= '0' && c <= '9') || c == '.' ||
                     c == '-' || c == '_';
-    if (!ok)
+    if (!ok) {
       Fail(name, fmt::format("URL '{}' has a character outside [A-Za-z0-9._-] in its host",
                              Shown(UrlForLogs(url))));
+    }
   }
   if (!port.empty()) {
     unsigned value = 0;
@@ -340,9 +341,10 @@ std::string CheckHttpUrl(std::string_view url) {
     }
   }
   const std::string_view rest = url.substr(authority_end);
-  if (rest.find('#') != std::string_view::npos)
+  if (rest.find('#') != std::string_view::npos) {
     Fail(name, fmt::format("URL '{}' has a fragment ('#'), which is never sent to the server",
                            Shown(UrlForLogs(url))));
+  }
   for (std::size_t i = 0; i < rest.size(); ++i) {
     if (rest[i] == '%' && (i + 2 >= rest.size() || HexValue(rest[i + 1]) < 0 || HexValue(rest[i + 2]) < 0))
       Fail(name, fmt::format("URL '{}' has a bad percent escape", Shown(UrlForLogs(url))));
@@ -361,10 +363,8 @@ std::string NewEventId() {
   std::array<std::uint8_t, 16> bytes{};
   for (int i = 0; i < 6; ++i)
     bytes[static_cast<std::size_t>(i)] = static_cast<std::uint8_t>(now_ms >> (40 - 8 * i));
-  for (int i = 0; i < 2; ++i)
-    bytes[static_cast<std::size_t>(6 + i)] = static_cast<std::uint8_t>(r1 >> (8 * i));
-  for (int i = 0; i < 8; ++i)
-    bytes[static_cast<std::size_t>(8 + i)] = static_cast<std::uint8_t>(r2 >> (8 * i));
+  for (std::size_t i = 0; i < 2; ++i) bytes[6 + i] = static_cast<std::uint8_t>(r1 >> (8 * i));
+  for (std::size_t i = 0; i < 8; ++i) bytes[8 + i] = static_cast<std::uint8_t>(r2 >> (8 * i));
   // 26 base32 digits cover 130 bits: the first digit carries the top 3 bits (2 leading zero bits).
   auto bit = [&bytes](int index) {  // index 0 is the top bit of the 130-bit number
     const int b = index - 2;

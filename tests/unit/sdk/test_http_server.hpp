@@ -115,7 +115,7 @@ class TestServer {
     }
     if (path == "/streamed-big") {  // no length: 256 KiB, then stalls with the connection open
       mg_printf(conn, "HTTP/1.1 200 OK\r\nConnection: close\r\n\r\n");
-      const std::string part = Body(256 * 1024);
+      const std::string part = Body(std::size_t{256} * 1024);
       mg_write(conn, part.data(), part.size());
       Hold();
       return 200;
