@@ -39,22 +39,23 @@ class FilterParser {
     for (const auto& kv : node) {
       const auto op = kv.first.as<std::string>();
       const std::string k = fmt::format("{}.{}", key, op);
-      if (op == "equals")
+      if (op == "equals") {
         c.equals = Value(kv.second, k, target);
-      else if (op == "prefix")
+      } else if (op == "prefix") {
         c.prefix = String(kv.second, k);
-      else if (op == "exists")
+      } else if (op == "exists") {
         c.exists = Bool(kv.second, k);
-      else if (op == "gt")
+      } else if (op == "gt") {
         c.gt = Number(kv.second, k);
-      else if (op == "gte")
+      } else if (op == "gte") {
         c.gte = Number(kv.second, k);
-      else if (op == "lt")
+      } else if (op == "lt") {
         c.lt = Number(kv.second, k);
-      else if (op == "lte")
+      } else if (op == "lte") {
         c.lte = Number(kv.second, k);
-      else
+      } else {
         Fail(kv.first, k, fmt::format("unknown operator (known: {})", kOperators));
+      }
     }
     const bool range = c.gt || c.gte || c.lt || c.lte;
     if (c.exists == false && (c.equals || c.prefix || range)) {
@@ -145,12 +146,13 @@ std::string Pointer(const std::string& path) {
     if (part.empty()) return {};
     out += '/';
     for (char ch : part) {
-      if (ch == '~')
+      if (ch == '~') {
         out += "~0";
-      else if (ch == '/')
+      } else if (ch == '/') {
         out += "~1";
-      else
+      } else {
         out += ch;
+      }
     }
     if (dot == std::string::npos) return out;
     start = dot + 1;

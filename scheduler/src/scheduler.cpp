@@ -105,10 +105,11 @@ std::vector<Scheduler::Firing> Scheduler::Due(TimePoint now) {
           skipped);
     }
     next = c.cron.NextFire(slot);
-    if (!out.empty() && out.back().schedule == name)
+    if (!out.empty() && out.back().schedule == name) {
       out.back() = {name, slot, false};  // a catch-up overtaken by a live slot
-    else
+    } else {
       out.push_back({name, slot, false});
+    }
   }
   for (const auto& f : out) state_["schedules"][f.schedule]["last_slot"] = FormatUtc(f.slot);
   if (!out.empty()) Save();

@@ -22,7 +22,7 @@ void CheckSegment(std::string_view what, std::string_view segment) {
 
 }  // namespace
 
-OutputStore::OutputStore(std::filesystem::path root) : root_(std::filesystem::absolute(std::move(root))) {}
+OutputStore::OutputStore(const std::filesystem::path& root) : root_(std::filesystem::absolute(root)) {}
 
 std::filesystem::path OutputStore::PathFor(std::string_view function, std::string_view event_id,
                                            std::string_view name) {

@@ -19,7 +19,7 @@ struct OutputFile {
 
 class OutputStore {
  public:
-  explicit OutputStore(std::filesystem::path root);
+  explicit OutputStore(const std::filesystem::path& root);
   const std::filesystem::path& Root() const { return root_; }
   // Writes `bytes` atomically; throws FunctionError(kTransient) when the disk refuses.
   OutputFile Write(std::string_view function, std::string_view event_id, std::string_view name,
