@@ -62,6 +62,7 @@ class Autoscaler::Loop {
     if (opt_.zmq != nullptr) {
       control_.emplace(*opt_.zmq, zmq::socket_type::rep);
       control_->set(zmq::sockopt::linger, 0);
+      if (opt_.guard != nullptr) opt_.guard->Secure(*control_, "status");
       control_->bind(opt_.control_bind);
       control_endpoint_ = control_->get(zmq::sockopt::last_endpoint);
     }
@@ -155,6 +156,7 @@ class Autoscaler::Loop {
     }
     out["age_ms"] = std::chrono::duration_cast<std::chrono::milliseconds>(Clock::now() - at).count();
     if (opt_.components) out["components"] = opt_.components();
+    if (opt_.security) out["security"] = opt_.security();
     return out;
   }
 
@@ -352,6 +354,7 @@ class Autoscaler::Loop {
     nlohmann::json out = {
         {"functions", std::move(functions)}, {"age_ms", 0}, {"protocol_errors", std::move(errors)}};
     if (opt_.components) out["components"] = opt_.components();
+    if (opt_.security) out["security"] = opt_.security();
     return out;
   }
 

@@ -65,6 +65,7 @@ Dispatcher::Loop::Loop(Options options)
   router_.set(zmq::sockopt::sndhwm, 0);  // bounded by credit, not by the socket
   router_.set(zmq::sockopt::rcvhwm, 0);
   router_.set(zmq::sockopt::linger, 0);
+  if (opt_.guard != nullptr) opt_.guard->Secure(router_, socket_name_);
   router_.bind(opt_.bind);
   endpoint = router_.get(zmq::sockopt::last_endpoint);
   if (!opt_.results_endpoint.empty()) {

@@ -12,6 +12,7 @@
 #include "runnel/core/control_messages.hpp"
 #include "runnel/core/error.hpp"
 #include "runnel/core/state_dir.hpp"
+#include "runnel/security/key_files.hpp"
 
 namespace runnel::cli {
 namespace {
@@ -26,6 +27,8 @@ nlohmann::json Ask(const StateDir& state, const ControlRequest& request, std::ch
   static zmq::context_t ctx(1);
   zmq::socket_t req(ctx, zmq::socket_type::req);
   req.set(zmq::sockopt::linger, 0);
+  if (const auto keys = security::LocalClientKeysFor(state.Root(), endpoints))
+    security::MakeClient(req, *keys);
   req.connect(endpoints["control"].get<std::string>());
   const std::string text = Encode(request);
   req.send(zmq::buffer(text), zmq::send_flags::none);

@@ -18,6 +18,7 @@
 #include "runnel/core/error.hpp"
 #include "runnel/core/outcome.hpp"
 #include "runnel/core/state_dir.hpp"
+#include "runnel/security/key_files.hpp"
 #include "runnel/stack/results_feed.hpp"
 #include "stack_client.hpp"
 
@@ -32,7 +33,8 @@ constexpr auto kWelcomeWarning = std::chrono::seconds(5);
 // The stack's results feed as endpoints.json names it.
 struct FeedTarget {
   std::string endpoint;
-  long pid = 0;  // the stack's process; 0 when endpoints.json does not say
+  long pid = 0;                              // the stack's process; 0 when endpoints.json does not say
+  std::optional<security::ClientKeys> keys;  // CURVE on
   bool operator==(const FeedTarget&) const = default;
 };
 
@@ -43,7 +45,7 @@ std::optional<FeedTarget> ReadFeedTarget(const StateDir& state) {
     const auto endpoints = state.ReadEndpoints();
     const auto results = endpoints.find("results");
     if (results == endpoints.end() || !results->is_string()) return std::nullopt;
-    FeedTarget t{results->get<std::string>(), 0};
+    FeedTarget t{results->get<std::string>(), 0, security::LocalClientKeysFor(state.Root(), endpoints)};
     if (const auto pid = endpoints.find("pid"); pid != endpoints.end() && pid->is_number_integer()) {
       t.pid = pid->get<long>();
     }
@@ -77,6 +79,7 @@ class FeedConnection {
     socket_.set(zmq::sockopt::subscribe, function.empty() ? std::string() : function + "/");
     // The feed greets every new subscriber: once that arrives, later outcomes reach us.
     socket_.set(zmq::sockopt::subscribe, stack::kResultsWelcome);
+    if (target.keys) security::MakeClient(socket_, *target.keys);
     socket_.connect(target.endpoint);
   }
   const FeedTarget& Target() const { return target_; }

@@ -51,6 +51,30 @@ class ForceOnSecondSignal {
   std::thread thread_;
 };
 
+// One --listen: ADDRESS (every ZeroMQ socket kind on that host) or KIND=ADDRESS, applied to
+// `config` unless it is null; returns what is wrong with it, or "".
+std::string ListenFlag(const std::string& flag, StackConfig* config) {
+  const auto eq = flag.find('=');
+  const std::string kind = eq == std::string::npos ? "" : flag.substr(0, eq);
+  auto parsed = ListenAddress::Parse(eq == std::string::npos ? flag : flag.substr(eq + 1));
+  if (auto* why = std::get_if<std::string>(&parsed)) return *why;
+  const auto& address = std::get<ListenAddress>(parsed);
+  if (kind != "" && kind != "dispatchers" && kind != "results" && kind != "control" && kind != "metrics") {
+    return fmt::format("'{}' is not a socket kind (dispatchers, results, control, metrics)", kind);
+  }
+  if (kind.empty() && address.port_low != 0) {
+    return "a port needs its socket kind: dispatchers=HOST:LOW-HIGH, results=HOST:PORT, ...";
+  }
+  if (kind != "" && kind != "dispatchers" && address.Ports() != 1)
+    return kind + " takes one port, not a range";
+  if (config == nullptr) return "";
+  if (kind.empty() || kind == "dispatchers") config->listen.dispatchers = address;
+  if (kind.empty() || kind == "results") config->listen.results = address;
+  if (kind.empty() || kind == "control") config->listen.control = address;
+  if (kind == "metrics") config->metrics_listen = address.HostPort();
+  return "";
+}
+
 // What `runnel up` prints once the stack runs: where it is reached, then one line per function.
 std::string Summary(const stack::Stack& stack) {
   const auto& e = stack.Endpoints();
@@ -75,6 +99,8 @@ Command AddUp(CLI::App& app, CommonOptions& common) {
     std::string kafka;
     std::string metrics;
     std::string output_dir;
+    std::vector<std::string> listen;
+    std::string advertise;
   };
   auto flags = std::make_shared<Flags>();
   auto* sub = app.add_subcommand(
@@ -91,6 +117,16 @@ Command AddUp(CLI::App& app, CommonOptions& common) {
   sub->add_option(
       "--output-dir", flags->output_dir,
       "Write function outputs under DIR (default: the config's `output_dir`, else <state dir>/outputs)");
+  sub->add_option(
+         "--listen", flags->listen,
+         "Where the stack's sockets bind: ADDRESS for all of them (any free ports), or KIND=ADDRESS with "
+         "KIND dispatchers, results, control or metrics and ADDRESS HOST, HOST:PORT or HOST:LOW-HIGH; "
+         "repeat for several (wins over the config's `listen`)")
+      ->check([](const std::string& value) { return ListenFlag(value, nullptr); });
+  sub->add_option(
+      "--advertise", flags->advertise,
+      "The host clients on other hosts reach the stack at, written into endpoints.json (wins over the "
+      "config's `advertise`)");
   return {sub, [flags, &common] {
             ShutdownSignals signals;
             failpoint::Validate();
@@ -99,6 +135,8 @@ Command AddUp(CLI::App& app, CommonOptions& common) {
             if (!flags->kafka.empty()) config.kafka_bootstrap = flags->kafka;
             if (!flags->metrics.empty()) config.metrics_listen = flags->metrics;
             if (!flags->output_dir.empty()) config.output_dir = flags->output_dir;
+            for (const auto& listen : flags->listen) (void)ListenFlag(listen, &config);
+            if (!flags->advertise.empty()) config.advertise = flags->advertise;
             StateDir state = StateDir::Resolve(common.state_dir);
             StackLock lock(state, "runnel up");
             int status = 0;

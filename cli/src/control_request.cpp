@@ -9,6 +9,7 @@
 #include "runnel/core/control_messages.hpp"
 #include "runnel/core/error.hpp"
 #include "runnel/core/json.hpp"
+#include "runnel/security/key_files.hpp"
 
 namespace runnel::cli {
 
@@ -27,6 +28,7 @@ nlohmann::json AskStack(const nlohmann::json& endpoints, const std::filesystem::
   zmq::context_t ctx(1);
   zmq::socket_t req(ctx, zmq::socket_type::req);
   req.set(zmq::sockopt::linger, 0);
+  if (const auto keys = security::LocalClientKeysFor(state_root, endpoints)) security::MakeClient(req, *keys);
   req.connect(endpoint);
   req.send(zmq::buffer(request), zmq::send_flags::none);
   zmq::pollitem_t items[] = {{req.handle(), 0, ZMQ_POLLIN, 0}};

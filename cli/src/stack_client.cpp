@@ -10,6 +10,7 @@
 
 #include "runnel/core/error.hpp"
 #include "runnel/kafka/retention_guard.hpp"
+#include "runnel/security/key_files.hpp"
 #include "runnel/stack/results_feed.hpp"
 
 namespace runnel::cli {
@@ -45,10 +46,12 @@ std::string ContentTypeFor(const std::filesystem::path& path) {
   return it == kTypes.end() ? "application/octet-stream" : it->second;
 }
 
-StackClient::StackClient(const std::string& state_dir_flag)
-    : endpoints_(StateDir::Resolve(state_dir_flag).ReadEndpoints()) {
+StackClient::StackClient(const std::string& state_dir_flag) {
+  const StateDir state = StateDir::Resolve(state_dir_flag);
+  endpoints_ = state.ReadEndpoints();
   if (!endpoints_.contains("kafka"))
     throw NoStackError("endpoints.json has no Kafka endpoint: is a stack running?");
+  keys_ = security::LocalClientKeysFor(state.Root(), endpoints_);
 }
 
 kafka::KafkaOptions StackClient::Kafka() const {
@@ -99,6 +102,7 @@ ResultsSubscription::ResultsSubscription(const StackClient& stack, const std::ve
   socket_->set(zmq::sockopt::linger, 0);
   socket_->set(zmq::sockopt::subscribe, stack::kResultsWelcome);
   for (const auto& prefix : prefixes) socket_->set(zmq::sockopt::subscribe, prefix);
+  if (stack.Keys()) security::MakeClient(*socket_, *stack.Keys());
   socket_->connect(stack.Endpoints()["results"].get<std::string>());
   zmq::message_t welcome;
   zmq::pollitem_t items[] = {{socket_->handle(), 0, ZMQ_POLLIN, 0}};

@@ -15,6 +15,7 @@
 #include "runnel/core/outcome.hpp"
 #include "runnel/core/state_dir.hpp"
 #include "runnel/kafka/producer.hpp"
+#include "runnel/security/curve.hpp"
 
 namespace zmq {
 class context_t;
@@ -35,6 +36,8 @@ class StackClient {
   explicit StackClient(const std::string& state_dir_flag);
 
   const nlohmann::json& Endpoints() const { return endpoints_; }
+  // What the stack's sockets take from a client on this host: its local key when CURVE is on.
+  const std::optional<security::ClientKeys>& Keys() const { return keys_; }
   kafka::KafkaOptions Kafka() const;
   // Throws ConfigError naming the known functions when `function` is not served by the stack.
   FunctionTopics Function(const std::string& function) const;
@@ -46,6 +49,7 @@ class StackClient {
 
  private:
   nlohmann::json endpoints_;
+  std::optional<security::ClientKeys> keys_;
 };
 
 // A subscription to the results feed. The constructor returns once the feed has acknowledged the

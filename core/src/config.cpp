@@ -400,6 +400,59 @@ ScheduleSpec ParseSchedule(const Parser& p, const YAML::Node& node, const std::s
   return s;
 }
 
+ListenAddress ParseListenAddress(const Parser& p, const YAML::Node& node, const std::string& key) {
+  auto parsed = ListenAddress::Parse(p.Scalar<std::string>(node, key));
+  if (auto* why = std::get_if<std::string>(&parsed))
+    p.Fail(node, key, *why + " (HOST, HOST:PORT or HOST:LOW-HIGH)");
+  auto address = std::get<ListenAddress>(std::move(parsed));
+  address.line = node.Mark().line + 1;
+  return address;
+}
+
+// listen, advertise, security: where the stack's sockets bind and who may connect.
+void ParseSockets(const Parser& p, const YAML::Node& root, StackConfig& config) {
+  if (const auto l = root["listen"]) {
+    p.OnlyKeys(l, "listen", {"dispatchers", "results", "control", "metrics"});
+    if (l["dispatchers"])
+      config.listen.dispatchers = ParseListenAddress(p, l["dispatchers"], "listen.dispatchers");
+    for (const auto& [key, address] :
+         {std::pair{"results", &config.listen.results}, {"control", &config.listen.control}}) {
+      const auto node = l[key];
+      if (!node) continue;
+      const std::string name = fmt::format("listen.{}", key);
+      *address = ParseListenAddress(p, node, name);
+      if (address->Ports() != 1) p.Fail(node, name, "takes one port, not a range");
+    }
+    if (const auto m = l["metrics"]) {
+      if (root["metrics"])
+        p.Fail(m, "listen.metrics", "is also set as the top-level metrics: set it in one place");
+      const auto address = ParseListenAddress(p, m, "listen.metrics");
+      if (address.Ports() != 1) p.Fail(m, "listen.metrics", "takes one port, not a range");
+      config.metrics_listen = address.HostPort();
+      config.metrics_line = address.line;
+    }
+  }
+  if (const auto a = root["advertise"]) {
+    config.advertise = p.Scalar<std::string>(a, "advertise");
+    if (config.advertise.empty() || config.advertise.find_first_of(" /:[]") != std::string::npos) {
+      p.Fail(a, "advertise", fmt::format("'{}' is not a host name or IPv4 address", config.advertise));
+    }
+  }
+  if (const auto s = root["security"]) {
+    p.OnlyKeys(s, "security", {"curve", "clients"});
+    if (s["curve"]) {
+      config.security.curve = p.Scalar<bool>(s["curve"], "security.curve");
+      config.security.curve_line = s["curve"].Mark().line + 1;
+    }
+    if (s["clients"]) {
+      const auto dir = p.Scalar<std::string>(s["clients"], "security.clients");
+      if (dir.empty()) p.Fail(s["clients"], "security.clients", "must not be empty");
+      config.security.clients =
+          std::filesystem::path(dir).is_absolute() ? dir : (p.Dir() / dir).lexically_normal().string();
+    }
+  }
+}
+
 }  // namespace
 
 std::chrono::milliseconds RetryPolicy::Backoff(int next_attempt) const {
@@ -452,7 +505,7 @@ StackConfig ParseStackConfig(const std::string& yaml, const std::filesystem::pat
   p.ExpandEnvironment(root, "");
   p.OnlyKeys(root, "",
              {"kafka", "heartbeat", "output_dir", "metrics", "trace_events", "standby_workers", "functions",
-              "schedules", "replication_factor"});
+              "schedules", "replication_factor", "listen", "advertise", "security"});
   StackConfig config;
   config.source = file.string();
   if (const auto k = root["kafka"]) {
@@ -498,6 +551,8 @@ StackConfig ParseStackConfig(const std::string& yaml, const std::filesystem::pat
                          config.metrics_listen));
     }
   }
+  if (root["metrics"]) config.metrics_line = root["metrics"].Mark().line + 1;
+  ParseSockets(p, root, config);
   if (const auto t = root["trace_events"]) {
     config.trace_events = static_cast<std::size_t>(p.Int(t, "trace_events", 1, 10'000'000));
   }
@@ -547,7 +602,35 @@ StackConfig ParseStackConfig(const std::string& yaml, const std::filesystem::pat
       config.schedules.push_back(std::move(s));
     }
   }
+  CheckListen(config);
   return config;
+}
+
+void CheckListen(const StackConfig& config) {
+  const auto where = [&](int line, const std::string& key) {
+    return line > 0 ? fmt::format("{}:{}: {}", config.source, line, key) : key;
+  };
+  const std::pair<const ListenAddress*, const char*> kinds[] = {
+      {&config.listen.dispatchers, "listen.dispatchers"},
+      {&config.listen.results, "listen.results"},
+      {&config.listen.control, "listen.control"}};
+  if (!config.security.curve) {
+    for (const auto& [address, key] : kinds) {
+      if (address->IsLoopback()) continue;
+      throw ConfigError(fmt::format(
+          "{}: binds {}, beyond this host, while security.curve is false{}: CURVE may be off only when every "
+          "socket binds a loopback address",
+          where(address->line, key), address->host,
+          config.security.curve_line > 0 ? fmt::format(" (line {})", config.security.curve_line) : ""));
+    }
+  }
+  const auto& d = config.listen.dispatchers;
+  if (d.port_low != 0 && d.Ports() < config.functions.size()) {
+    throw ConfigError(
+        fmt::format("{}: {} port(s) for {} functions: give a range with a port for each, e.g. {}:{}-{}",
+                    where(d.line, "listen.dispatchers"), d.Ports(), config.functions.size(), d.host,
+                    d.port_low, d.port_low + config.functions.size() - 1));
+  }
 }
 
 StackConfig DefaultStack(const std::vector<std::string>& builtin_names) {

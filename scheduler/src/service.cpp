@@ -195,7 +195,8 @@ struct SchedulerService::Impl {
 SchedulerService::SchedulerService(Options options) : impl_(std::make_unique<Impl>(std::move(options))) {
   auto& s = *impl_;
   s.control.set(zmq::sockopt::linger, 0);
-  s.control.bind("tcp://127.0.0.1:*");
+  if (s.opt.guard != nullptr) s.opt.guard->Secure(s.control, "control");
+  s.control.bind(s.opt.control_bind);
   s.control_endpoint = s.control.get(zmq::sockopt::last_endpoint);
 }
 

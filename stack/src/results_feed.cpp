@@ -8,6 +8,7 @@
 
 #include "runnel/core/failpoints.hpp"
 #include "runnel/core/log.hpp"
+#include "runnel/security/guard.hpp"
 
 namespace runnel::stack {
 namespace {
@@ -25,7 +26,8 @@ struct ResultsFeed::Sockets {
   zmq::socket_t xpub;
 };
 
-ResultsFeed::ResultsFeed(zmq::context_t& ctx, std::function<void(const std::string&)> on_failure)
+ResultsFeed::ResultsFeed(zmq::context_t& ctx, const std::string& bind, security::Guard* guard,
+                         std::function<void(const std::string&)> on_failure)
     : ctx_(ctx), sockets_(std::make_unique<Sockets>(ctx)) {
   zmq::socket_t& xsub = sockets_->xsub;
   zmq::socket_t& xpub = sockets_->xpub;
@@ -37,7 +39,8 @@ ResultsFeed::ResultsFeed(zmq::context_t& ctx, std::function<void(const std::stri
   xsub.set(zmq::sockopt::rcvhwm, kResultsQueue);
   // Every new subscriber gets this first: receiving it tells a client its subscription is live.
   xpub.set(zmq::sockopt::xpub_welcome_msg, kResultsWelcome);
-  xpub.bind("tcp://127.0.0.1:*");
+  if (guard != nullptr) guard->Secure(xpub, "results");
+  xpub.bind(bind);
   endpoint_ = xpub.get(zmq::sockopt::last_endpoint);
   zmq::socket_t ready(ctx_, zmq::socket_type::pair);
   ready.bind("inproc://runnel-results-ready");

@@ -16,6 +16,8 @@
 #include "runnel/kafka/admin.hpp"
 #include "runnel/kafka/embedded_broker.hpp"
 #include "runnel/scheduler/service.hpp"
+#include "runnel/security/guard.hpp"
+#include "runnel/security/key_files.hpp"
 #include "runnel/stack/check_config.hpp"
 #include "runnel/stack/results_feed.hpp"
 #include "runnel/telemetry/stack_telemetry.hpp"
@@ -37,6 +39,54 @@ nlohmann::json HealthJson(const ComponentHealth& health) {
   return out;
 }
 
+// An endpoint as clients reach it: the advertised host when there is one, else loopback for a
+// wildcard bind (tcp://0.0.0.0:7000 -> tcp://127.0.0.1:7000), else as bound.
+std::string Reachable(const std::string& endpoint, const std::string& advertise) {
+  const auto host_start = endpoint.find("://");
+  const auto port_start = endpoint.rfind(':');
+  if (host_start == std::string::npos || port_start == std::string::npos || port_start < host_start + 3)
+    return endpoint;
+  std::string host = endpoint.substr(host_start + 3, port_start - host_start - 3);
+  if (!advertise.empty()) {
+    host = advertise;
+  } else if (host == "0.0.0.0") {
+    host = "127.0.0.1";
+  } else if (host == "[::]") {
+    host = "[::1]";
+  }
+  return endpoint.substr(0, host_start + 3) + host + endpoint.substr(port_start);
+}
+
+// The scheduler's control socket binds `listen.control`'s host, and the port after the status
+// socket's when a port is given (docs/config.md#listen).
+std::string ControlBind(ListenAddress address) {
+  if (address.port_low != 0) {
+    if (address.port_low == 65535)
+      throw ConfigError("listen.control: port 65535 leaves no port for job control after it");
+    address.port_low = address.port_high = static_cast<std::uint16_t>(address.port_low + 1);
+  }
+  return address.ZmqEndpoint();
+}
+
+// The guard of every socket the stack binds: the stack's keys (created on the first start), the
+// local client key and those of security.clients admitted.
+std::unique_ptr<security::Guard> MakeGuard(const StackConfig& config, const StateDir& state,
+                                           zmq::context_t& ctx,
+                                           std::function<void(const std::string&)> on_failure) {
+  security::RequireCurve();
+  auto keys = security::LoadOrCreateStackKeys(state.Root());
+  std::vector<security::AuthorizedKey> admitted{{keys.local.public_key, "local"}};
+  if (!config.security.clients.empty()) {
+    for (auto& key : security::ReadAuthorizedKeys(config.security.clients))
+      admitted.push_back(std::move(key));
+  }
+  log::kSecurity->info(
+      "CURVE on every socket; {} client key(s) admitted (the local one{})", admitted.size(),
+      config.security.clients.empty() ? "" : " and security.clients " + config.security.clients);
+  return std::make_unique<security::Guard>(
+      ctx, security::Guard::Options{std::move(keys.server), std::move(admitted), std::move(on_failure)});
+}
+
 }  // namespace
 
 struct Stack::Impl {
@@ -47,6 +97,8 @@ struct Stack::Impl {
   bool in_memory = false;  // embedded, or a mock cluster such as `runnel kafka`
   kafka::KafkaOptions kafka;
   zmq::context_t zmq_ctx{1};
+  // Before every socket it secures, after the context: it must see every one of them closed.
+  std::unique_ptr<security::Guard> guard;
   std::unique_ptr<ResultsFeed> results;
   std::unique_ptr<telemetry::StackTelemetry> telemetry;  // outlives the dispatchers that feed it
   std::vector<std::unique_ptr<broker::Dispatcher>> dispatchers;
@@ -68,6 +120,7 @@ Stack::Stack(Options options)
   // Every function must exist and accept its params before anything starts: a builtin is created,
   // a plugin loaded (entry point, ABI version, create() with the params), an exec program checked.
   auto schedules = CheckConfig(s.config);
+  CheckListen(s.config);
   if (s.config.output_dir.empty()) s.config.output_dir = (s.state.Root() / "outputs").string();
   s.config.output_dir = std::filesystem::absolute(s.config.output_dir).string();
 
@@ -84,14 +137,37 @@ Stack::Stack(Options options)
   s.in_memory = s.embedded != nullptr || kafka::Admin(s.kafka).IsMockCluster();
   CreateTopics(s.config, s.embedded.get(), s.kafka);
 
+  if (s.config.security.curve) {
+    s.health.Add("security guard");
+    s.guard = MakeGuard(s.config, s.state, s.zmq_ctx, s.health.Reporter("security guard"));
+  } else {
+    log::kSecurity->warn(
+        "CURVE is off (security.curve: false): any local process may connect to the stack's sockets");
+  }
   s.health.Add("results feed");
-  s.results = std::make_unique<ResultsFeed>(s.zmq_ctx, s.health.Reporter("results feed"));
+  s.results = std::make_unique<ResultsFeed>(s.zmq_ctx, s.config.listen.results.ZmqEndpoint(), s.guard.get(),
+                                            s.health.Reporter("results feed"));
   s.telemetry = std::make_unique<telemetry::StackTelemetry>(s.config.trace_events);
   // The autoscaler decides how many workers each function runs (none until events arrive, unless
   // its scaling says otherwise); dispatchers wake it the moment an event finds no worker.
+  auto worker_command = autoscaler::WorkerCommand(options.runnel_binary);
+  if (s.guard) {
+    worker_command.emplace_back("--keys");
+    worker_command.push_back(security::KeyDir(s.state.Root()).string());
+  }
   s.workers = std::make_unique<autoscaler::LocalProcessBackend>(
-      autoscaler::WorkerCommand(options.runnel_binary), s.state.Root() / "logs", s.config.standby_workers);
+      std::move(worker_command), s.state.Root() / "logs", s.config.standby_workers);
   autoscaler::Autoscaler::Options scaling{s.workers.get(), s.kafka, &s.zmq_ctx};
+  scaling.control_bind = s.config.listen.control.ZmqEndpoint();
+  scaling.guard = s.guard.get();
+  scaling.security = [g = s.guard.get()] {
+    nlohmann::json refused = nlohmann::json::array();
+    if (g != nullptr) {
+      for (const auto& c : g->Refused())
+        refused.push_back({{"socket", c.socket}, {"reason", c.reason}, {"count", c.count}});
+    }
+    return nlohmann::json{{"curve", g != nullptr}, {"refused", std::move(refused)}};
+  };
   scaling.on_request = [t = s.telemetry.get()](std::string_view request) { return t->Answer(request); };
   scaling.protocol_errors = s.protocol_errors;
   scaling.on_failure = s.health.Reporter("autoscaler");
@@ -113,8 +189,11 @@ Stack::Stack(Options options)
   s.health.Add("metrics");
   nlohmann::json dispatchers = nlohmann::json::object();
   nlohmann::json functions = nlohmann::json::object();
-  for (const auto& f : s.config.functions) {
+  for (std::size_t i = 0; i < s.config.functions.size(); ++i) {
+    const FunctionSpec& f = s.config.functions[i];
     broker::Dispatcher::Options o;
+    o.bind = s.config.listen.dispatchers.ZmqEndpoint(i);
+    o.guard = s.guard.get();
     o.spec = f;
     o.kafka = s.kafka;
     o.zmq = &s.zmq_ctx;
@@ -130,9 +209,9 @@ Stack::Stack(Options options)
     s.health.Add("dispatcher " + f.name);
     auto d = std::make_unique<broker::Dispatcher>(std::move(o));
     d->Start();
-    s.scaler->Connect(f.name, d->Endpoint(), [dp = d.get()] { return dp->Stats(); });
-    dispatchers[f.name] = d->Endpoint();
-    s.endpoints.dispatchers.push_back(d->Endpoint());
+    s.scaler->Connect(f.name, Reachable(d->Endpoint(), ""), [dp = d.get()] { return dp->Stats(); });
+    dispatchers[f.name] = Reachable(d->Endpoint(), s.config.advertise);
+    s.endpoints.dispatchers.push_back(dispatchers[f.name]);
     functions[f.name] = {{"topic", f.topic},
                          {"group", f.Group()},
                          {"dead_letter_topic", f.dead_letter_topic},
@@ -141,22 +220,24 @@ Stack::Stack(Options options)
   }
   s.endpoints.kafka = s.kafka.bootstrap;
   s.endpoints.embedded = s.embedded != nullptr;
-  s.endpoints.results = s.results->Endpoint();
+  s.endpoints.results = Reachable(s.results->Endpoint(), s.config.advertise);
   s.endpoints.metrics = s.telemetry->MetricsUrl();
-  s.endpoints.status = s.scaler->ControlEndpoint();
+  s.endpoints.status = Reachable(s.scaler->ControlEndpoint(), s.config.advertise);
   s.endpoints.output_dir = s.config.output_dir;
   s.state.MergeEndpoints({{"kafka", s.kafka.bootstrap},
                           {"embedded", s.embedded != nullptr},
                           {"in_memory", s.in_memory},
                           {"pid", ::getpid()},
-                          {"results", s.results->Endpoint()},
+                          {"results", s.endpoints.results},
                           {"dispatchers", dispatchers},
                           {"functions", functions},
                           {"output_dir", s.config.output_dir},
-                          {"status", s.scaler->ControlEndpoint()},
-                          {"metrics", s.telemetry->MetricsUrl()}});
-  s.endpoint_keys = {"kafka",       "embedded",  "in_memory",  "pid",    "results",
-                     "dispatchers", "functions", "output_dir", "status", "metrics"};
+                          {"status", s.endpoints.status},
+                          {"metrics", s.telemetry->MetricsUrl()},
+                          {"curve", s.guard != nullptr},
+                          {"server_key", s.guard ? s.guard->ServerKey() : std::string()}});
+  s.endpoint_keys = {"kafka",     "embedded",   "in_memory", "pid",     "results", "dispatchers",
+                     "functions", "output_dir", "status",    "metrics", "curve",   "server_key"};
 
   scheduler::SchedulerService::Options so;
   so.schedules = std::move(schedules);
@@ -170,12 +251,14 @@ Stack::Stack(Options options)
   so.embedded = s.in_memory;
   so.state_dir = s.state.Root();
   so.zmq = &s.zmq_ctx;
+  so.guard = s.guard.get();
+  so.control_bind = ControlBind(s.config.listen.control);
   so.outcomes = job_outcomes;
   so.protocol_errors = s.protocol_errors;
   s.health.Add("scheduler");
   s.scheduler = std::make_unique<scheduler::SchedulerService>(std::move(so));
-  s.endpoints.control = s.scheduler->ControlEndpoint();
-  s.state.MergeEndpoints({{"control", s.scheduler->ControlEndpoint()}});
+  s.endpoints.control = Reachable(s.scheduler->ControlEndpoint(), s.config.advertise);
+  s.state.MergeEndpoints({{"control", s.endpoints.control}});
   s.endpoint_keys.push_back("control");
 
   s.scaler->Start();

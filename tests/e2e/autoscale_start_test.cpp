@@ -163,6 +163,7 @@ TEST(AutoscaleStart, StatusPolledInATightLoopWhileEventsFlowDelaysNothing) {
     while (!stop.load()) {
       zmq::socket_t req(ctx, zmq::socket_type::req);  // a new client each time, as `runnel status`
       req.set(zmq::sockopt::linger, 0);
+      stack.Secure(req);
       req.connect(endpoint);
       req.send(zmq::str_buffer("status"), zmq::send_flags::none);
       zmq::pollitem_t items[] = {{req.handle(), 0, ZMQ_POLLIN, 0}};

@@ -4,13 +4,11 @@
 // wrong-typed. Every request gets an error reply, every bad message is counted in
 // runnel_protocol_errors_total, a result from a connection that does not hold the task is dropped,
 // and afterwards every function still answers, status and control answer, and no thread ended.
-#include <fmt/format.h>
 #include <gmock/gmock.h>
 
 #include <algorithm>
 #include <nlohmann/json.hpp>
 #include <optional>
-#include <sstream>
 #include <thread>
 #include <zmq.hpp>
 #include <zmq_addon.hpp>
@@ -34,8 +32,10 @@ const std::string kTwoMiB(std::size_t{2} * 1024 * 1024, 'x');
 // A DEALER connected to a dispatcher, speaking whatever the test tells it to.
 class Peer {
  public:
-  Peer(zmq::context_t& ctx, const std::string& endpoint) : socket_(ctx, zmq::socket_type::dealer) {
+  Peer(zmq::context_t& ctx, const StackProcess& stack, const std::string& endpoint)
+      : socket_(ctx, zmq::socket_type::dealer) {
     socket_.set(zmq::sockopt::linger, 0);
+    stack.Secure(socket_);
     socket_.connect(endpoint);
   }
 
@@ -85,10 +85,11 @@ std::string Hello(const std::string& function, const std::string& worker, int pi
 }
 
 // One request on a fresh REQ socket: the reply, or nullopt when none came within 5 s.
-std::optional<std::string> Request(zmq::context_t& ctx, const std::string& endpoint,
-                                   const std::string& bytes) {
+std::optional<std::string> Request(zmq::context_t& ctx, const StackProcess& stack,
+                                   const std::string& endpoint, const std::string& bytes) {
   zmq::socket_t req(ctx, zmq::socket_type::req);
   req.set(zmq::sockopt::linger, 0);
+  stack.Secure(req);
   req.connect(endpoint);
   req.send(zmq::buffer(bytes), zmq::send_flags::none);
   zmq::pollitem_t item{req.handle(), 0, ZMQ_POLLIN, 0};
@@ -100,17 +101,8 @@ std::optional<std::string> Request(zmq::context_t& ctx, const std::string& endpo
 
 // runnel_protocol_errors_total{socket=..., reason=...} from the stack's /metrics (-1: no such series).
 double ProtocolErrors(const StackProcess& stack, const std::string& socket, const std::string& reason) {
-  const auto r = HttpGet(stack.Endpoints().value("metrics", ""));
-  if (!r || r->status != 200) return -1;
-  std::istringstream in(r->body);
-  const std::string want_socket = fmt::format("socket=\"{}\"", socket);
-  const std::string want_reason = fmt::format("reason=\"{}\"", reason);
-  for (std::string line; std::getline(in, line);) {
-    if (!line.starts_with("runnel_protocol_errors_total{")) continue;
-    if (line.find(want_socket) == std::string::npos || line.find(want_reason) == std::string::npos) continue;
-    return std::stod(line.substr(line.rfind(' ') + 1));
-  }
-  return -1;
+  return MetricSample(stack.Endpoints().value("metrics", ""), "runnel_protocol_errors_total",
+                      {{"socket", socket}, {"reason", reason}});
 }
 
 class HostileFrames : public ::testing::Test {
@@ -165,8 +157,8 @@ functions:
 TEST_F(HostileFrames, ADispatcherCountsAndDropsWhatItCannotUse) {
   StackProcess& stack = *stack_;
   // The peers live on: a closed DEALER drops what it has not sent.
-  Peer evil(ctx_, echo_endpoint_);
-  Peer early(ctx_, echo_endpoint_);  // never says HELLO
+  Peer evil(ctx_, *stack_, echo_endpoint_);
+  Peer early(ctx_, *stack_, echo_endpoint_);  // never says HELLO
   {
     // The HELLO that stopped the dispatcher thread with json type_error.302: refused, with the reason.
     evil.Send({"HELLO", R"({"v":1,"function":"echo","worker":"evil","pid":"notanint","capacity":"many"})"});
@@ -208,10 +200,10 @@ TEST_F(HostileFrames, ADispatcherCountsAndDropsWhatItCannotUse) {
 // worker's) is dropped and counted; the holder's own answer is the outcome.
 TEST_F(HostileFrames, ResultsCountOnlyFromTheConnectionHoldingTheTask) {
   StackProcess& stack = *stack_;
-  Peer holder(ctx_, sleep_endpoint_);
+  Peer holder(ctx_, *stack_, sleep_endpoint_);
   holder.Send({"HELLO", Hello("sleep", "spy-a", 999'001, 4, false)});
   ASSERT_FALSE(holder.Expect("WELCOME", seconds(10), true).empty());
-  Peer registered(ctx_, sleep_endpoint_);  // a session of its own, holding nothing
+  Peer registered(ctx_, *stack_, sleep_endpoint_);  // a session of its own, holding nothing
   registered.Send({"HELLO", Hello("sleep", "spy-c", 999'002, 0, true)});
   ASSERT_FALSE(registered.Expect("WELCOME", seconds(10)).empty());
   // The real worker holds each event for 300 ms, so the events after its first go to the holder.
@@ -237,7 +229,7 @@ TEST_F(HostileFrames, ResultsCountOnlyFromTheConnectionHoldingTheTask) {
   const wire::TaskHeader held = wire::DecodeTask(tasks[1]);
   wire::ResultHeader forged;
   forged.token = held.token;
-  Peer stranger(ctx_, sleep_endpoint_);  // never said HELLO
+  Peer stranger(ctx_, *stack_, sleep_endpoint_);  // never said HELLO
   stranger.Send({"RESULTS", wire::Encode(forged), "forged by a stranger"});
   registered.Send({"RESULTS", wire::Encode(forged), "forged by another worker"});
   wire::ResultHeader guessed;
@@ -288,7 +280,7 @@ TEST_F(HostileFrames, StatusAndControlSocketsAnswerEveryRequest) {
   for (const std::string& bad :
        {std::string("\xff\xfe"), std::string(), std::string("statuss"), std::string(R"({"op":5})"),
         std::string("trace ../../etc/passwd"), kTwoMiB}) {
-    const auto reply = Request(ctx_, status_endpoint, bad);
+    const auto reply = Request(ctx_, stack, status_endpoint, bad);
     ASSERT_TRUE(reply) << "no reply to a bad status request of " << bad.size() << " bytes";
     const auto j = nlohmann::json::parse(*reply, nullptr, false);
     ASSERT_TRUE(j.is_object()) << *reply;
@@ -304,14 +296,14 @@ TEST_F(HostileFrames, StatusAndControlSocketsAnswerEveryRequest) {
        {std::string("\xff"), std::string("not json"), std::string("[]"), std::string(R"({"op":5})"),
         std::string(R"({"op":"job.run","schedule":7})"), std::string(R"({"op":"job.status","job":{"a":1}})"),
         std::string(R"({"op":"job.x"})"), kTwoMiB}) {
-    const auto reply = Request(ctx_, control_endpoint, bad);
+    const auto reply = Request(ctx_, stack, control_endpoint, bad);
     ASSERT_TRUE(reply) << "no reply to a bad control request of " << bad.size() << " bytes";
     const auto j = nlohmann::json::parse(*reply, nullptr, false);
     ASSERT_TRUE(j.is_object()) << *reply;
     EXPECT_EQ(j.value("ok", true), false) << *reply;
     EXPECT_TRUE(j.contains("error")) << *reply;
   }
-  const auto list = Request(ctx_, control_endpoint, R"({"op":"job.list"})");
+  const auto list = Request(ctx_, stack, control_endpoint, R"({"op":"job.list"})");
   ASSERT_TRUE(list);
   EXPECT_EQ(nlohmann::json::parse(*list).value("ok", false), true) << *list;
   EXPECT_TRUE(WaitFor([&] { return ProtocolErrors(stack, "control", "wrong-type") >= 3; }, seconds(10)));

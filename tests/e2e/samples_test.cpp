@@ -162,6 +162,15 @@ TEST(Samples, PythonFunctionAnswersAndDeadLettersBadInput) {
 }
 
 // The README's first command ends with `runnel demo`; CI runs its short mode.
+TEST(Samples, ACurveClientInPythonReadsTheResultsFeed) {
+  const auto run = RunSample("clients");
+  ASSERT_EQ(run.exit_code, 0) << run.out << run.err;
+  EXPECT_THAT(run.out, ::testing::ContainsRegex("echo [0-9A-Z]{26} ok hello over curve"));
+  EXPECT_THAT(run.out, ::testing::ContainsRegex("echo [0-9A-Z]{26} ok and again"));
+  ExpectStackStopped(run);
+  std::filesystem::remove_all(run.state);
+}
+
 TEST(Demo, ShortModeShowsOutcomesScalingAndOutputsThenStops) {
   const auto state = TempDir("demo");
   const auto run = RunCommand({RunnelBin(), "demo", "--short", "--samples",

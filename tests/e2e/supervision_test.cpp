@@ -201,11 +201,9 @@ functions:
   ASSERT_TRUE(status.contains("components")) << status.dump();
   std::map<std::string, bool> up;
   for (const auto& c : status["components"]) up[c.value("name", "")] = c.value("up", false);
-  const std::map<std::string, bool> all = {{"autoscaler", true},
-                                           {"dispatcher echo", true},
-                                           {"metrics", true},
-                                           {"results feed", true},
-                                           {"scheduler", true}};
+  const std::map<std::string, bool> all = {{"autoscaler", true}, {"dispatcher echo", true},
+                                           {"metrics", true},    {"results feed", true},
+                                           {"scheduler", true},  {"security guard", true}};
   EXPECT_EQ(up, all);
   EXPECT_EQ(status.value("age_ms", -1), 0) << "status is answered fresh";
   const auto r = HttpGet(stack.Endpoints().value("metrics", ""));

@@ -126,5 +126,75 @@ TEST_F(ConfigParse, ReplicationFactorIsTopLevelOrPerFunction) {
             "F:3: functions[0].replication_factor: 'three' is not a valid integer");
 }
 
+TEST_F(ConfigParse, ListenTakesAHostAPortOrARangePerSocketKind) {
+  const StackConfig c = LoadStackConfig(
+      Write("listen:\n  dispatchers: 0.0.0.0:7000-7009\n  results: '[::]:7100'\n  control: 10.1.2.3\n"
+            "  metrics: 0.0.0.0:9464\nadvertise: stack.example.com\nfunctions:\n  - name: echo\n"));
+  EXPECT_EQ(c.listen.dispatchers.ZmqEndpoint(0), "tcp://0.0.0.0:7000");
+  EXPECT_EQ(c.listen.dispatchers.ZmqEndpoint(3), "tcp://0.0.0.0:7003");
+  EXPECT_EQ(c.listen.dispatchers.Ports(), 10u);
+  EXPECT_EQ(c.listen.dispatchers.line, 2);
+  EXPECT_EQ(c.listen.results.ZmqEndpoint(), "tcp://[::]:7100");
+  EXPECT_EQ(c.listen.control.ZmqEndpoint(), "tcp://10.1.2.3:*") << "a bare host: any free port";
+  EXPECT_EQ(c.metrics_listen, "0.0.0.0:9464");
+  EXPECT_EQ(c.advertise, "stack.example.com");
+  const StackConfig d = LoadStackConfig(Write("functions:\n  - name: echo\n"));
+  for (const auto* address : {&d.listen.dispatchers, &d.listen.results, &d.listen.control}) {
+    EXPECT_EQ(address->ZmqEndpoint(), "tcp://127.0.0.1:*") << "the default is loopback, any free port";
+    EXPECT_TRUE(address->IsLoopback());
+  }
+  EXPECT_TRUE(d.security.curve) << "CURVE is on by default";
+}
+
+TEST_F(ConfigParse, ListenRefusesWhatIsNotAnAddressOfThisHost) {
+  const std::string fns = "functions:\n  - name: echo\n";
+  EXPECT_EQ(
+      Error("listen:\n  results: example.com:7000\n" + fns),
+      "F:2: listen.results: 'example.com:7000': 'example.com' is not an IP address of this host (0.0.0.0 or "
+      ":: for all of them) (HOST, HOST:PORT or HOST:LOW-HIGH)");
+  EXPECT_EQ(Error("listen:\n  results: 0.0.0.0:70000\n" + fns),
+            "F:2: listen.results: '0.0.0.0:70000': '70000' is not a port (0..65535) (HOST, HOST:PORT or "
+            "HOST:LOW-HIGH)");
+  EXPECT_EQ(
+      Error("listen:\n  dispatchers: 0.0.0.0:7009-7000\n" + fns),
+      "F:2: listen.dispatchers: '0.0.0.0:7009-7000': a port range is LOW-HIGH with 1 <= LOW <= HIGH (HOST, "
+      "HOST:PORT or HOST:LOW-HIGH)");
+  EXPECT_EQ(Error("listen:\n  results: 0.0.0.0:7000-7001\n" + fns),
+            "F:2: listen.results: takes one port, not a range");
+  EXPECT_EQ(
+      Error("listen:\n  results: '::1:99999'\n" + fns),
+      "F:2: listen.results: '::1:99999': write an IPv6 host in brackets, e.g. [::]:7000 (HOST, HOST:PORT or "
+      "HOST:LOW-HIGH)");
+  EXPECT_EQ(Error("listen:\n  sockets: 0.0.0.0\n" + fns),
+            "F:2: listen.sockets: unknown key (known: control, dispatchers, metrics, results)");
+  EXPECT_EQ(Error("metrics: 0.0.0.0:9464\nlisten:\n  metrics: 0.0.0.0:9465\n" + fns),
+            "F:3: listen.metrics: is also set as the top-level metrics: set it in one place");
+  EXPECT_EQ(Error("advertise: 'http://x'\n" + fns),
+            "F:1: advertise: 'http://x' is not a host name or IPv4 address");
+  EXPECT_EQ(Error("listen:\n  dispatchers: 0.0.0.0:7000\nfunctions:\n  - name: echo\n  - name: sleep\n"),
+            "F:2: listen.dispatchers: 1 port(s) for 2 functions: give a range with a port for each, e.g. "
+            "0.0.0.0:7000-7001");
+}
+
+TEST_F(ConfigParse, CurveMayBeOffOnlyWhenEveryBindIsLoopback) {
+  const std::string fns = "functions:\n  - name: echo\n";
+  const StackConfig off =
+      LoadStackConfig(Write("security:\n  curve: false\nlisten:\n  results: 127.0.0.1:7100\n" + fns));
+  EXPECT_FALSE(off.security.curve);
+  EXPECT_EQ(Error("security:\n  curve: false\nlisten:\n  dispatchers: 0.0.0.0\n" + fns),
+            "F:4: listen.dispatchers: binds 0.0.0.0, beyond this host, while security.curve is false (line "
+            "2): CURVE "
+            "may be off only when every socket binds a loopback address");
+  EXPECT_EQ(
+      Error("listen:\n  control: '::'\nsecurity: {curve: false}\n" + fns),
+      "F:2: listen.control: binds ::, beyond this host, while security.curve is false (line 3): CURVE may be "
+      "off only when every socket binds a loopback address");
+  EXPECT_EQ(Error("security:\n  curve: maybe\n" + fns),
+            "F:2: security.curve: 'maybe' is not a valid boolean");
+  EXPECT_EQ(Error("security:\n  keys: x\n" + fns), "F:2: security.keys: unknown key (known: clients, curve)");
+  // The metrics endpoint is HTTP, not a CURVE socket: it may serve beyond loopback either way.
+  EXPECT_EQ(Error("security:\n  curve: false\nmetrics: 0.0.0.0:9464\n" + fns), "(no error)");
+}
+
 }  // namespace
 }  // namespace runnel

@@ -13,19 +13,22 @@
 #include "runnel/core/log.hpp"
 #include "runnel/core/signals.hpp"
 #include "runnel/core/version.hpp"
+#include "runnel/security/key_files.hpp"
 
 namespace runnel::workers {
 namespace {
 
 constexpr std::string_view kUsage =
-    "Usage: runnel-worker --function NAME --dispatcher ENDPOINT [--id ID] [--capacity N] [--threads N]\n"
-    "                     [--standby]\n"
+    "Usage: runnel-worker --function NAME --dispatcher ENDPOINT [--keys DIR] [--id ID] [--capacity N]\n"
+    "                     [--threads N] [--standby]\n"
     "\n"
     "One worker process: connects to a function's dispatcher over ZeroMQ and runs the events it hands\n"
     "out until SIGTERM (drains first) or the dispatcher says EXIT. The same as `runnel worker`.\n"
     "\n"
     "  --function NAME        the function to run, by name (e.g. echo, sleep)\n"
     "  --dispatcher ENDPOINT  the dispatcher's ZeroMQ endpoint, e.g. tcp://127.0.0.1:5555\n"
+    "  --keys DIR             connect with CURVE, with the keys of the stack's state dir (<state>/keys:\n"
+    "                         server.pub, local.pub, local.secret); without it the connection is plain\n"
     "  --id ID                worker id in HELLO (default <hostname>-<pid>)\n"
     "  --capacity N           events held at once, 1..100000 (default 16)\n"
     "  --threads N            OS threads running the fibers, 1..1024 (default 1)\n"
@@ -75,7 +78,7 @@ ParsedWorkerArgs ParseWorkerArgs(const std::vector<std::string>& args) {
       return parsed;
     }
     if (flag != "--function" && flag != "--dispatcher" && flag != "--id" && flag != "--capacity" &&
-        flag != "--threads") {
+        flag != "--threads" && flag != "--keys") {
       return fail(fmt::format("unknown argument '{}'", args[i]));
     }
     if (!has_value) {
@@ -86,6 +89,9 @@ ParsedWorkerArgs ParseWorkerArgs(const std::vector<std::string>& args) {
       options.function = value;
     } else if (flag == "--dispatcher") {
       options.dispatcher = value;
+    } else if (flag == "--keys") {
+      if (value.empty()) return fail("--keys needs a directory");
+      parsed.keys_dir = value;
     } else if (flag == "--id") {
       options.id = value;
     } else if (flag == "--capacity") {
@@ -134,6 +140,14 @@ int WorkerMain(int argc, char** argv) {
   }
   // Standing by: one thread, no ZeroMQ context, nothing connected; SIGTERM ends it as any process.
   if (parsed.standby && !AwaitStart(0)) return 0;
+  if (!parsed.keys_dir.empty()) {
+    try {
+      parsed.options->curve = security::LoadLocalClientKeys(parsed.keys_dir);
+    } catch (const std::exception& e) {
+      fmt::print(stderr, "runnel-worker: {}\n", e.what());
+      return 1;
+    }
+  }
   // Before any thread exists, so every thread inherits the blocked SIGINT/SIGTERM.
   ShutdownSignals signals;
   return RunWorker(std::move(*parsed.options));

@@ -25,6 +25,7 @@
 #include "runnel/core/worker_messages.hpp"
 #include "runnel/functions/function.hpp"
 #include "runnel/functions/handlers.hpp"
+#include "runnel/security/curve.hpp"
 #include "runnel/workers/proc_stats.hpp"
 #include "runnel/workers/task_pool.hpp"
 #include "runnel/workers/watchdog.hpp"
@@ -144,6 +145,7 @@ class WorkerSession::Impl {
   void Connect() {
     socket_.emplace(ctx_, zmq::socket_type::dealer);
     socket_->set(zmq::sockopt::linger, 0);
+    if (options_.curve) security::MakeClient(*socket_, *options_.curve);
     try {
       socket_->connect(options_.dispatcher);
     } catch (const zmq::error_t& e) {

@@ -78,10 +78,12 @@ std::string Summary(std::vector<double> v) {
 // The autoscaler's status over its control socket (what `runnel status --json` prints).
 class Control {
  public:
-  explicit Control(const std::string& endpoint) : endpoint_(endpoint) {}
+  explicit Control(const testing::StackProcess& stack)
+      : stack_(stack), endpoint_(stack.Endpoints()["status"].get<std::string>()) {}
   nlohmann::json Function(const std::string& name) {
     zmq::socket_t req(ctx_, zmq::socket_type::req);
     req.set(zmq::sockopt::linger, 0);
+    stack_.Secure(req);
     req.connect(endpoint_);
     req.send(zmq::str_buffer("status"), zmq::send_flags::none);
     zmq::pollitem_t items[] = {{req.handle(), 0, ZMQ_POLLIN, 0}};
@@ -102,6 +104,7 @@ class Control {
 
  private:
   zmq::context_t ctx_{1};
+  const testing::StackProcess& stack_;
   std::string endpoint_;
 };
 
@@ -227,10 +230,11 @@ functions:
     partitions: 1
     scaling: {min: 1, max: 1}
 )"));
-  Control control(stack.Endpoints()["status"]);
+  Control control(stack);
   zmq::context_t ctx(1);
   zmq::socket_t results(ctx, zmq::socket_type::sub);
   results.set(zmq::sockopt::subscribe, "");
+  stack.Secure(results);
   results.connect(stack.Endpoints()["results"].get<std::string>());
   auto kafka = stack.Kafka();
   kafka.options["socket.nagle.disable"] = "true";
@@ -281,7 +285,7 @@ functions:
     concurrency: 4
     scaling: {min: 0, max: 6, target_drain: 1s, idle_to_zero: 500ms, stabilization: 500ms}
 )"));
-  Control control(stack.Endpoints()["status"]);
+  Control control(stack);
   std::vector<double> to_desired, to_first;
   // One producer for every trial, and a first trial that is not counted: a new producer (or one
   // that has not produced to the topic yet) spends up to 1 s looking the topic up (see
@@ -354,7 +358,7 @@ void IdleRss() {
       fmt::print("idle worker RSS {:<18} {:6.1f} MiB\n", name, static_cast<double>(RssKb(pid)) / 1024.0);
   }
   // What standby_workers costs: the process each function keeps loaded (not started).
-  Control control(stack.Endpoints()["status"]);
+  Control control(stack);
   for (const auto& name : names) {
     const auto f = control.Function(name);
     const int pid = f.contains("standby") ? f["standby"].value("pid", 0) : 0;

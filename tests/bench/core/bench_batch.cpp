@@ -102,9 +102,9 @@ Round RunRound(const Args& a, int batch, zmq::context_t& ctx) {
   const auto kafka = stack.Kafka();
   kafka::Admin admin(kafka);
   const std::string group = std::string("runnel.") + kFunction;
-  Feed feed(ctx, stack.Results(), std::string(kFunction) + "/");
+  Feed feed(ctx, stack, std::string(kFunction) + "/");
   FeedOutcome outcome;
-  WorkerProcess worker(kFunction, stack.Dispatcher(kFunction), "bench-0");
+  WorkerProcess worker(stack, kFunction, "bench-0");
   const auto now_ms = [] {
     return std::chrono::duration_cast<milliseconds>(std::chrono::system_clock::now().time_since_epoch())
         .count();

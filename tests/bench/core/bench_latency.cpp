@@ -113,7 +113,7 @@ int main(int argc, char** argv) {
 
     Stack stack("bench-latency", Yaml(a));
     zmq::context_t ctx(1);
-    Feed feed(ctx, stack.Results(), std::string(kFunction) + "/");
+    Feed feed(ctx, stack, std::string(kFunction) + "/");
     // The acknowledgement time of the event in flight (the delivery report runs on the producer's thread).
     std::mutex ack_mu;
     std::optional<Clock::time_point> acked;

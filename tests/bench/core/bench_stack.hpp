@@ -34,6 +34,7 @@
 #include "runnel/kafka/admin.hpp"
 #include "runnel/kafka/kafka.hpp"
 #include "runnel/kafka/producer.hpp"
+#include "runnel/security/key_files.hpp"
 #include "runnel/testing/child_process.hpp"
 #include "runnel/testing/wait.hpp"
 
@@ -62,6 +63,7 @@ class Stack {
       throw std::runtime_error(fmt::format("runnel up did not start:\n{}\n{}", up_->Stdout(), up_->Stderr()));
     }
     endpoints_ = StateDir(dir_ / "state").ReadEndpoints();
+    keys_ = security::LocalClientKeysFor(dir_ / "state", endpoints_);
   }
 
   ~Stack() {
@@ -82,6 +84,12 @@ class Stack {
     return endpoints_.at("dispatchers").at(function).get<std::string>();
   }
   std::string Results() const { return endpoints_.at("results").get<std::string>(); }
+  // CURVE, as the stack's own workers and commands use it: the local keys (nullopt when off).
+  const std::optional<security::ClientKeys>& Keys() const { return keys_; }
+  std::vector<std::string> WorkerKeyArgs() const {
+    if (!keys_) return {};
+    return {"--keys", security::KeyDir(dir_ / "state").string()};
+  }
   std::string Stderr() const { return up_->Stderr(); }
   pid_t Pid() const { return up_->Pid(); }
 
@@ -89,15 +97,24 @@ class Stack {
   std::filesystem::path dir_;
   std::unique_ptr<testing::ChildProcess> up_;
   nlohmann::json endpoints_;
+  std::optional<security::ClientKeys> keys_;
 };
 
 // `runnel worker --function F --dispatcher EP` as a child; SIGTERM drains it on destruction.
 class WorkerProcess {
  public:
-  WorkerProcess(const std::string& function, const std::string& dispatcher, const std::string& id,
+  WorkerProcess(const Stack& stack, const std::string& function, const std::string& id,
                 std::vector<std::string> extra = {}) {
-    std::vector<std::string> argv = {testing::RunnelBin(), "worker",   "--function", function,
-                                     "--dispatcher",       dispatcher, "--id",       id};
+    std::vector<std::string> argv = {testing::RunnelBin(),
+                                     "worker",
+                                     "--function",
+                                     function,
+                                     "--dispatcher",
+                                     stack.Dispatcher(function),
+                                     "--id",
+                                     id};
+    const auto keys = stack.WorkerKeyArgs();
+    argv.insert(argv.end(), keys.begin(), keys.end());
     argv.insert(argv.end(), extra.begin(), extra.end());
     child_ = std::make_unique<testing::ChildProcess>(
         std::move(argv),
@@ -140,12 +157,13 @@ struct FeedOutcome {
 // [meta][output] per outcome (docs/protocol.md §4.1); Next hands them out one at a time.
 class Feed {
  public:
-  Feed(zmq::context_t& ctx, const std::string& endpoint, const std::string& prefix)
+  Feed(zmq::context_t& ctx, const Stack& stack, const std::string& prefix)
       : socket_(ctx, zmq::socket_type::sub) {
     socket_.set(zmq::sockopt::linger, 0);
     socket_.set(zmq::sockopt::rcvhwm, 0);
     socket_.set(zmq::sockopt::subscribe, prefix);
-    socket_.connect(endpoint);
+    if (stack.Keys()) security::MakeClient(socket_, *stack.Keys());
+    socket_.connect(stack.Results());
   }
 
   // The next outcome, or false when none came within `timeout`.

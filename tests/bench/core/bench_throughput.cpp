@@ -231,7 +231,7 @@ Round RunRound(const Args& a, int workers, zmq::context_t& ctx) {
   const auto kafka = stack.Kafka();
   kafka::Admin admin(kafka);
   const std::string group = "runnel." + std::string(kFunction);
-  Feed feed(ctx, stack.Results(), std::string(kFunction) + "/");
+  Feed feed(ctx, stack, std::string(kFunction) + "/");
   FeedOutcome outcome;
 
   // 1. Workers up, and warm: warm-up events until every worker has answered one on the feed
@@ -242,7 +242,7 @@ Round RunRound(const Args& a, int workers, zmq::context_t& ctx) {
   std::set<std::string> answered;
   for (int w = 0; w < workers; ++w) {
     const std::string id = fmt::format("bench-{}", w);
-    procs.push_back(std::make_unique<WorkerProcess>(kFunction, stack.Dispatcher(kFunction), id, extra));
+    procs.push_back(std::make_unique<WorkerProcess>(stack, kFunction, id, extra));
   }
   {
     kafka::Producer producer(kafka,

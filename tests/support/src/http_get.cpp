@@ -7,6 +7,7 @@
 #include <unistd.h>
 
 #include <regex>
+#include <sstream>
 
 namespace runnel::testing {
 
@@ -56,6 +57,22 @@ std::optional<HttpResponse> HttpGet(const std::string& url, std::chrono::millise
   if (std::smatch t; std::regex_search(head, t, kType)) r.content_type = t[1].str();
   r.body = raw.substr(head_end + 4);
   return r;
+}
+
+double MetricSample(const std::string& metrics_url, const std::string& family,
+                    const std::vector<std::pair<std::string, std::string>>& labels) {
+  const auto r = HttpGet(metrics_url);
+  if (!r || r->status != 200) return -1;
+  std::istringstream in(r->body);
+  for (std::string line; std::getline(in, line);) {
+    if (!line.starts_with(family + "{")) continue;
+    const std::string set = line.substr(0, line.rfind(' '));
+    bool all = true;
+    for (const auto& [name, value] : labels)
+      all = all && set.find(name + "=\"" + value + "\"") != std::string::npos;
+    if (all) return std::stod(line.substr(line.rfind(' ') + 1));
+  }
+  return -1;
 }
 
 }  // namespace runnel::testing

@@ -7,12 +7,14 @@
 #include <iostream>
 #include <iterator>
 #include <regex>
+#include <zmq.hpp>
 
 #include "runnel/core/envelope.hpp"
 #include "runnel/core/state_dir.hpp"
 #include "runnel/kafka/admin.hpp"
 #include "runnel/kafka/consumer.hpp"
 #include "runnel/kafka/producer.hpp"
+#include "runnel/security/key_files.hpp"
 #include "runnel/testing/wait.hpp"
 
 namespace runnel::testing {
@@ -93,6 +95,14 @@ bool StackProcess::WaitForWorkers(const std::string& function, int count,
         return n >= count;
       },
       deadline, std::chrono::milliseconds(20));
+}
+
+std::optional<security::ClientKeys> StackProcess::ClientKeys() const {
+  return security::LocalClientKeysFor(state_dir_, endpoints_);
+}
+
+void StackProcess::Secure(zmq::socket_t& socket) const {
+  if (const auto keys = ClientKeys()) security::MakeClient(socket, *keys);
 }
 
 nlohmann::json StackProcess::Status() const {

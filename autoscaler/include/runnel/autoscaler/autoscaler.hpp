@@ -27,6 +27,7 @@
 #include "runnel/core/config.hpp"
 #include "runnel/core/protocol_errors.hpp"
 #include "runnel/kafka/kafka.hpp"
+#include "runnel/security/guard.hpp"
 
 namespace zmq {
 class context_t;
@@ -41,6 +42,8 @@ class Autoscaler {
     kafka::KafkaOptions kafka;         // where the lag is read
     zmq::context_t* zmq = nullptr;     // for the control socket; must outlive the autoscaler
     std::string control_bind = "tcp://127.0.0.1:*";
+    // Makes the status socket a CURVE server (socket "status"); null: plain. Must outlive it.
+    security::Guard* guard = nullptr;
     std::chrono::milliseconds tick{100};
     std::chrono::milliseconds lag_interval{1000};
     // Control requests other than "status": the reply, or nullopt for an unknown request. Called
@@ -56,6 +59,9 @@ class Autoscaler {
     // The health of the stack's components, added to every status as "components" (a JSON array
     // of {"name", "up", "reason"}); optional, thread-safe.
     std::function<nlohmann::json()> components = nullptr;
+    // The sockets' security, added to every status as "security" ({"curve": bool, "refused":
+    // [{"socket", "reason", "count"}]}); optional, thread-safe.
+    std::function<nlohmann::json()> security = nullptr;
   };
   using Waker = std::function<void()>;
 

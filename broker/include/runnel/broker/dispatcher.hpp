@@ -31,6 +31,7 @@
 #include "runnel/core/config.hpp"
 #include "runnel/core/protocol_errors.hpp"
 #include "runnel/kafka/kafka.hpp"
+#include "runnel/security/guard.hpp"
 
 namespace zmq {
 class context_t;
@@ -45,6 +46,9 @@ class Dispatcher {
     kafka::KafkaOptions kafka;
     zmq::context_t* zmq = nullptr;  // shared with the stack; must outlive the dispatcher
     std::string bind = "tcp://127.0.0.1:*";
+    // Makes the ROUTER a CURVE server admitting only the keys it knows (socket "dispatcher/<name>");
+    // null: a plain socket, for tests on loopback. Must outlive the dispatcher.
+    security::Guard* guard = nullptr;
     std::string results_endpoint;  // the stack's results proxy to connect a PUB to; empty: none
     std::chrono::milliseconds heartbeat{1000};
     // fetch.wait.max.ms of its consumer: how long the broker may hold a fetch that finds nothing.

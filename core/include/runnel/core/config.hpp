@@ -14,6 +14,7 @@
 
 #include "runnel/core/batch_spec.hpp"
 #include "runnel/core/event_filter.hpp"
+#include "runnel/core/listen.hpp"
 #include "runnel/core/secret.hpp"
 
 namespace runnel {
@@ -110,6 +111,20 @@ struct ScheduleSpec {
 // kept as Secret like kafka.secrets. An exact list, not a guess from the name.
 bool IsSensitiveKafkaOption(std::string_view name);
 
+// Where the stack's ZeroMQ sockets bind, per kind (`listen:`; docs/config.md#listen).
+struct ListenConfig {
+  ListenAddress dispatchers;  // one port per function: a range when a port is given
+  ListenAddress results;
+  ListenAddress control;
+};
+
+// `security:` (docs/config.md#security).
+struct SecurityConfig {
+  bool curve = true;    // CURVE on every socket; off only when every bind is loopback
+  std::string clients;  // a directory of admitted public keys, like authorized_keys; empty: none
+  int curve_line = 0;   // where `security.curve` is (0: not given)
+};
+
 struct StackConfig {
   std::string source;           // the file it came from, or "(built-in default)"
   std::string kafka_bootstrap;  // empty: the embedded broker
@@ -123,6 +138,12 @@ struct StackConfig {
   // Where `runnel up` serves Prometheus metrics (HOST:PORT; port 0: any free port, read back into
   // endpoints.json), and how many recent events' traces it keeps for `runnel trace`.
   std::string metrics_listen = "127.0.0.1:0";
+  int metrics_line = 0;  // where `metrics` or `listen.metrics` is (0: not given)
+  ListenConfig listen;
+  // The host written into endpoints.json (and join tokens) for clients on other hosts; empty: the
+  // bound address (127.0.0.1 for a wildcard bind).
+  std::string advertise;
+  SecurityConfig security;
   std::size_t trace_events = 100'000;
   // One idle worker process per function kept loaded ahead of need, so that a start (from zero
   // too) skips exec and the dynamic loader; about 6 MiB RSS each (autoscaler/README.md).
@@ -132,6 +153,10 @@ struct StackConfig {
 
   const FunctionSpec* Find(const std::string& name) const;
 };
+
+// A non-loopback bind with CURVE off, or one dispatcher port for several functions: ConfigError
+// naming the line. The parser calls it; `runnel up` again after its --listen flags.
+void CheckListen(const StackConfig& config);
 
 // Reads and validates a runnel.yaml; throws ConfigError with file:line: key: reason.
 StackConfig LoadStackConfig(const std::filesystem::path& file);

@@ -43,6 +43,7 @@ inline constexpr Subsystem kCli{"cli"};
 inline constexpr Subsystem kFunction{"function"};  // what a function itself logs (handlers, plugins)
 inline constexpr Subsystem kKafka{"kafka"};        // librdkafka's own log lines
 inline constexpr Subsystem kScheduler{"scheduler"};
+inline constexpr Subsystem kSecurity{"security"};  // CURVE keys, the ZAP handler, refused connections
 inline constexpr Subsystem kTelemetry{"telemetry"};
 inline constexpr Subsystem kWorker{"worker"};
 

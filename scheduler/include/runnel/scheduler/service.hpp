@@ -20,6 +20,7 @@
 #include "runnel/core/protocol_errors.hpp"
 #include "runnel/core/secret.hpp"
 #include "runnel/scheduler/scheduler.hpp"
+#include "runnel/security/guard.hpp"
 
 namespace zmq {
 class context_t;
@@ -55,6 +56,9 @@ class SchedulerService {
     bool embedded = true;  // guard publishing against the embedded broker's log cap
     std::filesystem::path state_dir;
     zmq::context_t* zmq = nullptr;  // shared with the stack; must outlive the service
+    std::string control_bind = "tcp://127.0.0.1:*";
+    // Makes the control socket a CURVE server (socket "control"); null: plain. Must outlive it.
+    security::Guard* guard = nullptr;
     // Where the stack's dispatchers hand the outcomes of job items (one is made when null: then
     // only failed publishes are counted).
     std::shared_ptr<JobOutcomes> outcomes;

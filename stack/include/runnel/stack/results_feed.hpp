@@ -14,6 +14,10 @@ namespace zmq {
 class context_t;
 }
 
+namespace runnel::security {
+class Guard;
+}
+
 namespace runnel::stack {
 
 // The first frame the results feed sends every new subscriber (ZMQ_XPUB_WELCOME_MSG): receiving it
@@ -22,9 +26,12 @@ inline constexpr const char* kResultsWelcome = "runnel.welcome";
 
 class ResultsFeed {
  public:
-  // Binds both sides and returns once the proxy runs (or failed to start, then `on_failure` was
-  // or will be called). `on_failure` is called on the proxy's thread when a fault ends it.
-  ResultsFeed(zmq::context_t& ctx, std::function<void(const std::string&)> on_failure);
+  // Binds both sides, the subscribers' on `bind` (a ZeroMQ TCP endpoint; port * or 0: any free
+  // one), made a CURVE server by `guard` unless it is null (socket "results"), and returns once
+  // the proxy runs (or failed to start, then `on_failure` was or will be called). `on_failure` is
+  // called on the proxy's thread when a fault ends it.
+  ResultsFeed(zmq::context_t& ctx, const std::string& bind, security::Guard* guard,
+              std::function<void(const std::string&)> on_failure);
   // Stops the proxy and joins its thread.
   ~ResultsFeed();  // NOLINT(bugprone-exception-escape): see the definition
   ResultsFeed(const ResultsFeed&) = delete;

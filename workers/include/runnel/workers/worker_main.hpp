@@ -18,6 +18,7 @@ namespace runnel::workers {
 struct ParsedWorkerArgs {
   std::optional<WorkerOptions> options;
   bool standby = false;  // --standby: wait for AwaitStart before anything else
+  std::string keys_dir;  // --keys: a stack's key directory, read after the standby wait
   std::string error;     // a usage error, for stderr
   std::string message;   // what --help or --version prints, for stdout
 };

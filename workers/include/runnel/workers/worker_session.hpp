@@ -20,6 +20,8 @@
 #include <optional>
 #include <string>
 
+#include "runnel/security/curve.hpp"
+
 namespace runnel::workers {
 
 struct WorkerOptions {
@@ -31,6 +33,8 @@ struct WorkerOptions {
   bool handle_signals = true;           // drain on SIGTERM/SIGINT (via a signalfd)
   bool apply_memory_limit = true;       // setrlimit(RLIMIT_AS) from WELCOME's memory_mb
   std::chrono::milliseconds watchdog_grace{100};  // how far past its timeout a call may run
+  // CURVE to the dispatcher (the stack's server key and this worker's pair); nullopt: plain.
+  std::optional<security::ClientKeys> curve;
 };
 
 // The default credit is large so that a fast function's events travel in large batches; the

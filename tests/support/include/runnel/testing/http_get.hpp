@@ -5,6 +5,8 @@
 #include <chrono>
 #include <optional>
 #include <string>
+#include <utility>
+#include <vector>
 
 namespace runnel::testing {
 
@@ -18,5 +20,10 @@ struct HttpResponse {
 // answer does not come within the deadline.
 std::optional<HttpResponse> HttpGet(const std::string& url,
                                     std::chrono::milliseconds deadline = std::chrono::seconds(5));
+
+// The value of the first sample of `family` at the Prometheus endpoint `metrics_url` whose labels
+// include every one of `labels` (name, value); -1 when there is none or the endpoint does not answer.
+double MetricSample(const std::string& metrics_url, const std::string& family,
+                    const std::vector<std::pair<std::string, std::string>>& labels);
 
 }  // namespace runnel::testing

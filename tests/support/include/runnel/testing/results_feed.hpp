@@ -21,6 +21,7 @@ inline zmq::socket_t SubscribeToResults(zmq::context_t& ctx, const StackProcess&
   socket.set(zmq::sockopt::rcvhwm, 0);
   socket.set(zmq::sockopt::subscribe, prefix);
   socket.set(zmq::sockopt::subscribe, "runnel.welcome");
+  stack.Secure(socket);
   socket.connect(stack.Endpoints().at("results").get<std::string>());
   zmq::pollitem_t items[] = {{socket.handle(), 0, ZMQ_POLLIN, 0}};
   zmq::poll(items, 1, std::chrono::seconds(10));

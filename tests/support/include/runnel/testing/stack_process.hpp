@@ -19,7 +19,12 @@
 #include "runnel/core/outcome.hpp"
 #include "runnel/kafka/consumer.hpp"
 #include "runnel/kafka/kafka.hpp"
+#include "runnel/security/curve.hpp"
 #include "runnel/testing/child_process.hpp"
+
+namespace zmq {
+class socket_t;
+}
 
 namespace runnel::testing {
 
@@ -47,6 +52,11 @@ class StackProcess {
   const nlohmann::json& Endpoints() const { return endpoints_; }
   kafka::KafkaOptions Kafka() const { return {endpoints_.at("kafka").get<std::string>(), "e2e-test", {}}; }
   ChildProcess& Process() { return *process_; }
+  // The local client keys (<state dir>/keys) when the stack runs with CURVE, as `runnel` commands
+  // on its host use them; nullopt when CURVE is off.
+  std::optional<security::ClientKeys> ClientKeys() const;
+  // Makes `socket` a CURVE client of this stack with ClientKeys(), when CURVE is on.
+  void Secure(zmq::socket_t& socket) const;
 
   // Waits until `count` workers of `function` have joined their dispatcher (from the stack's log).
   bool WaitForWorkers(const std::string& function, int count, std::chrono::milliseconds deadline);
