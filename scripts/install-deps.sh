@@ -36,6 +36,7 @@ test_packages=(
   libcivetweb-dev           # the tests' HTTP server for http:// input references (prometheus-cpp-dev brings it too)
   kcat python3 python3-kafka  # third-party Kafka clients for the interop tests
   python3-zmq               # a third-party ZeroMQ client with CURVE (samples/clients, its e2e test)
+  iproute2                  # ip netns and veth pairs: the two-hosts e2e test
   libvips-tools             # vipsthumbnail, the baseline of the thumbnail benchmark
   docker-compose python3-yaml  # deploy tier: parse deploy/docker-compose.yml and deploy/k8s/ statically
   jq                        # samples/*/run.sh (and their e2e tests) read runnel's --json output

@@ -317,7 +317,9 @@ class Autoscaler::Loop {
     std::string reply;
     const std::string_view what = request.to_string_view();
     const auto decoded = DecodeStatusRequest(what);
-    if (!decoded) {
+    if (opt_.guard != nullptr && !opt_.guard->StillAdmitsSender(request.handle(), "status")) {
+      reply = StatusErrorReply("the join token of this client was revoked or has expired");
+    } else if (!decoded) {
       opt_.protocol_errors->Report("status", PeerAddress(request), decoded.error(), *log_);
       reply = StatusErrorReply(decoded.error().message);
     } else {

@@ -73,6 +73,11 @@ class Dispatcher::Loop {
   // Worker side.
   void ReceiveFromWorkers();
   void OnHello(const std::string& identity, const std::vector<zmq::message_t>& frames);
+  // The ZMQ User-Id of the connection `frame` came on (the name of the key the guard admitted it
+  // by); empty without a guard.
+  std::string ConnectionUser(const zmq::message_t& frame) const;
+  // Whether a connection admitted as `user` may still be served (its join token still valid).
+  bool Admitted(const std::string& user) const;
   void OnResults(const std::string& identity, const std::vector<zmq::message_t>& frames);
   void OnWorkerMessage(const std::string& identity, wire::Command command,
                        const std::vector<zmq::message_t>& frames);

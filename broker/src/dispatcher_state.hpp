@@ -115,6 +115,7 @@ struct Slot {
 struct Worker : WorkerCredit {
   std::string identity;  // the ROUTER routing id
   std::string id;        // what the worker calls itself
+  std::string user;      // its connection's ZMQ User-Id (the key it was admitted by); empty: plain
   int pid = 0;
   Clock::time_point last_heard{};
   std::set<std::uint64_t> slots;  // events it holds

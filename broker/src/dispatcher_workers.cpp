@@ -129,6 +129,16 @@ std::uint64_t Dispatcher::Loop::NewToken() {
   }
 }
 
+std::string Dispatcher::Loop::ConnectionUser(const zmq::message_t& frame) const {
+  if (opt_.guard == nullptr) return {};
+  const char* user = zmq_msg_gets(frame.handle(), "User-Id");
+  return user == nullptr ? std::string() : std::string(user);
+}
+
+bool Dispatcher::Loop::Admitted(const std::string& user) const {
+  return opt_.guard == nullptr || user.empty() || opt_.guard->StillAdmitted(user, socket_name_);
+}
+
 void Dispatcher::Loop::OnHello(const std::string& identity, const std::vector<zmq::message_t>& frames) {
   // A HELLO that does not decode is a protocol error (counted, logged by ProtocolError); one that
   // decodes but does not fit this dispatcher is a worker started wrongly (logged here). Both get
@@ -155,6 +165,8 @@ void Dispatcher::Loop::OnHello(const std::string& identity, const std::vector<zm
       reason = fmt::format("this dispatcher serves '{}', not '{}'", opt_.spec.name, hello.function);
     } else if (hello.capacity < 1 && !hello.draining) {
       reason = "capacity must be at least 1";
+    } else if (!Admitted(ConnectionUser(frames[1]))) {
+      reason = "the join token this connection came in with was revoked or has expired";
     }
   }
   if (!reason.empty()) {
@@ -169,6 +181,7 @@ void Dispatcher::Loop::OnHello(const std::string& identity, const std::vector<zm
   Worker w;
   w.identity = identity;
   w.id = hello.worker;
+  w.user = ConnectionUser(frames[1]);
   w.pid = static_cast<int>(hello.pid);
   // The credit starts at what the worker runs at once (a full batch per call) and grows with
   // prefetch once its calls prove fast (Worker::Measured): events held idle at a slow worker are
@@ -433,6 +446,20 @@ void Dispatcher::Loop::Heartbeats(Clock::time_point now) {
     if (now - w.last_heard > 3 * opt_.heartbeat) silent.push_back(identity);
   }
   for (const auto& identity : silent) WorkerLost(identity, "silent for 3 heartbeats");
+  // A worker whose join token was revoked or expired since it joined: told, and its events go to
+  // the others (protocol §6.1).
+  std::vector<std::string> revoked;
+  for (const auto& [identity, w] : workers_) {
+    if (!Admitted(w.user)) revoked.push_back(identity);
+  }
+  for (const auto& identity : revoked) {
+    std::vector<zmq::message_t> out;
+    out.push_back(zmq::message_t(wire::cmd::kReject));
+    out.push_back(zmq::message_t(
+        wire::Encode(wire::Reason{"the join token of this worker was revoked or has expired"})));
+    Send(identity, std::move(out));
+    WorkerLost(identity, "its join token was revoked or has expired");
+  }
   std::vector<std::string> identities;
   for (const auto& [identity, w] : workers_) identities.push_back(identity);
   for (const auto& identity : identities) {

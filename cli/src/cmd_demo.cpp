@@ -22,6 +22,7 @@
 #include "runnel/kafka/admin.hpp"
 #include "runnel/kafka/consumer.hpp"
 #include "runnel/kafka/producer.hpp"
+#include "runnel/security/key_files.hpp"
 #include "runnel/stack/stack.hpp"
 #include "sensor_simulator.hpp"
 #include "stack_client.hpp"
@@ -162,7 +163,9 @@ class Outcomes {
 // "image.thumbnail 0, video.thumbnails 0, iot.ingest 3" and the total, from the stack's status.
 std::pair<std::string, int> WorkersLine(const nlohmann::json& endpoints, const std::filesystem::path& root) {
   try {
-    const auto status = QueryStatus(endpoints, root, std::chrono::seconds(1));
+    const auto status =
+        QueryStatus(StackAccess{endpoints, security::LocalClientKeysFor(root, endpoints), root.string()},
+                    std::chrono::seconds(1));
     std::vector<std::string> parts;
     int total = 0;
     for (const auto& f : status.at("functions")) {
@@ -177,7 +180,9 @@ std::pair<std::string, int> WorkersLine(const nlohmann::json& endpoints, const s
 
 std::string IotLine(const nlohmann::json& endpoints, const std::filesystem::path& root) {
   try {
-    const auto status = QueryStatus(endpoints, root, std::chrono::seconds(1));
+    const auto status =
+        QueryStatus(StackAccess{endpoints, security::LocalClientKeysFor(root, endpoints), root.string()},
+                    std::chrono::seconds(1));
     for (const auto& f : status.at("functions")) {
       if (f.value("name", "") != "iot.ingest") continue;
       return fmt::format("lag {:>5}  done {:>6.0f}/s  workers {} running, {} desired", f.value("lag", 0),

@@ -132,8 +132,9 @@ Command AddInvoke(CLI::App& app, CommonOptions& common) {
       ->transform(DurationSeconds())
       ->check(CLI::PositiveNumber);
   sub->add_flag("--json", flags->json, "Print the whole outcome as JSON");
+  AddJoinOption(sub, common);
   return {sub, [flags, &common] {
-            const StackClient stack(common.state_dir);
+            const StackClient stack(StackAccess::Resolve(common));
             const FunctionTopics topics = stack.Function(flags->function);
             const auto timeout = std::chrono::milliseconds(static_cast<std::int64_t>(flags->timeout * 1000));
 
@@ -167,13 +168,11 @@ Command AddInvoke(CLI::App& app, CommonOptions& common) {
                          flags->function, flags->timeout, e.what());
               return exit_code::kTimeout;
             }
-            const StateDir state = StateDir::Resolve(common.state_dir);
             std::string ask_problem;  // why the last question to the stack failed, if it did
             const auto ask = [&](std::chrono::milliseconds within) -> std::optional<StackOutcome> {
               try {
-                const auto answer =
-                    AskStack(stack.Endpoints(), state.Root(),
-                             Encode(StatusRequest{StatusRequest::Kind::kOutcome, env.id}), within);
+                const auto answer = AskStack(
+                    stack.Access(), Encode(StatusRequest{StatusRequest::Kind::kOutcome, env.id}), within);
                 ask_problem.clear();
                 return FromStackAnswer(answer, flags->function, env.id);
               } catch (const Error& e) {

@@ -13,6 +13,7 @@
 #include <zmq_addon.hpp>
 
 #include "commands.hpp"
+#include "control_request.hpp"
 #include "flag_checks.hpp"
 #include "results_reader.hpp"
 #include "runnel/core/error.hpp"
@@ -97,9 +98,20 @@ class FeedConnection {
 
 // Follows the stack's results feed: reconnects when endpoints.json names another feed (the stack
 // restarted), waits (saying so) while no stack runs, and says when a feed does not answer.
-int FollowFeed(const ResultsOptions& o, const std::string& state_flag) {
-  const StateDir state = StateDir::Resolve(state_flag);
-  const auto first = ReadFeedTarget(state);
+int FollowFeed(const ResultsOptions& o, const CommonOptions& common) {
+  const StateDir state = StateDir::Resolve(common.state_dir);
+  // With a join token the feed is where the token says; without, endpoints.json is re-read.
+  std::optional<FeedTarget> joined;
+  if (!common.join.empty()) {
+    auto access = StackAccess::Joined(common.join);
+    const auto results = access.endpoints.find("results");
+    if (results == access.endpoints.end() || !results->is_string()) {
+      throw ConfigError(fmt::format("{}: the token names no results feed", common.join));
+    }
+    joined = FeedTarget{results->get<std::string>(), 0, std::move(access.keys)};
+  }
+  const auto read_target = [&] { return joined ? joined : ReadFeedTarget(state); };
+  const auto first = read_target();
   if (!first) {
     (void)state.ReadEndpoints();  // no file: its own clear error
     throw ConfigError("the running stack has no results feed (is it 'runnel up'?)");
@@ -117,7 +129,7 @@ int FollowFeed(const ResultsOptions& o, const std::string& state_flag) {
     const auto now = std::chrono::steady_clock::now();
     if (now >= next_check) {
       next_check = now + kRecheckInterval;
-      const auto target = ReadFeedTarget(state);
+      const auto target = read_target();
       if (!target || !Running(*target)) {
         if (!said_gone) {
           Say(last && last->pid > 0
@@ -199,9 +211,10 @@ Command AddResults(CLI::App& app, CommonOptions& common) {
          "--from-beginning", flags->from_beginning,
          "With --durable: a group without a position starts at the topic's beginning (default: its end)")
       ->needs(durable);
+  AddJoinOption(sub, common);
   return {sub, [flags, &common] {
             if (flags->durable) return ReadResultsTopic(*flags, common.state_dir);
-            return FollowFeed(*flags, common.state_dir);
+            return FollowFeed(*flags, common);
           }};
 }
 

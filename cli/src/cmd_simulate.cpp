@@ -20,7 +20,7 @@ namespace {
 // "iot.ingest: lag 120, workers 3 running of 3 desired" from the stack's status, or why not.
 std::string StatusLine(const StackClient& stack, const std::string& function) {
   try {
-    const auto status = QueryStatus(stack.Endpoints(), {}, std::chrono::milliseconds(500));
+    const auto status = QueryStatus(stack.Access(), std::chrono::milliseconds(500));
     for (const auto& f : status.at("functions")) {
       if (f.value("name", "") != function) continue;
       return fmt::format("lag {:>6}  in {:>7.0f}/s  done {:>7.0f}/s  workers {} running, {} desired",

@@ -79,10 +79,9 @@ Command AddStatus(CLI::App& app, CommonOptions& common) {
   sub->add_option("--timeout", flags->timeout, "How long to wait for the stack's answer (default 2s)")
       ->transform(DurationSeconds())
       ->check(CLI::PositiveNumber);
+  AddJoinOption(sub, common);
   return {sub, [flags, &common] {
-            const StateDir state = StateDir::Resolve(common.state_dir);
-            const auto status =
-                QueryStatus(state.ReadEndpoints(), state.Root(), SecondsOption(flags->timeout));
+            const auto status = QueryStatus(StackAccess::Resolve(common), SecondsOption(flags->timeout));
             if (flags->json) {
               fmt::print("{}\n", status.dump());
             } else {

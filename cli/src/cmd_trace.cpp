@@ -82,15 +82,15 @@ Command AddTrace(CLI::App& app, CommonOptions& common) {
   sub->add_option("--timeout", flags->timeout, "How long to wait for the stack's answer (default 2s)")
       ->transform(DurationSeconds())
       ->check(CLI::PositiveNumber);
+  AddJoinOption(sub, common);
   return {sub, [flags, &common] {
             const StatusRequest request{StatusRequest::Kind::kTrace, flags->id};
             // What the stack would refuse, refused here with the same message.
             if (const auto checked = DecodeStatusRequest(Encode(request)); !checked) {
               throw ConfigError(checked.error().message);
             }
-            const StateDir state = StateDir::Resolve(common.state_dir);
             const auto answer =
-                AskStack(state.ReadEndpoints(), state.Root(), Encode(request), SecondsOption(flags->timeout));
+                AskStack(StackAccess::Resolve(common), Encode(request), SecondsOption(flags->timeout));
             if (const auto error = answer.find("error"); error != answer.end()) {
               throw ConfigError(error->is_string() ? error->get<std::string>() : JsonText(*error));
             }

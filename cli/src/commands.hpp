@@ -11,6 +11,7 @@ namespace runnel::cli {
 struct CommonOptions {
   std::string state_dir;   // --state-dir; empty means $RUNNEL_STATE_DIR or ./.runnel
   std::string log_format;  // --log-format human|json; empty: $RUNNEL_LOG_FORMAT, else human
+  std::string join;        // --join TOKEN_FILE (the commands that take it): the stack from a join token
 };
 
 // A subcommand and what runs when it is chosen; the action returns the exit code.
@@ -39,5 +40,6 @@ Command AddJob(CLI::App& app, CommonOptions& common);
 Command AddStatus(CLI::App& app, CommonOptions& common);
 Command AddSimulate(CLI::App& app, CommonOptions& common);
 Command AddTrace(CLI::App& app, CommonOptions& common);
+Command AddToken(CLI::App& app, CommonOptions& common);
 
 }  // namespace runnel::cli

@@ -10,25 +10,50 @@
 #include "runnel/core/error.hpp"
 #include "runnel/core/json.hpp"
 #include "runnel/security/key_files.hpp"
+#include "runnel/security/tokens.hpp"
 
 namespace runnel::cli {
 
-nlohmann::json AskStack(const nlohmann::json& endpoints, const std::filesystem::path& state_root,
-                        std::string_view request, std::chrono::milliseconds timeout) {
+StackAccess StackAccess::Local(const StateDir& state) {
+  StackAccess access{state.ReadEndpoints(), std::nullopt, state.Root().string()};
+  access.keys = security::LocalClientKeysFor(state.Root(), access.endpoints);
+  return access;
+}
+
+StackAccess StackAccess::Joined(const std::string& token_file) {
+  auto token = security::ReadJoinToken(token_file);
+  return {std::move(token.endpoints), std::move(token.keys), token_file};
+}
+
+StackAccess StackAccess::Resolve(const CommonOptions& common) {
+  return common.join.empty() ? Local(StateDir::Resolve(common.state_dir)) : Joined(common.join);
+}
+
+void AddJoinOption(CLI::App* command, CommonOptions& common) {
+  command
+      ->add_option("--join", common.join,
+                   "Reach the stack with a join token from `runnel token create` (its endpoints and keys) "
+                   "instead of a local state dir: from another host")
+      ->check(CLI::ExistingFile);
+}
+
+nlohmann::json AskStack(const StackAccess& stack, std::string_view request,
+                        std::chrono::milliseconds timeout) {
+  const auto& endpoints = stack.endpoints;
   if (!endpoints.contains("status")) {
-    throw NoStackError(fmt::format("no running stack with an autoscaler in {} (start one with 'runnel up')",
-                                   state_root.string()));
+    throw NoStackError(
+        fmt::format("no running stack with an autoscaler in {} (start one with 'runnel up')", stack.where));
   }
   const int pid = endpoints.value("pid", 0);
   if (pid > 0 && ::kill(pid, 0) != 0 && errno == ESRCH) {
     throw NoStackError(fmt::format("the stack in {} (pid {}) is not running; its endpoints.json is stale",
-                                   state_root.string(), pid));
+                                   stack.where, pid));
   }
   const std::string endpoint = endpoints["status"].get<std::string>();
   zmq::context_t ctx(1);
   zmq::socket_t req(ctx, zmq::socket_type::req);
   req.set(zmq::sockopt::linger, 0);
-  if (const auto keys = security::LocalClientKeysFor(state_root, endpoints)) security::MakeClient(req, *keys);
+  if (stack.keys) security::MakeClient(req, *stack.keys);
   req.connect(endpoint);
   req.send(zmq::buffer(request), zmq::send_flags::none);
   zmq::pollitem_t items[] = {{req.handle(), 0, ZMQ_POLLIN, 0}};
@@ -45,9 +70,8 @@ nlohmann::json AskStack(const nlohmann::json& endpoints, const std::filesystem::
   return std::move(*answer);
 }
 
-nlohmann::json QueryStatus(const nlohmann::json& endpoints, const std::filesystem::path& state_root,
-                           std::chrono::milliseconds timeout) {
-  auto status = AskStack(endpoints, state_root, Encode(StatusRequest{}), timeout);
+nlohmann::json QueryStatus(const StackAccess& stack, std::chrono::milliseconds timeout) {
+  auto status = AskStack(stack, Encode(StatusRequest{}), timeout);
   if (!status.contains("functions") || !status["functions"].is_array()) {
     throw Error("the stack's answer is not a status: " + JsonText(status), false);
   }

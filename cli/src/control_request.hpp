@@ -5,21 +5,44 @@
 #include <chrono>
 #include <filesystem>
 #include <nlohmann/json.hpp>
+#include <optional>
+#include <string>
 #include <string_view>
+
+#include "commands.hpp"
+#include "runnel/core/state_dir.hpp"
+#include "runnel/security/curve.hpp"
 
 namespace runnel::cli {
 
+// A running stack as a client reaches it: its endpoints and what its sockets take from this client.
+struct StackAccess {
+  nlohmann::json endpoints;
+  std::optional<security::ClientKeys> keys;  // CURVE on
+  std::string where;                         // the state dir or the token file, for messages
+
+  // The state dir's endpoints.json (NoStackError when there is none) and, with CURVE, its local keys.
+  static StackAccess Local(const StateDir& state);
+  // What a join token from `runnel token create` gives: the stack's advertised endpoints and the
+  // token's keys (ConfigError when the file is not a valid, unexpired token).
+  static StackAccess Joined(const std::string& token_file);
+  // --join when given, else the state dir.
+  static StackAccess Resolve(const CommonOptions& common);
+};
+
+// Adds --join TOKEN_FILE to a command that reaches a stack over ZeroMQ (and Kafka, for publishing).
+void AddJoinOption(CLI::App* command, CommonOptions& common);
+
 // The parsed JSON reply to `request` (an encoded StatusRequest, runnel/core/control_messages.hpp), asked at
-// `endpoints`' `status` endpoint. Throws NoStackError with one clear line when no stack runs (no endpoint, or
-// the pid in endpoints.json is gone; `state_root` names the state dir in that message), Error (retriable)
-// when the stack does not answer within `timeout`, Error when the answer is not a JSON object.
-nlohmann::json AskStack(const nlohmann::json& endpoints, const std::filesystem::path& state_root,
-                        std::string_view request, std::chrono::milliseconds timeout);
+// the stack's `status` endpoint. Throws NoStackError with one clear line when no stack runs (no endpoint,
+// or the pid in endpoints.json is gone), Error (retriable) when the stack does not answer within
+// `timeout`, Error when the answer is not a JSON object.
+nlohmann::json AskStack(const StackAccess& stack, std::string_view request,
+                        std::chrono::milliseconds timeout);
 
 // AskStack(..., "status", ...), checked to be a status ({"functions": [...]}, see
 // `runnel status --json`).
-nlohmann::json QueryStatus(const nlohmann::json& endpoints, const std::filesystem::path& state_root,
-                           std::chrono::milliseconds timeout);
+nlohmann::json QueryStatus(const StackAccess& stack, std::chrono::milliseconds timeout);
 
 // Seconds from a command-line option, as the timeout these take.
 inline std::chrono::milliseconds SecondsOption(double seconds) {

@@ -46,20 +46,21 @@ std::string ContentTypeFor(const std::filesystem::path& path) {
   return it == kTypes.end() ? "application/octet-stream" : it->second;
 }
 
-StackClient::StackClient(const std::string& state_dir_flag) {
-  const StateDir state = StateDir::Resolve(state_dir_flag);
-  endpoints_ = state.ReadEndpoints();
-  if (!endpoints_.contains("kafka"))
-    throw NoStackError("endpoints.json has no Kafka endpoint: is a stack running?");
-  keys_ = security::LocalClientKeysFor(state.Root(), endpoints_);
+StackClient::StackClient(const std::string& state_dir_flag)
+    : StackClient(StackAccess::Local(StateDir::Resolve(state_dir_flag))) {}
+
+StackClient::StackClient(StackAccess access) : access_(std::move(access)) {
+  if (!access_.endpoints.contains("kafka")) {
+    throw NoStackError(fmt::format("{}: no Kafka endpoint: is a stack running?", access_.where));
+  }
 }
 
 kafka::KafkaOptions StackClient::Kafka() const {
-  return {endpoints_.at("kafka").get<std::string>(), "runnel-cli", {}};
+  return {access_.endpoints.at("kafka").get<std::string>(), "runnel-cli", {}};
 }
 
 FunctionTopics StackClient::Function(const std::string& function) const {
-  const auto functions = endpoints_.value("functions", nlohmann::json::object());
+  const auto functions = access_.endpoints.value("functions", nlohmann::json::object());
   auto it = functions.find(function);
   if (it == functions.end()) {
     std::vector<std::string> known;
@@ -72,8 +73,8 @@ FunctionTopics StackClient::Function(const std::string& function) const {
 }
 
 std::optional<std::vector<std::string>> StackClient::ServedTopics() const {
-  const auto functions = endpoints_.find("functions");
-  if (functions == endpoints_.end() || !functions->is_object()) return std::nullopt;
+  const auto functions = access_.endpoints.find("functions");
+  if (functions == access_.endpoints.end() || !functions->is_object()) return std::nullopt;
   std::vector<std::string> topics;
   for (const auto& [name, f] : functions->items()) topics.push_back(f.value("topic", name));
   std::sort(topics.begin(), topics.end());
@@ -86,10 +87,11 @@ std::unique_ptr<kafka::Producer> StackClient::Producer() const {
   kafka::Producer::Options options;
   // "in_memory": the stack's broker is a mock cluster (embedded, or `runnel kafka`); stacks before
   // that key wrote only "embedded".
-  if (endpoints_.value("in_memory", endpoints_.value("embedded", false))) {
+  if (access_.endpoints.value("in_memory", access_.endpoints.value("embedded", false))) {
     options.retention_guard = std::make_shared<kafka::RetentionGuard>(
-        config,
-        [endpoints = endpoints_](const std::string& topic) { return GroupsConsuming(endpoints, topic); });
+        config, [endpoints = access_.endpoints](const std::string& topic) {
+          return GroupsConsuming(endpoints, topic);
+        });
   }
   return std::make_unique<kafka::Producer>(config, options);
 }

@@ -12,6 +12,7 @@
 #include <string>
 #include <vector>
 
+#include "control_request.hpp"
 #include "runnel/core/outcome.hpp"
 #include "runnel/core/state_dir.hpp"
 #include "runnel/kafka/producer.hpp"
@@ -34,10 +35,13 @@ class StackClient {
  public:
   // Reads endpoints.json; throws ConfigError with one clear line when no stack runs.
   explicit StackClient(const std::string& state_dir_flag);
+  // A stack reached through `access` (a join token, or a state dir).
+  explicit StackClient(StackAccess access);
 
-  const nlohmann::json& Endpoints() const { return endpoints_; }
-  // What the stack's sockets take from a client on this host: its local key when CURVE is on.
-  const std::optional<security::ClientKeys>& Keys() const { return keys_; }
+  const nlohmann::json& Endpoints() const { return access_.endpoints; }
+  // What the stack's sockets take from this client: a key when CURVE is on.
+  const std::optional<security::ClientKeys>& Keys() const { return access_.keys; }
+  const StackAccess& Access() const { return access_; }
   kafka::KafkaOptions Kafka() const;
   // Throws ConfigError naming the known functions when `function` is not served by the stack.
   FunctionTopics Function(const std::string& function) const;
@@ -48,8 +52,7 @@ class StackClient {
   std::unique_ptr<kafka::Producer> Producer() const;
 
  private:
-  nlohmann::json endpoints_;
-  std::optional<security::ClientKeys> keys_;
+  StackAccess access_;
 };
 
 // A subscription to the results feed. The constructor returns once the feed has acknowledged the

@@ -50,7 +50,8 @@ std::variant<ListenAddress, std::string> ListenAddress::Parse(std::string_view t
   if (out.host == "localhost") out.host = "127.0.0.1";
   if (out.host == "*") out.host = "0.0.0.0";
   if (!IsAddress(out.host)) {
-    return fmt::format("'{}': '{}' is not an IP address of this host (0.0.0.0 or :: for all of them)", text, host);
+    return fmt::format("'{}': '{}' is not an IP address of this host (0.0.0.0 or :: for all of them)", text,
+                       host);
   }
   if (!ports.empty()) {
     const auto dash = ports.find('-');

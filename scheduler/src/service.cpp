@@ -143,6 +143,9 @@ struct SchedulerService::Impl {
   // The reply to one control request, whatever its bytes: a request that does not decode gets
   // {"ok": false, "error"} and is counted (socket "control"); so does one whose answer fails.
   std::string Answer(zmq::message_t& request) {
+    if (opt.guard != nullptr && !opt.guard->StillAdmitsSender(request.handle(), "control")) {
+      return ControlErrorReply("the join token of this client was revoked or has expired");
+    }
     const auto decoded = DecodeControlRequest(request.to_string_view());
     if (!decoded) {
       std::string peer = "?";

@@ -6,10 +6,11 @@
 #include <sys/socket.h>
 
 #include <array>
-#include <cerrno>
 #include <atomic>
+#include <cerrno>
 #include <chrono>
 #include <cstring>
+#include <filesystem>
 #include <map>
 #include <mutex>
 #include <optional>
@@ -27,10 +28,13 @@ namespace {
 
 // The one ZAP endpoint libzmq asks, on the context of the socket that authenticates.
 constexpr const char* kZapEndpoint = "inproc://zeromq.zap.01";
-constexpr int kWatchedEvents = ZMQ_EVENT_ACCEPTED | ZMQ_EVENT_DISCONNECTED | ZMQ_EVENT_HANDSHAKE_FAILED_NO_DETAIL |
-                               ZMQ_EVENT_HANDSHAKE_FAILED_PROTOCOL | ZMQ_EVENT_HANDSHAKE_FAILED_AUTH;
+constexpr int kWatchedEvents = ZMQ_EVENT_ACCEPTED | ZMQ_EVENT_DISCONNECTED |
+                               ZMQ_EVENT_HANDSHAKE_FAILED_NO_DETAIL | ZMQ_EVENT_HANDSHAKE_FAILED_PROTOCOL |
+                               ZMQ_EVENT_HANDSHAKE_FAILED_AUTH;
 // Live connections remembered per socket, for the address of one that fails its handshake.
 constexpr std::size_t kMaxPeers = 65'536;
+// The User-Id of a connection admitted by a join token: this, then the token's id.
+constexpr std::string_view kTokenUserPrefix = "token:";
 
 std::string PeerOf(int fd) {
   sockaddr_storage addr{};
@@ -114,6 +118,17 @@ class Guard::Loop {
 
   const std::string& ServerKey() const { return opt_.server.public_key; }
 
+  bool StillAdmitted(const std::string& user, const std::string& domain) {
+    if (!user.starts_with(kTokenUserPrefix)) return true;
+    const std::string id = user.substr(kTokenUserPrefix.size());
+    std::lock_guard lock(tokens_mu_);
+    RefreshTokens();
+    for (const auto& [key, record] : tokens_) {
+      if (record.id == id) return record.Admits(domain, NowMs());
+    }
+    return false;
+  }
+
  private:
   struct Watch {
     Watch(std::string n, zmq::socket_t s) : name(std::move(n)), events(std::move(s)) {}
@@ -125,6 +140,34 @@ class Guard::Loop {
     std::optional<std::pair<std::string_view, std::string>> failed;
     bool stopped = false;
   };
+
+  // The token whose key is `binary_key`, after re-reading the tokens when they changed.
+  std::optional<TokenRecord> FindToken(const std::string& binary_key) {
+    std::lock_guard lock(tokens_mu_);
+    RefreshTokens();
+    const auto it = tokens_.find(binary_key);
+    if (it == tokens_.end()) return std::nullopt;
+    return it->second;
+  }
+
+  // Under tokens_mu_. A stat of the directory at most every 100 ms; the records again when its
+  // modification time moved (a token created or revoked renames a file into it).
+  void RefreshTokens() {
+    if (opt_.token_state_dir.empty()) return;
+    const auto now = std::chrono::steady_clock::now();
+    if (now - tokens_checked_ < std::chrono::milliseconds(100)) return;
+    tokens_checked_ = now;
+    std::error_code ec;
+    const TokenStore store(opt_.token_state_dir);
+    const auto mtime = std::filesystem::last_write_time(store.Dir(), ec);
+    if (ec || mtime == tokens_mtime_) return;
+    tokens_mtime_ = mtime;
+    std::map<std::string, TokenRecord> fresh;
+    for (auto& record : store.List()) {
+      fresh.emplace(Binary(record.public_key), std::move(record));
+    }
+    tokens_ = std::move(fresh);
+  }
 
   struct Tally {
     std::int64_t count = 0;
@@ -153,7 +196,8 @@ class Guard::Loop {
         std::erase_if(watches_, [](const auto& w) { return w->stopped; });
       }
     } catch (const std::exception& e) {
-      log::kSecurity->critical("security guard: stopped by an error: {} (no new client is admitted)", e.what());
+      log::kSecurity->critical("security guard: stopped by an error: {} (no new client is admitted)",
+                               e.what());
       if (opt_.on_failure) opt_.on_failure(e.what());
     }
   }
@@ -162,7 +206,9 @@ class Guard::Loop {
   void AnswerZap() {
     std::vector<zmq::message_t> request;
     if (!zmq::recv_multipart(zap_, std::back_inserter(request), zmq::recv_flags::dontwait)) return;
-    const auto frame = [&](std::size_t i) { return i < request.size() ? request[i].to_string() : std::string(); };
+    const auto frame = [&](std::size_t i) {
+      return i < request.size() ? request[i].to_string() : std::string();
+    };
     const std::string request_id = frame(1);
     const std::string domain = frame(2);
     const std::string address = frame(3);
@@ -177,13 +223,26 @@ class Guard::Loop {
       code = "200";
       text = "OK";
       user = it->second;
+    } else if (const auto token = FindToken(frame(6))) {
+      if (token->Admits(domain, NowMs())) {
+        code = "200";
+        text = "OK";
+        user = std::string(kTokenUserPrefix) + token->id;
+      } else {
+        text = "token refused";
+        const char* why = token->revoked                                           ? "was revoked"
+                          : token->expires_ms != 0 && NowMs() >= token->expires_ms ? "has expired"
+                                                                                   : "is not for this socket";
+        Refuse(domain, kRefusedToken, address, fmt::format("join token {} {}", token->id, why));
+      }
     } else {
       text = "unknown key";
       Refuse(domain, kRefusedUnknownKey, address,
              fmt::format("its key {} is not admitted (add it to security.clients)", Z85(frame(6))));
     }
-    std::array<zmq::const_buffer, 6> reply = {zmq::str_buffer("1.0"), zmq::buffer(request_id), zmq::buffer(code),
-                                             zmq::buffer(text),        zmq::buffer(user),       zmq::str_buffer("")};
+    std::array<zmq::const_buffer, 6> reply = {zmq::str_buffer("1.0"), zmq::buffer(request_id),
+                                              zmq::buffer(code),      zmq::buffer(text),
+                                              zmq::buffer(user),      zmq::str_buffer("")};
     (void)zmq::send_multipart(zap_, reply, zmq::send_flags::dontwait);
   }
 
@@ -238,14 +297,16 @@ class Guard::Loop {
     }
   }
 
-  void Refuse(const std::string& socket, std::string_view reason, const std::string& peer, const std::string& why) {
+  void Refuse(const std::string& socket, std::string_view reason, const std::string& peer,
+              const std::string& why) {
     const auto now = std::chrono::steady_clock::now();
     std::int64_t unlogged = 0;
     {
       std::lock_guard lock(mu_);
       Tally& t = counts_[{socket, std::string(reason)}];
       ++t.count;
-      if (t.last_line != std::chrono::steady_clock::time_point{} && now - t.last_line < std::chrono::seconds(1)) {
+      if (t.last_line != std::chrono::steady_clock::time_point{} &&
+          now - t.last_line < std::chrono::seconds(1)) {
         ++t.unlogged;
         return;
       }
@@ -253,8 +314,9 @@ class Guard::Loop {
       unlogged = std::exchange(t.unlogged, 0);
     }
     if (unlogged > 0) {
-      log::kSecurity->warn("{}: refused a client from {} ({}): {} ({} more refused in the last second, not logged)",
-                           socket, peer, reason, why, unlogged);
+      log::kSecurity->warn(
+          "{}: refused a client from {} ({}): {} ({} more refused in the last second, not logged)", socket,
+          peer, reason, why, unlogged);
     } else {
       log::kSecurity->warn("{}: refused a client from {} ({}): {}", socket, peer, reason, why);
     }
@@ -263,14 +325,18 @@ class Guard::Loop {
   zmq::context_t& ctx_;
   Options opt_;
   std::map<std::string, std::string> admitted_;  // binary public key -> name
+  std::mutex tokens_mu_;
+  std::map<std::string, TokenRecord> tokens_;  // binary public key -> record, under tokens_mu_
+  std::chrono::steady_clock::time_point tokens_checked_{};
+  std::filesystem::file_time_type tokens_mtime_{};
   zmq::socket_t zap_;
   EventNotifier wake_;
   std::atomic<bool> stop_{false};
   std::atomic<int> next_monitor_{0};
   mutable std::mutex mu_;
-  std::vector<std::unique_ptr<Watch>> pending_;  // under mu_
+  std::vector<std::unique_ptr<Watch>> pending_;                  // under mu_
   std::map<std::pair<std::string, std::string>, Tally> counts_;  // under mu_
-  std::vector<std::unique_ptr<Watch>> watches_;  // the thread's own
+  std::vector<std::unique_ptr<Watch>> watches_;                  // the thread's own
   std::thread thread_;
 };
 
@@ -279,5 +345,12 @@ Guard::~Guard() = default;
 void Guard::Secure(zmq::socket_t& socket, const std::string& name) { loop_->Secure(socket, name); }
 std::vector<Guard::Count> Guard::Refused() const { return loop_->Refused(); }
 const std::string& Guard::ServerKey() const { return loop_->ServerKey(); }
+bool Guard::StillAdmitted(const std::string& user, const std::string& domain) const {
+  return loop_->StillAdmitted(user, domain);
+}
+bool Guard::StillAdmitsSender(const void* message, const std::string& domain) const {
+  const char* user = zmq_msg_gets(static_cast<const zmq_msg_t*>(message), "User-Id");
+  return user == nullptr || loop_->StillAdmitted(user, domain);
+}
 
 }  // namespace runnel::security

@@ -24,7 +24,8 @@ std::optional<std::string> ReadKeyLine(const fs::path& file, std::string_view ad
   std::ifstream in(file, std::ios::binary);
   if (!in) {
     if (errno == ENOENT) return std::nullopt;
-    throw ConfigError(fmt::format("{}: cannot read the key: {}{}", file.string(), std::strerror(errno), advice));
+    throw ConfigError(
+        fmt::format("{}: cannot read the key: {}{}", file.string(), std::strerror(errno), advice));
   }
   std::string line;
   std::getline(in, line);
@@ -32,34 +33,12 @@ std::optional<std::string> ReadKeyLine(const fs::path& file, std::string_view ad
   return line;
 }
 
-// Writes `text` to a new file of mode 0600 beside `file`, then renames it into place, so that a
-// reader never sees half a key and a crash leaves no key readable by others.
-void WriteKeyFile(const fs::path& file, const std::string& text) {
-  const fs::path tmp = file.string() + ".tmp";
-  fs::remove(tmp);
-  UniqueFd fd(::open(tmp.c_str(), O_WRONLY | O_CREAT | O_EXCL | O_CLOEXEC, 0600));
-  if (!fd) throw Error(fmt::format("{}: cannot create the key file: {}", tmp.string(), std::strerror(errno)), false);
-  const std::string body = text + "\n";
-  std::size_t done = 0;
-  while (done < body.size()) {
-    const ssize_t n = ::write(fd.Get(), body.data() + done, body.size() - done);
-    if (n < 0 && errno == EINTR) continue;
-    if (n <= 0) throw Error(fmt::format("{}: cannot write the key: {}", tmp.string(), std::strerror(errno)), false);
-    done += static_cast<std::size_t>(n);
-  }
-  if (::fsync(fd.Get()) != 0) {
-    throw Error(fmt::format("{}: cannot write the key: {}", tmp.string(), std::strerror(errno)), false);
-  }
-  fd.Reset();
-  fs::rename(tmp, file);
-}
-
 void RequirePrivate(const fs::path& file) {
   struct stat st {};
   if (::stat(file.c_str(), &st) != 0) return;
   if ((st.st_mode & 077) != 0) {
-    throw ConfigError(fmt::format("{}: a secret key readable by others (mode {:03o}): chmod 600 it", file.string(),
-                                  st.st_mode & 0777));
+    throw ConfigError(fmt::format("{}: a secret key readable by others (mode {:03o}): chmod 600 it",
+                                  file.string(), st.st_mode & 0777));
   }
 }
 
@@ -70,8 +49,8 @@ KeyPair LoadOrCreatePair(const fs::path& dir, const std::string& name) {
   auto secret = ReadKeyLine(secret_file, "");
   if (!secret) {
     KeyPair pair = NewKeyPair();
-    WriteKeyFile(pub_file, pair.public_key);
-    WriteKeyFile(secret_file, pair.secret_key.Reveal());
+    WritePrivateFile(pub_file, pair.public_key + "\n");
+    WritePrivateFile(secret_file, pair.secret_key.Reveal() + "\n");
     return pair;
   }
   RequirePrivate(secret_file);
@@ -79,7 +58,7 @@ KeyPair LoadOrCreatePair(const fs::path& dir, const std::string& name) {
   KeyPair pair{PublicKeyOf(secret_key, secret_file.string()), std::move(secret_key)};
   const auto pub = ReadKeyLine(pub_file, "");
   if (!pub) {
-    WriteKeyFile(pub_file, pair.public_key);  // a public half lost: it follows from the secret
+    WritePrivateFile(pub_file, pair.public_key + "\n");  // a public half lost: it follows from the secret
   } else if (*pub != pair.public_key) {
     throw ConfigError(fmt::format("{}: does not hold the public key of {} (remove both to make a new pair)",
                                   pub_file.string(), secret_file.string()));
@@ -89,15 +68,36 @@ KeyPair LoadOrCreatePair(const fs::path& dir, const std::string& name) {
 
 }  // namespace
 
+void WritePrivateFile(const fs::path& file, const std::string& text) {
+  const fs::path tmp = file.string() + ".tmp";
+  fs::remove(tmp);
+  UniqueFd fd(::open(tmp.c_str(), O_WRONLY | O_CREAT | O_EXCL | O_CLOEXEC, 0600));
+  if (!fd) throw Error(fmt::format("{}: cannot create: {}", tmp.string(), std::strerror(errno)), false);
+  std::size_t done = 0;
+  while (done < text.size()) {
+    const ssize_t n = ::write(fd.Get(), text.data() + done, text.size() - done);
+    if (n < 0 && errno == EINTR) continue;
+    if (n <= 0) throw Error(fmt::format("{}: cannot write: {}", tmp.string(), std::strerror(errno)), false);
+    done += static_cast<std::size_t>(n);
+  }
+  if (::fsync(fd.Get()) != 0)
+    throw Error(fmt::format("{}: cannot write: {}", tmp.string(), std::strerror(errno)), false);
+  fd.Reset();
+  fs::rename(tmp, file);
+}
+
 fs::path KeyDir(const fs::path& state_root) { return state_root / "keys"; }
 
 StackKeys LoadOrCreateStackKeys(const fs::path& state_root) {
   const fs::path dir = KeyDir(state_root);
   std::error_code ec;
   fs::create_directories(dir, ec);
-  if (ec) throw Error(fmt::format("{}: cannot create the key directory: {}", dir.string(), ec.message()), false);
+  if (ec)
+    throw Error(fmt::format("{}: cannot create the key directory: {}", dir.string(), ec.message()), false);
   fs::permissions(dir, fs::perms::owner_all, fs::perm_options::replace, ec);
-  if (ec) throw Error(fmt::format("{}: cannot make the key directory private: {}", dir.string(), ec.message()), false);
+  if (ec)
+    throw Error(fmt::format("{}: cannot make the key directory private: {}", dir.string(), ec.message()),
+                false);
   return StackKeys{LoadOrCreatePair(dir, "server"), LoadOrCreatePair(dir, "local")};
 }
 
@@ -108,9 +108,11 @@ ClientKeys LoadLocalClientKeys(const fs::path& key_dir) {
     const fs::path file = key_dir / name;
     auto line = ReadKeyLine(file, kAdvice);
     if (!line) {
-      throw ConfigError(fmt::format("{}: no such key: has a stack with CURVE started in this state dir?", file.string()));
+      throw ConfigError(
+          fmt::format("{}: no such key: has a stack with CURVE started in this state dir?", file.string()));
     }
-    if (!IsKey(*line)) throw ConfigError(fmt::format("{}: not a CURVE key (40 characters of Z85 text)", file.string()));
+    if (!IsKey(*line))
+      throw ConfigError(fmt::format("{}: not a CURVE key (40 characters of Z85 text)", file.string()));
     return std::move(*line);
   };
   ClientKeys keys;
@@ -148,8 +150,8 @@ std::vector<AuthorizedKey> ReadAuthorizedKeys(const fs::path& dir) {
       const auto end = line.find_first_of(" \t", start);
       const std::string key = line.substr(start, end == std::string::npos ? std::string::npos : end - start);
       if (!IsKey(key)) {
-        throw ConfigError(fmt::format("{}:{}: not a CURVE public key (40 characters of Z85 text)", file.string(),
-                                      number));
+        throw ConfigError(
+            fmt::format("{}:{}: not a CURVE public key (40 characters of Z85 text)", file.string(), number));
       }
       keys.push_back({key, fmt::format("{}:{}", file.filename().string(), number)});
     }

@@ -84,7 +84,8 @@ std::unique_ptr<security::Guard> MakeGuard(const StackConfig& config, const Stat
       "CURVE on every socket; {} client key(s) admitted (the local one{})", admitted.size(),
       config.security.clients.empty() ? "" : " and security.clients " + config.security.clients);
   return std::make_unique<security::Guard>(
-      ctx, security::Guard::Options{std::move(keys.server), std::move(admitted), std::move(on_failure)});
+      ctx, security::Guard::Options{std::move(keys.server), std::move(admitted), state.Root(),
+                                    std::move(on_failure)});
 }
 
 }  // namespace

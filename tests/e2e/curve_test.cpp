@@ -4,6 +4,8 @@
 // wrong server key. The stack's own workers and `runnel` commands on its host work unchanged; a
 // key listed in `security.clients` is admitted; the keys are kept across restarts, private, and
 // never logged; `security: {curve: false}` is the explicit opt-out.
+#include "runnel/security/curve.hpp"
+
 #include <gmock/gmock.h>
 #include <sys/stat.h>
 
@@ -14,7 +16,6 @@
 #include <zmq.hpp>
 #include <zmq_addon.hpp>
 
-#include "runnel/security/curve.hpp"
 #include "runnel/testing/http_get.hpp"
 #include "runnel/testing/stack_process.hpp"
 #include "runnel/testing/wait.hpp"
@@ -40,7 +41,8 @@ double Refused(const StackProcess& stack, const std::string& socket, const std::
 }
 
 std::string Hello(const std::string& worker) {
-  return nlohmann::json{{"v", 1}, {"function", "echo"}, {"worker", worker}, {"pid", 1}, {"capacity", 1}}.dump();
+  return nlohmann::json{{"v", 1}, {"function", "echo"}, {"worker", worker}, {"pid", 1}, {"capacity", 1}}
+      .dump();
 }
 
 // A DEALER that says HELLO to the echo dispatcher, with `keys` or plain.
@@ -61,8 +63,8 @@ std::optional<std::string> Receive(zmq::socket_t& socket, milliseconds deadline)
   zmq::pollitem_t item{socket.handle(), 0, ZMQ_POLLIN, 0};
   zmq::poll(&item, 1, deadline);
   std::vector<zmq::message_t> parts;
-  if ((item.revents & ZMQ_POLLIN) == 0 || !zmq::recv_multipart(socket, std::back_inserter(parts), zmq::recv_flags::dontwait) ||
-      parts.empty()) {
+  if ((item.revents & ZMQ_POLLIN) == 0 ||
+      !zmq::recv_multipart(socket, std::back_inserter(parts), zmq::recv_flags::dontwait) || parts.empty()) {
     return std::nullopt;
   }
   return parts[0].to_string();
@@ -100,7 +102,8 @@ TEST(Curve, PlainClientsGetNothingFromAnySocketAndAreCountedWithTheirAddress) {
   sub.connect(stack.Endpoints().at("results").get<std::string>());
   // The status and control sockets: a plain REQ each.
   std::vector<zmq::socket_t> reqs;
-  for (const auto& [endpoint, request] : {std::pair{"status", "status"}, {"control", R"({"op":"job.list"})"}}) {
+  for (const auto& [endpoint, request] :
+       {std::pair{"status", "status"}, {"control", R"({"op":"job.list"})"}}) {
     auto& req = reqs.emplace_back(ctx, zmq::socket_type::req);
     req.set(zmq::sockopt::linger, 0);
     req.connect(stack.Endpoints().at(endpoint).get<std::string>());
@@ -110,7 +113,11 @@ TEST(Curve, PlainClientsGetNothingFromAnySocketAndAreCountedWithTheirAddress) {
   // when the client read the stack's first and left (a race, both count).
   for (const char* socket : {"dispatcher/echo", "results", "status", "control"}) {
     EXPECT_TRUE(WaitFor(
-        [&] { return std::max(0.0, Refused(stack, socket, "no-curve")) + std::max(0.0, Refused(stack, socket, "hung-up")) >= 1; },
+        [&] {
+          return std::max(0.0, Refused(stack, socket, "no-curve")) +
+                     std::max(0.0, Refused(stack, socket, "hung-up")) >=
+                 1;
+        },
         seconds(10)))
         << socket << ": a plain client was not counted as refused";
   }
@@ -124,11 +131,13 @@ TEST(Curve, PlainClientsGetNothingFromAnySocketAndAreCountedWithTheirAddress) {
   const auto refused = nlohmann::json::parse(status.out).at("security").at("refused");
   EXPECT_GE(refused.size(), 4u) << refused.dump();
   // Nothing reached the plain clients: no WELCOME, no outcome, no reply.
-  EXPECT_EQ(Receive(dealer, milliseconds(0)), std::nullopt) << "a plain DEALER got a reply from the dispatcher";
+  EXPECT_EQ(Receive(dealer, milliseconds(0)), std::nullopt)
+      << "a plain DEALER got a reply from the dispatcher";
   EXPECT_EQ(Receive(sub, milliseconds(0)), std::nullopt) << "a plain SUB got something from the results feed";
   for (auto& req : reqs) EXPECT_EQ(Receive(req, milliseconds(0)), std::nullopt) << "a plain REQ got a reply";
   for (const char* socket : {"dispatcher/echo", "results", "status", "control"}) {
-    EXPECT_THAT(stack.Process().Stderr(), HasSubstr(fmt::format("{}: refused a client from 127.0.0.1:", socket)));
+    EXPECT_THAT(stack.Process().Stderr(),
+                HasSubstr(fmt::format("{}: refused a client from 127.0.0.1:", socket)));
   }
 }
 
@@ -160,7 +169,8 @@ TEST(Curve, AKeyInSecurityClientsIsAdmitted) {
   std::ofstream(dir / "laptop.pub") << "# the build laptop\n\n" << laptop.public_key << " alice@laptop\n";
   StackProcess stack(fmt::format("security:\n  clients: {}\n{}", dir.string(), kEcho));
   zmq::context_t ctx(1);
-  auto admitted = SayHello(ctx, stack, security::ClientKeys{stack.ClientKeys()->server_key, laptop}, "laptop");
+  auto admitted =
+      SayHello(ctx, stack, security::ClientKeys{stack.ClientKeys()->server_key, laptop}, "laptop");
   EXPECT_EQ(Receive(admitted, seconds(10)), "WELCOME") << "a key listed in security.clients was not admitted";
   EXPECT_THAT(stack.Process().Stderr(), HasSubstr("2 client key(s) admitted"));
   std::filesystem::remove_all(dir);
@@ -182,7 +192,8 @@ TEST(Curve, TheStacksKeysAreKeptAcrossRestartsPrivateAndNeverLogged) {
   }
   StackProcess again(state, kEcho);
   ASSERT_TRUE(again.WaitForWorkers("echo", 1, seconds(20))) << "a worker could not join with the kept keys";
-  EXPECT_EQ(again.Endpoints().value("server_key", ""), first_server_key) << "the server key changed on a restart";
+  EXPECT_EQ(again.Endpoints().value("server_key", ""), first_server_key)
+      << "the server key changed on a restart";
   const auto invoke = Runnel(again, {"invoke", "echo", "--data", "again"});
   EXPECT_EQ(invoke.out, "again") << invoke.err;
   // No secret in any log: the stack's, or a worker's.

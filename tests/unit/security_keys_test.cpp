@@ -10,6 +10,7 @@
 #include "runnel/core/error.hpp"
 #include "runnel/security/curve.hpp"
 #include "runnel/security/key_files.hpp"
+#include "runnel/security/tokens.hpp"
 #include "runnel/testing/child_process.hpp"
 
 namespace runnel::security {
@@ -68,10 +69,12 @@ TEST_F(KeyFiles, CreatedOnTheFirstStartAndKeptAfterItPrivate) {
 TEST_F(KeyFiles, ASecretReadableByOthersOrHalvesThatDoNotMatchAreRefused) {
   (void)LoadOrCreateStackKeys(dir_);
   const auto secret = KeyDir(dir_) / "server.secret";
-  std::filesystem::permissions(secret, std::filesystem::perms::others_read, std::filesystem::perm_options::add);
+  std::filesystem::permissions(secret, std::filesystem::perms::others_read,
+                               std::filesystem::perm_options::add);
   EXPECT_EQ(ErrorOf([&] { (void)LoadOrCreateStackKeys(dir_); }),
             secret.string() + ": a secret key readable by others (mode 604): chmod 600 it");
-  std::filesystem::permissions(secret, std::filesystem::perms::others_read, std::filesystem::perm_options::remove);
+  std::filesystem::permissions(secret, std::filesystem::perms::others_read,
+                               std::filesystem::perm_options::remove);
   std::ofstream(KeyDir(dir_) / "server.pub") << NewKeyPair().public_key << "\n";
   EXPECT_THAT(ErrorOf([&] { (void)LoadOrCreateStackKeys(dir_); }),
               HasSubstr("server.pub: does not hold the public key of"));
@@ -91,7 +94,8 @@ TEST_F(KeyFiles, ALocalClientWithoutTheKeysIsToldWhy) {
 TEST_F(KeyFiles, ClientKeysAreReadLikeAuthorizedKeys) {
   const KeyPair a = NewKeyPair();
   const KeyPair b = NewKeyPair();
-  std::ofstream(dir_ / "team.pub") << "# the team\n\n" << a.public_key << " alice@laptop\r\n  " << b.public_key << "\n";
+  std::ofstream(dir_ / "team.pub") << "# the team\n\n"
+                                   << a.public_key << " alice@laptop\r\n  " << b.public_key << "\n";
   std::ofstream(dir_ / ".hidden") << "not read\n";
   const auto keys = ReadAuthorizedKeys(dir_);
   ASSERT_EQ(keys.size(), 2u);
@@ -102,7 +106,83 @@ TEST_F(KeyFiles, ClientKeysAreReadLikeAuthorizedKeys) {
   std::ofstream(dir_ / "bad.pub") << "ssh-ed25519 AAAA\n";
   EXPECT_EQ(ErrorOf([&] { (void)ReadAuthorizedKeys(dir_); }),
             (dir_ / "bad.pub").string() + ":1: not a CURVE public key (40 characters of Z85 text)");
-  EXPECT_THAT(ErrorOf([&] { (void)ReadAuthorizedKeys(dir_ / "missing"); }), HasSubstr("cannot read the client keys"));
+  EXPECT_THAT(ErrorOf([&] { (void)ReadAuthorizedKeys(dir_ / "missing"); }),
+              HasSubstr("cannot read the client keys"));
+}
+
+TEST(JoinTokens, ARecordAdmitsItsSocketsUntilItIsRevokedOrExpires) {
+  TokenRecord r;
+  r.functions = {"echo"};
+  r.expires_ms = 1000;
+  EXPECT_TRUE(r.Admits("dispatcher/echo", 999));
+  EXPECT_TRUE(r.Admits("results", 999));
+  EXPECT_TRUE(r.Admits("status", 999));
+  EXPECT_FALSE(r.Admits("dispatcher/sleep", 999)) << "another function's dispatcher";
+  EXPECT_FALSE(r.Admits("control", 999)) << "a token for some functions runs no jobs";
+  EXPECT_FALSE(r.Admits("dispatcher/echo", 1000)) << "expired";
+  r.functions.clear();
+  EXPECT_TRUE(r.Admits("control", 999)) << "a token for every function reaches job control";
+  r.expires_ms = 0;
+  EXPECT_TRUE(r.Admits("dispatcher/any", 1'000'000'000'000)) << "no expiry";
+  r.revoked = true;
+  EXPECT_FALSE(r.Admits("status", 0));
+}
+
+TEST_F(KeyFiles, ATokenIsCreatedListedReadBackAndRevoked) {
+  const nlohmann::json endpoints = {
+      {"curve", true},
+      {"server_key", NewKeyPair().public_key},
+      {"pid", 42},
+      {"results", "tcp://10.0.0.5:7410"},
+      {"status", "tcp://10.0.0.5:7420"},
+      {"control", "tcp://10.0.0.5:7421"},
+      {"dispatchers", {{"echo", "tcp://10.0.0.5:7400"}, {"sleep", "tcp://10.0.0.5:7401"}}}};
+  TokenStore store(dir_);
+  const JoinToken token = store.Create({"echo"}, std::chrono::hours(1), endpoints);
+  EXPECT_EQ(token.endpoints.at("dispatchers"), nlohmann::json({{"echo", "tcp://10.0.0.5:7400"}}))
+      << "only the dispatchers of its functions";
+  EXPECT_FALSE(token.endpoints.contains("control")) << "a token for some functions runs no jobs";
+  EXPECT_FALSE(token.endpoints.contains("pid"));
+  const auto file = dir_ / "echo.token";
+  WritePrivateFile(file, EncodeJoinToken(token));
+  const JoinToken back = ReadJoinToken(file);
+  EXPECT_EQ(back.keys, token.keys);
+  EXPECT_EQ(back.record.id, token.record.id);
+  EXPECT_EQ(back.endpoints, token.endpoints);
+  // The stack's record holds no secret.
+  std::ifstream record(store.Dir() / (token.record.id + ".json"));
+  const std::string text{std::istreambuf_iterator<char>(record), std::istreambuf_iterator<char>()};
+  EXPECT_THAT(text, ::testing::Not(HasSubstr(token.keys.own.secret_key.Reveal())));
+  ASSERT_EQ(store.List().size(), 1u);
+  EXPECT_FALSE(store.List()[0].revoked);
+  EXPECT_TRUE(store.Revoke(token.record.id));
+  EXPECT_TRUE(store.List()[0].revoked);
+  EXPECT_FALSE(store.Revoke("0123456789abcdef")) << "no such token";
+  EXPECT_FALSE(store.Revoke("../../etc/passwd")) << "not a token id";
+  EXPECT_THAT(ErrorOf([&] { (void)store.Create({"nosuch"}, {}, endpoints); }),
+              HasSubstr("the stack serves no function 'nosuch' (it serves echo, sleep)"));
+  EXPECT_THAT(ErrorOf([&] {
+                (void)store.Create({}, {}, {{"curve", false}});
+              }),
+              HasSubstr("does not use CURVE"));
+}
+
+TEST_F(KeyFiles, ABadOrExpiredTokenFileIsRefusedWithTheReason) {
+  const auto file = dir_ / "t.token";
+  WritePrivateFile(file, "{}");
+  EXPECT_THAT(ErrorOf([&] { (void)ReadJoinToken(file); }), HasSubstr("not a Runnel join token"));
+  WritePrivateFile(file, "not json");
+  EXPECT_THAT(ErrorOf([&] { (void)ReadJoinToken(file); }), HasSubstr("not a Runnel join token"));
+  const nlohmann::json endpoints = {
+      {"curve", true}, {"server_key", NewKeyPair().public_key}, {"dispatchers", {{"echo", "tcp://x:1"}}}};
+  JoinToken token = TokenStore(dir_).Create({}, std::chrono::milliseconds(1), endpoints);
+  token.record.expires_ms = NowMs() - 1;
+  WritePrivateFile(file, EncodeJoinToken(token));
+  EXPECT_THAT(ErrorOf([&] { (void)ReadJoinToken(file); }), HasSubstr("expired"));
+  token.record.expires_ms = 0;
+  token.keys.own.secret_key = NewKeyPair().secret_key;
+  WritePrivateFile(file, EncodeJoinToken(token));
+  EXPECT_THAT(ErrorOf([&] { (void)ReadJoinToken(file); }), HasSubstr("does not match its public key"));
 }
 
 }  // namespace

@@ -63,7 +63,12 @@ TEST(WorkerArgs, RefusesWhatRunnelWorkerRefusesWithTheReason) {
   };
   const std::vector<Case> cases = {
       {{"--dispatcher", "tcp://x:1"}, "--function is required"},
-      {{"--function", "echo"}, "--dispatcher is required"},
+      {{"--function", "echo"}, "--dispatcher is required (or --join TOKEN_FILE)"},
+      {{"--function", "echo", "--join", "t.json", "--dispatcher", "d"},
+       "--join takes the dispatcher and the keys from the token: no --dispatcher or --keys with it"},
+      {{"--function", "echo", "--join", "t.json", "--keys", "k"},
+       "--join takes the dispatcher and the keys from the token: no --dispatcher or --keys with it"},
+      {{"--function", "echo", "--dispatcher", "d", "--keys"}, "--keys needs a value"},
       {{"--function"}, "--function needs a value"},
       {{"--function", "echo", "--dispatcher", "d", "--capacity", "0"},
        "--capacity: must be a whole number in 1..100000, got '0'"},

@@ -9,18 +9,20 @@
 #include <charconv>
 #include <cstdio>
 
+#include "runnel/core/error.hpp"
 #include "runnel/core/fd.hpp"
 #include "runnel/core/log.hpp"
 #include "runnel/core/signals.hpp"
 #include "runnel/core/version.hpp"
 #include "runnel/security/key_files.hpp"
+#include "runnel/security/tokens.hpp"
 
 namespace runnel::workers {
 namespace {
 
 constexpr std::string_view kUsage =
-    "Usage: runnel-worker --function NAME --dispatcher ENDPOINT [--keys DIR] [--id ID] [--capacity N]\n"
-    "                     [--threads N] [--standby]\n"
+    "Usage: runnel-worker --function NAME (--dispatcher ENDPOINT [--keys DIR] | --join TOKEN_FILE)\n"
+    "                     [--id ID] [--capacity N] [--threads N] [--standby]\n"
     "\n"
     "One worker process: connects to a function's dispatcher over ZeroMQ and runs the events it hands\n"
     "out until SIGTERM (drains first) or the dispatcher says EXIT. The same as `runnel worker`.\n"
@@ -29,6 +31,8 @@ constexpr std::string_view kUsage =
     "  --dispatcher ENDPOINT  the dispatcher's ZeroMQ endpoint, e.g. tcp://127.0.0.1:5555\n"
     "  --keys DIR             connect with CURVE, with the keys of the stack's state dir (<state>/keys:\n"
     "                         server.pub, local.pub, local.secret); without it the connection is plain\n"
+    "  --join TOKEN_FILE      join a stack on another host with a token from `runnel token create`: its\n"
+    "                         endpoint for NAME and its keys (no --dispatcher or --keys)\n"
     "  --id ID                worker id in HELLO (default <hostname>-<pid>)\n"
     "  --capacity N           events held at once, 1..100000 (default 16)\n"
     "  --threads N            OS threads running the fibers, 1..1024 (default 1)\n"
@@ -78,7 +82,7 @@ ParsedWorkerArgs ParseWorkerArgs(const std::vector<std::string>& args) {
       return parsed;
     }
     if (flag != "--function" && flag != "--dispatcher" && flag != "--id" && flag != "--capacity" &&
-        flag != "--threads" && flag != "--keys") {
+        flag != "--threads" && flag != "--keys" && flag != "--join") {
       return fail(fmt::format("unknown argument '{}'", args[i]));
     }
     if (!has_value) {
@@ -92,6 +96,9 @@ ParsedWorkerArgs ParseWorkerArgs(const std::vector<std::string>& args) {
     } else if (flag == "--keys") {
       if (value.empty()) return fail("--keys needs a directory");
       parsed.keys_dir = value;
+    } else if (flag == "--join") {
+      if (value.empty()) return fail("--join needs a token file");
+      parsed.join_file = value;
     } else if (flag == "--id") {
       options.id = value;
     } else if (flag == "--capacity") {
@@ -105,7 +112,11 @@ ParsedWorkerArgs ParseWorkerArgs(const std::vector<std::string>& args) {
     }
   }
   if (options.function.empty()) return fail("--function is required");
-  if (options.dispatcher.empty()) return fail("--dispatcher is required");
+  if (!parsed.join_file.empty() && (!options.dispatcher.empty() || !parsed.keys_dir.empty())) {
+    return fail("--join takes the dispatcher and the keys from the token: no --dispatcher or --keys with it");
+  }
+  if (options.dispatcher.empty() && parsed.join_file.empty())
+    return fail("--dispatcher is required (or --join TOKEN_FILE)");
   parsed.options = std::move(options);
   return parsed;
 }
@@ -140,13 +151,24 @@ int WorkerMain(int argc, char** argv) {
   }
   // Standing by: one thread, no ZeroMQ context, nothing connected; SIGTERM ends it as any process.
   if (parsed.standby && !AwaitStart(0)) return 0;
-  if (!parsed.keys_dir.empty()) {
-    try {
-      parsed.options->curve = security::LoadLocalClientKeys(parsed.keys_dir);
-    } catch (const std::exception& e) {
-      fmt::print(stderr, "runnel-worker: {}\n", e.what());
-      return 1;
+  try {
+    if (!parsed.keys_dir.empty()) parsed.options->curve = security::LoadLocalClientKeys(parsed.keys_dir);
+    if (!parsed.join_file.empty()) {
+      auto token = security::ReadJoinToken(parsed.join_file);
+      const auto& dispatchers = token.endpoints.value("dispatchers", nlohmann::json::object());
+      const auto it = dispatchers.find(parsed.options->function);
+      if (it == dispatchers.end() || !it->is_string()) {
+        std::string known;
+        for (const auto& [name, _] : dispatchers.items()) known += (known.empty() ? "" : ", ") + name;
+        throw ConfigError(fmt::format("{}: token {} is not for function '{}' (it is for {})",
+                                      parsed.join_file, token.record.id, parsed.options->function, known));
+      }
+      parsed.options->dispatcher = it->get<std::string>();
+      parsed.options->curve = std::move(token.keys);
     }
+  } catch (const std::exception& e) {
+    fmt::print(stderr, "runnel-worker: {}\n", e.what());
+    return 1;
   }
   // Before any thread exists, so every thread inherits the blocked SIGINT/SIGTERM.
   ShutdownSignals signals;

@@ -18,6 +18,7 @@
 #include <vector>
 
 #include "runnel/security/key_files.hpp"
+#include "runnel/security/tokens.hpp"
 
 namespace zmq {
 class context_t;
@@ -27,18 +28,23 @@ class socket_t;
 namespace runnel::security {
 
 // Refusal reasons, as counted and as runnel_connections_refused_total's `reason` label.
-inline constexpr std::string_view kRefusedNoCurve = "no-curve";          // a plain client
-inline constexpr std::string_view kRefusedUnknownKey = "unknown-key";    // a key the stack does not admit
+inline constexpr std::string_view kRefusedNoCurve = "no-curve";            // a plain client
+inline constexpr std::string_view kRefusedUnknownKey = "unknown-key";      // a key the stack does not admit
 inline constexpr std::string_view kRefusedBadHandshake = "bad-handshake";  // e.g. the wrong server key
 // The client hung up before the server saw its mechanism: a plain client does so once it has read
 // that the server wants CURVE (which side sees the mismatch first is a race).
 inline constexpr std::string_view kRefusedHungUp = "hung-up";
+// A join token's key, revoked, expired, or for other functions.
+inline constexpr std::string_view kRefusedToken = "token-refused";
 
 class Guard {
  public:
   struct Options {
     KeyPair server;
-    std::vector<AuthorizedKey> clients;  // the only keys admitted
+    std::vector<AuthorizedKey> clients;  // admitted always
+    // The state dir whose join tokens (TokenStore) are admitted while they are valid, re-read
+    // when its tokens/ directory changes (checked at most every 100 ms). Empty: no tokens.
+    std::filesystem::path token_state_dir;
     std::function<void(const std::string&)> on_failure;
   };
 
@@ -63,6 +69,14 @@ class Guard {
   std::vector<Count> Refused() const;
 
   const std::string& ServerKey() const;
+
+  // Whether the connection whose ZMQ "User-Id" is `user` may still use the socket `domain`: false
+  // once the join token it came in with is revoked or expired (true for every other admitted key).
+  // Thread-safe; sockets ask it for what a connection sends after its handshake.
+  bool StillAdmitted(const std::string& user, const std::string& domain) const;
+  // StillAdmitted for the connection a message came on (its User-Id property); true for a message
+  // without one (a plain socket, or an in-process one). `message` is a zmq_msg_t*.
+  bool StillAdmitsSender(const void* message, const std::string& domain) const;
 
  private:
   class Loop;

@@ -24,6 +24,11 @@ struct StackKeys {
   KeyPair local;
 };
 
+// Writes `text` to `file` with mode 0600: to a new file beside it, synced, then renamed into place,
+// so that a reader never sees half of it and a crash leaves nothing readable by others. Throws
+// runnel::Error naming the file.
+void WritePrivateFile(const std::filesystem::path& file, const std::string& text);
+
 // <state dir>/keys.
 std::filesystem::path KeyDir(const std::filesystem::path& state_root);
 
@@ -39,7 +44,8 @@ ClientKeys LoadLocalClientKeys(const std::filesystem::path& key_dir);
 
 // The keys a client on the stack's host connects with when the stack's endpoints.json says
 // "curve": true (LoadLocalClientKeys of <state dir>/keys); nullopt for a stack with CURVE off.
-std::optional<ClientKeys> LocalClientKeysFor(const std::filesystem::path& state_root, const nlohmann::json& endpoints);
+std::optional<ClientKeys> LocalClientKeysFor(const std::filesystem::path& state_root,
+                                             const nlohmann::json& endpoints);
 
 // A public key the stack admits, and the name it is logged and counted under: "local", or
 // "<file>:<line>" of `security.clients`.

@@ -17,10 +17,11 @@ namespace runnel::workers {
 // error and message is set.
 struct ParsedWorkerArgs {
   std::optional<WorkerOptions> options;
-  bool standby = false;  // --standby: wait for AwaitStart before anything else
-  std::string keys_dir;  // --keys: a stack's key directory, read after the standby wait
-  std::string error;     // a usage error, for stderr
-  std::string message;   // what --help or --version prints, for stdout
+  bool standby = false;   // --standby: wait for AwaitStart before anything else
+  std::string keys_dir;   // --keys: a stack's key directory, read after the standby wait
+  std::string join_file;  // --join: a join token (endpoints and keys), read then too
+  std::string error;      // a usage error, for stderr
+  std::string message;    // what --help or --version prints, for stdout
 };
 ParsedWorkerArgs ParseWorkerArgs(const std::vector<std::string>& args);
 
