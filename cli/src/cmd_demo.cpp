@@ -160,12 +160,19 @@ class Outcomes {
   std::map<std::string, std::size_t> count_;
 };
 
+// The demo's own stack as its status lines ask it: the endpoints it read, the local keys.
+StackAccess DemoAccess(const nlohmann::json& endpoints, const std::filesystem::path& root) {
+  StackAccess access;
+  access.endpoints = endpoints;
+  access.keys = security::LocalClientKeysFor(root, endpoints);
+  access.where = root.string();
+  return access;
+}
+
 // "image.thumbnail 0, video.thumbnails 0, iot.ingest 3" and the total, from the stack's status.
 std::pair<std::string, int> WorkersLine(const nlohmann::json& endpoints, const std::filesystem::path& root) {
   try {
-    const auto status =
-        QueryStatus(StackAccess{endpoints, security::LocalClientKeysFor(root, endpoints), root.string()},
-                    std::chrono::seconds(1));
+    const auto status = QueryStatus(DemoAccess(endpoints, root), std::chrono::seconds(1));
     std::vector<std::string> parts;
     int total = 0;
     for (const auto& f : status.at("functions")) {
@@ -180,9 +187,7 @@ std::pair<std::string, int> WorkersLine(const nlohmann::json& endpoints, const s
 
 std::string IotLine(const nlohmann::json& endpoints, const std::filesystem::path& root) {
   try {
-    const auto status =
-        QueryStatus(StackAccess{endpoints, security::LocalClientKeysFor(root, endpoints), root.string()},
-                    std::chrono::seconds(1));
+    const auto status = QueryStatus(DemoAccess(endpoints, root), std::chrono::seconds(1));
     for (const auto& f : status.at("functions")) {
       if (f.value("name", "") != "iot.ingest") continue;
       return fmt::format("lag {:>5}  done {:>6.0f}/s  workers {} running, {} desired", f.value("lag", 0),

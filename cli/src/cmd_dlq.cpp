@@ -16,6 +16,7 @@
 #include <set>
 
 #include "commands.hpp"
+#include "kafka_client.hpp"
 #include "runnel/core/duration.hpp"
 #include "runnel/core/errc.hpp"
 #include "runnel/core/headers.hpp"
@@ -199,9 +200,10 @@ Command AddDlq(CLI::App& app, CommonOptions& common) {
   sub->add_flag("--again", flags->again,
                 "With --replay: events that failed again after an earlier replay too")
       ->needs(replay);
+  AddKafkaClientFlags(sub, common);
   return {
       sub, [flags, &common] {
-        const StackClient stack(common.state_dir);
+        const StackClient stack(StackAccess::Resolve(common));
         const FunctionTopics topics = stack.Function(flags->function);
         std::string error;
         const auto since_ms = flags->since.empty() ? std::nullopt : SinceMs(flags->since, error);

@@ -16,6 +16,7 @@
 #include "commands.hpp"
 #include "control_request.hpp"
 #include "exit_codes.hpp"
+#include "kafka_client.hpp"
 #include "runnel/core/control_messages.hpp"
 #include "runnel/core/envelope.hpp"
 #include "runnel/core/error.hpp"
@@ -132,6 +133,7 @@ Command AddInvoke(CLI::App& app, CommonOptions& common) {
       ->transform(DurationSeconds())
       ->check(CLI::PositiveNumber);
   sub->add_flag("--json", flags->json, "Print the whole outcome as JSON");
+  AddKafkaClientFlags(sub, common);
   AddJoinOption(sub, common);
   return {sub, [flags, &common] {
             const StackClient stack(StackAccess::Resolve(common));

@@ -8,6 +8,7 @@
 #include <sstream>
 
 #include "commands.hpp"
+#include "kafka_client.hpp"
 #include "runnel/core/envelope.hpp"
 #include "runnel/core/log.hpp"
 #include "runnel/kafka/producer.hpp"
@@ -43,11 +44,12 @@ Command AddPublish(CLI::App& app, CommonOptions& common) {
   sub->add_option("--header", flags->headers, "Extra header NAME=VALUE (repeatable)");
   sub->add_flag("--any-topic", flags->any_topic,
                 "Publish even when no function of the running stack consumes TOPIC (a warning says so)");
+  AddKafkaClientFlags(sub, common);
   return {sub, [flags, &common] {
             if (flags->data.empty() && flags->file.empty() && flags->lines.empty()) {
               throw ConfigError("publish: give --data, --file or --lines");
             }
-            const StackClient stack(common.state_dir);
+            const StackClient stack(StackAccess::Resolve(common));
             if (const auto served = stack.ServedTopics();
                 served && !std::binary_search(served->begin(), served->end(), flags->topic)) {
               const std::string problem = fmt::format(

@@ -10,6 +10,7 @@
 #include "commands.hpp"
 #include "control_request.hpp"
 #include "flag_checks.hpp"
+#include "kafka_client.hpp"
 #include "runnel/core/error.hpp"
 #include "sensor_simulator.hpp"
 #include "stack_client.hpp"
@@ -63,8 +64,9 @@ Command AddSimulate(CLI::App& app, CommonOptions& common) {
   sub->add_option("--seed", flags->seed, "Seed of the simulated values")
       ->check(WholeNumber(0))
       ->capture_default_str();
+  AddKafkaClientFlags(sub, common);
   return {sub, [flags, &common] {
-            const StackClient stack(common.state_dir);
+            const StackClient stack(StackAccess::Resolve(common));
             const std::string topic = stack.Function(flags->function).topic;
             SensorSimulator simulator(flags->devices, flags->seed);
             auto producer = stack.Producer();

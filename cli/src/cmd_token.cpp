@@ -23,8 +23,8 @@ std::string When(std::int64_t epoch_ms) {
   const auto t = static_cast<std::time_t>(epoch_ms / 1000);
   std::tm tm{};
   ::gmtime_r(&t, &tm);
-  return fmt::format("{:04}-{:02}-{:02}T{:02}:{:02}:{:02}Z", tm.tm_year + 1900, tm.tm_mon + 1, tm.tm_mday, tm.tm_hour,
-                     tm.tm_min, tm.tm_sec);
+  return fmt::format("{:04}-{:02}-{:02}T{:02}:{:02}:{:02}Z", tm.tm_year + 1900, tm.tm_mon + 1, tm.tm_mday,
+                     tm.tm_hour, tm.tm_min, tm.tm_sec);
 }
 
 std::string StateOf(const security::TokenRecord& r) {
@@ -49,14 +49,16 @@ Command AddToken(CLI::App& app, CommonOptions& common) {
   sub->require_subcommand(1);
   auto* create = sub->add_subcommand(
       "create", "A new token: the stack's advertised endpoints, its server key and a fresh client key pair");
-  create->add_option("--function", flags->functions,
-                     "A function the token may serve (repeat for several); none: every function and job control");
+  create->add_option(
+      "--function", flags->functions,
+      "A function the token may serve (repeat for several); none: every function and job control");
   create->add_option("--ttl", flags->ttl, "How long the token is valid, e.g. 24h; 0 or none: until revoked")
       ->transform(DurationSeconds());
   create->add_option("--out", flags->out, "Write the token to this file (mode 0600) instead of printing it");
   auto* list = sub->add_subcommand("list", "Every token of this stack: id, functions, expiry, state");
   list->add_flag("--json", flags->json, "Print a JSON array");
-  auto* revoke = sub->add_subcommand("revoke", "Revoke a token: refused at once, also on connections already open");
+  auto* revoke =
+      sub->add_subcommand("revoke", "Revoke a token: refused at once, also on connections already open");
   revoke->add_option("id", flags->id, "The token's id (runnel token list)")->required();
 
   return {sub, [flags, &common, create, list] {

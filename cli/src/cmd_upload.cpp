@@ -10,6 +10,7 @@
 
 #include "commands.hpp"
 #include "exit_codes.hpp"
+#include "kafka_client.hpp"
 #include "runnel/core/envelope.hpp"
 #include "runnel/core/error.hpp"
 #include "runnel/core/json.hpp"
@@ -93,9 +94,10 @@ Command AddUpload(CLI::App& app, CommonOptions& common) {
       ->transform(DurationSeconds())
       ->check(CLI::PositiveNumber);
   sub->add_flag("--json", flags->json, "Print the summary (or the event ids) as JSON");
+  AddKafkaClientFlags(sub, common);
   return {
       sub, [flags, &common] {
-        const StackClient stack(common.state_dir);
+        const StackClient stack(StackAccess::Resolve(common));
         const auto files = CollectFiles(flags->paths, flags->function, stack);
         if (files.empty()) throw ConfigError("no files to upload");
         const std::string token = "upload." + NewEventId();

@@ -9,9 +9,11 @@ namespace runnel::cli {
 
 // Flags every command shares.
 struct CommonOptions {
-  std::string state_dir;   // --state-dir; empty means $RUNNEL_STATE_DIR or ./.runnel
-  std::string log_format;  // --log-format human|json; empty: $RUNNEL_LOG_FORMAT, else human
-  std::string join;        // --join TOKEN_FILE (the commands that take it): the stack from a join token
+  std::string state_dir;     // --state-dir; empty means $RUNNEL_STATE_DIR or ./.runnel
+  std::string log_format;    // --log-format human|json; empty: $RUNNEL_LOG_FORMAT, else human
+  std::string join;          // --join TOKEN_FILE (the commands that take it): the stack from a join token
+  std::string kafka;         // --kafka (client commands): bootstrap servers instead of the stack's
+  std::string kafka_config;  // --kafka-config (client commands): a librdkafka properties file
 };
 
 // A subcommand and what runs when it is chosen; the action returns the exit code.

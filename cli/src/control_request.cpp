@@ -6,6 +6,7 @@
 #include <cerrno>
 #include <zmq.hpp>
 
+#include "kafka_client.hpp"
 #include "runnel/core/control_messages.hpp"
 #include "runnel/core/error.hpp"
 #include "runnel/core/json.hpp"
@@ -15,18 +16,39 @@
 namespace runnel::cli {
 
 StackAccess StackAccess::Local(const StateDir& state) {
-  StackAccess access{state.ReadEndpoints(), std::nullopt, state.Root().string()};
+  StackAccess access;
+  access.endpoints = state.ReadEndpoints();
   access.keys = security::LocalClientKeysFor(state.Root(), access.endpoints);
+  access.where = state.Root().string();
   return access;
 }
 
 StackAccess StackAccess::Joined(const std::string& token_file) {
   auto token = security::ReadJoinToken(token_file);
-  return {std::move(token.endpoints), std::move(token.keys), token_file};
+  StackAccess access;
+  access.endpoints = std::move(token.endpoints);
+  access.keys = std::move(token.keys);
+  access.where = token_file;
+  return access;
 }
 
 StackAccess StackAccess::Resolve(const CommonOptions& common) {
-  return common.join.empty() ? Local(StateDir::Resolve(common.state_dir)) : Joined(common.join);
+  KafkaClientOptions kafka = ResolveKafkaClient(common);
+  StackAccess access;
+  if (!common.join.empty()) {
+    access = Joined(common.join);
+  } else {
+    try {
+      access = Local(StateDir::Resolve(common.state_dir));
+    } catch (const NoStackError&) {
+      if (kafka.bootstrap.empty()) throw;
+      access.where = "--kafka " + kafka.bootstrap;  // Kafka only: no stack on this host
+    }
+  }
+  if (!kafka.bootstrap.empty()) access.endpoints["kafka"] = kafka.bootstrap;
+  access.kafka_options = std::move(kafka.options);
+  access.kafka_secrets = std::move(kafka.secrets);
+  return access;
 }
 
 void AddJoinOption(CLI::App* command, CommonOptions& common) {

@@ -4,12 +4,14 @@
 
 #include <chrono>
 #include <filesystem>
+#include <map>
 #include <nlohmann/json.hpp>
 #include <optional>
 #include <string>
 #include <string_view>
 
 #include "commands.hpp"
+#include "runnel/core/secret.hpp"
 #include "runnel/core/state_dir.hpp"
 #include "runnel/security/curve.hpp"
 
@@ -20,13 +22,19 @@ struct StackAccess {
   nlohmann::json endpoints;
   std::optional<security::ClientKeys> keys;  // CURVE on
   std::string where;                         // the state dir or the token file, for messages
+  // librdkafka options from --kafka-config or $RUNNEL_KAFKA_CONFIG (Resolve), for the Kafka clients
+  // a command makes; endpoints["kafka"] already holds --kafka or the file's bootstrap.servers.
+  std::map<std::string, std::string> kafka_options;
+  std::map<std::string, Secret> kafka_secrets;
 
   // The state dir's endpoints.json (NoStackError when there is none) and, with CURVE, its local keys.
   static StackAccess Local(const StateDir& state);
   // What a join token from `runnel token create` gives: the stack's advertised endpoints and the
   // token's keys (ConfigError when the file is not a valid, unexpired token).
   static StackAccess Joined(const std::string& token_file);
-  // --join when given, else the state dir.
+  // --join when given, else the state dir; with the Kafka client flags (kafka_client.hpp) applied.
+  // With a Kafka of its own (--kafka, $RUNNEL_KAFKA_BOOTSTRAP) a command needs no stack: without a
+  // state dir or token it reaches Kafka only, each function on the topic of its name.
   static StackAccess Resolve(const CommonOptions& common);
 };
 

@@ -56,10 +56,13 @@ StackClient::StackClient(StackAccess access) : access_(std::move(access)) {
 }
 
 kafka::KafkaOptions StackClient::Kafka() const {
-  return {access_.endpoints.at("kafka").get<std::string>(), "runnel-cli", {}};
+  return {access_.endpoints.at("kafka").get<std::string>(), "runnel-cli", access_.kafka_options,
+          access_.kafka_secrets};
 }
 
 FunctionTopics StackClient::Function(const std::string& function) const {
+  // Kafka only (no stack's endpoints): the default stack's naming, a topic per function.
+  if (!access_.endpoints.contains("functions")) return {function, "runnel." + function, function + ".dlq"};
   const auto functions = access_.endpoints.value("functions", nlohmann::json::object());
   auto it = functions.find(function);
   if (it == functions.end()) {
@@ -100,7 +103,11 @@ ResultsSubscription::ResultsSubscription(const StackClient& stack, const std::ve
                                          std::chrono::milliseconds connect_timeout)
     : ctx_(std::make_unique<zmq::context_t>(1)),
       socket_(std::make_unique<zmq::socket_t>(*ctx_, zmq::socket_type::sub)) {
-  if (!stack.Endpoints().contains("results")) throw ConfigError("the running stack has no results feed");
+  if (!stack.Endpoints().contains("results")) {
+    throw ConfigError(fmt::format(
+        "{}: no results feed to wait for the outcome on (from another host, pass --join TOKEN_FILE)",
+        stack.Access().where));
+  }
   socket_->set(zmq::sockopt::linger, 0);
   socket_->set(zmq::sockopt::subscribe, stack::kResultsWelcome);
   for (const auto& prefix : prefixes) socket_->set(zmq::sockopt::subscribe, prefix);

@@ -29,7 +29,9 @@ std::string NewTokenId() {
 }
 
 bool IsTokenId(const std::string& id) {
-  return id.size() == 16 && std::all_of(id.begin(), id.end(), [](char c) { return std::isxdigit(static_cast<unsigned char>(c)) != 0; });
+  return id.size() == 16 && std::all_of(id.begin(), id.end(), [](char c) {
+           return std::isxdigit(static_cast<unsigned char>(c)) != 0;
+         });
 }
 
 TokenRecord RecordFromJson(const nlohmann::json& j, const std::string& where) {
@@ -52,7 +54,8 @@ TokenRecord RecordFromJson(const nlohmann::json& j, const std::string& where) {
 }  // namespace
 
 std::int64_t NowMs() {
-  return std::chrono::duration_cast<std::chrono::milliseconds>(std::chrono::system_clock::now().time_since_epoch())
+  return std::chrono::duration_cast<std::chrono::milliseconds>(
+             std::chrono::system_clock::now().time_since_epoch())
       .count();
 }
 
@@ -65,8 +68,12 @@ bool TokenRecord::Admits(const std::string& domain, std::int64_t now_ms) const {
 }
 
 nlohmann::json TokenRecord::Json() const {
-  return {{"id", id},          {"public_key", public_key}, {"functions", functions},
-          {"created_ms", created_ms}, {"expires_ms", expires_ms}, {"revoked", revoked}};
+  return {{"id", id},
+          {"public_key", public_key},
+          {"functions", functions},
+          {"created_ms", created_ms},
+          {"expires_ms", expires_ms},
+          {"revoked", revoked}};
 }
 
 TokenStore::TokenStore(const fs::path& state_root) : dir_(state_root / "tokens") {}
@@ -79,7 +86,8 @@ JoinToken TokenStore::Create(const std::vector<std::string>& functions, std::chr
   fs::permissions(dir_, fs::perms::owner_all, fs::perm_options::replace, ec);
   const std::string server_key = endpoints.value("server_key", "");
   if (!endpoints.value("curve", false) || !IsKey(server_key)) {
-    throw ConfigError("the running stack does not use CURVE (security.curve is false): a token would admit nothing");
+    throw ConfigError(
+        "the running stack does not use CURVE (security.curve is false): a token would admit nothing");
   }
   const auto dispatchers = endpoints.value("dispatchers", nlohmann::json::object());
   for (const auto& f : functions) {
@@ -155,10 +163,12 @@ std::string EncodeJoinToken(const JoinToken& token) {
 
 JoinToken ReadJoinToken(const fs::path& file) {
   std::ifstream in(file);
-  if (!in) throw ConfigError(fmt::format("{}: cannot read the join token: {}", file.string(), std::strerror(errno)));
+  if (!in)
+    throw ConfigError(fmt::format("{}: cannot read the join token: {}", file.string(), std::strerror(errno)));
   const auto j = nlohmann::json::parse(in, nullptr, false);
   if (!j.is_object() || j.value("runnel_join_token", 0) != kTokenVersion) {
-    throw ConfigError(fmt::format("{}: not a Runnel join token (runnel token create writes one)", file.string()));
+    throw ConfigError(
+        fmt::format("{}: not a Runnel join token (runnel token create writes one)", file.string()));
   }
   JoinToken token;
   token.record = RecordFromJson(j, file.string());

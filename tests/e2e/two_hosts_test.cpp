@@ -42,8 +42,8 @@ class TwoHosts : public ::testing::Test {
     if (Ip({"netns", "add", stack_ns_}) != 0) GTEST_SKIP() << "cannot create a network namespace here";
     created_ = true;
     ASSERT_EQ(Ip({"netns", "add", remote_ns_}), 0);
-    ASSERT_EQ(Ip({"link", "add", stack_if_, "netns", stack_ns_, "type", "veth", "peer", "name", remote_if_, "netns",
-                  remote_ns_}),
+    ASSERT_EQ(Ip({"link", "add", stack_if_, "netns", stack_ns_, "type", "veth", "peer", "name", remote_if_,
+                  "netns", remote_ns_}),
               0);
     for (const auto& [ns, dev, address] : {std::tuple{stack_ns_, stack_if_, kStackAddress},
                                            std::tuple{remote_ns_, remote_if_, kRemoteAddress}}) {
@@ -122,7 +122,8 @@ class TwoHosts : public ::testing::Test {
   // The stack's refusals of `reason` on `socket` (runnel status --json, security.refused).
   std::int64_t Refused(const std::string& socket, const std::string& reason) {
     const auto status = stack_->Status();
-    for (const auto& c : status.value("security", nlohmann::json::object()).value("refused", nlohmann::json::array())) {
+    for (const auto& c :
+         status.value("security", nlohmann::json::object()).value("refused", nlohmann::json::array())) {
       if (c.value("socket", "") == socket && c.value("reason", "") == reason) return c.value("count", 0);
     }
     return 0;
@@ -141,9 +142,10 @@ TEST_F(TwoHosts, ARemoteWorkerRunsTheEventsARemoteSubscriberSeesThemAndARevokedT
   const auto token = CreateToken("echo", "echo.token");
   auto& worker = RemoteWorker("echo", token, "remote-1");
   ASSERT_TRUE(stack_->WaitForWorkers("echo", 1, seconds(20))) << worker.Stderr();
-  auto& results = OnRemote({runnel_, "results", "--join", token, "--json", "--count", "20", "--timeout", "60s"});
-  ASSERT_TRUE(WaitFor([&] { return results.Stderr().find("following the results feed") != std::string::npos; },
-                      seconds(20)))
+  auto& results =
+      OnRemote({runnel_, "results", "--join", token, "--json", "--count", "20", "--timeout", "60s"});
+  ASSERT_TRUE(WaitFor(
+      [&] { return results.Stderr().find("following the results feed") != std::string::npos; }, seconds(20)))
       << results.Stderr();
   std::vector<std::string> lines;
   for (int i = 0; i < 20; ++i) lines.push_back(fmt::format("event-{}", i));
@@ -183,20 +185,23 @@ TEST_F(TwoHosts, ALinkCutForFiveSecondsLosesNothingAndTheRemoteWorkerRejoins) {
   std::vector<std::string> lines(6, R"({"ms":1500})");
   Publish("sleep", lines);
   // Mid-run: the worker holds events when the link goes.
-  ASSERT_TRUE(WaitFor([&] { return stack_->FunctionStatus("sleep").value("in_flight", 0) > 0; }, seconds(20)));
+  ASSERT_TRUE(
+      WaitFor([&] { return stack_->FunctionStatus("sleep").value("in_flight", 0) > 0; }, seconds(20)));
   ASSERT_EQ(Ip({"-n", stack_ns_, "link", "set", stack_if_, "down"}), 0);
-  ASSERT_TRUE(WaitFor([&] { return stack_->Process().Stderr().find("silent for 3 heartbeats") != std::string::npos; },
-                      seconds(5)))
+  ASSERT_TRUE(
+      WaitFor([&] { return stack_->Process().Stderr().find("silent for 3 heartbeats") != std::string::npos; },
+              seconds(5)))
       << "the stack did not notice the remote worker was gone";
   std::this_thread::sleep_for(seconds(5));  // the fault itself: the link stays down 5 s
   ASSERT_EQ(Ip({"-n", stack_ns_, "link", "set", stack_if_, "up"}), 0);
   // The worker comes back on its own (no restart), and every event gets its outcome.
-  const auto durable = OnStack({"results", "--durable", "--function", "sleep", "--from-beginning", "--count", "6",
-                                "--json", "--timeout", "60s"});
+  const auto durable = OnStack({"results", "--durable", "--function", "sleep", "--from-beginning", "--count",
+                                "6", "--json", "--timeout", "60s"});
   ASSERT_EQ(durable.exit_code, 0) << durable.err;
   std::istringstream in(durable.out);
   int ok = 0;
-  for (std::string line; std::getline(in, line);) ok += nlohmann::json::parse(line).value("status", "") == "ok";
+  for (std::string line; std::getline(in, line);)
+    ok += nlohmann::json::parse(line).value("status", "") == "ok";
   EXPECT_EQ(ok, 6) << durable.out;
   EXPECT_FALSE(worker.Wait(milliseconds(0))) << "the remote worker exited: " << worker.Stderr();
   EXPECT_TRUE(WaitFor([&] { return stack_->FunctionStatus("sleep").value("joined", 0) == 1; }, seconds(10)))

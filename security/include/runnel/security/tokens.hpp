@@ -42,7 +42,7 @@ struct TokenRecord {
 // What a joining host holds.
 struct JoinToken {
   TokenRecord record;
-  ClientKeys keys;          // the stack's server key and the token's pair
+  ClientKeys keys;           // the stack's server key and the token's pair
   nlohmann::json endpoints;  // the stack's endpoints.json as advertised (dispatchers, results, ...)
 };
 
