@@ -10,6 +10,7 @@
 #include "runnel/core/failpoints.hpp"
 #include "runnel/core/json.hpp"
 #include "runnel/kafka/admin.hpp"
+#include "runnel/security/curve.hpp"
 
 namespace runnel::broker {
 namespace {
@@ -68,6 +69,11 @@ Dispatcher::Loop::Loop(Options options)
   if (opt_.guard != nullptr) opt_.guard->Secure(router_, socket_name_);
   router_.bind(opt_.bind);
   endpoint = router_.get(zmq::sockopt::last_endpoint);
+  local_endpoint = endpoint;
+  if (!opt_.local_bind.empty()) {
+    security::BindLocal(router_, opt_.local_bind);
+    local_endpoint = opt_.local_bind;
+  }
   if (!opt_.results_endpoint.empty()) {
     pub_.emplace(*opt_.zmq, zmq::socket_type::pub);
     pub_->set(zmq::sockopt::linger, 1000);
@@ -342,6 +348,7 @@ Dispatcher::Dispatcher(Options options) : loop_(std::make_unique<Loop>(std::move
 Dispatcher::~Dispatcher() { Stop(std::chrono::seconds(5)); }
 
 const std::string& Dispatcher::Endpoint() const { return loop_->endpoint; }
+const std::string& Dispatcher::LocalEndpoint() const { return loop_->local_endpoint; }
 
 void Dispatcher::Loop::EndedByFault(const std::string& reason) {
   log_.critical("stopped by an error: {}", reason);

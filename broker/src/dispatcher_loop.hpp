@@ -53,6 +53,7 @@ class Dispatcher::Loop {
   void EndedByFault(const std::string& reason);
   std::thread thread;
   std::string endpoint;
+  std::string local_endpoint;
   DispatcherStats Snapshot() const {
     std::lock_guard lock(stats_mu_);
     return published_stats_;

@@ -46,7 +46,10 @@ std::optional<FeedTarget> ReadFeedTarget(const StateDir& state) {
     const auto endpoints = state.ReadEndpoints();
     const auto results = endpoints.find("results");
     if (results == endpoints.end() || !results->is_string()) return std::nullopt;
-    FeedTarget t{results->get<std::string>(), 0, security::LocalClientKeysFor(state.Root(), endpoints)};
+    // On the stack's host, its local (ipc://, no CURVE) feed when there is one.
+    const std::string local = endpoints.value("local", nlohmann::json::object()).value("results", "");
+    FeedTarget t{local.empty() ? results->get<std::string>() : local, 0,
+                 security::LocalClientKeysFor(state.Root(), endpoints)};
     if (const auto pid = endpoints.find("pid"); pid != endpoints.end() && pid->is_number_integer()) {
       t.pid = pid->get<long>();
     }
@@ -80,7 +83,7 @@ class FeedConnection {
     socket_.set(zmq::sockopt::subscribe, function.empty() ? std::string() : function + "/");
     // The feed greets every new subscriber: once that arrives, later outcomes reach us.
     socket_.set(zmq::sockopt::subscribe, stack::kResultsWelcome);
-    if (target.keys) security::MakeClient(socket_, *target.keys);
+    if (target.keys && security::UsesCurve(target.endpoint)) security::MakeClient(socket_, *target.keys);
     socket_.connect(target.endpoint);
   }
   const FeedTarget& Target() const { return target_; }

@@ -19,6 +19,11 @@ StackAccess StackAccess::Local(const StateDir& state) {
   StackAccess access;
   access.endpoints = state.ReadEndpoints();
   access.keys = security::LocalClientKeysFor(state.Root(), access.endpoints);
+  // On the stack's host its results feed is also an ipc:// endpoint, without CURVE (protocol §6).
+  if (const auto local = access.endpoints.value("local", nlohmann::json::object()).value("results", "");
+      !local.empty()) {
+    access.endpoints["results"] = local;
+  }
   access.where = state.Root().string();
   return access;
 }

@@ -1,8 +1,8 @@
 #include "kafka_client.hpp"
 
-#include <CLI/CLI.hpp>
 #include <fmt/format.h>
 
+#include <CLI/CLI.hpp>
 #include <cstdlib>
 #include <fstream>
 
@@ -27,8 +27,9 @@ std::string Env(const char* name) {
 }  // namespace
 
 void AddKafkaClientFlags(CLI::App* command, CommonOptions& common) {
-  command->add_option("--kafka", common.kafka,
-                      "Kafka bootstrap servers (host:port,...) instead of the stack's; default $RUNNEL_KAFKA_BOOTSTRAP");
+  command->add_option(
+      "--kafka", common.kafka,
+      "Kafka bootstrap servers (host:port,...) instead of the stack's; default $RUNNEL_KAFKA_BOOTSTRAP");
   command
       ->add_option("--kafka-config", common.kafka_config,
                    "librdkafka options for that Kafka from a properties file (key=value lines: "
@@ -47,8 +48,8 @@ KafkaClientOptions ReadKafkaProperties(const std::string& file) {
     const auto eq = text.find('=');
     const std::string key = eq == std::string::npos ? "" : Trim(text.substr(0, eq));
     if (key.empty()) {
-      throw ConfigError(fmt::format("{}:{}: expected key=value (a librdkafka option, e.g. security.protocol=SASL_SSL)",
-                                    file, number));
+      throw ConfigError(fmt::format(
+          "{}:{}: expected key=value (a librdkafka option, e.g. security.protocol=SASL_SSL)", file, number));
     }
     std::string value = Trim(text.substr(eq + 1));
     if (key == "bootstrap.servers") {

@@ -111,7 +111,8 @@ ResultsSubscription::ResultsSubscription(const StackClient& stack, const std::ve
   socket_->set(zmq::sockopt::linger, 0);
   socket_->set(zmq::sockopt::subscribe, stack::kResultsWelcome);
   for (const auto& prefix : prefixes) socket_->set(zmq::sockopt::subscribe, prefix);
-  if (stack.Keys()) security::MakeClient(*socket_, *stack.Keys());
+  const std::string endpoint = stack.Endpoints()["results"].get<std::string>();
+  if (stack.Keys() && security::UsesCurve(endpoint)) security::MakeClient(*socket_, *stack.Keys());
   socket_->connect(stack.Endpoints()["results"].get<std::string>());
   zmq::message_t welcome;
   zmq::pollitem_t items[] = {{socket_->handle(), 0, ZMQ_POLLIN, 0}};

@@ -215,7 +215,11 @@ class Guard::Loop {
     std::string code = "400";
     std::string text;
     std::string user;
-    if (request.size() < 7 || frame(0) != "1.0" || frame(5) != "CURVE") {
+    if (frame(0) == "1.0" && frame(5) == "NULL" && domain.ends_with(kLocalDomainSuffix)) {
+      code = "200";  // a BindLocal listener: the private directory is the check (curve.hpp)
+      text = "OK";
+      user = "local";
+    } else if (request.size() < 7 || frame(0) != "1.0" || frame(5) != "CURVE") {
       code = "500";
       text = "not a ZAP 1.0 CURVE request";
       log::kSecurity->error("{}: a ZAP request the guard does not handle (mechanism '{}')", domain, frame(5));

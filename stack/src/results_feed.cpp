@@ -8,6 +8,7 @@
 
 #include "runnel/core/failpoints.hpp"
 #include "runnel/core/log.hpp"
+#include "runnel/security/curve.hpp"
 #include "runnel/security/guard.hpp"
 
 namespace runnel::stack {
@@ -27,7 +28,7 @@ struct ResultsFeed::Sockets {
 };
 
 ResultsFeed::ResultsFeed(zmq::context_t& ctx, const std::string& bind, security::Guard* guard,
-                         std::function<void(const std::string&)> on_failure)
+                         const std::string& local_bind, std::function<void(const std::string&)> on_failure)
     : ctx_(ctx), sockets_(std::make_unique<Sockets>(ctx)) {
   zmq::socket_t& xsub = sockets_->xsub;
   zmq::socket_t& xpub = sockets_->xpub;
@@ -42,6 +43,11 @@ ResultsFeed::ResultsFeed(zmq::context_t& ctx, const std::string& bind, security:
   if (guard != nullptr) guard->Secure(xpub, "results");
   xpub.bind(bind);
   endpoint_ = xpub.get(zmq::sockopt::last_endpoint);
+  local_endpoint_ = endpoint_;
+  if (!local_bind.empty()) {
+    security::BindLocal(xpub, local_bind);
+    local_endpoint_ = local_bind;
+  }
   zmq::socket_t ready(ctx_, zmq::socket_type::pair);
   ready.bind("inproc://runnel-results-ready");
   thread_ = std::thread([this, on_failure = std::move(on_failure)] {

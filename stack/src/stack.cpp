@@ -1,5 +1,6 @@
 #include "runnel/stack/stack.hpp"
 
+#include <fmt/format.h>
 #include <unistd.h>
 
 #include <algorithm>
@@ -55,6 +56,33 @@ std::string Reachable(const std::string& endpoint, const std::string& advertise)
     host = "[::1]";
   }
   return endpoint.substr(0, host_start + 3) + host + endpoint.substr(port_start);
+}
+
+// The directory of the stack's local ipc:// endpoints (mode 0700, emptied at each start: the state
+// dir's lock says no other stack uses it), or empty when its paths would not fit a Unix socket's
+// 107 bytes: then workers on this host use TCP (with CURVE) like any other.
+std::filesystem::path LocalSocketDir(const StateDir& state) {
+  const auto dir = std::filesystem::absolute(state.Root() / "sockets");
+  if (dir.string().size() + std::string_view("/results").size() > 100) {
+    log::kCli->info("{}: too long a path for ipc:// sockets; workers on this host connect over TCP",
+                    dir.string());
+    return {};
+  }
+  std::error_code ec;
+  std::filesystem::remove_all(dir, ec);
+  std::filesystem::create_directories(dir, ec);
+  std::filesystem::permissions(dir, std::filesystem::perms::owner_all, std::filesystem::perm_options::replace,
+                               ec);
+  if (ec) {
+    log::kCli->warn("{}: cannot make it private ({}); workers on this host connect over TCP", dir.string(),
+                    ec.message());
+    return {};
+  }
+  return dir;
+}
+
+std::string LocalEndpoint(const std::filesystem::path& dir, const std::string& name) {
+  return dir.empty() ? std::string() : "ipc://" + (dir / name).string();
 }
 
 // The scheduler's control socket binds `listen.control`'s host, and the port after the status
@@ -145,9 +173,14 @@ Stack::Stack(Options options)
     log::kSecurity->warn(
         "CURVE is off (security.curve: false): any local process may connect to the stack's sockets");
   }
+  // Processes of the stack's user on its host (its workers, `runnel` commands) connect over ipc://
+  // in a private directory, without CURVE: the directory guards them as it guards the local keys,
+  // and encrypting every frame doubled the CPU per event (BENCHMARKS.md).
+  const auto local_dir = LocalSocketDir(s.state);
   s.health.Add("results feed");
-  s.results = std::make_unique<ResultsFeed>(s.zmq_ctx, s.config.listen.results.ZmqEndpoint(), s.guard.get(),
-                                            s.health.Reporter("results feed"));
+  s.results =
+      std::make_unique<ResultsFeed>(s.zmq_ctx, s.config.listen.results.ZmqEndpoint(), s.guard.get(),
+                                    LocalEndpoint(local_dir, "results"), s.health.Reporter("results feed"));
   s.telemetry = std::make_unique<telemetry::StackTelemetry>(s.config.trace_events);
   // The autoscaler decides how many workers each function runs (none until events arrive, unless
   // its scaling says otherwise); dispatchers wake it the moment an event finds no worker.
@@ -189,12 +222,14 @@ Stack::Stack(Options options)
   const bool feed_drops_everything = failpoint::Armed("results.feed.drop");
   s.health.Add("metrics");
   nlohmann::json dispatchers = nlohmann::json::object();
+  nlohmann::json local_dispatchers = nlohmann::json::object();
   nlohmann::json functions = nlohmann::json::object();
   for (std::size_t i = 0; i < s.config.functions.size(); ++i) {
     const FunctionSpec& f = s.config.functions[i];
     broker::Dispatcher::Options o;
     o.bind = s.config.listen.dispatchers.ZmqEndpoint(i);
     o.guard = s.guard.get();
+    o.local_bind = LocalEndpoint(local_dir, fmt::format("d{}", i));
     o.spec = f;
     o.kafka = s.kafka;
     o.zmq = &s.zmq_ctx;
@@ -210,8 +245,9 @@ Stack::Stack(Options options)
     s.health.Add("dispatcher " + f.name);
     auto d = std::make_unique<broker::Dispatcher>(std::move(o));
     d->Start();
-    s.scaler->Connect(f.name, Reachable(d->Endpoint(), ""), [dp = d.get()] { return dp->Stats(); });
+    s.scaler->Connect(f.name, Reachable(d->LocalEndpoint(), ""), [dp = d.get()] { return dp->Stats(); });
     dispatchers[f.name] = Reachable(d->Endpoint(), s.config.advertise);
+    local_dispatchers[f.name] = Reachable(d->LocalEndpoint(), "");
     s.endpoints.dispatchers.push_back(dispatchers[f.name]);
     functions[f.name] = {{"topic", f.topic},
                          {"group", f.Group()},
@@ -225,20 +261,22 @@ Stack::Stack(Options options)
   s.endpoints.metrics = s.telemetry->MetricsUrl();
   s.endpoints.status = Reachable(s.scaler->ControlEndpoint(), s.config.advertise);
   s.endpoints.output_dir = s.config.output_dir;
-  s.state.MergeEndpoints({{"kafka", s.kafka.bootstrap},
-                          {"embedded", s.embedded != nullptr},
-                          {"in_memory", s.in_memory},
-                          {"pid", ::getpid()},
-                          {"results", s.endpoints.results},
-                          {"dispatchers", dispatchers},
-                          {"functions", functions},
-                          {"output_dir", s.config.output_dir},
-                          {"status", s.endpoints.status},
-                          {"metrics", s.telemetry->MetricsUrl()},
-                          {"curve", s.guard != nullptr},
-                          {"server_key", s.guard ? s.guard->ServerKey() : std::string()}});
-  s.endpoint_keys = {"kafka",     "embedded",   "in_memory", "pid",     "results", "dispatchers",
-                     "functions", "output_dir", "status",    "metrics", "curve",   "server_key"};
+  s.state.MergeEndpoints(
+      {{"kafka", s.kafka.bootstrap},
+       {"embedded", s.embedded != nullptr},
+       {"in_memory", s.in_memory},
+       {"pid", ::getpid()},
+       {"results", s.endpoints.results},
+       {"dispatchers", dispatchers},
+       {"functions", functions},
+       {"output_dir", s.config.output_dir},
+       {"status", s.endpoints.status},
+       {"metrics", s.telemetry->MetricsUrl()},
+       {"local", {{"dispatchers", local_dispatchers}, {"results", s.results->LocalEndpoint()}}},
+       {"curve", s.guard != nullptr},
+       {"server_key", s.guard ? s.guard->ServerKey() : std::string()}});
+  s.endpoint_keys = {"kafka",      "embedded", "in_memory", "pid",   "results",    "dispatchers", "functions",
+                     "output_dir", "status",   "metrics",   "curve", "server_key", "local"};
 
   scheduler::SchedulerService::Options so;
   so.schedules = std::move(schedules);

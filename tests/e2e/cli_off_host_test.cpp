@@ -21,7 +21,8 @@ using ::testing::Not;
 class CliOffHost : public ::testing::Test {
  protected:
   static void SetUpTestSuite() {
-    stack_ = new StackProcess("functions:\n  - name: echo\n    workers: 1\n    results_topic: echo.results\n");
+    stack_ =
+        new StackProcess("functions:\n  - name: echo\n    workers: 1\n    results_topic: echo.results\n");
     ASSERT_TRUE(stack_->WaitForWorkers("echo", 1, seconds(20)));
   }
   static void TearDownTestSuite() {
@@ -53,15 +54,18 @@ class CliOffHost : public ::testing::Test {
 StackProcess* CliOffHost::stack_ = nullptr;
 
 TEST_F(CliOffHost, PublishAndDlqReachKafkaWithFlagsOrTheEnvironmentAndNoStateDir) {
-  const auto props = Properties("# a client.properties\nclient.id = off-host\nsasl.password=hunter2-secret\n");
-  const auto published = Runnel({"publish", "echo", "--data", "from afar", "--kafka", Bootstrap(), "--kafka-config", props});
+  const auto props =
+      Properties("# a client.properties\nclient.id = off-host\nsasl.password=hunter2-secret\n");
+  const auto published =
+      Runnel({"publish", "echo", "--data", "from afar", "--kafka", Bootstrap(), "--kafka-config", props});
   EXPECT_EQ(published.exit_code, 0) << published.err;
   EXPECT_THAT(published.out + published.err, Not(HasSubstr("hunter2-secret")));
   const auto outcomes = ReadOutcomes(stack_->Kafka(), "echo.results", 1, seconds(30));
   ASSERT_EQ(outcomes.size(), 1u);
   EXPECT_EQ(outcomes[0].output, "from afar");
   // The environment instead of flags; bootstrap.servers may come from the file too.
-  const auto by_env = Runnel({"publish", "echo", "--data", "by env"}, "RUNNEL_KAFKA_BOOTSTRAP=" + Bootstrap());
+  const auto by_env =
+      Runnel({"publish", "echo", "--data", "by env"}, "RUNNEL_KAFKA_BOOTSTRAP=" + Bootstrap());
   EXPECT_EQ(by_env.exit_code, 0) << by_env.err;
   const auto by_file =
       Runnel({"dlq", "echo"}, "RUNNEL_KAFKA_CONFIG=" + Properties("bootstrap.servers=" + Bootstrap() + "\n"));
@@ -79,7 +83,8 @@ TEST_F(CliOffHost, InvokeWaitsThroughAJoinToken) {
   EXPECT_EQ(r.out, "round trip");
   const auto without = Runnel({"invoke", "echo", "--data", "x", "--kafka", Bootstrap()});
   EXPECT_EQ(without.exit_code, 1);
-  EXPECT_THAT(without.err, HasSubstr("no results feed to wait for the outcome on (from another host, pass --join"));
+  EXPECT_THAT(without.err,
+              HasSubstr("no results feed to wait for the outcome on (from another host, pass --join"));
 }
 
 TEST_F(CliOffHost, AKafkaConfigLineThatIsNotAnOptionIsRefusedWithFileAndLine) {

@@ -121,6 +121,22 @@ ParsedWorkerArgs ParseWorkerArgs(const std::vector<std::string>& args) {
   return parsed;
 }
 
+void ApplyCurveFlags(WorkerOptions& options, const std::string& keys_dir, const std::string& join_file) {
+  if (!keys_dir.empty()) options.curve = security::LoadLocalClientKeys(keys_dir);
+  if (join_file.empty()) return;
+  auto token = security::ReadJoinToken(join_file);
+  const auto& dispatchers = token.endpoints.value("dispatchers", nlohmann::json::object());
+  const auto it = dispatchers.find(options.function);
+  if (it == dispatchers.end() || !it->is_string()) {
+    std::string known;
+    for (const auto& [name, _] : dispatchers.items()) known += (known.empty() ? "" : ", ") + name;
+    throw ConfigError(fmt::format("{}: token {} is not for function '{}' (it is for {})", join_file,
+                                  token.record.id, options.function, known));
+  }
+  options.dispatcher = it->get<std::string>();
+  options.curve = std::move(token.keys);
+}
+
 bool AwaitStart(int fd) {
   // The name tells a standby from a worker in ps and /proc/<pid>/comm; the command line is the same.
   char name[16] = {};
@@ -152,20 +168,7 @@ int WorkerMain(int argc, char** argv) {
   // Standing by: one thread, no ZeroMQ context, nothing connected; SIGTERM ends it as any process.
   if (parsed.standby && !AwaitStart(0)) return 0;
   try {
-    if (!parsed.keys_dir.empty()) parsed.options->curve = security::LoadLocalClientKeys(parsed.keys_dir);
-    if (!parsed.join_file.empty()) {
-      auto token = security::ReadJoinToken(parsed.join_file);
-      const auto& dispatchers = token.endpoints.value("dispatchers", nlohmann::json::object());
-      const auto it = dispatchers.find(parsed.options->function);
-      if (it == dispatchers.end() || !it->is_string()) {
-        std::string known;
-        for (const auto& [name, _] : dispatchers.items()) known += (known.empty() ? "" : ", ") + name;
-        throw ConfigError(fmt::format("{}: token {} is not for function '{}' (it is for {})",
-                                      parsed.join_file, token.record.id, parsed.options->function, known));
-      }
-      parsed.options->dispatcher = it->get<std::string>();
-      parsed.options->curve = std::move(token.keys);
-    }
+    ApplyCurveFlags(*parsed.options, parsed.keys_dir, parsed.join_file);
   } catch (const std::exception& e) {
     fmt::print(stderr, "runnel-worker: {}\n", e.what());
     return 1;

@@ -145,7 +145,8 @@ class WorkerSession::Impl {
   void Connect() {
     socket_.emplace(ctx_, zmq::socket_type::dealer);
     socket_->set(zmq::sockopt::linger, 0);
-    if (options_.curve) security::MakeClient(*socket_, *options_.curve);
+    if (options_.curve && security::UsesCurve(options_.dispatcher))
+      security::MakeClient(*socket_, *options_.curve);
     try {
       socket_->connect(options_.dispatcher);
     } catch (const zmq::error_t& e) {

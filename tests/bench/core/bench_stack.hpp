@@ -84,6 +84,21 @@ class Stack {
     return endpoints_.at("dispatchers").at(function).get<std::string>();
   }
   std::string Results() const { return endpoints_.at("results").get<std::string>(); }
+  // Where a process on the stack's host connects, as its own workers and commands do: the local
+  // ipc:// endpoints (no CURVE) when the stack has them.
+  // BENCH_LOCAL_TCP=1 makes them use the TCP endpoints instead (with CURVE when it is on), as a
+  // worker on another host does.
+  std::string LocalDispatcher(const std::string& function) const {
+    if (std::getenv("BENCH_LOCAL_TCP") != nullptr) return Dispatcher(function);
+    const auto local =
+        endpoints_.value("local", nlohmann::json::object()).value("dispatchers", nlohmann::json::object());
+    return local.contains(function) ? local.at(function).get<std::string>() : Dispatcher(function);
+  }
+  std::string LocalResults() const {
+    if (std::getenv("BENCH_LOCAL_TCP") != nullptr) return Results();
+    const std::string local = endpoints_.value("local", nlohmann::json::object()).value("results", "");
+    return local.empty() ? Results() : local;
+  }
   // CURVE, as the stack's own workers and commands use it: the local keys (nullopt when off).
   const std::optional<security::ClientKeys>& Keys() const { return keys_; }
   std::vector<std::string> WorkerKeyArgs() const {
@@ -110,7 +125,7 @@ class WorkerProcess {
                                      "--function",
                                      function,
                                      "--dispatcher",
-                                     stack.Dispatcher(function),
+                                     stack.LocalDispatcher(function),
                                      "--id",
                                      id};
     const auto keys = stack.WorkerKeyArgs();
@@ -162,8 +177,9 @@ class Feed {
     socket_.set(zmq::sockopt::linger, 0);
     socket_.set(zmq::sockopt::rcvhwm, 0);
     socket_.set(zmq::sockopt::subscribe, prefix);
-    if (stack.Keys()) security::MakeClient(socket_, *stack.Keys());
-    socket_.connect(stack.Results());
+    if (stack.Keys() && security::UsesCurve(stack.LocalResults()))
+      security::MakeClient(socket_, *stack.Keys());
+    socket_.connect(stack.LocalResults());
   }
 
   // The next outcome, or false when none came within `timeout`.

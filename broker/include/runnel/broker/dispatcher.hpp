@@ -49,6 +49,9 @@ class Dispatcher {
     // Makes the ROUTER a CURVE server admitting only the keys it knows (socket "dispatcher/<name>");
     // null: a plain socket, for tests on loopback. Must outlive the dispatcher.
     security::Guard* guard = nullptr;
+    // Also bound without CURVE (security::BindLocal): an ipc:// endpoint in a private directory for
+    // the workers the stack starts on its host, who need no encryption; empty: none.
+    std::string local_bind;
     std::string results_endpoint;  // the stack's results proxy to connect a PUB to; empty: none
     std::chrono::milliseconds heartbeat{1000};
     // fetch.wait.max.ms of its consumer: how long the broker may hold a fetch that finds nothing.
@@ -83,6 +86,8 @@ class Dispatcher {
 
   // The ROUTER endpoint workers connect to, e.g. tcp://127.0.0.1:40211.
   const std::string& Endpoint() const;
+  // Options::local_bind once bound, else Endpoint(): where a worker on this host connects.
+  const std::string& LocalEndpoint() const;
   void Start();
   // Begins a stop without waiting: no new event is consumed or dispatched; the loop runs on until
   // the events at workers are done and their outcomes written (or `drain` passed), commits, and

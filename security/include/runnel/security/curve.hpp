@@ -37,6 +37,18 @@ std::string PublicKeyOf(const Secret& secret, std::string_view where);
 // ZAP request it makes, so that the handler knows which socket asks (security/guard.hpp).
 void MakeServer(zmq::socket_t& socket, const KeyPair& server, const std::string& zap_domain);
 
+// Binds `socket` also on `endpoint` without CURVE: an ipc:// endpoint in a directory only the
+// stack's user can enter (mode 0700), for the processes of that user on this host, who may read the
+// local keys anyway. libzmq takes a listener's mechanism from the options at its bind, so the
+// socket's earlier binds keep CURVE. Call after those binds.
+void BindLocal(zmq::socket_t& socket, const std::string& endpoint);
+// The ZAP domain of a BindLocal listener is its socket's with this after it.
+inline constexpr std::string_view kLocalDomainSuffix = "/local";
+
+// Whether a client connecting to `endpoint` uses CURVE: TCP does; a local ipc:// endpoint
+// (BindLocal) does not.
+bool UsesCurve(std::string_view endpoint);
+
 // What a client needs to reach a CURVE server: the server's public key and a pair of its own,
 // which the server admits by its public half.
 struct ClientKeys {

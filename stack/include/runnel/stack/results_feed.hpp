@@ -30,8 +30,9 @@ class ResultsFeed {
   // one), made a CURVE server by `guard` unless it is null (socket "results"), and returns once
   // the proxy runs (or failed to start, then `on_failure` was or will be called). `on_failure` is
   // called on the proxy's thread when a fault ends it.
+  // `local_bind`, when not empty, is bound too, without CURVE (security::BindLocal).
   ResultsFeed(zmq::context_t& ctx, const std::string& bind, security::Guard* guard,
-              std::function<void(const std::string&)> on_failure);
+              const std::string& local_bind, std::function<void(const std::string&)> on_failure);
   // Stops the proxy and joins its thread.
   ~ResultsFeed();  // NOLINT(bugprone-exception-escape): see the definition
   ResultsFeed(const ResultsFeed&) = delete;
@@ -41,12 +42,15 @@ class ResultsFeed {
   static const char* PublishEndpoint();
   // The TCP endpoint subscribers connect to (endpoints.json `results`).
   const std::string& Endpoint() const { return endpoint_; }
+  // The local endpoint when there is one, else Endpoint().
+  const std::string& LocalEndpoint() const { return local_endpoint_; }
 
  private:
   struct Sockets;  // the XSUB and XPUB sockets: ZeroMQ stays out of this header
   zmq::context_t& ctx_;
   std::unique_ptr<Sockets> sockets_;
   std::string endpoint_;
+  std::string local_endpoint_;
   std::atomic<bool> running_{true};
   std::atomic<bool> terminating_{false};
   std::thread thread_;

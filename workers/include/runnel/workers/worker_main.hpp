@@ -25,6 +25,11 @@ struct ParsedWorkerArgs {
 };
 ParsedWorkerArgs ParseWorkerArgs(const std::vector<std::string>& args);
 
+// Completes `options` from --keys DIR (the local CURVE keys of a stack's state dir) or --join
+// TOKEN_FILE (the dispatcher of options.function in the join token, and its keys). Throws
+// ConfigError with the reason (a key that cannot be read, a token expired or for other functions).
+void ApplyCurveFlags(WorkerOptions& options, const std::string& keys_dir, const std::string& join_file);
+
 // A standby worker (--standby) is started ahead of need, with all its flags, by the autoscaler's
 // local backend: it has paid for exec and the dynamic loader, and waits, single-threaded and with
 // nothing connected, for one byte on `fd` (its stdin, a socket). True when the byte came (`fd` is then
