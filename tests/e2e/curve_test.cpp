@@ -210,6 +210,25 @@ TEST(Curve, TheStacksKeysAreKeptAcrossRestartsPrivateAndNeverLogged) {
   std::filesystem::remove_all(state.path);
 }
 
+TEST(Curve, TheStacksOwnWorkersConnectOverAPrivateIpcSocketWithoutCurve) {
+  StackProcess stack(kEcho);
+  ASSERT_TRUE(stack.WaitForWorkers("echo", 1, seconds(20)));
+  const auto local = stack.Endpoints().at("local");
+  const std::string dispatcher = local.at("dispatchers").at("echo").get<std::string>();
+  EXPECT_TRUE(dispatcher.starts_with("ipc://" + (stack.StateDir() / "sockets").string())) << dispatcher;
+  EXPECT_TRUE(local.at("results").get<std::string>().starts_with("ipc://")) << local.dump();
+  EXPECT_EQ(Mode(stack.StateDir() / "sockets"), 0700u) << "only the stack's user may reach the local sockets";
+  EXPECT_TRUE(stack.Endpoints().at("dispatchers").at("echo").get<std::string>().starts_with("tcp://"))
+      << "the TCP endpoint, with CURVE, stays for other hosts";
+  std::string logs;
+  for (const auto& entry : std::filesystem::recursive_directory_iterator(stack.StateDir() / "logs")) {
+    if (entry.is_regular_file()) logs += ReadFile(entry.path());
+  }
+  EXPECT_THAT(logs, HasSubstr("for " + dispatcher)) << "the stack's worker did not use the local socket";
+  const auto invoke = Runnel(stack, {"invoke", "echo", "--data", "over ipc"});
+  EXPECT_EQ(invoke.out, "over ipc") << invoke.err;
+}
+
 TEST(Curve, CurveOffIsAnExplicitOptOutOnLoopback) {
   StackProcess stack(fmt::format("security: {{curve: false}}\n{}", kEcho));
   EXPECT_EQ(stack.Endpoints().value("curve", true), false);
