@@ -135,10 +135,13 @@ TEST(Curve, PlainClientsGetNothingFromAnySocketAndAreCountedWithTheirAddress) {
       << "a plain DEALER got a reply from the dispatcher";
   EXPECT_EQ(Receive(sub, milliseconds(0)), std::nullopt) << "a plain SUB got something from the results feed";
   for (auto& req : reqs) EXPECT_EQ(Receive(req, milliseconds(0)), std::nullopt) << "a plain REQ got a reply";
+  // Logged per socket; with the client's address, unless the client was gone before the stack
+  // could read it (then "an unknown address": the monitor learns it from the accepted socket).
   for (const char* socket : {"dispatcher/echo", "results", "status", "control"}) {
-    EXPECT_THAT(stack.Process().Stderr(),
-                HasSubstr(fmt::format("{}: refused a client from 127.0.0.1:", socket)));
+    EXPECT_THAT(stack.Process().Stderr(), HasSubstr(fmt::format("{}: refused a client from ", socket)));
   }
+  EXPECT_THAT(stack.Process().Stderr(),
+              ::testing::ContainsRegex("refused a client from 127\\.0\\.0\\.1:[0-9]+ "));
 }
 
 TEST(Curve, AnUnknownKeyOrTheWrongServerKeyIsRefusedAndCounted) {

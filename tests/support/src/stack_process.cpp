@@ -125,6 +125,10 @@ nlohmann::json StackProcess::FunctionStatus(const std::string& function) const {
 
 std::map<std::string, pid_t> StackProcess::WorkerPids(const std::string& function) const {
   const std::string dispatcher = endpoints_.at("dispatchers").at(function).get<std::string>();
+  // The stack's own workers connect to its local (ipc://) endpoint when it has one.
+  const std::string local = endpoints_.value("local", nlohmann::json::object())
+                                .value("dispatchers", nlohmann::json::object())
+                                .value(function, dispatcher);
   std::map<std::string, pid_t> out;
   for (const auto& entry : std::filesystem::directory_iterator("/proc")) {
     const std::string name = entry.path().filename().string();
@@ -142,7 +146,7 @@ std::map<std::string, pid_t> StackProcess::WorkerPids(const std::string& functio
     std::string id;
     bool ours = false;
     for (std::size_t i = 1; i + 1 < args.size(); ++i) {
-      if (args[i] == "--dispatcher" && args[i + 1] == dispatcher) ours = true;
+      if (args[i] == "--dispatcher" && (args[i + 1] == dispatcher || args[i + 1] == local)) ours = true;
       if (args[i] == "--id") id = args[i + 1];
     }
     if (ours) out[id] = static_cast<pid_t>(std::stoi(name));
