@@ -17,6 +17,7 @@
 #include <string>
 #include <vector>
 
+#include "runnel/core/protocol_errors.hpp"
 #include "runnel/security/key_files.hpp"
 #include "runnel/security/tokens.hpp"
 
@@ -59,12 +60,8 @@ class Guard {
   // refusals are counted under `name` ("dispatcher/echo", "results", "status", "control").
   void Secure(zmq::socket_t& socket, const std::string& name);
 
-  struct Count {
-    std::string socket;
-    std::string reason;
-    std::int64_t count = 0;
-    bool operator==(const Count&) const = default;
-  };
+  // Counted as protocol errors are: per socket and reason.
+  using Count = ProtocolErrors::Count;
   // Every (socket, reason) refused so far, sorted.
   std::vector<Count> Refused() const;
 
