@@ -5,6 +5,7 @@
 #include <netinet/in.h>
 #include <sys/socket.h>
 
+#include <algorithm>
 #include <array>
 #include <atomic>
 #include <cerrno>
@@ -118,6 +119,16 @@ class Guard::Loop {
 
   const std::string& ServerKey() const { return opt_.server.public_key; }
 
+  std::uint64_t EndedTokens() {
+    std::lock_guard lock(tokens_mu_);
+    RefreshTokens();
+    const auto now = NowMs();
+    return static_cast<std::uint64_t>(std::count_if(tokens_.begin(), tokens_.end(), [&](const auto& entry) {
+      const TokenRecord& r = entry.second;
+      return r.revoked || (r.expires_ms != 0 && now >= r.expires_ms);
+    }));
+  }
+
   bool StillAdmitted(const std::string& user, const std::string& domain) {
     if (!user.starts_with(kTokenUserPrefix)) return true;
     const std::string id = user.substr(kTokenUserPrefix.size());
@@ -144,18 +155,18 @@ class Guard::Loop {
   // The token whose key is `binary_key`, after re-reading the tokens when they changed.
   std::optional<TokenRecord> FindToken(const std::string& binary_key) {
     std::lock_guard lock(tokens_mu_);
-    RefreshTokens();
+    RefreshTokens(/*always=*/true);  // a handshake: a token made a moment ago must work
     const auto it = tokens_.find(binary_key);
     if (it == tokens_.end()) return std::nullopt;
     return it->second;
   }
 
-  // Under tokens_mu_. A stat of the directory at most every 100 ms; the records again when its
-  // modification time moved (a token created or revoked renames a file into it).
-  void RefreshTokens() {
+  // Under tokens_mu_. A stat of the directory (at most every 100 ms unless `always`); the records
+  // again when its modification time moved (a token created or revoked renames a file into it).
+  void RefreshTokens(bool always = false) {
     if (opt_.token_state_dir.empty()) return;
     const auto now = std::chrono::steady_clock::now();
-    if (now - tokens_checked_ < std::chrono::milliseconds(100)) return;
+    if (!always && now - tokens_checked_ < std::chrono::milliseconds(100)) return;
     tokens_checked_ = now;
     std::error_code ec;
     const TokenStore store(opt_.token_state_dir);
@@ -352,6 +363,7 @@ const std::string& Guard::ServerKey() const { return loop_->ServerKey(); }
 bool Guard::StillAdmitted(const std::string& user, const std::string& domain) const {
   return loop_->StillAdmitted(user, domain);
 }
+std::uint64_t Guard::EndedTokens() const { return loop_->EndedTokens(); }
 bool Guard::StillAdmitsSender(const void* message, const std::string& domain) const {
   const char* user = zmq_msg_gets(static_cast<const zmq_msg_t*>(message), "User-Id");
   return user == nullptr || loop_->StillAdmitted(user, domain);

@@ -128,6 +128,7 @@ struct Stack::Impl {
   zmq::context_t zmq_ctx{1};
   // Before every socket it secures, after the context: it must see every one of them closed.
   std::unique_ptr<security::Guard> guard;
+  std::uint64_t ended_tokens = 0;  // the guard's count when the results feed last cut its subscribers
   std::unique_ptr<ResultsFeed> results;
   std::unique_ptr<telemetry::StackTelemetry> telemetry;  // outlives the dispatchers that feed it
   std::vector<std::unique_ptr<broker::Dispatcher>> dispatchers;
@@ -169,6 +170,7 @@ Stack::Stack(Options options)
   if (s.config.security.curve) {
     s.health.Add("security guard");
     s.guard = MakeGuard(s.config, s.state, s.zmq_ctx, s.health.Reporter("security guard"));
+    s.ended_tokens = s.guard->EndedTokens();
   } else {
     log::kSecurity->warn(
         "CURVE is off (security.curve: false): any local process may connect to the stack's sockets");
@@ -336,6 +338,15 @@ void Stack::Stop() {
 void Stack::Supervise() {
   auto& s = *impl_;
   if (s.stopped || s.health.FirstFailure()) return;
+  // A join token revoked or expired: the results feed cannot drop just its subscribers, so it drops
+  // every TCP subscriber and the others reconnect (docs/protocol.md §6.1).
+  if (s.guard) {
+    if (const auto ended = s.guard->EndedTokens(); ended != s.ended_tokens) {
+      s.ended_tokens = ended;
+      log::kSecurity->info("a join token ended: results feed subscribers on TCP reconnect through the guard");
+      s.results->CutRemoteSubscribers();
+    }
+  }
   try {
     s.scheduler->Tick();
   } catch (const std::exception& e) {

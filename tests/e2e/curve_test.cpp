@@ -16,6 +16,7 @@
 #include <zmq.hpp>
 #include <zmq_addon.hpp>
 
+#include "runnel/security/tokens.hpp"
 #include "runnel/testing/http_get.hpp"
 #include "runnel/testing/stack_process.hpp"
 #include "runnel/testing/wait.hpp"
@@ -230,6 +231,43 @@ TEST(Curve, TheStacksOwnWorkersConnectOverAPrivateIpcSocketWithoutCurve) {
   EXPECT_THAT(logs, HasSubstr("for " + dispatcher)) << "the stack's worker did not use the local socket";
   const auto invoke = Runnel(stack, {"invoke", "echo", "--data", "over ipc"});
   EXPECT_EQ(invoke.out, "over ipc") << invoke.err;
+}
+
+// The results feed is one XPUB: it cannot drop one subscriber, so a revoked token makes it drop
+// every TCP connection; the others come back through the guard, the revoked one is refused.
+TEST(Curve, ARevokedTokensOpenResultsSubscriptionIsCutAndRefused) {
+  StackProcess stack(kEcho);
+  ASSERT_TRUE(stack.WaitForWorkers("echo", 1, seconds(20)));
+  const auto dir = TempDir("curve-token");
+  const auto file = (dir / "echo.token").string();
+  const auto created = Runnel(stack, {"token", "create", "--function", "echo", "--out", file});
+  ASSERT_EQ(created.exit_code, 0) << created.err;
+  const auto token = security::ReadJoinToken(file);
+  zmq::context_t ctx(1);
+  const auto subscribe = [&](const security::ClientKeys& keys) {
+    zmq::socket_t sub(ctx, zmq::socket_type::sub);
+    sub.set(zmq::sockopt::linger, 0);
+    sub.set(zmq::sockopt::subscribe, "");
+    security::MakeClient(sub, keys);
+    sub.connect(stack.Endpoints().at("results").get<std::string>());
+    return sub;
+  };
+  auto revoked = subscribe(token.keys);
+  auto allowed = subscribe(*stack.ClientKeys());
+  ASSERT_EQ(Receive(revoked, seconds(10)), "runnel.welcome");
+  ASSERT_EQ(Receive(allowed, seconds(10)), "runnel.welcome");
+  ASSERT_EQ(Runnel(stack, {"token", "revoke", token.record.id}).exit_code, 0);
+  // The allowed subscriber was cut too and came back: a second welcome.
+  EXPECT_EQ(Receive(allowed, seconds(10)), "runnel.welcome") << "the feed did not drop its TCP subscribers";
+  EXPECT_TRUE(WaitFor([&] { return Refused(stack, "results", "token-refused") >= 1; }, seconds(10)))
+      << "the revoked subscriber's reconnection was not refused";
+  const auto invoke = Runnel(stack, {"invoke", "echo", "--data", "after the revocation"});
+  ASSERT_EQ(invoke.exit_code, 0) << invoke.err;
+  EXPECT_THAT(Receive(allowed, seconds(10)).value_or("(nothing)"), ::testing::StartsWith("echo/"))
+      << "the allowed subscriber no longer gets outcomes";
+  EXPECT_EQ(Receive(revoked, milliseconds(0)), std::nullopt)
+      << "a revoked token's subscription still gets outcomes";
+  std::filesystem::remove_all(dir);
 }
 
 TEST(Curve, CurveOffIsAnExplicitOptOutOnLoopback) {

@@ -74,6 +74,9 @@ class Guard {
   // StillAdmitted for the connection a message came on (its User-Id property); true for a message
   // without one (a plain socket, or an in-process one). `message` is a zmq_msg_t*.
   bool StillAdmitsSender(const void* message, const std::string& domain) const;
+  // How many join tokens are revoked or expired now; it grows when one ends. A socket that cannot
+  // drop one connection (the results feed's XPUB) drops all of them when it grows.
+  std::uint64_t EndedTokens() const;
 
  private:
   class Loop;

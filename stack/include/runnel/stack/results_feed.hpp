@@ -34,9 +34,15 @@ class ResultsFeed {
   ResultsFeed(zmq::context_t& ctx, const std::string& bind, security::Guard* guard,
               const std::string& local_bind, std::function<void(const std::string&)> on_failure);
   // Stops the proxy and joins its thread.
-  ~ResultsFeed();  // NOLINT(bugprone-exception-escape): see the definition
+  ~ResultsFeed();
   ResultsFeed(const ResultsFeed&) = delete;
   ResultsFeed& operator=(const ResultsFeed&) = delete;
+
+  // Closes every subscriber connection on the TCP endpoint (it is bound again at once): those
+  // allowed back reconnect through the guard, those whose join token was revoked are refused. A
+  // subscriber misses the outcomes of the moment (the feed may drop outcomes, protocol §4.1).
+  // Called by the thread that constructed the feed.
+  void CutRemoteSubscribers();
 
   // The in-process endpoint (on the context given) that dispatchers publish into.
   static const char* PublishEndpoint();
@@ -46,9 +52,16 @@ class ResultsFeed {
   const std::string& LocalEndpoint() const { return local_endpoint_; }
 
  private:
+  void StartProxy();
+  void StopProxy();
+
   struct Sockets;  // the XSUB and XPUB sockets: ZeroMQ stays out of this header
   zmq::context_t& ctx_;
+  security::Guard* guard_;
+  std::function<void(const std::string&)> on_failure_;
   std::unique_ptr<Sockets> sockets_;
+  int proxies_ = 0;               // proxies started so far, for their control endpoints' names
+  std::string control_endpoint_;  // the running proxy's
   std::string endpoint_;
   std::string local_endpoint_;
   std::atomic<bool> running_{true};
