@@ -270,6 +270,20 @@ TEST(Curve, ARevokedTokensOpenResultsSubscriptionIsCutAndRefused) {
   std::filesystem::remove_all(dir);
 }
 
+TEST(Curve, ListenFlagsChooseTheBindsOfEachSocketKind) {
+  StackProcess stack(kEcho, {}, {"--listen", "127.0.0.2", "--listen", "dispatchers=127.0.0.3:7460-7469"});
+  ASSERT_TRUE(stack.WaitForWorkers("echo", 1, seconds(20)));
+  for (const char* kind : {"results", "status", "control"}) {
+    EXPECT_THAT(stack.Endpoints().at(kind).get<std::string>(), ::testing::StartsWith("tcp://127.0.0.2:"))
+        << kind;
+  }
+  EXPECT_EQ(stack.Endpoints().at("dispatchers").at("echo"), "tcp://127.0.0.3:7460");
+  const auto invoke = Runnel(stack, {"invoke", "echo", "--data", "bound where asked"});
+  EXPECT_EQ(invoke.out, "bound where asked") << invoke.err;
+  const auto status = Runnel(stack, {"status", "--json"});
+  EXPECT_EQ(status.exit_code, 0) << status.err;
+}
+
 TEST(Curve, CurveOffIsAnExplicitOptOutOnLoopback) {
   StackProcess stack(fmt::format("security: {{curve: false}}\n{}", kEcho));
   EXPECT_EQ(stack.Endpoints().value("curve", true), false);
