@@ -18,6 +18,7 @@
 namespace runnel::cli {
 
 // A running stack as a client reaches it: its endpoints and what its sockets take from this client.
+// NOLINTNEXTLINE(bugprone-exception-escape): its implicit move moves std::maps, not noexcept in libstdc++
 struct StackAccess {
   nlohmann::json endpoints;
   std::optional<security::ClientKeys> keys;  // CURVE on

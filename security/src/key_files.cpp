@@ -92,12 +92,14 @@ StackKeys LoadOrCreateStackKeys(const fs::path& state_root) {
   const fs::path dir = KeyDir(state_root);
   std::error_code ec;
   fs::create_directories(dir, ec);
-  if (ec)
+  if (ec) {
     throw Error(fmt::format("{}: cannot create the key directory: {}", dir.string(), ec.message()), false);
+  }
   fs::permissions(dir, fs::perms::owner_all, fs::perm_options::replace, ec);
-  if (ec)
+  if (ec) {
     throw Error(fmt::format("{}: cannot make the key directory private: {}", dir.string(), ec.message()),
                 false);
+  }
   return StackKeys{LoadOrCreatePair(dir, "server"), LoadOrCreatePair(dir, "local")};
 }
 

@@ -62,7 +62,7 @@ std::string Reachable(const std::string& endpoint, const std::string& advertise)
 // dir's lock says no other stack uses it), or empty when its paths would not fit a Unix socket's
 // 107 bytes: then workers on this host use TCP (with CURVE) like any other.
 std::filesystem::path LocalSocketDir(const StateDir& state) {
-  const auto dir = std::filesystem::absolute(state.Root() / "sockets");
+  auto dir = std::filesystem::absolute(state.Root() / "sockets");
   if (dir.string().size() + std::string_view("/results").size() > 100) {
     log::kCli->info("{}: too long a path for ipc:// sockets; workers on this host connect over TCP",
                     dir.string());

@@ -48,11 +48,12 @@ double Num(const nlohmann::json& j, const char* key) {
   return it != j.end() && it->is_number() ? it->get<double>() : 0.0;
 }
 
-// A counter family by socket and reason from a status array of {"socket", "reason", "count"} (at
-// `it`, unless it is `end` or not an array); declared, with no samples, for an empty array.
-void AddSocketCounts(Families& out, nlohmann::json::const_iterator it, nlohmann::json::const_iterator end,
-                     const std::string& name, const std::string& help) {
-  if (it == end || !it->is_array()) return;
+// A counter family by socket and reason from the status array `parent[key]` of {"socket", "reason",
+// "count"} (nothing when it is not an array); declared, with no samples, for an empty array.
+void AddSocketCounts(Families& out, const nlohmann::json& parent, const char* key, const std::string& name,
+                     const std::string& help) {
+  const auto it = parent.find(key);
+  if (it == parent.end() || !it->is_array()) return;
   out.Declare(name, MetricType::Counter, help);
   for (const auto& e : *it) {
     if (!e.is_object()) continue;
@@ -231,15 +232,16 @@ std::vector<MetricFamily> StatusMetrics(const nlohmann::json& status, WorkerSlot
   slots->Retain(names);
   // Messages from peers the stack could not use, per socket and reason (docs/protocol.md §3.4).
   AddSocketCounts(
-      out, status.find("protocol_errors"), status.end(), "runnel_protocol_errors_total",
+      out, status, "protocol_errors", "runnel_protocol_errors_total",
       "Messages received that could not be used (malformed, wrong-typed, oversized, not UTF-8, unknown, "
       "out of order, a result from a connection that does not hold the task), by socket and reason");
   // Clients the guard refused, per socket and reason (docs/protocol.md §6).
   if (const auto security = status.find("security"); security != status.end() && security->is_object()) {
     AddSocketCounts(
-        out, security->find("refused"), security->end(), "runnel_connections_refused_total",
-        "Clients refused before they could send anything (no-curve: a plain client; unknown-key: a "
-        "key the stack does not admit; bad-handshake), by socket and reason");
+        out, *security, "refused", "runnel_connections_refused_total",
+        "Clients refused before they could send anything (no-curve: a plain client; hung-up; unknown-key: a "
+        "key the stack does not admit; token-refused: a revoked or expired join token; bad-handshake), by "
+        "socket and reason");
   }
   return out.Take();
 }

@@ -34,7 +34,7 @@ class ResultsFeed {
   ResultsFeed(zmq::context_t& ctx, const std::string& bind, security::Guard* guard,
               const std::string& local_bind, std::function<void(const std::string&)> on_failure);
   // Stops the proxy and joins its thread.
-  ~ResultsFeed();
+  ~ResultsFeed();  // NOLINT(bugprone-exception-escape): see the definition
   ResultsFeed(const ResultsFeed&) = delete;
   ResultsFeed& operator=(const ResultsFeed&) = delete;
 
