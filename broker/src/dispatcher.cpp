@@ -71,8 +71,13 @@ Dispatcher::Loop::Loop(Options options)
   endpoint = router_.get(zmq::sockopt::last_endpoint);
   local_endpoint = endpoint;
   if (!opt_.local_bind.empty()) {
-    security::BindLocal(router_, opt_.local_bind);
-    local_endpoint = opt_.local_bind;
+    try {
+      security::BindLocal(router_, opt_.local_bind);
+      local_endpoint = opt_.local_bind;
+    } catch (const zmq::error_t& e) {  // a file system without Unix sockets, say: TCP serves all
+      log_.warn("cannot bind {} ({}); workers on this host connect to {}", opt_.local_bind, e.what(),
+                endpoint);
+    }
   }
   if (!opt_.results_endpoint.empty()) {
     pub_.emplace(*opt_.zmq, zmq::socket_type::pub);

@@ -48,8 +48,13 @@ ResultsFeed::ResultsFeed(zmq::context_t& ctx, const std::string& bind, security:
   endpoint_ = xpub.get(zmq::sockopt::last_endpoint);
   local_endpoint_ = endpoint_;
   if (!local_bind.empty()) {
-    security::BindLocal(xpub, local_bind);
-    local_endpoint_ = local_bind;
+    try {
+      security::BindLocal(xpub, local_bind);
+      local_endpoint_ = local_bind;
+    } catch (const zmq::error_t& e) {  // a file system without Unix sockets, say: TCP serves all
+      log::kCli->warn("results feed: cannot bind {} ({}); subscribers on this host use {}", local_bind,
+                      e.what(), endpoint_);
+    }
   }
   StartProxy();
 }
