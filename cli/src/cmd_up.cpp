@@ -82,6 +82,10 @@ std::string Summary(const stack::Stack& stack) {
   std::string out =
       fmt::format("Kafka: {}{}\nresults feed: {}\nmetrics: {}\noutputs: {}\n", e.kafka,
                   e.embedded ? " (embedded, in memory)" : "", e.results, e.metrics, e.output_dir);
+  out += stack.Config().security.curve
+             ? "security: CURVE on every socket (keys in the state dir's keys/; `runnel token create` lets "
+               "another host in)\n"
+             : "security: CURVE off (security.curve: false): any local process may use the sockets\n";
   for (std::size_t i = 0; i < functions.size(); ++i) {
     const auto& f = functions[i];
     out += fmt::format("  {:<18} topic {:<18} workers {}..{}  dispatcher {}\n", f.name, f.topic,

@@ -93,6 +93,7 @@ TEST(Curve, PlainClientsGetNothingFromAnySocketAndAreCountedWithTheirAddress) {
   StackProcess stack(kEcho);
   ASSERT_TRUE(stack.WaitForWorkers("echo", 1, seconds(20))) << "the stack's own worker could not join";
   EXPECT_EQ(stack.Endpoints().value("curve", false), true);
+  EXPECT_THAT(stack.Process().Stdout(), HasSubstr("security: CURVE on every socket")) << "runnel up says so";
   zmq::context_t ctx(1);
   // The dispatcher: HELLO from a plain DEALER.
   auto dealer = SayHello(ctx, stack, std::nullopt, "plain");
@@ -289,6 +290,7 @@ TEST(Curve, CurveOffIsAnExplicitOptOutOnLoopback) {
   EXPECT_EQ(stack.Endpoints().value("curve", true), false);
   EXPECT_FALSE(stack.ClientKeys());
   EXPECT_THAT(stack.Process().Stderr(), HasSubstr("CURVE is off"));
+  EXPECT_THAT(stack.Process().Stdout(), HasSubstr("security: CURVE off"));
   zmq::context_t ctx(1);
   auto plain = SayHello(ctx, stack, std::nullopt, "plain");
   EXPECT_EQ(Receive(plain, seconds(10)), "WELCOME") << "with CURVE off a plain client is served";
