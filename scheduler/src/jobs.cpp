@@ -185,11 +185,13 @@ nlohmann::json JobTracker::Job::Json(TimePoint now) const {
 }
 
 void JobTracker::Flush(TimePoint now, bool force) {
-  if (!force && now - last_flush_ < std::chrono::milliseconds(200)) return;
-  last_flush_ = now;
+  // A finished job's record is written at once: a client told "done" (the control socket answers
+  // from memory) may read the file next. The others at most every 200 ms.
+  const bool due = force || now - last_flush_ >= std::chrono::milliseconds(200);
+  if (due) last_flush_ = now;
   for (auto it = jobs_.begin(); it != jobs_.end();) {
     Job& job = it->second;
-    if (job.dirty) {
+    if (job.dirty && (due || job.finished)) {
       WriteJsonAtomically(RecordFile(it->first), job.Json(now));
       job.dirty = false;
     }

@@ -58,7 +58,8 @@ class JobTracker {
   void BeginFailed(const Start& start, const std::string& error, TimePoint now);
   // Counts a final outcome of an item; duplicates (at-least-once) and unknown ids are ignored.
   void OnOutcome(const Outcome& outcome, TimePoint now);
-  // Writes records that changed (every 200 ms at most unless `force`); finished jobs leave memory.
+  // Writes records that changed (every 200 ms at most unless `force`; a finished job's at once);
+  // finished jobs leave memory.
   void Flush(TimePoint now, bool force = false);
 
   // The record of a job (in memory, or from its file); nullopt when unknown.
