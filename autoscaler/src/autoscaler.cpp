@@ -5,6 +5,7 @@
 
 #include <atomic>
 #include <cmath>
+#include <condition_variable>
 #include <deque>
 #include <mutex>
 #include <nlohmann/json.hpp>
@@ -13,7 +14,6 @@
 #include <zmq.hpp>
 
 #include "runnel/autoscaler/policy.hpp"
-#include "runnel/core/control_messages.hpp"
 #include "runnel/core/error.hpp"
 #include "runnel/core/failpoints.hpp"
 #include "runnel/core/fd.hpp"
@@ -43,15 +43,6 @@ std::int64_t NowEpochMs() {
       .count();
 }
 
-// Who sent a request on a REP socket, for the protocol-error log: the TCP peer's address.
-std::string PeerAddress(zmq::message_t& request) {
-  try {
-    return request.gets("Peer-Address");
-  } catch (const zmq::error_t&) {
-    return "?";
-  }
-}
-
 }  // namespace
 
 class Autoscaler::Loop {
@@ -59,13 +50,6 @@ class Autoscaler::Loop {
   explicit Loop(Options o) : opt_(std::move(o)), log_(log::kAutoscaler.Logger()) {
     if (opt_.backend == nullptr) throw ConfigError("autoscaler: no worker backend");
     if (!opt_.protocol_errors) opt_.protocol_errors = std::make_shared<ProtocolErrors>();
-    if (opt_.zmq != nullptr) {
-      control_.emplace(*opt_.zmq, zmq::socket_type::rep);
-      control_->set(zmq::sockopt::linger, 0);
-      if (opt_.guard != nullptr) opt_.guard->Secure(*control_, "status");
-      control_->bind(opt_.control_bind);
-      control_endpoint_ = control_->get(zmq::sockopt::last_endpoint);
-    }
     admin_ = std::make_unique<kafka::Admin>(opt_.kafka);
   }
   ~Loop() { Stop(); }
@@ -119,9 +103,10 @@ class Autoscaler::Loop {
   }
 
   void Start() {
+    running_.store(true);
     thread_ = std::thread([this] {
       // No end of this thread goes unnoticed: without it no worker starts or restarts and status
-      // goes unanswered, so a fault is the stack's to handle (runnel up exits).
+      // ages, so a fault is the stack's to handle (runnel up exits).
       std::string failure;
       try {
         Run();
@@ -131,6 +116,7 @@ class Autoscaler::Loop {
       } catch (...) {
         failure = "an unknown exception";
       }
+      running_.store(false);
       if (failure.empty()) return;
       log_->critical("autoscaler stopped by an error: {}", failure);
       if (opt_.on_failure) opt_.on_failure(failure);
@@ -144,20 +130,19 @@ class Autoscaler::Loop {
     thread_.join();
   }
 
-  const std::string& ControlEndpoint() const { return control_endpoint_; }
-
   nlohmann::json Status() const {
-    nlohmann::json out;
-    Clock::time_point at;
-    {
-      std::lock_guard lock(status_mu_);
-      out = status_;
-      at = status_at_;
-    }
-    out["age_ms"] = std::chrono::duration_cast<std::chrono::milliseconds>(Clock::now() - at).count();
-    if (opt_.components) out["components"] = opt_.components();
-    if (opt_.security) out["security"] = opt_.security();
-    return out;
+    std::unique_lock lock(status_mu_);
+    return StatusAsOf(lock, false);
+  }
+
+  nlohmann::json FreshStatus(std::chrono::milliseconds within) {
+    std::unique_lock lock(status_mu_);
+    if (!running_.load() || stop_.load()) return StatusAsOf(lock, false);
+    const std::uint64_t asked_at = status_version_;
+    status_wanted_.store(true);
+    wake_.Notify();
+    const bool fresh = status_cv_.wait_for(lock, within, [&] { return status_version_ != asked_at; });
+    return StatusAsOf(lock, fresh);
   }
 
  private:
@@ -172,7 +157,6 @@ class Autoscaler::Loop {
       const auto wait = std::max(std::chrono::milliseconds(0),
                                  std::chrono::duration_cast<std::chrono::milliseconds>(next_tick - now));
       std::vector<zmq::pollitem_t> items = {{nullptr, wake_.Fd(), ZMQ_POLLIN, 0}};
-      if (control_) items.push_back({control_->handle(), 0, ZMQ_POLLIN, 0});
       zmq::poll(items.data(), items.size(), wait);
       if (stop_.load()) break;
       bool woken = false;
@@ -180,7 +164,6 @@ class Autoscaler::Loop {
         wake_.Drain();
         woken = true;
       }
-      if (control_ && (items[1].revents & ZMQ_POLLIN)) AnswerControl();
       const auto t = Clock::now();
       if (woken) {
         // Only the functions whose dispatcher asked; the others wait for the tick.
@@ -192,10 +175,9 @@ class Autoscaler::Loop {
         opt_.backend->Tick();
         for (auto& f : fns_) Scale(*f, t, true);
         next_tick = t + opt_.tick;
-        auto status = StatusJson();
-        std::lock_guard lock(status_mu_);
-        status_ = std::move(status);
-        status_at_ = Clock::now();
+        PublishStatus();
+      } else if (status_wanted_.exchange(false)) {
+        PublishStatus();
       }
     }
   }
@@ -309,55 +291,43 @@ class Autoscaler::Loop {
     }
   }
 
-  // Every request gets exactly one reply (REQ/REP lockstep), whatever its bytes: one that does not
-  // decode, or whose answer fails, is answered with {"error"} and counted (socket "status").
-  void AnswerControl() {
-    zmq::message_t request;
-    if (!control_->recv(request, zmq::recv_flags::dontwait)) return;
-    std::string reply;
-    const std::string_view what = request.to_string_view();
-    const auto decoded = DecodeStatusRequest(what);
-    if (opt_.guard != nullptr && !opt_.guard->StillAdmitsSender(request.handle(), "status")) {
-      reply = StatusErrorReply("the join token of this client was revoked or has expired");
-    } else if (!decoded) {
-      opt_.protocol_errors->Report("status", PeerAddress(request), decoded.error(), *log_);
-      reply = StatusErrorReply(decoded.error().message);
-    } else {
-      try {
-        reply = Answer(*decoded, what);
-      } catch (const std::exception& e) {
-        log_->error("status request '{}': {}", Encode(*decoded), e.what());
-        reply = StatusErrorReply(fmt::format("the stack could not answer: {}", e.what()));
-      }
+  // The status as of now, for Status() and FreshStatus() (which may be waiting for it).
+  void PublishStatus() {
+    auto status = StatusJson();
+    {
+      std::lock_guard lock(status_mu_);
+      status_ = std::move(status);
+      status_at_ = Clock::now();
+      ++status_version_;
     }
-    try {
-      control_->send(zmq::buffer(reply), zmq::send_flags::dontwait);
-    } catch (const zmq::error_t& e) {
-      log_->warn("status socket: could not send a reply: {}", e.what());
-    }
+    status_cv_.notify_all();
   }
 
-  std::string Answer(const StatusRequest& request, std::string_view raw) {
-    if (request.kind == StatusRequest::Kind::kStatus) return JsonText(StatusJson());
-    if (auto other = opt_.on_request ? opt_.on_request(raw) : std::nullopt) return std::move(*other);
-    return StatusErrorReply(fmt::format("'{}' is not answered by this stack", Encode(request)));
-  }
-
-  // The status socket's answer (docs/protocol.md §4.4): every function, the protocol errors, the
-  // components.
-  nlohmann::json StatusJson() const {
-    const auto now_ms = NowEpochMs();
-    nlohmann::json functions = nlohmann::json::array();
-    for (const auto& fp : fns_) functions.push_back(FunctionJson(*fp, now_ms));
+  // The last status published, with what is read at the moment of asking; age 0 when `fresh` (it
+  // was made for this request).
+  nlohmann::json StatusAsOf(std::unique_lock<std::mutex>& lock, bool fresh) const {
+    nlohmann::json out = status_;
+    const auto at = status_at_;
+    lock.unlock();
+    out["age_ms"] =
+        fresh ? 0 : std::chrono::duration_cast<std::chrono::milliseconds>(Clock::now() - at).count();
     nlohmann::json errors = nlohmann::json::array();
     for (const auto& c : opt_.protocol_errors->Snapshot()) {
       errors.push_back({{"socket", c.socket}, {"reason", c.reason}, {"count", c.count}});
     }
-    nlohmann::json out = {
-        {"functions", std::move(functions)}, {"age_ms", 0}, {"protocol_errors", std::move(errors)}};
+    out["protocol_errors"] = std::move(errors);
     if (opt_.components) out["components"] = opt_.components();
     if (opt_.security) out["security"] = opt_.security();
     return out;
+  }
+
+  // The loop's part of the status (docs/protocol.md §4.4): every function; StatusAsOf adds the
+  // rest.
+  nlohmann::json StatusJson() const {
+    const auto now_ms = NowEpochMs();
+    nlohmann::json functions = nlohmann::json::array();
+    for (const auto& fp : fns_) functions.push_back(FunctionJson(*fp, now_ms));
+    return {{"functions", std::move(functions)}};
   }
 
   // What the backend lists of a function's workers, joined with what its dispatcher knows of them.
@@ -473,13 +443,15 @@ class Autoscaler::Loop {
   Options opt_;
   std::shared_ptr<spdlog::logger> log_;
   EventNotifier wake_{"autoscaler"};
-  std::optional<zmq::socket_t> control_;
-  std::string control_endpoint_;
   std::unique_ptr<kafka::Admin> admin_;
   std::deque<std::unique_ptr<Fn>> fns_;
   mutable std::mutex status_mu_;
   nlohmann::json status_ = {{"functions", nlohmann::json::array()}};
   Clock::time_point status_at_ = Clock::now();
+  std::uint64_t status_version_ = 0;  // how many statuses were published
+  std::condition_variable status_cv_;
+  std::atomic<bool> status_wanted_{false};  // FreshStatus waits for one
+  std::atomic<bool> running_{false};        // the loop's thread runs (FreshStatus may wait for it)
   std::thread thread_;
   std::atomic<bool> stop_{false};
 };
@@ -491,8 +463,10 @@ void Autoscaler::Connect(const std::string& function, std::string endpoint,
                          std::function<broker::DispatcherStats()> stats) {
   loop_->Connect(function, std::move(endpoint), std::move(stats));
 }
-const std::string& Autoscaler::ControlEndpoint() const { return loop_->ControlEndpoint(); }
 nlohmann::json Autoscaler::Status() const { return loop_->Status(); }
+nlohmann::json Autoscaler::FreshStatus(std::chrono::milliseconds within) {
+  return loop_->FreshStatus(within);
+}
 void Autoscaler::Start() { loop_->Start(); }
 void Autoscaler::Stop() { loop_->Stop(); }
 

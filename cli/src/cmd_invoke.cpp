@@ -41,14 +41,14 @@ struct StackOutcome {
   std::size_t output_bytes = 0;
 };
 
-// The outcome of event `id` of `function` from the reply to `outcome <id>` (docs/protocol.md
-// §4.4); nullopt while the stack has none (not consumed yet, in progress). Throws Error when the
-// reply is not what the protocol says.
-std::optional<StackOutcome> FromStackAnswer(const nlohmann::json& answer, const std::string& function,
+// The outcome of event `id` of `function` from the reply to `outcome` (docs/protocol.md §4.4);
+// nullopt while the stack has none (not consumed yet, in progress). Throws Error when the reply is
+// not what the protocol says.
+std::optional<StackOutcome> FromStackAnswer(const ControlReply& reply, const std::string& function,
                                             const std::string& id) {
-  if (answer.contains("error")) return std::nullopt;  // not consumed yet (or forgotten)
+  if (!reply.ok) return std::nullopt;  // not consumed yet (or forgotten)
   try {
-    for (const auto& o : answer.at("outcomes")) {
+    for (const auto& o : reply.body.at("outcomes")) {
       if (o.at("function").get<std::string>() != function) continue;
       const std::string status = o.at("status").get<std::string>();
       if (status == "in progress") return std::nullopt;
@@ -173,8 +173,7 @@ Command AddInvoke(CLI::App& app, CommonOptions& common) {
             std::string ask_problem;  // why the last question to the stack failed, if it did
             const auto ask = [&](std::chrono::milliseconds within) -> std::optional<StackOutcome> {
               try {
-                const auto answer = AskStack(
-                    stack.Access(), Encode(StatusRequest{StatusRequest::Kind::kOutcome, env.id}), within);
+                const auto answer = AskStack(stack.Access(), ControlRequest::OutcomeOf(env.id), within);
                 ask_problem.clear();
                 return FromStackAnswer(answer, flags->function, env.id);
               } catch (const Error& e) {

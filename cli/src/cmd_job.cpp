@@ -5,46 +5,15 @@
 
 #include <nlohmann/json.hpp>
 #include <thread>
-#include <zmq.hpp>
 
 #include "commands.hpp"
+#include "control_request.hpp"
 #include "exit_codes.hpp"
 #include "runnel/core/control_messages.hpp"
 #include "runnel/core/error.hpp"
-#include "runnel/core/state_dir.hpp"
-#include "runnel/security/key_files.hpp"
 
 namespace runnel::cli {
 namespace {
-
-// One request/reply on the stack's control socket; a fresh REQ socket each time, so a stack that
-// went away costs one timeout, never a stuck socket.
-nlohmann::json Ask(const StateDir& state, const ControlRequest& request, std::chrono::milliseconds timeout) {
-  const auto endpoints = state.ReadEndpoints();
-  if (!endpoints.contains("control")) {
-    throw ConfigError("the running stack has no control socket (is it 'runnel up' with this version?)");
-  }
-  static zmq::context_t ctx(1);
-  zmq::socket_t req(ctx, zmq::socket_type::req);
-  req.set(zmq::sockopt::linger, 0);
-  if (const auto keys = security::LocalClientKeysFor(state.Root(), endpoints))
-    security::MakeClient(req, *keys);
-  req.connect(endpoints["control"].get<std::string>());
-  const std::string text = Encode(request);
-  req.send(zmq::buffer(text), zmq::send_flags::none);
-  zmq::pollitem_t items[] = {{req.handle(), 0, ZMQ_POLLIN, 0}};
-  zmq::poll(items, 1, timeout);
-  zmq::message_t reply;
-  if ((items[0].revents & ZMQ_POLLIN) == 0 || !req.recv(reply, zmq::recv_flags::dontwait)) {
-    throw Error(
-        fmt::format("the stack did not answer on its control socket within {} s", timeout.count() / 1000),
-        true);
-  }
-  auto answer = DecodeControlReply(reply.to_string_view());
-  if (!answer) throw Error(answer.error().message, false);
-  if (!answer->ok) throw ConfigError(answer->error);
-  return std::move(answer->body);
-}
 
 std::string Seconds(std::int64_t ms) { return fmt::format("{:.1f} s", static_cast<double>(ms) / 1000.0); }
 
@@ -99,13 +68,16 @@ Command AddJob(CLI::App& app, CommonOptions& common) {
   auto* status = sub->add_subcommand("status", "A job's record: items, done, failed with reasons, time");
   status->add_option("job", flags->job, "The job id")->required();
   status->add_flag("--json", flags->json, "Print the record as JSON");
+  for (auto* command : {run, list, status}) AddJoinOption(command, common);
 
   return {
       sub, [flags, &common, run, list] {
-        const StateDir state = StateDir::Resolve(common.state_dir);
+        const StackAccess stack = StackAccess::Resolve(common);
+        const auto ask = [&stack](const ControlRequest& request, std::chrono::seconds within) {
+          return AskStackOk(stack, request, within);
+        };
         if (list->parsed()) {
-          const auto schedules =
-              Ask(state, {ControlRequest::Op::kJobList, "", ""}, std::chrono::seconds(10))["schedules"];
+          const auto schedules = ask(ControlRequest::JobList(), std::chrono::seconds(10))["schedules"];
           if (flags->json) {
             fmt::print("{}\n", schedules.dump());
             return 0;
@@ -122,8 +94,7 @@ Command AddJob(CLI::App& app, CommonOptions& common) {
           return 0;
         }
         if (!run->parsed()) {
-          const auto record = Ask(state, {ControlRequest::Op::kJobStatus, "", flags->job},
-                                  std::chrono::seconds(10))["record"];
+          const auto record = ask(ControlRequest::JobStatus(flags->job), std::chrono::seconds(10))["record"];
           if (flags->json)
             fmt::print("{}\n", record.dump());
           else
@@ -132,8 +103,7 @@ Command AddJob(CLI::App& app, CommonOptions& common) {
         }
 
         const auto started = std::chrono::steady_clock::now();
-        const auto fired =
-            Ask(state, {ControlRequest::Op::kJobRun, flags->name, ""}, std::chrono::seconds(120));
+        const auto fired = ask(ControlRequest::JobRun(flags->name), std::chrono::seconds(120));
         const std::string job = fired.value("job", "");
         if (!flags->wait) {
           if (flags->json) {
@@ -157,7 +127,7 @@ Command AddJob(CLI::App& app, CommonOptions& common) {
         std::int64_t shown = -1;
         nlohmann::json record;
         while (true) {
-          record = Ask(state, {ControlRequest::Op::kJobStatus, "", job}, std::chrono::seconds(10))["record"];
+          record = ask(ControlRequest::JobStatus(job), std::chrono::seconds(10))["record"];
           const std::int64_t finished = record.value("done", 0) + record.value("failed", 0);
           if (finished != shown) {
             shown = finished;

@@ -84,16 +84,13 @@ Command AddTrace(CLI::App& app, CommonOptions& common) {
       ->check(CLI::PositiveNumber);
   AddJoinOption(sub, common);
   return {sub, [flags, &common] {
-            const StatusRequest request{StatusRequest::Kind::kTrace, flags->id};
+            const auto request = ControlRequest::Trace(flags->id);
             // What the stack would refuse, refused here with the same message.
-            if (const auto checked = DecodeStatusRequest(Encode(request)); !checked) {
+            if (const auto checked = DecodeControlRequest(Encode(request)); !checked) {
               throw ConfigError(checked.error().message);
             }
             const auto answer =
-                AskStack(StackAccess::Resolve(common), Encode(request), SecondsOption(flags->timeout));
-            if (const auto error = answer.find("error"); error != answer.end()) {
-              throw ConfigError(error->is_string() ? error->get<std::string>() : JsonText(*error));
-            }
+                AskStackOk(StackAccess::Resolve(common), request, SecondsOption(flags->timeout));
             if (!answer.contains("traces") || !answer["traces"].is_array()) {
               throw Error("the stack's answer is not a trace: " + JsonText(answer), false);
             }

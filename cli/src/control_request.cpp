@@ -7,7 +7,6 @@
 #include <zmq.hpp>
 
 #include "kafka_client.hpp"
-#include "runnel/core/control_messages.hpp"
 #include "runnel/core/error.hpp"
 #include "runnel/core/json.hpp"
 #include "runnel/security/key_files.hpp"
@@ -64,41 +63,47 @@ void AddJoinOption(CLI::App* command, CommonOptions& common) {
       ->check(CLI::ExistingFile);
 }
 
-nlohmann::json AskStack(const StackAccess& stack, std::string_view request,
-                        std::chrono::milliseconds timeout) {
+ControlReply AskStack(const StackAccess& stack, const ControlRequest& request,
+                      std::chrono::milliseconds timeout) {
   const auto& endpoints = stack.endpoints;
-  if (!endpoints.contains("status")) {
-    throw NoStackError(
-        fmt::format("no running stack with an autoscaler in {} (start one with 'runnel up')", stack.where));
+  if (!endpoints.contains("control")) {
+    throw NoStackError(fmt::format("no running stack in {} (start one with 'runnel up')", stack.where));
   }
   const int pid = endpoints.value("pid", 0);
   if (pid > 0 && ::kill(pid, 0) != 0 && errno == ESRCH) {
     throw NoStackError(fmt::format("the stack in {} (pid {}) is not running; its endpoints.json is stale",
                                    stack.where, pid));
   }
-  const std::string endpoint = endpoints["status"].get<std::string>();
+  const std::string endpoint = endpoints["control"].get<std::string>();
   zmq::context_t ctx(1);
   zmq::socket_t req(ctx, zmq::socket_type::req);
   req.set(zmq::sockopt::linger, 0);
   if (stack.keys) security::MakeClient(req, *stack.keys);
   req.connect(endpoint);
-  req.send(zmq::buffer(request), zmq::send_flags::none);
+  const std::string text = Encode(request);
+  req.send(zmq::buffer(text), zmq::send_flags::none);
   zmq::pollitem_t items[] = {{req.handle(), 0, ZMQ_POLLIN, 0}};
   zmq::poll(items, 1, timeout);
-  if ((items[0].revents & ZMQ_POLLIN) == 0) {
+  zmq::message_t reply;
+  if ((items[0].revents & ZMQ_POLLIN) == 0 || !req.recv(reply, zmq::recv_flags::dontwait)) {
     throw Error(
         fmt::format("the stack (pid {}) did not answer at {} within {} ms", pid, endpoint, timeout.count()),
         true);
   }
-  zmq::message_t reply;
-  (void)req.recv(reply);
-  auto answer = DecodeStatusReply(reply.to_string_view());
+  auto answer = DecodeControlReply(reply.to_string_view());
   if (!answer) throw Error(answer.error().message, false);
   return std::move(*answer);
 }
 
+nlohmann::json AskStackOk(const StackAccess& stack, const ControlRequest& request,
+                          std::chrono::milliseconds timeout) {
+  auto reply = AskStack(stack, request, timeout);
+  if (!reply.ok) throw ConfigError(reply.error);
+  return std::move(reply.body);
+}
+
 nlohmann::json QueryStatus(const StackAccess& stack, std::chrono::milliseconds timeout) {
-  auto status = AskStack(stack, Encode(StatusRequest{}), timeout);
+  auto status = AskStackOk(stack, ControlRequest::Status(), timeout);
   if (!status.contains("functions") || !status["functions"].is_array()) {
     throw Error("the stack's answer is not a status: " + JsonText(status), false);
   }

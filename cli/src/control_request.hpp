@@ -1,5 +1,6 @@
-// Requests to the running stack's control socket (endpoints.json `status`: the autoscaler's REP
-// socket, which answers `status`, `trace <event id>` and `outcome <event id>`), each with a deadline.
+// The one client of the running stack's control socket (endpoints.json `control`, docs/protocol.md
+// §4.3): a typed request (runnel/core/control_messages.hpp), a deadline, the decoded reply. Used by
+// `runnel status`, `trace`, `invoke`, `job`, `simulate` and `demo`.
 #pragma once
 
 #include <chrono>
@@ -8,9 +9,9 @@
 #include <nlohmann/json.hpp>
 #include <optional>
 #include <string>
-#include <string_view>
 
 #include "commands.hpp"
+#include "runnel/core/control_messages.hpp"
 #include "runnel/core/secret.hpp"
 #include "runnel/core/state_dir.hpp"
 #include "runnel/security/curve.hpp"
@@ -42,15 +43,20 @@ struct StackAccess {
 // Adds --join TOKEN_FILE to a command that reaches a stack over ZeroMQ (and Kafka, for publishing).
 void AddJoinOption(CLI::App* command, CommonOptions& common);
 
-// The parsed JSON reply to `request` (an encoded StatusRequest, runnel/core/control_messages.hpp), asked at
-// the stack's `status` endpoint. Throws NoStackError with one clear line when no stack runs (no endpoint,
-// or the pid in endpoints.json is gone), Error (retriable) when the stack does not answer within
-// `timeout`, Error when the answer is not a JSON object.
-nlohmann::json AskStack(const StackAccess& stack, std::string_view request,
-                        std::chrono::milliseconds timeout);
+// The stack's reply to `request`, asked at its `control` endpoint on a fresh REQ socket (a stack
+// that went away costs one timeout, never a stuck socket). Throws NoStackError with one clear line
+// when no stack runs (no endpoint, or the pid in endpoints.json is gone), Error (retriable) when the
+// stack does not answer within `timeout`, Error when the reply does not decode. A refusal is a
+// reply: ok false and the stack's error.
+ControlReply AskStack(const StackAccess& stack, const ControlRequest& request,
+                      std::chrono::milliseconds timeout);
 
-// AskStack(..., "status", ...), checked to be a status ({"functions": [...]}, see
-// `runnel status --json`).
+// AskStack, with a refusal thrown as ConfigError (the stack's error as the message): the answer's
+// fields.
+nlohmann::json AskStackOk(const StackAccess& stack, const ControlRequest& request,
+                          std::chrono::milliseconds timeout);
+
+// The stack's status ({"functions": [...], ...}, as `runnel status --json` prints it).
 nlohmann::json QueryStatus(const StackAccess& stack, std::chrono::milliseconds timeout);
 
 // Seconds from a command-line option, as the timeout these take.

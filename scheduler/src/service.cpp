@@ -3,7 +3,7 @@
 #include <fmt/format.h>
 
 #include <atomic>
-#include <zmq.hpp>
+#include <mutex>
 
 #include "runnel/core/control_messages.hpp"
 #include "runnel/core/errc.hpp"
@@ -17,11 +17,6 @@
 
 namespace runnel::scheduler {
 namespace {
-
-SchedulerService::Options WithProtocolErrors(SchedulerService::Options o) {
-  if (!o.protocol_errors) o.protocol_errors = std::make_shared<ProtocolErrors>();
-  return o;
-}
 
 bool IsJobId(const std::string& s) {
   return !s.empty() && s.size() <= limits::kJobMax && s.front() != '.' &&
@@ -61,18 +56,17 @@ struct SchedulerService::Impl {
   Scheduler scheduler;
   JobTracker jobs;
   std::unique_ptr<kafka::Producer> producer;
-  zmq::socket_t control;
-  std::string control_endpoint;
+  // Tick (the stack's thread) and Handle (the control socket's) take turns on everything here.
+  std::mutex mu;
 
   // Outcomes of job events, from the dispatchers (and failed deliveries, from the producer's thread).
   std::shared_ptr<JobOutcomes> inbox;
   std::atomic<bool> stop{false};
 
   explicit Impl(Options o)
-      : opt(WithProtocolErrors(std::move(o))),
+      : opt(std::move(o)),
         scheduler(opt.schedules, opt.state_dir / "schedules.json", opt.clock()),
         jobs(opt.state_dir / "jobs"),
-        control(*opt.zmq, zmq::socket_type::rep),
         inbox(opt.outcomes ? opt.outcomes : std::make_shared<JobOutcomes>()) {}
 
   void Deliver(Outcome o) { inbox->Add(std::move(o)); }
@@ -140,47 +134,25 @@ struct SchedulerService::Impl {
     return {{"job", job}, {"items", items.size()}, {"function", c.spec.function}};
   }
 
-  // The reply to one control request, whatever its bytes: a request that does not decode gets
-  // {"ok": false, "error"} and is counted (socket "control"); so does one whose answer fails.
-  std::string Answer(zmq::message_t& request) {
-    if (opt.guard != nullptr && !opt.guard->StillAdmitsSender(request.handle(), "control")) {
-      return ControlErrorReply("the join token of this client was revoked or has expired");
-    }
-    const auto decoded = DecodeControlRequest(request.to_string_view());
-    if (!decoded) {
-      std::string peer = "?";
-      try {
-        peer = request.gets("Peer-Address");
-      } catch (const zmq::error_t&) {
-      }
-      opt.protocol_errors->Report("control", peer, decoded.error(), *log);
-      return ControlErrorReply(decoded.error().message);
-    }
-    try {
-      return JsonText(Answer(*decoded));
-    } catch (const std::exception& e) {
-      return ControlErrorReply(e.what());
-    }
-  }
-
   nlohmann::json Answer(const ControlRequest& req) {
     switch (req.op) {
+      case ControlRequest::Op::kStatus:
+      case ControlRequest::Op::kTrace:
+      case ControlRequest::Op::kOutcome:
+        break;
       case ControlRequest::Op::kJobRun: {
-        auto out = RunNow(req.schedule);
-        out["ok"] = true;
-        return out;
+        return RunNow(req.schedule);
       }
       case ControlRequest::Op::kJobStatus: {
-        if (!IsJobId(req.job))
-          return {{"ok", false}, {"error", fmt::format("'{}' is not a job id", req.job)}};
+        if (!IsJobId(req.job)) throw ConfigError(fmt::format("'{}' is not a job id", req.job));
         auto record = jobs.Record(req.job);
-        if (!record) return {{"ok", false}, {"error", fmt::format("no job {}", req.job)}};
-        return {{"ok", true}, {"record", *record}};
+        if (!record) throw ConfigError(fmt::format("no job {}", req.job));
+        return {{"record", *record}};
       }
       case ControlRequest::Op::kJobList:
-        return {{"ok", true}, {"schedules", scheduler.List()}};
+        return {{"schedules", scheduler.List()}};
     }
-    return {{"ok", false}, {"error", "unknown op"}};
+    throw ConfigError(fmt::format("'{}' is not a job op", OpName(req.op)));
   }
 
   nlohmann::json RunNow(const std::string& name) {
@@ -195,13 +167,7 @@ struct SchedulerService::Impl {
   }
 };
 
-SchedulerService::SchedulerService(Options options) : impl_(std::make_unique<Impl>(std::move(options))) {
-  auto& s = *impl_;
-  s.control.set(zmq::sockopt::linger, 0);
-  if (s.opt.guard != nullptr) s.opt.guard->Secure(s.control, "control");
-  s.control.bind(s.opt.control_bind);
-  s.control_endpoint = s.control.get(zmq::sockopt::last_endpoint);
-}
+SchedulerService::SchedulerService(Options options) : impl_(std::make_unique<Impl>(std::move(options))) {}
 
 SchedulerService::~SchedulerService() {
   auto& s = *impl_;
@@ -215,30 +181,29 @@ SchedulerService::~SchedulerService() {
   }
 }
 
-const std::string& SchedulerService::ControlEndpoint() const { return impl_->control_endpoint; }
+nlohmann::json SchedulerService::RunNow(const std::string& schedule) {
+  std::lock_guard lock(impl_->mu);
+  return impl_->RunNow(schedule);
+}
 
-nlohmann::json SchedulerService::RunNow(const std::string& schedule) { return impl_->RunNow(schedule); }
+std::string SchedulerService::Handle(const ControlRequest& request) {
+  auto& s = *impl_;
+  std::lock_guard lock(s.mu);
+  try {
+    return ControlOkReply(s.Answer(request));
+  } catch (const std::exception& e) {
+    return ControlErrorReply(e.what());
+  }
+}
 
 void SchedulerService::Tick() {
   auto& s = *impl_;
   failpoint::Hit("scheduler.tick");
+  std::lock_guard lock(s.mu);
   for (const auto& firing :
        s.stop.load() ? std::vector<Scheduler::Firing>{} : s.scheduler.Due(s.opt.clock())) {
     if (const auto* c = s.scheduler.Find(firing.schedule))
       s.Fire(*c, firing.catch_up ? "catch-up" : "cron", firing.slot);
-  }
-  // Control requests: each answered at once, so the REP socket is never left mid-exchange.
-  if (!s.stop.load()) {
-    for (int i = 0; i < 16; ++i) {
-      zmq::message_t request;
-      if (!s.control.recv(request, zmq::recv_flags::dontwait)) break;
-      const std::string reply = s.Answer(request);
-      try {
-        s.control.send(zmq::buffer(reply), zmq::send_flags::dontwait);
-      } catch (const zmq::error_t& e) {
-        s.log->warn("control socket: could not send a reply: {}", e.what());
-      }
-    }
   }
   const std::vector<Outcome> arrived = s.inbox->Take();
   const TimePoint now = s.opt.clock();
@@ -247,6 +212,7 @@ void SchedulerService::Tick() {
 }
 
 std::string SchedulerService::Summary() const {
+  std::lock_guard lock(impl_->mu);
   std::string out;
   for (const auto& j : impl_->scheduler.List()) {
     out += fmt::format("  schedule {:<16} {:<16} {} -> {}  next {}\n", j["name"].get<std::string>(),

@@ -62,7 +62,7 @@ std::int64_t NowMs() {
 bool TokenRecord::Admits(const std::string& domain, std::int64_t now_ms) const {
   if (revoked || (expires_ms != 0 && now_ms >= expires_ms)) return false;
   if (functions.empty()) return true;
-  if (domain == "results" || domain == "status") return true;
+  if (domain == "results" || domain == "control") return true;  // "jobs" needs a token for all
   return std::any_of(functions.begin(), functions.end(),
                      [&](const std::string& f) { return domain == "dispatcher/" + f; });
 }
@@ -107,10 +107,9 @@ JoinToken TokenStore::Create(const std::vector<std::string>& functions, std::chr
   token.record.expires_ms = ttl.count() > 0 ? token.record.created_ms + ttl.count() : 0;
   // The endpoints the token may use; the rest of endpoints.json (pid, output_dir) stays home.
   nlohmann::json reach = nlohmann::json::object();
-  for (const char* key : {"results", "status", "kafka"}) {
+  for (const char* key : {"results", "control", "kafka"}) {
     if (endpoints.contains(key)) reach[key] = endpoints[key];
   }
-  if (functions.empty() && endpoints.contains("control")) reach["control"] = endpoints["control"];
   reach["dispatchers"] = nlohmann::json::object();
   for (const auto& [name, endpoint] : dispatchers.items()) {
     if (functions.empty() || std::find(functions.begin(), functions.end(), name) != functions.end()) {

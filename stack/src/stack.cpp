@@ -20,6 +20,7 @@
 #include "runnel/security/guard.hpp"
 #include "runnel/security/key_files.hpp"
 #include "runnel/stack/check_config.hpp"
+#include "runnel/stack/control_server.hpp"
 #include "runnel/stack/results_feed.hpp"
 #include "runnel/telemetry/stack_telemetry.hpp"
 #include "topics.hpp"
@@ -29,6 +30,9 @@ namespace {
 
 // On a stop, each call in flight gets its function's timeout plus this to finish and be reported.
 constexpr auto kDrainGrace = std::chrono::seconds(5);
+// A `status` request waits this long for the autoscaler's loop to make a status now; past it (the
+// loop is reading the lag from Kafka) it gets the last one, with its age.
+constexpr auto kFreshStatusWithin = std::chrono::milliseconds(250);
 
 nlohmann::json HealthJson(const ComponentHealth& health) {
   nlohmann::json out = nlohmann::json::array();
@@ -85,17 +89,6 @@ std::string LocalEndpoint(const std::filesystem::path& dir, const std::string& n
   return dir.empty() ? std::string() : "ipc://" + (dir / name).string();
 }
 
-// The scheduler's control socket binds `listen.control`'s host, and the port after the status
-// socket's when a port is given (docs/config.md#listen).
-std::string ControlBind(ListenAddress address) {
-  if (address.port_low != 0) {
-    if (address.port_low == 65535)
-      throw ConfigError("listen.control: port 65535 leaves no port for job control after it");
-    address.port_low = address.port_high = static_cast<std::uint16_t>(address.port_low + 1);
-  }
-  return address.ZmqEndpoint();
-}
-
 // The guard of every socket the stack binds: the stack's keys (created on the first start), the
 // local client key and those of security.clients admitted.
 std::unique_ptr<security::Guard> MakeGuard(const StackConfig& config, const StateDir& state,
@@ -136,7 +129,8 @@ struct Stack::Impl {
   std::unique_ptr<autoscaler::Autoscaler> scaler;  // owns `workers` while it runs
   std::vector<std::string> endpoint_keys;
   std::unique_ptr<scheduler::SchedulerService> scheduler;
-  // Bad messages on every socket the stack binds (dispatchers, status, control), for /metrics.
+  std::unique_ptr<ControlServer> control;  // after what it answers for: it goes first
+  // Bad messages on every socket the stack binds (dispatchers, control), for /metrics.
   std::shared_ptr<ProtocolErrors> protocol_errors = std::make_shared<ProtocolErrors>();
   StackEndpoints endpoints;
   bool stopped = false;
@@ -193,9 +187,7 @@ Stack::Stack(Options options)
   }
   s.workers = std::make_unique<autoscaler::LocalProcessBackend>(
       std::move(worker_command), s.state.Root() / "logs", s.config.standby_workers);
-  autoscaler::Autoscaler::Options scaling{s.workers.get(), s.kafka, &s.zmq_ctx};
-  scaling.control_bind = s.config.listen.control.ZmqEndpoint();
-  scaling.guard = s.guard.get();
+  autoscaler::Autoscaler::Options scaling{s.workers.get(), s.kafka};
   scaling.security = [g = s.guard.get()] {
     nlohmann::json refused = nlohmann::json::array();
     if (g != nullptr) {
@@ -204,7 +196,6 @@ Stack::Stack(Options options)
     }
     return nlohmann::json{{"curve", g != nullptr}, {"refused", std::move(refused)}};
   };
-  scaling.on_request = [t = s.telemetry.get()](std::string_view request) { return t->Answer(request); };
   scaling.protocol_errors = s.protocol_errors;
   scaling.on_failure = s.health.Reporter("autoscaler");
   scaling.components = [h = &s.health] { return HealthJson(*h); };
@@ -257,29 +248,6 @@ Stack::Stack(Options options)
                          {"results_topic", f.results_topic}};
     s.dispatchers.push_back(std::move(d));
   }
-  s.endpoints.kafka = s.kafka.bootstrap;
-  s.endpoints.embedded = s.embedded != nullptr;
-  s.endpoints.results = Reachable(s.results->Endpoint(), s.config.advertise);
-  s.endpoints.metrics = s.telemetry->MetricsUrl();
-  s.endpoints.status = Reachable(s.scaler->ControlEndpoint(), s.config.advertise);
-  s.endpoints.output_dir = s.config.output_dir;
-  s.state.MergeEndpoints(
-      {{"kafka", s.kafka.bootstrap},
-       {"embedded", s.embedded != nullptr},
-       {"in_memory", s.in_memory},
-       {"pid", ::getpid()},
-       {"results", s.endpoints.results},
-       {"dispatchers", dispatchers},
-       {"functions", functions},
-       {"output_dir", s.config.output_dir},
-       {"status", s.endpoints.status},
-       {"metrics", s.telemetry->MetricsUrl()},
-       {"local", {{"dispatchers", local_dispatchers}, {"results", s.results->LocalEndpoint()}}},
-       {"curve", s.guard != nullptr},
-       {"server_key", s.guard ? s.guard->ServerKey() : std::string()}});
-  s.endpoint_keys = {"kafka",      "embedded", "in_memory", "pid",   "results",    "dispatchers", "functions",
-                     "output_dir", "status",   "metrics",   "curve", "server_key", "local"};
-
   scheduler::SchedulerService::Options so;
   so.schedules = std::move(schedules);
   for (const auto& f : s.config.functions) {
@@ -291,16 +259,45 @@ Stack::Stack(Options options)
   so.kafka_secrets = s.kafka.secrets;
   so.embedded = s.in_memory;
   so.state_dir = s.state.Root();
-  so.zmq = &s.zmq_ctx;
-  so.guard = s.guard.get();
-  so.control_bind = ControlBind(s.config.listen.control);
   so.outcomes = job_outcomes;
-  so.protocol_errors = s.protocol_errors;
   s.health.Add("scheduler");
   s.scheduler = std::make_unique<scheduler::SchedulerService>(std::move(so));
-  s.endpoints.control = Reachable(s.scheduler->ControlEndpoint(), s.config.advertise);
-  s.state.MergeEndpoints({{"control", s.endpoints.control}});
-  s.endpoint_keys.push_back("control");
+
+  // One control socket for every question a client asks the stack (docs/protocol.md §4.3).
+  ControlServer::Options co;
+  co.zmq = &s.zmq_ctx;
+  co.bind = s.config.listen.control.ZmqEndpoint();
+  co.guard = s.guard.get();
+  co.protocol_errors = s.protocol_errors;
+  co.handlers.status = [scaler = s.scaler.get()] { return scaler->FreshStatus(kFreshStatusWithin); };
+  co.handlers.events = [t = s.telemetry.get()](const ControlRequest& r) { return t->Answer(r); };
+  co.handlers.jobs = [sc = s.scheduler.get()](const ControlRequest& r) { return sc->Handle(r); };
+  co.on_failure = s.health.Reporter("control socket");
+  s.health.Add("control socket");
+  s.control = std::make_unique<ControlServer>(std::move(co));
+
+  s.endpoints.kafka = s.kafka.bootstrap;
+  s.endpoints.embedded = s.embedded != nullptr;
+  s.endpoints.results = Reachable(s.results->Endpoint(), s.config.advertise);
+  s.endpoints.metrics = s.telemetry->MetricsUrl();
+  s.endpoints.control = Reachable(s.control->Endpoint(), s.config.advertise);
+  s.endpoints.output_dir = s.config.output_dir;
+  s.state.MergeEndpoints(
+      {{"kafka", s.kafka.bootstrap},
+       {"embedded", s.embedded != nullptr},
+       {"in_memory", s.in_memory},
+       {"pid", ::getpid()},
+       {"results", s.endpoints.results},
+       {"dispatchers", dispatchers},
+       {"functions", functions},
+       {"output_dir", s.config.output_dir},
+       {"control", s.endpoints.control},
+       {"metrics", s.telemetry->MetricsUrl()},
+       {"local", {{"dispatchers", local_dispatchers}, {"results", s.results->LocalEndpoint()}}},
+       {"curve", s.guard != nullptr},
+       {"server_key", s.guard ? s.guard->ServerKey() : std::string()}});
+  s.endpoint_keys = {"kafka",      "embedded", "in_memory", "pid",   "results",    "dispatchers", "functions",
+                     "output_dir", "control",  "metrics",   "curve", "server_key", "local"};
 
   s.scaler->Start();
 }
@@ -326,6 +323,7 @@ void Stack::Stop() {
   s.workers->StopAll(drain);
   for (auto& d : s.dispatchers) d->Stop(drain);
   s.dispatchers.clear();
+  s.control.reset();    // it answered `status` through the drain; it answers for the scheduler
   s.scheduler.reset();  // job records written as they stand, the drain's outcomes counted
   s.results.reset();
   s.telemetry.reset();  // the metrics endpoint reads the autoscaler's status: stop it first

@@ -68,32 +68,26 @@ nlohmann::json OutcomeJson(const EventTrace& t, const std::optional<KeptOutcome>
 
 }  // namespace
 
-std::optional<std::string> StackTelemetry::Answer(std::string_view request) const {
-  const auto decoded = DecodeStatusRequest(request);
-  if (!decoded) {
-    // An unknown request is another component's to answer; a known one with a bad id gets why.
-    if (decoded.error().reason == DecodeErrc::kUnknownCommand) return std::nullopt;
-    return StatusErrorReply(decoded.error().message);
+std::string StackTelemetry::Answer(const ControlRequest& request) const {
+  if (request.op != ControlRequest::Op::kTrace && request.op != ControlRequest::Op::kOutcome) {
+    return ControlErrorReply(fmt::format("'{}' is not a question about an event", OpName(request.op)));
   }
-  if (decoded->kind != StatusRequest::Kind::kTrace && decoded->kind != StatusRequest::Kind::kOutcome) {
-    return std::nullopt;
-  }
-  const std::string& id = decoded->event_id;
+  const std::string& id = request.event;
   const auto found = traces_->Find(id);
   if (found.empty()) {
-    return JsonText(
-        {{"error", fmt::format("no trace of event '{}': this stack has not consumed it, or it is older "
-                               "than the {} most recent events it keeps",
-                               id, traces_->MaxEvents())}});
+    return ControlErrorReply(
+        fmt::format("no trace of event '{}': this stack has not consumed it, or it is older than the {} most "
+                    "recent events it keeps",
+                    id, traces_->MaxEvents()));
   }
-  if (decoded->kind == StatusRequest::Kind::kOutcome) {
+  if (request.op == ControlRequest::Op::kOutcome) {
     nlohmann::json outcomes = nlohmann::json::array();
     for (const auto& t : found) outcomes.push_back(OutcomeJson(t, traces_->Kept(t.function, id)));
-    return JsonText({{"id", id}, {"outcomes", std::move(outcomes)}});
+    return ControlOkReply({{"id", id}, {"outcomes", std::move(outcomes)}});
   }
   nlohmann::json traces = nlohmann::json::array();
   for (const auto& t : found) traces.push_back(t.ToJson());
-  return JsonText({{"id", id}, {"traces", std::move(traces)}});
+  return ControlOkReply({{"id", id}, {"traces", std::move(traces)}});
 }
 
 }  // namespace runnel::telemetry

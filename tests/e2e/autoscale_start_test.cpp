@@ -155,7 +155,7 @@ TEST(AutoscaleStart, WithoutStandbyWorkersEveryStartIsAnExec) {
 // event gets its result and every request its answer.
 TEST(AutoscaleStart, StatusPolledInATightLoopWhileEventsFlowDelaysNothing) {
   StackProcess stack(kEchoFromZero);
-  const std::string endpoint = stack.Endpoints()["status"];
+  const std::string endpoint = stack.Endpoints()["control"];
   std::atomic<bool> stop{false};
   std::atomic<int> answers{0}, bad_answers{0}, unanswered{0};
   std::thread poller([&] {
@@ -165,7 +165,7 @@ TEST(AutoscaleStart, StatusPolledInATightLoopWhileEventsFlowDelaysNothing) {
       req.set(zmq::sockopt::linger, 0);
       stack.Secure(req);
       req.connect(endpoint);
-      req.send(zmq::str_buffer("status"), zmq::send_flags::none);
+      req.send(zmq::str_buffer(R"({"op":"status"})"), zmq::send_flags::none);
       zmq::pollitem_t items[] = {{req.handle(), 0, ZMQ_POLLIN, 0}};
       if (zmq::poll(items, 1, milliseconds(2000)) == 0) {
         ++unanswered;

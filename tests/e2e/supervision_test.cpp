@@ -170,6 +170,7 @@ INSTANTIATE_TEST_SUITE_P(Injected, ComponentFailure,
                          ::testing::Values(Injected{"dispatcher.loop", "dispatcher echo"},
                                            Injected{"autoscaler.loop", "autoscaler"},
                                            Injected{"scheduler.tick", "scheduler"},
+                                           Injected{"control.loop", "control socket"},
                                            Injected{"results.feed", "results feed"}),
                          [](const ::testing::TestParamInfo<Injected>& param_info) {
                            std::string name = param_info.param.failpoint;
@@ -201,9 +202,9 @@ functions:
   ASSERT_TRUE(status.contains("components")) << status.dump();
   std::map<std::string, bool> up;
   for (const auto& c : status["components"]) up[c.value("name", "")] = c.value("up", false);
-  const std::map<std::string, bool> all = {{"autoscaler", true}, {"dispatcher echo", true},
-                                           {"metrics", true},    {"results feed", true},
-                                           {"scheduler", true},  {"security guard", true}};
+  const std::map<std::string, bool> all = {
+      {"autoscaler", true},   {"control socket", true}, {"dispatcher echo", true}, {"metrics", true},
+      {"results feed", true}, {"scheduler", true},      {"security guard", true}};
   EXPECT_EQ(up, all);
   EXPECT_EQ(status.value("age_ms", -1), 0) << "status is answered fresh";
   const auto r = HttpGet(stack.Endpoints().value("metrics", ""));

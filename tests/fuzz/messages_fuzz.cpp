@@ -36,9 +36,7 @@ extern "C" int LLVMFuzzerTestOneInput(const std::uint8_t* data, std::size_t size
   (void)wire::DecodeDraining(bytes);
   RoundTrip(wire::TryDecodeTask, bytes);
   RoundTrip(wire::TryDecodeResult, bytes);
-  RoundTrip(runnel::DecodeStatusRequest, bytes);
   RoundTrip(runnel::DecodeControlRequest, bytes);
   (void)runnel::DecodeControlReply(bytes);
-  (void)runnel::DecodeStatusReply(bytes);
   return 0;
 }

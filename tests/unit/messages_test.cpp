@@ -171,94 +171,81 @@ TEST(WorkerMessages, TaskAndResultHeadersAsValues) {
   EXPECT_THAT(Message(bad), HasSubstr("truncated in field 'token'"));
 }
 
-TEST(StatusRequests, RoundTrip) {
-  EXPECT_EQ(Encode(StatusRequest{}), "status");
-  EXPECT_EQ(*DecodeStatusRequest("status"), StatusRequest{});
-  const StatusRequest trace{StatusRequest::Kind::kTrace, "01HZX3-img:7.a_b"};
-  EXPECT_EQ(Encode(trace), "trace 01HZX3-img:7.a_b");
-  EXPECT_EQ(*DecodeStatusRequest(Encode(trace)), trace);
-  const StatusRequest outcome{StatusRequest::Kind::kOutcome, "01HZX3-img:7.a_b"};
-  EXPECT_EQ(Encode(outcome), "outcome 01HZX3-img:7.a_b");
-  EXPECT_EQ(*DecodeStatusRequest(Encode(outcome)), outcome);
-  EXPECT_EQ(StatusRequestsKnown(), "status, trace <event id>, outcome <event id>");
-}
-
-// `outcome` takes an event id as `trace` does, with the same precise errors.
-TEST(StatusRequests, AnOutcomeRequestNeedsAnEventId) {
-  const auto missing = DecodeStatusRequest("outcome");
-  EXPECT_EQ(Reason(missing), DecodeErrc::kMissingField);
-  EXPECT_THAT(Message(missing), HasSubstr("'outcome' needs an event id"));
-  EXPECT_EQ(Reason(DecodeStatusRequest("outcome ")), DecodeErrc::kMissingField);
-  const auto spaced = DecodeStatusRequest("outcome a b");
-  EXPECT_EQ(Reason(spaced), DecodeErrc::kOutOfRange);
-  EXPECT_THAT(Message(spaced), HasSubstr("'a b' is not an event id (1..128 of A-Z a-z 0-9 . _ : -)"));
-  EXPECT_EQ(Reason(DecodeStatusRequest("outcome " + std::string(129, 'a'))), DecodeErrc::kOutOfRange);
-  EXPECT_EQ(Reason(DecodeStatusRequest("outcome caf\xc3\xa9")), DecodeErrc::kOutOfRange);
-  EXPECT_EQ(DecodeStatusRequest("outcome " + std::string(128, 'a'))->event_id, std::string(128, 'a'));
-  EXPECT_EQ(Reason(DecodeStatusRequest("outcomes x")), DecodeErrc::kUnknownCommand);
-}
-
-// The request that stopped the autoscaler thread with json type_error.316 (issue 12).
-TEST(StatusRequests, HostileBytesGetPreciseErrors) {
-  EXPECT_EQ(Reason(DecodeStatusRequest("\xff\xfe")), DecodeErrc::kNotUtf8);
-  EXPECT_EQ(Reason(DecodeStatusRequest("")), DecodeErrc::kEmpty);
-  EXPECT_EQ(Reason(DecodeStatusRequest(std::string(kMaxRequestBytes + 1, 's'))), DecodeErrc::kOversized);
-  const auto unknown = DecodeStatusRequest("statuss");
-  EXPECT_EQ(Reason(unknown), DecodeErrc::kUnknownCommand);
-  EXPECT_THAT(Message(unknown),
-              HasSubstr("unknown request 'statuss' (known: status, trace <event id>, outcome <event id>)"));
-  EXPECT_EQ(Reason(DecodeStatusRequest("status now")), DecodeErrc::kOutOfRange);
-  EXPECT_EQ(Reason(DecodeStatusRequest("trace")), DecodeErrc::kMissingField);
-  EXPECT_EQ(Reason(DecodeStatusRequest("trace ")), DecodeErrc::kMissingField);
-  EXPECT_EQ(Reason(DecodeStatusRequest("trace a b")), DecodeErrc::kOutOfRange);
-  EXPECT_EQ(Reason(DecodeStatusRequest("trace " + std::string(129, 'a'))), DecodeErrc::kOutOfRange);
-  // A long unknown request is quoted shortly.
-  EXPECT_LT(Message(DecodeStatusRequest(std::string(10'000, 'x'))).size(), 200u);
-}
-
-TEST(StatusRequests, ErrorRepliesAreValidJsonWhateverTheMessage) {
-  const auto reply = nlohmann::json::parse(StatusErrorReply("bad \xff byte"));
-  EXPECT_THAT(reply.at("error").get<std::string>(), HasSubstr("bad "));
-  const auto control = nlohmann::json::parse(ControlErrorReply("\xc3"));
-  EXPECT_FALSE(control.at("ok").get<bool>());
-}
-
-TEST(ControlRequests, RoundTrip) {
+TEST(ControlRequests, EveryOpRoundTrips) {
   for (const ControlRequest& r :
-       {ControlRequest{ControlRequest::Op::kJobRun, "nightly", ""},
-        ControlRequest{ControlRequest::Op::kJobStatus, "", "nightly-20260101T000000Z"},
-        ControlRequest{ControlRequest::Op::kJobList, "", ""}}) {
+       {ControlRequest::Status(), ControlRequest::Trace("01HZX3-img:7.a_b"),
+        ControlRequest::OutcomeOf(std::string(kMaxEventIdBytes, 'a')), ControlRequest::JobRun("nightly"),
+        ControlRequest::JobStatus("nightly-20260101T000000Z"), ControlRequest::JobList()}) {
     auto d = DecodeControlRequest(Encode(r));
     ASSERT_TRUE(d) << Message(d);
     EXPECT_EQ(*d, r);
   }
+  EXPECT_EQ(Encode(ControlRequest::Status()), R"({"op":"status"})");
+  EXPECT_EQ(Encode(ControlRequest::Trace("e1")), R"({"event":"e1","op":"trace"})");
+  EXPECT_EQ(ControlOpsKnown(), "status, trace, outcome, job.run, job.status, job.list");
+  EXPECT_TRUE(ControlRequest::JobList().IsJobOp());
+  EXPECT_FALSE(ControlRequest::OutcomeOf("e").IsJobOp());
 }
 
+// trace and outcome take an event id, with precise errors; a field another op takes is ignored.
+TEST(ControlRequests, AnEventOpNeedsAnEventId) {
+  const auto missing = DecodeControlRequest(R"({"op":"outcome"})");
+  EXPECT_EQ(Reason(missing), DecodeErrc::kMissingField);
+  EXPECT_THAT(Message(missing), HasSubstr("'event'"));
+  EXPECT_EQ(Reason(DecodeControlRequest(R"({"op":"trace","event":""})")), DecodeErrc::kOutOfRange);
+  const auto spaced = DecodeControlRequest(R"({"op":"outcome","event":"a b"})");
+  EXPECT_EQ(Reason(spaced), DecodeErrc::kOutOfRange);
+  EXPECT_THAT(Message(spaced), HasSubstr("'a b' is not an event id (1..128 of A-Z a-z 0-9 . _ : -)"));
+  EXPECT_EQ(Reason(DecodeControlRequest(R"({"op":"outcome","event":")" +
+                                        std::string(kMaxEventIdBytes + 1, 'a') + R"("})")),
+            DecodeErrc::kOutOfRange);
+  EXPECT_EQ(Reason(DecodeControlRequest(R"({"op":"outcome","event":"caf\u00e9"})")), DecodeErrc::kOutOfRange);
+  EXPECT_EQ(Reason(DecodeControlRequest(R"({"op":"trace","event":7})")), DecodeErrc::kWrongType);
+  EXPECT_TRUE(DecodeControlRequest(R"({"op":"status","event":"x"})"));
+}
+
+// The request that stopped the autoscaler thread with json type_error.316 (issue 12), and others.
 TEST(ControlRequests, HostileBytesGetPreciseErrors) {
-  EXPECT_EQ(Reason(DecodeControlRequest("\xff")), DecodeErrc::kNotUtf8);
-  EXPECT_EQ(Reason(DecodeControlRequest("job.list")), DecodeErrc::kNotJson);
+  EXPECT_EQ(Reason(DecodeControlRequest("\xff\xfe")), DecodeErrc::kNotUtf8);
+  EXPECT_EQ(Reason(DecodeControlRequest("")), DecodeErrc::kEmpty);
+  EXPECT_EQ(Reason(DecodeControlRequest(std::string(kMaxRequestBytes + 1, 's'))), DecodeErrc::kOversized);
+  const auto text = DecodeControlRequest("status");
+  EXPECT_EQ(Reason(text), DecodeErrc::kNotJson);
+  EXPECT_THAT(Message(text), HasSubstr("a request is a JSON object with \"op\""));
   EXPECT_EQ(Reason(DecodeControlRequest("[]")), DecodeErrc::kWrongType);
   EXPECT_EQ(Reason(DecodeControlRequest(R"({"op":5})")), DecodeErrc::kWrongType);
   EXPECT_EQ(Reason(DecodeControlRequest(R"({})")), DecodeErrc::kMissingField);
   const auto unknown = DecodeControlRequest(R"({"op":"job.delete"})");
   EXPECT_EQ(Reason(unknown), DecodeErrc::kUnknownCommand);
-  EXPECT_THAT(Message(unknown), HasSubstr("unknown op 'job.delete'"));
+  EXPECT_THAT(Message(unknown),
+              HasSubstr("unknown op 'job.delete' (status, trace, outcome, job.run, job.status, job.list)"));
+  // A long unknown op is quoted shortly.
+  EXPECT_LT(Message(DecodeControlRequest(R"({"op":")" + std::string(60, 'x') + R"("})")).size(), 200u);
   EXPECT_EQ(Reason(DecodeControlRequest(R"({"op":"job.run","schedule":5})")), DecodeErrc::kWrongType);
   EXPECT_EQ(Reason(DecodeControlRequest(R"({"op":"job.run"})")), DecodeErrc::kMissingField);
   EXPECT_EQ(Reason(DecodeControlRequest(R"({"op":"job.status","job":[]})")), DecodeErrc::kWrongType);
 }
 
 TEST(ControlReplies, OkErrorAndMalformed) {
-  const auto ok = DecodeControlReply(R"({"ok":true,"job":"j1","items":3})");
+  const auto ok = DecodeControlReply(ControlOkReply({{"job", "j1"}, {"items", 3}}));
   ASSERT_TRUE(ok) << Message(ok);
   EXPECT_TRUE(ok->ok);
   EXPECT_EQ(ok->body.at("items"), 3);
+  EXPECT_FALSE(ok->body.contains("ok")) << "the body is the answer's fields only";
   const auto failed = DecodeControlReply(R"({"ok":false,"error":"no schedule 'x'"})");
   ASSERT_TRUE(failed);
   EXPECT_FALSE(failed->ok);
   EXPECT_EQ(failed->error, "no schedule 'x'");
   EXPECT_EQ(Reason(DecodeControlReply(R"({"ok":"yes"})")), DecodeErrc::kWrongType);
-  EXPECT_EQ(Reason(DecodeStatusReply("<html>")), DecodeErrc::kNotJson);
+  EXPECT_EQ(Reason(DecodeControlReply(R"({"functions":[]})")), DecodeErrc::kMissingField);
+  EXPECT_EQ(Reason(DecodeControlReply("<html>")), DecodeErrc::kNotJson);
+}
+
+TEST(ControlReplies, ErrorRepliesAreValidJsonWhateverTheMessage) {
+  const auto reply = nlohmann::json::parse(ControlErrorReply("bad \xff byte"));
+  EXPECT_FALSE(reply.at("ok").get<bool>());
+  EXPECT_THAT(reply.at("error").get<std::string>(), HasSubstr("bad "));
+  EXPECT_FALSE(nlohmann::json::parse(ControlErrorReply("\xc3")).at("ok").get<bool>());
 }
 
 TEST(ProtocolErrors, CountsEveryErrorAndLogsAtMostOncePerSecondPerPeer) {
@@ -271,16 +258,17 @@ TEST(ProtocolErrors, CountsEveryErrorAndLogsAtMostOncePerSecondPerPeer) {
   const DecodeError wrong{DecodeErrc::kWrongType, "HELLO: 'pid' must be an integer"};
   for (int i = 0; i < 5; ++i) errors.Report("dispatcher/echo", std::string("\0\x8b\x45", 3), wrong, log, t0);
   errors.Report("dispatcher/echo", "other-peer", {DecodeErrc::kNotJson, "HELLO: not JSON"}, log, t0);
-  errors.Report("status", "tcp://127.0.0.1", {DecodeErrc::kNotUtf8, "request is not valid UTF-8 text"}, log,
+  errors.Report("control", "tcp://127.0.0.1", {DecodeErrc::kNotUtf8, "request is not valid UTF-8 text"}, log,
                 t0);
   errors.Report("dispatcher/echo", std::string("\0\x8b\x45", 3), wrong, log,
                 t0 + std::chrono::milliseconds(1500));
 
   const std::vector<ProtocolErrors::Count> expected = {
-      {"dispatcher/echo", "not-json", 1}, {"dispatcher/echo", "wrong-type", 6}, {"status", "not-utf8", 1}};
+      {"control", "not-utf8", 1}, {"dispatcher/echo", "not-json", 1}, {"dispatcher/echo", "wrong-type", 6}};
   EXPECT_EQ(errors.Snapshot(), expected);
   EXPECT_EQ(errors.Total("dispatcher/echo"), 7);
-  EXPECT_EQ(errors.Total("control"), 0);
+  EXPECT_EQ(errors.Total("control"), 1);
+  EXPECT_EQ(errors.Total("results"), 0);
   const std::string text = out.str();
   EXPECT_EQ(std::count(text.begin(), text.end(), '\n'), 4) << text;  // 1 + 1 + 1 for t0, 1 after a second
   EXPECT_THAT(text, HasSubstr("from 0x008b45 (wrong-type)"));

@@ -116,16 +116,16 @@ TEST(JoinTokens, ARecordAdmitsItsSocketsUntilItIsRevokedOrExpires) {
   r.expires_ms = 1000;
   EXPECT_TRUE(r.Admits("dispatcher/echo", 999));
   EXPECT_TRUE(r.Admits("results", 999));
-  EXPECT_TRUE(r.Admits("status", 999));
+  EXPECT_TRUE(r.Admits("control", 999)) << "status, trace and outcome";
   EXPECT_FALSE(r.Admits("dispatcher/sleep", 999)) << "another function's dispatcher";
-  EXPECT_FALSE(r.Admits("control", 999)) << "a token for some functions runs no jobs";
+  EXPECT_FALSE(r.Admits("jobs", 999)) << "a token for some functions runs no jobs";
   EXPECT_FALSE(r.Admits("dispatcher/echo", 1000)) << "expired";
   r.functions.clear();
-  EXPECT_TRUE(r.Admits("control", 999)) << "a token for every function reaches job control";
+  EXPECT_TRUE(r.Admits("jobs", 999)) << "a token for every function reaches job control";
   r.expires_ms = 0;
   EXPECT_TRUE(r.Admits("dispatcher/any", 1'000'000'000'000)) << "no expiry";
   r.revoked = true;
-  EXPECT_FALSE(r.Admits("status", 0));
+  EXPECT_FALSE(r.Admits("control", 0));
 }
 
 TEST_F(KeyFiles, ATokenIsCreatedListedReadBackAndRevoked) {
@@ -134,14 +134,13 @@ TEST_F(KeyFiles, ATokenIsCreatedListedReadBackAndRevoked) {
       {"server_key", NewKeyPair().public_key},
       {"pid", 42},
       {"results", "tcp://10.0.0.5:7410"},
-      {"status", "tcp://10.0.0.5:7420"},
-      {"control", "tcp://10.0.0.5:7421"},
+      {"control", "tcp://10.0.0.5:7420"},
       {"dispatchers", {{"echo", "tcp://10.0.0.5:7400"}, {"sleep", "tcp://10.0.0.5:7401"}}}};
   TokenStore store(dir_);
   const JoinToken token = store.Create({"echo"}, std::chrono::hours(1), endpoints);
   EXPECT_EQ(token.endpoints.at("dispatchers"), nlohmann::json({{"echo", "tcp://10.0.0.5:7400"}}))
       << "only the dispatchers of its functions";
-  EXPECT_FALSE(token.endpoints.contains("control")) << "a token for some functions runs no jobs";
+  EXPECT_EQ(token.endpoints.at("control"), "tcp://10.0.0.5:7420") << "status, trace, outcome";
   EXPECT_FALSE(token.endpoints.contains("pid"));
   const auto file = dir_ / "echo.token";
   WritePrivateFile(file, EncodeJoinToken(token));

@@ -75,17 +75,17 @@ std::string Summary(std::vector<double> v) {
                      v.front(), v.back(), v.size());
 }
 
-// The autoscaler's status over its control socket (what `runnel status --json` prints).
+// The stack's status over its control socket (what `runnel status --json` prints).
 class Control {
  public:
   explicit Control(const testing::StackProcess& stack)
-      : stack_(stack), endpoint_(stack.Endpoints()["status"].get<std::string>()) {}
+      : stack_(stack), endpoint_(stack.Endpoints()["control"].get<std::string>()) {}
   nlohmann::json Function(const std::string& name) {
     zmq::socket_t req(ctx_, zmq::socket_type::req);
     req.set(zmq::sockopt::linger, 0);
     stack_.Secure(req);
     req.connect(endpoint_);
-    req.send(zmq::str_buffer("status"), zmq::send_flags::none);
+    req.send(zmq::str_buffer(R"({"op":"status"})"), zmq::send_flags::none);
     zmq::pollitem_t items[] = {{req.handle(), 0, ZMQ_POLLIN, 0}};
     zmq::poll(items, 1, milliseconds(2000));
     if ((items[0].revents & ZMQ_POLLIN) == 0) return nlohmann::json::object();  // no answer in time

@@ -136,7 +136,7 @@ TEST(StackTelemetry, AnswersOutcomeWithTheKeptOutcomeAndItsOutput) {
   journal->Received(3, "running", Record(3));
   journal->Flush();
 
-  const auto ok = nlohmann::json::parse(*telemetry.Answer("outcome call"));
+  const auto ok = nlohmann::json::parse(telemetry.Answer(ControlRequest::OutcomeOf("call")));
   EXPECT_EQ(ok["id"], "call");
   ASSERT_EQ(ok["outcomes"].size(), 1u);
   const auto& o = ok["outcomes"][0];
@@ -149,27 +149,24 @@ TEST(StackTelemetry, AnswersOutcomeWithTheKeptOutcomeAndItsOutput) {
   EXPECT_EQ(back.content_type, "text/plain");
   EXPECT_EQ(back.files_json, R"([{"path":"/out/a.txt"}])");
 
-  const auto binary = nlohmann::json::parse(*telemetry.Answer("outcome binary"));
+  const auto binary = nlohmann::json::parse(telemetry.Answer(ControlRequest::OutcomeOf("binary")));
   EXPECT_FALSE(binary["outcomes"][0].contains("output"));
   EXPECT_EQ(Base64Decode(binary["outcomes"][0]["output_base64"].get<std::string>()),
             std::string("\x00\xff", 2));
 
-  const auto running = nlohmann::json::parse(*telemetry.Answer("outcome running"));
+  const auto running = nlohmann::json::parse(telemetry.Answer(ControlRequest::OutcomeOf("running")));
   EXPECT_EQ(running["outcomes"][0]["status"], "in progress");
   EXPECT_FALSE(running["outcomes"][0].contains("meta"));
 
-  EXPECT_THAT(nlohmann::json::parse(*telemetry.Answer("outcome nope"))["error"].get<std::string>(),
-              HasSubstr("no trace of event 'nope'"));
-  EXPECT_THAT(nlohmann::json::parse(*telemetry.Answer("outcome a b"))["error"].get<std::string>(),
-              HasSubstr("'a b' is not an event id"));
-  EXPECT_THAT(nlohmann::json::parse(*telemetry.Answer("trace "))["error"].get<std::string>(),
-              HasSubstr("'trace' needs an event id"));
-  EXPECT_THAT(nlohmann::json::parse(*telemetry.Answer("outcome " + std::string(200, 'x')))["error"]
-                  .get<std::string>(),
-              HasSubstr("is not an event id (1..128 of A-Z a-z 0-9 . _ : -)"));
-  EXPECT_FALSE(telemetry.Answer("status")) << "the autoscaler's request";
-  EXPECT_FALSE(telemetry.Answer("outcomes call")) << "not a request telemetry answers";
-  EXPECT_TRUE(nlohmann::json::parse(*telemetry.Answer("trace call")).contains("traces"));
+  const auto missing = nlohmann::json::parse(telemetry.Answer(ControlRequest::OutcomeOf("nope")));
+  EXPECT_FALSE(missing["ok"].get<bool>());
+  EXPECT_THAT(missing["error"].get<std::string>(), HasSubstr("no trace of event 'nope'"));
+  const auto status = nlohmann::json::parse(telemetry.Answer(ControlRequest::Status()));
+  EXPECT_FALSE(status["ok"].get<bool>()) << "status is not telemetry's to answer";
+  EXPECT_THAT(status["error"].get<std::string>(), HasSubstr("'status' is not a question about an event"));
+  const auto trace = nlohmann::json::parse(telemetry.Answer(ControlRequest::Trace("call")));
+  EXPECT_TRUE(trace["ok"].get<bool>());
+  EXPECT_TRUE(trace.contains("traces"));
 }
 
 TEST(StackTelemetry, JournalsGetTheJobSinkSetBeforeThem) {

@@ -1,8 +1,8 @@
 // The scaling loop: per function, measures (dispatcher stats every tick, Kafka offsets every
 // lag interval, rates as moving averages), asks the policy for a worker count, and starts or stops
-// workers through a backend to match it. It also answers `status` requests on a ZeroMQ REP socket
-// (`runnel status`), and hands other requests on that socket (`trace <id>`) to the stack's hook.
-// Status() is the same JSON for other threads (the metrics endpoint), refreshed every tick.
+// workers through a backend to match it. Status() is its view as JSON for other threads (the
+// stack's control socket, the metrics endpoint), refreshed every tick; FreshStatus() asks for one
+// made now.
 //
 // Wake from zero: a dispatcher calls the function's wake callback (Waker) the moment an event
 // arrives with no worker connected; that wakes the loop at once through an eventfd, so the first
@@ -18,20 +18,13 @@
 #include <functional>
 #include <memory>
 #include <nlohmann/json.hpp>
-#include <optional>
 #include <string>
-#include <string_view>
 
 #include "runnel/autoscaler/backend.hpp"
 #include "runnel/broker/dispatcher_stats.hpp"
 #include "runnel/core/config.hpp"
 #include "runnel/core/protocol_errors.hpp"
 #include "runnel/kafka/kafka.hpp"
-#include "runnel/security/guard.hpp"
-
-namespace zmq {
-class context_t;
-}
 
 namespace runnel::autoscaler {
 
@@ -40,20 +33,13 @@ class Autoscaler {
   struct Options {
     WorkerBackend* backend = nullptr;  // must outlive the autoscaler
     kafka::KafkaOptions kafka;         // where the lag is read
-    zmq::context_t* zmq = nullptr;     // for the control socket; must outlive the autoscaler
-    std::string control_bind = "tcp://127.0.0.1:*";
-    // Makes the status socket a CURVE server (socket "status"); null: plain. Must outlive it.
-    security::Guard* guard = nullptr;
     std::chrono::milliseconds tick{100};
     std::chrono::milliseconds lag_interval{1000};
-    // Control requests other than "status": the reply, or nullopt for an unknown request. Called
-    // on the autoscaler's thread; must not block.
-    std::function<std::optional<std::string>(std::string_view request)> on_request = nullptr;
-    // Where requests that do not decode are counted (socket "status"); the status JSON lists every
-    // socket's counts from it (`protocol_errors`). Null: the autoscaler keeps its own.
+    // Every socket's bad messages: the status lists their counts (`protocol_errors`), read when
+    // it is asked for. Null: an empty count of its own.
     std::shared_ptr<ProtocolErrors> protocol_errors = nullptr;
     // Called on the loop's thread, once, when a fault ends the loop (the reason as text). The
-    // loop starts and stops no worker after it and answers no request; the stack is expected to
+    // loop starts and stops no worker after it and its status ages; the stack is expected to
     // stop (runnel up exits).
     std::function<void(const std::string& reason)> on_failure = nullptr;
     // The health of the stack's components, added to every status as "components" (a JSON array
@@ -76,11 +62,13 @@ class Autoscaler {
   // Where the function's workers connect, and how to read its dispatcher's stats.
   void Connect(const std::string& function, std::string dispatcher_endpoint,
                std::function<broker::DispatcherStats()> stats);
-  // The control socket's endpoint: send "status", get the status JSON back.
-  const std::string& ControlEndpoint() const;
   // The status JSON as of the last tick; {"functions": []} before the first. "age_ms" says how old
-  // it is (the `status` request is answered fresh, age 0); "components" is read now. Thread-safe.
+  // it is; "protocol_errors", "components" and "security" are read now. Thread-safe.
   nlohmann::json Status() const;
+  // A status made now by the loop (age 0), or, when the loop does not make one within `within` (it
+  // is reading the lag from Kafka, or it failed), Status() with its age. Thread-safe; blocks at
+  // most `within`.
+  nlohmann::json FreshStatus(std::chrono::milliseconds within);
   void Start();
   void Stop();
 

@@ -1,8 +1,9 @@
 // The scheduler inside `runnel up`: fires schedules on time (Scheduler), publishes each firing's
 // events tagged with a job id, counts every job's completion from the outcomes the stack's
 // dispatchers hand it in-process (JobOutcomes; never from the lossy results feed), and answers
-// `runnel job ...` on a ZeroMQ REP control socket (docs/protocol.md §4).
-// Thread-safety: construct, Tick and destroy from one thread; JobOutcomes::Add from any thread.
+// `runnel job ...` through the stack's control socket (Handle; docs/protocol.md §4.3).
+// Thread-safety: construct, Tick and destroy from one thread; Handle, RunNow and Summary from any
+// thread while it lives; JobOutcomes::Add from any thread.
 // The destructor counts what arrived and writes every job record.
 #pragma once
 
@@ -16,15 +17,10 @@
 #include <string>
 #include <vector>
 
+#include "runnel/core/control_messages.hpp"
 #include "runnel/core/outcome.hpp"
-#include "runnel/core/protocol_errors.hpp"
 #include "runnel/core/secret.hpp"
 #include "runnel/scheduler/scheduler.hpp"
-#include "runnel/security/guard.hpp"
-
-namespace zmq {
-class context_t;
-}
 
 namespace runnel::scheduler {
 
@@ -55,16 +51,10 @@ class SchedulerService {
     std::map<std::string, Secret> kafka_secrets;       // the same, values never printed
     bool embedded = true;  // guard publishing against the embedded broker's log cap
     std::filesystem::path state_dir;
-    zmq::context_t* zmq = nullptr;  // shared with the stack; must outlive the service
-    std::string control_bind = "tcp://127.0.0.1:*";
-    // Makes the control socket a CURVE server (socket "control"); null: plain. Must outlive it.
-    security::Guard* guard = nullptr;
     // Where the stack's dispatchers hand the outcomes of job items (one is made when null: then
     // only failed publishes are counted).
     std::shared_ptr<JobOutcomes> outcomes;
     std::function<TimePoint()> clock = [] { return std::chrono::system_clock::now(); };
-    // Where control requests that do not decode are counted (socket "control"); null: its own.
-    std::shared_ptr<ProtocolErrors> protocol_errors = nullptr;
   };
 
   explicit SchedulerService(Options options);
@@ -72,11 +62,13 @@ class SchedulerService {
   SchedulerService(const SchedulerService&) = delete;
   SchedulerService& operator=(const SchedulerService&) = delete;
 
-  // tcp://127.0.0.1:PORT of the REP control socket (endpoints.json "control").
-  const std::string& ControlEndpoint() const;
-  // Fires what is due, answers control requests, counts outcomes, writes job records. Never blocks
-  // long: call it every ~100 ms. An exception from it is a fault of the scheduler, not of one job.
+  // Fires what is due, counts outcomes, writes job records. Never blocks long: call it every
+  // ~100 ms. An exception from it is a fault of the scheduler, not of one job.
   void Tick();
+  // The control socket's reply to a job op (job.run, job.status, job.list; docs/protocol.md §4.3):
+  // {"ok": true, ...} or {"ok": false, "error"} (an unknown schedule or job, a bad job id).
+  // Thread-safe: the stack's control socket calls it on its own thread, beside Tick.
+  std::string Handle(const ControlRequest& request);
   // Fires `schedule` now; returns {"job", "items", "function"}. Throws ConfigError for an unknown
   // schedule.
   nlohmann::json RunNow(const std::string& schedule);

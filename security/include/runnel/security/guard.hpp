@@ -57,7 +57,7 @@ class Guard {
   Guard& operator=(const Guard&) = delete;
 
   // Makes `socket` a CURVE server with the stack's key, before it binds, and watches it; its
-  // refusals are counted under `name` ("dispatcher/echo", "results", "status", "control").
+  // refusals are counted under `name` ("dispatcher/echo", "results", "control").
   void Secure(zmq::socket_t& socket, const std::string& name);
 
   // Counted as protocol errors are: per socket and reason.

@@ -33,8 +33,8 @@ struct TokenRecord {
   bool revoked = false;
 
   // Whether it admits a connection now to the socket named `domain` ("dispatcher/<function>",
-  // "results", "status", "control"). A token limited to functions reaches their dispatchers, the
-  // results feed and the status socket, not job control.
+  // "results", "control"), or the control socket's job ops ("jobs"). A token limited to functions
+  // reaches their dispatchers, the results feed and the control socket, not its job ops.
   bool Admits(const std::string& domain, std::int64_t now_ms) const;
   nlohmann::json Json() const;  // without a secret
 };

@@ -1,7 +1,8 @@
 // A running stack, as `runnel up` starts it: the embedded broker (unless a real Kafka is given),
 // topics, the results feed (results_feed.hpp, which every dispatcher publishes into), one dispatcher
-// per function, and the autoscaler that runs their workers (its own thread; its socket, `status` in
-// endpoints.json, answers `runnel status`; the scheduler's, `control`, answers `runnel job`). It
+// per function, the autoscaler that runs their workers (its own thread), the scheduler, and the
+// control socket (control_server.hpp, `control` in endpoints.json) that answers `runnel status`,
+// `trace`, `invoke` and `job`. It
 // writes endpoints.json and removes its keys when it stops. Every component reports into one
 // ComponentHealth: a fault that stops one is Failure(), for `runnel up` to exit on; status and
 // /metrics show each component (docs/metrics.md).
@@ -32,8 +33,7 @@ struct StackEndpoints {
   bool embedded = false;                 // the stack's own in-memory broker
   std::string results;                   // the results feed's subscriber side (tcp://...)
   std::string metrics;                   // the URL of /metrics
-  std::string status;                    // the autoscaler's status socket
-  std::string control;                   // the scheduler's control socket
+  std::string control;                   // the control socket (status, trace, outcome, jobs)
   std::string output_dir;                // absolute
   std::vector<std::string> dispatchers;  // one per function, in the config's order
 };

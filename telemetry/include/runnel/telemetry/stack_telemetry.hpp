@@ -13,6 +13,7 @@
 #include <string_view>
 
 #include "runnel/broker/event_observer.hpp"
+#include "runnel/core/control_messages.hpp"
 #include "runnel/telemetry/event_journal.hpp"
 #include "runnel/telemetry/trace_store.hpp"
 
@@ -42,10 +43,10 @@ class StackTelemetry {
   void Serve(const std::string& listen, std::function<nlohmann::json()> status);
   // http://HOST:PORT/metrics once serving, else empty.
   std::string MetricsUrl() const;
-  // The reply to a status request `trace <event id>` ({"id", "traces": [...]}) or `outcome <event
-  // id>` ({"id", "outcomes": [...]}, docs/protocol.md §4.4), decoded by core's DecodeStatusRequest,
-  // or {"error"} (a bad event id: the codec's message); nullopt for any other request.
-  std::optional<std::string> Answer(std::string_view request) const;
+  // The control socket's reply (docs/protocol.md §4.3) to `trace` ({"ok", "id", "traces": [...]})
+  // or `outcome` ({"ok", "id", "outcomes": [...]}); {"ok": false, "error"} when no trace of the
+  // event is kept, or for any other op. Thread-safe.
+  std::string Answer(const ControlRequest& request) const;
 
  private:
   std::shared_ptr<prometheus::Registry> registry_;
