@@ -35,6 +35,14 @@ void PrintReport(const nlohmann::json& r) {
   }
 }
 
+void PrintRecord(const nlohmann::json& record, bool json) {
+  if (json) {
+    fmt::print("{}\n", record.dump());
+  } else {
+    PrintReport(record);
+  }
+}
+
 int ExitFor(const nlohmann::json& record) {
   const std::string state = record.value("state", "");
   return state == "done" ? exit_code::kOk : state == "running" ? exit_code::kTimeout : exit_code::kFailure;
@@ -95,10 +103,7 @@ Command AddJob(CLI::App& app, CommonOptions& common) {
         }
         if (!run->parsed()) {
           const auto record = ask(ControlRequest::JobStatus(flags->job), std::chrono::seconds(10))["record"];
-          if (flags->json)
-            fmt::print("{}\n", record.dump());
-          else
-            PrintReport(record);
+          PrintRecord(record, flags->json);
           return ExitFor(record);
         }
 
@@ -134,28 +139,23 @@ Command AddJob(CLI::App& app, CommonOptions& common) {
             const auto line =
                 fmt::format("{}/{} finished, {} failed, {}", finished, record.value("items", 0),
                             record.value("failed", 0), Seconds(record.value("elapsed_ms", std::int64_t{0})));
-            if (tty)
+            if (tty) {
               fmt::print(stderr, "\r  {}   ", line);
-            else
+            } else {
               fmt::print(stderr, "progress: {}\n", line);
+            }
           }
           if (record.value("state", "") != "running") break;
           if (flags->timeout > 0 && std::chrono::steady_clock::now() >= deadline) {
             if (tty) fmt::print(stderr, "\n");
             fmt::print(stderr, "runnel: job {} not finished within {} s\n", job, flags->timeout);
-            if (flags->json)
-              fmt::print("{}\n", record.dump());
-            else
-              PrintReport(record);
+            PrintRecord(record, flags->json);
             return exit_code::kTimeout;
           }
           std::this_thread::sleep_for(std::chrono::milliseconds(100));
         }
         if (tty) fmt::print(stderr, "\n");
-        if (flags->json)
-          fmt::print("{}\n", record.dump());
-        else
-          PrintReport(record);
+        PrintRecord(record, flags->json);
         return ExitFor(record);
       }};
 }

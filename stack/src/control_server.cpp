@@ -97,7 +97,8 @@ class ControlServer::Loop {
       return ControlErrorReply(decoded.error().message);
     }
     const ControlRequest& r = *decoded;
-    if (r.IsJobOp() && opt_.guard != nullptr && !opt_.guard->StillAdmitsSender(request.handle(), kJobsDomain)) {
+    if (r.IsJobOp() && opt_.guard != nullptr &&
+        !opt_.guard->StillAdmitsSender(request.handle(), kJobsDomain)) {
       return ControlErrorReply(fmt::format(
           "'{}': this client's join token is limited to functions; job control needs a token made "
           "without --function",

@@ -64,14 +64,15 @@ class ControlSocket : public ::testing::Test {
   // `runnel ARGS` from a directory that holds no stack, through `token` (a join token file).
   RunResult Joined(const std::string& token, std::vector<std::string> args) {
     args.insert(args.begin(), RunnelBin());
-    for (const char* flag : {"--join", token.c_str(), "--state-dir", elsewhere_.c_str()}) args.emplace_back(flag);
+    for (const char* flag : {"--join", token.c_str(), "--state-dir", elsewhere_.c_str()})
+      args.emplace_back(flag);
     return RunCommand(std::move(args), seconds(60));
   }
 
   std::string CreateToken(const std::string& name, std::vector<std::string> flags) {
     const auto file = (elsewhere_ / name).string();
-    std::vector<std::string> argv = {RunnelBin(), "token", "create", "--out", file, "--state-dir",
-                                     stack_->StateDir().string()};
+    std::vector<std::string> argv = {
+        RunnelBin(), "token", "create", "--out", file, "--state-dir", stack_->StateDir().string()};
     argv.insert(argv.end(), flags.begin(), flags.end());
     const auto created = RunCommand(std::move(argv), seconds(30));
     EXPECT_EQ(created.exit_code, 0) << created.err;
@@ -127,12 +128,12 @@ TEST_F(ControlSocket, OneSocketAnswersStatusTraceOutcomeAndJobsWithOneReplyShape
   EXPECT_THAT(no_job->value("error", ""), HasSubstr("no job nightly-19700101T000000Z"));
 
   // The same through the one client in cli/.
-  const auto text = RunCommand({RunnelBin(), "trace", ids[0], "--state-dir", stack_->StateDir().string()},
-                               seconds(30));
+  const auto text =
+      RunCommand({RunnelBin(), "trace", ids[0], "--state-dir", stack_->StateDir().string()}, seconds(30));
   EXPECT_EQ(text.exit_code, 0) << text.err;
   EXPECT_THAT(text.out, HasSubstr(ids[0]));
-  const auto list = RunCommand({RunnelBin(), "job", "list", "--state-dir", stack_->StateDir().string()},
-                               seconds(30));
+  const auto list =
+      RunCommand({RunnelBin(), "job", "list", "--state-dir", stack_->StateDir().string()}, seconds(30));
   EXPECT_EQ(list.exit_code, 0) << list.err;
   EXPECT_THAT(list.out, HasSubstr("nightly"));
 }

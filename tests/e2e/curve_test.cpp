@@ -309,5 +309,27 @@ TEST(Curve, CurveOffWithABindBeyondLoopbackIsRefusedNamingTheLine) {
   std::filesystem::remove_all(dir);
 }
 
+// A libzmq built without CURVE (zmq_has("curve") is 0; here an LD_PRELOADed shim says so): `runnel
+// up` refuses to start with one clear line, before it binds anything. The explicit opt-out on
+// loopback still starts. Without the check, the stack would start and bind every socket plain.
+TEST(Curve, ALibzmqWithoutCurveFailsAtStartWithAClearMessage) {
+  const auto dir = TempDir("no-curve");
+  std::ofstream(dir / "runnel.yaml") << kEcho;
+  const auto r =
+      RunCommand({"env", std::string("LD_PRELOAD=") + RUNNEL_ZMQ_WITHOUT_CURVE, RunnelBin(), "up", "--config",
+                  (dir / "runnel.yaml").string(), "--state-dir", (dir / "state").string()},
+                 seconds(30));
+  EXPECT_EQ(r.exit_code, 1) << r.err;
+  EXPECT_THAT(r.err,
+              ::testing::ContainsRegex(
+                  "this libzmq \\([0-9.]+\\) was built without CURVE, which every Runnel socket uses"));
+  EXPECT_FALSE(std::filesystem::exists(dir / "state" / "endpoints.json")) << "it started anyway";
+
+  StackProcess opted_out(fmt::format("security: {{curve: false}}\n{}", kEcho),
+                         {{"LD_PRELOAD", RUNNEL_ZMQ_WITHOUT_CURVE}});
+  EXPECT_EQ(opted_out.Endpoints().value("curve", true), false);
+  std::filesystem::remove_all(dir);
+}
+
 }  // namespace
 }  // namespace runnel::testing

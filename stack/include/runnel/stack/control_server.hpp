@@ -30,14 +30,14 @@ namespace runnel::stack {
 class ControlServer {
  public:
   struct Handlers {
-    std::function<nlohmann::json()> status;                      // the stack's status JSON
-    std::function<std::string(const ControlRequest&)> events;    // trace, outcome: the whole reply
-    std::function<std::string(const ControlRequest&)> jobs;      // the job ops: the whole reply
+    std::function<nlohmann::json()> status;                    // the stack's status JSON
+    std::function<std::string(const ControlRequest&)> events;  // trace, outcome: the whole reply
+    std::function<std::string(const ControlRequest&)> jobs;    // the job ops: the whole reply
   };
   struct Options {
-    zmq::context_t* zmq = nullptr;             // must outlive the server
-    std::string bind = "tcp://127.0.0.1:*";    // port * or 0: any free one
-    security::Guard* guard = nullptr;          // null: plain (security.curve: false)
+    zmq::context_t* zmq = nullptr;           // must outlive the server
+    std::string bind = "tcp://127.0.0.1:*";  // port * or 0: any free one
+    security::Guard* guard = nullptr;        // null: plain (security.curve: false)
     std::shared_ptr<ProtocolErrors> protocol_errors;
     Handlers handlers;
     // Called on the server's thread, once, when a fault ends it (the reason as text).
