@@ -222,7 +222,7 @@ class DemoRun {
         client_(common.state_dir),
         kafka_(client_.Kafka()),
         outcomes_(kafka_),
-        producer_(client_.Producer()),
+        producer_(client_.Producer(kFunctions)),  // each function on the topic of its name
         started_(started) {}
 
   // 1. The stack and its functions.

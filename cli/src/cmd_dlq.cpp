@@ -223,7 +223,7 @@ Command AddDlq(CLI::App& app, CommonOptions& common) {
         }
         const auto letters = ReadToEnd(consumer, admin, topics.dead_letter_topic, positions);
         std::unique_ptr<kafka::Producer> producer;
-        if (flags->replay) producer = stack.Producer();
+        if (flags->replay) producer = stack.Producer({topics.topic});
         std::size_t replayed = 0;
         std::map<std::string, std::size_t> skipped;  // by reason
         std::set<std::int32_t> changed;

@@ -158,7 +158,7 @@ Command AddInvoke(CLI::App& app, CommonOptions& common) {
             // Subscribe before publishing, so the answer cannot slip past.
             ResultsSubscription results(stack, {flags->function + "/" + env.reply_to});
             try {
-              auto producer = stack.Producer();
+              auto producer = stack.Producer({topics.topic});
               std::optional<std::string> key;
               if (!flags->key.empty()) key = flags->key;
               producer->ProduceSync(

@@ -106,7 +106,7 @@ Command AddPublish(CLI::App& app, CommonOptions& common) {
               events.emplace_back(flags->data, std::move(env));
             }
 
-            auto producer = stack.Producer();
+            auto producer = stack.Producer({flags->topic});
             std::atomic<int> failed{0};
             for (auto& [payload, env] : events) {
               std::optional<std::string> key;

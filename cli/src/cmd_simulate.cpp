@@ -69,7 +69,7 @@ Command AddSimulate(CLI::App& app, CommonOptions& common) {
             const StackClient stack(StackAccess::Resolve(common));
             const std::string topic = stack.Function(flags->function).topic;
             SensorSimulator simulator(flags->devices, flags->seed);
-            auto producer = stack.Producer();
+            auto producer = stack.Producer({topic});
             fmt::print("{} device(s) -> {} (topic {}): {} reading(s)/s, {} s each\n", flags->devices,
                        flags->function, topic, fmt::join(flags->rates, ", "), flags->duration);
             std::fflush(stdout);

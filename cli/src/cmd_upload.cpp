@@ -117,7 +117,9 @@ Command AddUpload(CLI::App& app, CommonOptions& common) {
         }
         std::map<std::string, std::filesystem::path> file_of;  // event id -> file
         {
-          auto producer = stack.Producer();
+          std::vector<std::string> topics;
+          for (const auto& [function, topic] : topic_of) topics.push_back(topic);
+          auto producer = stack.Producer(topics);
           for (std::size_t i = 0; i < files.size(); ++i) {
             Envelope env;
             env.id = NewEventId();

@@ -85,7 +85,7 @@ std::optional<std::vector<std::string>> StackClient::ServedTopics() const {
   return topics;
 }
 
-std::unique_ptr<kafka::Producer> StackClient::Producer() const {
+std::unique_ptr<kafka::Producer> StackClient::Producer(const std::vector<std::string>& topics) const {
   const kafka::KafkaOptions config = Kafka();
   kafka::Producer::Options options;
   // "in_memory": the stack's broker is a mock cluster (embedded, or `runnel kafka`); stacks before
@@ -96,7 +96,9 @@ std::unique_ptr<kafka::Producer> StackClient::Producer() const {
           return GroupsConsuming(endpoints, topic);
         });
   }
-  return std::make_unique<kafka::Producer>(config, options);
+  auto producer = std::make_unique<kafka::Producer>(config, options);
+  for (const auto& topic : topics) producer->Prepare(topic);
+  return producer;
 }
 
 ResultsSubscription::ResultsSubscription(const StackClient& stack, const std::vector<std::string>& prefixes,

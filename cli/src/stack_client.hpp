@@ -48,8 +48,10 @@ class StackClient {
   // The topics the stack's functions consume, sorted; nullopt when the state dir holds only a
   // broker (`runnel kafka`), which serves no function.
   std::optional<std::vector<std::string>> ServedTopics() const;
-  // A producer for the stack; on the embedded broker it waits rather than outrun the log cap.
-  std::unique_ptr<kafka::Producer> Producer() const;
+  // A producer for the stack, with the metadata of `topics` (those the command writes) fetched
+  // (Producer::Prepare: a CLI command's first record goes out at once, not after librdkafka's 1 s
+  // metadata timer). On the embedded broker it waits rather than outrun the log cap.
+  std::unique_ptr<kafka::Producer> Producer(const std::vector<std::string>& topics) const;
 
  private:
   StackAccess access_;

@@ -120,10 +120,24 @@ Producer::~Producer() {
                         options_.close_timeout.count());
   }
   impl_->stop = true;
+  rd_kafka_yield(impl_->rk.get());  // the poller returns now, not at the end of its 50 ms wait
   impl_->poller.join();
   // Reports for records purged here still run (with an error) so their owners hear of them.
   rd_kafka_purge(impl_->rk.get(), RD_KAFKA_PURGE_F_QUEUE | RD_KAFKA_PURGE_F_INFLIGHT);
   rd_kafka_poll(impl_->rk.get(), 0);
+}
+
+void Producer::Prepare(const std::string& topic, std::chrono::milliseconds timeout) {
+  std::unique_ptr<rd_kafka_topic_t, Deleter<rd_kafka_topic_destroy>> rkt(
+      rd_kafka_topic_new(impl_->rk.get(), topic.c_str(), nullptr));
+  if (!rkt) return;  // Produce reports what is wrong with the topic
+  const rd_kafka_metadata_t* md = nullptr;
+  const auto err = rd_kafka_metadata(impl_->rk.get(), 0, rkt.get(), &md, static_cast<int>(timeout.count()));
+  std::unique_ptr<const rd_kafka_metadata_t, Deleter<rd_kafka_metadata_destroy>> holder(md);
+  if (err != RD_KAFKA_RESP_ERR_NO_ERROR) {
+    log::kBroker->debug("producer: no metadata of {} within {} ms ({}); the first record waits for it", topic,
+                        timeout.count(), rd_kafka_err2name(err));
+  }
 }
 
 void Producer::Produce(Record record, std::function<void(const Delivery&)> done) {

@@ -106,6 +106,7 @@ class Stack {
     return {"--keys", security::KeyDir(dir_ / "state").string()};
   }
   std::string Stderr() const { return up_->Stderr(); }
+  std::filesystem::path StatePath() const { return dir_ / "state"; }
   pid_t Pid() const { return up_->Pid(); }
 
  private:

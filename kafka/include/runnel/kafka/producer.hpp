@@ -77,6 +77,11 @@ class Producer {
   Producer(const Producer&) = delete;
   Producer& operator=(const Producer&) = delete;
 
+  // Fetches `topic`'s metadata now (one request, bounded by `timeout`), so that the first record
+  // to it goes out at once: librdkafka 2.0 learns a topic it meets after its first metadata
+  // request on its 1 s timer, which a short-lived client (a CLI command) would wait out. Errors
+  // are logged at debug level and otherwise left to Produce to report.
+  void Prepare(const std::string& topic, std::chrono::milliseconds timeout = std::chrono::seconds(2));
   // Queues a record; `done` runs once on the poll thread with its delivery report. Blocks while
   // the local queue is full or the retention guard says to wait. Throws KafkaError for records
   // that cannot be queued at all (unknown partition, too large).
