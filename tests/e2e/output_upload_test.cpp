@@ -1,6 +1,6 @@
 // Outputs stored by HTTP PUT (runnel.yaml's `outputs.url`, docs/config.md#outputs) through a real
 // stack: `runnel up` on the embedded broker, a real worker, and a civetweb server in this test on
-// 127.0.0.1 that records each PUT as an object store would keep it.
+// 127.0.0.1 that records each PUT and serves it back, as an object store would.
 #include <fmt/format.h>
 #include <gmock/gmock.h>
 
@@ -9,6 +9,7 @@
 #include <iterator>
 #include <map>
 #include <nlohmann/json.hpp>
+#include <set>
 
 #include "runnel/core/envelope.hpp"
 #include "runnel/kafka/producer.hpp"
@@ -27,9 +28,9 @@ std::string ReadFile(const std::filesystem::path& path) {
   return {std::istreambuf_iterator<char>(in), std::istreambuf_iterator<char>()};
 }
 
-// Every log file of the stack's workers, and the stack's own stderr.
+// Every log file of the stack's workers, and the stack's own stdout and stderr.
 std::string AllLogs(StackProcess& stack) {
-  std::string all = stack.Process().Stderr();
+  std::string all = stack.Process().Stdout() + stack.Process().Stderr();
   std::error_code ec;
   for (auto it = std::filesystem::recursive_directory_iterator(stack.StateDir() / "logs", ec);
        !ec && it != std::filesystem::recursive_directory_iterator(); it.increment(ec)) {
@@ -38,7 +39,7 @@ std::string AllLogs(StackProcess& stack) {
   return all;
 }
 
-TEST(OutputsUrl, ThumbnailsArriveByPutAndAServerAnswering500FailsTheEventUntilItIsDeadLettered) {
+TEST(OutputsUrl, ThumbnailsArriveByPutFeedTheNextFunctionByUrlAndA500FailsTheEventUntilDeadLettered) {
   TestServer server;
   StackProcess stack(fmt::format(R"(
 outputs:
@@ -50,6 +51,9 @@ functions:
     results_topic: thumbs.results
     retries: {{max_attempts: 2, backoff: 50ms}}
     params: {{sizes: [{{width: 64, height: 64}}, {{width: 32, height: 32}}]}}
+    next: image.metadata
+  - name: image.metadata
+    results_topic: meta.results
 )",
                                  server.Url("/bucket/runnel/")),
                      {{"no_proxy", "127.0.0.1"}, {"NO_PROXY", "127.0.0.1"}, {"RUNNEL_LOG", "debug"}});
@@ -119,9 +123,21 @@ functions:
   EXPECT_THAT(HeaderValue(dead[0], "runnel-error"), HasSubstr(": HTTP 500"));
   EXPECT_EQ(HeaderValue(dead[0], "runnel-error-kind"), "transient");
 
+  // The pipeline passes each stored thumbnail on by its URL: image.metadata fetches it from there.
+  const auto meta = ReadOutcomes(stack.Kafka(), "meta.results", 2, std::chrono::seconds(60));
+  ASSERT_EQ(meta.size(), 2u);
+  std::multiset<int> widths;
+  for (const auto& m : meta) {
+    ASSERT_EQ(m.status, OutcomeStatus::kOk) << m.error;
+    widths.insert(nlohmann::json::parse(m.output).value("width", 0));
+  }
+  EXPECT_EQ(widths, (std::multiset<int>{32, 64})) << "each thumbnail fetched from the store";
+
   const std::string logs = AllLogs(stack);
   EXPECT_THAT(logs, HasSubstr("outputs PUT to " + server.Url("/bucket/runnel") + " (1 header(s))"))
       << "the worker says where its outputs go";
+  EXPECT_THAT(logs, HasSubstr("outputs: PUT to " + server.Url("/bucket/runnel") + " (written to "))
+      << "and so does runnel up";
   EXPECT_THAT(logs, Not(HasSubstr("e2e-s3cr3t"))) << "a header's value never reaches a log";
 }
 

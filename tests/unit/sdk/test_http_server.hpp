@@ -1,6 +1,7 @@
 // A civetweb HTTP server on 127.0.0.1 for tests of http:// input references: fixed bodies by path
 // plus paths that misbehave (404, 503, redirects, stalls, over-size bodies). It also takes PUTs, as
-// an object store for outputs.url would: each is recorded (Puts, WaitForPuts) and answered 201,
+// an object store for outputs.url would: each is recorded (Puts, WaitForPuts), answered 201 and
+// served back to a GET of its path,
 // except those with a segment starting with fail500 (an event id too), answered 500 and recorded,
 // and those under /stall/, never answered.
 #pragma once
@@ -11,6 +12,7 @@
 #include <condition_variable>
 #include <map>
 #include <mutex>
+#include <optional>
 #include <stdexcept>
 #include <string>
 #include <vector>
@@ -92,6 +94,11 @@ class TestServer {
 
   int Serve(mg_connection* conn, const std::string& path) {
     if (std::string(mg_get_request_info(conn)->request_method) == "PUT") return TakePut(conn, path);
+    if (const auto stored = Stored(path)) {  // what a PUT stored there, as an object store serves it
+      mg_printf(conn, "HTTP/1.1 200 OK\r\nContent-Length: %zu\r\n\r\n", stored->size());
+      mg_write(conn, stored->data(), stored->size());
+      return 200;
+    }
     if (const auto it = files_.find(path); it != files_.end()) {
       mg_printf(conn, "HTTP/1.1 200 OK\r\nContent-Length: %zu\r\n\r\n", it->second.size());
       mg_write(conn, it->second.data(), it->second.size());
@@ -144,6 +151,14 @@ class TestServer {
     }
     mg_printf(conn, "HTTP/1.1 500 Internal Server Error\r\nContent-Length: 0\r\n\r\n");
     return 500;
+  }
+
+  std::optional<std::string> Stored(const std::string& path) {
+    const std::lock_guard lock(mu_);
+    for (auto it = puts_.rbegin(); it != puts_.rend(); ++it) {
+      if (it->path == path && it->status == 201) return it->body;
+    }
+    return std::nullopt;
   }
 
   int TakePut(mg_connection* conn, const std::string& path) {
