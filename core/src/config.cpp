@@ -424,16 +424,18 @@ OutputTarget ParseOutputs(const Parser& p, const YAML::Node& node) {
   target.url = NormalizeOutputUrl(text);
   if (const auto h = node["headers"]) {
     if (!h.IsMap()) p.Fail(h, "outputs.headers", "must be a mapping of HTTP header names to values");
-    if (h.size() > OutputTarget::kMaxHeaders)
+    if (h.size() > OutputTarget::kMaxHeaders) {
       p.Fail(h, "outputs.headers",
              fmt::format("has {} headers, more than {}", h.size(), OutputTarget::kMaxHeaders));
+    }
     for (const auto& kv : h) {
       const auto name = kv.first.as<std::string>();
       const std::string key = "outputs.headers." + name;
       // Held as a secret from here on: an Authorization value must never reach a log line.
       Secret value(p.Scalar<std::string>(kv.second, key));
-      if (const auto why = OutputHeaderProblem(name, value.Reveal()); !why.empty())
+      if (const auto why = OutputHeaderProblem(name, value.Reveal()); !why.empty()) {
         p.Fail(kv.first, key, why);
+      }
       for (const auto& [seen, unused] : target.headers) {
         if (SameHeaderName(seen, name)) p.Fail(kv.first, key, fmt::format("repeats header {}", seen));
       }

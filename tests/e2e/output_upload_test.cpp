@@ -83,7 +83,7 @@ functions:
   const auto puts = server.Puts();
   for (const auto& f : files) {
     const std::string name = f.value("name", "");
-    const std::string path = "/bucket/runnel/image.thumbnail/" + stored + "/" + name;
+    const std::string path = fmt::format("/bucket/runnel/image.thumbnail/{}/{}", stored, name);
     EXPECT_EQ(f.value("stored", ""), "url") << f.dump();
     EXPECT_EQ(f.value("url", ""), server.Url(path)) << f.dump();
     EXPECT_FALSE(f.contains("path")) << "the local file was removed: " << f.dump();
