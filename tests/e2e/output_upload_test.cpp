@@ -141,5 +141,27 @@ functions:
   EXPECT_THAT(logs, Not(HasSubstr("e2e-s3cr3t"))) << "a header's value never reaches a log";
 }
 
+// `runnel config check` says where outputs go, with header names only; a bad URL stops it with
+// its line, as `runnel up` would.
+TEST(OutputsUrl, ConfigCheckShowsTheTargetButNoHeaderValueAndRefusesABadUrl) {
+  const auto dir = TempDir("outputs-config");
+  const auto good = dir / "good.yaml";
+  std::ofstream(good)
+      << "outputs:\n  url: http://store:9000/b/\n  headers: {Authorization: \"Bearer cfg-s3cr3t\"}\n"
+         "functions:\n  - name: image.thumbnail\n";
+  const auto ok = RunCommand({RunnelBin(), "config", "check", good.string()});
+  EXPECT_EQ(ok.exit_code, 0) << ok.err;
+  EXPECT_THAT(ok.out,
+              HasSubstr("outputs: PUT to http://store:9000/b (headers: Authorization; timeout 30000 ms)"));
+  EXPECT_THAT(ok.out + ok.err, Not(HasSubstr("cfg-s3cr3t")));
+  const auto bad = dir / "bad.yaml";
+  std::ofstream(bad) << "functions:\n  - name: echo\noutputs:\n  url: ftp://store/b\n";
+  const auto refused = RunCommand({RunnelBin(), "config", "check", bad.string()});
+  EXPECT_EQ(refused.exit_code, 1);
+  EXPECT_THAT(refused.err,
+              HasSubstr(bad.string() + ":4: outputs.url: 'ftp://store/b' is not an http:// or https:// URL"));
+  std::filesystem::remove_all(dir);
+}
+
 }  // namespace
 }  // namespace runnel::testing
