@@ -134,8 +134,12 @@ void Dispatcher::Loop::BuildPipeline(Slot& slot, std::vector<wire::EmitRecord> e
     if (files.is_array() && !files.empty()) {
       for (const auto& f : files) {
         Envelope env;
-        env.file = FileRef{f.value("path", ""), f.value("bytes", std::uint64_t{0}),
-                           std::filesystem::path(f.value("path", "")).filename().string()};
+        if (f.contains("url")) {  // PUT to outputs.url: the next function fetches it from there
+          env.file = FileRef{{}, f.value("bytes", std::uint64_t{0}), f.value("name", ""), f.value("url", "")};
+        } else {
+          env.file = FileRef{f.value("path", ""), f.value("bytes", std::uint64_t{0}),
+                             std::filesystem::path(f.value("path", "")).filename().string()};
+        }
         Headers headers;
         try {
           headers = env.Encode();

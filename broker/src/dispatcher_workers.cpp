@@ -199,6 +199,7 @@ void Dispatcher::Loop::OnHello(const std::string& identity, const std::vector<zm
   welcome.max_payload = static_cast<std::int64_t>(opt_.spec.max_payload);
   welcome.memory_mb = opt_.spec.memory_mb;
   welcome.output_dir = opt_.output_dir;
+  welcome.outputs = opt_.outputs;
   welcome.concurrency = opt_.spec.concurrency;
   welcome.handler = opt_.spec.handler;
   welcome.handler_dir = opt_.spec.handler_dir;

@@ -5,6 +5,7 @@
 
 #include "commands.hpp"
 #include "runnel/core/config.hpp"
+#include "runnel/core/envelope.hpp"
 #include "runnel/functions/function.hpp"
 #include "runnel/stack/check_config.hpp"
 
@@ -28,6 +29,13 @@ Command AddConfig(CLI::App& app, CommonOptions&) {
             fmt::print("Kafka: {}\n", config.kafka_bootstrap.empty()
                                           ? "embedded (unless runnel up --kafka)"
                                           : config.kafka_bootstrap + " (runnel up --kafka overrides)");
+            if (config.outputs) {  // header values are secrets: only their names
+              std::string names;
+              for (const auto& [name, value] : config.outputs->headers)
+                names += (names.empty() ? "" : ", ") + name;
+              fmt::print("outputs: PUT to {} (headers: {}; timeout {} ms)\n", UrlForLogs(config.outputs->url),
+                         names.empty() ? "none" : names, config.outputs->timeout.count());
+            }
             for (const auto& f : config.functions) {
               const BatchSpec batch = f.batch.value_or(BatchSpec{});
               fmt::print(

@@ -96,8 +96,10 @@ std::string FileNames(const std::string& files_json) {
   const auto files = nlohmann::json::parse(files_json.empty() ? "[]" : files_json, nullptr, false);
   std::vector<std::string> names;
   if (files.is_array()) {
-    for (const auto& f : files)
-      names.push_back(std::filesystem::path(f.value("path", "")).filename().string());
+    for (const auto& f : files) {  // a file PUT to outputs.url has a name and no path
+      names.push_back(f.contains("name") ? f.value("name", "")
+                                         : std::filesystem::path(f.value("path", "")).filename().string());
+    }
   }
   return fmt::format("{}", fmt::join(names, ", "));
 }

@@ -11,6 +11,7 @@
 
 #include "commands.hpp"
 #include "exit_codes.hpp"
+#include "runnel/core/envelope.hpp"
 #include "runnel/core/failpoints.hpp"
 #include "runnel/core/log.hpp"
 #include "runnel/core/signals.hpp"
@@ -81,7 +82,10 @@ std::string Summary(const stack::Stack& stack) {
   const auto& functions = stack.Config().functions;
   std::string out =
       fmt::format("Kafka: {}{}\nresults feed: {}\nmetrics: {}\noutputs: {}\n", e.kafka,
-                  e.embedded ? " (embedded, in memory)" : "", e.results, e.metrics, e.output_dir);
+                  e.embedded ? " (embedded, in memory)" : "", e.results, e.metrics,
+                  stack.Config().outputs ? fmt::format("PUT to {} (written to {} first)",
+                                                       UrlForLogs(stack.Config().outputs->url), e.output_dir)
+                                         : e.output_dir);
   out += stack.Config().security.curve
              ? "security: CURVE on every socket (keys in the state dir's keys/; `runnel token create` lets "
                "another host in)\n"

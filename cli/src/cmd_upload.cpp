@@ -164,7 +164,9 @@ Command AddUpload(CLI::App& app, CommonOptions& common) {
             ++done;
             const auto files_json =
                 nlohmann::json::parse(o->files_json.empty() ? "[]" : o->files_json, nullptr, false);
-            for (const auto& f : files_json) outputs.push_back(f.value("path", ""));
+            // An output PUT to outputs.url has a url instead of a path (docs/protocol.md §3.1).
+            for (const auto& f : files_json)
+              outputs.push_back(f.contains("url") ? f.value("url", "") : f.value("path", ""));
             if (!tty && !flags->json) fmt::print("done   {} ({} output(s))\n", name, files_json.size());
           } else {
             failures.push_back({{"file", name}, {"error_kind", o->error_kind}, {"error", o->error}});
@@ -187,8 +189,13 @@ Command AddUpload(CLI::App& app, CommonOptions& common) {
           for (const auto& f : failures)
             fmt::print("  failed {}: {}\n", f["file"].get<std::string>(), f["error"].get<std::string>());
           if (!outputs.empty()) {
-            fmt::print("outputs: {} file(s) under {}\n", outputs.size(),
-                       stack.Endpoints().value("output_dir", ""));
+            const std::string first = outputs.front().get<std::string>();
+            if (IsHttpUrl(first)) {
+              fmt::print("outputs: {} file(s) PUT to outputs.url, e.g. {}\n", outputs.size(), first);
+            } else {
+              fmt::print("outputs: {} file(s) under {}\n", outputs.size(),
+                         stack.Endpoints().value("output_dir", ""));
+            }
           }
         }
         if (missing > 0) return exit_code::kTimeout;

@@ -409,6 +409,47 @@ ListenAddress ParseListenAddress(const Parser& p, const YAML::Node& node, const 
   return address;
 }
 
+// `outputs`: where workers PUT output files (docs/config.md#outputs).
+OutputTarget ParseOutputs(const Parser& p, const YAML::Node& node) {
+  if (!node.IsMap()) {
+    p.Fail(node, "outputs",
+           "must be a mapping like {url: \"http://store:9000/bucket/runnel\", headers: {...}, timeout: 30s}");
+  }
+  p.OnlyKeys(node, "outputs", {"url", "headers", "timeout"});
+  OutputTarget target;
+  const auto url = node["url"];
+  if (!url) p.Fail(node, "outputs.url", "is required (the base URL each output file is PUT under)");
+  const auto text = p.Scalar<std::string>(url, "outputs.url");
+  if (const auto why = OutputUrlProblem(text); !why.empty()) p.Fail(url, "outputs.url", why);
+  target.url = NormalizeOutputUrl(text);
+  if (const auto h = node["headers"]) {
+    if (!h.IsMap()) p.Fail(h, "outputs.headers", "must be a mapping of HTTP header names to values");
+    if (h.size() > OutputTarget::kMaxHeaders) {
+      p.Fail(h, "outputs.headers",
+             fmt::format("has {} headers, more than {}", h.size(), OutputTarget::kMaxHeaders));
+    }
+    for (const auto& kv : h) {
+      const auto name = kv.first.as<std::string>();
+      const std::string key = "outputs.headers." + name;
+      // Held as a secret from here on: an Authorization value must never reach a log line.
+      Secret value(p.Scalar<std::string>(kv.second, key));
+      if (const auto why = OutputHeaderProblem(name, value.Reveal()); !why.empty()) {
+        p.Fail(kv.first, key, why);
+      }
+      for (const auto& [seen, unused] : target.headers) {
+        if (SameHeaderName(seen, name)) p.Fail(kv.first, key, fmt::format("repeats header {}", seen));
+      }
+      target.headers.emplace_back(name, std::move(value));
+    }
+  }
+  if (const auto t = node["timeout"]) {
+    target.timeout = p.Duration(t, "outputs.timeout");
+    if (target.timeout < OutputTarget::kMinTimeout || target.timeout > OutputTarget::kMaxTimeout)
+      p.Fail(t, "outputs.timeout", "must be between 100ms and 1h");
+  }
+  return target;
+}
+
 // listen, advertise, security: where the stack's sockets bind and who may connect.
 void ParseSockets(const Parser& p, const YAML::Node& root, StackConfig& config) {
   if (const auto l = root["listen"]) {
@@ -504,8 +545,8 @@ StackConfig ParseStackConfig(const std::string& yaml, const std::filesystem::pat
   if (!root || root.IsNull()) throw ConfigError(fmt::format("{}: the file is empty", file.string()));
   p.ExpandEnvironment(root, "");
   p.OnlyKeys(root, "",
-             {"kafka", "heartbeat", "output_dir", "metrics", "trace_events", "standby_workers", "functions",
-              "schedules", "replication_factor", "listen", "advertise", "security"});
+             {"kafka", "heartbeat", "output_dir", "outputs", "metrics", "trace_events", "standby_workers",
+              "functions", "schedules", "replication_factor", "listen", "advertise", "security"});
   StackConfig config;
   config.source = file.string();
   if (const auto k = root["kafka"]) {
@@ -540,6 +581,7 @@ StackConfig ParseStackConfig(const std::string& yaml, const std::filesystem::pat
   if (root["standby_workers"])
     config.standby_workers = p.Scalar<bool>(root["standby_workers"], "standby_workers");
   if (root["output_dir"]) config.output_dir = p.Scalar<std::string>(root["output_dir"], "output_dir");
+  if (const auto o = root["outputs"]) config.outputs = ParseOutputs(p, o);
   if (const auto m = root["metrics"]) {
     config.metrics_listen = p.Scalar<std::string>(m, "metrics");
     const auto colon = config.metrics_listen.rfind(':');

@@ -94,6 +94,55 @@ Decoded<Hello> DecodeHello(std::string_view body) {
   return h;
 }
 
+namespace {
+
+// WELCOME's outputs: {"url": U, "headers": {name: value}, "timeout_ms": N}, held to the rules of
+// runnel.yaml's `outputs` so that a worker never PUTs where the config could not have sent it.
+Decoded<OutputTarget> DecodeOutputs(const nlohmann::json& j) {
+  if (!j.is_object()) {
+    return {DecodeErrc::kWrongType,
+            fmt::format("WELCOME: 'outputs' must be {{\"url\", \"headers\", \"timeout_ms\"}}, not a {}",
+                        j.type_name())};
+  }
+  Fields f(j, "WELCOME's outputs");
+  OutputTarget target;
+  std::int64_t timeout_ms = 0;
+  f.String("url", target.url, OutputTarget::kMaxUrl, true);
+  f.Int("timeout_ms", timeout_ms, OutputTarget::kMinTimeout.count(), OutputTarget::kMaxTimeout.count(), true);
+  if (f.Failed()) return f.Error();
+  if (const auto why = OutputUrlProblem(target.url); !why.empty())
+    return {DecodeErrc::kOutOfRange, fmt::format("WELCOME's outputs: 'url': {}", why)};
+  target.url = NormalizeOutputUrl(target.url);
+  target.timeout = std::chrono::milliseconds(timeout_ms);
+  if (const auto* headers = f.Find("headers"); headers != nullptr) {
+    if (!headers->is_object()) {
+      return {DecodeErrc::kWrongType,
+              fmt::format("WELCOME's outputs: 'headers' must be an object, not a {}", headers->type_name())};
+    }
+    if (headers->size() > OutputTarget::kMaxHeaders) {
+      return {DecodeErrc::kOutOfRange, fmt::format("WELCOME's outputs: {} headers, more than {}",
+                                                   headers->size(), OutputTarget::kMaxHeaders)};
+    }
+    for (const auto& [name, value] : headers->items()) {
+      if (!value.is_string()) {
+        return {DecodeErrc::kWrongType,
+                fmt::format("WELCOME's outputs: header values must be strings, not a {}", value.type_name())};
+      }
+      const auto& text = value.get_ref<const std::string&>();
+      if (const auto why = OutputHeaderProblem(name, text); !why.empty())
+        return {DecodeErrc::kOutOfRange, fmt::format("WELCOME's outputs: {}", why)};
+      for (const auto& [seen, unused] : target.headers) {
+        if (SameHeaderName(seen, name))
+          return {DecodeErrc::kOutOfRange, fmt::format("WELCOME's outputs: header {} appears twice", seen)};
+      }
+      target.headers.emplace_back(name, Secret(text));
+    }
+  }
+  return target;
+}
+
+}  // namespace
+
 std::string Encode(const Welcome& w) {
   nlohmann::json j = {{"v", w.version},
                       {"function", w.function},
@@ -107,6 +156,12 @@ std::string Encode(const Welcome& w) {
                       {"handler_dir", w.handler_dir}};
   if (w.handler) j["handler"] = *w.handler;
   if (w.batch) j["batch"] = {{"size", w.batch->size}, {"window_ms", w.batch->window_ms}};
+  if (w.outputs) {
+    nlohmann::json headers = nlohmann::json::object();
+    for (const auto& [name, value] : w.outputs->headers) headers[name] = value.Reveal();
+    j["outputs"] = {
+        {"url", w.outputs->url}, {"headers", std::move(headers)}, {"timeout_ms", w.outputs->timeout.count()}};
+  }
   return JsonText(j);
 }
 
@@ -143,6 +198,11 @@ Decoded<Welcome> DecodeWelcome(std::string_view body) {
       if (b.Failed()) return b.Error();
       w.batch = wb;
     }
+  }
+  if (const auto* outputs = f.Find("outputs"); outputs != nullptr) {
+    auto decoded = DecodeOutputs(*outputs);
+    if (!decoded) return decoded.error();
+    w.outputs = std::move(*decoded);
   }
   if (f.Failed()) return f.Error();
   return w;

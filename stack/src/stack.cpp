@@ -230,6 +230,7 @@ Stack::Stack(Options options)
     o.heartbeat = s.config.heartbeat;
     if (s.in_memory) o.fetch_wait_max = std::chrono::milliseconds(2);
     o.output_dir = s.config.output_dir;
+    o.outputs = s.config.outputs;
     for (const auto& target : f.next) o.next_topics.push_back(s.config.Find(target)->topic);
     o.on_event_without_workers = s.scaler->Add(f);
     o.observer = s.telemetry->JournalFor(f.name);

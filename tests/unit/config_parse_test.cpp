@@ -196,5 +196,73 @@ TEST_F(ConfigParse, CurveMayBeOffOnlyWhenEveryBindIsLoopback) {
   EXPECT_EQ(Error("security:\n  curve: false\nmetrics: 0.0.0.0:9464\n" + fns), "(no error)");
 }
 
+TEST_F(ConfigParse, OutputsTakeAnHttpUrlHeadersAndATimeout) {
+  const StackConfig c =
+      LoadStackConfig(Write("outputs:\n  url: https://store.example.com:9000/bucket/runnel/\n  headers:\n"
+                            "    Authorization: Bearer s3cr3t\n    x-amz-acl: private\n  timeout: "
+                            "5s\nfunctions:\n  - name: echo\n"));
+  ASSERT_TRUE(c.outputs);
+  EXPECT_EQ(c.outputs->url, "https://store.example.com:9000/bucket/runnel") << "the trailing / is dropped";
+  ASSERT_EQ(c.outputs->headers.size(), 2u);
+  EXPECT_EQ(c.outputs->headers[0].first, "Authorization");
+  EXPECT_EQ(c.outputs->headers[0].second.Reveal(), "Bearer s3cr3t");
+  EXPECT_EQ(fmt::format("{}", c.outputs->headers[0].second), "***") << "header values are secrets";
+  EXPECT_EQ(c.outputs->headers[1].first, "x-amz-acl");
+  EXPECT_EQ(c.outputs->timeout, std::chrono::seconds(5));
+  const StackConfig d =
+      LoadStackConfig(Write("outputs: {url: \"http://127.0.0.1:8080\"}\nfunctions:\n  - name: echo\n"));
+  ASSERT_TRUE(d.outputs);
+  EXPECT_EQ(d.outputs->timeout, std::chrono::seconds(30)) << "the default timeout";
+  EXPECT_TRUE(d.outputs->headers.empty());
+  EXPECT_FALSE(LoadStackConfig(Write("functions:\n  - name: echo\n")).outputs) << "no outputs: output_dir";
+}
+
+TEST_F(ConfigParse, OutputsRefuseWhatCannotBePutTo) {
+  const std::string fns = "functions:\n  - name: echo\n";
+  EXPECT_EQ(Error("outputs:\n  url: ftp://store/b\n" + fns),
+            "F:2: outputs.url: 'ftp://store/b' is not an http:// or https:// URL");
+  EXPECT_EQ(Error("outputs:\n  url: HTTP://store/b\n" + fns),
+            "F:2: outputs.url: 'HTTP://store/b' is not an http:// or https:// URL");
+  EXPECT_EQ(Error("outputs:\n  headers: {a: b}\n" + fns),
+            "F:2: outputs.url: is required (the base URL each output file is PUT under)");
+  EXPECT_EQ(Error("outputs: http://store/b\n" + fns),
+            "F:1: outputs: must be a mapping like {url: \"http://store:9000/bucket/runnel\", headers: {...}, "
+            "timeout: 30s}");
+  EXPECT_EQ(Error("outputs:\n  url: http://store/b\n  retries: 3\n" + fns),
+            "F:3: outputs.retries: unknown key (known: headers, timeout, url)");
+  EXPECT_EQ(
+      Error("outputs:\n  url: http://store/b?sig=s3cr3t\n" + fns),
+      "F:2: outputs.url: URL 'http://store/b' has a query: each file is PUT to "
+      "<url>/<function>/<event id>/<name>, so give a URL without one (credentials go in outputs.headers)");
+  EXPECT_EQ(
+      Error("outputs:\n  url: http://user:pw@store/b\n" + fns),
+      "F:2: outputs.url: URL 'http://store/b' has userinfo (user:password@ before the host), which is not "
+      "allowed");
+  EXPECT_EQ(Error("outputs:\n  url: http://store:99999/b\n" + fns),
+            "F:2: outputs.url: URL 'http://store:99999/b' has a port outside 1..65535");
+  EXPECT_EQ(Error("outputs:\n  url: http:///b\n" + fns), "F:2: outputs.url: URL 'http:///b' has no host");
+  EXPECT_EQ(Error("outputs:\n  url: http://store/b\n  timeout: 30\n" + fns),
+            "F:3: outputs.timeout: '30' has no unit: durations need one, write \"30s\" or \"30ms\"");
+  EXPECT_EQ(Error("outputs:\n  url: http://store/b\n  timeout: 2h\n" + fns),
+            "F:3: outputs.timeout: must be between 100ms and 1h");
+  EXPECT_EQ(Error("outputs:\n  url: http://store/b\n  headers: [a]\n" + fns),
+            "F:3: outputs.headers: must be a mapping of HTTP header names to values");
+  EXPECT_EQ(
+      Error("outputs:\n  url: http://store/b\n  headers:\n    Content-Length: '5'\n" + fns),
+      "F:4: outputs.headers.Content-Length: header Content-Length is set by Runnel, not by outputs.headers");
+  EXPECT_EQ(
+      Error("outputs:\n  url: http://store/b\n  headers:\n    'bad name': x\n" + fns),
+      "F:4: outputs.headers.bad name: header name 'bad name' is not an HTTP field name (1..128 of letters, "
+      "digits and !#$%&'*+-.^_`|~)");
+  EXPECT_EQ(
+      Error("outputs:\n  url: http://store/b\n  headers:\n    Authorization: \"Bearer s3cr3t\\r\\nX: y\"\n" +
+            fns),
+      "F:4: outputs.headers.Authorization: header Authorization: its value has a control character (CR, "
+      "LF...) or a non-ASCII byte, which is not allowed")
+      << "the value, maybe a credential, is not shown";
+  EXPECT_EQ(Error("outputs:\n  url: http://store/b\n  headers:\n    X-A: 1\n    x-a: 2\n" + fns),
+            "F:5: outputs.headers.x-a: repeats header X-A");
+}
+
 }  // namespace
 }  // namespace runnel

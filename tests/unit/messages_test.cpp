@@ -1,6 +1,7 @@
 // The message codecs of core/ (worker_messages.hpp, control_messages.hpp, decode.hpp,
 // protocol_errors.hpp): round trips, and for hostile bytes a DecodeError with the right reason and
 // a message naming what is wrong, never an exception.
+#include <fmt/format.h>
 #include <gmock/gmock.h>
 #include <gtest/gtest.h>
 #include <spdlog/sinks/ostream_sink.h>
@@ -16,6 +17,7 @@ namespace runnel {
 namespace {
 
 using ::testing::HasSubstr;
+using ::testing::Not;
 
 template <typename T>
 DecodeErrc Reason(const Decoded<T>& d) {
@@ -132,6 +134,59 @@ TEST(WorkerMessages, WelcomeErrors) {
   EXPECT_EQ(Reason(batch), DecodeErrc::kOutOfRange);
   EXPECT_THAT(Message(batch), HasSubstr("batch"));
   EXPECT_EQ(Reason(wire::DecodeWelcome(R"({"v":1,"function":"echo","handler":7})")), DecodeErrc::kWrongType);
+}
+
+TEST(WorkerMessages, WelcomeOutputsRoundTripAndAbsence) {
+  wire::Welcome w;
+  w.function = "image.thumbnail";
+  w.outputs = OutputTarget{"https://store:9000/b/runnel",
+                           {{"Authorization", Secret("Bearer t")}, {"X-A", Secret("1")}},
+                           std::chrono::milliseconds(5000)};
+  const std::string body = wire::Encode(w);
+  EXPECT_THAT(body,
+              HasSubstr(R"("outputs":{"headers":{"Authorization":"Bearer t","X-A":"1"},"timeout_ms":5000,)"
+                        R"("url":"https://store:9000/b/runnel"})"));
+  auto d = wire::DecodeWelcome(body);
+  ASSERT_TRUE(d) << Message(d);
+  EXPECT_EQ(*d, w);
+  auto without = wire::DecodeWelcome(R"({"v":1,"function":"echo"})");
+  ASSERT_TRUE(without) << Message(without);
+  EXPECT_FALSE(without->outputs) << "no outputs: files stay in output_dir";
+  auto slash =
+      wire::DecodeWelcome(R"({"v":1,"function":"echo","outputs":{"url":"http://s/b/","timeout_ms":100}})");
+  ASSERT_TRUE(slash) << Message(slash);
+  EXPECT_EQ(slash->outputs->url, "http://s/b");
+  EXPECT_TRUE(slash->outputs->headers.empty());
+}
+
+TEST(WorkerMessages, WelcomeOutputsAreHeldToTheConfigsRules) {
+  const auto decode = [](const std::string& outputs) {
+    return wire::DecodeWelcome(R"({"v":1,"function":"echo","outputs":)" + outputs + "}");
+  };
+  EXPECT_EQ(Reason(decode("5")), DecodeErrc::kWrongType);
+  EXPECT_EQ(Reason(decode(R"({"timeout_ms":1000})")), DecodeErrc::kMissingField);
+  EXPECT_EQ(Reason(decode(R"({"url":"http://s/b"})")), DecodeErrc::kMissingField) << "timeout_ms is required";
+  EXPECT_EQ(Reason(decode(R"({"url":"http://s/b","timeout_ms":0})")), DecodeErrc::kOutOfRange);
+  EXPECT_EQ(Reason(decode(R"({"url":"http://s/b","timeout_ms":3600001})")), DecodeErrc::kOutOfRange);
+  const auto ftp = decode(R"({"url":"file:///etc","timeout_ms":1000})");
+  EXPECT_EQ(Reason(ftp), DecodeErrc::kOutOfRange);
+  EXPECT_THAT(Message(ftp), HasSubstr("is not an http:// or https:// URL"));
+  EXPECT_EQ(Reason(decode(R"({"url":"http://s/b?x=1","timeout_ms":1000})")), DecodeErrc::kOutOfRange);
+  EXPECT_EQ(Reason(decode(R"({"url":"http://s/)" + std::string(3000, 'a') + R"(","timeout_ms":1000})")),
+            DecodeErrc::kOutOfRange);
+  EXPECT_EQ(Reason(decode(R"({"url":"http://s/b","timeout_ms":1000,"headers":[]})")), DecodeErrc::kWrongType);
+  EXPECT_EQ(Reason(decode(R"({"url":"http://s/b","timeout_ms":1000,"headers":{"A":1}})")),
+            DecodeErrc::kWrongType);
+  const auto split = decode(R"({"url":"http://s/b","timeout_ms":1000,"headers":{"A":"x\r\nHost: evil"}})");
+  EXPECT_EQ(Reason(split), DecodeErrc::kOutOfRange) << "a CR LF would split the request";
+  EXPECT_THAT(Message(split), Not(HasSubstr("evil"))) << "a header's value is never shown";
+  EXPECT_EQ(Reason(decode(R"({"url":"http://s/b","timeout_ms":1000,"headers":{"Content-Length":"1"}})")),
+            DecodeErrc::kOutOfRange);
+  EXPECT_EQ(Reason(decode(R"({"url":"http://s/b","timeout_ms":1000,"headers":{"A":"1","a":"2"}})")),
+            DecodeErrc::kOutOfRange);
+  std::string many = R"({"url":"http://s/b","timeout_ms":1000,"headers":{)";
+  for (int i = 0; i < 33; ++i) many += fmt::format(R"({}"H{}":"v")", i == 0 ? "" : ",", i);
+  EXPECT_EQ(Reason(decode(many + "}}")), DecodeErrc::kOutOfRange);
 }
 
 TEST(WorkerMessages, HeartbeatCapacityReasonDraining) {

@@ -134,6 +134,8 @@ TEST(TaskPool, TurnsEveryOutcomeIntoAResult) {
   EXPECT_EQ(files[0]["path"], (dir / "scripted" / "ev-6" / "out.txt").string());
   EXPECT_EQ(files[0]["bytes"], 5);
   EXPECT_EQ(files[0]["facts"]["lines"], 1);
+  EXPECT_EQ(files[0]["stored"], "output_dir") << "without WELCOME's outputs, files stay in output_dir";
+  EXPECT_FALSE(files[0].contains("url"));
   EXPECT_EQ(results[7].output, "set");
   EXPECT_EQ(results[8].output, "none");
   EXPECT_EQ(results[9].header.error_code, static_cast<std::uint8_t>(Errc::kTimeout));

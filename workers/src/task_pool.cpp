@@ -23,6 +23,7 @@
 #include "runnel/core/fd.hpp"
 #include "runnel/core/json.hpp"
 #include "runnel/core/log.hpp"
+#include "runnel/functions/output_upload.hpp"
 #include "task_context.hpp"
 
 namespace runnel::workers {
@@ -61,7 +62,18 @@ CompletedTask OkResult(std::uint64_t token, functions::Result result) {
   if (!result.files.empty()) {
     nlohmann::json files = nlohmann::json::array();
     for (const auto& file : result.files) {
-      files.push_back({{"path", file.path}, {"bytes", file.bytes}, {"facts", file.facts}});
+      // docs/protocol.md §3.1: where the file is now. A file PUT to outputs.url is no longer at its
+      // path (the upload removed it), so the entry names the URL and the file's name instead.
+      if (file.url.empty()) {
+        files.push_back(
+            {{"path", file.path}, {"bytes", file.bytes}, {"facts", file.facts}, {"stored", "output_dir"}});
+      } else {
+        files.push_back({{"url", file.url},
+                         {"name", std::filesystem::path(file.path).filename().string()},
+                         {"bytes", file.bytes},
+                         {"facts", file.facts},
+                         {"stored", "url"}});
+      }
     }
     done.header.files_json = JsonText(files);
   }
@@ -191,7 +203,9 @@ struct TaskPool::Impl {
     CompletedTask done;
     try {
       TaskContext ctx(options.params, *deadline, *log, outputs);
-      done = OkResult(task.token, function.Handle(task.event, ctx));
+      functions::Result result = function.Handle(task.event, ctx);
+      Upload(task.event.envelope.id, result, *deadline);
+      done = OkResult(task.token, std::move(result));
       done.header.emitted = ctx.TakeEmitted();
     } catch (const FunctionError& e) {
       done = ErrorResult(task.token, e.Code(), e.what());
@@ -253,6 +267,15 @@ struct TaskPool::Impl {
       const std::uint64_t token = runnable[i]->token;
       watchdog.Finish(token);
       CompletedTask done;
+      if (!failure && outcomes[i].result) {
+        // The upload is part of the event's call: one that fails fails this event only.
+        try {
+          Upload(events[i].envelope.id, *outcomes[i].result, deadline);
+        } catch (const FunctionError& e) {
+          outcomes[i].result.reset();
+          outcomes[i].error = e;
+        }
+      }
       if (failure) {
         done = ErrorResult(token, failure->Code(), failure->what());
       } else if (outcomes[i].result) {
@@ -268,6 +291,14 @@ struct TaskPool::Impl {
       results.push_back(std::move(done));
     }
     return results;
+  }
+
+  // With outputs.url, PUTs a successful call's files there before its result is reported (so the
+  // outcome says where they are); throws FunctionError(kTransient) when one fails. Part of the
+  // call: it counts toward the event's timeout, and the watchdog still watches it.
+  void Upload(std::string_view event_id, functions::Result& result, Clock::time_point deadline) {
+    if (!options.outputs || result.files.empty()) return;
+    functions::UploadOutputs(*options.outputs, options.function_name, event_id, result.files, deadline);
   }
 
   void Deliver(std::vector<CompletedTask> results) {

@@ -331,6 +331,12 @@ class WorkerSession::Impl {
     pool.function_name = options_.function;
     pool.params = welcome.params;
     pool.output_dir = welcome.output_dir;
+    pool.outputs = welcome.outputs;
+    // Header values may be credentials: only their count is shown.
+    const std::string outputs =
+        welcome.outputs ? fmt::format("PUT to {} ({} header(s))", UrlForLogs(welcome.outputs->url),
+                                      welcome.outputs->headers.size())
+                        : fmt::format("in {}", welcome.output_dir.empty() ? "./outputs" : welcome.output_dir);
     pool.threads = options_.threads;
     fibers_ = std::max<std::size_t>(1, std::min(capacity_, concurrency > 0 ? concurrency : kDefaultFibers));
     // Room for a full batch per call, unless --capacity set a limit: say so before tasks flow.
@@ -346,9 +352,9 @@ class WorkerSession::Impl {
     welcomed_ = true;
     log_->info(
         "worker {} runs '{}' for {}: capacity {}, {} fibers on {} threads, batch {} within {} ms, timeout {} "
-        "ms, memory {} MiB",
+        "ms, memory {} MiB, outputs {}",
         options_.id, options_.function, options_.dispatcher, capacity_, fibers_, options_.threads, batch.size,
-        batch.window.count(), timeout_.count(), memory_mb);
+        batch.window.count(), timeout_.count(), memory_mb, outputs);
     return std::nullopt;
   }
 

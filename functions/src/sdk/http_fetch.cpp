@@ -40,22 +40,12 @@ std::size_t OnBody(char* data, std::size_t size, std::size_t count, void* user) 
   return n;
 }
 
-void GlobalInit() {
-  static std::once_flag once;
-  std::call_once(once, [] { curl_global_init(CURL_GLOBAL_DEFAULT); });
-}
-
-void Check(CURLcode code, const char* what) {
-  if (code != CURLE_OK) {
-    throw FunctionError(Errc::kInternal,
-                        fmt::format("libcurl: setting {}: {}", what, curl_easy_strerror(code)));
-  }
-}
+void Check(CURLcode code, const char* what) { CurlCheck(code, what); }
 
 // The transfer itself, blocking the calling thread until it ends.
 void FetchOnThisThread(const std::string& url, const HttpFetchLimits& limits,
                        const std::function<bool(std::string_view)>& sink) {
-  GlobalInit();
+  CurlGlobalInit();
   const std::string shown = fmt::format("GET {}", UrlForLogs(url));
   if (limits.timeout.count() <= 0) {
     throw FunctionError(Errc::kTransient, fmt::format("{}: no time left before the event's deadline", shown));
@@ -133,16 +123,27 @@ void FetchOnThisThread(const std::string& url, const HttpFetchLimits& limits,
 
 }  // namespace
 
+void CurlGlobalInit() {
+  static std::once_flag once;
+  std::call_once(once, [] { curl_global_init(CURL_GLOBAL_DEFAULT); });
+}
+
+void CurlCheck(int code, const char* what) {
+  if (code != CURLE_OK) {
+    throw FunctionError(Errc::kInternal, fmt::format("libcurl: setting {}: {}", what,
+                                                     curl_easy_strerror(static_cast<CURLcode>(code))));
+  }
+}
+
 // The transfer runs on a helper thread and this fiber waits on a future, so the worker's thread
 // keeps running its other fibers meanwhile (as exec functions wait for their child). The helper
-// ends by itself: the transfer is bounded by limits.timeout, and the thread is joined here.
-void HttpFetchTo(const std::string& url, const HttpFetchLimits& limits,
-                 const std::function<bool(std::string_view)>& sink) {
+// ends by itself: the transfer bounds its own time, and the thread is joined here.
+void RunTransferOffFiber(const std::function<void()>& transfer) {
   boost::fibers::promise<void> promise;
   auto future = promise.get_future();
-  std::thread helper([&url, &limits, &sink, p = std::move(promise)]() mutable {
+  std::thread helper([&transfer, p = std::move(promise)]() mutable {
     try {
-      FetchOnThisThread(url, limits, sink);
+      transfer();
       p.set_value();
     } catch (...) {
       p.set_exception(std::current_exception());
@@ -155,6 +156,11 @@ void HttpFetchTo(const std::string& url, const HttpFetchLimits& limits,
     throw;
   }
   helper.join();
+}
+
+void HttpFetchTo(const std::string& url, const HttpFetchLimits& limits,
+                 const std::function<bool(std::string_view)>& sink) {
+  RunTransferOffFiber([&] { FetchOnThisThread(url, limits, sink); });
 }
 
 std::string HttpFetch(const std::string& url, const HttpFetchLimits& limits) {

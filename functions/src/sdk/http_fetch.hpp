@@ -27,4 +27,14 @@ std::string HttpFetch(const std::string& url, const HttpFetchLimits& limits);
 void HttpFetchTo(const std::string& url, const HttpFetchLimits& limits,
                  const std::function<bool(std::string_view)>& sink);
 
+// The libcurl handling the fetch and the output upload (output_upload.cpp) share.
+// curl_global_init, once per process.
+void CurlGlobalInit();
+// Throws FunctionError(kInternal) naming the option when curl_easy_setopt refused it.
+void CurlCheck(int code, const char* what);
+// Runs `transfer` (a blocking libcurl call) on a helper thread while the calling fiber waits, so
+// the worker's thread keeps running its other fibers; rethrows what it threw. The transfer must
+// bound its own time (CURLOPT_TIMEOUT_MS): the helper is joined before this returns.
+void RunTransferOffFiber(const std::function<void()>& transfer);
+
 }  // namespace runnel::functions

@@ -1,5 +1,9 @@
 // A civetweb HTTP server on 127.0.0.1 for tests of http:// input references: fixed bodies by path
-// plus paths that misbehave (404, 503, redirects, stalls, over-size bodies).
+// plus paths that misbehave (404, 503, redirects, stalls, over-size bodies). It also takes PUTs, as
+// an object store for outputs.url would: each is recorded (Puts, WaitForPuts), answered 201 and
+// served back to a GET of its path,
+// except those with a segment starting with fail500 (an event id too), answered 500 and recorded,
+// and those under /stall/, never answered.
 #pragma once
 
 #include <civetweb.h>
@@ -8,8 +12,10 @@
 #include <condition_variable>
 #include <map>
 #include <mutex>
+#include <optional>
 #include <stdexcept>
 #include <string>
+#include <vector>
 
 namespace runnel::functions::testing {
 
@@ -59,6 +65,23 @@ class TestServer {
 
   static inline const std::string kImage = Body(300'000);
 
+  struct Put {
+    std::string path;  // as civetweb decodes it: percent escapes undone
+    std::string body;
+    std::map<std::string, std::string> headers;
+    int status = 0;  // what the server answered
+  };
+  std::vector<Put> Puts() {
+    const std::lock_guard lock(mu_);
+    return puts_;
+  }
+  // Waits until `count` PUTs were answered, or `timeout` passed; returns what was recorded.
+  std::vector<Put> WaitForPuts(std::size_t count, std::chrono::milliseconds timeout) {
+    std::unique_lock lock(mu_);
+    cv_.wait_for(lock, timeout, [&] { return puts_.size() >= count; });
+    return puts_;
+  }
+
  private:
   static int Handle(mg_connection* conn, void* self) {
     return static_cast<TestServer*>(self)->Serve(conn, mg_get_request_info(conn)->local_uri);
@@ -70,6 +93,12 @@ class TestServer {
   }
 
   int Serve(mg_connection* conn, const std::string& path) {
+    if (std::string(mg_get_request_info(conn)->request_method) == "PUT") return TakePut(conn, path);
+    if (const auto stored = Stored(path)) {  // what a PUT stored there, as an object store serves it
+      mg_printf(conn, "HTTP/1.1 200 OK\r\nContent-Length: %zu\r\n\r\n", stored->size());
+      mg_write(conn, stored->data(), stored->size());
+      return 200;
+    }
     if (const auto it = files_.find(path); it != files_.end()) {
       mg_printf(conn, "HTTP/1.1 200 OK\r\nContent-Length: %zu\r\n\r\n", it->second.size());
       mg_write(conn, it->second.data(), it->second.size());
@@ -124,6 +153,42 @@ class TestServer {
     return 500;
   }
 
+  std::optional<std::string> Stored(const std::string& path) {
+    const std::lock_guard lock(mu_);
+    for (auto it = puts_.rbegin(); it != puts_.rend(); ++it) {
+      if (it->path == path && it->status == 201) return it->body;
+    }
+    return std::nullopt;
+  }
+
+  int TakePut(mg_connection* conn, const std::string& path) {
+    if (path.rfind("/stall/", 0) == 0) {  // takes the request and never answers
+      Hold();
+      return 200;
+    }
+    const mg_request_info* info = mg_get_request_info(conn);
+    Put put;
+    put.path = path;
+    for (int i = 0; i < info->num_headers; ++i)
+      put.headers[info->http_headers[i].name] = info->http_headers[i].value;
+    char buffer[16384];
+    for (int n = 0; (n = mg_read(conn, buffer, sizeof buffer)) > 0;)
+      put.body.append(buffer, static_cast<std::size_t>(n));
+    put.status = path.find("/fail500") != std::string::npos ? 500 : 201;
+    if (put.status == 500) {
+      mg_printf(conn, "HTTP/1.1 500 Internal Server Error\r\nContent-Length: 0\r\n\r\n");
+    } else {
+      mg_printf(conn, "HTTP/1.1 201 Created\r\nContent-Length: 0\r\n\r\n");
+    }
+    const int status = put.status;
+    {
+      const std::lock_guard lock(mu_);
+      puts_.push_back(std::move(put));
+    }
+    cv_.notify_all();
+    return status;
+  }
+
   static int Redirect(mg_connection* conn, const char* location) {
     mg_printf(conn, "HTTP/1.1 302 Found\r\nLocation: %s\r\nContent-Length: 0\r\n\r\n", location);
     return 302;
@@ -136,6 +201,7 @@ class TestServer {
   std::condition_variable cv_;
   bool released_ = false;
   bool gate_open_ = false;
+  std::vector<Put> puts_;
 };
 
 }  // namespace runnel::functions::testing

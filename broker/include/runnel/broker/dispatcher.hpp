@@ -61,6 +61,9 @@ class Dispatcher {
     std::chrono::milliseconds fetch_wait_max{100};
     std::size_t max_buffered = 20'000;  // consumed but not done, before partitions are paused
     std::string output_dir;
+    // runnel.yaml's `outputs`: sent in WELCOME, so workers PUT their output files there; absent:
+    // they leave them in output_dir.
+    std::optional<OutputTarget> outputs;
     // Topics of the functions this one feeds (config `next`): each ok outcome becomes an event
     // there, one per output file (by reference) or, without files, the output itself.
     std::vector<std::string> next_topics;

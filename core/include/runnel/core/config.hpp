@@ -15,6 +15,7 @@
 #include "runnel/core/batch_spec.hpp"
 #include "runnel/core/event_filter.hpp"
 #include "runnel/core/listen.hpp"
+#include "runnel/core/output_target.hpp"
 #include "runnel/core/secret.hpp"
 
 namespace runnel {
@@ -135,6 +136,9 @@ struct StackConfig {
   std::optional<int> replication_factor;  // top-level default of FunctionSpec::replication_factor
   std::chrono::milliseconds heartbeat{1000};
   std::string output_dir;  // default: <state dir>/outputs
+  // `outputs: {url, headers, timeout}`: workers PUT each output file under url instead of leaving
+  // it in output_dir (docs/config.md#outputs). Absent: output files stay in output_dir.
+  std::optional<OutputTarget> outputs;
   // Where `runnel up` serves Prometheus metrics (HOST:PORT; port 0: any free port, read back into
   // endpoints.json), and how many recent events' traces it keeps for `runnel trace`.
   std::string metrics_listen = "127.0.0.1:0";

@@ -17,6 +17,7 @@
 #include <string_view>
 
 #include "runnel/core/decode.hpp"
+#include "runnel/core/output_target.hpp"
 #include "runnel/core/wire.hpp"
 
 namespace runnel::wire {
@@ -76,6 +77,9 @@ struct Welcome {
   std::optional<std::string> handler;  // absent: builtin:<function>
   std::string handler_dir;
   std::optional<WelcomeBatch> batch;  // absent: the function's own
+  // {"url", "headers", "timeout_ms"}: PUT output files there (docs/protocol.md §3.1); absent: they
+  // stay in output_dir. Decoded to the rules of runnel.yaml's `outputs` (output_target.hpp).
+  std::optional<OutputTarget> outputs;
   bool operator==(const Welcome&) const = default;
 };
 std::string Encode(const Welcome& welcome);

@@ -15,6 +15,9 @@ struct OutputFile {
   std::string path;  // absolute
   std::uint64_t bytes = 0;
   nlohmann::json facts = nlohmann::json::object();  // e.g. {"width": 256, "height": 192, "format": "jpeg"}
+  // Where the worker PUT the file (runnel.yaml's `outputs.url`, UploadOutputs), which then removed
+  // `path`; empty: the file is at `path`, in output_dir.
+  std::string url = {};
 };
 
 class OutputStore {

@@ -23,9 +23,11 @@
 #include <filesystem>
 #include <memory>
 #include <nlohmann/json.hpp>
+#include <optional>
 #include <string>
 #include <vector>
 
+#include "runnel/core/output_target.hpp"
 #include "runnel/core/wire.hpp"
 #include "runnel/functions/function.hpp"
 #include "runnel/workers/watchdog.hpp"
@@ -36,6 +38,9 @@ struct PoolOptions {
   std::string function_name;  // for the output store's paths and logs
   nlohmann::json params = nlohmann::json::object();
   std::filesystem::path output_dir;  // root of the OutputStore; empty = ./outputs
+  // WELCOME's outputs: each successful call's files are PUT there (functions::UploadOutputs) before
+  // its result is reported; an upload that fails fails the event (transient). Absent: they stay.
+  std::optional<OutputTarget> outputs;
   std::size_t threads = 1;
   std::size_t fibers = 16;  // concurrent calls at most
   std::size_t queued = 64;  // tasks waiting for a fiber that TrySubmit accepts (the worker's credit)
