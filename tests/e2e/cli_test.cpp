@@ -3,6 +3,7 @@
 #include <fmt/format.h>
 #include <gmock/gmock.h>
 
+#include <fstream>
 #include <nlohmann/json.hpp>
 
 #include "runnel/testing/stack_process.hpp"
@@ -49,6 +50,16 @@ TEST_F(Cli, InvokePrintsTheOutputAndExitsZero) {
   const auto r = Runnel({"invoke", "echo", "--data", "ping"});
   EXPECT_EQ(r.exit_code, 0) << r.err;
   EXPECT_EQ(r.out, "ping");
+}
+
+// The file travels by reference (a file:// path in the envelope); echo answers with its bytes.
+TEST_F(Cli, InvokeWithAFilePrintsWhatEchoReadFromIt) {
+  const auto file = stack_->StateDir() / "input.txt";
+  std::ofstream(file) << "bytes of a file";
+  const auto r = Runnel({"invoke", "echo", "--file", file.string()});
+  EXPECT_EQ(r.exit_code, 0) << r.err;
+  EXPECT_EQ(r.out, "bytes of a file");
+  std::filesystem::remove(file);
 }
 
 TEST_F(Cli, InvokeJsonHasTheOutcomeShape) {

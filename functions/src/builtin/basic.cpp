@@ -8,14 +8,24 @@
 namespace runnel::functions {
 namespace {
 
+// Returns its input unchanged, with its content type: the inline payload, or the bytes of an
+// input that travels by reference (a file:// path or an http(s) URL), read within
+// params.max_bytes (default 16 MiB), so that `runnel invoke echo --file F` answers with F.
 class Echo final : public Function {
  public:
-  Result Handle(const Event& event, Context&) override {
-    return Result{
-        event.payload,
-        event.envelope.content_type.empty() ? "application/octet-stream" : event.envelope.content_type,
-        {}};
+  explicit Echo(std::size_t max_bytes) : max_bytes_(max_bytes) {}
+
+  Result Handle(const Event& event, Context& ctx) override {
+    std::string content_type =
+        event.envelope.content_type.empty() ? "application/octet-stream" : event.envelope.content_type;
+    if (event.envelope.file) {
+      return Result{Context::ReadInput(event, max_bytes_, ctx.Deadline()), std::move(content_type), {}};
+    }
+    return Result{event.payload, std::move(content_type), {}};
   }
+
+ private:
+  std::size_t max_bytes_;
 };
 
 // Waits `ms` (params; a JSON payload {"ms": N} overrides it) without blocking the worker's thread,
@@ -53,8 +63,21 @@ class Sleep final : public Function {
 }  // namespace
 
 void RegisterBasicFunctions(Registry& registry) {
-  registry.Register("echo", "returns its payload unchanged",
-                    [](const nlohmann::json&) { return std::make_unique<Echo>(); });
+  registry.Register(
+      "echo",
+      "returns its input unchanged (a by-reference input read within params.max_bytes, default 16 MiB)",
+      [](const nlohmann::json& params) {
+        constexpr std::int64_t kDefault = std::int64_t{16} << 20;
+        constexpr std::int64_t kCeiling = std::int64_t{1} << 30;
+        const auto it = params.find("max_bytes");
+        if (it == params.end()) return std::make_unique<Echo>(static_cast<std::size_t>(kDefault));
+        if (!it->is_number_integer() || it->get<std::int64_t>() < 1 || it->get<std::int64_t>() > kCeiling) {
+          throw FunctionError(
+              Errc::kBadConfig,
+              fmt::format("echo: params.max_bytes {} is not an integer in 1..{}", it->dump(), kCeiling));
+        }
+        return std::make_unique<Echo>(static_cast<std::size_t>(it->get<std::int64_t>()));
+      });
   registry.Register(
       "sleep", "waits params.ms (or the payload's \"ms\") without blocking its thread; for tests",
       [](const nlohmann::json& params) {

@@ -35,8 +35,8 @@ double TimeCommand(const std::vector<std::string>& argv, const std::string& expe
   const auto r = testing::RunCommand(argv, std::chrono::seconds(30));
   const double ms = Millis(Clock::now() - t0);
   if (r.exit_code != 0 || (!expect_out.empty() && r.out != expect_out)) {
-    throw std::runtime_error(fmt::format("{} {}: exit {}, out '{}', err {}", argv[0], argv[1], r.exit_code,
-                                         r.out, r.err));
+    throw std::runtime_error(
+        fmt::format("{} {}: exit {}, out '{}', err {}", argv[0], argv[1], r.exit_code, r.out, r.err));
   }
   return ms;
 }
@@ -62,7 +62,8 @@ int main(int argc, char** argv) {
     const std::string state = stack.StatePath().string();
     const auto invoke = [&](int i) {
       const std::string data = fmt::format("call-{}", i);
-      return TimeCommand({testing::RunnelBin(), "invoke", "echo", "--data", data, "--state-dir", state}, data);
+      return TimeCommand({testing::RunnelBin(), "invoke", "echo", "--data", data, "--state-dir", state},
+                         data);
     };
     for (int i = 0; i < 5; ++i) invoke(-1 - i);  // the worker joined, every connection warm
     std::vector<double> invokes, statuses;
@@ -73,10 +74,10 @@ int main(int argc, char** argv) {
     const Figures inv = Summarize(invokes);
     const Figures st = Summarize(statuses);
     std::printf("runnel invoke on a warm stack, %d calls, whole CLI process (ms):\n", calls);
-    std::printf("  %-22s p50 %7.1f  p95 %7.1f  p99 %7.1f  max %7.1f  over 500 ms: %d\n", "invoke echo", inv.p50,
-                inv.p95, inv.p99, inv.max, inv.over_500ms);
-    std::printf("  %-22s p50 %7.1f  p95 %7.1f  p99 %7.1f  max %7.1f  over 500 ms: %d\n",
-                "status (baseline)", st.p50, st.p95, st.p99, st.max, st.over_500ms);
+    std::printf("  %-22s p50 %7.1f  p95 %7.1f  p99 %7.1f  max %7.1f  over 500 ms: %d\n", "invoke echo",
+                inv.p50, inv.p95, inv.p99, inv.max, inv.over_500ms);
+    std::printf("  %-22s p50 %7.1f  p95 %7.1f  p99 %7.1f  max %7.1f  over 500 ms: %d\n", "status (baseline)",
+                st.p50, st.p95, st.p99, st.max, st.over_500ms);
     std::printf("  invoke p50 / status p50: %.2f\n", inv.p50 / st.p50);
     std::printf("target invoke p99 < 100 ms: %s\n", inv.p99 < 100 ? "met" : "NOT met");
     return 0;

@@ -120,5 +120,31 @@ TEST(CreateFunction, BuiltinsStillComeFromTheRegistry) {
   EXPECT_EQ(e.Code(), functions::Errc::kUnknownFunction);
 }
 
+// Before the fix echo answered a by-reference input (`runnel invoke echo --file F`) with the
+// reference's empty inline payload.
+TEST(CreateFunction, EchoAnswersAByReferenceInputWithItsBytesWithinMaxBytes) {
+  functions::testing::TestContext ctx;
+  const auto path = std::filesystem::temp_directory_path() / ("runnel-echo-" + std::to_string(::getpid()));
+  std::ofstream(path) << "the file's bytes";
+  auto event = functions::testing::MakeEvent("");
+  event.envelope.file = FileRef{path.string(), std::nullopt, "f.txt"};
+  event.envelope.content_type = "text/plain";
+  auto echo = functions::CreateFunction("builtin:echo", {});
+  const auto result = echo->Handle(event, ctx);
+  EXPECT_EQ(result.output, "the file's bytes");
+  EXPECT_EQ(result.content_type, "text/plain");
+  auto small = functions::CreateFunction("builtin:echo", {{"max_bytes", 4}});
+  EXPECT_EQ(functions::testing::ErrorOf([&] { small->Handle(event, ctx); }).Code(),
+            functions::Errc::kLimitExceeded);
+  EXPECT_EQ(small->Handle(functions::testing::MakeEvent("inline"), ctx).output, "inline")
+      << "an inline payload is the dispatcher's to bound (max_payload)";
+  const auto bad = functions::testing::ErrorOf([] {
+    functions::CreateFunction("builtin:echo", {{"max_bytes", "big"}});
+  });
+  EXPECT_EQ(bad.Code(), functions::Errc::kBadConfig);
+  EXPECT_THAT(bad.what(), HasSubstr("echo: params.max_bytes \"big\" is not an integer"));
+  std::filesystem::remove(path);
+}
+
 }  // namespace
 }  // namespace runnel
