@@ -1,12 +1,14 @@
 #include "runnel/broker/dispatcher.hpp"
 
 #include <fmt/format.h>
+#include <unistd.h>
 
 #include <algorithm>
 #include <nlohmann/json.hpp>
 #include <zmq_addon.hpp>
 
 #include "dispatcher_loop.hpp"
+#include "runnel/broker/group_lease.hpp"
 #include "runnel/core/failpoints.hpp"
 #include "runnel/core/json.hpp"
 #include "runnel/kafka/admin.hpp"
@@ -25,6 +27,17 @@ constexpr auto kStatsInterval = std::chrono::milliseconds(100);
 // spell would stall a busy function for up to a second each time.
 constexpr auto kPauseAfterFull = std::chrono::seconds(2);
 
+std::int64_t NowEpochMs() {
+  return std::chrono::duration_cast<std::chrono::milliseconds>(
+             std::chrono::system_clock::now().time_since_epoch())
+      .count();
+}
+
+std::string HostName() {
+  char name[256] = {};
+  return ::gethostname(name, sizeof name - 1) == 0 ? std::string(name) : std::string();
+}
+
 }  // namespace
 
 Dispatcher::Loop::Loop(Options options)
@@ -34,28 +47,46 @@ Dispatcher::Loop::Loop(Options options)
   const FunctionSpec& spec = opt_.spec;
   if (!opt_.protocol_errors) opt_.protocol_errors = std::make_shared<ProtocolErrors>();
   socket_name_ = "dispatcher/" + spec.name;
+  host_ = HostName();
   kafka::Admin admin(opt_.kafka);
   for (std::int32_t p : admin.Partitions(spec.topic))
     assigned_.push_back({spec.topic, p, kafka::kOffsetStored});
   consumer_ = std::make_unique<kafka::Consumer>(
       opt_.kafka, kafka::Consumer::Options{spec.Group(), "earliest", opt_.fetch_wait_max});
   // Where each partition resumes: gaps after it are records the broker dropped unprocessed.
-  std::vector<kafka::TopicPartitionOffset> start_at_end;
-  for (const auto& tp : consumer_->Committed(assigned_)) {
+  const auto committed = consumer_->CommittedWithMetadata(assigned_);
+  const bool leased = !opt_.stack_id.empty();
+  if (leased) RefuseOtherLiveStack(committed, opt_.stack_id, spec.name, spec.Group(), NowEpochMs());
+  std::vector<kafka::TopicPartitionOffset>
+      start_at;  // committed now: where a partition without commits starts
+  for (const auto& c : committed) {
+    const auto& tp = c.position;
+    std::optional<std::int64_t> start;
     if (tp.offset >= 0) {
-      expected_next_[tp.partition] = tp.offset;
+      start = tp.offset;
     } else if (spec.start == StartPosition::kLatest) {
       // `start: latest` for a partition the group never committed: its end now, committed at once so
       // that the lag counts from there and a restart before the first event resumes there too.
-      const std::int64_t end = consumer_->Watermarks(spec.topic, tp.partition).second;
-      start_at_end.push_back({spec.topic, tp.partition, end});
-      expected_next_[tp.partition] = end;
+      start = consumer_->Watermarks(spec.topic, tp.partition).second;
+      start_at.push_back({spec.topic, tp.partition, *start});
+    } else if (leased) {
+      // `start: earliest`: the log start, the same place, committed so that the lease is seen
+      // before the first event.
+      start = consumer_->Watermarks(spec.topic, tp.partition).first;
+      start_at.push_back({spec.topic, tp.partition, *start});
     }
+    if (!start) continue;
+    expected_next_[tp.partition] = *start;
+    // Recommitted every second with the lease, idle or not.
+    if (leased) tracker_.Assign(tp.partition, *start);
   }
-  if (!start_at_end.empty()) {
-    consumer_->CommitOffsets(start_at_end);
-    log_.info("group {} had no commits on {} partition(s): starting at their end (start: latest)",
-              spec.Group(), start_at_end.size());
+  if (leased) consumer_->SetCommitMetadata(Lease(false));
+  if (!start_at.empty()) {
+    consumer_->CommitOffsets(start_at);
+    if (spec.start == StartPosition::kLatest) {
+      log_.info("group {} had no commits on {} partition(s): starting at their end (start: latest)",
+                spec.Group(), start_at.size());
+    }
   }
   consumer_->Assign(assigned_);
   producer_ = std::make_unique<kafka::Producer>(opt_.kafka);
@@ -152,7 +183,7 @@ void Dispatcher::Loop::Run() {
   }
   DrainDeliveries();
   PublishOutcomes();
-  Commit(true, true);
+  Commit(true, true, /*final=*/true);
   PublishStats();
   log_.info("stopped ({} consumed, {} ok, {} error, {} dead-letter, {} not finished)", stats_.received,
             stats_.succeeded, stats_.errors, stats_.dead_lettered, tracker_.Pending());
@@ -282,8 +313,13 @@ bool Dispatcher::Loop::Admit(std::uint64_t slot_id) {
   return true;
 }
 
-void Dispatcher::Loop::Commit(bool sync, bool all) {
+std::string Dispatcher::Loop::Lease(bool stopped) const {
+  return EncodeLease({opt_.stack_id, host_, ::getpid(), NowEpochMs(), stopped});
+}
+
+void Dispatcher::Loop::Commit(bool sync, bool all, bool final) {
   PublishOutcomes();  // an offset is committed only after its outcome went to the feed
+  if (!opt_.stack_id.empty()) consumer_->SetCommitMetadata(Lease(final));
   std::vector<kafka::TopicPartitionOffset> offsets;
   for (const auto& [partition, offset] : tracker_.TakeChangedCommits(all)) {
     offsets.push_back({opt_.spec.topic, partition, offset});

@@ -69,7 +69,8 @@ class Dispatcher::Loop {
   // Events whose outcome is decided but whose records are not yet acknowledged (Slot::WritingRecords).
   std::size_t WritingRecords() const;
   void CheckRetentionGap(const kafka::Message& msg);
-  void Commit(bool sync, bool all = false);
+  // `final`: the drained stop's last commit, whose lease says the stack stopped.
+  void Commit(bool sync, bool all = false, bool final = false);
   void FlowControl();
   // Worker side.
   void ReceiveFromWorkers();
@@ -171,6 +172,9 @@ class Dispatcher::Loop {
   std::set<std::string> recently_lost_;
   std::deque<std::string> recently_lost_order_;
   std::string socket_name_;  // "dispatcher/<function>", for runnel_protocol_errors_total
+  std::string host_;         // this host's name, in the lease
+  // The metadata of this stack's commits (runnel/broker/group_lease.hpp), as of now.
+  std::string Lease(bool stopped) const;
   std::map<std::int32_t, std::int64_t> expected_next_;  // per partition, for gap detection
   using Due = std::pair<Clock::time_point, std::uint64_t>;
   std::priority_queue<Due, std::vector<Due>, std::greater<>> retries_;

@@ -2,10 +2,20 @@
 
 namespace runnel::broker {
 
+void OffsetTracker::Assign(std::int32_t partition, std::int64_t offset) {
+  auto [it, fresh] = partitions_.try_emplace(partition);
+  if (!fresh) return;
+  it->second.base = offset;
+  it->second.last_committed = offset;
+}
+
 bool OffsetTracker::Add(std::int32_t partition, std::int64_t offset) {
   auto [it, fresh] = partitions_.try_emplace(partition);
   Partition& p = it->second;
-  if (fresh) p.base = offset;
+  if (fresh || !p.consumed) {
+    p.base = offset;
+    p.consumed = true;
+  }
   const std::int64_t next = p.base + static_cast<std::int64_t>(p.done.size());
   if (offset < next) return false;
   // Offsets the broker skipped are done: nothing will ever arrive for them.

@@ -4,11 +4,14 @@
 #include <sys/file.h>
 #include <unistd.h>
 
+#include <algorithm>
+#include <cctype>
 #include <cstdlib>
 #include <fstream>
 #include <nlohmann/json.hpp>
 #include <sstream>
 
+#include "runnel/core/envelope.hpp"
 #include "runnel/core/error.hpp"
 
 namespace runnel {
@@ -49,6 +52,30 @@ void WriteAtomically(const std::filesystem::path& file, const nlohmann::json& va
 }
 
 }  // namespace
+
+std::string StateDir::StackId() const {
+  const auto file = root_ / "stack.id";
+  const auto valid = [](const std::string& id) {
+    return !id.empty() && id.size() <= 64 && std::all_of(id.begin(), id.end(), [](char c) {
+      return std::isalnum(static_cast<unsigned char>(c));
+    });
+  };
+  {
+    std::ifstream in(file);
+    std::string id;
+    if (in >> id && valid(id)) return id;
+  }
+  std::filesystem::create_directories(root_);
+  const std::string id = NewEventId();
+  const auto tmp = file.string() + ".tmp." + std::to_string(::getpid());
+  {
+    std::ofstream out(tmp, std::ios::trunc);
+    out << id << '\n';
+    if (!out.flush()) throw Error("cannot write " + tmp, true);
+  }
+  std::filesystem::rename(tmp, file);
+  return id;
+}
 
 StateDir StateDir::Resolve(const std::string& flag_value) {
   if (!flag_value.empty()) return StateDir(flag_value);

@@ -22,6 +22,18 @@ TopicPartitionList ToList(const std::vector<TopicPartitionOffset>& partitions) {
   return list;
 }
 
+// Sets an offset's commit metadata (nothing when empty); the list frees it.
+void AttachMetadata(rd_kafka_topic_partition_t& elem, const std::string& metadata) {
+  if (metadata.empty()) return;
+  elem.metadata = rd_kafka_mem_malloc(nullptr, metadata.size());
+  std::memcpy(elem.metadata, metadata.data(), metadata.size());
+  elem.metadata_size = metadata.size();
+}
+
+void AttachMetadata(rd_kafka_topic_partition_list_t& list, const std::string& metadata) {
+  for (int i = 0; i < list.cnt; ++i) AttachMetadata(list.elems[i], metadata);
+}
+
 Headers ReadHeaders(const rd_kafka_message_t* msg) {
   Headers out;
   rd_kafka_headers_t* hdrs = nullptr;  // owned by the message
@@ -81,8 +93,9 @@ void CommitList(rd_kafka_t* rk, rd_kafka_topic_partition_list_t& list, const std
 struct Consumer::Impl {
   ClientHandle rk;
   std::string group;
-  QueueHandle queue;  // the consumer queue, for batch reads and the wake descriptor
-  Pipe wake;          // a pipe, not an eventfd: librdkafka writes its payload (1 byte) to it
+  std::string commit_metadata;  // SetCommitMetadata: on every offset CommitOffsets(Async) sends
+  QueueHandle queue;            // the consumer queue, for batch reads and the wake descriptor
+  Pipe wake;                    // a pipe, not an eventfd: librdkafka writes its payload (1 byte) to it
 
   // Turns an errored record into an exception or a log line; true when it was an error.
   bool HandleError(const rd_kafka_message_t* msg) const {
@@ -205,9 +218,12 @@ void Consumer::Commit() {
   ThrowKafkaError(err, fmt::format("committing offsets of group {}", impl_->group));
 }
 
+void Consumer::SetCommitMetadata(std::string metadata) { impl_->commit_metadata = std::move(metadata); }
+
 void Consumer::CommitOffsets(const std::vector<TopicPartitionOffset>& offsets) {
   if (offsets.empty()) return;
   auto list = ToList(offsets);
+  AttachMetadata(*list, impl_->commit_metadata);
   CommitList(impl_->rk.get(), *list, impl_->group);
 }
 
@@ -216,14 +232,7 @@ void Consumer::CommitOffsetsWithMetadata(const std::vector<CommittedOffset>& off
   std::vector<TopicPartitionOffset> positions;
   for (const auto& o : offsets) positions.push_back(o.position);
   auto list = ToList(positions);
-  for (std::size_t i = 0; i < offsets.size(); ++i) {
-    const std::string& metadata = offsets[i].metadata;
-    if (metadata.empty()) continue;
-    auto& elem = list->elems[i];
-    elem.metadata = rd_kafka_mem_malloc(nullptr, metadata.size());  // the list frees it
-    std::memcpy(elem.metadata, metadata.data(), metadata.size());
-    elem.metadata_size = metadata.size();
-  }
+  for (std::size_t i = 0; i < offsets.size(); ++i) AttachMetadata(list->elems[i], offsets[i].metadata);
   CommitList(impl_->rk.get(), *list, impl_->group);
 }
 
@@ -247,6 +256,7 @@ std::vector<CommittedOffset> Consumer::CommittedWithMetadata(
 void Consumer::CommitOffsetsAsync(const std::vector<TopicPartitionOffset>& offsets) {
   if (offsets.empty()) return;
   auto list = ToList(offsets);
+  AttachMetadata(*list, impl_->commit_metadata);
   const auto err = rd_kafka_commit(impl_->rk.get(), list.get(), 1);
   if (err != RD_KAFKA_RESP_ERR_NO_ERROR) {
     log::kBroker->warn("group {}: could not send a commit: {}", impl_->group, rd_kafka_err2str(err));

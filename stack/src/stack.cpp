@@ -214,6 +214,9 @@ Stack::Stack(Options options)
   // §4.1). Subscribers still connect and get the welcome message.
   const bool feed_drops_everything = failpoint::Armed("results.feed.drop");
   s.health.Add("metrics");
+  // What this stack's commits name it by: a second stack serving a function against the same
+  // Kafka and group is refused (broker/group_lease.hpp).
+  const std::string stack_id = s.state.StackId();
   nlohmann::json dispatchers = nlohmann::json::object();
   nlohmann::json local_dispatchers = nlohmann::json::object();
   nlohmann::json functions = nlohmann::json::object();
@@ -230,6 +233,7 @@ Stack::Stack(Options options)
     o.heartbeat = s.config.heartbeat;
     if (s.in_memory) o.fetch_wait_max = std::chrono::milliseconds(2);
     o.output_dir = s.config.output_dir;
+    o.stack_id = stack_id;
     o.outputs = s.config.outputs;
     for (const auto& target : f.next) o.next_topics.push_back(s.config.Find(target)->topic);
     o.on_event_without_workers = s.scaler->Add(f);

@@ -1,11 +1,14 @@
+#include <gmock/gmock.h>
 #include <gtest/gtest.h>
 
 #include <random>
 #include <set>
 
 #include "runnel/broker/dispatch_queue.hpp"
+#include "runnel/broker/group_lease.hpp"
 #include "runnel/broker/offset_tracker.hpp"
 #include "runnel/broker/worker_credit.hpp"
+#include "runnel/core/error.hpp"
 
 namespace runnel::broker {
 namespace {
@@ -83,6 +86,59 @@ TEST(WorkerCredit, ARaisedCapacityKeepsEarnedPrefetchWithinTheNewBounds) {
   EXPECT_EQ(fast.credit, 256) << "raising the capacity does not grant prefetch not yet earned";
   fast.Measured(2);
   EXPECT_EQ(fast.credit, 512);
+}
+
+// An assigned partition is recommitted at its start while idle (the lease goes on); its first record
+// starts it at that record's offset, as before, even below the assigned one (an offset reset).
+TEST(OffsetTracker, AnAssignedPartitionIsRecommittedUntilItsFirstRecordStartsIt) {
+  OffsetTracker t;
+  t.Assign(0, 40);
+  t.Assign(1, 7);
+  EXPECT_TRUE(t.TakeChangedCommits().empty()) << "already committed there";
+  EXPECT_EQ(t.TakeChangedCommits(true), (std::map<std::int32_t, std::int64_t>{{0, 40}, {1, 7}}));
+  ASSERT_TRUE(t.Add(0, 3)) << "a record below the assigned offset (the broker reset it) is not a redelivery";
+  t.Done(0, 3);
+  EXPECT_EQ(t.CommitPoint(0), 4);
+  EXPECT_EQ(t.TakeChangedCommits(), (std::map<std::int32_t, std::int64_t>{{0, 4}}));
+  t.Assign(0, 99);
+  EXPECT_EQ(t.CommitPoint(0), 4) << "Assign does not move a partition already known";
+}
+
+kafka::CommittedOffset Committed(std::int32_t partition, const std::string& metadata) {
+  return {{"echo", partition, 10}, metadata};
+}
+
+TEST(GroupLease, RoundTripsAndOtherMetadataIsNotALease) {
+  const GroupLease lease{"01JSTACKA", "host-a", 4242, 1'796'000'000'000, false};
+  EXPECT_EQ(DecodeLease(EncodeLease(lease)), lease);
+  for (const char* other :
+       {"", "7,9-12", "{}", R"({"runnel_stack":""})", R"({"runnel_stack":"a","at_ms":"x"})", "{not json"}) {
+    EXPECT_FALSE(DecodeLease(other)) << other;
+  }
+}
+
+TEST(GroupLease, OnlyAnotherStacksFreshLeaseRefusesTheStart) {
+  const std::int64_t now = 1'796'000'100'000;
+  const auto lease = [&](const std::string& stack, std::int64_t age_ms, bool stopped) {
+    return EncodeLease({stack, "host-b", 77, now - age_ms, stopped});
+  };
+  // Ours (a restart of this stack), another's that stopped with a drain, another's gone quiet for
+  // longer than kLeaseFresh, another client's metadata: all let it start.
+  EXPECT_NO_THROW(RefuseOtherLiveStack(
+      {Committed(0, lease("mine", 10, false)), Committed(1, lease("b", 10, true)),
+       Committed(2, lease("c", kLeaseFresh.count() + 1, false)), Committed(3, "7,9-12"), Committed(4, "")},
+      "mine", "echo", "runnel.echo", now));
+  try {
+    RefuseOtherLiveStack(
+        {Committed(0, lease("mine", 5, false)), Committed(1, lease("01JOTHER", 1200, false))}, "mine", "echo",
+        "runnel.echo", now);
+    ADD_FAILURE() << "another stack's fresh lease was not refused";
+  } catch (const ConfigError& e) {
+    EXPECT_THAT(e.what(), ::testing::HasSubstr("function echo: another stack (id 01JOTHER, pid 77 on host-b) "
+                                               "committed consumer group runnel.echo 1.2 s ago"));
+    EXPECT_THAT(e.what(), ::testing::HasSubstr("two would run every event twice"));
+    EXPECT_THAT(e.what(), ::testing::HasSubstr("start again in 14 s"));
+  }
 }
 
 TEST(OffsetTracker, CommitsTheLowestOffsetNotDone) {

@@ -61,6 +61,10 @@ class Dispatcher {
     std::chrono::milliseconds fetch_wait_max{100};
     std::size_t max_buffered = 20'000;  // consumed but not done, before partitions are paused
     std::string output_dir;
+    // The stack's id (StateDir::StackId): every commit names it (broker/group_lease.hpp), and
+    // the dispatcher refuses to start while another stack's lease on the group is fresh. Empty: no
+    // lease (a dispatcher run on its own, as in tests).
+    std::string stack_id;
     // runnel.yaml's `outputs`: sent in WELCOME, so workers PUT their output files there; absent:
     // they leave them in output_dir.
     std::optional<OutputTarget> outputs;

@@ -16,6 +16,11 @@ class OffsetTracker {
   // exist on the broker (retention, compaction, transaction markers) and count as done. An offset
   // at or below one already registered (a redelivery) is ignored; returns false then.
   bool Add(std::int32_t partition, std::int64_t offset);
+  // A partition that starts at `offset` (its committed offset, or where it starts without one),
+  // before any record: TakeChangedCommits(true) repeats that offset until records move it, so
+  // that a stack's commits go on naming it while it idles (group_lease.hpp). The first Add then
+  // starts the partition at that record's offset, as without Assign.
+  void Assign(std::int32_t partition, std::int64_t offset);
   // Marks an offset done. Unknown offsets are ignored (a late duplicate outcome).
   void Done(std::int32_t partition, std::int64_t offset);
   // The lowest offset not yet done (what to commit), or nullopt before the first Add.
@@ -31,6 +36,7 @@ class OffsetTracker {
     std::int64_t base = 0;          // lowest offset not done; every offset below it is done
     std::deque<std::uint8_t> done;  // done[i] tells whether base + i is done
     std::int64_t last_committed = -1;
+    bool consumed = false;  // a record was added (false: only assigned)
   };
   std::map<std::int32_t, Partition> partitions_;
   std::size_t pending_ = 0;

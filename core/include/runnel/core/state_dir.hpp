@@ -29,6 +29,9 @@ class StateDir {
   nlohmann::json ReadEndpoints() const;
   // The Kafka bootstrap of the running stack ("kafka" key), with the same error.
   std::string KafkaBootstrap() const;
+  // This state dir's stack id (<root>/stack.id, made on the first call): what a stack's commits
+  // name it by, so that its own restart is not taken for another stack (broker/group_lease.hpp).
+  std::string StackId() const;
 
  private:
   std::filesystem::path root_;

@@ -86,6 +86,9 @@ class Consumer {
   // Commits stored offsets synchronously. Throws KafkaError on failure (retriable ones included:
   // the caller decides); "nothing to commit" is not an error.
   void Commit();
+  // The metadata every later CommitOffsets and CommitOffsetsAsync sends with each offset (Kafka
+  // keeps it beside the offset; the dispatcher names its stack there, runnel/broker/group_lease.hpp).
+  void SetCommitMetadata(std::string metadata);
   // Commits exactly these offsets synchronously.
   void CommitOffsets(const std::vector<TopicPartitionOffset>& offsets);
   // Sends these offsets without waiting; a failure is logged (the next commit covers it).

@@ -1,0 +1,43 @@
+// Which stack commits a function's consumer group. A dispatcher assigns itself every partition of
+// its topic (it does not join the group), so a second stack serving the same function against the
+// same Kafka would consume every event again and pull the group's offsets backwards. To see one,
+// every commit a dispatcher sends carries a lease as its metadata, and it commits every partition
+// at least once a second, also while idle; at start a dispatcher refuses to run when another
+// stack's lease is fresh (docs/config.md, "One stack per function").
+// Not thread-safe: values and pure functions.
+#pragma once
+
+#include <chrono>
+#include <cstdint>
+#include <optional>
+#include <string>
+#include <string_view>
+#include <vector>
+
+#include "runnel/kafka/consumer.hpp"
+
+namespace runnel::broker {
+
+// A lease older than this is a stack that stopped without saying so (killed, its host gone).
+inline constexpr std::chrono::milliseconds kLeaseFresh{15'000};
+
+struct GroupLease {
+  std::string stack;  // the stack's id (StateDir::StackId): a restart of the same stack is itself
+  std::string host;
+  std::int64_t pid = 0;
+  std::int64_t at_ms = 0;  // when the commit was sent, Unix epoch
+  bool stopped = false;    // the stack's last commit, on a stop that drained
+  bool operator==(const GroupLease&) const = default;
+};
+
+std::string EncodeLease(const GroupLease& lease);
+// The lease in a commit's metadata; nullopt for metadata that is not one (empty, or another
+// client's commit).
+std::optional<GroupLease> DecodeLease(std::string_view metadata);
+
+// Throws ConfigError naming the other stack when one of `committed` holds a lease of a stack
+// other than `own_stack` that is not stopped and at most kLeaseFresh old at `now_ms`.
+void RefuseOtherLiveStack(const std::vector<kafka::CommittedOffset>& committed, const std::string& own_stack,
+                          const std::string& function, const std::string& group, std::int64_t now_ms);
+
+}  // namespace runnel::broker

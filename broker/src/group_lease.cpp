@@ -1,0 +1,62 @@
+#include "runnel/broker/group_lease.hpp"
+
+#include <fmt/format.h>
+
+#include <nlohmann/json.hpp>
+
+#include "runnel/core/error.hpp"
+
+namespace runnel::broker {
+
+std::string EncodeLease(const GroupLease& lease) {
+  return nlohmann::json{{"runnel_stack", lease.stack},
+                        {"host", lease.host},
+                        {"pid", lease.pid},
+                        {"at_ms", lease.at_ms},
+                        {"stopped", lease.stopped}}
+      .dump();
+}
+
+std::optional<GroupLease> DecodeLease(std::string_view metadata) {
+  if (metadata.empty() || metadata.front() != '{') return std::nullopt;
+  const auto j = nlohmann::json::parse(metadata, nullptr, /*allow_exceptions=*/false);
+  if (!j.is_object()) return std::nullopt;
+  const auto stack = j.find("runnel_stack");
+  const auto at = j.find("at_ms");
+  if (stack == j.end() || !stack->is_string() || stack->get_ref<const std::string&>().empty() || at == j.end() ||
+      !at->is_number_integer()) {
+    return std::nullopt;
+  }
+  GroupLease lease;
+  lease.stack = stack->get<std::string>();
+  lease.at_ms = at->get<std::int64_t>();
+  if (const auto host = j.find("host"); host != j.end() && host->is_string()) lease.host = host->get<std::string>();
+  if (const auto pid = j.find("pid"); pid != j.end() && pid->is_number_integer()) lease.pid = pid->get<std::int64_t>();
+  if (const auto stopped = j.find("stopped"); stopped != j.end() && stopped->is_boolean()) {
+    lease.stopped = stopped->get<bool>();
+  }
+  return lease;
+}
+
+void RefuseOtherLiveStack(const std::vector<kafka::CommittedOffset>& committed, const std::string& own_stack,
+                          const std::string& function, const std::string& group, std::int64_t now_ms) {
+  std::optional<GroupLease> freshest;
+  for (const auto& c : committed) {
+    auto lease = DecodeLease(c.metadata);
+    if (!lease || lease->stack == own_stack || lease->stopped) continue;
+    if (now_ms - lease->at_ms > kLeaseFresh.count()) continue;
+    if (!freshest || lease->at_ms > freshest->at_ms) freshest = std::move(lease);
+  }
+  if (!freshest) return;
+  const double age_s = static_cast<double>(std::max<std::int64_t>(0, now_ms - freshest->at_ms)) / 1000.0;
+  const double wait_s = static_cast<double>(kLeaseFresh.count()) / 1000.0 - age_s;
+  throw ConfigError(fmt::format(
+      "function {}: another stack (id {}, pid {} on {}) committed consumer group {} {:.1f} s ago. Each "
+      "stack takes every partition of the function's topic, so two would run every event twice; one "
+      "stack per function and group is supported today. Stop the other stack, give this one another "
+      "group (functions[].group), or, if that stack is gone without a drain, start again in {:.0f} s",
+      function, freshest->stack, freshest->pid, freshest->host.empty() ? "?" : freshest->host, group, age_s,
+      std::max(1.0, wait_s)));
+}
+
+}  // namespace runnel::broker
