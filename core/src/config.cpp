@@ -535,7 +535,9 @@ void ResolveDeployments(const Parser& p, const YAML::Node& root, StackConfig& co
   auto& given = config.workers.kubernetes.deployments;
   // yaml-cpp throws on a lookup in a node that is not there: one level at a time.
   YAML::Node given_node;
-  if (const auto k = root["workers"]["kubernetes"]) given_node = k["deployments"];
+  if (const auto k = root["workers"]["kubernetes"]) {
+    if (const auto d = k["deployments"]) given_node = d;
+  }
   std::map<std::string, std::string> resolved;
   for (const auto& [fn, name] : given) {
     if (config.Find(fn) == nullptr) {

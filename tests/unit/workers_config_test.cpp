@@ -47,6 +47,21 @@ TEST(WorkersConfig, KubernetesDefaultsComeFromTheServiceAccountAndNames) {
                                                 {"iot.ingest", "runnel-worker-iot-ingest"}}));
 }
 
+// Found by running `runnel config check` on a file with workers.kubernetes but no deployments:
+// a lookup in the missing node escaped as YAML::InvalidNode instead of resolving the defaults.
+TEST(WorkersConfig, KubernetesWithoutDeploymentsGetsTheDefaultNames) {
+  const auto c =
+      Parse(std::string(kFunctions) + "workers:\n  backend: kubernetes\n  kubernetes: {namespace: runnel}\n");
+  EXPECT_EQ(c.workers.kubernetes.deployments.at("iot.ingest"), "runnel-worker-iot-ingest");
+  EXPECT_EQ(
+      Error("functions:\n  - name: A\n  - name: b\nworkers:\n  backend: kubernetes\n  kubernetes: {}\n"),
+      "F:5: workers.kubernetes.deployments: function A: its default Deployment name 'runnel-worker-A' is not "
+      "a "
+      "DNS-1123 subdomain: only lowercase letters, digits and '-' and '.' (found 'A'); name one: "
+      "deployments: "
+      "{A: runnel-worker-...}");
+}
+
 TEST(WorkersConfig, EveryKubernetesKey) {
   const auto c = Parse(std::string(kFunctions) +
                        "workers:\n"
