@@ -437,6 +437,16 @@ class Autoscaler::Loop {
                         {"ended", standby->ended},
                         {"last_exit", standby->last_exit}};
     }
+    if (const auto o = opt_.backend->OrchestratorOf(f.spec.name)) {
+      out["orchestrator"] = {{"kind", o->kind},
+                             {"target", o->target},
+                             {"replicas_set", o->replicas_set},
+                             {"spec_replicas", o->spec_replicas},
+                             {"replicas", o->replicas},
+                             {"applied", o->applied},
+                             {"error", o->error},
+                             {"failures", o->failures}};
+    }
     return out;
   }
 

@@ -36,6 +36,18 @@ Command AddConfig(CLI::App& app, CommonOptions&) {
               fmt::print("outputs: PUT to {} (headers: {}; timeout {} ms)\n", UrlForLogs(config.outputs->url),
                          names.empty() ? "none" : names, config.outputs->timeout.count());
             }
+            if (config.workers.backend == WorkersConfig::Backend::kKubernetes) {
+              const auto& k = config.workers.kubernetes;
+              std::string names;
+              for (const auto& [fn, name] : k.deployments)
+                names += fmt::format("{}{} -> {}", names.empty() ? "" : ", ", fn, name);
+              fmt::print("workers: Kubernetes Deployments in namespace {} at {} ({}), timeout {} ms{}\n",
+                         k.ns.empty() ? "(the service account's)" : k.ns,
+                         k.api_server.empty() ? "(the in-cluster API server)" : k.api_server, names,
+                         k.timeout.count(), k.scale_to_zero_on_stop ? ", scaled to 0 on stop" : "");
+            } else {
+              fmt::print("workers: local processes\n");
+            }
             for (const auto& f : config.functions) {
               const BatchSpec batch = f.batch.value_or(BatchSpec{});
               fmt::print(

@@ -36,6 +36,13 @@ void PrintText(const nlohmann::json& status) {
                f.value("running", 0), f.value("joined", 0), f["scaling"].value("min", 0),
                f["scaling"].value("max", 0), f.value("crash_loop", false) ? "  CRASH LOOP" : "");
     fmt::print("  why: {}\n", f.value("reason", ""));
+    if (const auto o = f.find("orchestrator"); o != f.end() && o->is_object()) {
+      const std::string error = o->value("error", "");
+      fmt::print("  {}: {}, replicas set {}{}, pods {}{}\n", o->value("kind", "?"), o->value("target", "?"),
+                 o->value("replicas_set", 0), o->value("applied", false) ? "" : " (not applied yet)",
+                 o->value("replicas", -1) < 0 ? "unknown" : std::to_string(o->value("replicas", 0)),
+                 error.empty() ? "" : "\n  ORCHESTRATOR ERROR: " + error);
+    }
     if (f.value("blocked", false)) {
       fmt::print(
           "  BLOCKED: {} (partitions paused, nothing committed past the event; the stack's log says what to "

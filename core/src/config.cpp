@@ -450,6 +450,131 @@ OutputTarget ParseOutputs(const Parser& p, const YAML::Node& node) {
   return target;
 }
 
+// `workers`: which backend runs the workers, and for kubernetes where its Deployments are
+// (docs/config.md#workers). Deployment names are resolved once the functions are known.
+void ParseWorkers(const Parser& p, const YAML::Node& node, WorkersConfig& workers) {
+  if (!node.IsMap()) {
+    p.Fail(node, "workers", "must be a mapping like {backend: kubernetes, kubernetes: {...}}");
+  }
+  p.OnlyKeys(node, "workers", {"backend", "kubernetes"});
+  if (const auto b = node["backend"]) {
+    const auto name = p.Scalar<std::string>(b, "workers.backend");
+    if (name == "local") {
+      workers.backend = WorkersConfig::Backend::kLocal;
+    } else if (name == "kubernetes") {
+      workers.backend = WorkersConfig::Backend::kKubernetes;
+    } else {
+      p.Fail(b, "workers.backend", fmt::format("'{}' is not a backend (local, kubernetes)", name));
+    }
+  }
+  const auto k = node["kubernetes"];
+  if (!k) return;
+  if (workers.backend != WorkersConfig::Backend::kKubernetes) {
+    p.Fail(k, "workers.kubernetes", "is set but workers.backend is not kubernetes");
+  }
+  p.OnlyKeys(k, "workers.kubernetes",
+             {"api_server", "namespace", "token_file", "ca_file", "deployments", "timeout",
+              "scale_to_zero_on_stop"});
+  auto& kw = workers.kubernetes;
+  if (const auto a = k["api_server"]) {
+    kw.api_server = p.Scalar<std::string>(a, "workers.kubernetes.api_server");
+    const bool scheme = kw.api_server.starts_with("https://") || kw.api_server.starts_with("http://");
+    const auto rest = kw.api_server.substr(
+        kw.api_server.find("//") == std::string::npos ? 0 : kw.api_server.find("//") + 2);
+    if (!scheme || rest.empty() || rest.front() == '/' || rest.find_first_of("?#@ ") != std::string::npos) {
+      p.Fail(a, "workers.kubernetes.api_server",
+             fmt::format("'{}' is not an http:// or https:// URL of the API server "
+                         "(e.g. https://10.0.0.1:443; no query, no user:password@)",
+                         kw.api_server));
+    }
+    while (kw.api_server.ends_with('/')) kw.api_server.pop_back();
+  }
+  if (const auto n = k["namespace"]) {
+    kw.ns = p.Scalar<std::string>(n, "workers.kubernetes.namespace");
+    if (const auto why = Dns1123LabelProblem(kw.ns); !why.empty()) {
+      p.Fail(n, "workers.kubernetes.namespace", why);
+    }
+  }
+  const auto path = [&](const char* key) {
+    const std::string name = fmt::format("workers.kubernetes.{}", key);
+    auto value = p.Scalar<std::string>(k[key], name);
+    if (value.empty()) p.Fail(k[key], name, "is empty");
+    const std::filesystem::path file(value);
+    return (file.is_relative() ? p.Dir() / file : file).string();
+  };
+  if (k["token_file"]) kw.token_file = path("token_file");
+  if (k["ca_file"]) kw.ca_file = path("ca_file");
+  if (const auto d = k["deployments"]) {
+    if (!d.IsMap()) {
+      p.Fail(d, "workers.kubernetes.deployments", "must be a mapping of function names to Deployment names");
+    }
+    for (const auto& kv : d) {
+      const auto fn = kv.first.as<std::string>();
+      const std::string key = "workers.kubernetes.deployments." + fn;
+      auto name = p.Scalar<std::string>(kv.second, key);
+      if (const auto why = Dns1123SubdomainProblem(name); !why.empty()) p.Fail(kv.second, key, why);
+      kw.deployments[fn] = std::move(name);
+    }
+  }
+  if (const auto t = k["timeout"]) {
+    kw.timeout = p.Duration(t, "workers.kubernetes.timeout");
+    if (kw.timeout < KubernetesWorkers::kMinTimeout || kw.timeout > KubernetesWorkers::kMaxTimeout) {
+      p.Fail(t, "workers.kubernetes.timeout", "must be between 100ms and 10s (the autoscaler waits for it)");
+    }
+  }
+  if (const auto z = k["scale_to_zero_on_stop"]) {
+    kw.scale_to_zero_on_stop = p.Scalar<bool>(z, "workers.kubernetes.scale_to_zero_on_stop");
+  }
+}
+
+// Every function's Deployment: a name given under workers.kubernetes.deployments, else the default;
+// a name given for no function, a default that is not a valid name and two functions on one
+// Deployment are errors.
+void ResolveDeployments(const Parser& p, const YAML::Node& root, StackConfig& config) {
+  if (config.workers.backend != WorkersConfig::Backend::kKubernetes) return;
+  auto& given = config.workers.kubernetes.deployments;
+  // yaml-cpp throws on a lookup in a node that is not there: one level at a time.
+  YAML::Node given_node;
+  if (const auto k = root["workers"]["kubernetes"]) {
+    if (const auto d = k["deployments"]) given_node = d;
+  }
+  std::map<std::string, std::string> resolved;
+  for (const auto& [fn, name] : given) {
+    if (config.Find(fn) == nullptr) {
+      std::string known;
+      for (const auto& f : config.functions) known += (known.empty() ? "" : ", ") + f.name;
+      YAML::Node at = given_node;
+      for (const auto& kv : given_node) {
+        if (kv.first.as<std::string>() == fn) at = kv.first;
+      }
+      p.Fail(at, "workers.kubernetes.deployments." + fn,
+             fmt::format("'{}' is not a function of this stack (functions: {})", fn, known));
+    }
+  }
+  std::map<std::string, std::string> owner;  // Deployment -> function
+  for (const auto& f : config.functions) {
+    std::string name;
+    if (const auto it = given.find(f.name); it != given.end()) {
+      name = it->second;
+    } else {
+      name = DefaultDeploymentName(f.name);
+      if (const auto why = Dns1123SubdomainProblem(name); !why.empty()) {
+        p.Fail(root["workers"], "workers.kubernetes.deployments",
+               fmt::format("function {}: its default Deployment name '{}' {}; name one: "
+                           "deployments: {{{}: runnel-worker-...}}",
+                           f.name, name, why.substr(why.find(' ') + 1), f.name));
+      }
+    }
+    if (const auto [it, fresh] = owner.emplace(name, f.name); !fresh) {
+      p.Fail(given_node.IsMap() ? given_node : root["workers"], "workers.kubernetes.deployments",
+             fmt::format("functions {} and {} would share Deployment '{}': each needs its own", it->second,
+                         f.name, name));
+    }
+    resolved[f.name] = std::move(name);
+  }
+  given = std::move(resolved);
+}
+
 // listen, advertise, security: where the stack's sockets bind and who may connect.
 void ParseSockets(const Parser& p, const YAML::Node& root, StackConfig& config) {
   if (const auto l = root["listen"]) {
@@ -546,7 +671,7 @@ StackConfig ParseStackConfig(const std::string& yaml, const std::filesystem::pat
   p.ExpandEnvironment(root, "");
   p.OnlyKeys(root, "",
              {"kafka", "heartbeat", "output_dir", "outputs", "metrics", "trace_events", "standby_workers",
-              "functions", "schedules", "replication_factor", "listen", "advertise", "security"});
+              "functions", "schedules", "replication_factor", "listen", "advertise", "security", "workers"});
   StackConfig config;
   config.source = file.string();
   if (const auto k = root["kafka"]) {
@@ -582,6 +707,7 @@ StackConfig ParseStackConfig(const std::string& yaml, const std::filesystem::pat
     config.standby_workers = p.Scalar<bool>(root["standby_workers"], "standby_workers");
   if (root["output_dir"]) config.output_dir = p.Scalar<std::string>(root["output_dir"], "output_dir");
   if (const auto o = root["outputs"]) config.outputs = ParseOutputs(p, o);
+  if (const auto w = root["workers"]) ParseWorkers(p, w, config.workers);
   if (const auto m = root["metrics"]) {
     config.metrics_listen = p.Scalar<std::string>(m, "metrics");
     const auto colon = config.metrics_listen.rfind(':');
@@ -644,9 +770,43 @@ StackConfig ParseStackConfig(const std::string& yaml, const std::filesystem::pat
       config.schedules.push_back(std::move(s));
     }
   }
+  ResolveDeployments(p, root, config);
   CheckListen(config);
   return config;
 }
+
+std::string DefaultDeploymentName(std::string_view function) {
+  std::string name = "runnel-worker-";
+  for (const char c : function) name += c == '.' ? '-' : c;
+  return name;
+}
+
+namespace {
+// DNS-1123: lowercase letters, digits and '-' (and '.' between labels of a subdomain), starting and
+// ending with a letter or digit.
+std::string Dns1123Problem(std::string_view name, std::size_t max, bool dots) {
+  const auto alnum = [](char c) { return (c >= 'a' && c <= 'z') || (c >= '0' && c <= '9'); };
+  const std::string_view kind = dots ? "DNS-1123 subdomain" : "DNS-1123 label";
+  if (name.empty()) return fmt::format("'' is not a {}: it is empty", kind);
+  if (name.size() > max) {
+    return fmt::format("'{}' is not a {}: {} characters, more than {}", name, kind, name.size(), max);
+  }
+  for (const char c : name) {
+    if (!alnum(c) && c != '-' && !(dots && c == '.')) {
+      return fmt::format("'{}' is not a {}: only lowercase letters, digits and '-'{} (found '{}')", name,
+                         kind, dots ? " and '.'" : "", c);
+    }
+  }
+  if (!alnum(name.front()) || !alnum(name.back())) {
+    return fmt::format("'{}' is not a {}: it must start and end with a lowercase letter or digit", name,
+                       kind);
+  }
+  return {};
+}
+}  // namespace
+
+std::string Dns1123SubdomainProblem(std::string_view name) { return Dns1123Problem(name, 253, true); }
+std::string Dns1123LabelProblem(std::string_view name) { return Dns1123Problem(name, 63, false); }
 
 void CheckListen(const StackConfig& config) {
   const auto where = [&](int line, const std::string& key) {

@@ -10,6 +10,7 @@
 #include <zmq.hpp>
 
 #include "runnel/autoscaler/autoscaler.hpp"
+#include "runnel/autoscaler/kubernetes_backend.hpp"
 #include "runnel/autoscaler/local_backend.hpp"
 #include "runnel/broker/dispatcher.hpp"
 #include "runnel/core/failpoints.hpp"
@@ -125,7 +126,7 @@ struct Stack::Impl {
   std::unique_ptr<ResultsFeed> results;
   std::unique_ptr<telemetry::StackTelemetry> telemetry;  // outlives the dispatchers that feed it
   std::vector<std::unique_ptr<broker::Dispatcher>> dispatchers;
-  std::unique_ptr<autoscaler::LocalProcessBackend> workers;
+  std::unique_ptr<autoscaler::WorkerBackend> workers;
   std::unique_ptr<autoscaler::Autoscaler> scaler;  // owns `workers` while it runs
   std::vector<std::string> endpoint_keys;
   std::unique_ptr<scheduler::SchedulerService> scheduler;
@@ -180,13 +181,19 @@ Stack::Stack(Options options)
   s.telemetry = std::make_unique<telemetry::StackTelemetry>(s.config.trace_events);
   // The autoscaler decides how many workers each function runs (none until events arrive, unless
   // its scaling says otherwise); dispatchers wake it the moment an event finds no worker.
-  auto worker_command = autoscaler::WorkerCommand(options.runnel_binary);
-  if (s.guard) {
-    worker_command.emplace_back("--keys");
-    worker_command.push_back(security::KeyDir(s.state.Root()).string());
+  if (s.config.workers.backend == WorkersConfig::Backend::kKubernetes) {
+    // Each function's workers are a Deployment's pods, joining with a token (deploy/README.md).
+    s.workers = std::make_unique<autoscaler::KubernetesBackend>(
+        autoscaler::KubernetesBackend::Resolve(s.config.workers.kubernetes));
+  } else {
+    auto worker_command = autoscaler::WorkerCommand(options.runnel_binary);
+    if (s.guard) {
+      worker_command.emplace_back("--keys");
+      worker_command.push_back(security::KeyDir(s.state.Root()).string());
+    }
+    s.workers = std::make_unique<autoscaler::LocalProcessBackend>(
+        std::move(worker_command), s.state.Root() / "logs", s.config.standby_workers);
   }
-  s.workers = std::make_unique<autoscaler::LocalProcessBackend>(
-      std::move(worker_command), s.state.Root() / "logs", s.config.standby_workers);
   autoscaler::Autoscaler::Options scaling{s.workers.get(), s.kafka};
   scaling.security = [g = s.guard.get()] {
     nlohmann::json refused = nlohmann::json::array();

@@ -53,6 +53,19 @@ struct Usage {
   std::int64_t peak_rss_kb = 0;      // the highest peak resident memory of any one process
 };
 
+// What a backend that hands workers to an orchestrator (KubernetesBackend) reports of a function,
+// for status: what it scales, what it asked for and what the orchestrator last said.
+struct OrchestratorInfo {
+  std::string kind;           // "kubernetes"
+  std::string target;         // what it scales, e.g. "deployments/runnel-worker-echo in namespace runnel"
+  int replicas_set = 0;       // the replicas the backend wants now (Start and Stop move it)
+  int spec_replicas = -1;     // the orchestrator's desired replicas as last read (-1: not read yet)
+  int replicas = -1;          // the orchestrator's current replicas (pods) as last read (-1: not read yet)
+  bool applied = false;       // the orchestrator has the replicas_set (the last write succeeded)
+  std::string error;          // why the last request failed; empty once one succeeds
+  std::int64_t failures = 0;  // requests that failed, ever
+};
+
 class WorkerBackend {
  public:
   virtual ~WorkerBackend() = default;
@@ -72,6 +85,10 @@ class WorkerBackend {
   virtual void Prepare(const std::string& /*function*/, const std::string& /*dispatcher*/) {}
   // The function's standby process, for status; nullopt when the backend keeps none.
   virtual std::optional<StandbyInfo> StandbyOf(const std::string& /*function*/) const { return std::nullopt; }
+  // What the orchestrator runs for `function`, for status; nullopt for a backend of local processes.
+  virtual std::optional<OrchestratorInfo> OrchestratorOf(const std::string& /*function*/) const {
+    return std::nullopt;
+  }
 };
 
 }  // namespace runnel::autoscaler

@@ -126,6 +126,41 @@ struct SecurityConfig {
   int curve_line = 0;   // where `security.curve` is (0: not given)
 };
 
+// `workers.kubernetes` (docs/config.md#workers): each function's workers are a Deployment whose
+// replicas the autoscaler sets through the scale subresource. Empty fields are resolved by the
+// backend when the stack starts (autoscaler/kubernetes_backend.hpp), from the in-cluster service
+// account: the parser reads no environment beyond ${...} references.
+struct KubernetesWorkers {
+  std::string api_server;  // http(s)://host[:port], no trailing /; empty: $KUBERNETES_SERVICE_HOST/PORT
+  std::string ns;          // the Deployments' namespace; empty: the service account's namespace file
+  std::string token_file;  // the bearer token, re-read when it changes; empty: the service account's
+  std::string ca_file;     // the API server's CA (PEM); empty: the service account's ca.crt
+  // Every function's Deployment, defaults filled in by the parser (DefaultDeploymentName).
+  std::map<std::string, std::string> deployments;
+  std::chrono::milliseconds timeout{2000};  // per request to the API server
+  bool scale_to_zero_on_stop = false;       // a stopping stack sets every Deployment to 0 replicas
+  static constexpr std::chrono::milliseconds kMinTimeout{100};
+  static constexpr std::chrono::milliseconds kMaxTimeout{10'000};
+};
+
+// `workers:`: what runs the workers the autoscaler asks for.
+struct WorkersConfig {
+  enum class Backend { kLocal, kKubernetes };
+  Backend backend = Backend::kLocal;  // local processes of runnel-worker (autoscaler/README.md)
+  KubernetesWorkers kubernetes;       // with kKubernetes
+};
+
+// `runnel-worker-<function>` with dots turned into dashes (image.thumbnail:
+// runnel-worker-image-thumbnail). Other characters a Deployment's name cannot hold (capitals, '_')
+// are kept, and the parser then asks for a name in workers.kubernetes.deployments.
+std::string DefaultDeploymentName(std::string_view function);
+// Why `name` is not a DNS-1123 subdomain (what the API server requires of a Deployment's name:
+// at most 253 of [a-z0-9-.], starting and ending with [a-z0-9]); empty when it is one.
+std::string Dns1123SubdomainProblem(std::string_view name);
+// Why `name` is not a DNS-1123 label (a namespace's name: at most 63 of [a-z0-9-], starting and
+// ending with [a-z0-9]); empty when it is one.
+std::string Dns1123LabelProblem(std::string_view name);
+
 struct StackConfig {
   std::string source;           // the file it came from, or "(built-in default)"
   std::string kafka_bootstrap;  // empty: the embedded broker
@@ -152,6 +187,7 @@ struct StackConfig {
   // One idle worker process per function kept loaded ahead of need, so that a start (from zero
   // too) skips exec and the dynamic loader; about 6 MiB RSS each (autoscaler/README.md).
   bool standby_workers = true;
+  WorkersConfig workers;  // `workers:`: local processes unless it says kubernetes
   std::vector<FunctionSpec> functions;
   std::vector<ScheduleSpec> schedules;
 
