@@ -23,15 +23,17 @@ std::optional<GroupLease> DecodeLease(std::string_view metadata) {
   if (!j.is_object()) return std::nullopt;
   const auto stack = j.find("runnel_stack");
   const auto at = j.find("at_ms");
-  if (stack == j.end() || !stack->is_string() || stack->get_ref<const std::string&>().empty() || at == j.end() ||
-      !at->is_number_integer()) {
+  if (stack == j.end() || !stack->is_string() || stack->get_ref<const std::string&>().empty() ||
+      at == j.end() || !at->is_number_integer()) {
     return std::nullopt;
   }
   GroupLease lease;
   lease.stack = stack->get<std::string>();
   lease.at_ms = at->get<std::int64_t>();
-  if (const auto host = j.find("host"); host != j.end() && host->is_string()) lease.host = host->get<std::string>();
-  if (const auto pid = j.find("pid"); pid != j.end() && pid->is_number_integer()) lease.pid = pid->get<std::int64_t>();
+  if (const auto host = j.find("host"); host != j.end() && host->is_string())
+    lease.host = host->get<std::string>();
+  if (const auto pid = j.find("pid"); pid != j.end() && pid->is_number_integer())
+    lease.pid = pid->get<std::int64_t>();
   if (const auto stopped = j.find("stopped"); stopped != j.end() && stopped->is_boolean()) {
     lease.stopped = stopped->get<bool>();
   }

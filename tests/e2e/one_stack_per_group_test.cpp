@@ -42,8 +42,8 @@ TEST_F(OneStackPerGroup, ASecondStackForTheSameFunctionAndGroupIsRefusedUntilThe
   // The first stack idles (no event yet): its lease is in its start-up commits and every second's.
   const auto dir = TempDir("second-stack");
   std::ofstream(dir / "runnel.yaml") << yaml;
-  const auto second = RunCommand({RunnelBin(), "up", "--config", (dir / "runnel.yaml").string(), "--state-dir",
-                                  (dir / "state").string()},
+  const auto second = RunCommand({RunnelBin(), "up", "--config", (dir / "runnel.yaml").string(),
+                                  "--state-dir", (dir / "state").string()},
                                  seconds(60));
   EXPECT_EQ(second.exit_code, 1) << second.err;
   EXPECT_THAT(second.err, HasSubstr("function echo: another stack (id "));
