@@ -171,14 +171,14 @@ class Autoscaler::Loop {
           if (f->waiting.load()) Scale(*f, t, false);
         }
       }
-      if (t >= next_tick) {
+      const bool tick = t >= next_tick;
+      if (tick) {
         opt_.backend->Tick();
         for (auto& f : fns_) Scale(*f, t, true);
         next_tick = t + opt_.tick;
-        PublishStatus();
-      } else if (status_wanted_.exchange(false)) {
-        PublishStatus();
       }
+      // Every tick, and at once for a FreshStatus waiting on one (one publish serves both).
+      if (status_wanted_.exchange(false) || tick) PublishStatus();
     }
   }
 
