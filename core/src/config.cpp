@@ -543,9 +543,12 @@ void ResolveDeployments(const Parser& p, const YAML::Node& root, StackConfig& co
     if (config.Find(fn) == nullptr) {
       std::string known;
       for (const auto& f : config.functions) known += (known.empty() ? "" : ", ") + f.name;
-      YAML::Node at = given_node;
+      // reset() rebinds `at`; assigning one YAML::Node to another overwrites the node it refers to
+      // (here the mapping being walked: a use-after-free, found by fuzzing).
+      YAML::Node at;
+      at.reset(given_node);
       for (const auto& kv : given_node) {
-        if (kv.first.as<std::string>() == fn) at = kv.first;
+        if (kv.first.as<std::string>() == fn) at.reset(kv.first);
       }
       p.Fail(at, "workers.kubernetes.deployments." + fn,
              fmt::format("'{}' is not a function of this stack (functions: {})", fn, known));

@@ -119,6 +119,10 @@ TEST(WorkersConfig, ErrorsNameTheLineAndTheKey) {
   EXPECT_EQ(Error(k + "    deployments:\n      video: v\n"),
             "F:8: workers.kubernetes.deployments.video: 'video' is not a function of this stack (functions: "
             "image.thumbnail, iot.ingest)");
+  // The unknown name first, a known one after it: the walk that finds the name's line goes on past it.
+  EXPECT_EQ(Error(k + "    deployments:\n      video: v\n      image.thumbnail: thumbs\n"),
+            "F:8: workers.kubernetes.deployments.video: 'video' is not a function of this stack (functions: "
+            "image.thumbnail, iot.ingest)");
   EXPECT_EQ(
       Error(k + "    deployments: {image.thumbnail: runnel-worker-iot-ingest}\n"),
       "F:7: workers.kubernetes.deployments: functions image.thumbnail and iot.ingest would share Deployment "
