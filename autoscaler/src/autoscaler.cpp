@@ -3,6 +3,7 @@
 #include <fmt/format.h>
 #include <unistd.h>
 
+#include <algorithm>
 #include <atomic>
 #include <cmath>
 #include <condition_variable>
@@ -228,7 +229,17 @@ class Autoscaler::Loop {
     // but a larger backlog may still sit in Kafka. Read the lag at the next tick, not up to a lag
     // interval later, so the count for the whole backlog is reached within one tick.
     if (waiting) f.next_lag = now;
-    f.backlog = MeasureBacklog(f.offsets, f.stats.positions, static_cast<std::int64_t>(f.stats.queued));
+    if (f.stats.shared) {
+      // Other stacks serve the rest of a shared function's partitions: only this stack's count here.
+      std::vector<kafka::PartitionOffsets> owned;
+      for (const auto& p : f.offsets) {
+        if (std::find(f.stats.owned.begin(), f.stats.owned.end(), p.partition) != f.stats.owned.end())
+          owned.push_back(p);
+      }
+      f.backlog = MeasureBacklog(owned, f.stats.positions, static_cast<std::int64_t>(f.stats.queued));
+    } else {
+      f.backlog = MeasureBacklog(f.offsets, f.stats.positions, static_cast<std::int64_t>(f.stats.queued));
+    }
     PolicyInput in;
     in.spec = f.spec.scaling;
     in.load.backlog = f.backlog.waiting;
@@ -411,6 +422,11 @@ class Autoscaler::Loop {
         {"blocked_reason", st.blocked_reason},
         {"records_refused", st.records_refused},
         {"filtered", st.filtered},
+        // scaling.shared: the partitions the group gives this stack now (all of them otherwise).
+        {"shared", st.shared},
+        {"partitions_owned", st.shared ? nlohmann::json(st.owned) : nlohmann::json(nullptr)},
+        {"rebalances", st.rebalances},
+        {"handed_off", st.handed_off},
         {"usage",
          {{"invocations", st.attempts},
           {"worker_seconds", usage.wall_s},

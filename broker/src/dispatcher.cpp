@@ -48,47 +48,27 @@ Dispatcher::Loop::Loop(Options options)
   if (!opt_.protocol_errors) opt_.protocol_errors = std::make_shared<ProtocolErrors>();
   socket_name_ = "dispatcher/" + spec.name;
   host_ = HostName();
+  shared_ = spec.scaling.shared;
   kafka::Admin admin(opt_.kafka);
+  std::vector<kafka::TopicPartitionOffset> partitions;
   for (std::int32_t p : admin.Partitions(spec.topic))
-    assigned_.push_back({spec.topic, p, kafka::kOffsetStored});
+    partitions.push_back({spec.topic, p, kafka::kOffsetStored});
   consumer_ = std::make_unique<kafka::Consumer>(
-      opt_.kafka, kafka::Consumer::Options{spec.Group(), "earliest", opt_.fetch_wait_max});
-  // Where each partition resumes: gaps after it are records the broker dropped unprocessed.
-  const auto committed = consumer_->CommittedWithMetadata(assigned_);
-  const bool leased = !opt_.stack_id.empty();
-  if (leased) RefuseOtherLiveStack(committed, opt_.stack_id, spec.name, spec.Group(), NowEpochMs());
-  std::vector<kafka::TopicPartitionOffset>
-      start_at;  // committed now: where a partition without commits starts
-  for (const auto& c : committed) {
-    const auto& tp = c.position;
-    std::optional<std::int64_t> start;
-    if (tp.offset >= 0) {
-      start = tp.offset;
-    } else if (spec.start == StartPosition::kLatest) {
-      // `start: latest` for a partition the group never committed: its end now, committed at once so
-      // that the lag counts from there and a restart before the first event resumes there too.
-      start = consumer_->Watermarks(spec.topic, tp.partition).second;
-      start_at.push_back({spec.topic, tp.partition, *start});
-    } else if (leased) {
-      // `start: earliest`: the log start, the same place, committed so that the lease is seen
-      // before the first event.
-      start = consumer_->Watermarks(spec.topic, tp.partition).first;
-      start_at.push_back({spec.topic, tp.partition, *start});
-    }
-    if (!start) continue;
-    expected_next_[tp.partition] = *start;
-    // Recommitted every second with the lease, idle or not.
-    if (leased) tracker_.Assign(tp.partition, *start);
+      opt_.kafka, kafka::Consumer::Options{spec.Group(), "earliest", opt_.fetch_wait_max, shared_});
+  const auto committed = consumer_->CommittedWithMetadata(partitions);
+  if (!opt_.stack_id.empty()) {
+    RefuseOtherLiveStack(committed, opt_.stack_id, shared_, spec.name, spec.Group(), NowEpochMs());
+    consumer_->SetCommitMetadata(Lease(false));
   }
-  if (leased) consumer_->SetCommitMetadata(Lease(false));
-  if (!start_at.empty()) {
-    consumer_->CommitOffsets(start_at);
-    if (spec.start == StartPosition::kLatest) {
-      log_.info("group {} had no commits on {} partition(s): starting at their end (start: latest)",
-                spec.Group(), start_at.size());
-    }
+  if (shared_) {
+    // The group hands partitions over (OnRebalances); a new member waits for its first share.
+    consumer_->Subscribe({spec.topic});
+  } else {
+    // Every partition at once, without a group join: the first records arrive in milliseconds.
+    PrepareStarts(committed);
+    assigned_ = std::move(partitions);
+    consumer_->Assign(assigned_);
   }
-  consumer_->Assign(assigned_);
   producer_ = std::make_unique<kafka::Producer>(opt_.kafka);
   if (!spec.filter.Empty()) matcher_ = std::make_unique<EventMatcher>(spec.filter);
   max_record_bytes_ = producer_->MaxMessageBytes();
@@ -116,8 +96,49 @@ Dispatcher::Loop::Loop(Options options)
     pub_->set(zmq::sockopt::sndhwm, 10'000);  // a burst of outcomes while the feed's proxy is descheduled
     pub_->connect(opt_.results_endpoint);
   }
-  log_.info("topic {} partitions {}, group {}, workers connect to {}", spec.topic, assigned_.size(),
-            spec.Group(), endpoint);
+  if (shared_) {
+    log_.info(
+        "topic {}, group {} shared with other stacks (partitions as the group assigns them), workers "
+        "connect to {}",
+        spec.topic, spec.Group(), endpoint);
+  } else {
+    log_.info("topic {} partitions {}, group {}, workers connect to {}", spec.topic, assigned_.size(),
+              spec.Group(), endpoint);
+  }
+}
+
+void Dispatcher::Loop::PrepareStarts(const std::vector<kafka::CommittedOffset>& committed) {
+  const FunctionSpec& spec = opt_.spec;
+  const bool leased = !opt_.stack_id.empty();
+  std::vector<kafka::TopicPartitionOffset>
+      start_at;  // committed now: where a partition without commits starts
+  for (const auto& c : committed) {
+    const auto& tp = c.position;
+    std::optional<std::int64_t> start;
+    if (tp.offset >= 0) {
+      start = tp.offset;
+    } else if (spec.start == StartPosition::kLatest) {
+      // `start: latest` for a partition the group never committed: its end now, committed at once so
+      // that the lag counts from there and a restart before the first event resumes there too.
+      start = consumer_->Watermarks(spec.topic, tp.partition).second;
+      start_at.push_back({spec.topic, tp.partition, *start});
+    } else if (leased) {
+      // `start: earliest`: the log start, the same place, committed so that the lease is seen
+      // before the first event.
+      start = consumer_->Watermarks(spec.topic, tp.partition).first;
+      start_at.push_back({spec.topic, tp.partition, *start});
+    }
+    if (!start) continue;
+    expected_next_[tp.partition] = *start;
+    // Recommitted every second with the lease, idle or not.
+    if (leased) tracker_.Assign(tp.partition, *start);
+  }
+  if (start_at.empty()) return;
+  consumer_->CommitOffsets(start_at);
+  if (spec.start == StartPosition::kLatest) {
+    log_.info("group {} had no commits on {} partition(s): starting at their end (start: latest)",
+              spec.Group(), start_at.size());
+  }
 }
 
 Dispatcher::Loop::~Loop() {
@@ -147,14 +168,17 @@ void Dispatcher::Loop::Run() {
     // The consumer's descriptor is watched only while reading: with a full buffer its queue stays
     // readable and would spin this loop.
     const bool reading = !drain_until && !full_ && !paused_;
+    // A shared function's group changes come through the consumer's queue: it is polled also while
+    // the partitions are paused (they bring no records then), so that a rebalance is answered.
+    const bool polling = reading || (shared_ && paused_);
     zmq::pollitem_t items[] = {{router_.handle(), 0, ZMQ_POLLIN, 0},
                                {nullptr, deliveries_ready_.Fd(), ZMQ_POLLIN, 0},
                                {nullptr, kafka_fd, ZMQ_POLLIN, 0}};
     const auto timeout =
         (more_kafka && reading) ? std::chrono::milliseconds(0) : std::chrono::milliseconds(20);
-    zmq::poll(items, reading ? 3 : 2, timeout);
+    zmq::poll(items, polling ? 3 : 2, timeout);
     if (items[1].revents & ZMQ_POLLIN) deliveries_ready_.Drain();
-    if (reading) {
+    if (polling) {
       if (items[2].revents & ZMQ_POLLIN) consumer_->DrainWakeFd();
       ConsumeKafka(more_kafka);
     }
@@ -166,6 +190,7 @@ void Dispatcher::Loop::Run() {
     DueRecordRetries(t);
     Heartbeats(t);
     CheckDeadlines(t);
+    if (revoke_) CheckRevoke(t);
     if (!drain_until) {
       Dispatch();
       FlowControl();
@@ -183,6 +208,12 @@ void Dispatcher::Loop::Run() {
   }
   DrainDeliveries();
   PublishOutcomes();
+  // A revocation still waiting is answered now: closing the consumer waits for it.
+  if (revoke_) {
+    const auto pending = std::move(revoke_->partitions);
+    revoke_.reset();
+    Release(pending, /*commit=*/true, "the stack stopped while its partition was being revoked");
+  }
   Commit(true, true, /*final=*/true);
   PublishStats();
   log_.info("stopped ({} consumed, {} ok, {} error, {} dead-letter, {} not finished)", stats_.received,
@@ -194,7 +225,12 @@ void Dispatcher::Loop::Run() {
 void Dispatcher::Loop::ConsumeKafka(bool& more) {
   auto batch = consumer_->PollBatch(kConsumeBatch, std::chrono::milliseconds(0));
   more = batch.size() == kConsumeBatch;
-  for (auto& msg : batch) OnRecord(std::move(msg));
+  if (shared_) OnRebalances();
+  for (auto& msg : batch) {
+    // Fetched before a revocation: the partition's next owner reads it from the committed offset.
+    if (!Owns(msg.partition)) continue;
+    OnRecord(std::move(msg));
+  }
 }
 
 void Dispatcher::Loop::CheckRetentionGap(const kafka::Message& msg) {
@@ -314,7 +350,7 @@ bool Dispatcher::Loop::Admit(std::uint64_t slot_id) {
 }
 
 std::string Dispatcher::Loop::Lease(bool stopped) const {
-  return EncodeLease({opt_.stack_id, host_, ::getpid(), NowEpochMs(), stopped});
+  return EncodeLease({opt_.stack_id, host_, ::getpid(), NowEpochMs(), stopped, shared_});
 }
 
 void Dispatcher::Loop::Commit(bool sync, bool all, bool final) {
@@ -377,6 +413,8 @@ void Dispatcher::Loop::PublishStats() {
       stats_.oldest_pending_ms = ts;
   }
   stats_.positions = expected_next_;
+  stats_.shared = shared_;
+  stats_.owned.assign(owned_.begin(), owned_.end());
   if (opt_.observer) opt_.observer->Flush();
   std::lock_guard lock(stats_mu_);
   published_stats_ = stats_;

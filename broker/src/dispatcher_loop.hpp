@@ -71,6 +71,24 @@ class Dispatcher::Loop {
   void CheckRetentionGap(const kafka::Message& msg);
   // `final`: the drained stop's last commit, whose lease says the stack stopped.
   void Commit(bool sync, bool all = false, bool final = false);
+  // Where partitions without commits start (the function's `start`), committed when a lease or
+  // `start: latest` needs it; sets the gap detection and the tracker's start for each.
+  void PrepareStarts(const std::vector<kafka::CommittedOffset>& committed);
+
+  // ---- a shared function's partitions (scaling.shared; dispatcher_group.cpp) ----
+  // Answers what the group changed since the last poll: assignments at once; a revocation once the
+  // events running on those partitions are done (CheckRevoke), a lost partition at once.
+  void OnRebalances();
+  void TakeAssigned(const std::vector<kafka::TopicPartitionOffset>& partitions);
+  void BeginRevoke(const std::vector<kafka::TopicPartitionOffset>& partitions);
+  void CheckRevoke(Clock::time_point now);
+  // Commits what is done on `partitions` (unless lost), hands off what is not and gives them back.
+  void Release(const std::vector<kafka::TopicPartitionOffset>& partitions, bool commit,
+               const std::string& why);
+  void HandOff(std::uint64_t slot_id, const std::string& reason);
+  // A record of this partition is this stack's to run: always, unless the function is shared and
+  // the partition is not (or no longer) assigned here.
+  bool Owns(std::int32_t partition) const;
   void FlowControl();
   // Worker side.
   void ReceiveFromWorkers();
@@ -191,6 +209,15 @@ class Dispatcher::Loop {
   // Tokens are random (a result from a worker of an earlier dispatcher on the same endpoint cannot
   // match an event of this one) and only the connection holding a task may answer it.
   TokenSource tokens_;
+  bool shared_ = false;           // scaling.shared: partitions come and go with the group (Subscribe)
+  std::set<std::int32_t> owned_;  // shared: what the group assigned here (assigned_ as a set)
+  struct Revoke {
+    std::vector<kafka::TopicPartitionOffset> partitions;
+    std::set<std::int32_t> ids;
+    Clock::time_point deadline;  // the function's timeout plus a grace: then what runs is handed off
+  };
+  std::optional<Revoke> revoke_;  // a revocation waiting for the events running on its partitions
+  Clock::time_point next_revoke_check_{};
   bool full_ = false;    // max_buffered events pending: not reading from the consumer
   bool paused_ = false;  // the partitions are paused (full for kPauseAfterFull, or stopping)
   Clock::time_point full_since_{};

@@ -106,6 +106,9 @@ struct Slot {
   // dispatcher holds tens of thousands of them and walks them all when it publishes its stats).
   std::unique_ptr<Decision> pipeline_failure;
   bool skip_result = false;  // the results topic refused its record: feed and dead letter only
+  // Its partition went to another stack (a shared function's rebalance): a queued event waits in
+  // the queue only to be dropped when it comes up (Dispatch); no other state keeps the slot.
+  bool handed_off = false;
   std::size_t dead_letter_max =
       0;  // 0: the producer's limit; lower once the broker refused the copy as too large
 };

@@ -399,6 +399,13 @@ void Dispatcher::Loop::Dispatch() {
     const auto slot_id = queue_.Pop();
     if (!slot_id) break;
     Slot& slot = slots_.at(*slot_id);
+    if (!slot.handed_off && !Owns(slot.msg.partition))
+      HandOff(*slot_id, "its partition was revoked before it ran");
+    if (slot.handed_off) {  // its partition went to another stack while it waited
+      queue_.Release(slot.msg.key);
+      slots_.erase(*slot_id);
+      continue;
+    }
     slot.state = Slot::State::kInFlight;
     slot.token = NewToken();
     slot.connection = best->identity;

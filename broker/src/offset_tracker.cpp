@@ -29,6 +29,13 @@ bool OffsetTracker::Add(std::int32_t partition, std::int64_t offset) {
   return true;
 }
 
+void OffsetTracker::Forget(std::int32_t partition) {
+  auto it = partitions_.find(partition);
+  if (it == partitions_.end()) return;
+  for (const std::uint8_t done : it->second.done) pending_ -= done == 0 ? 1 : 0;
+  partitions_.erase(it);
+}
+
 void OffsetTracker::Done(std::int32_t partition, std::int64_t offset) {
   auto it = partitions_.find(partition);
   if (it == partitions_.end()) return;

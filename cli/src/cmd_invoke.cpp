@@ -51,7 +51,8 @@ std::optional<StackOutcome> FromStackAnswer(const ControlReply& reply, const std
     for (const auto& o : reply.body.at("outcomes")) {
       if (o.at("function").get<std::string>() != function) continue;
       const std::string status = o.at("status").get<std::string>();
-      if (status == "in progress") return std::nullopt;
+      // Handed off: another stack of a shared function runs it now; its outcome comes from there.
+      if (status == "in progress" || status == "handed off") return std::nullopt;
       StackOutcome out;
       if (o.contains("meta")) {
         std::string output;

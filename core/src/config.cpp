@@ -308,11 +308,12 @@ FunctionSpec ParseFunction(const Parser& p, const YAML::Node& node, const std::s
   }
   if (const auto sc = node["scaling"]) {
     const std::string sw = where + ".scaling";
-    p.OnlyKeys(sc, sw, {"min", "max", "target_drain", "idle_to_zero", "stabilization", "warm"});
+    p.OnlyKeys(sc, sw, {"min", "max", "target_drain", "idle_to_zero", "stabilization", "warm", "shared"});
     ScalingSpec& s = f.scaling;
     if (sc["min"]) s.min = static_cast<int>(p.Int(sc["min"], sw + ".min", 0, 1000));
     if (sc["max"]) s.max = static_cast<int>(p.Int(sc["max"], sw + ".max", 1, 1000));
     if (sc["warm"]) s.warm = static_cast<int>(p.Int(sc["warm"], sw + ".warm", 0, 1000));
+    if (sc["shared"]) s.shared = p.Scalar<bool>(sc["shared"], sw + ".shared");
     if (sc["target_drain"]) s.target_drain = p.Duration(sc["target_drain"], sw + ".target_drain");
     if (sc["idle_to_zero"]) s.idle_to_zero = p.Duration(sc["idle_to_zero"], sw + ".idle_to_zero");
     if (sc["stabilization"]) s.stabilization = p.Duration(sc["stabilization"], sw + ".stabilization");

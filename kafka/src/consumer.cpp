@@ -88,14 +88,51 @@ void CommitList(rd_kafka_t* rk, rd_kafka_topic_partition_list_t& list, const std
   }
 }
 
+std::vector<TopicPartitionOffset> FromList(const rd_kafka_topic_partition_list_t* list) {
+  std::vector<TopicPartitionOffset> out;
+  for (int i = 0; list != nullptr && i < list->cnt; ++i)
+    out.push_back({list->elems[i].topic, list->elems[i].partition, list->elems[i].offset});
+  return out;
+}
+
 }  // namespace
 
 struct Consumer::Impl {
   ClientHandle rk;
   std::string group;
-  std::string commit_metadata;  // SetCommitMetadata: on every offset CommitOffsets(Async) sends
-  QueueHandle queue;            // the consumer queue, for batch reads and the wake descriptor
-  Pipe wake;                    // a pipe, not an eventfd: librdkafka writes its payload (1 byte) to it
+  std::string commit_metadata;        // SetCommitMetadata: on every offset CommitOffsets(Async) sends
+  QueueHandle queue;                  // the consumer queue, for batch reads and the wake descriptor
+  Pipe wake;                          // a pipe, not an eventfd: librdkafka writes its payload (1 byte) to it
+  std::vector<Rebalance> rebalances;  // from OnRebalance, on the polling thread
+  bool closing = false;               // the destructor's close: revocations are answered at once
+
+  // Served within the polling thread's PollBatch/Poll. Records the change for the caller; while
+  // closing, answers it itself (close waits for the answer).
+  static void OnRebalance(rd_kafka_t* rk, rd_kafka_resp_err_t err,
+                          rd_kafka_topic_partition_list_t* partitions, void* opaque) {
+    auto& self = *static_cast<Impl*>(opaque);
+    if (err == RD_KAFKA_RESP_ERR__ASSIGN_PARTITIONS || err == RD_KAFKA_RESP_ERR__REVOKE_PARTITIONS) {
+      const bool assigned = err == RD_KAFKA_RESP_ERR__ASSIGN_PARTITIONS;
+      if (self.closing) {
+        rd_kafka_error_t* e = assigned ? rd_kafka_incremental_assign(rk, partitions)
+                                       : rd_kafka_incremental_unassign(rk, partitions);
+        if (e != nullptr) rd_kafka_error_destroy(e);
+        return;
+      }
+      self.rebalances.push_back({assigned ? Rebalance::Kind::kAssigned : Rebalance::Kind::kRevoked,
+                                 !assigned && rd_kafka_assignment_lost(rk) != 0, FromList(partitions)});
+      return;
+    }
+    // A failed rebalance: librdkafka asks for the whole assignment to be dropped.
+    log::kBroker->warn("group {}: rebalance failed ({}); dropping the assignment", self.group,
+                       rd_kafka_err2str(err));
+    rd_kafka_topic_partition_list_t* current = nullptr;
+    if (rd_kafka_assignment(rk, &current) == RD_KAFKA_RESP_ERR_NO_ERROR && current != nullptr) {
+      self.rebalances.push_back({Rebalance::Kind::kRevoked, true, FromList(current)});
+      rd_kafka_topic_partition_list_destroy(current);
+    }
+    rd_kafka_assign(rk, nullptr);
+  }
 
   // Turns an errored record into an exception or a log line; true when it was an error.
   bool HandleError(const rd_kafka_message_t* msg) const {
@@ -123,6 +160,15 @@ Consumer::Consumer(const KafkaOptions& config, Options options) : impl_(std::mak
                         {"enable.auto.commit", "false"},
                         {"enable.auto.offset.store", "false"}});
   rd_kafka_conf_set_offset_commit_cb(conf.get(), OnCommitted);
+  if (options.cooperative) {
+    char why[256];
+    if (rd_kafka_conf_set(conf.get(), "partition.assignment.strategy", "cooperative-sticky", why,
+                          sizeof why) != RD_KAFKA_CONF_OK) {
+      throw KafkaConfigError(fmt::format("partition.assignment.strategy: {}", why));
+    }
+    rd_kafka_conf_set_rebalance_cb(conf.get(), &Impl::OnRebalance);
+    rd_kafka_conf_set_opaque(conf.get(), impl_.get());
+  }
   impl_->rk = MakeClient(RD_KAFKA_CONSUMER, std::move(conf));
   rd_kafka_poll_set_consumer(impl_->rk.get());
   impl_->queue.reset(rd_kafka_queue_get_consumer(impl_->rk.get()));
@@ -136,6 +182,7 @@ Consumer::~Consumer() {
   }
   if (impl_->wake.read) rd_kafka_queue_io_event_enable(impl_->queue.get(), -1, nullptr, 0);
   impl_->queue.reset();
+  impl_->closing = true;  // a group member leaves: the revocation close brings is answered at once
   rd_kafka_consumer_close(impl_->rk.get());
 }
 
@@ -151,6 +198,32 @@ void Consumer::Assign(const std::vector<TopicPartitionOffset>& partitions) {
   auto list = ToList(partitions);
   const auto err = rd_kafka_assign(impl_->rk.get(), list.get());
   if (err != RD_KAFKA_RESP_ERR_NO_ERROR) ThrowKafkaError(err, "assigning partitions");
+}
+
+std::vector<Consumer::Rebalance> Consumer::TakeRebalances() {
+  std::vector<Rebalance> out;
+  out.swap(impl_->rebalances);
+  return out;
+}
+
+void Consumer::IncrementalAssign(const std::vector<TopicPartitionOffset>& partitions) {
+  if (partitions.empty()) return;
+  auto list = ToList(partitions);
+  CheckError(rd_kafka_incremental_assign(impl_->rk.get(), list.get()), "adding assigned partitions");
+}
+
+void Consumer::IncrementalUnassign(const std::vector<TopicPartitionOffset>& partitions) {
+  if (partitions.empty()) return;
+  auto list = ToList(partitions);
+  CheckError(rd_kafka_incremental_unassign(impl_->rk.get(), list.get()), "releasing revoked partitions");
+}
+
+std::string Consumer::MemberId() const {
+  char* id = rd_kafka_memberid(impl_->rk.get());
+  if (id == nullptr) return "";
+  std::string out(id);
+  rd_kafka_mem_free(impl_->rk.get(), id);
+  return out;
 }
 
 std::optional<Message> Consumer::Poll(std::chrono::milliseconds timeout) {

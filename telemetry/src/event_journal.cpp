@@ -110,6 +110,12 @@ void EventJournal::Abandoned(std::uint64_t slot, const std::string& worker, std:
   buffer_.push_back(std::move(e));
 }
 
+void EventJournal::HandedOff(std::uint64_t slot, std::string_view reason) {
+  Entry e{Kind::kHandedOff, slot, NowMs()};
+  e.error = reason;
+  buffer_.push_back(std::move(e));
+}
+
 void EventJournal::RetryScheduled(std::uint64_t slot, int next_attempt, std::chrono::milliseconds backoff) {
   Entry e{Kind::kRetry, slot, NowMs()};
   e.attempt = next_attempt;
@@ -237,6 +243,13 @@ void EventJournal::Flush() {
           open_.erase(it);
           break;
         }
+        case Kind::kHandedOff:
+          if (t != nullptr) {
+            t->status = "handed off";
+            t->error = e.error;
+          }
+          open_.erase(it);
+          break;
         case Kind::kReceived:
           break;
       }

@@ -1,6 +1,7 @@
 #include <gmock/gmock.h>
 #include <gtest/gtest.h>
 
+#include <map>
 #include <random>
 #include <set>
 
@@ -127,11 +128,11 @@ TEST(GroupLease, OnlyAnotherStacksFreshLeaseRefusesTheStart) {
   EXPECT_NO_THROW(RefuseOtherLiveStack(
       {Committed(0, lease("mine", 10, false)), Committed(1, lease("b", 10, true)),
        Committed(2, lease("c", kLeaseFresh.count() + 1, false)), Committed(3, "7,9-12"), Committed(4, "")},
-      "mine", "echo", "runnel.echo", now));
+      "mine", false, "echo", "runnel.echo", now));
   try {
     RefuseOtherLiveStack(
-        {Committed(0, lease("mine", 5, false)), Committed(1, lease("01JOTHER", 1200, false))}, "mine", "echo",
-        "runnel.echo", now);
+        {Committed(0, lease("mine", 5, false)), Committed(1, lease("01JOTHER", 1200, false))}, "mine", false,
+        "echo", "runnel.echo", now);
     ADD_FAILURE() << "another stack's fresh lease was not refused";
   } catch (const ConfigError& e) {
     EXPECT_THAT(e.what(), ::testing::HasSubstr("function echo: another stack (id 01JOTHER, pid 77 on host-b) "
@@ -139,6 +140,31 @@ TEST(GroupLease, OnlyAnotherStacksFreshLeaseRefusesTheStart) {
     EXPECT_THAT(e.what(), ::testing::HasSubstr("two would run every event twice"));
     EXPECT_THAT(e.what(), ::testing::HasSubstr("start again in 14 s"));
   }
+}
+
+TEST(GroupLease, SharedStacksMayShareTheGroupButNotWithOneThatDoesNot) {
+  const std::int64_t now = 1'796'000'100'000;
+  const auto lease = [&](const std::string& stack, bool shared) {
+    return EncodeLease({stack, "host-b", 77, now - 500, false, shared});
+  };
+  EXPECT_TRUE(DecodeLease(lease("b", true))->shared);
+  EXPECT_NO_THROW(RefuseOtherLiveStack({Committed(0, lease("b", true)), Committed(1, lease("c", true))},
+                                       "mine",
+                                       /*own_shared=*/true, "echo", "runnel.echo", now));
+  const auto refusal = [&](const std::string& other, bool other_shared, bool own_shared) {
+    try {
+      RefuseOtherLiveStack({Committed(0, lease(other, other_shared))}, "mine", own_shared, "echo",
+                           "runnel.echo", now);
+    } catch (const ConfigError& e) {
+      return std::string(e.what());
+    }
+    return std::string("(started)");
+  };
+  EXPECT_THAT(refusal("b", false, true), ::testing::HasSubstr("and it does not share the function: it takes "
+                                                              "every partition"));
+  EXPECT_THAT(refusal("b", true, false), ::testing::HasSubstr("Set scaling.shared: true for the function in "
+                                                              "every stack's runnel.yaml"));
+  EXPECT_EQ(refusal("mine", false, true), "(started)");
 }
 
 TEST(OffsetTracker, CommitsTheLowestOffsetNotDone) {
@@ -168,6 +194,23 @@ TEST(OffsetTracker, GapsCountAsDoneAndRedeliveriesAreIgnored) {
   t.Done(1, 5);  // a late duplicate outcome changes nothing
   EXPECT_EQ(t.Pending(), 0u);
   EXPECT_EQ(t.CommitPoint(7), std::nullopt);
+}
+
+TEST(OffsetTracker, AForgottenPartitionIsNotPendingNotCommittedAndStartsAfresh) {
+  OffsetTracker t;
+  t.Add(0, 10);
+  t.Add(2, 40);
+  t.Add(2, 41);
+  t.Done(2, 40);
+  (void)t.TakeChangedCommits();
+  t.Forget(2);  // revoked: 41 is its new owner's
+  EXPECT_EQ(t.Pending(), 1u);
+  EXPECT_EQ(t.CommitPoint(2), std::nullopt);
+  t.Done(2, 41);  // a late outcome of the revoked partition
+  EXPECT_EQ(t.Pending(), 1u);
+  EXPECT_EQ(t.TakeChangedCommits(/*all=*/true), (std::map<std::int32_t, std::int64_t>{{0, 10}}));
+  EXPECT_TRUE(t.Add(2, 30));  // given back later, from an older commit
+  EXPECT_EQ(t.CommitPoint(2), 30);
 }
 
 TEST(OffsetTracker, RandomCompletionOrderNeverCommitsPastAnUnfinishedOffset) {

@@ -1,9 +1,11 @@
-// Which stack commits a function's consumer group. A dispatcher assigns itself every partition of
-// its topic (it does not join the group), so a second stack serving the same function against the
-// same Kafka would consume every event again and pull the group's offsets backwards. To see one,
-// every commit a dispatcher sends carries a lease as its metadata, and it commits every partition
-// at least once a second, also while idle; at start a dispatcher refuses to run when another
-// stack's lease is fresh (docs/config.md, "One stack per function").
+// Which stacks commit a function's consumer group. A dispatcher of a function that is not shared
+// assigns itself every partition of its topic (it does not join the group), so a second stack
+// serving the same function against the same Kafka would consume every event again and pull the
+// group's offsets backwards. To see one, every commit a dispatcher sends carries a lease as its
+// metadata, and it commits every partition it owns at least once a second, also while idle; at
+// start a dispatcher refuses to run when another stack's lease is fresh, unless both share the
+// function through the group (`scaling.shared`; docs/config.md, "Several stacks per function").
+// The leases also name the group's other stacks in `runnel status`.
 // Not thread-safe: values and pure functions.
 #pragma once
 
@@ -27,6 +29,7 @@ struct GroupLease {
   std::int64_t pid = 0;
   std::int64_t at_ms = 0;  // when the commit was sent, Unix epoch
   bool stopped = false;    // the stack's last commit, on a stop that drained
+  bool shared = false;     // the stack shares the function through the group (scaling.shared)
   bool operator==(const GroupLease&) const = default;
 };
 
@@ -35,9 +38,14 @@ std::string EncodeLease(const GroupLease& lease);
 // client's commit).
 std::optional<GroupLease> DecodeLease(std::string_view metadata);
 
-// Throws ConfigError naming the other stack when one of `committed` holds a lease of a stack
-// other than `own_stack` that is not stopped and at most kLeaseFresh old at `now_ms`.
+// Whether a lease is another stack's and says that stack still runs at `now_ms` (not stopped, at
+// most kLeaseFresh old).
+bool LiveOtherStack(const GroupLease& lease, const std::string& own_stack, std::int64_t now_ms);
+
+// Throws ConfigError naming the other stack when one of `committed` holds a live lease of another
+// stack (LiveOtherStack) and the two may not share the group: one of them does not share it.
 void RefuseOtherLiveStack(const std::vector<kafka::CommittedOffset>& committed, const std::string& own_stack,
-                          const std::string& function, const std::string& group, std::int64_t now_ms);
+                          bool own_shared, const std::string& function, const std::string& group,
+                          std::int64_t now_ms);
 
 }  // namespace runnel::broker

@@ -21,6 +21,10 @@ class OffsetTracker {
   // that a stack's commits go on naming it while it idles (group_lease.hpp). The first Add then
   // starts the partition at that record's offset, as without Assign.
   void Assign(std::int32_t partition, std::int64_t offset);
+  // Drops a partition this consumer no longer owns (a group revoked it): its offsets not done stop
+  // counting as pending, a later Done for it is ignored and it is in no commit. Assign or Add starts
+  // it afresh.
+  void Forget(std::int32_t partition);
   // Marks an offset done. Unknown offsets are ignored (a late duplicate outcome).
   void Done(std::int32_t partition, std::int64_t offset);
   // The lowest offset not yet done (what to commit), or nullopt before the first Add.

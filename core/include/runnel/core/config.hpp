@@ -42,6 +42,10 @@ struct ScalingSpec {
   std::chrono::milliseconds idle_to_zero{30'000};
   std::chrono::milliseconds stabilization{30'000};
   int warm = 0;
+  // Several stacks serve the function against one Kafka: they split its partitions through the
+  // consumer group (cooperative-sticky). Off: the stack takes every partition at once, and a
+  // second stack on the group is refused (docs/config.md, "Several stacks per function").
+  bool shared = false;
 };
 
 // Where a consumer group with no committed offsets starts (runnel.yaml `start`, KEDA's

@@ -51,6 +51,20 @@ class Consumer {
     // The embedded broker holds an empty fetch for the full fetch.wait.max.ms even when data
     // arrives meanwhile: keep it small where latency matters.
     std::chrono::milliseconds fetch_wait_max{10};
+    // Subscribe joins the group with librdkafka's cooperative-sticky assignor and hands each
+    // assignment and revocation to the caller (TakeRebalances) instead of applying it.
+    bool cooperative = false;
+  };
+
+  // A change of what the group gives this member (Options::cooperative). The caller answers an
+  // assignment with IncrementalAssign and a revocation with IncrementalUnassign, when it is ready
+  // to: the group's next step waits for the answer (within max.poll.interval.ms). `lost`: the
+  // partitions are already someone else's (session timed out, fenced): nothing may be committed.
+  struct Rebalance {
+    enum class Kind { kAssigned, kRevoked };
+    Kind kind = Kind::kAssigned;
+    bool lost = false;
+    std::vector<TopicPartitionOffset> partitions;
   };
 
   Consumer(const KafkaOptions& config, Options options);
@@ -64,6 +78,15 @@ class Consumer {
   // Takes the given partitions directly, without a group join: the first records arrive in
   // milliseconds. Commits still go to the group.
   void Assign(const std::vector<TopicPartitionOffset>& partitions);
+
+  // Group changes the last polls brought (Options::cooperative), oldest first.
+  std::vector<Rebalance> TakeRebalances();
+  // Adds partitions to the assignment, each from its offset (kOffsetStored: the group's commit).
+  void IncrementalAssign(const std::vector<TopicPartitionOffset>& partitions);
+  // Removes partitions from the assignment: the answer to a revocation.
+  void IncrementalUnassign(const std::vector<TopicPartitionOffset>& partitions);
+  // This member's id in the group ("" before it joined).
+  std::string MemberId() const;
 
   // The next record, or nullopt when none arrived within `timeout`. End-of-partition events are
   // skipped; a consumer error that cannot be retried is thrown as KafkaError.

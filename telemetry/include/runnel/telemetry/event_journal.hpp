@@ -59,10 +59,11 @@ class EventJournal final : public broker::EventObserver {
                  std::string_view reason) override;
   void RetryScheduled(std::uint64_t slot, int next_attempt, std::chrono::milliseconds backoff) override;
   void Finished(std::uint64_t slot, const Outcome& outcome, std::string_view dead_letter_topic) override;
+  void HandedOff(std::uint64_t slot, std::string_view reason) override;
   void Flush() override;
 
  private:
-  enum class Kind { kReceived, kDispatched, kAnswered, kAbandoned, kRetry, kFinished };
+  enum class Kind { kReceived, kDispatched, kAnswered, kAbandoned, kRetry, kFinished, kHandedOff };
   struct Entry {
     Entry(Kind k, std::uint64_t s, std::int64_t at) : kind(k), slot(s), at_ms(at) {}
     Kind kind;

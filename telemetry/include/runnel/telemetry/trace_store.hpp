@@ -50,7 +50,7 @@ struct EventTrace {
   std::int64_t received_ms = 0;  // when the dispatcher consumed it
   int deliveries = 1;            // times it was consumed (more than 1 after a restart or replay)
   std::vector<TraceAttempt> attempts;
-  std::string status = "in progress";  // then ok, error, dead-letter
+  std::string status = "in progress";  // then ok, error, dead-letter; or handed off (to another stack)
   std::string error_kind;
   std::string error;
   std::string dead_letter_topic;

@@ -7,6 +7,7 @@
 #include <cstdint>
 #include <map>
 #include <string>
+#include <vector>
 
 namespace runnel::broker {
 
@@ -56,6 +57,12 @@ struct DispatcherStats {
   std::int64_t service_us = 0;
   std::int64_t oldest_pending_ms = -1;
   std::map<std::int32_t, std::int64_t> positions;
+  // A shared function (scaling.shared): the partitions the group gives this stack now, how many
+  // rebalances changed them, and the events left unfinished on partitions that moved away.
+  bool shared = false;
+  std::vector<std::int32_t> owned;
+  std::int64_t rebalances = 0;
+  std::int64_t handed_off = 0;
   std::map<std::string, WorkerStats> workers;
 };
 

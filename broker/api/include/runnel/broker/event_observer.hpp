@@ -37,6 +37,9 @@ class EventObserver {
   // The final outcome is published (and, for a failure, its dead-letter record acknowledged to
   // `dead_letter_topic`); the slot is gone after this.
   virtual void Finished(std::uint64_t slot, const Outcome& outcome, std::string_view dead_letter_topic) = 0;
+  // The event's partition went to another stack of a shared function before it finished: that
+  // stack runs it from the group's committed offset. The slot is gone after this.
+  virtual void HandedOff(std::uint64_t slot, std::string_view reason) = 0;
   virtual void Flush() = 0;
 };
 

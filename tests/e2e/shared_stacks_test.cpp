@@ -1,0 +1,127 @@
+// Several stacks per function (issue 14): with `scaling.shared: true` the stacks split the
+// function's partitions through its consumer group (cooperative-sticky). Two stacks against one
+// `runnel kafka` (which outlives them) each run part of the events, every event gets an outcome,
+// the committed offsets reach the end; a SIGKILLed stack's partitions go to the survivor, which
+// finishes what arrives after. A stack that does not share the function is refused while a shared
+// one is live. Before scaling.shared, the second stack was refused outright.
+#include <fmt/format.h>
+#include <gmock/gmock.h>
+#include <signal.h>
+
+#include <filesystem>
+#include <fstream>
+#include <set>
+
+#include "runnel/testing/stack_process.hpp"
+#include "runnel/testing/test_kafka.hpp"
+#include "runnel/testing/wait.hpp"
+
+namespace runnel::testing {
+namespace {
+
+using std::chrono::seconds;
+using ::testing::HasSubstr;
+
+class SharedStacks : public OnTestKafka {};
+
+constexpr int kPartitions = 4;
+
+// The embedded broker makes a joining member wait for session.timeout.ms - 1 s: kept low here.
+std::string Yaml(const TestKafka& kafka, const std::string& topic, bool shared) {
+  return fmt::format(R"(
+kafka:
+  bootstrap: "{}"
+  options: {{session.timeout.ms: "6000", heartbeat.interval.ms: "500"}}
+functions:
+  - name: echo
+    topic: {}
+    results_topic: {}.results
+    partitions: {}
+    scaling: {{shared: {}, min: 1, max: 2}}
+)",
+                     kafka.Bootstrap(), topic, topic, kPartitions, shared ? "true" : "false");
+}
+
+std::vector<std::pair<std::string, std::optional<std::string>>> Events(int from, int count) {
+  std::vector<std::pair<std::string, std::optional<std::string>>> events;
+  for (int i = from; i < from + count; ++i) events.emplace_back(fmt::format("event {}", i), fmt::format("k{}", i % 64));
+  return events;
+}
+
+std::vector<int> Owned(const StackProcess& stack) {
+  const auto f = stack.FunctionStatus("echo");
+  if (!f.contains("partitions_owned") || !f["partitions_owned"].is_array()) return {};
+  return f["partitions_owned"].get<std::vector<int>>();
+}
+
+// Every id in `ids` has an outcome among `outcomes`; returns how many outcomes were duplicates.
+std::size_t ExpectEveryIdOnce(const std::vector<Outcome>& outcomes, const std::vector<std::string>& ids) {
+  std::set<std::string> seen;
+  std::size_t duplicates = 0;
+  for (const auto& o : outcomes) duplicates += seen.insert(o.id).second ? 0 : 1;
+  std::size_t missing = 0;
+  for (const auto& id : ids) missing += seen.contains(id) ? 0 : 1;
+  EXPECT_EQ(missing, 0u) << "events without an outcome";
+  return duplicates;
+}
+
+TEST_F(SharedStacks, TwoStacksSplitTheWorkAndTheSurvivorOfAKillFinishesTheRest) {
+  TestKafka kafka;
+  const std::string topic = kafka.Topic("echo");
+  const std::string yaml = Yaml(kafka, topic, true);
+  StackProcess a(yaml);
+  auto b = std::make_unique<StackProcess>(yaml);
+  ASSERT_TRUE(WaitFor(
+      [&] {
+        const auto oa = Owned(a);
+        const auto ob = Owned(*b);
+        return !oa.empty() && !ob.empty() && oa.size() + ob.size() == kPartitions;
+      },
+      seconds(60)))
+      << "the group did not split the partitions: a owns " << Owned(a).size() << ", b owns " << Owned(*b).size();
+  std::set<int> all;
+  for (int p : Owned(a)) all.insert(p);
+  for (int p : Owned(*b)) EXPECT_TRUE(all.insert(p).second) << "partition " << p << " is owned by both stacks";
+
+  const auto first = PublishEvents(kafka.Kafka(), topic, Events(0, 4000));
+  ASSERT_EQ(first.size(), 4000u);
+  const auto outcomes = ReadOutcomes(kafka.Kafka(), topic + ".results", 4000, seconds(120));
+  EXPECT_EQ(ExpectEveryIdOnce(outcomes, first), 0u) << "no rebalance happened: no event may run twice";
+  EXPECT_TRUE(CommittedReachesEnd(kafka.Kafka(), topic, "runnel.echo", seconds(30)));
+  const auto done_by = [](const StackProcess& s) { return s.FunctionStatus("echo").value("succeeded", 0); };
+  EXPECT_GT(done_by(a), 0) << "stack a did none of the work";
+  EXPECT_GT(done_by(*b), 0) << "stack b did none of the work";
+
+  // SIGKILL: no leave; the group's session timeout hands b's partitions to a.
+  b->Process().Signal(SIGKILL);
+  (void)b->Process().Wait(seconds(10));
+  b.reset();
+  const auto second = PublishEvents(kafka.Kafka(), topic, Events(4000, 4000));
+  ASSERT_TRUE(WaitFor([&] { return Owned(a).size() == kPartitions; }, seconds(60)))
+      << "the survivor did not take every partition: it owns " << Owned(a).size();
+  const auto after = ReadOutcomes(kafka.Kafka(), topic + ".results", 8000, seconds(120));
+  std::vector<std::string> every = first;
+  every.insert(every.end(), second.begin(), second.end());
+  ExpectEveryIdOnce(after, every);
+  EXPECT_TRUE(CommittedReachesEnd(kafka.Kafka(), topic, "runnel.echo", seconds(30)));
+}
+
+TEST_F(SharedStacks, AStackThatDoesNotShareTheFunctionIsRefusedWhileASharedOneIsLive) {
+  TestKafka kafka;
+  const std::string topic = kafka.Topic("echo");
+  StackProcess shared(Yaml(kafka, topic, true));
+  ASSERT_TRUE(WaitFor([&] { return Owned(shared).size() == kPartitions; }, seconds(60)));
+  // Its lease is committed with the offsets of the partitions the group gave it.
+  const auto dir = TempDir("not-shared");
+  std::ofstream(dir / "runnel.yaml") << Yaml(kafka, topic, false);
+  const auto alone = RunCommand({RunnelBin(), "up", "--config", (dir / "runnel.yaml").string(), "--state-dir",
+                                 (dir / "state").string()},
+                                seconds(60));
+  EXPECT_EQ(alone.exit_code, 1) << alone.err;
+  EXPECT_THAT(alone.err, HasSubstr("function echo: another stack (id "));
+  EXPECT_THAT(alone.err, HasSubstr("Set scaling.shared: true for the function in every stack's runnel.yaml"));
+  std::filesystem::remove_all(dir);
+}
+
+}  // namespace
+}  // namespace runnel::testing
