@@ -55,7 +55,8 @@ void Dispatcher::Loop::OnRebalances() {
 void Dispatcher::Loop::TakeAssigned(const std::vector<kafka::TopicPartitionOffset>& partitions) {
   std::vector<kafka::TopicPartitionOffset> fresh;
   for (const auto& tp : partitions) {
-    if (!owned_.contains(tp.partition)) fresh.push_back({opt_.spec.topic, tp.partition, kafka::kOffsetStored});
+    if (!owned_.contains(tp.partition))
+      fresh.push_back({opt_.spec.topic, tp.partition, kafka::kOffsetStored});
   }
   // Where each starts: the group's commit (the previous owner's last), else the function's `start`.
   PrepareStarts(consumer_->CommittedWithMetadata(fresh));
@@ -86,7 +87,8 @@ void Dispatcher::Loop::BeginRevoke(const std::vector<kafka::TopicPartitionOffset
   log_.info(
       "the group revokes partition(s) {}: {} event(s) running there finish first (at most {} ms), {} not "
       "started are left to the next owner",
-      r.ids, running, std::chrono::duration_cast<std::chrono::milliseconds>(r.deadline - Clock::now()).count(),
+      r.ids, running,
+      std::chrono::duration_cast<std::chrono::milliseconds>(r.deadline - Clock::now()).count(),
       waiting.size());
   revoke_ = std::move(r);
   next_revoke_check_ = Clock::time_point{};
@@ -121,9 +123,10 @@ void Dispatcher::Loop::Release(const std::vector<kafka::TopicPartitionOffset>& p
     try {
       consumer_->CommitOffsets(offsets);
     } catch (const Error& e) {
-      log_.error("committing revoked partition(s) {} failed ({}); their next owner runs again what was done "
-                 "since the last commit",
-                 ids, e.what());
+      log_.error(
+          "committing revoked partition(s) {} failed ({}); their next owner runs again what was done "
+          "since the last commit",
+          ids, e.what());
     }
   }
   std::vector<std::uint64_t> left;

@@ -44,7 +44,8 @@ functions:
 
 std::vector<std::pair<std::string, std::optional<std::string>>> Events(int from, int count) {
   std::vector<std::pair<std::string, std::optional<std::string>>> events;
-  for (int i = from; i < from + count; ++i) events.emplace_back(fmt::format("event {}", i), fmt::format("k{}", i % 64));
+  for (int i = from; i < from + count; ++i)
+    events.emplace_back(fmt::format("event {}", i), fmt::format("k{}", i % 64));
   return events;
 }
 
@@ -78,10 +79,12 @@ TEST_F(SharedStacks, TwoStacksSplitTheWorkAndTheSurvivorOfAKillFinishesTheRest) 
         return !oa.empty() && !ob.empty() && oa.size() + ob.size() == kPartitions;
       },
       seconds(60)))
-      << "the group did not split the partitions: a owns " << Owned(a).size() << ", b owns " << Owned(*b).size();
+      << "the group did not split the partitions: a owns " << Owned(a).size() << ", b owns "
+      << Owned(*b).size();
   std::set<int> all;
   for (int p : Owned(a)) all.insert(p);
-  for (int p : Owned(*b)) EXPECT_TRUE(all.insert(p).second) << "partition " << p << " is owned by both stacks";
+  for (int p : Owned(*b))
+    EXPECT_TRUE(all.insert(p).second) << "partition " << p << " is owned by both stacks";
 
   const auto first = PublishEvents(kafka.Kafka(), topic, Events(0, 4000));
   ASSERT_EQ(first.size(), 4000u);

@@ -73,11 +73,18 @@ TEST(ScalingConfig, MinAloneRaisesTheDefaultMax) {
   EXPECT_EQ(c.functions.at(0).scaling.max, 6);
 }
 
+TEST(ScalingConfig, SharedIsOffUnlessSaid) {
+  EXPECT_FALSE(Load("functions:\n  - name: echo\n").functions.at(0).scaling.shared);
+  EXPECT_TRUE(
+      Load("functions:\n  - name: echo\n    scaling: {shared: true}\n").functions.at(0).scaling.shared);
+  EXPECT_THAT(LoadError("functions:\n  - name: echo\n    scaling: {shared: 2}\n"),
+              HasSubstr(":3: functions[0].scaling.shared: '2' is not a valid boolean"));
+}
+
 TEST(ScalingConfig, ErrorsNameFileLineAndKey) {
-  EXPECT_THAT(
-      LoadError("functions:\n  - name: echo\n    scaling: {mni: 1}\n"),
-      HasSubstr(":3: functions[0].scaling.mni: unknown key (known: idle_to_zero, max, min, stabilization, "
-                "target_drain, warm)"));
+  EXPECT_THAT(LoadError("functions:\n  - name: echo\n    scaling: {mni: 1}\n"),
+              HasSubstr(":3: functions[0].scaling.mni: unknown key (known: idle_to_zero, max, min, shared, "
+                        "stabilization, target_drain, warm)"));
   EXPECT_THAT(LoadError("functions:\n  - name: echo\n    scaling: {min: 5, max: 2}\n"),
               HasSubstr(":3: functions[0].scaling.min: 5 is above max 2"));
   EXPECT_THAT(LoadError("functions:\n  - name: echo\n    scaling: {max: 0}\n"),
