@@ -21,6 +21,8 @@ constexpr std::size_t kConsumeBatch = 512;
 constexpr auto kCommitInterval = std::chrono::milliseconds(200);
 constexpr auto kRecommitInterval = std::chrono::seconds(1);
 constexpr auto kStatsInterval = std::chrono::milliseconds(100);
+// How long a stop's last commit waits for a rebalance of a shared function's group to end.
+constexpr auto kFinalCommitWait = std::chrono::seconds(5);
 // A buffer full for this long (workers stuck or gone) pauses the partitions, which also drops what
 // librdkafka prefetched. A short spell of full buffer only stops reading: librdkafka 2.0 resumes
 // fetching a resumed partition only on its broker thread's next 1 s tick, so pausing on every
@@ -355,6 +357,23 @@ std::string Dispatcher::Loop::Lease(bool stopped) const {
 
 void Dispatcher::Loop::Commit(bool sync, bool all, bool final) {
   PublishOutcomes();  // an offset is committed only after its outcome went to the feed
+  if (shared_ && consumer_->Rebalancing()) {
+    // Held back until the group has its new generation (Consumer::Rebalancing); what moved stays
+    // in the tracker for the next commit. The last commit of a stop waits for it, bounded.
+    if (!final) return;
+    const auto until = Clock::now() + kFinalCommitWait;
+    while (consumer_->Rebalancing() && Clock::now() < until) {
+      // Serves the group's callbacks. The partitions are paused: a record is one fetched before,
+      // which the partition's next reader reads again.
+      (void)consumer_->PollBatch(16, std::chrono::milliseconds(10));
+      OnRebalances();
+      if (revoke_) {
+        const auto pending = std::move(revoke_->partitions);
+        revoke_.reset();
+        Release(pending, /*commit=*/true, "the stack stopped while its partition was being revoked");
+      }
+    }
+  }
   if (!opt_.stack_id.empty()) consumer_->SetCommitMetadata(Lease(final));
   std::vector<kafka::TopicPartitionOffset> offsets;
   for (const auto& [partition, offset] : tracker_.TakeChangedCommits(all)) {

@@ -59,7 +59,7 @@ void Dispatcher::Loop::TakeAssigned(const std::vector<kafka::TopicPartitionOffse
       fresh.push_back({opt_.spec.topic, tp.partition, kafka::kOffsetStored});
   }
   // Where each starts: the group's commit (the previous owner's last), else the function's `start`.
-  PrepareStarts(consumer_->CommittedWithMetadata(fresh));
+  if (!fresh.empty()) PrepareStarts(consumer_->CommittedWithMetadata(fresh));
   consumer_->IncrementalAssign(fresh);
   for (const auto& tp : fresh) {
     owned_.insert(tp.partition);

@@ -4,7 +4,9 @@
 #include <fmt/format.h>
 #include <unistd.h>
 
+#include <atomic>
 #include <cstring>
+#include <string_view>
 
 #include "holders.hpp"
 #include "runnel/core/fd.hpp"
@@ -105,6 +107,25 @@ struct Consumer::Impl {
   Pipe wake;                          // a pipe, not an eventfd: librdkafka writes its payload (1 byte) to it
   std::vector<Rebalance> rebalances;  // from OnRebalance, on the polling thread
   bool closing = false;               // the destructor's close: revocations are answered at once
+  // The group is between a rejoin and its new assignment (Options::cooperative; see Rebalancing).
+  std::atomic<bool> rebalancing{false};
+
+  // librdkafka's log lines, watched for the group's join state: librdkafka 2.0 has no call that
+  // tells it, and its `cgrp` debug line is written on its own thread the moment it changes, before
+  // the JoinGroup request goes out.
+  static void OnLog(const rd_kafka_t* rk, int level, const char* fac, const char* buf) {
+    if (std::strcmp(fac, "CGRPJOINSTATE") == 0) {
+      if (const char* to = std::strstr(buf, " -> "); to != nullptr) {
+        const std::string_view state(to + 4, std::strcspn(to + 4, " "));
+        auto* self = static_cast<Impl*>(rd_kafka_opaque(rk));
+        if (self != nullptr) {
+          self->rebalancing =
+              state == "init" || state == "wait-join" || state == "wait-metadata" || state == "wait-sync";
+        }
+      }
+    }
+    LogCallback(rk, level, fac, buf);
+  }
 
   // Served within the polling thread's PollBatch/Poll. Records the change for the caller; while
   // closing, answers it itself (close waits for the answer).
@@ -168,6 +189,17 @@ Consumer::Consumer(const KafkaOptions& config, Options options) : impl_(std::mak
     }
     rd_kafka_conf_set_rebalance_cb(conf.get(), &Impl::OnRebalance);
     rd_kafka_conf_set_opaque(conf.get(), impl_.get());
+    // The `cgrp` debug context (added to what the options ask for) makes the join state visible to
+    // OnLog; its lines are spdlog debug lines, shown only at RUNNEL_LOG=kafka=debug.
+    char debug[512] = {};
+    std::size_t size = sizeof debug;
+    std::string contexts =
+        rd_kafka_conf_get(conf.get(), "debug", debug, &size) == RD_KAFKA_CONF_OK ? debug : "";
+    contexts += contexts.empty() ? "cgrp" : ",cgrp";
+    if (rd_kafka_conf_set(conf.get(), "debug", contexts.c_str(), why, sizeof why) != RD_KAFKA_CONF_OK) {
+      throw KafkaConfigError(fmt::format("debug: {}", why));
+    }
+    rd_kafka_conf_set_log_cb(conf.get(), &Impl::OnLog);
   }
   impl_->rk = MakeClient(RD_KAFKA_CONSUMER, std::move(conf));
   rd_kafka_poll_set_consumer(impl_->rk.get());
@@ -206,17 +238,19 @@ std::vector<Consumer::Rebalance> Consumer::TakeRebalances() {
   return out;
 }
 
+// Called also with no partitions: an empty assignment or revocation is answered like any other (the
+// group waits for the call).
 void Consumer::IncrementalAssign(const std::vector<TopicPartitionOffset>& partitions) {
-  if (partitions.empty()) return;
   auto list = ToList(partitions);
   CheckError(rd_kafka_incremental_assign(impl_->rk.get(), list.get()), "adding assigned partitions");
 }
 
 void Consumer::IncrementalUnassign(const std::vector<TopicPartitionOffset>& partitions) {
-  if (partitions.empty()) return;
   auto list = ToList(partitions);
   CheckError(rd_kafka_incremental_unassign(impl_->rk.get(), list.get()), "releasing revoked partitions");
 }
+
+bool Consumer::Rebalancing() const { return impl_->rebalancing.load(); }
 
 std::string Consumer::MemberId() const {
   char* id = rd_kafka_memberid(impl_->rk.get());

@@ -56,6 +56,9 @@ ConfHandle MakeConf(const KafkaOptions& cfg, const std::map<std::string, std::st
 
 ClientHandle MakeClient(rd_kafka_type_t type, ConfHandle conf);
 
+// librdkafka's log lines into spdlog's `kafka` logger (the log callback MakeConf installs).
+void LogCallback(const rd_kafka_t* rk, int level, const char* fac, const char* buf);
+
 // Throws for a non-null rd_kafka_error_t (which it destroys).
 void CheckError(rd_kafka_error_t* error, const std::string& what);
 

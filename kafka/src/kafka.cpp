@@ -14,11 +14,6 @@ spdlog::level::level_enum LevelOf(int syslog_level) {
   return spdlog::level::debug;
 }
 
-void LogCallback(const rd_kafka_t* rk, int level, const char* fac, const char* buf) {
-  static const auto kLogger = log::kKafka.Logger();
-  kLogger->log(LevelOf(level), "{}: {}: {}", rd_kafka_name(rk), fac, buf);
-}
-
 // `shown` is how the value appears in errors and logs: the value itself, or a Secret's mask.
 template <typename Shown>
 void SetConf(rd_kafka_conf_t* conf, const std::string& name, const std::string& value, const Shown& shown) {
@@ -29,6 +24,11 @@ void SetConf(rd_kafka_conf_t* conf, const std::string& name, const std::string& 
 }
 
 }  // namespace
+
+void LogCallback(const rd_kafka_t* rk, int level, const char* fac, const char* buf) {
+  static const auto kLogger = log::kKafka.Logger();
+  kLogger->log(LevelOf(level), "{}: {}: {}", rd_kafka_name(rk), fac, buf);
+}
 
 std::string LibrdkafkaVersion() { return rd_kafka_version_str(); }
 

@@ -10,6 +10,7 @@
 
 #include <filesystem>
 #include <fstream>
+#include <map>
 #include <set>
 
 #include "runnel/testing/stack_process.hpp"
@@ -55,6 +56,25 @@ std::vector<int> Owned(const StackProcess& stack) {
   return f["partitions_owned"].get<std::vector<int>>();
 }
 
+// The results topic from its start until every one of `ids` has an outcome (duplicates included).
+std::vector<Outcome> OutcomesOf(const TestKafka& kafka, const std::string& topic,
+                                const std::vector<std::string>& ids, std::chrono::milliseconds deadline) {
+  const std::set<std::string> wanted(ids.begin(), ids.end());
+  std::set<std::string> seen;
+  std::vector<Outcome> out;
+  ReadFromBeginning(
+      kafka.Kafka(), topic + ".results", "e2e.outcomes", deadline, 1000,
+      [&](kafka::Message& m) {
+        for (const auto& h : m.headers) {
+          if (h.name != "runnel-result") continue;
+          out.push_back(Outcome::FromFrames(h.value, m.value));
+          if (wanted.contains(out.back().id)) seen.insert(out.back().id);
+        }
+      },
+      [&] { return seen.size() == wanted.size(); });
+  return out;
+}
+
 // Every id in `ids` has an outcome among `outcomes`; returns how many outcomes were duplicates.
 std::size_t ExpectEveryIdOnce(const std::vector<Outcome>& outcomes, const std::vector<std::string>& ids) {
   std::set<std::string> seen;
@@ -88,7 +108,7 @@ TEST_F(SharedStacks, TwoStacksSplitTheWorkAndTheSurvivorOfAKillFinishesTheRest) 
 
   const auto first = PublishEvents(kafka.Kafka(), topic, Events(0, 4000));
   ASSERT_EQ(first.size(), 4000u);
-  const auto outcomes = ReadOutcomes(kafka.Kafka(), topic + ".results", 4000, seconds(120));
+  const auto outcomes = OutcomesOf(kafka, topic, first, seconds(120));
   EXPECT_EQ(ExpectEveryIdOnce(outcomes, first), 0u) << "no rebalance happened: no event may run twice";
   EXPECT_TRUE(CommittedReachesEnd(kafka.Kafka(), topic, "runnel.echo", seconds(30)));
   const auto done_by = [](const StackProcess& s) { return s.FunctionStatus("echo").value("succeeded", 0); };
@@ -102,11 +122,81 @@ TEST_F(SharedStacks, TwoStacksSplitTheWorkAndTheSurvivorOfAKillFinishesTheRest) 
   const auto second = PublishEvents(kafka.Kafka(), topic, Events(4000, 4000));
   ASSERT_TRUE(WaitFor([&] { return Owned(a).size() == kPartitions; }, seconds(60)))
       << "the survivor did not take every partition: it owns " << Owned(a).size();
-  const auto after = ReadOutcomes(kafka.Kafka(), topic + ".results", 8000, seconds(120));
   std::vector<std::string> every = first;
   every.insert(every.end(), second.begin(), second.end());
-  ExpectEveryIdOnce(after, every);
+  const auto after = OutcomesOf(kafka, topic, every, seconds(120));
+  // Duplicates: what b ran after its last commit, run again by a.
+  const std::size_t duplicates = ExpectEveryIdOnce(after, every);
+  RecordProperty("duplicates_after_kill", static_cast<int>(duplicates));
   EXPECT_TRUE(CommittedReachesEnd(kafka.Kafka(), topic, "runnel.echo", seconds(30)));
+}
+
+// Slow enough (50 ms a call, two workers of eight calls each per stack) that events are running
+// when the group moves partitions.
+std::string SlowYaml(const TestKafka& kafka, const std::string& topic) {
+  return fmt::format(R"(
+kafka:
+  bootstrap: "{}"
+  options: {{session.timeout.ms: "6000", heartbeat.interval.ms: "500"}}
+functions:
+  - name: echo
+    handler: builtin:sleep
+    params: {{ms: 50}}
+    topic: {}
+    results_topic: {}.results
+    partitions: 6
+    concurrency: 8
+    scaling: {{shared: true, min: 2, max: 2}}
+)",
+                     kafka.Bootstrap(), topic, topic);
+}
+
+TEST_F(SharedStacks, AThirdStackJoiningAndAStackLeavingMidRunKeepEveryEventAndEachKeysOrder) {
+  TestKafka kafka;
+  const std::string topic = kafka.Topic("echo");
+  const std::string yaml = SlowYaml(kafka, topic);
+  StackProcess a(yaml);
+  auto b = std::make_unique<StackProcess>(yaml);
+  const auto owned_by = [](const StackProcess& s) { return Owned(s).size(); };
+  ASSERT_TRUE(WaitFor([&] { return owned_by(a) + owned_by(*b) == 6 && owned_by(a) > 0 && owned_by(*b) > 0; },
+                      seconds(60)));
+  const auto ids = PublishEvents(kafka.Kafka(), topic, Events(0, 6000));  // about 9 s of work for two stacks
+  ASSERT_EQ(ids.size(), 6000u);
+
+  // A third stack joins while the events run: the cooperative rebalance moves partitions to it.
+  StackProcess c(yaml);
+  ASSERT_TRUE(WaitFor([&] { return owned_by(c) > 0; }, seconds(60))) << "the third stack got no partition";
+  const auto done_by = [](const StackProcess& s) { return s.FunctionStatus("echo").value("succeeded", 0); };
+  EXPECT_LT(done_by(a) + done_by(*b), 6000) << "the run ended before the join: nothing moved mid-run";
+  // b leaves gracefully (SIGTERM drains): its running events finish and are committed, then its
+  // partitions go to a and c.
+  b->Process().Signal(SIGTERM);
+  EXPECT_EQ(b->Process().Wait(seconds(60)), 0) << b->Process().Stderr();
+  b.reset();
+  ASSERT_TRUE(WaitFor([&] { return owned_by(a) + owned_by(c) == 6; }, seconds(60)))
+      << "a owns " << owned_by(a) << ", c owns " << owned_by(c);
+
+  const auto outcomes = OutcomesOf(kafka, topic, ids, seconds(180));
+  const std::size_t duplicates = ExpectEveryIdOnce(outcomes, ids);
+  RecordProperty("duplicates", static_cast<int>(duplicates));
+  EXPECT_LT(duplicates, 600u) << "duplicates are only what was in flight on moved partitions";
+  EXPECT_GT(done_by(c), 0) << "the stack that joined did none of the work";
+  EXPECT_TRUE(CommittedReachesEnd(kafka.Kafka(), topic, "runnel.echo", seconds(30)));
+
+  // Per key, each event's first outcome comes after those of the key's earlier events (a rerun
+  // after a handoff repeats events, never overtakes one).
+  std::map<std::string, std::int64_t> last_first;  // key -> offset of its latest first outcome
+  std::set<std::string> seen;
+  for (const auto& o : outcomes) {
+    if (!seen.insert(o.id).second) continue;
+    ASSERT_TRUE(o.key.has_value());
+    auto [it, fresh] = last_first.try_emplace(*o.key, o.offset);
+    if (!fresh) {
+      EXPECT_GT(o.offset, it->second)
+          << "key " << *o.key << ": offset " << o.offset << " finished first after " << it->second;
+      it->second = o.offset;
+    }
+  }
 }
 
 TEST_F(SharedStacks, AStackThatDoesNotShareTheFunctionIsRefusedWhileASharedOneIsLive) {

@@ -82,9 +82,15 @@ class Consumer {
   // Group changes the last polls brought (Options::cooperative), oldest first.
   std::vector<Rebalance> TakeRebalances();
   // Adds partitions to the assignment, each from its offset (kOffsetStored: the group's commit).
+  // Both calls answer a Rebalance, also one with no partitions: call them for every one.
   void IncrementalAssign(const std::vector<TopicPartitionOffset>& partitions);
   // Removes partitions from the assignment: the answer to a revocation.
   void IncrementalUnassign(const std::vector<TopicPartitionOffset>& partitions);
+  // Whether the group is rebalancing: this member rejoined and waits for its new assignment
+  // (Options::cooperative; false otherwise). A commit sent then is answered after the rejoin with
+  // ILLEGAL_GENERATION, which librdkafka before 2.9 takes for a lost assignment (its issue #4908):
+  // the caller holds commits back meanwhile.
+  bool Rebalancing() const;
   // This member's id in the group ("" before it joined).
   std::string MemberId() const;
 
