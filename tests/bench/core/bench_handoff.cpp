@@ -42,7 +42,8 @@ functions:
 
 std::size_t Owned(const StackProcess& s) {
   const auto f = s.FunctionStatus("echo");
-  return f.contains("partitions_owned") && f["partitions_owned"].is_array() ? f["partitions_owned"].size() : 0;
+  return f.contains("partitions_owned") && f["partitions_owned"].is_array() ? f["partitions_owned"].size()
+                                                                            : 0;
 }
 
 double Seconds(Clock::duration d) { return std::chrono::duration<double>(d).count(); }
@@ -59,7 +60,8 @@ double MachineCpuSeconds() {
 
 std::vector<std::pair<std::string, std::optional<std::string>>> Events(int from, int count) {
   std::vector<std::pair<std::string, std::optional<std::string>>> out;
-  for (int i = from; i < from + count; ++i) out.emplace_back(fmt::format("event {}", i), fmt::format("k{}", i % 64));
+  for (int i = from; i < from + count; ++i)
+    out.emplace_back(fmt::format("event {}", i), fmt::format("k{}", i % 64));
   return out;
 }
 
@@ -107,7 +109,8 @@ int main(int argc, char** argv) {
     (void)two->Process().Wait(seconds(10));
     two.reset();
     WaitFor([&] { return Owned(one) == kPartitions; }, seconds(120), std::chrono::milliseconds(50));
-    fmt::print("handoff after SIGKILL:        {:5.2f} s (session.timeout.ms 6 s)\n", Seconds(Clock::now() - kill_at));
+    fmt::print("handoff after SIGKILL:        {:5.2f} s (session.timeout.ms 6 s)\n",
+               Seconds(Clock::now() - kill_at));
 
     StackProcess three(yaml);
     WaitFor([&] { return Owned(one) > 0 && Owned(three) > 0 && Owned(one) + Owned(three) == kPartitions; },
