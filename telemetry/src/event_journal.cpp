@@ -47,11 +47,12 @@ EventMetrics::EventMetrics(std::shared_ptr<prometheus::Registry> owner)
               .Register(*registry)) {}
 
 EventJournal::EventJournal(std::string function, std::shared_ptr<TraceStore> store,
-                           std::shared_ptr<EventMetrics> metrics, JobSink job_sink)
+                           std::shared_ptr<EventMetrics> metrics, JobSink job_sink, CallSink call_sink)
     : function_(std::move(function)),
       store_(std::move(store)),
       metrics_(std::move(metrics)),
       job_sink_(std::move(job_sink)),
+      call_sink_(std::move(call_sink)),
       duration_ok_(&metrics_->duration.Add({{"function", function_}, {"outcome", "ok"}}, Buckets())),
       duration_error_(&metrics_->duration.Add({{"function", function_}, {"outcome", "error"}}, Buckets())) {
   buffer_.reserve(1024);
@@ -143,6 +144,7 @@ void EventJournal::Finished(std::uint64_t slot, const Outcome& outcome, std::str
     if (keep.outcome.output_kept) keep.outcome.output = outcome.output;
   }
   buffer_.push_back(std::move(e));
+  if (call_sink_ && !outcome.reply_to.empty()) call_sink_(outcome);
   if (!outcome.job_id.empty() && job_sink_) {
     Outcome& o = job_outcomes_.emplace_back();
     o.id = outcome.id;

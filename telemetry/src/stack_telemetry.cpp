@@ -30,7 +30,7 @@ StackTelemetry::StackTelemetry(std::size_t max_traces)
 StackTelemetry::~StackTelemetry() = default;
 
 std::shared_ptr<broker::EventObserver> StackTelemetry::JournalFor(const std::string& function) {
-  return std::make_shared<EventJournal>(function, traces_, event_metrics_, job_sink_);
+  return std::make_shared<EventJournal>(function, traces_, event_metrics_, job_sink_, call_sink_);
 }
 
 void StackTelemetry::Serve(const std::string& listen, std::function<nlohmann::json()> status) {

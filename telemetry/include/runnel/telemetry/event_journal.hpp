@@ -10,7 +10,8 @@
 // call's outcome (an event with a reply-to) is kept in the store with its output (TraceStore's
 // kept outcomes), and the outcome of a job's item (an event with a job id) goes to the job sink in
 // Flush, so the scheduler counts job progress from the dispatcher itself, not from the lossy
-// results feed.
+// results feed. A call sink, when given, gets the outcome of every event with a reply-to in
+// Finished itself (not at the next Flush): the gateway answers a waiting HTTP request from it.
 #pragma once
 
 #include <functional>
@@ -45,11 +46,15 @@ struct EventMetrics {
 // Takes a flush's outcomes of job items (id, function, status, attempts, error, job id; no output)
 // on the dispatcher's thread: it must not block (append under a short lock).
 using JobSink = std::function<void(std::vector<Outcome>& outcomes)>;
+// Takes the final outcome of every event with a reply-to, output included, the moment the
+// dispatcher finishes it (the HTTP gateway's waiting calls, gateway/): on the dispatcher's thread,
+// so it must not block (a short lock, a notify) and should copy only what it waits for.
+using CallSink = std::function<void(const Outcome& outcome)>;
 
 class EventJournal final : public broker::EventObserver {
  public:
   EventJournal(std::string function, std::shared_ptr<TraceStore> store, std::shared_ptr<EventMetrics> metrics,
-               JobSink job_sink = {});
+               JobSink job_sink = {}, CallSink call_sink = {});
 
   void Received(std::uint64_t slot, const std::string& id, const kafka::Message& msg) override;
   void Dispatched(std::uint64_t slot, int attempt, const std::string& worker) override;
@@ -98,6 +103,7 @@ class EventJournal final : public broker::EventObserver {
   std::vector<Entry> buffer_;
   std::unordered_map<std::uint64_t, Open> open_;  // slot -> event, from Received to Finished
   JobSink job_sink_;
+  CallSink call_sink_;
   std::vector<Outcome> job_outcomes_;  // since the last Flush, for job_sink_
   prometheus::Histogram* duration_ok_;
   prometheus::Histogram* duration_error_;

@@ -36,6 +36,9 @@ class StackTelemetry {
   // Where the journals created after this call hand the outcomes of job items (the scheduler's
   // job counter); without it they are not collected.
   void CountJobs(JobSink sink) { job_sink_ = std::move(sink); }
+  // Where the journals created after this call hand the outcomes of events with a reply-to, as
+  // the dispatcher finishes them (the HTTP gateway's waiting calls).
+  void ObserveCalls(CallSink sink) { call_sink_ = std::move(sink); }
   // The observer to give the function's dispatcher (Dispatcher::Options::observer).
   std::shared_ptr<broker::EventObserver> JournalFor(const std::string& function);
   // Serves /metrics on `listen` (HOST:PORT); `status` is the autoscaler's status JSON. Throws
@@ -54,6 +57,7 @@ class StackTelemetry {
   std::shared_ptr<TraceStore> traces_;
   std::unique_ptr<MetricsServer> server_;
   JobSink job_sink_;
+  CallSink call_sink_;
 };
 
 }  // namespace runnel::telemetry
