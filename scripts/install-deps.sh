@@ -28,12 +28,13 @@ build_packages=(
   libabsl-dev               # time zones for cron schedules (absl::TimeZone reads the system tzdata)
   prometheus-cpp-dev        # the /metrics endpoint (prometheus-cpp core and pull)
   libcurl4-openssl-dev      # workers fetch http(s) input references
+  libcivetweb-dev           # the HTTP gateway (gateway/); also the tests' HTTP server
   tzdata                    # the IANA time-zone database itself
 )
 test_packages=(
   git                       # working with the repository; a build does not need it
   libgtest-dev libgmock-dev libbenchmark-dev  # tests and micro-benchmarks
-  libcivetweb-dev           # the tests' HTTP server for http:// input references (prometheus-cpp-dev brings it too)
+  curl                      # the gateway's e2e tests call it with curl (and Python's urllib)
   kcat python3 python3-kafka  # third-party Kafka clients for the interop tests
   python3-zmq               # a third-party ZeroMQ client with CURVE (samples/clients, its e2e test)
   iproute2                  # ip netns and veth pairs: the two-hosts e2e test

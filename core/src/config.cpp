@@ -12,6 +12,7 @@
 #include <unordered_map>
 
 #include "config_filter.hpp"
+#include "config_gateway.hpp"
 #include "runnel/core/duration.hpp"
 #include "runnel/core/env_expand.hpp"
 #include "runnel/core/error.hpp"
@@ -675,7 +676,8 @@ StackConfig ParseStackConfig(const std::string& yaml, const std::filesystem::pat
   p.ExpandEnvironment(root, "");
   p.OnlyKeys(root, "",
              {"kafka", "heartbeat", "output_dir", "outputs", "metrics", "trace_events", "standby_workers",
-              "functions", "schedules", "replication_factor", "listen", "advertise", "security", "workers"});
+              "functions", "schedules", "replication_factor", "listen", "advertise", "security", "workers",
+              "gateway"});
   StackConfig config;
   config.source = file.string();
   if (const auto k = root["kafka"]) {
@@ -773,6 +775,11 @@ StackConfig ParseStackConfig(const std::string& yaml, const std::filesystem::pat
       }
       config.schedules.push_back(std::move(s));
     }
+  }
+  if (const auto g = root["gateway"]) {
+    config.gateway = detail::ParseGateway(
+        g, names, p.Dir(),
+        [&p](const YAML::Node& n, const std::string& key, const std::string& why) { p.Fail(n, key, why); });
   }
   ResolveDeployments(p, root, config);
   CheckListen(config);

@@ -14,6 +14,7 @@
 
 #include "runnel/core/batch_spec.hpp"
 #include "runnel/core/event_filter.hpp"
+#include "runnel/core/gateway_config.hpp"
 #include "runnel/core/listen.hpp"
 #include "runnel/core/output_target.hpp"
 #include "runnel/core/secret.hpp"
@@ -192,6 +193,7 @@ struct StackConfig {
   // too) skips exec and the dynamic loader; about 6 MiB RSS each (autoscaler/README.md).
   bool standby_workers = true;
   WorkersConfig workers;  // `workers:`: local processes unless it says kubernetes
+  GatewayConfig gateway;  // `gateway:`: the HTTP gateway (docs/config.md#gateway)
   std::vector<FunctionSpec> functions;
   std::vector<ScheduleSpec> schedules;
 

@@ -40,6 +40,7 @@ class Subsystem {
 inline constexpr Subsystem kAutoscaler{"autoscaler"};
 inline constexpr Subsystem kBroker{"broker"};  // the dispatcher and the Kafka client layer's own lines
 inline constexpr Subsystem kCli{"cli"};
+inline constexpr Subsystem kGateway{"gateway"};    // the HTTP gateway (gateway/)
 inline constexpr Subsystem kFunction{"function"};  // what a function itself logs (handlers, plugins)
 inline constexpr Subsystem kKafka{"kafka"};        // librdkafka's own log lines
 inline constexpr Subsystem kScheduler{"scheduler"};
