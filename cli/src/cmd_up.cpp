@@ -86,6 +86,8 @@ std::string Summary(const stack::Stack& stack) {
                   stack.Config().outputs ? fmt::format("PUT to {} (written to {} first)",
                                                        UrlForLogs(stack.Config().outputs->url), e.output_dir)
                                          : e.output_dir);
+  if (!e.gateway.empty())
+    out += fmt::format("HTTP gateway: {} (bearer token in the state dir's gateway.token)\n", e.gateway);
   out += stack.Config().security.curve
              ? "security: CURVE on every socket (keys in the state dir's keys/; `runnel token create` lets "
                "another host in)\n"

@@ -15,6 +15,7 @@
 #include "runnel/broker/dispatcher.hpp"
 #include "runnel/core/failpoints.hpp"
 #include "runnel/core/log.hpp"
+#include "runnel/gateway/gateway.hpp"
 #include "runnel/kafka/admin.hpp"
 #include "runnel/kafka/embedded_broker.hpp"
 #include "runnel/scheduler/service.hpp"
@@ -130,7 +131,8 @@ struct Stack::Impl {
   std::unique_ptr<autoscaler::Autoscaler> scaler;  // owns `workers` while it runs
   std::vector<std::string> endpoint_keys;
   std::unique_ptr<scheduler::SchedulerService> scheduler;
-  std::unique_ptr<ControlServer> control;  // after what it answers for: it goes first
+  std::unique_ptr<ControlServer> control;     // after what it answers for: it goes first
+  std::unique_ptr<gateway::Gateway> gateway;  // the HTTP gateway (gateway/): stopped before anything
   // Bad messages on every socket the stack binds (dispatchers, control), for /metrics.
   std::shared_ptr<ProtocolErrors> protocol_errors = std::make_shared<ProtocolErrors>();
   StackEndpoints endpoints;
@@ -216,6 +218,13 @@ Stack::Stack(Options options)
     job_outcomes = std::make_shared<scheduler::JobOutcomes>();
     s.telemetry->CountJobs([job_outcomes](std::vector<Outcome>& outcomes) { job_outcomes->Add(outcomes); });
   }
+  // The HTTP gateway's synchronous calls wake from the dispatchers' own outcomes (through their
+  // journals), never from the lossy results feed.
+  std::shared_ptr<gateway::PendingCalls> gateway_calls;
+  if (s.config.gateway.enabled) {
+    gateway_calls = std::make_shared<gateway::PendingCalls>();
+    s.telemetry->ObserveCalls([gateway_calls](const Outcome& o) { gateway_calls->Complete(o); });
+  }
   // Test-only failpoint `results.feed.drop` (core/README.md): no dispatcher is connected to the
   // results feed, so the feed drops every outcome, the worst its contract allows (docs/protocol.md
   // §4.1). Subscribers still connect and get the welcome message.
@@ -288,6 +297,22 @@ Stack::Stack(Options options)
   s.health.Add("control socket");
   s.control = std::make_unique<ControlServer>(std::move(co));
 
+  nlohmann::json gateway_endpoints = nlohmann::json::object();
+  if (gateway_calls) {
+    gateway::Gateway::Options go{
+        s.config.gateway,
+        s.config.functions,
+        s.kafka,
+        s.in_memory,
+        s.state.Root(),
+        gateway_calls,
+        [t = s.telemetry.get()](const std::string& id) { return t->Answer(ControlRequest::OutcomeOf(id)); }};
+    s.gateway = std::make_unique<gateway::Gateway>(std::move(go));
+    s.endpoints.gateway = s.gateway->Url();
+    gateway_endpoints = {{"gateway", s.gateway->Url()},
+                         {"gateway_token_file", s.gateway->TokenFile().string()}};
+  }
+
   s.endpoints.kafka = s.kafka.bootstrap;
   s.endpoints.embedded = s.embedded != nullptr;
   s.endpoints.results = Reachable(s.results->Endpoint(), s.config.advertise);
@@ -308,8 +333,10 @@ Stack::Stack(Options options)
        {"local", {{"dispatchers", local_dispatchers}, {"results", s.results->LocalEndpoint()}}},
        {"curve", s.guard != nullptr},
        {"server_key", s.guard ? s.guard->ServerKey() : std::string()}});
+  s.state.MergeEndpoints(gateway_endpoints);
   s.endpoint_keys = {"kafka",      "embedded", "in_memory", "pid",   "results",    "dispatchers", "functions",
                      "output_dir", "control",  "metrics",   "curve", "server_key", "local"};
+  s.endpoint_keys.insert(s.endpoint_keys.end(), {"gateway", "gateway_token_file"});
 
   s.scaler->Start();
 }
@@ -330,6 +357,7 @@ void Stack::Stop() {
   std::chrono::milliseconds longest{0};
   for (const auto& f : s.config.functions) longest = std::max(longest, f.timeout);
   const auto drain = longest + kDrainGrace;
+  s.gateway.reset();  // no new call; calls waiting for an outcome are answered 503 at once
   if (s.scaler) s.scaler->Stop();
   for (auto& d : s.dispatchers) d->RequestStop(drain);
   s.workers->StopAll(drain);

@@ -35,6 +35,7 @@ struct StackEndpoints {
   std::string metrics;                   // the URL of /metrics
   std::string control;                   // the control socket (status, trace, outcome, jobs)
   std::string output_dir;                // absolute
+  std::string gateway;                   // the HTTP gateway's URL; empty when gateway.enabled is false
   std::vector<std::string> dispatchers;  // one per function, in the config's order
 };
 
