@@ -347,8 +347,16 @@ TEST_F(GatewayTest, RefusedInputSaysItsReasonAsJson) {
 TEST_F(GatewayTest, AnAsyncCallsOutcomeIsThereOnceItRan) {
   for (const bool curl : {true, false}) {
     SCOPED_TRACE(curl ? "curl" : "urllib");
-    const Request post{
-        "POST", "/async-function/echo", {Auth(), {"Content-Type", "text/plain"}}, "async payload"};
+    // The Kafka key from X-Runnel-Key (curl) or ?key= (urllib) reaches the record.
+    const std::string key = curl ? "key-from-header" : "key from query";
+    const Request post = curl ? Request{"POST",
+                                        "/async-function/echo",
+                                        {Auth(), {"Content-Type", "text/plain"}, {"X-Runnel-Key", key}},
+                                        "async payload"}
+                              : Request{"POST",
+                                        "/async-function/echo?key=key%20from%20query",
+                                        {Auth(), {"Content-Type", "text/plain"}},
+                                        "async payload"};
     const Answer accepted = curl ? Curl(post) : Urllib(post);
     ASSERT_EQ(accepted.status, 202) << accepted.body;
     const std::string id = Json(accepted).value("id", "");
@@ -368,6 +376,8 @@ TEST_F(GatewayTest, AnAsyncCallsOutcomeIsThereOnceItRan) {
     EXPECT_EQ(j["outcomes"][0].value("status", ""), "ok");
     EXPECT_EQ(j["outcomes"][0].value("output", ""), "async payload");
     EXPECT_EQ(j["outcomes"][0].value("function", ""), "echo");
+    EXPECT_EQ(j["outcomes"][0]["meta"].value("key", ""), key) << outcome.body;
+    EXPECT_EQ(j["outcomes"][0]["meta"].value("content_type", ""), "text/plain") << outcome.body;
   }
   // A token limited to sleep does not see echo's outcomes.
   const Answer accepted = Curl({"POST", "/async-function/echo", {Auth()}, "hidden"});

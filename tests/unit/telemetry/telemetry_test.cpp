@@ -117,6 +117,31 @@ TEST(EventJournal, ARefusedEventCountsAsAnErrorOfItsKindAndNamesItsDeadLetterTop
   EXPECT_EQ(errors->metric[0].label[1].value, "malformed-envelope");
 }
 
+// The HTTP gateway's waiting calls: an outcome with a reply-to reaches the call sink in Finished,
+// output included, before any flush; one without a reply-to never does.
+TEST(EventJournal, AnOutcomeWithAReplyToReachesTheCallSinkAsItFinishes) {
+  auto store = std::make_shared<TraceStore>(10);
+  std::vector<Outcome> seen;
+  EventJournal journal("echo", store,
+                       std::make_shared<EventMetrics>(std::make_shared<prometheus::Registry>()), {},
+                       [&seen](const Outcome& o) { seen.push_back(o); });
+  journal.Received(1, "01CALL", Record(1));
+  journal.Received(2, "01PLAIN", Record(2));
+  Outcome call;
+  call.id = "01CALL";
+  call.reply_to = "gateway.sync";
+  call.output = "the output";
+  journal.Finished(1, call, "");
+  Outcome plain;
+  plain.id = "01PLAIN";
+  journal.Finished(2, plain, "");
+  ASSERT_EQ(seen.size(), 1u) << "handed over at Finished, not at the next flush";
+  EXPECT_EQ(seen[0].id, "01CALL");
+  EXPECT_EQ(seen[0].output, "the output");
+  journal.Flush();
+  EXPECT_EQ(seen.size(), 1u);
+}
+
 TEST(StatusMetrics, CountersAndGaugesFromTheStatusJson) {
   const auto status = nlohmann::json::parse(R"({"functions": [{
       "name": "echo", "lag": 7, "oldest_age_ms": 1500, "received": 10, "succeeded": 8, "errors": 1,
