@@ -333,7 +333,11 @@ Stack::Stack(Options options)
        {"local", {{"dispatchers", local_dispatchers}, {"results", s.results->LocalEndpoint()}}},
        {"curve", s.guard != nullptr},
        {"server_key", s.guard ? s.guard->ServerKey() : std::string()}});
-  s.state.MergeEndpoints(gateway_endpoints);
+  if (s.gateway) {
+    s.state.MergeEndpoints(gateway_endpoints);
+  } else {
+    s.state.RemoveEndpoints({"gateway", "gateway_token_file"});  // a killed stack's, if any
+  }
   s.endpoint_keys = {"kafka",      "embedded", "in_memory", "pid",   "results",    "dispatchers", "functions",
                      "output_dir", "control",  "metrics",   "curve", "server_key", "local"};
   s.endpoint_keys.insert(s.endpoint_keys.end(), {"gateway", "gateway_token_file"});

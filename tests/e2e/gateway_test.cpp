@@ -526,5 +526,27 @@ TEST_F(GatewayTest, TheTokenFileIsPrivateAndTheTokenNeverLogged) {
   EXPECT_THAT(logs, Not(HasSubstr(kLimitedToken)));
 }
 
+TEST(GatewayRestart, TheTokenSurvivesARestartAndEnabledFalseServesNothing) {
+  const SharedStateDir dir{TempDir("gateway-restart")};
+  constexpr const char* kEcho = "functions:\n  - name: echo\n";
+  std::string first;
+  {
+    StackProcess stack(dir, kEcho);
+    first = ReadFile(stack.Endpoints().at("gateway_token_file").get<std::string>());
+    ASSERT_EQ(first.size(), 65u) << first;  // 64 hex digits and a newline
+  }
+  {
+    StackProcess stack(dir, kEcho);
+    EXPECT_EQ(ReadFile(stack.Endpoints().at("gateway_token_file").get<std::string>()), first);
+  }
+  {
+    StackProcess stack(dir, std::string(kEcho) + "gateway: {enabled: false}\n");
+    EXPECT_FALSE(stack.Endpoints().contains("gateway")) << stack.Endpoints().dump();
+    EXPECT_FALSE(stack.Endpoints().contains("gateway_token_file"));
+    EXPECT_THAT(stack.Process().Stderr(), Not(HasSubstr("HTTP gateway on")));
+  }
+  std::filesystem::remove_all(dir.path);
+}
+
 }  // namespace
 }  // namespace runnel::testing
