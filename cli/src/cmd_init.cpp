@@ -125,11 +125,19 @@ Command AddInit(CLI::App& app, CommonOptions&) {
   return {sub, [flags] {
             const fs::path dir = flags->dir.empty() ? fs::path(flags->name) : fs::path(flags->dir);
             CheckTarget(dir);
+            const bool made_dir = !fs::exists(dir);
             std::vector<std::string> written;
-            for (const TemplateFile& f : TemplateFiles()) {
-              if (f.template_name != flags->template_name) continue;
-              WriteFile(dir / f.path, Substitute(f.text, flags->name), IsScript(f.path));
-              written.emplace_back(f.path);
+            try {
+              for (const TemplateFile& f : TemplateFiles()) {
+                if (f.template_name != flags->template_name) continue;
+                WriteFile(dir / f.path, Substitute(f.text, flags->name), IsScript(f.path));
+                written.emplace_back(f.path);
+              }
+            } catch (const Error&) {  // no half-made project: what was written goes
+              std::error_code ignored;
+              for (const auto& path : written) fs::remove(dir / path, ignored);
+              if (made_dir) fs::remove_all(dir, ignored);
+              throw;
             }
             fmt::print("Created function {} ({} template) in {}:\n", flags->name, flags->template_name,
                        dir.string());

@@ -193,6 +193,12 @@ TEST(Init, RefusesWithAPreciseError) {
       RunCommand({RunnelBin(), "init", "f", "--template", "python", "--dir", (work / "empty").string()});
   EXPECT_EQ(into_empty.exit_code, 0) << into_empty.err;
   EXPECT_TRUE(fs::is_regular_file(work / "empty" / "handler.py"));
+  // The longest name runnel.yaml takes.
+  const std::string longest(249, 'f');
+  const auto longest_run = RunCommand(
+      {RunnelBin(), "init", longest, "--template", "python", "--dir", (work / "longest").string()});
+  EXPECT_EQ(longest_run.exit_code, 0) << longest_run.err;
+  EXPECT_THAT(ReadAll(work / "longest" / "runnel.yaml"), HasSubstr("- name: " + longest + "\n"));
   fs::remove_all(work);
 }
 

@@ -32,7 +32,7 @@ if [[ -z "$RUNNEL_BIN" ]]; then
   exit
 fi
 
-if out=$("$RUNNEL_BIN" config check runnel.yaml 2>&1) && grep -q "@NAME@" <<<"$out"; then
+if out=$("$RUNNEL_BIN" config check runnel.yaml 2>&1) && grep -qF -- "  @NAME@ " <<<"$out"; then
   pass "runnel config check runnel.yaml"
 else
   fail "runnel config check runnel.yaml: $out"

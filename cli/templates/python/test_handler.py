@@ -95,7 +95,7 @@ class WithRunnel(unittest.TestCase):
         run = subprocess.run([RUNNEL, "config", "check", os.path.join(HERE, "runnel.yaml")],
                              capture_output=True, timeout=60, check=False)
         self.assertEqual(run.returncode, 0, run.stderr.decode())
-        self.assertIn("@NAME@", run.stdout.decode())
+        self.assertIn("  @NAME@ ", run.stdout.decode())  # its line in the list of functions
 
     def test_invoke_through_a_stack(self):
         stack = Stack()
