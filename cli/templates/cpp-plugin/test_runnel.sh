@@ -6,7 +6,6 @@
 # The runnel binary: $RUNNEL, else the installed Runnel's that CMake found, else PATH's; exit 77
 # (ctest: skipped) without one.
 set -euo pipefail
-cd "$(dirname "$0")"
 RUNNEL_BIN=${RUNNEL:-}
 if [[ -z "$RUNNEL_BIN" && -n "${RUNNEL_FOUND:-}" && "$RUNNEL_FOUND" != *NOTFOUND ]]; then RUNNEL_BIN=$RUNNEL_FOUND; fi
 RUNNEL_BIN=${RUNNEL_BIN:-$(command -v runnel || true)}
@@ -14,6 +13,14 @@ if [[ -z "$RUNNEL_BIN" ]]; then
   echo "skip: no runnel binary (set RUNNEL=/path/to/runnel or put runnel on PATH)"
   exit 77
 fi
+if [[ -n "$RUNNEL_BIN" ]]; then # made absolute before the cd (RUNNEL may be a relative path)
+  RUNNEL_BIN=$(command -v "$RUNNEL_BIN") || {
+    echo "FAIL RUNNEL=$RUNNEL is not a program" >&2
+    exit 1
+  }
+  RUNNEL_BIN=$(realpath "$RUNNEL_BIN")
+fi
+cd "$(dirname "$0")"
 export HANDLER_LIBRARY=${HANDLER_LIBRARY:-$PWD/build/lib@NAME@.so}
 echo "runnel: $RUNNEL_BIN, plugin: $HANDLER_LIBRARY"
 failures=0

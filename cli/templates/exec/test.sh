@@ -7,6 +7,14 @@
 #     embedded broker, in a scratch state dir) answers `runnel invoke @NAME@ --file sample-input.txt`.
 # Exit status 0 when every check passed.
 set -euo pipefail
+RUNNEL_BIN=${RUNNEL:-$(command -v runnel || true)}
+if [[ -n "$RUNNEL_BIN" ]]; then # made absolute before the cd (RUNNEL may be a relative path)
+  RUNNEL_BIN=$(command -v "$RUNNEL_BIN") || {
+    echo "FAIL RUNNEL=$RUNNEL is not a program" >&2
+    exit 1
+  }
+  RUNNEL_BIN=$(realpath "$RUNNEL_BIN")
+fi
 cd "$(dirname "$0")"
 failures=0
 pass() { echo "ok   $1"; }
@@ -25,7 +33,6 @@ status=0
 ./handler.sh </dev/null 2>/dev/null || status=$?
 if [[ $status -eq 2 ]]; then pass "empty input exits 2 (bad input)"; else fail "empty input exited $status, expected 2"; fi
 
-RUNNEL_BIN=${RUNNEL:-$(command -v runnel || true)}
 if [[ -z "$RUNNEL_BIN" ]]; then
   echo "skip the runnel checks: no runnel binary (set RUNNEL=/path/to/runnel or put runnel on PATH)"
   [[ $failures -eq 0 ]]
