@@ -136,7 +136,7 @@ int Main(int argc, char** argv) {
       AddPublish(app, common), AddResults(app, common), AddWorker(app, common),   AddInvoke(app, common),
       AddUpload(app, common),  AddDlq(app, common),     AddLogs(app, common),     AddConfig(app, common),
       AddJob(app, common),     AddStatus(app, common),  AddSimulate(app, common), AddTrace(app, common),
-      AddToken(app, common)};
+      AddToken(app, common),   AddInit(app, common)};
   AddCommonOptions(app, common);
   LetGroupsTakeExtras(app);
 
