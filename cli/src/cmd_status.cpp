@@ -13,6 +13,13 @@
 namespace runnel::cli {
 namespace {
 
+// [0, 2, 5] as "0,2,5".
+std::string CommaList(const nlohmann::json& items) {
+  std::string out;
+  for (const auto& item : items) out += (out.empty() ? "" : ",") + item.dump();
+  return out;
+}
+
 void PrintText(const nlohmann::json& status) {
   if (const auto components = status.find("components");
       components != status.end() && components->is_array()) {
@@ -50,9 +57,7 @@ void PrintText(const nlohmann::json& status) {
       }
     }
     if (f.value("shared", false)) {
-      std::string owned;
-      for (const auto& p : f.value("partitions_owned", nlohmann::json::array()))
-        owned += (owned.empty() ? "" : ",") + p.dump();
+      const std::string owned = CommaList(f.value("partitions_owned", nlohmann::json::array()));
       fmt::print(
           "  shared through its consumer group: this stack owns partitions {}; {} rebalance(s), {} event(s) "
           "handed off\n",
@@ -61,9 +66,7 @@ void PrintText(const nlohmann::json& status) {
     if (const auto stacks = f.find("stacks"); stacks != f.end() && stacks->is_array()) {
       for (const auto& s : *stacks) {
         if (s.value("self", false)) continue;
-        std::string partitions;
-        for (const auto& p : s.value("partitions", nlohmann::json::array()))
-          partitions += (partitions.empty() ? "" : ",") + p.dump();
+        const std::string partitions = CommaList(s.value("partitions", nlohmann::json::array()));
         fmt::print(
             "  other stack on its group: {} (pid {} on {}), last committed partitions {}{}, {:.1f} s ago, "
             "{}\n",
