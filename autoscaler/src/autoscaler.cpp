@@ -15,6 +15,7 @@
 #include <zmq.hpp>
 
 #include "runnel/autoscaler/policy.hpp"
+#include "runnel/broker/group_lease.hpp"
 #include "runnel/core/error.hpp"
 #include "runnel/core/failpoints.hpp"
 #include "runnel/core/fd.hpp"
@@ -351,7 +352,14 @@ class Autoscaler::Loop {
   WorkersJson WorkersOf(const Fn& f) const {
     const auto& st = f.stats;
     WorkersJson out;
-    for (const auto& w : opt_.backend->List(f.spec.name)) {
+    const auto listed = opt_.backend->List(f.spec.name);
+    // An orchestrator's entries (pid 0) are replicas asked for, not workers the dispatcher can
+    // name: as many of them count as joined as there are joined workers no entry names.
+    std::size_t unnamed_joined = st.workers.size();
+    for (const auto& w : listed) {
+      if (st.workers.count(w.id) != 0 && unnamed_joined > 0) --unnamed_joined;
+    }
+    for (const auto& w : listed) {
       out.restarts += w.restarts;
       std::string state(WorkerStateName(w.state));
       nlohmann::json j = {{"id", w.id},
@@ -373,11 +381,37 @@ class Autoscaler::Loop {
         j["completed"] = it->second.completed;
         if (w.rss_kb == 0) j["rss_kb"] = it->second.rss_kb;  // the backend could not measure it
         if (it->second.draining) state = "draining";
+      } else if (w.state == WorkerState::kRunning && w.pid == 0 && unnamed_joined > 0) {
+        --unnamed_joined;  // a replica whose worker joined under its own id (host-pid)
       } else if (w.state == WorkerState::kRunning) {
         state = "starting";  // its process runs but it has not joined the dispatcher yet
       }
       j["state"] = state;
       out.list.push_back(std::move(j));
+    }
+    return out;
+  }
+
+  // Who last committed each partition of the function's group, from the leases in the commits'
+  // metadata (broker/group_lease.hpp): this stack, and other stacks serving the same function
+  // against the same Kafka (live while their lease is fresh and they did not stop).
+  nlohmann::json StacksOf(const Fn& f, std::int64_t now_ms) const {
+    std::vector<std::pair<std::int32_t, std::string>> committed;
+    for (const auto& p : f.offsets) {
+      if (p.committed) committed.emplace_back(p.partition, p.committed_metadata);
+    }
+    nlohmann::json out = nlohmann::json::array();
+    for (const auto& h : broker::LeaseHolders(committed)) {
+      const bool self = h.lease.stack == opt_.stack_id;
+      out.push_back({{"stack", h.lease.stack},
+                     {"self", self},
+                     {"host", h.lease.host},
+                     {"pid", h.lease.pid},
+                     {"shared", h.lease.shared},
+                     {"live", self || broker::LiveOtherStack(h.lease, opt_.stack_id, now_ms)},
+                     {"stopped", h.lease.stopped},
+                     {"age_ms", std::max<std::int64_t>(0, now_ms - h.lease.at_ms)},
+                     {"partitions", h.partitions}});
     }
     return out;
   }
@@ -427,6 +461,7 @@ class Autoscaler::Loop {
         {"partitions_owned", st.shared ? nlohmann::json(st.owned) : nlohmann::json(nullptr)},
         {"rebalances", st.rebalances},
         {"handed_off", st.handed_off},
+        {"stacks", StacksOf(f, now_ms)},
         {"usage",
          {{"invocations", st.attempts},
           {"worker_seconds", usage.wall_s},

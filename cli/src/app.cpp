@@ -132,11 +132,11 @@ int Main(int argc, char** argv) {
   CommonOptions common;
 
   const std::vector<Command> commands = {
-      AddVersion(app, common), AddKafka(app, common),   AddDemo(app, common),     AddUp(app, common),
-      AddPublish(app, common), AddResults(app, common), AddWorker(app, common),   AddInvoke(app, common),
-      AddUpload(app, common),  AddDlq(app, common),     AddLogs(app, common),     AddConfig(app, common),
-      AddJob(app, common),     AddStatus(app, common),  AddSimulate(app, common), AddTrace(app, common),
-      AddToken(app, common)};
+      AddVersion(app, common), AddKafka(app, common),   AddDemo(app, common),      AddUp(app, common),
+      AddPublish(app, common), AddResults(app, common), AddWorker(app, common),    AddInvoke(app, common),
+      AddUpload(app, common),  AddDlq(app, common),     AddLogs(app, common),      AddConfig(app, common),
+      AddJob(app, common),     AddStatus(app, common),  AddSimulate(app, common),  AddTrace(app, common),
+      AddToken(app, common),   AddInit(app, common),    AddCompletion(app, common)};
   AddCommonOptions(app, common);
   LetGroupsTakeExtras(app);
 

@@ -45,6 +45,8 @@ Command AddConfig(CLI::App& app, CommonOptions&) {
                          k.ns.empty() ? "(the service account's)" : k.ns,
                          k.api_server.empty() ? "(the in-cluster API server)" : k.api_server, names,
                          k.timeout.count(), k.scale_to_zero_on_stop ? ", scaled to 0 on stop" : "");
+            } else if (config.workers.backend == WorkersConfig::Backend::kExternal) {
+              fmt::print("workers: run outside the stack, scaled by runnel_autoscaler_workers_desired\n");
             } else {
               fmt::print("workers: local processes\n");
             }

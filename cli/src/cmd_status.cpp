@@ -13,6 +13,13 @@
 namespace runnel::cli {
 namespace {
 
+// [0, 2, 5] as "0,2,5".
+std::string CommaList(const nlohmann::json& items) {
+  std::string out;
+  for (const auto& item : items) out += (out.empty() ? "" : ",") + item.dump();
+  return out;
+}
+
 void PrintText(const nlohmann::json& status) {
   if (const auto components = status.find("components");
       components != status.end() && components->is_array()) {
@@ -38,10 +45,35 @@ void PrintText(const nlohmann::json& status) {
     fmt::print("  why: {}\n", f.value("reason", ""));
     if (const auto o = f.find("orchestrator"); o != f.end() && o->is_object()) {
       const std::string error = o->value("error", "");
-      fmt::print("  {}: {}, replicas set {}{}, pods {}{}\n", o->value("kind", "?"), o->value("target", "?"),
-                 o->value("replicas_set", 0), o->value("applied", false) ? "" : " (not applied yet)",
-                 o->value("replicas", -1) < 0 ? "unknown" : std::to_string(o->value("replicas", 0)),
-                 error.empty() ? "" : "\n  ORCHESTRATOR ERROR: " + error);
+      if (o->value("kind", "") == "external") {
+        // Nothing to read back: the workers that joined are the `joined` count above.
+        fmt::print("  external: scaled by {}, workers wanted {}\n", o->value("target", "?"),
+                   o->value("replicas_set", 0));
+      } else {
+        fmt::print("  {}: {}, replicas set {}{}, pods {}{}\n", o->value("kind", "?"), o->value("target", "?"),
+                   o->value("replicas_set", 0), o->value("applied", false) ? "" : " (not applied yet)",
+                   o->value("replicas", -1) < 0 ? "unknown" : std::to_string(o->value("replicas", 0)),
+                   error.empty() ? "" : "\n  ORCHESTRATOR ERROR: " + error);
+      }
+    }
+    if (f.value("shared", false)) {
+      const std::string owned = CommaList(f.value("partitions_owned", nlohmann::json::array()));
+      fmt::print(
+          "  shared through its consumer group: this stack owns partitions {}; {} rebalance(s), {} event(s) "
+          "handed off\n",
+          owned.empty() ? "none" : owned, f.value("rebalances", 0), f.value("handed_off", 0));
+    }
+    if (const auto stacks = f.find("stacks"); stacks != f.end() && stacks->is_array()) {
+      for (const auto& s : *stacks) {
+        if (s.value("self", false)) continue;
+        const std::string partitions = CommaList(s.value("partitions", nlohmann::json::array()));
+        fmt::print(
+            "  other stack on its group: {} (pid {} on {}), last committed partitions {}{}, {:.1f} s ago, "
+            "{}\n",
+            s.value("stack", "?"), s.value("pid", 0), s.value("host", "?"), partitions,
+            s.value("shared", false) ? " (shared)" : "", static_cast<double>(s.value("age_ms", 0)) / 1000.0,
+            s.value("stopped", false) ? "stopped" : (s.value("live", false) ? "live" : "gone"));
+      }
     }
     if (f.value("blocked", false)) {
       fmt::print(

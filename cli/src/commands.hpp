@@ -43,5 +43,7 @@ Command AddStatus(CLI::App& app, CommonOptions& common);
 Command AddSimulate(CLI::App& app, CommonOptions& common);
 Command AddTrace(CLI::App& app, CommonOptions& common);
 Command AddToken(CLI::App& app, CommonOptions& common);
+Command AddInit(CLI::App& app, CommonOptions& common);
+Command AddCompletion(CLI::App& app, CommonOptions& common);  // walks `app` when run
 
 }  // namespace runnel::cli

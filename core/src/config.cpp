@@ -465,8 +465,10 @@ void ParseWorkers(const Parser& p, const YAML::Node& node, WorkersConfig& worker
       workers.backend = WorkersConfig::Backend::kLocal;
     } else if (name == "kubernetes") {
       workers.backend = WorkersConfig::Backend::kKubernetes;
+    } else if (name == "external") {
+      workers.backend = WorkersConfig::Backend::kExternal;
     } else {
-      p.Fail(b, "workers.backend", fmt::format("'{}' is not a backend (local, kubernetes)", name));
+      p.Fail(b, "workers.backend", fmt::format("'{}' is not a backend (local, kubernetes, external)", name));
     }
   }
   const auto k = node["kubernetes"];

@@ -261,7 +261,10 @@ std::vector<PartitionOffsets> Admin::Offsets(const std::string& topic, const std
       const auto& tp = parts->elems[i];
       if (tp.err != RD_KAFKA_RESP_ERR_NO_ERROR || tp.offset < 0) continue;  // no committed offset
       for (auto& po : out) {
-        if (po.partition == tp.partition) po.committed = tp.offset;
+        if (po.partition != tp.partition) continue;
+        po.committed = tp.offset;
+        if (tp.metadata != nullptr && tp.metadata_size > 0)
+          po.committed_metadata.assign(static_cast<const char*>(tp.metadata), tp.metadata_size);
       }
     }
   }

@@ -10,6 +10,7 @@
 #include <zmq.hpp>
 
 #include "runnel/autoscaler/autoscaler.hpp"
+#include "runnel/autoscaler/external_backend.hpp"
 #include "runnel/autoscaler/kubernetes_backend.hpp"
 #include "runnel/autoscaler/local_backend.hpp"
 #include "runnel/broker/dispatcher.hpp"
@@ -187,6 +188,9 @@ Stack::Stack(Options options)
     // Each function's workers are a Deployment's pods, joining with a token (deploy/README.md).
     s.workers = std::make_unique<autoscaler::KubernetesBackend>(
         autoscaler::KubernetesBackend::Resolve(s.config.workers.kubernetes));
+  } else if (s.config.workers.backend == WorkersConfig::Backend::kExternal) {
+    // Only the count: KEDA, an HPA or the user runs the workers, which join (deploy/README.md).
+    s.workers = std::make_unique<autoscaler::ExternalBackend>();
   } else {
     auto worker_command = autoscaler::WorkerCommand(options.runnel_binary);
     if (s.guard) {
@@ -197,6 +201,7 @@ Stack::Stack(Options options)
         std::move(worker_command), s.state.Root() / "logs", s.config.standby_workers);
   }
   autoscaler::Autoscaler::Options scaling{s.workers.get(), s.kafka};
+  scaling.stack_id = s.state.StackId();
   scaling.security = [g = s.guard.get()] {
     nlohmann::json refused = nlohmann::json::array();
     if (g != nullptr) {

@@ -62,6 +62,21 @@ TEST_F(Cli, InvokeWithAFilePrintsWhatEchoReadFromIt) {
   std::filesystem::remove(file);
 }
 
+// Every built-in that answers with its input reads a by-reference one (functions/README.md,
+// Inputs): sleep took the reference's empty inline payload, printed nothing and ignored the file.
+TEST_F(Cli, InvokeSleepWithAFileRunsWhatTheFileSays) {
+  const auto file = stack_->StateDir() / "sleep-input.json";
+  std::ofstream(file) << R"({"ms": 1})";
+  const auto ok = Runnel({"invoke", "sleep", "--file", file.string()});
+  EXPECT_EQ(ok.exit_code, 0) << ok.err;
+  EXPECT_EQ(ok.out, R"({"ms": 1})");
+  std::ofstream(file) << R"({"fail": "said by the file", "permanent": true})";
+  const auto failed = Runnel({"invoke", "sleep", "--file", file.string()});
+  EXPECT_EQ(failed.exit_code, 1) << failed.out;
+  EXPECT_THAT(failed.err, HasSubstr("sleep error: bad-input: said by the file"));
+  std::filesystem::remove(file);
+}
+
 TEST_F(Cli, InvokeJsonHasTheOutcomeShape) {
   const auto r = Runnel({"invoke", "echo", "--data", "ping", "--json"});
   ASSERT_EQ(r.exit_code, 0) << r.err;

@@ -114,6 +114,25 @@ TEST_F(SharedStacks, TwoStacksSplitTheWorkAndTheSurvivorOfAKillFinishesTheRest) 
   const auto done_by = [](const StackProcess& s) { return s.FunctionStatus("echo").value("succeeded", 0); };
   EXPECT_GT(done_by(a), 0) << "stack a did none of the work";
   EXPECT_GT(done_by(*b), 0) << "stack b did none of the work";
+  // Each stack's status names the other, from the leases of the group's commits, with the
+  // partitions it owns; and `runnel status` says so.
+  const auto names_other = [](StackProcess& self, StackProcess& other) {
+    const auto stacks = self.FunctionStatus("echo").value("stacks", nlohmann::json::array());
+    std::vector<int> self_parts, other_parts;
+    for (const auto& s : stacks) {
+      if (s.value("self", false)) self_parts = s.value("partitions", std::vector<int>{});
+      if (!s.value("self", true) && s.value("pid", 0) == other.Process().Pid() && s.value("live", false) &&
+          s.value("shared", false))
+        other_parts = s.value("partitions", std::vector<int>{});
+    }
+    return self_parts == Owned(self) && other_parts == Owned(other) && !other_parts.empty();
+  };
+  EXPECT_TRUE(WaitFor([&] { return names_other(a, *b) && names_other(*b, a); }, seconds(20)))
+      << a.FunctionStatus("echo")["stacks"].dump();
+  const auto text = RunCommand({RunnelBin(), "status", "--state-dir", a.StateDir().string()});
+  EXPECT_THAT(text.out, HasSubstr("other stack on its group: "));
+  EXPECT_THAT(text.out, HasSubstr(fmt::format("(pid {} on ", b->Process().Pid())));
+  EXPECT_THAT(text.out, HasSubstr("shared through its consumer group: this stack owns partitions "));
 
   // SIGKILL: no leave; the group's session timeout hands b's partitions to a.
   b->Process().Signal(SIGKILL);

@@ -142,6 +142,24 @@ TEST(GroupLease, OnlyAnotherStacksFreshLeaseRefusesTheStart) {
   }
 }
 
+TEST(GroupLease, LeaseHoldersGroupPartitionsByStackWithItsNewestLease) {
+  const auto lease = [](const std::string& stack, std::int64_t at_ms, bool shared) {
+    return EncodeLease({stack, "host-" + stack, 7, at_ms, false, shared});
+  };
+  const auto holders = LeaseHolders({{3, lease("b", 1'000, true)},
+                                     {0, lease("a", 2'000, true)},
+                                     {1, "7,9-12"},  // another client's commit: no lease
+                                     {2, lease("b", 5'000, true)},
+                                     {4, ""}});
+  ASSERT_EQ(holders.size(), 2u);
+  EXPECT_EQ(holders[0].lease.stack, "a");
+  EXPECT_EQ(holders[0].partitions, (std::vector<std::int32_t>{0}));
+  EXPECT_EQ(holders[1].lease.stack, "b");
+  EXPECT_EQ(holders[1].lease.at_ms, 5'000);  // the newest of its leases
+  EXPECT_EQ(holders[1].partitions, (std::vector<std::int32_t>{2, 3}));
+  EXPECT_TRUE(LeaseHolders({}).empty());
+}
+
 TEST(GroupLease, SharedStacksMayShareTheGroupButNotWithOneThatDoesNot) {
   const std::int64_t now = 1'796'000'100'000;
   const auto lease = [&](const std::string& stack, bool shared) {

@@ -33,6 +33,13 @@ TEST(WorkersConfig, LocalProcessesUnlessItSaysKubernetes) {
             WorkersConfig::Backend::kLocal);
 }
 
+TEST(WorkersConfig, ExternalMeansOnlyTheCountAndTakesNoKubernetesKeys) {
+  EXPECT_EQ(Parse(std::string(kFunctions) + "workers: {backend: external}\n").workers.backend,
+            WorkersConfig::Backend::kExternal);
+  EXPECT_EQ(Error(std::string(kFunctions) + "workers:\n  backend: external\n  kubernetes: {namespace: x}\n"),
+            "F:6: workers.kubernetes: is set but workers.backend is not kubernetes");
+}
+
 TEST(WorkersConfig, KubernetesDefaultsComeFromTheServiceAccountAndNames) {
   const auto c = Parse(std::string(kFunctions) + "workers:\n  backend: kubernetes\n");
   ASSERT_EQ(c.workers.backend, WorkersConfig::Backend::kKubernetes);
@@ -88,7 +95,7 @@ TEST(WorkersConfig, EveryKubernetesKey) {
 TEST(WorkersConfig, ErrorsNameTheLineAndTheKey) {
   const std::string f = kFunctions;  // 3 lines: `workers` is on line 4
   EXPECT_EQ(Error(f + "workers: {backend: nomad}\n"),
-            "F:4: workers.backend: 'nomad' is not a backend (local, kubernetes)");
+            "F:4: workers.backend: 'nomad' is not a backend (local, kubernetes, external)");
   EXPECT_EQ(Error(f + "workers: {count: 3}\n"),
             "F:4: workers.count: unknown key (known: backend, kubernetes)");
   EXPECT_EQ(Error(f + "workers: 3\n"),

@@ -146,5 +146,31 @@ TEST(CreateFunction, EchoAnswersAByReferenceInputWithItsBytesWithinMaxBytes) {
   std::filesystem::remove(path);
 }
 
+// sleep answers with its input too, and reads its {"ms"} or {"fail"} from a by-reference input:
+// before, it parsed and returned the reference's empty inline payload (`runnel invoke sleep --file F`
+// printed nothing and ignored the file).
+TEST(CreateFunction, SleepReadsAByReferenceInputLikeEcho) {
+  functions::testing::TestContext ctx;
+  const auto path = std::filesystem::temp_directory_path() / ("runnel-sleep-" + std::to_string(::getpid()));
+  auto event = functions::testing::MakeEvent("");
+  event.envelope.file = FileRef{path.string(), std::nullopt, "f.json"};
+  auto sleep = functions::CreateFunction("builtin:sleep", {});
+  std::ofstream(path) << R"({"ms": 1})";
+  EXPECT_EQ(sleep->Handle(event, ctx).output, R"({"ms": 1})");
+  std::ofstream(path) << R"({"fail": "said by the file", "permanent": true})";
+  const auto failed = functions::testing::ErrorOf([&] { sleep->Handle(event, ctx); });
+  EXPECT_EQ(failed.Code(), functions::Errc::kBadInput);
+  EXPECT_THAT(failed.what(), HasSubstr("said by the file"));
+  auto small = functions::CreateFunction("builtin:sleep", {{"max_bytes", 4}});
+  EXPECT_EQ(functions::testing::ErrorOf([&] { small->Handle(event, ctx); }).Code(),
+            functions::Errc::kLimitExceeded);
+  const auto bad = functions::testing::ErrorOf([] {
+    functions::CreateFunction("builtin:sleep", {{"max_bytes", 0}});
+  });
+  EXPECT_EQ(bad.Code(), functions::Errc::kBadConfig);
+  EXPECT_THAT(bad.what(), HasSubstr("sleep: params.max_bytes 0 is not an integer"));
+  std::filesystem::remove(path);
+}
+
 }  // namespace
 }  // namespace runnel

@@ -33,6 +33,9 @@ class Autoscaler {
   struct Options {
     WorkerBackend* backend = nullptr;  // must outlive the autoscaler
     kafka::KafkaOptions kafka;         // where the lag is read
+    // This stack's id in the leases its dispatchers commit (StateDir::StackId): the status's
+    // `stacks` marks its own entry `self` (broker/group_lease.hpp).
+    std::string stack_id = {};
     std::chrono::milliseconds tick{100};
     std::chrono::milliseconds lag_interval{1000};
     // Every socket's bad messages: the status lists their counts (`protocol_errors`), read when

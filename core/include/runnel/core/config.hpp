@@ -150,9 +150,11 @@ struct KubernetesWorkers {
 
 // `workers:`: what runs the workers the autoscaler asks for.
 struct WorkersConfig {
-  enum class Backend { kLocal, kKubernetes };
-  Backend backend = Backend::kLocal;  // local processes of runnel-worker (autoscaler/README.md)
-  KubernetesWorkers kubernetes;       // with kKubernetes
+  // kLocal: local processes of runnel-worker; kKubernetes: a Deployment per function, scaled through
+  // the API; kExternal: only the count, for a scaler outside Runnel (autoscaler/README.md).
+  enum class Backend { kLocal, kKubernetes, kExternal };
+  Backend backend = Backend::kLocal;
+  KubernetesWorkers kubernetes;  // with kKubernetes
 };
 
 // `runnel-worker-<function>` with dots turned into dashes (image.thumbnail:

@@ -19,6 +19,7 @@ struct PartitionOffsets {
   std::int64_t log_start = 0;             // the oldest offset the broker still has
   std::int64_t end = 0;                   // the offset the next record will get (high watermark)
   std::optional<std::int64_t> committed;  // the group's committed offset, if it has one
+  std::string committed_metadata;         // the metadata sent with that commit (Runnel's: a lease)
 
   // Events waiting: from the committed offset (or the log start when there is none, or when the
   // broker dropped records past it) to the end. Never negative.

@@ -2,6 +2,8 @@
 
 #include <fmt/format.h>
 
+#include <algorithm>
+#include <iterator>
 #include <nlohmann/json.hpp>
 
 #include "runnel/core/error.hpp"
@@ -38,6 +40,28 @@ std::optional<GroupLease> DecodeLease(std::string_view metadata) {
     lease.shared = shared->get<bool>();
   }
   return lease;
+}
+
+std::vector<LeaseHolder> LeaseHolders(const std::vector<std::pair<std::int32_t, std::string>>& committed) {
+  std::vector<LeaseHolder> out;
+  auto sorted = committed;
+  std::sort(sorted.begin(), sorted.end(), [](const auto& a, const auto& b) { return a.first < b.first; });
+  for (const auto& [partition, metadata] : sorted) {
+    auto lease = DecodeLease(metadata);
+    if (!lease) continue;
+    auto it =
+        std::find_if(out.begin(), out.end(), [&](const auto& h) { return h.lease.stack == lease->stack; });
+    if (it == out.end()) {
+      out.push_back({*lease, {}});
+      it = std::prev(out.end());
+    } else if (lease->at_ms > it->lease.at_ms) {
+      it->lease = *lease;
+    }
+    it->partitions.push_back(partition);
+  }
+  std::sort(out.begin(), out.end(),
+            [](const auto& a, const auto& b) { return a.lease.stack < b.lease.stack; });
+  return out;
 }
 
 bool LiveOtherStack(const GroupLease& lease, const std::string& own_stack, std::int64_t now_ms) {

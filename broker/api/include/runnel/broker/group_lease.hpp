@@ -14,6 +14,7 @@
 #include <optional>
 #include <string>
 #include <string_view>
+#include <utility>
 #include <vector>
 
 #include "runnel/kafka/consumer.hpp"
@@ -41,6 +42,16 @@ std::optional<GroupLease> DecodeLease(std::string_view metadata);
 // Whether a lease is another stack's and says that stack still runs at `now_ms` (not stopped, at
 // most kLeaseFresh old).
 bool LiveOtherStack(const GroupLease& lease, const std::string& own_stack, std::int64_t now_ms);
+
+// The stacks that last committed a group's partitions, one entry per stack (its newest lease),
+// with the partitions whose last commit is its, in partition order; entries by stack id. Each
+// element of `committed` is a partition and its commit's metadata; metadata that is no lease is
+// skipped. This is who serves the function as far as the group's commits tell (`runnel status`).
+struct LeaseHolder {
+  GroupLease lease;
+  std::vector<std::int32_t> partitions;
+};
+std::vector<LeaseHolder> LeaseHolders(const std::vector<std::pair<std::int32_t, std::string>>& committed);
 
 // Throws ConfigError naming the other stack when one of `committed` holds a live lease of another
 // stack (LiveOtherStack) and the two may not share the group: one of them does not share it.
