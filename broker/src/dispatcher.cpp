@@ -136,7 +136,19 @@ void Dispatcher::Loop::PrepareStarts(const std::vector<kafka::CommittedOffset>& 
     if (leased) tracker_.Assign(tp.partition, *start);
   }
   if (start_at.empty()) return;
-  consumer_->CommitOffsets(start_at);
+  if (shared_) {
+    // Taken in the middle of the group's rebalance, the commit may be refused (REBALANCE_IN_PROGRESS):
+    // the tracker commits these starts again within a second, with the lease, so it only waits.
+    try {
+      consumer_->CommitOffsets(start_at);
+    } catch (const Error& e) {
+      log_.warn(
+          "committing where {} newly assigned partition(s) start failed ({}); the next commit covers it",
+          start_at.size(), e.what());
+    }
+  } else {
+    consumer_->CommitOffsets(start_at);
+  }
   if (spec.start == StartPosition::kLatest) {
     log_.info("group {} had no commits on {} partition(s): starting at their end (start: latest)",
               spec.Group(), start_at.size());
