@@ -313,7 +313,7 @@ bool Dispatcher::Loop::Admit(std::uint64_t slot_id) {
   if (const std::string why = InvalidTraceparent(slot.msg.headers); !why.empty()) {
     // Not the event's failure: W3C Trace Context says to restart the trace (docs/protocol.md §1.4).
     ++stats_.traceparent_invalid;
-    const log::EventScope about(slot.id);
+    const log::EventScope about(slot.id, slot.envelope.trace_id);
     log_.warn("event {} ({}[{}]@{}): {}; a new trace is started", slot.id, slot.msg.topic, slot.msg.partition,
               slot.msg.offset, why);
   }

@@ -39,7 +39,7 @@ void Dispatcher::Loop::Fail(std::uint64_t slot_id, Errc code, const std::string&
     slot.state = Slot::State::kBackoff;
     retries_.push({Clock::now() + wait, slot_id});
     if (opt_.observer) opt_.observer->RetryScheduled(slot_id, slot.attempt, wait);
-    const log::EventScope about(slot.id);
+    const log::EventScope about(slot.id, slot.envelope.trace_id);
     log_.debug("event {} failed ({}: {}); attempt {} in {} ms", slot.id, ErrcName(code), message,
                slot.attempt, wait.count());
     return;
@@ -81,7 +81,7 @@ void Dispatcher::Loop::Decide(std::uint64_t slot_id, Decision decision) {
   slot.outcome = std::move(o);
   slot.needs_dead_letter = status != OutcomeStatus::kOk;
   if (status != OutcomeStatus::kOk) {
-    const log::EventScope about(slot.id);
+    const log::EventScope about(slot.id, slot.envelope.trace_id);
     log_.warn("event {} ({}[{}]@{}) {}: {}: {}", slot.id, slot.msg.topic, slot.msg.partition, slot.msg.offset,
               StatusName(status), slot.outcome->error_kind, slot.outcome->error);
   }
@@ -153,7 +153,7 @@ void Dispatcher::Loop::BuildPipeline(Slot& slot, std::vector<wire::EmitRecord> e
         try {
           headers = env.Encode();
         } catch (const EnvelopeError& e) {
-          const log::EventScope about(slot.id);
+          const log::EventScope about(slot.id, slot.envelope.trace_id);
           log_.error("output file of {} cannot be passed on: {}", slot.id, e.what());
           continue;
         }
@@ -288,7 +288,7 @@ void Dispatcher::Loop::ProduceDeadLetter(std::uint64_t slot_id) {
       slot.dead_letter_max > 0 ? std::min(slot.dead_letter_max, max_record_bytes_) : max_record_bytes_;
   const kafka::Truncation cut = kafka::FitDeadLetter(record, kOwnHeaders, limit);
   if (cut.value_cut || cut.headers_dropped > 0) {
-    const log::EventScope about(slot.id);
+    const log::EventScope about(slot.id, slot.envelope.trace_id);
     log_.warn(
         "the dead-letter copy of event {} is cut to fit {} bytes: value {} of {} bytes, {} "
         "header(s) of the original left out",
