@@ -456,6 +456,7 @@ class Autoscaler::Loop {
         {"blocked_reason", st.blocked_reason},
         {"records_refused", st.records_refused},
         {"filtered", st.filtered},
+        {"traceparent_invalid", st.traceparent_invalid},
         // scaling.shared: the partitions the group gives this stack now (all of them otherwise).
         {"shared", st.shared},
         {"partitions_owned", st.shared ? nlohmann::json(st.owned) : nlohmann::json(nullptr)},

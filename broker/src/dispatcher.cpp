@@ -11,6 +11,7 @@
 #include "runnel/broker/group_lease.hpp"
 #include "runnel/core/failpoints.hpp"
 #include "runnel/core/json.hpp"
+#include "runnel/core/trace_context.hpp"
 #include "runnel/kafka/admin.hpp"
 #include "runnel/security/curve.hpp"
 
@@ -321,6 +322,15 @@ bool Dispatcher::Loop::Admit(std::uint64_t slot_id) {
     return false;
   }
   if (!slot.envelope.id.empty()) slot.id = slot.envelope.id;
+  if (const std::string why = InvalidTraceparent(slot.msg.headers); !why.empty()) {
+    // Not the event's failure: W3C Trace Context says to restart the trace (docs/protocol.md §1.4).
+    ++stats_.traceparent_invalid;
+    const log::EventScope about(slot.id, slot.envelope.trace_id);
+    log_.warn("event {} ({}[{}]@{}): {}; a new trace is started", slot.id, slot.msg.topic, slot.msg.partition,
+              slot.msg.offset, why);
+  }
+  if (slot.envelope.trace_id.empty()) slot.envelope.trace_id = NewTraceId();  // Runnel starts the trace
+  slot.span_id = NewSpanId();
   slot.attempt = slot.envelope.attempt;
   if (opt_.observer) opt_.observer->Received(slot_id, slot.id, slot.msg);
   failpoint::Hit("dispatcher.record");

@@ -39,7 +39,7 @@ void Dispatcher::Loop::Fail(std::uint64_t slot_id, Errc code, const std::string&
     slot.state = Slot::State::kBackoff;
     retries_.push({Clock::now() + wait, slot_id});
     if (opt_.observer) opt_.observer->RetryScheduled(slot_id, slot.attempt, wait);
-    const log::EventScope about(slot.id);
+    const log::EventScope about(slot.id, slot.envelope.trace_id);
     log_.debug("event {} failed ({}: {}); attempt {} in {} ms", slot.id, ErrcName(code), message,
                slot.attempt, wait.count());
     return;
@@ -76,11 +76,12 @@ void Dispatcher::Loop::Decide(std::uint64_t slot_id, Decision decision) {
   o.worker = std::move(decision.worker);
   o.reply_to = slot.envelope.reply_to;
   o.trace_id = slot.envelope.trace_id;
+  o.span_id = slot.span_id;
   o.job_id = slot.envelope.job_id;
   slot.outcome = std::move(o);
   slot.needs_dead_letter = status != OutcomeStatus::kOk;
   if (status != OutcomeStatus::kOk) {
-    const log::EventScope about(slot.id);
+    const log::EventScope about(slot.id, slot.envelope.trace_id);
     log_.warn("event {} ({}[{}]@{}) {}: {}: {}", slot.id, slot.msg.topic, slot.msg.partition, slot.msg.offset,
               StatusName(status), slot.outcome->error_kind, slot.outcome->error);
   }
@@ -114,10 +115,18 @@ void Dispatcher::Loop::BuildPipeline(Slot& slot, std::vector<wire::EmitRecord> e
     });
     headers.push_back({std::string(header::kId), NewEventId()});
     headers.push_back({std::string(header::kHop), std::to_string(slot.envelope.hop + 1)});
-    const bool has_trace =
-        std::any_of(headers.begin(), headers.end(), [](const Header& h) { return h.name == header::kTrace; });
-    if (!has_trace && !slot.envelope.trace_id.empty())
-      headers.push_back({std::string(header::kTrace), slot.envelope.trace_id});
+    // An emitted event that names a trace of its own keeps it; any other joins the source's trace as
+    // a child of this attempt's span.
+    const bool has_trace = std::any_of(headers.begin(), headers.end(), [](const Header& h) {
+      return h.name == header::kTrace || h.name == header::kTraceparent;
+    });
+    if (!has_trace) {
+      headers = WithTraceContext(std::move(headers), slot.envelope.trace_id, slot.span_id,
+                                 slot.envelope.trace_flags);
+      for (const Header& h : slot.msg.headers) {  // the trace's vendor state travels with it, untouched
+        if (h.name == header::kTracestate) headers.push_back(h);
+      }
+    }
     if (!slot.envelope.job_id.empty()) headers.push_back({std::string(header::kJob), slot.envelope.job_id});
     headers.push_back({std::string(header::kParent), slot.id});
     return headers;
@@ -144,7 +153,7 @@ void Dispatcher::Loop::BuildPipeline(Slot& slot, std::vector<wire::EmitRecord> e
         try {
           headers = env.Encode();
         } catch (const EnvelopeError& e) {
-          const log::EventScope about(slot.id);
+          const log::EventScope about(slot.id, slot.envelope.trace_id);
           log_.error("output file of {} cannot be passed on: {}", slot.id, e.what());
           continue;
         }
@@ -266,6 +275,8 @@ void Dispatcher::Loop::ProduceDeadLetter(std::uint64_t slot_id) {
       record.headers.push_back(h);
     }
   }
+  record.headers = WithTraceContext(std::move(record.headers), slot.envelope.trace_id, slot.span_id,
+                                    slot.envelope.trace_flags);
   record.headers.push_back({std::string(header::kAttempt), std::to_string(o.attempts)});
   record.headers.push_back({std::string(header::kError), o.error});
   record.headers.push_back({std::string(header::kErrorKind), o.error_kind});
@@ -277,7 +288,7 @@ void Dispatcher::Loop::ProduceDeadLetter(std::uint64_t slot_id) {
       slot.dead_letter_max > 0 ? std::min(slot.dead_letter_max, max_record_bytes_) : max_record_bytes_;
   const kafka::Truncation cut = kafka::FitDeadLetter(record, kOwnHeaders, limit);
   if (cut.value_cut || cut.headers_dropped > 0) {
-    const log::EventScope about(slot.id);
+    const log::EventScope about(slot.id, slot.envelope.trace_id);
     log_.warn(
         "the dead-letter copy of event {} is cut to fit {} bytes: value {} of {} bytes, {} "
         "header(s) of the original left out",
@@ -300,6 +311,8 @@ kafka::Record Dispatcher::Loop::ResultRecord(const Slot& slot) const {
   record.headers.push_back({std::string(header::kId), o.id});
   if (!o.content_type.empty()) record.headers.push_back({std::string(header::kContentType), o.content_type});
   record.headers.push_back({std::string(header::kResult), o.MetaJson()});
+  record.headers = WithTraceContext(std::move(record.headers), slot.envelope.trace_id, slot.span_id,
+                                    slot.envelope.trace_flags);
   return record;
 }
 

@@ -75,7 +75,7 @@ void Dispatcher::Loop::RecordRefused(const DeliveryReport& c) {
   ++stats_.records_refused;
   const std::string topic = c.delivery.topic;
   const int code = c.delivery.error;
-  const log::EventScope about(slot.id);
+  const log::EventScope about(slot.id, slot.envelope.trace_id);
   if (kafka::IsRecordTooLarge(code)) {
     if (c.stage == RecordStage::kDeadLetter) {
       // The broker's limit is below the producer's: the copy is cut further, halving each time.
@@ -153,7 +153,7 @@ void Dispatcher::Loop::Block(std::uint64_t slot_id, const kafka::Delivery& deliv
     consumer_->Pause(assigned_);
     paused_ = true;
   }
-  const log::EventScope about(slot.id);
+  const log::EventScope about(slot.id, slot.envelope.trace_id);
   log_.error(
       "BLOCKED{}: dead-letter topic {} refused the copy of event {} ({}[{}]@{}, {}: {}) {} "
       "times: {}. Consumption is paused and nothing of {}[{}] is committed past offset {} until the copy is "

@@ -86,6 +86,9 @@ struct Slot {
   kafka::Message msg;
   std::string id;  // the envelope's id, or <topic>-<partition>-<offset>
   Envelope envelope;
+  // This dispatcher's span for the event's current attempt (a child of envelope.span_id, 16 hex):
+  // the worker, the outcome's records and the events it leads to carry it in their `traceparent`.
+  std::string span_id;
   int attempt = 1;
   State state = State::kQueued;
   std::uint64_t token = 0;  // of the current dispatch

@@ -5,6 +5,7 @@
 #include <zmq_addon.hpp>
 
 #include "dispatcher_loop.hpp"
+#include "runnel/core/trace_context.hpp"
 #include "runnel/core/worker_messages.hpp"
 
 namespace runnel::broker {
@@ -426,7 +427,9 @@ void Dispatcher::Loop::Dispatch() {
     if (slot.msg.key) task.key = *slot.msg.key;
     task.attempt = static_cast<std::uint32_t>(slot.attempt);
     task.timeout_ms = static_cast<std::uint32_t>(opt_.spec.timeout.count());
-    task.headers = slot.msg.headers;
+    slot.span_id = NewSpanId();  // a span per attempt
+    task.headers =
+        WithTraceContext(slot.msg.headers, slot.envelope.trace_id, slot.span_id, slot.envelope.trace_flags);
     auto& frames = batches_[best->identity];
     if (frames.empty()) {
       frames.push_back(zmq::message_t(best->identity));

@@ -8,6 +8,8 @@
 #include <chrono>
 #include <random>
 
+#include "runnel/core/trace_context.hpp"
+
 namespace runnel {
 namespace {
 
@@ -100,6 +102,9 @@ Headers Envelope::Encode() const {
   if (!reply_to.empty()) put(header::kReplyTo, reply_to);
   if (deadline_ms) put(header::kDeadline, std::to_string(*deadline_ms));
   if (!trace_id.empty()) put(header::kTrace, trace_id);
+  if (!trace_id.empty() && !span_id.empty())
+    put(header::kTraceparent,
+        FormatTraceparent({trace_id, span_id, trace_flags.empty() ? "00" : trace_flags}));
   if (file) {
     put(header::kFile, file->IsUrl() ? file->url : FileUriFromPath(file->path));
     if (file->size) put(header::kFileSize, std::to_string(*file->size));
@@ -112,11 +117,12 @@ Headers Envelope::Encode() const {
 
 Envelope Envelope::Decode(const Headers& headers) {
   Envelope env;
-  std::array<int, 11> seen{};
-  static constexpr std::array<std::string_view, 11> kOwned = {
+  std::array<int, 12> seen{};
+  static constexpr std::array<std::string_view, 12> kOwned = {
       header::kId,       header::kContentType, header::kAttempt, header::kHop,
       header::kReplyTo,  header::kDeadline,    header::kTrace,   header::kFile,
-      header::kFileSize, header::kFileName,    header::kJob};
+      header::kFileSize, header::kFileName,    header::kJob,     header::kTraceparent};
+  std::optional<TraceParent> parent;
   std::optional<std::uint64_t> file_size;
   std::string file_name;
   for (const Header& h : headers) {
@@ -128,7 +134,11 @@ Envelope Envelope::Decode(const Headers& headers) {
       env.extra.push_back(h);
       continue;
     }
-    if (++seen[which] > 1) Fail(h.name, "appears more than once");
+    if (which == 11 && seen[which]++ > 0) {  // two traceparents: neither is believed, the trace restarts
+      parent.reset();
+      continue;
+    }
+    if (which != 11 && ++seen[which] > 1) Fail(h.name, "appears more than once");
     const std::string_view v = h.value;
     switch (which) {
       case 0:
@@ -195,7 +205,15 @@ Envelope Envelope::Decode(const Headers& headers) {
         CheckToken(h.name, v, limits::kJobMax);
         env.job_id = v;
         break;
+      case 11:
+        parent = ParseTraceparent(v);  // an invalid one is dropped: the trace restarts (§1.4)
+        break;
     }
+  }
+  if (parent) {  // the W3C header wins over runnel-trace: a tracing proxy may have rewritten it
+    env.trace_id = std::move(parent->trace_id);
+    env.span_id = std::move(parent->parent_id);
+    env.trace_flags = std::move(parent->flags);
   }
   if ((file_size || !file_name.empty()) && !env.file) {
     Fail(file_size ? header::kFileSize : header::kFileName,
@@ -378,6 +396,31 @@ std::string NewEventId() {
     id[static_cast<std::size_t>(digit)] = kCrockford[value];
   }
   return id;
+}
+
+std::string InvalidTraceparent(const Headers& headers) {
+  int count = 0;
+  std::string why;
+  for (const Header& h : headers) {
+    if (h.name != header::kTraceparent) continue;
+    if (++count > 1) return "traceparent appears more than once";
+    if (!ParseTraceparent(h.value, &why)) why = "traceparent " + why;
+  }
+  return why;
+}
+
+Headers WithTraceContext(Headers headers, std::string_view trace_id, std::string_view span_id,
+                         std::string_view flags) {
+  std::erase_if(headers,
+                [](const Header& h) { return h.name == header::kTrace || h.name == header::kTraceparent; });
+  if (trace_id.empty()) return headers;
+  headers.push_back({std::string(header::kTrace), std::string(trace_id)});
+  if (!span_id.empty()) {
+    headers.push_back(
+        {std::string(header::kTraceparent), FormatTraceparent({std::string(trace_id), std::string(span_id),
+                                                               flags.empty() ? "00" : std::string(flags)})});
+  }
+  return headers;
 }
 
 std::string NewTraceId() {

@@ -19,6 +19,7 @@ namespace {
 constexpr const char* kHumanPattern = "%Y-%m-%dT%H:%M:%S.%e %^%-5l%$ [%n] %v";
 
 thread_local std::string_view current_event;
+thread_local std::string_view current_trace;
 std::atomic<EventIdSource> event_source{nullptr};
 
 std::string_view CurrentEvent() {
@@ -56,6 +57,7 @@ class JsonFormatter final : public spdlog::formatter {
         {"message", std::string(msg.payload.data(), msg.payload.size())},
     };
     if (const auto event = CurrentEvent(); !event.empty()) line["event"] = std::string(event);
+    if (!current_trace.empty()) line["trace"] = std::string(current_trace);
     const std::string text = line.dump(-1, ' ', false, nlohmann::json::error_handler_t::replace);
     dest.append(text.data(), text.data() + text.size());
     dest.push_back('\n');
@@ -114,7 +116,14 @@ void ConfigureFromEnv() {
 
 void SetEventIdSource(EventIdSource source) { event_source.store(source); }
 
-EventScope::EventScope(std::string_view id) : previous_(current_event) { current_event = id; }
-EventScope::~EventScope() { current_event = previous_; }
+EventScope::EventScope(std::string_view id, std::string_view trace_id)
+    : previous_(current_event), previous_trace_(current_trace) {
+  current_event = id;
+  current_trace = trace_id;
+}
+EventScope::~EventScope() {
+  current_event = previous_;
+  current_trace = previous_trace_;
+}
 
 }  // namespace runnel::log

@@ -77,6 +77,7 @@ std::string Outcome::MetaJsonGeneric() const {
   if (!worker.empty()) j["worker"] = worker;
   if (!reply_to.empty()) j["reply_to"] = reply_to;
   if (!trace_id.empty()) j["trace"] = trace_id;
+  if (!span_id.empty()) j["span"] = span_id;
   if (!job_id.empty()) j["job"] = job_id;
   return JsonText(j);
 }
@@ -89,13 +90,14 @@ std::string Outcome::MetaJson() const {
   const bool printable_key = key && IsPrintableUtf8(*key);
   if (!files_json.empty() || !IsAscii(id) || !IsAscii(function) || !IsAscii(topic) ||
       !IsAscii(content_type) || !IsAscii(worker) || !IsAscii(reply_to) || !IsAscii(trace_id) ||
-      !IsAscii(job_id) || (printable_key && !IsAscii(*key)) ||
+      !IsAscii(span_id) || !IsAscii(job_id) || (printable_key && !IsAscii(*key)) ||
       (status != OutcomeStatus::kOk && (!IsAscii(error) || !IsAscii(error_kind)))) {
     return MetaJsonGeneric();
   }
   std::string out;
   out.reserve(160 + id.size() + function.size() + topic.size() + content_type.size() + worker.size() +
-              reply_to.size() + trace_id.size() + job_id.size() + (key ? 2 * key->size() : 0) +
+              reply_to.size() + trace_id.size() + span_id.size() + job_id.size() +
+              (key ? 2 * key->size() : 0) +
               (status != OutcomeStatus::kOk ? error.size() + error_kind.size() : 0));
   out += '{';
   AppendField(out, "attempts", attempts);
@@ -118,6 +120,7 @@ std::string Outcome::MetaJson() const {
   AppendField(out, "offset", offset);
   AppendField(out, "partition", partition);
   if (!reply_to.empty()) AppendField(out, "reply_to", reply_to);
+  if (!span_id.empty()) AppendField(out, "span", span_id);
   AppendField(out, "status", StatusName(status));
   AppendField(out, "topic", topic);
   if (!trace_id.empty()) AppendField(out, "trace", trace_id);
@@ -150,6 +153,7 @@ Outcome Outcome::FromFrames(std::string_view meta_json, std::string output) {
   o.worker = j.value("worker", "");
   o.reply_to = j.value("reply_to", "");
   o.trace_id = j.value("trace", "");
+  o.span_id = j.value("span", "");
   o.job_id = j.value("job", "");
   o.output = std::move(output);
   return o;

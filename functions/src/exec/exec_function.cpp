@@ -12,6 +12,7 @@
 
 #include "batch_protocol.hpp"
 #include "control_file.hpp"
+#include "runnel/core/trace_context.hpp"
 
 namespace runnel::functions {
 namespace {
@@ -179,6 +180,10 @@ class ExecFunction final : public Function {
     if (!event.key.empty() && event.key.find('\0') == std::string::npos)
       out.push_back("RUNNEL_KEY=" + event.key);
     if (!env.trace_id.empty()) out.push_back("RUNNEL_TRACE=" + env.trace_id);
+    if (!env.trace_id.empty() && !env.span_id.empty()) {
+      out.push_back("TRACEPARENT=" + FormatTraceparent({env.trace_id, env.span_id,
+                                                        env.trace_flags.empty() ? "00" : env.trace_flags}));
+    }
     if (!env.job_id.empty()) out.push_back("RUNNEL_JOB=" + env.job_id);
     if (!env.reply_to.empty()) out.push_back("RUNNEL_REPLY_TO=" + env.reply_to);
     if (env.file) {

@@ -10,6 +10,7 @@
 #include <string_view>
 #include <vector>
 
+#include "runnel/core/trace_context.hpp"
 #include "runnel/plugin.h"
 
 namespace runnel::functions {
@@ -287,9 +288,16 @@ class ResultSink {
 class CEvent {
  public:
   CEvent(const Event& event, Context& ctx, const std::string& function) {
-    headers_.reserve(event.envelope.extra.size());
+    headers_.reserve(event.envelope.extra.size() + 1);
     for (const auto& h : event.envelope.extra)
       headers_.push_back({h.name.c_str(), h.value.c_str(), h.value.size()});
+    // The envelope reads `traceparent` into its trace fields: a plugin still sees it as a header.
+    if (!event.envelope.trace_id.empty() && !event.envelope.span_id.empty()) {
+      traceparent_ =
+          FormatTraceparent({event.envelope.trace_id, event.envelope.span_id,
+                             event.envelope.trace_flags.empty() ? "00" : event.envelope.trace_flags});
+      headers_.push_back({"traceparent", traceparent_.c_str(), traceparent_.size()});
+    }
     if (event.envelope.file && event.envelope.file->IsUrl()) {
       // The C ABI has a file path or the payload; a URL is not fetched on a plugin's behalf.
       throw FunctionError(
@@ -329,6 +337,7 @@ class CEvent {
   const RunnelEventV1& C() const { return c_; }
 
  private:
+  std::string traceparent_;
   std::vector<RunnelHeaderV1> headers_;
   std::string file_path_;
   std::string output_dir_;

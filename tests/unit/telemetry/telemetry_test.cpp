@@ -226,7 +226,7 @@ TEST(JsonLogs, EveryLineParsesWhateverTheMessageHoldsAndCarriesTheEventInScope) 
   log::SetFormat(log::Format::kJson);
   auto logger = log::Get("unit-json");
   {
-    const log::EventScope about("01ODD");
+    const log::EventScope about("01ODD", "4bf92f3577b34da6a3ce929d0e0e4736");
     logger->warn("odd \"text\" \\ \t \x01 \xff\xfe and é");
   }
   logger->info("not about an event");
@@ -246,10 +246,12 @@ TEST(JsonLogs, EveryLineParsesWhateverTheMessageHoldsAndCarriesTheEventInScope) 
   EXPECT_EQ(lines[0]["level"], "warning");
   EXPECT_EQ(lines[0]["logger"], "unit-json");
   EXPECT_EQ(lines[0]["event"], "01ODD");
+  EXPECT_EQ(lines[0]["trace"], "4bf92f3577b34da6a3ce929d0e0e4736");
   EXPECT_THAT(lines[0]["message"].get<std::string>(), HasSubstr("odd \"text\" \\ \t \x01 \xEF\xBF\xBD"));
   EXPECT_THAT(lines[0]["ts"].get<std::string>(), ::testing::EndsWith("Z"));
   ASSERT_TRUE(lines[1].is_object());
   EXPECT_FALSE(lines[1].contains("event"));
+  EXPECT_FALSE(lines[1].contains("trace"));
 }
 
 TEST(MetricsServer, PortZeroBindsAFreePortAndServesTheStatusFamilies) {

@@ -66,6 +66,11 @@ struct Envelope {
   std::string reply_to;
   std::optional<std::int64_t> deadline_ms;  // Unix epoch milliseconds
   std::string trace_id;                     // 32 lowercase hex digits, or empty
+  // From a valid `traceparent` (§1.4): the sending span (16 lowercase hex digits) and its trace
+  // flags (2 lowercase hex digits); both empty without one. Encode writes `traceparent` when
+  // trace_id and span_id are both set.
+  std::string span_id = {};
+  std::string trace_flags = {};
   std::optional<FileRef> file;
   std::string job_id;
   Headers extra;  // every header Runnel does not own, in their original order
@@ -83,6 +88,15 @@ struct Envelope {
 std::string NewEventId();
 // A random W3C-style trace id: 32 lowercase hex digits.
 std::string NewTraceId();
+
+// Why the `traceparent` among `headers` is invalid (Decode drops such a header, and the trace
+// restarts, as the W3C spec says), or "" when there is none or it is valid.
+std::string InvalidTraceparent(const Headers& headers);
+// `headers` with their `runnel-trace` and `traceparent` replaced by ones for trace `trace_id`,
+// span `span_id` (a child span of the event's) and `flags` ("" means 00). Other headers, including
+// `tracestate`, are kept in order.
+Headers WithTraceContext(Headers headers, std::string_view trace_id, std::string_view span_id,
+                         std::string_view flags);
 
 // file:// URI <-> absolute path, percent-encoding per RFC 8089/3986.
 std::string FileUriFromPath(std::string_view absolute_path);

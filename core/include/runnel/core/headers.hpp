@@ -19,6 +19,10 @@ inline constexpr std::string_view kFile = "runnel-file";
 inline constexpr std::string_view kFileSize = "runnel-file-size";
 inline constexpr std::string_view kFileName = "runnel-file-name";
 inline constexpr std::string_view kJob = "runnel-job";
+// W3C Trace Context (§1.4): read into the envelope's trace id and span; `tracestate` is carried
+// through untouched like any header Runnel does not own.
+inline constexpr std::string_view kTraceparent = "traceparent";
+inline constexpr std::string_view kTracestate = "tracestate";
 
 // A pipeline event (§4.0): the id of the event that emitted it.
 inline constexpr std::string_view kParent = "runnel-parent";

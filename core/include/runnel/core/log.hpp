@@ -67,13 +67,15 @@ void SetEventIdSource(EventIdSource source);
 // Scope it tightly around the log call: a fiber that yields inside would lend its id to another.
 class EventScope {
  public:
-  explicit EventScope(std::string_view id);
+  // `trace_id`, when given, is the event's trace (the "trace" JSON field).
+  explicit EventScope(std::string_view id, std::string_view trace_id = {});
   ~EventScope();
   EventScope(const EventScope&) = delete;
   EventScope& operator=(const EventScope&) = delete;
 
  private:
   std::string_view previous_;
+  std::string_view previous_trace_ = {};
 };
 
 }  // namespace runnel::log

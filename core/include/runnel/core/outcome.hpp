@@ -34,6 +34,7 @@ struct Outcome {
   std::string worker;
   std::string reply_to;
   std::string trace_id;
+  std::string span_id = {};  // the dispatcher's span for the attempt (16 hex), a child of the event's
   std::string job_id;
 
   std::string Topic() const { return function + "/" + reply_to; }

@@ -50,6 +50,8 @@ struct DispatcherStats {
       0;  // record writes Kafka refused (dead letters, results, pipeline), every attempt
   std::int64_t no_worker_waits = 0;  // times an event arrived while no worker was connected
   std::int64_t filtered = 0;         // events the function's filter turned away: committed without a call
+  // Events whose `traceparent` was invalid (dropped, a fresh trace started: docs/protocol.md §1.4).
+  std::int64_t traceparent_invalid = 0;
   // For the autoscaler: results from workers (ok or error) and the sum of their reported durations,
   // the record timestamp (epoch ms) of the oldest event not yet done (-1: none, or no timestamps),
   // and per partition the next offset the dispatcher will consume.
