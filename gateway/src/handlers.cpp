@@ -5,6 +5,7 @@
 
 #include "runnel/core/duration.hpp"
 #include "runnel/core/log.hpp"
+#include "runnel/core/trace_context.hpp"
 #include "runnel/scheduler/jobs.hpp"
 
 namespace runnel::gateway {
@@ -114,6 +115,26 @@ Reply FromOutcome(const Outcome& o) {
   return r;
 }
 
+// W3C trace context: a valid `traceparent` of the request continues its trace (the dispatcher
+// makes each attempt a child span) and `tracestate` travels with it; without one, or with an
+// invalid one (the spec says to restart the trace then), the event starts a trace of its own.
+void TraceFromRequest(const mg_connection* conn, Envelope& env) {
+  env.trace_id = NewTraceId();
+  const auto header = Header(conn, "traceparent");
+  if (!header) return;
+  std::string why;
+  const auto tp = ParseTraceparent(*header, &why);
+  if (!tp) {
+    log::kGateway->debug("event {}: traceparent dropped ({}); a new trace starts", env.id, why);
+    return;
+  }
+  env.trace_id = tp->trace_id;
+  env.span_id = tp->parent_id;
+  env.trace_flags = tp->flags;
+  if (const auto state = Header(conn, "tracestate"); state && HeaderValueProblem(*state, 512).empty())
+    env.extra.push_back({"tracestate", *state});
+}
+
 }  // namespace
 
 Reply Handlers::Call(mg_connection* conn, const FunctionSpec& function, bool wait) const {
@@ -136,7 +157,7 @@ Reply Handlers::Call(mg_connection* conn, const FunctionSpec& function, bool wai
   const auto start = Clock::now();
   Envelope env;
   env.id = NewEventId();
-  env.trace_id = NewTraceId();
+  TraceFromRequest(conn, env);
   env.reply_to = std::string(wait ? kSyncReplyTo : kAsyncReplyTo);
   env.content_type = std::move(std::get<std::string>(type));
   if (timeout.count() > 0) env.deadline_ms = EpochMsIn(timeout);
@@ -177,7 +198,7 @@ Reply Handlers::Upload(mg_connection* conn, const FunctionSpec& function,
   const auto& file = std::get<UploadStore::Stored>(stored);
   Envelope env;
   env.id = id;
-  env.trace_id = NewTraceId();
+  TraceFromRequest(conn, env);
   env.reply_to = std::string(kUploadReplyTo);
   std::string& content_type = std::get<std::string>(type);
   env.content_type = content_type.empty() || content_type == "application/octet-stream"

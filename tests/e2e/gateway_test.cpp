@@ -344,19 +344,25 @@ TEST_F(GatewayTest, RefusedInputSaysItsReasonAsJson) {
   EXPECT_EQ(j.value("id", ""), a.headers.at("x-runnel-event-id"));
 }
 
+constexpr const char* kTrace = "4bf92f3577b34da6a3ce929d0e0e4736";
+
 TEST_F(GatewayTest, AnAsyncCallsOutcomeIsThereOnceItRan) {
   for (const bool curl : {true, false}) {
     SCOPED_TRACE(curl ? "curl" : "urllib");
     // The Kafka key from X-Runnel-Key (curl) or ?key= (urllib) reaches the record.
     const std::string key = curl ? "key-from-header" : "key from query";
-    const Request post = curl ? Request{"POST",
-                                        "/async-function/echo",
-                                        {Auth(), {"Content-Type", "text/plain"}, {"X-Runnel-Key", key}},
-                                        "async payload"}
-                              : Request{"POST",
-                                        "/async-function/echo?key=key%20from%20query",
-                                        {Auth(), {"Content-Type", "text/plain"}},
-                                        "async payload"};
+    const Request post =
+        curl ? Request{"POST",
+                       "/async-function/echo",
+                       {Auth(),
+                        {"Content-Type", "text/plain"},
+                        {"X-Runnel-Key", key},
+                        {"traceparent", std::string("00-") + kTrace + "-00f067aa0ba902b7-01"}},
+                       "async payload"}
+             : Request{"POST",
+                       "/async-function/echo?key=key%20from%20query",
+                       {Auth(), {"Content-Type", "text/plain"}},
+                       "async payload"};
     const Answer accepted = curl ? Curl(post) : Urllib(post);
     ASSERT_EQ(accepted.status, 202) << accepted.body;
     const std::string id = Json(accepted).value("id", "");
@@ -378,6 +384,14 @@ TEST_F(GatewayTest, AnAsyncCallsOutcomeIsThereOnceItRan) {
     EXPECT_EQ(j["outcomes"][0].value("function", ""), "echo");
     EXPECT_EQ(j["outcomes"][0]["meta"].value("key", ""), key) << outcome.body;
     EXPECT_EQ(j["outcomes"][0]["meta"].value("content_type", ""), "text/plain") << outcome.body;
+    // The request's traceparent continues its trace; without one the event starts its own.
+    const std::string trace = j["outcomes"][0]["meta"].value("trace", "");
+    EXPECT_EQ(trace.size(), 32u) << outcome.body;
+    if (curl) {
+      EXPECT_EQ(trace, kTrace) << outcome.body;
+    } else {
+      EXPECT_NE(trace, kTrace) << outcome.body;
+    }
   }
   // A token limited to sleep does not see echo's outcomes.
   const Answer accepted = Curl({"POST", "/async-function/echo", {Auth()}, "hidden"});
