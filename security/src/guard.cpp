@@ -34,13 +34,15 @@ constexpr int kWatchedEvents = ZMQ_EVENT_ACCEPTED | ZMQ_EVENT_DISCONNECTED |
                                ZMQ_EVENT_HANDSHAKE_FAILED_AUTH;
 // Live connections remembered per socket, for the address of one that fails its handshake.
 constexpr std::size_t kMaxPeers = 65'536;
+// What a refusal's log line says when the client's address could not be read.
+constexpr const char* kUnknownPeer = "an unknown address";
 // The User-Id of a connection admitted by a join token: this, then the token's id.
 constexpr std::string_view kTokenUserPrefix = "token:";
 
 std::string PeerOf(int fd) {
   sockaddr_storage addr{};
   socklen_t len = sizeof(addr);
-  if (::getpeername(fd, reinterpret_cast<sockaddr*>(&addr), &len) != 0) return "an unknown address";
+  if (::getpeername(fd, reinterpret_cast<sockaddr*>(&addr), &len) != 0) return kUnknownPeer;
   std::array<char, INET6_ADDRSTRLEN> text{};
   if (addr.ss_family == AF_INET) {
     const auto* in = reinterpret_cast<const sockaddr_in*>(&addr);
@@ -184,6 +186,7 @@ class Guard::Loop {
     std::int64_t count = 0;
     std::int64_t unlogged = 0;
     std::chrono::steady_clock::time_point last_line{};
+    bool last_line_unknown = false;  // the last line logged could not name the client's address
   };
 
   void Run() {
@@ -297,7 +300,7 @@ class Guard::Loop {
           break;
         case ZMQ_EVENT_DISCONNECTED: {
           const auto it = w.peers.find(fd);
-          const std::string peer = it != w.peers.end() ? it->second : std::string("an unknown address");
+          const std::string peer = it != w.peers.end() ? it->second : std::string(kUnknownPeer);
           if (it != w.peers.end()) w.peers.erase(it);
           if (w.failed) Refuse(w.name, w.failed->first, peer, w.failed->second);
           w.failed.reset();
@@ -320,12 +323,16 @@ class Guard::Loop {
       std::lock_guard lock(mu_);
       Tally& t = counts_[{socket, std::string(reason)}];
       ++t.count;
+      // One line a second per socket and reason; but a line that could name no address (the
+      // client was gone before its address was read) does not hide the next one that can.
+      const bool unknown = peer == kUnknownPeer;
       if (t.last_line != std::chrono::steady_clock::time_point{} &&
-          now - t.last_line < std::chrono::seconds(1)) {
+          now - t.last_line < std::chrono::seconds(1) && !(t.last_line_unknown && !unknown)) {
         ++t.unlogged;
         return;
       }
       t.last_line = now;
+      t.last_line_unknown = unknown;
       unlogged = std::exchange(t.unlogged, 0);
     }
     if (unlogged > 0) {
